@@ -1,0 +1,255 @@
+//! Identifiers: server names, user ids and topic ids (`federation-spec/protocol.md` §2).
+//!
+//! Every identifier is validated when it is built ("parse, don't validate"); the only way to get
+//! one is through [`std::str::FromStr`] or a constructor that checks it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Longest server name accepted (host and optional port).
+pub const MAX_SERVER_NAME_LEN: usize = 255;
+/// Longest user localpart accepted.
+pub const MAX_LOCALPART_LEN: usize = 64;
+/// Number of base32 characters in a topic id's random part (130 bits).
+pub const TOPIC_ID_CHARS: usize = 26;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The server name is not a lower-case DNS name with an optional port.
+    #[error("invalid server name {0:?}: expected a lower-case DNS name with an optional :port")]
+    ServerName(String),
+    /// The user id is not `@localpart:server`.
+    #[error("invalid user id {0:?}: expected @localpart:server with localpart [a-z0-9._=-]{{1,64}}")]
+    UserId(String),
+    /// The topic id is not `!<26 base32 chars>:server`.
+    #[error("invalid topic id {0:?}: expected !<26 base32 characters>:server")]
+    TopicId(String),
+}
+
+/// A homeserver's name: a DNS name (`a.example`), optionally with `:port`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerName(String);
+
+impl ServerName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The host part, without any port.
+    pub fn host(&self) -> &str {
+        match self.0.rsplit_once(':') {
+            Some((host, _)) => host,
+            None => &self.0,
+        }
+    }
+
+    /// The explicit port, if the name has one.
+    pub fn port(&self) -> Option<u16> {
+        self.0.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+    }
+}
+
+fn valid_dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl FromStr for ServerName {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let err = || IdError::ServerName(s.chars().take(300).collect());
+        if s.is_empty() || s.len() > MAX_SERVER_NAME_LEN {
+            return Err(err());
+        }
+        let (host, port) = match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        };
+        if let Some(p) = port {
+            // Canonical decimal port: no sign, no leading zero, 1..=65535.
+            let ok = !p.is_empty()
+                && p.len() <= 5
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && !p.starts_with('0')
+                && p.parse::<u16>().is_ok();
+            if !ok {
+                return Err(err());
+            }
+        }
+        if host.len() > 253 || !host.split('.').all(valid_dns_label) {
+            return Err(err());
+        }
+        Ok(ServerName(s.to_owned()))
+    }
+}
+
+/// A user: `@localpart:server`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId {
+    full: String,
+    colon: usize,
+}
+
+impl UserId {
+    /// Builds `@localpart:server`.
+    pub fn new(localpart: &str, server: &ServerName) -> Result<Self, IdError> {
+        format!("@{localpart}:{}", server.as_str()).parse()
+    }
+
+    /// The whole id as text.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// The part between `@` and the first `:`.
+    pub fn localpart(&self) -> &str {
+        &self.full[1..self.colon]
+    }
+
+    /// The user's homeserver.
+    pub fn server(&self) -> ServerName {
+        ServerName(self.full[self.colon + 1..].to_owned())
+    }
+}
+
+impl FromStr for UserId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let err = || IdError::UserId(s.chars().take(300).collect());
+        let rest = s.strip_prefix('@').ok_or_else(err)?;
+        let (local, server) = rest.split_once(':').ok_or_else(err)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= MAX_LOCALPART_LEN
+            && local.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'=' | b'-')
+            });
+        if !local_ok {
+            return Err(err());
+        }
+        ServerName::from_str(server).map_err(|_| err())?;
+        Ok(UserId {
+            full: s.to_owned(),
+            colon: local.len() + 1,
+        })
+    }
+}
+
+/// A topic: `!<26 base32 characters>:server`; the server is the topic's hosting server.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicId(String);
+
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+impl TopicId {
+    /// A fresh random topic id hosted on `server`.
+    pub fn random(server: &ServerName) -> Self {
+        let bytes: [u8; TOPIC_ID_CHARS] = crate::crypto::random_array();
+        let local: String = bytes.iter().map(|b| BASE32[(b & 31) as usize] as char).collect();
+        TopicId(format!("!{local}:{}", server.as_str()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The hosting server, which orders and logs the topic.
+    pub fn server(&self) -> ServerName {
+        ServerName(self.0[TOPIC_ID_CHARS + 2..].to_owned())
+    }
+}
+
+impl FromStr for TopicId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let err = || IdError::TopicId(s.chars().take(300).collect());
+        let rest = s.strip_prefix('!').ok_or_else(err)?;
+        let (local, server) = rest.split_once(':').ok_or_else(err)?;
+        if local.len() != TOPIC_ID_CHARS || !local.bytes().all(|b| BASE32.contains(&b)) {
+            return Err(err());
+        }
+        ServerName::from_str(server).map_err(|_| err())?;
+        Ok(TopicId(s.to_owned()))
+    }
+}
+
+macro_rules! string_id_traits {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.as_str())
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+string_id_traits!(ServerName, UserId, TopicId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names() {
+        for ok in ["a.example", "localhost", "a.example:8448", "x-1.y:1", "127.0.0.1:65535"] {
+            assert!(ok.parse::<ServerName>().is_ok(), "{ok}");
+        }
+        for bad in ["", "A.example", "a..example", "-a.example", "a.example:0", "a.example:65536",
+            "a.example:08", "a.example:", "a b", "a.example:80:80", "a_b.example", "a.example/x"] {
+            assert!(bad.parse::<ServerName>().is_err(), "{bad}");
+        }
+        let s: ServerName = "a.example:8448".parse().unwrap();
+        assert_eq!(s.host(), "a.example");
+        assert_eq!(s.port(), Some(8448));
+    }
+
+    #[test]
+    fn user_ids() {
+        let u: UserId = "@alice:a.example:8448".parse().unwrap();
+        assert_eq!(u.localpart(), "alice");
+        assert_eq!(u.server().as_str(), "a.example:8448");
+        for bad in ["alice:a.example", "@:a.example", "@Alice:a.example", "@alice", "@al ice:a.example", "@alice:"] {
+            assert!(bad.parse::<UserId>().is_err(), "{bad}");
+        }
+        assert!(format!("@{}:a.example", "a".repeat(65)).parse::<UserId>().is_err());
+    }
+
+    #[test]
+    fn topic_ids() {
+        let server: ServerName = "a.example".parse().unwrap();
+        let t = TopicId::random(&server);
+        assert_eq!(t.server(), server);
+        assert_eq!(t.as_str().parse::<TopicId>().unwrap(), t);
+        assert_ne!(TopicId::random(&server), t);
+        for bad in ["!abc:a.example", "!ABCDEFGHIJKLMNOPQRSTUVWXYZ:a.example", "abcdefghijklmnopqrstuvwxyz:a", "!abcdefghijklmnopqrstuvwxy1:a.example"] {
+            assert!(bad.parse::<TopicId>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! tlog (in progress)
