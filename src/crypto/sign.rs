@@ -165,6 +165,16 @@ impl<R: KeyRole> SecretSigningKey<R> {
         use ed25519_dalek::Signer;
         Signature(self.key.sign(&transcript(label, parts)).to_bytes())
     }
+
+    /// Signs `message` as it is, without a transcript label.
+    ///
+    /// Only for externally defined formats that carry their own domain separation (C2SP signed
+    /// notes and cosignatures, whose texts cannot begin with `rdv/v1/` nor contain a zero byte,
+    /// so they never collide with a transcript). Everything of our own uses [`Self::sign`].
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Signature {
+        use ed25519_dalek::Signer;
+        Signature(self.key.sign(message).to_bytes())
+    }
 }
 
 impl<R: KeyRole> fmt::Debug for SecretSigningKey<R> {
@@ -216,6 +226,12 @@ impl<R: KeyRole> PublicSigningKey<R> {
         self.key
             .verify_strict(&transcript(label, parts), &sig)
             .map_err(|_| CryptoError::BadSignature)
+    }
+
+    /// Checks a signature made with [`SecretSigningKey::sign_raw`] (`verify_strict`).
+    pub(crate) fn verify_raw(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.key.verify_strict(message, &sig).map_err(|_| CryptoError::BadSignature)
     }
 }
 
