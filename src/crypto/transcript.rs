@@ -46,18 +46,24 @@ pub const LABEL_FEDERATION_EVENT: &str = "rdv/v1/federation-event";
 
 /// Builds `label ‖ 0x00 ‖ (u32be len ‖ part)*`.
 pub fn transcript(label: &str, parts: &[&[u8]]) -> Vec<u8> {
-    debug_assert!(!label.as_bytes().contains(&0));
     let len = label.len() + 1 + parts.iter().map(|p| 4 + p.len()).sum::<usize>();
     let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(label.as_bytes());
-    out.push(0);
+    feed(label, parts, |chunk| out.extend_from_slice(chunk));
+    out
+}
+
+/// Feeds the same bytes as [`transcript`] to `sink` piece by piece, without building them
+/// (for MACs and hashes over large ciphertexts).
+pub fn feed(label: &str, parts: &[&[u8]], mut sink: impl FnMut(&[u8])) {
+    debug_assert!(!label.as_bytes().contains(&0));
+    sink(label.as_bytes());
+    sink(&[0]);
     for part in parts {
         // A part longer than 4 GiB never reaches here: every decoded item is size-limited far below.
         let n = u32::try_from(part.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&n.to_be_bytes());
-        out.extend_from_slice(part);
+        sink(&n.to_be_bytes());
+        sink(part);
     }
-    out
 }
 
 #[cfg(test)]
@@ -70,6 +76,13 @@ mod tests {
         let b = transcript(LABEL_MESSAGE, &[b"a", b"bc"]);
         assert_ne!(a, b);
         assert_eq!(a, b"rdv/v1/message\0\0\0\0\x02ab\0\0\0\x01c");
+    }
+
+    #[test]
+    fn feed_matches_transcript() {
+        let mut fed = Vec::new();
+        feed(LABEL_MESSAGE_TAG, &[b"topic", b"", b"xyz"], |c| fed.extend_from_slice(c));
+        assert_eq!(fed, transcript(LABEL_MESSAGE_TAG, &[b"topic", b"", b"xyz"]));
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub enum WireError {
     /// Valid CBOR followed by more bytes.
     #[error("{0} trailing bytes after the CBOR item")]
     TrailingBytes(usize),
+    /// The bytes decode, but are not the one canonical encoding of the value.
+    #[error("non-canonical CBOR encoding")]
+    NonCanonical,
     /// A field decoded but its value is not allowed.
     #[error("invalid field {field}: {reason}")]
     InvalidField {
@@ -75,7 +78,11 @@ fn unreachable_encode_error(msg: &str) {
 }
 
 /// Decodes one CBOR item that must fill `bytes` exactly, after checking `bytes.len() <= limit`.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
+///
+/// The input must also be the canonical encoding of what it decodes to (shortest integer and
+/// length forms, definite lengths, arrays of exactly the expected length): every value has
+/// exactly one accepted encoding, so nobody can make two byte strings that mean the same thing.
+pub fn decode<T: DeserializeOwned + Serialize>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
     if bytes.len() > limit {
         return Err(WireError::TooLarge {
             limit,
@@ -88,11 +95,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Wire
     if !reader.is_empty() {
         return Err(WireError::TrailingBytes(reader.len()));
     }
+    if encode(&value) != bytes {
+        return Err(WireError::NonCanonical);
+    }
     Ok(value)
 }
 
 /// Like [`decode`], for objects that start with a version: the version is checked first.
-pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
+pub fn decode_versioned<T: DeserializeOwned + Serialize>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
     if bytes.len() > limit {
         return Err(WireError::TooLarge {
             limit,
@@ -183,6 +193,18 @@ mod tests {
         assert_eq!(decode_versioned::<Thing>(&v2, 100), Err(WireError::UnsupportedVersion { expected: 1, got: 2 }));
         assert!(matches!(decode_versioned::<Thing>(&bytes[..4], 100), Err(WireError::Malformed(_))));
         assert!(matches!(decode_versioned::<Thing>(&[], 100), Err(WireError::Malformed(_))));
+    }
+
+    #[test]
+    fn non_canonical_forms_refused() {
+        // Array claims 4 items but holds 3; integer 7 in a 1-byte-length form; indefinite array.
+        for bad in [
+            &[0x84, 0x01, 0x07, 0x43, 1, 2, 3][..],
+            &[0x83, 0x01, 0x18, 0x07, 0x43, 1, 2, 3][..],
+            &[0x9f, 0x01, 0x07, 0x43, 1, 2, 3, 0xff][..],
+        ] {
+            assert!(decode::<Thing>(bad, 100).is_err(), "{bad:x?}");
+        }
     }
 
     #[test]
