@@ -1,3 +1,218 @@
-//! topic (in progress)
-/// Leaf type byte of a message.
+//! The topic state machine (`federation-spec/protocol.md` §7): ONE implementation of the rules
+//! that the hosting server enforces, mirrors check and members validate.
+//!
+//! A topic is an ordered log of entries. Entry 0 is the signed `create` change; every later
+//! entry is either a message or another change (add, remove, set role, rekey), signed by an
+//! admin's Topic Key. [`TopicState`] is the state after a prefix of the log; it decides whether
+//! the next entry is valid *at that position*:
+//!
+//! - a change must name the hash of the previous change (`prev`), so a change built on an old
+//!   roster is refused rather than applied to a new one;
+//! - only admins change the topic; a topic always keeps at least one admin, and an admin cannot
+//!   remove themselves (they would know the epoch key that is meant to exclude them);
+//! - a message must be for the current epoch, from a member whose role may post (admin, writer;
+//!   never a reader), with a tag never seen before in the log.
+//!
+//! Key distribution ([`plan`](TopicState) and [`keys`]) is part of the same rules: every change
+//! carries exactly one sealed Message Key per member who must receive one, and nothing else.
+
+mod change;
+pub mod keys;
+mod log;
+mod state;
+
+pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MemberSpec, TopicChange, MAX_CHANGE_LEN};
+pub use keys::{EpochKeyring, KeyError, build_change};
+pub use log::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry, ParsedEntry, leaf_data_for_change};
+pub use state::{ChangeOutcome, Member, TagSet, TopicState};
+
+use crate::wire::WireError;
+
+/// Leaf type byte of a message leaf: `0x01 ‖ header ‖ tag`.
 pub const LEAF_MESSAGE: u8 = 1;
+/// Leaf type byte of a change leaf: `0x02 ‖ SHA-256(signed change)`.
+pub const LEAF_CHANGE: u8 = 2;
+/// Most members a topic may have.
+pub const MAX_MEMBERS: usize = 5000;
+
+/// A member's index in a topic: assigned in order of joining, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberIndex(pub u32);
+
+/// What a member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Reads, posts and changes the topic.
+    Admin,
+    /// Reads and posts.
+    Writer,
+    /// Reads only.
+    Reader,
+}
+
+impl Role {
+    /// Wire value: admin 0, writer 1, reader 2.
+    pub fn to_wire(self) -> u8 {
+        match self {
+            Role::Admin => 0,
+            Role::Writer => 1,
+            Role::Reader => 2,
+        }
+    }
+
+    /// Parses the wire value.
+    pub fn from_wire(v: u8) -> Result<Role, WireError> {
+        match v {
+            0 => Ok(Role::Admin),
+            1 => Ok(Role::Writer),
+            2 => Ok(Role::Reader),
+            other => Err(WireError::InvalidField {
+                field: "role",
+                reason: format!("unknown role {other}"),
+            }),
+        }
+    }
+
+    /// Whether this role may post messages.
+    pub fn can_post(self) -> bool {
+        matches!(self, Role::Admin | Role::Writer)
+    }
+
+    /// Whether this role may change the topic.
+    pub fn can_change(self) -> bool {
+        self == Role::Admin
+    }
+
+    /// The role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+        }
+    }
+}
+
+/// Whether new members may read messages from before they joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum History {
+    /// New members receive the current epoch's key (and, on request, older ones).
+    Shared,
+    /// Backward secrecy: every addition starts a new epoch; new members get no older key.
+    Protected,
+}
+
+impl History {
+    /// Wire value: shared 0, protected 1.
+    pub fn to_wire(self) -> u8 {
+        match self {
+            History::Shared => 0,
+            History::Protected => 1,
+        }
+    }
+
+    /// Parses the wire value.
+    pub fn from_wire(v: u8) -> Result<History, WireError> {
+        match v {
+            0 => Ok(History::Shared),
+            1 => Ok(History::Protected),
+            other => Err(WireError::InvalidField {
+                field: "history",
+                reason: format!("unknown history setting {other}"),
+            }),
+        }
+    }
+}
+
+/// Why a topic change was refused. One variant per rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    /// Not a well-formed change.
+    #[error("malformed change: {0}")]
+    Malformed(#[from] WireError),
+    /// The author's Topic Key signature does not verify.
+    #[error("bad signature on topic change")]
+    BadSignature,
+    /// The change is for another topic.
+    #[error("change is for topic {got}, not {expected}")]
+    WrongTopic {
+        /// This topic.
+        expected: String,
+        /// The topic the change names.
+        got: String,
+    },
+    /// A `create` anywhere but at log position 0, or another change at position 0.
+    #[error("a create change must be the first entry of a topic, and only it")]
+    CreateNotFirst,
+    /// The change was built on another state of the topic (its `prev` is not the last change).
+    #[error("stale change: built on another state of the topic")]
+    StaleChange,
+    /// The author index names nobody in the topic.
+    #[error("author {0} is not a member")]
+    UnknownAuthor(u32),
+    /// The author is a member but not an admin.
+    #[error("author {author} is a {role}, only admins change a topic")]
+    NotAdmin {
+        /// The author's member index.
+        author: u32,
+        /// The author's role.
+        role: &'static str,
+    },
+    /// A user being added is already a member.
+    #[error("{0} is already a member")]
+    AlreadyMember(String),
+    /// A member index named by the change is not a current member.
+    #[error("member {0} is not in the topic")]
+    NotAMember(u32),
+    /// A topic key certificate does not verify with the member's identity key, or names another user.
+    #[error("topic key certificate of {user} is invalid: {reason}")]
+    BadTopicKeyCert {
+        /// The member being added.
+        user: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A Topic Key was already used in this topic (keys are single use).
+    #[error("topic key already used in this topic")]
+    TopicKeyReused,
+    /// An admin tried to remove themselves.
+    #[error("an admin cannot remove themselves")]
+    SelfRemoval,
+    /// The change would leave the topic without an admin.
+    #[error("the topic must keep at least one admin")]
+    LastAdmin,
+    /// The change changes nothing (empty list, same role).
+    #[error("the change changes nothing")]
+    NoOp,
+    /// The topic would exceed [`MAX_MEMBERS`].
+    #[error("too many members: limit {limit}")]
+    TooManyMembers {
+        /// The limit.
+        limit: usize,
+    },
+    /// The change names the wrong epoch.
+    #[error("wrong epoch: expected {expected}, got {got}")]
+    WrongEpoch {
+        /// The epoch the rules require.
+        expected: u32,
+        /// The epoch named.
+        got: u32,
+    },
+    /// A key check value is missing on a new epoch, or present when the epoch stays.
+    #[error("key check value {0}")]
+    KeyCheck(&'static str),
+    /// The sealed Message Keys are not exactly one per member who must receive one.
+    #[error("key boxes must go to members {expected:?}, got {got:?}")]
+    WrongRecipients {
+        /// Member indices that must receive a box, ascending.
+        expected: Vec<u32>,
+        /// Member indices that got one.
+        got: Vec<u32>,
+    },
+    /// A box is sealed to a key other than the member's Topic Key.
+    #[error("key box for member {0} is not sealed to its topic key")]
+    BoxWrongKey(u32),
+    /// History boxes in a protected topic, for an old member, a future epoch, or twice.
+    #[error("history box not allowed: {0}")]
+    HistoryBox(&'static str),
+}

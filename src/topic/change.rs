@@ -1,0 +1,236 @@
+//! The topic change object (`federation-spec/wire.cddl`, `topic-change`).
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+use sha2::{Digest, Sha256};
+
+use super::{History, MAX_MEMBERS, MemberIndex, Role};
+use crate::certs::TopicKeyCert;
+use crate::crypto::sign::TopicSigning;
+use crate::crypto::transcript::LABEL_TOPIC_CHANGE;
+use crate::crypto::{IdentityPublicKey, SealedBox};
+use crate::ids::{TopicId, UserId};
+use crate::wire::{Signed, SignedBytes, SignedPayload, WireError, encode, fixed_bytes};
+
+/// Largest encoded change accepted (a create for [`MAX_MEMBERS`] members fits).
+pub const MAX_CHANGE_LEN: usize = 4 * 1024 * 1024;
+
+/// The hash that identifies a change: SHA-256 of its signed wire form `[payload, signature]`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChangeHash(pub [u8; 32]);
+
+impl ChangeHash {
+    /// The hash of a signed change.
+    pub fn of(signed: &SignedBytes) -> ChangeHash {
+        ChangeHash(Sha256::digest(encode(signed)).into())
+    }
+}
+
+impl std::fmt::Debug for ChangeHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChangeHash({})", crate::crypto::sign::hex_string(&self.0))
+    }
+}
+
+/// A member being added: `[user, identity_key, role, topic_key_cert]`.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct MemberSpec {
+    /// The user.
+    pub user: UserId,
+    /// The user's Identity Key, which must have signed the topic key certificate.
+    pub identity_key: IdentityPublicKey,
+    /// Wire role (see [`Role::to_wire`]).
+    pub role: u8,
+    /// The user's Topic Key for this topic, certified by the Identity Key.
+    pub topic_key_cert: Signed<TopicKeyCert>,
+}
+
+/// A Message Key sealed to one member: `[member, box]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct KeyBox {
+    /// Recipient member index.
+    pub member: u32,
+    /// The epoch's Message Key sealed to the member's Topic Key.
+    pub sealed: SealedBox,
+}
+
+/// An older epoch's Message Key for a new member of a shared topic: `[member, epoch, box]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct HistoryBox {
+    /// Recipient member index (a member added by this change).
+    pub member: u32,
+    /// The older epoch.
+    pub epoch: u32,
+    /// That epoch's Message Key sealed to the member's Topic Key.
+    pub sealed: SealedBox,
+}
+
+/// What a change does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// `[0, history, [+ member-spec]]`: the first entry; member 0 is the creator and an admin.
+    Create {
+        /// History setting, fixed for the topic's life.
+        history: History,
+        /// All initial members, creator first.
+        members: Vec<MemberSpec>,
+    },
+    /// `[1, [+ member-spec]]`.
+    Add(Vec<MemberSpec>),
+    /// `[2, [+ member]]`.
+    Remove(Vec<MemberIndex>),
+    /// `[3, member, role]`.
+    SetRole(MemberIndex, Role),
+    /// `[4]`: a new epoch for the same members.
+    Rekey,
+}
+
+impl Action {
+    /// The action's name (for logs and errors).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Add(_) => "add",
+            Action::Remove(_) => "remove",
+            Action::SetRole(..) => "set-role",
+            Action::Rekey => "rekey",
+        }
+    }
+}
+
+/// A topic change, signed by its author's Topic Key:
+/// `[1, topic, prev, author, action, epoch, key_check, boxes, history, time]`.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct TopicChange {
+    /// Always 1.
+    pub version: u8,
+    /// The topic.
+    pub topic: TopicId,
+    /// Hash of the previous change (`null` for create).
+    pub prev: Option<PrevHash>,
+    /// The author's member index (0 for create).
+    pub author: u32,
+    /// What the change does.
+    pub action: Action,
+    /// The topic's epoch after the change.
+    pub epoch: u32,
+    /// `HMAC(MK, …)` of the new epoch's key when the change starts one, else `null`.
+    pub key_check: Option<KeyCheck>,
+    /// Sealed Message Keys, one per recipient, ascending member index.
+    pub boxes: Vec<KeyBox>,
+    /// Older epochs' keys for new members of a shared topic.
+    pub history: Vec<HistoryBox>,
+    /// Time of the change, seconds since the Unix epoch (informational).
+    pub time: u64,
+}
+
+/// A 32-byte previous-change hash on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrevHash(#[serde(with = "fixed_bytes")] pub [u8; 32]);
+
+/// A 32-byte key check value on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCheck(#[serde(with = "fixed_bytes")] pub [u8; 32]);
+
+impl SignedPayload for TopicChange {
+    const LABEL: &'static str = LABEL_TOPIC_CHANGE;
+    const MAX_LEN: usize = MAX_CHANGE_LEN;
+    type Signer = TopicSigning;
+
+    fn validate(&self) -> Result<(), WireError> {
+        let members = match &self.action {
+            Action::Create { members, .. } | Action::Add(members) => members.len(),
+            Action::Remove(list) => list.len(),
+            _ => 0,
+        };
+        if members > MAX_MEMBERS || self.boxes.len() > MAX_MEMBERS || self.history.len() > 64 * MAX_MEMBERS {
+            return Err(WireError::InvalidField {
+                field: "action",
+                reason: format!("more than {MAX_MEMBERS} members"),
+            });
+        }
+        if let Action::Create { members, .. } | Action::Add(members) = &self.action {
+            for m in members {
+                Role::from_wire(m.role)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let len = match self {
+            Action::Create { .. } | Action::SetRole(..) => 3,
+            Action::Add(_) | Action::Remove(_) => 2,
+            Action::Rekey => 1,
+        };
+        let mut seq = s.serialize_seq(Some(len))?;
+        match self {
+            Action::Create { history, members } => {
+                seq.serialize_element(&0u8)?;
+                seq.serialize_element(&history.to_wire())?;
+                seq.serialize_element(members)?;
+            }
+            Action::Add(members) => {
+                seq.serialize_element(&1u8)?;
+                seq.serialize_element(members)?;
+            }
+            Action::Remove(list) => {
+                seq.serialize_element(&2u8)?;
+                let raw: Vec<u32> = list.iter().map(|m| m.0).collect();
+                seq.serialize_element(&raw)?;
+            }
+            Action::SetRole(member, role) => {
+                seq.serialize_element(&3u8)?;
+                seq.serialize_element(&member.0)?;
+                seq.serialize_element(&role.to_wire())?;
+            }
+            Action::Rekey => seq.serialize_element(&4u8)?,
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ActionVisitor;
+        impl<'de> Visitor<'de> for ActionVisitor {
+            type Value = Action;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an action array [kind, …]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Action, A::Error> {
+                fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A, i: usize) -> Result<T, A::Error> {
+                    seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &"a complete action"))
+                }
+                let kind: u8 = next(&mut seq, 0)?;
+                let action = match kind {
+                    0 => {
+                        let history = History::from_wire(next(&mut seq, 1)?).map_err(de::Error::custom)?;
+                        Action::Create {
+                            history,
+                            members: next(&mut seq, 2)?,
+                        }
+                    }
+                    1 => Action::Add(next(&mut seq, 1)?),
+                    2 => {
+                        let raw: Vec<u32> = next(&mut seq, 1)?;
+                        Action::Remove(raw.into_iter().map(MemberIndex).collect())
+                    }
+                    3 => {
+                        let member: u32 = next(&mut seq, 1)?;
+                        let role = Role::from_wire(next(&mut seq, 2)?).map_err(de::Error::custom)?;
+                        Action::SetRole(MemberIndex(member), role)
+                    }
+                    4 => Action::Rekey,
+                    other => return Err(de::Error::custom(format!("unknown action kind {other}"))),
+                };
+                Ok(action)
+            }
+        }
+        d.deserialize_seq(ActionVisitor)
+    }
+}

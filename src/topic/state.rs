@@ -1,0 +1,463 @@
+//! [`TopicState`]: the state after a prefix of a topic's log, and the rules for the next entry.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::change::{Action, ChangeHash, MemberSpec, TopicChange};
+use super::{ChangeError, History, MAX_MEMBERS, MemberIndex, Role};
+use crate::crypto::{IdentityPublicKey, KeyId, TopicPublicKey};
+use crate::ids::{TopicId, UserId};
+use crate::message::{Message, MessageError, MessageIn, MessageTag};
+use crate::wire::{Signed, Verified};
+
+/// A member of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The user.
+    pub user: UserId,
+    /// The user's Identity Key (it certified the Topic Key).
+    pub identity_key: IdentityPublicKey,
+    /// What the member may do.
+    pub role: Role,
+    /// The member's Topic Key for this topic.
+    pub topic_key: TopicPublicKey,
+    /// Log position of the change that added the member.
+    pub joined_at: u64,
+    /// The first epoch whose key the member received.
+    pub joined_epoch: u32,
+}
+
+/// The tags already in a topic's log, for replay detection. The server keeps them in its store;
+/// a client validating a log keeps a `HashSet`.
+pub trait TagSet {
+    /// Whether `tag` is already in the log.
+    fn contains(&self, tag: &MessageTag) -> bool;
+}
+
+impl TagSet for HashSet<MessageTag> {
+    fn contains(&self, tag: &MessageTag) -> bool {
+        HashSet::contains(self, tag)
+    }
+}
+
+/// The state of a topic after the first [`TopicState::size`] log entries.
+#[derive(Debug, Clone)]
+pub struct TopicState {
+    topic: TopicId,
+    history: History,
+    members: BTreeMap<MemberIndex, Member>,
+    by_user: HashMap<UserId, MemberIndex>,
+    next_member: u32,
+    epoch: u32,
+    /// Key check value of every epoch so far (index = epoch).
+    epoch_checks: Vec<[u8; 32]>,
+    last_change: ChangeHash,
+    size: u64,
+    used_topic_keys: HashSet<KeyId>,
+}
+
+/// A change that is valid at the state's position, and the state after it.
+#[derive(Debug, Clone)]
+pub struct ChangeOutcome {
+    /// The verified change.
+    pub change: Verified<TopicChange>,
+    /// The state after the change.
+    pub next: TopicState,
+}
+
+/// What a change does to the roster and who must receive a key: derived by the same rules for
+/// the admin who builds a change and for everyone who checks one.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) members_after: BTreeMap<MemberIndex, Member>,
+    pub(crate) added: Vec<MemberIndex>,
+    pub(crate) new_epoch: bool,
+    pub(crate) epoch_after: u32,
+    /// Members who get a box, ascending.
+    pub(crate) recipients: Vec<MemberIndex>,
+}
+
+impl TopicState {
+    /// The state before any entry; only used to plan a create.
+    pub(crate) fn empty(topic: TopicId, history: History) -> TopicState {
+        TopicState {
+            topic,
+            history,
+            members: BTreeMap::new(),
+            by_user: HashMap::new(),
+            next_member: 0,
+            epoch: 0,
+            epoch_checks: Vec::new(),
+            last_change: ChangeHash([0; 32]),
+            size: 0,
+            used_topic_keys: HashSet::new(),
+        }
+    }
+
+    /// Checks a `create` change (log position 0) and returns the topic's first state.
+    pub fn create(signed: Signed<TopicChange>) -> Result<ChangeOutcome, ChangeError> {
+        let draft = signed.decode_unverified()?;
+        let Action::Create { history, members } = &draft.action else {
+            return Err(ChangeError::CreateNotFirst);
+        };
+        let empty = TopicState::empty(draft.topic.clone(), *history);
+        if draft.prev.is_some() || draft.author != 0 {
+            return Err(ChangeError::StaleChange);
+        }
+        let creator = members.first().ok_or(ChangeError::NoOp)?;
+        if Role::from_wire(creator.role)? != Role::Admin {
+            return Err(ChangeError::NotAdmin {
+                author: 0,
+                role: Role::from_wire(creator.role)?.name(),
+            });
+        }
+        let creator_key = verify_member_spec(creator)?;
+        let change = signed.verify(&creator_key.signing).map_err(signed_error)?;
+        empty.finish(change)
+    }
+
+    /// Checks `signed` as the next entry of the log and returns the state after it.
+    pub fn check_change(&self, signed: Signed<TopicChange>) -> Result<ChangeOutcome, ChangeError> {
+        let draft = signed.decode_unverified()?;
+        if draft.topic != self.topic {
+            return Err(ChangeError::WrongTopic {
+                expected: self.topic.to_string(),
+                got: draft.topic.to_string(),
+            });
+        }
+        if matches!(draft.action, Action::Create { .. }) {
+            return Err(ChangeError::CreateNotFirst);
+        }
+        if draft.prev.map(|p| p.0) != Some(self.last_change.0) {
+            return Err(ChangeError::StaleChange);
+        }
+        let author = self.admin(draft.author)?;
+        let change = signed.verify(&author.topic_key.signing).map_err(signed_error)?;
+        self.finish(change)
+    }
+
+    /// Applies the plan of a signature-checked change and checks its epoch and key boxes.
+    fn finish(&self, change: Verified<TopicChange>) -> Result<ChangeOutcome, ChangeError> {
+        let plan = self.plan(MemberIndex(change.author), &change.action)?;
+        if change.epoch != plan.epoch_after {
+            return Err(ChangeError::WrongEpoch {
+                expected: plan.epoch_after,
+                got: change.epoch,
+            });
+        }
+        match (plan.new_epoch, &change.key_check) {
+            (true, None) => return Err(ChangeError::KeyCheck("missing on a new epoch")),
+            (false, Some(_)) => return Err(ChangeError::KeyCheck("present although the epoch stays")),
+            _ => {}
+        }
+        // Exactly one box per recipient, ascending, each sealed to the member's Topic Key.
+        let got: Vec<u32> = change.boxes.iter().map(|b| b.member).collect();
+        let expected: Vec<u32> = plan.recipients.iter().map(|m| m.0).collect();
+        if got != expected {
+            return Err(ChangeError::WrongRecipients { expected, got });
+        }
+        for b in &change.boxes {
+            let member = plan
+                .members_after
+                .get(&MemberIndex(b.member))
+                .ok_or(ChangeError::NotAMember(b.member))?;
+            if b.sealed.recipient != member.topic_key.kem.key_id() || b.sealed.suite != member.topic_key.kem.suite().id() {
+                return Err(ChangeError::BoxWrongKey(b.member));
+            }
+        }
+        self.check_history_boxes(&change, &plan)?;
+
+        let mut next = self.clone();
+        for m in &plan.added {
+            if let Some(member) = plan.members_after.get(m) {
+                next.by_user.insert(member.user.clone(), *m);
+                next.used_topic_keys.insert(member.topic_key.key_id());
+            }
+        }
+        if let Action::Remove(list) = &change.action {
+            for m in list {
+                if let Some(member) = self.members.get(m) {
+                    next.by_user.remove(&member.user);
+                }
+            }
+        }
+        next.next_member += plan.added.len() as u32;
+        next.members = plan.members_after;
+        next.epoch = plan.epoch_after;
+        if let Some(check) = change.key_check {
+            next.epoch_checks.push(check.0);
+        }
+        next.last_change = ChangeHash::of(change.signed_bytes());
+        next.size += 1;
+        Ok(ChangeOutcome { change, next })
+    }
+
+    fn check_history_boxes(&self, change: &TopicChange, plan: &Plan) -> Result<(), ChangeError> {
+        if change.history.is_empty() {
+            return Ok(());
+        }
+        if self.history == History::Protected {
+            return Err(ChangeError::HistoryBox("the topic protects its history"));
+        }
+        let mut seen = HashSet::new();
+        for h in &change.history {
+            let member = MemberIndex(h.member);
+            if !plan.added.contains(&member) {
+                return Err(ChangeError::HistoryBox("recipient is not a member added by this change"));
+            }
+            if h.epoch >= plan.epoch_after {
+                return Err(ChangeError::HistoryBox("not an older epoch"));
+            }
+            if !seen.insert((h.member, h.epoch)) {
+                return Err(ChangeError::HistoryBox("two boxes for one epoch"));
+            }
+            let key = &plan.members_after[&member].topic_key.kem;
+            if h.sealed.recipient != key.key_id() {
+                return Err(ChangeError::BoxWrongKey(h.member));
+            }
+        }
+        Ok(())
+    }
+
+    /// The roster after `action` by `author`, and who must receive the epoch key.
+    pub(crate) fn plan(&self, author: MemberIndex, action: &Action) -> Result<Plan, ChangeError> {
+        let is_create = matches!(action, Action::Create { .. });
+        if !is_create {
+            self.admin(author.0)?;
+        }
+        let mut members = self.members.clone();
+        let mut added = Vec::new();
+        let new_epoch = match action {
+            Action::Create { members: specs, .. } | Action::Add(specs) => {
+                if specs.is_empty() {
+                    return Err(ChangeError::NoOp);
+                }
+                if members.len() + specs.len() > MAX_MEMBERS {
+                    return Err(ChangeError::TooManyMembers { limit: MAX_MEMBERS });
+                }
+                let mut users = HashSet::new();
+                let mut keys = HashSet::new();
+                let epoch = if is_create { 0 } else { self.epoch_after_add() };
+                for (i, spec) in specs.iter().enumerate() {
+                    if self.by_user.contains_key(&spec.user) || !users.insert(spec.user.clone()) {
+                        return Err(ChangeError::AlreadyMember(spec.user.to_string()));
+                    }
+                    let topic_key = verify_member_spec(spec)?;
+                    let id = topic_key.key_id();
+                    if self.used_topic_keys.contains(&id) || !keys.insert(id) {
+                        return Err(ChangeError::TopicKeyReused);
+                    }
+                    let index = MemberIndex(self.next_member + i as u32);
+                    members.insert(
+                        index,
+                        Member {
+                            user: spec.user.clone(),
+                            identity_key: spec.identity_key.clone(),
+                            role: Role::from_wire(spec.role)?,
+                            topic_key,
+                            joined_at: self.size,
+                            joined_epoch: epoch,
+                        },
+                    );
+                    added.push(index);
+                }
+                is_create || self.history == History::Protected
+            }
+            Action::Remove(list) => {
+                if list.is_empty() {
+                    return Err(ChangeError::NoOp);
+                }
+                for m in list {
+                    if *m == author {
+                        return Err(ChangeError::SelfRemoval);
+                    }
+                    if members.remove(m).is_none() {
+                        return Err(ChangeError::NotAMember(m.0));
+                    }
+                }
+                true
+            }
+            Action::SetRole(m, role) => {
+                let member = members.get_mut(m).ok_or(ChangeError::NotAMember(m.0))?;
+                if member.role == *role {
+                    return Err(ChangeError::NoOp);
+                }
+                member.role = *role;
+                false
+            }
+            Action::Rekey => true,
+        };
+        if !members.values().any(|m| m.role == Role::Admin) {
+            return Err(ChangeError::LastAdmin);
+        }
+        let epoch_after = match (is_create, new_epoch) {
+            (true, _) => 0,
+            (false, true) => self.epoch.checked_add(1).ok_or(ChangeError::WrongEpoch {
+                expected: self.epoch,
+                got: self.epoch,
+            })?,
+            (false, false) => self.epoch,
+        };
+        let recipients = if new_epoch {
+            members.keys().copied().collect()
+        } else {
+            added.clone()
+        };
+        Ok(Plan {
+            members_after: members,
+            added,
+            new_epoch,
+            epoch_after,
+            recipients,
+        })
+    }
+
+    fn epoch_after_add(&self) -> u32 {
+        match self.history {
+            History::Shared => self.epoch,
+            History::Protected => self.epoch.saturating_add(1),
+        }
+    }
+
+    fn admin(&self, author: u32) -> Result<&Member, ChangeError> {
+        let member = self
+            .members
+            .get(&MemberIndex(author))
+            .ok_or(ChangeError::UnknownAuthor(author))?;
+        if !member.role.can_change() {
+            return Err(ChangeError::NotAdmin {
+                author,
+                role: member.role.name(),
+            });
+        }
+        Ok(member)
+    }
+
+    /// Checks a message as the next entry of the log: signature by the sender's Topic Key,
+    /// sender a member who may post, current epoch, causality, and a tag not seen before.
+    pub fn check_message(&self, msg: MessageIn, tags: &dyn TagSet) -> Result<Message, MessageError> {
+        let header = msg.header().clone();
+        let sender = self
+            .members
+            .get(&MemberIndex(header.sender))
+            .ok_or(MessageError::NotAMember(header.sender))?;
+        if !sender.role.can_post() {
+            return Err(MessageError::NotAllowedToPost {
+                sender: header.sender,
+                role: sender.role.name(),
+            });
+        }
+        if header.epoch != self.epoch {
+            return Err(MessageError::WrongEpoch {
+                got: header.epoch,
+                current: self.epoch,
+            });
+        }
+        if header.seen > self.size {
+            return Err(MessageError::SeenAhead {
+                seen: header.seen,
+                position: self.size,
+            });
+        }
+        let msg = msg.verify(&self.topic, &sender.topic_key.signing)?;
+        if tags.contains(msg.tag()) {
+            return Err(MessageError::Replayed);
+        }
+        Ok(msg)
+    }
+
+    /// Records that a message checked by [`Self::check_message`] was appended; returns its index.
+    pub fn append_message(&mut self, msg: &Message) -> Result<u64, MessageError> {
+        // Cheap re-checks so that a message checked against another state cannot be recorded.
+        let sender = msg.header().sender;
+        let member = self.members.get(&MemberIndex(sender)).ok_or(MessageError::NotAMember(sender))?;
+        if !member.role.can_post() {
+            return Err(MessageError::NotAllowedToPost {
+                sender,
+                role: member.role.name(),
+            });
+        }
+        if msg.header().epoch != self.epoch {
+            return Err(MessageError::WrongEpoch {
+                got: msg.header().epoch,
+                current: self.epoch,
+            });
+        }
+        let index = self.size;
+        self.size += 1;
+        Ok(index)
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &TopicId {
+        &self.topic
+    }
+
+    /// The history setting.
+    pub fn history(&self) -> History {
+        self.history
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Number of log entries this state covers (the position of the next entry).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Hash of the last change (the `prev` of the next change).
+    pub fn last_change(&self) -> ChangeHash {
+        self.last_change
+    }
+
+    /// Key check value of `epoch`, if the topic has reached it.
+    pub fn epoch_check(&self, epoch: u32) -> Option<&[u8; 32]> {
+        self.epoch_checks.get(epoch as usize)
+    }
+
+    /// Current members by index.
+    pub fn members(&self) -> &BTreeMap<MemberIndex, Member> {
+        &self.members
+    }
+
+    /// A current member.
+    pub fn member(&self, index: MemberIndex) -> Option<&Member> {
+        self.members.get(&index)
+    }
+
+    /// The member index of `user`, if a current member.
+    pub fn member_of(&self, user: &UserId) -> Option<MemberIndex> {
+        self.by_user.get(user).copied()
+    }
+
+    /// The index the next added member will get.
+    pub fn next_member(&self) -> MemberIndex {
+        MemberIndex(self.next_member)
+    }
+}
+
+/// Checks a member spec's topic key certificate: signed by the given Identity Key, for this user.
+pub(crate) fn verify_member_spec(spec: &MemberSpec) -> Result<TopicPublicKey, ChangeError> {
+    let bad = |reason: String| ChangeError::BadTopicKeyCert {
+        user: spec.user.to_string(),
+        reason,
+    };
+    let cert = spec
+        .topic_key_cert
+        .clone()
+        .verify(&spec.identity_key)
+        .map_err(|e| bad(e.to_string()))?;
+    if cert.user != spec.user {
+        return Err(bad(format!("certificate names {}", cert.user)));
+    }
+    cert.topic_key().map_err(|e| bad(e.to_string()))
+}
+
+fn signed_error(e: crate::wire::signed::SignedError) -> ChangeError {
+    match e {
+        crate::wire::signed::SignedError::BadSignature => ChangeError::BadSignature,
+        crate::wire::signed::SignedError::Wire(w) => ChangeError::Malformed(w),
+    }
+}
