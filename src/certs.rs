@@ -8,9 +8,12 @@ use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use crate::crypto::hpke::{KemPublicKey, Suite};
 use crate::crypto::sign::{Device, Identity};
 use crate::crypto::transcript::{
-    LABEL_DEVICE_CERT, LABEL_DEVICE_REVOCATION, LABEL_PREKEY, LABEL_REGISTRATION, LABEL_TOPIC_KEY_CERT,
+    LABEL_DEVICE_CERT, LABEL_DEVICE_REVOCATION, LABEL_PREKEY, LABEL_REGISTRATION,
+    LABEL_TOPIC_KEY_CERT,
 };
-use crate::crypto::{DevicePublicKey, IdentityPublicKey, KeyId, TopicPublicKey, TopicSigningPublicKey};
+use crate::crypto::{
+    DevicePublicKey, IdentityPublicKey, KeyId, TopicPublicKey, TopicSigningPublicKey,
+};
 use crate::ids::UserId;
 use crate::wire::{SignedPayload, VERSION, WireError};
 
@@ -230,11 +233,17 @@ mod tests {
         let dk = DeviceKey::generate();
         let cert = Signed::sign(DeviceCert::new(alice(), dk.public().clone(), 1), &ik);
         let wire = cert.to_wire();
-        let back = Signed::<DeviceCert>::from_wire(&wire).unwrap().verify(ik.public()).unwrap();
+        let back = Signed::<DeviceCert>::from_wire(&wire)
+            .unwrap()
+            .verify(ik.public())
+            .unwrap();
         assert_eq!(back.device_key, *dk.public());
         let other = IdentityKey::generate();
         assert_eq!(
-            Signed::<DeviceCert>::from_wire(&wire).unwrap().verify(other.public()).unwrap_err(),
+            Signed::<DeviceCert>::from_wire(&wire)
+                .unwrap()
+                .verify(other.public())
+                .unwrap_err(),
             SignedError::BadSignature
         );
     }
@@ -246,7 +255,10 @@ mod tests {
         let dk = DeviceKey::generate();
         let cert = Signed::sign(DeviceCert::new(alice(), dk.public().clone(), 1), &ik);
         let as_revocation = Signed::<DeviceRevocation>::from_wire(&cert.to_wire()).unwrap();
-        assert_eq!(as_revocation.verify(ik.public()).unwrap_err(), SignedError::BadSignature);
+        assert_eq!(
+            as_revocation.verify(ik.public()).unwrap_err(),
+            SignedError::BadSignature
+        );
     }
 
     #[test]
@@ -254,13 +266,19 @@ mod tests {
         let dk = DeviceKey::generate();
         let pk = KemSecretKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
         let signed = Signed::sign(PreKey::new(alice(), pk.public()), &dk);
-        let back = Signed::<PreKey>::from_wire(&signed.to_wire()).unwrap().verify(dk.public()).unwrap();
+        let back = Signed::<PreKey>::from_wire(&signed.to_wire())
+            .unwrap()
+            .verify(dk.public())
+            .unwrap();
         assert_eq!(back.key_id().unwrap(), pk.public().key_id());
 
         let ik = IdentityKey::generate();
         let tk = TopicKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
         let cert = Signed::sign(TopicKeyCert::new(alice(), tk.public(), 5), &ik);
-        let back = Signed::<TopicKeyCert>::from_wire(&cert.to_wire()).unwrap().verify(ik.public()).unwrap();
+        let back = Signed::<TopicKeyCert>::from_wire(&cert.to_wire())
+            .unwrap()
+            .verify(ik.public())
+            .unwrap();
         assert_eq!(back.topic_key().unwrap(), *tk.public());
     }
 
@@ -271,7 +289,13 @@ mod tests {
         let mut payload = TopicKeyCert::new(alice(), tk.public(), 5);
         payload.suite = 9;
         let cert = Signed::sign(payload, &ik);
-        let err = Signed::<TopicKeyCert>::from_wire(&cert.to_wire()).unwrap().verify(ik.public()).unwrap_err();
-        assert!(matches!(err, SignedError::Wire(WireError::InvalidField { field: "suite", .. })));
+        let err = Signed::<TopicKeyCert>::from_wire(&cert.to_wire())
+            .unwrap()
+            .verify(ik.public())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            SignedError::Wire(WireError::InvalidField { field: "suite", .. })
+        ));
     }
 }

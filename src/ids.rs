@@ -22,7 +22,9 @@ pub enum IdError {
     #[error("invalid server name {0:?}: expected a lower-case DNS name with an optional :port")]
     ServerName(String),
     /// The user id is not `@localpart:server`.
-    #[error("invalid user id {0:?}: expected @localpart:server with localpart [a-z0-9._=-]{{1,64}}")]
+    #[error(
+        "invalid user id {0:?}: expected @localpart:server with localpart [a-z0-9._=-]{{1,64}}"
+    )]
     UserId(String),
     /// The topic id is not `!<26 base32 chars>:server`.
     #[error("invalid topic id {0:?}: expected !<26 base32 characters>:server")]
@@ -132,7 +134,9 @@ impl FromStr for UserId {
         let local_ok = !local.is_empty()
             && local.len() <= MAX_LOCALPART_LEN
             && local.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'=' | b'-')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'.' | b'_' | b'=' | b'-')
             });
         if !local_ok {
             return Err(err());
@@ -155,7 +159,10 @@ impl TopicId {
     /// A fresh random topic id hosted on `server`.
     pub fn random(server: &ServerName) -> Self {
         let bytes: [u8; TOPIC_ID_CHARS] = crate::crypto::random_array();
-        let local: String = bytes.iter().map(|b| BASE32[(b & 31) as usize] as char).collect();
+        let local: String = bytes
+            .iter()
+            .map(|b| BASE32[(b & 31) as usize] as char)
+            .collect();
         TopicId(format!("!{local}:{}", server.as_str()))
     }
 
@@ -218,11 +225,29 @@ mod tests {
 
     #[test]
     fn server_names() {
-        for ok in ["a.example", "localhost", "a.example:8448", "x-1.y:1", "127.0.0.1:65535"] {
+        for ok in [
+            "a.example",
+            "localhost",
+            "a.example:8448",
+            "x-1.y:1",
+            "127.0.0.1:65535",
+        ] {
             assert!(ok.parse::<ServerName>().is_ok(), "{ok}");
         }
-        for bad in ["", "A.example", "a..example", "-a.example", "a.example:0", "a.example:65536",
-            "a.example:08", "a.example:", "a b", "a.example:80:80", "a_b.example", "a.example/x"] {
+        for bad in [
+            "",
+            "A.example",
+            "a..example",
+            "-a.example",
+            "a.example:0",
+            "a.example:65536",
+            "a.example:08",
+            "a.example:",
+            "a b",
+            "a.example:80:80",
+            "a_b.example",
+            "a.example/x",
+        ] {
             assert!(bad.parse::<ServerName>().is_err(), "{bad}");
         }
         let s: ServerName = "a.example:8448".parse().unwrap();
@@ -235,10 +260,21 @@ mod tests {
         let u: UserId = "@alice:a.example:8448".parse().unwrap();
         assert_eq!(u.localpart(), "alice");
         assert_eq!(u.server().as_str(), "a.example:8448");
-        for bad in ["alice:a.example", "@:a.example", "@Alice:a.example", "@alice", "@al ice:a.example", "@alice:"] {
+        for bad in [
+            "alice:a.example",
+            "@:a.example",
+            "@Alice:a.example",
+            "@alice",
+            "@al ice:a.example",
+            "@alice:",
+        ] {
             assert!(bad.parse::<UserId>().is_err(), "{bad}");
         }
-        assert!(format!("@{}:a.example", "a".repeat(65)).parse::<UserId>().is_err());
+        assert!(
+            format!("@{}:a.example", "a".repeat(65))
+                .parse::<UserId>()
+                .is_err()
+        );
     }
 
     #[test]
@@ -248,7 +284,12 @@ mod tests {
         assert_eq!(t.server(), server);
         assert_eq!(t.as_str().parse::<TopicId>().unwrap(), t);
         assert_ne!(TopicId::random(&server), t);
-        for bad in ["!abc:a.example", "!ABCDEFGHIJKLMNOPQRSTUVWXYZ:a.example", "abcdefghijklmnopqrstuvwxyz:a", "!abcdefghijklmnopqrstuvwxy1:a.example"] {
+        for bad in [
+            "!abc:a.example",
+            "!ABCDEFGHIJKLMNOPQRSTUVWXYZ:a.example",
+            "abcdefghijklmnopqrstuvwxyz:a",
+            "!abcdefghijklmnopqrstuvwxy1:a.example",
+        ] {
             assert!(bad.parse::<TopicId>().is_err(), "{bad}");
         }
     }

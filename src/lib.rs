@@ -7,7 +7,10 @@
 //! The reference for every wire type and signature input is `federation-spec/protocol.md`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod certs;
 pub mod crypto;

@@ -68,7 +68,8 @@ impl KemPublicKey {
     pub fn from_slice(suite: Suite, bytes: &[u8]) -> Result<Self, CryptoError> {
         let bytes: [u8; 32] = fixed(bytes)?;
         // Refuse keys the KEM itself rejects (RFC 9180 §7.1.4 is checked again at encap).
-        <X25519 as Kem>::PublicKey::from_bytes(&bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
+        <X25519 as Kem>::PublicKey::from_bytes(&bytes)
+            .map_err(|_| CryptoError::InvalidPublicKey)?;
         Ok(KemPublicKey { suite, bytes })
     }
 
@@ -88,7 +89,8 @@ impl KemPublicKey {
     }
 
     fn hpke_key(&self) -> Result<<X25519 as Kem>::PublicKey, CryptoError> {
-        <X25519 as Kem>::PublicKey::from_bytes(&self.bytes).map_err(|_| CryptoError::InvalidPublicKey)
+        <X25519 as Kem>::PublicKey::from_bytes(&self.bytes)
+            .map_err(|_| CryptoError::InvalidPublicKey)
     }
 }
 
@@ -119,20 +121,27 @@ impl KemSecretKey {
         pk_bytes.copy_from_slice(&pk.to_bytes());
         KemSecretKey {
             bytes,
-            public: KemPublicKey { suite, bytes: pk_bytes },
+            public: KemPublicKey {
+                suite,
+                bytes: pk_bytes,
+            },
         }
     }
 
     /// Rebuilds a key from its private bytes (keystore, sealed transfer).
     pub fn from_bytes(suite: Suite, bytes: &[u8]) -> Result<Self, CryptoError> {
         let raw: Zeroizing<[u8; 32]> = Zeroizing::new(fixed(bytes)?);
-        let sk = <X25519 as Kem>::PrivateKey::from_bytes(&raw[..]).map_err(|_| CryptoError::InvalidPublicKey)?;
+        let sk = <X25519 as Kem>::PrivateKey::from_bytes(&raw[..])
+            .map_err(|_| CryptoError::InvalidPublicKey)?;
         let pk = X25519::sk_to_pk(&sk);
         let mut pk_bytes = [0u8; 32];
         pk_bytes.copy_from_slice(&pk.to_bytes());
         Ok(KemSecretKey {
             bytes: raw,
-            public: KemPublicKey { suite, bytes: pk_bytes },
+            public: KemPublicKey {
+                suite,
+                bytes: pk_bytes,
+            },
         })
     }
 
@@ -217,9 +226,11 @@ pub fn seal(
             b"",
             &mut getrandom::rand_core::UnwrapErr(getrandom::SysRng),
         ),
-        Randomness::Fixed(rng) => hpke::single_shot_seal_with_rng::<ChaCha20Poly1305, HkdfSha256, X25519>(
-            &mode, &pk, &info, plaintext, b"", *rng,
-        ),
+        Randomness::Fixed(rng) => {
+            hpke::single_shot_seal_with_rng::<ChaCha20Poly1305, HkdfSha256, X25519>(
+                &mode, &pk, &info, plaintext, b"", *rng,
+            )
+        }
     };
     let (enc, ciphertext) = result.map_err(|_| CryptoError::InvalidPublicKey)?;
     Ok(SealedBox {
@@ -250,17 +261,26 @@ pub fn open(
         });
     }
     let info = info(purpose, suite, &key_id, context);
-    let sk = <X25519 as Kem>::PrivateKey::from_bytes(&secret.bytes[..]).map_err(|_| CryptoError::OpenFailed)?;
-    let enc = <X25519 as Kem>::EncappedKey::from_bytes(&sealed.enc).map_err(|_| CryptoError::OpenFailed)?;
+    let sk = <X25519 as Kem>::PrivateKey::from_bytes(&secret.bytes[..])
+        .map_err(|_| CryptoError::OpenFailed)?;
+    let enc = <X25519 as Kem>::EncappedKey::from_bytes(&sealed.enc)
+        .map_err(|_| CryptoError::OpenFailed)?;
     let mode = match psk {
         Some((psk, psk_id)) => {
             OpModeR::Psk(PskBundle::new(psk, psk_id).map_err(|_| CryptoError::OpenFailed)?)
         }
         None => OpModeR::Base,
     };
-    hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519>(&mode, &sk, &enc, &info, &sealed.ciphertext, b"")
-        .map(Zeroizing::new)
-        .map_err(|_| CryptoError::OpenFailed)
+    hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519>(
+        &mode,
+        &sk,
+        &enc,
+        &info,
+        &sealed.ciphertext,
+        b"",
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| CryptoError::OpenFailed)
 }
 
 #[cfg(test)]
@@ -272,32 +292,134 @@ mod tests {
     #[test]
     fn seal_open_and_context_binding() {
         let sk = KemSecretKey::generate(SUITE);
-        let b = seal(sk.public(), SealPurpose::MessageKey, &[b"topic", b"\0\0\0\x01"], None, b"secret", &mut Randomness::Os).unwrap();
-        assert_eq!(&open(&sk, &b, SealPurpose::MessageKey, &[b"topic", b"\0\0\0\x01"], None).unwrap()[..], b"secret");
+        let b = seal(
+            sk.public(),
+            SealPurpose::MessageKey,
+            &[b"topic", b"\0\0\0\x01"],
+            None,
+            b"secret",
+            &mut Randomness::Os,
+        )
+        .unwrap();
+        assert_eq!(
+            &open(
+                &sk,
+                &b,
+                SealPurpose::MessageKey,
+                &[b"topic", b"\0\0\0\x01"],
+                None
+            )
+            .unwrap()[..],
+            b"secret"
+        );
         // Another epoch, topic or purpose does not open.
-        assert_eq!(open(&sk, &b, SealPurpose::MessageKey, &[b"topic", b"\0\0\0\x02"], None), Err(CryptoError::OpenFailed));
-        assert_eq!(open(&sk, &b, SealPurpose::MessageKey, &[b"topix", b"\0\0\0\x01"], None), Err(CryptoError::OpenFailed));
-        assert_eq!(open(&sk, &b, SealPurpose::DeviceLink, &[b"topic", b"\0\0\0\x01"], None), Err(CryptoError::OpenFailed));
+        assert_eq!(
+            open(
+                &sk,
+                &b,
+                SealPurpose::MessageKey,
+                &[b"topic", b"\0\0\0\x02"],
+                None
+            ),
+            Err(CryptoError::OpenFailed)
+        );
+        assert_eq!(
+            open(
+                &sk,
+                &b,
+                SealPurpose::MessageKey,
+                &[b"topix", b"\0\0\0\x01"],
+                None
+            ),
+            Err(CryptoError::OpenFailed)
+        );
+        assert_eq!(
+            open(
+                &sk,
+                &b,
+                SealPurpose::DeviceLink,
+                &[b"topic", b"\0\0\0\x01"],
+                None
+            ),
+            Err(CryptoError::OpenFailed)
+        );
         // Another key is told apart by id before any decryption.
         let other = KemSecretKey::generate(SUITE);
-        assert!(matches!(open(&other, &b, SealPurpose::MessageKey, &[b"topic", b"\0\0\0\x01"], None), Err(CryptoError::WrongRecipient { .. })));
+        assert!(matches!(
+            open(
+                &other,
+                &b,
+                SealPurpose::MessageKey,
+                &[b"topic", b"\0\0\0\x01"],
+                None
+            ),
+            Err(CryptoError::WrongRecipient { .. })
+        ));
         // Tampering is caught.
         let mut t = b.clone();
         t.ciphertext[0] ^= 1;
-        assert_eq!(open(&sk, &t, SealPurpose::MessageKey, &[b"topic", b"\0\0\0\x01"], None), Err(CryptoError::OpenFailed));
+        assert_eq!(
+            open(
+                &sk,
+                &t,
+                SealPurpose::MessageKey,
+                &[b"topic", b"\0\0\0\x01"],
+                None
+            ),
+            Err(CryptoError::OpenFailed)
+        );
         let mut t = b.clone();
         t.suite = 2;
-        assert_eq!(open(&sk, &t, SealPurpose::MessageKey, &[b"topic", b"\0\0\0\x01"], None), Err(CryptoError::UnsupportedSuite(2)));
+        assert_eq!(
+            open(
+                &sk,
+                &t,
+                SealPurpose::MessageKey,
+                &[b"topic", b"\0\0\0\x01"],
+                None
+            ),
+            Err(CryptoError::UnsupportedSuite(2))
+        );
     }
 
     #[test]
     fn psk_mode_needs_the_psk() {
         let sk = KemSecretKey::generate(SUITE);
         let psk = [7u8; 32];
-        let b = seal(sk.public(), SealPurpose::DeviceLink, &[b"l"], Some((&psk, b"id")), b"x", &mut Randomness::Os).unwrap();
-        assert_eq!(&open(&sk, &b, SealPurpose::DeviceLink, &[b"l"], Some((&psk, b"id"))).unwrap()[..], b"x");
-        assert_eq!(open(&sk, &b, SealPurpose::DeviceLink, &[b"l"], Some((&[8u8; 32], b"id"))), Err(CryptoError::OpenFailed));
-        assert_eq!(open(&sk, &b, SealPurpose::DeviceLink, &[b"l"], None), Err(CryptoError::OpenFailed));
+        let b = seal(
+            sk.public(),
+            SealPurpose::DeviceLink,
+            &[b"l"],
+            Some((&psk, b"id")),
+            b"x",
+            &mut Randomness::Os,
+        )
+        .unwrap();
+        assert_eq!(
+            &open(
+                &sk,
+                &b,
+                SealPurpose::DeviceLink,
+                &[b"l"],
+                Some((&psk, b"id"))
+            )
+            .unwrap()[..],
+            b"x"
+        );
+        assert_eq!(
+            open(
+                &sk,
+                &b,
+                SealPurpose::DeviceLink,
+                &[b"l"],
+                Some((&[8u8; 32], b"id"))
+            ),
+            Err(CryptoError::OpenFailed)
+        );
+        assert_eq!(
+            open(&sk, &b, SealPurpose::DeviceLink, &[b"l"], None),
+            Err(CryptoError::OpenFailed)
+        );
     }
 
     #[test]

@@ -42,8 +42,12 @@ impl MessageKey {
 
     /// The key check value that a topic change publishes for this key.
     pub fn key_check(&self, topic: &TopicId, epoch: u32) -> [u8; 32] {
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.0[..]).unwrap_or_else(|_| unreachable_hmac());
-        mac.update(&transcript(LABEL_EPOCH_KEY_CHECK, &[topic.as_str().as_bytes(), &epoch.to_be_bytes()]));
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.0[..])
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(&transcript(
+            LABEL_EPOCH_KEY_CHECK,
+            &[topic.as_str().as_bytes(), &epoch.to_be_bytes()],
+        ));
         mac.finalize().into_bytes().into()
     }
 
@@ -58,12 +62,16 @@ impl MessageKey {
         let mut okm = Zeroizing::new([0u8; 64]);
         // 64 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
         let _ = hk.expand(
-            &transcript(LABEL_EPOCH_KEYS, &[topic.as_str().as_bytes(), &epoch.to_be_bytes()]),
+            &transcript(
+                LABEL_EPOCH_KEYS,
+                &[topic.as_str().as_bytes(), &epoch.to_be_bytes()],
+            ),
             &mut okm[..],
         );
         let mut enc_key = Zeroizing::new([0u8; 32]);
         enc_key.copy_from_slice(&okm[..32]);
-        let tag_mac = <HmacSha256 as KeyInit>::new_from_slice(&okm[32..]).unwrap_or_else(|_| unreachable_hmac());
+        let tag_mac = <HmacSha256 as KeyInit>::new_from_slice(&okm[32..])
+            .unwrap_or_else(|_| unreachable_hmac());
         EpochKeys {
             epoch,
             enc_key,
@@ -101,7 +109,9 @@ impl EpochKeys {
 
 impl fmt::Debug for EpochKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EpochKeys").field("epoch", &self.epoch).finish_non_exhaustive()
+        f.debug_struct("EpochKeys")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
     }
 }
 

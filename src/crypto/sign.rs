@@ -195,7 +195,8 @@ pub struct PublicSigningKey<R: KeyRole> {
 impl<R: KeyRole> PublicSigningKey<R> {
     /// Parses 32 bytes; weak (small-order) keys are refused.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let key = VerifyingKey::from_bytes(&fixed(bytes)?).map_err(|_| CryptoError::InvalidPublicKey)?;
+        let key =
+            VerifyingKey::from_bytes(&fixed(bytes)?).map_err(|_| CryptoError::InvalidPublicKey)?;
         if key.is_weak() {
             return Err(CryptoError::InvalidPublicKey);
         }
@@ -221,7 +222,12 @@ impl<R: KeyRole> PublicSigningKey<R> {
     }
 
     /// Checks `signature` over `transcript(label, parts)` with `verify_strict`.
-    pub fn verify(&self, label: &str, parts: &[&[u8]], signature: &Signature) -> Result<(), CryptoError> {
+    pub fn verify(
+        &self,
+        label: &str,
+        parts: &[&[u8]],
+        signature: &Signature,
+    ) -> Result<(), CryptoError> {
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         self.key
             .verify_strict(&transcript(label, parts), &sig)
@@ -229,9 +235,15 @@ impl<R: KeyRole> PublicSigningKey<R> {
     }
 
     /// Checks a signature made with [`SecretSigningKey::sign_raw`] (`verify_strict`).
-    pub(crate) fn verify_raw(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
+    pub(crate) fn verify_raw(
+        &self,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), CryptoError> {
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        self.key.verify_strict(message, &sig).map_err(|_| CryptoError::BadSignature)
+        self.key
+            .verify_strict(message, &sig)
+            .map_err(|_| CryptoError::BadSignature)
     }
 }
 
@@ -311,11 +323,24 @@ mod tests {
     fn sign_verify_and_label_binding() {
         let ik = IdentityKey::generate();
         let sig = ik.sign(LABEL_DEVICE_CERT, &[b"payload"]);
-        ik.public().verify(LABEL_DEVICE_CERT, &[b"payload"], &sig).unwrap();
-        assert_eq!(ik.public().verify(LABEL_MESSAGE, &[b"payload"], &sig), Err(CryptoError::BadSignature));
-        assert_eq!(ik.public().verify(LABEL_DEVICE_CERT, &[b"payloae"], &sig), Err(CryptoError::BadSignature));
+        ik.public()
+            .verify(LABEL_DEVICE_CERT, &[b"payload"], &sig)
+            .unwrap();
+        assert_eq!(
+            ik.public().verify(LABEL_MESSAGE, &[b"payload"], &sig),
+            Err(CryptoError::BadSignature)
+        );
+        assert_eq!(
+            ik.public().verify(LABEL_DEVICE_CERT, &[b"payloae"], &sig),
+            Err(CryptoError::BadSignature)
+        );
         let other = IdentityKey::generate();
-        assert_eq!(other.public().verify(LABEL_DEVICE_CERT, &[b"payload"], &sig), Err(CryptoError::BadSignature));
+        assert_eq!(
+            other
+                .public()
+                .verify(LABEL_DEVICE_CERT, &[b"payload"], &sig),
+            Err(CryptoError::BadSignature)
+        );
     }
 
     #[test]
@@ -323,8 +348,14 @@ mod tests {
         // The identity point (small order) encodes as 1 followed by zeros.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(IdentityPublicKey::from_slice(&identity), Err(CryptoError::InvalidPublicKey));
-        assert!(matches!(IdentityPublicKey::from_slice(&[0u8; 31]), Err(CryptoError::BadLength { .. })));
+        assert_eq!(
+            IdentityPublicKey::from_slice(&identity),
+            Err(CryptoError::InvalidPublicKey)
+        );
+        assert!(matches!(
+            IdentityPublicKey::from_slice(&[0u8; 31]),
+            Err(CryptoError::BadLength { .. })
+        ));
     }
 
     #[test]

@@ -33,7 +33,10 @@ impl TopicKey {
     pub fn generate_with(suite: Suite, rng: &mut Randomness<'_>) -> Self {
         let seed = Zeroizing::new(rng.array::<32>());
         let ikm = Zeroizing::new(rng.array::<32>());
-        Self::from_parts(SecretSigningKey::from_seed(&seed), KemSecretKey::derive(suite, &ikm))
+        Self::from_parts(
+            SecretSigningKey::from_seed(&seed),
+            KemSecretKey::derive(suite, &ikm),
+        )
     }
 
     /// Rebuilds a Topic Key from its two private halves.
@@ -42,11 +45,19 @@ impl TopicKey {
             signing: signing.public().clone(),
             kem: kem.public().clone(),
         };
-        TopicKey { signing, kem, public }
+        TopicKey {
+            signing,
+            kem,
+            public,
+        }
     }
 
     /// Rebuilds a Topic Key from the bytes kept in a keystore or sent to the user's own device.
-    pub fn from_bytes(suite: Suite, signing_seed: &[u8], kem_secret: &[u8]) -> Result<Self, CryptoError> {
+    pub fn from_bytes(
+        suite: Suite,
+        signing_seed: &[u8],
+        kem_secret: &[u8],
+    ) -> Result<Self, CryptoError> {
         let seed: Zeroizing<[u8; 32]> = Zeroizing::new(super::sign::fixed(signing_seed)?);
         Ok(Self::from_parts(
             SecretSigningKey::from_seed(&seed),
@@ -72,7 +83,9 @@ impl TopicKey {
 
 impl fmt::Debug for TopicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TopicKey").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("TopicKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +103,11 @@ impl TopicPublicKey {
     pub fn key_id(&self) -> KeyId {
         KeyId::derive(
             "topic",
-            &[self.signing.as_bytes(), &self.kem.suite().id().to_be_bytes(), self.kem.as_bytes()],
+            &[
+                self.signing.as_bytes(),
+                &self.kem.suite().id().to_be_bytes(),
+                self.kem.as_bytes(),
+            ],
         )
     }
 }

@@ -81,12 +81,17 @@ mod tests {
     #[test]
     fn feed_matches_transcript() {
         let mut fed = Vec::new();
-        feed(LABEL_MESSAGE_TAG, &[b"topic", b"", b"xyz"], |c| fed.extend_from_slice(c));
+        feed(LABEL_MESSAGE_TAG, &[b"topic", b"", b"xyz"], |c| {
+            fed.extend_from_slice(c)
+        });
         assert_eq!(fed, transcript(LABEL_MESSAGE_TAG, &[b"topic", b"", b"xyz"]));
     }
 
     #[test]
     fn labels_separate_domains() {
-        assert_ne!(transcript(LABEL_MESSAGE, &[b"x"]), transcript(LABEL_MESSAGE_TAG, &[b"x"]));
+        assert_ne!(
+            transcript(LABEL_MESSAGE, &[b"x"]),
+            transcript(LABEL_MESSAGE_TAG, &[b"x"])
+        );
     }
 }

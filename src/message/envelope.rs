@@ -88,12 +88,21 @@ impl MessageIn {
 
     /// Checks the sender's signature over the envelope. The caller (the topic state machine)
     /// picks the key from the sender index and checks the sender's rights.
-    pub fn verify(self, topic: &TopicId, sender_key: &TopicSigningPublicKey) -> Result<Message, MessageError> {
+    pub fn verify(
+        self,
+        topic: &TopicId,
+        sender_key: &TopicSigningPublicKey,
+    ) -> Result<Message, MessageError> {
         let ct_hash = Sha256::digest(&self.ciphertext);
         sender_key
             .verify(
                 LABEL_MESSAGE,
-                &[topic.as_str().as_bytes(), &self.header_bytes, &self.tag.0, &ct_hash],
+                &[
+                    topic.as_str().as_bytes(),
+                    &self.header_bytes,
+                    &self.tag.0,
+                    &ct_hash,
+                ],
                 &self.signature,
             )
             .map_err(|_| MessageError::BadSignature)?;
@@ -142,7 +151,11 @@ impl Message {
     }
 
     /// Checks the tag (constant time) and, only if it matches, decrypts.
-    pub fn open(&self, topic: &TopicId, keys: &EpochKeys) -> Result<Zeroizing<Vec<u8>>, MessageError> {
+    pub fn open(
+        &self,
+        topic: &TopicId,
+        keys: &EpochKeys,
+    ) -> Result<Zeroizing<Vec<u8>>, MessageError> {
         if keys.epoch() != self.0.header.epoch {
             return Err(MessageError::UnknownEpoch(self.0.header.epoch));
         }
@@ -158,7 +171,11 @@ impl Message {
 
 fn compute_tag(keys: &EpochKeys, topic: &TopicId, header: &[u8], ciphertext: &[u8]) -> MessageTag {
     let mut mac = keys.tag_mac.clone();
-    feed(LABEL_MESSAGE_TAG, &[topic.as_str().as_bytes(), header, ciphertext], |c| mac.update(c));
+    feed(
+        LABEL_MESSAGE_TAG,
+        &[topic.as_str().as_bytes(), header, ciphertext],
+        |c| mac.update(c),
+    );
     MessageTag(mac.finalize().into_bytes().into())
 }
 
@@ -177,7 +194,15 @@ pub fn encrypt(
     seen: u64,
     plaintext: &[u8],
 ) -> Result<Message, MessageError> {
-    encrypt_with(topic, keys, sender, sender_key, seen, plaintext, &mut Randomness::Os)
+    encrypt_with(
+        topic,
+        keys,
+        sender,
+        sender_key,
+        seen,
+        plaintext,
+        &mut Randomness::Os,
+    )
 }
 
 /// [`encrypt`] with explicit randomness (test vectors use a fixed one).
@@ -248,7 +273,11 @@ mod tests {
     fn setup() -> (TopicId, EpochKeys, TopicKey) {
         let topic = TopicId::random(&"a.example".parse().unwrap());
         let keys = MessageKey::generate().epoch_keys(&topic, 3);
-        (topic, keys, TopicKey::generate(Suite::X25519Sha256ChaCha20Poly1305))
+        (
+            topic,
+            keys,
+            TopicKey::generate(Suite::X25519Sha256ChaCha20Poly1305),
+        )
     }
 
     #[test]
@@ -256,7 +285,10 @@ mod tests {
         let (topic, keys, tk) = setup();
         let msg = encrypt(&topic, &keys, 2, tk.signing(), 10, b"hello topic").unwrap();
         let wire = msg.to_wire();
-        let back = MessageIn::from_wire(&wire).unwrap().verify(&topic, &tk.public().signing).unwrap();
+        let back = MessageIn::from_wire(&wire)
+            .unwrap()
+            .verify(&topic, &tk.public().signing)
+            .unwrap();
         assert_eq!(back, msg);
         assert_eq!(&back.open(&topic, &keys).unwrap()[..], b"hello topic");
         assert_eq!(back.header().epoch, 3);
@@ -289,7 +321,9 @@ mod tests {
         // Another topic: the signature covers the topic id.
         let other = TopicId::random(&"a.example".parse().unwrap());
         assert_eq!(
-            MessageIn::from_wire(&wire).unwrap().verify(&other, &tk.public().signing),
+            MessageIn::from_wire(&wire)
+                .unwrap()
+                .verify(&other, &tk.public().signing),
             Err(MessageError::BadSignature)
         );
     }
@@ -301,14 +335,24 @@ mod tests {
         let wrong = MessageKey::generate().epoch_keys(&topic, 3);
         assert_eq!(msg.open(&topic, &wrong), Err(MessageError::BadTag));
         let other_epoch = MessageKey::generate().epoch_keys(&topic, 4);
-        assert_eq!(msg.open(&topic, &other_epoch), Err(MessageError::UnknownEpoch(3)));
+        assert_eq!(
+            msg.open(&topic, &other_epoch),
+            Err(MessageError::UnknownEpoch(3))
+        );
     }
 
     #[test]
     fn oversize_refused() {
         let (topic, keys, tk) = setup();
         assert!(matches!(
-            encrypt(&topic, &keys, 0, tk.signing(), 0, &vec![0; MAX_PLAINTEXT + 1]),
+            encrypt(
+                &topic,
+                &keys,
+                0,
+                tk.signing(),
+                0,
+                &vec![0; MAX_PLAINTEXT + 1]
+            ),
             Err(MessageError::TooLarge { .. })
         ));
         assert!(encrypt(&topic, &keys, 0, tk.signing(), 0, &vec![0; MAX_PLAINTEXT]).is_ok());

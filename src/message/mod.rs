@@ -35,7 +35,11 @@ pub struct MessageTag(pub [u8; 32]);
 
 impl std::fmt::Debug for MessageTag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MessageTag({})", crate::crypto::sign::hex_string(&self.0))
+        write!(
+            f,
+            "MessageTag({})",
+            crate::crypto::sign::hex_string(&self.0)
+        )
     }
 }
 

@@ -30,7 +30,11 @@ impl ChangeHash {
 
 impl std::fmt::Debug for ChangeHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ChangeHash({})", crate::crypto::sign::hex_string(&self.0))
+        write!(
+            f,
+            "ChangeHash({})",
+            crate::crypto::sign::hex_string(&self.0)
+        )
     }
 }
 
@@ -145,7 +149,10 @@ impl SignedPayload for TopicChange {
             Action::Remove(list) => list.len(),
             _ => 0,
         };
-        if members > MAX_MEMBERS || self.boxes.len() > MAX_MEMBERS || self.history.len() > 64 * MAX_MEMBERS {
+        if members > MAX_MEMBERS
+            || self.boxes.len() > MAX_MEMBERS
+            || self.history.len() > 64 * MAX_MEMBERS
+        {
             return Err(WireError::InvalidField {
                 field: "action",
                 reason: format!("more than {MAX_MEMBERS} members"),
@@ -203,13 +210,18 @@ impl<'de> Deserialize<'de> for Action {
                 f.write_str("an action array [kind, …]")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Action, A::Error> {
-                fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A, i: usize) -> Result<T, A::Error> {
-                    seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &"a complete action"))
+                fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+                    seq: &mut A,
+                    i: usize,
+                ) -> Result<T, A::Error> {
+                    seq.next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(i, &"a complete action"))
                 }
                 let kind: u8 = next(&mut seq, 0)?;
                 let action = match kind {
                     0 => {
-                        let history = History::from_wire(next(&mut seq, 1)?).map_err(de::Error::custom)?;
+                        let history =
+                            History::from_wire(next(&mut seq, 1)?).map_err(de::Error::custom)?;
                         Action::Create {
                             history,
                             members: next(&mut seq, 2)?,
@@ -222,7 +234,8 @@ impl<'de> Deserialize<'de> for Action {
                     }
                     3 => {
                         let member: u32 = next(&mut seq, 1)?;
-                        let role = Role::from_wire(next(&mut seq, 2)?).map_err(de::Error::custom)?;
+                        let role =
+                            Role::from_wire(next(&mut seq, 2)?).map_err(de::Error::custom)?;
                         Action::SetRole(MemberIndex(member), role)
                     }
                     4 => Action::Rekey,

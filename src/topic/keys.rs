@@ -32,7 +32,10 @@ pub enum KeyError {
 
 /// The HPKE context of a Message Key box: topic id and epoch.
 fn seal_context(topic: &TopicId, epoch: u32) -> [Vec<u8>; 2] {
-    [topic.as_str().as_bytes().to_vec(), epoch.to_be_bytes().to_vec()]
+    [
+        topic.as_str().as_bytes().to_vec(),
+        epoch.to_be_bytes().to_vec(),
+    ]
 }
 
 /// Builds and signs a change by `author` (an admin; member 0 for a create).
@@ -65,12 +68,25 @@ pub fn build_change(
     };
     let plan = base.plan(author, &action)?;
     let (key, new_key) = if plan.new_epoch {
-        (MessageKey::from_slice(&rng.array::<32>()).map_err(|_| ChangeError::NoOp)?, true)
+        (
+            MessageKey::from_slice(&rng.array::<32>()).map_err(|_| ChangeError::NoOp)?,
+            true,
+        )
     } else {
         match current_key {
-            Some(k) => (MessageKey::from_slice(k.as_bytes()).map_err(|_| ChangeError::NoOp)?, false),
-            None if plan.recipients.is_empty() => (MessageKey::from_slice(&[0; 32]).map_err(|_| ChangeError::NoOp)?, false),
-            None => return Err(ChangeError::KeyCheck("the current epoch's key is needed to add members")),
+            Some(k) => (
+                MessageKey::from_slice(k.as_bytes()).map_err(|_| ChangeError::NoOp)?,
+                false,
+            ),
+            None if plan.recipients.is_empty() => (
+                MessageKey::from_slice(&[0; 32]).map_err(|_| ChangeError::NoOp)?,
+                false,
+            ),
+            None => {
+                return Err(ChangeError::KeyCheck(
+                    "the current epoch's key is needed to add members",
+                ));
+            }
         }
     };
     let epoch = plan.epoch_after;
@@ -79,9 +95,19 @@ pub fn build_change(
     let mut boxes = Vec::with_capacity(plan.recipients.len());
     for m in &plan.recipients {
         let member = &plan.members_after[m];
-        let sealed = hpke::seal(&member.topic_key.kem, SealPurpose::MessageKey, &ctx_refs, None, key.as_bytes(), rng)
-            .map_err(|_| ChangeError::BoxWrongKey(m.0))?;
-        boxes.push(KeyBox { member: m.0, sealed });
+        let sealed = hpke::seal(
+            &member.topic_key.kem,
+            SealPurpose::MessageKey,
+            &ctx_refs,
+            None,
+            key.as_bytes(),
+            rng,
+        )
+        .map_err(|_| ChangeError::BoxWrongKey(m.0))?;
+        boxes.push(KeyBox {
+            member: m.0,
+            sealed,
+        });
     }
     let mut history = Vec::new();
     if !history_keys.is_empty() {
@@ -135,10 +161,13 @@ fn placeholder_for_create(topic: &TopicId, action: &Action) -> Result<TopicState
     if !matches!(action, Action::Create { .. }) {
         return Err(ChangeError::CreateNotFirst);
     }
-    Ok(TopicState::empty(topic.clone(), match action {
-        Action::Create { history, .. } => *history,
-        _ => History::Shared,
-    }))
+    Ok(TopicState::empty(
+        topic.clone(),
+        match action {
+            Action::Create { history, .. } => *history,
+            _ => History::Shared,
+        },
+    ))
 }
 
 /// A member's Message Keys, by epoch, with the derived epoch keys ready for use.
@@ -192,9 +221,17 @@ impl EpochKeyring {
         my_key: &TopicKey,
     ) -> Result<(), KeyError> {
         let ctx = seal_context(topic, epoch);
-        let bytes = hpke::open(my_key.kem(), sealed, SealPurpose::MessageKey, &[&ctx[0], &ctx[1]], None)?;
+        let bytes = hpke::open(
+            my_key.kem(),
+            sealed,
+            SealPurpose::MessageKey,
+            &[&ctx[0], &ctx[1]],
+            None,
+        )?;
         let key = MessageKey::from_slice(&bytes)?;
-        let check = after.epoch_check(epoch).ok_or(KeyError::UnknownEpoch(epoch))?;
+        let check = after
+            .epoch_check(epoch)
+            .ok_or(KeyError::UnknownEpoch(epoch))?;
         if !key.matches_check(topic, epoch, check) {
             return Err(KeyError::CheckMismatch(epoch));
         }
@@ -205,8 +242,15 @@ impl EpochKeyring {
 
     /// Adds a key obtained another way (e.g. from a linked device), after checking it against the
     /// topic's key check value.
-    pub fn insert(&mut self, state: &TopicState, epoch: u32, key: MessageKey) -> Result<(), KeyError> {
-        let check = state.epoch_check(epoch).ok_or(KeyError::UnknownEpoch(epoch))?;
+    pub fn insert(
+        &mut self,
+        state: &TopicState,
+        epoch: u32,
+        key: MessageKey,
+    ) -> Result<(), KeyError> {
+        let check = state
+            .epoch_check(epoch)
+            .ok_or(KeyError::UnknownEpoch(epoch))?;
         if !key.matches_check(state.topic(), epoch, check) {
             return Err(KeyError::CheckMismatch(epoch));
         }

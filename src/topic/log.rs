@@ -3,8 +3,11 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{LEAF_CHANGE, TopicChange};
+use std::collections::HashSet;
+
+use super::{ChangeError, ChangeOutcome, LEAF_CHANGE, TopicChange, TopicState};
 use crate::message::{MAX_MESSAGE_LEN, Message, MessageIn};
+use crate::message::{MessageError, MessageTag};
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
 /// One entry of a topic's log as stored and served: `[0, message bytes]` or `[1, signed change]`.
@@ -81,4 +84,99 @@ pub fn leaf_data_for_change(signed: &SignedBytes) -> Vec<u8> {
     out.push(LEAF_CHANGE);
     out.extend_from_slice(&Sha256::digest(encode(signed)));
     out
+}
+
+/// Why a log entry is invalid at its position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// The entry does not decode.
+    #[error("entry {index}: {error}")]
+    Malformed {
+        /// Log position.
+        index: u64,
+        /// What is wrong.
+        error: WireError,
+    },
+    /// A change that breaks a topic rule.
+    #[error("entry {index}: {error}")]
+    Change {
+        /// Log position.
+        index: u64,
+        /// The rule broken.
+        error: ChangeError,
+    },
+    /// A message that breaks a topic rule.
+    #[error("entry {index}: {error}")]
+    Message {
+        /// Log position.
+        index: u64,
+        /// The rule broken.
+        error: MessageError,
+    },
+}
+
+/// What a valid entry was.
+#[derive(Debug)]
+pub enum Applied {
+    /// A message, with its signature checked.
+    Message(Message),
+    /// A change, and the state after it.
+    Change(Box<ChangeOutcome>),
+}
+
+/// Replays a topic's log entry by entry with the same rules as the hosting server, as a member
+/// or mirror that validates a log does. Keeps every tag for replay detection.
+#[derive(Debug, Default)]
+pub struct Replayer {
+    state: Option<TopicState>,
+    tags: HashSet<MessageTag>,
+}
+
+impl Replayer {
+    /// A replayer at log position 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state after the entries so far (`None` before the create).
+    pub fn state(&self) -> Option<&TopicState> {
+        self.state.as_ref()
+    }
+
+    /// Checks and applies the next entry; returns what it was and its leaf data.
+    pub fn push(&mut self, entry: &LogEntry) -> Result<(Applied, Vec<u8>), EntryError> {
+        let index = self.state.as_ref().map_or(0, |s| s.size());
+        let parsed = entry
+            .parse()
+            .map_err(|error| EntryError::Malformed { index, error })?;
+        match (parsed, &mut self.state) {
+            (ParsedEntry::Change(signed), None) => {
+                let outcome = TopicState::create(signed)
+                    .map_err(|error| EntryError::Change { index, error })?;
+                let leaf = leaf_data_for_change(outcome.change.signed_bytes());
+                self.state = Some(outcome.next.clone());
+                Ok((Applied::Change(Box::new(outcome)), leaf))
+            }
+            (ParsedEntry::Message(_), None) => Err(EntryError::Change {
+                index,
+                error: ChangeError::CreateNotFirst,
+            }),
+            (ParsedEntry::Change(signed), Some(state)) => {
+                let outcome = state
+                    .check_change(signed)
+                    .map_err(|error| EntryError::Change { index, error })?;
+                let leaf = leaf_data_for_change(outcome.change.signed_bytes());
+                *state = outcome.next.clone();
+                Ok((Applied::Change(Box::new(outcome)), leaf))
+            }
+            (ParsedEntry::Message(msg), Some(state)) => {
+                let err = |error| EntryError::Message { index, error };
+                let msg = state.check_message(msg, &self.tags).map_err(err)?;
+                state.append_message(&msg).map_err(err)?;
+                self.tags.insert(*msg.tag());
+                let leaf = msg.leaf_data();
+                Ok((Applied::Message(msg), leaf))
+            }
+        }
+    }
 }

@@ -21,9 +21,12 @@ pub mod keys;
 mod log;
 mod state;
 
-pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MemberSpec, TopicChange, MAX_CHANGE_LEN};
+pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange};
 pub use keys::{EpochKeyring, KeyError, build_change};
-pub use log::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry, ParsedEntry, leaf_data_for_change};
+pub use log::{
+    Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
+    leaf_data_for_change,
+};
 pub use state::{ChangeOutcome, Member, TagSet, TopicState};
 
 use crate::wire::WireError;

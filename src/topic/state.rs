@@ -131,7 +131,9 @@ impl TopicState {
             return Err(ChangeError::StaleChange);
         }
         let author = self.admin(draft.author)?;
-        let change = signed.verify(&author.topic_key.signing).map_err(signed_error)?;
+        let change = signed
+            .verify(&author.topic_key.signing)
+            .map_err(signed_error)?;
         self.finish(change)
     }
 
@@ -146,7 +148,9 @@ impl TopicState {
         }
         match (plan.new_epoch, &change.key_check) {
             (true, None) => return Err(ChangeError::KeyCheck("missing on a new epoch")),
-            (false, Some(_)) => return Err(ChangeError::KeyCheck("present although the epoch stays")),
+            (false, Some(_)) => {
+                return Err(ChangeError::KeyCheck("present although the epoch stays"));
+            }
             _ => {}
         }
         // Exactly one box per recipient, ascending, each sealed to the member's Topic Key.
@@ -160,7 +164,9 @@ impl TopicState {
                 .members_after
                 .get(&MemberIndex(b.member))
                 .ok_or(ChangeError::NotAMember(b.member))?;
-            if b.sealed.recipient != member.topic_key.kem.key_id() || b.sealed.suite != member.topic_key.kem.suite().id() {
+            if b.sealed.recipient != member.topic_key.kem.key_id()
+                || b.sealed.suite != member.topic_key.kem.suite().id()
+            {
                 return Err(ChangeError::BoxWrongKey(b.member));
             }
         }
@@ -202,7 +208,9 @@ impl TopicState {
         for h in &change.history {
             let member = MemberIndex(h.member);
             if !plan.added.contains(&member) {
-                return Err(ChangeError::HistoryBox("recipient is not a member added by this change"));
+                return Err(ChangeError::HistoryBox(
+                    "recipient is not a member added by this change",
+                ));
             }
             if h.epoch >= plan.epoch_after {
                 return Err(ChangeError::HistoryBox("not an older epoch"));
@@ -334,7 +342,11 @@ impl TopicState {
 
     /// Checks a message as the next entry of the log: signature by the sender's Topic Key,
     /// sender a member who may post, current epoch, causality, and a tag not seen before.
-    pub fn check_message(&self, msg: MessageIn, tags: &dyn TagSet) -> Result<Message, MessageError> {
+    pub fn check_message(
+        &self,
+        msg: MessageIn,
+        tags: &dyn TagSet,
+    ) -> Result<Message, MessageError> {
         let header = msg.header().clone();
         let sender = self
             .members
@@ -369,7 +381,10 @@ impl TopicState {
     pub fn append_message(&mut self, msg: &Message) -> Result<u64, MessageError> {
         // Cheap re-checks so that a message checked against another state cannot be recorded.
         let sender = msg.header().sender;
-        let member = self.members.get(&MemberIndex(sender)).ok_or(MessageError::NotAMember(sender))?;
+        let member = self
+            .members
+            .get(&MemberIndex(sender))
+            .ok_or(MessageError::NotAMember(sender))?;
         if !member.role.can_post() {
             return Err(MessageError::NotAllowedToPost {
                 sender,

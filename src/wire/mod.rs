@@ -102,7 +102,10 @@ pub fn decode<T: DeserializeOwned + Serialize>(bytes: &[u8], limit: usize) -> Re
 }
 
 /// Like [`decode`], for objects that start with a version: the version is checked first.
-pub fn decode_versioned<T: DeserializeOwned + Serialize>(bytes: &[u8], limit: usize) -> Result<T, WireError> {
+pub fn decode_versioned<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, WireError> {
     if bytes.len() > limit {
         return Err(WireError::TooLarge {
             limit,
@@ -115,7 +118,8 @@ pub fn decode_versioned<T: DeserializeOwned + Serialize>(bytes: &[u8], limit: us
 
 /// Reads the version at the head of an array-shaped object without decoding the rest.
 fn check_version(bytes: &[u8]) -> Result<(), WireError> {
-    let malformed = || WireError::Malformed("expected an array that starts with the version".into());
+    let malformed =
+        || WireError::Malformed("expected an array that starts with the version".into());
     let (&head, rest) = bytes.split_first().ok_or_else(malformed)?;
     // Major type 4 (array), definite length 0..=23 or with a 1/2/4-byte length.
     if head >> 5 != 4 || head & 0x1f > 26 {
@@ -127,7 +131,10 @@ fn check_version(bytes: &[u8]) -> Result<(), WireError> {
         26 => 4,
         _ => 0,
     };
-    let item = rest.get(skip..).and_then(|r| r.first()).ok_or_else(malformed)?;
+    let item = rest
+        .get(skip..)
+        .and_then(|r| r.first())
+        .ok_or_else(malformed)?;
     // Major type 0 (unsigned integer); versions above 23 are not ours whatever they are.
     if item >> 5 != 0 {
         return Err(malformed());
@@ -164,11 +171,13 @@ pub mod fixed_bytes {
     }
 
     /// Deserializes a byte string of exactly `N` bytes.
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         let b = serde_bytes::ByteBuf::deserialize(d)?;
-        b.as_slice()
-            .try_into()
-            .map_err(|_| serde::de::Error::invalid_length(b.len(), &"a byte string of the fixed size"))
+        b.as_slice().try_into().map_err(|_| {
+            serde::de::Error::invalid_length(b.len(), &"a byte string of the fixed size")
+        })
     }
 }
 
@@ -187,12 +196,30 @@ mod tests {
         assert_eq!(decode_versioned::<Thing>(&bytes, 100).unwrap(), t);
         let mut extra = bytes.clone();
         extra.push(0);
-        assert_eq!(decode_versioned::<Thing>(&extra, 100), Err(WireError::TrailingBytes(1)));
-        assert!(matches!(decode_versioned::<Thing>(&bytes, 3), Err(WireError::TooLarge { .. })));
+        assert_eq!(
+            decode_versioned::<Thing>(&extra, 100),
+            Err(WireError::TrailingBytes(1))
+        );
+        assert!(matches!(
+            decode_versioned::<Thing>(&bytes, 3),
+            Err(WireError::TooLarge { .. })
+        ));
         let v2 = encode(&Thing(2, 7, vec![]));
-        assert_eq!(decode_versioned::<Thing>(&v2, 100), Err(WireError::UnsupportedVersion { expected: 1, got: 2 }));
-        assert!(matches!(decode_versioned::<Thing>(&bytes[..4], 100), Err(WireError::Malformed(_))));
-        assert!(matches!(decode_versioned::<Thing>(&[], 100), Err(WireError::Malformed(_))));
+        assert_eq!(
+            decode_versioned::<Thing>(&v2, 100),
+            Err(WireError::UnsupportedVersion {
+                expected: 1,
+                got: 2
+            })
+        );
+        assert!(matches!(
+            decode_versioned::<Thing>(&bytes[..4], 100),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_versioned::<Thing>(&[], 100),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     #[test]

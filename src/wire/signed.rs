@@ -77,7 +77,12 @@ impl<T> Clone for Signed<T> {
 
 impl<T> fmt::Debug for Signed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signed<{}>({:?})", std::any::type_name::<T>(), self.bytes)
+        write!(
+            f,
+            "Signed<{}>({:?})",
+            std::any::type_name::<T>(),
+            self.bytes
+        )
     }
 }
 
@@ -153,7 +158,9 @@ impl<T: Clone> Clone for Verified<T> {
 
 impl<T: fmt::Debug> fmt::Debug for Verified<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verified").field("value", &self.value).finish_non_exhaustive()
+        f.debug_struct("Verified")
+            .field("value", &self.value)
+            .finish_non_exhaustive()
     }
 }
 

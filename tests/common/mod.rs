@@ -1,0 +1,164 @@
+//! Shared test fixtures: users with identity keys and topic keys.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+
+use rendezvous::certs::TopicKeyCert;
+use rendezvous::crypto::{IdentityKey, Randomness, Suite, TopicKey};
+use rendezvous::ids::{TopicId, UserId};
+use rendezvous::message::{self, Message, MessageIn};
+use rendezvous::topic::{
+    Action, ChangeOutcome, EpochKeyring, MemberIndex, MemberSpec, Role, TopicState, build_change,
+};
+use rendezvous::wire::Signed;
+
+pub const SUITE: Suite = Suite::X25519Sha256ChaCha20Poly1305;
+
+/// A user with an identity key and one topic key for the topic under test.
+pub struct User {
+    pub id: UserId,
+    pub ik: IdentityKey,
+    pub tk: TopicKey,
+    pub keys: EpochKeyring,
+}
+
+impl User {
+    pub fn new(name: &str) -> User {
+        User {
+            id: format!("@{name}:a.example").parse().unwrap(),
+            ik: IdentityKey::generate(),
+            tk: TopicKey::generate(SUITE),
+            keys: EpochKeyring::new(),
+        }
+    }
+
+    pub fn spec(&self, role: Role) -> MemberSpec {
+        MemberSpec {
+            user: self.id.clone(),
+            identity_key: self.ik.public().clone(),
+            role: role.to_wire(),
+            topic_key_cert: Signed::sign(
+                TopicKeyCert::new(self.id.clone(), self.tk.public(), 0),
+                &self.ik,
+            )
+            .unverified(),
+        }
+    }
+}
+
+/// A topic with its log position, as every participant sees it.
+pub struct Topic {
+    pub id: TopicId,
+    pub state: TopicState,
+    pub tags: HashSet<rendezvous::message::MessageTag>,
+}
+
+impl Topic {
+    /// `users[0]` creates the topic with everyone in `roles`.
+    pub fn create(
+        users: &mut [&mut User],
+        roles: &[Role],
+        history: rendezvous::topic::History,
+    ) -> Topic {
+        let id = TopicId::random(&"a.example".parse().unwrap());
+        let members = users.iter().zip(roles).map(|(u, r)| u.spec(*r)).collect();
+        let (outcome, key) = build_change(
+            None,
+            &id,
+            MemberIndex(0),
+            &users[0].tk,
+            Action::Create { history, members },
+            None,
+            &[],
+            0,
+            &mut Randomness::Os,
+        )
+        .unwrap();
+        assert!(key.is_some());
+        let topic = Topic {
+            id,
+            state: outcome.next.clone(),
+            tags: HashSet::new(),
+        };
+        topic.deliver(users, &outcome);
+        topic
+    }
+
+    /// Every user who is a member after the change takes its keys.
+    pub fn deliver(&self, users: &mut [&mut User], outcome: &ChangeOutcome) {
+        for u in users.iter_mut() {
+            if let Some(me) = outcome.next.member_of(&u.id) {
+                u.keys
+                    .receive(&outcome.change, &outcome.next, me, &u.tk)
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Builds a change by `author` and applies it.
+    pub fn change(
+        &mut self,
+        users: &mut [&mut User],
+        author: usize,
+        action: Action,
+    ) -> ChangeOutcome {
+        let me = self.state.member_of(&users[author].id).unwrap();
+        let current = users[author]
+            .keys
+            .message_key(self.state.epoch())
+            .map(|k| rendezvous::crypto::MessageKey::from_slice(k.as_bytes()).unwrap());
+        let (outcome, _) = build_change(
+            Some(&self.state),
+            &self.id,
+            me,
+            &users[author].tk,
+            action,
+            current.as_ref(),
+            &[],
+            0,
+            &mut Randomness::Os,
+        )
+        .unwrap();
+        self.state = outcome.next.clone();
+        self.deliver(users, &outcome);
+        outcome
+    }
+
+    /// `user` encrypts a message for the current epoch (not yet checked by anyone).
+    pub fn compose(&self, user: &User, text: &[u8]) -> Vec<u8> {
+        let me = self.state.member_of(&user.id).map(|m| m.0).unwrap_or(999);
+        let keys = user
+            .keys
+            .epoch_keys(self.state.epoch())
+            .expect("sender holds the current key");
+        message::encrypt(
+            &self.id,
+            keys,
+            me,
+            user.tk.signing(),
+            self.state.size(),
+            text,
+        )
+        .unwrap()
+        .to_wire()
+    }
+
+    /// The hosting server's check and append.
+    pub fn post(&mut self, wire: &[u8]) -> Result<Message, message::MessageError> {
+        let msg = self
+            .state
+            .check_message(MessageIn::from_wire(wire)?, &self.tags)?;
+        self.state.append_message(&msg)?;
+        self.tags.insert(*msg.tag());
+        Ok(msg)
+    }
+}
+
+/// What `user` reads from `msg`.
+pub fn read(topic: &Topic, user: &User, msg: &Message) -> Result<Vec<u8>, message::MessageError> {
+    let keys = user
+        .keys
+        .epoch_keys(msg.header().epoch)
+        .ok_or(message::MessageError::UnknownEpoch(msg.header().epoch))?;
+    msg.open(&topic.id, keys).map(|p| p.to_vec())
+}

@@ -1,0 +1,735 @@
+//! Every rule of the topic state machine, seen from the server (check) and the members (keys).
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Topic, User, read};
+use rendezvous::crypto::{Randomness, TopicKey};
+use rendezvous::message::{self, MessageError};
+use rendezvous::topic::{
+    Action, ChangeError, EntryError, EpochKeyring, History, KeyError, LogEntry, MemberIndex,
+    Replayer, Role, TopicChange, TopicState, build_change,
+};
+use rendezvous::wire::Signed;
+
+fn three(history: History) -> (User, User, User, Topic) {
+    let mut a = User::new("alice");
+    let mut b = User::new("bob");
+    let mut c = User::new("carol");
+    let t = Topic::create(
+        &mut [&mut a, &mut b, &mut c],
+        &[Role::Admin, Role::Writer, Role::Reader],
+        history,
+    );
+    (a, b, c, t)
+}
+
+/// Re-signs a modified copy of a change as its author (a buggy or malicious admin client).
+fn resign(change: &TopicChange, key: &TopicKey) -> Signed<TopicChange> {
+    Signed::sign(change.clone(), key.signing()).unverified()
+}
+
+#[test]
+fn every_member_reads_every_message() {
+    let (a, b, c, mut t) = three(History::Shared);
+    for sender in [&a, &b] {
+        let wire = t.compose(sender, b"hello all");
+        let msg = t.post(&wire).unwrap();
+        for reader in [&a, &b, &c] {
+            assert_eq!(read(&t, reader, &msg).unwrap(), b"hello all");
+        }
+    }
+    assert_eq!(t.state.size(), 3);
+}
+
+#[test]
+fn a_reader_cannot_post() {
+    let (_, _, c, mut t) = three(History::Shared);
+    // The reader holds the key, so it can produce a well-formed message; the rules refuse it.
+    let wire = t.compose(&c, b"let me in");
+    assert_eq!(
+        t.post(&wire).unwrap_err(),
+        MessageError::NotAllowedToPost {
+            sender: 2,
+            role: "reader"
+        }
+    );
+    assert_eq!(t.state.size(), 1, "a refused message changes nothing");
+}
+
+#[test]
+fn a_non_member_and_a_forged_sender_are_refused() {
+    let (a, _, _, mut t) = three(History::Shared);
+    let mut mallory = User::new("mallory");
+    // Mallory somehow has the epoch key (say, leaked) but is not a member.
+    mallory
+        .keys
+        .insert(
+            &t.state,
+            0,
+            rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(0).unwrap().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+    let wire = t.compose(&mallory, b"hi");
+    assert_eq!(t.post(&wire).unwrap_err(), MessageError::NotAMember(999));
+    // Claiming to be bob (member 1) but signing with her own key.
+    let keys = mallory.keys.epoch_keys(0).unwrap();
+    let forged = message::encrypt(&t.id, keys, 1, mallory.tk.signing(), 1, b"I am bob")
+        .unwrap()
+        .to_wire();
+    assert_eq!(t.post(&forged).unwrap_err(), MessageError::BadSignature);
+}
+
+#[test]
+fn a_replayed_message_is_refused() {
+    let (a, _, _, mut t) = three(History::Shared);
+    let wire = t.compose(&a, b"once");
+    t.post(&wire).unwrap();
+    assert_eq!(t.post(&wire).unwrap_err(), MessageError::Replayed);
+    assert_eq!(t.state.size(), 2);
+}
+
+#[test]
+fn wrong_epoch_and_seen_ahead_are_refused() {
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
+    let old = t.compose(&b, b"before rekey");
+    t.change(&mut [&mut a, &mut b, &mut c], 0, Action::Rekey);
+    assert_eq!(
+        t.post(&old).unwrap_err(),
+        MessageError::WrongEpoch { got: 0, current: 1 }
+    );
+    let keys = b.keys.epoch_keys(1).unwrap();
+    let ahead = message::encrypt(&t.id, keys, 1, b.tk.signing(), 99, b"future")
+        .unwrap()
+        .to_wire();
+    assert_eq!(
+        t.post(&ahead).unwrap_err(),
+        MessageError::SeenAhead {
+            seen: 99,
+            position: 2
+        }
+    );
+}
+
+#[test]
+fn only_an_admin_changes_the_topic() {
+    let (_, b, _, t) = three(History::Shared);
+    let err = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(1),
+        &b.tk,
+        Action::Rekey,
+        None,
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ChangeError::NotAdmin {
+            author: 1,
+            role: "writer"
+        }
+    );
+    let err = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(7),
+        &b.tk,
+        Action::Rekey,
+        None,
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap_err();
+    assert_eq!(err, ChangeError::UnknownAuthor(7));
+}
+
+#[test]
+fn a_change_signed_by_someone_else_is_refused() {
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
+    let before = t.state.clone();
+    let outcome = t.change(
+        &mut [&mut a, &mut b, &mut c],
+        0,
+        Action::SetRole(MemberIndex(2), Role::Writer),
+    );
+    // Bob re-signs alice's change (the server or bob trying to pass it off as an admin's).
+    let forged = resign(outcome.change.value(), &b.tk);
+    assert_eq!(
+        before.check_change(forged).unwrap_err(),
+        ChangeError::BadSignature
+    );
+}
+
+#[test]
+fn removal_rekeys_and_the_removed_member_reads_nothing_new() {
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
+    let outcome = t.change(
+        &mut [&mut a, &mut b, &mut c],
+        0,
+        Action::Remove(vec![MemberIndex(1)]),
+    );
+    assert_eq!(t.state.epoch(), 1);
+    let recipients: Vec<u32> = outcome.change.boxes.iter().map(|b| b.member).collect();
+    assert_eq!(recipients, vec![0, 2], "no box for the removed member");
+    assert!(b.keys.epoch_keys(1).is_none());
+    let wire = t.compose(&a, b"after bob left");
+    let msg = t.post(&wire).unwrap();
+    assert_eq!(read(&t, &c, &msg).unwrap(), b"after bob left");
+    assert_eq!(
+        read(&t, &b, &msg).unwrap_err(),
+        MessageError::UnknownEpoch(1)
+    );
+    // Bob can no longer post either, even with the old key.
+    let keys = b.keys.epoch_keys(0).unwrap();
+    let late = message::encrypt(&t.id, keys, 1, b.tk.signing(), 2, b"still here?")
+        .unwrap()
+        .to_wire();
+    assert_eq!(t.post(&late).unwrap_err(), MessageError::NotAMember(1));
+}
+
+#[test]
+fn protected_history_new_member_reads_only_new_epochs() {
+    let (mut a, mut b, mut c, mut t) = three(History::Protected);
+    let old = t.post(&t.compose(&a, b"before dave")).unwrap();
+    let mut d = User::new("dave");
+    let spec = d.spec(Role::Writer);
+    let outcome = t.change(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        0,
+        Action::Add(vec![spec]),
+    );
+    assert_eq!(
+        t.state.epoch(),
+        1,
+        "adding to a protected topic starts an epoch"
+    );
+    assert_eq!(
+        outcome.change.boxes.len(),
+        4,
+        "everyone gets the new epoch key"
+    );
+    assert_eq!(
+        read(&t, &d, &old).unwrap_err(),
+        MessageError::UnknownEpoch(0)
+    );
+    let new = t.post(&t.compose(&b, b"welcome dave")).unwrap();
+    assert_eq!(read(&t, &d, &new).unwrap(), b"welcome dave");
+    assert_eq!(read(&t, &a, &old).unwrap(), b"before dave");
+
+    // An admin cannot hand out old keys in a protected topic, by builder or by hand.
+    let mut e = User::new("erin");
+    let k0 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(0).unwrap().as_bytes())
+        .unwrap();
+    let k1 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(1).unwrap().as_bytes())
+        .unwrap();
+    let err = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![e.spec(Role::Reader)]),
+        Some(&k1),
+        &[(0, &k0)],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ChangeError::HistoryBox("the topic protects its history")
+    );
+    let (ok, _) = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![e.spec(Role::Reader)]),
+        Some(&k1),
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    let mut tampered = ok.change.value().clone();
+    let shared_state = t.state.clone();
+    let ctx_box = tampered.boxes.last().unwrap().sealed.clone();
+    tampered.history.push(rendezvous::topic::HistoryBox {
+        member: 4,
+        epoch: 0,
+        sealed: ctx_box,
+    });
+    assert_eq!(
+        shared_state
+            .check_change(resign(&tampered, &a.tk))
+            .unwrap_err(),
+        ChangeError::HistoryBox("the topic protects its history")
+    );
+    let _ = &mut e;
+}
+
+#[test]
+fn shared_history_new_member_reads_the_current_epoch_and_requested_old_ones() {
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
+    let e0 = t.post(&t.compose(&a, b"epoch 0")).unwrap();
+    t.change(&mut [&mut a, &mut b, &mut c], 0, Action::Rekey);
+    let e1 = t.post(&t.compose(&a, b"epoch 1")).unwrap();
+
+    let mut d = User::new("dave");
+    let spec = d.spec(Role::Reader);
+    let outcome = t.change(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        0,
+        Action::Add(vec![spec]),
+    );
+    assert_eq!(
+        t.state.epoch(),
+        1,
+        "adding to a shared topic keeps the epoch"
+    );
+    assert_eq!(
+        outcome.change.boxes.len(),
+        1,
+        "only the new member gets a box"
+    );
+    assert_eq!(read(&t, &d, &e1).unwrap(), b"epoch 1");
+    assert_eq!(
+        read(&t, &d, &e0).unwrap_err(),
+        MessageError::UnknownEpoch(0)
+    );
+
+    // With history requested, a later member also gets epoch 0.
+    let mut f = User::new("frank");
+    let k0 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(0).unwrap().as_bytes())
+        .unwrap();
+    let k1 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(1).unwrap().as_bytes())
+        .unwrap();
+    let (outcome, _) = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![f.spec(Role::Reader)]),
+        Some(&k1),
+        &[(0, &k0)],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    let me = outcome.next.member_of(&f.id).unwrap();
+    let got = f
+        .keys
+        .receive(&outcome.change, &outcome.next, me, &f.tk)
+        .unwrap();
+    assert_eq!(got, vec![1, 0]);
+    t.state = outcome.next;
+    assert_eq!(read(&t, &f, &e0).unwrap(), b"epoch 0");
+}
+
+#[test]
+fn key_boxes_go_to_exactly_the_members_who_need_them() {
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
+    let before = t.state.clone();
+    let outcome = t.change(
+        &mut [&mut a, &mut b, &mut c],
+        0,
+        Action::Remove(vec![MemberIndex(1)]),
+    );
+    let good = outcome.change.value().clone();
+
+    // A box for the removed member is refused.
+    let mut extra = good.clone();
+    let mut leaked = extra.boxes[0].clone();
+    leaked.member = 1;
+    extra.boxes.insert(1, leaked);
+    assert!(matches!(
+        before.check_change(resign(&extra, &a.tk)).unwrap_err(),
+        ChangeError::WrongRecipients { .. }
+    ));
+    // A missing box is refused.
+    let mut missing = good.clone();
+    missing.boxes.pop();
+    assert_eq!(
+        before.check_change(resign(&missing, &a.tk)).unwrap_err(),
+        ChangeError::WrongRecipients {
+            expected: vec![0, 2],
+            got: vec![0]
+        }
+    );
+    // A box sealed to another key is refused.
+    let mut wrong = good.clone();
+    wrong.boxes[1].sealed = good.boxes[0].sealed.clone();
+    assert_eq!(
+        before.check_change(resign(&wrong, &a.tk)).unwrap_err(),
+        ChangeError::BoxWrongKey(2)
+    );
+    // A wrong epoch or a missing key check is refused.
+    let mut epoch = good.clone();
+    epoch.epoch = 5;
+    assert_eq!(
+        before.check_change(resign(&epoch, &a.tk)).unwrap_err(),
+        ChangeError::WrongEpoch {
+            expected: 1,
+            got: 5
+        }
+    );
+    let mut nocheck = good.clone();
+    nocheck.key_check = None;
+    assert!(matches!(
+        before.check_change(resign(&nocheck, &a.tk)).unwrap_err(),
+        ChangeError::KeyCheck(_)
+    ));
+}
+
+#[test]
+fn an_admin_cannot_give_members_different_keys() {
+    let (a, b, c, t) = three(History::Shared);
+    let (outcome, key) = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Rekey,
+        None,
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    let key = key.unwrap();
+    // Replace carol's box with one holding a different key, sealed correctly to her.
+    let mut split = outcome.change.value().clone();
+    let other = rendezvous::crypto::MessageKey::generate();
+    let epoch = split.epoch;
+    split.boxes[2].sealed = rendezvous::crypto::hpke::seal(
+        &c.tk.public().kem,
+        rendezvous::crypto::SealPurpose::MessageKey,
+        &[t.id.as_str().as_bytes(), &epoch.to_be_bytes()],
+        None,
+        other.as_bytes(),
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    // The server cannot tell (it has no keys), so the change is valid...
+    let accepted = t.state.check_change(resign(&split, &a.tk)).unwrap();
+    // ...but carol refuses the key, and bob accepts the real one.
+    let mut carol = EpochKeyring::new();
+    assert_eq!(
+        carol
+            .receive(&accepted.change, &accepted.next, MemberIndex(2), &c.tk)
+            .unwrap_err(),
+        KeyError::CheckMismatch(1)
+    );
+    let mut bob = EpochKeyring::new();
+    bob.receive(&accepted.change, &accepted.next, MemberIndex(1), &b.tk)
+        .unwrap();
+    assert_eq!(bob.message_key(1).unwrap().as_bytes(), key.as_bytes());
+}
+
+#[test]
+fn stale_and_misplaced_changes_are_refused() {
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
+    let before = t.state.clone();
+    let (first, _) = build_change(
+        Some(&before),
+        &t.id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Rekey,
+        None,
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    t.change(
+        &mut [&mut a, &mut b, &mut c],
+        0,
+        Action::SetRole(MemberIndex(2), Role::Writer),
+    );
+    // `first` was built on `before`; applied after another change, it is stale.
+    assert_eq!(
+        t.state.check_change(first.change.unverified()).unwrap_err(),
+        ChangeError::StaleChange
+    );
+    // A create is only valid as entry 0.
+    let mut d = User::new("dave");
+    let (created, _) = build_change(
+        None,
+        &t.id,
+        MemberIndex(0),
+        &d.tk,
+        Action::Create {
+            history: History::Shared,
+            members: vec![d.spec(Role::Admin)],
+        },
+        None,
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    assert_eq!(
+        t.state
+            .check_change(created.change.unverified())
+            .unwrap_err(),
+        ChangeError::CreateNotFirst
+    );
+    // A change for another topic.
+    let other_id = rendezvous::ids::TopicId::random(&"a.example".parse().unwrap());
+    let (elsewhere, _) = build_change(
+        None,
+        &other_id,
+        MemberIndex(0),
+        &d.tk,
+        Action::Create {
+            history: History::Shared,
+            members: vec![d.spec(Role::Admin)],
+        },
+        None,
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    let (other, _) = build_change(
+        Some(&elsewhere.next),
+        &other_id,
+        MemberIndex(0),
+        &d.tk,
+        Action::Rekey,
+        None,
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    assert!(matches!(
+        t.state.check_change(other.change.unverified()).unwrap_err(),
+        ChangeError::WrongTopic { .. }
+    ));
+    let _ = &mut d;
+    // A non-create as entry 0.
+    assert_eq!(
+        TopicState::create(first.change.unverified()).unwrap_err(),
+        ChangeError::CreateNotFirst
+    );
+}
+
+#[test]
+fn membership_edge_rules() {
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
+    let plan = |t: &Topic, a: &User, action| {
+        build_change(
+            Some(&t.state),
+            &t.id,
+            MemberIndex(0),
+            &a.tk,
+            action,
+            None,
+            &[],
+            0,
+            &mut Randomness::Os,
+        )
+        .map(|_| ())
+    };
+    assert_eq!(
+        plan(&t, &a, Action::Remove(vec![MemberIndex(0)])),
+        Err(ChangeError::SelfRemoval)
+    );
+    assert_eq!(
+        plan(&t, &a, Action::SetRole(MemberIndex(0), Role::Writer)),
+        Err(ChangeError::LastAdmin)
+    );
+    assert_eq!(
+        plan(&t, &a, Action::SetRole(MemberIndex(1), Role::Writer)),
+        Err(ChangeError::NoOp)
+    );
+    assert_eq!(plan(&t, &a, Action::Remove(vec![])), Err(ChangeError::NoOp));
+    assert_eq!(
+        plan(&t, &a, Action::Remove(vec![MemberIndex(9)])),
+        Err(ChangeError::NotAMember(9))
+    );
+    assert_eq!(
+        plan(&t, &a, Action::Add(vec![b.spec(Role::Writer)])),
+        Err(ChangeError::AlreadyMember("@bob:a.example".into()))
+    );
+    // Bob (writer) promoted to admin may then demote alice.
+    t.change(
+        &mut [&mut a, &mut b, &mut c],
+        0,
+        Action::SetRole(MemberIndex(1), Role::Admin),
+    );
+    t.change(
+        &mut [&mut a, &mut b, &mut c],
+        1,
+        Action::SetRole(MemberIndex(0), Role::Reader),
+    );
+    let wire = t.compose(&a, b"can I still post?");
+    assert_eq!(
+        t.post(&wire).unwrap_err(),
+        MessageError::NotAllowedToPost {
+            sender: 0,
+            role: "reader"
+        }
+    );
+}
+
+#[test]
+fn topic_key_certificates_are_checked_and_single_use() {
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
+    let k0 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(0).unwrap().as_bytes())
+        .unwrap();
+    // A certificate signed by another identity key than the one given.
+    let d = User::new("dave");
+    let mut spec = d.spec(Role::Writer);
+    spec.identity_key = User::new("x").ik.public().clone();
+    let err = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![spec]),
+        Some(&k0),
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap_err();
+    assert!(matches!(err, ChangeError::BadTopicKeyCert { .. }));
+    // A certificate for another user.
+    let mut spec = d.spec(Role::Writer);
+    spec.user = "@eve:a.example".parse().unwrap();
+    let err = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![spec]),
+        Some(&k0),
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap_err();
+    assert!(matches!(err, ChangeError::BadTopicKeyCert { .. }));
+    // A topic key used before in this topic (bob's, after he was removed and re-added).
+    t.change(
+        &mut [&mut a, &mut b, &mut c],
+        0,
+        Action::Remove(vec![MemberIndex(1)]),
+    );
+    let k1 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(1).unwrap().as_bytes())
+        .unwrap();
+    let err = build_change(
+        Some(&t.state),
+        &t.id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![b.spec(Role::Writer)]),
+        Some(&k1),
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap_err();
+    assert_eq!(err, ChangeError::TopicKeyReused);
+}
+
+#[test]
+fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
+    let mut a = User::new("alice");
+    let mut b = User::new("bob");
+    let mut c = User::new("carol");
+    let id = rendezvous::ids::TopicId::random(&"a.example".parse().unwrap());
+    let (created, _) = build_change(
+        None,
+        &id,
+        MemberIndex(0),
+        &a.tk,
+        Action::Create {
+            history: History::Protected,
+            members: vec![
+                a.spec(Role::Admin),
+                b.spec(Role::Writer),
+                c.spec(Role::Reader),
+            ],
+        },
+        None,
+        &[],
+        0,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    let mut t = Topic {
+        id,
+        state: created.next.clone(),
+        tags: HashSet::new(),
+    };
+    t.deliver(&mut [&mut a, &mut b, &mut c], &created);
+    let mut entries = vec![LogEntry::change(&created.change)];
+    entries.push(LogEntry::message(&t.post(&t.compose(&a, b"1")).unwrap()));
+    let mut d = User::new("dave");
+    let spec = d.spec(Role::Writer);
+    let o = t.change(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        0,
+        Action::Add(vec![spec]),
+    );
+    entries.push(LogEntry::change(&o.change));
+    entries.push(LogEntry::message(&t.post(&t.compose(&d, b"2")).unwrap()));
+
+    // A member with only the entries' bytes reaches the same state.
+    let mut r = Replayer::new();
+    for e in &entries {
+        r.push(&LogEntry::from_wire(&e.to_wire()).unwrap()).unwrap();
+    }
+    let state = r.state().unwrap();
+    assert_eq!(state.size(), 4);
+    assert_eq!(state.epoch(), 1);
+    assert_eq!(state.last_change(), t.state.last_change());
+
+    // A duplicated message (a server replaying an entry) is caught at its position.
+    let mut r = Replayer::new();
+    for e in &entries[..2] {
+        r.push(e).unwrap();
+    }
+    assert_eq!(
+        r.push(&entries[1]).unwrap_err(),
+        EntryError::Message {
+            index: 2,
+            error: MessageError::Replayed
+        }
+    );
+    // Reordering: the message from dave before the change that added him.
+    let mut r = Replayer::new();
+    for e in &entries[..2] {
+        r.push(e).unwrap();
+    }
+    assert_eq!(
+        r.push(&entries[3]).unwrap_err(),
+        EntryError::Message {
+            index: 2,
+            error: MessageError::NotAMember(3)
+        }
+    );
+    // A log that does not start with its create.
+    assert!(matches!(
+        Replayer::new().push(&entries[1]).unwrap_err(),
+        EntryError::Change {
+            index: 0,
+            error: ChangeError::CreateNotFirst
+        }
+    ));
+    // Garbage.
+    assert!(matches!(
+        Replayer::new().push(&LogEntry(7, vec![1, 2])).unwrap_err(),
+        EntryError::Malformed { index: 0, .. }
+    ));
+}
