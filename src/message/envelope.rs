@@ -10,10 +10,10 @@ use zeroize::Zeroizing;
 
 use super::{MAX_MESSAGE_LEN, MAX_PLAINTEXT, MessageError, MessageTag};
 use crate::crypto::sign::{SecretSigningKey, TopicSigning};
-use crate::crypto::transcript::{LABEL_MESSAGE, LABEL_MESSAGE_TAG, feed, transcript};
+use crate::crypto::transcript::{LABEL_MESSAGE, LABEL_MESSAGE_TAG, feed};
 use crate::crypto::{EpochKeys, Randomness, Signature, TopicSigningPublicKey};
 use crate::ids::TopicId;
-use crate::wire::{VERSION, WireError, decode, decode_versioned, encode, fixed_bytes};
+use crate::wire::{VERSION, decode, decode_versioned, encode, fixed_bytes};
 
 /// Largest encoded header accepted.
 const MAX_HEADER_LEN: usize = 64;
@@ -244,25 +244,6 @@ pub fn encrypt_with(
         tag,
         signature,
     }))
-}
-
-/// Exposed for the spec's signature-input vectors.
-pub(crate) fn signature_input(topic: &TopicId, message: &Message) -> Vec<u8> {
-    transcript(
-        LABEL_MESSAGE,
-        &[
-            topic.as_str().as_bytes(),
-            &message.0.header_bytes,
-            &message.0.tag.0,
-            &Sha256::digest(&message.0.ciphertext),
-        ],
-    )
-}
-
-impl From<WireError> for Box<MessageError> {
-    fn from(e: WireError) -> Self {
-        Box::new(MessageError::Malformed(e))
-    }
 }
 
 #[cfg(test)]

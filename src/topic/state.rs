@@ -186,7 +186,10 @@ impl TopicState {
                 }
             }
         }
-        next.next_member += plan.added.len() as u32;
+        next.next_member = plan
+            .added
+            .last()
+            .map_or(self.next_member, |m| m.0.saturating_add(1));
         next.members = plan.members_after;
         next.epoch = plan.epoch_after;
         if let Some(check) = change.key_check {
@@ -254,7 +257,11 @@ impl TopicState {
                     if self.used_topic_keys.contains(&id) || !keys.insert(id) {
                         return Err(ChangeError::TopicKeyReused);
                     }
-                    let index = MemberIndex(self.next_member + i as u32);
+                    let index = u32::try_from(i)
+                        .ok()
+                        .and_then(|i| self.next_member.checked_add(i))
+                        .map(MemberIndex)
+                        .ok_or(ChangeError::TooManyMembers { limit: MAX_MEMBERS })?;
                     members.insert(
                         index,
                         Member {
