@@ -11,7 +11,7 @@ use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, PskBundle, Serializable};
-use serde::{Deserialize, Serialize};
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use zeroize::Zeroizing;
 
 use super::sign::{KeyId, fixed, hex_string};
@@ -164,8 +164,8 @@ impl fmt::Debug for KemSecretKey {
     }
 }
 
-/// A message sealed to one HPKE public key.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A message sealed to one HPKE public key: `[suite, recipient, enc, ciphertext]`.
+#[derive(Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
 pub struct SealedBox {
     /// Suite id.
     pub suite: u16,
