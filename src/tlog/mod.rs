@@ -9,13 +9,14 @@
 //!   [`tree::Frontier`] (compact range) that mirrors keep.
 //! - [`proof`]: inclusion and consistency proofs, verified exactly as RFC 9162 §2.1.3.2 and
 //!   §2.1.4.2 say.
-//! - `checkpoint`: signed tree heads in the C2SP `tlog-checkpoint` / `signed-note` formats and
+//! - [`checkpoint`]: signed tree heads in the C2SP `tlog-checkpoint` / `signed-note` formats and
 //!   C2SP `tlog-cosignature` cosignatures.
 //! - `witness`: a mirror's view of one log, and portable evidence of misbehaviour.
 //!
 //! Hashing is RFC 9162 §2.1.1: `leaf = SHA-256(0x00 ‖ data)`, `node = SHA-256(0x01 ‖ left ‖
 //! right)`, and the empty tree's root is `SHA-256("")`.
 
+pub mod checkpoint;
 pub mod proof;
 pub mod tree;
 
@@ -23,6 +24,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+pub use checkpoint::{Checkpoint, CheckpointError, Cosignature, SignedCheckpoint};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::{Frontier, MemoryNodeStore, NodeStore, Tree};
 
