@@ -11,7 +11,7 @@
 //!   §2.1.4.2 say.
 //! - [`checkpoint`]: signed tree heads in the C2SP `tlog-checkpoint` / `signed-note` formats and
 //!   C2SP `tlog-cosignature` cosignatures.
-//! - `witness`: a mirror's view of one log, and portable evidence of misbehaviour.
+//! - [`witness`]: a mirror's view of one log, and portable evidence of misbehaviour.
 //!
 //! Hashing is RFC 9162 §2.1.1: `leaf = SHA-256(0x00 ‖ data)`, `node = SHA-256(0x01 ‖ left ‖
 //! right)`, and the empty tree's root is `SHA-256("")`.
@@ -19,6 +19,7 @@
 pub mod checkpoint;
 pub mod proof;
 pub mod tree;
+pub mod witness;
 
 use std::fmt;
 
@@ -27,6 +28,7 @@ use sha2::{Digest, Sha256};
 pub use checkpoint::{Checkpoint, CheckpointError, Cosignature, SignedCheckpoint};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::{Frontier, MemoryNodeStore, NodeStore, Tree};
+pub use witness::{Evidence, EvidenceError, LogView, Update, WitnessError};
 
 /// Domain-separation prefix of a leaf hash (RFC 9162 §2.1.1).
 const LEAF_PREFIX: u8 = 0x00;
