@@ -235,3 +235,6 @@ mod tests {
         assert!(format!("{h:?}").starts_with("LogHash(abab"));
     }
 }
+
+#[cfg(test)]
+mod proptests;
