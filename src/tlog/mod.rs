@@ -178,6 +178,14 @@ pub enum TlogError {
         /// Index of the node in its level.
         index: u64,
     },
+    /// A frontier must hold one hash per set bit of its size.
+    #[error("frontier of this size has {expected} hashes, got {got}")]
+    FrontierLength {
+        /// `popcount(size)`.
+        expected: usize,
+        /// Hashes given.
+        got: usize,
+    },
     /// The tree cannot grow any further.
     #[error("the tree is full")]
     Full,

@@ -67,7 +67,7 @@ pub enum WitnessError {
         got_time: u64,
     },
     /// The log contradicted itself; the evidence is kept in the view as well.
-    #[error("log misbehaved: {0:?}")]
+    #[error("log misbehaved: {}", .0.kind())]
     Misbehaviour(Box<Evidence>),
     /// The view already holds evidence against this log and accepts nothing more from it.
     #[error("log is compromised; no further updates accepted")]
@@ -197,6 +197,15 @@ impl Evidence {
         Ok(())
     }
 
+    /// A short name of the kind of misbehaviour: `split view`, `inconsistent` or `rollback`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Evidence::SplitView { .. } => "split view",
+            Evidence::Inconsistent { .. } => "inconsistent",
+            Evidence::Rollback { .. } => "rollback",
+        }
+    }
+
     /// The origin named by the (first) checkpoint, unverified.
     pub fn origin(&self) -> &str {
         &self.checkpoints().0.unverified_checkpoint().origin
@@ -297,6 +306,25 @@ impl LogView {
             latest: None,
             evidence: None,
         }
+    }
+
+    /// Resumes a view from a checkpoint stored earlier (e.g. by a mirror across restarts); the
+    /// checkpoint's signature and origin are checked again.
+    pub fn resume(
+        origin: &str,
+        key: ServerPublicKey,
+        key_name: &str,
+        latest: SignedCheckpoint,
+    ) -> Result<Self, WitnessError> {
+        let mut view = LogView::new(origin, key, key_name);
+        let size = latest.verify(&view.key, &view.key_name)?.size;
+        let empty = ConsistencyProof {
+            old: TreeSize(0),
+            new: size,
+            path: Vec::new(),
+        };
+        view.update(latest, &empty)?;
+        Ok(view)
     }
 
     /// The log's origin.
@@ -536,6 +564,16 @@ mod tests {
             Err(WitnessError::Stale { .. })
         ));
         assert!(!v.is_compromised());
+        // A mirror restarts from its stored checkpoint and carries on.
+        let stored = SignedCheckpoint::parse(v.latest().unwrap().to_note().as_bytes()).unwrap();
+        let mut resumed = LogView::resume(ORIGIN, log.key.public().clone(), LOG, stored).unwrap();
+        let old = log.tree.size().0;
+        log.grow(3);
+        let u = resumed.update(log.head(), &log.proof(old)).unwrap();
+        assert!(matches!(u, Update::Advanced { .. }));
+        let other = ServerKey::generate();
+        let stored = v.latest().unwrap().clone();
+        assert!(LogView::resume(ORIGIN, other.public().clone(), LOG, stored).is_err());
     }
 
     #[test]
@@ -580,6 +618,10 @@ mod tests {
             panic!("split view not caught");
         };
         assert!(matches!(*e, Evidence::SplitView { .. }));
+        assert_eq!(
+            WitnessError::Misbehaviour(e.clone()).to_string(),
+            "log misbehaved: split view"
+        );
         e.verify(log.key.public(), LOG).unwrap();
         round_trip(&e).verify(log.key.public(), LOG).unwrap();
         assert_eq!(v.evidence(), Some(&*e));
