@@ -1,6 +1,6 @@
 //! Signed tree heads in the C2SP formats: [`Checkpoint`] (c2sp.org/tlog-checkpoint), signed by
-//! the hosting server as a signed note (c2sp.org/signed-note, Ed25519, type `0x01`), and
-//! witness [`Cosignature`]s (c2sp.org/tlog-cosignature, `cosignature/v1`, type `0x04`).
+//! the hosting server as a signed note (c2sp.org/signed-note, Ed25519, type `0x01`). Witness
+//! cosignature lines (type `0x04`) are in [`super::cosignature`].
 //!
 //! A checkpoint note looks like this:
 //!
@@ -17,7 +17,7 @@
 //! The fourth line is our one checkpoint extension line: `time <unix seconds>`, the time at
 //! which the hosting server signed the head (ASCII decimal, no leading zeros). It is required,
 //! and no other extension line is accepted. It lets a third party order two heads, which
-//! [`super::witness::Evidence::Rollback`] relies on.
+//! [`super::evidence::Evidence::Rollback`] relies on.
 //!
 //! These signatures are raw Ed25519 over the note formats' own bytes, not over our
 //! `rdv/v1/…\0` transcripts. The formats are their own domain separation: a note body starts
@@ -44,15 +44,13 @@ pub const MAX_NAME_LEN: usize = 256;
 /// Signature type of an Ed25519 note signature (c2sp.org/signed-note).
 const SIG_TYPE_ED25519: u8 = 0x01;
 /// Signature type of a timestamped Ed25519 cosignature (c2sp.org/tlog-cosignature).
-const SIG_TYPE_COSIGNATURE: u8 = 0x04;
-/// First line of a cosigned message (c2sp.org/tlog-cosignature).
-const COSIGNATURE_HEADER: &str = "cosignature/v1\n";
+pub(super) const SIG_TYPE_COSIGNATURE: u8 = 0x04;
 /// Start of a signature line: em dash, space (c2sp.org/signed-note).
 const SIGNATURE_PREFIX: &str = "\u{2014} ";
 /// Our checkpoint extension line's keyword.
-const TIME_PREFIX: &str = "time ";
+pub(super) const TIME_PREFIX: &str = "time ";
 /// tlog-cosignature: timestamps must not exceed 2^63 - 1.
-const MAX_TIME: u64 = i64::MAX as u64;
+pub(super) const MAX_TIME: u64 = i64::MAX as u64;
 
 /// Why a checkpoint, note or cosignature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,17 +212,17 @@ impl Checkpoint {
 /// [`SignedCheckpoint::verify`] with the hosting server's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCheckpoint {
-    checkpoint: Checkpoint,
+    pub(super) checkpoint: Checkpoint,
     body: String,
-    signatures: Vec<NoteSignature>,
+    pub(super) signatures: Vec<NoteSignature>,
 }
 
 /// One signature line: key name, key id and the signature bytes after the id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct NoteSignature {
-    name: String,
-    key_id: [u8; 4],
-    signature: Vec<u8>,
+pub(super) struct NoteSignature {
+    pub(super) name: String,
+    pub(super) key_id: [u8; 4],
+    pub(super) signature: Vec<u8>,
 }
 
 impl NoteSignature {
@@ -357,57 +355,7 @@ impl SignedCheckpoint {
         Ok(&self.checkpoint)
     }
 
-    /// Adds a cosignature line, replacing an earlier one by the same witness key.
-    ///
-    /// The cosignature must be over this checkpoint (checked by the caller with
-    /// [`Cosignature::verify`]; this only appends the line).
-    pub fn add_cosignature(&mut self, cosignature: &Cosignature) -> Result<(), CheckpointError> {
-        let line = cosignature.to_note_signature();
-        self.signatures
-            .retain(|s| !(s.name == line.name && s.key_id == line.key_id));
-        if self.signatures.len() >= MAX_SIGNATURES {
-            return Err(CheckpointError::TooManySignatures {
-                limit: MAX_SIGNATURES,
-                got: self.signatures.len() + 1,
-            });
-        }
-        self.signatures.push(line);
-        if let Err(e) = self.check_size() {
-            self.signatures.pop();
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// The cosignature of the witness with `key` and `name`, verified against this checkpoint.
-    pub fn cosignature(
-        &self,
-        key: &ServerPublicKey,
-        name: &str,
-    ) -> Result<Cosignature, CheckpointError> {
-        let id = key_id(name, SIG_TYPE_COSIGNATURE, key);
-        let line = self
-            .signatures
-            .iter()
-            .find(|s| s.name == name && s.key_id == id)
-            .ok_or_else(|| CheckpointError::MissingSignature {
-                key_name: name.to_owned(),
-            })?;
-        let bad = || CheckpointError::BadSignature {
-            key_name: name.to_owned(),
-        };
-        let (time, sig) = line.signature.split_first_chunk::<8>().ok_or_else(bad)?;
-        let cosignature = Cosignature {
-            witness: name.to_owned(),
-            key_id: id,
-            time: u64::from_be_bytes(*time),
-            signature: Signature::from_slice(sig).map_err(|_| bad())?,
-        };
-        cosignature.verify(key, &self.checkpoint)?;
-        Ok(cosignature)
-    }
-
-    fn check_size(&self) -> Result<(), CheckpointError> {
+    pub(super) fn check_size(&self) -> Result<(), CheckpointError> {
         let len = self.to_note().len();
         if len > MAX_NOTE_SIZE {
             return Err(CheckpointError::TooLarge {
@@ -419,78 +367,8 @@ impl SignedCheckpoint {
     }
 }
 
-/// A witness's statement that, at `time`, `checkpoint` is the largest consistent head it has
-/// seen for the origin (c2sp.org/tlog-cosignature, Ed25519 `cosignature/v1`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cosignature {
-    /// The witness's key name.
-    pub witness: String,
-    /// Unix seconds at which the witness signed.
-    pub time: u64,
-    key_id: [u8; 4],
-    signature: Signature,
-}
-
-impl Cosignature {
-    /// Cosigns `checkpoint` at `time` with the witness's key under `witness` (its key name).
-    pub fn sign(
-        key: &ServerKey,
-        witness: &str,
-        checkpoint: &Checkpoint,
-        time: u64,
-    ) -> Result<Self, CheckpointError> {
-        check_key_name(witness)?;
-        if time > MAX_TIME {
-            return Err(CheckpointError::InvalidTime);
-        }
-        Ok(Cosignature {
-            witness: witness.to_owned(),
-            time,
-            key_id: key_id(witness, SIG_TYPE_COSIGNATURE, key.public()),
-            signature: key.sign_raw(&cosigned_message(time, checkpoint)),
-        })
-    }
-
-    /// Checks this cosignature over `checkpoint` with the witness's public key.
-    pub fn verify(
-        &self,
-        key: &ServerPublicKey,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), CheckpointError> {
-        let bad = || CheckpointError::BadSignature {
-            key_name: self.witness.clone(),
-        };
-        if self.key_id != key_id(&self.witness, SIG_TYPE_COSIGNATURE, key) || self.time > MAX_TIME {
-            return Err(bad());
-        }
-        key.verify_raw(&cosigned_message(self.time, checkpoint), &self.signature)
-            .map_err(|_| bad())
-    }
-
-    fn to_note_signature(&self) -> NoteSignature {
-        let mut signature = Vec::with_capacity(72);
-        signature.extend_from_slice(&self.time.to_be_bytes());
-        signature.extend_from_slice(&self.signature.0);
-        NoteSignature {
-            name: self.witness.clone(),
-            key_id: self.key_id,
-            signature,
-        }
-    }
-}
-
-/// `cosignature/v1\ntime <t>\n` ‖ checkpoint body (c2sp.org/tlog-cosignature, "Ed25519 signed
-/// message").
-fn cosigned_message(time: u64, checkpoint: &Checkpoint) -> Vec<u8> {
-    format!(
-        "{COSIGNATURE_HEADER}{TIME_PREFIX}{time}\n{}",
-        checkpoint.body()
-    )
-    .into_bytes()
-}
-
 /// `SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4]` (c2sp.org/signed-note).
-fn key_id(name: &str, sig_type: u8, key: &ServerPublicKey) -> [u8; 4] {
+pub(super) fn key_id(name: &str, sig_type: u8, key: &ServerPublicKey) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update([b'\n', sig_type]);
@@ -524,7 +402,7 @@ pub fn check_origin(origin: &str) -> Result<(), CheckpointError> {
 }
 
 /// Checks a key name (c2sp.org/signed-note): non-empty, no Unicode spaces, no `+`.
-fn check_key_name(name: &str) -> Result<(), CheckpointError> {
+pub(super) fn check_key_name(name: &str) -> Result<(), CheckpointError> {
     if !is_plain_name(name) || name.contains('+') {
         return Err(CheckpointError::InvalidKeyName);
     }
@@ -723,41 +601,5 @@ mod tests {
         ));
         assert!(Checkpoint::new("a b", TreeSize(0), leaf_hash(b""), 0).is_err());
         assert!(SignedCheckpoint::sign(&checkpoint(), &sk, "a+b").is_err());
-    }
-
-    #[test]
-    fn cosignatures() {
-        let sk = ServerKey::generate();
-        let witness = ServerKey::generate();
-        let mut signed = SignedCheckpoint::sign(&checkpoint(), &sk, "a.example").unwrap();
-        let co = Cosignature::sign(&witness, "b.example", &checkpoint(), 1_795_000_100).unwrap();
-        co.verify(witness.public(), &checkpoint()).unwrap();
-        assert!(co.verify(sk.public(), &checkpoint()).is_err());
-        let mut other = checkpoint();
-        other.size = TreeSize(43);
-        assert!(co.verify(witness.public(), &other).is_err());
-
-        signed.add_cosignature(&co).unwrap();
-        signed.add_cosignature(&co).unwrap(); // replaces, does not duplicate
-        let note = signed.to_note();
-        assert_eq!(note.matches("\u{2014} b.example ").count(), 1);
-        let parsed = SignedCheckpoint::parse(note.as_bytes()).unwrap();
-        parsed.verify(sk.public(), "a.example").unwrap();
-        assert_eq!(
-            parsed.cosignature(witness.public(), "b.example").unwrap(),
-            co
-        );
-        assert!(parsed.cosignature(sk.public(), "b.example").is_err());
-        assert!(parsed.cosignature(witness.public(), "a.example").is_err());
-        // The witness's line is not mistaken for a log signature, even under the log's name and key.
-        let co_as_log = Cosignature::sign(&sk, "a.example", &checkpoint(), 5).unwrap();
-        let mut both = SignedCheckpoint::sign(&checkpoint(), &sk, "a.example").unwrap();
-        both.add_cosignature(&co_as_log).unwrap();
-        let both = SignedCheckpoint::parse(both.to_note().as_bytes()).unwrap();
-        both.verify(sk.public(), "a.example").unwrap();
-        both.cosignature(sk.public(), "a.example").unwrap();
-        // The cosigned message layout (c2sp.org/tlog-cosignature).
-        let msg = cosigned_message(1_679_315_147, &checkpoint());
-        assert!(msg.starts_with(b"cosignature/v1\ntime 1679315147\na.example/topic/"));
     }
 }

@@ -9,14 +9,17 @@
 //!   [`tree::Frontier`] (compact range) that mirrors keep.
 //! - [`proof`]: inclusion and consistency proofs, verified exactly as RFC 9162 §2.1.3.2 and
 //!   §2.1.4.2 say.
-//! - [`checkpoint`]: signed tree heads in the C2SP `tlog-checkpoint` / `signed-note` formats and
-//!   C2SP `tlog-cosignature` cosignatures.
-//! - [`witness`]: a mirror's view of one log, and portable evidence of misbehaviour.
+//! - [`checkpoint`]: signed tree heads in the C2SP `tlog-checkpoint` / `signed-note` formats.
+//! - [`cosignature`]: witness cosignatures (C2SP `tlog-cosignature`).
+//! - [`witness`]: a mirror's (or client's) view of one log.
+//! - [`evidence`]: portable, checkable evidence of a log's misbehaviour.
 //!
 //! Hashing is RFC 9162 §2.1.1: `leaf = SHA-256(0x00 ‖ data)`, `node = SHA-256(0x01 ‖ left ‖
 //! right)`, and the empty tree's root is `SHA-256("")`.
 
 pub mod checkpoint;
+pub mod cosignature;
+pub mod evidence;
 pub mod proof;
 pub mod tree;
 pub mod witness;
@@ -25,10 +28,12 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-pub use checkpoint::{Checkpoint, CheckpointError, Cosignature, SignedCheckpoint};
+pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+pub use cosignature::Cosignature;
+pub use evidence::{Evidence, EvidenceError};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::{Frontier, MemoryNodeStore, NodeStore, Tree};
-pub use witness::{Evidence, EvidenceError, LogView, Update, WitnessError};
+pub use witness::{LogView, Update, WitnessError};
 
 /// Domain-separation prefix of a leaf hash (RFC 9162 §2.1.1).
 const LEAF_PREFIX: u8 = 0x00;
