@@ -1,0 +1,192 @@
+//! Witness cosignatures (c2sp.org/tlog-cosignature, Ed25519 `cosignature/v1`, signature type
+//! `0x04`), and the cosignature lines of a [`SignedCheckpoint`].
+//!
+//! A cosignature line is `— <witness name> base64(key id ‖ u64 BE time ‖ Ed25519 signature)`,
+//! the key id being `SHA-256(name ‖ 0x0A ‖ 0x04 ‖ public key)[:4]`, and the signed message
+//! `cosignature/v1\ntime <time>\n` followed by the whole checkpoint body. Like the log's own
+//! signature, it is a raw Ed25519 signature whose format is its own domain separation (see
+//! [`super::checkpoint`]).
+
+use super::checkpoint::{
+    Checkpoint, CheckpointError, MAX_SIGNATURES, MAX_TIME, NoteSignature, SIG_TYPE_COSIGNATURE,
+    SignedCheckpoint, TIME_PREFIX, check_key_name, key_id,
+};
+use crate::crypto::sign::Signature;
+use crate::crypto::{ServerKey, ServerPublicKey};
+
+/// First line of a cosigned message (c2sp.org/tlog-cosignature).
+const COSIGNATURE_HEADER: &str = "cosignature/v1\n";
+
+/// A witness's statement that, at `time`, `checkpoint` is the largest consistent head it has
+/// seen for the origin (c2sp.org/tlog-cosignature, Ed25519 `cosignature/v1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosignature {
+    /// The witness's key name.
+    pub witness: String,
+    /// Unix seconds at which the witness signed.
+    pub time: u64,
+    key_id: [u8; 4],
+    signature: Signature,
+}
+
+impl Cosignature {
+    /// Cosigns `checkpoint` at `time` with the witness's key under `witness` (its key name).
+    pub fn sign(
+        key: &ServerKey,
+        witness: &str,
+        checkpoint: &Checkpoint,
+        time: u64,
+    ) -> Result<Self, CheckpointError> {
+        check_key_name(witness)?;
+        if time > MAX_TIME {
+            return Err(CheckpointError::InvalidTime);
+        }
+        Ok(Cosignature {
+            witness: witness.to_owned(),
+            time,
+            key_id: key_id(witness, SIG_TYPE_COSIGNATURE, key.public()),
+            signature: key.sign_raw(&cosigned_message(time, checkpoint)),
+        })
+    }
+
+    /// Checks this cosignature over `checkpoint` with the witness's public key.
+    pub fn verify(
+        &self,
+        key: &ServerPublicKey,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), CheckpointError> {
+        let bad = || CheckpointError::BadSignature {
+            key_name: self.witness.clone(),
+        };
+        if self.key_id != key_id(&self.witness, SIG_TYPE_COSIGNATURE, key) || self.time > MAX_TIME {
+            return Err(bad());
+        }
+        key.verify_raw(&cosigned_message(self.time, checkpoint), &self.signature)
+            .map_err(|_| bad())
+    }
+
+    fn to_note_signature(&self) -> NoteSignature {
+        let mut signature = Vec::with_capacity(72);
+        signature.extend_from_slice(&self.time.to_be_bytes());
+        signature.extend_from_slice(&self.signature.0);
+        NoteSignature {
+            name: self.witness.clone(),
+            key_id: self.key_id,
+            signature,
+        }
+    }
+}
+
+/// `cosignature/v1\ntime <t>\n` ‖ checkpoint body (c2sp.org/tlog-cosignature, "Ed25519 signed
+/// message").
+fn cosigned_message(time: u64, checkpoint: &Checkpoint) -> Vec<u8> {
+    format!(
+        "{COSIGNATURE_HEADER}{TIME_PREFIX}{time}\n{}",
+        checkpoint.body()
+    )
+    .into_bytes()
+}
+
+impl SignedCheckpoint {
+    /// Adds a cosignature line, replacing an earlier one by the same witness key.
+    ///
+    /// The cosignature must be over this checkpoint (checked by the caller with
+    /// [`Cosignature::verify`]; this only appends the line).
+    pub fn add_cosignature(&mut self, cosignature: &Cosignature) -> Result<(), CheckpointError> {
+        let line = cosignature.to_note_signature();
+        self.signatures
+            .retain(|s| !(s.name == line.name && s.key_id == line.key_id));
+        if self.signatures.len() >= MAX_SIGNATURES {
+            return Err(CheckpointError::TooManySignatures {
+                limit: MAX_SIGNATURES,
+                got: self.signatures.len() + 1,
+            });
+        }
+        self.signatures.push(line);
+        if let Err(e) = self.check_size() {
+            self.signatures.pop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The cosignature of the witness with `key` and `name`, verified against this checkpoint.
+    pub fn cosignature(
+        &self,
+        key: &ServerPublicKey,
+        name: &str,
+    ) -> Result<Cosignature, CheckpointError> {
+        let id = key_id(name, SIG_TYPE_COSIGNATURE, key);
+        let line = self
+            .signatures
+            .iter()
+            .find(|s| s.name == name && s.key_id == id)
+            .ok_or_else(|| CheckpointError::MissingSignature {
+                key_name: name.to_owned(),
+            })?;
+        let bad = || CheckpointError::BadSignature {
+            key_name: name.to_owned(),
+        };
+        let (time, sig) = line.signature.split_first_chunk::<8>().ok_or_else(bad)?;
+        let cosignature = Cosignature {
+            witness: name.to_owned(),
+            key_id: id,
+            time: u64::from_be_bytes(*time),
+            signature: Signature::from_slice(sig).map_err(|_| bad())?,
+        };
+        cosignature.verify(key, &self.checkpoint)?;
+        Ok(cosignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlog::{TreeSize, leaf_hash};
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint::new(
+            "a.example/topic/0123456789abcdefghjkmnpqrs",
+            TreeSize(42),
+            leaf_hash(b"root"),
+            1_795_000_000,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn cosignatures() {
+        let sk = ServerKey::generate();
+        let witness = ServerKey::generate();
+        let mut signed = SignedCheckpoint::sign(&checkpoint(), &sk, "a.example").unwrap();
+        let co = Cosignature::sign(&witness, "b.example", &checkpoint(), 1_795_000_100).unwrap();
+        co.verify(witness.public(), &checkpoint()).unwrap();
+        assert!(co.verify(sk.public(), &checkpoint()).is_err());
+        let mut other = checkpoint();
+        other.size = TreeSize(43);
+        assert!(co.verify(witness.public(), &other).is_err());
+
+        signed.add_cosignature(&co).unwrap();
+        signed.add_cosignature(&co).unwrap(); // replaces, does not duplicate
+        let note = signed.to_note();
+        assert_eq!(note.matches("\u{2014} b.example ").count(), 1);
+        let parsed = SignedCheckpoint::parse(note.as_bytes()).unwrap();
+        parsed.verify(sk.public(), "a.example").unwrap();
+        assert_eq!(
+            parsed.cosignature(witness.public(), "b.example").unwrap(),
+            co
+        );
+        assert!(parsed.cosignature(sk.public(), "b.example").is_err());
+        assert!(parsed.cosignature(witness.public(), "a.example").is_err());
+        // The witness's line is not mistaken for a log signature, even under the log's name and key.
+        let co_as_log = Cosignature::sign(&sk, "a.example", &checkpoint(), 5).unwrap();
+        let mut both = SignedCheckpoint::sign(&checkpoint(), &sk, "a.example").unwrap();
+        both.add_cosignature(&co_as_log).unwrap();
+        let both = SignedCheckpoint::parse(both.to_note().as_bytes()).unwrap();
+        both.verify(sk.public(), "a.example").unwrap();
+        both.cosignature(sk.public(), "a.example").unwrap();
+        // The cosigned message layout (c2sp.org/tlog-cosignature).
+        let msg = cosigned_message(1_679_315_147, &checkpoint());
+        assert!(msg.starts_with(b"cosignature/v1\ntime 1679315147\na.example/topic/"));
+    }
+}
