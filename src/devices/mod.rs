@@ -49,8 +49,13 @@
 //! what it would be with one device (tested in [`topic_keys`]).
 
 pub mod directory;
+pub mod topic_keys;
 
 pub use directory::{DeviceDirectory, DirectoryError, MAX_DEVICES};
+pub use topic_keys::{
+    ClaimedPreKey, Delivery, TopicKeyBatch, TopicKeyError, TopicKeyUpload, make_batch,
+    open_delivery,
+};
 
 use std::fmt;
 
