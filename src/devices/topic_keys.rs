@@ -1035,7 +1035,10 @@ mod tests {
                 let mut wire = upload.deliveries[0].to_wire();
                 let pos = pos % wire.len();
                 wire[pos] ^= 1 << bit;
-                if let Ok(d) = Delivery::from_wire(&wire) {
+                // The wire layer accepts some non-canonical framing (an array header that
+                // declares more items than follow at the end of input decodes to the same
+                // value); what must never happen is a delivery with another meaning opening.
+                if let Some(d) = Delivery::from_wire(&wire).ok().filter(|d| *d != upload.deliveries[0]) {
                     let sk = &user.devices[1].prekeys[0];
                     prop_assert!(open_delivery(sk, &user.id, &d, &upload.cert).is_err());
                 }
