@@ -49,9 +49,14 @@
 //! what it would be with one device (tested in [`topic_keys`]).
 
 pub mod directory;
+pub mod link;
 pub mod topic_keys;
 
 pub use directory::{DeviceDirectory, DirectoryError, MAX_DEVICES};
+pub use link::{
+    LinkCode, LinkError, LinkJoiner, LinkOffer, LinkPayload, LinkRequest, LinkResponse,
+    LinkedMessageKey, LinkedTopicKey,
+};
 pub use topic_keys::{
     ClaimedPreKey, Delivery, TopicKeyBatch, TopicKeyError, TopicKeyUpload, make_batch,
     open_delivery,
