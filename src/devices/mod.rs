@@ -50,13 +50,15 @@
 
 pub mod directory;
 pub mod link;
+pub mod link_code;
 pub mod topic_keys;
 
 pub use directory::{DeviceDirectory, DirectoryError, MAX_DEVICES};
 pub use link::{
-    LinkCode, LinkError, LinkJoiner, LinkOffer, LinkPayload, LinkRequest, LinkResponse,
-    LinkedMessageKey, LinkedTopicKey,
+    LinkError, LinkJoiner, LinkOffer, LinkPayload, LinkRequest, LinkResponse, LinkedMessageKey,
+    LinkedTopicKey,
 };
+pub use link_code::{LinkCode, LinkCodeError};
 pub use topic_keys::{
     ClaimedPreKey, Delivery, TopicKeyBatch, TopicKeyError, TopicKeyUpload, make_batch,
     open_delivery,
