@@ -1,6 +1,6 @@
 //! Multi-device key handling (`federation-spec/devices.md`).
 //!
-//! A user is one Identity Key (IK) and any number of devices. This module holds the three pieces
+//! A user is one Identity Key (IK) and any number of devices. This module holds the pieces
 //! of protocol that involve more than one device of the same user; the homeserver and the client
 //! both build on them, so each rule is written once.
 //!
@@ -14,6 +14,8 @@
 //!   making device checks the whole chain IK → device certificate → DK-signed pre key itself, so
 //!   a homeserver cannot slip in a key of its own. The receiving device opens its delivery with the
 //!   DPK's private key and checks that what it got is the certified key.
+//! - [`link_code`]: the human-typable one-time code (link id, 128-bit secret, CRC-8 that catches
+//!   every single typo), parsed strictly.
 //! - [`link`]: adding a device. An existing device shows a one-time link code; the new device types
 //!   it in and receives, end-to-end through the homeserver as an untrusted relay, the IK, the
 //!   user's Topic Keys and the Message Keys it needs (HPKE PSK mode, the PSK derived from the
