@@ -758,6 +758,34 @@ mod tests {
     }
 
     #[test]
+    fn oversized_payloads_are_refused_before_sealing() {
+        let ik = IdentityKey::generate();
+        let mut p = LinkPayload::new(alice(), IdentityKey::from_seed(&ik.seed()));
+        let topic = TopicId::random(&"a.example".parse().unwrap());
+        // About 80 bytes per entry: 60 000 entries is over 4 MiB.
+        for epoch in 0..60_000 {
+            p.message_keys.push(LinkedMessageKey {
+                topic: topic.clone(),
+                epoch,
+                key: MessageKey::generate(),
+            });
+        }
+        assert!(matches!(
+            p.to_bytes(),
+            Err(LinkError::PayloadTooLarge {
+                limit: LINK_PAYLOAD_MAX_LEN,
+                ..
+            })
+        ));
+        let offer = LinkOffer::new();
+        let joiner = LinkJoiner::from_code(&offer.code().to_text()).unwrap();
+        assert!(matches!(
+            offer.accept(joiner.request(), &p),
+            Err(LinkError::PayloadTooLarge { .. })
+        ));
+    }
+
+    #[test]
     fn debug_shows_no_secrets() {
         let ik = IdentityKey::generate();
         let offer = LinkOffer::new();
