@@ -39,6 +39,8 @@ pub const LABEL_SEAL: &str = "rdv/v1/seal";
 pub const LABEL_LINK_PROOF: &str = "rdv/v1/link-proof";
 /// HPKE PSK derived from a link code.
 pub const LABEL_LINK_PSK: &str = "rdv/v1/link-psk";
+/// HKDF info for the HMAC key of the link-code proof (the proof itself uses [`LABEL_LINK_PROOF`]).
+pub const LABEL_LINK_PROOF_KEY: &str = "rdv/v1/link-proof-key";
 /// Device login challenge response.
 pub const LABEL_DEVICE_LOGIN: &str = "rdv/v1/device-login";
 /// Federation event signed by a server key.
