@@ -325,7 +325,7 @@ fn compute_certs() -> Value {
         })
         .collect();
     json!({
-        "description": "Signed objects [payload, signature]: signature = Ed25519(key, transcript(label, [payload])) — protocol.md §3.3, §4",
+        "description": "Signed objects [payload, signature]: signature = Ed25519(key, transcript(label, [payload])) — protocol.md §3.5, §4.3",
         "created": CREATED,
         "registration": signed_vector("identity", Registration::new(ALICE.parse().unwrap(), alice.ik.public().clone()), &alice.ik),
         "device_cert": signed_vector("identity", DeviceCert::new(alice_id, dk.public().clone(), CREATED), &alice.ik),
@@ -385,7 +385,7 @@ fn compute_sealed_boxes() -> Value {
     let epoch = 0u32.to_be_bytes();
     let mk = seed("sealed message key");
     json!({
-        "description": "HPKE base mode (RFC 9180 §5.1.1, single-shot §6.1), suite 1 = DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305; info = transcript(\"rdv/v1/seal\", [purpose, u16be suite, recipient key id, context…]), aad empty; the ephemeral key is DeriveKeyPair(ikm_e), ikm_e = the first 32 bytes of VectorRng(rng_seed) — protocol.md §3.4",
+        "description": "HPKE base mode (RFC 9180 §5.1.1, single-shot §6.1), suite 1 = DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305; info = transcript(\"rdv/v1/seal\", [purpose, u16be suite, recipient key id, context…]), aad empty; the ephemeral key is DeriveKeyPair(ikm_e), ikm_e = the first 32 bytes of VectorRng(rng_seed) — protocol.md §3.3",
         "message_key": sealed_box_vector(bob.tk.kem(), SealPurpose::MessageKey, &[TOPIC.as_bytes(), &epoch], &mk, seed("rng sealed message key")),
         "topic_key_delivery": sealed_box_vector(&prekey, SealPurpose::TopicKeyDelivery, &[ALICE.as_bytes()], &[bob.tk.signing().seed().as_slice(), &bob.tk.kem().to_bytes()[..]].concat(), seed("rng sealed topic key")),
     })
@@ -491,7 +491,7 @@ fn change_vector(
 
 fn compute_topic_changes(t: &Topic) -> Value {
     json!({
-        "description": "A create of a shared topic (alice admin 0, bob writer 1, carol reader 2; member specs use the topic key certificates of certs.json) and a rekey by alice — protocol.md §7. MK = the first 32 bytes of VectorRng(rng_seed); each box's ephemeral ikm follows in the stream, one box after another, ascending member index",
+        "description": "A create of a shared topic (alice admin 0, bob writer 1, carol reader 2; member specs use the topic key certificates of certs.json) and a rekey by alice — protocol.md §7.2, §7.3, §8.1. MK = the first 32 bytes of VectorRng(rng_seed); each box's ephemeral ikm follows in the stream, one box after another, ascending member index",
         "topic": TOPIC,
         "history": "shared",
         "create": change_vector(&t.create, &t.mk0, t.create_rng),
