@@ -18,7 +18,7 @@ use crate::ids::UserId;
 use crate::wire::{SignedPayload, VERSION, WireError};
 
 /// A user's registration: the Identity Key signs its own public key and user id
-/// (proof of possession). `[1, user, identity_key, pin_hash]`.
+/// (proof of possession). `[1, user, identity_key]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
 pub struct Registration {
     /// Always 1.

@@ -715,7 +715,7 @@ fn committed_key_ids_follow_the_spec() {
             bytes(k, "kem_public")
         );
         let (sp, kp) = (bytes(k, "signing_public"), bytes(k, "kem_public"));
-        assert_eq!(id("topic", &[&sp]), bytes(k, "signing_key_id"));
+        assert_eq!(id("topic-signing", &[&sp]), bytes(k, "signing_key_id"));
         assert_eq!(
             id("kem", &[&1u16.to_be_bytes(), &kp]),
             bytes(k, "kem_key_id")
@@ -935,7 +935,7 @@ fn committed_topic_changes_are_accepted_and_deliver_their_keys() {
         let entry = cbor(&bytes(c, "log_entry"));
         assert_eq!(
             entry,
-            ciborium::Value::Array(vec![1.into(), ciborium::Value::Bytes(wire.clone())])
+            ciborium::Value::Array(vec![2.into(), ciborium::Value::Bytes(wire.clone())])
         );
 
         let signed = Signed::<TopicChange>::from_wire(&wire).unwrap();
@@ -1056,7 +1056,7 @@ fn committed_message_verifies_and_opens() {
     );
     assert_eq!(
         cbor(&bytes(&v, "log_entry")),
-        ciborium::Value::Array(vec![0.into(), ciborium::Value::Bytes(wire.clone())])
+        ciborium::Value::Array(vec![1.into(), ciborium::Value::Bytes(wire.clone())])
     );
 
     // Through the code: the state after the rekey accepts it, and it opens with the epoch's key.

@@ -37,7 +37,7 @@ role! {
     /// A device's Device Key (DK).
     Device = "device",
     /// The signing half of a per-topic Topic Key (TK).
-    TopicSigning = "topic",
+    TopicSigning = "topic-signing",
     /// A homeserver's Server Key (SK).
     Server = "server",
 }

@@ -155,7 +155,9 @@ impl SignedPayload for TopicChange {
         {
             return Err(WireError::InvalidField {
                 field: "action",
-                reason: format!("more than {MAX_MEMBERS} members"),
+                reason: format!(
+                    "more than {MAX_MEMBERS} members, key boxes, or 64 history boxes per member"
+                ),
             });
         }
         if let Action::Create { members, .. } | Action::Add(members) = &self.action {

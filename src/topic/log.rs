@@ -10,14 +10,15 @@ use crate::message::{MAX_MESSAGE_LEN, Message, MessageIn};
 use crate::message::{MessageError, MessageTag};
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
-/// One entry of a topic's log as stored and served: `[0, message bytes]` or `[1, signed change]`.
+/// One entry of a topic's log as stored and served: `[1, message bytes]` or `[2, signed change]`
+/// (the kinds are the leaf type bytes, [`LEAF_MESSAGE`] and [`LEAF_CHANGE`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry(pub u8, #[serde(with = "serde_bytes")] pub Vec<u8>);
 
-/// Entry kind: a message.
-pub const ENTRY_MESSAGE: u8 = 0;
-/// Entry kind: a change.
-pub const ENTRY_CHANGE: u8 = 1;
+/// Entry kind: a message (the message leaf type byte).
+pub const ENTRY_MESSAGE: u8 = super::LEAF_MESSAGE;
+/// Entry kind: a change (the change leaf type byte).
+pub const ENTRY_CHANGE: u8 = super::LEAF_CHANGE;
 
 impl LogEntry {
     /// The entry for a message.

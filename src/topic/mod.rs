@@ -144,6 +144,9 @@ pub enum ChangeError {
         /// The topic the change names.
         got: String,
     },
+    /// A create that is malformed as a create.
+    #[error("invalid create: {0}")]
+    InvalidCreate(&'static str),
     /// A `create` anywhere but at log position 0, or another change at position 0.
     #[error("a create change must be the first entry of a topic, and only it")]
     CreateNotFirst,

@@ -101,7 +101,9 @@ impl TopicState {
         };
         let empty = TopicState::empty(draft.topic.clone(), *history);
         if draft.prev.is_some() || draft.author != 0 {
-            return Err(ChangeError::StaleChange);
+            return Err(ChangeError::InvalidCreate(
+                "a create has no prev and is authored by member 0",
+            ));
         }
         let creator = members.first().ok_or(ChangeError::NoOp)?;
         if Role::from_wire(creator.role)? != Role::Admin {
@@ -222,7 +224,7 @@ impl TopicState {
                 return Err(ChangeError::HistoryBox("two boxes for one epoch"));
             }
             let key = &plan.members_after[&member].topic_key.kem;
-            if h.sealed.recipient != key.key_id() {
+            if h.sealed.recipient != key.key_id() || h.sealed.suite != key.suite().id() {
                 return Err(ChangeError::BoxWrongKey(h.member));
             }
         }
