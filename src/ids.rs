@@ -171,6 +171,11 @@ impl TopicId {
         &self.0
     }
 
+    /// The 26-character random part.
+    pub fn local(&self) -> &str {
+        &self.0[1..TOPIC_ID_CHARS + 1]
+    }
+
     /// The hosting server, which orders and logs the topic.
     pub fn server(&self) -> ServerName {
         ServerName(self.0[TOPIC_ID_CHARS + 2..].to_owned())

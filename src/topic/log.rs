@@ -6,8 +6,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 use super::{ChangeError, ChangeOutcome, LEAF_CHANGE, TopicChange, TopicState};
+use crate::ids::TopicId;
 use crate::message::{MAX_MESSAGE_LEN, Message, MessageIn};
 use crate::message::{MessageError, MessageTag};
+use crate::tlog::{Checkpoint, InclusionProof, leaf_hash};
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
 /// One entry of a topic's log as stored and served: `[1, message bytes]` or `[2, signed change]`
@@ -180,4 +182,26 @@ impl Replayer {
             }
         }
     }
+}
+
+/// The origin line of a topic's tag-log checkpoints: `<hosting server>/topic/<26 characters>`.
+pub fn log_origin(topic: &TopicId) -> String {
+    format!("{}/topic/{}", topic.server(), topic.local())
+}
+
+/// Checks that the entry whose leaf data is `leaf` sits at `proof.index` of the log that the
+/// (already signature-checked) `checkpoint` commits to. A message that fails is reported as
+/// [`MessageError::NotInLog`]: the server served something its log does not contain.
+pub fn check_in_log(
+    topic: &TopicId,
+    leaf: &[u8],
+    proof: &InclusionProof,
+    checkpoint: &Checkpoint,
+) -> Result<(), MessageError> {
+    if checkpoint.origin != log_origin(topic) || proof.size != checkpoint.size {
+        return Err(MessageError::NotInLog);
+    }
+    proof
+        .verify(&leaf_hash(leaf), &checkpoint.root)
+        .map_err(|_| MessageError::NotInLog)
 }

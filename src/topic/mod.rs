@@ -25,7 +25,7 @@ pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberS
 pub use keys::{EpochKeyring, KeyError, build_change};
 pub use log::{
     Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
-    leaf_data_for_change,
+    check_in_log, leaf_data_for_change, log_origin,
 };
 pub use state::{ChangeOutcome, Member, TagSet, TopicState};
 
