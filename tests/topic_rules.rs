@@ -671,6 +671,7 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
         id,
         state: created.next.clone(),
         tags: HashSet::new(),
+        create: None,
     };
     t.deliver(&mut [&mut a, &mut b, &mut c], &created);
     let mut entries = vec![LogEntry::change(&created.change)];
@@ -732,4 +733,39 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
         Replayer::new().push(&LogEntry(7, vec![1, 2])).unwrap_err(),
         EntryError::Malformed { index: 0, .. }
     ));
+}
+
+#[test]
+fn a_state_restored_from_its_changes_equals_the_live_one() {
+    let (mut a, mut b, mut c, mut t) = three(History::Protected);
+    let mut changes = Vec::new();
+    t.post(&t.compose(&a, b"m")).unwrap();
+    let mut d = User::new("dave");
+    let spec = d.spec(Role::Writer);
+    let at = t.state.size();
+    let o = t.change(&mut [&mut a, &mut b, &mut c, &mut d], 0, Action::Add(vec![spec]));
+    changes.push((at, o.change.unverified()));
+    t.post(&t.compose(&d, b"n")).unwrap();
+    let at = t.state.size();
+    let o = t.change(&mut [&mut a, &mut b, &mut c, &mut d], 0, Action::Remove(vec![MemberIndex(1)]));
+    changes.push((at, o.change.unverified()));
+    t.post(&t.compose(&a, b"o")).unwrap();
+
+    // The create is rebuilt by the test fixture; take it from a fresh replay of the same topic.
+    let mut all = vec![(0, created_change(&t))];
+    all.extend(changes);
+    let restored = TopicState::restore(all.clone(), t.state.size()).unwrap();
+    assert_eq!(restored.size(), t.state.size());
+    assert_eq!(restored.epoch(), t.state.epoch());
+    assert_eq!(restored.last_change(), t.state.last_change());
+    assert_eq!(restored.members(), t.state.members());
+    // Out of order, or a size smaller than the last change, is refused.
+    let mut swapped = all.clone();
+    swapped.swap(1, 2);
+    assert!(TopicState::restore(swapped, t.state.size()).is_err());
+    assert!(TopicState::restore(all, 2).is_err());
+}
+
+fn created_change(t: &Topic) -> Signed<TopicChange> {
+    t.create.clone().expect("fixture keeps its create")
 }

@@ -117,6 +117,36 @@ impl TopicState {
         empty.finish(change)
     }
 
+    /// Rebuilds the state of a log of `size` entries from its changes alone (`(index, change)`,
+    /// ascending, the create at index 0). Every change is checked again; the messages between
+    /// them are taken as already checked (the caller's own durable log), since messages change
+    /// nothing but the size.
+    pub fn restore(
+        changes: impl IntoIterator<Item = (u64, Signed<TopicChange>)>,
+        size: u64,
+    ) -> Result<TopicState, ChangeError> {
+        let mut state: Option<TopicState> = None;
+        for (index, change) in changes {
+            state = Some(match state {
+                None if index == 0 => TopicState::create(change)?.next,
+                None => return Err(ChangeError::CreateNotFirst),
+                Some(mut s) => {
+                    if index < s.size {
+                        return Err(ChangeError::StaleChange);
+                    }
+                    s.size = index;
+                    s.check_change(change)?.next
+                }
+            });
+        }
+        let mut state = state.ok_or(ChangeError::CreateNotFirst)?;
+        if size < state.size {
+            return Err(ChangeError::StaleChange);
+        }
+        state.size = size;
+        Ok(state)
+    }
+
     /// Checks `signed` as the next entry of the log and returns the state after it.
     pub fn check_change(&self, signed: Signed<TopicChange>) -> Result<ChangeOutcome, ChangeError> {
         let draft = signed.decode_unverified()?;

@@ -51,6 +51,8 @@ pub struct Topic {
     pub id: TopicId,
     pub state: TopicState,
     pub tags: HashSet<rendezvous::message::MessageTag>,
+    /// The signed create change, when the fixture made it.
+    pub create: Option<Signed<rendezvous::topic::TopicChange>>,
 }
 
 impl Topic {
@@ -79,6 +81,7 @@ impl Topic {
             id,
             state: outcome.next.clone(),
             tags: HashSet::new(),
+            create: Some(outcome.change.unverified()),
         };
         topic.deliver(users, &outcome);
         topic
