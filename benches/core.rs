@@ -98,7 +98,7 @@ fn messages(c: &mut Criterion) {
     ] {
         let msg = encrypt(&s.topic, &s.keys, sender, s.tk.signing(), seen, &pt).expect("encrypt");
         let wire = msg.to_wire();
-        let header_len = rendezvous::wire::encode(msg.header()).len();
+        let header_len = msg.header().to_bytes().len();
         let overhead = wire.len() - pt.len();
         eprintln!(
             "message overhead ({what}: sender {sender}, seen {seen}): wire {} B - plaintext {} B = {overhead} B \

@@ -540,9 +540,9 @@ fn compute_message(t: &Topic) -> Value {
         &mut Randomness::Fixed(&mut rng),
     )
     .unwrap();
-    let header_bytes = encode(msg.header());
+    let header_bytes = msg.header().to_bytes();
     let ct = msg.to_wire();
-    // The ciphertext, from the wire form [header, ciphertext, tag, signature].
+    // The ciphertext, from the wire form [header, ciphertext, tag ‖ signature].
     let ciphertext = match cbor(&ct) {
         ciborium::Value::Array(items) => items[1].as_bytes().unwrap().clone(),
         _ => unreachable!(),
@@ -553,7 +553,7 @@ fn compute_message(t: &Topic) -> Value {
         &[TOPIC.as_bytes(), &header_bytes, &msg.tag().0, &ct_hash],
     );
     let sig = match cbor(&ct) {
-        ciborium::Value::Array(items) => items[3].as_bytes().unwrap().clone(),
+        ciborium::Value::Array(items) => items[2].as_bytes().unwrap()[32..].to_vec(),
         _ => unreachable!(),
     };
     let leaf = msg.leaf_data();
@@ -1001,8 +1001,9 @@ fn committed_message_verifies_and_opens() {
     let tag = arr::<32>(&v, "tag");
     let nonce = arr::<24>(&v, "nonce");
 
-    // Header: [1, epoch, sender, nonce, seen].
-    let decoded: MessageHeader = rendezvous::wire::decode_versioned(&header, 64).unwrap();
+    // Header: nonce(24) ‖ [1, epoch, sender, seen].
+    assert_eq!(&header[..24], &nonce[..]);
+    let decoded = MessageHeader::from_bytes(&header).unwrap();
     assert_eq!(
         (decoded.epoch, decoded.sender, decoded.nonce, decoded.seen),
         (1, 0, nonce, 2)
@@ -1031,7 +1032,7 @@ fn committed_message_verifies_and_opens() {
         &sig_input,
         &sig
     ));
-    // Wire: [header, ciphertext, tag, signature], all byte strings.
+    // Wire: [header, ciphertext, tag ‖ signature], all byte strings.
     let wire = bytes(&v, "wire");
     assert_eq!(
         cbor(&wire),
@@ -1039,8 +1040,7 @@ fn committed_message_verifies_and_opens() {
             [
                 header.clone(),
                 ciphertext.clone(),
-                tag.to_vec(),
-                sig.to_vec()
+                [&tag[..], &sig[..]].concat(),
             ]
             .into_iter()
             .map(ciborium::Value::Bytes)

@@ -743,11 +743,19 @@ fn a_state_restored_from_its_changes_equals_the_live_one() {
     let mut d = User::new("dave");
     let spec = d.spec(Role::Writer);
     let at = t.state.size();
-    let o = t.change(&mut [&mut a, &mut b, &mut c, &mut d], 0, Action::Add(vec![spec]));
+    let o = t.change(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        0,
+        Action::Add(vec![spec]),
+    );
     changes.push((at, o.change.unverified()));
     t.post(&t.compose(&d, b"n")).unwrap();
     let at = t.state.size();
-    let o = t.change(&mut [&mut a, &mut b, &mut c, &mut d], 0, Action::Remove(vec![MemberIndex(1)]));
+    let o = t.change(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        0,
+        Action::Remove(vec![MemberIndex(1)]),
+    );
     changes.push((at, o.change.unverified()));
     t.post(&t.compose(&a, b"o")).unwrap();
 

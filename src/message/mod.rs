@@ -2,12 +2,12 @@
 //! epoch's Message Key, signed with the sender's Topic Key.
 //!
 //! ```text
-//! header     = CBOR [1, epoch, sender member index, nonce(24), log size the sender saw]
+//! header     = nonce(24) ‖ CBOR [1, epoch, sender member index, log size the sender saw]
 //! enc_key, tag_key = HKDF-SHA256(MK, transcript("rdv/v1/epoch-keys", [topic, epoch]))
 //! ciphertext = plaintext ⊕ XChaCha20(enc_key, nonce)
 //! tag        = HMAC-SHA256(tag_key, transcript("rdv/v1/message-tag", [topic, header, ciphertext]))
 //! signature  = Ed25519(TK, transcript("rdv/v1/message", [topic, header, tag, SHA-256(ciphertext)]))
-//! wire       = CBOR [header: bstr, ciphertext: bstr, tag: bstr .size 32, signature: bstr .size 64]
+//! wire       = CBOR [header: bstr, ciphertext: bstr, tag ‖ signature: bstr .size 96]
 //! ```
 //!
 //! Encrypt-then-MAC with HMAC makes the tag committing: no member can produce one tag that opens
