@@ -115,7 +115,7 @@ impl Evidence {
                 if b.size >= a.size {
                     return Err(EvidenceError::NoContradiction("size did not shrink"));
                 }
-                if b.time < a.time {
+                if b.time <= a.time {
                     return Err(EvidenceError::NoContradiction(
                         "smaller checkpoint is older",
                     ));

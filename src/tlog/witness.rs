@@ -176,7 +176,7 @@ impl LogView {
         let h = held.unverified_checkpoint().clone();
         self.latest = Some(held);
         if c.size < h.size {
-            if c.time < h.time {
+            if c.time <= h.time {
                 return Err(WitnessError::Stale {
                     held: h.size.0,
                     held_time: h.time,
@@ -450,6 +450,22 @@ pub(crate) mod tests {
         assert!(matches!(*e, Evidence::Rollback { .. }));
         round_trip(&e).verify(log.key.public(), LOG).unwrap();
         assert!(v.is_compromised());
+    }
+
+    #[test]
+    fn an_older_head_signed_in_the_same_second_is_stale_not_a_rollback() {
+        // Heads are signed per append with second resolution: sizes 4 and 7 can share a time,
+        // and a mirror that receives them out of order must not convict an honest log.
+        let mut log = Log::new();
+        let mut v = view(&log);
+        log.grow(7);
+        v.update(log.head(), &log.proof(0)).unwrap();
+        let same_second = log.signed(4, log.tree.root_at(TreeSize(4)).unwrap(), log.time);
+        assert!(matches!(
+            v.update(same_second, &log.proof(0)),
+            Err(WitnessError::Stale { .. })
+        ));
+        assert!(!v.is_compromised());
     }
 
     #[test]
