@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod devices;
 pub mod ids;
 pub mod message;
+pub mod server;
 pub mod tlog;
 pub mod topic;
 pub mod wire;

@@ -1,0 +1,126 @@
+//! Group commit: many concurrent callers of [`Store::sync`] share one flush.
+//!
+//! A caller needs a flush that *started after* its call (so that it covers every write the
+//! caller made before). Flushes are numbered; a caller that arrives while flush `n` runs waits for
+//! flush `n + 1`, which starts as soon as `n` ends and covers everyone who queued meanwhile. The
+//! first waiter that finds no flush running starts the next one; the flush itself runs on a
+//! blocking thread that finishes it even if every caller's future is dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::watch;
+
+use super::{Store, StoreError};
+
+/// Flush bookkeeping, broadcast to waiters through a watch channel.
+#[derive(Debug, Clone, Default)]
+struct FlushState {
+    /// Number of the last flush started.
+    started: u64,
+    /// Number of the last flush finished (successfully or not).
+    finished: u64,
+    /// Number of the last flush that succeeded.
+    durable: u64,
+    /// Whether a flush is running now.
+    running: bool,
+    /// The last flush error, for callers whose flush failed.
+    error: Option<String>,
+}
+
+/// The shared group-commit state of one database.
+pub(super) struct GroupCommit {
+    state: watch::Sender<FlushState>,
+    flushes: AtomicU64,
+}
+
+enum Step {
+    Done(Result<(), StoreError>),
+    Lead(u64),
+    Wait,
+}
+
+impl GroupCommit {
+    pub(super) fn new() -> Self {
+        GroupCommit {
+            state: watch::Sender::new(FlushState::default()),
+            flushes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Store {
+    /// Returns once every write made before the call is durable on disk.
+    ///
+    /// Concurrent callers share flushes: at most one flush runs at a time, and everyone who
+    /// called while it ran is served by the next one.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let commit = &self.inner.commit;
+        let mut rx = commit.state.subscribe();
+        // The first flush that may serve us is the next one to start.
+        let target = commit.state.borrow().started + 1;
+        loop {
+            let mut step = Step::Wait;
+            commit.state.send_if_modified(|s| {
+                if s.finished >= target {
+                    step = Step::Done(if s.durable >= target {
+                        Ok(())
+                    } else {
+                        Err(StoreError::Backend(
+                            s.error.clone().unwrap_or_else(|| "flush failed".into()),
+                        ))
+                    });
+                    false
+                } else if !s.running {
+                    s.running = true;
+                    s.started += 1;
+                    step = Step::Lead(s.started);
+                    true
+                } else {
+                    false
+                }
+            });
+            match step {
+                Step::Done(r) => return r,
+                Step::Lead(n) => self.start_flush(n),
+                Step::Wait => {}
+            }
+            rx.wait_for(|s| s.finished >= target || !s.running)
+                .await
+                .map_err(|_| StoreError::Backend("group commit closed".into()))?;
+        }
+    }
+
+    /// Number of flushes performed by [`Store::sync`] since the store was opened.
+    pub fn flushes(&self) -> u64 {
+        self.inner.commit.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Runs flush `n` on a blocking thread and publishes its outcome.
+    fn start_flush(&self, n: u64) {
+        let db = self.inner.db.clone();
+        let commit = self.inner.commit.clone();
+        let job = move || {
+            let result = db.flush();
+            // Release the database before the end of the flush is published: a caller may drop
+            // its store and reopen the same path as soon as `sync` returns.
+            drop(db);
+            commit.flushes.fetch_add(1, Ordering::Relaxed);
+            commit.state.send_modify(|s| {
+                s.running = false;
+                s.finished = n;
+                match result {
+                    Ok(_) => s.durable = n,
+                    Err(e) => s.error = Some(e.to_string()),
+                }
+            });
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(job);
+            }
+            Err(_) => {
+                std::thread::spawn(job);
+            }
+        }
+    }
+}
