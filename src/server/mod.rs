@@ -1,2 +1,232 @@
-//! The homeserver: storage, handlers and federation around the protocol library.
+//! The homeserver: client API over TLS, admin endpoint on loopback, storage, push.
+//!
+//! [`run`] takes already bound listeners and a shutdown future, so tests start real servers on
+//! `127.0.0.1:0` and stop them when they like; the binary passes SIGINT/SIGTERM.
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod metrics;
+pub mod push;
+pub mod state;
 pub mod store;
+pub mod topics;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use crate::api::{ApiErrorBody, ErrorCode};
+use crate::server::config::Config;
+use crate::server::error::ApiResult;
+use crate::server::identity::ServerIdentity;
+use crate::server::metrics::{Metrics, RequestLabels};
+use crate::server::push::PushHub;
+use crate::server::state::AppState;
+use crate::server::store::Store;
+use crate::server::topics::TopicHost;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Keys or certificates.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// Storage.
+    #[error("storage: {0}")]
+    Store(#[from] store::StoreError),
+    /// Sockets.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The sockets the server serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Client API (TLS).
+    pub client: TcpListener,
+    /// Admin endpoint (loopback, plain HTTP).
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses in the configuration.
+    pub fn bind(config: &Config) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            client: TcpListener::bind(config.client_api.listen)?,
+            admin: TcpListener::bind(config.admin.listen)?,
+        })
+    }
+}
+
+/// Loads the identity (making it on first start) and opens the store: what `run` needs.
+pub fn prepare(config: &Config) -> Result<(ServerIdentity, Store), ServerError> {
+    config.check()?;
+    let name = config.server_name()?;
+    let tls = match (&config.client_api.tls_cert, &config.client_api.tls_key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        _ => None,
+    };
+    let identity = ServerIdentity::load_or_create(&config.data_dir, &name, tls)?;
+    let store = Store::open(&config.data_dir.join("db"))?;
+    Ok((identity, store))
+}
+
+/// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests,
+/// flushes the store and returns.
+pub async fn run(
+    config: Config,
+    identity: ServerIdentity,
+    store: Store,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let server_name = config.server_name()?;
+    let (hub, wake_rx) = PushHub::new();
+    let hub = Arc::new(hub);
+    let tls = identity.tls.clone();
+    let workers = match config.limits.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let retry_for = Duration::from_secs(config.push.retry_for_secs);
+    let state = web::Data::new(AppState {
+        config,
+        server_name,
+        identity,
+        store: store.clone(),
+        topics: TopicHost::default(),
+        push: hub.clone(),
+        metrics: Metrics::default(),
+    });
+
+    let client_state = state.clone();
+    let client = HttpServer::new(move || {
+        let metrics_state = client_state.clone();
+        App::new()
+            .app_data(client_state.clone())
+            .app_data(web::PayloadConfig::new(crate::topic::MAX_CHANGE_LEN + 1024))
+            .wrap(ErrorHandlers::new().default_handler_client(json_error))
+            .wrap_fn(move |req, srv| {
+                let state = metrics_state.clone();
+                let fut = actix_web::dev::Service::call(srv, req);
+                async move {
+                    let res = fut.await?;
+                    state
+                        .metrics
+                        .requests
+                        .get_or_create(&RequestLabels {
+                            status: res.status().as_u16(),
+                        })
+                        .inc();
+                    Ok(res)
+                }
+            })
+            .configure(api::configure)
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen_rustls_0_23(listeners.client, (*tls).clone())?
+    .run();
+
+    let admin_state = state.clone();
+    let admin = HttpServer::new(move || {
+        App::new()
+            .app_data(admin_state.clone())
+            .wrap(ErrorHandlers::new().default_handler_client(json_error))
+            .configure(admin::configure)
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listeners.admin)?
+    .run();
+
+    let client_handle = client.handle();
+    let admin_handle = admin.handle();
+    let wake_client = push_client();
+    let wakeups = actix_web::rt::spawn(push::run_wakeups(hub, wake_rx, wake_client, retry_for));
+    let servers = actix_web::rt::spawn(async move {
+        let (a, b) = futures_util::future::join(client, admin).await;
+        a.and(b)
+    });
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    futures_util::future::join(client_handle.stop(true), admin_handle.stop(true)).await;
+    let _ = servers.await;
+    wakeups.abort();
+    store.sync().await?;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
+
+/// An HTTPS client for wake-up POSTs, trusting the system roots.
+fn push_client() -> awc::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+    match config {
+        Ok(config) => awc::Client::builder()
+            .connector(awc::Connector::new().rustls_0_23(Arc::new(config)))
+            .finish(),
+        Err(_) => awc::Client::default(),
+    }
+}
+
+async fn not_found() -> ApiResult<HttpResponse> {
+    Err(crate::server::error::ApiError::new(
+        ErrorCode::NotFound,
+        "no such endpoint",
+    ))
+}
+
+/// Gives every client error that did not come from our own handlers (bad query string, payload
+/// over the limit, wrong method) the same JSON shape as ours.
+fn json_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let code = match status.as_u16() {
+        401 => ErrorCode::Unauthorized,
+        404 | 405 => ErrorCode::NotFound,
+        413 => ErrorCode::TooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        _ => ErrorCode::Malformed,
+    };
+    let message = match res.response().error() {
+        Some(e) => e.to_string(),
+        None => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let (req, _) = res.into_parts();
+    let body = HttpResponse::build(status).json(ApiErrorBody {
+        code: code.as_str().to_owned(),
+        message,
+    });
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, body).map_into_right_body(),
+    ))
+}

@@ -1,0 +1,254 @@
+//! Pre keys, topic keys and the device inbox (`client-api.md` §4–5).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
+
+use super::accounts::identity_key;
+use super::{cbor_body, cbor_response};
+use crate::api::{
+    AckRequest, ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse,
+    ClaimedPreKeyBody, ClaimedTopicKey, CountResponse, Empty, ErrorCode, INBOX_TOPIC_KEY,
+    InboxItem, InboxResponse, KeyStatusResponse, TopicKeyDeliveryItem, UploadPreKeysRequest,
+    UploadTopicKeysRequest,
+};
+use crate::certs::PreKey;
+use crate::crypto::DevicePublicKey;
+use crate::devices::topic_keys::TopicKeyUpload;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::state::{AppState, Caller};
+use crate::wire::{Signed, VERSION};
+
+/// Below this many pre keys or topic keys, devices are told to refill.
+pub(crate) const LOW_WATER: u64 = 20;
+/// Most pre keys in one upload.
+const MAX_PREKEYS_PER_UPLOAD: usize = 200;
+/// Most users in one topic key claim.
+const MAX_CLAIMS: usize = 1000;
+/// Most inbox items per request.
+const INBOX_PAGE: usize = 500;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/prekeys", web::post().to(upload_prekeys))
+        .route("/v1/prekeys/claim", web::post().to(claim_prekeys))
+        .route("/v1/topic-keys", web::post().to(upload_topic_keys))
+        .route("/v1/topic-keys/claim", web::post().to(claim_topic_keys))
+        .route("/v1/keys/status", web::get().to(key_status))
+        .route("/v1/inbox", web::get().to(inbox))
+        .route("/v1/inbox/ack", web::post().to(inbox_ack));
+}
+
+async fn upload_prekeys(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: UploadPreKeysRequest = cbor_body(&req, &body)?;
+    if r.prekeys.is_empty() || r.prekeys.len() > MAX_PREKEYS_PER_UPLOAD {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("upload 1 to {MAX_PREKEYS_PER_UPLOAD} pre keys"),
+        ));
+    }
+    let dk = DevicePublicKey::from_slice(&caller.device)
+        .map_err(|e| ApiError::internal("device key", e))?;
+    let mut keys = Vec::with_capacity(r.prekeys.len());
+    for signed in r.prekeys {
+        let prekey = Signed::<PreKey>::from_signed_bytes(signed.clone())?.verify(&dk)?;
+        if prekey.user != caller.user {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "a pre key names another user",
+            ));
+        }
+        keys.push((prekey.key_id()?, signed));
+    }
+    let count = state.store.add_prekeys(&caller.user, caller.device, keys)?;
+    state.store.sync().await?;
+    Ok(cbor_response(&CountResponse {
+        version: VERSION,
+        count,
+    }))
+}
+
+async fn claim_prekeys(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let _: Empty = cbor_body(&req, &body)?;
+    let mut prekeys = Vec::new();
+    for device in state.store.devices(&caller.user)? {
+        if device.device_key == caller.device {
+            continue;
+        }
+        if let Some((_, prekey)) = state.store.claim_prekey(&caller.user, device.device_key)? {
+            prekeys.push(ClaimedPreKeyBody {
+                device_cert: device.cert,
+                prekey,
+            });
+        }
+    }
+    state.store.sync().await?;
+    Ok(cbor_response(&ClaimPreKeysResponse {
+        version: VERSION,
+        prekeys,
+    }))
+}
+
+async fn upload_topic_keys(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: UploadTopicKeysRequest = cbor_body(&req, &body)?;
+    if r.uploads.is_empty() || r.uploads.len() > 200 {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            "upload 1 to 200 topic keys",
+        ));
+    }
+    let ik = identity_key(&state, &caller.user)?;
+    let mut certs = Vec::with_capacity(r.uploads.len());
+    let mut deliveries = Vec::new();
+    for bytes in &r.uploads {
+        let upload = TopicKeyUpload::from_wire(bytes, &ik, &caller.user)
+            .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string()))?;
+        let tk = upload.cert.topic_key()?;
+        certs.push((tk.key_id(), upload.cert.signed_bytes().clone()));
+        for d in &upload.deliveries {
+            // Route by pre key: it must belong to another active device of the same user.
+            let (owner, device) = state.store.prekey_owner(d.prekey_id)?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("unknown pre key {}", d.prekey_id),
+                )
+            })?;
+            if owner != caller.user
+                || device == caller.device
+                || !state.store.device_active(&owner, device)?
+            {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "a delivery is addressed to a pre key of no other device of yours",
+                ));
+            }
+            let item = TopicKeyDeliveryItem {
+                topic_key_cert: upload.cert.signed_bytes().clone(),
+                delivery: ByteBuf::from(d.to_wire()),
+            };
+            deliveries.push((device, crate::api::Body::to_cbor(&item)));
+        }
+    }
+    let count = state.store.add_topic_keys(&caller.user, certs)?;
+    for (device, item) in deliveries {
+        state
+            .store
+            .inbox_push(&caller.user, device, INBOX_TOPIC_KEY, &item)?;
+    }
+    state.store.sync().await?;
+    Ok(cbor_response(&CountResponse {
+        version: VERSION,
+        count,
+    }))
+}
+
+impl crate::api::Body for TopicKeyDeliveryItem {
+    fn from_cbor(bytes: &[u8]) -> Result<Self, crate::wire::WireError> {
+        crate::wire::decode(bytes, Self::MAX_LEN)
+    }
+}
+
+async fn claim_topic_keys(
+    req: HttpRequest,
+    body: web::Bytes,
+    _caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: ClaimTopicKeysRequest = cbor_body(&req, &body)?;
+    if r.users.is_empty() || r.users.len() > MAX_CLAIMS {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("claim for 1 to {MAX_CLAIMS} users"),
+        ));
+    }
+    let mut keys = Vec::new();
+    for user in r.users {
+        if user.server() != state.server_name {
+            continue; // remote users: through federation
+        }
+        let Some(record) = state.store.user(&user)? else {
+            continue;
+        };
+        if record.disabled {
+            continue;
+        }
+        if let Some(cert) = state.store.claim_topic_key(&user)? {
+            keys.push(ClaimedTopicKey {
+                user,
+                registration: record.registration,
+                topic_key_cert: cert,
+            });
+        }
+    }
+    state.store.sync().await?;
+    Ok(cbor_response(&ClaimTopicKeysResponse {
+        version: VERSION,
+        keys,
+    }))
+}
+
+async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let prekeys_left = state.store.prekey_count(&caller.user, caller.device)?;
+    let topic_keys_left = state.store.topic_key_count(&caller.user)?;
+    Ok(cbor_response(&KeyStatusResponse {
+        version: VERSION,
+        prekeys_left,
+        topic_keys_left,
+        refill: prekeys_left < LOW_WATER || topic_keys_left < LOW_WATER,
+    }))
+}
+
+#[derive(Deserialize)]
+struct AfterQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+async fn inbox(
+    query: web::Query<AfterQuery>,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let items = state
+        .store
+        .inbox(&caller.user, caller.device, query.after, INBOX_PAGE)?
+        .into_iter()
+        .map(|(seq, kind, body)| InboxItem {
+            seq,
+            kind,
+            body: ByteBuf::from(body),
+        })
+        .collect();
+    Ok(cbor_response(&InboxResponse {
+        version: VERSION,
+        items,
+    }))
+}
+
+async fn inbox_ack(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: AckRequest = cbor_body(&req, &body)?;
+    state
+        .store
+        .inbox_ack(&caller.user, caller.device, r.up_to)?;
+    state.store.sync().await?;
+    Ok(cbor_response(&Empty::default()))
+}

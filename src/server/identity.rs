@@ -1,0 +1,241 @@
+//! The homeserver's own keys and certificate, kept in the data directory.
+//!
+//! | file | what | mode |
+//! |---|---|---|
+//! | `server.key` | Ed25519 Server Key seed (32 bytes) | 0600 |
+//! | `tls/cert.pem`, `tls/key.pem` | self-signed TLS certificate, generated when none is configured | 0600 |
+//! | `admin.token` | bearer token of the admin endpoint (hex) | 0600 |
+//!
+//! Each is made on first start and reused afterwards.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::crypto::ServerKey;
+use crate::crypto::sign::hex_string;
+use crate::ids::ServerName;
+
+/// Why the server's identity could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A key or certificate file is not valid.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
+    move |source| IdentityError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file + rename) with mode 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// The server's keys, certificate and admin token.
+pub struct ServerIdentity {
+    /// The Ed25519 Server Key.
+    pub server_key: ServerKey,
+    /// TLS configuration of the client API.
+    pub tls: Arc<ServerConfig>,
+    /// `sha256:<hex>` of the end-entity certificate (what clients pin).
+    pub fingerprint: String,
+    /// The admin bearer token.
+    pub admin_token: Zeroizing<String>,
+    /// Whether something was generated on this start (first start).
+    pub generated: bool,
+}
+
+impl std::fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerIdentity")
+            .field("server_key", &self.server_key.public())
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerIdentity {
+    /// Loads the identity from `data_dir`, making what is missing. `tls_files` are a configured
+    /// certificate chain and key; without them a self-signed certificate is used.
+    pub fn load_or_create(
+        data_dir: &Path,
+        server_name: &ServerName,
+        tls_files: Option<(&Path, &Path)>,
+    ) -> Result<ServerIdentity, IdentityError> {
+        std::fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+        let mut generated = false;
+
+        let key_path = data_dir.join("server.key");
+        let server_key = if key_path.exists() {
+            let bytes = Zeroizing::new(std::fs::read(&key_path).map_err(io_err(&key_path))?);
+            let seed: [u8; 32] =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| IdentityError::Invalid {
+                        path: key_path.clone(),
+                        reason: "expected a 32-byte Ed25519 seed".into(),
+                    })?;
+            ServerKey::from_seed(&Zeroizing::new(seed))
+        } else {
+            let key = ServerKey::generate();
+            write_private(&key_path, &key.seed()[..])?;
+            generated = true;
+            key
+        };
+
+        let token_path = data_dir.join("admin.token");
+        let admin_token = if token_path.exists() {
+            let text = std::fs::read_to_string(&token_path).map_err(io_err(&token_path))?;
+            Zeroizing::new(text.trim().to_owned())
+        } else {
+            let token = Zeroizing::new(hex_string(&crate::crypto::random_array::<32>()));
+            write_private(&token_path, token.as_bytes())?;
+            generated = true;
+            token
+        };
+
+        let (cert_path, tls_key_path) = match tls_files {
+            Some((c, k)) => (c.to_owned(), k.to_owned()),
+            None => {
+                let c = data_dir.join("tls").join("cert.pem");
+                let k = data_dir.join("tls").join("key.pem");
+                if !c.exists() || !k.exists() {
+                    let (cert_pem, key_pem) = self_signed(server_name)?;
+                    write_private(&k, key_pem.as_bytes())?;
+                    write_private(&c, cert_pem.as_bytes())?;
+                    generated = true;
+                }
+                (c, k)
+            }
+        };
+        let (tls, fingerprint) = load_tls(&cert_path, &tls_key_path)?;
+        Ok(ServerIdentity {
+            server_key,
+            tls,
+            fingerprint,
+            admin_token,
+            generated,
+        })
+    }
+}
+
+/// A self-signed certificate for the server name (and loopback when it is `localhost`).
+fn self_signed(server_name: &ServerName) -> Result<(String, String), IdentityError> {
+    let mut names = vec![server_name.host().to_owned()];
+    if server_name.host() == "localhost" {
+        names.extend(["127.0.0.1".to_owned(), "::1".to_owned()]);
+    }
+    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| IdentityError::Invalid {
+        path: PathBuf::from("tls/cert.pem"),
+        reason: e.to_string(),
+    })?;
+    Ok((ck.cert.pem(), ck.signing_key.serialize_pem()))
+}
+
+/// `sha256:<hex>` of a DER certificate.
+pub fn fingerprint(der: &[u8]) -> String {
+    format!("sha256:{}", hex_string(&Sha256::digest(der)))
+}
+
+/// Builds the rustls configuration from PEM files.
+pub fn load_tls(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(Arc<ServerConfig>, String), IdentityError> {
+    let invalid = |path: &Path, reason: String| IdentityError::Invalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| invalid(cert_path, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(cert_path, e.to_string()))?;
+    let first = certs
+        .first()
+        .ok_or_else(|| invalid(cert_path, "no certificate in file".into()))?;
+    let fingerprint = fingerprint(first.as_ref());
+    let key =
+        PrivateKeyDer::from_pem_file(key_path).map_err(|e| invalid(key_path, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(cert_path, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(key_path, e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((Arc::new(config), fingerprint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_once_then_reused_with_private_modes() {
+        let dir = std::env::temp_dir().join(format!(
+            "rdv-identity-{}",
+            hex_string(&crate::crypto::random_array::<8>())
+        ));
+        let name: ServerName = "localhost".parse().unwrap();
+        let first = ServerIdentity::load_or_create(&dir, &name, None).unwrap();
+        assert!(first.generated);
+        assert!(first.fingerprint.starts_with("sha256:") && first.fingerprint.len() == 71);
+        let again = ServerIdentity::load_or_create(&dir, &name, None).unwrap();
+        assert!(!again.generated);
+        assert_eq!(first.fingerprint, again.fingerprint);
+        assert_eq!(first.server_key.public(), again.server_key.public());
+        assert_eq!(*first.admin_token, *again.admin_token);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for f in ["server.key", "admin.token", "tls/key.pem"] {
+                let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{f}");
+            }
+        }
+        // A corrupt key file is an error, not a new key.
+        std::fs::write(dir.join("server.key"), b"short").unwrap();
+        assert!(ServerIdentity::load_or_create(&dir, &name, None).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,117 @@
+//! The state every handler gets (`web::Data<AppState>`), and the caller of an authenticated
+//! request.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use sha2::{Digest, Sha256};
+
+use crate::api::ErrorCode;
+use crate::ids::{ServerName, UserId};
+use crate::server::config::Config;
+use crate::server::error::ApiError;
+use crate::server::identity::ServerIdentity;
+use crate::server::metrics::Metrics;
+use crate::server::push::PushHub;
+use crate::server::store::Store;
+use crate::server::topics::{AppendContext, TopicHost};
+
+/// Shared server state. No globals: everything a handler needs is here.
+pub struct AppState {
+    /// Configuration.
+    pub config: Config,
+    /// This server's name.
+    pub server_name: ServerName,
+    /// Keys, certificate, admin token.
+    pub identity: ServerIdentity,
+    /// Storage.
+    pub store: Store,
+    /// Hosted topics.
+    pub topics: TopicHost,
+    /// Connected devices and wake-ups.
+    pub push: Arc<PushHub>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// What an append needs.
+    pub fn append_context(&self) -> AppendContext<'_> {
+        AppendContext {
+            store: &self.store,
+            server_name: &self.server_name,
+            server_key: &self.identity.server_key,
+            now: now(),
+        }
+    }
+}
+
+/// Now, Unix seconds.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `SHA-256(token)`: the only form in which tokens are stored.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The authenticated device of a request (`Authorization: Bearer <token>`).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user.
+    pub user: UserId,
+    /// The device's public key bytes.
+    pub device: [u8; 32],
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Caller, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("app state", "missing"))?;
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| unauthorized("missing bearer token"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| unauthorized("expected 'Authorization: Bearer <token>'"))?;
+    let (user, device, expires) = state
+        .store
+        .token(token_hash(token))?
+        .ok_or_else(|| unauthorized("unknown token"))?;
+    let now = now();
+    if expires <= now {
+        return Err(unauthorized("token expired"));
+    }
+    if !state.store.device_active(&user, device)? {
+        return Err(unauthorized("device removed"));
+    }
+    match state.store.user(&user)? {
+        Some(record) if record.disabled => {
+            return Err(ApiError::new(
+                ErrorCode::UserDisabled,
+                "account disabled by the operator",
+            ));
+        }
+        Some(_) => {}
+        None => return Err(unauthorized("unknown user")),
+    }
+    state.store.touch_device(&user, device, now)?;
+    Ok(Caller { user, device })
+}
