@@ -69,15 +69,15 @@ pub fn encode_segment(text: &str) -> String {
 
 /// Turns an error answer into a [`ClientError`].
 pub fn error_from_response(what: &str, status: u16, body: &[u8]) -> ClientError {
-    if let Ok(e) = serde_json::from_slice::<ApiErrorBody>(body) {
-        if let Some(code) = ErrorCode::parse(&e.code) {
-            return ClientError::Api {
-                what: what.to_owned(),
-                code,
-                status,
-                message: one_line(&e.message),
-            };
-        }
+    if let Ok(e) = serde_json::from_slice::<ApiErrorBody>(body)
+        && let Some(code) = ErrorCode::parse(&e.code)
+    {
+        return ClientError::Api {
+            what: what.to_owned(),
+            code,
+            status,
+            message: one_line(&e.message),
+        };
     }
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     ClientError::UnexpectedStatus {

@@ -163,6 +163,20 @@ impl Keystore {
         &self.dir
     }
 
+    /// Deletes the account files of a registration the server refused, so that the directory
+    /// can be used again.
+    pub fn forget_account(&self) -> Result<(), ClientError> {
+        for name in [CONFIG, IDENTITY, DEVICE, TOKEN] {
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ClientError::io(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Reads `config.json`.
     pub fn config(&self) -> Result<Config, ClientError> {
         let path = self.dir.join(CONFIG);
@@ -423,10 +437,10 @@ fn list_dir(dir: &Path) -> Result<Vec<String>, ClientError> {
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| ClientError::io(dir, e))?;
-        if let Some(name) = entry.file_name().to_str() {
-            if !name.ends_with(".tmp") {
-                names.push(name.to_owned());
-            }
+        if let Some(name) = entry.file_name().to_str()
+            && !name.ends_with(".tmp")
+        {
+            names.push(name.to_owned());
         }
     }
     names.sort();
@@ -470,10 +484,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     file.sync_all().map_err(|e| ClientError::io(&tmp, e))?;
     drop(file);
     fs::rename(&tmp, path).map_err(|e| ClientError::io(path, e))?;
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
+    if let Some(parent) = path.parent()
+        && let Ok(d) = fs::File::open(parent)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }
