@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod certs;
+pub mod client;
 pub mod crypto;
 pub mod devices;
 pub mod ids;

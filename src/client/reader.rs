@@ -1,0 +1,666 @@
+//! Reading a topic and checking its log (`protocol.md` §7–8, `DESIGN.md` §4.7–4.8).
+//!
+//! A read fetches the hosting server's signed checkpoint, checks its signature with the hosting
+//! server's key and its consistency with the last checkpoint this device verified
+//! ([`LogView::update`] with a consistency proof), fetches the entries up to the checkpoint's
+//! size, replays them with the topic state machine ([`Replayer`]: change rules, message
+//! signatures, roles, epochs, replays), takes the Message Keys addressed to us from changes
+//! ([`EpochKeyring::receive`]), opens messages (tag checked before decryption), and checks each
+//! new entry's inclusion in the checkpoint's tree ([`check_in_log`]). Indices the server did not
+//! return are reported as missing; every entry that fails a check is marked with the reason.
+//!
+//! The replay starts from index 0 on every read (the replayer's inputs are not kept between
+//! runs): simple and always correct, at the cost of fetching the whole log. Inclusion proofs are
+//! fetched only for entries not processed before, except by [`Client::verify`], which checks them
+//! all and also recomputes the root from every leaf.
+
+use std::collections::BTreeMap;
+
+use awc::http::Method;
+
+use super::http::encode_segment;
+use super::keystore::TopicRecord;
+use super::{Client, ClientError};
+use crate::api::{Body, CheckpointResponse, CursorRequest, EntriesResponse, ProofResponse};
+use crate::crypto::{MessageKey, TopicKey};
+use crate::ids::TopicId;
+use crate::tlog::proof::parse_path;
+use crate::tlog::{
+    Checkpoint, ConsistencyProof, Frontier, InclusionProof, LeafIndex, LogView, SignedCheckpoint,
+    TreeSize,
+};
+use crate::topic::{
+    Action, Applied, EpochKeyring, LogEntry, MemberIndex, Replayer, TopicState, check_in_log,
+    log_origin,
+};
+use crate::wire::VERSION;
+
+/// Entries per page (`client-api.md` §6: at most 500).
+const PAGE: u64 = 500;
+
+/// What one log entry turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryContent {
+    /// A message.
+    Message {
+        /// The sender's user id (or `member N` if the sender is unknown).
+        sender: String,
+        /// The epoch it was sent in.
+        epoch: u32,
+        /// The plaintext (lossy UTF-8), when it could be opened.
+        text: Option<String>,
+    },
+    /// A topic change.
+    Change {
+        /// The author's user id.
+        author: String,
+        /// What it did, e.g. `add @bob:a.example writer`.
+        description: String,
+        /// The epoch after it.
+        epoch: u32,
+    },
+    /// An entry that could not be decoded or broke a rule.
+    Invalid,
+}
+
+/// One entry as read, with every check that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryReport {
+    /// Log index.
+    pub index: u64,
+    /// What it is.
+    pub content: EntryContent,
+    /// Failed checks (empty: the entry verified).
+    pub problems: Vec<String>,
+}
+
+impl EntryReport {
+    /// Whether every check passed.
+    pub fn verified(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// What [`Client::read`] found.
+#[derive(Debug, Clone)]
+pub struct ReadReport {
+    /// The topic.
+    pub topic: TopicId,
+    /// The verified checkpoint's size.
+    pub size: u64,
+    /// Entries not shown before, in log order.
+    pub entries: Vec<EntryReport>,
+    /// Log indices below the checkpoint size that the server did not return.
+    pub missing: Vec<u64>,
+}
+
+/// What [`Client::verify`] found.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// The topic.
+    pub topic: TopicId,
+    /// The verified checkpoint's size.
+    pub size: u64,
+    /// Its root (hex).
+    pub root: String,
+    /// The size of the earlier checkpoint it was shown consistent with (`None`: first seen).
+    pub consistent_with: Option<u64>,
+    /// Entries that failed a check.
+    pub failed: Vec<EntryReport>,
+    /// Log indices the server did not return.
+    pub missing: Vec<u64>,
+    /// Whether the root recomputed from all leaves equals the checkpoint's root (`None` when
+    /// some leaf is unknown).
+    pub root_matches: Option<bool>,
+}
+
+impl VerifyReport {
+    /// Whether the whole log verified.
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.missing.is_empty() && self.root_matches == Some(true)
+    }
+}
+
+/// Which entries get an inclusion proof.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Inclusion {
+    /// None (building a change or a message on the current state).
+    Skip,
+    /// Entries from this index on.
+    From(u64),
+}
+
+/// The topic as replayed by this device.
+pub(super) struct Replay {
+    pub(super) topic: TopicId,
+    pub(super) record: TopicRecord,
+    pub(super) state: Option<TopicState>,
+    pub(super) me: Option<MemberIndex>,
+    pub(super) my_key: Option<TopicKey>,
+    pub(super) keyring: EpochKeyring,
+    pub(super) entries: Vec<EntryReport>,
+    pub(super) missing: Vec<u64>,
+    pub(super) checkpoint: Checkpoint,
+    pub(super) view: LogView,
+    pub(super) consistent_with: Option<u64>,
+    pub(super) root_matches: Option<bool>,
+}
+
+impl Replay {
+    /// The replayed state, or an error when the log has no valid create.
+    pub(super) fn state(&self) -> Result<&TopicState, ClientError> {
+        self.state.as_ref().ok_or_else(|| {
+            ClientError::Misbehaved(format!("topic {} has no valid first entry", self.topic))
+        })
+    }
+
+    /// This user's member index, or an error.
+    pub(super) fn me(&self, user: &crate::ids::UserId) -> Result<MemberIndex, ClientError> {
+        self.me.ok_or_else(|| ClientError::NotAMember {
+            topic: self.topic.to_string(),
+            user: user.to_string(),
+        })
+    }
+
+    /// This user's Topic Key, or an error.
+    pub(super) fn my_key(&self) -> Result<&TopicKey, ClientError> {
+        self.my_key.as_ref().ok_or_else(|| ClientError::NoTopicKey {
+            topic: self.topic.to_string(),
+            key_id: self
+                .state
+                .as_ref()
+                .zip(self.me)
+                .and_then(|(s, m)| s.member(m))
+                .map(|m| m.topic_key.key_id().to_hex())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+pub(super) fn topic_path(topic: &TopicId, rest: &str) -> String {
+    format!("/v1/topics/{}{rest}", encode_segment(topic.as_str()))
+}
+
+fn describe(action: &Action, before: Option<&TopicState>, after: &TopicState) -> String {
+    let name = |state: Option<&TopicState>, m: &MemberIndex| {
+        state
+            .and_then(|s| s.member(*m))
+            .or_else(|| after.member(*m))
+            .map_or_else(|| format!("member {}", m.0), |m| m.user.to_string())
+    };
+    let spec = |s: &crate::topic::MemberSpec| {
+        let role = crate::topic::Role::from_wire(s.role).map_or("?", |r| r.name());
+        format!("{} {role}", s.user)
+    };
+    match action {
+        Action::Create { history, members } => format!(
+            "create ({} history): {}",
+            match history {
+                crate::topic::History::Shared => "shared",
+                crate::topic::History::Protected => "protected",
+            },
+            members.iter().map(spec).collect::<Vec<_>>().join(", ")
+        ),
+        Action::Add(specs) => format!(
+            "add {}",
+            specs.iter().map(spec).collect::<Vec<_>>().join(", ")
+        ),
+        Action::Remove(ms) => format!(
+            "remove {}",
+            ms.iter()
+                .map(|m| name(before, m))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Action::SetRole(m, role) => format!("set role of {} to {}", name(before, m), role.name()),
+        Action::Rekey => "rekey".into(),
+    }
+}
+
+impl Client {
+    /// Fetches and checks the checkpoint, fetches the entries it covers and replays them.
+    pub(super) async fn replay(
+        &mut self,
+        topic: &TopicId,
+        inclusion: Inclusion,
+        full_root: bool,
+    ) -> Result<Replay, ClientError> {
+        let record = self.keystore.topic(topic)?.unwrap_or(TopicRecord {
+            topic: topic.to_string(),
+            member: None,
+            processed: 0,
+            checkpoint: None,
+        });
+
+        // The checkpoint: hosting server's signature, consistency with the last one seen.
+        let host = topic.server();
+        let key = self
+            .config
+            .server_key(host.as_str())?
+            .ok_or_else(|| ClientError::ServerKeyUnknown(host.to_string()))?;
+        let origin = log_origin(topic);
+        let mut view = match &record.checkpoint {
+            Some(note) => LogView::resume(
+                &origin,
+                key.clone(),
+                host.as_str(),
+                SignedCheckpoint::parse(note.as_bytes())?,
+            )?,
+            None => LogView::new(&origin, key.clone(), host.as_str()),
+        };
+        let held = view
+            .latest()
+            .map(|c| c.unverified_checkpoint().size.0)
+            .unwrap_or(0);
+        let answer: CheckpointResponse = self
+            .authed(Method::GET, &topic_path(topic, "/checkpoint"), None)
+            .await?;
+        let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
+        let checkpoint = signed.verify(&key, host.as_str())?.clone();
+        let size = checkpoint.size.0;
+        let path = if held > 0 && size > held {
+            let answer: ProofResponse = self
+                .authed(
+                    Method::GET,
+                    &topic_path(topic, &format!("/proof/consistency?old={held}&new={size}")),
+                    None,
+                )
+                .await?;
+            parse_path(&answer.path)
+                .map_err(|e| ClientError::Misbehaved(format!("consistency proof: {e}")))?
+        } else {
+            Vec::new()
+        };
+        let proof = ConsistencyProof {
+            old: TreeSize(held),
+            new: TreeSize(size),
+            path,
+        };
+        view.update(signed, &proof)?;
+        let consistent_with = record.checkpoint.as_ref().map(|_| held);
+
+        // The entries, and the indices the server left out.
+        let (entries, missing) = self.fetch_entries(topic, size).await?;
+
+        // The replay.
+        let stored: BTreeMap<u32, MessageKey> =
+            self.keystore.message_keys(topic)?.into_iter().collect();
+        let mut replay = Replay {
+            topic: topic.clone(),
+            record,
+            state: None,
+            me: None,
+            my_key: None,
+            keyring: EpochKeyring::new(),
+            entries: Vec::with_capacity(entries.len()),
+            missing,
+            checkpoint,
+            view,
+            consistent_with,
+            root_matches: None,
+        };
+        let mut replayer = Replayer::new();
+        let mut frontier = full_root.then(Frontier::new);
+        let mut expected = 0u64;
+        for (index, entry) in entries {
+            if index != expected {
+                // A gap: the root can no longer be recomputed.
+                frontier = None;
+            }
+            expected = index + 1;
+            let before = match &entry {
+                Ok(e) if e.0 == crate::topic::ENTRY_CHANGE => replayer.state().cloned(),
+                _ => None,
+            };
+            let (mut report, leaf) = match entry {
+                Err(e) => (
+                    EntryReport {
+                        index,
+                        content: EntryContent::Invalid,
+                        problems: vec![format!("malformed entry: {e}")],
+                    },
+                    None,
+                ),
+                Ok(entry) => match replayer.push(&entry) {
+                    Err(e) => (
+                        EntryReport {
+                            index,
+                            content: EntryContent::Invalid,
+                            problems: vec![e.to_string()],
+                        },
+                        None,
+                    ),
+                    Ok((applied, leaf)) => {
+                        let report = self.apply(
+                            &mut replay,
+                            &replayer,
+                            applied,
+                            before.as_ref(),
+                            index,
+                            &stored,
+                        );
+                        (report, Some(leaf))
+                    }
+                },
+            };
+            match (&mut frontier, &leaf) {
+                (Some(f), Some(l)) => {
+                    if f.append(l).is_err() {
+                        frontier = None;
+                    }
+                }
+                _ => frontier = None,
+            }
+            if let (Inclusion::From(from), Some(leaf)) = (inclusion, &leaf)
+                && index >= from
+                && let Err(e) = self
+                    .check_inclusion(topic, index, leaf, &replay.checkpoint)
+                    .await
+            {
+                report.problems.push(e.to_string());
+            }
+            replay.entries.push(report);
+        }
+        replay.state = replayer.state().cloned();
+        if let Some(f) = frontier
+            && f.size().0 == size
+        {
+            replay.root_matches = Some(f.root() == replay.checkpoint.root);
+        }
+        Ok(replay)
+    }
+
+    /// Takes what an applied entry means for this device: keys from changes, plaintext of
+    /// messages.
+    fn apply(
+        &self,
+        replay: &mut Replay,
+        replayer: &Replayer,
+        applied: Applied,
+        before: Option<&TopicState>,
+        index: u64,
+        stored: &BTreeMap<u32, MessageKey>,
+    ) -> EntryReport {
+        let topic = replay.topic.clone();
+        let mut problems = Vec::new();
+        let content = match applied {
+            Applied::Change(outcome) => {
+                let after = &outcome.next;
+                let author = before
+                    .and_then(|s| s.member(MemberIndex(outcome.change.author)))
+                    .or_else(|| after.member(MemberIndex(outcome.change.author)))
+                    .map_or_else(
+                        || format!("member {}", outcome.change.author),
+                        |m| m.user.to_string(),
+                    );
+                replay.me = after.member_of(&self.user);
+                if let Some(me) = replay.me {
+                    let wanted = after.member(me).map(|m| m.topic_key.key_id());
+                    let have = replay.my_key.as_ref().map(|k| k.public().key_id());
+                    if wanted.is_some() && wanted != have {
+                        replay.my_key = wanted.and_then(|id| {
+                            self.keystore
+                                .topic_key(&id, self.identity.public())
+                                .ok()
+                                .flatten()
+                                .map(|(k, _)| k)
+                        });
+                    }
+                    if let Some(key) = &replay.my_key {
+                        match replay.keyring.receive(&outcome.change, after, me, key) {
+                            Ok(epochs) => {
+                                for epoch in epochs {
+                                    if !stored.contains_key(&epoch)
+                                        && let Some(mk) = replay.keyring.message_key(epoch)
+                                        && let Err(e) =
+                                            self.keystore.save_message_key(&topic, epoch, mk)
+                                    {
+                                        problems.push(e.to_string());
+                                    }
+                                }
+                            }
+                            Err(e) => problems.push(format!("message key: {e}")),
+                        }
+                    }
+                } else {
+                    replay.my_key = None;
+                }
+                // Keys this device got another way (linking), checked against the key check.
+                for (epoch, key) in stored {
+                    if replay.keyring.message_key(*epoch).is_none()
+                        && after.epoch_check(*epoch).is_some()
+                        && let Ok(copy) = MessageKey::from_slice(key.as_bytes())
+                        && let Err(e) = replay.keyring.insert(after, *epoch, copy)
+                    {
+                        problems.push(format!("stored message key: {e}"));
+                    }
+                }
+                EntryContent::Change {
+                    author,
+                    description: describe(&outcome.change.action, before, after),
+                    epoch: outcome.change.epoch,
+                }
+            }
+            Applied::Message(msg) => {
+                let header = msg.header();
+                let sender = replayer
+                    .state()
+                    .and_then(|s| s.member(MemberIndex(header.sender)))
+                    .map_or_else(
+                        || format!("member {}", header.sender),
+                        |m| m.user.to_string(),
+                    );
+                let text = match replay.keyring.epoch_keys(header.epoch) {
+                    None => {
+                        problems.push(format!("no message key for epoch {}", header.epoch));
+                        None
+                    }
+                    Some(keys) => match msg.open(&topic, keys) {
+                        Ok(plain) => Some(String::from_utf8_lossy(&plain).into_owned()),
+                        Err(e) => {
+                            problems.push(e.to_string());
+                            None
+                        }
+                    },
+                };
+                EntryContent::Message {
+                    sender,
+                    epoch: header.epoch,
+                    text,
+                }
+            }
+        };
+        EntryReport {
+            index,
+            content,
+            problems,
+        }
+    }
+
+    /// Fetches entries `0..size` page by page. Returns each entry (or why it does not decode)
+    /// with its index, and the indices the server did not return.
+    async fn fetch_entries(
+        &mut self,
+        topic: &TopicId,
+        size: u64,
+    ) -> Result<(Vec<(u64, Result<LogEntry, String>)>, Vec<u64>), ClientError> {
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        let mut next = 0u64;
+        while next < size {
+            let limit = PAGE.min(size - next);
+            let answer: EntriesResponse = self
+                .authed(
+                    Method::GET,
+                    &topic_path(topic, &format!("/entries?from={next}&limit={limit}")),
+                    None,
+                )
+                .await?;
+            let mut progressed = false;
+            for e in answer.entries {
+                if e.index < next || e.index >= size {
+                    // Out of order, repeated or beyond the checkpoint: not ours to believe.
+                    continue;
+                }
+                missing.extend(next..e.index);
+                out.push((
+                    e.index,
+                    LogEntry::from_wire(&e.entry).map_err(|e| e.to_string()),
+                ));
+                next = e.index + 1;
+                progressed = true;
+            }
+            if !progressed {
+                missing.extend(next..size);
+                break;
+            }
+        }
+        Ok((out, missing))
+    }
+
+    async fn check_inclusion(
+        &mut self,
+        topic: &TopicId,
+        index: u64,
+        leaf: &[u8],
+        checkpoint: &Checkpoint,
+    ) -> Result<(), ClientError> {
+        let size = checkpoint.size.0;
+        let answer: ProofResponse = self
+            .authed(
+                Method::GET,
+                &topic_path(
+                    topic,
+                    &format!("/proof/inclusion?index={index}&size={size}"),
+                ),
+                None,
+            )
+            .await?;
+        let proof = InclusionProof {
+            index: LeafIndex(index),
+            size: TreeSize(size),
+            path: parse_path(&answer.path)
+                .map_err(|e| ClientError::Misbehaved(format!("inclusion proof: {e}")))?,
+        };
+        check_in_log(topic, leaf, &proof, checkpoint)?;
+        Ok(())
+    }
+
+    /// Stores what a replay learned (member index, checkpoint, processed index) and moves the
+    /// server-side cursor.
+    pub(super) async fn remember(
+        &mut self,
+        replay: &Replay,
+        processed: u64,
+    ) -> Result<(), ClientError> {
+        let mut record = replay.record.clone();
+        record.member = replay.me.map(|m| m.0);
+        record.checkpoint = replay.view.latest().map(|c| c.to_note());
+        record.processed = record.processed.max(processed);
+        self.keystore.save_topic(&record)?;
+        let cursor = CursorRequest {
+            version: VERSION,
+            index: record.processed,
+        };
+        self.authed_raw(
+            Method::PUT,
+            &topic_path(&replay.topic, "/cursor"),
+            Some(cursor.to_cbor()),
+            1024,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Reads a topic: everything not shown before, verified (see the module docs).
+    pub async fn read(&mut self, topic: &TopicId) -> Result<ReadReport, ClientError> {
+        let from = self.keystore.topic(topic)?.map_or(0, |r| r.processed);
+        let replay = self.replay(topic, Inclusion::From(from), false).await?;
+        let size = replay.checkpoint.size.0;
+        self.remember(&replay, size).await?;
+        Ok(ReadReport {
+            topic: topic.clone(),
+            size,
+            entries: replay
+                .entries
+                .iter()
+                .filter(|e| e.index >= from)
+                .cloned()
+                .collect(),
+            missing: replay.missing.clone(),
+        })
+    }
+
+    /// Checks the whole log: full replay from 0, an inclusion proof for every entry, the root
+    /// recomputed from every leaf, and consistency with the stored checkpoint.
+    pub async fn verify(&mut self, topic: &TopicId) -> Result<VerifyReport, ClientError> {
+        let replay = self.replay(topic, Inclusion::From(0), true).await?;
+        let processed = replay.record.processed;
+        self.remember(&replay, processed).await?;
+        Ok(VerifyReport {
+            topic: topic.clone(),
+            size: replay.checkpoint.size.0,
+            root: replay.checkpoint.root.to_string(),
+            consistent_with: replay.consistent_with,
+            failed: replay
+                .entries
+                .iter()
+                .filter(|e| !e.verified())
+                .cloned()
+                .collect(),
+            missing: replay.missing.clone(),
+            root_matches: replay.root_matches,
+        })
+    }
+
+    /// Follows every topic of the user live over the WebSocket stream, calling `on_read` with
+    /// the new, verified entries of each topic that changes. Catches up with `GET /v1/sync`
+    /// first and after every reconnect. Returns only on an error that a reconnect cannot fix.
+    pub async fn watch(&mut self, mut on_read: impl FnMut(&ReadReport)) -> Result<(), ClientError> {
+        loop {
+            for item in self.sync().await? {
+                if item.size > item.cursor {
+                    let report = self.read(&item.topic).await?;
+                    on_read(&report);
+                }
+            }
+            if self.token.is_none() {
+                self.login().await?;
+            }
+            let token = self.token.clone().unwrap_or_default();
+            let mut stream = match self.http.stream(&token).await {
+                Err(e) if e.code() == Some(crate::api::ErrorCode::Unauthorized) => {
+                    self.login().await?;
+                    continue;
+                }
+                other => other?,
+            };
+            loop {
+                match stream.next_frame().await {
+                    Ok(Some(frame)) => {
+                        let processed = self
+                            .keystore
+                            .topic(&frame.topic)?
+                            .map_or(0, |r| r.processed);
+                        if frame.index >= processed {
+                            let report = self.read(&frame.topic).await?;
+                            on_read(&report);
+                        }
+                    }
+                    Ok(None) | Err(ClientError::Transport { .. }) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            actix_rt::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    }
+
+    /// `GET /v1/sync`: each topic's size and this device's cursor; refills keys when asked.
+    pub async fn sync(&mut self) -> Result<Vec<crate::api::SyncItem>, ClientError> {
+        let answer: crate::api::SyncResponse = self.authed(Method::GET, "/v1/sync", None).await?;
+        if answer.refill {
+            self.refill(true).await?;
+        }
+        Ok(answer.topics)
+    }
+}
