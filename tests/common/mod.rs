@@ -1,6 +1,8 @@
 //! Shared test fixtures: users with identity keys and topic keys.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::collections::HashSet;
 
 use rendezvous::certs::TopicKeyCert;

@@ -1,0 +1,129 @@
+//! Real homeservers for tests: `server::run` on real TLS sockets on 127.0.0.1, with real files in
+//! a temporary data directory, each in its own thread and actix system.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use rendezvous::client::tls::{Fingerprint, Trust};
+use rendezvous::server::config::Config;
+use rendezvous::server::{self, Listeners};
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let suffix: [u8; 8] = rendezvous::crypto::random_array();
+        let dir = std::env::temp_dir().join(format!("rdv-test-{name}-{}", hex::encode(suffix)));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running homeserver.
+pub struct TestServer {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub fingerprint: String,
+    pub data_dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl TestServer {
+    /// Starts a server for `localhost` with its data in `data_dir` (kept across restarts).
+    pub fn start(data_dir: &Path) -> TestServer {
+        Self::start_on(data_dir, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Starts a server listening on `addr` (to restart on the same port).
+    pub fn start_on(data_dir: &Path, addr: SocketAddr) -> TestServer {
+        let mut config = Config::default();
+        config.data_dir = data_dir.to_owned();
+        config.limits.workers = 2;
+        config.push.allow_loopback_http = true;
+        let client = TcpListener::bind(addr).unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = client.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        config.client_api.listen = addr;
+        config.admin.listen = admin_addr;
+        let (identity, store) = server::prepare(&config).unwrap();
+        let fingerprint = identity.fingerprint.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listeners = Listeners { client, admin };
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                server::run(config, identity, store, listeners, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+            })
+        });
+        TestServer {
+            url: format!("https://{addr}"),
+            addr,
+            admin: admin_addr,
+            fingerprint,
+            data_dir: data_dir.to_owned(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// How clients trust this server: its certificate's fingerprint, pinned.
+    pub fn trust(&self) -> Trust {
+        Trust::Pinned(self.fingerprint.parse::<Fingerprint>().unwrap())
+    }
+
+    /// Issues a registration pin through the admin endpoint, as `rendezvous admin pin` does.
+    pub async fn pin(&self) -> String {
+        let token = std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap();
+        let mut resp = awc::Client::default()
+            .post(format!("http://{}/admin/pins", self.admin))
+            .insert_header(("Authorization", format!("Bearer {}", token.trim())))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+        let v: serde_json::Value = resp.json().await.unwrap();
+        v["pin"].as_str().unwrap().to_owned()
+    }
+
+    /// Graceful stop: in-flight requests finish, the store is flushed.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

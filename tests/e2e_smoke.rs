@@ -1,0 +1,58 @@
+//! A two-person conversation through a real homeserver.
+
+mod common;
+
+use common::server::{TempDir, TestServer};
+use rendezvous::client::Client;
+use rendezvous::ids::UserId;
+use rendezvous::topic::{History, Role};
+
+#[actix_rt::test]
+async fn two_people_talk() {
+    let dir = TempDir::new("smoke");
+    let server = TestServer::start(&dir.join("server"));
+    let alice_id: UserId = "@alice:localhost".parse().unwrap();
+    let bob_id: UserId = "@bob:localhost".parse().unwrap();
+    let mut alice = Client::register(
+        &dir.join("alice"),
+        &server.url,
+        server.trust(),
+        &server.pin().await,
+        &alice_id,
+    )
+    .await
+    .unwrap();
+    let mut bob = Client::register(
+        &dir.join("bob"),
+        &server.url,
+        server.trust(),
+        &server.pin().await,
+        &bob_id,
+    )
+    .await
+    .unwrap();
+    let topic = alice
+        .create_topic(&[(bob_id.clone(), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"hi bob").await.unwrap();
+    bob.send(&topic, b"hi alice").await.unwrap();
+    let report = bob.read(&topic).await.unwrap();
+    let texts: Vec<_> = report
+        .entries
+        .iter()
+        .filter_map(|e| match &e.content {
+            rendezvous::client::EntryContent::Message { text, .. } => text.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, vec!["hi bob".to_owned(), "hi alice".to_owned()]);
+    assert!(
+        report.entries.iter().all(|e| e.verified()),
+        "{:?}",
+        report.entries
+    );
+    assert!(report.missing.is_empty());
+    let v = alice.verify(&topic).await.unwrap();
+    assert!(v.ok(), "{v:?}");
+}
