@@ -144,6 +144,10 @@ pub(super) struct Replay {
     pub(super) view: LogView,
     pub(super) consistent_with: Option<u64>,
     pub(super) root_matches: Option<bool>,
+    /// Messages met before the change that handed this device their epoch's key (a member
+    /// added to a shared topic gets the current key after the messages it protects): opened
+    /// again once the whole log is replayed. `(position in entries, message)`.
+    pub(super) deferred: Vec<(usize, crate::message::Message)>,
 }
 
 impl Replay {
@@ -298,6 +302,7 @@ impl Client {
             view,
             consistent_with,
             root_matches: None,
+            deferred: Vec::new(),
         };
         let mut replayer = Replayer::new();
         let mut frontier = full_root.then(Frontier::new);
@@ -360,6 +365,25 @@ impl Client {
                 report.problems.push(e.to_string());
             }
             replay.entries.push(report);
+        }
+        // Messages whose key arrived later in the log (shared history): open them now.
+        for (position, msg) in std::mem::take(&mut replay.deferred) {
+            let epoch = msg.header().epoch;
+            let Some(report) = replay.entries.get_mut(position) else {
+                continue;
+            };
+            let opened = match replay.keyring.epoch_keys(epoch) {
+                None => Err(format!("no message key for epoch {epoch}")),
+                Some(keys) => msg
+                    .open(topic, keys)
+                    .map(|plain| String::from_utf8_lossy(&plain).into_owned())
+                    .map_err(|e| e.to_string()),
+            };
+            match (opened, &mut report.content) {
+                (Ok(plain), EntryContent::Message { text, .. }) => *text = Some(plain),
+                (Err(problem), _) => report.problems.push(problem),
+                (Ok(_), _) => {}
+            }
         }
         replay.state = replayer.state().cloned();
         if let Some(f) = frontier
@@ -452,7 +476,8 @@ impl Client {
                     );
                 let text = match replay.keyring.epoch_keys(header.epoch) {
                     None => {
-                        problems.push(format!("no message key for epoch {}", header.epoch));
+                        // Perhaps a later change hands this device the key: decided at the end.
+                        replay.deferred.push((replay.entries.len(), msg.clone()));
                         None
                     }
                     Some(keys) => match msg.open(&topic, keys) {

@@ -94,8 +94,12 @@ impl TopicHost {
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no topic {topic}")))?;
         let mut changes = Vec::new();
         for (index, bytes) in store.changes(topic)? {
-            let signed = Signed::<TopicChange>::from_wire(&bytes)
-                .map_err(|e| ApiError::internal("stored change does not decode", e))?;
+            let entry = LogEntry::from_wire(&bytes).and_then(|e| e.parse());
+            let signed = match entry {
+                Ok(crate::topic::ParsedEntry::Change(signed)) => signed,
+                Ok(_) => return Err(ApiError::internal("stored change", "is a message")),
+                Err(e) => return Err(ApiError::internal("stored change does not decode", e)),
+            };
             changes.push((index, signed));
         }
         let state = TopicState::restore(changes, size)

@@ -54,8 +54,17 @@ impl TestServer {
 
     /// Starts a server listening on `addr` (to restart on the same port).
     pub fn start_on(data_dir: &Path, addr: SocketAddr) -> TestServer {
-        let mut config = Config::default();
-        config.data_dir = data_dir.to_owned();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("RDV_TEST_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let mut config = Config {
+            data_dir: data_dir.to_owned(),
+            ..Config::default()
+        };
         config.limits.workers = 2;
         config.push.allow_loopback_http = true;
         let client = TcpListener::bind(addr).unwrap();

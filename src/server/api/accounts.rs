@@ -160,9 +160,11 @@ async fn challenge(
     let r: ChallengeRequest = cbor_body(&req, &body)?;
     let device = r.device_key.to_bytes();
     if !state.store.device_active(&r.user, device)? {
+        // Unknown, removed or never registered: one answer for all, so the endpoint is no oracle
+        // for which devices exist.
         return Err(ApiError::new(
-            ErrorCode::NotFound,
-            "no such device for this user",
+            ErrorCode::Unauthorized,
+            "no such active device for this user",
         ));
     }
     let challenge = crate::crypto::random_array::<32>();

@@ -40,6 +40,7 @@
 //! | `push` | `id(user) ‖ device` | utf-8 URL |
 
 mod commit;
+mod corruption;
 mod cursors;
 mod devices;
 mod error;

@@ -1,0 +1,104 @@
+//! Raw protocol access for tests that must send what an honest client never would.
+
+use awc::http::Method;
+use rendezvous::api::EntriesResponse;
+use rendezvous::client::Client;
+use rendezvous::client::http::{Http, encode_segment};
+use rendezvous::crypto::{EpochKeys, TopicKey};
+use rendezvous::ids::TopicId;
+use rendezvous::message;
+use rendezvous::topic::{LogEntry, Replayer, TopicState};
+
+use super::server::TestServer;
+
+/// An HTTP client for the server and the device's current token.
+pub fn http(server: &TestServer, client: &Client) -> (Http, String) {
+    let http = Http::new(&server.url, &server.trust()).unwrap();
+    let token = client
+        .keystore()
+        .token()
+        .unwrap()
+        .expect("logged in")
+        .to_string();
+    (http, token)
+}
+
+/// The topic's state, replayed from the server's log.
+pub async fn state(server: &TestServer, client: &Client, topic: &TopicId) -> TopicState {
+    let (http, token) = http(server, client);
+    let path = format!(
+        "/v1/topics/{}/entries?from=0&limit=500",
+        encode_segment(topic.as_str())
+    );
+    let entries: EntriesResponse = http
+        .call(Method::GET, &path, None, Some(&token))
+        .await
+        .unwrap();
+    let mut r = Replayer::new();
+    for e in entries.entries {
+        r.push(&LogEntry::from_wire(&e.entry).unwrap()).unwrap();
+    }
+    r.state().unwrap().clone()
+}
+
+/// The device's Topic Key and current epoch keys for `topic`, straight from its keystore.
+pub async fn keys(
+    server: &TestServer,
+    client: &Client,
+    topic: &TopicId,
+) -> (u32, TopicKey, EpochKeys, u64) {
+    let s = state(server, client, topic).await;
+    let me = s.member_of(client.user()).expect("a member");
+    let member = s.member(me).unwrap();
+    let ik = client.keystore().identity().unwrap();
+    let (tk, _) = client
+        .keystore()
+        .topic_key(&member.topic_key.key_id(), ik.public())
+        .unwrap()
+        .expect("topic key in keystore");
+    let (_, mk) = client
+        .keystore()
+        .message_keys(topic)
+        .unwrap()
+        .into_iter()
+        .find(|(e, _)| *e == s.epoch())
+        .expect("current epoch key");
+    (me.0, tk, mk.epoch_keys(topic, s.epoch()), s.size())
+}
+
+/// A message encrypted and signed by `client` as its member, for the current epoch.
+pub async fn message(
+    server: &TestServer,
+    client: &Client,
+    topic: &TopicId,
+    text: &[u8],
+) -> Vec<u8> {
+    let (me, tk, keys, size) = keys(server, client, topic).await;
+    message::encrypt(topic, &keys, me, tk.signing(), size, text)
+        .unwrap()
+        .to_wire()
+}
+
+/// POSTs `body` as CBOR; returns the status and the error code (if any).
+pub async fn post(
+    http: &Http,
+    token: Option<&str>,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Option<String>) {
+    match http
+        .send(Method::POST, path, Some(body), token, 1 << 20)
+        .await
+    {
+        Ok(_) => (200, None),
+        Err(e) => (
+            e.code().map_or(0, |c| c.status()),
+            e.code().map(|c| c.as_str().to_owned()),
+        ),
+    }
+}
+
+/// The path of a topic's messages endpoint.
+pub fn messages_path(topic: &TopicId) -> String {
+    format!("/v1/topics/{}/messages", encode_segment(topic.as_str()))
+}

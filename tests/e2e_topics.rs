@@ -1,0 +1,382 @@
+//! The seed's flows end to end through a real homeserver (issue 3, item 5): several users with
+//! several devices, roles, removal, history settings, linked and removed devices, replay, restart,
+//! a lying server, and bad input.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw;
+use common::server::{TempDir, TestServer};
+use rendezvous::client::{Client, EntryContent, ReadReport};
+use rendezvous::ids::UserId;
+use rendezvous::topic::{History, Role};
+
+fn uid(name: &str) -> UserId {
+    format!("@{name}:localhost").parse().unwrap()
+}
+
+async fn register(server: &TestServer, dir: &TempDir, name: &str) -> Client {
+    Client::register(
+        &dir.join(name),
+        &server.url,
+        server.trust(),
+        &server.pin().await,
+        &uid(name),
+    )
+    .await
+    .unwrap()
+}
+
+/// Links a new device for `existing`'s user into keystore `dir/name`.
+async fn link(server: &TestServer, dir: &TempDir, existing: &mut Client, name: &str) -> Client {
+    let pending = existing.link_offer_start().await.unwrap();
+    let code = pending.code().to_string();
+    let (joined, offered) = futures_util::future::join(
+        Client::link_join(&dir.join(name), &server.url, server.trust(), &code),
+        existing.link_offer_finish(pending, Duration::from_secs(20)),
+    )
+    .await;
+    offered.unwrap();
+    joined.unwrap()
+}
+
+fn texts(report: &ReadReport) -> Vec<Option<String>> {
+    report
+        .entries
+        .iter()
+        .filter_map(|e| match &e.content {
+            EntryContent::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn opened(report: &ReadReport) -> Vec<String> {
+    texts(report).into_iter().flatten().collect()
+}
+
+#[actix_rt::test]
+async fn every_device_of_every_member_reads_every_message() {
+    let dir = TempDir::new("devices");
+    let server = TestServer::start(&dir.join("server"));
+    let mut alice = register(&server, &dir, "alice").await;
+    let mut alice2 = link(&server, &dir, &mut alice, "alice2").await;
+    let mut bob = register(&server, &dir, "bob").await;
+    let mut bob2 = link(&server, &dir, &mut bob, "bob2").await;
+    let mut bob3 = link(&server, &dir, &mut bob, "bob3").await;
+    let mut carol = register(&server, &dir, "carol").await;
+
+    let topic = alice
+        .create_topic(
+            &[(uid("bob"), Role::Writer), (uid("carol"), Role::Reader)],
+            History::Shared,
+        )
+        .await
+        .unwrap();
+    alice2
+        .send(&topic, b"from alice's second device")
+        .await
+        .unwrap();
+    bob3.send(&topic, b"from bob's third device").await.unwrap();
+    for device in [
+        &mut alice,
+        &mut alice2,
+        &mut bob,
+        &mut bob2,
+        &mut bob3,
+        &mut carol,
+    ] {
+        let report = device.read(&topic).await.unwrap();
+        assert_eq!(
+            opened(&report),
+            vec!["from alice's second device", "from bob's third device"],
+            "{:?} read {:?}",
+            device.user(),
+            report.entries
+        );
+        assert!(
+            report.entries.iter().all(|e| e.verified()),
+            "{:?}",
+            report.entries
+        );
+        assert!(report.missing.is_empty());
+    }
+    // Devices stay private: the topic log names users' keys, never devices.
+    let state = raw::state(&server, &carol, &topic).await;
+    assert_eq!(state.members().len(), 3);
+}
+
+#[actix_rt::test]
+async fn a_readers_post_is_refused_by_client_and_server() {
+    let dir = TempDir::new("reader");
+    let server = TestServer::start(&dir.join("server"));
+    let mut alice = register(&server, &dir, "alice").await;
+    let carol = register(&server, &dir, "carol").await;
+    let topic = alice
+        .create_topic(&[(uid("carol"), Role::Reader)], History::Shared)
+        .await
+        .unwrap();
+    let mut carol = carol;
+    assert!(
+        carol.send(&topic, b"may I?").await.is_err(),
+        "the client refuses"
+    );
+    // A modified client posts anyway: the server refuses with its own code.
+    let body = raw::message(&server, &carol, &topic, b"may I?").await;
+    let (http, token) = raw::http(&server, &carol);
+    let (status, code) = raw::post(&http, Some(&token), &raw::messages_path(&topic), body).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (409, Some("not_allowed_to_post"))
+    );
+    let s = raw::state(&server, &alice, &topic).await;
+    assert_eq!(s.size(), 1, "the refused post changed nothing");
+}
+
+#[actix_rt::test]
+async fn a_replayed_message_is_refused() {
+    let dir = TempDir::new("replay");
+    let server = TestServer::start(&dir.join("server"));
+    let mut alice = register(&server, &dir, "alice").await;
+    let _bob = register(&server, &dir, "bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    let body = raw::message(&server, &alice, &topic, b"once only").await;
+    let (http, token) = raw::http(&server, &alice);
+    assert_eq!(
+        raw::post(
+            &http,
+            Some(&token),
+            &raw::messages_path(&topic),
+            body.clone()
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, code) = raw::post(&http, Some(&token), &raw::messages_path(&topic), body).await;
+    assert_eq!((status, code.as_deref()), (409, Some("replayed")));
+}
+
+#[actix_rt::test]
+async fn a_removed_member_reads_nothing_posted_after_removal() {
+    let dir = TempDir::new("removal");
+    let server = TestServer::start(&dir.join("server"));
+    let mut alice = register(&server, &dir, "alice").await;
+    let mut bob = register(&server, &dir, "bob").await;
+    let mut carol = register(&server, &dir, "carol").await;
+    let topic = alice
+        .create_topic(
+            &[(uid("bob"), Role::Writer), (uid("carol"), Role::Writer)],
+            History::Shared,
+        )
+        .await
+        .unwrap();
+    alice.send(&topic, b"before").await.unwrap();
+    assert_eq!(opened(&bob.read(&topic).await.unwrap()), vec!["before"]);
+    alice.remove_members(&topic, &[uid("bob")]).await.unwrap();
+    alice.send(&topic, b"after bob left").await.unwrap();
+    assert_eq!(
+        opened(&carol.read(&topic).await.unwrap()),
+        vec!["before", "after bob left"]
+    );
+    // Bob gets nothing readable: the server refuses him the log, and even the raw ciphertext is
+    // for an epoch whose key he never received.
+    let report = bob.read(&topic).await;
+    match report {
+        Err(e) => assert_eq!(e.code().map(|c| c.as_str()), Some("forbidden"), "{e}"),
+        Ok(r) => assert!(!opened(&r).contains(&"after bob left".to_owned()), "{r:?}"),
+    }
+    let epochs: Vec<u32> = bob
+        .keystore()
+        .message_keys(&topic)
+        .unwrap()
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(
+        epochs,
+        vec![0],
+        "bob holds no key of the epoch after his removal"
+    );
+    assert!(bob.send(&topic, b"still here?").await.is_err());
+}
+
+#[actix_rt::test]
+async fn protected_topics_hide_old_messages_from_new_members_shared_ones_do_not() {
+    let dir = TempDir::new("history");
+    let server = TestServer::start(&dir.join("server"));
+    let mut alice = register(&server, &dir, "alice").await;
+    let mut dave = register(&server, &dir, "dave").await;
+    let mut erin = register(&server, &dir, "erin").await;
+    let _bob = register(&server, &dir, "bob").await;
+
+    let protected = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Protected)
+        .await
+        .unwrap();
+    alice.send(&protected, b"old secret").await.unwrap();
+    alice
+        .add_members(&protected, &[(uid("dave"), Role::Writer)], false)
+        .await
+        .unwrap();
+    alice.send(&protected, b"new").await.unwrap();
+    let report = dave.read(&protected).await.unwrap();
+    assert_eq!(
+        texts(&report),
+        vec![None, Some("new".to_owned())],
+        "{:?}",
+        report.entries
+    );
+
+    let shared = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&shared, b"old news").await.unwrap();
+    alice
+        .add_members(&shared, &[(uid("erin"), Role::Reader)], false)
+        .await
+        .unwrap();
+    alice.send(&shared, b"new").await.unwrap();
+    let report = erin.read(&shared).await.unwrap();
+    assert_eq!(
+        opened(&report),
+        vec!["old news", "new"],
+        "{:?}",
+        report.entries
+    );
+}
+
+#[actix_rt::test]
+async fn a_new_linked_device_reads_existing_topics_and_a_removed_one_is_locked_out() {
+    let dir = TempDir::new("link");
+    let server = TestServer::start(&dir.join("server"));
+    let mut alice = register(&server, &dir, "alice").await;
+    let _bob = register(&server, &dir, "bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice
+        .send(&topic, b"written before the new device")
+        .await
+        .unwrap();
+
+    let mut phone = link(&server, &dir, &mut alice, "phone").await;
+    assert_eq!(
+        opened(&phone.read(&topic).await.unwrap()),
+        vec!["written before the new device"]
+    );
+    phone.send(&topic, b"from the phone").await.unwrap();
+
+    // Alice removes the phone: at once, its token is dead and it cannot log in again.
+    let phone_id = phone
+        .keystore()
+        .device()
+        .unwrap()
+        .public()
+        .key_id()
+        .to_hex();
+    alice.remove_device(&phone_id).await.unwrap();
+    let err = phone.read(&topic).await.unwrap_err();
+    assert_eq!(
+        err.code().map(|c| c.as_str()),
+        Some("unauthorized"),
+        "{err}"
+    );
+    let err = phone.login().await.unwrap_err();
+    assert!(err.code().is_some(), "{err}");
+    // Alice's own device goes on.
+    assert_eq!(
+        opened(&alice.read(&topic).await.unwrap()),
+        vec!["written before the new device", "from the phone"]
+    );
+}
+
+#[actix_rt::test]
+async fn a_restart_loses_nothing() {
+    let dir = TempDir::new("restart");
+    let server = TestServer::start(&dir.join("server"));
+    let addr = server.addr;
+    let mut alice = register(&server, &dir, "alice").await;
+    let _bob = register(&server, &dir, "bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    for i in 0..20 {
+        alice
+            .send(&topic, format!("message {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    server.stop();
+    let server = TestServer::start_on(&dir.join("server"), addr);
+    let mut bob = Client::open(&dir.join("bob")).unwrap();
+    let report = bob.read(&topic).await.unwrap();
+    let want: Vec<String> = (0..20).map(|i| format!("message {i}")).collect();
+    assert_eq!(opened(&report), want);
+    alice.send(&topic, b"after restart").await.unwrap();
+    assert_eq!(
+        opened(&bob.read(&topic).await.unwrap()),
+        vec!["after restart"]
+    );
+    assert!(alice.verify(&topic).await.unwrap().ok());
+    drop(server);
+}
+
+#[actix_rt::test]
+async fn a_lying_server_is_caught_by_read_and_verify() {
+    let dir = TempDir::new("liar");
+    let server = TestServer::start(&dir.join("server"));
+    let addr = server.addr;
+    let mut alice = register(&server, &dir, "alice").await;
+    let mut bob = register(&server, &dir, "bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    for i in 0..6 {
+        alice
+            .send(&topic, format!("m{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    assert!(bob.verify(&topic).await.unwrap().ok());
+    server.stop();
+
+    // While it is down, the operator (or an attacker on the disk) edits the log: entry 2's
+    // ciphertext is altered, entries 3 and 4 are swapped, and entry 5 is dropped.
+    {
+        let store = rendezvous::server::store::Store::open(&dir.join("server").join("db")).unwrap();
+        let mut e2 = store.entry(&topic, 2).unwrap().unwrap();
+        let n = e2.len();
+        e2[n - 110] ^= 0x01;
+        let e3 = store.entry(&topic, 3).unwrap().unwrap();
+        let e4 = store.entry(&topic, 4).unwrap().unwrap();
+        store.corrupt_entry_for_tests(&topic, 2, Some(e2)).unwrap();
+        store.corrupt_entry_for_tests(&topic, 3, Some(e4)).unwrap();
+        store.corrupt_entry_for_tests(&topic, 4, Some(e3)).unwrap();
+        store.corrupt_entry_for_tests(&topic, 6, None).unwrap();
+        store.sync().await.unwrap();
+    }
+    let server = TestServer::start_on(&dir.join("server"), addr);
+    let report = bob.verify(&topic).await.unwrap();
+    assert!(!report.ok(), "{report:?}");
+    let failed: Vec<u64> = report.failed.iter().map(|e| e.index).collect();
+    assert!(failed.contains(&2), "altered entry not flagged: {report:?}");
+    assert!(
+        failed.contains(&3) && failed.contains(&4),
+        "reordered entries not flagged: {report:?}"
+    );
+    assert_eq!(
+        report.missing,
+        vec![6],
+        "dropped entry not reported: {report:?}"
+    );
+    drop(server);
+}
