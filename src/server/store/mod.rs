@@ -69,9 +69,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 
-pub use devices::DeviceRecord;
+pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
 pub use nodes::TopicNodes;
+pub use prekeys::MAX_PREKEYS;
+pub use topic_keys::MAX_TOPIC_KEYS;
 pub use topics::Append;
 pub use users::UserRecord;
 

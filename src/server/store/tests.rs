@@ -710,3 +710,52 @@ fn temporary_store_works() {
     store.set_meta("a", b"b").unwrap();
     assert_eq!(store.meta("a").unwrap(), Some(b"b".to_vec()));
 }
+
+#[test]
+fn store_is_send_sync_clone() {
+    fn check<T: Send + Sync + Clone + 'static>() {}
+    check::<Store>();
+}
+
+#[test]
+fn revocation_racing_writers_leaves_nothing() {
+    for round in 0..5u8 {
+        let (_dir, store, alice) = with_alice();
+        let d = [100 + round; 32];
+        store.add_device(&alice, d, &signed(5), NOW).unwrap();
+        let t = topic('k');
+        std::thread::scope(|s| {
+            for w in 0..4u8 {
+                let (store, alice, t) = (&store, &alice, &t);
+                s.spawn(move || {
+                    for i in 0..200u32 {
+                        let mut tok = [w; 32];
+                        tok[..4].copy_from_slice(&i.to_be_bytes());
+                        let mut id = [w; 16];
+                        id[..4].copy_from_slice(&i.to_be_bytes());
+                        let results = [
+                            store.inbox_push(alice, d, 1, b"x").map(|_| ()),
+                            store.put_token(tok, alice, d, NOW + 10),
+                            store
+                                .add_prekeys(alice, d, vec![(KeyId(id), signed(1))])
+                                .map(|_| ()),
+                            store.set_cursor(alice, d, t, u64::from(i) + 1),
+                        ];
+                        for r in results {
+                            assert!(matches!(r, Ok(()) | Err(StoreError::DeviceRevoked)));
+                        }
+                    }
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(round) * 3));
+            assert!(store.revoke_device(&alice, d).unwrap());
+        });
+        assert!(store.inbox(&alice, d, 0, 10_000).unwrap().is_empty());
+        assert_eq!(store.prekey_count(&alice, d).unwrap(), 0);
+        assert_eq!(store.claim_prekey(&alice, d).unwrap(), None);
+        assert_eq!(store.cursor(&alice, d, &t).unwrap(), 0);
+        assert_eq!(store.t().tokens.len(), 0, "a token survived the revocation");
+        assert_eq!(store.t().device_tokens.len(), 0);
+        assert_eq!(store.t().prekey_owners.len(), 0);
+    }
+}
