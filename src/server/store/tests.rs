@@ -759,3 +759,59 @@ fn revocation_racing_writers_leaves_nothing() {
         assert_eq!(store.t().prekey_owners.len(), 0);
     }
 }
+
+/// The child half of `synced_writes_survive_an_abort`: writes, syncs, and dies without dropping
+/// the store (sled flushes on drop, so a clean drop would prove nothing about `sync`).
+async fn write_sync_abort(dir: &Path) {
+    let store = Store::open(dir).unwrap();
+    let t = topic('z');
+    for i in 0u64..50 {
+        store
+            .append(
+                &t,
+                Append {
+                    index: i,
+                    entry: i.to_be_bytes().to_vec(),
+                    tag: Some([i as u8; 32]),
+                    ..Append::default()
+                },
+            )
+            .unwrap();
+    }
+    store.set_meta("done", b"yes").unwrap();
+    store.sync().await.unwrap();
+    println!("synced");
+    std::process::abort();
+}
+
+#[tokio::test]
+async fn synced_writes_survive_an_abort() {
+    const CHILD: &str = "RDV_STORE_ABORT_CHILD_DIR";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        write_sync_abort(Path::new(&dir)).await;
+        return;
+    }
+    let dir = TempDir::new();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "server::store::tests::synced_writes_survive_an_abort",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child should have aborted");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("synced"),
+        "child output: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(dir.path()).unwrap();
+    let t = topic('z');
+    assert_eq!(store.meta("done").unwrap(), Some(b"yes".to_vec()));
+    assert_eq!(store.topic_size(&t).unwrap(), Some(50));
+    assert_eq!(store.entries(&t, 0, 100).unwrap().len(), 50);
+    assert_eq!(store.tag_index(&t, [49; 32]).unwrap(), Some(49));
+}
