@@ -61,6 +61,7 @@ mod tests;
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt;
+use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -69,9 +70,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 
-pub use devices::DeviceRecord;
+pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
 pub use nodes::TopicNodes;
+pub use prekeys::MAX_PREKEYS;
+pub use topic_keys::MAX_TOPIC_KEYS;
 pub use topics::Append;
 pub use users::UserRecord;
 
@@ -171,16 +174,21 @@ impl fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the database in the directory `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Self::with_config(sled::Config::new().path(path))
+        let db = sled::Config::new().path(path).open().or_backend()?;
+        // sled 0.34 keeps its log in `<path>/db`; see `GroupCommit::log_file`.
+        let log_file = File::open(path.join("db"))
+            .map_err(|e| StoreError::Backend(format!("opening the log to fsync it: {e}")))?;
+        Self::with_db(db, Some(log_file))
     }
 
     /// A database in a temporary location, removed when the last handle is dropped (tests).
+    /// Its [`Store::sync`] flushes but does not fsync.
     pub fn temporary() -> Result<Store, StoreError> {
-        Self::with_config(sled::Config::new().temporary(true))
+        let db = sled::Config::new().temporary(true).open().or_backend()?;
+        Self::with_db(db, None)
     }
 
-    fn with_config(config: sled::Config) -> Result<Store, StoreError> {
-        let db = config.open().or_backend()?;
+    fn with_db(db: sled::Db, log_file: Option<File>) -> Result<Store, StoreError> {
         let t = Tables::open(&db)?;
         let locks = std::array::from_fn(|_| Mutex::new(()));
         Ok(Store {
@@ -188,7 +196,7 @@ impl Store {
                 db,
                 t,
                 locks,
-                commit: Arc::new(GroupCommit::new()),
+                commit: Arc::new(GroupCommit::new(log_file)),
             }),
         })
     }

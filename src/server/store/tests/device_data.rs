@@ -1,0 +1,86 @@
+//! Inboxes, link relay slots, cursors and push endpoints.
+
+use super::*;
+
+#[test]
+fn inbox_sequence_read_and_ack() {
+    let (_dir, store, alice) = with_alice();
+    let d = [1; 32];
+    for i in 1u8..=5 {
+        assert_eq!(store.inbox_push(&alice, d, 1, &[i]).unwrap(), u64::from(i));
+    }
+    assert_eq!(
+        store.inbox(&alice, d, 1, 2).unwrap(),
+        vec![(2, 1, vec![2]), (3, 1, vec![3])]
+    );
+    assert_eq!(store.inbox_ack(&alice, d, 3).unwrap(), 3);
+    let rest = store.inbox(&alice, d, 0, 100).unwrap();
+    assert_eq!(rest.iter().map(|i| i.0).collect::<Vec<_>>(), vec![4, 5]);
+    assert!(store.inbox(&alice, d, u64::MAX, 10).unwrap().is_empty());
+    store.inbox_ack(&alice, d, u64::MAX).unwrap();
+    // Sequence numbers are never reused.
+    assert_eq!(store.inbox_push(&alice, d, 2, b"x").unwrap(), 6);
+    assert_eq!(
+        store.inbox_push(&alice, [9; 32], 1, b"x"),
+        Err(StoreError::NotFound)
+    );
+}
+
+#[test]
+fn link_relay_slot() {
+    let (_dir, store, alice) = with_alice();
+    let id = [3; 8];
+    assert_eq!(
+        store.link_put_request(id, b"req"),
+        Err(StoreError::NotFound)
+    );
+    store.link_open(id, &alice, [1; 32], NOW + 600).unwrap();
+    assert_eq!(
+        store.link_open(id, &alice, [1; 32], NOW + 600),
+        Err(StoreError::Exists)
+    );
+    assert_eq!(
+        store.link_request(id).unwrap(),
+        Some((alice.clone(), [1; 32], None))
+    );
+    store.link_put_request(id, b"req").unwrap();
+    assert_eq!(
+        store.link_put_request(id, b"again"),
+        Err(StoreError::Exists)
+    );
+    assert_eq!(
+        store.link_request(id).unwrap(),
+        Some((alice.clone(), [1; 32], Some(b"req".to_vec())))
+    );
+    assert_eq!(store.link_take_response(id).unwrap(), None);
+    store.link_put_response(id, b"resp").unwrap();
+    assert_eq!(
+        store.link_take_response(id).unwrap(),
+        Some(b"resp".to_vec())
+    );
+    assert_eq!(store.link_take_response(id).unwrap(), None);
+    assert_eq!(store.link_request(id).unwrap(), None);
+
+    store.link_open([4; 8], &alice, [1; 32], NOW).unwrap();
+    assert_eq!(store.purge_expired(NOW).unwrap(), 1);
+    assert_eq!(store.link_request([4; 8]).unwrap(), None);
+}
+
+#[test]
+fn cursors_and_push() {
+    let (_dir, store, alice) = with_alice();
+    let (d, t) = ([1; 32], topic('b'));
+    store.set_cursor(&alice, d, &t, 7).unwrap();
+    store.set_cursor(&alice, d, &t, 3).unwrap();
+    assert_eq!(store.cursor(&alice, d, &t).unwrap(), 7);
+    assert_eq!(store.cursor(&alice, d, &topic('c')).unwrap(), 0);
+    store
+        .set_push(&alice, d, Some("https://p/1".into()))
+        .unwrap();
+    assert_eq!(
+        store.push_endpoint(&alice, d).unwrap(),
+        Some("https://p/1".into())
+    );
+    store.set_push(&alice, d, None).unwrap();
+    assert_eq!(store.push_endpoint(&alice, d).unwrap(), None);
+}
