@@ -160,8 +160,8 @@ impl Client {
         pin: &str,
         user: &UserId,
     ) -> Result<Client, ClientError> {
-        let keystore = Keystore::create(dir)?;
         let http = Http::new(server_url, &trust)?;
+        let keystore = Keystore::create(dir)?;
         let (status, server) = server_status(&http).await?;
         check_home(user, &server)?;
 

@@ -166,8 +166,8 @@ impl Client {
         code: &str,
     ) -> Result<Client, ClientError> {
         let joiner = LinkJoiner::from_code(code)?;
-        let keystore = Keystore::create(dir)?;
         let http = Http::new(server_url, &trust)?;
+        let keystore = Keystore::create(dir)?;
         let (status, server) = server_status(&http).await?;
         let link_id = joiner.request().link_id;
         let request = LinkMessage {

@@ -14,6 +14,7 @@
 //! the checkpoint with an inclusion proof.
 
 mod account;
+pub mod cli;
 mod error;
 pub mod http;
 pub mod keystore;
