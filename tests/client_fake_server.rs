@@ -329,14 +329,14 @@ impl Fake {
                 let r = ClaimTopicKeysRequest::from_cbor(body).unwrap();
                 let mut keys = Vec::new();
                 for u in r.users {
-                    if let Some(rec) = self.users.get_mut(u.as_str()) {
-                        if let Some(cert) = rec.topic_keys.pop() {
-                            keys.push(ClaimedTopicKey {
-                                user: u.clone(),
-                                registration: rec.registration.clone(),
-                                topic_key_cert: cert,
-                            });
-                        }
+                    if let Some(rec) = self.users.get_mut(u.as_str())
+                        && let Some(cert) = rec.topic_keys.pop()
+                    {
+                        keys.push(ClaimedTopicKey {
+                            user: u.clone(),
+                            registration: rec.registration.clone(),
+                            topic_key_cert: cert,
+                        });
                     }
                 }
                 cbor(&ClaimTopicKeysResponse {
