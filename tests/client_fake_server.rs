@@ -43,10 +43,17 @@ struct TopicRec {
     entries: Vec<Vec<u8>>,
     tree: Tree<MemoryNodeStore>,
     replayer: Replayer,
-    cursor: u64,
+}
+
+#[derive(Default)]
+struct LinkSlot {
+    request: Option<ByteBuf>,
+    response: Option<ByteBuf>,
 }
 
 struct Fake {
+    links: HashMap<String, LinkSlot>,
+    cursors: HashMap<(String, String), u64>,
     name: String,
     sk: ServerKey,
     users: HashMap<String, UserRec>,
@@ -201,7 +208,61 @@ impl Fake {
                     expires: 0,
                 });
             }
+            ("POST", "/v1/devices") => {
+                let r = AddDeviceRequest::from_cbor(body).unwrap();
+                let cert = Signed::<DeviceCert>::from_signed_bytes(r.device_cert.clone()).unwrap();
+                let user = cert.decode_unverified().unwrap().user.to_string();
+                let rec = self.users.get_mut(&user).unwrap();
+                if cert.verify(&rec.ik).is_err() {
+                    return err(ErrorCode::BadSignature, "device certificate");
+                }
+                rec.devices.push(r.device_cert);
+                return cbor(&Empty::default());
+            }
             _ => {}
+        }
+        if let Some(rest) = path.strip_prefix("/v1/users/") {
+            let user = rest.strip_suffix("/identity").unwrap();
+            return match self.users.get(user) {
+                Some(rec) => cbor(&IdentityResponse {
+                    version: VERSION,
+                    registration: rec.registration.clone(),
+                }),
+                None => err(ErrorCode::NotFound, "no such user"),
+            };
+        }
+        if let Some(rest) = path.strip_prefix("/v1/link/") {
+            let (id, what) = rest.split_once('/').unwrap();
+            let slot = self.links.entry(id.to_owned()).or_default();
+            match (method.as_str(), what, caller.is_some()) {
+                ("POST", "request", _) => {
+                    slot.request = Some(LinkMessage::from_cbor(body).unwrap().body);
+                    return cbor(&Empty::default());
+                }
+                ("GET", "response", _) => {
+                    return match slot.response.take() {
+                        Some(body) => cbor(&LinkMessage {
+                            version: VERSION,
+                            body,
+                        }),
+                        None => err(ErrorCode::NotFound, "no response yet"),
+                    };
+                }
+                ("GET", "request", true) => {
+                    return match slot.request.clone() {
+                        Some(body) => cbor(&LinkMessage {
+                            version: VERSION,
+                            body,
+                        }),
+                        None => err(ErrorCode::NotFound, "no request yet"),
+                    };
+                }
+                ("POST", "response", true) => {
+                    slot.response = Some(LinkMessage::from_cbor(body).unwrap().body);
+                    return cbor(&Empty::default());
+                }
+                _ => {}
+            }
         }
         let Some(user) = caller else {
             return err(ErrorCode::Unauthorized, "no token");
@@ -282,14 +343,39 @@ impl Fake {
                 }
                 ("PUT", "cursor") => {
                     let c = CursorRequest::from_cbor(body).unwrap();
-                    let t = self.topics.get_mut(&topic).unwrap();
-                    t.cursor = t.cursor.max(c.index);
+                    let cursor = self.cursors.entry((topic, user)).or_default();
+                    *cursor = (*cursor).max(c.index);
                     cbor(&Empty::default())
                 }
                 _ => err(ErrorCode::NotFound, "no such endpoint"),
             };
         }
         match (method.as_str(), path.as_str()) {
+            ("POST", "/v1/link") => {
+                LinkOpenRequest::from_cbor(body).unwrap();
+                cbor(&Empty::default())
+            }
+            ("GET", "/v1/sync") => {
+                let mut topics = Vec::new();
+                for (id, t) in &self.topics {
+                    if t.replayer.state().unwrap().member_of(&uid).is_some() {
+                        topics.push(SyncItem {
+                            topic: id.parse().unwrap(),
+                            size: t.entries.len() as u64,
+                            cursor: self
+                                .cursors
+                                .get(&(id.clone(), user.clone()))
+                                .copied()
+                                .unwrap_or(0),
+                        });
+                    }
+                }
+                cbor(&SyncResponse {
+                    version: VERSION,
+                    topics,
+                    refill: false,
+                })
+            }
             ("POST", "/v1/prekeys") => {
                 let r = UploadPreKeysRequest::from_cbor(body).unwrap();
                 cbor(&CountResponse {
@@ -366,7 +452,6 @@ impl Fake {
                         entries: Vec::new(),
                         tree: Tree::new(MemoryNodeStore::new()),
                         replayer: Replayer::new(),
-                        cursor: 0,
                     },
                 );
                 self.append(&topic, entry)
@@ -407,6 +492,68 @@ async fn handler(
     fake.lock().unwrap().handle(&req, &body)
 }
 
+/// `GET /v1/stream`: sends a frame for every entry appended after the connection opened.
+async fn stream(
+    req: HttpRequest,
+    payload: web::Payload,
+    fake: web::Data<Arc<Mutex<Fake>>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let user = {
+        let f = fake.lock().unwrap();
+        req.headers()
+            .get("authorization")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|t| f.tokens.get(t).cloned())
+    };
+    let Some(user) = user else {
+        return Ok(err(ErrorCode::Unauthorized, "no token"));
+    };
+    let uid: UserId = user.parse().unwrap();
+    let (response, mut session, _incoming) = actix_ws::handle(&req, payload)?;
+    let fake = fake.get_ref().clone();
+    let sizes = |f: &Fake| -> HashMap<String, usize> {
+        f.topics
+            .iter()
+            .map(|(id, t)| (id.clone(), t.entries.len()))
+            .collect()
+    };
+    let mut sent = sizes(&fake.lock().unwrap());
+    actix_rt::spawn(async move {
+        loop {
+            actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+            let frames: Vec<Vec<u8>> = {
+                let f = fake.lock().unwrap();
+                let mut frames = Vec::new();
+                for (id, t) in &f.topics {
+                    if t.replayer.state().unwrap().member_of(&uid).is_none() {
+                        continue;
+                    }
+                    let from = sent.get(id).copied().unwrap_or(0);
+                    for (i, e) in t.entries.iter().enumerate().skip(from) {
+                        frames.push(
+                            StreamFrame {
+                                topic: id.parse().unwrap(),
+                                index: i as u64,
+                                entry: ByteBuf::from(e.clone()),
+                            }
+                            .to_cbor(),
+                        );
+                    }
+                }
+                sent = sizes(&f);
+                frames
+            };
+            for frame in frames {
+                if session.binary(frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(response)
+}
+
 /// Starts the fake on loopback; returns its URL, pin and state.
 fn start() -> (String, Trust, Arc<Mutex<Fake>>) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -429,12 +576,15 @@ fn start() -> (String, Trust, Arc<Mutex<Fake>>) {
         tokens: HashMap::new(),
         topics: HashMap::new(),
         tamper: Tamper::default(),
+        links: HashMap::new(),
+        cursors: HashMap::new(),
     }));
     let data = web::Data::new(fake.clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(8 << 20))
+            .route("/v1/stream", web::get().to(stream))
             .default_service(web::to(handler))
     })
     .workers(1)
@@ -553,4 +703,68 @@ async fn register_create_send_read_verify_and_catch_a_lying_server() {
 
     let _ = std::fs::remove_dir_all(ha);
     let _ = std::fs::remove_dir_all(hb);
+}
+
+#[actix_rt::test]
+async fn link_a_device_then_watch_live() {
+    let (url, trust, _fake) = start();
+    let alice_id: UserId = "@alice:localhost".parse().unwrap();
+    let bob_id: UserId = "@bob:localhost".parse().unwrap();
+    let (ha, ha2, hb) = (home("alice"), home("alice2"), home("bob"));
+    let mut alice = Client::register(&ha, &url, trust.clone(), "1", &alice_id)
+        .await
+        .unwrap();
+    let mut bob = Client::register(&hb, &url, trust.clone(), "2", &bob_id)
+        .await
+        .unwrap();
+    let topic = alice
+        .create_topic(&[(bob_id.clone(), Role::Writer)], History::Protected)
+        .await
+        .unwrap();
+    alice.send(&topic, b"before linking").await.unwrap();
+
+    // Link a second device of alice's.
+    let pending = alice.link_offer_start().await.unwrap();
+    let code = pending.code().to_string();
+    let offer = alice.link_offer_finish(pending, std::time::Duration::from_secs(30));
+    let join = Client::link_join(&ha2, &url, trust.clone(), &code);
+    let (offered, joined) = futures_util::future::join(offer, join).await;
+    offered.unwrap();
+    let mut alice2 = joined.unwrap();
+    assert_eq!(alice2.user(), &alice_id);
+    assert_eq!(alice.devices().await.unwrap().len(), 2);
+    // The new device reads the topic with the keys it was given.
+    let r = alice2.read(&topic).await.unwrap();
+    assert!(r.entries.iter().all(|e| e.verified()), "{r:?}");
+    assert!(matches!(&r.entries[1].content,
+        EntryContent::Message { text: Some(t), .. } if t == "before linking"));
+    // A wrong code fails cleanly.
+    let e = Client::link_join(&home("x"), &url, trust.clone(), "not a code")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Link(_)), "{e}");
+
+    // Bob watches; alice2 posts from her new device.
+    bob.read(&topic).await.unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    {
+        let watch = bob.watch(|r| {
+            for e in &r.entries {
+                assert!(e.verified(), "{e:?}");
+                if let EntryContent::Message { text: Some(t), .. } = &e.content {
+                    seen.push(t.clone());
+                }
+            }
+        });
+        let driver = async {
+            actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
+            alice2.send(&topic, b"live from device 2").await.unwrap();
+            actix_rt::time::sleep(std::time::Duration::from_secs(2)).await;
+        };
+        let _ = futures_util::future::select(Box::pin(watch), Box::pin(driver)).await;
+    }
+    assert_eq!(seen, vec!["live from device 2".to_string()]);
+    for h in [ha, ha2, hb] {
+        let _ = std::fs::remove_dir_all(h);
+    }
 }
