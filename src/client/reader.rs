@@ -234,10 +234,7 @@ impl Client {
 
         // The checkpoint: hosting server's signature, consistency with the last one seen.
         let host = topic.server();
-        let key = self
-            .config
-            .server_key(host.as_str())?
-            .ok_or_else(|| ClientError::ServerKeyUnknown(host.to_string()))?;
+        let key = self.hosting_server_key(&host).await?;
         let origin = log_origin(topic);
         let mut view = match &record.checkpoint {
             Some(note) => LogView::resume(

@@ -127,7 +127,7 @@ impl Client {
                 answer.index
             )));
         }
-        self.check_append(&topic, &answer)?;
+        self.check_append(&topic, &answer).await?;
         Ok(topic)
     }
 
@@ -157,12 +157,13 @@ impl Client {
 
     /// Checks an append answer's checkpoint: signed by the hosting server, for this topic's
     /// log, and covering the new entry.
-    fn check_append(&self, topic: &TopicId, answer: &AppendResponse) -> Result<(), ClientError> {
+    async fn check_append(
+        &mut self,
+        topic: &TopicId,
+        answer: &AppendResponse,
+    ) -> Result<(), ClientError> {
         let host = topic.server();
-        let key = self
-            .config
-            .server_key(host.as_str())?
-            .ok_or_else(|| ClientError::ServerKeyUnknown(host.to_string()))?;
+        let key = self.hosting_server_key(&host).await?;
         let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
         let c = signed.verify(&key, host.as_str())?;
         if c.origin != log_origin(topic) || c.size.0 <= answer.index {
@@ -220,7 +221,7 @@ impl Client {
                 Some(outcome.change.to_wire()),
             )
             .await?;
-        self.check_append(topic, &answer)?;
+        self.check_append(topic, &answer).await?;
         Ok(answer.index)
     }
 
@@ -315,7 +316,7 @@ impl Client {
                 Some(msg.to_wire()),
             )
             .await?;
-        self.check_append(topic, &answer)?;
+        self.check_append(topic, &answer).await?;
         Ok(answer.index)
     }
 
