@@ -748,8 +748,8 @@ async fn link_a_device_then_watch_live() {
     bob.read(&topic).await.unwrap();
     let mut seen: Vec<String> = Vec::new();
     {
-        let watch = bob.watch(|r| {
-            for e in &r.entries {
+        let watch = bob.watch(|_, r| {
+            for e in &r.unwrap().entries {
                 assert!(e.verified(), "{e:?}");
                 if let EntryContent::Message { text: Some(t), .. } = &e.content {
                     seen.push(t.clone());

@@ -38,6 +38,7 @@ fn keystore_round_trip_with_private_files() {
         user: "@alice:a.example".into(),
         server_keys: Default::default(),
         inbox_seq: 0,
+        identities: Default::default(),
     };
     ks.save_config(&config).unwrap();
     let ik = IdentityKey::generate();

@@ -433,7 +433,16 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Watch => {
             let mut client = Client::open(&home)?;
-            client.watch(|r| out.read(r)).await?;
+            client
+                .watch(|topic, result| match result {
+                    Ok(r) => out.read(r),
+                    Err(e) => out.emit(
+                        json!({"type": "error", "topic": topic.as_str(), "error": e.to_string(),
+                               "code": e.code().map(|c| c.as_str())}),
+                        || format!("!! {topic}: {e}"),
+                    ),
+                })
+                .await?;
         }
         Command::Verify { topic } => {
             let mut client = Client::open(&home)?;

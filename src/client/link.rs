@@ -214,6 +214,7 @@ impl Client {
             user: payload.user.to_string(),
             server_keys: [(server.to_string(), hex_string(status.key()?.as_bytes()))].into(),
             inbox_seq: 0,
+            identities: Default::default(),
         };
         keystore.save_identity(&payload.identity)?;
         keystore.save_device(&device)?;

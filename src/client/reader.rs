@@ -390,6 +390,27 @@ impl Client {
                         || format!("member {}", outcome.change.author),
                         |m| m.user.to_string(),
                     );
+                let specs: &[crate::topic::MemberSpec] = match &outcome.change.action {
+                    Action::Create { members, .. } => members,
+                    Action::Add(specs) => specs,
+                    _ => &[],
+                };
+                for spec in specs {
+                    let hex = crate::crypto::sign::hex_string(spec.identity_key.as_bytes());
+                    let pinned = if spec.user == self.user {
+                        Some(crate::crypto::sign::hex_string(
+                            self.identity.public().as_bytes(),
+                        ))
+                    } else {
+                        self.config.identities.get(spec.user.as_str()).cloned()
+                    };
+                    if pinned.is_some_and(|p| p != hex) {
+                        problems.push(format!(
+                            "identity key of {} is not the one this device knows",
+                            spec.user
+                        ));
+                    }
+                }
                 replay.me = after.member_of(&self.user);
                 if let Some(me) = replay.me {
                     let wanted = after.member(me).map(|m| m.topic_key.key_id());
@@ -611,14 +632,19 @@ impl Client {
     }
 
     /// Follows every topic of the user live over the WebSocket stream, calling `on_read` with
-    /// the new, verified entries of each topic that changes. Catches up with `GET /v1/sync`
-    /// first and after every reconnect. Returns only on an error that a reconnect cannot fix.
-    pub async fn watch(&mut self, mut on_read: impl FnMut(&ReadReport)) -> Result<(), ClientError> {
+    /// the outcome of reading each topic that changes: the new, verified entries, or why the
+    /// topic could not be read (one failing topic does not stop the others). Catches up with
+    /// `GET /v1/sync` first and after every reconnect. Returns only on an error that concerns
+    /// the whole account (login, sync, keystore).
+    pub async fn watch(
+        &mut self,
+        mut on_read: impl FnMut(&TopicId, Result<&ReadReport, &ClientError>),
+    ) -> Result<(), ClientError> {
         loop {
             for item in self.sync().await? {
                 if item.size > item.cursor {
-                    let report = self.read(&item.topic).await?;
-                    on_read(&report);
+                    let result = self.read(&item.topic).await;
+                    on_read(&item.topic, result.as_ref());
                 }
             }
             if self.token.is_none() {
@@ -628,6 +654,10 @@ impl Client {
             let mut stream = match self.http.stream(&token).await {
                 Err(e) if e.code() == Some(crate::api::ErrorCode::Unauthorized) => {
                     self.login().await?;
+                    continue;
+                }
+                Err(ClientError::Transport { .. }) => {
+                    actix_rt::time::sleep(std::time::Duration::from_secs(2)).await;
                     continue;
                 }
                 other => other?,
@@ -640,8 +670,8 @@ impl Client {
                             .topic(&frame.topic)?
                             .map_or(0, |r| r.processed);
                         if frame.index >= processed {
-                            let report = self.read(&frame.topic).await?;
-                            on_read(&report);
+                            let result = self.read(&frame.topic).await;
+                            on_read(&frame.topic, result.as_ref());
                         }
                     }
                     Ok(None) | Err(ClientError::Transport { .. }) => break,

@@ -65,6 +65,7 @@ impl Client {
                     "the server holds another identity key for this user".into(),
                 ));
             }
+            self.pin_identity(user, &identity_key)?;
             let cert = Signed::<TopicKeyCert>::from_signed_bytes(claimed.topic_key_cert.clone())
                 .map_err(|error| ClientError::Malformed {
                     what: format!("topic key certificate of {user}"),
@@ -79,6 +80,25 @@ impl Client {
             });
         }
         Ok(specs)
+    }
+
+    /// Pins `user`'s Identity Key on first sight; refuses a different one later.
+    fn pin_identity(
+        &mut self,
+        user: &UserId,
+        key: &crate::crypto::IdentityPublicKey,
+    ) -> Result<(), ClientError> {
+        let hex = crate::crypto::sign::hex_string(key.as_bytes());
+        match self.config.identities.get(user.as_str()) {
+            Some(known) if *known == hex => Ok(()),
+            Some(_) => Err(ClientError::Misbehaved(format!(
+                "the identity key of {user} changed since it was first seen; refusing it"
+            ))),
+            None => {
+                self.config.identities.insert(user.to_string(), hex);
+                self.save_config()
+            }
+        }
     }
 
     /// Creates a topic hosted on the homeserver with this user as admin (member 0) and `members`
