@@ -160,8 +160,8 @@ impl Client {
         pin: &str,
         user: &UserId,
     ) -> Result<Client, ClientError> {
-        let keystore = Keystore::create(dir)?;
         let http = Http::new(server_url, &trust)?;
+        let keystore = Keystore::create(dir)?;
         let (status, server) = server_status(&http).await?;
         check_home(user, &server)?;
 
@@ -186,6 +186,7 @@ impl Client {
             )]
             .into(),
             inbox_seq: 0,
+            identities: Default::default(),
         };
         // Keys reach the disk before the server hears of them, so an answer lost on the way
         // back never leaves a registered account without its keys.
@@ -541,6 +542,40 @@ impl Client {
         let path = format!("/v1/users/{}/identity", encode_segment(user.as_str()));
         let answer: IdentityResponse = self.authed(Method::GET, &path, None).await?;
         verify_registration(answer.registration, user)
+    }
+
+    /// The signing key of the server hosting a topic. The homeserver's key is learned at
+    /// registration; another server's key is learned on first use from its own
+    /// `GET /v1/status` over TLS verified with WebPKI (the CA file if this device uses one,
+    /// else the system roots — a pinned fingerprint only covers the homeserver), and kept.
+    pub async fn hosting_server_key(
+        &mut self,
+        host: &ServerName,
+    ) -> Result<ServerPublicKey, ClientError> {
+        if let Some(key) = self.config.server_key(host.as_str())? {
+            return Ok(key);
+        }
+        let trust = match self.config.trust()? {
+            Trust::CaFile(path) => Trust::CaFile(path),
+            Trust::SystemRoots | Trust::Pinned(_) => Trust::SystemRoots,
+        };
+        let http = Http::new(&format!("https://{host}"), &trust)
+            .map_err(|e| ClientError::ServerKeyUnknown(format!("{host} ({e})")))?;
+        let (status, name) = server_status(&http)
+            .await
+            .map_err(|e| ClientError::ServerKeyUnknown(format!("{host} ({e})")))?;
+        if name != *host {
+            return Err(ClientError::Misbehaved(format!(
+                "server at {host} calls itself {name}"
+            )));
+        }
+        let key = status.key()?;
+        self.config.server_keys.insert(
+            host.to_string(),
+            crate::crypto::sign::hex_string(key.as_bytes()),
+        );
+        self.save_config()?;
+        Ok(key)
     }
 
     /// Registers a device certificate (no token: the IK signature authorizes it).

@@ -166,7 +166,7 @@ impl ClientError {
     }
 
     /// An I/O error on `path`.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ClientError::Io {
             path: path.into(),
             source,
@@ -174,7 +174,7 @@ impl ClientError {
     }
 
     /// A corrupt keystore file.
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+    pub fn corrupt(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
         ClientError::Corrupt {
             path: path.into(),
             reason: reason.to_string(),

@@ -71,6 +71,10 @@ pub struct Config {
     /// Highest inbox sequence number processed and acknowledged.
     #[serde(default)]
     pub inbox_seq: u64,
+    /// Identity Keys (hex) of other users, pinned the first time they were seen: a later
+    /// different key for the same user is refused.
+    #[serde(default)]
+    pub identities: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -515,6 +519,7 @@ mod tests {
             user: "@alice:a.example".into(),
             server_keys: BTreeMap::from([("a.example".into(), hex_string(&[7u8; 32]))]),
             inbox_seq: 3,
+            identities: BTreeMap::new(),
         }
     }
 

@@ -166,8 +166,8 @@ impl Client {
         code: &str,
     ) -> Result<Client, ClientError> {
         let joiner = LinkJoiner::from_code(code)?;
-        let keystore = Keystore::create(dir)?;
         let http = Http::new(server_url, &trust)?;
+        let keystore = Keystore::create(dir)?;
         let (status, server) = server_status(&http).await?;
         let link_id = joiner.request().link_id;
         let request = LinkMessage {
@@ -214,6 +214,7 @@ impl Client {
             user: payload.user.to_string(),
             server_keys: [(server.to_string(), hex_string(status.key()?.as_bytes()))].into(),
             inbox_seq: 0,
+            identities: Default::default(),
         };
         keystore.save_identity(&payload.identity)?;
         keystore.save_device(&device)?;

@@ -5,7 +5,8 @@
 //! - [`keystore`]: the per-device key directory (layout in its docs);
 //! - [`http`]: the typed client–server API over HTTPS and the WebSocket stream;
 //! - [`Client`]: the operations. Account and keys in `account`, device linking in `link`,
-//!   topic changes and sending in `topics`, reading and log verification in `reader`.
+//!   topic changes and sending in `topics`, reading and log verification in `reader`, live
+//!   following in `watch`.
 //!
 //! Everything the server says is checked before it is used: device certificates against the
 //! Identity Key, claimed pre keys and topic keys against their certificates, every log entry with
@@ -14,6 +15,7 @@
 //! the checkpoint with an inclusion proof.
 
 mod account;
+pub mod cli;
 mod error;
 pub mod http;
 pub mod keystore;
@@ -21,6 +23,7 @@ mod link;
 mod reader;
 pub mod tls;
 mod topics;
+mod watch;
 
 use awc::http::Method;
 use zeroize::Zeroizing;

@@ -238,10 +238,7 @@ impl Client {
 
         // The checkpoint: hosting server's signature, consistency with the last one seen.
         let host = topic.server();
-        let key = self
-            .config
-            .server_key(host.as_str())?
-            .ok_or_else(|| ClientError::ServerKeyUnknown(host.to_string()))?;
+        let key = self.hosting_server_key(&host).await?;
         let origin = log_origin(topic);
         let mut view = match &record.checkpoint {
             Some(note) => LogView::resume(
@@ -417,6 +414,27 @@ impl Client {
                         || format!("member {}", outcome.change.author),
                         |m| m.user.to_string(),
                     );
+                let specs: &[crate::topic::MemberSpec] = match &outcome.change.action {
+                    Action::Create { members, .. } => members,
+                    Action::Add(specs) => specs,
+                    _ => &[],
+                };
+                for spec in specs {
+                    let hex = crate::crypto::sign::hex_string(spec.identity_key.as_bytes());
+                    let pinned = if spec.user == self.user {
+                        Some(crate::crypto::sign::hex_string(
+                            self.identity.public().as_bytes(),
+                        ))
+                    } else {
+                        self.config.identities.get(spec.user.as_str()).cloned()
+                    };
+                    if pinned.is_some_and(|p| p != hex) {
+                        problems.push(format!(
+                            "identity key of {} is not the one this device knows",
+                            spec.user
+                        ));
+                    }
+                }
                 replay.me = after.member_of(&self.user);
                 if let Some(me) = replay.me {
                     let wanted = after.member(me).map(|m| m.topic_key.key_id());
@@ -636,56 +654,5 @@ impl Client {
             missing: replay.missing.clone(),
             root_matches: replay.root_matches,
         })
-    }
-
-    /// Follows every topic of the user live over the WebSocket stream, calling `on_read` with
-    /// the new, verified entries of each topic that changes. Catches up with `GET /v1/sync`
-    /// first and after every reconnect. Returns only on an error that a reconnect cannot fix.
-    pub async fn watch(&mut self, mut on_read: impl FnMut(&ReadReport)) -> Result<(), ClientError> {
-        loop {
-            for item in self.sync().await? {
-                if item.size > item.cursor {
-                    let report = self.read(&item.topic).await?;
-                    on_read(&report);
-                }
-            }
-            if self.token.is_none() {
-                self.login().await?;
-            }
-            let token = self.token.clone().unwrap_or_default();
-            let mut stream = match self.http.stream(&token).await {
-                Err(e) if e.code() == Some(crate::api::ErrorCode::Unauthorized) => {
-                    self.login().await?;
-                    continue;
-                }
-                other => other?,
-            };
-            loop {
-                match stream.next_frame().await {
-                    Ok(Some(frame)) => {
-                        let processed = self
-                            .keystore
-                            .topic(&frame.topic)?
-                            .map_or(0, |r| r.processed);
-                        if frame.index >= processed {
-                            let report = self.read(&frame.topic).await?;
-                            on_read(&report);
-                        }
-                    }
-                    Ok(None) | Err(ClientError::Transport { .. }) => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            actix_rt::time::sleep(std::time::Duration::from_secs(2)).await;
-        }
-    }
-
-    /// `GET /v1/sync`: each topic's size and this device's cursor; refills keys when asked.
-    pub async fn sync(&mut self) -> Result<Vec<crate::api::SyncItem>, ClientError> {
-        let answer: crate::api::SyncResponse = self.authed(Method::GET, "/v1/sync", None).await?;
-        if answer.refill {
-            self.refill(true).await?;
-        }
-        Ok(answer.topics)
     }
 }

@@ -65,6 +65,7 @@ impl Client {
                     "the server holds another identity key for this user".into(),
                 ));
             }
+            self.pin_identity(user, &identity_key)?;
             let cert = Signed::<TopicKeyCert>::from_signed_bytes(claimed.topic_key_cert.clone())
                 .map_err(|error| ClientError::Malformed {
                     what: format!("topic key certificate of {user}"),
@@ -79,6 +80,25 @@ impl Client {
             });
         }
         Ok(specs)
+    }
+
+    /// Pins `user`'s Identity Key on first sight; refuses a different one later.
+    fn pin_identity(
+        &mut self,
+        user: &UserId,
+        key: &crate::crypto::IdentityPublicKey,
+    ) -> Result<(), ClientError> {
+        let hex = crate::crypto::sign::hex_string(key.as_bytes());
+        match self.config.identities.get(user.as_str()) {
+            Some(known) if *known == hex => Ok(()),
+            Some(_) => Err(ClientError::Misbehaved(format!(
+                "the identity key of {user} changed since it was first seen; refusing it"
+            ))),
+            None => {
+                self.config.identities.insert(user.to_string(), hex);
+                self.save_config()
+            }
+        }
     }
 
     /// Creates a topic hosted on the homeserver with this user as admin (member 0) and `members`
@@ -127,7 +147,7 @@ impl Client {
                 answer.index
             )));
         }
-        self.check_append(&topic, &answer)?;
+        self.check_append(&topic, &answer).await?;
         Ok(topic)
     }
 
@@ -157,12 +177,13 @@ impl Client {
 
     /// Checks an append answer's checkpoint: signed by the hosting server, for this topic's
     /// log, and covering the new entry.
-    fn check_append(&self, topic: &TopicId, answer: &AppendResponse) -> Result<(), ClientError> {
+    async fn check_append(
+        &mut self,
+        topic: &TopicId,
+        answer: &AppendResponse,
+    ) -> Result<(), ClientError> {
         let host = topic.server();
-        let key = self
-            .config
-            .server_key(host.as_str())?
-            .ok_or_else(|| ClientError::ServerKeyUnknown(host.to_string()))?;
+        let key = self.hosting_server_key(&host).await?;
         let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
         let c = signed.verify(&key, host.as_str())?;
         if c.origin != log_origin(topic) || c.size.0 <= answer.index {
@@ -220,7 +241,7 @@ impl Client {
                 Some(outcome.change.to_wire()),
             )
             .await?;
-        self.check_append(topic, &answer)?;
+        self.check_append(topic, &answer).await?;
         Ok(answer.index)
     }
 
@@ -315,7 +336,7 @@ impl Client {
                 Some(msg.to_wire()),
             )
             .await?;
-        self.check_append(topic, &answer)?;
+        self.check_append(topic, &answer).await?;
         Ok(answer.index)
     }
 
