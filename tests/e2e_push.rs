@@ -17,6 +17,9 @@ use rendezvous::client::tls::{Fingerprint, Trust};
 use rendezvous::ids::UserId;
 use rendezvous::topic::{History, LogEntry, ParsedEntry, Role};
 
+/// A request the push endpoint received: path and body.
+type WakeUp = (String, Vec<u8>);
+
 fn uid(name: &str) -> UserId {
     format!("@{name}:localhost").parse().unwrap()
 }
@@ -126,7 +129,7 @@ async fn connected_devices_get_entries_live_in_log_order() {
 #[actix_rt::test]
 async fn devices_away_get_an_empty_wake_up_and_nothing_else() {
     // A UnifiedPush-style endpoint on loopback that records what it is sent.
-    let seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<WakeUp>>> = Arc::default();
     let record = seen.clone();
     let endpoint = HttpServer::new(move || {
         let record = record.clone();
