@@ -5,7 +5,7 @@ mod common;
 
 use awc::http::Method;
 use common::raw;
-use common::server::{TempDir, TestServer};
+use common::server::{TempDir, TestServer, uid};
 use rendezvous::api::{Body, RegisterRequest};
 use rendezvous::certs::{DeviceCert, Registration};
 use rendezvous::client::Client;
@@ -14,10 +14,6 @@ use rendezvous::crypto::{DeviceKey, IdentityKey};
 use rendezvous::ids::UserId;
 use rendezvous::topic::{History, Role};
 use rendezvous::wire::Signed;
-
-fn uid(name: &str) -> UserId {
-    format!("@{name}:localhost").parse().unwrap()
-}
 
 /// Sends a request with an explicit content type; returns status and the JSON error code.
 async fn send(

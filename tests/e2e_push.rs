@@ -10,31 +10,14 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::Method;
 use common::raw;
-use common::server::{TempDir, TestServer};
+use common::server::{TempDir, TestServer, register, uid};
 use rendezvous::api::{Body, PushRegisterRequest};
 use rendezvous::client::Client;
 use rendezvous::client::tls::{Fingerprint, Trust};
-use rendezvous::ids::UserId;
 use rendezvous::topic::{History, LogEntry, ParsedEntry, Role};
 
 /// A request the push endpoint received: path and body.
 type WakeUp = (String, Vec<u8>);
-
-fn uid(name: &str) -> UserId {
-    format!("@{name}:localhost").parse().unwrap()
-}
-
-async fn register(server: &TestServer, dir: &TempDir, name: &str) -> Client {
-    Client::register(
-        &dir.join(name),
-        &server.url,
-        server.trust(),
-        &server.pin().await,
-        &uid(name),
-    )
-    .await
-    .unwrap()
-}
 
 #[actix_rt::test]
 async fn registration_refuses_a_used_pin_and_an_impostor_certificate() {

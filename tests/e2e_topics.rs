@@ -7,26 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::raw;
-use common::server::{TempDir, TestServer};
+use common::server::{TempDir, TestServer, register, uid};
 use rendezvous::client::{Client, EntryContent, ReadReport};
-use rendezvous::ids::UserId;
 use rendezvous::topic::{History, Role};
-
-fn uid(name: &str) -> UserId {
-    format!("@{name}:localhost").parse().unwrap()
-}
-
-async fn register(server: &TestServer, dir: &TempDir, name: &str) -> Client {
-    Client::register(
-        &dir.join(name),
-        &server.url,
-        server.trust(),
-        &server.pin().await,
-        &uid(name),
-    )
-    .await
-    .unwrap()
-}
 
 /// Links a new device for `existing`'s user into keystore `dir/name`.
 async fn link(server: &TestServer, dir: &TempDir, existing: &mut Client, name: &str) -> Client {

@@ -57,6 +57,8 @@ enum AdminAction {
     },
     /// Server status.
     Status,
+    /// The TLS certificate fingerprint clients pin (`rdv account register --fingerprint`).
+    Fingerprint,
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -159,7 +161,7 @@ fn admin(config_path: Option<&PathBuf>, action: AdminAction) -> Result<(), Strin
         AdminAction::Disable { user } => ("POST", format!("/admin/users/{}/disable", encode(user))),
         AdminAction::Enable { user } => ("POST", format!("/admin/users/{}/enable", encode(user))),
         AdminAction::Devices { user } => ("GET", format!("/admin/users/{}/devices", encode(user))),
-        AdminAction::Status => ("GET", "/admin/status".to_owned()),
+        AdminAction::Status | AdminAction::Fingerprint => ("GET", "/admin/status".to_owned()),
     };
     actix_web::rt::System::new().block_on(async move {
         let client = awc::Client::default();
@@ -184,6 +186,9 @@ fn admin(config_path: Option<&PathBuf>, action: AdminAction) -> Result<(), Strin
         }
         match action {
             AdminAction::Pin => println!("{}", value["pin"].as_str().unwrap_or_default()),
+            AdminAction::Fingerprint => {
+                println!("{}", value["tls_fingerprint"].as_str().unwrap_or_default())
+            }
             _ => println!(
                 "{}",
                 serde_json::to_string_pretty(&value).unwrap_or_default()

@@ -136,3 +136,25 @@ impl Drop for TestServer {
         self.shutdown();
     }
 }
+
+/// `@name:localhost`.
+pub fn uid(name: &str) -> rendezvous::ids::UserId {
+    format!("@{name}:localhost").parse().unwrap()
+}
+
+/// Registers `name` on `server` with a fresh pin, keystore in `dir/name`.
+pub async fn register(
+    server: &TestServer,
+    dir: &TempDir,
+    name: &str,
+) -> rendezvous::client::Client {
+    rendezvous::client::Client::register(
+        &dir.join(name),
+        &server.url,
+        server.trust(),
+        &server.pin().await,
+        &uid(name),
+    )
+    .await
+    .unwrap()
+}

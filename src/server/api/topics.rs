@@ -243,14 +243,14 @@ async fn inclusion(
     let proof = tree
         .inclusion_proof(LeafIndex(query.index), TreeSize(query.size))
         .map_err(|e| ApiError::internal("inclusion proof", e))?;
-    Ok(cbor_response(&ProofResponse {
+    Ok(proof_response(&proof.path))
+}
+
+fn proof_response(path: &[crate::tlog::LogHash]) -> HttpResponse {
+    cbor_response(&ProofResponse {
         version: VERSION,
-        path: proof
-            .path
-            .iter()
-            .map(|h| ByteBuf::from(h.0.to_vec()))
-            .collect(),
-    }))
+        path: path.iter().map(|h| ByteBuf::from(h.0.to_vec())).collect(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -277,14 +277,7 @@ async fn consistency(
     let proof = tree
         .consistency_proof(TreeSize(query.old), TreeSize(query.new))
         .map_err(|e| ApiError::internal("consistency proof", e))?;
-    Ok(cbor_response(&ProofResponse {
-        version: VERSION,
-        path: proof
-            .path
-            .iter()
-            .map(|h| ByteBuf::from(h.0.to_vec()))
-            .collect(),
-    }))
+    Ok(proof_response(&proof.path))
 }
 
 async fn set_cursor(
