@@ -160,6 +160,17 @@ pub async fn run(
     let admin_handle = admin.handle();
     let wake_client = push_client();
     let wakeups = actix_web::rt::spawn(push::run_wakeups(hub, wake_rx, wake_client, retry_for));
+    // Expired challenges, tokens, pins and link slots go once a minute.
+    let purge_store = store.clone();
+    let purger = actix_web::rt::spawn(async move {
+        let mut every = actix_web::rt::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            if let Err(e) = purge_store.purge_expired(state::now()) {
+                tracing::warn!(%e, "purging expired items failed");
+            }
+        }
+    });
     let servers = actix_web::rt::spawn(async move {
         let (a, b) = futures_util::future::join(client, admin).await;
         a.and(b)
@@ -169,6 +180,7 @@ pub async fn run(
     futures_util::future::join(client_handle.stop(true), admin_handle.stop(true)).await;
     let _ = servers.await;
     wakeups.abort();
+    purger.abort();
     store.sync().await?;
     tracing::info!("store flushed; bye");
     Ok(())
