@@ -17,6 +17,7 @@ pub mod certs;
 pub mod client;
 pub mod crypto;
 pub mod devices;
+pub mod federation;
 pub mod ids;
 pub mod message;
 pub mod server;

@@ -43,6 +43,8 @@ pub const LABEL_LINK_PSK: &str = "rdv/v1/link-psk";
 pub const LABEL_LINK_PROOF_KEY: &str = "rdv/v1/link-proof-key";
 /// Device login challenge response.
 pub const LABEL_DEVICE_LOGIN: &str = "rdv/v1/device-login";
+/// Server key document, signed by the server's newest key.
+pub const LABEL_SERVER_KEYS: &str = "rdv/v1/server-keys";
 /// Federation event signed by a server key.
 pub const LABEL_FEDERATION_EVENT: &str = "rdv/v1/federation-event";
 

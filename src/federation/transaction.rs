@@ -1,0 +1,179 @@
+//! Transactions: batches of signed events, idempotent by id (`federation-api.md` §4).
+//!
+//! ```text
+//! transaction = [1, txn_id: tstr, origin, destination, [+ signed event]]
+//! response    = [1, [* [event id, status: uint, code: tstr]]]
+//! ```
+//!
+//! A transaction is not signed itself: the mutual TLS connection authenticates its sender, and
+//! each event carries its origin's signature. The receiver answers one result per event, so one
+//! bad event does not block the others; a transaction id seen before is answered with the
+//! results it got the first time, and nothing is applied twice.
+
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use super::event::Event;
+use crate::ids::ServerName;
+use crate::wire::{Signed, SignedBytes, VERSION, WireError, decode_versioned, encode, fixed_bytes};
+
+/// Most events in one transaction.
+pub const MAX_EVENTS: usize = 100;
+/// Largest encoded transaction.
+pub const MAX_TRANSACTION_LEN: usize = 16 * 1024 * 1024;
+/// Longest transaction id.
+pub const MAX_TXN_ID_LEN: usize = 64;
+
+/// `[1, txn_id, origin, destination, [+ event]]`.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct Transaction {
+    /// Always 1.
+    pub version: u8,
+    /// Chosen by the origin, unique per destination; retries reuse it.
+    pub txn_id: String,
+    /// The sending server.
+    pub origin: ServerName,
+    /// The receiving server.
+    pub destination: ServerName,
+    /// Signed events, in the order the origin made them.
+    pub events: Vec<SignedBytes>,
+}
+
+impl Transaction {
+    /// A transaction of signed events.
+    pub fn new(
+        txn_id: String,
+        origin: ServerName,
+        destination: ServerName,
+        events: Vec<SignedBytes>,
+    ) -> Self {
+        Transaction {
+            version: VERSION,
+            txn_id,
+            origin,
+            destination,
+            events,
+        }
+    }
+
+    /// The wire form.
+    pub fn to_wire(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes and checks the shape: size, version, id length, 1 to [`MAX_EVENTS`] events,
+    /// each a well-formed signed event (signatures are checked per event by the receiver).
+    pub fn from_wire(bytes: &[u8]) -> Result<(Transaction, Vec<Signed<Event>>), WireError> {
+        let t: Transaction = decode_versioned(bytes, MAX_TRANSACTION_LEN)?;
+        if t.txn_id.is_empty()
+            || t.txn_id.len() > MAX_TXN_ID_LEN
+            || !t
+                .txn_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(WireError::InvalidField {
+                field: "txn_id",
+                reason: format!("1 to {MAX_TXN_ID_LEN} characters of [A-Za-z0-9_-]"),
+            });
+        }
+        if t.events.is_empty() || t.events.len() > MAX_EVENTS {
+            return Err(WireError::InvalidField {
+                field: "events",
+                reason: format!("1 to {MAX_EVENTS} events"),
+            });
+        }
+        let events = t
+            .events
+            .iter()
+            .cloned()
+            .map(Signed::<Event>::from_signed_bytes)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((t, events))
+    }
+}
+
+/// The outcome of one event: `[event id, status, code]` (status 200 applied, 4xx refused for
+/// good, 5xx try again later; `code` as in `federation-api.md` §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct EventResult {
+    /// The event's id.
+    #[serde(with = "fixed_bytes")]
+    pub id: [u8; 32],
+    /// HTTP-like status.
+    pub status: u16,
+    /// Machine-readable code (empty when applied).
+    pub code: String,
+}
+
+/// `[1, [* event-result]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct TransactionResponse {
+    /// Always 1.
+    pub version: u8,
+    /// One per event, in order.
+    pub results: Vec<EventResult>,
+}
+
+impl TransactionResponse {
+    /// The wire form.
+    pub fn to_wire(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes a response.
+    pub fn from_wire(bytes: &[u8]) -> Result<TransactionResponse, WireError> {
+        decode_versioned(bytes, 64 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::ServerKey;
+    use crate::federation::EventKind;
+    use crate::ids::TopicId;
+
+    #[test]
+    fn round_trip_and_shape_checks() {
+        let a: ServerName = "a.example".parse().unwrap();
+        let b: ServerName = "b.example".parse().unwrap();
+        let key = ServerKey::generate();
+        let topic = TopicId::random(&a);
+        let e = Event::sign(
+            &a,
+            &b,
+            EventKind::TopicEntry,
+            Some(&topic),
+            vec![9],
+            5,
+            &key,
+        );
+        let t = Transaction::new(
+            "t-1".into(),
+            a.clone(),
+            b.clone(),
+            vec![e.signed_bytes().clone()],
+        );
+        let (back, events) = Transaction::from_wire(&t.to_wire()).unwrap();
+        assert_eq!(back.txn_id, "t-1");
+        assert_eq!(events.len(), 1);
+        for bad_id in ["", "has space", &"x".repeat(65)] {
+            let t = Transaction::new(
+                bad_id.into(),
+                a.clone(),
+                b.clone(),
+                vec![e.signed_bytes().clone()],
+            );
+            assert!(Transaction::from_wire(&t.to_wire()).is_err(), "{bad_id:?}");
+        }
+        let empty = Transaction::new("t".into(), a.clone(), b.clone(), vec![]);
+        assert!(Transaction::from_wire(&empty.to_wire()).is_err());
+        let many = Transaction::new(
+            "t".into(),
+            a,
+            b,
+            vec![e.signed_bytes().clone(); MAX_EVENTS + 1],
+        );
+        assert!(Transaction::from_wire(&many.to_wire()).is_err());
+    }
+}
