@@ -49,6 +49,49 @@ pub struct Config {
     pub limits: Limits,
     /// Push notifications.
     pub push: Push,
+    /// Federation with other homeservers.
+    pub federation: Federation,
+}
+
+/// Federation settings (`federation-api.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Federation {
+    /// Whether this server federates at all.
+    pub enabled: bool,
+    /// The mutual-TLS federation listener.
+    pub listen: SocketAddr,
+    /// PEM certificate chain for the server name, presented to peers as server and as client;
+    /// defaults to the client API's certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM roots that peers' certificates must chain to; the system roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// Only these peers, when non-empty.
+    pub allow: Vec<String>,
+    /// Never these peers.
+    pub deny: Vec<String>,
+    /// DNS servers (`ip:port`) for discovery; the system's when empty.
+    pub nameservers: Vec<SocketAddr>,
+    /// Static `server name -> host:port` overrides, skipping DNS.
+    pub overrides: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Federation {
+    fn default() -> Self {
+        Federation {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8448)),
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            nameservers: Vec::new(),
+            overrides: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// Client API listener settings.
@@ -104,6 +147,7 @@ impl Default for Config {
             admin: Admin::default(),
             limits: Limits::default(),
             push: Push::default(),
+            federation: Federation::default(),
         }
     }
 }
@@ -185,6 +229,21 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "client_api.tls_cert and client_api.tls_key go together".into(),
             ));
+        }
+        if self.federation.tls_cert.is_some() != self.federation.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "federation.tls_cert and federation.tls_key go together".into(),
+            ));
+        }
+        for peer in self
+            .federation
+            .allow
+            .iter()
+            .chain(&self.federation.deny)
+            .chain(self.federation.overrides.keys())
+        {
+            peer.parse::<ServerName>()
+                .map_err(|e| ConfigError::Invalid(format!("federation peer {peer:?}: {e}")))?;
         }
         if self.limits.max_entries_per_request == 0 {
             return Err(ConfigError::Invalid(

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod identity;
 pub mod metrics;
 pub mod push;

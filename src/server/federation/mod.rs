@@ -1,0 +1,4 @@
+//! The homeserver's federation side (`federation-spec/federation-api.md`): discovery of peers,
+//! the mutual-TLS listener that receives transactions, and the persistent outbound queues.
+//! The protocol objects themselves (events, transactions, key documents) are in
+//! [`crate::federation`].
