@@ -363,3 +363,50 @@ async fn a_lying_server_is_caught_by_read_and_verify() {
     );
     drop(server);
 }
+
+#[actix_rt::test]
+async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
+    let dir = TempDir::new("resume");
+    let server = TestServer::start(&dir.join("server"));
+    let addr = server.addr;
+    let mut alice = register(&server, &dir, "alice").await;
+    let mut bob = register(&server, &dir, "bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Protected)
+        .await
+        .unwrap();
+    for i in 0..5 {
+        alice
+            .send(&topic, format!("first {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(opened(&bob.read(&topic).await.unwrap()).len(), 5);
+    // A rekey and more messages: bob resumes from his snapshot and still gets the new key.
+    alice.rekey(&topic).await.unwrap();
+    bob.send(&topic, b"after rekey").await.unwrap();
+    assert_eq!(
+        opened(&bob.read(&topic).await.unwrap()),
+        vec!["after rekey"]
+    );
+    server.stop();
+
+    // Entry 2 is altered on disk. An incremental read never fetches it again...
+    {
+        let store = rendezvous::server::store::Store::open(&dir.join("server").join("db")).unwrap();
+        let mut e2 = store.entry(&topic, 2).unwrap().unwrap();
+        let n = e2.len();
+        e2[n - 110] ^= 0x01;
+        store.corrupt_entry_for_tests(&topic, 2, Some(e2)).unwrap();
+        store.sync().await.unwrap();
+    }
+    let server = TestServer::start_on(&dir.join("server"), addr);
+    alice.send(&topic, b"later").await.unwrap();
+    let report = bob.read(&topic).await.unwrap();
+    assert_eq!(opened(&report), vec!["later"]);
+    assert!(report.entries.iter().all(|e| e.verified()), "{report:?}");
+    // ...but a full verify does, and flags it.
+    let v = bob.verify(&topic).await.unwrap();
+    assert!(v.failed.iter().any(|e| e.index == 2), "{v:?}");
+    drop(server);
+}

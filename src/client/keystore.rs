@@ -52,6 +52,25 @@ const PREKEYS: &str = "prekeys";
 const TOPIC_KEYS: &str = "topic-keys";
 const TOPICS: &str = "topics";
 const TOPIC_STATE: &str = "state.json";
+const TOPIC_LOG: &str = "log.cbor";
+/// Largest log snapshot read back.
+const MAX_LOG_SNAPSHOT: usize = 512 * 1024 * 1024;
+
+/// What a device keeps of a topic's log to go on checking it where it stopped
+/// (`topics/<id>/log.cbor`): every change with its index, to rebuild the topic state with
+/// [`crate::topic::TopicState::restore`], and every message tag, to catch a replayed message.
+/// `[1, size, [* [index, signed change]], [* tag]]`.
+#[derive(Debug, Clone, Default, Serialize_tuple, Deserialize_tuple)]
+pub struct LogSnapshot {
+    /// Always 1.
+    pub version: u8,
+    /// Entries covered (the position of the next entry).
+    pub size: u64,
+    /// `(index, signed change wire form)`, ascending.
+    pub changes: Vec<(u64, serde_bytes::ByteBuf)>,
+    /// Tags of all messages in the covered entries.
+    pub tags: Vec<serde_bytes::ByteBuf>,
+}
 
 /// The device's settings (`config.json`). Nothing secret, kept 0600 all the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,6 +376,29 @@ impl Keystore {
         make_dir(&dir)?;
         let json = serde_json::to_vec_pretty(record).map_err(|e| ClientError::corrupt(&dir, e))?;
         write_atomic(&dir.join(TOPIC_STATE), &json)
+    }
+
+    /// The saved log snapshot of `topic`, if any.
+    pub fn log_snapshot(&self, topic: &TopicId) -> Result<Option<LogSnapshot>, ClientError> {
+        let path = self.topic_dir(topic).join(TOPIC_LOG);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        decode_versioned(&bytes, MAX_LOG_SNAPSHOT)
+            .map(Some)
+            .map_err(|e| ClientError::corrupt(&path, e))
+    }
+
+    /// Saves the log snapshot of `topic` (atomically).
+    pub fn save_log_snapshot(
+        &self,
+        topic: &TopicId,
+        snapshot: &LogSnapshot,
+    ) -> Result<(), ClientError> {
+        let dir = self.topic_dir(topic);
+        make_dir(&self.dir.join(TOPICS))?;
+        make_dir(&dir)?;
+        write_atomic(&dir.join(TOPIC_LOG), &crate::wire::encode(snapshot))
     }
 
     /// Topics this device has a record of.

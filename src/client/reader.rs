@@ -280,12 +280,51 @@ impl Client {
         view.update(signed, &proof)?;
         let consistent_with = record.checkpoint.as_ref().map(|_| held);
 
+        // Resume from the saved snapshot when there is one and this is not a full check: only
+        // entries after it are fetched and checked; the state before comes from its changes.
+        let stored_keys = self.keystore.message_keys(topic)?;
+        let (mut replayer, start, mut changes) =
+            match (full_root, self.keystore.log_snapshot(topic)?) {
+                // Only up to what was shown: entries after `processed` must still be replayed to be
+                // shown (a send replays without showing, and does not move the snapshot).
+                (false, Some(snap))
+                    if snap.size > 0 && snap.size <= size && snap.size <= record.processed =>
+                {
+                    let mut signed = Vec::with_capacity(snap.changes.len());
+                    for (index, bytes) in &snap.changes {
+                        let change = LogEntry(crate::topic::ENTRY_CHANGE, bytes.to_vec())
+                            .parse()
+                            .ok()
+                            .and_then(|p| match p {
+                                crate::topic::ParsedEntry::Change(c) => Some(c),
+                                crate::topic::ParsedEntry::Message(_) => None,
+                            })
+                            .ok_or_else(|| {
+                                ClientError::corrupt(topic.as_str(), "log snapshot change")
+                            })?;
+                        signed.push((*index, change));
+                    }
+                    let state = TopicState::restore(signed, snap.size).map_err(|e| {
+                        ClientError::corrupt(topic.as_str(), format!("log snapshot: {e}"))
+                    })?;
+                    let tags = snap
+                        .tags
+                        .iter()
+                        .filter_map(|t| <[u8; 32]>::try_from(t.as_slice()).ok())
+                        .map(crate::message::MessageTag)
+                        .collect();
+                    let changes: Vec<(u64, Vec<u8>)> =
+                        snap.changes.iter().map(|(i, b)| (*i, b.to_vec())).collect();
+                    (Replayer::resume(state, tags), snap.size, changes)
+                }
+                _ => (Replayer::new(), 0, Vec::new()),
+            };
+
         // The entries, and the indices the server left out.
-        let (entries, missing) = self.fetch_entries(topic, size).await?;
+        let (entries, missing) = self.fetch_entries(topic, start, size).await?;
 
         // The replay.
-        let stored: BTreeMap<u32, MessageKey> =
-            self.keystore.message_keys(topic)?.into_iter().collect();
+        let stored: BTreeMap<u32, MessageKey> = stored_keys.into_iter().collect();
         let mut replay = Replay {
             topic: topic.clone(),
             record,
@@ -301,9 +340,25 @@ impl Client {
             root_matches: None,
             deferred: Vec::new(),
         };
-        let mut replayer = Replayer::new();
+        if let Some(state) = replayer.state() {
+            // Resumed: this device's place in the topic and the keys it already holds.
+            replay.me = state.member_of(&self.user);
+            if let Some(me) = replay.me
+                && let Some(member) = state.member(me)
+            {
+                replay.my_key = self
+                    .keystore
+                    .topic_key(&member.topic_key.key_id(), self.identity.public())?
+                    .map(|(k, _)| k);
+            }
+            for (epoch, key) in &stored {
+                if let Ok(copy) = MessageKey::from_slice(key.as_bytes()) {
+                    let _ = replay.keyring.insert(state, *epoch, copy);
+                }
+            }
+        }
         let mut frontier = full_root.then(Frontier::new);
-        let mut expected = 0u64;
+        let mut expected = start;
         for (index, entry) in entries {
             if index != expected {
                 // A gap: the root can no longer be recomputed.
@@ -333,6 +388,10 @@ impl Client {
                         None,
                     ),
                     Ok((applied, leaf)) => {
+                        if let Applied::Change(outcome) = &applied {
+                            changes
+                                .push((index, crate::wire::encode(outcome.change.signed_bytes())));
+                        }
                         let report = self.apply(
                             &mut replay,
                             &replayer,
@@ -383,6 +442,23 @@ impl Client {
             }
         }
         replay.state = replayer.state().cloned();
+        let shown = !matches!(inclusion, Inclusion::Skip);
+        if let (true, Some(state)) = (shown, replayer.state()) {
+            let snapshot = super::keystore::LogSnapshot {
+                version: VERSION,
+                size: state.size(),
+                changes: changes
+                    .into_iter()
+                    .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
+                    .collect(),
+                tags: replayer
+                    .tags()
+                    .iter()
+                    .map(|t| serde_bytes::ByteBuf::from(t.0.to_vec()))
+                    .collect(),
+            };
+            self.keystore.save_log_snapshot(topic, &snapshot)?;
+        }
         if let Some(f) = frontier
             && f.size().0 == size
         {
@@ -525,11 +601,12 @@ impl Client {
     async fn fetch_entries(
         &mut self,
         topic: &TopicId,
+        from: u64,
         size: u64,
     ) -> Result<(Vec<(u64, Result<LogEntry, String>)>, Vec<u64>), ClientError> {
         let mut out = Vec::new();
         let mut missing = Vec::new();
-        let mut next = 0u64;
+        let mut next = from;
         while next < size {
             let limit = PAGE.min(size - next);
             let answer: EntriesResponse = self

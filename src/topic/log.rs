@@ -141,6 +141,20 @@ impl Replayer {
         Self::default()
     }
 
+    /// Goes on from a known state and the tags of every message before it (a device resuming
+    /// its check of a log where it stopped).
+    pub fn resume(state: TopicState, tags: HashSet<MessageTag>) -> Self {
+        Replayer {
+            state: Some(state),
+            tags,
+        }
+    }
+
+    /// Tags of every message applied so far.
+    pub fn tags(&self) -> &HashSet<MessageTag> {
+        &self.tags
+    }
+
     /// The state after the entries so far (`None` before the create).
     pub fn state(&self) -> Option<&TopicState> {
         self.state.as_ref()
