@@ -2,7 +2,7 @@
 //!
 //! Every event for another server is first written to that destination's persistent queue
 //! ([`Outbound::enqueue`], durable when it returns). One sender task per destination batches up
-//! to [`MAX_EVENTS`] queued events into a [`Transaction`] whose random id is stored *before* the
+//! to [`MAX_EVENTS`] queued events (and at most [`MAX_TRANSACTION_LEN`] bytes) into a [`Transaction`] whose random id is stored *before* the
 //! first send, and sends it through a [`Transport`]:
 //!
 //! - an answer settles each event by its result: `2xx` applied (removed), `4xx` refused for good
@@ -35,7 +35,8 @@ pub use transport::{
     TransportError, client_tls, load_client_tls, static_resolver,
 };
 
-use crate::federation::transaction::MAX_EVENTS;
+use crate::federation::event::MAX_EVENT_LEN;
+use crate::federation::transaction::{MAX_EVENTS, MAX_TRANSACTION_LEN};
 use crate::federation::{Event, Transaction, TransactionResponse};
 use crate::ids::ServerName;
 use crate::server::store::{OutboundBackoff, OutboundInFlight, Store, StoreError};
@@ -63,6 +64,14 @@ pub enum OutboundError {
     /// Events for this server itself are never queued.
     #[error("{0} is this server")]
     ToSelf(String),
+    /// The event is larger than any peer accepts.
+    #[error("event of {len} bytes, over the limit of {max}")]
+    TooLarge {
+        /// Its encoded length.
+        len: usize,
+        /// [`MAX_EVENT_LEN`].
+        max: usize,
+    },
 }
 
 /// Time, injectable for tests: wall-clock milliseconds (backoff deadlines are stored and
@@ -188,6 +197,13 @@ impl Outbound {
     ) -> Result<u64, OutboundError> {
         if *destination == self.origin {
             return Err(OutboundError::ToSelf(destination.to_string()));
+        }
+        // `federation-api.md` §3.3 check 1: a larger event would be refused by every peer.
+        if event.0.len() > MAX_EVENT_LEN {
+            return Err(OutboundError::TooLarge {
+                len: event.0.len(),
+                max: MAX_EVENT_LEN,
+            });
         }
         let seq = self.store.outbound_enqueue(destination, event)?;
         self.store.sync().await?;
@@ -327,7 +343,7 @@ impl Outbound {
         let in_flight = match self.store.outbound_in_flight(destination)? {
             Some(t) => t,
             None => {
-                let batch = self.store.outbound_peek_batch(destination, MAX_EVENTS)?;
+                let batch = fit(self.store.outbound_peek_batch(destination, MAX_EVENTS)?);
                 if batch.is_empty() {
                     return Ok(Attempt::Idle);
                 }
@@ -456,6 +472,29 @@ fn settle(
         }
     }
     Ok(s)
+}
+
+/// Room for a transaction's own fields (version, id, origin, destination, array headers).
+const TRANSACTION_OVERHEAD: usize = 1024;
+/// Bound on what a signed event adds to a transaction beyond its event bytes (signature, CBOR
+/// headers).
+const SIGNED_EVENT_OVERHEAD: usize = 128;
+
+/// The longest head of `batch` that fits one transaction of at most [`MAX_TRANSACTION_LEN`]
+/// bytes (`federation-api.md` §4); never empty when `batch` is not, since one event of at most
+/// [`MAX_EVENT_LEN`] bytes always fits.
+fn fit(mut batch: Vec<(u64, SignedBytes)>) -> Vec<(u64, SignedBytes)> {
+    let mut total = TRANSACTION_OVERHEAD;
+    let mut n = 0;
+    for (_, e) in &batch {
+        total = total.saturating_add(e.0.len().saturating_add(SIGNED_EVENT_OVERHEAD));
+        if total > MAX_TRANSACTION_LEN && n > 0 {
+            break;
+        }
+        n += 1;
+    }
+    batch.truncate(n);
+    batch
 }
 
 /// A fresh transaction id: 128 random bits, base64url (22 characters of `[A-Za-z0-9_-]`).

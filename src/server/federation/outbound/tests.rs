@@ -352,6 +352,46 @@ async fn batches_hold_at_most_100_events() {
 }
 
 #[tokio::test]
+async fn batches_stay_under_the_transaction_size_limit() {
+    let f = fixture();
+    let peer = TestTransport::new(Peer::Up);
+    let key = ServerKey::generate();
+    let topic = TopicId::random(&a());
+    let big = |i: u8| {
+        Event::sign(
+            &a(),
+            &b(),
+            EventKind::TopicEntry,
+            Some(&topic),
+            vec![i; 4 * 1024 * 1024],
+            1,
+            &key,
+        )
+        .signed_bytes()
+        .clone()
+    };
+    for i in 0..5 {
+        f.outbound.enqueue(&b(), &big(i)).await.unwrap();
+    }
+    for _ in 0..2 {
+        // The test peer decodes with `Transaction::from_wire`, which enforces the limit.
+        assert!(matches!(
+            f.outbound.attempt(&peer, &b()).await.unwrap(),
+            Attempt::Answered { .. }
+        ));
+    }
+    let sizes: Vec<usize> = peer.received().iter().map(|(_, e)| e.len()).collect();
+    assert_eq!(sizes, vec![3, 2]);
+    // An event no peer would accept is refused at once rather than blocking the queue.
+    let mut huge = big(9);
+    huge.0.resize(MAX_EVENT_LEN + 1, 0);
+    assert!(matches!(
+        f.outbound.enqueue(&b(), &huge).await,
+        Err(OutboundError::TooLarge { .. })
+    ));
+}
+
+#[tokio::test]
 async fn peer_down_backs_off_capped_then_delivers_once() {
     let f = fixture();
     let peer = TestTransport::new(Peer::Down);
