@@ -28,6 +28,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use crate::api::{ApiErrorBody, ErrorCode};
 use crate::server::config::Config;
 use crate::server::error::ApiResult;
+use crate::server::federation::outbound::{self, AwcTransport, Outbound};
 use crate::server::identity::ServerIdentity;
 use crate::server::metrics::{Metrics, RequestLabels};
 use crate::server::push::PushHub;
@@ -102,6 +103,14 @@ pub async fn run(
         n => n,
     };
     let retry_for = Duration::from_secs(config.push.retry_for_secs);
+    let outbound = if config.federation.enabled {
+        Some((
+            Arc::new(Outbound::new(store.clone(), server_name.clone())),
+            outbound_transport(&config)?,
+        ))
+    } else {
+        None
+    };
     let state = web::Data::new(AppState {
         config,
         server_name,
@@ -110,6 +119,7 @@ pub async fn run(
         topics: TopicHost::default(),
         push: hub.clone(),
         metrics: Metrics::default(),
+        outbound: outbound.as_ref().map(|(o, _)| o.clone()),
     });
 
     let client_state = state.clone();
@@ -172,6 +182,8 @@ pub async fn run(
             }
         }
     });
+    // Outbound federation senders run as local tasks of this thread (awc is single-threaded).
+    let senders = outbound.map(|(o, transport)| actix_web::rt::spawn(o.run(transport)));
     let servers = actix_web::rt::spawn(async move {
         let (a, b) = futures_util::future::join(client, admin).await;
         a.and(b)
@@ -182,9 +194,37 @@ pub async fn run(
     let _ = servers.await;
     wakeups.abort();
     purger.abort();
+    if let Some(senders) = senders {
+        senders.abort();
+    }
     store.sync().await?;
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// The transport of outbound federation: the federation certificate (else the client API's,
+/// else the generated one) as client certificate, peers checked against `federation.ca_file`
+/// (else the system roots), addresses from `federation.overrides` or the name itself.
+fn outbound_transport(config: &Config) -> Result<AwcTransport, ServerError> {
+    let f = &config.federation;
+    let (cert, key) = match (
+        &f.tls_cert,
+        &f.tls_key,
+        &config.client_api.tls_cert,
+        &config.client_api.tls_key,
+    ) {
+        (Some(c), Some(k), _, _) | (None, None, Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => (
+            config.data_dir.join("tls").join("cert.pem"),
+            config.data_dir.join("tls").join("key.pem"),
+        ),
+    };
+    let tls = outbound::load_client_tls(&cert, &key, f.ca_file.as_deref())
+        .map_err(|e| config::ConfigError::Invalid(format!("federation: {e}")))?;
+    Ok(AwcTransport::new(
+        tls,
+        outbound::static_resolver(f.overrides.clone()),
+    ))
 }
 
 /// An HTTPS client for wake-up POSTs, trusting the system roots.

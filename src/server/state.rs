@@ -12,6 +12,7 @@ use crate::api::ErrorCode;
 use crate::ids::{ServerName, UserId};
 use crate::server::config::Config;
 use crate::server::error::ApiError;
+use crate::server::federation::outbound::Outbound;
 use crate::server::identity::ServerIdentity;
 use crate::server::metrics::Metrics;
 use crate::server::push::PushHub;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub push: Arc<PushHub>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Outbound federation queues; `None` when `federation.enabled` is false.
+    pub outbound: Option<Arc<Outbound>>,
 }
 
 impl AppState {

@@ -38,6 +38,7 @@
 //! | `memberships` | `id(user) ‖ id(topic)` | role byte |
 //! | `cursors` | `id(user) ‖ device ‖ id(topic)` | `u64be` index |
 //! | `push` | `id(user) ‖ device` | utf-8 URL |
+//! | `outbound`, `outbound_state` | see `store/outbound.rs` | |
 
 mod commit;
 mod corruption;
@@ -50,6 +51,7 @@ mod link;
 mod login;
 mod meta;
 mod nodes;
+mod outbound;
 mod prekeys;
 mod push;
 mod topic_keys;
@@ -73,6 +75,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
 pub use nodes::TopicNodes;
+pub use outbound::{OutboundBackoff, OutboundInFlight};
 pub use prekeys::MAX_PREKEYS;
 pub use topic_keys::MAX_TOPIC_KEYS;
 pub use topics::Append;
@@ -129,6 +132,7 @@ struct Tables {
     memberships: sled::Tree,
     cursors: sled::Tree,
     push: sled::Tree,
+    outbound: outbound::OutboundTables,
 }
 
 impl Tables {
@@ -159,6 +163,7 @@ impl Tables {
             memberships: t("memberships")?,
             cursors: t("cursors")?,
             push: t("push")?,
+            outbound: outbound::OutboundTables::open(db)?,
         })
     }
 }
