@@ -76,7 +76,11 @@ impl TestServer {
         let (identity, store) = server::prepare(&config).unwrap();
         let fingerprint = identity.fingerprint.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let listeners = Listeners { client, admin };
+        let listeners = Listeners {
+            client,
+            admin,
+            federation: None,
+        };
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 server::run(config, identity, store, listeners, async move {

@@ -38,12 +38,14 @@
 //! | `memberships` | `id(user) ‖ id(topic)` | role byte |
 //! | `cursors` | `id(user) ‖ device ‖ id(topic)` | `u64be` index |
 //! | `push` | `id(user) ‖ device` | utf-8 URL |
+//! | `fed_txns`, `fed_applied`, `fed_received` | see `federation.rs` | |
 
 mod commit;
 mod corruption;
 mod cursors;
 mod devices;
 mod error;
+mod federation;
 mod inbox;
 mod keys;
 mod link;
@@ -72,6 +74,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
+pub use federation::ReceivedEvent;
 pub use nodes::TopicNodes;
 pub use prekeys::MAX_PREKEYS;
 pub use topic_keys::MAX_TOPIC_KEYS;
@@ -129,6 +132,9 @@ struct Tables {
     memberships: sled::Tree,
     cursors: sled::Tree,
     push: sled::Tree,
+    fed_txns: sled::Tree,
+    fed_applied: sled::Tree,
+    fed_received: sled::Tree,
 }
 
 impl Tables {
@@ -159,6 +165,9 @@ impl Tables {
             memberships: t("memberships")?,
             cursors: t("cursors")?,
             push: t("push")?,
+            fed_txns: t("fed_txns")?,
+            fed_applied: t("fed_applied")?,
+            fed_received: t("fed_received")?,
         })
     }
 }
