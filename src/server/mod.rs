@@ -170,6 +170,15 @@ pub async fn run(
 
     let federation = match federation_tls {
         Some(tls) => {
+            // Fixes (and makes durable) when our current key was first announced, before any
+            // peer can fetch it.
+            federation::keys::own_server_keys(
+                &store,
+                &state.server_name,
+                &state.identity.server_key,
+                state::now(),
+            )?;
+            store.sync().await?;
             let listener = match listeners.federation {
                 Some(l) => l,
                 None => TcpListener::bind(state.config.federation.listen)?,
