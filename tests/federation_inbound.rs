@@ -428,16 +428,108 @@ impl EventSink for CountingSink {
     }
 }
 
-/// Fixed keys for every peer.
-struct StaticKeys(Arc<ServerKeys>);
+/// Scripted peer keys: the first call fails when `fail_first`, then `stale` unless a refresh is
+/// asked, which gets `fresh`.
+struct ScriptedKeys {
+    fail_first: std::sync::atomic::AtomicBool,
+    stale: Arc<ServerKeys>,
+    fresh: Arc<ServerKeys>,
+    refreshes: Arc<AtomicUsize>,
+}
 
-impl PeerKeys for StaticKeys {
+impl ScriptedKeys {
+    fn fixed(doc: &ServerKeys) -> ScriptedKeys {
+        ScriptedKeys {
+            fail_first: false.into(),
+            stale: Arc::new(doc.clone()),
+            fresh: Arc::new(doc.clone()),
+            refreshes: Arc::default(),
+        }
+    }
+}
+
+impl PeerKeys for ScriptedKeys {
     fn server_keys<'a>(
         &'a self,
-        _server: &'a ServerName,
-        _refresh: bool,
+        server: &'a ServerName,
+        refresh: bool,
     ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>> {
-        Box::pin(std::future::ready(Ok(self.0.clone())))
+        let r = if self.fail_first.swap(false, Ordering::SeqCst) {
+            Err(PeerKeysError::Unreachable {
+                server: server.to_string(),
+                reason: "down".into(),
+            })
+        } else if refresh {
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            Ok(self.fresh.clone())
+        } else {
+            Ok(self.stale.clone())
+        };
+        Box::pin(std::future::ready(r))
+    }
+}
+
+/// `b.example`'s federation listener alone, served with `keys` and a counting sink.
+struct Listener {
+    _dir: TempDir,
+    ca: Ca,
+    addr: SocketAddr,
+    applied: Arc<AtomicUsize>,
+    handle: actix_web::dev::ServerHandle,
+    running: actix_rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Listener {
+    fn start(test: &str, keys: ScriptedKeys) -> Listener {
+        let dir = TempDir::new(test);
+        let ca = Ca::new(dir.path(), "federation-ca");
+        let (cert, key) = ca.issue("b.example");
+        let mut config = Config {
+            server_name: "b.example".into(),
+            data_dir: dir.join("b"),
+            ..Config::default()
+        };
+        config.federation.enabled = true;
+        config.federation.ca_file = Some(ca.ca_file());
+        config.federation.tls_cert = Some(cert);
+        config.federation.tls_key = Some(key);
+        let (identity, store) = rendezvous::server::prepare(&config).unwrap();
+        let tls = FederationTls::load(&config).unwrap();
+        let applied = Arc::new(AtomicUsize::new(0));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let policy = PeerPolicy::from_config(&config.federation);
+        let state = actix_web::web::Data::new(rendezvous::server::state::AppState {
+            server_name: name("b.example"),
+            config,
+            identity,
+            store,
+            topics: Default::default(),
+            push: Arc::new(rendezvous::server::push::PushHub::new().0),
+            metrics: Default::default(),
+        });
+        let inbound =
+            actix_web::web::Data::new(Inbound::new(policy, keys, CountingSink(applied.clone())));
+        let server = serve(state, inbound, tls.server, listener, 2).unwrap();
+        let handle = server.handle();
+        let running = actix_rt::spawn(server);
+        Listener {
+            _dir: dir,
+            ca,
+            addr,
+            applied,
+            handle,
+            running,
+        }
+    }
+
+    fn client_as(&self, as_name: &str) -> awc::Client {
+        peer_client(self.addr, &self.ca.ca_file(), Some(&self.ca.issue(as_name)))
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.running.await;
     }
 }
 
@@ -445,45 +537,11 @@ impl PeerKeys for StaticKeys {
 /// and concurrent copies of a transaction apply each event once.
 #[actix_rt::test]
 async fn retries_and_duplicates_apply_nothing_twice() {
-    let dir = TempDir::new("fed-once");
-    let ca = Ca::new(dir.path(), "federation-ca");
-    let (cert, key) = ca.issue("b.example");
-    let mut config = Config {
-        server_name: "b.example".into(),
-        data_dir: dir.join("b"),
-        ..Config::default()
-    };
-    config.federation.enabled = true;
-    config.federation.ca_file = Some(ca.ca_file());
-    config.federation.tls_cert = Some(cert);
-    config.federation.tls_key = Some(key);
-    let (identity, store) = rendezvous::server::prepare(&config).unwrap();
-    let tls = FederationTls::load(&config).unwrap();
     let a_key = ServerKey::generate();
     let a_doc = ServerKeys::sign(name("a.example"), vec![], &a_key, 0, u64::MAX);
-    let count = Arc::new(AtomicUsize::new(0));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let policy = PeerPolicy::from_config(&config.federation);
-    let state = actix_web::web::Data::new(rendezvous::server::state::AppState {
-        server_name: name("b.example"),
-        config,
-        identity,
-        store,
-        topics: Default::default(),
-        push: Arc::new(rendezvous::server::push::PushHub::new().0),
-        metrics: Default::default(),
-    });
-    let inbound = actix_web::web::Data::new(Inbound::new(
-        policy,
-        StaticKeys(Arc::new(a_doc.value().clone())),
-        CountingSink(count.clone()),
-    ));
-    let server = serve(state, inbound, tls.server, listener, 2).unwrap();
-    let handle = server.handle();
-    let running = actix_rt::spawn(server);
-
-    let client = peer_client(addr, &ca.ca_file(), Some(&ca.issue("a.example")));
+    let b = Listener::start("fed-once", ScriptedKeys::fixed(&a_doc));
+    let count = b.applied.clone();
+    let client = b.client_as("a.example");
     let e1 = event("a.example", "b.example", b"1", &a_key);
     let e2 = event("a.example", "b.example", b"2", &a_key);
     let t = txn("t-1", "a.example", &[&e1, &e1, &e2]);
@@ -507,6 +565,65 @@ async fn retries_and_duplicates_apply_nothing_twice() {
     assert_eq!(count.load(Ordering::SeqCst), 2);
 
     drop(client);
-    handle.stop(true).await;
-    let _ = running.await;
+    b.stop().await;
+}
+
+/// Keys that cannot be had give `503 unavailable` and the answer is not kept, so the retry is
+/// processed; an event signed with a key the cached document lacks makes the receiver fetch the
+/// document again (rotation) and then verifies.
+#[actix_rt::test]
+async fn unavailable_keys_are_retried_and_rotated_keys_refetched() {
+    let old = ServerKey::generate();
+    let new = ServerKey::generate();
+    let stale = ServerKeys::sign(name("a.example"), vec![], &old, 0, u64::MAX);
+    let fresh = ServerKeys::sign(
+        name("a.example"),
+        vec![rendezvous::federation::ServerKeyEntry {
+            key: old.public().clone(),
+            valid_from: 0,
+            valid_until: 1,
+        }],
+        &new,
+        1,
+        u64::MAX,
+    );
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let b = Listener::start(
+        "fed-rotate",
+        ScriptedKeys {
+            fail_first: true.into(),
+            stale: Arc::new(stale.value().clone()),
+            fresh: Arc::new(fresh.value().clone()),
+            refreshes: refreshes.clone(),
+        },
+    );
+    let client = b.client_as("a.example");
+    let e = event("a.example", "b.example", b"after rotation", &new);
+    let t = txn("t-1", "a.example", &[&e]);
+    let (status, body) = send(&client, "b.example", &t).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        results(&body),
+        vec![(id_of(&e), 503, "unavailable".to_owned())]
+    );
+    assert_eq!(b.applied.load(Ordering::SeqCst), 0);
+
+    let (status, body) = send(&client, "b.example", &t).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(results(&body), vec![(id_of(&e), 200, String::new())]);
+    assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(b.applied.load(Ordering::SeqCst), 1);
+
+    // A forged event is refused after one refresh, not applied.
+    let forged = event("a.example", "b.example", b"forged", &ServerKey::generate());
+    let (_, body) = send(&client, "b.example", &txn("t-2", "a.example", &[&forged]))
+        .await
+        .unwrap();
+    assert_eq!(
+        results(&body),
+        vec![(id_of(&forged), 400, "bad_signature".to_owned())]
+    );
+    assert_eq!(b.applied.load(Ordering::SeqCst), 1);
+    drop(client);
+    b.stop().await;
 }
