@@ -23,7 +23,9 @@ use super::peer::{self, PeerCertificate, PeerPolicy};
 use crate::api::ErrorCode;
 use crate::federation::event::EventError;
 use crate::federation::transaction::MAX_TRANSACTION_LEN;
-use crate::federation::{Event, EventResult, Transaction, TransactionResponse, VerifiedEvent};
+use crate::federation::{
+    Event, EventResult, ServerKeys, Transaction, TransactionResponse, VerifiedEvent,
+};
 use crate::ids::ServerName;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::state::{AppState, now};
@@ -190,7 +192,8 @@ async fn send<K: PeerKeys, S: EventSink>(
         return Ok(cbor(stored));
     }
 
-    let mut keys = inbound.keys.server_keys(&origin, false).await;
+    // The origin's keys, fetched when the first event needs them.
+    let mut keys: Option<Arc<ServerKeys>> = None;
     let mut refreshed = false;
     let mut results = Vec::with_capacity(events.len());
     for signed in events {
@@ -205,13 +208,20 @@ async fn send<K: PeerKeys, S: EventSink>(
             results.push(result(200, ""));
             continue;
         }
+        let unavailable = (503, ErrorCode::Unavailable.as_str());
         let checked = loop {
             let doc = match &keys {
-                Ok(doc) => doc.clone(),
-                Err(e) => {
-                    tracing::warn!(%e, "no keys for a federation peer");
-                    break Err((503, ErrorCode::Unavailable.as_str()));
-                }
+                Some(doc) => doc.clone(),
+                None => match inbound.keys.server_keys(&origin, false).await {
+                    Ok(doc) => {
+                        keys = Some(doc.clone());
+                        doc
+                    }
+                    Err(e) => {
+                        tracing::warn!(%e, "no keys for a federation peer");
+                        break Err(unavailable);
+                    }
+                },
             };
             let valid_at = move |_: &ServerName, time: u64| doc.valid_at(time);
             match Event::check(
@@ -222,10 +232,17 @@ async fn send<K: PeerKeys, S: EventSink>(
                 now(),
             ) {
                 Ok(event) => break Ok(event),
-                // The origin may have rotated its key: fetch its document again, once.
+                // The origin may have rotated its key: fetch its document again, once per
+                // transaction (the source rate-limits refreshes too).
                 Err(EventError::BadSignature) if !refreshed => {
                     refreshed = true;
-                    keys = inbound.keys.server_keys(&origin, true).await;
+                    match inbound.keys.server_keys(&origin, true).await {
+                        Ok(doc) => keys = Some(doc),
+                        Err(e) => {
+                            tracing::warn!(%e, "refreshing a federation peer's keys");
+                            break Err(unavailable);
+                        }
+                    }
                 }
                 Err(e) => break Err(event_refusal(&e)),
             }
