@@ -322,11 +322,22 @@ async fn a_peer_transaction_is_applied_per_event_and_only_once() {
     let wire = other_id.to_wire();
     let mut resp = client
         .put("https://b.example:8448/_rdv/federation/v1/send/t-4")
-        .send_body(wire)
+        .insert_header(("Content-Type", "application/cbor"))
+        .send_body(wire.clone())
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(json_code(&resp.body().await.unwrap()), "invalid");
+    let mut resp = client
+        .put("https://b.example:8448/_rdv/federation/v1/send/t-3")
+        .send_body(wire)
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    assert_eq!(
+        json_code(&resp.body().await.unwrap()),
+        "unsupported_media_type"
+    );
     other_id.destination = name("c.example");
     let (status, body) = send(&client, "b.example", &other_id).await.unwrap();
     assert_eq!((status, json_code(&body).as_str()), (400, "invalid"));

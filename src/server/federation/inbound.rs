@@ -164,6 +164,7 @@ async fn send<K: PeerKeys, S: EventSink>(
     state: web::Data<AppState>,
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
+    crate::server::api::require_cbor(&req)?;
     let (txn, events) = Transaction::from_wire(&body)?;
     if *path != txn.txn_id {
         return Err(ApiError::new(
