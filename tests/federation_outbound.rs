@@ -156,6 +156,7 @@ fn run_with_federation_delivers_queued_events() {
         let listeners = Listeners {
             client: TcpListener::bind("127.0.0.1:0").unwrap(),
             admin: TcpListener::bind("127.0.0.1:0").unwrap(),
+            federation: Some(TcpListener::bind("127.0.0.1:0").unwrap()),
         };
         (identity, store, listeners)
     };

@@ -60,6 +60,9 @@ pub struct Listeners {
     pub client: TcpListener,
     /// Admin endpoint (loopback, plain HTTP).
     pub admin: TcpListener,
+    /// Federation listener (mutual TLS), when `federation.enabled`; `None` binds
+    /// `federation.listen` at start.
+    pub federation: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -68,6 +71,10 @@ impl Listeners {
         Ok(Listeners {
             client: TcpListener::bind(config.client_api.listen)?,
             admin: TcpListener::bind(config.admin.listen)?,
+            federation: match config.federation.enabled {
+                true => Some(TcpListener::bind(config.federation.listen)?),
+                false => None,
+            },
         })
     }
 }
@@ -110,6 +117,10 @@ pub async fn run(
         ))
     } else {
         None
+    };
+    let federation_tls = match config.federation.enabled {
+        true => Some(federation::peer::FederationTls::load(&config)?),
+        false => None,
     };
     let state = web::Data::new(AppState {
         config,
@@ -167,6 +178,40 @@ pub async fn run(
     .listen(listeners.admin)?
     .run();
 
+    let federation = match federation_tls {
+        Some(tls) => {
+            // Fixes (and makes durable) when our current key was first announced, before any
+            // peer can fetch it.
+            federation::keys::own_server_keys(
+                &store,
+                &state.server_name,
+                &state.identity.server_key,
+                state::now(),
+            )?;
+            store.sync().await?;
+            let listener = match listeners.federation {
+                Some(l) => l,
+                None => TcpListener::bind(state.config.federation.listen)?,
+            };
+            let resolver =
+                federation::keys::static_resolver(state.config.federation.overrides.clone());
+            let inbound = web::Data::new(federation::inbound::Inbound::new(
+                federation::peer::PeerPolicy::from_config(&state.config.federation),
+                federation::keys::HttpPeerKeys::new(tls.client.clone(), resolver),
+                federation::inbound::StoreSink(store.clone()),
+            ));
+            Some(federation::inbound::serve(
+                state.clone(),
+                inbound,
+                tls.server,
+                listener,
+                workers,
+            )?)
+        }
+        None => None,
+    };
+    let federation_handle = federation.as_ref().map(|s| s.handle());
+
     let client_handle = client.handle();
     let admin_handle = admin.handle();
     let wake_client = push_client();
@@ -185,12 +230,28 @@ pub async fn run(
     // Outbound federation senders run as local tasks of this thread (awc is single-threaded).
     let senders = outbound.map(|(o, transport)| actix_web::rt::spawn(o.run(transport)));
     let servers = actix_web::rt::spawn(async move {
-        let (a, b) = futures_util::future::join(client, admin).await;
-        a.and(b)
+        let federation = async move {
+            match federation {
+                Some(f) => f.await,
+                None => Ok(()),
+            }
+        };
+        let (a, b, c) = futures_util::future::join3(client, admin, federation).await;
+        a.and(b).and(c)
     });
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight requests");
-    futures_util::future::join(client_handle.stop(true), admin_handle.stop(true)).await;
+    let federation_stop = async move {
+        if let Some(h) = federation_handle {
+            h.stop(true).await;
+        }
+    };
+    futures_util::future::join3(
+        client_handle.stop(true),
+        admin_handle.stop(true),
+        federation_stop,
+    )
+    .await;
     let _ = servers.await;
     wakeups.abort();
     purger.abort();

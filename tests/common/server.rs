@@ -54,6 +54,16 @@ impl TestServer {
 
     /// Starts a server listening on `addr` (to restart on the same port).
     pub fn start_on(data_dir: &Path, addr: SocketAddr) -> TestServer {
+        Self::start_with(data_dir, addr, |_| None)
+    }
+
+    /// Starts a server whose configuration `configure` adjusts; it may return a bound
+    /// federation listener.
+    pub fn start_with(
+        data_dir: &Path,
+        addr: SocketAddr,
+        configure: impl FnOnce(&mut Config) -> Option<TcpListener>,
+    ) -> TestServer {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("RDV_TEST_LOG")
@@ -73,10 +83,15 @@ impl TestServer {
         let admin_addr = admin.local_addr().unwrap();
         config.client_api.listen = addr;
         config.admin.listen = admin_addr;
+        let federation = configure(&mut config);
         let (identity, store) = server::prepare(&config).unwrap();
         let fingerprint = identity.fingerprint.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let listeners = Listeners { client, admin };
+        let listeners = Listeners {
+            client,
+            admin,
+            federation,
+        };
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 server::run(config, identity, store, listeners, async move {

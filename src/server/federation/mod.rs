@@ -3,4 +3,7 @@
 //! The protocol objects themselves (events, transactions, key documents) are in
 //! [`crate::federation`].
 
+pub mod inbound;
+pub mod keys;
 pub mod outbound;
+pub mod peer;

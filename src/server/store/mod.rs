@@ -39,12 +39,14 @@
 //! | `cursors` | `id(user) ‖ device ‖ id(topic)` | `u64be` index |
 //! | `push` | `id(user) ‖ device` | utf-8 URL |
 //! | `outbound`, `outbound_state` | see `store/outbound.rs` | |
+//! | `fed_txns`, `fed_applied`, `fed_received` | see `federation.rs` | |
 
 mod commit;
 mod corruption;
 mod cursors;
 mod devices;
 mod error;
+mod federation;
 mod inbox;
 mod keys;
 mod link;
@@ -74,6 +76,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
+pub use federation::ReceivedEvent;
 pub use nodes::TopicNodes;
 pub use outbound::{OutboundBackoff, OutboundInFlight};
 pub use prekeys::MAX_PREKEYS;
@@ -133,6 +136,9 @@ struct Tables {
     cursors: sled::Tree,
     push: sled::Tree,
     outbound: outbound::OutboundTables,
+    fed_txns: sled::Tree,
+    fed_applied: sled::Tree,
+    fed_received: sled::Tree,
 }
 
 impl Tables {
@@ -164,6 +170,9 @@ impl Tables {
             cursors: t("cursors")?,
             push: t("push")?,
             outbound: outbound::OutboundTables::open(db)?,
+            fed_txns: t("fed_txns")?,
+            fed_applied: t("fed_applied")?,
+            fed_received: t("fed_received")?,
         })
     }
 }

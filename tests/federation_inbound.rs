@@ -1,0 +1,641 @@
+//! The federation listener (`federation-api.md` §1, §2, §4) on real mutual TLS on 127.0.0.1:
+//! a test CA made here with rcgen issues certificates for `a.example`, `b.example`, `c.example`
+//! and `d.example`; peers connect to 127.0.0.1 with the server name as SNI.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_tls::connect::{Resolve, Resolver};
+use futures_util::future::LocalBoxFuture;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use common::server::{TempDir, TestServer};
+use rendezvous::crypto::ServerKey;
+use rendezvous::federation::{
+    Event, EventId, EventKind, ServerKeys, Transaction, TransactionResponse, VerifiedEvent,
+};
+use rendezvous::ids::{ServerName, TopicId};
+use rendezvous::server::config::Config;
+use rendezvous::server::federation::inbound::{EventSink, Inbound, serve};
+use rendezvous::server::federation::keys::{PeerKeys, PeerKeysError};
+use rendezvous::server::federation::peer::{FederationTls, PeerPolicy};
+use rendezvous::server::store::Store;
+use rendezvous::wire::{Signed, Verified};
+
+/// A certificate authority that writes PEM files into a directory.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    dir: PathBuf,
+}
+
+impl Ca {
+    fn new(dir: &Path, name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.distinguished_name.push(DnType::CommonName, name);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), issuer.pem()).unwrap();
+        Ca { issuer, dir }
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// A certificate for `name` (server and client use): `(cert.pem, key.pem)`.
+    fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (c, k) = (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+}
+
+/// Connects every name to one address (the peer under test).
+struct Fixed(SocketAddr);
+
+impl Resolve for Fixed {
+    fn lookup<'a>(
+        &'a self,
+        _host: &'a str,
+        _port: u16,
+    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
+        Box::pin(std::future::ready(Ok(vec![self.0])))
+    }
+}
+
+/// An HTTPS client to `addr` trusting `roots`, presenting `cert` (files) when given.
+fn peer_client(addr: SocketAddr, roots: &Path, cert: Option<&(PathBuf, PathBuf)>) -> awc::Client {
+    let mut store = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(roots).unwrap() {
+        store.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store);
+    let config = match cert {
+        Some((c, k)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(c)
+                    .unwrap()
+                    .map(|c| c.unwrap())
+                    .collect(),
+                PrivateKeyDer::from_pem_file(k).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let connector = awc::Connector::new()
+        .connector(actix_tls::connect::Connector::new(Resolver::custom(Fixed(addr))).service())
+        .rustls_0_23(Arc::new(config));
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(Duration::from_secs(10))
+        .finish()
+}
+
+/// `PUT send/{txn}` to `to` (SNI `to`); `Err` when the connection fails.
+async fn send(client: &awc::Client, to: &str, txn: &Transaction) -> Result<(u16, Vec<u8>), String> {
+    let mut resp = client
+        .put(format!(
+            "https://{to}:8448/_rdv/federation/v1/send/{}",
+            txn.txn_id
+        ))
+        .insert_header(("Content-Type", "application/cbor"))
+        .send_body(txn.to_wire())
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = resp.body().await.map_err(|e| e.to_string())?;
+    Ok((resp.status().as_u16(), body.to_vec()))
+}
+
+fn json_code(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    v["code"].as_str().unwrap().to_owned()
+}
+
+fn name(s: &str) -> ServerName {
+    s.parse().unwrap()
+}
+
+fn now() -> u64 {
+    rendezvous::server::state::now()
+}
+
+fn server_key(data_dir: &Path) -> ServerKey {
+    let seed: [u8; 32] = std::fs::read(data_dir.join("server.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    ServerKey::from_seed(&seed)
+}
+
+/// A homeserver named `server_name` with federation on, its certificate from `ca`.
+fn start_federating(
+    data_dir: &Path,
+    server_name: &str,
+    ca: &Ca,
+    listener: TcpListener,
+    adjust: impl FnOnce(&mut Config),
+) -> TestServer {
+    let (cert, key) = ca.issue(server_name);
+    TestServer::start_with(data_dir, "127.0.0.1:0".parse().unwrap(), move |c| {
+        c.server_name = server_name.to_owned();
+        c.federation.enabled = true;
+        c.federation.listen = listener.local_addr().unwrap();
+        c.federation.ca_file = Some(ca.ca_file());
+        c.federation.tls_cert = Some(cert);
+        c.federation.tls_key = Some(key);
+        adjust(c);
+        Some(listener)
+    })
+}
+
+/// Two real homeservers: `a.example` (the sender, whose keys `b.example` fetches from its
+/// federation listener) and `b.example` (the receiver, denying `d.example`).
+struct TwoServers {
+    dir: TempDir,
+    ca: Ca,
+    a: TestServer,
+    b: Option<TestServer>,
+    b_fed: SocketAddr,
+}
+
+impl TwoServers {
+    fn start(test: &str) -> TwoServers {
+        let dir = TempDir::new(test);
+        let ca = Ca::new(dir.path(), "federation-ca");
+        let a_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a_fed = a_listener.local_addr().unwrap();
+        let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b_fed = b_listener.local_addr().unwrap();
+        let a = start_federating(&dir.join("a"), "a.example", &ca, a_listener, |_| {});
+        let b = start_federating(&dir.join("b"), "b.example", &ca, b_listener, |c| {
+            c.federation.deny = vec!["d.example".into()];
+            c.federation
+                .overrides
+                .insert("a.example".into(), a_fed.to_string());
+        });
+        TwoServers {
+            dir,
+            ca,
+            a,
+            b: Some(b),
+            b_fed,
+        }
+    }
+
+    /// A client to b's federation listener with a certificate of our CA for `as_name`.
+    fn client_as(&self, as_name: &str) -> awc::Client {
+        let cert = self.ca.issue(as_name);
+        peer_client(self.b_fed, &self.ca.ca_file(), Some(&cert))
+    }
+
+    /// Stops b and opens its store.
+    fn stop_b(&mut self) -> Store {
+        if let Some(b) = self.b.take() {
+            b.stop();
+        }
+        Store::open(&self.dir.join("b").join("db")).unwrap()
+    }
+}
+
+fn event(
+    from: &str,
+    to: &str,
+    payload: &[u8],
+    key: &ServerKey,
+) -> Verified<rendezvous::federation::Event> {
+    let topic = TopicId::random(&name("a.example"));
+    Event::sign(
+        &name(from),
+        &name(to),
+        EventKind::TopicEntry,
+        Some(&topic),
+        payload.to_vec(),
+        now(),
+        key,
+    )
+}
+
+fn txn(id: &str, from: &str, events: &[&Verified<rendezvous::federation::Event>]) -> Transaction {
+    Transaction::new(
+        id.into(),
+        name(from),
+        name("b.example"),
+        events.iter().map(|e| e.signed_bytes().clone()).collect(),
+    )
+}
+
+fn results(body: &[u8]) -> Vec<(EventId, u16, String)> {
+    TransactionResponse::from_wire(body)
+        .unwrap()
+        .results
+        .into_iter()
+        .map(|r| (EventId(r.id), r.status, r.code))
+        .collect()
+}
+
+fn id_of(e: &Verified<rendezvous::federation::Event>) -> EventId {
+    Event::id(e.signed_bytes())
+}
+
+#[actix_rt::test]
+async fn a_peer_transaction_is_applied_per_event_and_only_once() {
+    let mut servers = TwoServers::start("fed-apply");
+    let a_key = server_key(&servers.a.data_dir);
+    let client = servers.client_as("a.example");
+
+    let e1 = event("a.example", "b.example", b"one", &a_key);
+    let e2 = event("a.example", "b.example", b"two", &a_key);
+    let forged = event("a.example", "b.example", b"forged", &ServerKey::generate());
+    let misdirected = event("a.example", "c.example", b"for c", &a_key);
+    let relayed = event("c.example", "b.example", b"from c", &a_key);
+    let t1 = txn(
+        "t-1",
+        "a.example",
+        &[&e1, &forged, &e2, &misdirected, &relayed],
+    );
+    let (status, body) = send(&client, "b.example", &t1).await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let got = results(&body);
+    let expected = vec![
+        (id_of(&e1), 200, String::new()),
+        (id_of(&forged), 400, "bad_signature".to_owned()),
+        (id_of(&e2), 200, String::new()),
+        (id_of(&misdirected), 400, "wrong_destination".to_owned()),
+        (id_of(&relayed), 403, "wrong_origin".to_owned()),
+    ];
+    assert_eq!(got, expected);
+
+    // The same transaction again: the stored answer, byte for byte.
+    let (status, again) = send(&client, "b.example", &t1).await.unwrap();
+    assert_eq!((status, &again), (200, &body));
+
+    // A new transaction repeating an applied event: 200 for it, the new one applied.
+    let e3 = event("a.example", "b.example", b"three", &a_key);
+    let (status, body) = send(&client, "b.example", &txn("t-2", "a.example", &[&e1, &e3]))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        results(&body),
+        vec![
+            (id_of(&e1), 200, String::new()),
+            (id_of(&e3), 200, String::new())
+        ]
+    );
+
+    // The path and the body must name the same transaction; the destination must be b.
+    let mut other_id = txn("t-3", "a.example", &[&e3]);
+    let wire = other_id.to_wire();
+    let mut resp = client
+        .put("https://b.example:8448/_rdv/federation/v1/send/t-4")
+        .insert_header(("Content-Type", "application/cbor"))
+        .send_body(wire.clone())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(json_code(&resp.body().await.unwrap()), "invalid");
+    let mut resp = client
+        .put("https://b.example:8448/_rdv/federation/v1/send/t-3")
+        .send_body(wire)
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    assert_eq!(
+        json_code(&resp.body().await.unwrap()),
+        "unsupported_media_type"
+    );
+    other_id.destination = name("c.example");
+    let (status, body) = send(&client, "b.example", &other_id).await.unwrap();
+    assert_eq!((status, json_code(&body).as_str()), (400, "invalid"));
+    drop(client);
+
+    // What b keeps: the three good events, each once.
+    let store = servers.stop_b();
+    let kept: BTreeSet<[u8; 32]> = store
+        .federation_events(&name("a.example"))
+        .unwrap()
+        .into_iter()
+        .map(|(id, wire)| {
+            let signed = Signed::<Event>::from_wire(&wire).unwrap();
+            assert_eq!(Event::id(signed.signed_bytes()).0, id);
+            id
+        })
+        .collect();
+    let want: BTreeSet<[u8; 32]> = [&e1, &e2, &e3].iter().map(|e| id_of(e).0).collect();
+    assert_eq!(kept, want);
+    assert!(
+        store
+            .federation_txn(&name("a.example"), "t-1")
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[actix_rt::test]
+async fn server_keys_are_served_signed_for_the_server_name() {
+    let servers = TwoServers::start("fed-keys");
+    let client = servers.client_as("a.example");
+    let mut resp = client
+        .get("https://b.example:8448/_rdv/federation/v1/server-keys")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.body().await.unwrap();
+    let b = name("b.example");
+    let doc = ServerKeys::check(Signed::from_wire(&body).unwrap(), &b).unwrap();
+    let b_key = server_key(&servers.b.as_ref().unwrap().data_dir);
+    assert_eq!(doc.valid_at(now()), vec![b_key.public().clone()]);
+    let newest = doc.keys.last().unwrap();
+    assert!(newest.valid_until > now() + 6 * 24 * 3600);
+    // Asked as another server: refused.
+    assert!(ServerKeys::check(Signed::from_wire(&body).unwrap(), &name("a.example")).is_err());
+}
+
+#[actix_rt::test]
+async fn peers_without_a_valid_certificate_for_their_name_are_refused() {
+    let servers = TwoServers::start("fed-refuse");
+    let a_key = server_key(&servers.a.data_dir);
+    let e = event("a.example", "b.example", b"x", &a_key);
+    let t = txn("t-1", "a.example", &[&e]);
+
+    // No client certificate: the handshake fails.
+    let anonymous = peer_client(servers.b_fed, &servers.ca.ca_file(), None);
+    let err = send(&anonymous, "b.example", &t).await.unwrap_err();
+    assert!(err.contains("CertificateRequired"), "{err}");
+
+    // A certificate for a.example from another CA: the handshake fails.
+    let rogue = Ca::new(servers.dir.path(), "rogue-ca");
+    let rogue_cert = rogue.issue("a.example");
+    let mut both_roots = std::fs::read(servers.ca.ca_file()).unwrap();
+    both_roots.extend(std::fs::read(rogue.ca_file()).unwrap());
+    let roots = servers.dir.join("both-roots.pem");
+    std::fs::write(&roots, both_roots).unwrap();
+    let impostor = peer_client(servers.b_fed, &roots, Some(&rogue_cert));
+    let err = send(&impostor, "b.example", &t).await.unwrap_err();
+    assert!(err.contains("UnknownCA"), "{err}");
+
+    // A valid certificate for c.example claiming to be a.example: 401.
+    let c = servers.client_as("c.example");
+    let (status, body) = send(&c, "b.example", &t).await.unwrap();
+    assert_eq!((status, json_code(&body).as_str()), (401, "unauthorized"));
+
+    // A denied peer with a valid certificate for its name: 403.
+    let d = servers.client_as("d.example");
+    let from_d = event("d.example", "b.example", b"x", &ServerKey::generate());
+    let (status, body) = send(&d, "b.example", &txn("t-1", "d.example", &[&from_d]))
+        .await
+        .unwrap();
+    assert_eq!((status, json_code(&body).as_str()), (403, "forbidden"));
+
+    // The genuine peer gets through.
+    let a = servers.client_as("a.example");
+    let (status, body) = send(&a, "b.example", &t).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(results(&body), vec![(id_of(&e), 200, String::new())]);
+}
+
+/// Counts what it applies.
+struct CountingSink(Arc<AtomicUsize>);
+
+impl EventSink for CountingSink {
+    async fn apply(&self, _event: VerifiedEvent) -> Result<(), (u16, String)> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Scripted peer keys: the first call fails when `fail_first`, then `stale` unless a refresh is
+/// asked, which gets `fresh`.
+struct ScriptedKeys {
+    fail_first: std::sync::atomic::AtomicBool,
+    stale: Arc<ServerKeys>,
+    fresh: Arc<ServerKeys>,
+    refreshes: Arc<AtomicUsize>,
+}
+
+impl ScriptedKeys {
+    fn fixed(doc: &ServerKeys) -> ScriptedKeys {
+        ScriptedKeys {
+            fail_first: false.into(),
+            stale: Arc::new(doc.clone()),
+            fresh: Arc::new(doc.clone()),
+            refreshes: Arc::default(),
+        }
+    }
+}
+
+impl PeerKeys for ScriptedKeys {
+    fn server_keys<'a>(
+        &'a self,
+        server: &'a ServerName,
+        refresh: bool,
+    ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>> {
+        let r = if self.fail_first.swap(false, Ordering::SeqCst) {
+            Err(PeerKeysError::Unreachable {
+                server: server.to_string(),
+                reason: "down".into(),
+            })
+        } else if refresh {
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            Ok(self.fresh.clone())
+        } else {
+            Ok(self.stale.clone())
+        };
+        Box::pin(std::future::ready(r))
+    }
+}
+
+/// `b.example`'s federation listener alone, served with `keys` and a counting sink.
+struct Listener {
+    _dir: TempDir,
+    ca: Ca,
+    addr: SocketAddr,
+    applied: Arc<AtomicUsize>,
+    handle: actix_web::dev::ServerHandle,
+    running: actix_rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Listener {
+    fn start(test: &str, keys: ScriptedKeys) -> Listener {
+        let dir = TempDir::new(test);
+        let ca = Ca::new(dir.path(), "federation-ca");
+        let (cert, key) = ca.issue("b.example");
+        let mut config = Config {
+            server_name: "b.example".into(),
+            data_dir: dir.join("b"),
+            ..Config::default()
+        };
+        config.federation.enabled = true;
+        config.federation.ca_file = Some(ca.ca_file());
+        config.federation.tls_cert = Some(cert);
+        config.federation.tls_key = Some(key);
+        let (identity, store) = rendezvous::server::prepare(&config).unwrap();
+        let tls = FederationTls::load(&config).unwrap();
+        let applied = Arc::new(AtomicUsize::new(0));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let policy = PeerPolicy::from_config(&config.federation);
+        let state = actix_web::web::Data::new(rendezvous::server::state::AppState {
+            server_name: name("b.example"),
+            config,
+            identity,
+            store,
+            topics: Default::default(),
+            push: Arc::new(rendezvous::server::push::PushHub::new().0),
+            metrics: Default::default(),
+            outbound: None,
+        });
+        let inbound =
+            actix_web::web::Data::new(Inbound::new(policy, keys, CountingSink(applied.clone())));
+        let server = serve(state, inbound, tls.server, listener, 2).unwrap();
+        let handle = server.handle();
+        let running = actix_rt::spawn(server);
+        Listener {
+            _dir: dir,
+            ca,
+            addr,
+            applied,
+            handle,
+            running,
+        }
+    }
+
+    fn client_as(&self, as_name: &str) -> awc::Client {
+        peer_client(self.addr, &self.ca.ca_file(), Some(&self.ca.issue(as_name)))
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.running.await;
+    }
+}
+
+/// The listener served with a counting sink: retries, duplicate events inside one transaction
+/// and concurrent copies of a transaction apply each event once.
+#[actix_rt::test]
+async fn retries_and_duplicates_apply_nothing_twice() {
+    let a_key = ServerKey::generate();
+    let a_doc = ServerKeys::sign(name("a.example"), vec![], &a_key, 0, u64::MAX);
+    let b = Listener::start("fed-once", ScriptedKeys::fixed(&a_doc));
+    let count = b.applied.clone();
+    let client = b.client_as("a.example");
+    let e1 = event("a.example", "b.example", b"1", &a_key);
+    let e2 = event("a.example", "b.example", b"2", &a_key);
+    let t = txn("t-1", "a.example", &[&e1, &e1, &e2]);
+    // Three concurrent copies of one transaction, then a retry, then another transaction.
+    let (r1, r2, r3) = futures_util::future::join3(
+        send(&client, "b.example", &t),
+        send(&client, "b.example", &t),
+        send(&client, "b.example", &t),
+    )
+    .await;
+    let first = r1.unwrap();
+    assert_eq!(first.0, 200);
+    assert_eq!(r2.unwrap(), first);
+    assert_eq!(r3.unwrap(), first);
+    assert!(results(&first.1).iter().all(|(_, s, _)| *s == 200));
+    assert_eq!(send(&client, "b.example", &t).await.unwrap(), first);
+    let (status, _) = send(&client, "b.example", &txn("t-2", "a.example", &[&e2, &e1]))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+
+    drop(client);
+    b.stop().await;
+}
+
+/// Keys that cannot be had give `503 unavailable` and the answer is not kept, so the retry is
+/// processed; an event signed with a key the cached document lacks makes the receiver fetch the
+/// document again (rotation) and then verifies.
+#[actix_rt::test]
+async fn unavailable_keys_are_retried_and_rotated_keys_refetched() {
+    let old = ServerKey::generate();
+    let new = ServerKey::generate();
+    let stale = ServerKeys::sign(name("a.example"), vec![], &old, 0, u64::MAX);
+    let fresh = ServerKeys::sign(
+        name("a.example"),
+        vec![rendezvous::federation::ServerKeyEntry {
+            key: old.public().clone(),
+            valid_from: 0,
+            valid_until: 1,
+        }],
+        &new,
+        1,
+        u64::MAX,
+    );
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let b = Listener::start(
+        "fed-rotate",
+        ScriptedKeys {
+            fail_first: true.into(),
+            stale: Arc::new(stale.value().clone()),
+            fresh: Arc::new(fresh.value().clone()),
+            refreshes: refreshes.clone(),
+        },
+    );
+    let client = b.client_as("a.example");
+    let e = event("a.example", "b.example", b"after rotation", &new);
+    let t = txn("t-1", "a.example", &[&e]);
+    let (status, body) = send(&client, "b.example", &t).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        results(&body),
+        vec![(id_of(&e), 503, "unavailable".to_owned())]
+    );
+    assert_eq!(b.applied.load(Ordering::SeqCst), 0);
+
+    let (status, body) = send(&client, "b.example", &t).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(results(&body), vec![(id_of(&e), 200, String::new())]);
+    assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(b.applied.load(Ordering::SeqCst), 1);
+
+    // A forged event is refused after one refresh, not applied.
+    let forged = event("a.example", "b.example", b"forged", &ServerKey::generate());
+    let (_, body) = send(&client, "b.example", &txn("t-2", "a.example", &[&forged]))
+        .await
+        .unwrap();
+    assert_eq!(
+        results(&body),
+        vec![(id_of(&forged), 400, "bad_signature".to_owned())]
+    );
+    assert_eq!(b.applied.load(Ordering::SeqCst), 1);
+    drop(client);
+    b.stop().await;
+}
