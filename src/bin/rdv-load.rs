@@ -101,6 +101,13 @@ struct Args {
     /// Record a `perf` profile of the server during the timed phase into this file.
     #[arg(long)]
     perf: Option<PathBuf>,
+    /// perf's call-graph mode (`fp`, or `dwarf,16384` for Rust code built without frame
+    /// pointers) and sampling frequency.
+    #[arg(long, default_value = "dwarf,16384")]
+    perf_call_graph: String,
+    /// perf's sampling frequency, Hz.
+    #[arg(long, default_value_t = 250)]
+    perf_freq: u32,
     /// Keep the temporary directory (server data, logs, keystores).
     #[arg(long)]
     keep: bool,
@@ -651,9 +658,15 @@ fn post_mode(args: &Args) -> Res<()> {
     barrier.wait();
     let load_before = loadavg();
     let before = server.stats();
+    let gen_before = ProcStats::read(std::process::id());
     let start = Instant::now();
     let perf = match &args.perf {
-        Some(out) => Some(start_perf(server.pid(), out)?),
+        Some(out) => Some(start_perf(
+            server.pid(),
+            out,
+            &args.perf_call_graph,
+            args.perf_freq,
+        )?),
         None => None,
     };
     log("posting");
@@ -670,6 +683,7 @@ fn post_mode(args: &Args) -> Res<()> {
     }
     let elapsed = start.elapsed();
     let after = server.stats();
+    let gen_cpu = ProcStats::read(std::process::id()).cpu_secs - gen_before.cpu_secs;
     let load_after = loadavg();
     if let Some(p) = perf {
         stop_perf(p);
@@ -688,19 +702,28 @@ fn post_mode(args: &Args) -> Res<()> {
         &before,
         &after,
         (load_before, load_after),
+        gen_cpu,
     );
     server.stop()?;
     print_report(args.json, &report)
 }
 
-fn start_perf(pid: u32, out: &Path) -> Res<Child> {
+fn start_perf(pid: u32, out: &Path, call_graph: &str, freq: u32) -> Res<Child> {
+    let log_path = out.with_extension("log");
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    // cpu-clock: this KVM guest has no hardware counters.
     Command::new("perf")
-        .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-p"])
+        .args(["record", "-e", "cpu-clock", "-F"])
+        .arg(freq.to_string())
+        .arg("--call-graph")
+        .arg(call_graph)
+        .arg("-p")
         .arg(pid.to_string())
         .arg("-o")
         .arg(out)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(log))
         .spawn()
         .map_err(|e| format!("cannot run perf: {e}"))
 }
@@ -926,6 +949,8 @@ struct PostReport {
     server_cpu_secs: f64,
     server_cpu_cores: f64,
     server_cpu_us_per_msg: f64,
+    generator_cpu_secs: f64,
+    generator_cpu_cores: f64,
     loadavg_before: String,
     loadavg_after: String,
 }
@@ -968,6 +993,7 @@ fn post_report(
     before: &ProcStats,
     after: &ProcStats,
     load: (String, String),
+    generator_cpu_secs: f64,
 ) -> PostReport {
     let n = r.samples.len();
     let sent: HashMap<(u32, u64), Instant> = r
@@ -1020,6 +1046,8 @@ fn post_report(
         server_cpu_secs: cpu,
         server_cpu_cores: cpu / elapsed.as_secs_f64(),
         server_cpu_us_per_msg: per_msg(cpu * 1e6),
+        generator_cpu_secs,
+        generator_cpu_cores: generator_cpu_secs / elapsed.as_secs_f64(),
         loadavg_before: load.0,
         loadavg_after: load.1,
     }
