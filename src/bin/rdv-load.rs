@@ -10,8 +10,9 @@
 //!   pre-encrypted `--size`-byte messages (`message::encrypt`, done before the clock starts) with
 //!   their bearer tokens over HTTPS, each request timed. `--ws-watchers` devices listen on
 //!   `/v1/stream` and time each post from its send to its frame's arrival.
-//! - **idle** (`--idle-topics N`): creates N small topics and reports the server's memory after
-//!   creating them, after a restart (topics are loaded lazily), and after touching each once.
+//! - **idle** (`--idle-topics N`): creates N 2-member topics and reports the server's memory
+//!   after creating them, after touching each once (one message each), after a restart (topics
+//!   are loaded lazily) and after touching each once more.
 //!
 //! This is a tool: it reports errors and carries on where that makes sense, and never trusts
 //! the network (no unwrap on anything the server sends).
@@ -236,9 +237,16 @@ impl Server {
             .map_err(|e| format!("cannot start {}: {e}", self.bin.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout from the server")?;
         let (tx, rx) = mpsc::channel::<String>();
+        // The server logs to stdout: keep every line in the log file.
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("{}: {e}", self.log.display()))?;
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                let _ = writeln!(out, "{line}");
                 if let Some(fp) = line.strip_prefix("TLS certificate fingerprint: ") {
                     let _ = tx.send(fp.trim().to_owned());
                 }
@@ -415,6 +423,9 @@ async fn register_users(
     concurrency: usize,
 ) -> Res<Vec<Client>> {
     let trust = server.trust()?;
+    // Registration is CPU-bound on this one thread (key generation): many at once only make
+    // TLS handshakes wait past the server's handshake timeout.
+    let concurrency = concurrency.clamp(1, 4);
     let mut out = Vec::with_capacity(count);
     let ids: Vec<usize> = (0..count).collect();
     for chunk in ids.chunks(concurrency.max(1)) {
@@ -1083,11 +1094,14 @@ struct IdleReport {
     rss_mib_fresh: f64,
     rss_mib_after_create: f64,
     hwm_mib_after_create: f64,
-    rss_mib_after_restart: f64,
     rss_mib_after_touch: f64,
     hwm_mib_after_touch: f64,
     touch_seconds: f64,
     touch_errors: usize,
+    rss_mib_after_restart: f64,
+    rss_mib_after_restart_touch: f64,
+    hwm_mib_after_restart_touch: f64,
+    restart_touch_errors: usize,
     data_dir_mib: f64,
     loadavg_after: String,
 }
@@ -1160,6 +1174,11 @@ fn idle_mode(args: &Args, n: usize) -> Res<()> {
     })?;
     let create_seconds = created.elapsed().as_secs_f64();
     let after_create = server.stats();
+    log("touching every topic once");
+    let touched = Instant::now();
+    let errors = sys.block_on(touch_all(&mut users, &topics, conc));
+    let touch_seconds = touched.elapsed().as_secs_f64();
+    let after_touch = server.stats();
     log("restarting the server (topics load lazily)");
     server.restart()?;
     let after_restart = sys.block_on(async {
@@ -1168,33 +1187,9 @@ fn idle_mode(args: &Args, n: usize) -> Res<()> {
         actix_rt::time::sleep(Duration::from_millis(500)).await;
         Ok::<_, String>(server.stats())
     })?;
-    log("touching every topic once");
-    let touched = Instant::now();
-    let errors = sys.block_on(async {
-        let u = users.len();
-        let mut work_lists: Vec<(usize, &mut Client)> = users.iter_mut().enumerate().collect();
-        let topics = &topics;
-        let mut errors = 0usize;
-        for chunk in work_lists.chunks_mut(conc) {
-            let futs = chunk.iter_mut().map(|(ui, client)| {
-                let ui = *ui;
-                async move {
-                    let mut errors = 0usize;
-                    for i in (ui..n).step_by(u) {
-                        let Some(t) = &topics[i] else { continue };
-                        if client.send(t, b"touch").await.is_err() {
-                            errors += 1;
-                        }
-                    }
-                    errors
-                }
-            });
-            errors += join_all(futs).await.into_iter().sum::<usize>();
-        }
-        errors
-    });
-    let touch_seconds = touched.elapsed().as_secs_f64();
-    let after_touch = server.stats();
+    log("touching every topic once after the restart");
+    let restart_errors = sys.block_on(touch_all(&mut users, &topics, conc));
+    let after_restart_touch = server.stats();
     let report = IdleReport {
         mode: "idle",
         topics: n,
@@ -1203,14 +1198,46 @@ fn idle_mode(args: &Args, n: usize) -> Res<()> {
         rss_mib_fresh: mib(fresh.rss_kib),
         rss_mib_after_create: mib(after_create.rss_kib),
         hwm_mib_after_create: mib(after_create.hwm_kib),
-        rss_mib_after_restart: mib(after_restart.rss_kib),
         rss_mib_after_touch: mib(after_touch.rss_kib),
         hwm_mib_after_touch: mib(after_touch.hwm_kib),
         touch_seconds,
         touch_errors: errors,
+        rss_mib_after_restart: mib(after_restart.rss_kib),
+        rss_mib_after_restart_touch: mib(after_restart_touch.rss_kib),
+        hwm_mib_after_restart_touch: mib(after_restart_touch.hwm_kib),
+        restart_touch_errors: restart_errors,
         data_dir_mib: dir_size(&server.data_dir) as f64 / (1024.0 * 1024.0),
         loadavg_after: loadavg(),
     };
     server.stop()?;
     print_report(args.json, &report)
+}
+
+/// Posts one message into every topic through the client library (which reads the topic's
+/// log and checkpoint first); returns how many failed.
+async fn touch_all(users: &mut [Client], topics: &[Option<TopicId>], conc: usize) -> usize {
+    let n = topics.len();
+    let u = users.len();
+    let mut work_lists: Vec<(usize, &mut Client)> = users.iter_mut().enumerate().collect();
+    let mut errors = 0usize;
+    for chunk in work_lists.chunks_mut(conc.max(1)) {
+        let futs = chunk.iter_mut().map(|(ui, client)| {
+            let ui = *ui;
+            async move {
+                let mut errors = 0usize;
+                for i in (ui..n).step_by(u) {
+                    let Some(t) = &topics[i] else { continue };
+                    if let Err(e) = client.send(t, b"touch").await {
+                        if errors == 0 {
+                            log(format!("touch {t}: {e}"));
+                        }
+                        errors += 1;
+                    }
+                }
+                errors
+            }
+        });
+        errors += join_all(futs).await.into_iter().sum::<usize>();
+    }
+    errors
 }
