@@ -397,6 +397,21 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
+/// CPU pressure (`/proc/pressure/cpu`, "some" line: share of time some runnable task waited
+/// for a CPU, averaged over 10 s and 60 s): how much other work competed for the cores.
+fn cpu_pressure() -> String {
+    std::fs::read_to_string("/proc/pressure/cpu")
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_owned))
+        .map(|l| {
+            l.split_whitespace()
+                .filter(|f| f.starts_with("avg10=") || f.starts_with("avg60="))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 fn server_bin(args: &Args) -> Res<PathBuf> {
     if let Some(p) = &args.server_bin {
         return Ok(p.clone());
@@ -667,7 +682,7 @@ fn post_mode(args: &Args) -> Res<()> {
         args.size, args.posters
     ));
     barrier.wait();
-    let load_before = loadavg();
+    let load_before = format!("{} (cpu pressure {})", loadavg(), cpu_pressure());
     let before = server.stats();
     let gen_before = ProcStats::read(std::process::id());
     let start = Instant::now();
@@ -695,7 +710,7 @@ fn post_mode(args: &Args) -> Res<()> {
     let elapsed = start.elapsed();
     let after = server.stats();
     let gen_cpu = ProcStats::read(std::process::id()).cpu_secs - gen_before.cpu_secs;
-    let load_after = loadavg();
+    let load_after = format!("{} (cpu pressure {})", loadavg(), cpu_pressure());
     if let Some(p) = perf {
         stop_perf(p);
     }
@@ -1207,7 +1222,7 @@ fn idle_mode(args: &Args, n: usize) -> Res<()> {
         hwm_mib_after_restart_touch: mib(after_restart_touch.hwm_kib),
         restart_touch_errors: restart_errors,
         data_dir_mib: dir_size(&server.data_dir) as f64 / (1024.0 * 1024.0),
-        loadavg_after: loadavg(),
+        loadavg_after: format!("{} (cpu pressure {})", loadavg(), cpu_pressure()),
     };
     server.stop()?;
     print_report(args.json, &report)
