@@ -1256,3 +1256,41 @@ async fn touch_all(users: &mut [Client], topics: &[Option<TopicId>], conc: usize
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let p = percentiles(v);
+        assert_eq!(p.p50, 50.0);
+        assert_eq!(p.p90, 90.0);
+        assert_eq!(p.p99, 99.0);
+        assert_eq!(p.max, 100.0);
+        let one = percentiles(vec![Duration::from_millis(7)]);
+        assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
+        assert_eq!(percentiles(Vec::new()).max, 0.0);
+    }
+
+    #[test]
+    fn proc_stats_of_this_process() {
+        let s = ProcStats::read(std::process::id());
+        assert!(s.rss_kib > 0);
+        assert!(s.hwm_kib >= s.rss_kib);
+        assert!(s.cpu_secs >= 0.0);
+        // A process that does not exist reads as zeros, not a panic.
+        let none = ProcStats::read(u32::MAX);
+        assert_eq!(none.rss_kib, 0);
+    }
+
+    #[test]
+    fn topic_paths_are_percent_encoded() {
+        let topic: TopicId = "!aaaaaaaaaaaaaaaaaaaaaaaaaa:localhost".parse().unwrap();
+        assert_eq!(
+            topic_path(&topic, "/messages"),
+            "/v1/topics/%21aaaaaaaaaaaaaaaaaaaaaaaaaa%3Alocalhost/messages"
+        );
+    }
+}
