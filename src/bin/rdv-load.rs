@@ -662,6 +662,9 @@ fn post_mode(args: &Args) -> Res<()> {
     // Everyone waits here: the poster threads once their messages are encrypted, the watcher
     // thread once its streams are open, and this thread to start the clock.
     let barrier = Arc::new(Barrier::new(args.threads + 2));
+    // The poster threads meet here again when they are done, and keep their connections open
+    // until this thread has read the server side's socket counters.
+    let end = Arc::new(EndBarriers::new(args.threads + 1));
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let watcher = {
         let (barrier, url, trust) = (barrier.clone(), server.url.clone(), trust.clone());
@@ -673,8 +676,9 @@ fn post_mode(args: &Args) -> Res<()> {
     for plans in per_thread {
         let (barrier, url, trust) = (barrier.clone(), server.url.clone(), trust.clone());
         let (size, h2) = (args.size, args.h2);
+        let end = end.clone();
         handles.push(std::thread::spawn(move || {
-            poster_thread(url, trust, plans, size, h2, barrier, deadline)
+            poster_thread(url, trust, plans, size, h2, barrier, end, deadline)
         }));
     }
     log(format!(
@@ -696,6 +700,13 @@ fn post_mode(args: &Args) -> Res<()> {
         None => None,
     };
     log("posting");
+    end.done.wait();
+    let elapsed = start.elapsed();
+    let after = server.stats();
+    let gen_cpu = ProcStats::read(std::process::id()).cpu_secs - gen_before.cpu_secs;
+    let load_after = format!("{} (cpu pressure {})", loadavg(), cpu_pressure());
+    let wire = socket_bytes(&server.url);
+    end.release.wait();
     let mut result = PosterResult::default();
     for h in handles {
         let r = h.join().map_err(|_| "a poster thread panicked")??;
@@ -707,10 +718,6 @@ fn post_mode(args: &Args) -> Res<()> {
         result.body_bytes += r.body_bytes;
         result.header_bytes += r.header_bytes;
     }
-    let elapsed = start.elapsed();
-    let after = server.stats();
-    let gen_cpu = ProcStats::read(std::process::id()).cpu_secs - gen_before.cpu_secs;
-    let load_after = format!("{} (cpu pressure {})", loadavg(), cpu_pressure());
     if let Some(p) = perf {
         stop_perf(p);
     }
@@ -729,6 +736,7 @@ fn post_mode(args: &Args) -> Res<()> {
         &after,
         (load_before, load_after),
         gen_cpu,
+        wire,
     );
     server.stop()?;
     print_report(args.json, &report)
@@ -769,6 +777,7 @@ fn poster_thread(
     size: usize,
     h2: bool,
     barrier: Arc<Barrier>,
+    end: Arc<EndBarriers>,
     deadline: Option<Duration>,
 ) -> Res<PosterResult> {
     // Encrypt before the clock starts: the generator should spend its CPU on the wire.
@@ -796,10 +805,18 @@ fn poster_thread(
         prepared.push((s.clone(), bodies));
     }
     barrier.wait();
-    if let Some(f) = failure {
-        return Err(f);
-    }
-    let mut tls = client_config(&trust).map_err(|e| e.to_string())?;
+    let tls = match (failure, client_config(&trust)) {
+        (None, Ok(tls)) => tls,
+        (Some(f), _) => {
+            end.wait();
+            return Err(f);
+        }
+        (None, Err(e)) => {
+            end.wait();
+            return Err(e.to_string());
+        }
+    };
+    let mut tls = tls;
     if h2 {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     }
@@ -834,6 +851,8 @@ fn poster_thread(
                         + format!("host: {host}\r\n").len()
                         + format!("authorization: {auth}\r\n").len()
                         + "content-type: application/cbor\r\n".len()
+                        // awc asks for no compression unless built with a compression feature.
+                        + "accept-encoding: identity\r\n".len()
                         + format!("content-length: {}\r\n", body.len()).len()
                         + 2) as u64;
                     r.body_bytes += body.len() as u64;
@@ -866,8 +885,54 @@ fn poster_thread(
             out.body_bytes += r.body_bytes;
             out.header_bytes += r.header_bytes;
         }
+        // Connections stay open (the client is alive) until the socket counters are read.
+        end.wait();
+        drop(client);
         Ok(out)
     })
+}
+
+/// Where poster threads wait when they are done ([`EndBarriers::done`]) and until the main
+/// thread has read the socket counters ([`EndBarriers::release`]).
+struct EndBarriers {
+    done: Barrier,
+    release: Barrier,
+}
+
+impl EndBarriers {
+    fn new(n: usize) -> Self {
+        EndBarriers {
+            done: Barrier::new(n),
+            release: Barrier::new(n),
+        }
+    }
+
+    fn wait(&self) {
+        self.done.wait();
+        self.release.wait();
+    }
+}
+
+/// Bytes received and sent by the server's established sockets on the client API port, from
+/// `ss -tin` (`bytes_received`, `bytes_acked`), or `None` if `ss` is not available.
+fn socket_bytes(url: &str) -> Option<(u64, u64)> {
+    let port = url.rsplit(':').next()?;
+    let out = Command::new("ss")
+        .args(["-tinH", "state", "established"])
+        .arg(format!("( sport = :{port} )"))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sum = |key: &str| -> u64 {
+        text.split_whitespace()
+            .filter_map(|f| f.strip_prefix(key))
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum()
+    };
+    Some((sum("bytes_received:"), sum("bytes_acked:")))
 }
 
 /// Posts one message; its log index, or why not.
@@ -969,6 +1034,11 @@ struct PostReport {
     body_bytes_per_msg: f64,
     header_bytes_per_msg: f64,
     request_bytes_per_msg: f64,
+    /// Bytes the server's sockets received (TLS records, handshakes included) per accepted
+    /// message, from `ss -ti` while the connections were still open.
+    wire_bytes_in_per_msg: Option<f64>,
+    /// Bytes the server's sockets sent (answers and WebSocket frames) per accepted message.
+    wire_bytes_out_per_msg: Option<f64>,
     server_rss_mib_before: f64,
     server_rss_mib_after: f64,
     server_hwm_mib: f64,
@@ -1020,6 +1090,7 @@ fn post_report(
     after: &ProcStats,
     load: (String, String),
     generator_cpu_secs: f64,
+    wire: Option<(u64, u64)>,
 ) -> PostReport {
     let n = r.samples.len();
     let sent: HashMap<(u32, u64), Instant> = r
@@ -1073,6 +1144,8 @@ fn post_report(
         server_cpu_cores: cpu / elapsed.as_secs_f64(),
         server_cpu_us_per_msg: per_msg(cpu * 1e6),
         generator_cpu_secs,
+        wire_bytes_in_per_msg: wire.map(|(rx, _)| per_msg(rx as f64)),
+        wire_bytes_out_per_msg: wire.map(|(_, tx)| per_msg(tx as f64)),
         generator_cpu_cores: generator_cpu_secs / elapsed.as_secs_f64(),
         loadavg_before: load.0,
         loadavg_after: load.1,
