@@ -678,7 +678,14 @@ fn post_mode(args: &Args) -> Res<()> {
         let (size, h2) = (args.size, args.h2);
         let end = end.clone();
         handles.push(std::thread::spawn(move || {
-            poster_thread(url, trust, plans, size, h2, barrier, end, deadline)
+            let settings = PosterSettings {
+                url,
+                trust,
+                size,
+                h2,
+                deadline,
+            };
+            poster_thread(settings, plans, barrier, end)
         }));
     }
     log(format!(
@@ -770,16 +777,28 @@ fn stop_perf(mut child: Child) {
     let _ = child.wait();
 }
 
-fn poster_thread(
+/// What every poster thread is told.
+struct PosterSettings {
     url: String,
     trust: Trust,
-    plans: Vec<PosterPlan>,
     size: usize,
     h2: bool,
+    deadline: Option<Duration>,
+}
+
+fn poster_thread(
+    settings: PosterSettings,
+    plans: Vec<PosterPlan>,
     barrier: Arc<Barrier>,
     end: Arc<EndBarriers>,
-    deadline: Option<Duration>,
 ) -> Res<PosterResult> {
+    let PosterSettings {
+        url,
+        trust,
+        size,
+        h2,
+        deadline,
+    } = settings;
     // Encrypt before the clock starts: the generator should spend its CPU on the wire.
     let plaintext = vec![b'x'; size];
     let mut prepared = Vec::with_capacity(plans.len());
