@@ -519,6 +519,7 @@ impl Listener {
             push: Arc::new(rendezvous::server::push::PushHub::new().0),
             metrics: Default::default(),
             outbound: None,
+            auth_cache: Default::default(),
         });
         let inbound =
             actix_web::web::Data::new(Inbound::new(policy, keys, CountingSink(applied.clone())));

@@ -97,6 +97,7 @@ async fn set_disabled(
         ));
     }
     state.store.sync().await?;
+    state.forget_user(&user);
     tracing::info!(%user, disabled, "user updated by the operator");
     Ok(HttpResponse::Ok().json(json!({ "user": user.as_str(), "disabled": disabled })))
 }

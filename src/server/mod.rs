@@ -130,6 +130,7 @@ pub async fn run(
         topics: TopicHost::default(),
         push: hub.clone(),
         metrics: Metrics::default(),
+        auth_cache: Default::default(),
         outbound: outbound.as_ref().map(|(o, _)| o.clone()),
     });
 

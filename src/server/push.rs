@@ -25,6 +25,9 @@ struct Connection {
     frames: mpsc::Sender<Vec<u8>>,
 }
 
+/// A user's wake-up endpoints: `(device, url)`.
+type Endpoints = std::sync::Arc<Vec<([u8; 32], String)>>;
+
 /// Connected devices by user, and the wake-up queue.
 pub struct PushHub {
     connections: Mutex<HashMap<UserId, Vec<Connection>>>,
@@ -32,6 +35,9 @@ pub struct PushHub {
     wake: mpsc::UnboundedSender<String>,
     pending_wakes: Mutex<HashSet<String>>,
     connected: AtomicU64,
+    /// Wake-up endpoints by user, `(device, url)`, loaded from the store on first use and
+    /// forgotten whenever a device or endpoint of the user changes.
+    endpoints: Mutex<HashMap<UserId, Endpoints>>,
 }
 
 impl std::fmt::Debug for PushHub {
@@ -57,6 +63,7 @@ impl PushHub {
                 wake,
                 pending_wakes: Mutex::new(HashSet::new()),
                 connected: AtomicU64::new(0),
+                endpoints: Mutex::new(HashMap::new()),
             },
             rx,
         )
@@ -101,6 +108,28 @@ impl PushHub {
             self.connected
                 .fetch_sub((before - list.len()) as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Forgets the cached wake-up endpoints of `user` (a device or endpoint changed).
+    pub fn forget_endpoints(&self, user: &UserId) {
+        lock(&self.endpoints).remove(user);
+    }
+
+    fn endpoints_of(&self, store: &Store, user: &UserId) -> Endpoints {
+        if let Some(e) = lock(&self.endpoints).get(user) {
+            return e.clone();
+        }
+        let mut list = Vec::new();
+        if let Ok(devices) = store.devices(user) {
+            for d in devices {
+                if let Ok(Some(url)) = store.push_endpoint(user, d.device_key) {
+                    list.push((d.device_key, url));
+                }
+            }
+        }
+        let list = std::sync::Arc::new(list);
+        lock(&self.endpoints).insert(user.clone(), list.clone());
+        list
     }
 
     /// Number of open connections.
@@ -152,17 +181,12 @@ impl PushHub {
             }
         }
         for (user, connected) in to_wake {
-            let Ok(devices) = store.devices(&user) else {
-                continue;
-            };
-            for d in devices {
-                if connected.contains(&d.device_key) {
+            for (device, url) in self.endpoints_of(store, &user).iter() {
+                if connected.contains(device) {
                     continue;
                 }
-                if let Ok(Some(url)) = store.push_endpoint(&user, d.device_key)
-                    && lock(&self.pending_wakes).insert(url.clone())
-                {
-                    let _ = self.wake.send(url);
+                if lock(&self.pending_wakes).insert(url.clone()) {
+                    let _ = self.wake.send(url.clone());
                 }
             }
         }

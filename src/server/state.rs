@@ -1,8 +1,10 @@
 //! The state every handler gets (`web::Data<AppState>`), and the caller of an authenticated
 //! request.
 
+use std::collections::HashMap;
 use std::future::{Ready, ready};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
@@ -35,11 +37,46 @@ pub struct AppState {
     pub push: Arc<PushHub>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Recently checked tokens, so a busy device is not looked up in the store on every request.
+    pub auth_cache: AuthCache,
     /// Outbound federation queues; `None` when `federation.enabled` is false.
     pub outbound: Option<Arc<Outbound>>,
 }
 
+/// Tokens checked in the last [`AUTH_CACHE_SECS`] seconds, by hash. Revoking a device or
+/// disabling a user removes their entries at once, so the cache never outlives a lock-out.
+#[derive(Debug, Default)]
+pub struct AuthCache(Mutex<HashMap<[u8; 32], CachedLogin>>);
+
+/// A checked token: who it is, when it expires, when it was checked.
+type CachedLogin = (Caller, u64, Instant);
+
+/// How long a checked token is trusted without looking at the store again.
+pub const AUTH_CACHE_SECS: u64 = 30;
+/// Most cached tokens (the cache is cleared when it would grow past this).
+const AUTH_CACHE_MAX: usize = 100_000;
+
+impl AuthCache {
+    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], CachedLogin>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl AppState {
+    /// Forgets cached logins of a device (it was revoked).
+    pub fn forget_device(&self, user: &UserId, device: &[u8; 32]) {
+        self.auth_cache
+            .lock()
+            .retain(|_, (c, _, _)| !(c.user == *user && c.device == *device));
+    }
+
+    /// Forgets cached logins of a user (disabled or enabled by the operator).
+    pub fn forget_user(&self, user: &UserId) {
+        self.auth_cache
+            .lock()
+            .retain(|_, (c, _, _)| c.user != *user);
+    }
+
     /// What an append needs.
     pub fn append_context(&self) -> AppendContext<'_> {
         AppendContext {
@@ -94,11 +131,18 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let token = header
         .strip_prefix("Bearer ")
         .ok_or_else(|| unauthorized("expected 'Authorization: Bearer <token>'"))?;
+    let hash = token_hash(token);
+    let now = now();
+    if let Some((caller, expires, checked)) = state.auth_cache.lock().get(&hash).cloned()
+        && expires > now
+        && checked.elapsed().as_secs() < AUTH_CACHE_SECS
+    {
+        return Ok(caller);
+    }
     let (user, device, expires) = state
         .store
-        .token(token_hash(token))?
+        .token(hash)?
         .ok_or_else(|| unauthorized("unknown token"))?;
-    let now = now();
     if expires <= now {
         return Err(unauthorized("token expired"));
     }
@@ -116,5 +160,11 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         None => return Err(unauthorized("unknown user")),
     }
     state.store.touch_device(&user, device, now)?;
-    Ok(Caller { user, device })
+    let caller = Caller { user, device };
+    let mut cache = state.auth_cache.lock();
+    if cache.len() >= AUTH_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(hash, (caller.clone(), expires, Instant::now()));
+    Ok(caller)
 }

@@ -3,7 +3,7 @@
 //! Each hosted topic is kept in memory as its [`TopicState`] and the [`Frontier`] of its tag log
 //! (O(log n) hashes), loaded lazily from the store by replaying only its changes. An append
 //! checks the entry with the shared state machine under the topic's lock, writes the entry, its
-//! tag, its new log nodes and membership changes in one atomic store write, signs a checkpoint,
+//! tag, its new log nodes and membership changes in one atomic store write, records it as pending,
 //! and releases the lock; the answer waits for the group flush that makes it durable. Entries are
 //! pushed to connected devices in log order, once durable.
 
@@ -28,21 +28,19 @@ pub struct HostedTopic {
     pub state: TopicState,
     /// The tag log's compact range.
     pub frontier: Frontier,
-    /// Next index to hand to subscribers.
-    published: u64,
-    /// Durable entries waiting for an earlier one before they can be published.
-    ready: BTreeMap<u64, Vec<u8>>,
+    /// Entries appended but not yet known durable: `index -> (entry, frontier after it)`.
+    pending: BTreeMap<u64, (Vec<u8>, Frontier)>,
+    /// The frontier of the longest prefix known durable (what checkpoints may vouch for).
+    durable: Frontier,
+    /// The last signed checkpoint note and its size (re-used until the durable size grows).
+    signed: Option<(u64, String)>,
 }
 
-/// An accepted entry.
-#[derive(Debug, Clone)]
+/// An accepted entry, not yet known durable.
+#[derive(Debug, Clone, Copy)]
 pub struct Appended {
     /// Its log index.
     pub index: u64,
-    /// The signed checkpoint note including it.
-    pub checkpoint: String,
-    /// The entry's wire form.
-    pub entry: Vec<u8>,
 }
 
 /// Entries that became publishable, in log order, with the users to send them to.
@@ -109,8 +107,9 @@ impl TopicHost {
         let hosted = Arc::new(Mutex::new(HostedTopic {
             state,
             frontier: tree.frontier().clone(),
-            published: size,
-            ready: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            durable: tree.frontier().clone(),
+            signed: None,
         }));
         Ok(lock(&self.topics)
             .entry(topic.clone())
@@ -124,7 +123,7 @@ impl TopicHost {
         ctx: &AppendContext<'_>,
         bytes: &[u8],
         caller: &UserId,
-    ) -> ApiResult<Appended> {
+    ) -> ApiResult<(TopicId, Appended)> {
         let signed = Signed::<TopicChange>::from_wire(bytes)?;
         let draft = signed.decode_unverified()?;
         if draft.topic.server() != *ctx.server_name {
@@ -147,13 +146,14 @@ impl TopicHost {
         let mut hosted = HostedTopic {
             state: outcome.next.clone(),
             frontier: Frontier::new(),
-            published: 0,
-            ready: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            durable: Frontier::new(),
+            signed: None,
         };
         let appended = append_change_entry(ctx, &topic, &mut hosted, None, &outcome)?;
         let mut map = lock(&self.topics);
-        map.insert(topic, Arc::new(Mutex::new(hosted)));
-        Ok(appended)
+        map.insert(topic.clone(), Arc::new(Mutex::new(hosted)));
+        Ok((topic, appended))
     }
 
     /// Checks and appends a change by `caller`.
@@ -230,48 +230,46 @@ impl TopicHost {
             },
         )?;
         t.state.append_message(&msg)?;
+        t.pending.insert(index, (entry, frontier.clone()));
         t.frontier = frontier;
-        let checkpoint = sign_checkpoint(ctx, topic, &t.frontier)?;
-        Ok(Appended {
-            index,
-            checkpoint,
-            entry,
-        })
+        Ok(Appended { index })
     }
 
-    /// Marks `appended` durable and returns what can now be published, in log order.
+    /// Called once `appended`'s writes are durable (the caller's `sync` returned). Every entry
+    /// up to it was written before it, so it is durable too: they are published in log order,
+    /// and the returned checkpoint — signed once per durable size, shared by every request the
+    /// same flush answered — vouches for exactly the durable prefix, never for an entry a crash
+    /// could still lose.
     pub fn durable(
         &self,
-        store: &Store,
+        ctx: &AppendContext<'_>,
         topic: &TopicId,
-        appended: &Appended,
-    ) -> ApiResult<Publish> {
-        let hosted = self.get(store, topic)?;
+        appended: Appended,
+    ) -> ApiResult<(Publish, String)> {
+        let hosted = self.get(ctx.store, topic)?;
         let mut t = lock(&hosted);
-        t.ready.insert(appended.index, appended.entry.clone());
         let mut out = Publish {
             topic: Some(topic.clone()),
             entries: Vec::new(),
             members: t.state.members().values().map(|m| m.user.clone()).collect(),
         };
-        loop {
-            let next = t.published;
-            match t.ready.remove(&next) {
-                Some(entry) => {
-                    out.entries.push((next, entry));
-                    t.published = next + 1;
-                }
-                None => break,
+        while let Some(entry) = t.pending.first_entry() {
+            if *entry.key() > appended.index {
+                break;
             }
+            let (index, (bytes, frontier)) = entry.remove_entry();
+            out.entries.push((index, bytes));
+            t.durable = frontier;
         }
-        Ok(out)
+        let checkpoint = signed_checkpoint(ctx, topic, &mut t)?;
+        Ok((out, checkpoint))
     }
 
-    /// The signed checkpoint of the topic's current log.
+    /// The signed checkpoint of the topic's durable log.
     pub fn checkpoint(&self, ctx: &AppendContext<'_>, topic: &TopicId) -> ApiResult<String> {
         let hosted = self.get(ctx.store, topic)?;
-        let t = lock(&hosted);
-        sign_checkpoint(ctx, topic, &t.frontier)
+        let mut t = lock(&hosted);
+        signed_checkpoint(ctx, topic, &mut t)
     }
 
     /// A snapshot of the topic's state.
@@ -377,13 +375,26 @@ fn append_change_entry(
         },
     )?;
     t.state = outcome.next.clone();
+    t.pending.insert(index, (entry, frontier.clone()));
     t.frontier = frontier;
-    let checkpoint = sign_checkpoint(ctx, topic, &t.frontier)?;
-    Ok(Appended {
-        index,
-        checkpoint,
-        entry,
-    })
+    Ok(Appended { index })
+}
+
+/// The checkpoint of the durable prefix: the cached one while the durable size has not grown.
+fn signed_checkpoint(
+    ctx: &AppendContext<'_>,
+    topic: &TopicId,
+    t: &mut HostedTopic,
+) -> ApiResult<String> {
+    let size = t.durable.size().0;
+    if let Some((signed_size, note)) = &t.signed
+        && *signed_size == size
+    {
+        return Ok(note.clone());
+    }
+    let note = sign_checkpoint(ctx, topic, &t.durable)?;
+    t.signed = Some((size, note.clone()));
+    Ok(note)
 }
 
 fn sign_checkpoint(

@@ -84,7 +84,18 @@ impl TestServer {
         config.client_api.listen = addr;
         config.admin.listen = admin_addr;
         let federation = configure(&mut config);
-        let (identity, store) = server::prepare(&config).unwrap();
+        // A server stopped a moment ago may still hold the database lock in a worker thread.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (identity, store) = loop {
+            match server::prepare(&config) {
+                Ok(ready) => break ready,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("server does not start: {e}"),
+            }
+        };
         let fingerprint = identity.fingerprint.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let listeners = Listeners {
@@ -172,4 +183,19 @@ pub async fn register(
     )
     .await
     .unwrap()
+}
+
+/// Opens a stopped server's store, waiting for its worker threads to let go of the database lock.
+pub fn open_store_when_free(path: &Path) -> rendezvous::server::store::Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match rendezvous::server::store::Store::open(path) {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("store still locked: {e}"),
+        }
+    }
 }

@@ -111,6 +111,7 @@ async fn add_device(
         .store
         .add_device(&user, cert.device_key.to_bytes(), &r.device_cert, now())?;
     state.store.sync().await?;
+    state.push.forget_endpoints(&user);
     tracing::info!(%user, "device added");
     Ok(cbor_response(&Empty::default()))
 }
@@ -148,6 +149,8 @@ async fn revoke_device(
     }
     state.store.sync().await?;
     state.push.disconnect_device(&user, &device);
+    state.push.forget_endpoints(&user);
+    state.forget_device(&user, &device);
     tracing::info!(%user, "device revoked");
     Ok(cbor_response(&Empty::default()))
 }

@@ -73,11 +73,13 @@ async fn register_push(
         .store
         .set_push(&caller.user, caller.device, Some(r.url))?;
     state.store.sync().await?;
+    state.push.forget_endpoints(&caller.user);
     Ok(cbor_response(&Empty::default()))
 }
 
 async fn remove_push(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state.store.set_push(&caller.user, caller.device, None)?;
     state.store.sync().await?;
+    state.push.forget_endpoints(&caller.user);
     Ok(cbor_response(&Empty::default()))
 }

@@ -50,15 +50,18 @@ fn check_len(body: &[u8], limit: usize) -> ApiResult<()> {
     Ok(())
 }
 
-/// After an append: wait for durability, then publish what became publishable, then answer.
+/// After an append: wait for durability, publish what became durable (in log order), and
+/// answer with a checkpoint of the durable log, which includes the entry.
 async fn finish(state: &AppState, topic: &TopicId, appended: Appended) -> ApiResult<HttpResponse> {
     state.store.sync().await?;
-    let publish = state.topics.durable(&state.store, topic, &appended)?;
+    let (publish, checkpoint) = state
+        .topics
+        .durable(&state.append_context(), topic, appended)?;
     state.push.publish(&state.store, &publish);
     Ok(cbor_response(&AppendResponse {
         version: VERSION,
         index: appended.index,
-        checkpoint: appended.checkpoint,
+        checkpoint,
     }))
 }
 
@@ -70,27 +73,12 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
-    let appended = state
+    let (topic, appended) = state
         .topics
         .create(&state.append_context(), &body, &caller.user)?;
-    let topic = topic_of_entry(&appended)?;
     state.metrics.changes.inc();
     state.metrics.topics_created.inc();
     finish(&state, &topic, appended).await
-}
-
-fn topic_of_entry(appended: &Appended) -> ApiResult<TopicId> {
-    let entry = crate::topic::LogEntry::from_wire(&appended.entry)
-        .map_err(|e| ApiError::internal("entry", e))?;
-    match entry.parse().map_err(|e| ApiError::internal("entry", e))? {
-        crate::topic::ParsedEntry::Change(c) => Ok(c
-            .decode_unverified()
-            .map_err(|e| ApiError::internal("entry", e))?
-            .topic),
-        crate::topic::ParsedEntry::Message(_) => {
-            Err(ApiError::internal("entry", "create is a message"))
-        }
-    }
 }
 
 async fn change(
