@@ -2,3 +2,5 @@
 //! the mutual-TLS listener that receives transactions, and the persistent outbound queues.
 //! The protocol objects themselves (events, transactions, key documents) are in
 //! [`crate::federation`].
+
+pub mod discovery;

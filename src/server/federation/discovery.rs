@@ -1,0 +1,1101 @@
+//! Discovery of a peer homeserver's address (`federation-spec/federation-api.md` §7).
+//!
+//! [`Discovery::resolve`] turns a [`ServerName`] into the [`Endpoint`]s to try, in order:
+//! a static override from the configuration; an explicit `host:port` in the name; the SRV record
+//! `_rendezvous._tcp.<host>`; and last the A/AAAA records of the host on [`DEFAULT_PORT`].
+//! Every endpoint's [`Endpoint::tls_name`] is the server name's host: the peer's certificate must
+//! be valid for the server name, never merely for an SRV target or an override.
+//!
+//! DNS answers are cached here, not in the resolver library, so that expiry follows an
+//! injectable [`Clock`]: positive answers for their TTL capped at [`MAX_CACHE_AGE`], negative
+//! answers (NXDOMAIN, no records) for [`NEGATIVE_CACHE_TTL`]. Timeouts and server failures are
+//! not cached: the outbound queue's backoff decides when to ask again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+
+use crate::ids::ServerName;
+use crate::server::config;
+
+/// The federation port used when neither the name nor an SRV record gives one.
+pub const DEFAULT_PORT: u16 = 8448;
+/// The SRV service and protocol labels put before the host.
+pub const SRV_PREFIX: &str = "_rendezvous._tcp.";
+/// The longest a positive answer is kept, whatever its TTL.
+pub const MAX_CACHE_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a negative answer (NXDOMAIN, no records of the type) is kept.
+pub const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+/// The longest a single DNS lookup may take.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Cached answers kept at most; beyond this, expired ones are dropped first, then any.
+pub const MAX_CACHE_ENTRIES: usize = 10_000;
+
+/// Why a server name could not be resolved, or the discovery could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoveryError {
+    /// DNS says the name has no usable records (NXDOMAIN, no A/AAAA, or an SRV target of `.`).
+    #[error("no address found for {name}")]
+    NotFound {
+        /// The DNS name that was looked up.
+        name: String,
+    },
+    /// A lookup did not finish in time.
+    #[error("DNS lookup of {name} timed out after {after:?}")]
+    Timeout {
+        /// The DNS name that was looked up.
+        name: String,
+        /// The time limit that was reached.
+        after: Duration,
+    },
+    /// The resolver failed in another way (server failure, refused, I/O).
+    #[error("DNS lookup of {name} failed: {detail}")]
+    Dns {
+        /// The DNS name that was looked up.
+        name: String,
+        /// The resolver's description of the failure.
+        detail: String,
+    },
+    /// A configured override is not `server name -> host:port`.
+    #[error(
+        "invalid federation override {name:?} -> {value:?}: expected a server name -> host:port"
+    )]
+    InvalidOverride {
+        /// The override's key.
+        name: String,
+        /// The override's value.
+        value: String,
+    },
+    /// The system's resolver configuration could not be read.
+    #[error("cannot read the system resolver configuration: {0}")]
+    SystemConfig(String),
+}
+
+/// One address to try for a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The host that was connected to: an SRV target, an override's host, the server name's
+    /// host, or an IP literal.
+    pub host: String,
+    /// The socket address to connect to.
+    pub addr: SocketAddr,
+    /// The name the peer's TLS certificate must be valid for (SNI and verification): always the
+    /// server name's host.
+    pub tls_name: String,
+}
+
+/// A source of the current time, so that cache expiry can be tested without sleeping.
+pub trait Clock: Send + Sync {
+    /// The current instant.
+    fn now(&self) -> Instant;
+}
+
+/// The real monotonic clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Resolves peer server names to endpoints, with a cache.
+pub struct Discovery {
+    resolver: TokioResolver,
+    overrides: BTreeMap<ServerName, Override>,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+    cache: Mutex<HashMap<CacheKey, CacheEntry>>,
+}
+
+impl fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Discovery")
+            .field("overrides", &self.overrides)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A parsed `host:port` override.
+#[derive(Debug, Clone)]
+struct Override {
+    host: String,
+    port: u16,
+    /// Set when the host is an IP literal: no lookup needed.
+    addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CacheKey {
+    Srv(String),
+    Ip(String),
+}
+
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    answer: Answer,
+    expires: Instant,
+}
+
+/// A cacheable DNS answer: records, or the statement that there are none.
+#[derive(Debug, Clone)]
+enum Answer {
+    Srv(Vec<SrvRecord>),
+    Ip(Vec<IpAddr>),
+    Negative,
+}
+
+/// The fields of an SRV record that discovery uses (RFC 2782).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SrvRecord {
+    priority: u16,
+    weight: u16,
+    port: u16,
+    /// Fully qualified, with the trailing dot.
+    target: String,
+}
+
+impl Discovery {
+    /// Builds the discovery from the federation configuration: its nameservers (the system's
+    /// resolver configuration when there are none) and its static overrides.
+    pub fn new(config: &config::Federation) -> Result<Self, DiscoveryError> {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// As [`Discovery::new`], with the clock that decides cache expiry.
+    pub fn with_clock(
+        config: &config::Federation,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, DiscoveryError> {
+        let overrides = config
+            .overrides
+            .iter()
+            .map(|(name, value)| parse_override(name, value))
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        Ok(Discovery {
+            resolver: build_resolver(&config.nameservers)?,
+            overrides,
+            clock,
+            timeout: LOOKUP_TIMEOUT,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Replaces the per-lookup time limit ([`LOOKUP_TIMEOUT`] by default).
+    pub fn with_lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The endpoints to try for `name`, in order (`federation-api.md` §7). Never empty.
+    pub async fn resolve(&self, name: &ServerName) -> Result<Vec<Endpoint>, DiscoveryError> {
+        let tls_name = name.host().to_owned();
+        // 1. A static override, as given.
+        if let Some(o) = self.overrides.get(name) {
+            return match o.addr {
+                Some(addr) => Ok(vec![Endpoint {
+                    host: o.host.clone(),
+                    addr,
+                    tls_name,
+                }]),
+                None => self.host_endpoints(&o.host, o.port, &tls_name).await,
+            };
+        }
+        let host = name.host();
+        let explicit_port = name.port();
+        // An IP literal has no SRV record: its port, or the default one.
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![Endpoint {
+                host: host.to_owned(),
+                addr: SocketAddr::new(ip, explicit_port.unwrap_or(DEFAULT_PORT)),
+                tls_name,
+            }]);
+        }
+        // 2. An explicit port skips SRV.
+        if let Some(port) = explicit_port {
+            return self.host_endpoints(host, port, &tls_name).await;
+        }
+        // 3. SRV, targets by priority and weight.
+        let srv_name = format!("{SRV_PREFIX}{host}.");
+        match self.srv(&srv_name).await? {
+            Some(records) => {
+                // RFC 2782: a single record with target "." means "no service here".
+                if records.len() == 1 && records.iter().all(|r| r.target == ".") {
+                    return Err(DiscoveryError::NotFound { name: srv_name });
+                }
+                let ordered = order_srv(records, &mut random_below_or_eq);
+                self.srv_endpoints(&ordered, &tls_name).await
+            }
+            // 4. No SRV: the host's addresses on the default port.
+            None => self.host_endpoints(host, DEFAULT_PORT, &tls_name).await,
+        }
+    }
+
+    /// Endpoints for SRV targets in the given order; a target without addresses is skipped.
+    async fn srv_endpoints(
+        &self,
+        ordered: &[SrvRecord],
+        tls_name: &str,
+    ) -> Result<Vec<Endpoint>, DiscoveryError> {
+        let mut endpoints = Vec::new();
+        let mut first_error = None;
+        for record in ordered {
+            if record.target == "." {
+                continue;
+            }
+            let host = record.target.trim_end_matches('.');
+            match self.host_endpoints(host, record.port, tls_name).await {
+                Ok(found) => endpoints.extend(found),
+                Err(e) => {
+                    tracing::debug!(target = host, error = %e, "SRV target skipped");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (endpoints.is_empty(), first_error) {
+            (true, Some(e)) => Err(e),
+            (true, None) => Err(DiscoveryError::NotFound {
+                name: tls_name.to_owned(),
+            }),
+            (false, _) => Ok(endpoints),
+        }
+    }
+
+    /// The A/AAAA addresses of `host` (no trailing dot) with `port`.
+    async fn host_endpoints(
+        &self,
+        host: &str,
+        port: u16,
+        tls_name: &str,
+    ) -> Result<Vec<Endpoint>, DiscoveryError> {
+        let fqdn = format!("{host}.");
+        let ips = self.ips(&fqdn).await?;
+        Ok(ips
+            .into_iter()
+            .map(|ip| Endpoint {
+                host: host.to_owned(),
+                addr: SocketAddr::new(ip, port),
+                tls_name: tls_name.to_owned(),
+            })
+            .collect())
+    }
+
+    /// The SRV records of `fqdn`, or `None` when there are none.
+    async fn srv(&self, fqdn: &str) -> Result<Option<Vec<SrvRecord>>, DiscoveryError> {
+        let key = CacheKey::Srv(fqdn.to_owned());
+        let answer = match self.cached(&key) {
+            Some(answer) => answer,
+            None => {
+                let looked_up = self
+                    .with_timeout(fqdn, self.resolver.srv_lookup(fqdn))
+                    .await;
+                let (answer, ttl) = match looked_up {
+                    Ok(lookup) => {
+                        let mut ttl = MAX_CACHE_AGE;
+                        let mut records = Vec::new();
+                        for record in lookup.answers() {
+                            if let RData::SRV(srv) = &record.data {
+                                ttl = ttl.min(Duration::from_secs(record.ttl.into()));
+                                records.push(SrvRecord {
+                                    priority: srv.priority,
+                                    weight: srv.weight,
+                                    port: srv.port,
+                                    target: srv.target.to_ascii(),
+                                });
+                            }
+                        }
+                        if records.is_empty() {
+                            (Answer::Negative, NEGATIVE_CACHE_TTL)
+                        } else {
+                            (Answer::Srv(records), ttl)
+                        }
+                    }
+                    Err(e) => (
+                        negative_or_error(fqdn, e, self.timeout)?,
+                        NEGATIVE_CACHE_TTL,
+                    ),
+                };
+                self.store(key, answer.clone(), ttl);
+                answer
+            }
+        };
+        match answer {
+            Answer::Srv(records) => Ok(Some(records)),
+            Answer::Ip(_) | Answer::Negative => Ok(None),
+        }
+    }
+
+    /// The A and AAAA addresses of `fqdn`; [`DiscoveryError::NotFound`] when there are none.
+    async fn ips(&self, fqdn: &str) -> Result<Vec<IpAddr>, DiscoveryError> {
+        let key = CacheKey::Ip(fqdn.to_owned());
+        let answer = match self.cached(&key) {
+            Some(answer) => answer,
+            None => {
+                let looked_up = self.with_timeout(fqdn, self.resolver.lookup_ip(fqdn)).await;
+                let (answer, ttl) = match looked_up {
+                    Ok(lookup) => {
+                        let ttl = lookup
+                            .as_lookup()
+                            .answers()
+                            .iter()
+                            .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+                            .map(|r| Duration::from_secs(r.ttl.into()))
+                            .fold(MAX_CACHE_AGE, Duration::min);
+                        let ips: Vec<IpAddr> = lookup.iter().collect();
+                        if ips.is_empty() {
+                            (Answer::Negative, NEGATIVE_CACHE_TTL)
+                        } else {
+                            (Answer::Ip(ips), ttl)
+                        }
+                    }
+                    Err(e) => (
+                        negative_or_error(fqdn, e, self.timeout)?,
+                        NEGATIVE_CACHE_TTL,
+                    ),
+                };
+                self.store(key, answer.clone(), ttl);
+                answer
+            }
+        };
+        match answer {
+            Answer::Ip(ips) => Ok(ips),
+            Answer::Srv(_) | Answer::Negative => Err(DiscoveryError::NotFound {
+                name: fqdn.trim_end_matches('.').to_owned(),
+            }),
+        }
+    }
+
+    async fn with_timeout<T>(
+        &self,
+        name: &str,
+        lookup: impl Future<Output = Result<T, NetError>>,
+    ) -> Result<T, NetError> {
+        match tokio::time::timeout(self.timeout, lookup).await {
+            Ok(result) => result,
+            Err(_) => Err(NetError::Timeout),
+        }
+        .inspect_err(|e| tracing::debug!(name, error = %e, "DNS lookup failed"))
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<Answer> {
+        let now = self.clock.now();
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .get(key)
+            .filter(|entry| now < entry.expires)
+            .map(|entry| entry.answer.clone())
+    }
+
+    fn store(&self, key: CacheKey, answer: Answer, ttl: Duration) {
+        let now = self.clock.now();
+        let expires = now + ttl.min(MAX_CACHE_AGE);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHE_ENTRIES && !cache.contains_key(&key) {
+            cache.retain(|_, entry| now < entry.expires);
+            if cache.len() >= MAX_CACHE_ENTRIES {
+                let victim = cache.keys().next().cloned();
+                if let Some(victim) = victim {
+                    cache.remove(&victim);
+                }
+            }
+        }
+        cache.insert(key, CacheEntry { answer, expires });
+    }
+}
+
+/// A negative answer to cache, or the error to return (timeouts and failures are not cached).
+fn negative_or_error(name: &str, e: NetError, after: Duration) -> Result<Answer, DiscoveryError> {
+    let name = name.trim_end_matches('.').to_owned();
+    if e.is_no_records_found() || e.is_nx_domain() {
+        Ok(Answer::Negative)
+    } else if matches!(e, NetError::Timeout) {
+        Err(DiscoveryError::Timeout { name, after })
+    } else {
+        Err(DiscoveryError::Dns {
+            name,
+            detail: e.to_string(),
+        })
+    }
+}
+
+fn build_resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, DiscoveryError> {
+    let mut builder = if nameservers.is_empty() {
+        TokioResolver::builder_tokio().map_err(|e| DiscoveryError::SystemConfig(e.to_string()))?
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|addr| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(ResolverOpts::default())
+    };
+    let options = builder.options_mut();
+    // Our cache follows the injectable clock; the library's would answer behind its back.
+    options.cache_size = 0;
+    options.timeout = LOOKUP_TIMEOUT;
+    options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    builder
+        .build()
+        .map_err(|e| DiscoveryError::SystemConfig(e.to_string()))
+}
+
+/// Parses one `server name -> host:port` override.
+fn parse_override(name: &str, value: &str) -> Result<(ServerName, Override), DiscoveryError> {
+    let invalid = || DiscoveryError::InvalidOverride {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    };
+    let server: ServerName = name.parse().map_err(|_| invalid())?;
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        let o = Override {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            addr: Some(addr),
+        };
+        return Ok((server, o));
+    }
+    // A DNS name with a port: the same syntax as a server name, with the port required.
+    let target: ServerName = value.parse().map_err(|_| invalid())?;
+    let port = target.port().ok_or_else(invalid)?;
+    let o = Override {
+        host: target.host().to_owned(),
+        port,
+        addr: None,
+    };
+    Ok((server, o))
+}
+
+/// Orders SRV records as RFC 2782 says: ascending priority; within a priority, repeatedly pick a
+/// record at random with probability proportional to its weight, records of weight 0 first in
+/// the running sum so that they are picked only when the draw is 0. `draw(n)` returns a uniform
+/// number in `0..=n`.
+fn order_srv(mut records: Vec<SrvRecord>, draw: &mut dyn FnMut(u64) -> u64) -> Vec<SrvRecord> {
+    records.sort_by_key(|r| (r.priority, r.weight != 0));
+    let mut ordered = Vec::with_capacity(records.len());
+    let mut rest = records.as_slice();
+    while let Some(first) = rest.first() {
+        let same = rest
+            .iter()
+            .take_while(|r| r.priority == first.priority)
+            .count();
+        let (group, tail) = rest.split_at(same);
+        let mut group = group.to_vec();
+        while !group.is_empty() {
+            let total: u64 = group.iter().map(|r| u64::from(r.weight)).sum();
+            let pick = draw(total);
+            let mut running = 0;
+            let index = group
+                .iter()
+                .position(|r| {
+                    running += u64::from(r.weight);
+                    running >= pick
+                })
+                .unwrap_or(0);
+            ordered.push(group.remove(index));
+        }
+        rest = tail;
+    }
+    ordered
+}
+
+/// A uniform number in `0..=n` from the operating system's generator (the bias of the modulo is
+/// below 2^-40 for any sum of 16-bit weights).
+fn random_below_or_eq(n: u64) -> u64 {
+    match getrandom::u64() {
+        Ok(x) => x % (n + 1),
+        // Without randomness, the first record of the group: still a valid order.
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use hickory_server::Server;
+    use hickory_server::net::runtime::Time;
+    use hickory_server::proto::rr::rdata::{A, AAAA, SOA, SRV};
+    use hickory_server::proto::rr::{LowerName, Name, Record};
+    use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+    use hickory_server::store::in_memory::InMemoryZoneHandler;
+    use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+
+    use super::*;
+
+    /// A clock that only moves when told.
+    struct FakeClock {
+        start: Instant,
+        offset: Mutex<Duration>,
+    }
+
+    impl FakeClock {
+        fn new() -> Arc<Self> {
+            Arc::new(FakeClock {
+                start: Instant::now(),
+                offset: Mutex::new(Duration::ZERO),
+            })
+        }
+
+        fn advance(&self, by: Duration) {
+            *self.offset.lock().unwrap() += by;
+        }
+    }
+
+    impl Clock for FakeClock {
+        fn now(&self) -> Instant {
+            self.start + *self.offset.lock().unwrap()
+        }
+    }
+
+    /// The queries a test DNS server has answered, as `(name, type)`.
+    type QueryLog = Arc<Mutex<Vec<(String, RecordType)>>>;
+
+    /// Serves the catalog and logs every query.
+    struct Logging {
+        catalog: Catalog,
+        log: QueryLog,
+    }
+
+    #[async_trait::async_trait]
+    impl RequestHandler for Logging {
+        async fn handle_request<R: ResponseHandler, T: Time>(
+            &self,
+            request: &Request,
+            response_handle: R,
+        ) -> ResponseInfo {
+            if let Ok(info) = request.request_info() {
+                let name = info.query.name().to_string();
+                self.log
+                    .lock()
+                    .unwrap()
+                    .push((name, info.query.query_type()));
+            }
+            self.catalog
+                .handle_request::<R, T>(request, response_handle)
+                .await
+        }
+    }
+
+    /// A real DNS server on loopback (UDP and TCP on one port) authoritative for `test.`.
+    struct DnsServer {
+        addr: SocketAddr,
+        log: QueryLog,
+        _server: Server<Logging>,
+    }
+
+    impl DnsServer {
+        fn queries(&self) -> usize {
+            self.log.lock().unwrap().len()
+        }
+
+        fn asked(&self, name: &str, kind: RecordType) -> bool {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(n, k)| n == name && *k == kind)
+        }
+    }
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn a(host: &str, ttl: u32, ip: [u8; 4]) -> Record {
+        Record::from_rdata(name(host), ttl, RData::A(A(Ipv4Addr::from(ip))))
+    }
+
+    fn srv(host: &str, priority: u16, weight: u16, port: u16, target: &str) -> Record {
+        let data = SRV::new(priority, weight, port, name(target));
+        Record::from_rdata(name(&format!("{SRV_PREFIX}{host}")), 300, RData::SRV(data))
+    }
+
+    /// The zone every test serves.
+    fn zone() -> Vec<Record> {
+        vec![
+            // Two priorities; weights 3:1 in the first.
+            srv("srv.test.", 10, 3, 9001, "a.hosts.test."),
+            srv("srv.test.", 10, 1, 9002, "b.hosts.test."),
+            srv("srv.test.", 20, 0, 9003, "c.hosts.test."),
+            a("a.hosts.test.", 300, [127, 0, 0, 2]),
+            a("b.hosts.test.", 300, [127, 0, 0, 3]),
+            a("c.hosts.test.", 300, [127, 0, 0, 4]),
+            // No SRV: A (and AAAA) on the default port.
+            a("plain.test.", 300, [127, 0, 0, 5]),
+            a("dual.test.", 300, [127, 0, 0, 6]),
+            Record::from_rdata(
+                name("dual.test."),
+                300,
+                RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
+            ),
+            // SRV and A: an explicit port must use the A record.
+            srv("ported.test.", 10, 1, 9009, "c.hosts.test."),
+            a("ported.test.", 300, [127, 0, 0, 7]),
+            // A TTL beyond the 24 h cap.
+            a("long.test.", 7 * 24 * 3600, [127, 0, 0, 8]),
+            // "No service" (RFC 2782).
+            srv("none.test.", 0, 0, 0, "."),
+            // An SRV target that does not exist, then one that does.
+            srv("half.test.", 10, 0, 9010, "gone.test."),
+            srv("half.test.", 20, 0, 9011, "a.hosts.test."),
+        ]
+    }
+
+    async fn dns_server() -> DnsServer {
+        let origin = name("test.");
+        let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+            origin.clone(),
+            ZoneType::Primary,
+            AxfrPolicy::Deny,
+        );
+        let soa = SOA::new(
+            name("ns.test."),
+            name("admin.test."),
+            1,
+            3600,
+            600,
+            86400,
+            60,
+        );
+        assert!(handler.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1));
+        for record in zone() {
+            assert!(handler.upsert_mut(record, 1));
+        }
+        let mut catalog = Catalog::new();
+        catalog.upsert(LowerName::new(&origin), vec![Arc::new(handler)]);
+        let log = QueryLog::default();
+        let mut server = Server::new(Logging {
+            catalog,
+            log: log.clone(),
+        });
+        // UDP and TCP on the same loopback port.
+        let (udp, tcp) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(udp.local_addr().unwrap()).await {
+                break (udp, tcp);
+            }
+        };
+        let addr = udp.local_addr().unwrap();
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 64);
+        DnsServer {
+            addr,
+            log,
+            _server: server,
+        }
+    }
+
+    fn federation(nameserver: SocketAddr, overrides: &[(&str, &str)]) -> config::Federation {
+        config::Federation {
+            nameservers: vec![nameserver],
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..config::Federation::default()
+        }
+    }
+
+    fn server_name(s: &str) -> ServerName {
+        s.parse().unwrap()
+    }
+
+    fn endpoint(host: &str, addr: &str, tls_name: &str) -> Endpoint {
+        Endpoint {
+            host: host.to_owned(),
+            addr: addr.parse().unwrap(),
+            tls_name: tls_name.to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn srv_orders_by_priority_then_weight() {
+        let dns = dns_server().await;
+        let discovery = Discovery::new(&federation(dns.addr, &[])).unwrap();
+        let a = endpoint("a.hosts.test", "127.0.0.2:9001", "srv.test");
+        let b = endpoint("b.hosts.test", "127.0.0.3:9002", "srv.test");
+        let c = endpoint("c.hosts.test", "127.0.0.4:9003", "srv.test");
+        let (mut a_first, mut b_first) = (0, 0);
+        for _ in 0..400 {
+            let found = discovery.resolve(&server_name("srv.test")).await.unwrap();
+            assert_eq!(found.len(), 3);
+            // The lower priority first, the higher one last.
+            assert_eq!(found[2], c);
+            if found[..2] == [a.clone(), b.clone()] {
+                a_first += 1;
+            } else {
+                assert_eq!(found[..2], [b.clone(), a.clone()]);
+                b_first += 1;
+            }
+        }
+        // Weights 3:1: both orders appear, the heavier target first about 3/4 of the time
+        // (the bounds are more than 6 standard deviations wide).
+        assert!(b_first > 0 && a_first > 0, "{a_first} {b_first}");
+        assert!((240..=360).contains(&a_first), "{a_first} {b_first}");
+    }
+
+    #[tokio::test]
+    async fn tls_name_is_the_server_name_not_the_srv_target() {
+        let dns = dns_server().await;
+        let discovery = Discovery::new(&federation(dns.addr, &[])).unwrap();
+        let found = discovery
+            .resolve(&server_name("ported.test"))
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [endpoint("c.hosts.test", "127.0.0.4:9009", "ported.test")]
+        );
+    }
+
+    #[tokio::test]
+    async fn no_srv_falls_back_to_a_and_aaaa_on_the_default_port() {
+        let dns = dns_server().await;
+        let discovery = Discovery::new(&federation(dns.addr, &[])).unwrap();
+        let found = discovery.resolve(&server_name("plain.test")).await.unwrap();
+        assert_eq!(
+            found,
+            [endpoint("plain.test", "127.0.0.5:8448", "plain.test")]
+        );
+        assert!(dns.asked("_rendezvous._tcp.plain.test.", RecordType::SRV));
+
+        let mut found = discovery.resolve(&server_name("dual.test")).await.unwrap();
+        found.sort_by_key(|e| e.addr);
+        assert_eq!(
+            found,
+            [
+                endpoint("dual.test", "127.0.0.6:8448", "dual.test"),
+                endpoint("dual.test", "[::1]:8448", "dual.test"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn explicit_port_skips_srv() {
+        let dns = dns_server().await;
+        let discovery = Discovery::new(&federation(dns.addr, &[])).unwrap();
+        let found = discovery
+            .resolve(&server_name("ported.test:8500"))
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [endpoint("ported.test", "127.0.0.7:8500", "ported.test")]
+        );
+        assert!(dns.asked("ported.test.", RecordType::A));
+        assert!(!dns.asked("_rendezvous._tcp.ported.test.", RecordType::SRV));
+    }
+
+    #[tokio::test]
+    async fn ip_literal_needs_no_dns() {
+        let dns = dns_server().await;
+        let discovery = Discovery::new(&federation(dns.addr, &[])).unwrap();
+        let found = discovery
+            .resolve(&server_name("127.0.0.9:9000"))
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [endpoint("127.0.0.9", "127.0.0.9:9000", "127.0.0.9")]
+        );
+        let found = discovery.resolve(&server_name("127.0.0.9")).await.unwrap();
+        assert_eq!(
+            found,
+            [endpoint("127.0.0.9", "127.0.0.9:8448", "127.0.0.9")]
+        );
+        assert_eq!(dns.queries(), 0);
+    }
+
+    #[tokio::test]
+    async fn override_skips_dns() {
+        let dns = dns_server().await;
+        let overrides = [
+            ("srv.test", "127.0.0.10:7000"),
+            ("other.example:8449", "[::1]:7001"),
+            ("named.example", "plain.test:7002"),
+        ];
+        let discovery = Discovery::new(&federation(dns.addr, &overrides)).unwrap();
+        let found = discovery.resolve(&server_name("srv.test")).await.unwrap();
+        assert_eq!(
+            found,
+            [endpoint("127.0.0.10", "127.0.0.10:7000", "srv.test")]
+        );
+        let found = discovery
+            .resolve(&server_name("other.example:8449"))
+            .await
+            .unwrap();
+        assert_eq!(found, [endpoint("::1", "[::1]:7001", "other.example")]);
+        assert_eq!(dns.queries(), 0);
+
+        // An override by host name: only that host's addresses are looked up, no SRV.
+        let found = discovery
+            .resolve(&server_name("named.example"))
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [endpoint("plain.test", "127.0.0.5:7002", "named.example")]
+        );
+        assert!(
+            !dns.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, k)| *k == RecordType::SRV)
+        );
+    }
+
+    #[test]
+    fn invalid_overrides_are_refused() {
+        let ns = SocketAddr::from(([127, 0, 0, 1], 53));
+        for (name, value) in [
+            ("Not A Name", "127.0.0.1:1"),
+            ("a.example", "a.example"),
+            ("a.example", "a.example:0"),
+            ("a.example", "bad host:1"),
+            ("a.example", "::1:80"),
+        ] {
+            let err = Discovery::new(&federation(ns, &[(name, value)])).unwrap_err();
+            assert_eq!(
+                err,
+                DiscoveryError::InvalidOverride {
+                    name: name.to_owned(),
+                    value: value.to_owned()
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn srv_target_dot_means_no_service() {
+        let dns = dns_server().await;
+        let discovery = Discovery::new(&federation(dns.addr, &[])).unwrap();
+        let err = discovery
+            .resolve(&server_name("none.test"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
+        assert!(!dns.asked("none.test.", RecordType::A));
+    }
+
+    #[tokio::test]
+    async fn srv_target_without_address_is_skipped() {
+        let dns = dns_server().await;
+        let discovery = Discovery::new(&federation(dns.addr, &[])).unwrap();
+        let found = discovery.resolve(&server_name("half.test")).await.unwrap();
+        assert_eq!(
+            found,
+            [endpoint("a.hosts.test", "127.0.0.2:9011", "half.test")]
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_name_is_not_found() {
+        let dns = dns_server().await;
+        let discovery = Discovery::new(&federation(dns.addr, &[])).unwrap();
+        let err = discovery
+            .resolve(&server_name("missing.test"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DiscoveryError::NotFound {
+                name: "missing.test".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn positive_answers_are_cached_for_their_ttl() {
+        let dns = dns_server().await;
+        let clock = FakeClock::new();
+        let discovery = Discovery::with_clock(&federation(dns.addr, &[]), clock.clone()).unwrap();
+        let name = server_name("srv.test");
+        let first = discovery.resolve(&name).await.unwrap();
+        let asked = dns.queries();
+        assert!(asked >= 4, "SRV and three targets: {asked}");
+
+        clock.advance(Duration::from_secs(299));
+        let again = discovery.resolve(&name).await.unwrap();
+        assert_eq!(dns.queries(), asked, "served from the cache");
+        assert_eq!(again.len(), first.len());
+
+        clock.advance(Duration::from_secs(1));
+        discovery.resolve(&name).await.unwrap();
+        assert_eq!(dns.queries(), 2 * asked, "the TTL of 300 s has passed");
+    }
+
+    #[tokio::test]
+    async fn positive_answers_are_kept_at_most_a_day() {
+        let dns = dns_server().await;
+        let clock = FakeClock::new();
+        let discovery = Discovery::with_clock(&federation(dns.addr, &[]), clock.clone()).unwrap();
+        let name = server_name("long.test:8448");
+        discovery.resolve(&name).await.unwrap();
+        let asked = dns.queries();
+        clock.advance(MAX_CACHE_AGE - Duration::from_secs(1));
+        discovery.resolve(&name).await.unwrap();
+        assert_eq!(dns.queries(), asked);
+        clock.advance(Duration::from_secs(1));
+        discovery.resolve(&name).await.unwrap();
+        assert_eq!(dns.queries(), 2 * asked, "a week's TTL is capped at 24 h");
+    }
+
+    #[tokio::test]
+    async fn negative_answers_are_cached_for_five_minutes() {
+        let dns = dns_server().await;
+        let clock = FakeClock::new();
+        let discovery = Discovery::with_clock(&federation(dns.addr, &[]), clock.clone()).unwrap();
+        let name = server_name("missing.test");
+        discovery.resolve(&name).await.unwrap_err();
+        let asked = dns.queries();
+        assert!(asked >= 2, "SRV, then A/AAAA: {asked}");
+
+        clock.advance(NEGATIVE_CACHE_TTL - Duration::from_secs(1));
+        let err = discovery.resolve(&name).await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::NotFound { .. }));
+        assert_eq!(dns.queries(), asked, "served from the cache");
+
+        clock.advance(Duration::from_secs(1));
+        discovery.resolve(&name).await.unwrap_err();
+        assert_eq!(dns.queries(), 2 * asked, "five minutes have passed");
+    }
+
+    #[tokio::test]
+    async fn silent_nameserver_times_out() {
+        // Bound but never read: every query goes unanswered.
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let limit = Duration::from_millis(300);
+        let discovery = Discovery::new(&federation(silent.local_addr().unwrap(), &[]))
+            .unwrap()
+            .with_lookup_timeout(limit);
+        let started = Instant::now();
+        let err = discovery.resolve(&server_name("a.test")).await.unwrap_err();
+        assert!(started.elapsed() < limit + Duration::from_secs(1));
+        assert_eq!(
+            err,
+            DiscoveryError::Timeout {
+                name: "_rendezvous._tcp.a.test".to_owned(),
+                after: limit
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn closed_nameserver_port_fails_within_the_timeout() {
+        let port = {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            udp.local_addr().unwrap()
+        };
+        let limit = Duration::from_millis(500);
+        let discovery = Discovery::new(&federation(port, &[]))
+            .unwrap()
+            .with_lookup_timeout(limit);
+        let started = Instant::now();
+        let err = discovery.resolve(&server_name("a.test")).await.unwrap_err();
+        assert!(started.elapsed() < limit + Duration::from_secs(1));
+        assert!(
+            matches!(
+                err,
+                DiscoveryError::Timeout { .. } | DiscoveryError::Dns { .. }
+            ),
+            "{err:?}"
+        );
+        // Failures are not cached: the next call asks again (and fails again).
+        let err = discovery.resolve(&server_name("a.test")).await.unwrap_err();
+        assert!(!matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
+    }
+
+    fn record(priority: u16, weight: u16, target: &str) -> SrvRecord {
+        SrvRecord {
+            priority,
+            weight,
+            port: 1,
+            target: target.to_owned(),
+        }
+    }
+
+    /// splitmix64 with a fixed seed: reproducible draws.
+    fn seeded(mut state: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % (n + 1)
+        }
+    }
+
+    #[test]
+    fn weights_are_respected_over_many_draws() {
+        let records = vec![
+            record(5, 0, "zero."),
+            record(5, 60, "sixty."),
+            record(1, 0, "only-zero."),
+            record(5, 30, "thirty."),
+            record(5, 10, "ten."),
+            record(9, 0, "last-a."),
+            record(9, 0, "last-b."),
+        ];
+        let mut draw = seeded(42);
+        let mut first_in_group = HashMap::<String, u32>::new();
+        let draws = 20_000;
+        for _ in 0..draws {
+            let ordered = order_srv(records.clone(), &mut draw);
+            let targets: Vec<&str> = ordered.iter().map(|r| r.target.as_str()).collect();
+            assert_eq!(targets.len(), records.len(), "nothing lost or repeated");
+            assert_eq!(targets[0], "only-zero.");
+            let mut group: Vec<&str> = targets[1..5].to_vec();
+            group.sort_unstable();
+            assert_eq!(group, ["sixty.", "ten.", "thirty.", "zero."]);
+            assert_eq!(targets[5..], ["last-a.", "last-b."]);
+            *first_in_group.entry(targets[1].to_owned()).or_default() += 1;
+        }
+        // Weights 60:30:10 out of 100; weight 0 only on a draw of exactly 0 (1 in 101).
+        let share =
+            |t: &str| f64::from(first_in_group.get(t).copied().unwrap_or(0)) / f64::from(draws);
+        assert!(
+            (share("sixty.") - 0.60 * 100.0 / 101.0).abs() < 0.02,
+            "{first_in_group:?}"
+        );
+        assert!(
+            (share("thirty.") - 0.30 * 100.0 / 101.0).abs() < 0.02,
+            "{first_in_group:?}"
+        );
+        assert!(
+            (share("ten.") - 0.10 * 100.0 / 101.0).abs() < 0.02,
+            "{first_in_group:?}"
+        );
+        assert!(share("zero.") < 0.03, "{first_in_group:?}");
+    }
+
+    #[test]
+    fn all_zero_weights_keep_every_record() {
+        let records = vec![record(0, 0, "x."), record(0, 0, "y."), record(0, 0, "z.")];
+        let ordered = order_srv(records, &mut seeded(7));
+        let mut targets: Vec<String> = ordered.into_iter().map(|r| r.target).collect();
+        targets.sort();
+        assert_eq!(targets, ["x.", "y.", "z."]);
+    }
+}
