@@ -243,23 +243,25 @@ impl Discovery {
         }
     }
 
-    /// Endpoints for SRV targets in the given order; a target without addresses is skipped.
+    /// Endpoints for SRV targets in the given order; a target without addresses is skipped. The
+    /// targets are looked up concurrently, so that one slow target costs one timeout, not many.
     async fn srv_endpoints(
         &self,
         ordered: &[SrvRecord],
         tls_name: &str,
     ) -> Result<Vec<Endpoint>, DiscoveryError> {
+        let targets = ordered.iter().filter(|r| r.target != ".");
+        let lookups = targets.map(|record| {
+            let host = record.target.trim_end_matches('.');
+            self.host_endpoints(host, record.port, tls_name)
+        });
         let mut endpoints = Vec::new();
         let mut first_error = None;
-        for record in ordered {
-            if record.target == "." {
-                continue;
-            }
-            let host = record.target.trim_end_matches('.');
-            match self.host_endpoints(host, record.port, tls_name).await {
+        for result in futures_util::future::join_all(lookups).await {
+            match result {
                 Ok(found) => endpoints.extend(found),
                 Err(e) => {
-                    tracing::debug!(target = host, error = %e, "SRV target skipped");
+                    tracing::debug!(error = %e, "SRV target skipped");
                     first_error.get_or_insert(e);
                 }
             }
@@ -864,6 +866,17 @@ mod tests {
                 .iter()
                 .any(|(_, k)| *k == RecordType::SRV)
         );
+    }
+
+    #[test]
+    fn builds_outside_a_runtime() {
+        let ns = SocketAddr::from(([127, 0, 0, 1], 53));
+        let overrides = [
+            ("a.example", "127.0.0.1:8448"),
+            ("b.example", "a.example:8448"),
+        ];
+        let discovery = Discovery::new(&federation(ns, &overrides)).unwrap();
+        assert_eq!(discovery.overrides.len(), 2);
     }
 
     #[test]
