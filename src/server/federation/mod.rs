@@ -3,6 +3,7 @@
 //! The protocol objects themselves (events, transactions, key documents) are in
 //! [`crate::federation`].
 
+pub mod discovery;
 pub mod inbound;
 pub mod keys;
 pub mod outbound;
