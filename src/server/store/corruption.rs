@@ -2,7 +2,6 @@
 //! server is stopped, and check that clients catch every lie (`read`, `verify`). Nothing in the
 //! server calls it.
 
-use super::keys::Key;
 use super::{OrBackend, Store, StoreError};
 use crate::ids::TopicId;
 
@@ -16,10 +15,10 @@ impl Store {
         index: u64,
         replacement: Option<Vec<u8>>,
     ) -> Result<(), StoreError> {
-        let key = Key::new().id(topic.as_str()).u64(index).build();
+        let key = super::topics::entry_key(topic, index);
         match replacement {
-            Some(bytes) => self.t().entries.insert(key, bytes).or_backend().map(|_| ()),
-            None => self.t().entries.remove(key).or_backend().map(|_| ()),
+            Some(bytes) => self.t().log.insert(key, bytes).or_backend().map(|_| ()),
+            None => self.t().log.remove(key).or_backend().map(|_| ()),
         }
     }
 }

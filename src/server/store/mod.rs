@@ -30,12 +30,12 @@
 //! | `counters` | `kind ‖ id(user) [‖ device]` | `u64be` |
 //! | `inbox` | `id(user) ‖ device ‖ u64be(seq)` | CBOR `[kind, body]` |
 //! | `links` | link id (8 bytes) | CBOR `[user, device, expires, request?, response?]` |
-//! | `entries` | `id(topic) ‖ u64be(index)` | log entry bytes |
-//! | `changes` | `id(topic) ‖ u64be(index)` | signed change bytes (copy of the entry) |
-//! | `tags` | `id(topic) ‖ tag` | `u64be` index |
-//! | `nodes` | `id(topic) ‖ level ‖ u64be(index)` | 32-byte hash |
-//! | `sizes` | `id(topic)` | `u64be` log size |
-//! | `memberships` | `id(user) ‖ id(topic)` | role byte |
+//! | `log` (entries) | `0x01 ‖ id(topic) ‖ u64be(index)` | log entry bytes |
+//! | `log` (changes) | `0x02 ‖ id(topic) ‖ u64be(index)` | change entry bytes (copy of the entry) |
+//! | `log` (tags) | `0x03 ‖ id(topic) ‖ tag` | `u64be` index |
+//! | `log` (nodes) | `0x04 ‖ id(topic) ‖ level ‖ u64be(index)` | 32-byte hash |
+//! | `log` (sizes) | `0x05 ‖ id(topic)` | `u64be` log size |
+//! | `log` (memberships) | `0x06 ‖ id(user) ‖ id(topic)` | role byte |
 //! | `cursors` | `id(user) ‖ device ‖ id(topic)` | `u64be` index |
 //! | `push` | `id(user) ‖ device` | utf-8 URL |
 //! | `outbound`, `outbound_state` | see `store/outbound.rs` | |
@@ -127,12 +127,8 @@ struct Tables {
     counters: sled::Tree,
     inbox: sled::Tree,
     links: sled::Tree,
-    entries: sled::Tree,
-    changes: sled::Tree,
-    tags: sled::Tree,
-    nodes: sled::Tree,
-    sizes: sled::Tree,
-    memberships: sled::Tree,
+    /// Topic logs: entries, changes, tags, nodes, sizes, memberships (see `topics.rs`).
+    log: sled::Tree,
     cursors: sled::Tree,
     push: sled::Tree,
     outbound: outbound::OutboundTables,
@@ -161,12 +157,7 @@ impl Tables {
             counters: t("counters")?,
             inbox: t("inbox")?,
             links: t("links")?,
-            entries: t("entries")?,
-            changes: t("changes")?,
-            tags: t("tags")?,
-            nodes: t("nodes")?,
-            sizes: t("sizes")?,
-            memberships: t("memberships")?,
+            log: t("log")?,
             cursors: t("cursors")?,
             push: t("push")?,
             outbound: outbound::OutboundTables::open(db)?,
@@ -185,10 +176,20 @@ impl fmt::Debug for Store {
     }
 }
 
+/// sled's page cache, bytes.
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the database in the directory `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open().or_backend()?;
+        // Throughput mode: writes are made durable by our group commit, not by sled's layout
+        // choices. The page cache is capped so that memory stays bounded (sled's default is 1 GiB).
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .or_backend()?;
         // sled 0.34 keeps its log in `<path>/db`; see `GroupCommit::log_file`.
         let log_file = File::open(path.join("db"))
             .map_err(|e| StoreError::Backend(format!("opening the log to fsync it: {e}")))?;

@@ -1,12 +1,25 @@
 //! Topic logs: entries, the copy of change entries, message tags, tag-log nodes, sizes and
 //! memberships, all written by one atomic [`Store::append`].
-
-use sled::Transactional;
+//!
+//! They share ONE sled tree, `log`, each kind of record under its own leading byte, so that an
+//! append is a single-tree `apply_batch` (atomic) instead of a multi-tree transaction: sled's
+//! transactions take a process-wide lock, and the profile at load showed appends of every topic
+//! queueing on it. The checks an append needs (its index is the log's size, its tag is new) read
+//! the same tree first; the caller serializes appends per topic (the hosting server holds the
+//! topic's lock across check and append), so nothing can slip in between.
 
 use super::keys::{Key, KeyReader, read_u64};
 use super::users::user_key;
-use super::{OrBackend, Store, StoreError, abort, in_tx, tx};
+use super::{OrBackend, Store, StoreError};
 use crate::ids::{TopicId, UserId};
+
+/// Leading bytes of the record kinds in the `log` tree.
+const ENTRY: u8 = 1;
+const CHANGE: u8 = 2;
+const TAG: u8 = 3;
+const NODE: u8 = 4;
+const SIZE: u8 = 5;
+const MEMBERSHIP: u8 = 6;
 
 /// Everything one log entry writes, applied atomically by [`Store::append`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,12 +42,37 @@ fn topic_key(topic: &TopicId) -> Vec<u8> {
     Key::new().id(topic.as_str()).build()
 }
 
-fn index_key(topic: &TopicId, index: u64) -> Vec<u8> {
-    Key::new().id(topic.as_str()).u64(index).build()
+fn size_key(topic: &TopicId) -> Vec<u8> {
+    Key::new().u8(SIZE).id(topic.as_str()).build()
+}
+
+pub(super) fn index_key(kind: u8, topic: &TopicId, index: u64) -> Vec<u8> {
+    Key::new().u8(kind).id(topic.as_str()).u64(index).build()
+}
+
+pub(super) fn entry_key(topic: &TopicId, index: u64) -> Vec<u8> {
+    index_key(ENTRY, topic, index)
+}
+
+fn tag_key(topic: &TopicId, tag: &[u8; 32]) -> Vec<u8> {
+    Key::new().u8(TAG).id(topic.as_str()).bytes(tag).build()
 }
 
 pub(super) fn node_key(topic_prefix: &[u8], level: u8, index: u64) -> Vec<u8> {
-    Key::new().bytes(topic_prefix).u8(level).u64(index).build()
+    Key::new()
+        .u8(NODE)
+        .bytes(topic_prefix)
+        .u8(level)
+        .u64(index)
+        .build()
+}
+
+fn membership_key(user: &UserId, topic: &TopicId) -> Vec<u8> {
+    Key::new()
+        .u8(MEMBERSHIP)
+        .bytes(&user_key(user))
+        .id(topic.as_str())
+        .build()
 }
 
 impl Store {
@@ -44,80 +82,58 @@ impl Store {
     /// Errors (nothing written): [`StoreError::Conflict`] if `index` is not the log's size,
     /// [`StoreError::Replayed`] if the tag is in the log already.
     pub fn append(&self, topic: &TopicId, append: Append) -> Result<(), StoreError> {
-        let t = self.t();
-        let size_key = topic_key(topic);
-        let entry_key = index_key(topic, append.index);
-        let tag_key = append
-            .tag
-            .map(|tag| Key::new().id(topic.as_str()).bytes(&tag).build());
-        let nodes: Vec<(Vec<u8>, [u8; 32])> = append
-            .nodes
-            .iter()
-            .map(|(level, index, hash)| (node_key(&size_key, *level, *index), *hash))
-            .collect();
-        let memberships: Vec<(Vec<u8>, Option<u8>)> = append
-            .memberships
-            .iter()
-            .map(|(user, role)| {
-                (
-                    Key::new().bytes(&user_key(user)).id(topic.as_str()).build(),
-                    *role,
-                )
-            })
-            .collect();
+        let log = &self.t().log;
+        let size_key = size_key(topic);
+        let size = match log.get(&size_key).or_backend()? {
+            Some(v) => read_u64(&v, "sizes")?,
+            None => 0,
+        };
+        if append.index != size {
+            return Err(StoreError::Conflict {
+                expected: size,
+                got: append.index,
+            });
+        }
+        let mut batch = sled::Batch::default();
         let index_bytes = append.index.to_be_bytes();
-        tx((
-            &t.sizes,
-            &t.tags,
-            &t.entries,
-            &t.changes,
-            &t.nodes,
-            &t.memberships,
-        )
-            .transaction(
-                |(tx_sizes, tx_tags, tx_entries, tx_changes, tx_nodes, tx_memberships)| {
-                    let size = match tx_sizes.get(size_key.as_slice())? {
-                        Some(v) => in_tx(read_u64(&v, "sizes"))?,
-                        None => 0,
-                    };
-                    if append.index != size {
-                        return abort(StoreError::Conflict {
-                            expected: size,
-                            got: append.index,
-                        });
-                    }
-                    if let Some(tag_key) = &tag_key {
-                        if let Some(v) = tx_tags.get(tag_key.as_slice())? {
-                            let index = in_tx(read_u64(&v, "tags"))?;
-                            return abort(StoreError::Replayed { index });
-                        }
-                        tx_tags.insert(tag_key.as_slice(), &index_bytes[..])?;
-                    }
-                    tx_entries.insert(entry_key.as_slice(), append.entry.as_slice())?;
-                    if append.change {
-                        tx_changes.insert(entry_key.as_slice(), append.entry.as_slice())?;
-                    }
-                    for (k, hash) in &nodes {
-                        tx_nodes.insert(k.as_slice(), &hash[..])?;
-                    }
-                    for (k, role) in &memberships {
-                        match role {
-                            Some(role) => tx_memberships.insert(k.as_slice(), &[*role][..])?,
-                            None => tx_memberships.remove(k.as_slice())?,
-                        };
-                    }
-                    tx_sizes.insert(size_key.as_slice(), &(size + 1).to_be_bytes()[..])?;
-                    Ok(())
-                },
-            ))
+        if let Some(tag) = &append.tag {
+            let key = tag_key(topic, tag);
+            if let Some(v) = log.get(&key).or_backend()? {
+                return Err(StoreError::Replayed {
+                    index: read_u64(&v, "tags")?,
+                });
+            }
+            batch.insert(key, &index_bytes[..]);
+        }
+        batch.insert(entry_key(topic, append.index), append.entry.as_slice());
+        if append.change {
+            batch.insert(
+                index_key(CHANGE, topic, append.index),
+                append.entry.as_slice(),
+            );
+        }
+        let prefix = topic_key(topic);
+        for (level, index, hash) in &append.nodes {
+            batch.insert(node_key(&prefix, *level, *index), &hash[..]);
+        }
+        for (user, role) in &append.memberships {
+            let key = membership_key(user, topic);
+            match role {
+                Some(role) => batch.insert(key, &[*role][..]),
+                None => batch.remove(key),
+            }
+        }
+        batch.insert(size_key, &(size + 1).to_be_bytes()[..]);
+        log.apply_batch(batch).or_backend()
     }
 
     /// Every topic with a log here, with its size.
     pub fn topics(&self) -> Result<Vec<(TopicId, u64)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t().sizes.iter() {
+        for item in self.t().log.scan_prefix([SIZE]) {
             let (k, v) = item.or_backend()?;
             let mut r = KeyReader::new(&k, "sizes");
+            r.array::<1>()?;
             let topic = r.id::<TopicId>()?;
             r.end()?;
             out.push((topic, read_u64(&v, "sizes")?));
@@ -127,7 +143,7 @@ impl Store {
 
     /// A topic's log size, if the topic has a log here.
     pub fn topic_size(&self, topic: &TopicId) -> Result<Option<u64>, StoreError> {
-        match self.t().sizes.get(topic_key(topic)).or_backend()? {
+        match self.t().log.get(size_key(topic)).or_backend()? {
             Some(v) => Ok(Some(read_u64(&v, "sizes")?)),
             None => Ok(None),
         }
@@ -135,7 +151,7 @@ impl Store {
 
     /// The entry at `index`.
     pub fn entry(&self, topic: &TopicId, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let v = self.t().entries.get(index_key(topic, index)).or_backend()?;
+        let v = self.t().log.get(entry_key(topic, index)).or_backend()?;
         Ok(v.map(|v| v.to_vec()))
     }
 
@@ -146,27 +162,27 @@ impl Store {
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let range = index_key(topic, from)..=index_key(topic, u64::MAX);
-        self.indexed(&self.t().entries, range, limit, "entries")
+        let range = index_key(ENTRY, topic, from)..=index_key(ENTRY, topic, u64::MAX);
+        self.indexed(range, limit, "entries")
     }
 
     /// Every change entry of the topic, in log order (to rebuild its state).
     pub fn changes(&self, topic: &TopicId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let range = index_key(topic, 0)..=index_key(topic, u64::MAX);
-        self.indexed(&self.t().changes, range, usize::MAX, "changes")
+        let range = index_key(CHANGE, topic, 0)..=index_key(CHANGE, topic, u64::MAX);
+        self.indexed(range, usize::MAX, "changes")
     }
 
     fn indexed(
         &self,
-        tree: &sled::Tree,
         range: std::ops::RangeInclusive<Vec<u8>>,
         limit: usize,
         table: &'static str,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
-        for item in tree.range(range).take(limit) {
+        for item in self.t().log.range(range).take(limit) {
             let (k, v) = item.or_backend()?;
             let mut r = KeyReader::new(&k, table);
+            r.array::<1>()?;
             r.skip_id()?;
             let index = r.u64()?;
             r.end()?;
@@ -177,8 +193,7 @@ impl Store {
 
     /// The index of the entry that carries `tag`.
     pub fn tag_index(&self, topic: &TopicId, tag: [u8; 32]) -> Result<Option<u64>, StoreError> {
-        let key = Key::new().id(topic.as_str()).bytes(&tag).build();
-        match self.t().tags.get(key).or_backend()? {
+        match self.t().log.get(tag_key(topic, &tag)).or_backend()? {
             Some(v) => Ok(Some(read_u64(&v, "tags")?)),
             None => Ok(None),
         }
@@ -202,7 +217,7 @@ impl Store {
     ) -> Result<Option<[u8; 32]>, StoreError> {
         match self
             .t()
-            .nodes
+            .log
             .get(node_key(topic_prefix, level, index))
             .or_backend()?
         {
@@ -218,9 +233,11 @@ impl Store {
     /// The topics a local user is a member of, with the user's role.
     pub fn user_topics(&self, user: &UserId) -> Result<Vec<(TopicId, u8)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t().memberships.scan_prefix(user_key(user)) {
+        let prefix = Key::new().u8(MEMBERSHIP).bytes(&user_key(user)).build();
+        for item in self.t().log.scan_prefix(prefix) {
             let (k, v) = item.or_backend()?;
             let mut r = KeyReader::new(&k, "memberships");
+            r.array::<1>()?;
             r.skip_id()?;
             let topic = r.id::<TopicId>()?;
             r.end()?;
