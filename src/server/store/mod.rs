@@ -177,7 +177,7 @@ impl fmt::Debug for Store {
 }
 
 /// sled's page cache, bytes.
-const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Store {
     /// Opens (or creates) the database in the directory `path`.
