@@ -334,6 +334,18 @@ mod tests {
     }
 
     #[test]
+    fn system_roots_do_not_trust_a_self_signed_certificate() {
+        // Without any system roots, building the config fails clearly instead.
+        match client_config(&Trust::SystemRoots) {
+            Ok(config) => {
+                let (der, key) = cert();
+                assert!(handshake(config, der, key).is_err());
+            }
+            Err(e) => assert!(matches!(e, ClientError::Tls(_)), "{e}"),
+        }
+    }
+
+    #[test]
     fn pinned_verifier_accepts_the_pinned_cert() {
         let (der, key) = cert();
         let config = client_config(&Trust::Pinned(Fingerprint::of(&der))).unwrap();
