@@ -1,7 +1,7 @@
 //! Key distribution for topic changes (`federation-spec/protocol.md` §7.3).
 //!
 //! [`build_change`] is what an admin runs: it derives the plan with the *same* rules that check a
-//! change ([`TopicState::plan`]), makes a new Message Key when the plan starts an epoch, seals it
+//! change (`TopicState::plan`), makes a new Message Key when the plan starts an epoch, seals it
 //! to exactly the members who must receive it, and signs. [`EpochKeyring`] is the member side:
 //! it opens the boxes addressed to the member and accepts a key only if it matches the key check
 //! value that the whole topic sees, so an admin cannot give different members different keys.

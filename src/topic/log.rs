@@ -13,7 +13,7 @@ use crate::tlog::{Checkpoint, InclusionProof, leaf_hash};
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
 /// One entry of a topic's log as stored and served: `[1, message bytes]` or `[2, signed change]`
-/// (the kinds are the leaf type bytes, [`LEAF_MESSAGE`] and [`LEAF_CHANGE`]).
+/// (the kinds are the leaf type bytes, [`super::LEAF_MESSAGE`] and [`super::LEAF_CHANGE`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry(pub u8, #[serde(with = "serde_bytes")] pub Vec<u8>);
 
