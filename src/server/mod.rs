@@ -194,8 +194,9 @@ pub async fn run(
                 Some(l) => l,
                 None => TcpListener::bind(state.config.federation.listen)?,
             };
-            let resolver =
-                federation::keys::static_resolver(state.config.federation.overrides.clone());
+            let discovery = federation::discovery::Discovery::new(&state.config.federation)
+                .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
+            let resolver = federation::keys::discovery_resolver(Arc::new(discovery));
             let inbound = web::Data::new(federation::inbound::Inbound::new(
                 federation::peer::PeerPolicy::from_config(&state.config.federation),
                 federation::keys::HttpPeerKeys::new(tls.client.clone(), resolver),
@@ -283,9 +284,12 @@ fn outbound_transport(config: &Config) -> Result<AwcTransport, ServerError> {
     };
     let tls = outbound::load_client_tls(&cert, &key, f.ca_file.as_deref())
         .map_err(|e| config::ConfigError::Invalid(format!("federation: {e}")))?;
+    // federation-api.md §7: overrides, explicit ports, SRV, then A/AAAA on 8448.
+    let discovery = federation::discovery::Discovery::new(f)
+        .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
     Ok(AwcTransport::new(
         tls,
-        outbound::static_resolver(f.overrides.clone()),
+        outbound::discovery_resolver(Arc::new(discovery)),
     ))
 }
 

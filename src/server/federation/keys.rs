@@ -124,6 +124,22 @@ pub fn static_resolver(overrides: BTreeMap<String, String>) -> PeerResolver {
     })
 }
 
+/// A resolver backed by DNS discovery (`federation-api.md` §7), addresses in discovery's order.
+pub fn discovery_resolver(
+    discovery: Arc<crate::server::federation::discovery::Discovery>,
+) -> PeerResolver {
+    Arc::new(move |server: ServerName| {
+        let discovery = discovery.clone();
+        Box::pin(async move {
+            discovery
+                .resolve(&server)
+                .await
+                .map(|endpoints| endpoints.into_iter().map(|e| e.addr).collect())
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
 /// Fixed addresses for awc's connector (the name was resolved before connecting).
 struct Fixed(Vec<SocketAddr>);
 

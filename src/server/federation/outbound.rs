@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 pub use transport::{
     AwcTransport, DEFAULT_PORT, MAX_RESPONSE_LEN, Resolve, ResolveFuture, SEND_TIMEOUT, Transport,
-    TransportError, client_tls, load_client_tls, static_resolver,
+    TransportError, client_tls, discovery_resolver, load_client_tls, static_resolver,
 };
 
 use crate::federation::event::MAX_EVENT_LEN;

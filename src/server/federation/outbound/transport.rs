@@ -87,6 +87,35 @@ pub type ResolveFuture = Pin<Box<dyn Future<Output = Result<SocketAddr, Transpor
 /// here; [`static_resolver`] is a stand-in without SRV lookups.
 pub type Resolve = Box<dyn Fn(&ServerName) -> ResolveFuture>;
 
+/// A resolver backed by DNS discovery (`federation-api.md` §7: overrides, explicit port, SRV,
+/// then A/AAAA on 8448): the first endpoint in discovery's order. The TLS name stays the
+/// destination's server name whatever address it resolves to.
+pub fn discovery_resolver(
+    discovery: Arc<crate::server::federation::discovery::Discovery>,
+) -> Resolve {
+    Box::new(move |destination: &ServerName| {
+        let discovery = discovery.clone();
+        let destination = destination.clone();
+        Box::pin(async move {
+            let endpoints =
+                discovery
+                    .resolve(&destination)
+                    .await
+                    .map_err(|e| TransportError::Resolve {
+                        destination: destination.to_string(),
+                        reason: e.to_string(),
+                    })?;
+            endpoints
+                .first()
+                .map(|e| e.addr)
+                .ok_or_else(|| TransportError::Resolve {
+                    destination: destination.to_string(),
+                    reason: "no endpoint".into(),
+                })
+        })
+    })
+}
+
 /// A resolver from static overrides (`server name -> host:port`), else the name's own
 /// `host:port`, else its host on port [`DEFAULT_PORT`], through the system resolver. It does
 /// not look up SRV records.
