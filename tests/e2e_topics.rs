@@ -39,6 +39,41 @@ fn opened(report: &ReadReport) -> Vec<String> {
     texts(report).into_iter().flatten().collect()
 }
 
+/// Alice and Bob (a writer) in a new topic, with `count` messages from Alice.
+async fn pair_with_messages(
+    server: &TestServer,
+    dir: &TempDir,
+    history: History,
+    prefix: &str,
+    count: usize,
+) -> (Client, Client, rendezvous::ids::TopicId) {
+    let mut alice = register(server, dir, "alice").await;
+    let bob = register(server, dir, "bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], history)
+        .await
+        .unwrap();
+    for i in 0..count {
+        alice
+            .send(&topic, format!("{prefix}{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    (alice, bob, topic)
+}
+
+/// The stored bytes of entry `index`, one bit flipped inside its ciphertext, tag or signature.
+fn altered(
+    store: &rendezvous::server::store::Store,
+    topic: &rendezvous::ids::TopicId,
+    index: u64,
+) -> Vec<u8> {
+    let mut bytes = store.entry(topic, index).unwrap().unwrap();
+    let n = bytes.len();
+    bytes[n - 110] ^= 0x01;
+    bytes
+}
+
 #[actix_rt::test]
 async fn every_device_of_every_member_reads_every_message() {
     let dir = TempDir::new("devices");
@@ -317,18 +352,7 @@ async fn a_lying_server_is_caught_by_read_and_verify() {
     let dir = TempDir::new("liar");
     let server = TestServer::start(&dir.join("server"));
     let addr = server.addr;
-    let mut alice = register(&server, &dir, "alice").await;
-    let mut bob = register(&server, &dir, "bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
-    for i in 0..6 {
-        alice
-            .send(&topic, format!("m{i}").as_bytes())
-            .await
-            .unwrap();
-    }
+    let (_alice, mut bob, topic) = pair_with_messages(&server, &dir, History::Shared, "m", 6).await;
     assert!(bob.verify(&topic).await.unwrap().ok());
     server.stop();
 
@@ -336,9 +360,7 @@ async fn a_lying_server_is_caught_by_read_and_verify() {
     // ciphertext is altered, entries 3 and 4 are swapped, and entry 5 is dropped.
     {
         let store = common::server::open_store_when_free(&dir.join("server").join("db"));
-        let mut e2 = store.entry(&topic, 2).unwrap().unwrap();
-        let n = e2.len();
-        e2[n - 110] ^= 0x01;
+        let e2 = altered(&store, &topic, 2);
         let e3 = store.entry(&topic, 3).unwrap().unwrap();
         let e4 = store.entry(&topic, 4).unwrap().unwrap();
         store.corrupt_entry_for_tests(&topic, 2, Some(e2)).unwrap();
@@ -369,18 +391,8 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
     let dir = TempDir::new("resume");
     let server = TestServer::start(&dir.join("server"));
     let addr = server.addr;
-    let mut alice = register(&server, &dir, "alice").await;
-    let mut bob = register(&server, &dir, "bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Protected)
-        .await
-        .unwrap();
-    for i in 0..5 {
-        alice
-            .send(&topic, format!("first {i}").as_bytes())
-            .await
-            .unwrap();
-    }
+    let (mut alice, mut bob, topic) =
+        pair_with_messages(&server, &dir, History::Protected, "first ", 5).await;
     assert_eq!(opened(&bob.read(&topic).await.unwrap()).len(), 5);
     // A rekey and more messages: bob resumes from his snapshot and still gets the new key.
     alice.rekey(&topic).await.unwrap();
@@ -394,10 +406,9 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
     // Entry 2 is altered on disk. An incremental read never fetches it again...
     {
         let store = common::server::open_store_when_free(&dir.join("server").join("db"));
-        let mut e2 = store.entry(&topic, 2).unwrap().unwrap();
-        let n = e2.len();
-        e2[n - 110] ^= 0x01;
-        store.corrupt_entry_for_tests(&topic, 2, Some(e2)).unwrap();
+        store
+            .corrupt_entry_for_tests(&topic, 2, Some(altered(&store, &topic, 2)))
+            .unwrap();
         store.sync().await.unwrap();
     }
     let server = TestServer::start_on(&dir.join("server"), addr);
