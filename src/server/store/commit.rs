@@ -38,6 +38,11 @@ pub(super) struct GroupCommit {
     /// drive's write cache nor persists the file's size or other metadata, so its writes may not
     /// survive a power loss. `fdatasync` on the same file after the flush does both.
     log_file: Option<File>,
+    /// sled's `blobs/` directory: values too large for the log (over about 128 KiB: large topic
+    /// changes) are written there as files that sled never fsyncs, so the flush does.
+    blob_dir: Option<std::path::PathBuf>,
+    /// Blob files modified before this instant are known synced.
+    blobs_synced_until: std::sync::Mutex<std::time::SystemTime>,
 }
 
 /// How long a flush waits for more writers before it starts.
@@ -50,12 +55,56 @@ enum Step {
 }
 
 impl GroupCommit {
-    pub(super) fn new(log_file: Option<File>) -> Self {
+    pub(super) fn new(log_file: Option<File>, blob_dir: Option<std::path::PathBuf>) -> Self {
         GroupCommit {
             state: watch::Sender::new(FlushState::default()),
             flushes: AtomicU64::new(0),
             log_file,
+            blob_dir,
+            blobs_synced_until: std::sync::Mutex::new(std::time::UNIX_EPOCH),
         }
+    }
+
+    /// fsyncs blob files written since the last flush, then the directory (for their names).
+    fn sync_blobs(&self) -> Result<(), String> {
+        let Some(dir) = &self.blob_dir else {
+            return Ok(());
+        };
+        let started = std::time::SystemTime::now();
+        let since = *self
+            .blobs_synced_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("reading {}: {e}", dir.display())),
+        };
+        let mut synced_any = false;
+        for entry in entries {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_err(|e| e.to_string())?;
+            // A second of slack covers coarse file-system timestamps.
+            if modified + std::time::Duration::from_secs(1) >= since {
+                File::open(entry.path())
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| format!("fsync {}: {e}", entry.path().display()))?;
+                synced_any = true;
+            }
+        }
+        if synced_any {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| format!("fsync {}: {e}", dir.display()))?;
+        }
+        *self
+            .blobs_synced_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = started;
+        Ok(())
     }
 }
 
@@ -116,13 +165,15 @@ impl Store {
             // inside sled and an fdatasync). A lone writer pays the millisecond too, next to the
             // fdatasync it waits for anyway.
             std::thread::sleep(GATHER);
-            let result =
-                db.flush()
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| match &commit.log_file {
-                        Some(f) => f.sync_data().map_err(|e| e.to_string()),
-                        None => Ok(()),
-                    });
+            let result = db
+                .flush()
+                .map_err(|e| e.to_string())
+                // Blobs first: a log record must never be durable before the blob it names.
+                .and_then(|_| commit.sync_blobs())
+                .and_then(|_| match &commit.log_file {
+                    Some(f) => f.sync_data().map_err(|e| e.to_string()),
+                    None => Ok(()),
+                });
             // Release the database before the end of the flush is published: a caller may drop
             // its store and reopen the same path as soon as `sync` returns.
             drop(db);

@@ -193,17 +193,21 @@ impl Store {
         // sled 0.34 keeps its log in `<path>/db`; see `GroupCommit::log_file`.
         let log_file = File::open(path.join("db"))
             .map_err(|e| StoreError::Backend(format!("opening the log to fsync it: {e}")))?;
-        Self::with_db(db, Some(log_file))
+        Self::with_db(db, Some(log_file), Some(path.join("blobs")))
     }
 
     /// A database in a temporary location, removed when the last handle is dropped (tests).
     /// Its [`Store::sync`] flushes but does not fsync.
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open().or_backend()?;
-        Self::with_db(db, None)
+        Self::with_db(db, None, None)
     }
 
-    fn with_db(db: sled::Db, log_file: Option<File>) -> Result<Store, StoreError> {
+    fn with_db(
+        db: sled::Db,
+        log_file: Option<File>,
+        blob_dir: Option<std::path::PathBuf>,
+    ) -> Result<Store, StoreError> {
         let t = Tables::open(&db)?;
         let locks = std::array::from_fn(|_| Mutex::new(()));
         Ok(Store {
@@ -211,7 +215,7 @@ impl Store {
                 db,
                 t,
                 locks,
-                commit: Arc::new(GroupCommit::new(log_file)),
+                commit: Arc::new(GroupCommit::new(log_file, blob_dir)),
             }),
         })
     }

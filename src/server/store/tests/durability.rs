@@ -171,3 +171,25 @@ async fn synced_writes_survive_an_abort() {
     assert_eq!(store.entries(&t, 0, 100).unwrap().len(), 50);
     assert_eq!(store.tag_index(&t, [49; 32]).unwrap(), Some(49));
 }
+
+#[tokio::test]
+async fn values_too_large_for_the_log_go_to_synced_blob_files_and_survive() {
+    // A topic change of a large topic can be megabytes; sled writes such values as blob files,
+    // which the group commit fsyncs (sled does not).
+    let dir = TempDir::new();
+    let t = topic('b');
+    let big = vec![0xabu8; 600 * 1024];
+    {
+        let store = Store::open(dir.path()).unwrap();
+        append_entry(&store, &t, &big, true, None, vec![]).unwrap();
+        store.sync().await.unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+        assert!(
+            blobs > 0,
+            "expected the large value to be stored as a blob file"
+        );
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.entry(&t, 0).unwrap().unwrap(), big);
+    assert_eq!(store.changes(&t).unwrap()[0].1, big);
+}
