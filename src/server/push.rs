@@ -144,7 +144,7 @@ impl PushHub {
 
     /// Sends newly durable entries to members' connected devices, and wakes the others.
     pub fn publish(&self, store: &Store, publish: &Publish) {
-        let Some(topic) = &publish.topic else { return };
+        let topic = &publish.topic;
         if publish.entries.is_empty() {
             return;
         }

@@ -44,10 +44,10 @@ pub struct Appended {
 }
 
 /// Entries that became publishable, in log order, with the users to send them to.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Publish {
     /// The topic.
-    pub topic: Option<TopicId>,
+    pub topic: TopicId,
     /// `(index, entry)` in order.
     pub entries: Vec<(u64, Vec<u8>)>,
     /// Current members (user ids).
@@ -249,7 +249,7 @@ impl TopicHost {
         let hosted = self.get(ctx.store, topic)?;
         let mut t = lock(&hosted);
         let mut out = Publish {
-            topic: Some(topic.clone()),
+            topic: topic.clone(),
             entries: Vec::new(),
             members: t.state.members().values().map(|m| m.user.clone()).collect(),
         };
@@ -306,12 +306,7 @@ fn check_identities(ctx: &AppendContext<'_>, members: &[MemberSpec]) -> ApiResul
             .store
             .user(&m.user)?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {}", m.user)))?;
-        let registration =
-            Signed::<crate::certs::Registration>::from_signed_bytes(record.registration)
-                .map_err(|e| ApiError::internal("stored registration", e))?
-                .decode_unverified()
-                .map_err(|e| ApiError::internal("stored registration", e))?;
-        if registration.identity_key != m.identity_key {
+        if record.identity_key()? != m.identity_key {
             return Err(ApiError::new(
                 ErrorCode::Invalid,
                 format!(

@@ -37,10 +37,7 @@ pub(crate) fn identity_key(state: &AppState, user: &UserId) -> ApiResult<Identit
         .store
         .user(user)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {user}")))?;
-    let reg = Signed::<Registration>::from_signed_bytes(record.registration)
-        .and_then(|s| s.decode_unverified())
-        .map_err(|e| ApiError::internal("stored registration", e))?;
-    Ok(reg.identity_key)
+    Ok(record.identity_key()?)
 }
 
 async fn register(

@@ -23,6 +23,18 @@ pub struct UserRecord {
     pub created: u64,
 }
 
+impl UserRecord {
+    /// The Identity Key of the stored registration (checked when the user registered).
+    pub fn identity_key(&self) -> Result<crate::crypto::IdentityPublicKey, StoreError> {
+        crate::wire::Signed::<crate::certs::Registration>::from_signed_bytes(
+            self.registration.clone(),
+        )
+        .and_then(|s| s.decode_unverified())
+        .map(|r| r.identity_key)
+        .map_err(|_| StoreError::Corrupt { table: "users" })
+    }
+}
+
 /// `users` value: `[registration, disabled, created]`.
 #[derive(Serialize, Deserialize)]
 struct StoredUser(SignedBytes, bool, u64);
