@@ -52,12 +52,27 @@ fn check_len(body: &[u8], limit: usize) -> ApiResult<()> {
 
 /// After an append: wait for durability, publish what became durable (in log order), and
 /// answer with a checkpoint of the durable log, which includes the entry.
-async fn finish(state: &AppState, topic: &TopicId, appended: Appended) -> ApiResult<HttpResponse> {
-    state.store.sync().await?;
-    let (publish, checkpoint) = state
-        .topics
-        .durable(&state.append_context(), topic, appended)?;
-    state.push.publish(&state.store, &publish);
+async fn finish(
+    state: &web::Data<AppState>,
+    topic: &TopicId,
+    appended: Appended,
+) -> ApiResult<HttpResponse> {
+    // The entry is already written: its durability, publication and checkpoint must not depend on
+    // this request staying alive (actix drops a handler whose client hung up), so they run as
+    // their own task and the handler only waits for the answer.
+    let (state, topic) = (state.clone(), topic.clone());
+    let done = actix_web::rt::spawn(async move {
+        state.store.sync().await?;
+        let (publish, checkpoint) =
+            state
+                .topics
+                .durable(&state.append_context(), &topic, appended)?;
+        state.push.publish(&state.store, &publish);
+        Ok::<_, ApiError>(checkpoint)
+    });
+    let checkpoint = done
+        .await
+        .map_err(|e| ApiError::internal("append completion", e))??;
     Ok(cbor_response(&AppendResponse {
         version: VERSION,
         index: appended.index,
