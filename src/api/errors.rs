@@ -56,8 +56,16 @@ codes! {
     PinInvalid = (403, "pin_invalid"),
     /// The account is disabled.
     UserDisabled = (403, "user_disabled"),
+    /// Federation: the origin does not host the event's topic.
+    NotHosting = (403, "not_hosting"),
+    /// Federation: the server has no member in the topic.
+    NotParticipant = (403, "not_participant"),
     /// No such resource.
     NotFound = (404, "not_found"),
+    /// Federation: a checkpoint not signed by the hosting server or not matching the entries.
+    BadCheckpoint = (400, "bad_checkpoint"),
+    /// The hosting server signed contradictory logs; the mirror stopped.
+    SplitView = (409, "split_view"),
     /// User id taken.
     UserExists = (409, "user_exists"),
     /// Device key already registered.
@@ -92,6 +100,8 @@ codes! {
     RateLimited = (429, "rate_limited"),
     /// Server fault.
     Internal = (500, "internal"),
+    /// Another server's answer, queried through federation, does not decode or verify.
+    BadGateway = (502, "bad_gateway"),
     /// Shutting down or storage unavailable.
     Unavailable = (503, "unavailable"),
 }

@@ -382,6 +382,31 @@ pub struct CheckpointResponse {
     pub checkpoint: String,
 }
 
+/// `[1, host head / null, mirror head / null, [* cosigned note], evidence / null]`: what a
+/// server knows of a topic's log beyond its own entries (`client-api.md` §6 `witnesses`,
+/// `federation-api.md` §9.4).
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct WitnessesResponse {
+    /// 1.
+    pub version: u8,
+    /// The hosting server's current checkpoint note (fetched live for a topic hosted
+    /// elsewhere; `None` when the hosting server cannot be reached).
+    pub host: Option<String>,
+    /// This server's mirror head (the hosting server's checkpoint it verified), for a topic
+    /// hosted elsewhere.
+    pub mirror: Option<String>,
+    /// Cosigned checkpoint notes of participating servers (the newest of each).
+    pub witnesses: Vec<String>,
+    /// Evidence that the hosting server showed contradicting logs (`[reason, note, note]`).
+    pub evidence: Option<ByteBuf>,
+}
+
+/// `[1, server, [+ [key, valid_from, valid_until]]]`: another server's key document, fetched
+/// and checked by the caller's homeserver over mutual TLS (`client-api.md` §6).
+pub type ServerKeysResponse = crate::federation::ServerKeys;
+
+impl Body for crate::federation::ServerKeys {}
+
 /// `[1, [* hash]]`.
 #[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
 pub struct ProofResponse {
@@ -451,6 +476,7 @@ pub struct PushRegisterRequest {
 }
 
 bodies!(
+    WitnessesResponse,
     RegisterRequest,
     RegisterResponse,
     IdentityResponse,
@@ -483,4 +509,17 @@ bodies!(
 
 impl Body for UploadTopicKeysRequest {
     const MAX_LEN: usize = 4 * 1024 * 1024;
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+pub fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

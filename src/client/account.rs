@@ -555,6 +555,32 @@ impl Client {
         if let Some(key) = self.config.server_key(host.as_str())? {
             return Ok(key);
         }
+        if *host != self.server {
+            // Another server's key comes through our own, which fetched and checked its key
+            // document over mutual TLS (`federation-api.md` §2); pinned on first use.
+            let path = format!(
+                "/v1/servers/{}/keys",
+                crate::api::encode_segment(host.as_str())
+            );
+            let doc: crate::federation::ServerKeys = self.authed(Method::GET, &path, None).await?;
+            if doc.server != *host {
+                return Err(ClientError::Misbehaved(format!(
+                    "key document for {host} names {}",
+                    doc.server
+                )));
+            }
+            let key = doc
+                .keys
+                .last()
+                .map(|k| k.key.clone())
+                .ok_or_else(|| ClientError::ServerKeyUnknown(host.to_string()))?;
+            self.config.server_keys.insert(
+                host.to_string(),
+                crate::crypto::sign::hex_string(key.as_bytes()),
+            );
+            self.save_config()?;
+            return Ok(key);
+        }
         let trust = match self.config.trust()? {
             Trust::CaFile(path) => Trust::CaFile(path),
             Trust::SystemRoots | Trust::Pinned(_) => Trust::SystemRoots,

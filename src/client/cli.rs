@@ -454,7 +454,8 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
                 json!({"type": "verify", "topic": topic.as_str(), "ok": r.ok(), "size": r.size,
                        "root": r.root, "consistent_with": r.consistent_with,
                        "root_matches": r.root_matches, "failed": r.failed.iter().map(|e| e.index).collect::<Vec<_>>(),
-                       "missing": r.missing}),
+                       "missing": r.missing, "host_size": r.witnesses.host_size,
+                       "cosigned": r.witnesses.cosigned, "problems": r.witnesses.problems}),
                 || {
                     let mut s = format!(
                         "{topic}: {} — {} entries, root {}",
@@ -474,6 +475,18 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
                     }
                     if r.root_matches == Some(false) {
                         s.push_str("; root recomputed from the entries does not match");
+                    }
+                    if !r.witnesses.cosigned.is_empty() {
+                        let by: Vec<String> = r
+                            .witnesses
+                            .cosigned
+                            .iter()
+                            .map(|(server, size)| format!("{server} at {size}"))
+                            .collect();
+                        s.push_str(&format!("; cosigned by {}", by.join(", ")));
+                    }
+                    for p in &r.witnesses.problems {
+                        s.push_str(&format!("\n!! {p}"));
                     }
                     s
                 },

@@ -91,6 +91,16 @@ pub enum ClientError {
         /// Why it does not decode.
         error: WireError,
     },
+    /// The post was accepted by this server and queued for the topic's hosting server, which
+    /// did not answer in time; it appears in the log when that server takes it
+    /// (`federation-api.md` §9.3).
+    #[error("queued for {host}: the post will appear in {topic} when {host} takes it")]
+    Queued {
+        /// The topic.
+        topic: String,
+        /// Its hosting server.
+        host: String,
+    },
     /// The server's answer decodes but contradicts what was asked or what is known.
     #[error("server misbehaved: {0}")]
     Misbehaved(String),

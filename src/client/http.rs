@@ -54,18 +54,7 @@ pub fn normalize_url(url: &str) -> Result<String, ClientError> {
     Ok(format!("https://{}", authority.as_str()))
 }
 
-/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
-pub fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 2);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::api::encode_segment;
 
 /// Turns an error answer into a [`ClientError`].
 pub fn error_from_response(what: &str, status: u16, body: &[u8]) -> ClientError {

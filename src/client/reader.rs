@@ -21,7 +21,9 @@ use awc::http::Method;
 use super::http::encode_segment;
 use super::keystore::TopicRecord;
 use super::{Client, ClientError};
-use crate::api::{Body, CheckpointResponse, CursorRequest, EntriesResponse, ProofResponse};
+use crate::api::{
+    Body, CheckpointResponse, CursorRequest, EntriesResponse, ProofResponse, WitnessesResponse,
+};
 use crate::crypto::{MessageKey, TopicKey};
 use crate::ids::TopicId;
 use crate::tlog::proof::parse_path;
@@ -112,13 +114,29 @@ pub struct VerifyReport {
     /// Whether the root recomputed from all leaves equals the checkpoint's root (`None` when
     /// some leaf is unknown).
     pub root_matches: Option<bool>,
+    /// The other views of the log: the hosting server's head, the mirror, cosignatures.
+    pub witnesses: WitnessReport,
 }
 
 impl VerifyReport {
     /// Whether the whole log verified.
     pub fn ok(&self) -> bool {
-        self.failed.is_empty() && self.missing.is_empty() && self.root_matches == Some(true)
+        self.failed.is_empty()
+            && self.missing.is_empty()
+            && self.root_matches == Some(true)
+            && self.witnesses.problems.is_empty()
     }
+}
+
+/// What `rdv verify` found comparing the views of a log (`federation-api.md` §9.4).
+#[derive(Debug, Clone, Default)]
+pub struct WitnessReport {
+    /// The hosting server's current head's size, when it could be had.
+    pub host_size: Option<u64>,
+    /// Servers whose cosigned checkpoints agree with the verified log: `(server, size)`.
+    pub cosigned: Vec<(String, u64)>,
+    /// Contradictions: each one means some server was shown another log.
+    pub problems: Vec<String>,
 }
 
 /// Which entries get an inclusion proof.
@@ -730,6 +748,114 @@ impl Client {
                 .collect(),
             missing: replay.missing.clone(),
             root_matches: replay.root_matches,
+            witnesses: self.check_witnesses(topic, &replay.checkpoint).await?,
         })
+    }
+
+    /// Compares the verified head with the hosting server's current head, this server's
+    /// mirror and every cosigned checkpoint (`client-api.md` §6 `witnesses`): equal sizes must
+    /// have equal roots, a smaller checkpoint must be consistent with the verified head
+    /// (proof from this server's log), and cosignatures must verify with their servers' keys.
+    async fn check_witnesses(
+        &mut self,
+        topic: &TopicId,
+        head: &Checkpoint,
+    ) -> Result<WitnessReport, ClientError> {
+        let answer: WitnessesResponse = self
+            .authed(Method::GET, &topic_path(topic, "/witnesses"), None)
+            .await?;
+        let host = topic.server();
+        let key = self.hosting_server_key(&host).await?;
+        let mut report = WitnessReport::default();
+        if let Some(evidence) = &answer.evidence {
+            let reason = crate::federation::topic_events::MirrorEvidence::from_wire(evidence)
+                .map(|e| e.reason)
+                .unwrap_or_else(|_| "undecodable evidence".into());
+            report.problems.push(format!(
+                "this server keeps evidence against {host}: {reason}"
+            ));
+        }
+        let mut views: Vec<(String, String)> = Vec::new();
+        if let Some(note) = &answer.host {
+            views.push((format!("{host}'s current head"), note.clone()));
+        }
+        if let Some(note) = &answer.mirror {
+            views.push(("this server's mirror".into(), note.clone()));
+        }
+        for note in &answer.witnesses {
+            views.push(("a cosigned head".into(), note.clone()));
+        }
+        for (what, note) in views {
+            let signed = match SignedCheckpoint::parse(note.as_bytes()) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.problems.push(format!("{what} does not parse: {e}"));
+                    continue;
+                }
+            };
+            let c = match signed.verify(&key, host.as_str()) {
+                Ok(c) => c.clone(),
+                Err(e) => {
+                    report.problems.push(format!("{what}: {e}"));
+                    continue;
+                }
+            };
+            if what.ends_with("current head") {
+                report.host_size = Some(c.size.0);
+            }
+            if c.origin != head.origin {
+                report
+                    .problems
+                    .push(format!("{what} is of log {:?}", c.origin));
+                continue;
+            }
+            let agrees = if c.size == head.size {
+                c.root == head.root
+            } else if c.size < head.size && c.size.0 > 0 {
+                let answer: ProofResponse = self
+                    .authed(
+                        Method::GET,
+                        &topic_path(
+                            topic,
+                            &format!("/proof/consistency?old={}&new={}", c.size, head.size),
+                        ),
+                        None,
+                    )
+                    .await?;
+                let path = parse_path(&answer.path)
+                    .map_err(|e| ClientError::Misbehaved(format!("consistency proof: {e}")))?;
+                ConsistencyProof {
+                    old: c.size,
+                    new: head.size,
+                    path,
+                }
+                .verify(&c.root, &head.root)
+                .is_ok()
+            } else {
+                // Empty, or ahead of this server's log: nothing to compare yet.
+                true
+            };
+            if !agrees {
+                report.problems.push(format!(
+                    "split view: {what} (size {}, root {}) contradicts the verified log (size {}, root {})",
+                    c.size, c.root, head.size, head.root
+                ));
+                continue;
+            }
+            for name in signed.signer_names() {
+                if name == host.as_str() {
+                    continue;
+                }
+                let Ok(server) = name.parse::<crate::ids::ServerName>() else {
+                    continue;
+                };
+                let cosigner = self.hosting_server_key(&server).await?;
+                match signed.cosignature(&cosigner, name) {
+                    Ok(_) => report.cosigned.push((name.to_owned(), c.size.0)),
+                    Err(e) => report.problems.push(format!("cosignature of {name}: {e}")),
+                }
+            }
+        }
+        Ok(report)
     }
 }

@@ -175,6 +175,31 @@ impl Client {
             .0)
     }
 
+    /// Posts a change or message (`rest` is `/changes` or `/messages`). A topic hosted on
+    /// another server may answer `202` with an empty body: the post is queued there
+    /// ([`ClientError::Queued`]).
+    async fn append(
+        &mut self,
+        topic: &TopicId,
+        rest: &str,
+        body: Vec<u8>,
+    ) -> Result<AppendResponse, ClientError> {
+        let path = topic_path(topic, rest);
+        let bytes = self
+            .authed_raw(Method::POST, &path, Some(body), AppendResponse::MAX_LEN)
+            .await?;
+        match AppendResponse::from_cbor(&bytes) {
+            Ok(answer) => Ok(answer),
+            Err(error) => match crate::api::Empty::from_cbor(&bytes) {
+                Ok(_) => Err(ClientError::Queued {
+                    topic: topic.to_string(),
+                    host: topic.server().to_string(),
+                }),
+                Err(_) => Err(ClientError::Malformed { what: path, error }),
+            },
+        }
+    }
+
     /// Checks an append answer's checkpoint: signed by the hosting server, for this topic's
     /// log, and covering the new entry.
     async fn check_append(
@@ -234,12 +259,8 @@ impl Client {
             self.keystore
                 .save_message_key(topic, outcome.change.epoch, key)?;
         }
-        let answer: AppendResponse = self
-            .authed(
-                Method::POST,
-                &topic_path(topic, "/changes"),
-                Some(outcome.change.to_wire()),
-            )
+        let answer = self
+            .append(topic, "/changes", outcome.change.to_wire())
             .await?;
         self.check_append(topic, &answer).await?;
         Ok(answer.index)
@@ -329,13 +350,7 @@ impl Client {
                 })?;
         let seen = replay.checkpoint.size.0;
         let msg = encrypt(topic, keys, me.0, key.signing(), seen, text)?;
-        let answer: AppendResponse = self
-            .authed(
-                Method::POST,
-                &topic_path(topic, "/messages"),
-                Some(msg.to_wire()),
-            )
-            .await?;
+        let answer = self.append(topic, "/messages", msg.to_wire()).await?;
         self.check_append(topic, &answer).await?;
         Ok(answer.index)
     }

@@ -33,10 +33,9 @@ pub enum EventKind {
     TopicEntry,
     /// Participant → hosting server: a remote member's message or change to append.
     TopicSubmit,
-    /// Participant → hosting server: the participant's cosignature of a checkpoint.
+    /// Participant → hosting server and the other participants: the participant's cosignature
+    /// of a checkpoint. (Kind 4 is reserved; a submit's outcome is its per-event result.)
     TopicCosignature,
-    /// Hosting server → participant: the outcome of a submit (index or error).
-    TopicSubmitResult,
 }
 
 impl EventKind {
@@ -46,7 +45,6 @@ impl EventKind {
             EventKind::TopicEntry => 1,
             EventKind::TopicSubmit => 2,
             EventKind::TopicCosignature => 3,
-            EventKind::TopicSubmitResult => 4,
         }
     }
 
@@ -56,7 +54,6 @@ impl EventKind {
             1 => EventKind::TopicEntry,
             2 => EventKind::TopicSubmit,
             3 => EventKind::TopicCosignature,
-            4 => EventKind::TopicSubmitResult,
             other => {
                 return Err(WireError::InvalidField {
                     field: "kind",
@@ -69,10 +66,7 @@ impl EventKind {
     /// Whether events of this kind name a topic (every kind of version 1 does).
     pub fn has_topic(self) -> bool {
         match self {
-            EventKind::TopicEntry
-            | EventKind::TopicSubmit
-            | EventKind::TopicCosignature
-            | EventKind::TopicSubmitResult => true,
+            EventKind::TopicEntry | EventKind::TopicSubmit | EventKind::TopicCosignature => true,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod server_keys;
+pub mod topic_events;
 pub mod transaction;
 
 pub use event::{Event, EventId, EventKind, VerifiedEvent};

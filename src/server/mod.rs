@@ -122,17 +122,52 @@ pub async fn run(
         true => Some(federation::peer::FederationTls::load(&config)?),
         false => None,
     };
+    // One discovery (and its DNS cache) for peers' key documents and for queries.
+    let federation_resolver = match &federation_tls {
+        Some(_) => {
+            let discovery = federation::discovery::Discovery::new(&config.federation)
+                .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
+            Some(federation::keys::discovery_resolver(Arc::new(discovery)))
+        }
+        None => None,
+    };
+    let federation_client = match (&federation_tls, &federation_resolver) {
+        (Some(tls), Some(resolver)) => Some(Arc::new(
+            federation::client::FederationClient::new(tls.client.clone(), resolver.clone())
+                .with_origin(server_name.clone()),
+        )),
+        _ => None,
+    };
+    let peer_keys = match (&federation_tls, &federation_resolver) {
+        (Some(tls), Some(resolver)) => Some(Arc::new(federation::keys::HttpPeerKeys::new(
+            tls.client.clone(),
+            resolver.clone(),
+        ))),
+        _ => None,
+    };
     let state = web::Data::new(AppState {
         config,
-        server_name,
+        server_name: server_name.clone(),
         identity,
         store: store.clone(),
-        topics: TopicHost::default(),
+        topics: TopicHost::new(server_name.clone()),
         push: hub.clone(),
         metrics: Metrics::default(),
         auth_cache: Default::default(),
         outbound: outbound.as_ref().map(|(o, _)| o.clone()),
+        federation: federation_client,
+        peer_keys: peer_keys.clone(),
+        submits: Default::default(),
     });
+    if let Some(outbound) = &state.outbound {
+        // A refused submit is told to the device waiting for it (`federation-api.md` §9.3).
+        let weak = Arc::downgrade(&state.clone().into_inner());
+        outbound.on_refused(Arc::new(move |id, status, code| {
+            if let Some(state) = weak.upgrade() {
+                state.submits.refused(id, status, code);
+            }
+        }));
+    }
 
     let client_state = state.clone();
     let client = HttpServer::new(move || {
@@ -179,8 +214,8 @@ pub async fn run(
     .listen(listeners.admin)?
     .run();
 
-    let federation = match federation_tls {
-        Some(tls) => {
+    let federation = match federation_tls.zip(peer_keys) {
+        Some((tls, keys)) => {
             // Fixes (and makes durable) when our current key was first announced, before any
             // peer can fetch it.
             federation::keys::own_server_keys(
@@ -194,13 +229,10 @@ pub async fn run(
                 Some(l) => l,
                 None => TcpListener::bind(state.config.federation.listen)?,
             };
-            let discovery = federation::discovery::Discovery::new(&state.config.federation)
-                .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
-            let resolver = federation::keys::discovery_resolver(Arc::new(discovery));
             let inbound = web::Data::new(federation::inbound::Inbound::new(
                 federation::peer::PeerPolicy::from_config(&state.config.federation),
-                federation::keys::HttpPeerKeys::new(tls.client.clone(), resolver),
-                federation::inbound::StoreSink(store.clone()),
+                keys.clone(),
+                federation::topics::TopicSink::new(state.clone(), keys),
             ));
             Some(federation::inbound::serve(
                 state.clone(),

@@ -14,6 +14,8 @@ use crate::api::ErrorCode;
 use crate::ids::{ServerName, UserId};
 use crate::server::config::Config;
 use crate::server::error::ApiError;
+use crate::server::federation::client::FederationClient;
+use crate::server::federation::keys::HttpPeerKeys;
 use crate::server::federation::outbound::Outbound;
 use crate::server::identity::ServerIdentity;
 use crate::server::metrics::Metrics;
@@ -41,6 +43,13 @@ pub struct AppState {
     pub auth_cache: AuthCache,
     /// Outbound federation queues; `None` when `federation.enabled` is false.
     pub outbound: Option<Arc<Outbound>>,
+    /// Queries to other servers (`federation-api.md` §5); `None` when `federation.enabled` is
+    /// false.
+    pub federation: Option<Arc<FederationClient>>,
+    /// Other servers' key documents (cached); `None` when `federation.enabled` is false.
+    pub peer_keys: Option<Arc<HttpPeerKeys>>,
+    /// Posts submitted to other servers' topics, awaiting their entries.
+    pub submits: crate::server::federation::topics::SubmitWaiters,
 }
 
 /// Tokens checked in the last [`AUTH_CACHE_SECS`] seconds, by hash. Revoking a device or
@@ -84,6 +93,8 @@ impl AppState {
             server_name: &self.server_name,
             server_key: &self.identity.server_key,
             now: now(),
+            outbound: self.outbound.as_deref(),
+            remote_identities: None,
         }
     }
 }

@@ -318,6 +318,12 @@ impl SignedCheckpoint {
         &self.body
     }
 
+    /// The key names of the note's signature lines, in order (the hosting server's and
+    /// cosigners'), none of them verified.
+    pub fn signer_names(&self) -> Vec<&str> {
+        self.signatures.iter().map(|s| s.name.as_str()).collect()
+    }
+
     /// The parsed checkpoint, *not yet verified*: use it only to route or to report, never to
     /// trust. [`Self::verify`] returns the same checkpoint once the signature checks out.
     pub fn unverified_checkpoint(&self) -> &Checkpoint {

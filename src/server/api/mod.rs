@@ -5,7 +5,7 @@ mod keys;
 mod relay;
 mod status;
 mod stream;
-mod topics;
+pub(crate) mod topics;
 
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -7,12 +7,17 @@ use serde_bytes::ByteBuf;
 use super::keys::LOW_WATER;
 use super::{cbor_body, cbor_response, parse, require_cbor};
 use crate::api::{
-    AppendResponse, CheckpointResponse, CursorRequest, Empty, EntriesResponse, ErrorCode,
+    AppendResponse, Body, CheckpointResponse, CursorRequest, Empty, EntriesResponse, ErrorCode,
     IndexedEntry, ProofResponse, SyncItem, SyncResponse, TopicSummary, TopicsResponse,
+    WitnessesResponse,
 };
-use crate::ids::TopicId;
+use crate::federation::topic_events::Submit;
+use crate::federation::{Event, EventKind};
+use crate::ids::{ServerName, TopicId};
 use crate::message::MAX_MESSAGE_LEN;
 use crate::server::error::{ApiError, ApiResult};
+use crate::server::federation::keys::PeerKeys;
+use crate::server::federation::topics::{Landed, remote_identities};
 use crate::server::state::{AppState, Caller};
 use crate::server::store::TopicNodes;
 use crate::server::topics::Appended;
@@ -36,6 +41,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(consistency),
         )
         .route("/v1/topics/{topic}/cursor", web::put().to(set_cursor))
+        .route("/v1/topics/{topic}/witnesses", web::get().to(witnesses))
+        .route("/v1/servers/{server}/keys", web::get().to(server_keys))
         .route("/v1/sync", web::get().to(sync));
 }
 
@@ -50,16 +57,17 @@ fn check_len(body: &[u8], limit: usize) -> ApiResult<()> {
     Ok(())
 }
 
-/// After an append: wait for durability, publish what became durable (in log order), and
-/// answer with a checkpoint of the durable log, which includes the entry.
-async fn finish(
+/// After an append: wait for durability, publish what became durable (in log order) and queue
+/// it for other servers, and return a checkpoint of the durable log, which includes the entry.
+///
+/// The entry is already written: its durability, publication and checkpoint must not depend on
+/// the request staying alive (actix drops a handler whose client hung up), so they run as their
+/// own task and the caller only waits for the answer.
+pub(crate) async fn complete(
     state: &web::Data<AppState>,
     topic: &TopicId,
     appended: Appended,
-) -> ApiResult<HttpResponse> {
-    // The entry is already written: its durability, publication and checkpoint must not depend on
-    // this request staying alive (actix drops a handler whose client hung up), so they run as
-    // their own task and the handler only waits for the answer.
+) -> ApiResult<String> {
     let (state, topic) = (state.clone(), topic.clone());
     let done = actix_web::rt::spawn(async move {
         state.store.sync().await?;
@@ -70,14 +78,81 @@ async fn finish(
         state.push.publish(&state.store, &publish);
         Ok::<_, ApiError>(checkpoint)
     });
-    let checkpoint = done
-        .await
-        .map_err(|e| ApiError::internal("append completion", e))??;
+    done.await
+        .map_err(|e| ApiError::internal("append completion", e))?
+}
+
+async fn finish(
+    state: &web::Data<AppState>,
+    topic: &TopicId,
+    appended: Appended,
+) -> ApiResult<HttpResponse> {
+    let checkpoint = complete(state, topic, appended).await?;
     Ok(cbor_response(&AppendResponse {
         version: VERSION,
         index: appended.index,
         checkpoint,
     }))
+}
+
+/// How long a post to another server's topic waits for its entry to come back before the
+/// device is answered `202 queued` (`federation-api.md` §9.3).
+const SUBMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A post or change to a topic hosted by another server: checked against the mirror, queued
+/// for the hosting server as `topic.submit`, then answered when its entry arrives (or `202`).
+async fn submit_remote(
+    state: &web::Data<AppState>,
+    topic: &TopicId,
+    body: &[u8],
+    caller: &Caller,
+    is_change: bool,
+) -> ApiResult<HttpResponse> {
+    let outbound = state.outbound.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Invalid,
+            format!("{topic} is hosted elsewhere and federation is not enabled"),
+        )
+    })?;
+    let (entry, leaf) = state.topics.precheck(
+        &state.append_context(),
+        topic,
+        body,
+        &caller.user,
+        is_change,
+    )?;
+    let payload = Submit {
+        submitter: caller.user.clone(),
+        entry: ByteBuf::from(entry.to_wire()),
+    }
+    .to_wire();
+    let event = Event::sign(
+        &state.server_name,
+        &topic.server(),
+        EventKind::TopicSubmit,
+        Some(topic),
+        payload,
+        crate::server::state::now(),
+        &state.identity.server_key,
+    );
+    let landed = state
+        .submits
+        .wait(topic, leaf, Event::id(event.signed_bytes()));
+    outbound
+        .enqueue(&topic.server(), event.signed_bytes())
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+    match actix_web::rt::time::timeout(SUBMIT_WAIT, landed).await {
+        Ok(Ok(Landed::At(index, checkpoint))) => Ok(cbor_response(&AppendResponse {
+            version: VERSION,
+            index,
+            checkpoint,
+        })),
+        Ok(Ok(Landed::Refused(e))) => Err(e),
+        _ => Ok(HttpResponse::Accepted()
+            .content_type("application/cbor")
+            .body(crate::wire::encode(&Empty::default()))),
+    }
 }
 
 async fn create(
@@ -88,9 +163,10 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
-    let (topic, appended) = state
-        .topics
-        .create(&state.append_context(), &body, &caller.user)?;
+    let remote = remote_identities(&state, &body).await?;
+    let mut ctx = state.append_context();
+    ctx.remote_identities = Some(&remote);
+    let (topic, appended) = state.topics.create(&ctx, &body, &caller.user)?;
     state.metrics.changes.inc();
     state.metrics.topics_created.inc();
     finish(&state, &topic, appended).await
@@ -106,9 +182,13 @@ async fn change(
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
     let topic: TopicId = parse("topic", &path)?;
-    let appended = state
-        .topics
-        .change(&state.append_context(), &topic, &body, &caller.user)?;
+    if topic.server() != state.server_name {
+        return submit_remote(&state, &topic, &body, &caller, true).await;
+    }
+    let remote = remote_identities(&state, &body).await?;
+    let mut ctx = state.append_context();
+    ctx.remote_identities = Some(&remote);
+    let appended = state.topics.change(&ctx, &topic, &body, &caller.user)?;
     state.metrics.changes.inc();
     finish(&state, &topic, appended).await
 }
@@ -124,6 +204,14 @@ async fn post(
     require_cbor(&req)?;
     check_len(&body, MAX_MESSAGE_LEN)?;
     let topic: TopicId = parse("topic", &path)?;
+    if topic.server() != state.server_name {
+        let response = submit_remote(&state, &topic, &body, &caller, false).await;
+        state
+            .metrics
+            .latency
+            .observe(started.elapsed().as_secs_f64());
+        return response;
+    }
     let appended = state
         .topics
         .message(&state.append_context(), &topic, &body, &caller.user)?;
@@ -321,4 +409,91 @@ async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
         topics,
         refill,
     }))
+}
+
+/// `GET /v1/topics/{topic}/witnesses`: the hosting server's head, this server's mirror head,
+/// the cosignatures kept, and any evidence (`federation-api.md` §9.4), for `rdv verify`.
+async fn witnesses(
+    path: web::Path<String>,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let topic: TopicId = parse("topic", &path)?;
+    member_state(&state, &topic, &caller)?;
+    let store = &state.store;
+    let hosted_here = topic.server() == state.server_name;
+    let (host, mirror) = if hosted_here {
+        let head = state.topics.checkpoint(&state.append_context(), &topic)?;
+        (Some(head), None)
+    } else {
+        (
+            remote_head(&state, &topic).await,
+            store.mirror_head(&topic)?,
+        )
+    };
+    let witnesses = store
+        .witness_notes(&topic)?
+        .into_iter()
+        .map(|(_, note)| note)
+        .collect();
+    Ok(cbor_response(&WitnessesResponse {
+        version: VERSION,
+        host,
+        mirror,
+        witnesses,
+        evidence: store.mirror_evidence(&topic)?.map(ByteBuf::from),
+    }))
+}
+
+/// The hosting server's current checkpoint of a topic hosted elsewhere, or `None` when it
+/// cannot be had.
+async fn remote_head(state: &AppState, topic: &TopicId) -> Option<String> {
+    let client = state.federation.as_ref()?;
+    let path = format!(
+        "{}/{}/checkpoint",
+        crate::server::federation::topics::TOPICS_PATH,
+        crate::api::encode_segment(topic.as_str())
+    );
+    match client.get(&topic.server(), &path, 64 * 1024).await {
+        Ok(body) => CheckpointResponse::from_cbor(&body)
+            .map(|r| r.checkpoint)
+            .map_err(|e| tracing::info!(%topic, %e, "hosting server's checkpoint"))
+            .ok(),
+        Err(e) => {
+            tracing::info!(%topic, %e, "hosting server unreachable for its checkpoint");
+            None
+        }
+    }
+}
+
+/// `GET /v1/servers/{server}/keys`: another server's key document, fetched over mutual TLS
+/// and checked (`federation-api.md` §2), so that devices can check its checkpoints and
+/// cosignatures; this server's own for its own name.
+async fn server_keys(
+    path: web::Path<String>,
+    _caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let server: ServerName = parse("server", &path)?;
+    let doc = if server == state.server_name {
+        crate::server::federation::keys::own_server_keys(
+            &state.store,
+            &state.server_name,
+            &state.identity.server_key,
+            crate::server::state::now(),
+        )?
+        .value()
+        .clone()
+    } else {
+        let keys = state
+            .peer_keys
+            .as_ref()
+            .ok_or_else(|| ApiError::new(ErrorCode::Invalid, "federation is not enabled"))?;
+        keys.server_keys(&server, false)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
+            .as_ref()
+            .clone()
+    };
+    Ok(cbor_response(&doc))
 }

@@ -97,6 +97,17 @@ pub trait PeerKeys: Send + Sync {
     ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>>;
 }
 
+/// A shared source serves the listener and the topic sink alike.
+impl<T: PeerKeys + ?Sized> PeerKeys for Arc<T> {
+    fn server_keys<'a>(
+        &'a self,
+        server: &'a ServerName,
+        refresh: bool,
+    ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>> {
+        (**self).server_keys(server, refresh)
+    }
+}
+
 /// Finds the socket addresses of a server name (discovery, `federation-api.md` §7).
 pub type PeerResolver = Arc<
     dyn Fn(ServerName) -> LocalBoxFuture<'static, Result<Vec<SocketAddr>, String>> + Send + Sync,
@@ -141,7 +152,7 @@ pub fn discovery_resolver(
 }
 
 /// Fixed addresses for awc's connector (the name was resolved before connecting).
-struct Fixed(Vec<SocketAddr>);
+pub(super) struct Fixed(pub(super) Vec<SocketAddr>);
 
 impl Resolve for Fixed {
     fn lookup<'a>(

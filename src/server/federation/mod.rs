@@ -3,8 +3,10 @@
 //! The protocol objects themselves (events, transactions, key documents) are in
 //! [`crate::federation`].
 
+pub mod client;
 pub mod discovery;
 pub mod inbound;
 pub mod keys;
 pub mod outbound;
 pub mod peer;
+pub mod topics;

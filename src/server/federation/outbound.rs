@@ -37,7 +37,7 @@ pub use transport::{
 
 use crate::federation::event::MAX_EVENT_LEN;
 use crate::federation::transaction::{MAX_EVENTS, MAX_TRANSACTION_LEN};
-use crate::federation::{Event, Transaction, TransactionResponse};
+use crate::federation::{Event, EventId, Transaction, TransactionResponse};
 use crate::ids::ServerName;
 use crate::server::store::{OutboundBackoff, OutboundInFlight, Store, StoreError};
 use crate::wire::SignedBytes;
@@ -155,7 +155,12 @@ pub struct Outbound {
     peers: Mutex<HashMap<ServerName, Arc<Notify>>>,
     /// Wakes [`Outbound::run`] when a destination appears in `peers`.
     new_peer: Notify,
+    /// Told of each event a peer refused for good: `(event id, status, code)`.
+    on_refused: Mutex<Option<RefusalHook>>,
 }
+
+/// Called with each event a peer refused for good: `(event id, status, code)`.
+pub type RefusalHook = Arc<dyn Fn(&EventId, u16, &str) + Send + Sync>;
 
 impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -185,7 +190,14 @@ impl Outbound {
             jitter,
             peers: Mutex::new(HashMap::new()),
             new_peer: Notify::new(),
+            on_refused: Mutex::new(None),
         }
+    }
+
+    /// Sets what is told of events that peers refuse for good (e.g. the devices waiting for a
+    /// submitted post, `federation-api.md` §9.3).
+    pub fn on_refused(&self, hook: RefusalHook) {
+        *self.on_refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
     }
 
     /// Queues a signed event for `destination`; returns its sequence number once it is durable,
@@ -207,6 +219,29 @@ impl Outbound {
         }
         let seq = self.store.outbound_enqueue(destination, event)?;
         self.store.sync().await?;
+        self.wake(destination);
+        Ok(seq)
+    }
+
+    /// Queues a signed event for `destination` without waiting for durability, and wakes the
+    /// destination's sender. For events derived from durable data (log fan-out): a crash before
+    /// the next flush loses only the hint, which the peer recovers by backfill
+    /// (`federation-api.md` §9.2). Events are sent in the order they are queued.
+    pub fn enqueue_unsynced(
+        &self,
+        destination: &ServerName,
+        event: &SignedBytes,
+    ) -> Result<u64, OutboundError> {
+        if *destination == self.origin {
+            return Err(OutboundError::ToSelf(destination.to_string()));
+        }
+        if event.0.len() > MAX_EVENT_LEN {
+            return Err(OutboundError::TooLarge {
+                len: event.0.len(),
+                max: MAX_EVENT_LEN,
+            });
+        }
+        let seq = self.store.outbound_enqueue(destination, event)?;
         self.wake(destination);
         Ok(seq)
     }
@@ -380,8 +415,18 @@ impl Outbound {
             .and_then(|r| settle(destination, &events, &r));
         match answer {
             Ok(settled) => {
+                let hook = self
+                    .on_refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 for (seq, code, status) in &settled.refused {
                     tracing::warn!(%destination, seq, status, %code, "peer refused an event; dropped");
+                    if let (Some(hook), Some((_, event))) =
+                        (&hook, events.iter().find(|(s, _)| s == seq))
+                    {
+                        hook(&Event::id(event), *status, code);
+                    }
                 }
                 let mut done = settled.delivered.clone();
                 done.extend(settled.refused.iter().map(|(seq, _, _)| *seq));

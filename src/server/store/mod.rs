@@ -40,6 +40,7 @@
 //! | `push` | `id(user) ‖ device` | utf-8 URL |
 //! | `outbound`, `outbound_state` | see `store/outbound.rs` | |
 //! | `fed_txns`, `fed_applied`, `fed_received` | see `federation.rs` | |
+//! | `mirrors` | see `mirrors.rs` | |
 
 mod commit;
 mod corruption;
@@ -52,6 +53,7 @@ mod keys;
 mod link;
 mod login;
 mod meta;
+mod mirrors;
 mod nodes;
 mod outbound;
 mod prekeys;
@@ -135,6 +137,8 @@ struct Tables {
     fed_txns: sled::Tree,
     fed_applied: sled::Tree,
     fed_received: sled::Tree,
+    /// Mirrored topics' heads, evidence and witness notes (see `mirrors.rs`).
+    mirrors: sled::Tree,
 }
 
 impl Tables {
@@ -164,6 +168,7 @@ impl Tables {
             fed_txns: t("fed_txns")?,
             fed_applied: t("fed_applied")?,
             fed_received: t("fed_received")?,
+            mirrors: t("mirrors")?,
         })
     }
 }

@@ -1,0 +1,193 @@
+//! Payloads of the cross-server topic events (`federation-api.md` §3.2, §9).
+//!
+//! ```text
+//! topic.entry        = [first, [1*1000 bstr .cbor log-entry], checkpoint note]
+//! topic.submit       = [submitter user, bstr .cbor log-entry]
+//! topic.cosignature  = checkpoint note with the cosigner's line
+//! ```
+//!
+//! Decoding checks only the shape; the topic rules, checkpoint signatures and log consistency
+//! are checked by the receiver with the shared state machine and tag-log code.
+
+use serde_bytes::ByteBuf;
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use super::event::MAX_EVENT_LEN;
+use crate::ids::UserId;
+use crate::wire::{WireError, decode, encode};
+
+/// Most entries in one `topic.entry` event.
+pub const MAX_ENTRIES_PER_EVENT: usize = 1000;
+/// Entries are grouped into one `topic.entry` event up to this many bytes (a larger entry
+/// travels alone).
+pub const ENTRY_BATCH_BYTES: usize = 1024 * 1024;
+
+/// `topic.entry`: consecutive log entries and the hosting server's checkpoint after them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct EntryBatch {
+    /// Log index of the first entry.
+    pub first: u64,
+    /// Encoded log entries (`LogEntry::to_wire`), in log order.
+    pub entries: Vec<ByteBuf>,
+    /// The hosting server's signed checkpoint note of size `first + entries.len()`.
+    pub checkpoint: String,
+}
+
+impl EntryBatch {
+    /// Encodes the payload.
+    pub fn to_wire(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes a payload: 1 to [`MAX_ENTRIES_PER_EVENT`] entries.
+    pub fn from_wire(bytes: &[u8]) -> Result<EntryBatch, WireError> {
+        let batch: EntryBatch = decode(bytes, MAX_EVENT_LEN)?;
+        if batch.entries.is_empty() || batch.entries.len() > MAX_ENTRIES_PER_EVENT {
+            return Err(WireError::InvalidField {
+                field: "entries",
+                reason: format!("1 to {MAX_ENTRIES_PER_EVENT} entries"),
+            });
+        }
+        if batch
+            .first
+            .checked_add(batch.entries.len() as u64)
+            .is_none()
+        {
+            return Err(WireError::InvalidField {
+                field: "first",
+                reason: "index overflows".into(),
+            });
+        }
+        Ok(batch)
+    }
+
+    /// The log size after the batch.
+    pub fn end(&self) -> u64 {
+        self.first.saturating_add(self.entries.len() as u64)
+    }
+}
+
+/// Splits `(index, entry)` pairs (consecutive, in order) into batches of at most
+/// [`ENTRY_BATCH_BYTES`] bytes and [`MAX_ENTRIES_PER_EVENT`] entries; returns the index ranges
+/// `(first, end)`.
+pub fn batch_ranges(entries: &[(u64, Vec<u8>)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    // The batch being filled: (first index, bytes, count).
+    let mut open: Option<(u64, usize, u64)> = None;
+    for (index, entry) in entries {
+        if let Some((first, bytes, count)) = open {
+            if bytes + entry.len() <= ENTRY_BATCH_BYTES && count < MAX_ENTRIES_PER_EVENT as u64 {
+                open = Some((first, bytes + entry.len(), count + 1));
+                continue;
+            }
+            out.push((first, first + count));
+        }
+        open = Some((*index, entry.len(), 1));
+    }
+    if let Some((first, _, count)) = open {
+        out.push((first, first + count));
+    }
+    out
+}
+
+/// `topic.submit`: a remote member's message or signed change, for the hosting server to check
+/// and append as if its user had posted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct Submit {
+    /// The member who posted it (a user of the event's origin).
+    pub submitter: UserId,
+    /// The encoded log entry (`LogEntry::to_wire`).
+    pub entry: ByteBuf,
+}
+
+impl Submit {
+    /// Encodes the payload.
+    pub fn to_wire(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes a payload.
+    pub fn from_wire(bytes: &[u8]) -> Result<Submit, WireError> {
+        decode(bytes, MAX_EVENT_LEN)
+    }
+}
+
+/// Encodes a `topic.cosignature` payload (a cosigned checkpoint note).
+pub fn cosignature_to_wire(note: &str) -> Vec<u8> {
+    encode(&note)
+}
+
+/// Decodes a `topic.cosignature` payload.
+pub fn cosignature_from_wire(bytes: &[u8]) -> Result<String, WireError> {
+    decode(bytes, 64 * 1024)
+}
+
+/// Evidence kept with a stopped mirror: why, and two checkpoint notes signed by the hosting
+/// server that cannot both be true (`federation-api.md` §9.4). When they have one size, their
+/// different roots prove it to anyone; otherwise the mirror's log is the witness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct MirrorEvidence {
+    /// What the mirror saw.
+    pub reason: String,
+    /// The checkpoint the mirror held (or the one its log proves).
+    pub a: String,
+    /// The contradicting checkpoint.
+    pub b: String,
+}
+
+impl MirrorEvidence {
+    /// Encodes the evidence.
+    pub fn to_wire(&self) -> Vec<u8> {
+        crate::wire::encode(self)
+    }
+
+    /// Decodes stored evidence.
+    pub fn from_wire(bytes: &[u8]) -> Result<MirrorEvidence, crate::wire::WireError> {
+        crate::wire::decode(bytes, 64 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_split_by_size_and_keep_order() {
+        let small: Vec<(u64, Vec<u8>)> = (5..10).map(|i| (i, vec![0u8; 100])).collect();
+        assert_eq!(batch_ranges(&small), vec![(5, 10)]);
+        let big = vec![
+            (0, vec![0u8; 600 * 1024]),
+            (1, vec![0u8; 600 * 1024]),
+            (2, vec![0u8; 2 * 1024 * 1024]),
+            (3, vec![0u8; 10]),
+        ];
+        assert_eq!(batch_ranges(&big), vec![(0, 1), (1, 2), (2, 3), (3, 4)]);
+        let many: Vec<(u64, Vec<u8>)> = (0..2500).map(|i| (i, vec![1u8])).collect();
+        assert_eq!(
+            batch_ranges(&many),
+            vec![(0, 1000), (1000, 2000), (2000, 2500)]
+        );
+        assert!(batch_ranges(&[]).is_empty());
+    }
+
+    #[test]
+    fn entry_batches_round_trip_and_refuse_bad_shapes() {
+        let b = EntryBatch {
+            first: 3,
+            entries: vec![ByteBuf::from(vec![1, 2]), ByteBuf::from(vec![3])],
+            checkpoint: "note".into(),
+        };
+        assert_eq!(EntryBatch::from_wire(&b.to_wire()).unwrap(), b);
+        assert_eq!(b.end(), 5);
+        let empty = EntryBatch {
+            entries: vec![],
+            ..b.clone()
+        };
+        assert!(EntryBatch::from_wire(&empty.to_wire()).is_err());
+        let overflow = EntryBatch {
+            first: u64::MAX,
+            ..b
+        };
+        assert!(EntryBatch::from_wire(&overflow.to_wire()).is_err());
+    }
+}
