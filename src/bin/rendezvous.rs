@@ -2,11 +2,15 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rendezvous::ids::ServerName;
 use rendezvous::server::config::Config;
+use rendezvous::server::tls::issue::{self, FederationCa, ServerCertificate};
+use rendezvous::server::tls::{CertReloader, ReloadableCert};
 use rendezvous::server::{self, Listeners};
 
 #[derive(Parser)]
@@ -23,6 +27,46 @@ enum Command {
         /// TOML configuration file (see config/rendezvous.example.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Make a private key, a certificate signing request (for a CA or an ACME client) and a
+    /// certificate for a server name: self-signed, or signed by a federation CA.
+    FederationCert {
+        /// The server name (`server_name` in the configuration), e.g. `example.org`.
+        #[arg(long)]
+        name: String,
+        /// Directory to write `key.pem` (mode 0600), `csr.pem` and `cert.pem` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sign the certificate with this CA certificate (from `federation-ca`) instead of
+        /// self-signing it.
+        #[arg(long, requires = "ca_key")]
+        ca_cert: Option<PathBuf>,
+        /// The CA's private key (`ca.key` from `federation-ca`).
+        #[arg(long, requires = "ca_cert")]
+        ca_key: Option<PathBuf>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Replace an existing `key.pem` in the directory.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a private federation CA for a closed federation: its certificate goes into every
+    /// member's `[federation] ca_file`, and it signs their certificates (`federation-cert
+    /// --ca-cert`).
+    FederationCa {
+        /// Directory to write `ca.pem` and `ca.key` (mode 0600) into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The CA's name (subject common name).
+        #[arg(long, default_value = "Rendezvous federation CA")]
+        name: String,
+        /// Days the CA is valid.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// Replace an existing `ca.key` in the directory.
+        #[arg(long)]
+        force: bool,
     },
     /// Operator commands against the running server's admin endpoint.
     Admin {
@@ -72,6 +116,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => serve(config.as_ref()),
+        Command::FederationCert {
+            name,
+            out,
+            ca_cert,
+            ca_key,
+            days,
+            force,
+        } => {
+            let ca = ca_cert.as_deref().zip(ca_key.as_deref());
+            federation_cert(&name, &out, ca, days, force)
+        }
+        Command::FederationCa {
+            out,
+            name,
+            days,
+            force,
+        } => federation_ca(&name, &out, days, force),
         Command::Admin { config, action } => admin(config.as_ref(), action),
     };
     match result {
@@ -95,54 +156,141 @@ fn serve(config_path: Option<&PathBuf>) -> Result<(), String> {
     let listeners = Listeners::bind(&config).map_err(|e| format!("cannot listen: {e}"))?;
     let client_addr = listeners.client.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = listeners.admin.local_addr().map_err(|e| e.to_string())?;
-    if identity.generated {
-        println!(
-            "first start: generated server key, TLS certificate and admin token in {}",
-            config.data_dir.display()
-        );
-    }
-    println!(
-        "rendezvous {} serving {}",
-        env!("CARGO_PKG_VERSION"),
-        config.server_name
-    );
-    println!("client API: https://{client_addr}");
-    println!("TLS certificate fingerprint: {}", identity.fingerprint);
-    println!(
-        "admin endpoint: http://{admin_addr} (token in {})",
-        config.data_dir.join("admin.token").display()
-    );
+    let federation_addr = match &listeners.federation {
+        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     actix_web::rt::System::new().block_on(async move {
-        server::run(config, identity, store, listeners, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())
+        // Installed before the server announces itself, so that a signal sent once the
+        // addresses are printed never meets the default action (which would kill the process).
+        let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
+        let reload = reload_on_hangup(identity.reloader())
+            .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+        if identity.generated {
+            println!(
+                "first start: generated server key, TLS certificate and admin token in {}",
+                config.data_dir.display()
+            );
+        }
+        println!(
+            "rendezvous {} serving {}",
+            env!("CARGO_PKG_VERSION"),
+            config.server_name
+        );
+        println!("client API: https://{client_addr}");
+        println!("TLS certificate fingerprint: {}", identity.fingerprint());
+        if let (Some(addr), Some(federation)) = (federation_addr, &identity.federation) {
+            println!(
+                "federation: https://{addr} (certificate fingerprint {})",
+                federation.certificate.fingerprint()
+            );
+        }
+        println!(
+            "admin endpoint: http://{admin_addr} (token in {})",
+            config.data_dir.join("admin.token").display()
+        );
+        let reloading = actix_web::rt::spawn(reload);
+        let result = server::run(config, identity, store, listeners, shutdown).await;
+        reloading.abort();
+        result.map_err(|e| e.to_string())
     })
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called (inside the
+/// runtime).
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
+}
+
+/// Reloads the TLS certificates from their files on every SIGHUP (a bad file is logged and the
+/// current certificate kept); the handler is installed when this is called.
+fn reload_on_hangup(reloader: CertReloader) -> std::io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup())?;
+        Ok(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading TLS certificates");
+                reloader.reload_all();
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reloader;
+        Ok(std::future::pending())
+    }
+}
+
+/// `rendezvous federation-cert`.
+fn federation_cert(
+    name: &str,
+    out: &Path,
+    ca: Option<(&Path, &Path)>,
+    days: u32,
+    force: bool,
+) -> Result<(), String> {
+    let name: ServerName = name
+        .parse()
+        .map_err(|e| format!("server name {name:?}: {e}"))?;
+    let ca = match ca {
+        Some((cert, key)) => Some(FederationCa::load(cert, key).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let made = ServerCertificate::generate(&name, ca.as_ref(), days).map_err(|e| e.to_string())?;
+    made.write(out, force).map_err(|e| e.to_string())?;
+    let (cert, key) = (out.join(issue::CERT_FILE), out.join(issue::KEY_FILE));
+    let fingerprint = ReloadableCert::load(&cert, &key)
+        .map_err(|e| e.to_string())?
+        .fingerprint();
+    println!("private key: {} (mode 0600)", key.display());
+    println!(
+        "CSR:         {} (subject and DNS name {}: for your CA or ACME client)",
+        out.join(issue::CSR_FILE).display(),
+        name.host()
+    );
+    println!(
+        "certificate: {} ({}, {days} days, {fingerprint})",
+        cert.display(),
+        match ca {
+            Some(_) => "signed by the federation CA",
+            None => "self-signed",
+        }
+    );
+    Ok(())
+}
+
+/// `rendezvous federation-ca`.
+fn federation_ca(name: &str, out: &Path, days: u32, force: bool) -> Result<(), String> {
+    let ca = FederationCa::generate(name, days).map_err(|e| e.to_string())?;
+    ca.write(out, force).map_err(|e| e.to_string())?;
+    println!(
+        "CA certificate: {} (every member's [federation] ca_file)",
+        out.join(issue::CA_CERT_FILE).display()
+    );
+    println!(
+        "CA key:         {} (mode 0600; keep it offline)",
+        out.join(issue::CA_KEY_FILE).display()
+    );
+    Ok(())
 }
 
 fn admin(config_path: Option<&PathBuf>, action: AdminAction) -> Result<(), String> {

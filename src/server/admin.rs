@@ -154,6 +154,6 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpR
         "users": state.store.users()?.len(),
         "topics": state.store.topics()?.len(),
         "connections": state.push.connected(),
-        "tls_fingerprint": state.identity.fingerprint,
+        "tls_fingerprint": state.identity.fingerprint(),
     })))
 }

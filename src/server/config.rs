@@ -285,6 +285,44 @@ mod tests {
         assert!(Config::parse("[client_api]\ntls_cert = \"x.pem\"").is_err());
     }
 
+    /// The docker compose set-up's configurations load and pass `check`, federate with a CA
+    /// file through the compose DNS server, and each server's SRV record in the compose zone
+    /// gives its federation port.
+    #[test]
+    fn the_compose_files_parse_and_match_the_zone() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/compose");
+        let zone = std::fs::read_to_string(dir.join("example.zone")).unwrap();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let c = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            c.check().unwrap();
+            let f = &c.federation;
+            assert!(f.enabled && f.ca_file.is_some() && f.tls_cert.is_some());
+            assert!(!f.nameservers.is_empty() && !f.allow.is_empty());
+            assert!(
+                !f.listen.ip().is_loopback(),
+                "peers must reach {}",
+                f.listen
+            );
+            // `_rendezvous._tcp.a  IN SRV  10 0 8448 target.`, relative to `example.`.
+            let label = c.server_name.strip_suffix(".example").unwrap();
+            let srv = zone
+                .lines()
+                .find(|l| l.starts_with(&format!("_rendezvous._tcp.{label} ")))
+                .unwrap_or_else(|| panic!("no SRV record for {}", c.server_name));
+            let fields: Vec<&str> = srv.split_whitespace().collect();
+            assert_eq!(fields[1..3], ["IN", "SRV"], "{srv}");
+            assert_eq!(fields[5], f.listen.port().to_string(), "{srv}");
+            names.push(c.server_name.clone());
+        }
+        names.sort();
+        assert_eq!(names, ["a.example", "b.example"]);
+    }
+
     #[test]
     fn the_example_file_parses() {
         let text = include_str!("../../config/rendezvous.example.toml");

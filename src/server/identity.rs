@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::crypto::ServerKey;
 use crate::crypto::sign::hex_string;
 use crate::ids::ServerName;
+use crate::server::federation::peer::FederationTls;
+use crate::server::tls::{CertReloader, ReloadableCert};
 
 /// Why the server's identity could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -52,31 +52,48 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
 
 /// Writes `bytes` to `path` atomically (temporary file + rename) with mode 0600.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+/// Writes `bytes` to `path` atomically (temporary file + rename) with mode 0644 (certificates,
+/// requests: public).
+pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    write_with_mode(path, bytes, 0o644)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IdentityError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     let tmp = path.with_extension("tmp");
+    // A left-over temporary file would keep its old mode.
+    let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     let mut file = options.open(&tmp).map_err(io_err(&tmp))?;
     file.write_all(bytes).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
-/// The server's keys, certificate and admin token.
+/// The server's keys, certificates and admin token.
 pub struct ServerIdentity {
     /// The Ed25519 Server Key.
     pub server_key: ServerKey,
-    /// TLS configuration of the client API.
+    /// TLS configuration of the client API (its certificate comes from `certificate`).
     pub tls: Arc<ServerConfig>,
-    /// `sha256:<hex>` of the end-entity certificate (what clients pin).
-    pub fingerprint: String,
+    /// The client API's certificate, reloadable (SIGHUP).
+    pub certificate: Arc<ReloadableCert>,
+    /// Federation's TLS configurations when federation is enabled (set by
+    /// [`crate::server::prepare`]; `run` loads them itself when this is `None`).
+    pub federation: Option<FederationTls>,
     /// The admin bearer token.
     pub admin_token: Zeroizing<String>,
     /// Whether something was generated on this start (first start).
@@ -87,7 +104,7 @@ impl std::fmt::Debug for ServerIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerIdentity")
             .field("server_key", &self.server_key.public())
-            .field("fingerprint", &self.fingerprint)
+            .field("fingerprint", &self.fingerprint())
             .finish_non_exhaustive()
     }
 }
@@ -147,14 +164,32 @@ impl ServerIdentity {
                 (c, k)
             }
         };
-        let (tls, fingerprint) = load_tls(&cert_path, &tls_key_path)?;
+        let certificate = Arc::new(ReloadableCert::load(&cert_path, &tls_key_path)?);
+        let tls = client_api_tls(certificate.clone())?;
         Ok(ServerIdentity {
             server_key,
             tls,
-            fingerprint,
+            certificate,
+            federation: None,
             admin_token,
             generated,
         })
+    }
+
+    /// `sha256:<hex>` of the client API's end-entity certificate (what clients pin), as served
+    /// now.
+    pub fn fingerprint(&self) -> String {
+        self.certificate.fingerprint()
+    }
+
+    /// The certificates to reload on SIGHUP: the client API's and federation's.
+    pub fn reloader(&self) -> CertReloader {
+        let mut reloader = CertReloader::default();
+        reloader.add(&self.certificate);
+        if let Some(federation) = &self.federation {
+            reloader.add(&federation.certificate);
+        }
+        reloader
     }
 }
 
@@ -176,34 +211,21 @@ pub fn fingerprint(der: &[u8]) -> String {
     format!("sha256:{}", hex_string(&Sha256::digest(der)))
 }
 
-/// Builds the rustls configuration from PEM files.
-pub fn load_tls(
-    cert_path: &Path,
-    key_path: &Path,
-) -> Result<(Arc<ServerConfig>, String), IdentityError> {
-    let invalid = |path: &Path, reason: String| IdentityError::Invalid {
-        path: path.to_owned(),
-        reason,
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| invalid(cert_path, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| invalid(cert_path, e.to_string()))?;
-    let first = certs
-        .first()
-        .ok_or_else(|| invalid(cert_path, "no certificate in file".into()))?;
-    let fingerprint = fingerprint(first.as_ref());
-    let key =
-        PrivateKeyDer::from_pem_file(key_path).map_err(|e| invalid(key_path, e.to_string()))?;
+/// The client API's rustls configuration, serving `certificate` (no client certificates).
+pub fn client_api_tls(
+    certificate: Arc<ReloadableCert>,
+) -> Result<Arc<ServerConfig>, IdentityError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(cert_path, e.to_string()))?
+        .map_err(|e| IdentityError::Invalid {
+            path: certificate.cert_path().to_owned(),
+            reason: e.to_string(),
+        })?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| invalid(key_path, e.to_string()))?;
+        .with_cert_resolver(certificate);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((Arc::new(config), fingerprint))
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
@@ -219,10 +241,10 @@ mod tests {
         let name: ServerName = "localhost".parse().unwrap();
         let first = ServerIdentity::load_or_create(&dir, &name, None).unwrap();
         assert!(first.generated);
-        assert!(first.fingerprint.starts_with("sha256:") && first.fingerprint.len() == 71);
+        assert!(first.fingerprint().starts_with("sha256:") && first.fingerprint().len() == 71);
         let again = ServerIdentity::load_or_create(&dir, &name, None).unwrap();
         assert!(!again.generated);
-        assert_eq!(first.fingerprint, again.fingerprint);
+        assert_eq!(first.fingerprint(), again.fingerprint());
         assert_eq!(first.server_key.public(), again.server_key.public());
         assert_eq!(*first.admin_token, *again.admin_token);
         #[cfg(unix)]

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod push;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod topics;
 
 use std::future::Future;
@@ -87,7 +88,19 @@ pub fn prepare(config: &Config) -> Result<(ServerIdentity, Store), ServerError> 
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         _ => None,
     };
-    let identity = ServerIdentity::load_or_create(&config.data_dir, &name, tls)?;
+    let mut identity = ServerIdentity::load_or_create(&config.data_dir, &name, tls)?;
+    if config.federation.enabled {
+        // One reloadable certificate when federation uses the client API's files.
+        let (cert, key) = federation::peer::certificate_files(config);
+        let certificate = match identity.certificate.reads(&cert, &key) {
+            true => identity.certificate.clone(),
+            false => Arc::new(tls::ReloadableCert::load(&cert, &key)?),
+        };
+        identity.federation = Some(federation::peer::FederationTls::with_certificate(
+            config,
+            certificate,
+        )?);
+    }
     let store = Store::open(&config.data_dir.join("db"))?;
     Ok((identity, store))
 }
@@ -110,17 +123,17 @@ pub async fn run(
         n => n,
     };
     let retry_for = Duration::from_secs(config.push.retry_for_secs);
-    let outbound = if config.federation.enabled {
-        Some((
-            Arc::new(Outbound::new(store.clone(), server_name.clone())),
-            outbound_transport(&config)?,
-        ))
-    } else {
-        None
+    let federation_tls = match (config.federation.enabled, &identity.federation) {
+        (true, Some(tls)) => Some(tls.clone()),
+        (true, None) => Some(federation::peer::FederationTls::load(&config)?),
+        (false, _) => None,
     };
-    let federation_tls = match config.federation.enabled {
-        true => Some(federation::peer::FederationTls::load(&config)?),
-        false => None,
+    let outbound = match &federation_tls {
+        Some(tls) => Some((
+            Arc::new(Outbound::new(store.clone(), server_name.clone())),
+            outbound_transport(&config, tls)?,
+        )),
+        None => None,
     };
     // One discovery (and its DNS cache) for peers' key documents and for queries.
     let federation_resolver = match &federation_tls {
@@ -297,30 +310,18 @@ pub async fn run(
     Ok(())
 }
 
-/// The transport of outbound federation: the federation certificate (else the client API's,
-/// else the generated one) as client certificate, peers checked against `federation.ca_file`
-/// (else the system roots), addresses from `federation.overrides` or the name itself.
-fn outbound_transport(config: &Config) -> Result<AwcTransport, ServerError> {
-    let f = &config.federation;
-    let (cert, key) = match (
-        &f.tls_cert,
-        &f.tls_key,
-        &config.client_api.tls_cert,
-        &config.client_api.tls_key,
-    ) {
-        (Some(c), Some(k), _, _) | (None, None, Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => (
-            config.data_dir.join("tls").join("cert.pem"),
-            config.data_dir.join("tls").join("key.pem"),
-        ),
-    };
-    let tls = outbound::load_client_tls(&cert, &key, f.ca_file.as_deref())
-        .map_err(|e| config::ConfigError::Invalid(format!("federation: {e}")))?;
+/// The transport of outbound federation: federation's client TLS configuration (its
+/// reloadable certificate as client certificate, peers checked against `federation.ca_file`,
+/// else the system roots), addresses through discovery.
+fn outbound_transport(
+    config: &Config,
+    tls: &federation::peer::FederationTls,
+) -> Result<AwcTransport, ServerError> {
     // federation-api.md §7: overrides, explicit ports, SRV, then A/AAAA on 8448.
-    let discovery = federation::discovery::Discovery::new(f)
+    let discovery = federation::discovery::Discovery::new(&config.federation)
         .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
     Ok(AwcTransport::new(
-        tls,
+        (*tls.client).clone(),
         outbound::discovery_resolver(Arc::new(discovery)),
     ))
 }

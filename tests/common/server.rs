@@ -96,7 +96,7 @@ impl TestServer {
                 Err(e) => panic!("server does not start: {e}"),
             }
         };
-        let fingerprint = identity.fingerprint.clone();
+        let fingerprint = identity.fingerprint();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let listeners = Listeners {
             client,

@@ -15,7 +15,7 @@ async fn status(state: web::Data<AppState>) -> HttpResponse {
         "server_name": state.server_name.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
         "server_key": base64::engine::general_purpose::STANDARD.encode(state.identity.server_key.public().as_bytes()),
-        "tls_fingerprint": state.identity.fingerprint,
+        "tls_fingerprint": state.identity.fingerprint(),
     }))
 }
 

@@ -15,14 +15,15 @@ use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::api::ErrorCode;
 use crate::ids::ServerName;
 use crate::server::config::{Config, Federation};
 use crate::server::error::ApiError;
 use crate::server::identity::IdentityError;
+use crate::server::tls::ReloadableCert;
 
 /// The end-entity certificate a peer presented on this connection (connection data).
 #[derive(Debug, Clone)]
@@ -102,13 +103,16 @@ pub fn authenticate(
 }
 
 /// The TLS configurations of federation: the listener's (client certificates required) and the
-/// client's (presenting our certificate), both trusting the federation roots.
+/// client's (presenting our certificate), both trusting the federation roots and both using
+/// one reloadable certificate.
 #[derive(Debug, Clone)]
 pub struct FederationTls {
     /// For the federation listener.
     pub server: Arc<ServerConfig>,
     /// For connections to peers.
     pub client: Arc<ClientConfig>,
+    /// The certificate both present, reloadable (SIGHUP).
+    pub certificate: Arc<ReloadableCert>,
 }
 
 fn invalid(path: &Path, reason: impl std::fmt::Display) -> IdentityError {
@@ -161,14 +165,19 @@ impl FederationTls {
     /// Builds both configurations from the configuration's files.
     pub fn load(config: &Config) -> Result<FederationTls, IdentityError> {
         let (cert_path, key_path) = certificate_files(config);
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-            .map_err(|e| invalid(&cert_path, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| invalid(&cert_path, e))?;
-        if certs.is_empty() {
-            return Err(invalid(&cert_path, "no certificate in file"));
-        }
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| invalid(&key_path, e))?;
+        Self::with_certificate(
+            config,
+            Arc::new(ReloadableCert::load(&cert_path, &key_path)?),
+        )
+    }
+
+    /// Builds both configurations around `certificate` (already loaded, e.g. shared with the
+    /// client API when both use the same files), with the configuration's roots.
+    pub fn with_certificate(
+        config: &Config,
+        certificate: Arc<ReloadableCert>,
+    ) -> Result<FederationTls, IdentityError> {
+        let cert_path = certificate.cert_path().to_owned();
         let roots = Arc::new(roots(&config.federation)?);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let root_path = config.federation.ca_file.clone().unwrap_or_default();
@@ -181,19 +190,18 @@ impl FederationTls {
             .with_safe_default_protocol_versions()
             .map_err(|e| invalid(&cert_path, e))?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(certs.clone(), key.clone_key())
-            .map_err(|e| invalid(&key_path, e))?;
+            .with_cert_resolver(certificate.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
 
         let client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| invalid(&cert_path, e))?
             .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)
-            .map_err(|e| invalid(&key_path, e))?;
+            .with_client_cert_resolver(certificate.clone());
         Ok(FederationTls {
             server: Arc::new(server),
             client: Arc::new(client),
+            certificate,
         })
     }
 }
