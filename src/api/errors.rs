@@ -92,6 +92,8 @@ codes! {
     RateLimited = (429, "rate_limited"),
     /// Server fault.
     Internal = (500, "internal"),
+    /// Another server's answer, queried through federation, does not decode or verify.
+    BadGateway = (502, "bad_gateway"),
     /// Shutting down or storage unavailable.
     Unavailable = (503, "unavailable"),
 }

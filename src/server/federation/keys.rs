@@ -141,7 +141,7 @@ pub fn discovery_resolver(
 }
 
 /// Fixed addresses for awc's connector (the name was resolved before connecting).
-struct Fixed(Vec<SocketAddr>);
+pub(super) struct Fixed(pub(super) Vec<SocketAddr>);
 
 impl Resolve for Fixed {
     fn lookup<'a>(

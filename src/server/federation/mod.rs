@@ -1,8 +1,10 @@
 //! The homeserver's federation side (`federation-spec/federation-api.md`): discovery of peers,
-//! the mutual-TLS listener that receives transactions, and the persistent outbound queues.
+//! the mutual-TLS listener that receives transactions, the persistent outbound queues, and the
+//! client that queries other servers.
 //! The protocol objects themselves (events, transactions, key documents) are in
 //! [`crate::federation`].
 
+pub mod client;
 pub mod discovery;
 pub mod inbound;
 pub mod keys;
