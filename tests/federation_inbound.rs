@@ -519,6 +519,7 @@ impl Listener {
             push: Arc::new(rendezvous::server::push::PushHub::new().0),
             metrics: Default::default(),
             outbound: None,
+            federation: None,
             auth_cache: Default::default(),
         });
         let inbound =

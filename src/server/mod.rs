@@ -122,6 +122,22 @@ pub async fn run(
         true => Some(federation::peer::FederationTls::load(&config)?),
         false => None,
     };
+    // One discovery (and its DNS cache) for peers' key documents and for queries.
+    let federation_resolver = match &federation_tls {
+        Some(_) => {
+            let discovery = federation::discovery::Discovery::new(&config.federation)
+                .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
+            Some(federation::keys::discovery_resolver(Arc::new(discovery)))
+        }
+        None => None,
+    };
+    let federation_client = match (&federation_tls, &federation_resolver) {
+        (Some(tls), Some(resolver)) => Some(Arc::new(
+            federation::client::FederationClient::new(tls.client.clone(), resolver.clone())
+                .with_origin(server_name.clone()),
+        )),
+        _ => None,
+    };
     let state = web::Data::new(AppState {
         config,
         server_name,
@@ -132,6 +148,7 @@ pub async fn run(
         metrics: Metrics::default(),
         auth_cache: Default::default(),
         outbound: outbound.as_ref().map(|(o, _)| o.clone()),
+        federation: federation_client,
     });
 
     let client_state = state.clone();
@@ -179,8 +196,8 @@ pub async fn run(
     .listen(listeners.admin)?
     .run();
 
-    let federation = match federation_tls {
-        Some(tls) => {
+    let federation = match federation_tls.zip(federation_resolver) {
+        Some((tls, resolver)) => {
             // Fixes (and makes durable) when our current key was first announced, before any
             // peer can fetch it.
             federation::keys::own_server_keys(
@@ -194,9 +211,6 @@ pub async fn run(
                 Some(l) => l,
                 None => TcpListener::bind(state.config.federation.listen)?,
             };
-            let discovery = federation::discovery::Discovery::new(&state.config.federation)
-                .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
-            let resolver = federation::keys::discovery_resolver(Arc::new(discovery));
             let inbound = web::Data::new(federation::inbound::Inbound::new(
                 federation::peer::PeerPolicy::from_config(&state.config.federation),
                 federation::keys::HttpPeerKeys::new(tls.client.clone(), resolver),

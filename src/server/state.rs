@@ -14,6 +14,7 @@ use crate::api::ErrorCode;
 use crate::ids::{ServerName, UserId};
 use crate::server::config::Config;
 use crate::server::error::ApiError;
+use crate::server::federation::client::FederationClient;
 use crate::server::federation::outbound::Outbound;
 use crate::server::identity::ServerIdentity;
 use crate::server::metrics::Metrics;
@@ -41,6 +42,9 @@ pub struct AppState {
     pub auth_cache: AuthCache,
     /// Outbound federation queues; `None` when `federation.enabled` is false.
     pub outbound: Option<Arc<Outbound>>,
+    /// Queries to other servers (`federation-api.md` §5); `None` when `federation.enabled` is
+    /// false.
+    pub federation: Option<Arc<FederationClient>>,
 }
 
 /// Tokens checked in the last [`AUTH_CACHE_SECS`] seconds, by hash. Revoking a device or

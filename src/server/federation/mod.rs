@@ -10,3 +10,4 @@ pub mod inbound;
 pub mod keys;
 pub mod outbound;
 pub mod peer;
+pub mod queries;
