@@ -416,3 +416,125 @@ async fn without_federation_remote_users_are_refused() {
         Some(ErrorCode::Invalid)
     );
 }
+
+/// A lying `b.example`: a TLS server with a genuine certificate for the name (from the
+/// federation CA) that answers every identity query with another user's registration and every
+/// claim with a key of a user on a third server. Queries without an origin get 401.
+fn start_liar(ca: &Ca) -> (SocketAddr, actix_web::dev::ServerHandle) {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use rendezvous::api::ClaimedTopicKey;
+    use rendezvous::crypto::{IdentityKey, Suite, TopicKey};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    fn signed_as(user: &str, ik: &IdentityKey) -> ClaimedTopicKey {
+        let user = uid(user);
+        let tk = TopicKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
+        ClaimedTopicKey {
+            user: user.clone(),
+            registration: Signed::sign(Registration::new(user.clone(), ik.public().clone()), ik)
+                .signed_bytes()
+                .clone(),
+            topic_key_cert: Signed::sign(TopicKeyCert::new(user, tk.public(), 0), ik)
+                .signed_bytes()
+                .clone(),
+        }
+    }
+    fn origin_named(req: &HttpRequest) -> bool {
+        req.headers()
+            .get(ORIGIN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            == Some("a.example")
+    }
+    async fn identity(req: HttpRequest) -> HttpResponse {
+        if !origin_named(&req) {
+            return HttpResponse::Unauthorized().finish();
+        }
+        let mallory = signed_as("@mallory:b.example", &IdentityKey::generate());
+        HttpResponse::Ok().body(
+            IdentityResponse {
+                version: VERSION,
+                registration: mallory.registration,
+            }
+            .to_cbor(),
+        )
+    }
+    async fn claim(req: HttpRequest) -> HttpResponse {
+        if !origin_named(&req) {
+            return HttpResponse::Unauthorized().finish();
+        }
+        let keys = vec![signed_as("@carol:c.example", &IdentityKey::generate())];
+        HttpResponse::Ok().body(
+            ClaimTopicKeysResponse {
+                version: VERSION,
+                keys,
+            }
+            .to_cbor(),
+        )
+    }
+
+    let (cert, key) = ca.issue("b.example");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = HttpServer::new(|| {
+        App::new()
+            .route(
+                "/_rdv/federation/v1/users/{user}/identity",
+                web::get().to(identity),
+            )
+            .route(CLAIM_TOPIC_KEYS_PATH, web::post().to(claim))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen_rustls_0_23(listener, tls)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (addr, handle)
+}
+
+#[actix_rt::test]
+async fn a_lying_peer_is_caught_by_the_asking_server() {
+    let dir = TempDir::new("fq-liar");
+    let ca = Ca::new(dir.path(), "federation-ca");
+    let (liar, liar_handle) = start_liar(&ca);
+    let a = start_federating(
+        &dir.join("a"),
+        "a.example",
+        &ca,
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        |c| {
+            c.federation
+                .overrides
+                .insert("b.example".into(), liar.to_string());
+        },
+    );
+    let id = uid("@alice:a.example");
+    let mut alice = Client::register(&dir.join("alice"), &a.url, a.trust(), &a.pin().await, &id)
+        .await
+        .unwrap();
+
+    // b.example answers for bob with mallory's (genuine, self-signed) registration.
+    let err = alice.identity_of(&uid("@bob:b.example")).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BadGateway), "{err}");
+    // b.example hands out a key for a user of c.example.
+    let (http, token) = http(&a, &alice);
+    assert_eq!(
+        claim_code(&http, &token, &[uid("@bob:b.example")]).await,
+        Some(ErrorCode::BadGateway)
+    );
+    liar_handle.stop(false).await;
+}
