@@ -1,24 +1,17 @@
 //! The federation listener (`federation-api.md` §1, §2, §4) on real mutual TLS on 127.0.0.1:
-//! a test CA made here with rcgen issues certificates for `a.example`, `b.example`, `c.example`
+//! a test CA (`common::federation`) issues certificates for `a.example`, `b.example`, `c.example`
 //! and `d.example`; peers connect to 127.0.0.1 with the server name as SNI.
 
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use actix_tls::connect::{Resolve, Resolver};
 use futures_util::future::LocalBoxFuture;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use common::federation::{Ca, peer_client, start_federating};
 use common::server::{TempDir, TestServer};
 use rendezvous::crypto::ServerKey;
 use rendezvous::federation::{
@@ -31,98 +24,6 @@ use rendezvous::server::federation::keys::{PeerKeys, PeerKeysError};
 use rendezvous::server::federation::peer::{FederationTls, PeerPolicy};
 use rendezvous::server::store::Store;
 use rendezvous::wire::{Signed, Verified};
-
-/// A certificate authority that writes PEM files into a directory.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    dir: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.distinguished_name.push(DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = dir.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ca.pem"), issuer.pem()).unwrap();
-        Ca { issuer, dir }
-    }
-
-    fn ca_file(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-
-    /// A certificate for `name` (server and client use): `(cert.pem, key.pem)`.
-    fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
-        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (c, k) = (
-            self.dir.join(format!("{name}.pem")),
-            self.dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-}
-
-/// Connects every name to one address (the peer under test).
-struct Fixed(SocketAddr);
-
-impl Resolve for Fixed {
-    fn lookup<'a>(
-        &'a self,
-        _host: &'a str,
-        _port: u16,
-    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
-        Box::pin(std::future::ready(Ok(vec![self.0])))
-    }
-}
-
-/// An HTTPS client to `addr` trusting `roots`, presenting `cert` (files) when given.
-fn peer_client(addr: SocketAddr, roots: &Path, cert: Option<&(PathBuf, PathBuf)>) -> awc::Client {
-    let mut store = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(roots).unwrap() {
-        store.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(store);
-    let config = match cert {
-        Some((c, k)) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(c)
-                    .unwrap()
-                    .map(|c| c.unwrap())
-                    .collect(),
-                PrivateKeyDer::from_pem_file(k).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    let connector = awc::Connector::new()
-        .connector(actix_tls::connect::Connector::new(Resolver::custom(Fixed(addr))).service())
-        .rustls_0_23(Arc::new(config));
-    awc::Client::builder()
-        .connector(connector)
-        .timeout(Duration::from_secs(10))
-        .finish()
-}
 
 /// `PUT send/{txn}` to `to` (SNI `to`); `Err` when the connection fails.
 async fn send(client: &awc::Client, to: &str, txn: &Transaction) -> Result<(u16, Vec<u8>), String> {
@@ -158,27 +59,6 @@ fn server_key(data_dir: &Path) -> ServerKey {
         .try_into()
         .unwrap();
     ServerKey::from_seed(&seed)
-}
-
-/// A homeserver named `server_name` with federation on, its certificate from `ca`.
-fn start_federating(
-    data_dir: &Path,
-    server_name: &str,
-    ca: &Ca,
-    listener: TcpListener,
-    adjust: impl FnOnce(&mut Config),
-) -> TestServer {
-    let (cert, key) = ca.issue(server_name);
-    TestServer::start_with(data_dir, "127.0.0.1:0".parse().unwrap(), move |c| {
-        c.server_name = server_name.to_owned();
-        c.federation.enabled = true;
-        c.federation.listen = listener.local_addr().unwrap();
-        c.federation.ca_file = Some(ca.ca_file());
-        c.federation.tls_cert = Some(cert);
-        c.federation.tls_key = Some(key);
-        adjust(c);
-        Some(listener)
-    })
 }
 
 /// Two real homeservers: `a.example` (the sender, whose keys `b.example` fetches from its
@@ -519,8 +399,8 @@ impl Listener {
             push: Arc::new(rendezvous::server::push::PushHub::new().0),
             metrics: Default::default(),
             outbound: None,
-            auth_cache: Default::default(),
             federation: None,
+            auth_cache: Default::default(),
             peer_keys: None,
             submits: Default::default(),
         });

@@ -81,8 +81,18 @@ async fn register(
     }))
 }
 
+/// `GET /v1/users/{user}/identity` (`client-api.md` §2): from the store for a local user, from
+/// the user's homeserver through federation (`federation-api.md` §5) for a remote one, its
+/// registration checked there.
 async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let user: UserId = parse("user", &path)?;
+    if user.server() != state.server_name {
+        let remote = super::federation_of(&state)?.identity(&user).await?;
+        return Ok(cbor_response(&IdentityResponse {
+            version: VERSION,
+            registration: remote.registration().clone(),
+        }));
+    }
     let record = state
         .store
         .user(&user)?

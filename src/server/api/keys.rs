@@ -1,4 +1,7 @@
-//! Pre keys, topic keys and the device inbox (`client-api.md` §4–5).
+//! Pre keys, topic keys and the device inbox (`client-api.md` §4–5); topic keys of remote users
+//! are claimed through federation (`federation-api.md` §5).
+
+use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -15,7 +18,9 @@ use crate::api::{
 use crate::certs::PreKey;
 use crate::crypto::DevicePublicKey;
 use crate::devices::topic_keys::TopicKeyUpload;
+use crate::ids::{ServerName, UserId};
 use crate::server::error::{ApiError, ApiResult};
+use crate::server::federation::client::{FederationClient, MAX_FEDERATION_CLAIMS};
 use crate::server::state::{AppState, Caller};
 use crate::wire::{Signed, VERSION};
 
@@ -162,6 +167,10 @@ impl crate::api::Body for TopicKeyDeliveryItem {
     }
 }
 
+/// `POST /v1/topic-keys/claim` (`client-api.md` §4): local users from the store, remote users
+/// through federation (`federation-api.md` §5), grouped by server. A remote server that cannot
+/// be reached fails the whole request with `503 unavailable`; it is checked before any local
+/// key is claimed, but keys already claimed on other remote servers are used up.
 async fn claim_topic_keys(
     req: HttpRequest,
     body: web::Bytes,
@@ -175,11 +184,53 @@ async fn claim_topic_keys(
             format!("claim for 1 to {MAX_CLAIMS} users"),
         ));
     }
-    let mut keys = Vec::new();
+    let mut local = Vec::new();
+    let mut remote: BTreeMap<ServerName, Vec<UserId>> = BTreeMap::new();
     for user in r.users {
-        if user.server() != state.server_name {
-            continue; // remote users: through federation
+        let server = user.server();
+        if server == state.server_name {
+            local.push(user);
+        } else {
+            remote.entry(server).or_default().push(user);
         }
+    }
+    let mut keys = Vec::new();
+    if !remote.is_empty() {
+        let federation = federation_of(&state)?;
+        let claims = remote.iter().flat_map(|(server, users)| {
+            users
+                .chunks(MAX_FEDERATION_CLAIMS)
+                .map(move |chunk| federation.claim_topic_keys(server, chunk))
+        });
+        for answer in futures_util::future::join_all(claims).await {
+            keys.extend(answer?);
+        }
+    }
+    keys.extend(claim_local_topic_keys(&state, local)?);
+    state.store.sync().await?;
+    Ok(cbor_response(&ClaimTopicKeysResponse {
+        version: VERSION,
+        keys,
+    }))
+}
+
+/// The federation query client, or `invalid` when federation is off.
+pub(crate) fn federation_of(state: &AppState) -> ApiResult<&FederationClient> {
+    state
+        .federation
+        .as_deref()
+        .ok_or_else(|| ApiError::new(ErrorCode::Invalid, "federation is not enabled"))
+}
+
+/// Claims one topic key for each of `users` (all of this server) from the store: a user who is
+/// unknown, disabled or has none left is skipped. The caller makes the claims durable
+/// (`store.sync()`) before answering.
+pub(crate) fn claim_local_topic_keys(
+    state: &AppState,
+    users: impl IntoIterator<Item = UserId>,
+) -> ApiResult<Vec<ClaimedTopicKey>> {
+    let mut keys = Vec::new();
+    for user in users {
         let Some(record) = state.store.user(&user)? else {
             continue;
         };
@@ -194,11 +245,7 @@ async fn claim_topic_keys(
             });
         }
     }
-    state.store.sync().await?;
-    Ok(cbor_response(&ClaimTopicKeysResponse {
-        version: VERSION,
-        keys,
-    }))
+    Ok(keys)
 }
 
 async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

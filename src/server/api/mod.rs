@@ -10,6 +10,8 @@ pub(crate) mod topics;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+pub(crate) use keys::{claim_local_topic_keys, federation_of};
+
 use crate::api::{Body, ErrorCode};
 use crate::server::error::{ApiError, ApiResult};
 

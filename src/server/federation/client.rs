@@ -1,9 +1,9 @@
 //! Queries to other homeservers (`federation-api.md` §5): a request/response client for the
 //! federation API over mutual TLS, and the checks on what peers answer.
 //!
-//! [`FederationClient`] is built from the same pieces as [`super::keys::HttpPeerKeys`]: our client
-//! certificate and the federation roots (an `Arc<rustls::ClientConfig>`), and a [`PeerResolver`]
-//! for discovery (§7). The URL's host is the server name's host, so the peer's certificate is
+//! [`FederationClient`] is built from our client certificate and the federation roots (an
+//! `Arc<rustls::ClientConfig>`) and a [`PeerResolver`] for discovery (§7); the fetching of peers'
+//! key documents ([`super::keys::HttpPeerKeys`]) goes through it too. The URL's host is the server name's host, so the peer's certificate is
 //! checked for the server name, never for the address it resolved to. awc's client is not
 //! `Send`, so one is built per call; the [`FederationClient`] itself is cheap to clone and
 //! shareable between actix workers.
@@ -17,12 +17,14 @@
 //! for a user that was asked for, on the server asked.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_tls::connect::Resolver;
+use actix_tls::connect::{Resolve, Resolver};
+use futures_util::future::LocalBoxFuture;
 
-use super::keys::{DEFAULT_PORT, Fixed, PeerResolver};
+use super::keys::{DEFAULT_PORT, PeerResolver};
 use crate::api::{
     ApiErrorBody, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedTopicKey, ErrorCode,
     IdentityResponse,
@@ -176,6 +178,19 @@ impl RemoteIdentity {
     /// The IK-signed registration, as it travels.
     pub fn registration(&self) -> &SignedBytes {
         &self.registration
+    }
+}
+
+/// Fixed addresses for awc's connector (the name was resolved before connecting).
+struct Fixed(Vec<SocketAddr>);
+
+impl Resolve for Fixed {
+    fn lookup<'a>(
+        &'a self,
+        _host: &'a str,
+        _port: u16,
+    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
+        Box::pin(std::future::ready(Ok(self.0.clone())))
     }
 }
 

@@ -1,6 +1,6 @@
-//! The federation listener (`federation-api.md` §1, §2, §4): a separate actix server that
+//! The federation listener (`federation-api.md` §1, §2, §4, §5): a separate actix server that
 //! demands client certificates chaining to the federation roots, serves this server's key
-//! document and receives transactions.
+//! document, receives transactions and answers queries ([`super::queries`]).
 //!
 //! A transaction is handled as follows: decode it (`Transaction::from_wire`); check that the
 //! connection's certificate is valid for its `origin` (`401 unauthorized`) and that the allow and
@@ -99,6 +99,11 @@ impl<K: PeerKeys, S: EventSink> Inbound<K, S> {
         }
     }
 
+    /// The allow and deny lists of peers.
+    pub(super) fn policy(&self) -> &PeerPolicy {
+        &self.policy
+    }
+
     fn lock_of(&self, origin: &ServerName) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(origin.clone()).or_default().clone()
@@ -112,7 +117,9 @@ pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::S
         .route(
             &format!("{SEND_PATH}/{{txn_id}}"),
             web::put().to(send::<K, S>),
-        );
+        )
+        .configure(super::queries::configure::<K, S>)
+        .configure(super::topic_queries::configure::<K, S>);
 }
 
 /// Starts the federation listener on `listener` (mutual TLS with `tls`).

@@ -6,10 +6,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use actix_tls::connect::{Resolve, Resolver};
 use futures_util::future::LocalBoxFuture;
+
+use super::client::{FederationClient, QueryError};
 
 use crate::crypto::ServerKey;
 use crate::federation::{ServerKeyEntry, ServerKeys};
@@ -151,19 +151,6 @@ pub fn discovery_resolver(
     })
 }
 
-/// Fixed addresses for awc's connector (the name was resolved before connecting).
-pub(super) struct Fixed(pub(super) Vec<SocketAddr>);
-
-impl Resolve for Fixed {
-    fn lookup<'a>(
-        &'a self,
-        _host: &'a str,
-        _port: u16,
-    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
-        Box::pin(std::future::ready(Ok(self.0.clone())))
-    }
-}
-
 struct Cached {
     keys: Arc<ServerKeys>,
     fetched: u64,
@@ -179,8 +166,7 @@ const MAX_DOCUMENT_LEN: usize = 64 * 1024;
 /// certificate, the peer's certificate checked for its name; cached until the newest key's
 /// `valid_until` (at most [`KEY_VALIDITY_SECS`]).
 pub struct HttpPeerKeys {
-    tls: Arc<rustls::ClientConfig>,
-    resolve: PeerResolver,
+    client: FederationClient,
     now: Arc<dyn Fn() -> u64 + Send + Sync>,
     cache: Mutex<HashMap<ServerName, Cached>>,
 }
@@ -196,8 +182,7 @@ impl HttpPeerKeys {
     /// `resolve`.
     pub fn new(tls: Arc<rustls::ClientConfig>, resolve: PeerResolver) -> Self {
         HttpPeerKeys {
-            tls,
-            resolve,
+            client: FederationClient::new(tls, resolve),
             now: Arc::new(crate::server::state::now),
             cache: Mutex::new(HashMap::new()),
         }
@@ -211,37 +196,18 @@ impl HttpPeerKeys {
     }
 
     async fn fetch(&self, server: &ServerName) -> Result<Arc<ServerKeys>, PeerKeysError> {
-        let unreachable = |reason: String| PeerKeysError::Unreachable {
-            server: server.to_string(),
-            reason,
-        };
-        let addrs = (self.resolve)(server.clone()).await.map_err(unreachable)?;
-        let connector = awc::Connector::new()
-            .connector(actix_tls::connect::Connector::new(Resolver::custom(Fixed(addrs))).service())
-            .timeout(Duration::from_secs(5))
-            .rustls_0_23(self.tls.clone());
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(10))
-            .finish();
-        let url = format!(
-            "https://{}:{}{SERVER_KEYS_PATH}",
-            server.host(),
-            server.port().unwrap_or(DEFAULT_PORT)
-        );
-        let mut resp = client
-            .get(url)
-            .send()
+        // federation-api.md §2: `server-keys` needs no origin, only a certificate that chains.
+        let body = self
+            .client
+            .get(server, SERVER_KEYS_PATH, MAX_DOCUMENT_LEN)
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(unreachable(format!("status {}", resp.status())));
-        }
-        let body = resp
-            .body()
-            .limit(MAX_DOCUMENT_LEN)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| match e {
+                QueryError::Invalid { server, reason } => PeerKeysError::Invalid { server, reason },
+                e => PeerKeysError::Unreachable {
+                    server: server.to_string(),
+                    reason: e.to_string(),
+                },
+            })?;
         let invalid = |reason: String| PeerKeysError::Invalid {
             server: server.to_string(),
             reason,

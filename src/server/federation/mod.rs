@@ -1,5 +1,6 @@
 //! The homeserver's federation side (`federation-spec/federation-api.md`): discovery of peers,
-//! the mutual-TLS listener that receives transactions, and the persistent outbound queues.
+//! the mutual-TLS listener that receives transactions, the persistent outbound queues, and the
+//! client that queries other servers.
 //! The protocol objects themselves (events, transactions, key documents) are in
 //! [`crate::federation`].
 
@@ -9,4 +10,6 @@ pub mod inbound;
 pub mod keys;
 pub mod outbound;
 pub mod peer;
+pub mod queries;
+pub mod topic_queries;
 pub mod topics;
