@@ -1,0 +1,289 @@
+//! Cross-server topics (`federation-api.md` §9) between three in-process homeservers that
+//! federate over real mutual TLS with certificates from a test CA: a topic hosted on a.example
+//! with members on b.example and c.example.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use common::federation::Ca;
+use common::raw;
+use common::server::{TempDir, TestServer};
+use rendezvous::client::{Client, ClientError, EntryContent, ReadReport};
+use rendezvous::ids::{TopicId, UserId};
+use rendezvous::topic::{History, Role};
+
+/// Three federating servers on fixed loopback ports, so that they can be stopped and started.
+struct Federation {
+    dir: TempDir,
+    ca: Ca,
+    /// name -> (client API address, federation address).
+    addrs: BTreeMap<&'static str, (SocketAddr, SocketAddr)>,
+    servers: BTreeMap<&'static str, TestServer>,
+}
+
+const NAMES: [&str; 3] = ["a.example", "b.example", "c.example"];
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Federation {
+    fn start(test: &str) -> Federation {
+        let dir = TempDir::new(test);
+        let ca = Ca::new(dir.path(), "federation-ca");
+        let addrs = NAMES
+            .iter()
+            .map(|n| (*n, (free_addr(), free_addr())))
+            .collect();
+        let mut f = Federation {
+            dir,
+            ca,
+            addrs,
+            servers: BTreeMap::new(),
+        };
+        for name in NAMES {
+            f.up(name);
+        }
+        f
+    }
+
+    /// Starts (or restarts) `name` on its addresses.
+    fn up(&mut self, name: &'static str) {
+        let overrides: BTreeMap<String, String> = self
+            .addrs
+            .iter()
+            .map(|(n, (_, fed))| (n.to_string(), fed.to_string()))
+            .collect();
+        let (client, fed) = self.addrs[name];
+        let (cert, key) = self.ca.issue(name);
+        let ca_file = self.ca.ca_file();
+        let listener = bind_retrying(fed);
+        let server = TestServer::start_with(&self.dir.join(name), client, move |c| {
+            c.server_name = name.to_owned();
+            c.federation.enabled = true;
+            c.federation.listen = fed;
+            c.federation.ca_file = Some(ca_file);
+            c.federation.tls_cert = Some(cert);
+            c.federation.tls_key = Some(key);
+            c.federation.overrides = overrides;
+            Some(listener)
+        });
+        self.servers.insert(name, server);
+    }
+
+    /// Stops `name` (its data stays).
+    fn down(&mut self, name: &str) {
+        if let Some(s) = self.servers.remove(name) {
+            s.stop();
+        }
+    }
+
+    fn server(&self, name: &str) -> &TestServer {
+        &self.servers[name]
+    }
+
+    async fn register(&self, server: &str, user: &str) -> Client {
+        let s = self.server(server);
+        Client::register(
+            &self.dir.join(&format!("{user}-{server}")),
+            &s.url,
+            s.trust(),
+            &s.pin().await,
+            &id(user, server),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// A port just released by a stopped server may take a moment to bind again.
+fn bind_retrying(addr: SocketAddr) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(l) => return l,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("bind {addr}: {e}"),
+        }
+    }
+}
+
+fn id(user: &str, server: &str) -> UserId {
+    format!("@{user}:{server}").parse().unwrap()
+}
+
+fn opened(report: &ReadReport) -> Vec<String> {
+    report
+        .entries
+        .iter()
+        .filter_map(|e| match &e.content {
+            EntryContent::Message {
+                text: Some(text), ..
+            } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads `topic` as `client` until `want` texts have been read in all (across reads), or
+/// panics after 30 s. Returns every text read, in order.
+async fn read_until(client: &mut Client, topic: &TopicId, want: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    loop {
+        match client.read(topic).await {
+            Ok(report) => got.extend(opened(&report)),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+        if got.len() >= want {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {got:?} read of {want} messages"
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
+    let mut fed = Federation::start("fed-topics");
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let mut dave = fed.register("b.example", "dave").await;
+    let mut carol = fed.register("c.example", "carol").await;
+
+    // Alice (a) creates a topic with Bob and Dave (b) as writers and Carol (c) as a reader:
+    // a fetches their identities and topic keys through federation.
+    let topic = alice
+        .create_topic(
+            &[
+                (id("bob", "b.example"), Role::Writer),
+                (id("dave", "b.example"), Role::Writer),
+                (id("carol", "c.example"), Role::Reader),
+            ],
+            History::Shared,
+        )
+        .await
+        .unwrap();
+    alice.send(&topic, b"hello from a").await.unwrap();
+
+    // Every member reads it from their own server's mirror.
+    for reader in [&mut bob, &mut dave, &mut carol] {
+        assert_eq!(read_until(reader, &topic, 1).await, vec!["hello from a"]);
+    }
+
+    // Bob posts through b, which submits to a; the entry comes back before b answers.
+    let index = bob.send(&topic, b"hello from b").await.unwrap();
+    assert_eq!(index, 2);
+    assert_eq!(
+        read_until(&mut alice, &topic, 2).await,
+        vec!["hello from a", "hello from b"]
+    );
+    assert_eq!(
+        read_until(&mut carol, &topic, 1).await,
+        vec!["hello from b"]
+    );
+
+    // Carol is a reader: her client refuses, and a modified client is refused by c's check
+    // against its mirror (a would refuse too, with the same state machine).
+    assert!(carol.send(&topic, b"may I?").await.is_err());
+    let c = fed.server("c.example");
+    let body = raw::message(c, &carol, &topic, b"may I?").await;
+    let (http, token) = raw::http(c, &carol);
+    let (status, code) = raw::post(&http, Some(&token), &raw::messages_path(&topic), body).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (409, Some("not_allowed_to_post"))
+    );
+
+    // Removing Dave rekeys for the rest; b learns of it, Dave is locked out there.
+    alice
+        .remove_members(&topic, &[id("dave", "b.example")])
+        .await
+        .unwrap();
+    alice.send(&topic, b"after dave left").await.unwrap();
+    assert_eq!(
+        read_until(&mut bob, &topic, 2).await,
+        vec!["hello from b", "after dave left"]
+    );
+    assert_eq!(
+        read_until(&mut carol, &topic, 1).await,
+        vec!["after dave left"]
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match dave.read(&topic).await {
+            Err(e) if e.code() == Some(rendezvous::api::ErrorCode::Forbidden) => break,
+            other => {
+                assert!(Instant::now() < deadline, "dave still reads: {other:?}");
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    // `rdv verify` on b and c: one log, cosigned by the mirrors.
+    for member in [&mut bob, &mut carol, &mut alice] {
+        let report = member.verify(&topic).await.unwrap();
+        assert!(report.ok(), "{report:?}");
+        assert!(report.witnesses.problems.is_empty());
+    }
+
+    // b is down while alice writes; it catches up when it is back, nothing lost or doubled.
+    fed.down("b.example");
+    for i in 0..5 {
+        alice
+            .send(&topic, format!("while b was down {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    fed.up("b.example");
+    let got = read_until(&mut bob, &topic, 5).await;
+    assert_eq!(
+        got,
+        (0..5)
+            .map(|i| format!("while b was down {i}"))
+            .collect::<Vec<_>>()
+    );
+
+    // a is down: bob's post is queued at b (202), b still serves what it has, and the post lands
+    // when a is back.
+    fed.down("a.example");
+    match bob.send(&topic, b"queued while a was down").await {
+        Err(ClientError::Queued { host, .. }) => assert_eq!(host, "a.example"),
+        other => panic!("expected the post to be queued: {other:?}"),
+    }
+    let size_on_b = bob.read(&topic).await.unwrap().size;
+    assert!(size_on_b >= 9);
+    fed.up("a.example");
+    assert_eq!(
+        read_until(&mut carol, &topic, 6)
+            .await
+            .last()
+            .map(String::as_str),
+        Some("queued while a was down")
+    );
+    assert_eq!(
+        read_until(&mut alice, &topic, 7)
+            .await
+            .last()
+            .map(String::as_str),
+        Some("queued while a was down")
+    );
+    // The whole log, with the post that waited in b's queue, verifies on a.
+    let all = alice.verify(&topic).await.unwrap();
+    assert!(all.ok(), "{all:?}");
+}
