@@ -287,3 +287,193 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
     let all = alice.verify(&topic).await.unwrap();
     assert!(all.ok(), "{all:?}");
 }
+
+/// The signing key of a test server (its data directory's `server.key` seed).
+fn server_key(data_dir: &std::path::Path) -> rendezvous::crypto::ServerKey {
+    let seed: [u8; 32] = std::fs::read(data_dir.join("server.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    rendezvous::crypto::ServerKey::from_seed(&seed)
+}
+
+/// Waits until `member`'s server answers its checkpoint with `split_view`.
+async fn until_split_view(member: &mut Client, topic: &TopicId) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match member.read(topic).await {
+            Err(e) if e.code() == Some(rendezvous::api::ErrorCode::SplitView) => return,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no split view reported: {other:?}"
+                );
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// A hosting server that shows c one log and b another (here: the test, holding a's keys,
+/// sends c an entry a never logged, then a logs another at that index) is caught by c's mirror,
+/// by b through c's cosignature, and by `rdv verify` on both; a's own log still verifies.
+#[actix_rt::test]
+async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
+    use rendezvous::federation::topic_events::EntryBatch;
+    use rendezvous::federation::{Event, EventKind, Transaction};
+    use rendezvous::tlog::{Checkpoint, Frontier, SignedCheckpoint};
+    use rendezvous::topic::{LogEntry, Replayer, log_origin};
+
+    let fed = Federation::start("fed-split");
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let mut carol = fed.register("c.example", "carol").await;
+    let topic = alice
+        .create_topic(
+            &[
+                (id("bob", "b.example"), Role::Writer),
+                (id("carol", "c.example"), Role::Writer),
+            ],
+            History::Shared,
+        )
+        .await
+        .unwrap();
+    alice.send(&topic, b"shared by all").await.unwrap();
+    assert_eq!(read_until(&mut bob, &topic, 1).await, vec!["shared by all"]);
+    assert_eq!(
+        read_until(&mut carol, &topic, 1).await,
+        vec!["shared by all"]
+    );
+
+    // The log as a has it, replayed for its leaves.
+    let a = fed.server("a.example");
+    let (http, token) = raw::http(a, &alice);
+    let path = format!(
+        "/v1/topics/{}/entries?from=0&limit=500",
+        rendezvous::api::encode_segment(topic.as_str())
+    );
+    let entries: rendezvous::api::EntriesResponse = http
+        .call(awc::http::Method::GET, &path, None, Some(&token))
+        .await
+        .unwrap();
+    let mut replayer = Replayer::new();
+    let mut frontier = Frontier::new();
+    for e in &entries.entries {
+        let (_, leaf) = replayer
+            .push(&LogEntry::from_wire(&e.entry).unwrap())
+            .unwrap();
+        frontier.append(&leaf).unwrap();
+    }
+    let n = frontier.size().0;
+
+    // A message by alice that a never logs, at index n, with a checkpoint a's key signs.
+    let forged_msg = raw::message(a, &alice, &topic, b"only c sees this").await;
+    let forged_entry = LogEntry(rendezvous::topic::ENTRY_MESSAGE, forged_msg);
+    let (_, leaf) = replayer.push(&forged_entry).unwrap();
+    frontier.append(&leaf).unwrap();
+    let a_key = server_key(&a.data_dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let checkpoint =
+        Checkpoint::new(&log_origin(&topic), frontier.size(), frontier.root(), now).unwrap();
+    let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example")
+        .unwrap()
+        .to_note();
+    let payload = EntryBatch {
+        first: n,
+        entries: vec![serde_bytes::ByteBuf::from(forged_entry.to_wire())],
+        checkpoint: note,
+    }
+    .to_wire();
+    let (a_name, c_name) = ("a.example".parse().unwrap(), "c.example".parse().unwrap());
+    let event = Event::sign(
+        &a_name,
+        &c_name,
+        EventKind::TopicEntry,
+        Some(&topic),
+        payload,
+        now,
+        &a_key,
+    );
+    let txn = Transaction::new(
+        "forged-1".into(),
+        a_name.clone(),
+        c_name.clone(),
+        vec![event.signed_bytes().clone()],
+    );
+    let as_a = common::federation::peer_client(
+        fed.addrs["c.example"].1,
+        &fed.ca.ca_file(),
+        Some(&fed.ca.issue("a.example")),
+    );
+    let mut resp = as_a
+        .put(format!(
+            "https://c.example:8448/_rdv/federation/v1/send/{}",
+            txn.txn_id
+        ))
+        .insert_header(("Content-Type", "application/cbor"))
+        .send_body(txn.to_wire())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let results =
+        rendezvous::federation::TransactionResponse::from_wire(&resp.body().await.unwrap())
+            .unwrap()
+            .results;
+    assert_eq!(
+        results[0].status, 200,
+        "c takes the forged entry: {results:?}"
+    );
+    assert_eq!(
+        read_until(&mut carol, &topic, 1).await,
+        vec!["only c sees this"]
+    );
+
+    // a logs another entry at index n; b gets it; c finds it contradicts what a signed before.
+    alice.send(&topic, b"what b sees").await.unwrap();
+    until_split_view(&mut carol, &topic).await;
+    // b learns of c's view through c's cosignature of the forged head.
+    until_split_view(&mut bob, &topic).await;
+
+    for member in [&mut bob, &mut carol] {
+        let report = member.verify(&topic).await.unwrap();
+        assert!(!report.ok());
+        assert!(
+            report
+                .witnesses
+                .problems
+                .iter()
+                .any(|p| p.contains("evidence")),
+            "{:?}",
+            report.witnesses.problems
+        );
+    }
+    // The evidence proves it to anyone: two checkpoints of one size, both signed by a.
+    let c = fed.server("c.example");
+    let (http, token) = raw::http(c, &carol);
+    let path = format!(
+        "/v1/topics/{}/witnesses",
+        rendezvous::api::encode_segment(topic.as_str())
+    );
+    let w: rendezvous::api::WitnessesResponse = http
+        .call(awc::http::Method::GET, &path, None, Some(&token))
+        .await
+        .unwrap();
+    let evidence = rendezvous::federation::topic_events::MirrorEvidence::from_wire(
+        &w.evidence.expect("c keeps evidence"),
+    )
+    .unwrap();
+    let a_public = a_key.public().clone();
+    let held = SignedCheckpoint::parse(evidence.a.as_bytes()).unwrap();
+    let other = SignedCheckpoint::parse(evidence.b.as_bytes()).unwrap();
+    let (held, other) = (
+        held.verify(&a_public, "a.example").unwrap(),
+        other.verify(&a_public, "a.example").unwrap(),
+    );
+    assert_eq!(held.size, other.size);
+    assert_ne!(held.root, other.root);
+    let report = alice.verify(&topic).await.unwrap();
+    assert!(report.ok(), "a's own log is whole: {report:?}");
+}

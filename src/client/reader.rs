@@ -732,7 +732,26 @@ impl Client {
     /// Checks the whole log: full replay from 0, an inclusion proof for every entry, the root
     /// recomputed from every leaf, and consistency with the stored checkpoint.
     pub async fn verify(&mut self, topic: &TopicId) -> Result<VerifyReport, ClientError> {
-        let replay = self.replay(topic, Inclusion::From(0), true).await?;
+        let replay = match self.replay(topic, Inclusion::From(0), true).await {
+            Ok(replay) => replay,
+            // This server stopped following the log: it holds evidence that the hosting
+            // server signed contradicting logs. Report it with the evidence.
+            Err(e) if e.code() == Some(crate::api::ErrorCode::SplitView) => {
+                let mut witnesses = self.check_witnesses(topic, None).await?;
+                witnesses.problems.insert(0, e.to_string());
+                return Ok(VerifyReport {
+                    topic: topic.clone(),
+                    size: 0,
+                    root: String::new(),
+                    consistent_with: None,
+                    failed: Vec::new(),
+                    missing: Vec::new(),
+                    root_matches: None,
+                    witnesses,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let processed = replay.record.processed;
         self.remember(&replay, processed).await?;
         Ok(VerifyReport {
@@ -748,7 +767,9 @@ impl Client {
                 .collect(),
             missing: replay.missing.clone(),
             root_matches: replay.root_matches,
-            witnesses: self.check_witnesses(topic, &replay.checkpoint).await?,
+            witnesses: self
+                .check_witnesses(topic, Some(&replay.checkpoint))
+                .await?,
         })
     }
 
@@ -756,10 +777,12 @@ impl Client {
     /// mirror and every cosigned checkpoint (`client-api.md` §6 `witnesses`): equal sizes must
     /// have equal roots, a smaller checkpoint must be consistent with the verified head
     /// (proof from this server's log), and cosignatures must verify with their servers' keys.
+    /// Without a verified head (the server stopped following the log), only signatures and
+    /// the server's evidence are checked.
     async fn check_witnesses(
         &mut self,
         topic: &TopicId,
-        head: &Checkpoint,
+        head: Option<&Checkpoint>,
     ) -> Result<WitnessReport, ClientError> {
         let answer: WitnessesResponse = self
             .authed(Method::GET, &topic_path(topic, "/witnesses"), None)
@@ -803,42 +826,43 @@ impl Client {
             if what.ends_with("current head") {
                 report.host_size = Some(c.size.0);
             }
-            if c.origin != head.origin {
+            if c.origin != log_origin(topic) {
                 report
                     .problems
                     .push(format!("{what} is of log {:?}", c.origin));
                 continue;
             }
-            let agrees = if c.size == head.size {
-                c.root == head.root
-            } else if c.size < head.size && c.size.0 > 0 {
-                let answer: ProofResponse = self
-                    .authed(
-                        Method::GET,
-                        &topic_path(
-                            topic,
-                            &format!("/proof/consistency?old={}&new={}", c.size, head.size),
-                        ),
-                        None,
-                    )
-                    .await?;
-                let path = parse_path(&answer.path)
-                    .map_err(|e| ClientError::Misbehaved(format!("consistency proof: {e}")))?;
-                ConsistencyProof {
-                    old: c.size,
-                    new: head.size,
-                    path,
-                }
-                .verify(&c.root, &head.root)
-                .is_ok()
-            } else {
+            let agrees = match head {
+                None => true,
                 // Empty, or ahead of this server's log: nothing to compare yet.
-                true
+                Some(head) if c.size.0 == 0 || c.size > head.size => true,
+                Some(head) if c.size == head.size => c.root == head.root,
+                Some(head) => {
+                    let answer: ProofResponse = self
+                        .authed(
+                            Method::GET,
+                            &topic_path(
+                                topic,
+                                &format!("/proof/consistency?old={}&new={}", c.size, head.size),
+                            ),
+                            None,
+                        )
+                        .await?;
+                    let path = parse_path(&answer.path)
+                        .map_err(|e| ClientError::Misbehaved(format!("consistency proof: {e}")))?;
+                    ConsistencyProof {
+                        old: c.size,
+                        new: head.size,
+                        path,
+                    }
+                    .verify(&c.root, &head.root)
+                    .is_ok()
+                }
             };
             if !agrees {
                 report.problems.push(format!(
-                    "split view: {what} (size {}, root {}) contradicts the verified log (size {}, root {})",
-                    c.size, c.root, head.size, head.root
+                    "split view: {what} (size {}, root {}) contradicts the log this device verified",
+                    c.size, c.root
                 ));
                 continue;
             }

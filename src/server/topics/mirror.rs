@@ -92,11 +92,14 @@ pub enum Mirrored {
 
 /// An entry checked against the state before it, to be written.
 enum Planned {
-    Message(Box<Message>),
-    Change {
-        before: Option<TopicState>,
-        outcome: ChangeOutcome,
-    },
+    Message(Message),
+    Change(Box<PlannedChange>),
+}
+
+/// A change checked against the state before it (`None`: it creates the topic).
+struct PlannedChange {
+    before: Option<TopicState>,
+    outcome: ChangeOutcome,
 }
 
 /// Tags of the store plus those earlier in the batch being checked.
@@ -186,13 +189,10 @@ impl TopicHost {
                 plan(ctx, topic, None, &Frontier::new(), &batch.entries)?;
             check_root(&frontier, &c)?;
             participates(ctx, None, &planned, &after)?;
-            let Some(Planned::Change {
-                before: None,
-                outcome: create,
-            }) = planned.first()
-            else {
+            let Some(Planned::Change(create)) = planned.first() else {
                 return Err(ApiError::internal("mirror", "planned log without creation"));
             };
+            let create = &create.outcome;
             // In the map before anything is written, so that no reader loads a half-written
             // topic from the store; taken out again if the writes fail.
             let fresh = Arc::new(Mutex::new(HostedTopic::new(
@@ -349,10 +349,10 @@ fn plan(
                 )?
                 .0;
                 state = Some(outcome.next.clone());
-                planned.push(Planned::Change {
+                planned.push(Planned::Change(Box::new(PlannedChange {
                     before: None,
                     outcome,
-                });
+                })));
             }
             (ParsedEntry::Message(_), None) => {
                 return Err(ApiError::new(
@@ -371,10 +371,10 @@ fn plan(
                 )?
                 .0;
                 let before = std::mem::replace(st, outcome.next.clone());
-                planned.push(Planned::Change {
+                planned.push(Planned::Change(Box::new(PlannedChange {
                     before: Some(before),
                     outcome,
-                });
+                })));
             }
             (ParsedEntry::Message(msg_in), Some(st)) => {
                 let tags = BatchTags {
@@ -388,7 +388,7 @@ fn plan(
                 st.append_message(&msg)?;
                 seen.insert(*msg.tag());
                 frontier = grown(&frontier, &msg.leaf_data())?.0;
-                planned.push(Planned::Message(Box::new(msg)));
+                planned.push(Planned::Message(msg));
             }
         }
     }
@@ -420,10 +420,8 @@ fn participates(
             .any(|m| m.user.server() == *ctx.server_name)
     };
     let removed_local = planned.iter().any(|p| match p {
-        Planned::Change {
-            before: Some(b), ..
-        } => local(b),
-        _ => false,
+        Planned::Change(c) => c.before.as_ref().is_some_and(local),
+        Planned::Message(_) => false,
     });
     if local(after) || removed_local || before.is_some_and(local) {
         return Ok(());
@@ -452,11 +450,11 @@ fn write(
                 leaves.push(leaf_hash(&msg.leaf_data()));
                 append_message_entry(ctx, topic, t, &msg)?
             }
-            Planned::Change { before, outcome } => {
+            Planned::Change(c) => {
                 leaves.push(leaf_hash(&leaf_data_for_change(
-                    outcome.change.signed_bytes(),
+                    c.outcome.change.signed_bytes(),
                 )));
-                append_change_entry(ctx, topic, t, before.as_ref(), &outcome)?
+                append_change_entry(ctx, topic, t, c.before.as_ref(), &c.outcome)?
             }
         };
         last = Some(appended);
