@@ -477,3 +477,288 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
     let report = alice.verify(&topic).await.unwrap();
     assert!(report.ok(), "a's own log is whole: {report:?}");
 }
+
+/// Sends `events` (kind, topic, payload) from `from` to `to` as `from`, signed with `key`, over
+/// mutual TLS with `from`'s certificate; returns each event's `(status, code)`.
+async fn send_events(
+    fed: &Federation,
+    from: &str,
+    to: &str,
+    key: &rendezvous::crypto::ServerKey,
+    events: Vec<(rendezvous::federation::EventKind, &TopicId, Vec<u8>)>,
+) -> Vec<(u16, String)> {
+    use rendezvous::federation::{Event, Transaction, TransactionResponse};
+    let (origin, destination) = (from.parse().unwrap(), to.parse().unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signed = events
+        .into_iter()
+        .map(|(kind, topic, payload)| {
+            Event::sign(&origin, &destination, kind, Some(topic), payload, now, key)
+                .signed_bytes()
+                .clone()
+        })
+        .collect();
+    let txn_id = format!("t{}", rand_suffix());
+    let txn = Transaction::new(txn_id.clone(), origin, destination, signed);
+    let client = common::federation::peer_client(
+        fed.addrs[to].1,
+        &fed.ca.ca_file(),
+        Some(&fed.ca.issue(from)),
+    );
+    let mut resp = client
+        .put(format!(
+            "https://{to}:8448/_rdv/federation/v1/send/{txn_id}"
+        ))
+        .insert_header(("Content-Type", "application/cbor"))
+        .send_body(txn.to_wire())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    TransactionResponse::from_wire(&resp.body().await.unwrap())
+        .unwrap()
+        .results
+        .into_iter()
+        .map(|r| (r.status, r.code))
+        .collect()
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Every topic event a peer could forge or misdirect is refused with its code, and changes
+/// nothing (`federation-api.md` §9.2–§9.4).
+#[actix_rt::test]
+async fn forged_and_misdirected_topic_events_are_refused() {
+    use rendezvous::federation::EventKind;
+    use rendezvous::federation::topic_events::{EntryBatch, Submit, cosignature_to_wire};
+    use rendezvous::tlog::{Checkpoint, Frontier, SignedCheckpoint};
+    use rendezvous::topic::{LogEntry, Replayer, log_origin};
+
+    let fed = Federation::start("fed-forged");
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let mut carol = fed.register("c.example", "carol").await;
+    // A topic of a and b only: c takes no part in it.
+    let topic = alice
+        .create_topic(&[(id("bob", "b.example"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"for a and b").await.unwrap();
+    assert_eq!(read_until(&mut bob, &topic, 1).await, vec!["for a and b"]);
+
+    let a = fed.server("a.example");
+    let keys = |name: &str| server_key(&fed.server(name).data_dir);
+    let (a_key, b_key, c_key) = (keys("a.example"), keys("b.example"), keys("c.example"));
+    // a's log and a checkpoint of it, as a would sign it.
+    let (http, token) = raw::http(a, &alice);
+    let path = format!(
+        "/v1/topics/{}/entries?from=0&limit=500",
+        rendezvous::api::encode_segment(topic.as_str())
+    );
+    let entries: rendezvous::api::EntriesResponse = http
+        .call(awc::http::Method::GET, &path, None, Some(&token))
+        .await
+        .unwrap();
+    let mut replayer = Replayer::new();
+    let mut frontier = Frontier::new();
+    let wires: Vec<serde_bytes::ByteBuf> = entries
+        .entries
+        .iter()
+        .map(|e| {
+            let (_, leaf) = replayer
+                .push(&LogEntry::from_wire(&e.entry).unwrap())
+                .unwrap();
+            frontier.append(&leaf).unwrap();
+            serde_bytes::ByteBuf::from(e.entry.to_vec())
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = |key: &rendezvous::crypto::ServerKey, size, root| {
+        let c = Checkpoint::new(&log_origin(&topic), size, root, now).unwrap();
+        SignedCheckpoint::sign(&c, key, "a.example")
+            .unwrap()
+            .to_note()
+    };
+    let batch = |checkpoint: String| {
+        EntryBatch {
+            first: 0,
+            entries: wires.clone(),
+            checkpoint,
+        }
+        .to_wire()
+    };
+    let good = sign(&a_key, frontier.size(), frontier.root());
+
+    // To c, which has no member in the topic: a's genuine entries are refused, kept nowhere.
+    let got = send_events(
+        &fed,
+        "a.example",
+        "c.example",
+        &a_key,
+        vec![(EventKind::TopicEntry, &topic, batch(good.clone()))],
+    )
+    .await;
+    assert_eq!(got, vec![(403, "not_participant".to_owned())]);
+    let refused = carol.read(&topic).await.unwrap_err();
+    assert!(
+        matches!(
+            refused.code(),
+            Some(rendezvous::api::ErrorCode::NotFound | rendezvous::api::ErrorCode::Forbidden)
+        ),
+        "{refused}"
+    );
+
+    // To b: entries from a server that does not host the topic; checkpoints signed by another
+    // key, of another size, or of another root.
+    let mut other_root = frontier.clone();
+    other_root.append(b"not in the log").unwrap();
+    let got = send_events(
+        &fed,
+        "c.example",
+        "b.example",
+        &c_key,
+        vec![(EventKind::TopicEntry, &topic, batch(good.clone()))],
+    )
+    .await;
+    assert_eq!(got, vec![(403, "not_hosting".to_owned())]);
+    let got = send_events(
+        &fed,
+        "a.example",
+        "b.example",
+        &a_key,
+        vec![
+            (
+                EventKind::TopicEntry,
+                &topic,
+                batch(sign(&c_key, frontier.size(), frontier.root())),
+            ),
+            (
+                EventKind::TopicEntry,
+                &topic,
+                batch(sign(&a_key, other_root.size(), other_root.root())),
+            ),
+            // The genuine batch again: b has it all already.
+            (EventKind::TopicEntry, &topic, batch(good.clone())),
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            (400, "bad_checkpoint".to_owned()),
+            (400, "bad_checkpoint".to_owned()),
+            (200, String::new()),
+        ]
+    );
+    // b's mirror is unharmed.
+    alice.send(&topic, b"still fine").await.unwrap();
+    assert_eq!(read_until(&mut bob, &topic, 1).await, vec!["still fine"]);
+
+    // A submit naming a user of another server than the sender's.
+    let msg = raw::message(fed.server("b.example"), &bob, &topic, b"as someone else").await;
+    let submit = Submit {
+        submitter: id("bob", "b.example"),
+        entry: serde_bytes::ByteBuf::from(
+            LogEntry(rendezvous::topic::ENTRY_MESSAGE, msg).to_wire(),
+        ),
+    }
+    .to_wire();
+    let got = send_events(
+        &fed,
+        "c.example",
+        "a.example",
+        &c_key,
+        vec![(EventKind::TopicSubmit, &topic, submit)],
+    )
+    .await;
+    assert_eq!(got, vec![(403, "wrong_origin".to_owned())]);
+
+    // A cosignature from a server with no member in the topic.
+    let mut cosigned = SignedCheckpoint::parse(good.as_bytes()).unwrap();
+    let cosig = rendezvous::tlog::Cosignature::sign(
+        &c_key,
+        "c.example",
+        cosigned.unverified_checkpoint(),
+        now,
+    )
+    .unwrap();
+    cosigned.add_cosignature(&cosig).unwrap();
+    let got = send_events(
+        &fed,
+        "c.example",
+        "a.example",
+        &c_key,
+        vec![(
+            EventKind::TopicCosignature,
+            &topic,
+            cosignature_to_wire(&cosigned.to_note()),
+        )],
+    )
+    .await;
+    assert_eq!(got, vec![(403, "not_participant".to_owned())]);
+    // b's own cosignature, but of a checkpoint of a log a never had.
+    let mut fake =
+        SignedCheckpoint::parse(sign(&a_key, other_root.size(), other_root.root()).as_bytes())
+            .unwrap();
+    let cosig =
+        rendezvous::tlog::Cosignature::sign(&b_key, "b.example", fake.unverified_checkpoint(), now)
+            .unwrap();
+    fake.add_cosignature(&cosig).unwrap();
+    let got = send_events(
+        &fed,
+        "b.example",
+        "a.example",
+        &b_key,
+        vec![(
+            EventKind::TopicCosignature,
+            &topic,
+            cosignature_to_wire(&fake.to_note()),
+        )],
+    )
+    .await;
+    assert_eq!(got, vec![(400, "bad_checkpoint".to_owned())]);
+
+    // Backfill is for participants only.
+    let client = common::federation::peer_client(
+        fed.addrs["a.example"].1,
+        &fed.ca.ca_file(),
+        Some(&fed.ca.issue("c.example")),
+    );
+    let resp = client
+        .get(format!(
+            "https://a.example:8448/_rdv/federation/v1/topics/{}/entries?from=0",
+            rendezvous::api::encode_segment(topic.as_str())
+        ))
+        .insert_header(("X-Rdv-Origin", "c.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+
+    // Last, a checkpoint signed with a's key for a size b holds but another root: that is a's
+    // key signing two logs, so b keeps the evidence and stops following the topic.
+    let got = send_events(
+        &fed,
+        "a.example",
+        "b.example",
+        &a_key,
+        vec![(
+            EventKind::TopicEntry,
+            &topic,
+            batch(sign(&a_key, frontier.size(), other_root.root())),
+        )],
+    )
+    .await;
+    assert_eq!(got, vec![(409, "split_view".to_owned())]);
+    until_split_view(&mut bob, &topic).await;
+}
