@@ -29,12 +29,11 @@ use crate::federation::{
 use crate::ids::ServerName;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::state::{AppState, now};
-use crate::server::store::Store;
 
 /// Path of the transaction endpoint (`{txn_id}` appended).
 pub const SEND_PATH: &str = "/_rdv/federation/v1/send";
 
-/// Where verified events go: the topic logic (later), or [`StoreSink`] for now.
+/// Where verified events go: the topic logic ([`super::topics::TopicSink`]), or a test's sink.
 ///
 /// `apply` runs once per event id and origin in the normal case; after a crash between applying
 /// and recording, the same event may come again, so sinks must tolerate a repeat. An `Err`
@@ -42,21 +41,6 @@ pub const SEND_PATH: &str = "/_rdv/federation/v1/send";
 pub trait EventSink: Send + Sync {
     /// Applies one verified event.
     fn apply(&self, event: VerifiedEvent) -> impl Future<Output = Result<(), (u16, String)>>;
-}
-
-/// Keeps every received event in the store (`fed_received`), so that it can be observed.
-#[derive(Debug, Clone)]
-pub struct StoreSink(pub Store);
-
-impl EventSink for StoreSink {
-    async fn apply(&self, event: VerifiedEvent) -> Result<(), (u16, String)> {
-        self.0
-            .put_federation_event(&event.event.origin, &event.id.0, &event.event.to_wire())
-            .map_err(|e| {
-                tracing::error!(%e, "storing a federation event");
-                (500, ErrorCode::Internal.as_str().to_owned())
-            })
-    }
 }
 
 /// Status and code of a refused event (`federation-api.md` §3.3, §6).

@@ -39,7 +39,7 @@
 //! | `cursors` | `id(user) ‖ device ‖ id(topic)` | `u64be` index |
 //! | `push` | `id(user) ‖ device` | utf-8 URL |
 //! | `outbound`, `outbound_state` | see `store/outbound.rs` | |
-//! | `fed_txns`, `fed_applied`, `fed_received` | see `federation.rs` | |
+//! | `fed_txns`, `fed_applied` | see `federation.rs` | |
 //! | `mirrors` | see `mirrors.rs` | |
 
 mod commit;
@@ -78,7 +78,6 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
-pub use federation::ReceivedEvent;
 pub use nodes::TopicNodes;
 pub use outbound::{OutboundBackoff, OutboundInFlight};
 pub use prekeys::MAX_PREKEYS;
@@ -136,7 +135,6 @@ struct Tables {
     outbound: outbound::OutboundTables,
     fed_txns: sled::Tree,
     fed_applied: sled::Tree,
-    fed_received: sled::Tree,
     /// Mirrored topics' heads, evidence and witness notes (see `mirrors.rs`).
     mirrors: sled::Tree,
 }
@@ -167,7 +165,6 @@ impl Tables {
             outbound: outbound::OutboundTables::open(db)?,
             fed_txns: t("fed_txns")?,
             fed_applied: t("fed_applied")?,
-            fed_received: t("fed_received")?,
             mirrors: t("mirrors")?,
         })
     }
