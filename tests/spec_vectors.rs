@@ -582,6 +582,94 @@ fn compute_message(t: &Topic) -> Value {
     })
 }
 
+/// Federation objects (`federation-api.md` §2–§4, §3.2): a key document, a `topic.entry`
+/// event carrying the vector topic's first two entries with their checkpoint, a transaction, a
+/// cosigned checkpoint and a `topic.submit` payload.
+fn compute_federation(t: &Topic) -> Value {
+    use rendezvous::federation::topic_events::{EntryBatch, Submit};
+    use rendezvous::federation::{Event, EventKind, ServerKeyEntry, ServerKeys, Transaction};
+    use rendezvous::tlog::{Checkpoint, Cosignature, Frontier, SignedCheckpoint};
+    let a_key = ServerKey::from_seed(&seed("server a.example"));
+    let b_key = ServerKey::from_seed(&seed("server b.example"));
+    let (a, b): (rendezvous::ids::ServerName, rendezvous::ids::ServerName) =
+        ("a.example".parse().unwrap(), "b.example".parse().unwrap());
+    let keys = ServerKeys {
+        version: 1,
+        server: a.clone(),
+        keys: vec![ServerKeyEntry {
+            key: a_key.public().clone(),
+            valid_from: CREATED,
+            valid_until: CREATED + 7 * 86_400,
+        }],
+    };
+    let entries = [
+        LogEntry::change(&t.create.change),
+        LogEntry::change(&t.rekey.change),
+    ];
+    let mut frontier = Frontier::new();
+    for c in [&t.create.change, &t.rekey.change] {
+        frontier
+            .append(&leaf_data_for_change(c.signed_bytes()))
+            .unwrap();
+    }
+    let checkpoint = Checkpoint::new(
+        &rendezvous::topic::log_origin(&topic()),
+        frontier.size(),
+        frontier.root(),
+        CREATED + 61,
+    )
+    .unwrap();
+    let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example").unwrap();
+    let batch = EntryBatch {
+        first: 0,
+        entries: entries
+            .iter()
+            .map(|e| serde_bytes::ByteBuf::from(e.to_wire()))
+            .collect(),
+        checkpoint: note.to_note(),
+    };
+    let event = Event::sign(
+        &a,
+        &b,
+        EventKind::TopicEntry,
+        Some(&topic()),
+        batch.to_wire(),
+        CREATED + 62,
+        &a_key,
+    );
+    let event_wire = event.to_wire();
+    let txn = Transaction::new(
+        "txn-1".into(),
+        a.clone(),
+        b,
+        vec![event.signed_bytes().clone()],
+    );
+    let mut cosigned = note.clone();
+    let cosignature = Cosignature::sign(&b_key, "b.example", &checkpoint, CREATED + 63).unwrap();
+    cosigned.add_cosignature(&cosignature).unwrap();
+    let submit = Submit {
+        submitter: BOB.parse().unwrap(),
+        entry: serde_bytes::ByteBuf::from(entries[1].to_wire()),
+    };
+    json!({
+        "description": "Federation objects — federation-api.md §2 (server-keys, signed by its newest key), §3 (event = [1, origin, destination, kind, topic, payload, time], signed; id = SHA-256(signed wire)), §3.2 (topic.entry payload [first, [log-entry], checkpoint note], topic.submit payload, cosigned note per tag-log.md §5), §4 (transaction). Server keys: seed(\"server a.example\"), seed(\"server b.example\").",
+        "server_b_public": h(b_key.public().as_bytes()),
+        "server_keys": signed_vector("server", keys, &a_key),
+        "checkpoint_note": note.to_note(),
+        "topic_entry_payload": h(batch.to_wire()),
+        "event": {
+            "label": transcript::LABEL_FEDERATION_EVENT,
+            "payload": h(&event.signed_bytes().0),
+            "signature": h(event.signed_bytes().1.0),
+            "wire": h(&event_wire),
+            "id": h(Event::id(event.signed_bytes()).0),
+        },
+        "transaction": h(txn.to_wire()),
+        "cosigned_note": cosigned.to_note(),
+        "topic_submit_payload": h(submit.to_wire()),
+    })
+}
+
 fn compute_all() -> BTreeMap<&'static str, Value> {
     let t = build_topic();
     BTreeMap::from([
@@ -592,6 +680,7 @@ fn compute_all() -> BTreeMap<&'static str, Value> {
         ("topic_changes.json", compute_topic_changes(&t)),
         ("epoch_keys.json", compute_epoch_keys(&t)),
         ("message.json", compute_message(&t)),
+        ("federation.json", compute_federation(&t)),
     ])
 }
 
@@ -1090,4 +1179,97 @@ fn committed_message_verifies_and_opens() {
             .check_message(MessageIn::from_wire(&bad).unwrap(), &HashSet::new())
             .is_err()
     );
+}
+
+/// The federation vectors check without the library's federation code: signatures over the
+/// transcripts, the event id, the transaction carrying the event, the payload's entries, and
+/// the cosignature line over the checkpoint body (c2sp.org/tlog-cosignature).
+#[test]
+fn federation_vectors_check_independently() {
+    let v = load("federation.json");
+    let a_public: [u8; 32] = ed25519_dalek::SigningKey::from_bytes(&seed("server a.example"))
+        .verifying_key()
+        .to_bytes();
+    // The key document, signed by the key it lists.
+    let doc = &v["server_keys"];
+    assert_eq!(bytes(doc, "signer_public"), a_public);
+    let sig: [u8; 64] = bytes(doc, "signature").try_into().unwrap();
+    assert!(ed25519_verify(
+        &a_public,
+        &tr("rdv/v1/server-keys", &[&bytes(doc, "payload")]),
+        &sig
+    ));
+    // The event: signature over transcript("rdv/v1/federation-event", [event bytes]), id.
+    let e = &v["event"];
+    let payload = bytes(e, "payload");
+    let sig: [u8; 64] = bytes(e, "signature").try_into().unwrap();
+    assert!(ed25519_verify(
+        &a_public,
+        &tr("rdv/v1/federation-event", &[&payload]),
+        &sig
+    ));
+    assert_eq!(Sha256::digest(bytes(e, "wire")).to_vec(), bytes(e, "id"));
+    let fields = match cbor(&payload) {
+        ciborium::Value::Array(f) => f,
+        other => panic!("event is not an array: {other:?}"),
+    };
+    assert_eq!(fields.len(), 7);
+    assert_eq!(
+        fields[3],
+        ciborium::Value::Integer(1.into()),
+        "kind topic.entry"
+    );
+    let inner = match &fields[5] {
+        ciborium::Value::Bytes(b) => b.clone(),
+        other => panic!("payload is not bytes: {other:?}"),
+    };
+    assert_eq!(inner, bytes(&v, "topic_entry_payload"));
+    // The payload: [0, [create, rekey entries], the checkpoint note].
+    let batch = match cbor(&inner) {
+        ciborium::Value::Array(f) => f,
+        other => panic!("batch is not an array: {other:?}"),
+    };
+    assert_eq!(batch[0], ciborium::Value::Integer(0.into()));
+    assert_eq!(
+        batch[2],
+        ciborium::Value::Text(text(&v, "checkpoint_note").to_owned())
+    );
+    let changes = load("topic_changes.json");
+    let logged: Vec<Vec<u8>> = match &batch[1] {
+        ciborium::Value::Array(es) => es
+            .iter()
+            .map(|e| match e {
+                ciborium::Value::Bytes(b) => b.clone(),
+                other => panic!("entry is not bytes: {other:?}"),
+            })
+            .collect(),
+        other => panic!("entries are not an array: {other:?}"),
+    };
+    assert_eq!(logged.len(), 2);
+    assert_eq!(logged[0], bytes(&changes["create"], "log_entry"));
+    assert_eq!(logged[1], bytes(&changes["rekey"], "log_entry"));
+    // The transaction carries the signed event as it is.
+    let txn = bytes(&v, "transaction");
+    let wire = bytes(e, "wire");
+    assert!(txn.windows(wire.len()).any(|w| w == wire.as_slice()));
+    // The cosigned note: the checkpoint note plus one line by b.example, whose signature is
+    // Ed25519 over "cosignature/v1\ntime <t>\n" ‖ checkpoint body.
+    let note = text(&v, "checkpoint_note");
+    let cosigned = text(&v, "cosigned_note");
+    assert!(cosigned.starts_with(note));
+    let line = cosigned[note.len()..].trim_end();
+    let rest = line
+        .strip_prefix("\u{2014} b.example ")
+        .expect("a b.example line");
+    let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, rest).unwrap();
+    assert_eq!(raw.len(), 4 + 8 + 64);
+    let time = u64::from_be_bytes(raw[4..12].try_into().unwrap());
+    let body = &note[..note.find("\n\n").unwrap() + 1];
+    let message = format!("cosignature/v1\ntime {time}\n{body}");
+    let b_public: [u8; 32] = bytes(&v, "server_b_public").try_into().unwrap();
+    assert!(ed25519_verify(
+        &b_public,
+        message.as_bytes(),
+        &raw[12..].try_into().unwrap()
+    ));
 }
