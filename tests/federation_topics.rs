@@ -242,6 +242,32 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
         assert!(report.witnesses.problems.is_empty());
     }
 
+    // a serves its head with the mirrors' cosignatures of it (once they have cosigned it).
+    let a = fed.server("a.example");
+    let (http, token) = raw::http(a, &alice);
+    let path = format!(
+        "/v1/topics/{}/checkpoint",
+        rendezvous::api::encode_segment(topic.as_str())
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let head: rendezvous::api::CheckpointResponse = http
+            .call(awc::http::Method::GET, &path, None, Some(&token))
+            .await
+            .unwrap();
+        if head.checkpoint.contains("\u{2014} b.example ")
+            && head.checkpoint.contains("\u{2014} c.example ")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "head never cosigned: {}",
+            head.checkpoint
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // b is down while alice writes; it catches up when it is back, nothing lost or doubled.
     fed.down("b.example");
     for i in 0..5 {

@@ -110,6 +110,32 @@ impl SignedCheckpoint {
         Ok(())
     }
 
+    /// Adds the signature lines of `other` (the same checkpoint, e.g. cosigned by a witness)
+    /// that this note lacks, so that a log serves its head together with its cosignatures.
+    /// Nothing is verified here: callers add lines they verified when they received them.
+    /// Lines beyond the note's limits are left out. Returns `false` (and adds nothing) when
+    /// `other` is another checkpoint.
+    pub fn merge_signatures(&mut self, other: &SignedCheckpoint) -> bool {
+        if other.body() != self.body() {
+            return false;
+        }
+        for line in &other.signatures {
+            if self
+                .signatures
+                .iter()
+                .any(|s| s.name == line.name && s.key_id == line.key_id)
+                || self.signatures.len() >= MAX_SIGNATURES
+            {
+                continue;
+            }
+            self.signatures.push(line.clone());
+            if self.check_size().is_err() {
+                self.signatures.pop();
+            }
+        }
+        true
+    }
+
     /// The cosignature of the witness with `key` and `name`, verified against this checkpoint.
     pub fn cosignature(
         &self,
@@ -152,6 +178,42 @@ mod tests {
             1_795_000_000,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_head_is_served_with_the_cosignatures_of_exactly_it() {
+        let sk = ServerKey::generate();
+        let (b, c) = (ServerKey::generate(), ServerKey::generate());
+        let head = SignedCheckpoint::sign(&checkpoint(), &sk, "a.example").unwrap();
+        let mut from_b = head.clone();
+        from_b
+            .add_cosignature(&Cosignature::sign(&b, "b.example", &checkpoint(), 1).unwrap())
+            .unwrap();
+        let mut from_c = head.clone();
+        from_c
+            .add_cosignature(&Cosignature::sign(&c, "c.example", &checkpoint(), 2).unwrap())
+            .unwrap();
+        let mut older = checkpoint();
+        older.size = TreeSize(41);
+        let mut of_older = SignedCheckpoint::sign(&older, &sk, "a.example").unwrap();
+        of_older
+            .add_cosignature(&Cosignature::sign(&c, "c.example", &older, 3).unwrap())
+            .unwrap();
+
+        let mut served = head.clone();
+        assert!(served.merge_signatures(&from_b));
+        assert!(served.merge_signatures(&from_c));
+        assert!(served.merge_signatures(&from_b)); // no duplicate line
+        assert!(!served.merge_signatures(&of_older));
+        let served = SignedCheckpoint::parse(served.to_note().as_bytes()).unwrap();
+        served.verify(sk.public(), "a.example").unwrap();
+        served.cosignature(b.public(), "b.example").unwrap();
+        let from_c = served.cosignature(c.public(), "c.example").unwrap();
+        assert_eq!(
+            from_c.time, 2,
+            "the cosignature of this head, not of the older one"
+        );
+        assert_eq!(served.signer_names().len(), 3);
     }
 
     #[test]

@@ -294,7 +294,11 @@ async fn checkpoint(
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
     member_state(&state, &topic, &caller)?;
-    let checkpoint = state.topics.checkpoint(&state.append_context(), &topic)?;
+    let checkpoint = with_cosignatures(
+        &state,
+        &topic,
+        state.topics.checkpoint(&state.append_context(), &topic)?,
+    );
     Ok(cbor_response(&CheckpointResponse {
         version: VERSION,
         checkpoint,
@@ -496,4 +500,26 @@ async fn server_keys(
             .clone()
     };
     Ok(cbor_response(&doc))
+}
+
+/// The checkpoint note with the cosignature lines of every participating server that cosigned
+/// exactly this checkpoint (`federation-api.md` §9.4: heads are served with their
+/// cosignatures). Lines were verified when their cosigned notes arrived.
+pub(crate) fn with_cosignatures(state: &AppState, topic: &TopicId, note: String) -> String {
+    let Ok(mut signed) = crate::tlog::SignedCheckpoint::parse(note.as_bytes()) else {
+        return note;
+    };
+    let Ok(witnesses) = state.store.witness_notes(topic) else {
+        return note;
+    };
+    let mut merged = false;
+    for (_, w) in witnesses {
+        if let Ok(w) = crate::tlog::SignedCheckpoint::parse(w.as_bytes()) {
+            merged |= signed.merge_signatures(&w);
+        }
+    }
+    match merged {
+        true => signed.to_note(),
+        false => note,
+    }
 }

@@ -114,7 +114,11 @@ async fn checkpoint<K: PeerKeys, S: EventSink>(
 ) -> ApiResult<HttpResponse> {
     let origin = authenticate(&req, inbound.policy())?;
     let topic = participant_topic(&state, &path, &origin)?;
-    let checkpoint = state.topics.checkpoint(&state.append_context(), &topic)?;
+    let checkpoint = crate::server::api::topics::with_cosignatures(
+        &state,
+        &topic,
+        state.topics.checkpoint(&state.append_context(), &topic)?,
+    );
     Ok(cbor_response(&CheckpointResponse {
         version: VERSION,
         checkpoint,
