@@ -76,6 +76,9 @@ pub(crate) async fn complete(
                 .topics
                 .durable(&state.append_context(), &topic, appended)?;
         state.push.publish(&state.store, &publish);
+        if publish.queued_for_peers {
+            state.store.sync().await?;
+        }
         Ok::<_, ApiError>(checkpoint)
     });
     done.await

@@ -76,6 +76,9 @@ pub struct Publish {
     pub entries: Vec<(u64, Vec<u8>)>,
     /// Current members (user ids).
     pub members: Vec<UserId>,
+    /// Entries were queued for other servers: flush before acknowledging, so that an
+    /// acknowledged entry also reaches them after a crash (`federation-api.md` §9.2).
+    pub queued_for_peers: bool,
 }
 
 /// All topics this server hosts or mirrors.
@@ -265,6 +268,7 @@ impl TopicHost {
             topic: topic.clone(),
             entries: Vec::new(),
             members: t.state.members().values().map(|m| m.user.clone()).collect(),
+            queued_for_peers: false,
         };
         let mut frontiers = Vec::new();
         while let Some(entry) = t.pending.first_entry() {
@@ -278,7 +282,8 @@ impl TopicHost {
         }
         let checkpoint = signed_checkpoint(ctx, topic, &mut t)?;
         if t.mirror.is_none() && !out.entries.is_empty() {
-            fan_out(ctx, topic, &mut t, &out.entries, &frontiers, &checkpoint);
+            out.queued_for_peers =
+                fan_out(ctx, topic, &mut t, &out.entries, &frontiers, &checkpoint);
         }
         Ok((out, checkpoint))
     }
@@ -418,8 +423,9 @@ pub fn remote_members_added(bytes: &[u8], own: &ServerName) -> ApiResult<Vec<Use
 }
 
 /// Queues `topic.entry` events with the durable `entries` for every other server with a member,
-/// and for the servers of members removed meanwhile (`federation-api.md` §9.1–§9.2). Failures
-/// are logged: a participant that misses entries backfills them when the next ones arrive.
+/// and for the servers of members removed meanwhile (`federation-api.md` §9.1–§9.2); returns
+/// whether anything was queued. Failures are logged: a participant that misses entries
+/// backfills them when the next ones arrive.
 fn fan_out(
     ctx: &AppendContext<'_>,
     topic: &TopicId,
@@ -427,7 +433,7 @@ fn fan_out(
     entries: &[(u64, Vec<u8>)],
     frontiers: &[Frontier],
     checkpoint: &str,
-) {
+) -> bool {
     let mut servers: BTreeSet<ServerName> = t
         .state
         .members()
@@ -440,14 +446,15 @@ fn fan_out(
         t.removed_servers.clear();
     }
     let Some(outbound) = ctx.outbound else {
-        return;
+        return false;
     };
     if servers.is_empty() {
-        return;
+        return false;
     }
     let Some(&(first, _)) = entries.first() else {
-        return;
+        return false;
     };
+    let mut queued = false;
     for (start, end) in crate::federation::topic_events::batch_ranges(entries) {
         let from = usize::try_from(start - first).unwrap_or(usize::MAX);
         let to = usize::try_from(end - first).unwrap_or(usize::MAX);
@@ -461,7 +468,7 @@ fn fan_out(
                 Ok(note) => note,
                 Err(e) => {
                     tracing::error!(%topic, %e, "signing a checkpoint for fan-out");
-                    return;
+                    return queued;
                 }
             }
         };
@@ -484,11 +491,15 @@ fn fan_out(
                 ctx.now,
                 ctx.server_key,
             );
-            if let Err(e) = outbound.enqueue_unsynced(server, event.signed_bytes()) {
-                tracing::error!(%topic, %server, %e, "queueing entries for a participating server");
+            match outbound.enqueue_unsynced(server, event.signed_bytes()) {
+                Ok(_) => queued = true,
+                Err(e) => {
+                    tracing::error!(%topic, %server, %e, "queueing entries for a participating server")
+                }
             }
         }
     }
+    queued
 }
 
 /// Refuses appends through the host's paths to a topic hosted elsewhere.
