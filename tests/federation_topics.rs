@@ -314,6 +314,42 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
     assert!(all.ok(), "{all:?}");
 }
 
+/// a's log of `topic` as alice reads it: the entries, replayed, and the tag log they make.
+async fn log_on_a(
+    fed: &Federation,
+    alice: &Client,
+    topic: &TopicId,
+) -> (
+    Vec<serde_bytes::ByteBuf>,
+    rendezvous::topic::Replayer,
+    rendezvous::tlog::Frontier,
+) {
+    use rendezvous::topic::LogEntry;
+    let (http, token) = raw::http(fed.server("a.example"), alice);
+    let path = format!(
+        "/v1/topics/{}/entries?from=0&limit=500",
+        rendezvous::api::encode_segment(topic.as_str())
+    );
+    let entries: rendezvous::api::EntriesResponse = http
+        .call(awc::http::Method::GET, &path, None, Some(&token))
+        .await
+        .unwrap();
+    let mut replayer = rendezvous::topic::Replayer::new();
+    let mut frontier = rendezvous::tlog::Frontier::new();
+    let wires = entries
+        .entries
+        .iter()
+        .map(|e| {
+            let (_, leaf) = replayer
+                .push(&LogEntry::from_wire(&e.entry).unwrap())
+                .unwrap();
+            frontier.append(&leaf).unwrap();
+            serde_bytes::ByteBuf::from(e.entry.to_vec())
+        })
+        .collect();
+    (wires, replayer, frontier)
+}
+
 /// The signing key of a test server (its data directory's `server.key` seed).
 fn server_key(data_dir: &std::path::Path) -> rendezvous::crypto::ServerKey {
     let seed: [u8; 32] = std::fs::read(data_dir.join("server.key"))
@@ -347,8 +383,8 @@ async fn until_split_view(member: &mut Client, topic: &TopicId) {
 async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
     use rendezvous::federation::topic_events::EntryBatch;
     use rendezvous::federation::{Event, EventKind, Transaction};
-    use rendezvous::tlog::{Checkpoint, Frontier, SignedCheckpoint};
-    use rendezvous::topic::{LogEntry, Replayer, log_origin};
+    use rendezvous::tlog::{Checkpoint, SignedCheckpoint};
+    use rendezvous::topic::{LogEntry, log_origin};
 
     let fed = Federation::start("fed-split");
     let mut alice = fed.register("a.example", "alice").await;
@@ -373,23 +409,7 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
 
     // The log as a has it, replayed for its leaves.
     let a = fed.server("a.example");
-    let (http, token) = raw::http(a, &alice);
-    let path = format!(
-        "/v1/topics/{}/entries?from=0&limit=500",
-        rendezvous::api::encode_segment(topic.as_str())
-    );
-    let entries: rendezvous::api::EntriesResponse = http
-        .call(awc::http::Method::GET, &path, None, Some(&token))
-        .await
-        .unwrap();
-    let mut replayer = Replayer::new();
-    let mut frontier = Frontier::new();
-    for e in &entries.entries {
-        let (_, leaf) = replayer
-            .push(&LogEntry::from_wire(&e.entry).unwrap())
-            .unwrap();
-        frontier.append(&leaf).unwrap();
-    }
+    let (_, mut replayer, mut frontier) = log_on_a(&fed, &alice, &topic).await;
     let n = frontier.size().0;
 
     // A message by alice that a never logs, at index n, with a checkpoint a's key signs.
@@ -564,8 +584,8 @@ fn rand_suffix() -> u64 {
 async fn forged_and_misdirected_topic_events_are_refused() {
     use rendezvous::federation::EventKind;
     use rendezvous::federation::topic_events::{EntryBatch, Submit, cosignature_to_wire};
-    use rendezvous::tlog::{Checkpoint, Frontier, SignedCheckpoint};
-    use rendezvous::topic::{LogEntry, Replayer, log_origin};
+    use rendezvous::tlog::{Checkpoint, SignedCheckpoint};
+    use rendezvous::topic::{LogEntry, log_origin};
 
     let fed = Federation::start("fed-forged");
     let mut alice = fed.register("a.example", "alice").await;
@@ -579,32 +599,10 @@ async fn forged_and_misdirected_topic_events_are_refused() {
     alice.send(&topic, b"for a and b").await.unwrap();
     assert_eq!(read_until(&mut bob, &topic, 1).await, vec!["for a and b"]);
 
-    let a = fed.server("a.example");
     let keys = |name: &str| server_key(&fed.server(name).data_dir);
     let (a_key, b_key, c_key) = (keys("a.example"), keys("b.example"), keys("c.example"));
     // a's log and a checkpoint of it, as a would sign it.
-    let (http, token) = raw::http(a, &alice);
-    let path = format!(
-        "/v1/topics/{}/entries?from=0&limit=500",
-        rendezvous::api::encode_segment(topic.as_str())
-    );
-    let entries: rendezvous::api::EntriesResponse = http
-        .call(awc::http::Method::GET, &path, None, Some(&token))
-        .await
-        .unwrap();
-    let mut replayer = Replayer::new();
-    let mut frontier = Frontier::new();
-    let wires: Vec<serde_bytes::ByteBuf> = entries
-        .entries
-        .iter()
-        .map(|e| {
-            let (_, leaf) = replayer
-                .push(&LogEntry::from_wire(&e.entry).unwrap())
-                .unwrap();
-            frontier.append(&leaf).unwrap();
-            serde_bytes::ByteBuf::from(e.entry.to_vec())
-        })
-        .collect();
+    let (wires, _, frontier) = log_on_a(&fed, &alice, &topic).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

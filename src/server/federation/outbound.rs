@@ -207,26 +207,14 @@ impl Outbound {
         destination: &ServerName,
         event: &SignedBytes,
     ) -> Result<u64, OutboundError> {
-        if *destination == self.origin {
-            return Err(OutboundError::ToSelf(destination.to_string()));
-        }
-        // `federation-api.md` §3.3 check 1: a larger event would be refused by every peer.
-        if event.0.len() > MAX_EVENT_LEN {
-            return Err(OutboundError::TooLarge {
-                len: event.0.len(),
-                max: MAX_EVENT_LEN,
-            });
-        }
-        let seq = self.store.outbound_enqueue(destination, event)?;
+        let seq = self.enqueue_unsynced(destination, event)?;
         self.store.sync().await?;
-        self.wake(destination);
         Ok(seq)
     }
 
-    /// Queues a signed event for `destination` without waiting for durability, and wakes the
-    /// destination's sender. For events derived from durable data (log fan-out): a crash before
-    /// the next flush loses only the hint, which the peer recovers by backfill
-    /// (`federation-api.md` §9.2). Events are sent in the order they are queued.
+    /// Queues a signed event for `destination` without waiting for durability (the caller
+    /// flushes the store before acknowledging anything that depends on it), and wakes the
+    /// destination's sender. Events are sent in the order they are queued.
     pub fn enqueue_unsynced(
         &self,
         destination: &ServerName,
@@ -235,6 +223,7 @@ impl Outbound {
         if *destination == self.origin {
             return Err(OutboundError::ToSelf(destination.to_string()));
         }
+        // `federation-api.md` §3.3 check 1: a larger event would be refused by every peer.
         if event.0.len() > MAX_EVENT_LEN {
             return Err(OutboundError::TooLarge {
                 len: event.0.len(),

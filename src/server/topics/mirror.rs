@@ -252,12 +252,7 @@ impl TopicHost {
         }
         if batch.end() <= size {
             // A repeat: the checkpoint must still agree with the mirror's log.
-            let tree = Tree::open(TopicNodes::new(ctx.store, topic), TreeSize(size))
-                .map_err(|e| ApiError::internal("mirror tag log", e))?;
-            let root = tree
-                .root_at(c.size)
-                .map_err(|e| ApiError::internal("mirror tag log", e))?;
-            if root != c.root {
+            if stored_root(ctx, topic, TreeSize(size), c.size)? != c.root {
                 let reason = format!("checkpoint of size {} has another root", c.size.0);
                 return Err(stop(
                     ctx,
@@ -300,12 +295,7 @@ impl TopicHost {
         if c.size > size {
             return Ok(false);
         }
-        let tree = Tree::open(TopicNodes::new(ctx.store, topic), size)
-            .map_err(|e| ApiError::internal("mirror tag log", e))?;
-        let root = tree
-            .root_at(c.size)
-            .map_err(|e| ApiError::internal("mirror tag log", e))?;
-        if root == c.root {
+        if stored_root(ctx, topic, size, c.size)? == c.root {
             return Ok(true);
         }
         let reason = format!(
@@ -314,6 +304,18 @@ impl TopicHost {
         );
         Err(stop(ctx, topic, &mut t, held.as_deref(), note, &reason))
     }
+}
+
+/// The root at `at` of the topic's stored tag log of size `size`.
+fn stored_root(
+    ctx: &AppendContext<'_>,
+    topic: &TopicId,
+    size: TreeSize,
+    at: TreeSize,
+) -> ApiResult<LogHash> {
+    Tree::open(TopicNodes::new(ctx.store, topic), size)
+        .and_then(|tree| tree.root_at(at))
+        .map_err(|e| ApiError::internal("mirror tag log", e))
 }
 
 /// Checks `entries` in order against the state after `start` (none: the first must create the
