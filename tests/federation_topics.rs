@@ -786,3 +786,39 @@ async fn forged_and_misdirected_topic_events_are_refused() {
     assert_eq!(got, vec![(409, "split_view".to_owned())]);
     until_split_view(&mut bob, &topic).await;
 }
+
+/// A member of a server that took no part so far is added to a topic with history: the server
+/// gets the entries from the addition on and backfills everything before from the hosting
+/// server (`federation-api.md` §5, §9.2); with shared history the new member reads it all.
+#[actix_rt::test]
+async fn a_server_joining_later_backfills_the_log() {
+    let fed = Federation::start("fed-backfill");
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let mut carol = fed.register("c.example", "carol").await;
+    let topic = alice
+        .create_topic(&[(id("bob", "b.example"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    for i in 0..30 {
+        alice
+            .send(&topic, format!("before carol {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    bob.send(&topic, b"bob before carol").await.unwrap();
+    alice
+        .add_members(&topic, &[(id("carol", "c.example"), Role::Writer)], true)
+        .await
+        .unwrap();
+    alice.send(&topic, b"welcome carol").await.unwrap();
+    let mut want: Vec<String> = (0..30).map(|i| format!("before carol {i}")).collect();
+    want.push("bob before carol".into());
+    want.push("welcome carol".into());
+    assert_eq!(read_until(&mut carol, &topic, want.len()).await, want);
+    let report = carol.verify(&topic).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    carol.send(&topic, b"thanks").await.unwrap();
+    let on_b = read_until(&mut bob, &topic, want.len() + 1).await;
+    assert_eq!(on_b[on_b.len() - 2..], ["welcome carol", "thanks"]);
+}

@@ -420,11 +420,18 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Send { topic, text } => {
             let text = read_text(text)?;
             let mut client = Client::open(&home)?;
-            let index = client.send(&topic, &text).await?;
-            out.emit(
-                json!({"type": "sent", "topic": topic.as_str(), "index": index}),
-                || format!("sent to {topic} at index {index}"),
-            );
+            match client.send(&topic, &text).await {
+                Ok(index) => out.emit(
+                    json!({"type": "sent", "topic": topic.as_str(), "index": index}),
+                    || format!("sent to {topic} at index {index}"),
+                ),
+                // Accepted by our server and queued for the topic's hosting server.
+                Err(ClientError::Queued { host, .. }) => out.emit(
+                    json!({"type": "queued", "topic": topic.as_str(), "host": host}),
+                    || format!("queued for {host}: appears in {topic} when {host} takes it"),
+                ),
+                Err(e) => return Err(e),
+            }
         }
         Command::Read { topic } => {
             let mut client = Client::open(&home)?;
