@@ -276,6 +276,19 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
             .await
             .unwrap();
     }
+    // The operator of a sees the entries waiting for b.
+    let status = admin_status(fed.server("a.example")).await;
+    let to_b = status["federation"]["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["server"] == "b.example")
+        .cloned()
+        .unwrap();
+    assert!(
+        to_b["queued"].as_u64().unwrap() > 0 || to_b["failed_attempts"].as_u64().unwrap() > 0,
+        "{status}"
+    );
     fed.up("b.example");
     let got = read_until(&mut bob, &topic, 5).await;
     assert_eq!(
@@ -348,6 +361,19 @@ async fn log_on_a(
         })
         .collect();
     (wires, replayer, frontier)
+}
+
+/// The server's `rendezvous admin status` answer.
+async fn admin_status(server: &TestServer) -> serde_json::Value {
+    let token = std::fs::read_to_string(server.data_dir.join("admin.token")).unwrap();
+    let mut resp = awc::Client::default()
+        .get(format!("http://{}/admin/status", server.admin))
+        .insert_header(("Authorization", format!("Bearer {}", token.trim())))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    resp.json().await.unwrap()
 }
 
 /// The signing key of a test server (its data directory's `server.key` seed).
@@ -482,6 +508,12 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
     until_split_view(&mut carol, &topic).await;
     // b learns of c's view through c's cosignature of the forged head.
     until_split_view(&mut bob, &topic).await;
+    // c's operator sees the stopped mirror and why.
+    let status = admin_status(fed.server("c.example")).await;
+    let stopped = status["federation"]["stopped_mirrors"].as_array().unwrap();
+    assert_eq!(stopped.len(), 1, "{status}");
+    assert_eq!(stopped[0]["topic"], topic.as_str());
+    assert_eq!(stopped[0]["host"], "a.example");
 
     for member in [&mut bob, &mut carol] {
         let report = member.verify(&topic).await.unwrap();

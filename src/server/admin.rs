@@ -155,5 +155,37 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpR
         "topics": state.store.topics()?.len(),
         "connections": state.push.connected(),
         "tls_fingerprint": state.identity.fingerprint(),
+        "federation": federation_status(&state)?,
     })))
+}
+
+/// Federation at a glance: each peer's queue and backoff, and the mirrors stopped by evidence
+/// against their hosting server (`federation-api.md` §8, §9.4).
+fn federation_status(state: &AppState) -> ApiResult<serde_json::Value> {
+    let Some(outbound) = &state.outbound else {
+        return Ok(json!({ "enabled": false }));
+    };
+    let now_ms = crate::server::state::now().saturating_mul(1000);
+    let mut peers = Vec::new();
+    for server in state.store.outbound_destinations()? {
+        let backoff = outbound
+            .backoff(&server)
+            .map_err(|e| ApiError::internal("outbound state", e))?;
+        peers.push(json!({
+            "server": server.as_str(),
+            "queued": outbound.pending(&server).map_err(|e| ApiError::internal("outbound state", e))?,
+            "failed_attempts": backoff.attempts,
+            "next_attempt_in_ms": backoff.next_attempt_ms.saturating_sub(now_ms),
+        }));
+    }
+    let mut stopped = Vec::new();
+    for (topic, evidence) in state.store.stopped_mirrors()? {
+        let reason = crate::federation::topic_events::MirrorEvidence::from_wire(&evidence)
+            .map(|e| e.reason)
+            .unwrap_or_else(|_| "undecodable evidence".into());
+        stopped.push(
+            json!({ "topic": topic.as_str(), "host": topic.server().as_str(), "reason": reason }),
+        );
+    }
+    Ok(json!({ "enabled": true, "peers": peers, "stopped_mirrors": stopped }))
 }

@@ -116,4 +116,18 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Every mirrored topic stopped by evidence: `(topic, encoded evidence)`.
+    pub fn stopped_mirrors(&self) -> Result<Vec<(TopicId, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t().mirrors.iter() {
+            let (k, v) = item.or_backend()?;
+            let mut r = super::keys::KeyReader::new(&k, "mirrors");
+            let topic: TopicId = r.id()?;
+            if r.array::<1>()? == [EVIDENCE] {
+                out.push((topic, v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
 }
