@@ -133,6 +133,12 @@ pub enum Attempt {
         /// Sequence numbers of events to try again (`5xx`), still queued.
         kept: Vec<u64>,
     },
+    /// The peer refused the whole transaction as malformed: nothing was applied, the
+    /// transaction is dropped and its events are sent one per transaction from now on.
+    Split {
+        /// The dropped transaction's id.
+        txn_id: String,
+    },
     /// No usable answer: the same transaction will be retried after a backoff.
     Failed {
         /// The transaction id.
@@ -157,6 +163,18 @@ pub struct Outbound {
     new_peer: Notify,
     /// Told of each event a peer refused for good: `(event id, status, code)`.
     on_refused: Mutex<Option<RefusalHook>>,
+    /// Destinations that refused a whole transaction as malformed: sent one event per
+    /// transaction until one is answered, to find the event they cannot take.
+    singles: Mutex<HashSet<ServerName>>,
+}
+
+/// Whole-transaction statuses that no retry of the same bytes can change (`federation-api.md`
+/// §8): the body is malformed, too large or of the wrong type for the peer.
+fn refused_for_good(error: &TransportError) -> Option<u16> {
+    match error {
+        TransportError::Status { status, .. } if matches!(status, 400 | 413 | 415) => Some(*status),
+        _ => None,
+    }
 }
 
 /// Called with each event a peer refused for good: `(event id, status, code)`.
@@ -191,7 +209,12 @@ impl Outbound {
             peers: Mutex::new(HashMap::new()),
             new_peer: Notify::new(),
             on_refused: Mutex::new(None),
+            singles: Mutex::new(HashSet::new()),
         }
+    }
+
+    fn singles(&self) -> std::sync::MutexGuard<'_, HashSet<ServerName>> {
+        self.singles.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets what is told of events that peers refuse for good (e.g. the devices waiting for a
@@ -367,8 +390,13 @@ impl Outbound {
         let in_flight = match self.store.outbound_in_flight(destination)? {
             Some(t) => t,
             None => {
-                let batch = fit(self.store.outbound_peek_batch(destination, MAX_EVENTS)?);
+                let most = match self.singles().contains(destination) {
+                    true => 1,
+                    false => MAX_EVENTS,
+                };
+                let batch = fit(self.store.outbound_peek_batch(destination, most)?);
                 if batch.is_empty() {
+                    self.singles().remove(destination);
                     return Ok(Attempt::Idle);
                 }
                 let txn = OutboundInFlight {
@@ -403,6 +431,39 @@ impl Outbound {
             .await
             .and_then(|r| settle(destination, &events, &r));
         match answer {
+            Err(error) if refused_for_good(&error).is_some() && in_flight.seqs.len() > 1 => {
+                // The peer applied nothing (a whole refusal changes nothing, §4): the events go
+                // one per transaction, with new ids, to find the one it cannot take.
+                tracing::warn!(%destination, txn_id = %in_flight.txn_id, %error, "transaction refused as a whole; sending its events one by one");
+                self.store.outbound_finish(destination, &[])?;
+                self.singles().insert(destination.clone());
+                Ok(Attempt::Split {
+                    txn_id: in_flight.txn_id,
+                })
+            }
+            Err(error) if refused_for_good(&error).is_some() => {
+                let status = refused_for_good(&error).unwrap_or(400);
+                tracing::error!(%destination, txn_id = %in_flight.txn_id, %error, "peer refuses this event in any transaction; dropped");
+                let hook = self
+                    .on_refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(hook) = hook {
+                    for (_, event) in &events {
+                        hook(&Event::id(event), status, "malformed");
+                    }
+                }
+                self.store.outbound_finish(destination, &in_flight.seqs)?;
+                // Found it: batches again.
+                self.singles().remove(destination);
+                Ok(Attempt::Answered {
+                    txn_id: in_flight.txn_id,
+                    delivered: Vec::new(),
+                    dropped: in_flight.seqs,
+                    kept: Vec::new(),
+                })
+            }
             Ok(settled) => {
                 let hook = self
                     .on_refused

@@ -125,6 +125,8 @@ enum Peer {
     Up,
     /// Answers 200 with one result too few.
     ShortAnswer,
+    /// Refuses with HTTP 400 every transaction holding the event with this id.
+    RefusesWhole([u8; 32]),
 }
 
 #[derive(Debug)]
@@ -192,6 +194,15 @@ impl Transport for TestTransport {
         };
         if p.mode == Peer::Down {
             return Err(down());
+        }
+        if let Peer::RefusesWhole(bad) = p.mode
+            && txn.events.iter().any(|e| Event::id(e).0 == bad)
+        {
+            p.received.push((txn.txn_id.clone(), Vec::new()));
+            return Err(TransportError::Status {
+                destination: destination.to_string(),
+                status: 400,
+            });
         }
         // What a receiver does with it: validate the shape, dedupe by id, apply.
         let wire = txn.to_wire();
@@ -536,6 +547,48 @@ async fn an_invalid_answer_is_retried_with_the_same_id() {
     };
     assert_eq!(txn_id, again);
     assert_eq!(f.outbound.pending(&b()).unwrap(), 0);
+}
+
+/// A peer that refuses whole transactions as malformed because of one event: the transaction
+/// is split, the one event it cannot take is dropped, the others are delivered, nothing waits
+/// forever (`federation-api.md` §8).
+#[tokio::test]
+async fn a_transaction_refused_as_a_whole_is_split_and_only_the_bad_event_dropped() {
+    let f = fixture();
+    let evs = events(3);
+    let peer = TestTransport::new(Peer::RefusesWhole(Event::id(&evs[1]).0));
+    enqueue_all(&f.outbound, &evs).await;
+    let Attempt::Split { txn_id } = f.outbound.attempt(&peer, &b()).await.unwrap() else {
+        panic!("not split")
+    };
+    assert_eq!(f.outbound.pending(&b()).unwrap(), 3, "nothing dropped yet");
+    let mut delivered_all = Vec::new();
+    let mut dropped_all = Vec::new();
+    for _ in 0..3 {
+        let Attempt::Answered {
+            txn_id: single,
+            delivered,
+            dropped,
+            ..
+        } = f.outbound.attempt(&peer, &b()).await.unwrap()
+        else {
+            panic!("not answered")
+        };
+        assert_ne!(single, txn_id, "a new id for a new transaction");
+        delivered_all.extend(delivered);
+        dropped_all.extend(dropped);
+    }
+    assert_eq!(delivered_all, vec![1, 3]);
+    assert_eq!(dropped_all, vec![2]);
+    assert_eq!(f.outbound.pending(&b()).unwrap(), 0);
+    assert_eq!(
+        peer.applied(),
+        vec![Event::id(&evs[0]).0, Event::id(&evs[2]).0]
+    );
+    assert!(matches!(
+        f.outbound.attempt(&peer, &b()).await.unwrap(),
+        Attempt::Idle
+    ));
 }
 
 #[tokio::test]
