@@ -1,6 +1,7 @@
 //! Shared test fixtures: users with identity keys and topic keys.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod federation;
 pub mod raw;
 pub mod server;

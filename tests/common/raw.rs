@@ -4,6 +4,7 @@ use awc::http::Method;
 use rendezvous::api::EntriesResponse;
 use rendezvous::client::Client;
 use rendezvous::client::http::{Http, encode_segment};
+use rendezvous::client::tls::Trust;
 use rendezvous::crypto::{EpochKeys, TopicKey};
 use rendezvous::ids::TopicId;
 use rendezvous::message;
@@ -11,9 +12,28 @@ use rendezvous::topic::{LogEntry, Replayer, TopicState};
 
 use super::server::TestServer;
 
+/// A server's client API as a device reaches it: an in-process [`TestServer`] or a real
+/// `rendezvous` process.
+pub trait Api {
+    /// `https://ip:port`.
+    fn url(&self) -> &str;
+    /// How devices trust its certificate.
+    fn trust(&self) -> Trust;
+}
+
+impl Api for TestServer {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn trust(&self) -> Trust {
+        TestServer::trust(self)
+    }
+}
+
 /// An HTTP client for the server and the device's current token.
-pub fn http(server: &TestServer, client: &Client) -> (Http, String) {
-    let http = Http::new(&server.url, &server.trust()).unwrap();
+pub fn http(server: &impl Api, client: &Client) -> (Http, String) {
+    let http = Http::new(server.url(), &server.trust()).unwrap();
     let token = client
         .keystore()
         .token()
@@ -24,7 +44,7 @@ pub fn http(server: &TestServer, client: &Client) -> (Http, String) {
 }
 
 /// The topic's state, replayed from the server's log.
-pub async fn state(server: &TestServer, client: &Client, topic: &TopicId) -> TopicState {
+pub async fn state(server: &impl Api, client: &Client, topic: &TopicId) -> TopicState {
     let (http, token) = http(server, client);
     let path = format!(
         "/v1/topics/{}/entries?from=0&limit=500",
@@ -43,7 +63,7 @@ pub async fn state(server: &TestServer, client: &Client, topic: &TopicId) -> Top
 
 /// The device's Topic Key and current epoch keys for `topic`, straight from its keystore.
 pub async fn keys(
-    server: &TestServer,
+    server: &impl Api,
     client: &Client,
     topic: &TopicId,
 ) -> (u32, TopicKey, EpochKeys, u64) {
@@ -67,12 +87,7 @@ pub async fn keys(
 }
 
 /// A message encrypted and signed by `client` as its member, for the current epoch.
-pub async fn message(
-    server: &TestServer,
-    client: &Client,
-    topic: &TopicId,
-    text: &[u8],
-) -> Vec<u8> {
+pub async fn message(server: &impl Api, client: &Client, topic: &TopicId, text: &[u8]) -> Vec<u8> {
     let (me, tk, keys, size) = keys(server, client, topic).await;
     message::encrypt(topic, &keys, me, tk.signing(), size, text)
         .unwrap()

@@ -838,8 +838,9 @@ mod tls {
         let handle = server.handle();
         actix_rt::spawn(server);
 
-        let resolve: Resolve =
-            Box::new(move |_: &ServerName| -> ResolveFuture { Box::pin(async move { Ok(addr) }) });
+        let resolve: Resolve = Box::new(move |_: &ServerName| -> ResolveFuture {
+            Box::pin(async move { Ok(vec![addr]) })
+        });
         let tls = client_tls(
             pki.roots.clone(),
             pki.client.0.clone(),
@@ -856,7 +857,8 @@ mod tls {
         );
         assert!(response.results.iter().all(|r| r.status == 200));
 
-        // Through the whole service, on real files.
+        // Through the whole service, on real files, with a first endpoint where nothing
+        // listens: the next one is tried (`federation-api.md` §7).
         let f = fixture();
         enqueue_all(&f.outbound, &evs).await;
         let tls = client_tls(
@@ -865,8 +867,13 @@ mod tls {
             pki.client.1.clone_key(),
         )
         .unwrap();
-        let resolve: Resolve =
-            Box::new(move |_: &ServerName| -> ResolveFuture { Box::pin(async move { Ok(addr) }) });
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let resolve: Resolve = Box::new(move |_: &ServerName| -> ResolveFuture {
+            Box::pin(async move { Ok(vec![closed, addr]) })
+        });
         let transport = AwcTransport::new(tls, resolve);
         let Attempt::Answered { delivered, .. } =
             f.outbound.attempt(&transport, &b()).await.unwrap()

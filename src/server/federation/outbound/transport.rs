@@ -80,15 +80,15 @@ pub trait Transport {
     ) -> impl Future<Output = Result<TransactionResponse, TransportError>>;
 }
 
-/// A future returned by a [`Resolve`] callback.
-pub type ResolveFuture = Pin<Box<dyn Future<Output = Result<SocketAddr, TransportError>>>>;
+/// A future returned by a [`Resolve`] callback: the addresses to try, in order (never empty).
+pub type ResolveFuture = Pin<Box<dyn Future<Output = Result<Vec<SocketAddr>, TransportError>>>>;
 
-/// Finds the socket address of a destination. Discovery (`federation-api.md` §7) plugs in
+/// Finds the socket addresses of a destination. Discovery (`federation-api.md` §7) plugs in
 /// here; [`static_resolver`] is a stand-in without SRV lookups.
 pub type Resolve = Box<dyn Fn(&ServerName) -> ResolveFuture>;
 
 /// A resolver backed by DNS discovery (`federation-api.md` §7: overrides, explicit port, SRV,
-/// then A/AAAA on 8448): the first endpoint in discovery's order. The TLS name stays the
+/// then A/AAAA on 8448): every endpoint, in discovery's order. The TLS name stays the
 /// destination's server name whatever address it resolves to.
 pub fn discovery_resolver(
     discovery: Arc<crate::server::federation::discovery::Discovery>,
@@ -105,13 +105,13 @@ pub fn discovery_resolver(
                         destination: destination.to_string(),
                         reason: e.to_string(),
                     })?;
-            endpoints
-                .first()
-                .map(|e| e.addr)
-                .ok_or_else(|| TransportError::Resolve {
+            match endpoints.is_empty() {
+                true => Err(TransportError::Resolve {
                     destination: destination.to_string(),
                     reason: "no endpoint".into(),
-                })
+                }),
+                false => Ok(endpoints.into_iter().map(|e| e.addr).collect()),
+            }
         })
     })
 }
@@ -135,11 +135,14 @@ pub fn static_resolver(overrides: BTreeMap<String, String>) -> Resolve {
                 destination: name.clone(),
                 reason,
             };
-            tokio::net::lookup_host(target.as_str())
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target.as_str())
                 .await
                 .map_err(|e| resolve_err(e.to_string()))?
-                .next()
-                .ok_or_else(|| resolve_err(format!("no address for {target}")))
+                .collect();
+            match addrs.is_empty() {
+                true => Err(resolve_err(format!("no address for {target}"))),
+                false => Ok(addrs),
+            }
         })
     })
 }
@@ -233,7 +236,7 @@ impl Transport for AwcTransport {
         destination: &ServerName,
         txn: &Transaction,
     ) -> Result<TransactionResponse, TransportError> {
-        let addr = (self.resolve)(destination).await?;
+        let addrs = (self.resolve)(destination).await?;
         let send_err = |reason: String| TransportError::Send {
             destination: destination.to_string(),
             reason,
@@ -245,15 +248,33 @@ impl Transport for AwcTransport {
             destination.as_str(),
             txn.txn_id
         );
-        let mut res = self
-            .client
-            .put(url)
-            .address(addr)
-            .timeout(self.timeout)
-            .content_type("application/cbor")
-            .send_body(txn.to_wire())
-            .await
-            .map_err(|e| send_err(e.to_string()))?;
+        // `federation-api.md` §7: the endpoints in order, the next one only when no connection
+        // could be made to this one (once a request went out, the peer may have applied it).
+        let mut res = None;
+        let mut last_error = None;
+        for addr in addrs {
+            match self
+                .client
+                .put(&url)
+                .address(addr)
+                .timeout(self.timeout)
+                .content_type("application/cbor")
+                .send_body(txn.to_wire())
+                .await
+            {
+                Ok(r) => {
+                    res = Some(r);
+                    break;
+                }
+                Err(e @ awc::error::SendRequestError::Connect(_)) => last_error = Some(e),
+                Err(e) => return Err(send_err(e.to_string())),
+            }
+        }
+        let Some(mut res) = res else {
+            return Err(send_err(
+                last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string()),
+            ));
+        };
         let status = res.status().as_u16();
         if status != 200 {
             return Err(TransportError::Status {

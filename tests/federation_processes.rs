@@ -1,0 +1,855 @@
+//! Cross-server topics (`federation-api.md` §9) between three real `rendezvous` processes, as
+//! operators run them: `a.test` on 127.0.0.2, `b.test` on 127.0.0.3 and `c.test` on 127.0.0.4,
+//! each with a config file written here, federating over mutual TLS with certificates from a
+//! federation CA made by the binary's own `federation-ca` and `federation-cert` commands, and
+//! finding each other only through DNS (§7): a real DNS server on 127.0.0.1 serves
+//! `_rendezvous._tcp.<name>` SRV records whose targets are `fed.<name>`, names the
+//! certificates do not carry, so every connection also shows that the certificate is checked
+//! for the server name and not for the SRV target. No overrides.
+//!
+//! The in-process sibling is `tests/federation_topics.rs`; here a server is also killed with
+//! SIGKILL, and the federation listener is attacked as a peer would (§1, §3.3).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::dns::{self, DnsServer};
+use common::federation::peer_client;
+use common::raw;
+use common::server::TempDir;
+use hickory_server::proto::rr::RecordType;
+use rendezvous::api::ErrorCode;
+use rendezvous::client::tls::{Fingerprint, Trust};
+use rendezvous::client::{Client, ClientError, EntryContent};
+use rendezvous::crypto::ServerKey;
+use rendezvous::federation::{Event, EventId, EventKind, Transaction, TransactionResponse};
+use rendezvous::ids::{ServerName, TopicId, UserId};
+use rendezvous::topic::{History, Role};
+use rustls::AlertDescription;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rendezvous");
+
+/// The servers and their loopback addresses.
+const SERVERS: [(&str, Ipv4Addr); 3] = [
+    ("a.test", Ipv4Addr::new(127, 0, 0, 2)),
+    ("b.test", Ipv4Addr::new(127, 0, 0, 3)),
+    ("c.test", Ipv4Addr::new(127, 0, 0, 4)),
+];
+
+/// How long anything that should happen may take.
+const PATIENCE: Duration = Duration::from_secs(45);
+
+/// Runs the binary with `args`; its stdout, or a panic with its stderr.
+fn run(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "rendezvous {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A port free on `ip` a moment ago.
+fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One homeserver's fixed place: its addresses, files and log (kept across restarts).
+struct Node {
+    name: &'static str,
+    ip: Ipv4Addr,
+    dir: PathBuf,
+    config: PathBuf,
+    federation: SocketAddr,
+    /// Everything every process of this node printed, in order.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    /// `(cert.pem, key.pem)` made by `federation-cert` for the server name.
+    fn certificate(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("tls/cert.pem"), self.dir.join("tls/key.pem"))
+    }
+
+    /// Starts `rendezvous serve`, retrying while a killed predecessor's port or database lock
+    /// is still held; returns once it has printed its addresses.
+    fn start(&self) -> Process {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("--- rendezvous serve ({})", self.name));
+            let mut process = self.spawn();
+            match process.announced() {
+                Some((url, fingerprint)) => {
+                    let trust = Trust::Pinned(fingerprint.parse::<Fingerprint>().unwrap());
+                    process.url = url;
+                    process.trust = Some(trust);
+                    return process;
+                }
+                None => {
+                    let status = process.child.wait().unwrap();
+                    assert!(
+                        Instant::now() < deadline,
+                        "{} does not start ({status}):\n{}",
+                        self.name,
+                        self.tail(30)
+                    );
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    fn spawn(&self) -> Process {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config", path_str(&self.config)])
+            .env(
+                "RUST_LOG",
+                std::env::var("RDV_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for stream in [
+            Box::new(stdout) as Box<dyn Read + Send>,
+            Box::new(stderr) as Box<dyn Read + Send>,
+        ] {
+            let (tx, log) = (tx.clone(), self.log.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Process {
+            child,
+            lines,
+            url: String::new(),
+            trust: None,
+        }
+    }
+
+    /// The last `n` lines the node's processes printed.
+    fn tail(&self, n: usize) -> String {
+        let log = self.log.lock().unwrap();
+        log[log.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// A running `rendezvous serve`; killed (SIGKILL) when dropped, so that no process outlives a
+/// failed test.
+struct Process {
+    child: Child,
+    lines: Receiver<String>,
+    url: String,
+    trust: Option<Trust>,
+}
+
+impl Process {
+    /// The client API's URL and certificate fingerprint, once the server has printed them and
+    /// its admin address (it prints them after binding every listener); `None` if it exits
+    /// first.
+    fn announced(&mut self) -> Option<(String, String)> {
+        let deadline = Instant::now() + PATIENCE;
+        let (mut url, mut fingerprint, mut admin) = (None, None, false);
+        while url.is_none() || fingerprint.is_none() || !admin {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            if let Some(u) = line.strip_prefix("client API: ") {
+                url = Some(u.to_owned());
+            }
+            if let Some(f) = line.strip_prefix("TLS certificate fingerprint: ") {
+                fingerprint = Some(f.to_owned());
+            }
+            admin |= line.starts_with("admin endpoint: ");
+        }
+        url.zip(fingerprint)
+    }
+
+    /// SIGTERM, and a clean exit.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "graceful shutdown exits 0, got {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "no exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl raw::Api for Process {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn trust(&self) -> Trust {
+        self.trust.clone().unwrap()
+    }
+}
+
+/// Homeservers as separate processes on their own loopback addresses, a federation CA and a
+/// DNS server. Dropping it kills the processes; a failing test prints their last log lines.
+struct Federation {
+    // Fields drop in order: the processes first, the directory last.
+    processes: BTreeMap<&'static str, Process>,
+    dns: DnsServer,
+    nodes: BTreeMap<&'static str, Node>,
+    ca: PathBuf,
+    dir: TempDir,
+}
+
+impl Federation {
+    /// Makes the CA, a certificate per server, the DNS zone and the configurations, and starts
+    /// the servers named.
+    fn start(test: &str, names: &[&'static str]) -> Federation {
+        let dir = TempDir::new(test);
+        let ca = dir.join("ca");
+        run(&[
+            "federation-ca",
+            "--out",
+            path_str(&ca),
+            "--name",
+            "Rendezvous test federation CA",
+            "--days",
+            "2",
+        ]);
+        let mut nodes = BTreeMap::new();
+        let mut zone = Vec::new();
+        for (name, ip) in SERVERS.into_iter().filter(|(n, _)| names.contains(n)) {
+            let node_dir = dir.join(name);
+            run(&[
+                "federation-cert",
+                "--name",
+                name,
+                "--out",
+                path_str(&node_dir.join("tls")),
+                "--ca-cert",
+                path_str(&ca.join("ca.pem")),
+                "--ca-key",
+                path_str(&ca.join("ca.key")),
+                "--days",
+                "2",
+            ]);
+            let federation = SocketAddr::from((ip, free_port(ip)));
+            // The SRV records are the only place the federation port is written down. The
+            // preferred target is down (nothing listens on its port): peers fall back to the
+            // next one, in priority order (§7).
+            zone.push(dns::srv(
+                &format!("_rendezvous._tcp.{name}."),
+                5,
+                0,
+                free_port(ip),
+                &format!("down.{name}."),
+            ));
+            zone.push(dns::a(&format!("down.{name}."), ip));
+            zone.push(dns::srv(
+                &format!("_rendezvous._tcp.{name}."),
+                10,
+                0,
+                federation.port(),
+                &format!("fed.{name}."),
+            ));
+            zone.push(dns::a(&format!("fed.{name}."), ip));
+            nodes.insert(
+                name,
+                Node {
+                    name,
+                    ip,
+                    config: node_dir.join("rendezvous.toml"),
+                    dir: node_dir,
+                    federation,
+                    log: Arc::default(),
+                },
+            );
+        }
+        let dns = DnsServer::start("test.", zone);
+        for node in nodes.values() {
+            write_config(node, &ca.join("ca.pem"), dns.addr);
+        }
+        let mut f = Federation {
+            processes: BTreeMap::new(),
+            dns,
+            nodes,
+            ca,
+            dir,
+        };
+        for name in names {
+            f.up(name);
+        }
+        f
+    }
+
+    fn node(&self, name: &str) -> &Node {
+        &self.nodes[name]
+    }
+
+    fn process(&self, name: &str) -> &Process {
+        &self.processes[name]
+    }
+
+    /// Starts (or restarts, with the same configuration and data) `name`.
+    fn up(&mut self, name: &str) {
+        let node = &self.nodes[name];
+        let process = node.start();
+        self.processes.insert(node.name, process);
+    }
+
+    /// SIGKILL: no shutdown at all, whatever was in flight.
+    fn kill(&mut self, name: &str) {
+        let mut process = self.processes.remove(name).unwrap();
+        process.child.kill().unwrap();
+        process.child.wait().unwrap();
+    }
+
+    /// SIGTERM: a clean stop.
+    fn stop(&mut self, name: &str) {
+        self.processes.remove(name).unwrap().terminate();
+    }
+
+    /// Registers `user` on `server` with a pin from `rendezvous admin pin`.
+    async fn register(&self, server: &str, user: &str) -> Client {
+        let node = self.node(server);
+        let pin = run(&["admin", "--config", path_str(&node.config), "pin"]);
+        let process = self.process(server);
+        Client::register(
+            &self.dir.join(&format!("devices/{user}@{server}")),
+            &process.url,
+            raw::Api::trust(process),
+            pin.trim(),
+            &id(user, server),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for node in self.nodes.values() {
+                eprintln!("===== {} (last lines)\n{}", node.name, node.tail(60));
+            }
+        }
+    }
+}
+
+/// The configuration file of `node`: its own loopback address for every listener, the
+/// federation certificate and CA, the test DNS server, no overrides.
+fn write_config(node: &Node, ca_file: &Path, nameserver: SocketAddr) {
+    let (cert, key) = node.certificate();
+    let text = format!(
+        "server_name = \"{name}\"\n\
+         data_dir = {data:?}\n\
+         \n\
+         [client_api]\n\
+         listen = \"{ip}:{client}\"\n\
+         \n\
+         [admin]\n\
+         listen = \"{ip}:{admin}\"\n\
+         \n\
+         [limits]\n\
+         workers = 2\n\
+         \n\
+         [federation]\n\
+         enabled = true\n\
+         listen = \"{fed}\"\n\
+         tls_cert = {cert:?}\n\
+         tls_key = {key:?}\n\
+         ca_file = {ca_file:?}\n\
+         nameservers = [\"{nameserver}\"]\n",
+        name = node.name,
+        data = path_str(&node.dir.join("data")),
+        ip = node.ip,
+        client = free_port(node.ip),
+        admin = free_port(node.ip),
+        fed = node.federation,
+        cert = path_str(&cert),
+        key = path_str(&key),
+        ca_file = path_str(ca_file),
+    );
+    // The server reads it exactly as an operator's file.
+    rendezvous::server::config::Config::parse(&text).unwrap();
+    std::fs::write(&node.config, text).unwrap();
+}
+
+fn id(user: &str, server: &str) -> UserId {
+    format!("@{user}:{server}").parse().unwrap()
+}
+
+/// A device and every message text it has read of one topic, in the order read.
+struct Member {
+    client: Client,
+    read: Vec<String>,
+    /// The epoch each message read was sent in, by text.
+    epochs: BTreeMap<String, u32>,
+}
+
+impl Member {
+    fn new(client: Client) -> Member {
+        Member {
+            client,
+            read: Vec::new(),
+            epochs: BTreeMap::new(),
+        }
+    }
+
+    /// One read; returns the texts it brought.
+    async fn read_once(&mut self, topic: &TopicId) -> Result<Vec<String>, ClientError> {
+        let report = self.client.read(topic).await?;
+        let mut new = Vec::new();
+        for e in report.entries {
+            assert!(e.verified(), "{}: {e:?}", self.client.user());
+            if let EntryContent::Message {
+                text: Some(text),
+                epoch,
+                ..
+            } = e.content
+            {
+                self.epochs.insert(text.clone(), epoch);
+                new.push(text);
+            }
+        }
+        self.read.extend(new.iter().cloned());
+        Ok(new)
+    }
+
+    /// Reads until the whole history read is `expected`: then once more, which must bring
+    /// nothing (nothing is shown twice).
+    async fn read_all(&mut self, topic: &TopicId, expected: &[String]) {
+        self.read_count(topic, expected.len()).await;
+        assert_eq!(self.read, expected, "{}", self.client.user());
+    }
+
+    /// Reads until `total` texts have been read in all; then once more, which must bring
+    /// nothing.
+    async fn read_count(&mut self, topic: &TopicId, total: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.read.len() < total {
+            if let Err(e) = self.read_once(topic).await {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: read: {e}",
+                    self.client.user()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} read only {:?}, not {total}",
+                self.client.user(),
+                self.read
+            );
+            if self.read.len() < total {
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let again = self.read_once(topic).await.unwrap();
+        assert!(
+            again.is_empty(),
+            "{} read again {again:?}",
+            self.client.user()
+        );
+    }
+}
+
+fn texts(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[actix_rt::test]
+async fn a_conversation_across_three_processes_survives_a_kill_and_an_outage() {
+    let mut fed = Federation::start("fed-procs", &["a.test", "b.test", "c.test"]);
+    let mut alice = Member::new(fed.register("a.test", "alice").await);
+    let mut bob = Member::new(fed.register("b.test", "bob").await);
+    let mut dave = Member::new(fed.register("b.test", "dave").await);
+    let mut carol = Member::new(fed.register("c.test", "carol").await);
+
+    // 1. A topic hosted on a, with writers on b and a reader on c: a asks b and c for their
+    // users' identities and topic keys, finding them through SRV records only.
+    let topic = alice
+        .client
+        .create_topic(
+            &[
+                (id("bob", "b.test"), Role::Writer),
+                (id("dave", "b.test"), Role::Writer),
+                (id("carol", "c.test"), Role::Reader),
+            ],
+            History::Shared,
+        )
+        .await
+        .unwrap();
+    alice.client.send(&topic, b"hello from a").await.unwrap();
+    let mut expected = texts(&["hello from a"]);
+    bob.read_all(&topic, &expected).await;
+    // Bob posts through b, which submits to a and answers once the entry is back.
+    assert_eq!(bob.client.send(&topic, b"hello from b").await.unwrap(), 2);
+    expected.push("hello from b".into());
+    for m in [&mut alice, &mut bob, &mut dave, &mut carol] {
+        m.read_all(&topic, &expected).await;
+    }
+    for name in ["a.test", "b.test", "c.test"] {
+        assert!(
+            fed.dns
+                .asked(&format!("_rendezvous._tcp.{name}."), RecordType::SRV),
+            "{name} was found without its SRV record"
+        );
+        assert!(fed.dns.asked(&format!("fed.{name}."), RecordType::A));
+    }
+
+    // Carol is a reader: her client refuses, and so does c for a client that tries anyway.
+    assert!(carol.client.send(&topic, b"may I?").await.is_err());
+    let c = fed.process("c.test");
+    let body = raw::message(c, &carol.client, &topic, b"may I?").await;
+    let (http, token) = raw::http(c, &carol.client);
+    let (status, code) = raw::post(&http, Some(&token), &raw::messages_path(&topic), body).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (409, Some("not_allowed_to_post"))
+    );
+
+    // 2. Removing Dave rekeys for the rest; b learns of it and locks Dave out.
+    alice
+        .client
+        .remove_members(&topic, &[id("dave", "b.test")])
+        .await
+        .unwrap();
+    alice.client.send(&topic, b"after dave left").await.unwrap();
+    expected.push("after dave left".into());
+    for m in [&mut alice, &mut bob, &mut carol] {
+        m.read_all(&topic, &expected).await;
+        assert!(m.epochs["after dave left"] > m.epochs["hello from b"]);
+    }
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match dave.client.read(&topic).await {
+            Err(e) if e.code() == Some(ErrorCode::Forbidden) => break,
+            other => {
+                assert!(Instant::now() < deadline, "dave still reads: {other:?}");
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    // 3. b is killed in the middle of the conversation, with entries on their way to it, and
+    // misses more; restarted on the same files, it gets everything, once, in order.
+    for i in 0..3 {
+        let text = format!("before b was killed {i}");
+        alice.client.send(&topic, text.as_bytes()).await.unwrap();
+        expected.push(text);
+    }
+    fed.kill("b.test");
+    for i in 0..3 {
+        let text = format!("while b was dead {i}");
+        alice.client.send(&topic, text.as_bytes()).await.unwrap();
+        expected.push(text);
+    }
+    fed.up("b.test");
+    let started = Instant::now();
+    bob.read_all(&topic, &expected).await;
+    eprintln!("b caught up {:?} after its restart", started.elapsed());
+    for m in [&mut alice, &mut carol] {
+        m.read_all(&topic, &expected).await;
+    }
+
+    // 4. a stops: Bob's post is queued at b, which still serves what it has (so does c);
+    // when a is back, the post lands, once. Alice's first post after the restart reaches b,
+    // which then retries at once instead of waiting out its backoff (§8), so the two land in
+    // either order.
+    fed.stop("a.test");
+    match bob.client.send(&topic, b"queued while a was down").await {
+        Err(ClientError::Queued { host, .. }) => assert_eq!(host, "a.test"),
+        other => panic!("expected the post to be queued: {other:?}"),
+    }
+    assert_eq!(bob.read_once(&topic).await.unwrap(), Vec::<String>::new());
+    assert_eq!(carol.read_once(&topic).await.unwrap(), Vec::<String>::new());
+    fed.up("a.test");
+    let started = Instant::now();
+    alice.client.send(&topic, b"a is back").await.unwrap();
+    alice.read_count(&topic, expected.len() + 2).await;
+    let mut landed = alice.read[expected.len()..].to_vec();
+    expected.extend(landed.iter().cloned());
+    landed.sort();
+    assert_eq!(landed, texts(&["a is back", "queued while a was down"]));
+    for m in [&mut carol, &mut bob] {
+        m.read_all(&topic, &expected).await;
+    }
+    eprintln!(
+        "the queued post landed {:?} after a's restart",
+        started.elapsed()
+    );
+
+    // 6. `rdv verify` everywhere: one log, and the hosting server holds the participants'
+    // cosignatures of it.
+    for m in [&mut alice, &mut bob, &mut carol] {
+        let report = m.client.verify(&topic).await.unwrap();
+        assert!(report.ok(), "{}: {report:?}", m.client.user());
+        assert!(report.witnesses.problems.is_empty());
+        assert_eq!(report.size, log_size(&expected));
+    }
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let report = alice.client.verify(&topic).await.unwrap();
+        assert!(report.ok(), "{report:?}");
+        let cosigners: Vec<&str> = report
+            .witnesses
+            .cosigned
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect();
+        if cosigners.contains(&"b.test") && cosigners.contains(&"c.test") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cosigned only by {cosigners:?}: {report:?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The log's size once the messages `expected` are all in: one entry per message, and two
+/// changes (the create and Dave's removal).
+fn log_size(expected: &[String]) -> u64 {
+    expected.len() as u64 + 2
+}
+
+/// The outcome of one TLS connection that sends a request: the start of the answer, or the
+/// TLS error that ended it.
+fn tls_request(
+    addr: SocketAddr,
+    sni: &str,
+    roots: &Path,
+    cert: Option<&(PathBuf, PathBuf)>,
+) -> Result<String, rustls::Error> {
+    let mut store = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(roots).unwrap() {
+        store.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store);
+    let config = match cert {
+        Some((c, k)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(c)
+                    .unwrap()
+                    .map(|c| c.unwrap())
+                    .collect(),
+                PrivateKeyDer::from_pem_file(k).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), sni.to_owned().try_into().unwrap())
+            .unwrap();
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Under TLS 1.3 the server judges the client's certificate after the client has finished
+    // its side of the handshake, so a refusal arrives as an alert on the first read.
+    conn.writer()
+        .write_all(
+            format!(
+                "GET /_rdv/federation/v1/server-keys HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    loop {
+        while conn.wants_write() {
+            conn.write_tls(&mut sock).unwrap();
+        }
+        if conn.read_tls(&mut sock).unwrap() == 0 {
+            return Ok(String::new());
+        }
+        conn.process_new_packets()?;
+        let mut buf = [0u8; 64];
+        match conn.reader().read(&mut buf) {
+            Ok(n) if n > 0 => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Ok(_) => return Ok(String::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+async fn put_transaction(client: &awc::Client, to: &str, txn: &Transaction) -> (u16, Vec<u8>) {
+    let mut resp = client
+        .put(format!(
+            "https://{to}:8448/_rdv/federation/v1/send/{}",
+            txn.txn_id
+        ))
+        .insert_header(("Content-Type", "application/cbor"))
+        .send_body(txn.to_wire())
+        .await
+        .unwrap();
+    let body = resp.body().await.unwrap();
+    (resp.status().as_u16(), body.to_vec())
+}
+
+fn server_name(s: &str) -> ServerName {
+    s.parse().unwrap()
+}
+
+/// A `topic.entry` event from a.test to b.test signed by `key`.
+fn event(payload: &[u8], key: &ServerKey) -> rendezvous::wire::Verified<Event> {
+    Event::sign(
+        &server_name("a.test"),
+        &server_name("b.test"),
+        EventKind::TopicEntry,
+        Some(&TopicId::random(&server_name("a.test"))),
+        payload.to_vec(),
+        rendezvous::server::state::now(),
+        key,
+    )
+}
+
+#[actix_rt::test]
+async fn a_real_federation_listener_authenticates_its_peers() {
+    let fed = Federation::start("fed-procs-auth", &["a.test", "b.test"]);
+    let (a, b) = (fed.node("a.test"), fed.node("b.test"));
+    let ca_file = fed.ca.join("ca.pem");
+
+    // a's certificate opens b's listener (the control for what follows)...
+    let answer = tls_request(b.federation, "b.test", &ca_file, Some(&a.certificate())).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // ...no certificate, or one that does not chain to the federation CA, does not.
+    assert_eq!(
+        tls_request(b.federation, "b.test", &ca_file, None),
+        Err(rustls::Error::AlertReceived(
+            AlertDescription::CertificateRequired
+        ))
+    );
+    let self_signed = fed.dir.join("self-signed");
+    run(&[
+        "federation-cert",
+        "--name",
+        "a.test",
+        "--out",
+        path_str(&self_signed),
+    ]);
+    let self_signed = (self_signed.join("cert.pem"), self_signed.join("key.pem"));
+    assert_eq!(
+        tls_request(b.federation, "b.test", &ca_file, Some(&self_signed)),
+        Err(rustls::Error::AlertReceived(AlertDescription::UnknownCA))
+    );
+
+    // A certificate from the CA for another name cannot speak for a.test.
+    let evil = fed.dir.join("evil");
+    run(&[
+        "federation-cert",
+        "--name",
+        "evil.test",
+        "--out",
+        path_str(&evil),
+        "--ca-cert",
+        path_str(&ca_file),
+        "--ca-key",
+        path_str(&fed.ca.join("ca.key")),
+    ]);
+    let a_key = {
+        let seed: [u8; 32] = std::fs::read(a.dir.join("data/server.key"))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        ServerKey::from_seed(&seed)
+    };
+    let genuine = event(b"not an entry batch", &a_key);
+    let forged = event(b"not an entry batch either", &ServerKey::generate());
+    let txn = |id: &str| {
+        Transaction::new(
+            id.into(),
+            server_name("a.test"),
+            server_name("b.test"),
+            vec![
+                genuine.signed_bytes().clone(),
+                forged.signed_bytes().clone(),
+            ],
+        )
+    };
+    let as_evil = peer_client(
+        b.federation,
+        &ca_file,
+        Some(&(evil.join("cert.pem"), evil.join("key.pem"))),
+    );
+    let (status, body) = put_transaction(&as_evil, "b.test", &txn("evil-1")).await;
+    let code: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, code["code"].as_str()), (401, Some("unauthorized")));
+
+    // a's own certificate: b fetches a's server keys (through the SRV record) and judges each
+    // event by its signature: the genuine one reaches the topic logic (which finds no entry
+    // batch in it), the forged one does not.
+    let as_a = peer_client(b.federation, &ca_file, Some(&a.certificate()));
+    let (status, body) = put_transaction(&as_a, "b.test", &txn("real-1")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let results: Vec<(EventId, u16, String)> = TransactionResponse::from_wire(&body)
+        .unwrap()
+        .results
+        .into_iter()
+        .map(|r| (EventId(r.id), r.status, r.code))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            (
+                Event::id(genuine.signed_bytes()),
+                400,
+                "malformed".to_owned()
+            ),
+            (
+                Event::id(forged.signed_bytes()),
+                400,
+                "bad_signature".to_owned()
+            ),
+        ]
+    );
+    assert!(fed.dns.asked("_rendezvous._tcp.a.test.", RecordType::SRV));
+    assert!(fed.dns.asked("fed.a.test.", RecordType::A));
+}
