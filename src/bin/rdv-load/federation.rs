@@ -208,7 +208,7 @@ pub(super) fn federation_mode(args: &Args) -> Res<()> {
     };
     if phases.contains(&"latency") {
         let before = cpu_of(&servers);
-        let mut r = sys.block_on(latency_phase(args, &servers, &setup))?;
+        let mut r = sys.block_on(latency_phase(args, &work.path, &servers, &setup))?;
         r.server_cpu_secs = cpu_since(&servers, &before);
         log(format!(
             "latency: {} of {} arrived, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -366,9 +366,45 @@ struct LatencyReport {
     answers: std::collections::BTreeMap<String, u64>,
     /// Largest delay of a POST's start past its schedule (the generator falling behind).
     max_schedule_lag_ms: f64,
+    /// A 4 KiB write + `fdatasync` in the work directory every 20 ms during the phase: how
+    /// long the disk the servers share took to sync.
+    probe_fsync_ms: Percentiles,
+    /// Probe syncs over [`SLOW_MS`].
+    probe_slow_fsyncs: usize,
+    /// Posts delivered in over [`SLOW_MS`], and how many of them were in flight while a slow
+    /// probe sync was.
+    slow_deliveries: usize,
+    slow_deliveries_during_slow_fsync: usize,
+    /// The same for every post: the base rate to compare with.
+    deliveries_during_slow_fsync: usize,
     server_cpu_secs: BTreeMapF,
     load_before: String,
     load_after: String,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A delivery or a probe sync slower than this is "slow".
+const SLOW_MS: f64 = 50.0;
+
+/// Writes 4 KiB and syncs it every 20 ms in `dir` until `stop`; each sync's start and end.
+fn fsync_probe(dir: &Path, stop: Arc<AtomicBool>) -> Res<Vec<(Instant, Instant)>> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let block = vec![0u8; 4096];
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        file.write_all(&block)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        out.push((t, Instant::now()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(out)
 }
 
 /// One scheduled post: its schedule, its start, its answer.
@@ -420,7 +456,12 @@ fn awc_client(trust: &Trust) -> Res<awc::Client> {
         .finish())
 }
 
-async fn latency_phase(args: &Args, servers: &[Server], setup: &Setup) -> Res<LatencyReport> {
+async fn latency_phase(
+    args: &Args,
+    dir: &Path,
+    servers: &[Server],
+    setup: &Setup,
+) -> Res<LatencyReport> {
     let rate = args.latency_rate;
     if rate.is_nan() || rate <= 0.0 {
         return Err("--latency-rate must be positive".into());
@@ -460,6 +501,11 @@ async fn latency_phase(args: &Args, servers: &[Server], setup: &Setup) -> Res<La
         "latency: b posts {n} messages at {rate}/s ({warm} warm-up), c watches"
     ));
     let load_before = load_now();
+    let probe_stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (dir, stop) = (dir.to_owned(), probe_stop.clone());
+        std::thread::spawn(move || fsync_probe(&dir, stop))
+    };
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now() + Duration::from_millis(50);
     let mut tasks = Vec::with_capacity(n);
@@ -497,6 +543,13 @@ async fn latency_phase(args: &Args, servers: &[Server], setup: &Setup) -> Res<La
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
     watcher.abort();
+    probe_stop.store(true, Ordering::Relaxed);
+    let probe = probe.join().map_err(|_| "the probe thread panicked")??;
+    let slow_probes: Vec<(Instant, Instant)> = probe
+        .iter()
+        .copied()
+        .filter(|(a, b)| ms(b.saturating_duration_since(*a)) > SLOW_MS)
+        .collect();
     let load_after = load_now();
     let sent = sent.take();
     let arrivals = arrivals.take();
@@ -504,8 +557,8 @@ async fn latency_phase(args: &Args, servers: &[Server], setup: &Setup) -> Res<La
     let mut answer = Vec::new();
     let mut answers = std::collections::BTreeMap::<String, u64>::new();
     let mut lag = Duration::ZERO;
+    let (mut slow, mut slow_during, mut during) = (0, 0, 0);
     let mut dump = String::from("# i, start ms after the clock, delivery ms, answer ms\n");
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     for (i, p) in sent.iter().enumerate().skip(warm) {
         let Some(p) = p else { continue };
         lag = lag.max(p.sent.saturating_duration_since(p.target));
@@ -513,7 +566,14 @@ async fn latency_phase(args: &Args, servers: &[Server], setup: &Setup) -> Res<La
         *answers.entry(p.status.clone()).or_default() += 1;
         let at = keys.get(i).and_then(|k| arrivals.get(k));
         if let Some(at) = at {
-            delivery.push(at.saturating_duration_since(p.sent));
+            let took = at.saturating_duration_since(p.sent);
+            delivery.push(took);
+            let overlaps = slow_probes.iter().any(|(a, b)| *a < *at && *b > p.sent);
+            during += usize::from(overlaps);
+            if ms(took) > SLOW_MS {
+                slow += 1;
+                slow_during += usize::from(overlaps);
+            }
         }
         dump.push_str(&format!(
             "{i} {:.1} {} {:.2}\n",
@@ -537,6 +597,16 @@ async fn latency_phase(args: &Args, servers: &[Server], setup: &Setup) -> Res<La
         post_answer_ms: percentiles(answer),
         answers,
         max_schedule_lag_ms: lag.as_secs_f64() * 1000.0,
+        probe_fsync_ms: percentiles(
+            probe
+                .iter()
+                .map(|(a, b)| b.saturating_duration_since(*a))
+                .collect(),
+        ),
+        probe_slow_fsyncs: slow_probes.len(),
+        slow_deliveries: slow,
+        slow_deliveries_during_slow_fsync: slow_during,
+        deliveries_during_slow_fsync: during,
         server_cpu_secs: BTreeMapF::new(),
         load_before,
         load_after,
