@@ -145,6 +145,10 @@ struct Args {
     /// Federation latency phase: write every timed post (start, delivery, answer) here.
     #[arg(long)]
     latency_dump: Option<PathBuf>,
+    /// Federation catch-up phase: seconds c stays down after the messages are posted (a
+    /// longer outage, so that a's retry backoff towards c grows).
+    #[arg(long, default_value_t = 0.0)]
+    catchup_pause: f64,
     /// Federation catch-up phase: how many times to run it.
     #[arg(long, default_value_t = 1)]
     catchup_runs: usize,
