@@ -41,6 +41,14 @@ pub const SEND_PATH: &str = "/_rdv/federation/v1/send";
 pub trait EventSink: Send + Sync {
     /// Applies one verified event.
     fn apply(&self, event: VerifiedEvent) -> impl Future<Output = Result<(), (u16, String)>>;
+
+    /// Called after the store is synced at the end of each transaction from `origin`, so that a
+    /// sink can defer what needs durable writes (publishing to devices) to one sync per
+    /// transaction instead of one per event.
+    fn settle(&self, origin: &ServerName) -> impl Future<Output = ()> {
+        let _ = origin;
+        std::future::ready(())
+    }
 }
 
 /// Status and code of a refused event (`federation-api.md` §3.3, §6).
@@ -268,5 +276,6 @@ async fn send<K: PeerKeys, S: EventSink>(
     }
     // Durable before answering (DESIGN.md §6).
     store.sync().await?;
+    inbound.sink.settle(&origin).await;
     Ok(cbor(response))
 }

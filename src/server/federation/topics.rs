@@ -20,7 +20,7 @@ use crate::federation::{Event, EventId, EventKind, VerifiedEvent};
 use crate::ids::{ServerName, TopicId};
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::state::{AppState, now};
-use crate::server::topics::{Mirrored, RemoteIdentities, host_checkpoint};
+use crate::server::topics::{Appended, Mirrored, RemoteIdentities, host_checkpoint};
 use crate::tlog::{Cosignature, LogHash, SignedCheckpoint};
 use crate::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry};
 
@@ -115,11 +115,19 @@ impl SubmitWaiters {
     }
 }
 
+/// Entries a transaction mirrored, published once the store is durable: (topic, last entry,
+/// leaf hashes).
+type Unsynced = Vec<(TopicId, Appended, Vec<LogHash>)>;
+
 /// The event sink of a federating homeserver.
 pub struct TopicSink<K> {
     state: web::Data<AppState>,
     keys: Arc<K>,
     cosigning: Arc<Mutex<HashSet<TopicId>>>,
+    /// Per origin (whose transactions the inbound side applies one at a time): entries
+    /// mirrored by its transaction in progress, published by [`EventSink::settle`] after the
+    /// transaction's one sync instead of one sync per event.
+    unsynced: Mutex<HashMap<ServerName, Unsynced>>,
 }
 
 impl<K> std::fmt::Debug for TopicSink<K> {
@@ -135,6 +143,7 @@ impl<K: PeerKeys + 'static> TopicSink<K> {
             state,
             keys,
             cosigning: Arc::new(Mutex::new(HashSet::new())),
+            unsynced: Mutex::new(HashMap::new()),
         }
     }
 
@@ -155,7 +164,13 @@ impl<K: PeerKeys + 'static> TopicSink<K> {
         }
         let batch = EntryBatch::from_wire(payload)?;
         let keys = self.keys_of(origin).await?;
-        apply_batch(&self.state, topic, &batch, &keys).await?;
+        let mut applied = Unsynced::new();
+        let result = apply_unsynced(&self.state, topic, &batch, &keys, &mut applied).await;
+        locked(&self.unsynced)
+            .entry(origin.clone())
+            .or_default()
+            .extend(applied);
+        result?;
         self.schedule_cosign(topic);
         Ok(())
     }
@@ -307,6 +322,16 @@ impl<K: PeerKeys + 'static> EventSink for TopicSink<K> {
             (err.code.status(), code)
         })
     }
+
+    async fn settle(&self, origin: &ServerName) {
+        let applied = locked(&self.unsynced).remove(origin).unwrap_or_default();
+        // The transaction's sync made them durable: every entry here was written before it (a
+        // transaction that failed before its sync leaves its entries for the origin's next
+        // one, which syncs first too).
+        if let Err(e) = publish(&self.state, applied) {
+            tracing::warn!(%origin, %e, "publishing mirrored entries");
+        }
+    }
 }
 
 /// Applies a batch from the hosting server to the mirror, backfilling missing entries first;
@@ -317,6 +342,38 @@ pub async fn apply_batch(
     batch: &EntryBatch,
     host_keys: &[ServerPublicKey],
 ) -> ApiResult<()> {
+    let mut applied = Unsynced::new();
+    let result = apply_unsynced(state, topic, batch, host_keys, &mut applied).await;
+    if !applied.is_empty() {
+        state.store.sync().await?;
+        publish(state, applied)?;
+    }
+    result
+}
+
+/// Publishes durable mirrored entries (in order) to local devices and hands them to waiting
+/// submitters.
+fn publish(state: &web::Data<AppState>, applied: Unsynced) -> ApiResult<()> {
+    for (topic, last, leaves) in applied {
+        let (publish, note) = state
+            .topics
+            .durable(&state.append_context(), &topic, last)?;
+        state.push.publish(&state.store, &publish);
+        let first = (last.index + 1).saturating_sub(leaves.len() as u64);
+        state.submits.arrived(&topic, first, &leaves, &note);
+    }
+    Ok(())
+}
+
+/// [`apply_batch`] without the sync: what it mirrored goes into `applied`, to be published by
+/// [`publish`] once the store is synced.
+async fn apply_unsynced(
+    state: &web::Data<AppState>,
+    topic: &TopicId,
+    batch: &EntryBatch,
+    host_keys: &[ServerPublicKey],
+    applied: &mut Unsynced,
+) -> ApiResult<()> {
     let mut pages = 0;
     loop {
         let outcome = state
@@ -325,11 +382,7 @@ pub async fn apply_batch(
         match outcome {
             Mirrored::Unchanged => return Ok(()),
             Mirrored::Applied { last, leaves } => {
-                state.store.sync().await?;
-                let (publish, note) = state.topics.durable(&state.append_context(), topic, last)?;
-                state.push.publish(&state.store, &publish);
-                let first = (last.index + 1).saturating_sub(leaves.len() as u64);
-                state.submits.arrived(topic, first, &leaves, &note);
+                applied.push((topic.clone(), last, leaves));
                 return Ok(());
             }
             Mirrored::Gap { from } => {
@@ -347,7 +400,7 @@ pub async fn apply_batch(
                         format!("backfill from {from} answered from {}", page.first),
                     ));
                 }
-                Box::pin(apply_batch(state, topic, &page, host_keys)).await?;
+                Box::pin(apply_unsynced(state, topic, &page, host_keys, applied)).await?;
             }
         }
     }

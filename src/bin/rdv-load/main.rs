@@ -3,13 +3,15 @@
 //!
 //! It starts `rendezvous serve` as a separate process (its own temporary data directory, free
 //! ports on 127.0.0.1), so the server's memory (`/proc/<pid>/status`) and CPU time
-//! (`/proc/<pid>/stat`) are its own and not the generator's. Then, in one of two modes:
+//! (`/proc/<pid>/stat`) are its own and not the generator's. Then, in one of three modes:
 //!
 //! - **post** (default): registers `--members` users through the real client library, creates
 //!   `--topics` topics with all of them as members, and lets `--posters` concurrent posters send
 //!   pre-encrypted `--size`-byte messages (`message::encrypt`, done before the clock starts) with
 //!   their bearer tokens over HTTPS, each request timed. `--ws-watchers` devices listen on
 //!   `/v1/stream` and time each post from its send to its frame's arrival.
+//! - **federation** (`--federation`): three federating servers; cross-server delivery latency,
+//!   federation throughput and catch-up after an outage (`federation.rs`).
 //! - **idle** (`--idle-topics N`): creates N 2-member topics and reports the server's memory
 //!   after creating them, after touching each once (one message each), after a restart (topics
 //!   are loaded lazily) and after touching each once more.
@@ -42,6 +44,8 @@ use rendezvous::crypto::{MessageKey, TopicKey};
 use rendezvous::ids::{TopicId, UserId};
 use rendezvous::message::encrypt;
 use rendezvous::topic::{History, LogEntry, Replayer, Role};
+
+mod federation;
 
 type Res<T> = Result<T, String>;
 
@@ -115,11 +119,45 @@ struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Federation mode: three federating servers (a.test hosts, b.test and c.test take part);
+    /// see `federation.rs`. `--topics`, `--posters`, `--threads` and `--seconds` apply to the
+    /// throughput phase.
+    #[arg(long)]
+    federation: bool,
+    /// Federation phases to run, comma-separated: latency, throughput, catchup.
+    #[arg(long, default_value = "latency,throughput,catchup")]
+    phases: String,
+    /// Federation latency phase: posts per second on b (open loop).
+    #[arg(long, default_value_t = 100.0)]
+    latency_rate: f64,
+    /// Federation latency phase: seconds timed.
+    #[arg(long, default_value_t = 30.0)]
+    latency_seconds: f64,
+    /// Federation latency phase: seconds posted at the same rate before the timed part.
+    #[arg(long, default_value_t = 2.0)]
+    latency_warmup: f64,
+    /// Federation catch-up phase: messages posted on a while c is down.
+    #[arg(long, default_value_t = 10_000)]
+    catchup_messages: usize,
+    /// Federation mode: the server `--perf` records during the throughput phase.
+    #[arg(long, default_value = "c.test")]
+    perf_server: String,
+    /// Federation latency phase: write every timed post (start, delivery, answer) here.
+    #[arg(long)]
+    latency_dump: Option<PathBuf>,
+    /// Federation catch-up phase: seconds c stays down after the messages are posted (a
+    /// longer outage, so that a's retry backoff towards c grows).
+    #[arg(long, default_value_t = 0.0)]
+    catchup_pause: f64,
+    /// Federation catch-up phase: how many times to run it.
+    #[arg(long, default_value_t = 1)]
+    catchup_runs: usize,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let result = match args.idle_topics {
+        _ if args.federation => federation::federation_mode(&args),
         Some(n) => idle_mode(&args, n),
         None => post_mode(&args),
     };
@@ -173,6 +211,8 @@ impl Drop for WorkDir {
 /// A `rendezvous serve` child process.
 struct Server {
     child: Child,
+    /// The server name (`server_name`): the part after `:` in its users' ids.
+    name: String,
     bin: PathBuf,
     config: PathBuf,
     data_dir: PathBuf,
@@ -192,18 +232,25 @@ fn free_port() -> Res<u16> {
 
 impl Server {
     fn start(bin: &Path, dir: &Path, workers: usize) -> Res<Server> {
+        Self::start_named(bin, dir, "localhost", workers, "")
+    }
+
+    /// Starts a server named `name` with its files in `dir`; `extra` is appended to the
+    /// generated configuration (e.g. a `[federation]` section).
+    fn start_named(bin: &Path, dir: &Path, name: &str, workers: usize, extra: &str) -> Res<Server> {
         let data_dir = dir.join("server");
         let config = dir.join("server.toml");
         let (client_port, admin_port) = (free_port()?, free_port()?);
         let text = format!(
-            "server_name = \"localhost\"\ndata_dir = \"{}\"\n\n[client_api]\nlisten = \
+            "server_name = \"{name}\"\ndata_dir = \"{}\"\n\n[client_api]\nlisten = \
              \"127.0.0.1:{client_port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n\
-             [limits]\nworkers = {workers}\n",
+             [limits]\nworkers = {workers}\n{extra}",
             data_dir.display()
         );
         std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
         let mut server = Server {
             child: spawn_placeholder()?,
+            name: name.to_owned(),
             bin: bin.to_owned(),
             config,
             data_dir,
@@ -451,7 +498,7 @@ async fn register_users(
         let futs = chunk.iter().zip(pins).map(|(i, pin)| {
             let trust = trust.clone();
             async move {
-                let user: UserId = format!("@{prefix}{i}:localhost")
+                let user: UserId = format!("@{prefix}{i}:{}", server.name)
                     .parse()
                     .map_err(|e| format!("user id: {e}"))?;
                 Client::register(
