@@ -276,6 +276,9 @@ pub async fn run(
     });
     // Outbound federation senders run as local tasks of this thread (awc is single-threaded).
     let senders = outbound.map(|(o, transport)| actix_web::rt::spawn(o.run(transport)));
+    if state.outbound.is_some() {
+        actix_web::rt::spawn(federation::topics::announce_to_hosts(state.clone()));
+    }
     let servers = actix_web::rt::spawn(async move {
         let federation = async move {
             match federation {

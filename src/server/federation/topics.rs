@@ -423,6 +423,28 @@ async fn backfill_page(state: &AppState, topic: &TopicId, from: u64) -> ApiResul
     Ok(EntryBatch::from_wire(&body)?)
 }
 
+/// At start, tells each hosting server of a mirrored topic that this server is up, by sending
+/// it the cosignature of one of its topics' heads: hearing from a peer resets its backoff
+/// towards this server (`federation-api.md` §8), so entries queued while this server was down
+/// arrive at once instead of when the host's retry timer runs out.
+pub async fn announce_to_hosts(state: web::Data<AppState>) {
+    let topics = match state.store.mirrored_topics() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(%e, "listing mirrored topics");
+            return;
+        }
+    };
+    let mut hosts = HashSet::new();
+    for topic in topics {
+        if hosts.insert(topic.server())
+            && let Err(e) = cosign(&state, &topic).await
+        {
+            tracing::warn!(%topic, %e, "announcing this server to a hosting server");
+        }
+    }
+}
+
 /// Cosigns the mirror's head and sends it to the hosting server and every other participating
 /// server (`federation-api.md` §9.4).
 async fn cosign(state: &web::Data<AppState>, topic: &TopicId) -> ApiResult<()> {

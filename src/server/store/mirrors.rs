@@ -130,4 +130,18 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Every mirrored topic with a verified head.
+    pub fn mirrored_topics(&self) -> Result<Vec<TopicId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t().mirrors.iter() {
+            let (k, _) = item.or_backend()?;
+            let mut r = super::keys::KeyReader::new(&k, "mirrors");
+            let topic: TopicId = r.id()?;
+            if r.array::<1>()? == [HEAD] {
+                out.push(topic);
+            }
+        }
+        Ok(out)
+    }
 }
