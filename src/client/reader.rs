@@ -875,7 +875,12 @@ impl Client {
                 };
                 let cosigner = self.hosting_server_key(&server).await?;
                 match signed.cosignature(&cosigner, name) {
-                    Ok(_) => report.cosigned.push((name.to_owned(), c.size.0)),
+                    Ok(_) => {
+                        let entry = (name.to_owned(), c.size.0);
+                        if !report.cosigned.contains(&entry) {
+                            report.cosigned.push(entry);
+                        }
+                    }
                     Err(e) => report.problems.push(format!("cosignature of {name}: {e}")),
                 }
             }
