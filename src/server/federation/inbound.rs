@@ -145,7 +145,16 @@ fn cbor(body: Vec<u8>) -> HttpResponse {
 }
 
 /// `GET /_rdv/federation/v1/server-keys` (`federation-api.md` §2).
-async fn server_keys(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+async fn server_keys(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    // federation-api.md §8: a peer that asks for our keys is up. If we hold events for a server
+    // its certificate names, that server's backoff ends now (a restarted host asks at start).
+    if let (Some(outbound), Some(cert)) = (&state.outbound, req.conn_data::<PeerCertificate>()) {
+        for waiting in state.store.outbound_destinations()? {
+            if peer::certificate_names(&cert.0, &waiting) {
+                outbound.peer_heard_from(&waiting);
+            }
+        }
+    }
     let doc = own_server_keys(
         &state.store,
         &state.server_name,

@@ -423,11 +423,20 @@ async fn backfill_page(state: &AppState, topic: &TopicId, from: u64) -> ApiResul
     Ok(EntryBatch::from_wire(&body)?)
 }
 
-/// At start, tells each hosting server of a mirrored topic that this server is up, by sending
-/// it the cosignature of one of its topics' heads: hearing from a peer resets its backoff
-/// towards this server (`federation-api.md` §8), so entries queued while this server was down
-/// arrive at once instead of when the host's retry timer runs out.
+/// At start, tells peers that this server is up, so that what they queued for it while it was
+/// down arrives at once instead of when their retry timers run out (`federation-api.md` §8):
+/// every server it ever sent events to is asked for its key document, and each hosting server
+/// of a topic it mirrors gets the cosignature of one of its topics' heads.
 pub async fn announce_to_hosts(state: web::Data<AppState>) {
+    // Every server we ever queued events for learns we are up by our asking for its keys
+    // (which ends its backoff towards us if it holds events for us).
+    if let (Some(keys), Ok(peers)) = (&state.peer_keys, state.store.outbound_peers()) {
+        for peer in peers {
+            if let Err(e) = keys.server_keys(&peer, true).await {
+                tracing::info!(%peer, %e, "announcing this server to a peer");
+            }
+        }
+    }
     let topics = match state.store.mirrored_topics() {
         Ok(t) => t,
         Err(e) => {

@@ -223,6 +223,20 @@ impl Store {
         Ok(())
     }
 
+    /// Every destination ever queued to, in key order.
+    pub fn outbound_peers(&self) -> Result<Vec<ServerName>, StoreError> {
+        let mut out = Vec::new();
+        for k in self.t().outbound.state.iter().keys() {
+            let k = k.or_backend()?;
+            if k.last() != Some(&STATE_SEQ) {
+                continue;
+            }
+            let mut r = KeyReader::new(&k, "outbound_state");
+            out.push(r.id()?);
+        }
+        Ok(out)
+    }
+
     /// Destinations with queued events, in key order.
     pub fn outbound_destinations(&self) -> Result<Vec<ServerName>, StoreError> {
         let o = &self.t().outbound;
