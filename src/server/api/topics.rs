@@ -98,6 +98,10 @@ async fn finish(
     }))
 }
 
+/// Most entry bytes in one `entries` answer (always at least one entry, of at most
+/// `MAX_CHANGE_LEN`): well under what devices accept (`EntriesResponse::MAX_LEN`).
+const MAX_ENTRIES_BYTES: usize = 16 * 1024 * 1024;
+
 /// How long a post to another server's topic waits for its entry to come back before the
 /// device is answered `202 queued` (`federation-api.md` §9.3).
 const SUBMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -277,7 +281,7 @@ async fn entries(
         .clamp(1, state.config.limits.max_entries_per_request);
     let entries = state
         .store
-        .entries(&topic, query.from, limit)?
+        .entries(&topic, query.from, limit, MAX_ENTRIES_BYTES)?
         .into_iter()
         .map(|(index, entry)| IndexedEntry {
             index,

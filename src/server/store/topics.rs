@@ -155,32 +155,43 @@ impl Store {
         Ok(v.map(|v| v.to_vec()))
     }
 
-    /// Up to `limit` entries from index `from` on, in order.
+    /// Up to `limit` entries from index `from` on, in order, at most `max_bytes` of them (but
+    /// at least the first).
     pub fn entries(
         &self,
         topic: &TopicId,
         from: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let range = index_key(ENTRY, topic, from)..=index_key(ENTRY, topic, u64::MAX);
-        self.indexed(range, limit, "entries")
+        self.indexed(range, limit, max_bytes, "entries")
     }
 
     /// Every change entry of the topic, in log order (to rebuild its state).
     pub fn changes(&self, topic: &TopicId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let range = index_key(CHANGE, topic, 0)..=index_key(CHANGE, topic, u64::MAX);
-        self.indexed(range, usize::MAX, "changes")
+        self.indexed(range, usize::MAX, usize::MAX, "changes")
     }
 
+    /// Entries of `range` in order: at most `limit`, and no more than `max_bytes` of them in
+    /// all (but always the first one), so that a request's answer stays bounded whatever the
+    /// entries' sizes.
     fn indexed(
         &self,
         range: std::ops::RangeInclusive<Vec<u8>>,
         limit: usize,
+        max_bytes: usize,
         table: &'static str,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for item in self.t().log.range(range).take(limit) {
             let (k, v) = item.or_backend()?;
+            bytes = bytes.saturating_add(v.len());
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
             let mut r = KeyReader::new(&k, table);
             r.array::<1>()?;
             r.skip_id()?;

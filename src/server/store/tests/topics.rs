@@ -120,10 +120,16 @@ fn topic_reads() {
     topics.sort();
     assert_eq!(topics, vec![(t1.clone(), 11), (t2.clone(), 1)]);
     assert_eq!(
-        store.entries(&t1, 4, 3).unwrap(),
+        store.entries(&t1, 4, 3, usize::MAX).unwrap(),
         vec![(4, vec![4]), (5, vec![5]), (6, vec![6])]
     );
-    assert_eq!(store.entries(&t1, 11, 3).unwrap(), vec![]);
+    assert_eq!(store.entries(&t1, 11, 3, usize::MAX).unwrap(), vec![]);
+    // A byte budget ends the answer early, but never before the first entry.
+    assert_eq!(
+        store.entries(&t1, 4, 3, 2).unwrap(),
+        vec![(4, vec![4]), (5, vec![5])]
+    );
+    assert_eq!(store.entries(&t1, 4, 3, 0).unwrap(), vec![(4, vec![4])]);
     assert_eq!(
         store
             .changes(&t1)
