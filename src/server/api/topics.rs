@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::federation::topic_events::Submit;
 use crate::federation::{Event, EventKind};
-use crate::ids::{ServerName, TopicId};
+use crate::ids::{ServerName, TopicId, UserId};
 use crate::message::MAX_MESSAGE_LEN;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::federation::keys::PeerKeys;
@@ -55,6 +55,27 @@ fn check_len(body: &[u8], limit: usize) -> ApiResult<()> {
         .into());
     }
     Ok(())
+}
+
+/// Checks and appends `body`, the creation of a topic (`topic` `None`) or a change of a topic
+/// hosted here, by `caller`, once the Identity Keys of the members of other servers it adds
+/// are fetched (`federation-api.md` §9.1). The client API and `topic.submit` both come here.
+pub(crate) async fn append_change(
+    state: &AppState,
+    topic: Option<&TopicId>,
+    body: &[u8],
+    caller: &UserId,
+) -> ApiResult<(TopicId, Appended)> {
+    let remote = remote_identities(state, body).await?;
+    let mut ctx = state.append_context();
+    ctx.remote_identities = Some(&remote);
+    match topic {
+        None => state.topics.create(&ctx, body, caller),
+        Some(topic) => Ok((
+            topic.clone(),
+            state.topics.change(&ctx, topic, body, caller)?,
+        )),
+    }
 }
 
 /// After an append: wait for durability, publish what became durable (in log order) and queue
@@ -170,10 +191,7 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
-    let remote = remote_identities(&state, &body).await?;
-    let mut ctx = state.append_context();
-    ctx.remote_identities = Some(&remote);
-    let (topic, appended) = state.topics.create(&ctx, &body, &caller.user)?;
+    let (topic, appended) = append_change(&state, None, &body, &caller.user).await?;
     state.metrics.changes.inc();
     state.metrics.topics_created.inc();
     finish(&state, &topic, appended).await
@@ -192,10 +210,7 @@ async fn change(
     if topic.server() != state.server_name {
         return submit_remote(&state, &topic, &body, &caller, true).await;
     }
-    let remote = remote_identities(&state, &body).await?;
-    let mut ctx = state.append_context();
-    ctx.remote_identities = Some(&remote);
-    let appended = state.topics.change(&ctx, &topic, &body, &caller.user)?;
+    let (_, appended) = append_change(&state, Some(&topic), &body, &caller.user).await?;
     state.metrics.changes.inc();
     finish(&state, &topic, appended).await
 }
@@ -208,27 +223,32 @@ async fn post(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let started = std::time::Instant::now();
-    require_cbor(&req)?;
-    check_len(&body, MAX_MESSAGE_LEN)?;
-    let topic: TopicId = parse("topic", &path)?;
-    if topic.server() != state.server_name {
-        let response = submit_remote(&state, &topic, &body, &caller, false).await;
-        state
-            .metrics
-            .latency
-            .observe(started.elapsed().as_secs_f64());
-        return response;
-    }
-    let appended = state
-        .topics
-        .message(&state.append_context(), &topic, &body, &caller.user)?;
-    state.metrics.messages.inc();
-    let response = finish(&state, &topic, appended).await;
+    let response = post_message(&req, &path, &body, &caller, &state).await;
     state
         .metrics
         .latency
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+async fn post_message(
+    req: &HttpRequest,
+    path: &str,
+    body: &[u8],
+    caller: &Caller,
+    state: &web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    require_cbor(req)?;
+    check_len(body, MAX_MESSAGE_LEN)?;
+    let topic: TopicId = parse("topic", path)?;
+    if topic.server() != state.server_name {
+        return submit_remote(state, &topic, body, caller, false).await;
+    }
+    let appended = state
+        .topics
+        .message(&state.append_context(), &topic, body, &caller.user)?;
+    state.metrics.messages.inc();
+    finish(state, &topic, appended).await
 }
 
 /// The topic's state, if the caller's user is a current member.

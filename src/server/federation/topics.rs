@@ -201,12 +201,14 @@ impl<K: PeerKeys + 'static> TopicSink<K> {
                     .message(&state.append_context(), topic, &entry.1, &submit.submitter)?
             }
             ENTRY_CHANGE => {
-                let remote = remote_identities(state, &entry.1).await?;
-                let mut ctx = state.append_context();
-                ctx.remote_identities = Some(&remote);
-                state
-                    .topics
-                    .change(&ctx, topic, &entry.1, &submit.submitter)?
+                crate::server::api::topics::append_change(
+                    state,
+                    Some(topic),
+                    &entry.1,
+                    &submit.submitter,
+                )
+                .await?
+                .1
             }
             other => {
                 return Err(ApiError::new(
