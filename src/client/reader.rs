@@ -128,6 +128,15 @@ impl VerifyReport {
     }
 }
 
+/// A proof between two checkpoints of the same size (not consulted by `LogView::update`).
+fn empty_proof(size: TreeSize) -> ConsistencyProof {
+    ConsistencyProof {
+        old: size,
+        new: size,
+        path: Vec::new(),
+    }
+}
+
 /// What `rdv verify` found comparing the views of a log (`federation-api.md` §9.4).
 #[derive(Debug, Clone, Default)]
 pub struct WitnessReport {
@@ -767,9 +776,7 @@ impl Client {
                 .collect(),
             missing: replay.missing.clone(),
             root_matches: replay.root_matches,
-            witnesses: self
-                .check_witnesses(topic, Some(&replay.checkpoint))
-                .await?,
+            witnesses: self.check_witnesses(topic, Some(&replay.view)).await?,
         })
     }
 
@@ -782,8 +789,9 @@ impl Client {
     async fn check_witnesses(
         &mut self,
         topic: &TopicId,
-        head: Option<&Checkpoint>,
+        view: Option<&LogView>,
     ) -> Result<WitnessReport, ClientError> {
+        let head = view.and_then(|v| v.latest()).cloned();
         let answer: WitnessesResponse = self
             .authed(Method::GET, &topic_path(topic, "/witnesses"), None)
             .await?;
@@ -832,32 +840,43 @@ impl Client {
                     .push(format!("{what} is of log {:?}", c.origin));
                 continue;
             }
-            let agrees = match head {
-                None => true,
-                // Empty, or ahead of this server's log: nothing to compare yet.
-                Some(head) if c.size.0 == 0 || c.size > head.size => true,
-                Some(head) if c.size == head.size => c.root == head.root,
-                Some(head) => {
-                    let answer: ProofResponse = self
-                        .authed(
-                            Method::GET,
-                            &topic_path(
-                                topic,
-                                &format!("/proof/consistency?old={}&new={}", c.size, head.size),
-                            ),
-                            None,
-                        )
-                        .await?;
-                    let path = parse_path(&answer.path)
-                        .map_err(|e| ClientError::Misbehaved(format!("consistency proof: {e}")))?;
-                    ConsistencyProof {
-                        old: c.size,
-                        new: head.size,
-                        path,
+            // The same rule as every other view of a log (`LogView::update`): equal sizes must
+            // have equal roots, a smaller checkpoint must be consistent with the larger one.
+            let agrees = match (&head, view) {
+                (Some(head), Some(view)) => {
+                    let h = head.unverified_checkpoint();
+                    if c.size.0 == 0 || c.size > h.size {
+                        // Empty, or ahead of this server's log: nothing to compare yet.
+                        true
+                    } else if c.size == h.size {
+                        view.clone()
+                            .update(signed.clone(), &empty_proof(c.size))
+                            .is_ok()
+                    } else {
+                        let answer: ProofResponse = self
+                            .authed(
+                                Method::GET,
+                                &topic_path(
+                                    topic,
+                                    &format!("/proof/consistency?old={}&new={}", c.size, h.size),
+                                ),
+                                None,
+                            )
+                            .await?;
+                        let path = parse_path(&answer.path).map_err(|e| {
+                            ClientError::Misbehaved(format!("consistency proof: {e}"))
+                        })?;
+                        let proof = ConsistencyProof {
+                            old: c.size,
+                            new: h.size,
+                            path,
+                        };
+                        LogView::resume(&c.origin, key.clone(), host.as_str(), signed.clone())
+                            .and_then(|mut older| older.update(head.clone(), &proof))
+                            .is_ok()
                     }
-                    .verify(&c.root, &head.root)
-                    .is_ok()
                 }
+                _ => true,
             };
             if !agrees {
                 report.problems.push(format!(
