@@ -56,6 +56,8 @@ codes! {
     PinInvalid = (403, "pin_invalid"),
     /// The account is disabled.
     UserDisabled = (403, "user_disabled"),
+    /// Federation: an event, or the user it names, is not of the server that sent it.
+    WrongOrigin = (403, "wrong_origin"),
     /// Federation: the origin does not host the event's topic.
     NotHosting = (403, "not_hosting"),
     /// Federation: the server has no member in the topic.

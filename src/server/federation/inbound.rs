@@ -55,7 +55,7 @@ pub trait EventSink: Send + Sync {
 pub fn event_refusal(e: &EventError) -> (u16, &'static str) {
     match e {
         EventError::Malformed(_) => (400, "malformed"),
-        EventError::WrongOrigin { .. } => (403, "wrong_origin"),
+        EventError::WrongOrigin { .. } => (403, ErrorCode::WrongOrigin.as_str()),
         EventError::WrongDestination { .. } => (400, "wrong_destination"),
         EventError::BadSignature => (400, "bad_signature"),
         EventError::FromTheFuture { .. } => (400, "from_the_future"),

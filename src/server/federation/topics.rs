@@ -186,11 +186,8 @@ impl<K: PeerKeys + 'static> TopicSink<K> {
         let submit = Submit::from_wire(payload)?;
         if submit.submitter.server() != *origin {
             return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "wrong_origin: {} is not a user of {origin}",
-                    submit.submitter
-                ),
+                ErrorCode::WrongOrigin,
+                format!("{} is not a user of {origin}", submit.submitter),
             ));
         }
         let entry = LogEntry::from_wire(&submit.entry)?;
@@ -317,11 +314,7 @@ impl<K: PeerKeys + 'static> EventSink for TopicSink<K> {
         };
         result.map_err(|err| {
             tracing::info!(origin = %e.origin, %topic, kind = ?event.kind, %err, "federation event refused");
-            let code = match err.message.strip_prefix("wrong_origin: ") {
-                Some(_) => "wrong_origin".to_owned(),
-                None => err.code.as_str().to_owned(),
-            };
-            (err.code.status(), code)
+            (err.code.status(), err.code.as_str().to_owned())
         })
     }
 
