@@ -329,23 +329,6 @@ impl<K: PeerKeys + 'static> EventSink for TopicSink<K> {
     }
 }
 
-/// Applies a batch from the hosting server to the mirror, backfilling missing entries first;
-/// once durable, publishes them to local devices and hands them to waiting submitters.
-pub async fn apply_batch(
-    state: &web::Data<AppState>,
-    topic: &TopicId,
-    batch: &EntryBatch,
-    host_keys: &[ServerPublicKey],
-) -> ApiResult<()> {
-    let mut applied = Unsynced::new();
-    let result = apply_unsynced(state, topic, batch, host_keys, &mut applied).await;
-    if !applied.is_empty() {
-        state.store.sync().await?;
-        publish(state, applied)?;
-    }
-    result
-}
-
 /// Publishes durable mirrored entries (in order) to local devices and hands them to waiting
 /// submitters.
 fn publish(state: &web::Data<AppState>, applied: Unsynced) -> ApiResult<()> {
@@ -360,8 +343,9 @@ fn publish(state: &web::Data<AppState>, applied: Unsynced) -> ApiResult<()> {
     Ok(())
 }
 
-/// [`apply_batch`] without the sync: what it mirrored goes into `applied`, to be published by
-/// [`publish`] once the store is synced.
+/// Applies a batch from the hosting server to the mirror, backfilling missing entries first.
+/// What it mirrored goes into `applied`, published by [`publish`] once the inbound
+/// transaction's sync made it durable ([`EventSink::settle`]).
 async fn apply_unsynced(
     state: &web::Data<AppState>,
     topic: &TopicId,
