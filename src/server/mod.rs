@@ -147,15 +147,19 @@ pub async fn run(
     let federation_client = match (&federation_tls, &federation_resolver) {
         (Some(tls), Some(resolver)) => Some(Arc::new(
             federation::client::FederationClient::new(tls.client.clone(), resolver.clone())
-                .with_origin(server_name.clone()),
+                .with_origin(server_name.clone())
+                .with_policy(federation::peer::PeerPolicy::from_config(
+                    &config.federation,
+                )),
         )),
         _ => None,
     };
     let peer_keys = match (&federation_tls, &federation_resolver) {
-        (Some(tls), Some(resolver)) => Some(Arc::new(federation::keys::HttpPeerKeys::new(
-            tls.client.clone(),
-            resolver.clone(),
-        ))),
+        (Some(tls), Some(resolver)) => Some(Arc::new(
+            federation::keys::HttpPeerKeys::new(tls.client.clone(), resolver.clone()).with_policy(
+                federation::peer::PeerPolicy::from_config(&config.federation),
+            ),
+        )),
         _ => None,
     };
     let state = web::Data::new(AppState {

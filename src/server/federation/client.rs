@@ -202,6 +202,8 @@ pub struct FederationClient {
     tls: Arc<rustls::ClientConfig>,
     resolve: PeerResolver,
     origin: Option<ServerName>,
+    /// The allow and deny lists: a denied server is never contacted.
+    policy: super::peer::PeerPolicy,
 }
 
 impl std::fmt::Debug for FederationClient {
@@ -221,7 +223,15 @@ impl FederationClient {
             tls,
             resolve,
             origin: None,
+            policy: super::peer::PeerPolicy::default(),
         }
+    }
+
+    /// Contacts only the servers `policy` admits (`[federation] allow`/`deny`, §1): a denied
+    /// server is refused here, before any DNS lookup or connection.
+    pub fn with_policy(mut self, policy: super::peer::PeerPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Names this server in every request's [`ORIGIN_HEADER`] (our certificate must be valid
@@ -314,6 +324,14 @@ impl FederationClient {
         body: Option<Vec<u8>>,
         limit: usize,
     ) -> Result<Vec<u8>, QueryError> {
+        if !self.policy.permits(server) {
+            return Err(QueryError::Refused {
+                server: server.to_string(),
+                status: 403,
+                code: ErrorCode::Forbidden.as_str().to_owned(),
+                message: format!("{server} is not allowed by this server's federation policy"),
+            });
+        }
         let unreachable = |reason: String| QueryError::Unreachable {
             server: server.to_string(),
             reason,
@@ -431,6 +449,52 @@ mod tests {
     use crate::crypto::{IdentityKey, Suite, TopicKey};
 
     const SUITE: Suite = Suite::X25519Sha256ChaCha20Poly1305;
+
+    /// A denied server is refused before any lookup or connection: a device cannot make this
+    /// server reach out to a peer its operator shut out (e.g. through `/v1/servers/{s}/keys`).
+    #[actix_rt::test]
+    async fn denied_servers_are_never_contacted() {
+        let lookups = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = lookups.clone();
+        let resolve: PeerResolver = Arc::new(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(std::future::ready(Err("no DNS in this test".to_owned())))
+        });
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let config = crate::server::config::Federation {
+            deny: vec!["evil.example".into()],
+            ..Default::default()
+        };
+        let client = FederationClient::new(Arc::new(tls), resolve)
+            .with_policy(super::super::peer::PeerPolicy::from_config(&config));
+        let denied = client
+            .get(
+                &"evil.example".parse().unwrap(),
+                "/_rdv/federation/v1/server-keys",
+                10,
+            )
+            .await;
+        assert!(
+            matches!(denied, Err(QueryError::Refused { status: 403, .. })),
+            "{denied:?}"
+        );
+        assert_eq!(lookups.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let other = client
+            .get(
+                &"ok.example".parse().unwrap(),
+                "/_rdv/federation/v1/server-keys",
+                10,
+            )
+            .await;
+        assert!(matches!(other, Err(QueryError::Unreachable { .. })));
+        assert_eq!(lookups.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     fn user(s: &str) -> UserId {
         s.parse().unwrap()

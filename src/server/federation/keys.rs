@@ -188,6 +188,12 @@ impl HttpPeerKeys {
         }
     }
 
+    /// Fetches only from servers `policy` admits.
+    pub fn with_policy(mut self, policy: crate::server::federation::peer::PeerPolicy) -> Self {
+        self.client = self.client.with_policy(policy);
+        self
+    }
+
     fn cached(&self, server: &ServerName) -> Option<(Arc<ServerKeys>, u64, u64)> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
