@@ -12,6 +12,8 @@
 //! The `cpu_time/…` group repeats the four figures that the targets compare (bare sign, bare
 //! `verify_strict`, encrypt and receive at 100 B) measured in thread CPU time instead of wall
 //! time: on a shared machine other processes stretch wall time but not this thread's CPU time.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -21,21 +23,23 @@ use criterion::{
 };
 use ed25519_dalek::{Signer, SigningKey};
 
-use rendezvous::certs::TopicKeyCert;
-use rendezvous::crypto::{EpochKeys, IdentityKey, MessageKey, Randomness, Suite, TopicKey};
-use rendezvous::ids::{ServerName, TopicId, UserId};
-use rendezvous::message::{MessageIn, encrypt};
-use rendezvous::topic::{
+use rendezvous_protocol::certs::TopicKeyCert;
+use rendezvous_protocol::crypto::{
+    EpochKeys, IdentityKey, MessageKey, Randomness, Suite, TopicKey,
+};
+use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::message::{MessageIn, encrypt};
+use rendezvous_protocol::topic::{
     Action, ChangeOutcome, History, MemberIndex, MemberSpec, Role, TopicState, build_change,
 };
-use rendezvous::wire::Signed;
+use rendezvous_protocol::wire::Signed;
 
 const SUITE: Suite = Suite::X25519Sha256ChaCha20Poly1305;
 /// Plaintext sizes of the message benchmarks.
 const SIZES: [(usize, &str); 3] = [(100, "100B"), (1024, "1KiB"), (64 * 1024, "64KiB")];
 /// Topic sizes of the key-distribution benchmark.
 const MEMBERS: [usize; 4] = [2, 10, 100, 1000];
-/// The overhead budget of DESIGN.md §4.7.
+/// The overhead budget of federation-spec/architecture.md §4.
 const OVERHEAD_BUDGET: usize = 140;
 
 /// A realistic sender: member index and seen log size that need multi-byte CBOR integers.
@@ -250,7 +254,7 @@ fn key_distribution(c: &mut Criterion) {
         let outcome = rekey(&state, &admin);
         assert_eq!(outcome.change.boxes.len(), n, "one box per member");
         let total = outcome.change.to_wire().len();
-        let box_len = rendezvous::wire::encode(&outcome.change.boxes[0]).len();
+        let box_len = rendezvous_protocol::wire::encode(&outcome.change.boxes[0]).len();
         sizes.push((n, total, box_len));
         eprintln!(
             "rekey n={n}: change wire size {total} B, {:.1} B/member (one box: {box_len} B)",
@@ -292,6 +296,7 @@ mod cpu {
             tv_nsec: 0,
         };
         // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+        #[allow(unsafe_code)]
         let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
         assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
         Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)

@@ -3,14 +3,16 @@
 //! database under `target/`.
 //!
 //! `cargo bench --bench store -- --warm-up-time 1 --measurement-time 5`
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rendezvous::ids::TopicId;
-use rendezvous::server::store::{Append, Store};
+use rendezvous::store::{Append, Store};
+use rendezvous_protocol::ids::TopicId;
 
 const TASKS: usize = 64;
 

@@ -2,13 +2,15 @@
 //! verification), and checkpoint signature verification.
 //!
 //! `cargo bench --bench tlog -- --warm-up-time 1 --measurement-time 3`
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rendezvous::crypto::ServerKey;
-use rendezvous::tlog::{
+use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::tlog::{
     Checkpoint, LeafIndex, MemoryNodeStore, SignedCheckpoint, Tree, TreeSize, leaf_hash,
 };
 

@@ -2,6 +2,8 @@
 //! `federation-ca` and `federation-cert` write a CA, keys, CSRs and certificates; SIGHUP makes a
 //! running server serve new certificate files on the client API and the federation listener,
 //! and a bad file on SIGHUP changes nothing and stops nothing.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -15,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::server::TempDir;
 use rcgen::{CertificateSigningRequestParams, SanType};
-use rendezvous::ids::ServerName;
-use rendezvous::server::identity::fingerprint;
-use rendezvous::server::tls::issue::{FederationCa, ServerCertificate};
+use rendezvous::identity::fingerprint;
+use rendezvous::tls::issue::{FederationCa, ServerCertificate};
+use rendezvous_protocol::ids::ServerName;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
@@ -81,7 +83,7 @@ fn federation_cert_and_ca_commands() {
     );
     let cert = CertificateDer::from_pem_file(dir.join("a/cert.pem")).unwrap();
     let name: ServerName = "a.example".parse().unwrap();
-    assert!(rendezvous::server::federation::peer::certificate_names(
+    assert!(rendezvous::federation::peer::certificate_names(
         &cert, &name
     ));
     assert!(chains_to(

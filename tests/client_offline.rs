@@ -1,15 +1,17 @@
 //! Client tests that need no homeserver: keystore, TLS trust, command-line parsing.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use rendezvous::client::ClientError;
-use rendezvous::client::cli::{AccountCommand, Cli, Command, DeviceCommand, RoleArg, TopicCommand};
-use rendezvous::client::keystore::{Config, Keystore, TopicRecord};
-use rendezvous::client::tls::{Fingerprint, Trust};
-use rendezvous::crypto::{DeviceKey, IdentityKey, MessageKey};
-use rendezvous::ids::TopicId;
+use rendezvous_client::ClientError;
+use rendezvous_client::cli::{AccountCommand, Cli, Command, DeviceCommand, RoleArg, TopicCommand};
+use rendezvous_client::keystore::{Config, Keystore, TopicRecord};
+use rendezvous_client::tls::{Fingerprint, Trust};
+use rendezvous_protocol::crypto::{DeviceKey, IdentityKey, MessageKey};
+use rendezvous_protocol::ids::TopicId;
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(

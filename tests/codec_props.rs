@@ -1,13 +1,19 @@
 //! Property tests for the wire codecs: any bytes give an error or a value, never a panic; and
 //! decode(encode(x)) == x with exactly one accepted encoding.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
-use rendezvous::certs::{DeviceCert, DeviceRevocation, PreKey, Registration, TopicKeyCert};
-use rendezvous::crypto::{IdentityKey, MessageKey, Randomness, Suite, TopicKey, VectorRng};
-use rendezvous::ids::{ServerName, TopicId, UserId};
-use rendezvous::message::{self, MessageIn};
-use rendezvous::topic::{LogEntry, TopicChange};
-use rendezvous::wire::{self, Signed};
+use rendezvous_protocol::certs::{
+    DeviceCert, DeviceRevocation, PreKey, Registration, TopicKeyCert,
+};
+use rendezvous_protocol::crypto::{
+    IdentityKey, MessageKey, Randomness, Suite, TopicKey, VectorRng,
+};
+use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::message::{self, MessageIn};
+use rendezvous_protocol::topic::{LogEntry, TopicChange};
+use rendezvous_protocol::wire::{self, Signed};
 
 fn fixture_message(seed: [u8; 32], text: &[u8], sender: u32, seen: u64) -> (TopicId, Vec<u8>) {
     let mut rng = VectorRng::from_seed(seed);

@@ -1,19 +1,21 @@
 //! Bad input from the network gets a status, a machine-readable code and a message, and changes
 //! nothing.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use awc::http::Method;
 use common::raw;
 use common::server::{TempDir, TestServer, uid};
-use rendezvous::api::{Body, RegisterRequest};
-use rendezvous::certs::{DeviceCert, Registration};
-use rendezvous::client::Client;
-use rendezvous::client::http::encode_segment;
-use rendezvous::crypto::{DeviceKey, IdentityKey};
-use rendezvous::ids::UserId;
-use rendezvous::topic::{History, Role};
-use rendezvous::wire::Signed;
+use rendezvous_client::Client;
+use rendezvous_client::http::encode_segment;
+use rendezvous_protocol::api::{Body, RegisterRequest};
+use rendezvous_protocol::certs::{DeviceCert, Registration};
+use rendezvous_protocol::crypto::{DeviceKey, IdentityKey};
+use rendezvous_protocol::ids::UserId;
+use rendezvous_protocol::topic::{History, Role};
+use rendezvous_protocol::wire::Signed;
 
 /// Sends a request with an explicit content type; returns status and the JSON error code.
 async fn send(
@@ -24,9 +26,9 @@ async fn send(
     body: Vec<u8>,
     token: Option<&str>,
 ) -> (u16, String) {
-    let fp: rendezvous::client::tls::Fingerprint = server.fingerprint.parse().unwrap();
-    let tls = rendezvous::client::tls::client_config(&rendezvous::client::tls::Trust::Pinned(fp))
-        .unwrap();
+    let fp: rendezvous_client::tls::Fingerprint = server.fingerprint.parse().unwrap();
+    let tls =
+        rendezvous_client::tls::client_config(&rendezvous_client::tls::Trust::Pinned(fp)).unwrap();
     let client = awc::Client::builder()
         .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
         .finish();

@@ -1,6 +1,8 @@
 //! Push and trust through a real homeserver: live WebSocket delivery in log order, content-free
 //! wake-ups for devices that are not connected, and registration refusing a bad pin or an
 //! impostor certificate.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -11,10 +13,10 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::Method;
 use common::raw;
 use common::server::{TempDir, TestServer, register, uid};
-use rendezvous::api::{Body, PushRegisterRequest};
-use rendezvous::client::Client;
-use rendezvous::client::tls::{Fingerprint, Trust};
-use rendezvous::topic::{History, LogEntry, ParsedEntry, Role};
+use rendezvous_client::Client;
+use rendezvous_client::tls::{Fingerprint, Trust};
+use rendezvous_protocol::api::{Body, PushRegisterRequest};
+use rendezvous_protocol::topic::{History, LogEntry, ParsedEntry, Role};
 
 /// A request the push endpoint received: path and body.
 type WakeUp = (String, Vec<u8>);

@@ -1,11 +1,13 @@
 //! A two-person conversation through a real homeserver.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::server::{TempDir, TestServer};
-use rendezvous::client::Client;
-use rendezvous::ids::UserId;
-use rendezvous::topic::{History, Role};
+use rendezvous_client::Client;
+use rendezvous_protocol::ids::UserId;
+use rendezvous_protocol::topic::{History, Role};
 
 #[actix_rt::test]
 async fn two_people_talk() {
@@ -42,7 +44,7 @@ async fn two_people_talk() {
         .entries
         .iter()
         .filter_map(|e| match &e.content {
-            rendezvous::client::EntryContent::Message { text, .. } => text.clone(),
+            rendezvous_client::EntryContent::Message { text, .. } => text.clone(),
             _ => None,
         })
         .collect();

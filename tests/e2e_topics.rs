@@ -1,6 +1,8 @@
 //! The seed's flows end to end through a real homeserver (issue 3, item 5): several users with
 //! several devices, roles, removal, history settings, linked and removed devices, replay, restart,
 //! a lying server, and bad input.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -8,8 +10,8 @@ use std::time::Duration;
 
 use common::raw;
 use common::server::{TempDir, TestServer, register, uid};
-use rendezvous::client::{Client, EntryContent, ReadReport};
-use rendezvous::topic::{History, Role};
+use rendezvous_client::{Client, EntryContent, ReadReport};
+use rendezvous_protocol::topic::{History, Role};
 
 /// Links a new device for `existing`'s user into keystore `dir/name`.
 async fn link(server: &TestServer, dir: &TempDir, existing: &mut Client, name: &str) -> Client {
@@ -46,7 +48,7 @@ async fn pair_with_messages(
     history: History,
     prefix: &str,
     count: usize,
-) -> (Client, Client, rendezvous::ids::TopicId) {
+) -> (Client, Client, rendezvous_protocol::ids::TopicId) {
     let mut alice = register(server, dir, "alice").await;
     let bob = register(server, dir, "bob").await;
     let topic = alice
@@ -64,8 +66,8 @@ async fn pair_with_messages(
 
 /// The stored bytes of entry `index`, one bit flipped inside its ciphertext, tag or signature.
 fn altered(
-    store: &rendezvous::server::store::Store,
-    topic: &rendezvous::ids::TopicId,
+    store: &rendezvous::store::Store,
+    topic: &rendezvous_protocol::ids::TopicId,
     index: u64,
 ) -> Vec<u8> {
     let mut bytes = store.entry(topic, index).unwrap().unwrap();

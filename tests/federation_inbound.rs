@@ -1,6 +1,8 @@
 //! The federation listener (`federation-api.md` §1, §2, §4) on real mutual TLS on 127.0.0.1:
 //! a test CA (`common::federation`) issues certificates for `a.example`, `b.example`, `c.example`
 //! and `d.example`; peers connect to 127.0.0.1 with the server name as SNI.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -13,17 +15,17 @@ use futures_util::future::LocalBoxFuture;
 
 use common::federation::{Ca, peer_client, start_federating};
 use common::server::{TempDir, TestServer};
-use rendezvous::crypto::ServerKey;
-use rendezvous::federation::{
+use rendezvous::config::Config;
+use rendezvous::federation::inbound::{EventSink, Inbound, serve};
+use rendezvous::federation::keys::{PeerKeys, PeerKeysError};
+use rendezvous::federation::peer::{FederationTls, PeerPolicy};
+use rendezvous::store::Store;
+use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::federation::{
     Event, EventId, EventKind, ServerKeys, Transaction, TransactionResponse, VerifiedEvent,
 };
-use rendezvous::ids::{ServerName, TopicId};
-use rendezvous::server::config::Config;
-use rendezvous::server::federation::inbound::{EventSink, Inbound, serve};
-use rendezvous::server::federation::keys::{PeerKeys, PeerKeysError};
-use rendezvous::server::federation::peer::{FederationTls, PeerPolicy};
-use rendezvous::server::store::Store;
-use rendezvous::wire::{Signed, Verified};
+use rendezvous_protocol::ids::{ServerName, TopicId};
+use rendezvous_protocol::wire::{Signed, Verified};
 
 /// `PUT send/{txn}` to `to` (SNI `to`); `Err` when the connection fails.
 async fn send(client: &awc::Client, to: &str, txn: &Transaction) -> Result<(u16, Vec<u8>), String> {
@@ -50,7 +52,7 @@ fn name(s: &str) -> ServerName {
 }
 
 fn now() -> u64 {
-    rendezvous::server::state::now()
+    rendezvous::state::now()
 }
 
 fn server_key(data_dir: &Path) -> ServerKey {
@@ -115,7 +117,7 @@ fn event(
     to: &str,
     payload: &[u8],
     key: &ServerKey,
-) -> Verified<rendezvous::federation::Event> {
+) -> Verified<rendezvous_protocol::federation::Event> {
     let topic = TopicId::random(&name("a.example"));
     Event::sign(
         &name(from),
@@ -128,7 +130,11 @@ fn event(
     )
 }
 
-fn txn(id: &str, from: &str, events: &[&Verified<rendezvous::federation::Event>]) -> Transaction {
+fn txn(
+    id: &str,
+    from: &str,
+    events: &[&Verified<rendezvous_protocol::federation::Event>],
+) -> Transaction {
     Transaction::new(
         id.into(),
         name(from),
@@ -146,7 +152,7 @@ fn results(body: &[u8]) -> Vec<(EventId, u16, String)> {
         .collect()
 }
 
-fn id_of(e: &Verified<rendezvous::federation::Event>) -> EventId {
+fn id_of(e: &Verified<rendezvous_protocol::federation::Event>) -> EventId {
     Event::id(e.signed_bytes())
 }
 
@@ -384,19 +390,19 @@ impl Listener {
         config.federation.ca_file = Some(ca.ca_file());
         config.federation.tls_cert = Some(cert);
         config.federation.tls_key = Some(key);
-        let (identity, store) = rendezvous::server::prepare(&config).unwrap();
+        let (identity, store) = rendezvous::prepare(&config).unwrap();
         let tls = FederationTls::load(&config).unwrap();
         let applied = Arc::new(AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let policy = PeerPolicy::from_config(&config.federation);
-        let state = actix_web::web::Data::new(rendezvous::server::state::AppState {
+        let state = actix_web::web::Data::new(rendezvous::state::AppState {
             server_name: name("b.example"),
             config,
             identity,
             store,
-            topics: rendezvous::server::topics::TopicHost::new(name("b.example")),
-            push: Arc::new(rendezvous::server::push::PushHub::new().0),
+            topics: rendezvous::topics::TopicHost::new(name("b.example")),
+            push: Arc::new(rendezvous::push::PushHub::new().0),
             metrics: Default::default(),
             outbound: None,
             federation: None,
@@ -474,7 +480,7 @@ async fn unavailable_keys_are_retried_and_rotated_keys_refetched() {
     let stale = ServerKeys::sign(name("a.example"), vec![], &old, 0, u64::MAX);
     let fresh = ServerKeys::sign(
         name("a.example"),
-        vec![rendezvous::federation::ServerKeyEntry {
+        vec![rendezvous_protocol::federation::ServerKeyEntry {
             key: old.public().clone(),
             valid_from: 0,
             valid_until: 1,

@@ -2,6 +2,8 @@
 //! starts the outbound senders, which deliver events queued before the start to a peer (a small
 //! mutual-TLS actix server on loopback, reached through `federation.overrides`) with the
 //! configured federation certificate, and the queue is empty after a restart.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -12,11 +14,13 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use common::server::TempDir;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
-use rendezvous::crypto::ServerKey;
-use rendezvous::federation::{Event, EventKind, EventResult, Transaction, TransactionResponse};
-use rendezvous::ids::{ServerName, TopicId};
-use rendezvous::server::config::Config;
-use rendezvous::server::{self, Listeners};
+use rendezvous::config::Config;
+use rendezvous::{self as server, Listeners};
+use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::federation::{
+    Event, EventKind, EventResult, Transaction, TransactionResponse,
+};
+use rendezvous_protocol::ids::{ServerName, TopicId};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};

@@ -9,6 +9,8 @@
 //!
 //! The in-process sibling is `tests/federation_topics.rs`; here a server is also killed with
 //! SIGKILL, and the federation listener is attacked as a peer would (§1, §3.3).
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -26,13 +28,15 @@ use common::federation::peer_client;
 use common::raw;
 use common::server::TempDir;
 use hickory_server::proto::rr::RecordType;
-use rendezvous::api::ErrorCode;
-use rendezvous::client::tls::{Fingerprint, Trust};
-use rendezvous::client::{Client, ClientError, EntryContent};
-use rendezvous::crypto::ServerKey;
-use rendezvous::federation::{Event, EventId, EventKind, Transaction, TransactionResponse};
-use rendezvous::ids::{ServerName, TopicId, UserId};
-use rendezvous::topic::{History, Role};
+use rendezvous_client::tls::{Fingerprint, Trust};
+use rendezvous_client::{Client, ClientError, EntryContent};
+use rendezvous_protocol::api::ErrorCode;
+use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::federation::{
+    Event, EventId, EventKind, Transaction, TransactionResponse,
+};
+use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::topic::{History, Role};
 use rustls::AlertDescription;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -412,7 +416,7 @@ fn write_config(node: &Node, ca_file: &Path, nameserver: SocketAddr) {
         ca_file = path_str(ca_file),
     );
     // The server reads it exactly as an operator's file.
-    rendezvous::server::config::Config::parse(&text).unwrap();
+    rendezvous::config::Config::parse(&text).unwrap();
     std::fs::write(&node.config, text).unwrap();
 }
 
@@ -739,14 +743,14 @@ fn server_name(s: &str) -> ServerName {
 }
 
 /// A `topic.entry` event from a.test to b.test signed by `key`.
-fn event(payload: &[u8], key: &ServerKey) -> rendezvous::wire::Verified<Event> {
+fn event(payload: &[u8], key: &ServerKey) -> rendezvous_protocol::wire::Verified<Event> {
     Event::sign(
         &server_name("a.test"),
         &server_name("b.test"),
         EventKind::TopicEntry,
         Some(&TopicId::random(&server_name("a.test"))),
         payload.to_vec(),
-        rendezvous::server::state::now(),
+        rendezvous::state::now(),
         key,
     )
 }

@@ -3,6 +3,8 @@
 //! topic key claims of remote users go device → own homeserver (client API) → the user's
 //! homeserver (federation), and the federation endpoints answer only authenticated, allowed peers
 //! and only for their own users.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -12,15 +14,15 @@ use awc::http::Method;
 
 use common::federation::{Ca, peer_client, start_federating};
 use common::server::{TempDir, TestServer};
-use rendezvous::api::{
+use rendezvous::federation::client::{CLAIM_TOPIC_KEYS_PATH, ORIGIN_HEADER, check_claimed};
+use rendezvous_client::Client;
+use rendezvous_client::http::{Http, encode_segment};
+use rendezvous_protocol::api::{
     Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ErrorCode, IdentityResponse,
 };
-use rendezvous::certs::{Registration, TopicKeyCert};
-use rendezvous::client::Client;
-use rendezvous::client::http::{Http, encode_segment};
-use rendezvous::ids::{ServerName, UserId};
-use rendezvous::server::federation::client::{CLAIM_TOPIC_KEYS_PATH, ORIGIN_HEADER, check_claimed};
-use rendezvous::wire::{Signed, VERSION};
+use rendezvous_protocol::certs::{Registration, TopicKeyCert};
+use rendezvous_protocol::ids::{ServerName, UserId};
+use rendezvous_protocol::wire::{Signed, VERSION};
 
 fn uid(s: &str) -> UserId {
     s.parse().unwrap()
@@ -422,8 +424,8 @@ async fn without_federation_remote_users_are_refused() {
 /// claim with a key of a user on a third server. Queries without an origin get 401.
 fn start_liar(ca: &Ca) -> (SocketAddr, actix_web::dev::ServerHandle) {
     use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-    use rendezvous::api::ClaimedTopicKey;
-    use rendezvous::crypto::{IdentityKey, Suite, TopicKey};
+    use rendezvous_protocol::api::ClaimedTopicKey;
+    use rendezvous_protocol::crypto::{IdentityKey, Suite, TopicKey};
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 

@@ -1,6 +1,8 @@
 //! Cross-server topics (`federation-api.md` §9) between three in-process homeservers that
 //! federate over real mutual TLS with certificates from a test CA: a topic hosted on a.example
 //! with members on b.example and c.example.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -11,9 +13,9 @@ use std::time::{Duration, Instant};
 use common::federation::Ca;
 use common::raw;
 use common::server::{TempDir, TestServer};
-use rendezvous::client::{Client, ClientError, EntryContent, ReadReport};
-use rendezvous::ids::{TopicId, UserId};
-use rendezvous::topic::{History, Role};
+use rendezvous_client::{Client, ClientError, EntryContent, ReadReport};
+use rendezvous_protocol::ids::{TopicId, UserId};
+use rendezvous_protocol::topic::{History, Role};
 
 /// Three federating servers on fixed loopback ports, so that they can be stopped and started.
 struct Federation {
@@ -227,7 +229,7 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match dave.read(&topic).await {
-            Err(e) if e.code() == Some(rendezvous::api::ErrorCode::Forbidden) => break,
+            Err(e) if e.code() == Some(rendezvous_protocol::api::ErrorCode::Forbidden) => break,
             other => {
                 assert!(Instant::now() < deadline, "dave still reads: {other:?}");
                 actix_rt::time::sleep(Duration::from_millis(100)).await;
@@ -247,11 +249,11 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
     let (http, token) = raw::http(a, &alice);
     let path = format!(
         "/v1/topics/{}/checkpoint",
-        rendezvous::api::encode_segment(topic.as_str())
+        rendezvous_protocol::api::encode_segment(topic.as_str())
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let head: rendezvous::api::CheckpointResponse = http
+        let head: rendezvous_protocol::api::CheckpointResponse = http
             .call(awc::http::Method::GET, &path, None, Some(&token))
             .await
             .unwrap();
@@ -334,21 +336,21 @@ async fn log_on_a(
     topic: &TopicId,
 ) -> (
     Vec<serde_bytes::ByteBuf>,
-    rendezvous::topic::Replayer,
-    rendezvous::tlog::Frontier,
+    rendezvous_protocol::topic::Replayer,
+    rendezvous_protocol::tlog::Frontier,
 ) {
-    use rendezvous::topic::LogEntry;
+    use rendezvous_protocol::topic::LogEntry;
     let (http, token) = raw::http(fed.server("a.example"), alice);
     let path = format!(
         "/v1/topics/{}/entries?from=0&limit=500",
-        rendezvous::api::encode_segment(topic.as_str())
+        rendezvous_protocol::api::encode_segment(topic.as_str())
     );
-    let entries: rendezvous::api::EntriesResponse = http
+    let entries: rendezvous_protocol::api::EntriesResponse = http
         .call(awc::http::Method::GET, &path, None, Some(&token))
         .await
         .unwrap();
-    let mut replayer = rendezvous::topic::Replayer::new();
-    let mut frontier = rendezvous::tlog::Frontier::new();
+    let mut replayer = rendezvous_protocol::topic::Replayer::new();
+    let mut frontier = rendezvous_protocol::tlog::Frontier::new();
     let wires = entries
         .entries
         .iter()
@@ -377,12 +379,12 @@ async fn admin_status(server: &TestServer) -> serde_json::Value {
 }
 
 /// The signing key of a test server (its data directory's `server.key` seed).
-fn server_key(data_dir: &std::path::Path) -> rendezvous::crypto::ServerKey {
+fn server_key(data_dir: &std::path::Path) -> rendezvous_protocol::crypto::ServerKey {
     let seed: [u8; 32] = std::fs::read(data_dir.join("server.key"))
         .unwrap()
         .try_into()
         .unwrap();
-    rendezvous::crypto::ServerKey::from_seed(&seed)
+    rendezvous_protocol::crypto::ServerKey::from_seed(&seed)
 }
 
 /// Waits until `member`'s server answers its checkpoint with `split_view`.
@@ -390,7 +392,7 @@ async fn until_split_view(member: &mut Client, topic: &TopicId) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match member.read(topic).await {
-            Err(e) if e.code() == Some(rendezvous::api::ErrorCode::SplitView) => return,
+            Err(e) if e.code() == Some(rendezvous_protocol::api::ErrorCode::SplitView) => return,
             other => {
                 assert!(
                     Instant::now() < deadline,
@@ -407,10 +409,10 @@ async fn until_split_view(member: &mut Client, topic: &TopicId) {
 /// by b through c's cosignature, and by `rdv verify` on both; a's own log still verifies.
 #[actix_rt::test]
 async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
-    use rendezvous::federation::topic_events::EntryBatch;
-    use rendezvous::federation::{Event, EventKind, Transaction};
-    use rendezvous::tlog::{Checkpoint, SignedCheckpoint};
-    use rendezvous::topic::{LogEntry, log_origin};
+    use rendezvous_protocol::federation::topic_events::EntryBatch;
+    use rendezvous_protocol::federation::{Event, EventKind, Transaction};
+    use rendezvous_protocol::tlog::{Checkpoint, SignedCheckpoint};
+    use rendezvous_protocol::topic::{LogEntry, log_origin};
 
     let fed = Federation::start("fed-split");
     let mut alice = fed.register("a.example", "alice").await;
@@ -440,7 +442,7 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
 
     // A message by alice that a never logs, at index n, with a checkpoint a's key signs.
     let forged_msg = raw::message(a, &alice, &topic, b"only c sees this").await;
-    let forged_entry = LogEntry(rendezvous::topic::ENTRY_MESSAGE, forged_msg);
+    let forged_entry = LogEntry(rendezvous_protocol::topic::ENTRY_MESSAGE, forged_msg);
     let (_, leaf) = replayer.push(&forged_entry).unwrap();
     frontier.append(&leaf).unwrap();
     let a_key = server_key(&a.data_dir);
@@ -490,10 +492,11 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let results =
-        rendezvous::federation::TransactionResponse::from_wire(&resp.body().await.unwrap())
-            .unwrap()
-            .results;
+    let results = rendezvous_protocol::federation::TransactionResponse::from_wire(
+        &resp.body().await.unwrap(),
+    )
+    .unwrap()
+    .results;
     assert_eq!(
         results[0].status, 200,
         "c takes the forged entry: {results:?}"
@@ -533,13 +536,13 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
     let (http, token) = raw::http(c, &carol);
     let path = format!(
         "/v1/topics/{}/witnesses",
-        rendezvous::api::encode_segment(topic.as_str())
+        rendezvous_protocol::api::encode_segment(topic.as_str())
     );
-    let w: rendezvous::api::WitnessesResponse = http
+    let w: rendezvous_protocol::api::WitnessesResponse = http
         .call(awc::http::Method::GET, &path, None, Some(&token))
         .await
         .unwrap();
-    let evidence = rendezvous::federation::topic_events::MirrorEvidence::from_wire(
+    let evidence = rendezvous_protocol::federation::topic_events::MirrorEvidence::from_wire(
         &w.evidence.expect("c keeps evidence"),
     )
     .unwrap();
@@ -562,10 +565,14 @@ async fn send_events(
     fed: &Federation,
     from: &str,
     to: &str,
-    key: &rendezvous::crypto::ServerKey,
-    events: Vec<(rendezvous::federation::EventKind, &TopicId, Vec<u8>)>,
+    key: &rendezvous_protocol::crypto::ServerKey,
+    events: Vec<(
+        rendezvous_protocol::federation::EventKind,
+        &TopicId,
+        Vec<u8>,
+    )>,
 ) -> Vec<(u16, String)> {
-    use rendezvous::federation::{Event, Transaction, TransactionResponse};
+    use rendezvous_protocol::federation::{Event, Transaction, TransactionResponse};
     let (origin, destination) = (from.parse().unwrap(), to.parse().unwrap());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -614,10 +621,10 @@ fn rand_suffix() -> u64 {
 /// nothing (`federation-api.md` §9.2–§9.4).
 #[actix_rt::test]
 async fn forged_and_misdirected_topic_events_are_refused() {
-    use rendezvous::federation::EventKind;
-    use rendezvous::federation::topic_events::{EntryBatch, Submit, cosignature_to_wire};
-    use rendezvous::tlog::{Checkpoint, SignedCheckpoint};
-    use rendezvous::topic::{LogEntry, log_origin};
+    use rendezvous_protocol::federation::EventKind;
+    use rendezvous_protocol::federation::topic_events::{EntryBatch, Submit, cosignature_to_wire};
+    use rendezvous_protocol::tlog::{Checkpoint, SignedCheckpoint};
+    use rendezvous_protocol::topic::{LogEntry, log_origin};
 
     let fed = Federation::start("fed-forged");
     let mut alice = fed.register("a.example", "alice").await;
@@ -639,7 +646,7 @@ async fn forged_and_misdirected_topic_events_are_refused() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let sign = |key: &rendezvous::crypto::ServerKey, size, root| {
+    let sign = |key: &rendezvous_protocol::crypto::ServerKey, size, root| {
         let c = Checkpoint::new(&log_origin(&topic), size, root, now).unwrap();
         SignedCheckpoint::sign(&c, key, "a.example")
             .unwrap()
@@ -669,7 +676,10 @@ async fn forged_and_misdirected_topic_events_are_refused() {
     assert!(
         matches!(
             refused.code(),
-            Some(rendezvous::api::ErrorCode::NotFound | rendezvous::api::ErrorCode::Forbidden)
+            Some(
+                rendezvous_protocol::api::ErrorCode::NotFound
+                    | rendezvous_protocol::api::ErrorCode::Forbidden
+            )
         ),
         "{refused}"
     );
@@ -725,7 +735,7 @@ async fn forged_and_misdirected_topic_events_are_refused() {
     let submit = Submit {
         submitter: id("bob", "b.example"),
         entry: serde_bytes::ByteBuf::from(
-            LogEntry(rendezvous::topic::ENTRY_MESSAGE, msg).to_wire(),
+            LogEntry(rendezvous_protocol::topic::ENTRY_MESSAGE, msg).to_wire(),
         ),
     }
     .to_wire();
@@ -741,7 +751,7 @@ async fn forged_and_misdirected_topic_events_are_refused() {
 
     // A cosignature from a server with no member in the topic.
     let mut cosigned = SignedCheckpoint::parse(good.as_bytes()).unwrap();
-    let cosig = rendezvous::tlog::Cosignature::sign(
+    let cosig = rendezvous_protocol::tlog::Cosignature::sign(
         &c_key,
         "c.example",
         cosigned.unverified_checkpoint(),
@@ -766,9 +776,13 @@ async fn forged_and_misdirected_topic_events_are_refused() {
     let mut fake =
         SignedCheckpoint::parse(sign(&a_key, other_root.size(), other_root.root()).as_bytes())
             .unwrap();
-    let cosig =
-        rendezvous::tlog::Cosignature::sign(&b_key, "b.example", fake.unverified_checkpoint(), now)
-            .unwrap();
+    let cosig = rendezvous_protocol::tlog::Cosignature::sign(
+        &b_key,
+        "b.example",
+        fake.unverified_checkpoint(),
+        now,
+    )
+    .unwrap();
     fake.add_cosignature(&cosig).unwrap();
     let got = send_events(
         &fed,
@@ -793,7 +807,7 @@ async fn forged_and_misdirected_topic_events_are_refused() {
     let resp = client
         .get(format!(
             "https://a.example:8448/_rdv/federation/v1/topics/{}/entries?from=0",
-            rendezvous::api::encode_segment(topic.as_str())
+            rendezvous_protocol::api::encode_segment(topic.as_str())
         ))
         .insert_header(("X-Rdv-Origin", "c.example"))
         .send()

@@ -1,16 +1,18 @@
 //! A deliberately corrupt hosting server (akd's `PublishCorruption` idea): every lie it can tell
 //! about a topic's log must be caught by members and mirrors with the shared modules.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::{Topic, User, read};
-use rendezvous::crypto::ServerKey;
-use rendezvous::message::{MessageError, MessageIn};
-use rendezvous::tlog::{
+use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::message::{MessageError, MessageIn};
+use rendezvous_protocol::tlog::{
     Checkpoint, ConsistencyProof, Evidence, LeafIndex, LogView, MemoryNodeStore, SignedCheckpoint,
     Tree, TreeSize, WitnessError,
 };
-use rendezvous::topic::{History, Role, check_in_log, log_origin};
+use rendezvous_protocol::topic::{History, Role, check_in_log, log_origin};
 
 const HOST: &str = "a.example";
 
@@ -75,7 +77,7 @@ fn member_reads(
     let msg = host
         .topic
         .state
-        .member(rendezvous::topic::MemberIndex(
+        .member(rendezvous_protocol::topic::MemberIndex(
             MessageIn::from_wire(wire)?.header().sender,
         ))
         .map(|m| m.topic_key.signing.clone())
@@ -132,7 +134,7 @@ fn a_message_served_at_another_index_or_outside_the_log_is_caught() {
             &host
                 .topic
                 .state
-                .member(rendezvous::topic::MemberIndex(0))
+                .member(rendezvous_protocol::topic::MemberIndex(0))
                 .unwrap()
                 .topic_key
                 .signing,
@@ -189,7 +191,9 @@ fn a_dropped_message_shows_as_a_gap_and_a_rewritten_history_as_a_fork() {
         let sender = host
             .topic
             .state
-            .member(rendezvous::topic::MemberIndex(leaf.header().sender))
+            .member(rendezvous_protocol::topic::MemberIndex(
+                leaf.header().sender,
+            ))
             .unwrap()
             .topic_key
             .signing

@@ -1,6 +1,8 @@
 //! The `rendezvous` binary as operators run it: a real process with a config file, the admin
 //! commands against it, graceful shutdown on SIGTERM with exit status 0, and a restart that keeps
 //! everything.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -9,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::server::{TempDir, uid};
-use rendezvous::client::Client;
-use rendezvous::client::tls::{Fingerprint, Trust};
-use rendezvous::topic::{History, Role};
+use rendezvous_client::Client;
+use rendezvous_client::tls::{Fingerprint, Trust};
+use rendezvous_protocol::topic::{History, Role};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rendezvous");
 
@@ -160,7 +162,7 @@ async fn operator_lifecycle_with_a_real_process() {
         .entries
         .iter()
         .filter_map(|e| match &e.content {
-            rendezvous::client::EntryContent::Message { text, .. } => text.clone(),
+            rendezvous_client::EntryContent::Message { text, .. } => text.clone(),
             _ => None,
         })
         .collect();
@@ -185,7 +187,7 @@ async fn operator_lifecycle_with_a_real_process() {
 }
 
 async fn reqwest_like_get(base: &str, trust: &Trust, path: &str) -> String {
-    let http = rendezvous::client::http::Http::new(base, trust).unwrap();
+    let http = rendezvous_client::http::Http::new(base, trust).unwrap();
     let body = http
         .send(awc::http::Method::GET, path, None, None, 1 << 20)
         .await

@@ -11,23 +11,27 @@
 //!
 //! Regenerate after a deliberate format change (and say so in the commit):
 //! `cargo test --test spec_vectors -- --ignored regenerate_vectors`.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use rendezvous::certs::{DeviceCert, DeviceRevocation, PreKey, Registration, TopicKeyCert};
-use rendezvous::crypto::transcript::{self, transcript};
-use rendezvous::crypto::{
+use rendezvous_protocol::certs::{
+    DeviceCert, DeviceRevocation, PreKey, Registration, TopicKeyCert,
+};
+use rendezvous_protocol::crypto::transcript::{self, transcript};
+use rendezvous_protocol::crypto::{
     DeviceKey, IdentityKey, KemSecretKey, KeyId, MessageKey, Randomness, SealPurpose, SealedBox,
     ServerKey, Suite, TopicKey, VectorRng, hpke as rdv_hpke,
 };
-use rendezvous::ids::TopicId;
-use rendezvous::message::{self, MessageHeader, MessageIn};
-use rendezvous::topic::{
+use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::message::{self, MessageHeader, MessageIn};
+use rendezvous_protocol::topic::{
     Action, ChangeHash, EpochKeyring, History, LogEntry, MemberIndex, MemberSpec, Role,
     TopicChange, TopicState, build_change, leaf_data_for_change,
 };
-use rendezvous::wire::{Signed, SignedPayload, encode};
+use rendezvous_protocol::wire::{Signed, SignedPayload, encode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -208,7 +212,7 @@ fn member_spec(u: &User, role: Role) -> MemberSpec {
 fn signed_vector<T: SignedPayload>(
     signer: &str,
     value: T,
-    key: &rendezvous::crypto::sign::SecretSigningKey<T::Signer>,
+    key: &rendezvous_protocol::crypto::sign::SecretSigningKey<T::Signer>,
 ) -> Value {
     let signed = Signed::sign(value, key);
     let payload = &signed.signed_bytes().0;
@@ -393,9 +397,9 @@ fn compute_sealed_boxes() -> Value {
 
 /// The create and rekey changes, with the message keys they make.
 struct Topic {
-    create: rendezvous::topic::ChangeOutcome,
+    create: rendezvous_protocol::topic::ChangeOutcome,
     mk0: MessageKey,
-    rekey: rendezvous::topic::ChangeOutcome,
+    rekey: rendezvous_protocol::topic::ChangeOutcome,
     mk1: MessageKey,
     create_rng: [u8; 32],
     rekey_rng: [u8; 32],
@@ -451,7 +455,7 @@ fn build_topic() -> Topic {
 }
 
 fn change_vector(
-    outcome: &rendezvous::topic::ChangeOutcome,
+    outcome: &rendezvous_protocol::topic::ChangeOutcome,
     mk: &MessageKey,
     rng_seed: [u8; 32],
 ) -> Value {
@@ -586,13 +590,17 @@ fn compute_message(t: &Topic) -> Value {
 /// event carrying the vector topic's first two entries with their checkpoint, a transaction, a
 /// cosigned checkpoint and a `topic.submit` payload.
 fn compute_federation(t: &Topic) -> Value {
-    use rendezvous::federation::topic_events::{EntryBatch, Submit};
-    use rendezvous::federation::{Event, EventKind, ServerKeyEntry, ServerKeys, Transaction};
-    use rendezvous::tlog::{Checkpoint, Cosignature, Frontier, SignedCheckpoint};
+    use rendezvous_protocol::federation::topic_events::{EntryBatch, Submit};
+    use rendezvous_protocol::federation::{
+        Event, EventKind, ServerKeyEntry, ServerKeys, Transaction,
+    };
+    use rendezvous_protocol::tlog::{Checkpoint, Cosignature, Frontier, SignedCheckpoint};
     let a_key = ServerKey::from_seed(&seed("server a.example"));
     let b_key = ServerKey::from_seed(&seed("server b.example"));
-    let (a, b): (rendezvous::ids::ServerName, rendezvous::ids::ServerName) =
-        ("a.example".parse().unwrap(), "b.example".parse().unwrap());
+    let (a, b): (
+        rendezvous_protocol::ids::ServerName,
+        rendezvous_protocol::ids::ServerName,
+    ) = ("a.example".parse().unwrap(), "b.example".parse().unwrap());
     let keys = ServerKeys {
         version: 1,
         server: a.clone(),
@@ -613,7 +621,7 @@ fn compute_federation(t: &Topic) -> Value {
             .unwrap();
     }
     let checkpoint = Checkpoint::new(
-        &rendezvous::topic::log_origin(&topic()),
+        &rendezvous_protocol::topic::log_origin(&topic()),
         frontier.size(),
         frontier.root(),
         CREATED + 61,
@@ -818,7 +826,7 @@ fn committed_key_ids_follow_the_spec() {
 
 fn check_signed<T: SignedPayload>(
     v: &Value,
-    public: &rendezvous::crypto::sign::PublicSigningKey<T::Signer>,
+    public: &rendezvous_protocol::crypto::sign::PublicSigningKey<T::Signer>,
 ) -> T {
     assert_eq!(text(v, "label"), T::LABEL);
     assert_eq!(public.as_bytes().to_vec(), bytes(v, "signer_public"));
@@ -859,11 +867,14 @@ fn check_signed<T: SignedPayload>(
 fn committed_certificates_verify() {
     let keys = load("keys.json");
     let v = load("certs.json");
-    let ik =
-        rendezvous::crypto::IdentityPublicKey::from_slice(&bytes(&keys["identity"][0], "public"))
-            .unwrap();
+    let ik = rendezvous_protocol::crypto::IdentityPublicKey::from_slice(&bytes(
+        &keys["identity"][0],
+        "public",
+    ))
+    .unwrap();
     let dk =
-        rendezvous::crypto::DevicePublicKey::from_slice(&bytes(&keys["device"], "public")).unwrap();
+        rendezvous_protocol::crypto::DevicePublicKey::from_slice(&bytes(&keys["device"], "public"))
+            .unwrap();
     let reg: Registration = check_signed(&v["registration"], &ik);
     assert_eq!((reg.user.as_str(), &reg.identity_key), (ALICE, &ik));
     let cert: DeviceCert = check_signed(&v["device_cert"], &ik);
@@ -879,7 +890,7 @@ fn committed_certificates_verify() {
         bytes(&keys["prekey"], "key_id")
     );
     for (i, c) in v["topic_key_certs"].as_array().unwrap().iter().enumerate() {
-        let ik = rendezvous::crypto::IdentityPublicKey::from_slice(&bytes(
+        let ik = rendezvous_protocol::crypto::IdentityPublicKey::from_slice(&bytes(
             &keys["identity"][i],
             "public",
         ))
@@ -941,7 +952,8 @@ fn committed_sealed_boxes_open() {
         .unwrap();
         assert_eq!(pt, bytes(b, "plaintext"));
         // And through the code, from the box's wire form.
-        let sealed: SealedBox = rendezvous::wire::decode(&bytes(b, "sealed_box"), 1024).unwrap();
+        let sealed: SealedBox =
+            rendezvous_protocol::wire::decode(&bytes(b, "sealed_box"), 1024).unwrap();
         assert_eq!(
             (sealed.enc.clone(), sealed.ciphertext.clone()),
             (bytes(b, "enc"), bytes(b, "ciphertext"))

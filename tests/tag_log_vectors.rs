@@ -4,28 +4,30 @@
 //! As in `tests/spec_vectors.rs`, two directions are checked, so that a vector can fail either
 //! way:
 //!
-//! 1. [`code_reproduces_tag_log_vectors`]: the code (`rendezvous::tlog`), run on the fixed
+//! 1. [`code_reproduces_tag_log_vectors`]: the code (`rendezvous_protocol::tlog`), run on the fixed
 //!    inputs, produces every committed value exactly.
 //! 2. The `committed_*` tests read only the committed file and check that its outputs hold
-//!    independently of `rendezvous::tlog`: hashes, roots and proofs are recomputed with `sha2`
+//!    independently of `rendezvous_protocol::tlog`: hashes, roots and proofs are recomputed with `sha2`
 //!    from the RFC 9162 definitions (`MTH`, `PATH`, `PROOF`) written out again below, and
 //!    signatures are checked with `ed25519-dalek`'s `verify_strict` over note texts assembled
 //!    here from the C2SP formats.
 //!
 //! Regenerate after a deliberate format change (and say so in the commit):
 //! `cargo test --test tag_log_vectors -- --ignored regenerate_tag_log_vectors`.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rendezvous::crypto::ServerKey;
-use rendezvous::ids::TopicId;
-use rendezvous::tlog::{
+use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::tlog::{
     Checkpoint, ConsistencyProof, Cosignature, Evidence, InclusionProof, LeafIndex, LogHash,
     MemoryNodeStore, SignedCheckpoint, Tree, TreeSize, leaf_hash,
 };
-use rendezvous::topic::{check_in_log, log_origin};
+use rendezvous_protocol::topic::{check_in_log, log_origin};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -1,17 +1,19 @@
 //! Every rule of the topic state machine, seen from the server (check) and the members (keys).
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::collections::HashSet;
 
 use common::{Topic, User, read};
-use rendezvous::crypto::{Randomness, TopicKey};
-use rendezvous::message::{self, MessageError};
-use rendezvous::topic::{
+use rendezvous_protocol::crypto::{Randomness, TopicKey};
+use rendezvous_protocol::message::{self, MessageError};
+use rendezvous_protocol::topic::{
     Action, ChangeError, EntryError, EpochKeyring, History, KeyError, LogEntry, MemberIndex,
     Replayer, Role, TopicChange, TopicState, build_change,
 };
-use rendezvous::wire::Signed;
+use rendezvous_protocol::wire::Signed;
 
 fn three(history: History) -> (User, User, User, Topic) {
     let mut a = User::new("alice");
@@ -68,8 +70,10 @@ fn a_non_member_and_a_forged_sender_are_refused() {
         .insert(
             &t.state,
             0,
-            rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(0).unwrap().as_bytes())
-                .unwrap(),
+            rendezvous_protocol::crypto::MessageKey::from_slice(
+                a.keys.message_key(0).unwrap().as_bytes(),
+            )
+            .unwrap(),
         )
         .unwrap();
     let wire = t.compose(&mallory, b"hi");
@@ -225,10 +229,14 @@ fn protected_history_new_member_reads_only_new_epochs() {
 
     // An admin cannot hand out old keys in a protected topic, by builder or by hand.
     let mut e = User::new("erin");
-    let k0 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(0).unwrap().as_bytes())
-        .unwrap();
-    let k1 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(1).unwrap().as_bytes())
-        .unwrap();
+    let k0 = rendezvous_protocol::crypto::MessageKey::from_slice(
+        a.keys.message_key(0).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let k1 = rendezvous_protocol::crypto::MessageKey::from_slice(
+        a.keys.message_key(1).unwrap().as_bytes(),
+    )
+    .unwrap();
     let err = build_change(
         Some(&t.state),
         &t.id,
@@ -260,11 +268,13 @@ fn protected_history_new_member_reads_only_new_epochs() {
     let mut tampered = ok.change.value().clone();
     let shared_state = t.state.clone();
     let ctx_box = tampered.boxes.last().unwrap().sealed.clone();
-    tampered.history.push(rendezvous::topic::HistoryBox {
-        member: 4,
-        epoch: 0,
-        sealed: ctx_box,
-    });
+    tampered
+        .history
+        .push(rendezvous_protocol::topic::HistoryBox {
+            member: 4,
+            epoch: 0,
+            sealed: ctx_box,
+        });
     assert_eq!(
         shared_state
             .check_change(resign(&tampered, &a.tk))
@@ -306,10 +316,14 @@ fn shared_history_new_member_reads_the_current_epoch_and_requested_old_ones() {
 
     // With history requested, a later member also gets epoch 0.
     let mut f = User::new("frank");
-    let k0 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(0).unwrap().as_bytes())
-        .unwrap();
-    let k1 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(1).unwrap().as_bytes())
-        .unwrap();
+    let k0 = rendezvous_protocol::crypto::MessageKey::from_slice(
+        a.keys.message_key(0).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let k1 = rendezvous_protocol::crypto::MessageKey::from_slice(
+        a.keys.message_key(1).unwrap().as_bytes(),
+    )
+    .unwrap();
     let (outcome, _) = build_change(
         Some(&t.state),
         &t.id,
@@ -405,11 +419,11 @@ fn an_admin_cannot_give_members_different_keys() {
     let key = key.unwrap();
     // Replace carol's box with one holding a different key, sealed correctly to her.
     let mut split = outcome.change.value().clone();
-    let other = rendezvous::crypto::MessageKey::generate();
+    let other = rendezvous_protocol::crypto::MessageKey::generate();
     let epoch = split.epoch;
-    split.boxes[2].sealed = rendezvous::crypto::hpke::seal(
+    split.boxes[2].sealed = rendezvous_protocol::crypto::hpke::seal(
         &c.tk.public().kem,
-        rendezvous::crypto::SealPurpose::MessageKey,
+        rendezvous_protocol::crypto::SealPurpose::MessageKey,
         &[t.id.as_str().as_bytes(), &epoch.to_be_bytes()],
         None,
         other.as_bytes(),
@@ -482,7 +496,7 @@ fn stale_and_misplaced_changes_are_refused() {
         ChangeError::CreateNotFirst
     );
     // A change for another topic.
-    let other_id = rendezvous::ids::TopicId::random(&"a.example".parse().unwrap());
+    let other_id = rendezvous_protocol::ids::TopicId::random(&"a.example".parse().unwrap());
     let (elsewhere, _) = build_change(
         None,
         &other_id,
@@ -584,8 +598,10 @@ fn membership_edge_rules() {
 #[test]
 fn topic_key_certificates_are_checked_and_single_use() {
     let (mut a, mut b, mut c, mut t) = three(History::Shared);
-    let k0 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(0).unwrap().as_bytes())
-        .unwrap();
+    let k0 = rendezvous_protocol::crypto::MessageKey::from_slice(
+        a.keys.message_key(0).unwrap().as_bytes(),
+    )
+    .unwrap();
     // A certificate signed by another identity key than the one given.
     let d = User::new("dave");
     let mut spec = d.spec(Role::Writer);
@@ -625,8 +641,10 @@ fn topic_key_certificates_are_checked_and_single_use() {
         0,
         Action::Remove(vec![MemberIndex(1)]),
     );
-    let k1 = rendezvous::crypto::MessageKey::from_slice(a.keys.message_key(1).unwrap().as_bytes())
-        .unwrap();
+    let k1 = rendezvous_protocol::crypto::MessageKey::from_slice(
+        a.keys.message_key(1).unwrap().as_bytes(),
+    )
+    .unwrap();
     let err = build_change(
         Some(&t.state),
         &t.id,
@@ -647,7 +665,7 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
     let mut a = User::new("alice");
     let mut b = User::new("bob");
     let mut c = User::new("carol");
-    let id = rendezvous::ids::TopicId::random(&"a.example".parse().unwrap());
+    let id = rendezvous_protocol::ids::TopicId::random(&"a.example".parse().unwrap());
     let (created, _) = build_change(
         None,
         &id,

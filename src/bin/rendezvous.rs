@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rendezvous::ids::ServerName;
-use rendezvous::server::config::Config;
-use rendezvous::server::tls::issue::{self, FederationCa, ServerCertificate};
-use rendezvous::server::tls::{CertReloader, ReloadableCert};
-use rendezvous::server::{self, Listeners};
+use rendezvous::config::Config;
+use rendezvous::tls::issue::{self, FederationCa, ServerCertificate};
+use rendezvous::tls::{CertReloader, ReloadableCert};
+use rendezvous::{self as server, Listeners};
+use rendezvous_protocol::ids::ServerName;
 
 #[derive(Parser)]
 #[command(name = "rendezvous", version, about = "Rendezvous homeserver")]

@@ -1,12 +1,15 @@
-//! Federation objects (`federation-spec/federation-api.md`): signed events, transactions and
-//! server key documents. Like the rest of the protocol library, this knows nothing about HTTP,
-//! TLS or storage; the homeserver's federation listener and outbound queues build on it.
+//! The homeserver's federation side (`federation-spec/federation-api.md`): discovery of peers,
+//! the mutual-TLS listener that receives transactions, the persistent outbound queues, and the
+//! client that queries other servers.
+//! The protocol objects themselves (events, transactions, key documents) are in
+//! [`rendezvous_protocol::federation`].
 
-pub mod event;
-pub mod server_keys;
-pub mod topic_events;
-pub mod transaction;
-
-pub use event::{Event, EventId, EventKind, VerifiedEvent};
-pub use server_keys::{ServerKeyEntry, ServerKeys};
-pub use transaction::{EventResult, Transaction, TransactionResponse};
+pub mod client;
+pub mod discovery;
+pub mod inbound;
+pub mod keys;
+pub mod outbound;
+pub mod peer;
+pub mod queries;
+pub mod topic_queries;
+pub mod topics;

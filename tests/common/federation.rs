@@ -17,7 +17,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::server::TestServer;
-use rendezvous::server::config::Config;
+use rendezvous::config::Config;
 
 /// A certificate authority that writes PEM files into a directory.
 pub struct Ca {

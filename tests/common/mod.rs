@@ -8,14 +8,14 @@ pub mod server;
 
 use std::collections::HashSet;
 
-use rendezvous::certs::TopicKeyCert;
-use rendezvous::crypto::{IdentityKey, Randomness, Suite, TopicKey};
-use rendezvous::ids::{TopicId, UserId};
-use rendezvous::message::{self, Message, MessageIn};
-use rendezvous::topic::{
+use rendezvous_protocol::certs::TopicKeyCert;
+use rendezvous_protocol::crypto::{IdentityKey, Randomness, Suite, TopicKey};
+use rendezvous_protocol::ids::{TopicId, UserId};
+use rendezvous_protocol::message::{self, Message, MessageIn};
+use rendezvous_protocol::topic::{
     Action, ChangeOutcome, EpochKeyring, MemberIndex, MemberSpec, Role, TopicState, build_change,
 };
-use rendezvous::wire::Signed;
+use rendezvous_protocol::wire::Signed;
 
 pub const SUITE: Suite = Suite::X25519Sha256ChaCha20Poly1305;
 
@@ -55,9 +55,9 @@ impl User {
 pub struct Topic {
     pub id: TopicId,
     pub state: TopicState,
-    pub tags: HashSet<rendezvous::message::MessageTag>,
+    pub tags: HashSet<rendezvous_protocol::message::MessageTag>,
     /// The signed create change, when the fixture made it.
-    pub create: Option<Signed<rendezvous::topic::TopicChange>>,
+    pub create: Option<Signed<rendezvous_protocol::topic::TopicChange>>,
 }
 
 impl Topic {
@@ -65,7 +65,7 @@ impl Topic {
     pub fn create(
         users: &mut [&mut User],
         roles: &[Role],
-        history: rendezvous::topic::History,
+        history: rendezvous_protocol::topic::History,
     ) -> Topic {
         let id = TopicId::random(&"a.example".parse().unwrap());
         let members = users.iter().zip(roles).map(|(u, r)| u.spec(*r)).collect();
@@ -114,7 +114,7 @@ impl Topic {
         let current = users[author]
             .keys
             .message_key(self.state.epoch())
-            .map(|k| rendezvous::crypto::MessageKey::from_slice(k.as_bytes()).unwrap());
+            .map(|k| rendezvous_protocol::crypto::MessageKey::from_slice(k.as_bytes()).unwrap());
         let (outcome, _) = build_change(
             Some(&self.state),
             &self.id,

@@ -1,14 +1,14 @@
 //! Raw protocol access for tests that must send what an honest client never would.
 
 use awc::http::Method;
-use rendezvous::api::EntriesResponse;
-use rendezvous::client::Client;
-use rendezvous::client::http::{Http, encode_segment};
-use rendezvous::client::tls::Trust;
-use rendezvous::crypto::{EpochKeys, TopicKey};
-use rendezvous::ids::TopicId;
-use rendezvous::message;
-use rendezvous::topic::{LogEntry, Replayer, TopicState};
+use rendezvous_client::Client;
+use rendezvous_client::http::{Http, encode_segment};
+use rendezvous_client::tls::Trust;
+use rendezvous_protocol::api::EntriesResponse;
+use rendezvous_protocol::crypto::{EpochKeys, TopicKey};
+use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::message;
+use rendezvous_protocol::topic::{LogEntry, Replayer, TopicState};
 
 use super::server::TestServer;
 

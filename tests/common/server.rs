@@ -5,16 +5,16 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use rendezvous::client::tls::{Fingerprint, Trust};
-use rendezvous::server::config::Config;
-use rendezvous::server::{self, Listeners};
+use rendezvous::config::Config;
+use rendezvous::{self as server, Listeners};
+use rendezvous_client::tls::{Fingerprint, Trust};
 
 /// A directory removed when dropped.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let suffix: [u8; 8] = rendezvous::crypto::random_array();
+        let suffix: [u8; 8] = rendezvous_protocol::crypto::random_array();
         let dir = std::env::temp_dir().join(format!("rdv-test-{name}-{}", hex::encode(suffix)));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -164,17 +164,13 @@ impl Drop for TestServer {
 }
 
 /// `@name:localhost`.
-pub fn uid(name: &str) -> rendezvous::ids::UserId {
+pub fn uid(name: &str) -> rendezvous_protocol::ids::UserId {
     format!("@{name}:localhost").parse().unwrap()
 }
 
 /// Registers `name` on `server` with a fresh pin, keystore in `dir/name`.
-pub async fn register(
-    server: &TestServer,
-    dir: &TempDir,
-    name: &str,
-) -> rendezvous::client::Client {
-    rendezvous::client::Client::register(
+pub async fn register(server: &TestServer, dir: &TempDir, name: &str) -> rendezvous_client::Client {
+    rendezvous_client::Client::register(
         &dir.join(name),
         &server.url,
         server.trust(),
@@ -186,10 +182,10 @@ pub async fn register(
 }
 
 /// Opens a stopped server's store, waiting for its worker threads to let go of the database lock.
-pub fn open_store_when_free(path: &Path) -> rendezvous::server::store::Store {
+pub fn open_store_when_free(path: &Path) -> rendezvous::store::Store {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match rendezvous::server::store::Store::open(path) {
+        match rendezvous::store::Store::open(path) {
             Ok(store) => return store,
             Err(e) if std::time::Instant::now() < deadline => {
                 let _ = e;

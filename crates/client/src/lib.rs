@@ -1,0 +1,175 @@
+//! The Rendezvous client library: the only place where private keys and plaintext exist.
+//!
+//! - [`tls`]: how the homeserver's certificate is trusted (system roots, CA file, pinned
+//!   fingerprint; never "accept anything");
+//! - [`keystore`]: the per-device key directory (layout in its docs);
+//! - [`http`]: the typed client–server API over HTTPS and the WebSocket stream;
+//! - [`Client`]: the operations. Account and keys in `account`, device linking in `link`,
+//!   topic changes and sending in `topics`, reading and log verification in `reader`, live
+//!   following in `watch`.
+//!
+//! Everything the server says is checked before it is used: device certificates against the
+//! Identity Key, claimed pre keys and topic keys against their certificates, every log entry with
+//! the topic state machine ([`rendezvous_protocol::topic::Replayer`]), every checkpoint against the hosting
+//! server's key and for consistency with the last one this device saw, every entry read against
+//! the checkpoint with an inclusion proof.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod account;
+pub mod cli;
+mod error;
+pub mod http;
+pub mod keystore;
+mod link;
+mod reader;
+pub mod tls;
+mod topics;
+mod watch;
+
+use awc::http::Method;
+use zeroize::Zeroizing;
+
+pub use account::{DeviceEntry, InboxReport, KeyStatus, ServerStatus};
+pub use error::ClientError;
+pub use link::PendingLink;
+pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport};
+pub use topics::TopicEntry;
+
+use self::http::Http;
+use self::keystore::{Config, Keystore};
+use rendezvous_protocol::api::{Body, ErrorCode};
+use rendezvous_protocol::crypto::{DeviceKey, IdentityKey};
+use rendezvous_protocol::ids::{ServerName, UserId};
+
+/// Pre keys uploaded at registration and kept in stock.
+pub const PREKEY_STOCK: usize = 100;
+/// Topic keys made at registration and kept in stock.
+pub const TOPIC_KEY_STOCK: usize = 50;
+
+/// A device's client: its keystore, its homeserver connection and its login.
+pub struct Client {
+    keystore: Keystore,
+    config: Config,
+    http: Http,
+    identity: IdentityKey,
+    device: DeviceKey,
+    user: UserId,
+    server: ServerName,
+    token: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("user", &self.user)
+            .field("server", &self.http.base())
+            .field("device", &self.device.public().key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Opens the account in keystore directory `dir`.
+    pub fn open(dir: &std::path::Path) -> Result<Client, ClientError> {
+        let keystore = Keystore::open(dir)?;
+        let config = keystore.config()?;
+        let http = Http::new(&config.server_url, &config.trust()?)?;
+        let identity = keystore.identity()?;
+        let device = keystore.device()?;
+        let token = keystore.token()?;
+        Ok(Client {
+            user: config.user()?,
+            server: config.server_name()?,
+            keystore,
+            config,
+            http,
+            identity,
+            device,
+            token,
+        })
+    }
+
+    /// This device's user.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// The homeserver's name.
+    pub fn server_name(&self) -> &ServerName {
+        &self.server
+    }
+
+    /// The keystore.
+    pub fn keystore(&self) -> &Keystore {
+        &self.keystore
+    }
+
+    /// Calls an endpoint that needs the device's token; logs in first when there is no token,
+    /// and logs in again once when the server answers `401 unauthorized`.
+    async fn authed<R: Body>(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<R, ClientError> {
+        let bytes = self.authed_raw(method, path, body, R::MAX_LEN).await?;
+        R::from_cbor(&bytes).map_err(|error| ClientError::Malformed {
+            what: path.to_owned(),
+            error,
+        })
+    }
+
+    /// [`Self::authed`] for endpoints whose answer carries nothing the client needs.
+    async fn authed_raw(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        if self.token.is_none() {
+            self.login().await?;
+        }
+        let token = self.token.clone();
+        let first = self
+            .http
+            .send(
+                method.clone(),
+                path,
+                body.clone(),
+                token.as_ref().map(|t| t.as_str()),
+                limit,
+            )
+            .await;
+        match first {
+            Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
+                self.login().await?;
+                let token = self.token.clone();
+                self.http
+                    .send(
+                        method,
+                        path,
+                        body,
+                        token.as_ref().map(|t| t.as_str()),
+                        limit,
+                    )
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    fn save_config(&self) -> Result<(), ClientError> {
+        self.keystore.save_config(&self.config)
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,382 @@
+//! Topic creation, changes and sending (`protocol.md` §6–7, `client-api.md` §6).
+//!
+//! Every change is built with [`build_change`] on the state this device replayed and verified
+//! itself, so the admin applies exactly the rules every member checks.
+
+use awc::http::Method;
+
+use super::reader::{Inclusion, Replay, topic_path};
+use super::{Client, ClientError, now};
+use rendezvous_protocol::api::{
+    AppendResponse, Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse, TopicsResponse,
+};
+use rendezvous_protocol::certs::TopicKeyCert;
+use rendezvous_protocol::crypto::Randomness;
+use rendezvous_protocol::devices::topic_keys::verify_cert;
+use rendezvous_protocol::ids::{TopicId, UserId};
+use rendezvous_protocol::message::encrypt;
+use rendezvous_protocol::tlog::SignedCheckpoint;
+use rendezvous_protocol::topic::{
+    Action, History, MemberIndex, MemberSpec, Role, build_change, log_origin,
+};
+use rendezvous_protocol::wire::{Signed, VERSION};
+
+/// A topic as `GET /v1/topics` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicEntry {
+    /// The topic.
+    pub topic: TopicId,
+    /// Its log size.
+    pub size: u64,
+    /// The user's role.
+    pub role: Role,
+    /// Current epoch.
+    pub epoch: u32,
+}
+
+impl Client {
+    /// Claims one Topic Key per user and checks each: the registration is self-signed by the
+    /// user's Identity Key and names the user, the certificate is signed by that key and names the
+    /// user. For this user, the Identity Key must be our own.
+    async fn claim_members(
+        &mut self,
+        members: &[(UserId, Role)],
+    ) -> Result<Vec<MemberSpec>, ClientError> {
+        let request = ClaimTopicKeysRequest {
+            version: VERSION,
+            users: members.iter().map(|(u, _)| u.clone()).collect(),
+        };
+        let answer: ClaimTopicKeysResponse = self
+            .authed(
+                Method::POST,
+                "/v1/topic-keys/claim",
+                Some(request.to_cbor()),
+            )
+            .await?;
+        let mut specs = Vec::with_capacity(members.len());
+        for (user, role) in members {
+            let claimed = answer
+                .keys
+                .iter()
+                .find(|k| k.user == *user)
+                .ok_or_else(|| ClientError::NoTopicKeyLeft(user.to_string()))?;
+            let identity_key =
+                super::account::verify_registration(claimed.registration.clone(), user)?;
+            if user == &self.user && identity_key != *self.identity.public() {
+                return Err(ClientError::Misbehaved(
+                    "the server holds another identity key for this user".into(),
+                ));
+            }
+            self.pin_identity(user, &identity_key)?;
+            let cert = Signed::<TopicKeyCert>::from_signed_bytes(claimed.topic_key_cert.clone())
+                .map_err(|error| ClientError::Malformed {
+                    what: format!("topic key certificate of {user}"),
+                    error,
+                })?;
+            verify_cert(cert.clone(), &identity_key, user)?;
+            specs.push(MemberSpec {
+                user: user.clone(),
+                identity_key,
+                role: role.to_wire(),
+                topic_key_cert: cert,
+            });
+        }
+        Ok(specs)
+    }
+
+    /// Pins `user`'s Identity Key on first sight; refuses a different one later.
+    fn pin_identity(
+        &mut self,
+        user: &UserId,
+        key: &rendezvous_protocol::crypto::IdentityPublicKey,
+    ) -> Result<(), ClientError> {
+        let hex = rendezvous_protocol::crypto::sign::hex_string(key.as_bytes());
+        match self.config.identities.get(user.as_str()) {
+            Some(known) if *known == hex => Ok(()),
+            Some(_) => Err(ClientError::Misbehaved(format!(
+                "the identity key of {user} changed since it was first seen; refusing it"
+            ))),
+            None => {
+                self.config.identities.insert(user.to_string(), hex);
+                self.save_config()
+            }
+        }
+    }
+
+    /// Creates a topic hosted on the homeserver with this user as admin (member 0) and `members`
+    /// (other users with their roles; readers may only read).
+    pub async fn create_topic(
+        &mut self,
+        members: &[(UserId, Role)],
+        history: History,
+    ) -> Result<TopicId, ClientError> {
+        let mut all = vec![(self.user.clone(), Role::Admin)];
+        for (user, role) in members {
+            if all.iter().any(|(u, _)| u == user) {
+                return Err(ClientError::InvalidInput(format!("{user} is listed twice")));
+            }
+            all.push((user.clone(), *role));
+        }
+        // Topic Keys made by our other devices arrive through the inbox.
+        self.sync_inbox().await?;
+        let specs = self.claim_members(&all).await?;
+        let my_key = self.own_topic_key(&specs[0])?;
+        let topic = TopicId::random(&self.server);
+        let (outcome, key) = build_change(
+            None,
+            &topic,
+            MemberIndex(0),
+            &my_key,
+            Action::Create {
+                history,
+                members: specs,
+            },
+            None,
+            &[],
+            now(),
+            &mut Randomness::Os,
+        )?;
+        if let Some(key) = &key {
+            self.keystore
+                .save_message_key(&topic, outcome.change.epoch, key)?;
+        }
+        let answer: AppendResponse = self
+            .authed(Method::POST, "/v1/topics", Some(outcome.change.to_wire()))
+            .await?;
+        if answer.index != 0 {
+            return Err(ClientError::Misbehaved(format!(
+                "topic create logged at index {}, not 0",
+                answer.index
+            )));
+        }
+        self.check_append(&topic, &answer).await?;
+        Ok(topic)
+    }
+
+    /// The private Topic Key of our own member spec.
+    fn own_topic_key(
+        &self,
+        spec: &MemberSpec,
+    ) -> Result<rendezvous_protocol::crypto::TopicKey, ClientError> {
+        let cert = spec
+            .topic_key_cert
+            .clone()
+            .verify(self.identity.public())
+            .map_err(|e| ClientError::Misbehaved(format!("own topic key certificate: {e}")))?;
+        let id = cert
+            .topic_key()
+            .map_err(|error| ClientError::Malformed {
+                what: "own topic key certificate".into(),
+                error,
+            })?
+            .key_id();
+        Ok(self
+            .keystore
+            .topic_key(&id, self.identity.public())?
+            .ok_or_else(|| ClientError::NoTopicKey {
+                topic: "(new topic)".into(),
+                key_id: id.to_hex(),
+            })?
+            .0)
+    }
+
+    /// Posts a change or message (`rest` is `/changes` or `/messages`). A topic hosted on
+    /// another server may answer `202` with an empty body: the post is queued there
+    /// ([`ClientError::Queued`]).
+    async fn append(
+        &mut self,
+        topic: &TopicId,
+        rest: &str,
+        body: Vec<u8>,
+    ) -> Result<AppendResponse, ClientError> {
+        let path = topic_path(topic, rest);
+        let bytes = self
+            .authed_raw(Method::POST, &path, Some(body), AppendResponse::MAX_LEN)
+            .await?;
+        match AppendResponse::from_cbor(&bytes) {
+            Ok(answer) => Ok(answer),
+            Err(error) => match rendezvous_protocol::api::Empty::from_cbor(&bytes) {
+                Ok(_) => Err(ClientError::Queued {
+                    topic: topic.to_string(),
+                    host: topic.server().to_string(),
+                }),
+                Err(_) => Err(ClientError::Malformed { what: path, error }),
+            },
+        }
+    }
+
+    /// Checks an append answer's checkpoint: signed by the hosting server, for this topic's
+    /// log, and covering the new entry.
+    async fn check_append(
+        &mut self,
+        topic: &TopicId,
+        answer: &AppendResponse,
+    ) -> Result<(), ClientError> {
+        let host = topic.server();
+        let key = self.hosting_server_key(&host).await?;
+        let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
+        let c = signed.verify(&key, host.as_str())?;
+        if c.origin != log_origin(topic) || c.size.0 <= answer.index {
+            return Err(ClientError::Misbehaved(format!(
+                "append answer's checkpoint (origin {}, size {}) does not cover index {}",
+                c.origin, c.size, answer.index
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds, signs and posts a change on the verified current state.
+    async fn change(
+        &mut self,
+        topic: &TopicId,
+        make: impl FnOnce(&Replay) -> Result<(Action, bool), ClientError>,
+    ) -> Result<u64, ClientError> {
+        self.sync_inbox().await?;
+        let replay = self.replay(topic, Inclusion::Skip, false).await?;
+        let state = replay.state()?;
+        let me = replay.me(&self.user)?;
+        let my_key = replay.my_key()?;
+        let (action, share_history) = make(&replay)?;
+        let current = replay.keyring.message_key(state.epoch());
+        let history: Vec<(u32, &rendezvous_protocol::crypto::MessageKey)> =
+            if share_history && state.history() == History::Shared {
+                replay
+                    .keyring
+                    .epochs()
+                    .filter(|e| *e < state.epoch())
+                    .filter_map(|e| replay.keyring.message_key(e).map(|k| (e, k)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        let (outcome, key) = build_change(
+            Some(state),
+            topic,
+            me,
+            my_key,
+            action,
+            current,
+            &history,
+            now(),
+            &mut Randomness::Os,
+        )?;
+        if let Some(key) = &key {
+            self.keystore
+                .save_message_key(topic, outcome.change.epoch, key)?;
+        }
+        let answer = self
+            .append(topic, "/changes", outcome.change.to_wire())
+            .await?;
+        self.check_append(topic, &answer).await?;
+        Ok(answer.index)
+    }
+
+    /// Adds members. In a shared topic, `share_history` also hands them the older epochs' keys.
+    pub async fn add_members(
+        &mut self,
+        topic: &TopicId,
+        members: &[(UserId, Role)],
+        share_history: bool,
+    ) -> Result<u64, ClientError> {
+        let specs = self.claim_members(members).await?;
+        self.change(topic, move |_| Ok((Action::Add(specs), share_history)))
+            .await
+    }
+
+    /// Removes members (a new epoch for everyone who stays).
+    pub async fn remove_members(
+        &mut self,
+        topic: &TopicId,
+        users: &[UserId],
+    ) -> Result<u64, ClientError> {
+        self.change(topic, |replay| {
+            let state = replay.state()?;
+            let indices = users
+                .iter()
+                .map(|u| {
+                    state.member_of(u).ok_or_else(|| ClientError::NotAMember {
+                        topic: topic.to_string(),
+                        user: u.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((Action::Remove(indices), false))
+        })
+        .await
+    }
+
+    /// Changes a member's role.
+    pub async fn set_role(
+        &mut self,
+        topic: &TopicId,
+        user: &UserId,
+        role: Role,
+    ) -> Result<u64, ClientError> {
+        self.change(topic, |replay| {
+            let member =
+                replay
+                    .state()?
+                    .member_of(user)
+                    .ok_or_else(|| ClientError::NotAMember {
+                        topic: topic.to_string(),
+                        user: user.to_string(),
+                    })?;
+            Ok((Action::SetRole(member, role), false))
+        })
+        .await
+    }
+
+    /// Starts a new epoch for the same members.
+    pub async fn rekey(&mut self, topic: &TopicId) -> Result<u64, ClientError> {
+        self.change(topic, |_| Ok((Action::Rekey, false))).await
+    }
+
+    /// Encrypts, tags, signs and posts a message for the topic's current epoch. Returns its log
+    /// index.
+    pub async fn send(&mut self, topic: &TopicId, text: &[u8]) -> Result<u64, ClientError> {
+        let replay = self.replay(topic, Inclusion::Skip, false).await?;
+        let state = replay.state()?;
+        let me = replay.me(&self.user)?;
+        let role = state.member(me).map(|m| m.role);
+        if !role.is_some_and(Role::can_post) {
+            return Err(ClientError::InvalidInput(format!(
+                "{} is a reader of {topic} and may not post",
+                self.user
+            )));
+        }
+        let key = replay.my_key()?;
+        let keys =
+            replay
+                .keyring
+                .epoch_keys(state.epoch())
+                .ok_or_else(|| ClientError::NoMessageKey {
+                    topic: topic.to_string(),
+                    epoch: state.epoch(),
+                })?;
+        let seen = replay.checkpoint.size.0;
+        let msg = encrypt(topic, keys, me.0, key.signing(), seen, text)?;
+        let answer = self.append(topic, "/messages", msg.to_wire()).await?;
+        self.check_append(topic, &answer).await?;
+        Ok(answer.index)
+    }
+
+    /// The user's topics (`GET /v1/topics`).
+    pub async fn topics(&mut self) -> Result<Vec<TopicEntry>, ClientError> {
+        let answer: TopicsResponse = self.authed(Method::GET, "/v1/topics", None).await?;
+        answer
+            .topics
+            .into_iter()
+            .map(|t| {
+                Ok(TopicEntry {
+                    role: Role::from_wire(t.role).map_err(|error| ClientError::Malformed {
+                        what: "topic list".into(),
+                        error,
+                    })?,
+                    topic: t.topic,
+                    size: t.size,
+                    epoch: t.epoch,
+                })
+            })
+            .collect()
+    }
+}

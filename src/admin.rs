@@ -1,0 +1,192 @@
+//! The admin endpoint (`client-api.md` §8): loopback only, plain HTTP, bearer admin token.
+//! `rendezvous admin …` talks to it.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, now};
+use rendezvous_protocol::api::ErrorCode;
+use rendezvous_protocol::crypto::sign::hex_string;
+use rendezvous_protocol::ids::UserId;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/pins", web::post().to(new_pin))
+        .route("/admin/users", web::get().to(users))
+        .route("/admin/users/{user}/disable", web::post().to(disable))
+        .route("/admin/users/{user}/enable", web::post().to(enable))
+        .route("/admin/users/{user}/devices", web::get().to(devices))
+        .route("/admin/status", web::get().to(status));
+}
+
+fn authorize(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare hashes so the comparison's time says nothing about the token's length either.
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(state.identity.admin_token.as_bytes());
+    if bool::from(a.ct_eq(&b)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "admin token required",
+        ))
+    }
+}
+
+/// A new pin: 12 characters of base32 (60 bits), in groups of four.
+fn make_pin() -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let bytes = rendezvous_protocol::crypto::random_array::<12>();
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[(b & 31) as usize] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+async fn new_pin(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    authorize(&req, &state)?;
+    let pin = make_pin();
+    let expires = now() + state.config.limits.pin_lifetime_secs;
+    let hash: [u8; 32] = Sha256::digest(pin.as_bytes()).into();
+    state.store.add_pin(hash, expires)?;
+    state.store.sync().await?;
+    tracing::info!("registration pin issued");
+    Ok(HttpResponse::Ok().json(json!({ "pin": pin, "expires": expires })))
+}
+
+async fn users(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    authorize(&req, &state)?;
+    let mut out = Vec::new();
+    for (user, record) in state.store.users()? {
+        let devices = state.store.devices(&user)?.len();
+        out.push(json!({
+            "user": user.as_str(),
+            "disabled": record.disabled,
+            "created": record.created,
+            "devices": devices,
+        }));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn set_disabled(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    disabled: bool,
+) -> ApiResult<HttpResponse> {
+    authorize(&req, &state)?;
+    let user: UserId = crate::api::parse("user", &path)?;
+    if !state.store.set_disabled(&user, disabled)? {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no user {user}"),
+        ));
+    }
+    state.store.sync().await?;
+    state.forget_user(&user);
+    tracing::info!(%user, disabled, "user updated by the operator");
+    Ok(HttpResponse::Ok().json(json!({ "user": user.as_str(), "disabled": disabled })))
+}
+
+async fn disable(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    set_disabled(req, path, state, true).await
+}
+
+async fn enable(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    set_disabled(req, path, state, false).await
+}
+
+async fn devices(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    authorize(&req, &state)?;
+    let user: UserId = crate::api::parse("user", &path)?;
+    if state.store.user(&user)?.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no user {user}"),
+        ));
+    }
+    let out: Vec<_> = state
+        .store
+        .devices(&user)?
+        .into_iter()
+        .map(|d| {
+            json!({
+                "device_key": hex_string(&d.device_key),
+                "created": d.created,
+                "last_seen": d.last_seen,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn status(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    authorize(&req, &state)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "server_name": state.server_name.as_str(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "users": state.store.users()?.len(),
+        "topics": state.store.topics()?.len(),
+        "connections": state.push.connected(),
+        "tls_fingerprint": state.identity.fingerprint(),
+        "federation": federation_status(&state)?,
+    })))
+}
+
+/// Federation at a glance: each peer's queue and backoff, and the mirrors stopped by evidence
+/// against their hosting server (`federation-api.md` §8, §9.4).
+fn federation_status(state: &AppState) -> ApiResult<serde_json::Value> {
+    let Some(outbound) = &state.outbound else {
+        return Ok(json!({ "enabled": false }));
+    };
+    let now_ms = crate::state::now().saturating_mul(1000);
+    let mut peers = Vec::new();
+    for server in state.store.outbound_destinations()? {
+        let backoff = outbound
+            .backoff(&server)
+            .map_err(|e| ApiError::internal("outbound state", e))?;
+        peers.push(json!({
+            "server": server.as_str(),
+            "queued": outbound.pending(&server).map_err(|e| ApiError::internal("outbound state", e))?,
+            "failed_attempts": backoff.attempts,
+            "next_attempt_in_ms": backoff.next_attempt_ms.saturating_sub(now_ms),
+        }));
+    }
+    let mut stopped = Vec::new();
+    for (topic, evidence) in state.store.stopped_mirrors()? {
+        let reason =
+            rendezvous_protocol::federation::topic_events::MirrorEvidence::from_wire(&evidence)
+                .map(|e| e.reason)
+                .unwrap_or_else(|_| "undecodable evidence".into());
+        stopped.push(
+            json!({ "topic": topic.as_str(), "host": topic.server().as_str(), "reason": reason }),
+        );
+    }
+    Ok(json!({ "enabled": true, "peers": peers, "stopped_mirrors": stopped }))
+}

@@ -1,0 +1,235 @@
+//! Registration, devices and login (`client-api.md` §2–3).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use sha2::{Digest, Sha256};
+
+use super::{cbor_body, cbor_response, parse};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, Caller, now, token_hash};
+use rendezvous_protocol::api::{
+    AddDeviceRequest, ChallengeRequest, ChallengeResponse, DeviceInfo, DevicesResponse, Empty,
+    ErrorCode, IdentityResponse, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
+    RevokeDeviceRequest,
+};
+use rendezvous_protocol::certs::{DeviceCert, DeviceRevocation, Registration};
+use rendezvous_protocol::crypto::sign::hex_string;
+use rendezvous_protocol::crypto::transcript::LABEL_DEVICE_LOGIN;
+use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey};
+use rendezvous_protocol::ids::UserId;
+use rendezvous_protocol::wire::{Signed, VERSION};
+
+/// Challenges are valid for two minutes.
+const CHALLENGE_SECS: u64 = 120;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/register", web::post().to(register))
+        .route("/v1/users/{user}/identity", web::get().to(identity))
+        .route("/v1/devices", web::post().to(add_device))
+        .route("/v1/devices", web::get().to(list_devices))
+        .route("/v1/devices/revoke", web::post().to(revoke_device))
+        .route("/v1/login/challenge", web::post().to(challenge))
+        .route("/v1/login", web::post().to(login));
+}
+
+/// The Identity Key on record for a local user.
+pub(crate) fn identity_key(state: &AppState, user: &UserId) -> ApiResult<IdentityPublicKey> {
+    let record = state
+        .store
+        .user(user)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {user}")))?;
+    Ok(record.identity_key()?)
+}
+
+async fn register(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: RegisterRequest = cbor_body(&req, &body)?;
+    let registration = Signed::<Registration>::from_signed_bytes(r.registration.clone())?;
+    let claimed = registration.decode_unverified()?;
+    let registration = registration.verify(&claimed.identity_key)?;
+    let user = registration.user.clone();
+    if user.server() != state.server_name {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("{user} is not a user id of {}", state.server_name),
+        ));
+    }
+    let cert = Signed::<DeviceCert>::from_signed_bytes(r.device_cert.clone())?
+        .verify(&registration.identity_key)?;
+    if cert.user != user {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            "the device certificate names another user",
+        ));
+    }
+    let pin_hash: [u8; 32] = Sha256::digest(r.pin.trim().as_bytes()).into();
+    state.store.register_user(
+        pin_hash,
+        &user,
+        &r.registration,
+        cert.device_key.to_bytes(),
+        &r.device_cert,
+        now(),
+    )?;
+    state.store.sync().await?;
+    tracing::info!(%user, "registered");
+    Ok(cbor_response(&RegisterResponse {
+        version: VERSION,
+        user,
+    }))
+}
+
+/// `GET /v1/users/{user}/identity` (`client-api.md` §2): from the store for a local user, from
+/// the user's homeserver through federation (`federation-api.md` §5) for a remote one, its
+/// registration checked there.
+async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let user: UserId = parse("user", &path)?;
+    if user.server() != state.server_name {
+        let remote = super::federation_of(&state)?.identity(&user).await?;
+        return Ok(cbor_response(&IdentityResponse {
+            version: VERSION,
+            registration: remote.registration().clone(),
+        }));
+    }
+    let record = state
+        .store
+        .user(&user)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {user}")))?;
+    Ok(cbor_response(&IdentityResponse {
+        version: VERSION,
+        registration: record.registration,
+    }))
+}
+
+async fn add_device(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: AddDeviceRequest = cbor_body(&req, &body)?;
+    let signed = Signed::<DeviceCert>::from_signed_bytes(r.device_cert.clone())?;
+    let user = signed.decode_unverified()?.user;
+    let ik = identity_key(&state, &user)?;
+    // The Identity Key's signature is the authorization: no token is needed.
+    let cert = signed.verify(&ik)?;
+    state
+        .store
+        .add_device(&user, cert.device_key.to_bytes(), &r.device_cert, now())?;
+    state.store.sync().await?;
+    state.push.forget_endpoints(&user);
+    tracing::info!(%user, "device added");
+    Ok(cbor_response(&Empty::default()))
+}
+
+async fn list_devices(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let devices = state
+        .store
+        .devices(&caller.user)?
+        .into_iter()
+        .map(|d| DeviceInfo {
+            device_cert: d.cert,
+            created: d.created,
+            last_seen: d.last_seen,
+        })
+        .collect();
+    Ok(cbor_response(&DevicesResponse {
+        version: VERSION,
+        devices,
+    }))
+}
+
+async fn revoke_device(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: RevokeDeviceRequest = cbor_body(&req, &body)?;
+    let signed = Signed::<DeviceRevocation>::from_signed_bytes(r.revocation)?;
+    let user = signed.decode_unverified()?.user;
+    let ik = identity_key(&state, &user)?;
+    let revocation = signed.verify(&ik)?;
+    let device = revocation.device_key.to_bytes();
+    if !state.store.revoke_device(&user, device)? {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such device"));
+    }
+    state.store.sync().await?;
+    state.push.disconnect_device(&user, &device);
+    state.push.forget_endpoints(&user);
+    state.forget_device(&user, &device);
+    tracing::info!(%user, "device revoked");
+    Ok(cbor_response(&Empty::default()))
+}
+
+async fn challenge(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: ChallengeRequest = cbor_body(&req, &body)?;
+    let device = r.device_key.to_bytes();
+    if !state.store.device_active(&r.user, device)? {
+        // Unknown, removed or never registered: one answer for all, so the endpoint is no oracle
+        // for which devices exist.
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "no such active device for this user",
+        ));
+    }
+    let challenge = rendezvous_protocol::crypto::random_array::<32>();
+    let expires = now() + CHALLENGE_SECS;
+    state
+        .store
+        .put_challenge(challenge, &r.user, device, expires)?;
+    Ok(cbor_response(&ChallengeResponse {
+        version: VERSION,
+        challenge,
+        expires,
+    }))
+}
+
+async fn login(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: LoginRequest = cbor_body(&req, &body)?;
+    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
+    let (user, device, expires) = state
+        .store
+        .take_challenge(r.challenge)?
+        .ok_or_else(|| unauthorized("unknown or used challenge"))?;
+    let device_key = r.device_key.to_bytes();
+    if user != r.user || device != device_key || expires <= now() {
+        return Err(unauthorized(
+            "challenge expired or issued to another device",
+        ));
+    }
+    if !state.store.device_active(&user, device)? {
+        return Err(unauthorized("device removed"));
+    }
+    let dk = DevicePublicKey::from_slice(&device)
+        .map_err(|e| ApiError::internal("stored device key", e))?;
+    dk.verify(
+        LABEL_DEVICE_LOGIN,
+        &[
+            state.server_name.as_str().as_bytes(),
+            user.as_str().as_bytes(),
+            &r.challenge,
+        ],
+        &r.signature,
+    )
+    .map_err(|_| ApiError::new(ErrorCode::BadSignature, "login signature does not verify"))?;
+    let token = hex_string(&rendezvous_protocol::crypto::random_array::<32>());
+    let expires = now() + state.config.limits.token_lifetime_secs;
+    state
+        .store
+        .put_token(token_hash(&token), &user, device, expires)?;
+    state.store.sync().await?;
+    Ok(cbor_response(&LoginResponse {
+        version: VERSION,
+        token,
+        expires,
+    }))
+}

@@ -1,0 +1,295 @@
+//! Pre keys, topic keys and the device inbox (`client-api.md` §4–5); topic keys of remote users
+//! are claimed through federation (`federation-api.md` §5).
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
+
+use super::accounts::identity_key;
+use super::{cbor_body, cbor_response};
+use crate::error::{ApiError, ApiResult};
+use crate::federation::client::{FederationClient, MAX_FEDERATION_CLAIMS};
+use crate::state::{AppState, Caller};
+use rendezvous_protocol::api::{
+    AckRequest, ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse,
+    ClaimedPreKeyBody, ClaimedTopicKey, CountResponse, Empty, ErrorCode, INBOX_TOPIC_KEY,
+    InboxItem, InboxResponse, KeyStatusResponse, TopicKeyDeliveryItem, UploadPreKeysRequest,
+    UploadTopicKeysRequest,
+};
+use rendezvous_protocol::certs::PreKey;
+use rendezvous_protocol::crypto::DevicePublicKey;
+use rendezvous_protocol::devices::topic_keys::TopicKeyUpload;
+use rendezvous_protocol::ids::{ServerName, UserId};
+use rendezvous_protocol::wire::{Signed, VERSION};
+
+/// Below this many pre keys or topic keys, devices are told to refill.
+pub(crate) const LOW_WATER: u64 = 20;
+/// Most pre keys in one upload.
+const MAX_PREKEYS_PER_UPLOAD: usize = 200;
+/// Most users in one topic key claim.
+const MAX_CLAIMS: usize = 1000;
+/// Most inbox items per request.
+const INBOX_PAGE: usize = 500;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/prekeys", web::post().to(upload_prekeys))
+        .route("/v1/prekeys/claim", web::post().to(claim_prekeys))
+        .route("/v1/topic-keys", web::post().to(upload_topic_keys))
+        .route("/v1/topic-keys/claim", web::post().to(claim_topic_keys))
+        .route("/v1/keys/status", web::get().to(key_status))
+        .route("/v1/inbox", web::get().to(inbox))
+        .route("/v1/inbox/ack", web::post().to(inbox_ack));
+}
+
+async fn upload_prekeys(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: UploadPreKeysRequest = cbor_body(&req, &body)?;
+    if r.prekeys.is_empty() || r.prekeys.len() > MAX_PREKEYS_PER_UPLOAD {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("upload 1 to {MAX_PREKEYS_PER_UPLOAD} pre keys"),
+        ));
+    }
+    let dk = DevicePublicKey::from_slice(&caller.device)
+        .map_err(|e| ApiError::internal("device key", e))?;
+    let mut keys = Vec::with_capacity(r.prekeys.len());
+    for signed in r.prekeys {
+        let prekey = Signed::<PreKey>::from_signed_bytes(signed.clone())?.verify(&dk)?;
+        if prekey.user != caller.user {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "a pre key names another user",
+            ));
+        }
+        keys.push((prekey.key_id()?, signed));
+    }
+    let count = state.store.add_prekeys(&caller.user, caller.device, keys)?;
+    state.store.sync().await?;
+    Ok(cbor_response(&CountResponse {
+        version: VERSION,
+        count,
+    }))
+}
+
+async fn claim_prekeys(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let _: Empty = cbor_body(&req, &body)?;
+    let mut prekeys = Vec::new();
+    for device in state.store.devices(&caller.user)? {
+        if device.device_key == caller.device {
+            continue;
+        }
+        if let Some((_, prekey)) = state.store.claim_prekey(&caller.user, device.device_key)? {
+            prekeys.push(ClaimedPreKeyBody {
+                device_cert: device.cert,
+                prekey,
+            });
+        }
+    }
+    state.store.sync().await?;
+    Ok(cbor_response(&ClaimPreKeysResponse {
+        version: VERSION,
+        prekeys,
+    }))
+}
+
+async fn upload_topic_keys(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: UploadTopicKeysRequest = cbor_body(&req, &body)?;
+    if r.uploads.is_empty() || r.uploads.len() > 200 {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            "upload 1 to 200 topic keys",
+        ));
+    }
+    let ik = identity_key(&state, &caller.user)?;
+    let mut certs = Vec::with_capacity(r.uploads.len());
+    let mut deliveries = Vec::new();
+    for bytes in &r.uploads {
+        let upload = TopicKeyUpload::from_wire(bytes, &ik, &caller.user)
+            .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string()))?;
+        let tk = upload.cert.topic_key()?;
+        certs.push((tk.key_id(), upload.cert.signed_bytes().clone()));
+        for d in &upload.deliveries {
+            // Route by pre key: it must belong to another active device of the same user.
+            let (owner, device) = state.store.prekey_owner(d.prekey_id)?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("unknown pre key {}", d.prekey_id),
+                )
+            })?;
+            if owner != caller.user
+                || device == caller.device
+                || !state.store.device_active(&owner, device)?
+            {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "a delivery is addressed to a pre key of no other device of yours",
+                ));
+            }
+            let item = TopicKeyDeliveryItem {
+                topic_key_cert: upload.cert.signed_bytes().clone(),
+                delivery: ByteBuf::from(d.to_wire()),
+            };
+            deliveries.push((device, rendezvous_protocol::api::Body::to_cbor(&item)));
+        }
+    }
+    let count = state.store.add_topic_keys(&caller.user, certs)?;
+    for (device, item) in deliveries {
+        state
+            .store
+            .inbox_push(&caller.user, device, INBOX_TOPIC_KEY, &item)?;
+    }
+    state.store.sync().await?;
+    Ok(cbor_response(&CountResponse {
+        version: VERSION,
+        count,
+    }))
+}
+
+/// `POST /v1/topic-keys/claim` (`client-api.md` §4): local users from the store, remote users
+/// through federation (`federation-api.md` §5), grouped by server. A remote server that cannot
+/// be reached fails the whole request with `503 unavailable`; it is checked before any local
+/// key is claimed, but keys already claimed on other remote servers are used up.
+async fn claim_topic_keys(
+    req: HttpRequest,
+    body: web::Bytes,
+    _caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: ClaimTopicKeysRequest = cbor_body(&req, &body)?;
+    if r.users.is_empty() || r.users.len() > MAX_CLAIMS {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("claim for 1 to {MAX_CLAIMS} users"),
+        ));
+    }
+    let mut local = Vec::new();
+    let mut remote: BTreeMap<ServerName, Vec<UserId>> = BTreeMap::new();
+    for user in r.users {
+        let server = user.server();
+        if server == state.server_name {
+            local.push(user);
+        } else {
+            remote.entry(server).or_default().push(user);
+        }
+    }
+    let mut keys = Vec::new();
+    if !remote.is_empty() {
+        let federation = federation_of(&state)?;
+        let claims = remote.iter().flat_map(|(server, users)| {
+            users
+                .chunks(MAX_FEDERATION_CLAIMS)
+                .map(move |chunk| federation.claim_topic_keys(server, chunk))
+        });
+        for answer in futures_util::future::join_all(claims).await {
+            keys.extend(answer?);
+        }
+    }
+    keys.extend(claim_local_topic_keys(&state, local)?);
+    state.store.sync().await?;
+    Ok(cbor_response(&ClaimTopicKeysResponse {
+        version: VERSION,
+        keys,
+    }))
+}
+
+/// The federation query client, or `invalid` when federation is off.
+pub(crate) fn federation_of(state: &AppState) -> ApiResult<&FederationClient> {
+    state
+        .federation
+        .as_deref()
+        .ok_or_else(|| ApiError::new(ErrorCode::Invalid, "federation is not enabled"))
+}
+
+/// Claims one topic key for each of `users` (all of this server) from the store: a user who is
+/// unknown, disabled or has none left is skipped. The caller makes the claims durable
+/// (`store.sync()`) before answering.
+pub(crate) fn claim_local_topic_keys(
+    state: &AppState,
+    users: impl IntoIterator<Item = UserId>,
+) -> ApiResult<Vec<ClaimedTopicKey>> {
+    let mut keys = Vec::new();
+    for user in users {
+        let Some(record) = state.store.user(&user)? else {
+            continue;
+        };
+        if record.disabled {
+            continue;
+        }
+        if let Some(cert) = state.store.claim_topic_key(&user)? {
+            keys.push(ClaimedTopicKey {
+                user,
+                registration: record.registration,
+                topic_key_cert: cert,
+            });
+        }
+    }
+    Ok(keys)
+}
+
+async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let prekeys_left = state.store.prekey_count(&caller.user, caller.device)?;
+    let topic_keys_left = state.store.topic_key_count(&caller.user)?;
+    Ok(cbor_response(&KeyStatusResponse {
+        version: VERSION,
+        prekeys_left,
+        topic_keys_left,
+        refill: prekeys_left < LOW_WATER || topic_keys_left < LOW_WATER,
+    }))
+}
+
+#[derive(Deserialize)]
+struct AfterQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+async fn inbox(
+    query: web::Query<AfterQuery>,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let items = state
+        .store
+        .inbox(&caller.user, caller.device, query.after, INBOX_PAGE)?
+        .into_iter()
+        .map(|(seq, kind, body)| InboxItem {
+            seq,
+            kind,
+            body: ByteBuf::from(body),
+        })
+        .collect();
+    Ok(cbor_response(&InboxResponse {
+        version: VERSION,
+        items,
+    }))
+}
+
+async fn inbox_ack(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: AckRequest = cbor_body(&req, &body)?;
+    state
+        .store
+        .inbox_ack(&caller.user, caller.device, r.up_to)?;
+    state.store.sync().await?;
+    Ok(cbor_response(&Empty::default()))
+}

@@ -1,0 +1,332 @@
+//! Homeserver configuration (`config/rendezvous.example.toml` documents every option).
+//!
+//! Every option has an embedded default, so `rendezvous serve` runs with no file at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use rendezvous_protocol::ids::ServerName;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid configuration {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This homeserver's name (the part after `:` in user and topic ids).
+    pub server_name: String,
+    /// Where the database, keys and certificates live.
+    pub data_dir: PathBuf,
+    /// The client API listener.
+    pub client_api: ClientApi,
+    /// The admin listener (loopback only).
+    pub admin: Admin,
+    /// Limits.
+    pub limits: Limits,
+    /// Push notifications.
+    pub push: Push,
+    /// Federation with other homeservers.
+    pub federation: Federation,
+}
+
+/// Federation settings (`federation-api.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Federation {
+    /// Whether this server federates at all.
+    pub enabled: bool,
+    /// The mutual-TLS federation listener.
+    pub listen: SocketAddr,
+    /// PEM certificate chain for the server name, presented to peers as server and as client;
+    /// defaults to the client API's certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM roots that peers' certificates must chain to; the system roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// Only these peers, when non-empty.
+    pub allow: Vec<String>,
+    /// Never these peers.
+    pub deny: Vec<String>,
+    /// DNS servers (`ip:port`) for discovery; the system's when empty.
+    pub nameservers: Vec<SocketAddr>,
+    /// Static `server name -> host:port` overrides, skipping DNS.
+    pub overrides: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Federation {
+    fn default() -> Self {
+        Federation {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8448)),
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            nameservers: Vec::new(),
+            overrides: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// Client API listener settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientApi {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// PEM certificate chain; when unset a self-signed certificate is generated in `data_dir`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Admin listener settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// Address to listen on; must be a loopback address.
+    pub listen: SocketAddr,
+}
+
+/// Limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Lifetime of a login token, seconds.
+    pub token_lifetime_secs: u64,
+    /// Lifetime of a registration pin, seconds.
+    pub pin_lifetime_secs: u64,
+    /// Most entries returned by one entries request.
+    pub max_entries_per_request: usize,
+    /// Worker threads for the HTTP server (0: one per core).
+    pub workers: usize,
+}
+
+/// Push settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Push {
+    /// Allow plain-HTTP wake-up endpoints on loopback addresses (development and tests).
+    pub allow_loopback_http: bool,
+    /// How long to keep retrying a wake-up POST, seconds.
+    pub retry_for_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server_name: "localhost".into(),
+            data_dir: PathBuf::from("./rendezvous-data"),
+            client_api: ClientApi::default(),
+            admin: Admin::default(),
+            limits: Limits::default(),
+            push: Push::default(),
+            federation: Federation::default(),
+        }
+    }
+}
+
+impl Default for ClientApi {
+    fn default() -> Self {
+        ClientApi {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            token_lifetime_secs: 30 * 24 * 3600,
+            pin_lifetime_secs: 7 * 24 * 3600,
+            max_entries_per_request: 500,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for Push {
+    fn default() -> Self {
+        Push {
+            allow_loopback_http: false,
+            retry_for_secs: 3600,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; options it does not set keep their defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text and checks the values.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks the values.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.server_name()?;
+        if !self.admin.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "admin.listen must be a loopback address, not {}",
+                self.admin.listen
+            )));
+        }
+        if self.client_api.tls_cert.is_some() != self.client_api.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "client_api.tls_cert and client_api.tls_key go together".into(),
+            ));
+        }
+        if self.federation.tls_cert.is_some() != self.federation.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "federation.tls_cert and federation.tls_key go together".into(),
+            ));
+        }
+        for peer in self
+            .federation
+            .allow
+            .iter()
+            .chain(&self.federation.deny)
+            .chain(self.federation.overrides.keys())
+        {
+            peer.parse::<ServerName>()
+                .map_err(|e| ConfigError::Invalid(format!("federation peer {peer:?}: {e}")))?;
+        }
+        if self.limits.max_entries_per_request == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_entries_per_request must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The server name, parsed.
+    pub fn server_name(&self) -> Result<ServerName, ConfigError> {
+        self.server_name
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("server_name: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server_name, "localhost");
+        let c = Config::parse(
+            "server_name = \"a.example\"\n[client_api]\nlisten = \"127.0.0.2:9000\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.client_api.listen.port(), 9000);
+        assert_eq!(c.admin.listen.port(), 8444);
+    }
+
+    #[test]
+    fn bad_values_refused() {
+        assert!(Config::parse("server_name = \"A B\"").is_err());
+        assert!(Config::parse("[admin]\nlisten = \"0.0.0.0:1\"").is_err());
+        assert!(Config::parse("unknown = 1").is_err());
+        assert!(Config::parse("[client_api]\ntls_cert = \"x.pem\"").is_err());
+    }
+
+    /// The docker compose set-up's configurations load and pass `check`, federate with a CA
+    /// file through the compose DNS server, and each server's SRV record in the compose zone
+    /// gives its federation port.
+    #[test]
+    fn the_compose_files_parse_and_match_the_zone() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/compose");
+        let zone = std::fs::read_to_string(dir.join("example.zone")).unwrap();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let c = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            c.check().unwrap();
+            let f = &c.federation;
+            assert!(f.enabled && f.ca_file.is_some() && f.tls_cert.is_some());
+            assert!(!f.nameservers.is_empty() && !f.allow.is_empty());
+            assert!(
+                !f.listen.ip().is_loopback(),
+                "peers must reach {}",
+                f.listen
+            );
+            // `_rendezvous._tcp.a  IN SRV  10 0 8448 target.`, relative to `example.`.
+            let label = c.server_name.strip_suffix(".example").unwrap();
+            let srv = zone
+                .lines()
+                .find(|l| l.starts_with(&format!("_rendezvous._tcp.{label} ")))
+                .unwrap_or_else(|| panic!("no SRV record for {}", c.server_name));
+            let fields: Vec<&str> = srv.split_whitespace().collect();
+            assert_eq!(fields[1..3], ["IN", "SRV"], "{srv}");
+            assert_eq!(fields[5], f.listen.port().to_string(), "{srv}");
+            names.push(c.server_name.clone());
+        }
+        names.sort();
+        assert_eq!(names, ["a.example", "b.example"]);
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../config/rendezvous.example.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.server_name, "localhost");
+    }
+}

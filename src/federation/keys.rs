@@ -1,0 +1,292 @@
+//! Server key documents on the homeserver (`federation-api.md` §2): our own, served at
+//! `GET /_rdv/federation/v1/server-keys`, and our peers', fetched over mutual TLS and cached.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::LocalBoxFuture;
+
+use super::client::{FederationClient, QueryError};
+
+use crate::store::{Store, StoreError};
+use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::federation::{ServerKeyEntry, ServerKeys};
+use rendezvous_protocol::ids::ServerName;
+use rendezvous_protocol::wire::{Signed, Verified, decode, encode};
+
+/// How long ahead of now our current key is announced as valid (peers cache at most this).
+pub const KEY_VALIDITY_SECS: u64 = 7 * 24 * 3600;
+/// Default federation port (`federation-api.md` §1).
+pub const DEFAULT_PORT: u16 = 8448;
+/// Path of the key document.
+pub const SERVER_KEYS_PATH: &str = "/_rdv/federation/v1/server-keys";
+
+/// `meta` key: `u64be` time our current Server Key was first announced.
+const META_VALID_FROM: &str = "federation.key_valid_from";
+/// `meta` key: CBOR list of retired [`ServerKeyEntry`]s, oldest first. Rotation (TODO) moves the
+/// current key here with `valid_until` = the rotation time, and starts a new `valid_from`.
+const META_OLD_KEYS: &str = "federation.old_keys";
+
+/// This server's key document, signed now: the retired keys kept in the store, then the current
+/// key, valid from its first announcement until [`KEY_VALIDITY_SECS`] after `now`.
+pub fn own_server_keys(
+    store: &Store,
+    server: &ServerName,
+    key: &ServerKey,
+    now: u64,
+) -> Result<Verified<ServerKeys>, StoreError> {
+    let valid_from = match store.meta(META_VALID_FROM)? {
+        Some(v) => <[u8; 8]>::try_from(v.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt { table: "meta" })?,
+        None => {
+            store.set_meta(META_VALID_FROM, &now.to_be_bytes())?;
+            now
+        }
+    };
+    let old: Vec<ServerKeyEntry> = match store.meta(META_OLD_KEYS)? {
+        Some(v) => decode(&v, v.len()).map_err(|_| StoreError::Corrupt { table: "meta" })?,
+        None => Vec::new(),
+    };
+    Ok(ServerKeys::sign(
+        server.clone(),
+        old,
+        key,
+        valid_from,
+        now.saturating_add(KEY_VALIDITY_SECS),
+    ))
+}
+
+/// Records retired keys (for the rotation to come); kept so old events still verify.
+pub fn set_retired_keys(store: &Store, old: &[ServerKeyEntry]) -> Result<(), StoreError> {
+    store.set_meta(META_OLD_KEYS, &encode(&old))
+}
+
+/// Why a peer's keys could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PeerKeysError {
+    /// The peer could not be reached or answered with an error.
+    #[error("fetching {server}'s keys: {reason}")]
+    Unreachable {
+        /// The peer.
+        server: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The document did not check (`ServerKeys::check`).
+    #[error("{server}'s key document is invalid: {reason}")]
+    Invalid {
+        /// The peer.
+        server: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The source of peers' Server Keys.
+pub trait PeerKeys: Send + Sync {
+    /// `server`'s checked key document, cached or fetched. `refresh` asks for a fresh copy (a
+    /// key may have rotated); implementations may rate-limit it.
+    fn server_keys<'a>(
+        &'a self,
+        server: &'a ServerName,
+        refresh: bool,
+    ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>>;
+}
+
+/// A shared source serves the listener and the topic sink alike.
+impl<T: PeerKeys + ?Sized> PeerKeys for Arc<T> {
+    fn server_keys<'a>(
+        &'a self,
+        server: &'a ServerName,
+        refresh: bool,
+    ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>> {
+        (**self).server_keys(server, refresh)
+    }
+}
+
+/// Finds the socket addresses of a server name (discovery, `federation-api.md` §7).
+pub type PeerResolver = Arc<
+    dyn Fn(ServerName) -> LocalBoxFuture<'static, Result<Vec<SocketAddr>, String>> + Send + Sync,
+>;
+
+/// A resolver from static overrides (`[federation.overrides]`, name → `host:port`), falling back
+/// to the system's resolver for the host on the name's port or 8448.
+/// TODO(discovery): SRV records and configured nameservers.
+pub fn static_resolver(overrides: BTreeMap<String, String>) -> PeerResolver {
+    let overrides = Arc::new(overrides);
+    Arc::new(move |server: ServerName| {
+        let target = overrides.get(server.as_str()).cloned().unwrap_or_else(|| {
+            format!(
+                "{}:{}",
+                server.host(),
+                server.port().unwrap_or(DEFAULT_PORT)
+            )
+        });
+        Box::pin(async move {
+            tokio::net::lookup_host(target.as_str())
+                .await
+                .map(|addrs| addrs.collect())
+                .map_err(|e| format!("resolving {target}: {e}"))
+        })
+    })
+}
+
+/// A resolver backed by DNS discovery (`federation-api.md` §7), addresses in discovery's order.
+pub fn discovery_resolver(discovery: Arc<crate::federation::discovery::Discovery>) -> PeerResolver {
+    Arc::new(move |server: ServerName| {
+        let discovery = discovery.clone();
+        Box::pin(async move {
+            discovery
+                .resolve(&server)
+                .await
+                .map(|endpoints| endpoints.into_iter().map(|e| e.addr).collect())
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+struct Cached {
+    keys: Arc<ServerKeys>,
+    fetched: u64,
+    expires: u64,
+}
+
+/// Least time between two forced refreshes of one peer's keys, seconds.
+const MIN_REFRESH_SECS: u64 = 60;
+/// Largest key document accepted.
+const MAX_DOCUMENT_LEN: usize = 64 * 1024;
+
+/// [`PeerKeys`] over HTTPS: `GET https://<peer>/_rdv/federation/v1/server-keys` with our client
+/// certificate, the peer's certificate checked for its name; cached until the newest key's
+/// `valid_until` (at most [`KEY_VALIDITY_SECS`]).
+pub struct HttpPeerKeys {
+    client: FederationClient,
+    now: Arc<dyn Fn() -> u64 + Send + Sync>,
+    cache: Mutex<HashMap<ServerName, Cached>>,
+}
+
+impl std::fmt::Debug for HttpPeerKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpPeerKeys").finish_non_exhaustive()
+    }
+}
+
+impl HttpPeerKeys {
+    /// Fetches with `tls` (our client certificate, the federation roots), finding peers with
+    /// `resolve`.
+    pub fn new(tls: Arc<rustls::ClientConfig>, resolve: PeerResolver) -> Self {
+        HttpPeerKeys {
+            client: FederationClient::new(tls, resolve),
+            now: Arc::new(crate::state::now),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Fetches only from servers `policy` admits.
+    pub fn with_policy(mut self, policy: crate::federation::peer::PeerPolicy) -> Self {
+        self.client = self.client.with_policy(policy);
+        self
+    }
+
+    fn cached(&self, server: &ServerName) -> Option<(Arc<ServerKeys>, u64, u64)> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(server)
+            .map(|c| (c.keys.clone(), c.fetched, c.expires))
+    }
+
+    async fn fetch(&self, server: &ServerName) -> Result<Arc<ServerKeys>, PeerKeysError> {
+        // federation-api.md §2: `server-keys` needs no origin, only a certificate that chains.
+        let body = self
+            .client
+            .get(server, SERVER_KEYS_PATH, MAX_DOCUMENT_LEN)
+            .await
+            .map_err(|e| match e {
+                QueryError::Invalid { server, reason } => PeerKeysError::Invalid { server, reason },
+                e => PeerKeysError::Unreachable {
+                    server: server.to_string(),
+                    reason: e.to_string(),
+                },
+            })?;
+        let invalid = |reason: String| PeerKeysError::Invalid {
+            server: server.to_string(),
+            reason,
+        };
+        let signed = Signed::<ServerKeys>::from_wire(&body).map_err(|e| invalid(e.to_string()))?;
+        // federation-api.md §2: names the server asked, signed by its newest key; the TLS
+        // connection authenticated that name.
+        let doc = ServerKeys::check(signed, server).map_err(|e| invalid(e.to_string()))?;
+        let keys = Arc::new(doc.value().clone());
+        let now = (self.now)();
+        let newest_until = keys.keys.last().map_or(now, |k| k.valid_until);
+        let expires = newest_until.min(now.saturating_add(KEY_VALIDITY_SECS));
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(
+            server.clone(),
+            Cached {
+                keys: keys.clone(),
+                fetched: now,
+                expires,
+            },
+        );
+        Ok(keys)
+    }
+}
+
+impl PeerKeys for HttpPeerKeys {
+    fn server_keys<'a>(
+        &'a self,
+        server: &'a ServerName,
+        refresh: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<ServerKeys>, PeerKeysError>> + 'a>> {
+        Box::pin(async move {
+            let now = (self.now)();
+            if let Some((keys, fetched, expires)) = self.cached(server) {
+                let fresh = now < expires;
+                let recent = now < fetched.saturating_add(MIN_REFRESH_SECS);
+                if (fresh && !refresh) || (refresh && recent) {
+                    return Ok(keys);
+                }
+            }
+            self.fetch(server).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_document_keeps_its_start_and_checks() {
+        let store = Store::temporary().unwrap();
+        let name: ServerName = "a.example".parse().unwrap();
+        let key = ServerKey::generate();
+        let first = own_server_keys(&store, &name, &key, 1000).unwrap();
+        let later = own_server_keys(&store, &name, &key, 5000).unwrap();
+        let back = ServerKeys::check(Signed::from_wire(&later.to_wire()).unwrap(), &name).unwrap();
+        assert_eq!(first.keys[0].valid_from, 1000);
+        assert_eq!(back.keys.len(), 1);
+        assert_eq!(back.keys[0].valid_from, 1000);
+        assert_eq!(back.keys[0].valid_until, 5000 + KEY_VALIDITY_SECS);
+        assert_eq!(back.valid_at(2000), vec![key.public().clone()]);
+        // Retired keys stay in the document, before the current one.
+        let old = ServerKey::generate();
+        set_retired_keys(
+            &store,
+            &[ServerKeyEntry {
+                key: old.public().clone(),
+                valid_from: 10,
+                valid_until: 1000,
+            }],
+        )
+        .unwrap();
+        let doc = own_server_keys(&store, &name, &key, 6000).unwrap();
+        assert_eq!(doc.valid_at(500), vec![old.public().clone()]);
+        assert_eq!(doc.keys.last().unwrap().key, *key.public());
+    }
+}

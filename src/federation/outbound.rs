@@ -1,0 +1,608 @@
+//! Outbound queues and retries (`federation-api.md` §4, §8).
+//!
+//! Every event for another server is first written to that destination's persistent queue
+//! ([`Outbound::enqueue`], durable when it returns). One sender task per destination batches up
+//! to [`MAX_EVENTS`] queued events (and at most [`MAX_TRANSACTION_LEN`] bytes) into a [`Transaction`] whose random id is stored *before* the
+//! first send, and sends it through a [`Transport`]:
+//!
+//! - an answer settles each event by its result: `2xx` applied (removed), `4xx` refused for good
+//!   (removed, code logged), `5xx` try again later (kept for a later transaction, and the next
+//!   one waits a backoff step);
+//! - no answer (connection, TLS, timeout, non-200 status, undecodable body) retries the *same*
+//!   transaction (same id, same events) after a capped exponential backoff with full jitter,
+//!   `random(0, min(1 h, 2 s · 2^attempts))`, so the receiver can deduplicate it.
+//!
+//! Queue, in-flight transaction and backoff live in the store, so a restart loses nothing and
+//! retries the same transaction id. [`Outbound::peer_heard_from`] (called by the inbound
+//! listener) clears a peer's backoff and wakes its sender at once.
+
+#[cfg(test)]
+mod tests;
+mod transport;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use tokio::sync::Notify;
+
+pub use transport::{
+    AwcTransport, DEFAULT_PORT, MAX_RESPONSE_LEN, Resolve, ResolveFuture, SEND_TIMEOUT, Transport,
+    TransportError, client_tls, discovery_resolver, load_client_tls, static_resolver,
+};
+
+use crate::store::{OutboundBackoff, OutboundInFlight, Store, StoreError};
+use rendezvous_protocol::federation::event::MAX_EVENT_LEN;
+use rendezvous_protocol::federation::transaction::{MAX_EVENTS, MAX_TRANSACTION_LEN};
+use rendezvous_protocol::federation::{Event, EventId, Transaction, TransactionResponse};
+use rendezvous_protocol::ids::ServerName;
+use rendezvous_protocol::wire::SignedBytes;
+
+/// The first retry waits up to this long (`federation-api.md` §8).
+pub const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// No retry waits longer than this (`federation-api.md` §8).
+pub const BACKOFF_CAP: Duration = Duration::from_secs(3600);
+
+/// The longest a retry may wait after `attempts` earlier consecutive failures:
+/// `min(BACKOFF_CAP, BACKOFF_BASE · 2^attempts)`.
+pub fn backoff_ceiling(attempts: u32) -> Duration {
+    // 2 s · 2^11 already exceeds the cap; a smaller exponent keeps the product in range.
+    let factor = 1u32 << attempts.min(12);
+    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_CAP)
+}
+
+/// Why the outbound service could not do its part.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// The queue could not be read or written (details are for the log).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Events for this server itself are never queued.
+    #[error("{0} is this server")]
+    ToSelf(String),
+    /// The event is larger than any peer accepts.
+    #[error("event of {len} bytes, over the limit of {max}")]
+    TooLarge {
+        /// Its encoded length.
+        len: usize,
+        /// [`MAX_EVENT_LEN`].
+        max: usize,
+    },
+}
+
+/// Time, injectable for tests: wall-clock milliseconds (backoff deadlines are stored and
+/// survive restarts) and sleeping.
+pub trait Clock: Send + Sync {
+    /// Now, Unix milliseconds.
+    fn now_ms(&self) -> u64;
+    /// Completes after `duration`.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// The system clock and tokio's timers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Full jitter: a uniformly random number of milliseconds in `0..=upper`. Injectable for tests.
+pub type Jitter = Arc<dyn Fn(u64) -> u64 + Send + Sync>;
+
+/// [`Jitter`] from the operating system's random number generator.
+pub fn random_jitter() -> Jitter {
+    Arc::new(|upper: u64| match upper.checked_add(1) {
+        // The modulo bias is below 2^-40 for delays under an hour in milliseconds.
+        Some(n) => getrandom::u64().map_or(upper, |r| r % n),
+        None => upper,
+    })
+}
+
+/// What one [`Outbound::attempt`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The queue is empty: nothing was sent.
+    Idle,
+    /// The transaction in flight named events no longer queued; it was dropped without being
+    /// sent, and the next attempt starts a new one.
+    Discarded {
+        /// Its id.
+        txn_id: String,
+    },
+    /// The peer answered: every event of the transaction was settled.
+    Answered {
+        /// The transaction id.
+        txn_id: String,
+        /// Sequence numbers of events applied (`2xx`), removed from the queue.
+        delivered: Vec<u64>,
+        /// Sequence numbers of events refused for good (`4xx`), removed from the queue.
+        dropped: Vec<u64>,
+        /// Sequence numbers of events to try again (`5xx`), still queued.
+        kept: Vec<u64>,
+    },
+    /// The peer refused the whole transaction as malformed: nothing was applied, the
+    /// transaction is dropped and its events are sent one per transaction from now on.
+    Split {
+        /// The dropped transaction's id.
+        txn_id: String,
+    },
+    /// No usable answer: the same transaction will be retried after a backoff.
+    Failed {
+        /// The transaction id.
+        txn_id: String,
+        /// Why.
+        error: TransportError,
+    },
+}
+
+/// The outbound federation service: queues, one sender per destination, backoff.
+///
+/// `Send + Sync`: handlers anywhere call [`Outbound::enqueue`] and [`Outbound::peer_heard_from`]
+/// through an `Arc`; the senders themselves run as local tasks of [`Outbound::run`].
+pub struct Outbound {
+    store: Store,
+    origin: ServerName,
+    clock: Arc<dyn Clock>,
+    jitter: Jitter,
+    /// Wake-ups of the destinations that have (or had) work since start.
+    peers: Mutex<HashMap<ServerName, Arc<Notify>>>,
+    /// Wakes [`Outbound::run`] when a destination appears in `peers`.
+    new_peer: Notify,
+    /// Told of each event a peer refused for good: `(event id, status, code)`.
+    on_refused: Mutex<Option<RefusalHook>>,
+    /// Destinations that refused a whole transaction as malformed: sent one event per
+    /// transaction until one is answered, to find the event they cannot take.
+    singles: Mutex<HashSet<ServerName>>,
+}
+
+/// Whole-transaction statuses that no retry of the same bytes can change (`federation-api.md`
+/// §8): the body is malformed, too large or of the wrong type for the peer.
+fn refused_for_good(error: &TransportError) -> Option<u16> {
+    match error {
+        TransportError::Status { status, .. } if matches!(status, 400 | 413 | 415) => Some(*status),
+        _ => None,
+    }
+}
+
+/// Called with each event a peer refused for good: `(event id, status, code)`.
+pub type RefusalHook = Arc<dyn Fn(&EventId, u16, &str) + Send + Sync>;
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    /// The service of server `origin`, on the system clock with random jitter.
+    pub fn new(store: Store, origin: ServerName) -> Outbound {
+        Outbound::with_clock(store, origin, Arc::new(SystemClock), random_jitter())
+    }
+
+    /// The service with an explicit clock and jitter (tests).
+    pub fn with_clock(
+        store: Store,
+        origin: ServerName,
+        clock: Arc<dyn Clock>,
+        jitter: Jitter,
+    ) -> Outbound {
+        Outbound {
+            store,
+            origin,
+            clock,
+            jitter,
+            peers: Mutex::new(HashMap::new()),
+            new_peer: Notify::new(),
+            on_refused: Mutex::new(None),
+            singles: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn singles(&self) -> std::sync::MutexGuard<'_, HashSet<ServerName>> {
+        self.singles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets what is told of events that peers refuse for good (e.g. the devices waiting for a
+    /// submitted post, `federation-api.md` §9.3).
+    pub fn on_refused(&self, hook: RefusalHook) {
+        *self.on_refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    /// Queues a signed event for `destination`; returns its sequence number once it is durable,
+    /// and wakes the destination's sender.
+    pub async fn enqueue(
+        &self,
+        destination: &ServerName,
+        event: &SignedBytes,
+    ) -> Result<u64, OutboundError> {
+        let seq = self.enqueue_unsynced(destination, event)?;
+        self.store.sync().await?;
+        Ok(seq)
+    }
+
+    /// Queues a signed event for `destination` without waiting for durability (the caller
+    /// flushes the store before acknowledging anything that depends on it), and wakes the
+    /// destination's sender. Events are sent in the order they are queued.
+    pub fn enqueue_unsynced(
+        &self,
+        destination: &ServerName,
+        event: &SignedBytes,
+    ) -> Result<u64, OutboundError> {
+        if *destination == self.origin {
+            return Err(OutboundError::ToSelf(destination.to_string()));
+        }
+        // `federation-api.md` §3.3 check 1: a larger event would be refused by every peer.
+        if event.0.len() > MAX_EVENT_LEN {
+            return Err(OutboundError::TooLarge {
+                len: event.0.len(),
+                max: MAX_EVENT_LEN,
+            });
+        }
+        let seq = self.store.outbound_enqueue(destination, event)?;
+        self.wake(destination);
+        Ok(seq)
+    }
+
+    /// Called when `peer` has been heard from (an authenticated inbound transaction): it is up,
+    /// so its backoff is cleared and its sender tries at once.
+    pub fn peer_heard_from(&self, peer: &ServerName) {
+        match self.store.outbound_backoff(peer) {
+            Ok(b) if b == OutboundBackoff::default() => return,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%peer, %e, "reading the outbound backoff failed"),
+        }
+        if let Err(e) = self
+            .store
+            .outbound_set_backoff(peer, OutboundBackoff::default())
+        {
+            tracing::warn!(%peer, %e, "clearing the outbound backoff failed");
+        }
+        if let Some(wake) = self.lock_peers().get(peer) {
+            wake.notify_one();
+        }
+    }
+
+    /// The backoff state of `destination`.
+    pub fn backoff(&self, destination: &ServerName) -> Result<OutboundBackoff, OutboundError> {
+        Ok(self.store.outbound_backoff(destination)?)
+    }
+
+    /// Number of events queued for `destination`.
+    pub fn pending(&self, destination: &ServerName) -> Result<usize, OutboundError> {
+        Ok(self.store.outbound_len(destination)?)
+    }
+
+    fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<ServerName, Arc<Notify>>> {
+        // The map only holds wake-ups; a panic elsewhere cannot leave it inconsistent.
+        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes `destination`'s sender, asking [`Outbound::run`] to start one if needed.
+    fn wake(&self, destination: &ServerName) {
+        let mut peers = self.lock_peers();
+        match peers.get(destination) {
+            Some(wake) => wake.notify_one(),
+            None => {
+                let wake = Arc::new(Notify::new());
+                wake.notify_one();
+                peers.insert(destination.clone(), wake);
+                self.new_peer.notify_one();
+            }
+        }
+    }
+
+    fn waker(&self, destination: &ServerName) -> Arc<Notify> {
+        self.lock_peers()
+            .entry(destination.clone())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    /// Runs the senders: one local task per destination with queued events (those in the store
+    /// at start, and every destination enqueued to later). Never returns; abort its task to
+    /// stop it. Must run inside a `LocalSet` (actix's runtime is one).
+    pub async fn run<T: Transport + 'static>(self: Arc<Self>, transport: T) {
+        let transport = Rc::new(transport);
+        let mut running: HashSet<ServerName> = HashSet::new();
+        let mut senders = Vec::new();
+        loop {
+            let mut todo = match self.store.outbound_destinations() {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(%e, "listing outbound destinations failed");
+                    Vec::new()
+                }
+            };
+            todo.extend(self.lock_peers().keys().cloned());
+            for destination in todo {
+                if running.insert(destination.clone()) {
+                    let wake = self.waker(&destination);
+                    senders.push(AbortOnDrop(tokio::task::spawn_local(self.clone().sender(
+                        transport.clone(),
+                        destination,
+                        wake,
+                    ))));
+                }
+            }
+            self.new_peer.notified().await;
+        }
+    }
+
+    /// One destination's sender: waits out the backoff, attempts, and sleeps while idle.
+    async fn sender<T: Transport>(
+        self: Arc<Self>,
+        transport: Rc<T>,
+        destination: ServerName,
+        wake: Arc<Notify>,
+    ) {
+        loop {
+            let next = match self.store.outbound_backoff(&destination) {
+                Ok(b) => b.next_attempt_ms,
+                Err(e) => {
+                    tracing::warn!(%destination, %e, "reading the outbound backoff failed");
+                    self.clock.sleep(BACKOFF_BASE).await;
+                    continue;
+                }
+            };
+            let now = self.clock.now_ms();
+            if next > now {
+                tokio::select! {
+                    () = self.clock.sleep(Duration::from_millis(next - now)) => {}
+                    () = wake.notified() => {}
+                }
+                continue;
+            }
+            match self.attempt(&*transport, &destination).await {
+                Ok(Attempt::Idle) => wake.notified().await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%destination, %e, "outbound attempt failed");
+                    self.clock.sleep(BACKOFF_BASE).await;
+                }
+            }
+        }
+    }
+
+    /// Makes one delivery attempt to `destination`, regardless of its backoff: sends the
+    /// transaction in flight, or starts one from the head of the queue, and settles the outcome
+    /// (queue, in-flight transaction, backoff). Only one attempt per destination may run at a
+    /// time; [`Outbound::run`] guarantees that.
+    pub async fn attempt<T: Transport>(
+        &self,
+        transport: &T,
+        destination: &ServerName,
+    ) -> Result<Attempt, OutboundError> {
+        let in_flight = match self.store.outbound_in_flight(destination)? {
+            Some(t) => t,
+            None => {
+                let most = match self.singles().contains(destination) {
+                    true => 1,
+                    false => MAX_EVENTS,
+                };
+                let batch = fit(self.store.outbound_peek_batch(destination, most)?);
+                if batch.is_empty() {
+                    self.singles().remove(destination);
+                    return Ok(Attempt::Idle);
+                }
+                let txn = OutboundInFlight {
+                    txn_id: new_txn_id(),
+                    seqs: batch.iter().map(|(seq, _)| *seq).collect(),
+                };
+                // The id is durable before the first send, so a retry after a restart reuses
+                // it and the receiver deduplicates (`federation-api.md` §4).
+                self.store.outbound_begin(destination, &txn)?;
+                self.store.sync().await?;
+                txn
+            }
+        };
+        let events = self.store.outbound_events(destination, &in_flight.seqs)?;
+        if events.len() != in_flight.seqs.len() {
+            // Only `outbound_ack` by someone else can get here; resending the same id with
+            // other events would be answered with the stored results of the first ones.
+            tracing::warn!(%destination, txn_id = %in_flight.txn_id, "in-flight events vanished");
+            self.store.outbound_finish(destination, &[])?;
+            return Ok(Attempt::Discarded {
+                txn_id: in_flight.txn_id,
+            });
+        }
+        let txn = Transaction::new(
+            in_flight.txn_id.clone(),
+            self.origin.clone(),
+            destination.clone(),
+            events.iter().map(|(_, e)| e.clone()).collect(),
+        );
+        let answer = transport
+            .send(destination, &txn)
+            .await
+            .and_then(|r| settle(destination, &events, &r));
+        match answer {
+            Err(error) if refused_for_good(&error).is_some() && in_flight.seqs.len() > 1 => {
+                // The peer applied nothing (a whole refusal changes nothing, §4): the events go
+                // one per transaction, with new ids, to find the one it cannot take.
+                tracing::warn!(%destination, txn_id = %in_flight.txn_id, %error, "transaction refused as a whole; sending its events one by one");
+                self.store.outbound_finish(destination, &[])?;
+                self.singles().insert(destination.clone());
+                Ok(Attempt::Split {
+                    txn_id: in_flight.txn_id,
+                })
+            }
+            Err(error) if refused_for_good(&error).is_some() => {
+                let status = refused_for_good(&error).unwrap_or(400);
+                tracing::error!(%destination, txn_id = %in_flight.txn_id, %error, "peer refuses this event in any transaction; dropped");
+                let hook = self
+                    .on_refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(hook) = hook {
+                    for (_, event) in &events {
+                        hook(&Event::id(event), status, "malformed");
+                    }
+                }
+                self.store.outbound_finish(destination, &in_flight.seqs)?;
+                // Found it: batches again.
+                self.singles().remove(destination);
+                Ok(Attempt::Answered {
+                    txn_id: in_flight.txn_id,
+                    delivered: Vec::new(),
+                    dropped: in_flight.seqs,
+                    kept: Vec::new(),
+                })
+            }
+            Ok(settled) => {
+                let hook = self
+                    .on_refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                for (seq, code, status) in &settled.refused {
+                    tracing::warn!(%destination, seq, status, %code, "peer refused an event; dropped");
+                    if let (Some(hook), Some((_, event))) =
+                        (&hook, events.iter().find(|(s, _)| s == seq))
+                    {
+                        hook(&Event::id(event), *status, code);
+                    }
+                }
+                let mut done = settled.delivered.clone();
+                done.extend(settled.refused.iter().map(|(seq, _, _)| *seq));
+                self.store.outbound_finish(destination, &done)?;
+                if settled.kept.is_empty() {
+                    self.store
+                        .outbound_set_backoff(destination, OutboundBackoff::default())?;
+                } else {
+                    // The peer asked to try these later: do not hammer it.
+                    self.back_off(destination)?;
+                }
+                Ok(Attempt::Answered {
+                    txn_id: in_flight.txn_id,
+                    delivered: settled.delivered,
+                    dropped: settled.refused.into_iter().map(|(s, _, _)| s).collect(),
+                    kept: settled.kept,
+                })
+            }
+            Err(error) => {
+                tracing::info!(%destination, txn_id = %in_flight.txn_id, %error, "transaction failed; will retry");
+                self.back_off(destination)?;
+                Ok(Attempt::Failed {
+                    txn_id: in_flight.txn_id,
+                    error,
+                })
+            }
+        }
+    }
+
+    /// One more failure: `next = now + random(0, min(cap, base · 2^attempts))`.
+    fn back_off(&self, destination: &ServerName) -> Result<(), OutboundError> {
+        let b = self.store.outbound_backoff(destination)?;
+        let ceiling = u64::try_from(backoff_ceiling(b.attempts).as_millis()).unwrap_or(u64::MAX);
+        let delay = (self.jitter)(ceiling).min(ceiling);
+        self.store.outbound_set_backoff(
+            destination,
+            OutboundBackoff {
+                attempts: b.attempts.saturating_add(1),
+                next_attempt_ms: self.clock.now_ms().saturating_add(delay),
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// The events of an answered transaction, by outcome.
+struct Settled {
+    delivered: Vec<u64>,
+    /// `(seq, code, status)`.
+    refused: Vec<(u64, String, u16)>,
+    kept: Vec<u64>,
+}
+
+/// Matches a response to the transaction's events: one result per event, in order, with the
+/// event's id (`federation-api.md` §4); anything else is no usable answer.
+fn settle(
+    destination: &ServerName,
+    events: &[(u64, SignedBytes)],
+    response: &TransactionResponse,
+) -> Result<Settled, TransportError> {
+    let bad = |reason: String| TransportError::BadResponse {
+        destination: destination.to_string(),
+        reason,
+    };
+    if response.results.len() != events.len() {
+        return Err(bad(format!(
+            "{} results for {} events",
+            response.results.len(),
+            events.len()
+        )));
+    }
+    let mut s = Settled {
+        delivered: Vec::new(),
+        refused: Vec::new(),
+        kept: Vec::new(),
+    };
+    for ((seq, event), result) in events.iter().zip(&response.results) {
+        if Event::id(event).0 != result.id {
+            return Err(bad(format!(
+                "result for event {seq} has another event's id"
+            )));
+        }
+        match result.status {
+            200..=299 => s.delivered.push(*seq),
+            400..=499 => s.refused.push((*seq, result.code.clone(), result.status)),
+            // 5xx, and anything unknown: try again later.
+            _ => s.kept.push(*seq),
+        }
+    }
+    Ok(s)
+}
+
+/// Room for a transaction's own fields (version, id, origin, destination, array headers).
+const TRANSACTION_OVERHEAD: usize = 1024;
+/// Bound on what a signed event adds to a transaction beyond its event bytes (signature, CBOR
+/// headers).
+const SIGNED_EVENT_OVERHEAD: usize = 128;
+
+/// The longest head of `batch` that fits one transaction of at most [`MAX_TRANSACTION_LEN`]
+/// bytes (`federation-api.md` §4); never empty when `batch` is not, since one event of at most
+/// [`MAX_EVENT_LEN`] bytes always fits.
+fn fit(mut batch: Vec<(u64, SignedBytes)>) -> Vec<(u64, SignedBytes)> {
+    let mut total = TRANSACTION_OVERHEAD;
+    let mut n = 0;
+    for (_, e) in &batch {
+        total = total.saturating_add(e.0.len().saturating_add(SIGNED_EVENT_OVERHEAD));
+        if total > MAX_TRANSACTION_LEN && n > 0 {
+            break;
+        }
+        n += 1;
+    }
+    batch.truncate(n);
+    batch
+}
+
+/// A fresh transaction id: 128 random bits, base64url (22 characters of `[A-Za-z0-9_-]`).
+fn new_txn_id() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(rendezvous_protocol::crypto::random_array::<16>())
+}
+
+/// Aborts a sender task when [`Outbound::run`] is dropped or aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,110 @@
+//! Queries answered to other homeservers (`federation-api.md` §5): a user's identity and topic
+//! key claims, for users of this server only. No device data is ever answered.
+//!
+//! A query names no origin in its body, so the requesting server names itself in the
+//! [`ORIGIN_HEADER`]; the connection's client certificate must be valid for that name
+//! (`401 unauthorized`) and the allow and deny lists must let it in (`403 forbidden`), as for a
+//! transaction's `origin` (§1).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::client::{CLAIM_TOPIC_KEYS_PATH, MAX_FEDERATION_CLAIMS, ORIGIN_HEADER, USERS_PATH};
+use super::inbound::{EventSink, Inbound};
+use super::keys::PeerKeys;
+use super::peer::{self, PeerCertificate, PeerPolicy};
+use crate::api::{cbor_body, cbor_response, claim_local_topic_keys, parse};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use rendezvous_protocol::api::{
+    ClaimTopicKeysRequest, ClaimTopicKeysResponse, ErrorCode, IdentityResponse, MAX_BODY,
+};
+use rendezvous_protocol::ids::{ServerName, UserId};
+use rendezvous_protocol::wire::VERSION;
+
+/// Routes of the queries, on the federation listener.
+pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        &format!("{USERS_PATH}/{{user}}/identity"),
+        web::get().to(identity::<K, S>),
+    )
+    .service(
+        web::resource(CLAIM_TOPIC_KEYS_PATH)
+            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .route(web::post().to(claim_topic_keys::<K, S>)),
+    );
+}
+
+/// The server a query comes from: named in [`ORIGIN_HEADER`], the connection's certificate
+/// valid for it, and let in by the allow and deny lists (`federation-api.md` §1, §5).
+pub fn authenticate(req: &HttpRequest, policy: &PeerPolicy) -> ApiResult<ServerName> {
+    let header = req.headers().get(ORIGIN_HEADER).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            format!("a query must name its origin in {ORIGIN_HEADER}"),
+        )
+    })?;
+    let origin: ServerName = header
+        .to_str()
+        .map_err(|e| ApiError::new(ErrorCode::Malformed, format!("{ORIGIN_HEADER}: {e}")))
+        .and_then(|v| parse(ORIGIN_HEADER, v))?;
+    peer::authenticate(req.conn_data::<PeerCertificate>(), &origin, policy)?;
+    Ok(origin)
+}
+
+/// `GET /_rdv/federation/v1/users/{user}/identity` (`federation-api.md` §5): the IK-signed
+/// registration of a user of this server; `404 not_found` for anyone else, disabled users
+/// included.
+async fn identity<K: PeerKeys, S: EventSink>(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    inbound: web::Data<Inbound<K, S>>,
+) -> ApiResult<HttpResponse> {
+    authenticate(&req, inbound.policy())?;
+    let user: UserId = parse("user", &path)?;
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no user {user} here"));
+    if user.server() != state.server_name {
+        return Err(not_found());
+    }
+    let record = state
+        .store
+        .user(&user)?
+        .filter(|r| !r.disabled)
+        .ok_or_else(not_found)?;
+    Ok(cbor_response(&IdentityResponse {
+        version: VERSION,
+        registration: record.registration,
+    }))
+}
+
+/// `POST /_rdv/federation/v1/topic-keys/claim` (`federation-api.md` §5): one topic key per
+/// user of this server, each handed out once; durable before the answer.
+async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    inbound: web::Data<Inbound<K, S>>,
+) -> ApiResult<HttpResponse> {
+    let origin = authenticate(&req, inbound.policy())?;
+    let r: ClaimTopicKeysRequest = cbor_body(&req, &body)?;
+    if r.users.is_empty() || r.users.len() > MAX_FEDERATION_CLAIMS {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("claim for 1 to {MAX_FEDERATION_CLAIMS} users"),
+        ));
+    }
+    // Checked before anything is claimed: the request fails as a whole.
+    if let Some(other) = r.users.iter().find(|u| u.server() != state.server_name) {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("{other} is not a user of {}", state.server_name),
+        ));
+    }
+    let keys = claim_local_topic_keys(&state, r.users)?;
+    state.store.sync().await?;
+    tracing::debug!(%origin, claimed = keys.len(), "topic keys claimed through federation");
+    Ok(cbor_response(&ClaimTopicKeysResponse {
+        version: VERSION,
+        keys,
+    }))
+}

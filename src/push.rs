@@ -1,0 +1,268 @@
+//! Push (`client-api.md` §7): entries go at once to connected devices over their WebSocket;
+//! devices that are not connected and registered a wake-up endpoint get an empty POST.
+//!
+//! No content, no topic id and no sender ever goes to a wake-up endpoint: the POST has an empty
+//! body, and one pending wake-up per device absorbs bursts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::store::Store;
+use crate::topics::Publish;
+use rendezvous_protocol::api::{Body, StreamFrame};
+use rendezvous_protocol::ids::UserId;
+
+/// Frames a connection may fall behind before it is dropped (it then catches up with sync).
+pub const CONNECTION_BACKLOG: usize = 1000;
+
+struct Connection {
+    id: u64,
+    device: [u8; 32],
+    frames: mpsc::Sender<Vec<u8>>,
+}
+
+/// A user's wake-up endpoints: `(device, url)`.
+type Endpoints = std::sync::Arc<Vec<([u8; 32], String)>>;
+
+/// Connected devices by user, and the wake-up queue.
+pub struct PushHub {
+    connections: Mutex<HashMap<UserId, Vec<Connection>>>,
+    next_id: AtomicU64,
+    wake: mpsc::UnboundedSender<String>,
+    pending_wakes: Mutex<HashSet<String>>,
+    connected: AtomicU64,
+    /// Wake-up endpoints by user, `(device, url)`, loaded from the store on first use and
+    /// forgotten whenever a device or endpoint of the user changes.
+    endpoints: Mutex<HashMap<UserId, Endpoints>>,
+}
+
+impl std::fmt::Debug for PushHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushHub")
+            .field("connected", &self.connected.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PushHub {
+    /// A hub and the receiving end of its wake-up queue (for [`run_wakeups`]).
+    pub fn new() -> (PushHub, mpsc::UnboundedReceiver<String>) {
+        let (wake, rx) = mpsc::unbounded_channel();
+        (
+            PushHub {
+                connections: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                wake,
+                pending_wakes: Mutex::new(HashSet::new()),
+                connected: AtomicU64::new(0),
+                endpoints: Mutex::new(HashMap::new()),
+            },
+            rx,
+        )
+    }
+
+    /// Registers a connected device; frames arrive on the returned receiver.
+    pub fn subscribe(&self, user: &UserId, device: [u8; 32]) -> (u64, mpsc::Receiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::channel(CONNECTION_BACKLOG);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.connections)
+            .entry(user.clone())
+            .or_default()
+            .push(Connection {
+                id,
+                device,
+                frames: tx,
+            });
+        self.connected.fetch_add(1, Ordering::Relaxed);
+        (id, rx)
+    }
+
+    /// Forgets a connection.
+    pub fn unsubscribe(&self, user: &UserId, id: u64) {
+        let mut conns = lock(&self.connections);
+        if let Some(list) = conns.get_mut(user) {
+            let before = list.len();
+            list.retain(|c| c.id != id);
+            self.connected
+                .fetch_sub((before - list.len()) as u64, Ordering::Relaxed);
+            if list.is_empty() {
+                conns.remove(user);
+            }
+        }
+    }
+
+    /// Drops every connection of a device (it was revoked).
+    pub fn disconnect_device(&self, user: &UserId, device: &[u8; 32]) {
+        let mut conns = lock(&self.connections);
+        if let Some(list) = conns.get_mut(user) {
+            let before = list.len();
+            list.retain(|c| &c.device != device);
+            self.connected
+                .fetch_sub((before - list.len()) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets the cached wake-up endpoints of `user` (a device or endpoint changed).
+    pub fn forget_endpoints(&self, user: &UserId) {
+        lock(&self.endpoints).remove(user);
+    }
+
+    fn endpoints_of(&self, store: &Store, user: &UserId) -> Endpoints {
+        if let Some(e) = lock(&self.endpoints).get(user) {
+            return e.clone();
+        }
+        let mut list = Vec::new();
+        if let Ok(devices) = store.devices(user) {
+            for d in devices {
+                if let Ok(Some(url)) = store.push_endpoint(user, d.device_key) {
+                    list.push((d.device_key, url));
+                }
+            }
+        }
+        let list = std::sync::Arc::new(list);
+        lock(&self.endpoints).insert(user.clone(), list.clone());
+        list
+    }
+
+    /// Number of open connections.
+    pub fn connected(&self) -> u64 {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Number of wake-ups waiting to be sent.
+    pub fn pending_wakeups(&self) -> usize {
+        lock(&self.pending_wakes).len()
+    }
+
+    /// Sends newly durable entries to members' connected devices, and wakes the others.
+    pub fn publish(&self, store: &Store, publish: &Publish) {
+        let topic = &publish.topic;
+        if publish.entries.is_empty() {
+            return;
+        }
+        let frames: Vec<Vec<u8>> = publish
+            .entries
+            .iter()
+            .map(|(index, entry)| {
+                StreamFrame {
+                    topic: topic.clone(),
+                    index: *index,
+                    entry: serde_bytes::ByteBuf::from(entry.clone()),
+                }
+                .to_cbor()
+            })
+            .collect();
+        let mut to_wake: Vec<(UserId, HashSet<[u8; 32]>)> = Vec::new();
+        {
+            let mut conns = lock(&self.connections);
+            for user in &publish.members {
+                let mut connected = HashSet::new();
+                if let Some(list) = conns.get_mut(user) {
+                    let before = list.len();
+                    list.retain(|c| {
+                        let ok = frames.iter().all(|f| c.frames.try_send(f.clone()).is_ok());
+                        if ok {
+                            connected.insert(c.device);
+                        }
+                        ok // a full or closed channel: drop the connection; it re-syncs
+                    });
+                    self.connected
+                        .fetch_sub((before - list.len()) as u64, Ordering::Relaxed);
+                }
+                to_wake.push((user.clone(), connected));
+            }
+        }
+        for (user, connected) in to_wake {
+            for (device, url) in self.endpoints_of(store, &user).iter() {
+                if connected.contains(device) {
+                    continue;
+                }
+                if lock(&self.pending_wakes).insert(url.clone()) {
+                    let _ = self.wake.send(url.clone());
+                }
+            }
+        }
+    }
+
+    fn wake_done(&self, url: &str) {
+        lock(&self.pending_wakes).remove(url);
+    }
+}
+
+/// Delivers wake-ups: an empty POST per URL, retried with capped exponential backoff for up to
+/// `retry_for`. Runs until the hub is dropped.
+pub async fn run_wakeups(
+    hub: std::sync::Arc<PushHub>,
+    mut rx: mpsc::UnboundedReceiver<String>,
+    client: awc::Client,
+    retry_for: Duration,
+) {
+    while let Some(url) = rx.recv().await {
+        let hub = hub.clone();
+        let client = client.clone();
+        actix_web::rt::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut delay = Duration::from_secs(1);
+            loop {
+                let sent = client
+                    .post(url.as_str())
+                    .timeout(Duration::from_secs(10))
+                    .send_body(Vec::<u8>::new())
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status().is_success() => break,
+                    Ok(resp)
+                        if resp.status().is_client_error() && resp.status().as_u16() != 429 =>
+                    {
+                        tracing::info!(status = %resp.status(), "push endpoint refused a wake-up; giving up");
+                        break;
+                    }
+                    other => {
+                        if started.elapsed() + delay > retry_for {
+                            tracing::info!(?other, "push endpoint unreachable; giving up");
+                            break;
+                        }
+                        actix_web::rt::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(300));
+                    }
+                }
+            }
+            hub.wake_done(&url);
+        });
+    }
+}
+
+/// Whether a wake-up URL is acceptable: HTTPS, or HTTP on loopback when allowed.
+pub fn check_push_url(url: &str, allow_loopback_http: bool) -> Result<(), String> {
+    if url.len() > 2048 {
+        return Err("push URL longer than 2048 bytes".into());
+    }
+    let uri: actix_web::http::Uri = url
+        .parse()
+        .map_err(|_| "push URL does not parse".to_owned())?;
+    let host = uri.host().ok_or("push URL has no host")?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if allow_loopback_http => {
+            let loopback = host == "localhost"
+                || host
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err("plain-HTTP push URLs are allowed on loopback only".into())
+            }
+        }
+        _ => Err("push URLs must be https".into()),
+    }
+}

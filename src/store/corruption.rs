@@ -1,0 +1,24 @@
+//! The test-only corruption hook: tests play a lying hosting server by editing its log while the
+//! server is stopped, and check that clients catch every lie (`read`, `verify`). Nothing in the
+//! server calls it.
+
+use super::{OrBackend, Store, StoreError};
+use rendezvous_protocol::ids::TopicId;
+
+impl Store {
+    /// Replaces (`Some`) or deletes (`None`) the stored bytes of log entry `index` of `topic`,
+    /// leaving the tag log, tags and size as they are: exactly what a corrupt server would serve.
+    #[doc(hidden)]
+    pub fn corrupt_entry_for_tests(
+        &self,
+        topic: &TopicId,
+        index: u64,
+        replacement: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let key = super::topics::entry_key(topic, index);
+        match replacement {
+            Some(bytes) => self.t().log.insert(key, bytes).or_backend().map(|_| ()),
+            None => self.t().log.remove(key).or_backend().map(|_| ()),
+        }
+    }
+}

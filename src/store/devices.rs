@@ -1,0 +1,240 @@
+//! A user's devices: certificates, last-seen times and revocation
+//! (`federation-spec/client-api.md` §3).
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+
+use super::keys::KeyReader;
+use super::users::user_key;
+use super::{
+    Counter, DeviceKeyBytes, OrBackend, Store, StoreError, abort, decode_record, encode_record, tx,
+    user_device,
+};
+use rendezvous_protocol::ids::UserId;
+use rendezvous_protocol::wire::SignedBytes;
+
+/// `last_seen` is rewritten only when it moved by at least this many seconds.
+pub const LAST_SEEN_GRANULARITY: u64 = 60;
+
+/// A registered (not revoked) device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The device's Ed25519 public key.
+    pub device_key: DeviceKeyBytes,
+    /// The IK-signed device certificate.
+    pub cert: SignedBytes,
+    /// When the device was added (Unix seconds).
+    pub created: u64,
+    /// When the device was last seen (Unix seconds, to [`LAST_SEEN_GRANULARITY`]).
+    pub last_seen: u64,
+}
+
+/// `devices` value: `[cert, created, last_seen]`.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredDevice(pub(super) SignedBytes, pub(super) u64, pub(super) u64);
+
+impl Store {
+    /// Adds a device to an existing user.
+    ///
+    /// Errors: [`StoreError::NotFound`] (no such user), [`StoreError::DeviceExists`],
+    /// [`StoreError::DeviceRevoked`] (a revoked key never comes back).
+    pub fn add_device(
+        &self,
+        user: &UserId,
+        device_key: DeviceKeyBytes,
+        cert: &SignedBytes,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let t = self.t();
+        let _lock = self.device_lock(user, &device_key);
+        let ukey = user_key(user);
+        let dkey = user_device(user, &device_key);
+        let rec = encode_record(&StoredDevice(cert.clone(), now, now));
+        tx(
+            (&t.users, &t.devices, &t.revoked).transaction(|(users, devices, revoked)| {
+                if users.get(ukey.as_slice())?.is_none() {
+                    return abort(StoreError::NotFound);
+                }
+                if revoked.get(dkey.as_slice())?.is_some() {
+                    return abort(StoreError::DeviceRevoked);
+                }
+                if devices.get(dkey.as_slice())?.is_some() {
+                    return abort(StoreError::DeviceExists);
+                }
+                devices.insert(dkey.as_slice(), rec.as_slice())?;
+                Ok(())
+            }),
+        )
+    }
+
+    /// The user's registered devices, in device-key order.
+    pub fn devices(&self, user: &UserId) -> Result<Vec<DeviceRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t().devices.scan_prefix(user_key(user)) {
+            let (k, v) = item.or_backend()?;
+            let mut r = KeyReader::new(&k, "devices");
+            r.skip_id()?;
+            let device_key = r.array::<32>()?;
+            r.end()?;
+            let StoredDevice(cert, created, last_seen) = decode_record(&v, "devices")?;
+            out.push(DeviceRecord {
+                device_key,
+                cert,
+                created,
+                last_seen,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records that the device was seen at `now`; writes only if `last_seen` moves by at least
+    /// [`LAST_SEEN_GRANULARITY`]. A device that is not registered is left alone.
+    pub fn touch_device(
+        &self,
+        user: &UserId,
+        device_key: DeviceKeyBytes,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let dkey = user_device(user, &device_key);
+        let devices = &self.t().devices;
+        let Some(v) = devices.get(&dkey).or_backend()? else {
+            return Ok(());
+        };
+        let mut rec: StoredDevice = decode_record(&v, "devices")?;
+        if now.saturating_sub(rec.2) < LAST_SEEN_GRANULARITY {
+            return Ok(());
+        }
+        rec.2 = now;
+        // Swap only the value we read: a concurrent revocation (which removes the record) or
+        // touch wins, and the record is never resurrected.
+        let _ = devices
+            .compare_and_swap(&dkey, Some(v), Some(encode_record(&rec)))
+            .or_backend()?;
+        Ok(())
+    }
+
+    /// Whether the device is registered and not revoked.
+    pub fn device_active(
+        &self,
+        user: &UserId,
+        device_key: DeviceKeyBytes,
+    ) -> Result<bool, StoreError> {
+        self.t()
+            .devices
+            .contains_key(user_device(user, &device_key))
+            .or_backend()
+    }
+
+    /// `Ok` if the device is registered; [`StoreError::DeviceRevoked`] or
+    /// [`StoreError::NotFound`] otherwise. Callers hold the device's lock.
+    pub(super) fn require_device(
+        &self,
+        user: &UserId,
+        device_key: &DeviceKeyBytes,
+    ) -> Result<(), StoreError> {
+        let dkey = user_device(user, device_key);
+        if self.t().devices.contains_key(&dkey).or_backend()? {
+            Ok(())
+        } else if self.t().revoked.contains_key(&dkey).or_backend()? {
+            Err(StoreError::DeviceRevoked)
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Revokes a device key forever and, in the same transaction, deletes the device's tokens,
+    /// unclaimed pre keys (and the routing of its claimed ones), inbox, cursors, push endpoint
+    /// and counters. Returns whether the device was registered.
+    pub fn revoke_device(
+        &self,
+        user: &UserId,
+        device_key: DeviceKeyBytes,
+    ) -> Result<bool, StoreError> {
+        let t = self.t();
+        // Writers to this device's data hold the same lock and check that the device is
+        // registered, so nothing is added between the scans below and the transaction.
+        let _lock = self.device_lock(user, &device_key);
+        let prefix = user_device(user, &device_key);
+        let keys_of = |tree: &sled::Tree| -> Result<Vec<sled::IVec>, StoreError> {
+            tree.scan_prefix(&prefix)
+                .keys()
+                .collect::<Result<Vec<_>, _>>()
+                .or_backend()
+        };
+        let device_tokens = keys_of(&t.device_tokens)?;
+        let prekeys = keys_of(&t.prekeys)?;
+        let prekey_ids = keys_of(&t.prekey_ids)?;
+        let inbox = keys_of(&t.inbox)?;
+        let cursors = keys_of(&t.cursors)?;
+        let counters = [Counter::PrekeyCount, Counter::PrekeySeq, Counter::InboxSeq]
+            .map(|c| c.key(user, Some(&device_key)));
+        let tail = |k: &sled::IVec, n: usize| -> Result<Vec<u8>, StoreError> {
+            k.get(prefix.len()..)
+                .filter(|rest| rest.len() == n)
+                .map(<[u8]>::to_vec)
+                .ok_or(StoreError::Corrupt { table: "index" })
+        };
+        let token_hashes = device_tokens
+            .iter()
+            .map(|k| tail(k, 32))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_ids = prekey_ids
+            .iter()
+            .map(|k| tail(k, 16))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        tx((
+            &t.devices,
+            &t.revoked,
+            &t.tokens,
+            &t.device_tokens,
+            &t.prekeys,
+            &t.prekey_owners,
+            &t.prekey_ids,
+            &t.inbox,
+            &t.cursors,
+            &t.push,
+            &t.counters,
+        )
+            .transaction(
+                |(
+                    tx_devices,
+                    tx_revoked,
+                    tx_tokens,
+                    tx_device_tokens,
+                    tx_prekeys,
+                    tx_prekey_owners,
+                    tx_prekey_ids,
+                    tx_inbox,
+                    tx_cursors,
+                    tx_push,
+                    tx_counters,
+                )| {
+                    let existed = tx_devices.remove(prefix.as_slice())?.is_some();
+                    tx_revoked.insert(prefix.as_slice(), &[][..])?;
+                    for (index_key, hash) in device_tokens.iter().zip(&token_hashes) {
+                        tx_device_tokens.remove(index_key)?;
+                        tx_tokens.remove(hash.as_slice())?;
+                    }
+                    for k in &prekeys {
+                        tx_prekeys.remove(k)?;
+                    }
+                    for (index_key, id) in prekey_ids.iter().zip(&key_ids) {
+                        tx_prekey_ids.remove(index_key)?;
+                        tx_prekey_owners.remove(id.as_slice())?;
+                    }
+                    for k in &inbox {
+                        tx_inbox.remove(k)?;
+                    }
+                    for k in &cursors {
+                        tx_cursors.remove(k)?;
+                    }
+                    tx_push.remove(prefix.as_slice())?;
+                    for k in &counters {
+                        tx_counters.remove(k.as_slice())?;
+                    }
+                    Ok(existed)
+                },
+            ))
+    }
+}

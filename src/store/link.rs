@@ -1,0 +1,126 @@
+//! Device-linking relay slots (`federation-spec/client-api.md` §5, `devices.md`).
+//!
+//! A slot is opened by an existing device, receives one request from the new device, then one
+//! response from the old device, and is deleted when the new device fetches the response. The
+//! caller gives the expiry (10 minutes); expired slots go with [`Store::purge_expired`].
+
+use serde_bytes::ByteBuf;
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use super::{
+    DeviceKeyBytes, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx, tx,
+};
+use rendezvous_protocol::ids::UserId;
+
+/// `links` value: `[user, device, expires, request / null, response / null]`.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+pub(super) struct StoredLink {
+    pub(super) user: UserId,
+    #[serde(with = "serde_bytes")]
+    pub(super) device: DeviceKeyBytes,
+    pub(super) expires: u64,
+    pub(super) request: Option<ByteBuf>,
+    pub(super) response: Option<ByteBuf>,
+}
+
+/// A link slot's request or response, set at most once.
+#[derive(Clone, Copy)]
+enum Part {
+    Request,
+    Response,
+}
+
+impl Store {
+    /// Opens a relay slot for `user`'s device; [`StoreError::Exists`] if the id is in use.
+    pub fn link_open(
+        &self,
+        link_id: [u8; 8],
+        user: &UserId,
+        device_key: DeviceKeyBytes,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let rec = encode_record(&StoredLink {
+            user: user.clone(),
+            device: device_key,
+            expires,
+            request: None,
+            response: None,
+        });
+        match self
+            .t()
+            .links
+            .compare_and_swap(link_id, None as Option<&[u8]>, Some(rec))
+            .or_backend()?
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::Exists),
+        }
+    }
+
+    /// Stores the new device's request ([`StoreError::NotFound`] without a slot,
+    /// [`StoreError::Exists`] if a request was stored already).
+    pub fn link_put_request(&self, link_id: [u8; 8], bytes: &[u8]) -> Result<(), StoreError> {
+        self.link_set(link_id, Part::Request, bytes)
+    }
+
+    /// The slot's owner and the request, if one arrived.
+    #[allow(clippy::type_complexity)]
+    pub fn link_request(
+        &self,
+        link_id: [u8; 8],
+    ) -> Result<Option<(UserId, DeviceKeyBytes, Option<Vec<u8>>)>, StoreError> {
+        match self.t().links.get(link_id).or_backend()? {
+            Some(v) => {
+                let slot: StoredLink = decode_record(&v, "links")?;
+                Ok(Some((
+                    slot.user,
+                    slot.device,
+                    slot.request.map(ByteBuf::into_vec),
+                )))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the old device's response ([`StoreError::NotFound`] without a slot,
+    /// [`StoreError::Exists`] if a response was stored already).
+    pub fn link_put_response(&self, link_id: [u8; 8], bytes: &[u8]) -> Result<(), StoreError> {
+        self.link_set(link_id, Part::Response, bytes)
+    }
+
+    /// Takes the response and deletes the slot; `None` (slot kept) if no response is there yet.
+    pub fn link_take_response(&self, link_id: [u8; 8]) -> Result<Option<Vec<u8>>, StoreError> {
+        tx(self.t().links.transaction(|links| {
+            let Some(v) = links.get(link_id)? else {
+                return Ok(None);
+            };
+            let slot: StoredLink = in_tx(decode_record(&v, "links"))?;
+            match slot.response {
+                Some(response) => {
+                    links.remove(&link_id[..])?;
+                    Ok(Some(response.into_vec()))
+                }
+                None => Ok(None),
+            }
+        }))
+    }
+
+    fn link_set(&self, link_id: [u8; 8], part: Part, bytes: &[u8]) -> Result<(), StoreError> {
+        tx(self.t().links.transaction(|links| {
+            let Some(v) = links.get(link_id)? else {
+                return abort(StoreError::NotFound);
+            };
+            let mut slot: StoredLink = in_tx(decode_record(&v, "links"))?;
+            let field = match part {
+                Part::Request => &mut slot.request,
+                Part::Response => &mut slot.response,
+            };
+            if field.is_some() {
+                return abort(StoreError::Exists);
+            }
+            *field = Some(ByteBuf::from(bytes.to_vec()));
+            links.insert(&link_id[..], encode_record(&slot))?;
+            Ok(())
+        }))
+    }
+}

@@ -1,0 +1,348 @@
+//! The homeserver's storage: one embedded sled database behind a narrow, typed interface.
+//!
+//! No sled type leaves this module: callers see [`Store`], plain records and [`StoreError`].
+//! Writes are applied at once and become durable with [`Store::sync`], which groups the flushes
+//! of many concurrent callers into one (`federation-spec/architecture.md` §5: a write is acknowledged only after it is
+//! durable). Operations that touch several tables run in one sled transaction, so a crash
+//! leaves either all of their writes or none.
+//!
+//! # Tables
+//!
+//! Key layouts use the field encodings of `keys`: `id(x)` is `u16be(len) ‖ utf-8`, integers are
+//! `u64be`, device keys and hashes are raw 32 bytes, key ids raw 16 bytes. Values marked CBOR are
+//! encoded with [`rendezvous_protocol::wire::encode`]; the others are raw.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | utf-8 name | bytes |
+//! | `pins` | pin hash | `u64be` expiry |
+//! | `users` | `id(user)` | CBOR `[registration, disabled, created]` |
+//! | `devices` | `id(user) ‖ device` | CBOR `[cert, created, last_seen]` |
+//! | `revoked` | `id(user) ‖ device` | empty |
+//! | `challenges` | challenge | CBOR `[user, device, expires]` |
+//! | `tokens` | token hash | CBOR `[user, device, expires]` |
+//! | `device_tokens` | `id(user) ‖ device ‖ token hash` | empty |
+//! | `prekeys` | `id(user) ‖ device ‖ u64be(seq)` | CBOR `[key id, signed pre key]` |
+//! | `prekey_owners` | key id | CBOR `[user, device]` |
+//! | `prekey_ids` | `id(user) ‖ device ‖ key id` | empty |
+//! | `topic_keys` | `id(user) ‖ u64be(seq)` | CBOR `[key id, topic key cert]` |
+//! | `topic_key_ids` | `id(user) ‖ key id` | empty |
+//! | `counters` | `kind ‖ id(user) [‖ device]` | `u64be` |
+//! | `inbox` | `id(user) ‖ device ‖ u64be(seq)` | CBOR `[kind, body]` |
+//! | `links` | link id (8 bytes) | CBOR `[user, device, expires, request?, response?]` |
+//! | `log` (entries) | `0x01 ‖ id(topic) ‖ u64be(index)` | log entry bytes |
+//! | `log` (changes) | `0x02 ‖ id(topic) ‖ u64be(index)` | change entry bytes (copy of the entry) |
+//! | `log` (tags) | `0x03 ‖ id(topic) ‖ tag` | `u64be` index |
+//! | `log` (nodes) | `0x04 ‖ id(topic) ‖ level ‖ u64be(index)` | 32-byte hash |
+//! | `log` (sizes) | `0x05 ‖ id(topic)` | `u64be` log size |
+//! | `log` (memberships) | `0x06 ‖ id(user) ‖ id(topic)` | role byte |
+//! | `cursors` | `id(user) ‖ device ‖ id(topic)` | `u64be` index |
+//! | `push` | `id(user) ‖ device` | utf-8 URL |
+//! | `outbound`, `outbound_state` | see `store/outbound.rs` | |
+//! | `fed_txns`, `fed_applied` | see `federation.rs` | |
+//! | `mirrors` | see `mirrors.rs` | |
+
+mod commit;
+#[cfg(any(test, feature = "test-hooks"))]
+mod corruption;
+mod cursors;
+mod devices;
+mod error;
+mod federation;
+mod inbox;
+mod keys;
+mod link;
+mod login;
+mod meta;
+mod mirrors;
+mod nodes;
+mod outbound;
+mod prekeys;
+mod push;
+mod topic_keys;
+mod topics;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::hash_map::DefaultHasher;
+use std::fmt;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
+
+pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
+pub use error::StoreError;
+pub use nodes::TopicNodes;
+pub use outbound::{OutboundBackoff, OutboundInFlight};
+pub use prekeys::MAX_PREKEYS;
+pub use topic_keys::MAX_TOPIC_KEYS;
+pub use topics::Append;
+pub use users::UserRecord;
+
+use commit::GroupCommit;
+use keys::Key;
+use rendezvous_protocol::ids::UserId;
+
+/// A device key: the 32 bytes of a device's Ed25519 public key.
+pub type DeviceKeyBytes = [u8; 32];
+
+/// Number of striped locks that serialize writes to one device's data against its revocation.
+const LOCK_STRIPES: usize = 64;
+
+/// The homeserver's database. Cheap to clone (one shared handle); `Send + Sync`.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    t: Tables,
+    /// Writes to a device's data (tokens, pre keys, inbox, cursors, push endpoint) and its
+    /// revocation take the device's stripe, so that a revocation's scan-then-delete cannot miss
+    /// an item written concurrently.
+    locks: [Mutex<()>; LOCK_STRIPES],
+    commit: Arc<GroupCommit>,
+}
+
+struct Tables {
+    meta: sled::Tree,
+    pins: sled::Tree,
+    users: sled::Tree,
+    devices: sled::Tree,
+    revoked: sled::Tree,
+    challenges: sled::Tree,
+    tokens: sled::Tree,
+    device_tokens: sled::Tree,
+    prekeys: sled::Tree,
+    prekey_owners: sled::Tree,
+    prekey_ids: sled::Tree,
+    topic_keys: sled::Tree,
+    topic_key_ids: sled::Tree,
+    counters: sled::Tree,
+    inbox: sled::Tree,
+    links: sled::Tree,
+    /// Topic logs: entries, changes, tags, nodes, sizes, memberships (see `topics.rs`).
+    log: sled::Tree,
+    cursors: sled::Tree,
+    push: sled::Tree,
+    outbound: outbound::OutboundTables,
+    fed_txns: sled::Tree,
+    fed_applied: sled::Tree,
+    /// Mirrored topics' heads, evidence and witness notes (see `mirrors.rs`).
+    mirrors: sled::Tree,
+}
+
+impl Tables {
+    fn open(db: &sled::Db) -> Result<Tables, StoreError> {
+        let t = |name: &str| db.open_tree(name).or_backend();
+        Ok(Tables {
+            meta: t("meta")?,
+            pins: t("pins")?,
+            users: t("users")?,
+            devices: t("devices")?,
+            revoked: t("revoked")?,
+            challenges: t("challenges")?,
+            tokens: t("tokens")?,
+            device_tokens: t("device_tokens")?,
+            prekeys: t("prekeys")?,
+            prekey_owners: t("prekey_owners")?,
+            prekey_ids: t("prekey_ids")?,
+            topic_keys: t("topic_keys")?,
+            topic_key_ids: t("topic_key_ids")?,
+            counters: t("counters")?,
+            inbox: t("inbox")?,
+            links: t("links")?,
+            log: t("log")?,
+            cursors: t("cursors")?,
+            push: t("push")?,
+            outbound: outbound::OutboundTables::open(db)?,
+            fed_txns: t("fed_txns")?,
+            fed_applied: t("fed_applied")?,
+            mirrors: t("mirrors")?,
+        })
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("flushes", &self.flushes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// sled's page cache, bytes.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Store {
+    /// Opens (or creates) the database in the directory `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Throughput mode: writes are made durable by our group commit, not by sled's layout
+        // choices. The page cache is capped so that memory stays bounded (sled's default is 1 GiB).
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .or_backend()?;
+        // sled 0.34 keeps its log in `<path>/db`; see `GroupCommit::log_file`.
+        let log_file = File::open(path.join("db"))
+            .map_err(|e| StoreError::Backend(format!("opening the log to fsync it: {e}")))?;
+        Self::with_db(db, Some(log_file), Some(path.join("blobs")))
+    }
+
+    /// A database in a temporary location, removed when the last handle is dropped (tests).
+    /// Its [`Store::sync`] flushes but does not fsync.
+    pub fn temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open().or_backend()?;
+        Self::with_db(db, None, None)
+    }
+
+    fn with_db(
+        db: sled::Db,
+        log_file: Option<File>,
+        blob_dir: Option<std::path::PathBuf>,
+    ) -> Result<Store, StoreError> {
+        let t = Tables::open(&db)?;
+        let locks = std::array::from_fn(|_| Mutex::new(()));
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                t,
+                locks,
+                commit: Arc::new(GroupCommit::new(log_file, blob_dir)),
+            }),
+        })
+    }
+
+    fn t(&self) -> &Tables {
+        &self.inner.t
+    }
+
+    /// The stripe lock of one device's data.
+    fn device_lock(&self, user: &UserId, device: &DeviceKeyBytes) -> MutexGuard<'_, ()> {
+        self.stripe(|h| {
+            user.as_str().hash(h);
+            device.hash(h);
+        })
+    }
+
+    /// The stripe lock of one user's own data (topic keys).
+    fn user_lock(&self, user: &UserId) -> MutexGuard<'_, ()> {
+        self.stripe(|h| user.as_str().hash(h))
+    }
+
+    fn stripe(&self, feed: impl FnOnce(&mut DefaultHasher)) -> MutexGuard<'_, ()> {
+        let mut h = DefaultHasher::new();
+        feed(&mut h);
+        let i = (h.finish() % LOCK_STRIPES as u64) as usize;
+        // A poisoned stripe only means another thread panicked while holding it; the data it
+        // guards lives in sled, whose writes are atomic, so it is safe to go on.
+        self.inner.locks[i % LOCK_STRIPES]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `id(user) ‖ device`: the prefix of every per-device table.
+fn user_device(user: &UserId, device: &DeviceKeyBytes) -> Vec<u8> {
+    Key::new().id(user.as_str()).bytes(device).build()
+}
+
+/// Maps sled's errors to [`StoreError::Backend`], keeping sled's types inside this module.
+trait OrBackend<T> {
+    fn or_backend(self) -> Result<T, StoreError>;
+}
+
+impl<T> OrBackend<T> for sled::Result<T> {
+    fn or_backend(self) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Backend(e.to_string()))
+    }
+}
+
+/// The outcome of a transaction: an abort carries our error, a storage fault becomes `Backend`.
+fn tx<T>(r: TransactionResult<T, StoreError>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Backend(e.to_string()),
+    })
+}
+
+/// Aborts a transaction with `e`.
+fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+/// Makes a store error usable with `?` inside a transaction closure.
+fn in_tx<T>(r: Result<T, StoreError>) -> Result<T, ConflictableTransactionError<StoreError>> {
+    r.map_err(ConflictableTransactionError::Abort)
+}
+
+/// Encodes a record value.
+fn encode_record<T: Serialize>(value: &T) -> Vec<u8> {
+    rendezvous_protocol::wire::encode(value)
+}
+
+/// Decodes a record this store wrote.
+fn decode_record<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    table: &'static str,
+) -> Result<T, StoreError> {
+    rendezvous_protocol::wire::decode(bytes, bytes.len()).map_err(|_| StoreError::Corrupt { table })
+}
+
+/// Per-owner counters in the `counters` table; the kind is the key's first byte.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+enum Counter {
+    /// Unclaimed pre keys of a device.
+    PrekeyCount = 1,
+    /// Last pre key sequence number of a device.
+    PrekeySeq = 2,
+    /// Last inbox sequence number of a device.
+    InboxSeq = 3,
+    /// Unclaimed topic keys of a user.
+    TopicKeyCount = 4,
+    /// Last topic key sequence number of a user.
+    TopicKeySeq = 5,
+}
+
+impl Counter {
+    /// `kind ‖ id(user) [‖ device]`.
+    fn key(self, user: &UserId, device: Option<&DeviceKeyBytes>) -> Vec<u8> {
+        let k = Key::new().u8(self as u8).id(user.as_str());
+        match device {
+            Some(d) => k.bytes(d).build(),
+            None => k.build(),
+        }
+    }
+}
+
+/// Reads a counter inside a transaction (absent is 0).
+fn tx_counter(
+    tree: &sled::transaction::TransactionalTree,
+    key: &[u8],
+) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    match tree.get(key)? {
+        Some(v) => in_tx(keys::read_u64(&v, "counters")),
+        None => Ok(0),
+    }
+}
+
+impl Store {
+    /// Reads a counter (absent is 0).
+    fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.t().counters.get(key).or_backend()? {
+            Some(v) => keys::read_u64(&v, "counters"),
+            None => Ok(0),
+        }
+    }
+}
