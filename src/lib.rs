@@ -265,7 +265,7 @@ fn client_server(
                     let res = fut.await?;
                     let status = res.status().as_u16();
                     state
-                        .metrics
+                        .metrics()
                         .requests
                         .get_or_create(&RequestLabels { status })
                         .inc();

@@ -23,6 +23,10 @@ use rendezvous_protocol::ids::{ServerName, UserId};
 pub use crate::clock::now;
 
 /// Shared server state. No globals: everything a handler needs is here.
+///
+/// Built by [`AppState::new`]; the topic service, federation, metrics and the login cache are
+/// reached through accessors. The plain values every handler reads (configuration, name,
+/// identity, store, push hub) are still public fields.
 pub struct AppState {
     /// Configuration.
     pub config: Config,
@@ -35,9 +39,9 @@ pub struct AppState {
     /// Connected devices and wake-ups.
     pub push: Arc<PushHub>,
     /// Prometheus metrics.
-    pub metrics: Metrics,
+    metrics: Metrics,
     /// Recently checked tokens, so a busy device is not looked up in the store on every request.
-    pub auth_cache: AuthCache,
+    auth_cache: AuthCache,
     /// Every topic hosted or mirrored here, and the append path.
     topics: Arc<TopicService>,
     /// Federation (discovery, peer policy, mutual-TLS client, peer keys, outbound queues);
@@ -86,6 +90,11 @@ impl AppState {
             topics,
             federation,
         }
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The topic service.

@@ -103,8 +103,8 @@ async fn create(
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
     let (topic, appended) = state.topics().create(&body, &caller.user).await?;
-    state.metrics.changes.inc();
-    state.metrics.topics_created.inc();
+    state.metrics().changes.inc();
+    state.metrics().topics_created.inc();
     finish(&state, &topic, appended).await
 }
 
@@ -122,7 +122,7 @@ async fn change(
         return submit_remote(&state, &topic, &body, &caller, EntryKind::Change).await;
     }
     let appended = state.topics().change(&topic, &body, &caller.user).await?;
-    state.metrics.changes.inc();
+    state.metrics().changes.inc();
     finish(&state, &topic, appended).await
 }
 
@@ -136,7 +136,7 @@ async fn post(
     let started = std::time::Instant::now();
     let response = post_message(&req, &path, &body, &caller, &state).await;
     state
-        .metrics
+        .metrics()
         .latency
         .observe(started.elapsed().as_secs_f64());
     response
@@ -156,7 +156,7 @@ async fn post_message(
         return submit_remote(state, &topic, body, caller, EntryKind::Message).await;
     }
     let appended = state.topics().post(&topic, body, &caller.user)?;
-    state.metrics.messages.inc();
+    state.metrics().messages.inc();
     finish(state, &topic, appended).await
 }
 
