@@ -10,17 +10,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::federation::keys::{PeerKeys, own_server_keys};
 use crate::state::{AppState, Caller, now};
 use crate::store::TopicNodes;
-use crate::topics::{Appended, EntryKind, Submitted};
+use crate::topics::{Appended, NewEntry, Submitted};
 use rendezvous_protocol::api::{
     AppendResponse, CheckpointResponse, CursorRequest, Empty, EntriesResponse, ErrorCode,
     IndexedEntry, ProofResponse, SyncItem, SyncResponse, TopicSummary, TopicsResponse,
     WitnessesResponse,
 };
 use rendezvous_protocol::ids::{ServerName, TopicId};
-use rendezvous_protocol::message::MAX_MESSAGE_LEN;
+use rendezvous_protocol::message::{MAX_MESSAGE_LEN, MessageIn};
 use rendezvous_protocol::tlog::{LeafIndex, Tree, TreeSize};
-use rendezvous_protocol::topic::{MAX_CHANGE_LEN, TopicState};
-use rendezvous_protocol::wire::{VERSION, WireError};
+use rendezvous_protocol::topic::{MAX_CHANGE_LEN, TopicChange, TopicState};
+use rendezvous_protocol::wire::{Signed, VERSION, WireError};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/topics", web::post().to(create))
@@ -74,13 +74,12 @@ const MAX_ENTRIES_BYTES: usize = 16 * 1024 * 1024;
 async fn submit_remote(
     state: &AppState,
     topic: &TopicId,
-    body: &[u8],
+    entry: NewEntry,
     caller: &Caller,
-    kind: EntryKind,
 ) -> ApiResult<HttpResponse> {
     let submitted = state
         .topics()
-        .submit_remote(topic, body, &caller.user, kind)
+        .submit_remote(topic, entry, &caller.user)
         .await?;
     match submitted {
         Submitted::Landed { index, checkpoint } => Ok(cbor_response(&AppendResponse {
@@ -102,7 +101,8 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
-    let (topic, appended) = state.topics().create(&body, &caller.user).await?;
+    let change = Signed::<TopicChange>::from_wire(&body)?;
+    let (topic, appended) = state.topics().create(change, &caller.user).await?;
     state.metrics().changes.inc();
     state.metrics().topics_created.inc();
     finish(&state, &topic, appended).await
@@ -118,10 +118,11 @@ async fn change(
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
     let topic: TopicId = parse("topic", &path)?;
+    let change = Signed::<TopicChange>::from_wire(&body)?;
     if topic.server() != state.server_name {
-        return submit_remote(&state, &topic, &body, &caller, EntryKind::Change).await;
+        return submit_remote(&state, &topic, NewEntry::Change(change), &caller).await;
     }
-    let appended = state.topics().change(&topic, &body, &caller.user).await?;
+    let appended = state.topics().change(&topic, change, &caller.user).await?;
     state.metrics().changes.inc();
     finish(&state, &topic, appended).await
 }
@@ -152,10 +153,11 @@ async fn post_message(
     require_cbor(req)?;
     check_len(body, MAX_MESSAGE_LEN)?;
     let topic: TopicId = parse("topic", path)?;
+    let msg = MessageIn::from_wire(body)?;
     if topic.server() != state.server_name {
-        return submit_remote(state, &topic, body, caller, EntryKind::Message).await;
+        return submit_remote(state, &topic, NewEntry::Message(msg), caller).await;
     }
-    let appended = state.topics().post(&topic, body, &caller.user)?;
+    let appended = state.topics().post(&topic, msg, &caller.user)?;
     state.metrics().messages.inc();
     finish(state, &topic, appended).await
 }

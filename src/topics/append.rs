@@ -27,13 +27,13 @@ pub struct Appended {
     pub index: u64,
 }
 
-/// What kind of entry a body is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A topic change (`protocol.md` §5).
-    Change,
+/// An entry as a device or a submitting server sends it: decoded, not yet checked.
+#[derive(Debug)]
+pub enum NewEntry {
+    /// A signed topic change (`protocol.md` §5).
+    Change(Signed<TopicChange>),
     /// A message (`protocol.md` §6).
-    Message,
+    Message(MessageIn),
 }
 
 /// Tag lookups go to the store.
@@ -55,9 +55,12 @@ impl TopicService {
     /// Checks and appends `body`, the creation of a topic hosted here, by `caller`, once the
     /// Identity Keys of the members of other servers it adds are fetched (`federation-api.md`
     /// §9.1).
-    pub async fn create(&self, body: &[u8], caller: &UserId) -> TopicResult<(TopicId, Appended)> {
-        let remote = self.remote_identities(body).await?;
-        let signed = Signed::<TopicChange>::from_wire(body)?;
+    pub async fn create(
+        &self,
+        signed: Signed<TopicChange>,
+        caller: &UserId,
+    ) -> TopicResult<(TopicId, Appended)> {
+        let remote = self.remote_identities(&signed).await?;
         let draft = signed.decode_unverified()?;
         if draft.topic.server() != self.server_name {
             return Err(TopicError::CreateElsewhere {
@@ -84,24 +87,24 @@ impl TopicService {
     pub async fn change(
         &self,
         topic: &TopicId,
-        body: &[u8],
+        change: Signed<TopicChange>,
         caller: &UserId,
     ) -> TopicResult<Appended> {
-        let remote = self.remote_identities(body).await?;
+        let remote = self.remote_identities(&change).await?;
         let t = self.get(topic)?;
         let mut t = lock(&t);
         let hosted = t.hosted_mut(topic)?;
-        let outcome = self.check_change_by(&hosted.log, body, caller, Some(&remote))?;
+        let outcome = self.check_change_by(&hosted.log, change, caller, Some(&remote))?;
         let before = hosted.log.state.clone();
         self.append_hosted_change(topic, hosted, Some(&before), &outcome)
     }
 
     /// Checks and appends a message by `caller` to a topic hosted here.
-    pub fn post(&self, topic: &TopicId, body: &[u8], caller: &UserId) -> TopicResult<Appended> {
+    pub fn post(&self, topic: &TopicId, msg: MessageIn, caller: &UserId) -> TopicResult<Appended> {
         let t = self.get(topic)?;
         let mut t = lock(&t);
         let hosted = t.hosted_mut(topic)?;
-        let msg = self.check_message_by(topic, &hosted.log, body, caller)?;
+        let msg = self.check_message_by(topic, &hosted.log, msg, caller)?;
         self.append_message(topic, &mut hosted.log, &msg)
     }
 
@@ -111,26 +114,25 @@ impl TopicService {
     pub(super) fn precheck(
         &self,
         topic: &TopicId,
-        body: &[u8],
+        entry: NewEntry,
         caller: &UserId,
-        kind: EntryKind,
     ) -> TopicResult<(LogEntry, LogHash)> {
         let t = self.get(topic)?;
         let t = lock(&t);
         if let Topic::Mirror(m) = &*t {
             m.not_stopped()?;
         }
-        match kind {
-            EntryKind::Change => {
-                let outcome = self.check_change_by(t.log(), body, caller, None)?;
+        match entry {
+            NewEntry::Change(change) => {
+                let outcome = self.check_change_by(t.log(), change, caller, None)?;
                 let signed = outcome.change.signed_bytes();
                 Ok((
                     LogEntry::change(&outcome.change),
                     leaf_hash(&leaf_data_for_change(signed)),
                 ))
             }
-            EntryKind::Message => {
-                let msg = self.check_message_by(topic, t.log(), body, caller)?;
+            NewEntry::Message(msg) => {
+                let msg = self.check_message_by(topic, t.log(), msg, caller)?;
                 Ok((LogEntry::message(&msg), leaf_hash(&msg.leaf_data())))
             }
         }
@@ -138,7 +140,10 @@ impl TopicService {
 
     /// Fetches the Identity Keys of the members of other servers that a change adds
     /// (`federation-api.md` §9.1).
-    async fn remote_identities(&self, change: &[u8]) -> TopicResult<RemoteIdentities> {
+    async fn remote_identities(
+        &self,
+        change: &Signed<TopicChange>,
+    ) -> TopicResult<RemoteIdentities> {
         let users = remote_members_added(change, &self.server_name)?;
         let mut out = RemoteIdentities::new();
         if users.is_empty() {
@@ -197,11 +202,10 @@ impl TopicService {
     fn check_change_by(
         &self,
         log: &Log,
-        bytes: &[u8],
+        signed: Signed<TopicChange>,
         caller: &UserId,
         remote: Option<&RemoteIdentities>,
     ) -> TopicResult<ChangeOutcome> {
-        let signed = Signed::<TopicChange>::from_wire(bytes)?;
         let draft = signed.decode_unverified()?;
         let author = log
             .state
@@ -223,10 +227,9 @@ impl TopicService {
         &self,
         topic: &TopicId,
         log: &Log,
-        bytes: &[u8],
+        msg_in: MessageIn,
         caller: &UserId,
     ) -> TopicResult<Message> {
-        let msg_in = MessageIn::from_wire(bytes)?;
         let sender = msg_in.header().sender;
         match log.state.member(MemberIndex(sender)) {
             Some(m) if m.user == *caller => {}
@@ -339,8 +342,11 @@ pub(super) fn shared(t: Topic) -> Arc<Mutex<Topic>> {
 
 /// Users of other servers among the members a change adds (whose identities must be fetched
 /// before the change is checked).
-fn remote_members_added(bytes: &[u8], own: &ServerName) -> TopicResult<Vec<UserId>> {
-    let draft = Signed::<TopicChange>::from_wire(bytes)?.decode_unverified()?;
+fn remote_members_added(
+    change: &Signed<TopicChange>,
+    own: &ServerName,
+) -> TopicResult<Vec<UserId>> {
+    let draft = change.decode_unverified()?;
     let members = match &draft.action {
         Action::Create { members, .. } | Action::Add(members) => members,
         _ => return Ok(Vec::new()),

@@ -29,7 +29,7 @@ mod remote;
 mod service;
 mod waiters;
 
-pub use append::{Appended, EntryKind};
+pub use append::{Appended, NewEntry};
 pub use error::{TopicError, TopicResult};
 pub use mirror::Mirrored;
 pub use relay::{Relay, RelayError};

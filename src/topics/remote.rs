@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_bytes::ByteBuf;
 
-use super::append::{Appended, EntryKind};
+use super::append::{Appended, NewEntry};
 use super::error::{TopicError, TopicResult};
 use super::mirror::Mirrored;
 use super::service::TopicService;
@@ -20,7 +20,9 @@ use rendezvous_protocol::federation::topic_events::{
 };
 use rendezvous_protocol::federation::{Event, EventId, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
-use rendezvous_protocol::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry};
+use rendezvous_protocol::message::MessageIn;
+use rendezvous_protocol::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry, TopicChange};
+use rendezvous_protocol::wire::Signed;
 
 /// Most backfill pages fetched for one event.
 const MAX_BACKFILL_PAGES: usize = 10_000;
@@ -63,12 +65,11 @@ impl TopicService {
     pub async fn submit_remote(
         &self,
         topic: &TopicId,
-        body: &[u8],
+        entry: NewEntry,
         caller: &UserId,
-        kind: EntryKind,
     ) -> TopicResult<Submitted> {
         let relay = self.relay(|| format!("{topic} is hosted elsewhere"))?;
-        let (entry, leaf) = self.precheck(topic, body, caller, kind)?;
+        let (entry, leaf) = self.precheck(topic, entry, caller)?;
         let payload = Submit {
             submitter: caller.clone(),
             entry: ByteBuf::from(entry.to_wire()),
@@ -123,8 +124,14 @@ impl TopicService {
         }
         let entry = LogEntry::from_wire(&submit.entry)?;
         let appended = match entry.0 {
-            ENTRY_MESSAGE => self.post(topic, &entry.1, &submit.submitter)?,
-            ENTRY_CHANGE => self.change(topic, &entry.1, &submit.submitter).await?,
+            ENTRY_MESSAGE => {
+                let msg = MessageIn::from_wire(&entry.1)?;
+                self.post(topic, msg, &submit.submitter)?
+            }
+            ENTRY_CHANGE => {
+                let change = Signed::<TopicChange>::from_wire(&entry.1)?;
+                self.change(topic, change, &submit.submitter).await?
+            }
             kind => return Err(TopicError::UnknownEntryKind { kind }),
         };
         self.complete(topic, appended).await?;
