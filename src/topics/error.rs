@@ -251,3 +251,46 @@ impl TopicError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ApiError;
+    use crate::federation::FederationOff;
+    use rendezvous_protocol::api::ErrorCode;
+
+    #[test]
+    fn federation_off_is_invalid_everywhere() {
+        let needs = TopicError::FederationOff {
+            needs: "a member is on another server".into(),
+        };
+        assert_eq!(ApiError::from(needs).code, ErrorCode::Invalid);
+        assert_eq!(ApiError::from(FederationOff).code, ErrorCode::Invalid);
+    }
+
+    #[test]
+    fn a_hosting_servers_refusal_keeps_its_code_when_it_is_ours() {
+        let known = TopicError::HostRefused {
+            status: 409,
+            code: "wrong_epoch".into(),
+        };
+        assert_eq!(ApiError::from(known).code, ErrorCode::WrongEpoch);
+        let unknown = TopicError::HostRefused {
+            status: 400,
+            code: "no_such_code".into(),
+        };
+        let e = ApiError::from(unknown);
+        assert_eq!(e.code, ErrorCode::Invalid);
+        assert!(e.message.contains("400 no_such_code"), "{}", e.message);
+    }
+
+    #[test]
+    fn relay_failures_keep_the_code_federation_chose() {
+        let e = ApiError::from(TopicError::Relay(RelayError {
+            code: ErrorCode::BadGateway,
+            message: "b.example sent an invalid answer".into(),
+        }));
+        assert_eq!(e.code, ErrorCode::BadGateway);
+        assert_eq!(e.message, "b.example sent an invalid answer");
+    }
+}
