@@ -46,6 +46,7 @@ use crate::push::PushHub;
 use crate::state::AppState;
 use crate::store::Store;
 use rendezvous_protocol::api::{ApiErrorBody, ErrorCode};
+use rendezvous_protocol::ids::ServerName;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +158,8 @@ struct Tasks {
 fn build(config: Config, identity: ServerIdentity, store: Store) -> Result<Built, ServerError> {
     let server_name = config.server_name()?;
     let (hub, wake_rx) = PushHub::new();
-    let (federation, transport) = match build_federation(&config, &identity, &store)? {
+    let federation = build_federation(&config, &server_name, &identity, &store)?;
+    let (federation, transport) = match federation {
         Some((federation, transport)) => (Some(Arc::new(federation)), Some(transport)),
         None => (None, None),
     };
@@ -190,6 +192,7 @@ fn build(config: Config, identity: ServerIdentity, store: Store) -> Result<Built
 /// Federation when `federation.enabled`: its TLS from [`prepare`] (else loaded now).
 fn build_federation(
     config: &Config,
+    name: &ServerName,
     identity: &ServerIdentity,
     store: &Store,
 ) -> Result<Option<(Federation, AwcTransport)>, ServerError> {
@@ -200,12 +203,7 @@ fn build_federation(
         Some(tls) => tls.clone(),
         None => federation::peer::FederationTls::load(config)?,
     };
-    Ok(Some(Federation::build(
-        config,
-        &config.server_name()?,
-        tls,
-        store,
-    )?))
+    Ok(Some(Federation::build(config, name, tls, store)?))
 }
 
 /// Number of HTTP workers per server.
