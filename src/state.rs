@@ -16,8 +16,9 @@ use crate::identity::ServerIdentity;
 use crate::metrics::Metrics;
 use crate::push::PushHub;
 use crate::store::Store;
-use crate::topics::{Deliver, Publish, Relay, TopicService};
+use crate::topics::{Deliver, Publish, Relay, ServerSigner, TopicService};
 use rendezvous_protocol::api::ErrorCode;
+use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::{ServerName, UserId};
 
 pub use crate::clock::now;
@@ -110,6 +111,13 @@ impl AppState {
     /// Federation, or [`FederationOff`] (answered `invalid` everywhere, `client-api.md` §1.1).
     pub fn federation_or_off(&self) -> Result<&Arc<Federation>, FederationOff> {
         self.federation.as_ref().ok_or(FederationOff)
+    }
+}
+
+/// The topic service signs with the server's identity.
+impl ServerSigner for ServerIdentity {
+    fn server_key(&self) -> &ServerKey {
+        &self.server_key
     }
 }
 

@@ -1,7 +1,7 @@
 //! Inside the server the layers point one way (issue 8): the federation handlers never import
 //! the client-API handlers, the client-API handlers never import the federation handlers'
-//! topic code, and the topic service reaches federation only through its `Relay` trait, never
-//! the transport.
+//! topic code, and the topic service reaches federation only through its `Relay` trait (and the
+//! server's identity through `ServerSigner`), never the transport.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -50,6 +50,7 @@ fn the_topic_service_knows_neither_http_surface() {
     assert_eq!(uses("topics", "crate::api"), Vec::<String>::new());
     assert_eq!(uses("topics", "crate::federation"), Vec::<String>::new());
     assert_eq!(uses("topics", "crate::state"), Vec::<String>::new());
+    assert_eq!(uses("topics", "crate::identity"), Vec::<String>::new());
 }
 
 #[test]

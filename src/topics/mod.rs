@@ -38,7 +38,7 @@ pub use service::TopicService;
 pub use waiters::Landed;
 
 use crate::store::Store;
-use rendezvous_protocol::crypto::IdentityPublicKey;
+use rendezvous_protocol::crypto::{IdentityPublicKey, ServerKey};
 use rendezvous_protocol::ids::{TopicId, UserId};
 
 /// Entries that became publishable, in log order, with the users to send them to.
@@ -59,6 +59,13 @@ pub struct Publish {
 pub trait Deliver: Send + Sync {
     /// Sends `publish`'s entries to connected devices and wakes the others.
     fn deliver(&self, store: &Store, publish: &Publish);
+}
+
+/// Holds the Server Key that signs this server's checkpoints, cosignatures and events (the
+/// server's identity).
+pub trait ServerSigner: Send + Sync {
+    /// The Server Key.
+    fn server_key(&self) -> &ServerKey;
 }
 
 /// Identity Keys of users of other servers, fetched before an append that adds them.

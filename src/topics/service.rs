@@ -9,8 +9,7 @@ use super::error::{TopicError, TopicResult};
 use super::hosted::Topic;
 use super::relay::Relay;
 use super::waiters::SubmitWaiters;
-use super::{Deliver, Unsynced, lock};
-use crate::identity::ServerIdentity;
+use super::{Deliver, ServerSigner, Unsynced, lock};
 use crate::store::{Store, TopicNodes};
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
@@ -22,7 +21,7 @@ pub struct TopicService {
     pub(super) server_name: ServerName,
     pub(super) store: Store,
     /// The Server Key signs checkpoints, cosignatures and events.
-    identity: Arc<ServerIdentity>,
+    signer: Arc<dyn ServerSigner>,
     /// Where durable entries go to reach members' devices.
     pub(super) deliver: Arc<dyn Deliver>,
     /// Federation; `None` when it is off.
@@ -48,19 +47,20 @@ impl std::fmt::Debug for TopicService {
 }
 
 impl TopicService {
-    /// The topics of `identity`'s server `server_name`, stored in `store`; entries reach
-    /// devices through `deliver`, other servers through `relay` (`None`: federation is off).
+    /// The topics of server `server_name`, stored in `store`, signed with `signer`'s key;
+    /// entries reach devices through `deliver`, other servers through `relay` (`None`:
+    /// federation is off).
     pub fn new(
         server_name: ServerName,
         store: Store,
-        identity: Arc<ServerIdentity>,
+        signer: Arc<dyn ServerSigner>,
         deliver: Arc<dyn Deliver>,
         relay: Option<Arc<dyn Relay>>,
     ) -> Self {
         TopicService {
             server_name,
             store,
-            identity,
+            signer,
             deliver,
             relay,
             topics: Mutex::new(HashMap::new()),
@@ -71,7 +71,7 @@ impl TopicService {
     }
 
     pub(super) fn server_key(&self) -> &ServerKey {
-        &self.identity.server_key
+        self.signer.server_key()
     }
 
     /// Federation, or `invalid` naming what `needs` it.
