@@ -162,7 +162,7 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpR
 /// Federation at a glance: each peer's queue and backoff, and the mirrors stopped by evidence
 /// against their hosting server (`federation-api.md` §8, §9.4).
 fn federation_status(state: &AppState) -> ApiResult<serde_json::Value> {
-    let Some(outbound) = &state.outbound else {
+    let Some(outbound) = state.federation().map(|f| f.outbound()) else {
         return Ok(json!({ "enabled": false }));
     };
     let now_ms = crate::state::now().saturating_mul(1000);

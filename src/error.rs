@@ -162,3 +162,63 @@ impl From<StoreError> for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::federation::FederationOff> for ApiError {
+    /// `invalid` wherever federation is needed and off (`client-api.md` §1.1).
+    fn from(e: crate::federation::FederationOff) -> Self {
+        ApiError::new(ErrorCode::Invalid, e.to_string())
+    }
+}
+
+impl From<crate::topics::TopicError> for ApiError {
+    /// How the topic service's refusals and failures are answered (`client-api.md` §1.1,
+    /// `federation-api.md` §6).
+    fn from(e: crate::topics::TopicError) -> Self {
+        use crate::topics::TopicError as E;
+        let code = match e {
+            E::Wire(w) => return w.into(),
+            E::Signed(s) => return s.into(),
+            E::Message(m) => return m.into(),
+            E::Change(c) => return c.into(),
+            E::Entry(x) => return x.into(),
+            E::Store(s) => return s.into(),
+            E::Internal { context, detail } => return ApiError::internal(context, detail),
+            E::Relay(r) => return ApiError::new(r.code, r.message),
+            E::HostRefused { status, code } => {
+                let message = format!("the hosting server refused the post: {code}");
+                return match ErrorCode::parse(&code) {
+                    Some(c) => ApiError::new(c, message),
+                    None => ApiError::new(
+                        ErrorCode::Invalid,
+                        format!("the hosting server refused the post: {status} {code}"),
+                    ),
+                };
+            }
+            E::NoTopic { .. } | E::NotHostedHere { .. } | E::NoUser { .. } => ErrorCode::NotFound,
+            E::NoHostCheckpoint | E::BeyondLog { .. } => ErrorCode::NotFound,
+            E::HostedElsewhere { .. }
+            | E::HostedHere { .. }
+            | E::NotTheHost { .. }
+            | E::SubmitElsewhere { .. } => ErrorCode::NotHosting,
+            E::NotTheCaller { .. } | E::NotAMember => ErrorCode::Forbidden,
+            E::NoMember { .. } | E::NoLocalMember { .. } | E::NotTakingPart { .. } => {
+                ErrorCode::NotParticipant
+            }
+            E::CreateElsewhere { .. }
+            | E::WrongIdentity { .. }
+            | E::CreationForAnotherTopic
+            | E::LogWithoutCreation
+            | E::BeyondDurable { .. }
+            | E::FederationOff { .. } => ErrorCode::Invalid,
+            E::IdentityUnfetched { .. } | E::MirrorRace | E::EndlessBackfill => {
+                ErrorCode::Unavailable
+            }
+            E::MirrorStopped | E::SplitView { .. } => ErrorCode::SplitView,
+            E::BadCheckpoint { .. } | E::BackfillMismatch { .. } => ErrorCode::BadCheckpoint,
+            E::NoCosignature { .. } => ErrorCode::BadSignature,
+            E::NoEntries | E::UnknownEntryKind { .. } => ErrorCode::Malformed,
+            E::WrongOrigin { .. } => ErrorCode::WrongOrigin,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}

@@ -11,9 +11,12 @@
 
 pub mod admin;
 pub mod api;
+pub mod claims;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod federation;
+pub(crate) mod http;
 pub mod identity;
 pub mod metrics;
 pub mod push;
@@ -27,21 +30,23 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServiceResponse;
+use actix_web::dev::{Server, ServerHandle, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::rt::task::JoinHandle;
 use actix_web::{App, HttpResponse, HttpServer, web};
 
 use crate::config::Config;
 use crate::error::ApiResult;
-use crate::federation::outbound::{self, AwcTransport, Outbound};
+use crate::federation::Federation;
+use crate::federation::outbound::AwcTransport;
 use crate::identity::ServerIdentity;
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::RequestLabels;
 use crate::push::PushHub;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::topics::TopicHost;
 use rendezvous_protocol::api::{ApiErrorBody, ErrorCode};
+use rendezvous_protocol::ids::ServerName;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -120,83 +125,133 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let built = build(config, identity, store)?;
+    let servers = serve(&built.state, listeners).await?;
+    let tasks = start_tasks(built);
+    shutdown.await;
+    shut_down(servers, tasks).await
+}
+
+/// What [`build`] makes: the state every handler gets, and what the background tasks run on.
+struct Built {
+    state: web::Data<AppState>,
+    /// Wake-up URLs queued by the push hub.
+    wake_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// The outbound federation transport (not `Send`: it runs on this thread).
+    transport: Option<AwcTransport>,
+}
+
+/// The running servers (client API, admin, federation listener).
+struct Servers {
+    handles: Vec<ServerHandle>,
+    running: JoinHandle<std::io::Result<()>>,
+}
+
+/// The background tasks, aborted at shutdown.
+struct Tasks {
+    state: web::Data<AppState>,
+    running: Vec<JoinHandle<()>>,
+}
+
+/// Builds the state: the push hub, federation (once: one discovery cache, one peer policy,
+/// one mutual-TLS client, the peer keys, the outbound queues) and the topic service.
+fn build(config: Config, identity: ServerIdentity, store: Store) -> Result<Built, ServerError> {
     let server_name = config.server_name()?;
     let (hub, wake_rx) = PushHub::new();
-    let hub = Arc::new(hub);
-    let tls = identity.tls.clone();
-    let workers = match config.limits.workers {
+    let federation = build_federation(&config, &server_name, &identity, &store)?;
+    let (federation, transport) = match federation {
+        Some((federation, transport)) => (Some(Arc::new(federation)), Some(transport)),
+        None => (None, None),
+    };
+    let state = web::Data::new(AppState::new(
+        config,
+        server_name,
+        identity,
+        store,
+        Arc::new(hub),
+        federation,
+    ));
+    if let Some(federation) = state.federation() {
+        // A refused submit is told to the device waiting for it (`federation-api.md` §9.3).
+        let topics = Arc::downgrade(state.topics());
+        federation
+            .outbound()
+            .on_refused(Arc::new(move |id, status, code| {
+                if let Some(topics) = topics.upgrade() {
+                    topics.submit_refused(id, status, code);
+                }
+            }));
+    }
+    Ok(Built {
+        state,
+        wake_rx,
+        transport,
+    })
+}
+
+/// Federation when `federation.enabled`: its TLS from [`prepare`] (else loaded now).
+fn build_federation(
+    config: &Config,
+    name: &ServerName,
+    identity: &ServerIdentity,
+    store: &Store,
+) -> Result<Option<(Federation, AwcTransport)>, ServerError> {
+    if !config.federation.enabled {
+        return Ok(None);
+    }
+    let tls = match &identity.federation {
+        Some(tls) => tls.clone(),
+        None => federation::peer::FederationTls::load(config)?,
+    };
+    Ok(Some(Federation::build(config, name, tls, store)?))
+}
+
+/// Number of HTTP workers per server.
+fn workers(config: &Config) -> usize {
+    match config.limits.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
-    };
-    let retry_for = Duration::from_secs(config.push.retry_for_secs);
-    let federation_tls = match (config.federation.enabled, &identity.federation) {
-        (true, Some(tls)) => Some(tls.clone()),
-        (true, None) => Some(federation::peer::FederationTls::load(&config)?),
-        (false, _) => None,
-    };
-    let outbound = match &federation_tls {
-        Some(tls) => Some((
-            Arc::new(Outbound::new(store.clone(), server_name.clone())),
-            outbound_transport(&config, tls)?,
-        )),
-        None => None,
-    };
-    // One discovery (and its DNS cache) for peers' key documents and for queries.
-    let federation_resolver = match &federation_tls {
-        Some(_) => {
-            let discovery = federation::discovery::Discovery::new(&config.federation)
-                .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
-            Some(federation::keys::discovery_resolver(Arc::new(discovery)))
+    }
+}
+
+/// Starts the client API, the admin endpoint and (when federating) the federation listener.
+async fn serve(state: &web::Data<AppState>, listeners: Listeners) -> Result<Servers, ServerError> {
+    let workers = workers(&state.config);
+    let client = client_server(state, listeners.client, workers)?;
+    let admin = admin_server(state, listeners.admin)?;
+    let federation = match state.federation() {
+        Some(federation) => {
+            Some(federation_server(state, federation, listeners.federation, workers).await?)
         }
         None => None,
     };
-    let federation_client = match (&federation_tls, &federation_resolver) {
-        (Some(tls), Some(resolver)) => Some(Arc::new(
-            federation::client::FederationClient::new(tls.client.clone(), resolver.clone())
-                .with_origin(server_name.clone())
-                .with_policy(federation::peer::PeerPolicy::from_config(
-                    &config.federation,
-                )),
-        )),
-        _ => None,
-    };
-    let peer_keys = match (&federation_tls, &federation_resolver) {
-        (Some(tls), Some(resolver)) => Some(Arc::new(
-            federation::keys::HttpPeerKeys::new(tls.client.clone(), resolver.clone()).with_policy(
-                federation::peer::PeerPolicy::from_config(&config.federation),
-            ),
-        )),
-        _ => None,
-    };
-    let state = web::Data::new(AppState {
-        config,
-        server_name: server_name.clone(),
-        identity,
-        store: store.clone(),
-        topics: TopicHost::new(server_name.clone()),
-        push: hub.clone(),
-        metrics: Metrics::default(),
-        auth_cache: Default::default(),
-        outbound: outbound.as_ref().map(|(o, _)| o.clone()),
-        federation: federation_client,
-        peer_keys: peer_keys.clone(),
-        submits: Default::default(),
-    });
-    if let Some(outbound) = &state.outbound {
-        // A refused submit is told to the device waiting for it (`federation-api.md` §9.3).
-        let weak = Arc::downgrade(&state.clone().into_inner());
-        outbound.on_refused(Arc::new(move |id, status, code| {
-            if let Some(state) = weak.upgrade() {
-                state.submits.refused(id, status, code);
+    let mut handles = vec![client.handle(), admin.handle()];
+    handles.extend(federation.as_ref().map(Server::handle));
+    let running = actix_web::rt::spawn(async move {
+        let federation = async move {
+            match federation {
+                Some(f) => f.await,
+                None => Ok(()),
             }
-        }));
-    }
+        };
+        let (a, b, c) = futures_util::future::join3(client, admin, federation).await;
+        a.and(b).and(c)
+    });
+    Ok(Servers { handles, running })
+}
 
-    let client_state = state.clone();
-    let client = HttpServer::new(move || {
-        let metrics_state = client_state.clone();
+/// The client API over TLS, counting requests by status.
+fn client_server(
+    state: &web::Data<AppState>,
+    listener: TcpListener,
+    workers: usize,
+) -> Result<Server, ServerError> {
+    let tls = state.identity.tls.clone();
+    let state = state.clone();
+    Ok(HttpServer::new(move || {
+        let metrics_state = state.clone();
         App::new()
-            .app_data(client_state.clone())
+            .app_data(state.clone())
             .app_data(web::PayloadConfig::new(
                 rendezvous_protocol::topic::MAX_CHANGE_LEN + 1024,
             ))
@@ -206,12 +261,11 @@ pub async fn run(
                 let fut = actix_web::dev::Service::call(srv, req);
                 async move {
                     let res = fut.await?;
+                    let status = res.status().as_u16();
                     state
-                        .metrics
+                        .metrics()
                         .requests
-                        .get_or_create(&RequestLabels {
-                            status: res.status().as_u16(),
-                        })
+                        .get_or_create(&RequestLabels { status })
                         .inc();
                     Ok(res)
                 }
@@ -222,13 +276,16 @@ pub async fn run(
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(5)
-    .listen_rustls_0_23(listeners.client, (*tls).clone())?
-    .run();
+    .listen_rustls_0_23(listener, (*tls).clone())?
+    .run())
+}
 
-    let admin_state = state.clone();
-    let admin = HttpServer::new(move || {
+/// The admin endpoint, plain HTTP on loopback.
+fn admin_server(state: &web::Data<AppState>, listener: TcpListener) -> Result<Server, ServerError> {
+    let state = state.clone();
+    Ok(HttpServer::new(move || {
         App::new()
-            .app_data(admin_state.clone())
+            .app_data(state.clone())
             .wrap(ErrorHandlers::new().default_handler_client(json_error))
             .configure(admin::configure)
             .default_service(web::to(not_found))
@@ -236,109 +293,103 @@ pub async fn run(
     .workers(1)
     .disable_signals()
     .shutdown_timeout(5)
-    .listen(listeners.admin)?
-    .run();
-
-    let federation = match federation_tls.zip(peer_keys) {
-        Some((tls, keys)) => {
-            // Fixes (and makes durable) when our current key was first announced, before any
-            // peer can fetch it.
-            federation::keys::own_server_keys(
-                &store,
-                &state.server_name,
-                &state.identity.server_key,
-                state::now(),
-            )?;
-            store.sync().await?;
-            let listener = match listeners.federation {
-                Some(l) => l,
-                None => TcpListener::bind(state.config.federation.listen)?,
-            };
-            let inbound = web::Data::new(federation::inbound::Inbound::new(
-                federation::peer::PeerPolicy::from_config(&state.config.federation),
-                keys.clone(),
-                federation::topics::TopicSink::new(state.clone(), keys),
-            ));
-            Some(federation::inbound::serve(
-                state.clone(),
-                inbound,
-                tls.server,
-                listener,
-                workers,
-            )?)
-        }
-        None => None,
-    };
-    let federation_handle = federation.as_ref().map(|s| s.handle());
-
-    let client_handle = client.handle();
-    let admin_handle = admin.handle();
-    let wake_client = push_client();
-    let wakeups = actix_web::rt::spawn(push::run_wakeups(hub, wake_rx, wake_client, retry_for));
-    // Expired challenges, tokens, pins and link slots go once a minute.
-    let purge_store = store.clone();
-    let purger = actix_web::rt::spawn(async move {
-        let mut every = actix_web::rt::time::interval(Duration::from_secs(60));
-        loop {
-            every.tick().await;
-            if let Err(e) = purge_store.purge_expired(state::now()) {
-                tracing::warn!(%e, "purging expired items failed");
-            }
-        }
-    });
-    // Outbound federation senders run as local tasks of this thread (awc is single-threaded).
-    let senders = outbound.map(|(o, transport)| actix_web::rt::spawn(o.run(transport)));
-    if state.outbound.is_some() {
-        actix_web::rt::spawn(federation::topics::announce_to_hosts(state.clone()));
-    }
-    let servers = actix_web::rt::spawn(async move {
-        let federation = async move {
-            match federation {
-                Some(f) => f.await,
-                None => Ok(()),
-            }
-        };
-        let (a, b, c) = futures_util::future::join3(client, admin, federation).await;
-        a.and(b).and(c)
-    });
-    shutdown.await;
-    tracing::info!("shutting down: finishing in-flight requests");
-    let federation_stop = async move {
-        if let Some(h) = federation_handle {
-            h.stop(true).await;
-        }
-    };
-    futures_util::future::join3(
-        client_handle.stop(true),
-        admin_handle.stop(true),
-        federation_stop,
-    )
-    .await;
-    let _ = servers.await;
-    wakeups.abort();
-    purger.abort();
-    if let Some(senders) = senders {
-        senders.abort();
-    }
-    store.sync().await?;
-    tracing::info!("store flushed; bye");
-    Ok(())
+    .listen(listener)?
+    .run())
 }
 
-/// The transport of outbound federation: federation's client TLS configuration (its
-/// reloadable certificate as client certificate, peers checked against `federation.ca_file`,
-/// else the system roots), addresses through discovery.
-fn outbound_transport(
-    config: &Config,
-    tls: &federation::peer::FederationTls,
-) -> Result<AwcTransport, ServerError> {
-    // federation-api.md §7: overrides, explicit ports, SRV, then A/AAAA on 8448.
-    let discovery = federation::discovery::Discovery::new(&config.federation)
-        .map_err(|e| config::ConfigError::Invalid(format!("federation discovery: {e}")))?;
-    Ok(AwcTransport::new(
-        (*tls.client).clone(),
-        outbound::discovery_resolver(Arc::new(discovery)),
-    ))
+/// The federation listener (mutual TLS), on `listener` or else `federation.listen`.
+async fn federation_server(
+    state: &web::Data<AppState>,
+    federation: &Arc<Federation>,
+    listener: Option<TcpListener>,
+    workers: usize,
+) -> Result<Server, ServerError> {
+    // Fixes (and makes durable) when our current key was first announced, before any peer can
+    // fetch it.
+    federation::keys::own_server_keys(
+        &state.store,
+        &state.server_name,
+        &state.identity.server_key,
+        state::now(),
+    )?;
+    state.store.sync().await?;
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(state.config.federation.listen)?,
+    };
+    let inbound = web::Data::new(federation::inbound::Inbound::new(
+        federation.policy().clone(),
+        federation.peer_keys().clone(),
+        federation::topics::TopicSink::new(state.topics().clone()),
+    ));
+    let tls = federation.tls().server.clone();
+    Ok(federation::inbound::serve(
+        state.clone(),
+        inbound,
+        tls,
+        listener,
+        workers,
+    )?)
+}
+
+/// Starts the background tasks: wake-ups, the purge of expired items, and when federating the
+/// outbound senders and the announcement that this server is up.
+fn start_tasks(built: Built) -> Tasks {
+    let Built {
+        state,
+        wake_rx,
+        transport,
+    } = built;
+    let retry_for = Duration::from_secs(state.config.push.retry_for_secs);
+    let mut running = vec![
+        actix_web::rt::spawn(push::run_wakeups(
+            state.push.clone(),
+            wake_rx,
+            push_client(),
+            retry_for,
+        )),
+        actix_web::rt::spawn(purge_expired(state.store.clone())),
+    ];
+    if let (Some(federation), Some(transport)) = (state.federation(), transport) {
+        // Outbound federation senders run as local tasks of this thread (awc is
+        // single-threaded).
+        running.push(actix_web::rt::spawn(
+            federation.outbound().clone().run(transport),
+        ));
+        let state = state.clone();
+        actix_web::rt::spawn(async move {
+            if let Some(federation) = state.federation() {
+                federation.announce(&state.store).await;
+            }
+            state.topics().announce_to_hosts().await;
+        });
+    }
+    Tasks { state, running }
+}
+
+/// Expired challenges, tokens, pins and link slots go once a minute.
+async fn purge_expired(store: Store) {
+    let mut every = actix_web::rt::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(e) = store.purge_expired(state::now()) {
+            tracing::warn!(%e, "purging expired items failed");
+        }
+    }
+}
+
+/// Stops accepting, finishes in-flight requests, stops the background tasks and flushes the
+/// store.
+async fn shut_down(servers: Servers, tasks: Tasks) -> Result<(), ServerError> {
+    tracing::info!("shutting down: finishing in-flight requests");
+    futures_util::future::join_all(servers.handles.iter().map(|h| h.stop(true))).await;
+    let _ = servers.running.await;
+    for task in tasks.running {
+        task.abort();
+    }
+    tasks.state.store.sync().await?;
+    tracing::info!("store flushed; bye");
+    Ok(())
 }
 
 /// An HTTPS client for wake-up POSTs, trusting the system roots.

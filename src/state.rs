@@ -5,51 +5,127 @@ use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::federation::client::FederationClient;
-use crate::federation::keys::HttpPeerKeys;
-use crate::federation::outbound::Outbound;
+use crate::federation::{Federation, FederationOff};
 use crate::identity::ServerIdentity;
 use crate::metrics::Metrics;
 use crate::push::PushHub;
 use crate::store::Store;
-use crate::topics::{AppendContext, TopicHost};
+use crate::topics::{Deliver, Publish, Relay, ServerSigner, TopicService};
 use rendezvous_protocol::api::ErrorCode;
+use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::{ServerName, UserId};
 
+pub use crate::clock::now;
+
 /// Shared server state. No globals: everything a handler needs is here.
+///
+/// Built by [`AppState::new`]; the topic service, federation, metrics and the login cache are
+/// reached through accessors. The plain values every handler reads (configuration, name,
+/// identity, store, push hub) are still public fields.
 pub struct AppState {
     /// Configuration.
     pub config: Config,
     /// This server's name.
     pub server_name: ServerName,
     /// Keys, certificate, admin token.
-    pub identity: ServerIdentity,
+    pub identity: Arc<ServerIdentity>,
     /// Storage.
     pub store: Store,
-    /// Hosted topics.
-    pub topics: TopicHost,
     /// Connected devices and wake-ups.
     pub push: Arc<PushHub>,
     /// Prometheus metrics.
-    pub metrics: Metrics,
+    metrics: Metrics,
     /// Recently checked tokens, so a busy device is not looked up in the store on every request.
-    pub auth_cache: AuthCache,
-    /// Outbound federation queues; `None` when `federation.enabled` is false.
-    pub outbound: Option<Arc<Outbound>>,
-    /// Queries to other servers (`federation-api.md` §5); `None` when `federation.enabled` is
-    /// false.
-    pub federation: Option<Arc<FederationClient>>,
-    /// Other servers' key documents (cached); `None` when `federation.enabled` is false.
-    pub peer_keys: Option<Arc<HttpPeerKeys>>,
-    /// Posts submitted to other servers' topics, awaiting their entries.
-    pub submits: crate::federation::topics::SubmitWaiters,
+    auth_cache: AuthCache,
+    /// Every topic hosted or mirrored here, and the append path.
+    topics: Arc<TopicService>,
+    /// Federation (discovery, peer policy, mutual-TLS client, peer keys, outbound queues);
+    /// `None` when `federation.enabled` is false.
+    federation: Option<Arc<Federation>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("server_name", &self.server_name)
+            .field("federation", &self.federation.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state of server `config.server_name`: `federation` is `None` when it is off. The
+    /// topic service is built here, reaching devices through `push` and other servers through
+    /// `federation`.
+    pub fn new(
+        config: Config,
+        server_name: ServerName,
+        identity: ServerIdentity,
+        store: Store,
+        push: Arc<PushHub>,
+        federation: Option<Arc<Federation>>,
+    ) -> Self {
+        let identity = Arc::new(identity);
+        let relay = federation.clone().map(|f| f as Arc<dyn Relay>);
+        let topics = Arc::new(TopicService::new(
+            server_name.clone(),
+            store.clone(),
+            identity.clone(),
+            push.clone(),
+            relay,
+        ));
+        AppState {
+            config,
+            server_name,
+            identity,
+            store,
+            push,
+            metrics: Metrics::default(),
+            auth_cache: AuthCache::default(),
+            topics,
+            federation,
+        }
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The topic service.
+    pub fn topics(&self) -> &Arc<TopicService> {
+        &self.topics
+    }
+
+    /// Federation, if it is enabled.
+    pub fn federation(&self) -> Option<&Arc<Federation>> {
+        self.federation.as_ref()
+    }
+
+    /// Federation, or [`FederationOff`] (answered `invalid` everywhere, `client-api.md` §1.1).
+    pub fn federation_or_off(&self) -> Result<&Arc<Federation>, FederationOff> {
+        self.federation.as_ref().ok_or(FederationOff)
+    }
+}
+
+/// The topic service signs with the server's identity.
+impl ServerSigner for ServerIdentity {
+    fn server_key(&self) -> &ServerKey {
+        &self.server_key
+    }
+}
+
+/// Durable entries reach devices through the push hub.
+impl Deliver for PushHub {
+    fn deliver(&self, store: &Store, publish: &Publish) {
+        self.publish(store, publish);
+    }
 }
 
 /// Tokens checked in the last [`AUTH_CACHE_SECS`] seconds, by hash. Revoking a device or
@@ -85,25 +161,6 @@ impl AppState {
             .lock()
             .retain(|_, (c, _, _)| c.user != *user);
     }
-
-    /// What an append needs.
-    pub fn append_context(&self) -> AppendContext<'_> {
-        AppendContext {
-            store: &self.store,
-            server_name: &self.server_name,
-            server_key: &self.identity.server_key,
-            now: now(),
-            outbound: self.outbound.as_deref(),
-            remote_identities: None,
-        }
-    }
-}
-
-/// Now, Unix seconds.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// `SHA-256(token)`: the only form in which tokens are stored.

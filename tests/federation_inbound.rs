@@ -396,20 +396,14 @@ impl Listener {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let policy = PeerPolicy::from_config(&config.federation);
-        let state = actix_web::web::Data::new(rendezvous::state::AppState {
-            server_name: name("b.example"),
+        let state = actix_web::web::Data::new(rendezvous::state::AppState::new(
             config,
+            name("b.example"),
             identity,
             store,
-            topics: rendezvous::topics::TopicHost::new(name("b.example")),
-            push: Arc::new(rendezvous::push::PushHub::new().0),
-            metrics: Default::default(),
-            outbound: None,
-            federation: None,
-            auth_cache: Default::default(),
-            peer_keys: None,
-            submits: Default::default(),
-        });
+            Arc::new(rendezvous::push::PushHub::new().0),
+            None,
+        ));
         let inbound =
             actix_web::web::Data::new(Inbound::new(policy, keys, CountingSink(applied.clone())));
         let server = serve(state, inbound, tls.server, listener, 2).unwrap();

@@ -14,9 +14,8 @@ use crate::federation::client::{FederationClient, MAX_FEDERATION_CLAIMS};
 use crate::state::{AppState, Caller};
 use rendezvous_protocol::api::{
     AckRequest, ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse,
-    ClaimedPreKeyBody, ClaimedTopicKey, CountResponse, Empty, ErrorCode, INBOX_TOPIC_KEY,
-    InboxItem, InboxResponse, KeyStatusResponse, TopicKeyDeliveryItem, UploadPreKeysRequest,
-    UploadTopicKeysRequest,
+    ClaimedPreKeyBody, CountResponse, Empty, ErrorCode, INBOX_TOPIC_KEY, InboxItem, InboxResponse,
+    KeyStatusResponse, TopicKeyDeliveryItem, UploadPreKeysRequest, UploadTopicKeysRequest,
 };
 use rendezvous_protocol::certs::PreKey;
 use rendezvous_protocol::crypto::DevicePublicKey;
@@ -200,7 +199,7 @@ async fn claim_topic_keys(
             keys.extend(answer?);
         }
     }
-    keys.extend(claim_local_topic_keys(&state, local)?);
+    keys.extend(crate::claims::claim_local_topic_keys(&state.store, local)?);
     state.store.sync().await?;
     Ok(cbor_response(&ClaimTopicKeysResponse {
         version: VERSION,
@@ -210,36 +209,7 @@ async fn claim_topic_keys(
 
 /// The federation query client, or `invalid` when federation is off.
 pub(crate) fn federation_of(state: &AppState) -> ApiResult<&FederationClient> {
-    state
-        .federation
-        .as_deref()
-        .ok_or_else(|| ApiError::new(ErrorCode::Invalid, "federation is not enabled"))
-}
-
-/// Claims one topic key for each of `users` (all of this server) from the store: a user who is
-/// unknown, disabled or has none left is skipped. The caller makes the claims durable
-/// (`store.sync()`) before answering.
-pub(crate) fn claim_local_topic_keys(
-    state: &AppState,
-    users: impl IntoIterator<Item = UserId>,
-) -> ApiResult<Vec<ClaimedTopicKey>> {
-    let mut keys = Vec::new();
-    for user in users {
-        let Some(record) = state.store.user(&user)? else {
-            continue;
-        };
-        if record.disabled {
-            continue;
-        }
-        if let Some(cert) = state.store.claim_topic_key(&user)? {
-            keys.push(ClaimedTopicKey {
-                user,
-                registration: record.registration,
-                topic_key_cert: cert,
-            });
-        }
-    }
-    Ok(keys)
+    Ok(state.federation_or_off()?.client())
 }
 
 async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

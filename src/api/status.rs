@@ -20,12 +20,15 @@ async fn status(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    state.metrics.connections.set(state.push.connected() as i64);
     state
-        .metrics
+        .metrics()
+        .connections
+        .set(state.push.connected() as i64);
+    state
+        .metrics()
         .wakeup_queue
         .set(state.push.pending_wakeups() as i64);
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.encode())
+        .body(state.metrics().encode())
 }

@@ -7,23 +7,20 @@ use serde_bytes::ByteBuf;
 use super::keys::LOW_WATER;
 use super::{cbor_body, cbor_response, parse, require_cbor};
 use crate::error::{ApiError, ApiResult};
-use crate::federation::keys::PeerKeys;
-use crate::federation::topics::{Landed, remote_identities};
-use crate::state::{AppState, Caller};
+use crate::federation::keys::{PeerKeys, own_server_keys};
+use crate::state::{AppState, Caller, now};
 use crate::store::TopicNodes;
-use crate::topics::Appended;
+use crate::topics::{Appended, NewEntry, Submitted};
 use rendezvous_protocol::api::{
-    AppendResponse, Body, CheckpointResponse, CursorRequest, Empty, EntriesResponse, ErrorCode,
+    AppendResponse, CheckpointResponse, CursorRequest, Empty, EntriesResponse, ErrorCode,
     IndexedEntry, ProofResponse, SyncItem, SyncResponse, TopicSummary, TopicsResponse,
     WitnessesResponse,
 };
-use rendezvous_protocol::federation::topic_events::Submit;
-use rendezvous_protocol::federation::{Event, EventKind};
-use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
-use rendezvous_protocol::message::MAX_MESSAGE_LEN;
+use rendezvous_protocol::ids::{ServerName, TopicId};
+use rendezvous_protocol::message::{MAX_MESSAGE_LEN, MessageIn};
 use rendezvous_protocol::tlog::{LeafIndex, Tree, TreeSize};
-use rendezvous_protocol::topic::{MAX_CHANGE_LEN, TopicState};
-use rendezvous_protocol::wire::{VERSION, WireError};
+use rendezvous_protocol::topic::{MAX_CHANGE_LEN, TopicChange, TopicState};
+use rendezvous_protocol::wire::{Signed, VERSION, WireError};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/topics", web::post().to(create))
@@ -57,61 +54,10 @@ fn check_len(body: &[u8], limit: usize) -> ApiResult<()> {
     Ok(())
 }
 
-/// Checks and appends `body`, the creation of a topic (`topic` `None`) or a change of a topic
-/// hosted here, by `caller`, once the Identity Keys of the members of other servers it adds
-/// are fetched (`federation-api.md` §9.1). The client API and `topic.submit` both come here.
-pub(crate) async fn append_change(
-    state: &AppState,
-    topic: Option<&TopicId>,
-    body: &[u8],
-    caller: &UserId,
-) -> ApiResult<(TopicId, Appended)> {
-    let remote = remote_identities(state, body).await?;
-    let mut ctx = state.append_context();
-    ctx.remote_identities = Some(&remote);
-    match topic {
-        None => state.topics.create(&ctx, body, caller),
-        Some(topic) => Ok((
-            topic.clone(),
-            state.topics.change(&ctx, topic, body, caller)?,
-        )),
-    }
-}
-
-/// After an append: wait for durability, publish what became durable (in log order) and queue
-/// it for other servers, and return a checkpoint of the durable log, which includes the entry.
-///
-/// The entry is already written: its durability, publication and checkpoint must not depend on
-/// the request staying alive (actix drops a handler whose client hung up), so they run as their
-/// own task and the caller only waits for the answer.
-pub(crate) async fn complete(
-    state: &web::Data<AppState>,
-    topic: &TopicId,
-    appended: Appended,
-) -> ApiResult<String> {
-    let (state, topic) = (state.clone(), topic.clone());
-    let done = actix_web::rt::spawn(async move {
-        state.store.sync().await?;
-        let (publish, checkpoint) =
-            state
-                .topics
-                .durable(&state.append_context(), &topic, appended)?;
-        state.push.publish(&state.store, &publish);
-        if publish.queued_for_peers {
-            state.store.sync().await?;
-        }
-        Ok::<_, ApiError>(checkpoint)
-    });
-    done.await
-        .map_err(|e| ApiError::internal("append completion", e))?
-}
-
-async fn finish(
-    state: &web::Data<AppState>,
-    topic: &TopicId,
-    appended: Appended,
-) -> ApiResult<HttpResponse> {
-    let checkpoint = complete(state, topic, appended).await?;
+/// Waits for the appended entry to be durable and answers with its index and a checkpoint
+/// that includes it.
+async fn finish(state: &AppState, topic: &TopicId, appended: Appended) -> ApiResult<HttpResponse> {
+    let checkpoint = state.topics().complete(topic, appended).await?;
     Ok(cbor_response(&AppendResponse {
         version: VERSION,
         index: appended.index,
@@ -123,61 +69,25 @@ async fn finish(
 /// `MAX_CHANGE_LEN`): well under what devices accept (`EntriesResponse::MAX_LEN`).
 const MAX_ENTRIES_BYTES: usize = 16 * 1024 * 1024;
 
-/// How long a post to another server's topic waits for its entry to come back before the
-/// device is answered `202 queued` (`federation-api.md` §9.3).
-const SUBMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// A post or change to a topic hosted by another server: checked against the mirror, queued
-/// for the hosting server as `topic.submit`, then answered when its entry arrives (or `202`).
+/// A post or change to a topic hosted by another server (`federation-api.md` §9.3): answered
+/// with the entry once it is back, or `202` while it is queued.
 async fn submit_remote(
-    state: &web::Data<AppState>,
+    state: &AppState,
     topic: &TopicId,
-    body: &[u8],
+    entry: NewEntry,
     caller: &Caller,
-    is_change: bool,
 ) -> ApiResult<HttpResponse> {
-    let outbound = state.outbound.as_ref().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Invalid,
-            format!("{topic} is hosted elsewhere and federation is not enabled"),
-        )
-    })?;
-    let (entry, leaf) = state.topics.precheck(
-        &state.append_context(),
-        topic,
-        body,
-        &caller.user,
-        is_change,
-    )?;
-    let payload = Submit {
-        submitter: caller.user.clone(),
-        entry: ByteBuf::from(entry.to_wire()),
-    }
-    .to_wire();
-    let event = Event::sign(
-        &state.server_name,
-        &topic.server(),
-        EventKind::TopicSubmit,
-        Some(topic),
-        payload,
-        crate::state::now(),
-        &state.identity.server_key,
-    );
-    let landed = state
-        .submits
-        .wait(topic, leaf, Event::id(event.signed_bytes()));
-    outbound
-        .enqueue(&topic.server(), event.signed_bytes())
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
-    match actix_web::rt::time::timeout(SUBMIT_WAIT, landed).await {
-        Ok(Ok(Landed::At(index, checkpoint))) => Ok(cbor_response(&AppendResponse {
+    let submitted = state
+        .topics()
+        .submit_remote(topic, entry, &caller.user)
+        .await?;
+    match submitted {
+        Submitted::Landed { index, checkpoint } => Ok(cbor_response(&AppendResponse {
             version: VERSION,
             index,
             checkpoint,
         })),
-        Ok(Ok(Landed::Refused(e))) => Err(e),
-        _ => Ok(HttpResponse::Accepted()
+        Submitted::Queued => Ok(HttpResponse::Accepted()
             .content_type("application/cbor")
             .body(rendezvous_protocol::wire::encode(&Empty::default()))),
     }
@@ -191,9 +101,10 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
-    let (topic, appended) = append_change(&state, None, &body, &caller.user).await?;
-    state.metrics.changes.inc();
-    state.metrics.topics_created.inc();
+    let change = Signed::<TopicChange>::from_wire(&body)?;
+    let (topic, appended) = state.topics().create(change, &caller.user).await?;
+    state.metrics().changes.inc();
+    state.metrics().topics_created.inc();
     finish(&state, &topic, appended).await
 }
 
@@ -207,11 +118,12 @@ async fn change(
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
     let topic: TopicId = parse("topic", &path)?;
+    let change = Signed::<TopicChange>::from_wire(&body)?;
     if topic.server() != state.server_name {
-        return submit_remote(&state, &topic, &body, &caller, true).await;
+        return submit_remote(&state, &topic, NewEntry::Change(change), &caller).await;
     }
-    let (_, appended) = append_change(&state, Some(&topic), &body, &caller.user).await?;
-    state.metrics.changes.inc();
+    let appended = state.topics().change(&topic, change, &caller.user).await?;
+    state.metrics().changes.inc();
     finish(&state, &topic, appended).await
 }
 
@@ -225,7 +137,7 @@ async fn post(
     let started = std::time::Instant::now();
     let response = post_message(&req, &path, &body, &caller, &state).await;
     state
-        .metrics
+        .metrics()
         .latency
         .observe(started.elapsed().as_secs_f64());
     response
@@ -241,32 +153,24 @@ async fn post_message(
     require_cbor(req)?;
     check_len(body, MAX_MESSAGE_LEN)?;
     let topic: TopicId = parse("topic", path)?;
+    let msg = MessageIn::from_wire(body)?;
     if topic.server() != state.server_name {
-        return submit_remote(state, &topic, body, caller, false).await;
+        return submit_remote(state, &topic, NewEntry::Message(msg), caller).await;
     }
-    let appended = state
-        .topics
-        .message(&state.append_context(), &topic, body, &caller.user)?;
-    state.metrics.messages.inc();
+    let appended = state.topics().post(&topic, msg, &caller.user)?;
+    state.metrics().messages.inc();
     finish(state, &topic, appended).await
 }
 
 /// The topic's state, if the caller's user is a current member.
 fn member_state(state: &AppState, topic: &TopicId, caller: &Caller) -> ApiResult<TopicState> {
-    let s = state.topics.state(&state.store, topic)?;
-    if s.member_of(&caller.user).is_none() {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "not a member of this topic",
-        ));
-    }
-    Ok(s)
+    Ok(state.topics().member_state(topic, &caller.user)?)
 }
 
 async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let mut topics = Vec::new();
     for (topic, role) in state.store.user_topics(&caller.user)? {
-        let s = state.topics.state(&state.store, &topic)?;
+        let s = state.topics().state(&topic)?;
         topics.push(TopicSummary {
             topic,
             size: s.size(),
@@ -321,11 +225,7 @@ async fn checkpoint(
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
     member_state(&state, &topic, &caller)?;
-    let checkpoint = with_cosignatures(
-        &state,
-        &topic,
-        state.topics.checkpoint(&state.append_context(), &topic)?,
-    );
+    let checkpoint = state.topics().cosigned_checkpoint(&topic)?;
     Ok(cbor_response(&CheckpointResponse {
         version: VERSION,
         checkpoint,
@@ -451,50 +351,14 @@ async fn witnesses(
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
     member_state(&state, &topic, &caller)?;
-    let store = &state.store;
-    let hosted_here = topic.server() == state.server_name;
-    let (host, mirror) = if hosted_here {
-        let head = state.topics.checkpoint(&state.append_context(), &topic)?;
-        (Some(head), None)
-    } else {
-        (
-            remote_head(&state, &topic).await,
-            store.mirror_head(&topic)?,
-        )
-    };
-    let witnesses = store
-        .witness_notes(&topic)?
-        .into_iter()
-        .map(|(_, note)| note)
-        .collect();
+    let w = state.topics().witnesses(&topic).await?;
     Ok(cbor_response(&WitnessesResponse {
         version: VERSION,
-        host,
-        mirror,
-        witnesses,
-        evidence: store.mirror_evidence(&topic)?.map(ByteBuf::from),
+        host: w.host,
+        mirror: w.mirror,
+        witnesses: w.witnesses,
+        evidence: w.evidence.map(ByteBuf::from),
     }))
-}
-
-/// The hosting server's current checkpoint of a topic hosted elsewhere, or `None` when it
-/// cannot be had.
-async fn remote_head(state: &AppState, topic: &TopicId) -> Option<String> {
-    let client = state.federation.as_ref()?;
-    let path = format!(
-        "{}/{}/checkpoint",
-        crate::federation::topics::TOPICS_PATH,
-        rendezvous_protocol::api::encode_segment(topic.as_str())
-    );
-    match client.get(&topic.server(), &path, 64 * 1024).await {
-        Ok(body) => CheckpointResponse::from_cbor(&body)
-            .map(|r| r.checkpoint)
-            .map_err(|e| tracing::info!(%topic, %e, "hosting server's checkpoint"))
-            .ok(),
-        Err(e) => {
-            tracing::info!(%topic, %e, "hosting server unreachable for its checkpoint");
-            None
-        }
-    }
 }
 
 /// `GET /v1/servers/{server}/keys`: another server's key document, fetched over mutual TLS
@@ -507,19 +371,16 @@ async fn server_keys(
 ) -> ApiResult<HttpResponse> {
     let server: ServerName = parse("server", &path)?;
     let doc = if server == state.server_name {
-        crate::federation::keys::own_server_keys(
+        own_server_keys(
             &state.store,
             &state.server_name,
             &state.identity.server_key,
-            crate::state::now(),
+            now(),
         )?
         .value()
         .clone()
     } else {
-        let keys = state
-            .peer_keys
-            .as_ref()
-            .ok_or_else(|| ApiError::new(ErrorCode::Invalid, "federation is not enabled"))?;
+        let keys = state.federation_or_off()?.peer_keys();
         keys.server_keys(&server, false)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
@@ -527,26 +388,4 @@ async fn server_keys(
             .clone()
     };
     Ok(cbor_response(&doc))
-}
-
-/// The checkpoint note with the cosignature lines of every participating server that cosigned
-/// exactly this checkpoint (`federation-api.md` §9.4: heads are served with their
-/// cosignatures). Lines were verified when their cosigned notes arrived.
-pub(crate) fn with_cosignatures(state: &AppState, topic: &TopicId, note: String) -> String {
-    let Ok(mut signed) = rendezvous_protocol::tlog::SignedCheckpoint::parse(note.as_bytes()) else {
-        return note;
-    };
-    let Ok(witnesses) = state.store.witness_notes(topic) else {
-        return note;
-    };
-    let mut merged = false;
-    for (_, w) in witnesses {
-        if let Ok(w) = rendezvous_protocol::tlog::SignedCheckpoint::parse(w.as_bytes()) {
-            merged |= signed.merge_signatures(&w);
-        }
-    }
-    match merged {
-        true => signed.to_note(),
-        false => note,
-    }
 }

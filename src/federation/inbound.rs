@@ -148,7 +148,9 @@ fn cbor(body: Vec<u8>) -> HttpResponse {
 async fn server_keys(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // federation-api.md §8: a peer that asks for our keys is up. If we hold events for a server
     // its certificate names, that server's backoff ends now (a restarted host asks at start).
-    if let (Some(outbound), Some(cert)) = (&state.outbound, req.conn_data::<PeerCertificate>()) {
+    if let (Some(federation), Some(cert)) = (state.federation(), req.conn_data::<PeerCertificate>())
+    {
+        let outbound = federation.outbound();
         for waiting in state.store.outbound_destinations()? {
             if peer::certificate_names(&cert.0, &waiting) {
                 outbound.peer_heard_from(&waiting);
@@ -172,7 +174,7 @@ async fn send<K: PeerKeys, S: EventSink>(
     state: web::Data<AppState>,
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
-    crate::api::require_cbor(&req)?;
+    crate::http::require_cbor(&req)?;
     let (txn, events) = Transaction::from_wire(&body)?;
     if *path != txn.txn_id {
         return Err(ApiError::new(
@@ -184,8 +186,8 @@ async fn send<K: PeerKeys, S: EventSink>(
     // federation-api.md §1: the certificate must be valid for the claimed origin; allow/deny.
     peer::authenticate(req.conn_data::<PeerCertificate>(), &origin, &inbound.policy)?;
     // federation-api.md §8: hearing from a peer resets our backoff towards it.
-    if let Some(outbound) = &state.outbound {
-        outbound.peer_heard_from(&origin);
+    if let Some(federation) = state.federation() {
+        federation.outbound().peer_heard_from(&origin);
     }
     if txn.destination != state.server_name {
         return Err(ApiError::new(

@@ -186,6 +186,16 @@ impl HttpPeerKeys {
         }
     }
 
+    /// Fetches with `client` (shared with the server's queries: one mutual-TLS client, one
+    /// discovery cache, one peer policy).
+    pub fn with_client(client: FederationClient) -> Self {
+        HttpPeerKeys {
+            client,
+            now: Arc::new(crate::state::now),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Fetches only from servers `policy` admits.
     pub fn with_policy(mut self, policy: crate::federation::peer::PeerPolicy) -> Self {
         self.client = self.client.with_policy(policy);

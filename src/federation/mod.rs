@@ -3,6 +3,10 @@
 //! client that queries other servers.
 //! The protocol objects themselves (events, transactions, key documents) are in
 //! [`rendezvous_protocol::federation`].
+//!
+//! [`Federation`] is the one object a federating server has: one discovery cache, one peer
+//! policy, one mutual-TLS client configuration, the peer keys and the outbound queues. It is
+//! absent when federation is off, and what needs it then answers [`FederationOff`].
 
 pub mod client;
 pub mod discovery;
@@ -13,3 +17,118 @@ pub mod peer;
 pub mod queries;
 pub mod topic_queries;
 pub mod topics;
+
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::store::Store;
+use client::FederationClient;
+use discovery::Discovery;
+use keys::{HttpPeerKeys, PeerKeys};
+use outbound::{AwcTransport, Outbound};
+use peer::{FederationTls, PeerPolicy};
+use rendezvous_protocol::ids::ServerName;
+
+/// Federation is off on this server (`federation.enabled = false`): whatever needs another
+/// server is answered `invalid` (`client-api.md` §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("federation is not enabled")]
+pub struct FederationOff;
+
+/// Everything a federating server talks to its peers with.
+pub struct Federation {
+    tls: FederationTls,
+    policy: PeerPolicy,
+    client: FederationClient,
+    peer_keys: Arc<HttpPeerKeys>,
+    outbound: Arc<Outbound>,
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Federation")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Federation {
+    /// Builds federation for server `name` from its configuration and TLS: one discovery
+    /// cache (`federation-api.md` §7) and one peer policy (§1) serve the queries, the key
+    /// fetches and the outbound transport, which is returned to be run by
+    /// [`Outbound::run`] on the serving thread (it is not `Send`).
+    pub fn build(
+        config: &Config,
+        name: &ServerName,
+        tls: FederationTls,
+        store: &Store,
+    ) -> Result<(Federation, AwcTransport), ConfigError> {
+        let discovery = Arc::new(
+            Discovery::new(&config.federation)
+                .map_err(|e| ConfigError::Invalid(format!("federation discovery: {e}")))?,
+        );
+        let policy = PeerPolicy::from_config(&config.federation);
+        let client = FederationClient::new(
+            tls.client.clone(),
+            keys::discovery_resolver(discovery.clone()),
+        )
+        .with_origin(name.clone())
+        .with_policy(policy.clone());
+        let peer_keys = Arc::new(HttpPeerKeys::with_client(client.clone()));
+        let transport = AwcTransport::new(
+            (*tls.client).clone(),
+            outbound::discovery_resolver(discovery),
+        );
+        let federation = Federation {
+            tls,
+            policy,
+            client,
+            peer_keys,
+            outbound: Arc::new(Outbound::new(store.clone(), name.clone())),
+        };
+        Ok((federation, transport))
+    }
+
+    /// The TLS configurations (listener and client).
+    pub fn tls(&self) -> &FederationTls {
+        &self.tls
+    }
+
+    /// The allow and deny lists of peers.
+    pub fn policy(&self) -> &PeerPolicy {
+        &self.policy
+    }
+
+    /// Queries to other servers (`federation-api.md` §5).
+    pub fn client(&self) -> &FederationClient {
+        &self.client
+    }
+
+    /// Other servers' key documents (cached).
+    pub fn peer_keys(&self) -> &Arc<HttpPeerKeys> {
+        &self.peer_keys
+    }
+
+    /// The outbound queues.
+    pub fn outbound(&self) -> &Arc<Outbound> {
+        &self.outbound
+    }
+
+    /// At start, tells every server this one ever queued events for that it is up, by asking
+    /// for its key document (which ends its backoff towards us if it holds events for us,
+    /// `federation-api.md` §8).
+    pub async fn announce(&self, store: &Store) {
+        let peers = match store.outbound_peers() {
+            Ok(peers) => peers,
+            Err(e) => {
+                tracing::warn!(%e, "listing outbound peers");
+                return;
+            }
+        };
+        for peer in peers {
+            if let Err(e) = self.peer_keys.server_keys(&peer, true).await {
+                tracing::info!(%peer, %e, "announcing this server to a peer");
+            }
+        }
+    }
+}

@@ -12,8 +12,9 @@ use super::client::{CLAIM_TOPIC_KEYS_PATH, MAX_FEDERATION_CLAIMS, ORIGIN_HEADER,
 use super::inbound::{EventSink, Inbound};
 use super::keys::PeerKeys;
 use super::peer::{self, PeerCertificate, PeerPolicy};
-use crate::api::{cbor_body, cbor_response, claim_local_topic_keys, parse};
+use crate::claims::claim_local_topic_keys;
 use crate::error::{ApiError, ApiResult};
+use crate::http::{cbor_body, cbor_response, parse};
 use crate::state::AppState;
 use rendezvous_protocol::api::{
     ClaimTopicKeysRequest, ClaimTopicKeysResponse, ErrorCode, IdentityResponse, MAX_BODY,
@@ -100,7 +101,7 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
             format!("{other} is not a user of {}", state.server_name),
         ));
     }
-    let keys = claim_local_topic_keys(&state, r.users)?;
+    let keys = claim_local_topic_keys(&state.store, r.users)?;
     state.store.sync().await?;
     tracing::debug!(%origin, claimed = keys.len(), "topic keys claimed through federation");
     Ok(cbor_response(&ClaimTopicKeysResponse {

@@ -1,0 +1,70 @@
+//! What the topic service needs from federation, as a narrow interface: queueing events for
+//! other servers, and the few queries a participating or hosting server makes
+//! (`federation-api.md` §5, §9). `crate::federation::Federation` implements it; the topic
+//! service never sees the transport, so the dependency points one way.
+
+use futures_util::future::LocalBoxFuture;
+
+use rendezvous_protocol::api::ErrorCode;
+use rendezvous_protocol::crypto::{IdentityPublicKey, ServerPublicKey};
+use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::wire::SignedBytes;
+
+/// A query to or a queue for another server failed, as the federation layer tells it: the
+/// code a device or peer is answered, and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RelayError {
+    /// The code to answer with.
+    pub code: ErrorCode,
+    /// What happened.
+    pub message: String,
+}
+
+impl RelayError {
+    /// The peer could not be reached or the queue could not take the event: try later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        RelayError {
+            code: ErrorCode::Unavailable,
+            message: message.into(),
+        }
+    }
+}
+
+/// Federation as the topic service sees it. The futures are not `Send` (the HTTP client is
+/// per thread); they are awaited on the worker that made them.
+pub trait Relay: Send + Sync {
+    /// Queues a signed event for `server` without waiting for durability: the caller syncs the
+    /// store before acknowledging anything that depends on it. Events leave in queue order.
+    fn queue(&self, server: &ServerName, event: &SignedBytes) -> Result<(), RelayError>;
+
+    /// Queues a signed event for `server`; durable when this returns.
+    fn send<'a>(
+        &'a self,
+        server: &'a ServerName,
+        event: &'a SignedBytes,
+    ) -> LocalBoxFuture<'a, Result<(), RelayError>>;
+
+    /// The Identity Key of `user`, a user of another server, from their homeserver (checked).
+    fn identity<'a>(
+        &'a self,
+        user: &'a UserId,
+    ) -> LocalBoxFuture<'a, Result<IdentityPublicKey, RelayError>>;
+
+    /// The current keys of `server` (cached).
+    fn server_keys<'a>(
+        &'a self,
+        server: &'a ServerName,
+    ) -> LocalBoxFuture<'a, Result<Vec<ServerPublicKey>, RelayError>>;
+
+    /// One page of `topic`'s entries from `from` on, from its hosting server: a `topic.entry`
+    /// payload, not yet decoded.
+    fn entries<'a>(
+        &'a self,
+        topic: &'a TopicId,
+        from: u64,
+    ) -> LocalBoxFuture<'a, Result<Vec<u8>, RelayError>>;
+
+    /// The hosting server's current checkpoint of `topic`, or `None` when it cannot be had.
+    fn head<'a>(&'a self, topic: &'a TopicId) -> LocalBoxFuture<'a, Option<String>>;
+}
