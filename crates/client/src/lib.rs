@@ -32,9 +32,9 @@ use awc::http::Method;
 use zeroize::Zeroizing;
 
 pub use account::{DeviceEntry, InboxReport, KeyStatus, ServerStatus};
-pub use error::ClientError;
+pub use error::{CLIENT_CODES, ClientError};
 pub use link::PendingLink;
-pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport};
+pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport, WitnessReport};
 pub use topics::TopicEntry;
 
 use self::http::Http;
@@ -106,6 +106,16 @@ impl Client {
         &self.keystore
     }
 
+    /// The homeserver's base URL, `https://host[:port]`.
+    pub fn server_url(&self) -> &str {
+        self.http.base()
+    }
+
+    /// How this device trusts the homeserver's certificate.
+    pub fn trust(&self) -> Result<tls::Trust, ClientError> {
+        self.config.trust()
+    }
+
     /// Calls an endpoint that needs the device's token; logs in first when there is no token,
     /// and logs in again once when the server answers `401 unauthorized`.
     async fn authed<R: Body>(
@@ -114,9 +124,11 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<R, ClientError> {
-        let bytes = self.authed_raw(method, path, body, R::MAX_LEN).await?;
+        let bytes = self
+            .authed_raw(method.clone(), path, body, R::MAX_LEN)
+            .await?;
         R::from_cbor(&bytes).map_err(|error| ClientError::Malformed {
-            what: path.to_owned(),
+            what: format!("reply when asked to {}", http::operation(&method, path)),
             error,
         })
     }
