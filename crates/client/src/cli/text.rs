@@ -8,21 +8,7 @@ impl Output {
     pub fn to_text(&self) -> String {
         match self {
             Output::Registered { user, server } => format!("registered {user} on {server}"),
-            Output::Status {
-                user,
-                prekeys_left,
-                topic_keys_left,
-                refill,
-            } => format!(
-                "{user}: {} left on this device, {} left{}",
-                count(*prekeys_left, "pre key", "pre keys"),
-                count(*topic_keys_left, "topic key", "topic keys"),
-                if *refill {
-                    " (refill needed: run `rdv sync`)"
-                } else {
-                    ""
-                }
-            ),
+            Output::Status { .. } => status_text(self),
             Output::LinkCode { command, .. } => format!(
                 "On the new device run:\n  {command}\n(with `--home DIR` after `rdv` to keep its keystore somewhere else than ./.rdv)\nWaiting up to 10 minutes…"
             ),
@@ -36,11 +22,7 @@ impl Output {
             } => format!(
                 "{id}  created {}  last seen {}{}",
                 utc(*created),
-                if *last_seen == 0 {
-                    "never".to_owned()
-                } else {
-                    utc(*last_seen)
-                },
+                seen(*last_seen),
                 if *this_device { "  (this device)" } else { "" }
             ),
             Output::DeviceRemoved { id } => format!("removed device {id}"),
@@ -80,23 +62,7 @@ impl Output {
                 join(indices)
             ),
             Output::Verify { .. } => verify_text(self),
-            Output::Synced {
-                topic_keys_received,
-                failed,
-                refilled,
-            } => {
-                let mut s = format!(
-                    "received {}",
-                    count(*topic_keys_received as u64, "topic key", "topic keys")
-                );
-                for f in failed {
-                    s.push_str(&format!("; inbox item {} unusable: {}", f.seq, f.error));
-                }
-                if *refilled {
-                    s.push_str("; refilled pre keys and topic keys");
-                }
-                s
-            }
+            Output::Synced { .. } => synced_text(self),
             Output::Error {
                 error,
                 topic: Some(topic),
@@ -104,6 +70,59 @@ impl Output {
             } => format!("!! {topic}: {error}"),
             Output::Error { error, .. } => format!("rdv: error: {error}"),
         }
+    }
+}
+
+/// The key stock, and whether to refill.
+fn status_text(output: &Output) -> String {
+    let Output::Status {
+        user,
+        prekeys_left,
+        topic_keys_left,
+        refill,
+    } = output
+    else {
+        return String::new();
+    };
+    format!(
+        "{user}: {} left on this device, {} left{}",
+        count(*prekeys_left, "pre key", "pre keys"),
+        count(*topic_keys_left, "topic key", "topic keys"),
+        if *refill {
+            " (refill needed: run `rdv sync`)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What `rdv sync` received and did.
+fn synced_text(output: &Output) -> String {
+    let Output::Synced {
+        topic_keys_received,
+        failed,
+        refilled,
+    } = output
+    else {
+        return String::new();
+    };
+    let received = u64::try_from(*topic_keys_received).unwrap_or(u64::MAX);
+    let mut s = format!("received {}", count(received, "topic key", "topic keys"));
+    for f in failed {
+        s.push_str(&format!("; inbox item {} unusable: {}", f.seq, f.error));
+    }
+    if *refilled {
+        s.push_str("; refilled pre keys and topic keys");
+    }
+    s
+}
+
+/// A last-seen time: `never` for a device the server has not seen since it was added.
+fn seen(secs: u64) -> String {
+    if secs == 0 {
+        "never".to_owned()
+    } else {
+        utc(secs)
     }
 }
 
