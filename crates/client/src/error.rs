@@ -189,6 +189,11 @@ pub enum ClientError {
     /// A user had no Topic Key left to claim.
     #[error("no topic key left for {0}: they must bring a device online to refill")]
     NoTopicKeyLeft(String),
+    /// Another device of the account has no pre keys left, so no Topic Key can be sealed to it.
+    #[error(
+        "another device of this account has no pre keys left, so no topic keys can be made for it: bring that device online and run `rdv sync` there"
+    )]
+    NoPreKeysLeft,
     /// The signing key of a hosting server is not known, so its checkpoints cannot be checked.
     #[error("signing key of server {0} is unknown; cannot check its log")]
     ServerKeyUnknown(String),
@@ -251,6 +256,7 @@ pub const CLIENT_CODES: &[&str] = &[
     "no_topic_key",
     "no_message_key",
     "no_topic_key_left",
+    "no_pre_keys_left",
     "server_key_unknown",
     "no_such_device",
     "ambiguous_device",
@@ -323,6 +329,7 @@ impl ClientError {
             ClientError::NoTopicKey { .. } => "no_topic_key",
             ClientError::NoMessageKey { .. } => "no_message_key",
             ClientError::NoTopicKeyLeft(_) => "no_topic_key_left",
+            ClientError::NoPreKeysLeft => "no_pre_keys_left",
             ClientError::ServerKeyUnknown(_) => "server_key_unknown",
             ClientError::NoSuchDevice(_) => "no_such_device",
             ClientError::AmbiguousDevice(_) => "ambiguous_device",
@@ -347,6 +354,40 @@ impl ClientError {
         ClientError::Corrupt {
             path: path.into(),
             reason: reason.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code `error_code` returns for a client-side error is listed in [`CLIENT_CODES`]
+    /// (and so documented in `client-api.md` §9), and every listed code is returned.
+    #[test]
+    fn every_client_code_is_listed_and_documented() {
+        let source = include_str!("error.rs");
+        let body = source
+            .split("pub fn error_code")
+            .nth(1)
+            .and_then(|s| s.split("\n    }\n").next())
+            .unwrap();
+        let returned: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .collect();
+        let mut sorted = returned.clone();
+        sorted.sort_unstable();
+        let mut listed = CLIENT_CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(sorted, listed);
+        let spec = include_str!("../../../federation-spec/client-api.md");
+        for code in CLIENT_CODES {
+            assert!(
+                spec.contains(&format!("| `{code}` |")),
+                "{code} not in client-api.md §9"
+            );
         }
     }
 }

@@ -200,7 +200,13 @@ impl Client {
                     topic: topic.to_string(),
                     host: topic.server().to_string(),
                 }),
-                Err(_) => Err(ClientError::Malformed { what: path, error }),
+                Err(_) => Err(ClientError::Malformed {
+                    what: format!(
+                        "reply when asked to {}",
+                        super::http::operation(&Method::POST, &path)
+                    ),
+                    error,
+                }),
             },
         }
     }

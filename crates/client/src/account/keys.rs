@@ -111,10 +111,7 @@ impl Client {
             }
         }
         if rounds == 0 {
-            return Err(ClientError::Misbehaved(
-                "another device of this user has no pre keys left; bring it online to refill"
-                    .into(),
-            ));
+            return Err(ClientError::NoPreKeysLeft);
         }
         let batch = make_batch(
             &self.identity,
