@@ -4,6 +4,8 @@
 //!   fingerprint; never "accept anything");
 //! - [`keystore`]: the per-device key directory (layout in its docs);
 //! - [`http`]: the typed client–server API over HTTPS and the WebSocket stream;
+//! - [`cli`]: `rdv`'s commands, whose answers are one type ([`cli::Output`]) printed as text or
+//!   JSON in one place; every error has a stable code ([`ClientError::error_code`]);
 //! - [`Client`]: the operations. Account and keys in `account`, device linking in `link`,
 //!   topic changes and sending in `topics`, reading and log verification in `reader`, live
 //!   following in `watch`.
