@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now};
 use rendezvous_protocol::api::ErrorCode;
+use rendezvous_protocol::crypto::DevicePublicKey;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::UserId;
 
@@ -136,7 +137,12 @@ async fn devices(
         .devices(&user)?
         .into_iter()
         .map(|d| {
+            // The key id, as `rdv device list` shows it and `rdv device remove` takes it.
+            let id = DevicePublicKey::from_slice(&d.device_key)
+                .ok()
+                .map(|k| k.key_id().to_hex());
             json!({
+                "id": id,
                 "device_key": hex_string(&d.device_key),
                 "created": d.created,
                 "last_seen": d.last_seen,

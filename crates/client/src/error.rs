@@ -1,9 +1,15 @@
-//! The client's error type: one enum, one clear line per failure.
+//! The client's error type: one enum, one clear line per failure, in the user's words.
 //!
 //! Errors the homeserver reports (`client-api.md` §1.1, JSON `{"code", "message"}`) become
 //! [`ClientError::Api`] carrying the machine-readable [`ErrorCode`]; everything the client finds
 //! wrong itself (a certificate that does not verify, a log that does not add up) has its own
-//! variant with the protocol module's error inside.
+//! variant with the protocol module's error inside. Each message says what happened and, where
+//! there is something to do about it, what to do; requests are named by what they were for
+//! ("fetch the checkpoint of !abc:a.example"), never by their percent-encoded path.
+//!
+//! [`ClientError::error_code`] gives every error a stable machine-readable code: the server's
+//! code when the server refused, else one of [`CLIENT_CODES`] (`client-api.md` §9, `rdv`'s JSON
+//! output).
 
 use std::path::PathBuf;
 
@@ -54,17 +60,33 @@ pub enum ClientError {
         reason: String,
     },
     /// The server could not be reached or the connection broke.
-    #[error("cannot reach {url}: {reason}")]
+    #[error(
+        "cannot reach the server at {server} to {what}: {reason} (is it running, and is the server URL right?)"
+    )]
     Transport {
-        /// The request URL.
-        url: String,
+        /// The server's base URL.
+        server: String,
+        /// What the request was for (see [`crate::http::operation`]).
+        what: String,
         /// The transport error.
         reason: String,
     },
+    /// The server's TLS certificate is not the one this device pins.
+    #[error(
+        "the server at {server} presented a TLS certificate with fingerprint {presented}, but this device pins {pinned}: check that the server URL is right and that the fingerprint is the one the server printed at its first start (`rendezvous admin fingerprint` on the server shows it)"
+    )]
+    PinMismatch {
+        /// The server's base URL.
+        server: String,
+        /// The pinned fingerprint.
+        pinned: String,
+        /// The fingerprint of the certificate the server presented.
+        presented: String,
+    },
     /// The server refused the request with a documented error code.
-    #[error("server refused {what} ({status} {}): {message}", code.as_str())]
+    #[error("the server refused to {what}: {message} ({}){}", code.as_str(), hint(*code))]
     Api {
-        /// What was asked (method and path).
+        /// What the request was for (see [`crate::http::operation`]).
         what: String,
         /// The machine-readable code.
         code: ErrorCode,
@@ -73,10 +95,19 @@ pub enum ClientError {
         /// The server's explanation.
         message: String,
     },
+    /// This device is no longer in its account: the server knows no active device with its key
+    /// (it was removed from another device).
+    #[error(
+        "this device is no longer in {user}'s account (it was removed from another device): to use it again, run `rdv device link` on a device still in the account and the `rdv device join` command it shows here, with a new --home directory"
+    )]
+    DeviceRemoved {
+        /// The account's user.
+        user: String,
+    },
     /// The server answered with an error status but no documented error body.
-    #[error("server answered {what} with status {status}: {body}")]
+    #[error("could not {what}: the server answered with HTTP status {status} ({body})")]
     UnexpectedStatus {
-        /// What was asked.
+        /// What the request was for.
         what: String,
         /// The HTTP status.
         status: u16,
@@ -84,9 +115,9 @@ pub enum ClientError {
         body: String,
     },
     /// A body from the server does not decode.
-    #[error("malformed answer to {what}: {error}")]
+    #[error("the server sent a malformed {what}: {error}")]
     Malformed {
-        /// What was asked.
+        /// What it sent (`reply when asked to …` for a whole answer).
         what: String,
         /// Why it does not decode.
         error: WireError,
@@ -158,12 +189,102 @@ pub enum ClientError {
     /// A user had no Topic Key left to claim.
     #[error("no topic key left for {0}: they must bring a device online to refill")]
     NoTopicKeyLeft(String),
+    /// Another device of the account has no pre keys left, so no Topic Key can be sealed to it.
+    #[error(
+        "another device of this account has no pre keys left, so no topic keys can be made for it: bring that device online and run `rdv sync` there"
+    )]
+    NoPreKeysLeft,
     /// The signing key of a hosting server is not known, so its checkpoints cannot be checked.
     #[error("signing key of server {0} is unknown; cannot check its log")]
     ServerKeyUnknown(String),
+    /// No device of the account has a key id starting with what was given.
+    #[error(
+        "no device of this account has a key id starting with {0} (`rdv device list` shows them)"
+    )]
+    NoSuchDevice(String),
+    /// Several devices' key ids start with what was given.
+    #[error("{0} matches several devices; give more of the key id (`rdv device list` shows them)")]
+    AmbiguousDevice(String),
+    /// A device cannot remove itself.
+    #[error("this is the current device; remove it from another device of the account")]
+    RemovingThisDevice,
+    /// Nobody answered a device link in time.
+    #[error("{0}; start again with a new code")]
+    LinkTimedOut(String),
+    /// The user's role in the topic does not allow posting.
+    #[error("{user} is a reader of {topic} and may not post")]
+    MayNotPost {
+        /// The topic.
+        topic: String,
+        /// The user.
+        user: String,
+    },
+    /// `rdv verify` found that a topic's log does not verify (the report says why).
+    #[error("the log of {0} does not verify")]
+    LogDoesNotVerify(String),
     /// A command-line argument or input is not acceptable.
     #[error("{0}")]
     InvalidInput(String),
+}
+
+/// The machine-readable codes of errors the client finds itself (`client-api.md` §9); a refusal
+/// by the server carries the server's own code (§1.1) instead. None of them is a server code.
+pub const CLIENT_CODES: &[&str] = &[
+    "keystore_io",
+    "keystore_corrupt",
+    "not_registered",
+    "already_registered",
+    "bad_fingerprint",
+    "tls_setup",
+    "bad_url",
+    "unreachable",
+    "fingerprint_mismatch",
+    "unexpected_status",
+    "malformed_answer",
+    "queued",
+    "server_misbehaved",
+    "bad_device_set",
+    "bad_topic_key",
+    "link_failed",
+    "bad_change",
+    "bad_log_entry",
+    "bad_message",
+    "bad_message_key",
+    "bad_checkpoint_note",
+    "log_inconsistent",
+    "not_in_topic",
+    "no_topic_key",
+    "no_message_key",
+    "no_topic_key_left",
+    "no_pre_keys_left",
+    "server_key_unknown",
+    "no_such_device",
+    "ambiguous_device",
+    "removing_this_device",
+    "link_timed_out",
+    "may_not_post",
+    "log_does_not_verify",
+    "invalid_input",
+];
+
+/// What to do about a refusal, for the codes where the user can do something.
+fn hint(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::PinInvalid => {
+            "; ask the server's operator for a new pin (`rendezvous admin pin`)"
+        }
+        ErrorCode::UserDisabled => {
+            "; the server's operator disabled this account (`rendezvous admin enable` undoes it)"
+        }
+        ErrorCode::UserExists => "; choose another user name",
+        ErrorCode::StaleChange => "; the topic changed meanwhile: run the command again",
+        ErrorCode::NotAdmin => "; only an admin of the topic can change it",
+        ErrorCode::RateLimited => "; wait a little and try again",
+        ErrorCode::Unavailable => "; the server is shutting down or busy: try again later",
+        ErrorCode::Internal => "; the server's log says more",
+        ErrorCode::SplitView => "; `rdv verify` shows the evidence",
+        _ => "",
+    }
 }
 
 impl ClientError {
@@ -171,7 +292,52 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Api { code, .. } => Some(*code),
+            ClientError::DeviceRemoved { .. } => Some(ErrorCode::Unauthorized),
             _ => None,
+        }
+    }
+
+    /// The stable machine-readable code of this error: the server's code when the server
+    /// refused ([`Self::code`]), else the client's own, one of [`CLIENT_CODES`].
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            ClientError::Api { code, .. } => code.as_str(),
+            ClientError::DeviceRemoved { .. } => ErrorCode::Unauthorized.as_str(),
+            ClientError::Io { .. } => "keystore_io",
+            ClientError::Corrupt { .. } => "keystore_corrupt",
+            ClientError::NotRegistered(_) => "not_registered",
+            ClientError::AlreadyRegistered(_) => "already_registered",
+            ClientError::BadFingerprint(_) => "bad_fingerprint",
+            ClientError::Tls(_) => "tls_setup",
+            ClientError::BadUrl { .. } => "bad_url",
+            ClientError::Transport { .. } => "unreachable",
+            ClientError::PinMismatch { .. } => "fingerprint_mismatch",
+            ClientError::UnexpectedStatus { .. } => "unexpected_status",
+            ClientError::Malformed { .. } => "malformed_answer",
+            ClientError::Queued { .. } => "queued",
+            ClientError::Misbehaved(_) => "server_misbehaved",
+            ClientError::Directory(_) => "bad_device_set",
+            ClientError::TopicKey(_) => "bad_topic_key",
+            ClientError::Link(_) => "link_failed",
+            ClientError::Change(_) => "bad_change",
+            ClientError::Entry(_) => "bad_log_entry",
+            ClientError::Message(_) => "bad_message",
+            ClientError::Key(_) => "bad_message_key",
+            ClientError::Checkpoint(_) => "bad_checkpoint_note",
+            ClientError::Witness(_) => "log_inconsistent",
+            ClientError::NotAMember { .. } => "not_in_topic",
+            ClientError::NoTopicKey { .. } => "no_topic_key",
+            ClientError::NoMessageKey { .. } => "no_message_key",
+            ClientError::NoTopicKeyLeft(_) => "no_topic_key_left",
+            ClientError::NoPreKeysLeft => "no_pre_keys_left",
+            ClientError::ServerKeyUnknown(_) => "server_key_unknown",
+            ClientError::NoSuchDevice(_) => "no_such_device",
+            ClientError::AmbiguousDevice(_) => "ambiguous_device",
+            ClientError::RemovingThisDevice => "removing_this_device",
+            ClientError::LinkTimedOut(_) => "link_timed_out",
+            ClientError::MayNotPost { .. } => "may_not_post",
+            ClientError::LogDoesNotVerify(_) => "log_does_not_verify",
+            ClientError::InvalidInput(_) => "invalid_input",
         }
     }
 
@@ -188,6 +354,40 @@ impl ClientError {
         ClientError::Corrupt {
             path: path.into(),
             reason: reason.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code `error_code` returns for a client-side error is listed in [`CLIENT_CODES`]
+    /// (and so documented in `client-api.md` §9), and every listed code is returned.
+    #[test]
+    fn every_client_code_is_listed_and_documented() {
+        let source = include_str!("error.rs");
+        let body = source
+            .split("pub fn error_code")
+            .nth(1)
+            .and_then(|s| s.split("\n    }\n").next())
+            .unwrap();
+        let returned: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .collect();
+        let mut sorted = returned.clone();
+        sorted.sort_unstable();
+        let mut listed = CLIENT_CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(sorted, listed);
+        let spec = include_str!("../../../federation-spec/client-api.md");
+        for code in CLIENT_CODES {
+            assert!(
+                spec.contains(&format!("| `{code}` |")),
+                "{code} not in client-api.md §9"
+            );
         }
     }
 }

@@ -4,6 +4,8 @@
 //!   fingerprint; never "accept anything");
 //! - [`keystore`]: the per-device key directory (layout in its docs);
 //! - [`http`]: the typed client–server API over HTTPS and the WebSocket stream;
+//! - [`cli`]: `rdv`'s commands, whose answers are one type ([`cli::Output`]) printed as text or
+//!   JSON in one place; every error has a stable code ([`ClientError::error_code`]);
 //! - [`Client`]: the operations. Account and keys in `account`, device linking in `link`,
 //!   topic changes and sending in `topics`, reading and log verification in `reader`, live
 //!   following in `watch`.
@@ -32,9 +34,9 @@ use awc::http::Method;
 use zeroize::Zeroizing;
 
 pub use account::{DeviceEntry, InboxReport, KeyStatus, ServerStatus};
-pub use error::ClientError;
+pub use error::{CLIENT_CODES, ClientError};
 pub use link::PendingLink;
-pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport};
+pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport, WitnessReport};
 pub use topics::TopicEntry;
 
 use self::http::Http;
@@ -106,6 +108,16 @@ impl Client {
         &self.keystore
     }
 
+    /// The homeserver's base URL, `https://host[:port]`.
+    pub fn server_url(&self) -> &str {
+        self.http.base()
+    }
+
+    /// How this device trusts the homeserver's certificate.
+    pub fn trust(&self) -> Result<tls::Trust, ClientError> {
+        self.config.trust()
+    }
+
     /// Calls an endpoint that needs the device's token; logs in first when there is no token,
     /// and logs in again once when the server answers `401 unauthorized`.
     async fn authed<R: Body>(
@@ -114,9 +126,11 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<R, ClientError> {
-        let bytes = self.authed_raw(method, path, body, R::MAX_LEN).await?;
+        let bytes = self
+            .authed_raw(method.clone(), path, body, R::MAX_LEN)
+            .await?;
         R::from_cbor(&bytes).map_err(|error| ClientError::Malformed {
-            what: path.to_owned(),
+            what: format!("reply when asked to {}", http::operation(&method, path)),
             error,
         })
     }

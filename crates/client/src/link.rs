@@ -71,8 +71,8 @@ async fn poll(
             Err(e) => return Err(e),
         }
         if start.elapsed() >= timeout {
-            return Err(ClientError::InvalidInput(
-                "the link timed out: nobody answered in time; start again with a new code".into(),
+            return Err(ClientError::LinkTimedOut(
+                "the link timed out: the existing device did not answer in time".into(),
             ));
         }
         actix_rt::time::sleep(POLL).await;
@@ -112,8 +112,8 @@ impl Client {
                 Err(e) => return Err(e),
             }
             if start.elapsed() >= timeout {
-                return Err(ClientError::InvalidInput(
-                    "no device asked to join in time; start again with a new code".into(),
+                return Err(ClientError::LinkTimedOut(
+                    "no device asked to join in time".into(),
                 ));
             }
             actix_rt::time::sleep(POLL).await;

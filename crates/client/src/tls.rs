@@ -11,7 +11,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -132,10 +132,51 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Builds the rustls client configuration for `trust` (ring provider, TLS 1.2 and 1.3).
 pub fn client_config(trust: &Trust) -> Result<ClientConfig, ClientError> {
+    client_config_checked(trust).map(|(config, _)| config)
+}
+
+/// What a pinned-fingerprint connection saw: the fingerprint of the last certificate the server
+/// presented that did not match the pin, so that the error can show both.
+#[derive(Debug, Clone)]
+pub struct PinCheck {
+    pinned: Fingerprint,
+    presented: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+impl PinCheck {
+    fn new(pinned: Fingerprint) -> Self {
+        PinCheck {
+            pinned,
+            presented: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// `(pinned, presented)` when the last handshake met another certificate than the pinned one.
+    pub fn mismatch(&self) -> Option<(Fingerprint, Fingerprint)> {
+        let presented = *self
+            .presented
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        presented.map(|p| (self.pinned, p))
+    }
+
+    fn record(&self, presented: Option<Fingerprint>) {
+        *self
+            .presented
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = presented;
+    }
+}
+
+/// [`client_config`], and for a pinned fingerprint the [`PinCheck`] its verifier reports to.
+pub fn client_config_checked(
+    trust: &Trust,
+) -> Result<(ClientConfig, Option<PinCheck>), ClientError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError::Tls(e.to_string()))?;
+    let mut check = None;
     let config = match trust {
         Trust::SystemRoots => {
             let loaded = rustls_native_certs::load_native_certs();
@@ -169,12 +210,16 @@ pub fn client_config(trust: &Trust) -> Result<ClientConfig, ClientError> {
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        Trust::Pinned(fp) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(*fp, &provider)))
-            .with_no_client_auth(),
+        Trust::Pinned(fp) => {
+            let verifier = PinnedVerifier::new(*fp, &provider);
+            check = Some(verifier.check.clone());
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth()
+        }
     };
-    Ok(config)
+    Ok((config, check))
 }
 
 /// Accepts exactly the certificate with the pinned fingerprint, and verifies the handshake
@@ -183,6 +228,7 @@ pub fn client_config(trust: &Trust) -> Result<ClientConfig, ClientError> {
 pub struct PinnedVerifier {
     pinned: Fingerprint,
     algorithms: WebPkiSupportedAlgorithms,
+    check: PinCheck,
 }
 
 impl PinnedVerifier {
@@ -191,6 +237,7 @@ impl PinnedVerifier {
         PinnedVerifier {
             pinned,
             algorithms: provider.signature_verification_algorithms,
+            check: PinCheck::new(pinned),
         }
     }
 }
@@ -206,9 +253,12 @@ impl ServerCertVerifier for PinnedVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         // The pin is the trust anchor: name and validity period are the pinned certificate's,
         // whatever they say.
-        if Fingerprint::of(end_entity).matches(&self.pinned) {
+        let presented = Fingerprint::of(end_entity);
+        if presented.matches(&self.pinned) {
+            self.check.record(None);
             Ok(ServerCertVerified::assertion())
         } else {
+            self.check.record(Some(presented));
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
             ))
@@ -365,6 +415,21 @@ mod tests {
         assert!(
             matches!(err, rustls::Error::InvalidCertificate(_)),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_certificate_is_reported_with_its_fingerprint() {
+        let (pinned, _) = cert();
+        let (other, other_key) = cert();
+        let (config, check) =
+            client_config_checked(&Trust::Pinned(Fingerprint::of(&pinned))).unwrap();
+        let check = check.unwrap();
+        assert!(check.mismatch().is_none());
+        assert!(handshake(config, other.clone(), other_key).is_err());
+        assert_eq!(
+            check.mismatch(),
+            Some((Fingerprint::of(&pinned), Fingerprint::of(&other)))
         );
     }
 

@@ -200,7 +200,13 @@ impl Client {
                     topic: topic.to_string(),
                     host: topic.server().to_string(),
                 }),
-                Err(_) => Err(ClientError::Malformed { what: path, error }),
+                Err(_) => Err(ClientError::Malformed {
+                    what: format!(
+                        "reply when asked to {}",
+                        super::http::operation(&Method::POST, &path)
+                    ),
+                    error,
+                }),
             },
         }
     }
@@ -339,10 +345,10 @@ impl Client {
         let me = replay.me(&self.user)?;
         let role = state.member(me).map(|m| m.role);
         if !role.is_some_and(Role::can_post) {
-            return Err(ClientError::InvalidInput(format!(
-                "{} is a reader of {topic} and may not post",
-                self.user
-            )));
+            return Err(ClientError::MayNotPost {
+                topic: topic.to_string(),
+                user: self.user.to_string(),
+            });
         }
         let key = replay.my_key()?;
         let keys =

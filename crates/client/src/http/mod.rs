@@ -2,17 +2,23 @@
 //!
 //! Bodies are the [`rendezvous_protocol::api`] types, CBOR both ways ([`Body::to_cbor`] / [`Body::from_cbor`]);
 //! error answers are the JSON `{"code", "message"}` of §1.1 and become [`ClientError::Api`].
-//! The awc client is single-threaded (it lives on the current actix-rt system).
+//! Errors name the request by what it was for ([`operation`]). The awc client is
+//! single-threaded (it lives on the current actix-rt system).
+
+mod operation;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use awc::http::{Method, StatusCode};
-use futures_util::{SinkExt, StreamExt};
 
 use super::ClientError;
-use super::tls::{Trust, client_config};
+use super::tls::{PinCheck, Trust, client_config_checked};
 use rendezvous_protocol::api::{ApiErrorBody, Body, ErrorCode, StreamFrame};
+
+pub use operation::{decode_segment, operation};
+pub use stream::FrameStream;
 
 /// Largest error body read.
 const MAX_ERROR_BODY: usize = 8 * 1024;
@@ -23,6 +29,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Http {
     client: awc::Client,
     base: String,
+    pin: Option<PinCheck>,
 }
 
 impl std::fmt::Debug for Http {
@@ -56,7 +63,7 @@ pub fn normalize_url(url: &str) -> Result<String, ClientError> {
 
 pub use rendezvous_protocol::api::encode_segment;
 
-/// Turns an error answer into a [`ClientError`].
+/// Turns an error answer into a [`ClientError`]; `what` is what the request was for.
 pub fn error_from_response(what: &str, status: u16, body: &[u8]) -> ClientError {
     if let Ok(e) = serde_json::from_slice::<ApiErrorBody>(body)
         && let Some(code) = ErrorCode::parse(&e.code)
@@ -76,7 +83,7 @@ pub fn error_from_response(what: &str, status: u16, body: &[u8]) -> ClientError 
     }
 }
 
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
@@ -89,7 +96,7 @@ impl Http {
     /// as `trust` says.
     pub fn new(base_url: &str, trust: &Trust) -> Result<Http, ClientError> {
         let base = normalize_url(base_url)?;
-        let tls = client_config(trust)?;
+        let (tls, pin) = client_config_checked(trust)?;
         let connector = awc::Connector::new()
             .rustls_0_23(Arc::new(tls))
             .timeout(TIMEOUT);
@@ -97,7 +104,24 @@ impl Http {
             .connector(connector)
             .timeout(TIMEOUT)
             .finish();
-        Ok(Http { client, base })
+        Ok(Http { client, base, pin })
+    }
+
+    /// The error for a connection that failed: a pinned certificate the server did not present,
+    /// or the transport error.
+    fn transport(&self, what: &str, error: &dyn std::fmt::Display) -> ClientError {
+        if let Some((pinned, presented)) = self.pin.as_ref().and_then(PinCheck::mismatch) {
+            return ClientError::PinMismatch {
+                server: self.base.clone(),
+                pinned: pinned.to_string(),
+                presented: presented.to_string(),
+            };
+        }
+        ClientError::Transport {
+            server: self.base.clone(),
+            what: what.to_owned(),
+            reason: one_line(&error.to_string()),
+        }
     }
 
     /// The base URL.
@@ -115,15 +139,12 @@ impl Http {
         limit: usize,
     ) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let what = format!("{method} {path}");
+        let what = operation(&method, path);
         let mut req = self.client.request(method, &url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let transport = |e: &dyn std::fmt::Display| ClientError::Transport {
-            url: url.clone(),
-            reason: one_line(&e.to_string()),
-        };
+        let transport = |e: &dyn std::fmt::Display| self.transport(&what, e);
         let sent = match body {
             Some(b) => {
                 req.insert_header(("content-type", "application/cbor"))
@@ -159,7 +180,7 @@ impl Http {
             .send(method.clone(), path, body, token, R::MAX_LEN)
             .await?;
         R::from_cbor(&bytes).map_err(|error| ClientError::Malformed {
-            what: format!("{method} {path}"),
+            what: format!("reply when asked to {}", operation(&method, path)),
             error,
         })
     }
@@ -171,7 +192,10 @@ impl Http {
     ) -> Result<T, ClientError> {
         let bytes = self.send(Method::GET, path, None, None, 64 * 1024).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Misbehaved(format!("GET {path}: answer is not the expected JSON: {e}"))
+            ClientError::Misbehaved(format!(
+                "its answer when asked to {} is not the expected JSON: {e}",
+                operation(&Method::GET, path)
+            ))
         })
     }
 
@@ -187,18 +211,12 @@ impl Http {
             .await
             .map_err(|e| match e {
                 awc::error::WsClientError::InvalidResponseStatus(s) => {
-                    status_error("GET /v1/stream", s)
+                    status_error("open the live stream", s)
                 }
-                other => ClientError::Transport {
-                    url: url.clone(),
-                    reason: one_line(&other.to_string()),
-                },
+                other => self.transport("open the live stream", &other),
             })?;
         drop(resp);
-        Ok(FrameStream {
-            framed: Box::pin(framed),
-            url,
-        })
+        Ok(FrameStream::new(Box::pin(framed), self.base.clone()))
     }
 }
 
@@ -215,72 +233,6 @@ fn status_error(what: &str, status: StatusCode) -> ClientError {
         what: what.to_owned(),
         status: status.as_u16(),
         body: String::new(),
-    }
-}
-
-/// A WebSocket connection: frames in, messages out.
-trait WsIo:
-    futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
-    + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
-{
-}
-
-impl<T> WsIo for T where
-    T: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
-        + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
-{
-}
-
-/// The WebSocket stream of [`StreamFrame`]s (`client-api.md` §7). Pings are answered.
-pub struct FrameStream {
-    framed: std::pin::Pin<Box<dyn WsIo>>,
-    url: String,
-}
-
-impl std::fmt::Debug for FrameStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameStream")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl FrameStream {
-    /// The next frame, or `None` when the server closed the stream.
-    pub async fn next_frame(&mut self) -> Result<Option<StreamFrame>, ClientError> {
-        use awc::ws::{Frame, Message};
-        let transport = |reason: String| ClientError::Transport {
-            url: self.url.clone(),
-            reason,
-        };
-        loop {
-            let Some(item) = self.framed.next().await else {
-                return Ok(None);
-            };
-            match item.map_err(|e| transport(one_line(&e.to_string())))? {
-                Frame::Binary(bytes) => {
-                    return StreamFrame::from_cbor(&bytes).map(Some).map_err(|error| {
-                        ClientError::Malformed {
-                            what: "stream frame".into(),
-                            error,
-                        }
-                    });
-                }
-                Frame::Ping(p) => {
-                    self.framed
-                        .send(Message::Pong(p))
-                        .await
-                        .map_err(|e| transport(one_line(&e.to_string())))?;
-                }
-                Frame::Pong(_) | Frame::Text(_) => {}
-                Frame::Continuation(_) => {
-                    return Err(ClientError::Misbehaved(
-                        "fragmented stream frames are not part of the protocol".into(),
-                    ));
-                }
-                Frame::Close(_) => return Ok(None),
-            }
-        }
     }
 }
 

@@ -1,0 +1,108 @@
+//! The account's devices: the checked device list, removal, registering a new device
+//! (`client-api.md` §2, `devices.md` §2).
+
+use awc::http::Method;
+
+use crate::http::Http;
+use crate::{Client, ClientError, now};
+use rendezvous_protocol::api::{AddDeviceRequest, Body, DevicesResponse, RevokeDeviceRequest};
+use rendezvous_protocol::certs::{DeviceCert, DeviceRevocation};
+use rendezvous_protocol::crypto::DevicePublicKey;
+use rendezvous_protocol::devices::DeviceDirectory;
+use rendezvous_protocol::wire::{Signed, VERSION, Verified};
+
+use super::DeviceEntry;
+
+impl Client {
+    /// The user's devices from the server, each certificate checked against the Identity Key.
+    pub async fn directory(&mut self) -> Result<(DeviceDirectory, Vec<DeviceEntry>), ClientError> {
+        let answer: DevicesResponse = self.authed(Method::GET, "/v1/devices", None).await?;
+        let mut directory = DeviceDirectory::new(self.user.clone(), self.identity.public().clone());
+        let mut entries = Vec::with_capacity(answer.devices.len());
+        for info in answer.devices {
+            let signed =
+                Signed::<DeviceCert>::from_signed_bytes(info.device_cert).map_err(|error| {
+                    ClientError::Malformed {
+                        what: "device certificate".into(),
+                        error,
+                    }
+                })?;
+            let cert = directory.add(signed)?;
+            entries.push(DeviceEntry {
+                device_key: cert.device_key.clone(),
+                created: info.created,
+                last_seen: info.last_seen,
+                this_device: cert.device_key == *self.device.public(),
+            });
+        }
+        if !directory.is_active(self.device.public()) {
+            return Err(ClientError::Misbehaved(
+                "the server's device list does not include this device".into(),
+            ));
+        }
+        Ok((directory, entries))
+    }
+
+    /// The user's devices.
+    pub async fn devices(&mut self) -> Result<Vec<DeviceEntry>, ClientError> {
+        Ok(self.directory().await?.1)
+    }
+
+    /// Removes a device for good with an IK-signed revocation. `key_id` is the device's key id in
+    /// hex, or a unique prefix of it. Removing this device itself is refused.
+    pub async fn remove_device(&mut self, key_id: &str) -> Result<DevicePublicKey, ClientError> {
+        let wanted = key_id.trim().to_ascii_lowercase();
+        if wanted.is_empty() {
+            return Err(ClientError::InvalidInput("give a device key id".into()));
+        }
+        let devices = self.devices().await?;
+        let matching: Vec<_> = devices
+            .iter()
+            .filter(|d| d.device_key.key_id().to_hex().starts_with(&wanted))
+            .collect();
+        let device = match matching.as_slice() {
+            [one] => one.device_key.clone(),
+            [] => return Err(ClientError::NoSuchDevice(wanted)),
+            _ => return Err(ClientError::AmbiguousDevice(wanted)),
+        };
+        if device == *self.device.public() {
+            return Err(ClientError::RemovingThisDevice);
+        }
+        let revocation = Signed::sign(
+            DeviceRevocation::new(self.user.clone(), device.clone(), now()),
+            &self.identity,
+        );
+        let request = RevokeDeviceRequest {
+            version: VERSION,
+            revocation: revocation.signed_bytes().clone(),
+        };
+        self.authed_raw(
+            Method::POST,
+            "/v1/devices/revoke",
+            Some(request.to_cbor()),
+            1024,
+        )
+        .await?;
+        Ok(device)
+    }
+
+    /// Registers a device certificate (no token: the IK signature authorizes it).
+    pub(crate) async fn add_device(
+        http: &Http,
+        cert: &Verified<DeviceCert>,
+    ) -> Result<(), ClientError> {
+        let request = AddDeviceRequest {
+            version: VERSION,
+            device_cert: cert.signed_bytes().clone(),
+        };
+        http.send(
+            Method::POST,
+            "/v1/devices",
+            Some(request.to_cbor()),
+            None,
+            1024,
+        )
+        .await?;
+        Ok(())
+    }
+}

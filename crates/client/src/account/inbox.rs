@@ -1,0 +1,86 @@
+//! The inbox: Topic Keys made by the account's other devices, sealed to this device's pre keys
+//! (`client-api.md` §5, `devices.md` §3.1).
+
+use awc::http::Method;
+
+use crate::{Client, ClientError};
+use rendezvous_protocol::api::{
+    AckRequest, Body, INBOX_TOPIC_KEY, InboxResponse, TopicKeyDeliveryItem,
+};
+use rendezvous_protocol::certs::TopicKeyCert;
+use rendezvous_protocol::devices::topic_keys::verify_cert;
+use rendezvous_protocol::devices::{Delivery, open_delivery};
+use rendezvous_protocol::wire::{Signed, VERSION};
+
+use super::InboxReport;
+
+impl Client {
+    /// Fetches the inbox, opens topic key deliveries with this device's pre keys, stores the
+    /// Topic Keys, deletes the used pre keys, and acknowledges the items.
+    pub async fn sync_inbox(&mut self) -> Result<InboxReport, ClientError> {
+        let mut report = InboxReport::default();
+        loop {
+            let path = format!("/v1/inbox?after={}", self.config.inbox_seq);
+            let answer: InboxResponse = self.authed(Method::GET, &path, None).await?;
+            let Some(last) = answer.items.iter().map(|i| i.seq).max() else {
+                break;
+            };
+            if last <= self.config.inbox_seq {
+                return Err(ClientError::Misbehaved(
+                    "inbox items not after the requested sequence number".into(),
+                ));
+            }
+            for item in &answer.items {
+                if item.seq <= self.config.inbox_seq {
+                    continue;
+                }
+                match self.open_inbox_item(item.kind, &item.body) {
+                    Ok(()) => report.topic_keys += 1,
+                    Err(e) => report.failed.push((item.seq, e.to_string())),
+                }
+            }
+            let ack = AckRequest {
+                version: VERSION,
+                up_to: last,
+            };
+            self.authed_raw(Method::POST, "/v1/inbox/ack", Some(ack.to_cbor()), 1024)
+                .await?;
+            self.config.inbox_seq = last;
+            self.save_config()?;
+        }
+        Ok(report)
+    }
+
+    fn open_inbox_item(&self, kind: u8, body: &[u8]) -> Result<(), ClientError> {
+        if kind != INBOX_TOPIC_KEY {
+            return Err(ClientError::Misbehaved(format!(
+                "unknown inbox item kind {kind}"
+            )));
+        }
+        let malformed = |error| ClientError::Malformed {
+            what: "inbox item".into(),
+            error,
+        };
+        let item: TopicKeyDeliveryItem = rendezvous_protocol::wire::decode(
+            body,
+            rendezvous_protocol::devices::topic_keys::UPLOAD_MAX_LEN,
+        )
+        .map_err(malformed)?;
+        let cert = verify_cert(
+            Signed::<TopicKeyCert>::from_signed_bytes(item.topic_key_cert).map_err(malformed)?,
+            self.identity.public(),
+            &self.user,
+        )?;
+        let delivery = Delivery::from_wire(&item.delivery)?;
+        let prekey = self.keystore.prekey(&delivery.prekey_id)?.ok_or_else(|| {
+            ClientError::Misbehaved(format!(
+                "delivery sealed to pre key {} which this device does not hold",
+                delivery.prekey_id
+            ))
+        })?;
+        let key = open_delivery(&prekey, &self.user, &delivery, &cert)?;
+        self.keystore.save_topic_key(&key, &cert)?;
+        self.keystore.remove_prekey(&delivery.prekey_id)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,152 @@
+//! Key stock: pre keys and Topic Keys, made here and uploaded, refilled when the server asks
+//! (`client-api.md` §4, `devices.md` §3).
+
+use awc::http::Method;
+use serde_bytes::ByteBuf;
+
+use crate::{Client, ClientError, PREKEY_STOCK, TOPIC_KEY_STOCK, now};
+use rendezvous_protocol::api::{
+    Body, ClaimPreKeysResponse, CountResponse, Empty, KeyStatusResponse, UploadPreKeysRequest,
+    UploadTopicKeysRequest,
+};
+use rendezvous_protocol::certs::PreKey;
+use rendezvous_protocol::crypto::{KemSecretKey, Randomness, Suite};
+use rendezvous_protocol::devices::{ClaimedPreKey, make_batch};
+use rendezvous_protocol::wire::{Signed, VERSION};
+
+use super::KeyStatus;
+
+/// Most pre keys per upload request (`client-api.md` §4).
+const PREKEYS_PER_REQUEST: usize = 200;
+/// Topic key uploads per request (well inside the 4 MiB limit).
+const TOPIC_KEYS_PER_REQUEST: usize = 50;
+
+impl Client {
+    /// Makes `count` pre keys, keeps their private halves and uploads the DK-signed public halves.
+    pub async fn upload_prekeys(&mut self, count: usize) -> Result<u64, ClientError> {
+        let mut stored = 0;
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(PREKEYS_PER_REQUEST);
+            let mut prekeys = Vec::with_capacity(n);
+            for _ in 0..n {
+                let secret = KemSecretKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
+                self.keystore.save_prekey(&secret)?;
+                let signed = Signed::sign(
+                    PreKey::new(self.user.clone(), secret.public()),
+                    &self.device,
+                );
+                prekeys.push(signed.signed_bytes().clone());
+            }
+            let request = UploadPreKeysRequest {
+                version: VERSION,
+                prekeys,
+            };
+            let answer: CountResponse = self
+                .authed(Method::POST, "/v1/prekeys", Some(request.to_cbor()))
+                .await?;
+            stored = answer.count;
+            left -= n;
+        }
+        Ok(stored)
+    }
+
+    /// `GET /v1/keys/status`.
+    pub async fn key_status(&mut self) -> Result<KeyStatus, ClientError> {
+        let s: KeyStatusResponse = self.authed(Method::GET, "/v1/keys/status", None).await?;
+        Ok(KeyStatus {
+            prekeys_left: s.prekeys_left,
+            topic_keys_left: s.topic_keys_left,
+            refill: s.refill,
+        })
+    }
+
+    /// Tops pre keys and topic keys up to their stock levels when the server asks for it
+    /// (or always, with `force`). Returns the status before the refill.
+    pub async fn refill(&mut self, force: bool) -> Result<KeyStatus, ClientError> {
+        let status = self.key_status().await?;
+        if !(status.refill || force) {
+            return Ok(status);
+        }
+        let prekeys =
+            PREKEY_STOCK.saturating_sub(usize::try_from(status.prekeys_left).unwrap_or(usize::MAX));
+        if prekeys > 0 {
+            self.upload_prekeys(prekeys).await?;
+        }
+        let topic_keys = TOPIC_KEY_STOCK
+            .saturating_sub(usize::try_from(status.topic_keys_left).unwrap_or(usize::MAX));
+        if topic_keys > 0 {
+            self.make_topic_keys(topic_keys).await?;
+        }
+        Ok(status)
+    }
+
+    /// Makes up to `count` Topic Keys, seals each to one pre key of every other device of the
+    /// user (`devices.md` §3.1) and uploads certificates and deliveries. Each claim returns one
+    /// pre key per other device, so a batch of n keys takes n claims; if a device runs out, the
+    /// batch shrinks to the complete rounds. Returns how many keys were made.
+    pub async fn make_topic_keys(&mut self, count: usize) -> Result<usize, ClientError> {
+        let count = count.min(rendezvous_protocol::devices::topic_keys::MAX_BATCH);
+        let (directory, _) = self.directory().await?;
+        let others = directory.len().saturating_sub(1);
+        let mut claimed = Vec::new();
+        let mut rounds = count;
+        if others > 0 {
+            rounds = 0;
+            for _ in 0..count {
+                let answer: ClaimPreKeysResponse = self
+                    .authed(
+                        Method::POST,
+                        "/v1/prekeys/claim",
+                        Some(Empty::default().to_cbor()),
+                    )
+                    .await?;
+                if answer.prekeys.len() < others {
+                    break;
+                }
+                for c in answer.prekeys {
+                    claimed.push(claimed_prekey(c)?);
+                }
+                rounds += 1;
+            }
+        }
+        if rounds == 0 {
+            return Err(ClientError::NoPreKeysLeft);
+        }
+        let batch = make_batch(
+            &self.identity,
+            &directory,
+            self.device.public(),
+            claimed,
+            rounds,
+            now(),
+            &mut Randomness::Os,
+        )?;
+        for (key, upload) in batch.keys.iter().zip(&batch.uploads) {
+            self.keystore.save_topic_key(key, &upload.cert)?;
+        }
+        for chunk in batch.uploads.chunks(TOPIC_KEYS_PER_REQUEST) {
+            let request = UploadTopicKeysRequest {
+                version: VERSION,
+                uploads: chunk.iter().map(|u| ByteBuf::from(u.to_wire())).collect(),
+            };
+            let _: CountResponse = self
+                .authed(Method::POST, "/v1/topic-keys", Some(request.to_cbor()))
+                .await?;
+        }
+        Ok(rounds)
+    }
+}
+
+fn claimed_prekey(
+    c: rendezvous_protocol::api::ClaimedPreKeyBody,
+) -> Result<ClaimedPreKey, ClientError> {
+    let malformed = |error| ClientError::Malformed {
+        what: "claimed pre key".into(),
+        error,
+    };
+    Ok(ClaimedPreKey {
+        device_cert: Signed::from_signed_bytes(c.device_cert).map_err(malformed)?,
+        prekey: Signed::from_signed_bytes(c.prekey).map_err(malformed)?,
+    })
+}

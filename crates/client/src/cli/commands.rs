@@ -1,0 +1,252 @@
+//! The commands: each runs over [`Client`] and hands its answers to the sink as [`Output`]s.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use super::args::{AccountCommand, DeviceCommand, TopicCommand};
+use super::output::{ChangeKind, Output, Sink};
+use crate::tls::Trust;
+use crate::{Client, ClientError};
+use rendezvous_protocol::ids::{TopicId, UserId};
+use rendezvous_protocol::topic::Role;
+
+/// How long `device link` waits for the new device.
+const LINK_WAIT: Duration = Duration::from_secs(600);
+
+/// `rdv account …`.
+pub(super) async fn account(
+    home: &Path,
+    cmd: AccountCommand,
+    out: &mut dyn Sink,
+) -> Result<(), ClientError> {
+    match cmd {
+        AccountCommand::Register {
+            server,
+            trust,
+            pin,
+            user,
+        } => {
+            let client = Client::register(home, &server, trust.trust()?, &pin, &user).await?;
+            out.emit(Output::Registered {
+                user: client.user().to_string(),
+                server: client.server_name().to_string(),
+            });
+        }
+        AccountCommand::Status => {
+            let mut client = Client::open(home)?;
+            let status = client.key_status().await?;
+            out.emit(Output::status(client.user().as_str(), &status));
+        }
+    }
+    Ok(())
+}
+
+/// `rdv device …`.
+pub(super) async fn device(
+    home: &Path,
+    cmd: DeviceCommand,
+    out: &mut dyn Sink,
+) -> Result<(), ClientError> {
+    match cmd {
+        DeviceCommand::Link => {
+            let mut client = Client::open(home)?;
+            let pending = client.link_offer_start().await?;
+            let code = pending.code();
+            out.emit(Output::LinkCode {
+                code: code.to_string(),
+                command: join_command(client.server_url(), &client.trust()?, &code),
+            });
+            client.link_offer_finish(pending, LINK_WAIT).await?;
+            out.emit(Output::Linked);
+        }
+        DeviceCommand::Join {
+            server,
+            trust,
+            code,
+        } => {
+            let client = Client::link_join(home, &server, trust.trust()?, &code).await?;
+            out.emit(Output::Joined {
+                user: client.user().to_string(),
+            });
+        }
+        DeviceCommand::List => {
+            let mut client = Client::open(home)?;
+            for d in client.devices().await? {
+                out.emit(Output::device(&d));
+            }
+        }
+        DeviceCommand::Remove { device } => {
+            let mut client = Client::open(home)?;
+            let removed = client.remove_device(&device).await?;
+            out.emit(Output::DeviceRemoved {
+                id: removed.key_id().to_hex(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The command that joins a new device to this one's account: the same server, the same trust.
+pub(super) fn join_command(server: &str, trust: &Trust, code: &str) -> String {
+    let trust = match trust {
+        Trust::Pinned(fp) => format!("--fingerprint {fp}"),
+        Trust::CaFile(path) => format!("--ca-file {}", shell_word(&path.display().to_string())),
+        Trust::SystemRoots => "--system-roots".to_owned(),
+    };
+    format!(
+        "rdv device join --server {} {trust} --code {}",
+        shell_word(server),
+        shell_word(code)
+    )
+}
+
+/// `word` quoted for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// `rdv topic …`.
+pub(super) async fn topic(
+    home: &Path,
+    cmd: TopicCommand,
+    out: &mut dyn Sink,
+) -> Result<(), ClientError> {
+    let mut client = Client::open(home)?;
+    let (topic, index, change) = match cmd {
+        TopicCommand::Create {
+            members,
+            readers,
+            admins,
+            history,
+        } => {
+            let mut all: Vec<(UserId, Role)> = Vec::new();
+            all.extend(admins.into_iter().map(|u| (u, Role::Admin)));
+            all.extend(members.into_iter().map(|u| (u, Role::Writer)));
+            all.extend(readers.into_iter().map(|u| (u, Role::Reader)));
+            let topic = client.create_topic(&all, history.into()).await?;
+            out.emit(Output::TopicCreated {
+                topic: topic.to_string(),
+            });
+            return Ok(());
+        }
+        TopicCommand::List => {
+            for t in client.topics().await? {
+                out.emit(Output::topic(&t));
+            }
+            return Ok(());
+        }
+        TopicCommand::Add {
+            topic,
+            users,
+            role,
+            share_history,
+        } => {
+            let members: Vec<(UserId, Role)> =
+                users.into_iter().map(|u| (u, role.into())).collect();
+            let index = client.add_members(&topic, &members, share_history).await?;
+            (topic, index, ChangeKind::Added)
+        }
+        TopicCommand::Remove { topic, users } => {
+            let index = client.remove_members(&topic, &users).await?;
+            (topic, index, ChangeKind::Removed)
+        }
+        TopicCommand::Role { topic, user, role } => {
+            let index = client.set_role(&topic, &user, role.into()).await?;
+            (topic, index, ChangeKind::RoleChanged)
+        }
+        TopicCommand::Rekey { topic } => {
+            let index = client.rekey(&topic).await?;
+            (topic, index, ChangeKind::Rekeyed)
+        }
+    };
+    out.emit(Output::Changed {
+        topic: topic.to_string(),
+        index,
+        change,
+    });
+    Ok(())
+}
+
+/// `rdv send`: the message's index, or where it is queued.
+pub(super) async fn send(
+    home: &Path,
+    topic: &TopicId,
+    text: Option<String>,
+) -> Result<Output, ClientError> {
+    let text = read_text(text)?;
+    let mut client = Client::open(home)?;
+    match client.send(topic, &text).await {
+        Ok(index) => Ok(Output::Sent {
+            topic: topic.to_string(),
+            index,
+        }),
+        // Accepted by our server and queued for the topic's hosting server.
+        Err(ClientError::Queued { host, .. }) => Ok(Output::Queued {
+            topic: topic.to_string(),
+            host,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// The message text: the argument, or standard input when it is absent or `-`.
+fn read_text(text: Option<String>) -> Result<Vec<u8>, ClientError> {
+    match text.as_deref() {
+        Some(t) if t != "-" => Ok(t.as_bytes().to_vec()),
+        _ => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .take(rendezvous_protocol::message::MAX_PLAINTEXT as u64 + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| {
+                    ClientError::InvalidInput(format!("cannot read standard input: {e}"))
+                })?;
+            Ok(buf)
+        }
+    }
+}
+
+/// `rdv watch`: every topic's new entries as they come, each line naming its topic.
+pub(super) async fn watch(home: &Path, out: &mut dyn Sink) -> Result<(), ClientError> {
+    let mut client = Client::open(home)?;
+    client
+        .watch(|topic, result| match result {
+            Ok(r) => Output::read(r, true).into_iter().for_each(|o| out.emit(o)),
+            Err(e) => out.emit(Output::error(e, Some(topic))),
+        })
+        .await
+}
+
+/// `rdv verify`: the failed entries and the verdict; an error when the log does not verify.
+pub(super) async fn verify(
+    home: &Path,
+    topic: &TopicId,
+    out: &mut dyn Sink,
+) -> Result<(), ClientError> {
+    let mut client = Client::open(home)?;
+    let report = client.verify(topic).await?;
+    Output::verify(&report)
+        .into_iter()
+        .for_each(|o| out.emit(o));
+    if !report.ok() {
+        return Err(ClientError::LogDoesNotVerify(topic.to_string()));
+    }
+    Ok(())
+}
+
+/// `rdv sync`: topic keys from the inbox, then a refill if the server asks for one.
+pub(super) async fn sync(home: &Path) -> Result<Output, ClientError> {
+    let mut client = Client::open(home)?;
+    let inbox = client.sync_inbox().await?;
+    let status = client.refill(false).await?;
+    Ok(Output::synced(&inbox, status.refill))
+}

@@ -1,0 +1,49 @@
+//! The `rdv` command line: arguments (`args`, clap), the commands (`commands`) over
+//! [`Client`](crate::Client), and their answers as one type ([`Output`]) that is printed as text
+//! or JSON in one place ([`Printer`]).
+//!
+//! `rdv --home DIR [--json] <command>`. Human output by default; `--json` prints one JSON object
+//! per line, and a failure as exactly one `{"type":"error","code":…,"error":…}` object
+//! (`client-api.md` §9). The binary `src/bin/rdv.rs` only parses, runs and prints.
+
+mod args;
+mod commands;
+mod output;
+mod text;
+
+#[cfg(test)]
+mod tests;
+
+pub use args::{
+    AccountCommand, Cli, Command, DeviceCommand, HistoryArg, RoleArg, TopicCommand, TrustArgs,
+};
+pub use output::{ChangeKind, InboxFailure, Output, Printer, Sink};
+
+use crate::ClientError;
+
+/// Runs one command, handing its answers to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
+    let home = cli.home;
+    match cli.command {
+        Command::Account(cmd) => commands::account(&home, cmd, out).await,
+        Command::Device(cmd) => commands::device(&home, cmd, out).await,
+        Command::Topic(cmd) => commands::topic(&home, cmd, out).await,
+        Command::Send { topic, text } => {
+            out.emit(commands::send(&home, &topic, text).await?);
+            Ok(())
+        }
+        Command::Read { topic } => {
+            let report = crate::Client::open(&home)?.read(&topic).await?;
+            Output::read(&report, false)
+                .into_iter()
+                .for_each(|o| out.emit(o));
+            Ok(())
+        }
+        Command::Watch => commands::watch(&home, out).await,
+        Command::Verify { topic } => commands::verify(&home, &topic, out).await,
+        Command::Sync => {
+            out.emit(commands::sync(&home).await?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! `rdv`'s answers as one type: every command builds [`Output`] values, and they are rendered in
+//! one place — as text ([`Output::to_text`], in `text`) or as one JSON object per line
+//! ([`Output::to_json`]) — by the [`Printer`]. Failures too: [`Output::error`] carries the
+//! stable machine-readable code of [`ClientError::error_code`] (`client-api.md` §9).
+
+use serde::Serialize;
+
+use crate::{
+    ClientError, DeviceEntry, EntryContent, EntryReport, InboxReport, KeyStatus, ReadReport,
+    TopicEntry, VerifyReport,
+};
+use rendezvous_protocol::ids::TopicId;
+
+/// What a topic change command did (text only: JSON says `changed` for all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// `topic add`.
+    Added,
+    /// `topic remove`.
+    Removed,
+    /// `topic role`.
+    RoleChanged,
+    /// `topic rekey`.
+    Rekeyed,
+}
+
+/// An inbox item that could not be used (`synced.failed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboxFailure {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Why.
+    pub error: String,
+}
+
+/// One line of `rdv`'s answer. In JSON, `type` names the variant in snake case and the fields
+/// follow; fields marked text-only are not in the JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    /// `account register`: the new account.
+    Registered {
+        /// The user id.
+        user: String,
+        /// The homeserver's name.
+        server: String,
+    },
+    /// `account status`: the key stock.
+    Status {
+        /// The user id.
+        user: String,
+        /// Pre keys left for this device.
+        prekeys_left: u64,
+        /// Topic keys left for the user.
+        topic_keys_left: u64,
+        /// Whether the server asks for a refill.
+        refill: bool,
+    },
+    /// `device link`, first: the link code and the command that enters it on the new device.
+    LinkCode {
+        /// The one-time code.
+        code: String,
+        /// The whole `rdv device join …` command, with this device's server and trust.
+        command: String,
+    },
+    /// `device link`, at the end: the new device joined.
+    Linked,
+    /// `device join`: this device joined.
+    Joined {
+        /// The account's user id.
+        user: String,
+    },
+    /// `device list`: one device.
+    Device {
+        /// The Device Key's key id (hex), as `rendezvous admin devices` shows it.
+        id: String,
+        /// Certificate creation time (Unix seconds).
+        created: u64,
+        /// Last seen by the server (Unix seconds).
+        last_seen: u64,
+        /// Whether it is this device.
+        this_device: bool,
+    },
+    /// `device remove`: the removed device.
+    DeviceRemoved {
+        /// Its key id (hex).
+        id: String,
+    },
+    /// `topic create`: the new topic.
+    TopicCreated {
+        /// The topic id.
+        topic: String,
+    },
+    /// `topic add|remove|role|rekey`: the change's log index.
+    Changed {
+        /// The topic id.
+        topic: String,
+        /// The change's log index.
+        index: u64,
+        /// What the change did (text only).
+        #[serde(skip)]
+        change: ChangeKind,
+    },
+    /// `topic list`: one topic.
+    Topic {
+        /// The topic id.
+        topic: String,
+        /// Its log size.
+        size: u64,
+        /// The user's role.
+        role: String,
+        /// Current epoch.
+        epoch: u32,
+    },
+    /// `send`: the message's log index.
+    Sent {
+        /// The topic id.
+        topic: String,
+        /// The message's log index.
+        index: u64,
+    },
+    /// `send` to a topic hosted elsewhere whose server did not answer in time: queued there.
+    Queued {
+        /// The topic id.
+        topic: String,
+        /// The hosting server.
+        host: String,
+    },
+    /// `read`, `watch`, `verify`: a message entry.
+    Message {
+        /// The topic id.
+        topic: String,
+        /// Log index.
+        index: u64,
+        /// The sender's user id (`member N` if unknown).
+        sender: String,
+        /// The epoch it was sent in.
+        epoch: u32,
+        /// The plaintext, when it could be opened.
+        text: Option<String>,
+        /// Whether every check passed.
+        verified: bool,
+        /// The checks that failed.
+        problems: Vec<String>,
+        /// Whether it came live (`watch`): text names the topic on every line (text only).
+        #[serde(skip)]
+        live: bool,
+    },
+    /// `read`, `watch`, `verify`: a change entry.
+    Change {
+        /// The topic id.
+        topic: String,
+        /// Log index.
+        index: u64,
+        /// The author's user id.
+        author: String,
+        /// What it did, e.g. `add @bob:a.example writer`.
+        change: String,
+        /// The epoch after it.
+        epoch: u32,
+        /// Whether every check passed.
+        verified: bool,
+        /// The checks that failed.
+        problems: Vec<String>,
+        /// Whether it came live (text only).
+        #[serde(skip)]
+        live: bool,
+    },
+    /// `read`, `watch`, `verify`: an entry that does not decode or broke a rule.
+    Invalid {
+        /// The topic id.
+        topic: String,
+        /// Log index.
+        index: u64,
+        /// Always false.
+        verified: bool,
+        /// Why.
+        problems: Vec<String>,
+        /// Whether it came live (text only).
+        #[serde(skip)]
+        live: bool,
+    },
+    /// `read`, `watch`: log indices the server did not return.
+    Missing {
+        /// The topic id.
+        topic: String,
+        /// The missing indices.
+        indices: Vec<u64>,
+    },
+    /// `verify`: the whole log's verdict.
+    Verify {
+        /// The topic id.
+        topic: String,
+        /// Whether the whole log verified.
+        ok: bool,
+        /// The verified checkpoint's size.
+        size: u64,
+        /// Its root (hex).
+        root: String,
+        /// The size of the earlier checkpoint it was shown consistent with.
+        consistent_with: Option<u64>,
+        /// Whether the root recomputed from all leaves matches (`null`: some leaf unknown).
+        root_matches: Option<bool>,
+        /// Indices of entries that failed a check.
+        failed: Vec<u64>,
+        /// Indices the server did not return.
+        missing: Vec<u64>,
+        /// The hosting server's current head's size.
+        host_size: Option<u64>,
+        /// Cosigners that agree: `[server, size]`.
+        cosigned: Vec<(String, u64)>,
+        /// Contradictions between the views of the log.
+        problems: Vec<String>,
+    },
+    /// `sync`: what the inbox brought.
+    Synced {
+        /// Topic keys received and stored.
+        topic_keys_received: usize,
+        /// Inbox items that could not be used.
+        failed: Vec<InboxFailure>,
+        /// Whether pre keys and topic keys were refilled.
+        refilled: bool,
+    },
+    /// A failure: of the whole command (the last line, on stdout with `--json`, else on
+    /// stderr), or of one topic in `watch` (with `topic`).
+    Error {
+        /// The stable machine-readable code ([`ClientError::error_code`]).
+        code: String,
+        /// What happened and what to do, one line.
+        error: String,
+        /// The topic, for a failure in `watch` that concerns one topic.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
+}
+
+impl Output {
+    /// The JSON object of this answer, on one line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            serde_json::json!({"type": "error", "code": "output", "error": e.to_string()})
+                .to_string()
+        })
+    }
+
+    /// A failure, with its code; `topic` for a failure of one topic in `watch`.
+    pub fn error(e: &ClientError, topic: Option<&TopicId>) -> Output {
+        Output::Error {
+            code: e.error_code().to_owned(),
+            error: e.to_string().replace('\n', " "),
+            topic: topic.map(|t| t.to_string()),
+        }
+    }
+
+    /// One entry as read; `live` for `watch`.
+    pub fn entry(topic: &TopicId, e: &EntryReport, live: bool) -> Output {
+        let topic = topic.to_string();
+        let (index, verified, problems) = (e.index, e.verified(), e.problems.clone());
+        match &e.content {
+            EntryContent::Message {
+                sender,
+                epoch,
+                text,
+            } => Output::Message {
+                topic,
+                index,
+                sender: sender.clone(),
+                epoch: *epoch,
+                text: text.clone(),
+                verified,
+                problems,
+                live,
+            },
+            EntryContent::Change {
+                author,
+                description,
+                epoch,
+            } => Output::Change {
+                topic,
+                index,
+                author: author.clone(),
+                change: description.clone(),
+                epoch: *epoch,
+                verified,
+                problems,
+                live,
+            },
+            EntryContent::Invalid => Output::Invalid {
+                topic,
+                index,
+                verified: false,
+                problems,
+                live,
+            },
+        }
+    }
+
+    /// A read's entries, then the missing indices if any; `live` for `watch`.
+    pub fn read(r: &ReadReport, live: bool) -> Vec<Output> {
+        let mut out: Vec<Output> = r
+            .entries
+            .iter()
+            .map(|e| Output::entry(&r.topic, e, live))
+            .collect();
+        if !r.missing.is_empty() {
+            out.push(Output::Missing {
+                topic: r.topic.to_string(),
+                indices: r.missing.clone(),
+            });
+        }
+        out
+    }
+
+    /// A verification: the entries that failed, then the verdict.
+    pub fn verify(r: &VerifyReport) -> Vec<Output> {
+        let mut out: Vec<Output> = r
+            .failed
+            .iter()
+            .map(|e| Output::entry(&r.topic, e, false))
+            .collect();
+        out.push(Output::Verify {
+            topic: r.topic.to_string(),
+            ok: r.ok(),
+            size: r.size,
+            root: r.root.clone(),
+            consistent_with: r.consistent_with,
+            root_matches: r.root_matches,
+            failed: r.failed.iter().map(|e| e.index).collect(),
+            missing: r.missing.clone(),
+            host_size: r.witnesses.host_size,
+            cosigned: r.witnesses.cosigned.clone(),
+            problems: r.witnesses.problems.clone(),
+        });
+        out
+    }
+
+    /// `account status`.
+    pub fn status(user: &str, s: &KeyStatus) -> Output {
+        Output::Status {
+            user: user.to_owned(),
+            prekeys_left: s.prekeys_left,
+            topic_keys_left: s.topic_keys_left,
+            refill: s.refill,
+        }
+    }
+
+    /// `device list`: one device.
+    pub fn device(d: &DeviceEntry) -> Output {
+        Output::Device {
+            id: d.device_key.key_id().to_hex(),
+            created: d.created,
+            last_seen: d.last_seen,
+            this_device: d.this_device,
+        }
+    }
+
+    /// `topic list`: one topic.
+    pub fn topic(t: &TopicEntry) -> Output {
+        Output::Topic {
+            topic: t.topic.to_string(),
+            size: t.size,
+            role: t.role.name().to_owned(),
+            epoch: t.epoch,
+        }
+    }
+
+    /// `sync`.
+    pub fn synced(inbox: &InboxReport, refilled: bool) -> Output {
+        Output::Synced {
+            topic_keys_received: inbox.topic_keys,
+            failed: inbox
+                .failed
+                .iter()
+                .map(|(seq, error)| InboxFailure {
+                    seq: *seq,
+                    error: error.clone(),
+                })
+                .collect(),
+            refilled,
+        }
+    }
+}
+
+/// Where a command's answers go, one [`Output`] at a time.
+pub trait Sink {
+    /// Takes one answer.
+    fn emit(&mut self, output: Output);
+}
+
+/// Collects answers (for tests and programs that run commands).
+impl Sink for Vec<Output> {
+    fn emit(&mut self, output: Output) {
+        self.push(output);
+    }
+}
+
+/// Prints answers on stdout, as text or JSON lines; [`Printer::fail`] prints the final error.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    /// A printer of JSON lines (`json`) or text.
+    pub fn new(json: bool) -> Self {
+        Printer { json }
+    }
+
+    /// The line(s) printed for `output`.
+    pub fn render(&self, output: &Output) -> String {
+        if self.json {
+            output.to_json()
+        } else {
+            output.to_text()
+        }
+    }
+
+    /// Prints the error that ends the command: with `--json`, exactly one JSON object on stdout;
+    /// else one line on stderr.
+    pub fn fail(&self, e: &ClientError) {
+        let line = self.render(&Output::error(e, None));
+        if self.json {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+impl Sink for Printer {
+    fn emit(&mut self, output: Output) {
+        println!("{}", self.render(&output));
+    }
+}

@@ -1,0 +1,286 @@
+//! The device's keystore: one directory per device (`rdv --home DIR`).
+//!
+//! Layout (directory mode 0700, every file 0600, every write atomic: a temporary file in the
+//! same directory, fsync, rename):
+//!
+//! ```text
+//! DIR/
+//!   config.json                 server URL, server name, trust mode, user, the homeserver's
+//!                               signing key (hex) and other servers' keys, last inbox sequence
+//!   identity.key                32 bytes: Identity Key seed (Ed25519)
+//!   device.key                  32 bytes: Device Key seed (Ed25519)
+//!   token                       the bearer token of the current login (text)
+//!   prekeys/<key id>.key        32 bytes: private Device Pre Key (X25519), deleted after use
+//!   topic-keys/<key id>.key     CBOR [1, suite, signing seed, kem secret, cert]: a private Topic
+//!                               Key and its IK-signed certificate (wire form of the cert)
+//!   topics/<hex topic id>/state.json
+//!                               topic id, my member index, processed index (exclusive), last
+//!                               verified checkpoint note
+//!   topics/<hex topic id>/epoch-<n>.key
+//!                               32 bytes: the Message Key of epoch n
+//! ```
+//!
+//! Key ids are the protocol's 16-byte key ids in hex. Secrets are read into zeroized buffers and
+//! the key types zeroize themselves on drop.
+
+mod files;
+mod records;
+mod topics;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+use zeroize::Zeroizing;
+
+use super::ClientError;
+use super::tls::decode_hex;
+use files::{list_dir, make_dir, read_optional, write_atomic};
+use rendezvous_protocol::certs::TopicKeyCert;
+use rendezvous_protocol::crypto::{DeviceKey, IdentityKey, KemSecretKey, KeyId, Suite, TopicKey};
+use rendezvous_protocol::devices::{Secret32, encode_secret};
+use rendezvous_protocol::wire::{Signed, SignedBytes, VERSION, Verified, decode_versioned};
+
+pub use records::{Config, LogSnapshot, TopicRecord};
+
+const CONFIG: &str = "config.json";
+const IDENTITY: &str = "identity.key";
+const DEVICE: &str = "device.key";
+const TOKEN: &str = "token";
+const PREKEYS: &str = "prekeys";
+const TOPIC_KEYS: &str = "topic-keys";
+const TOPICS: &str = "topics";
+const TOPIC_STATE: &str = "state.json";
+const TOPIC_LOG: &str = "log.cbor";
+/// Largest log snapshot read back.
+const MAX_LOG_SNAPSHOT: usize = 512 * 1024 * 1024;
+
+/// `[1, suite, signing seed, kem secret, cert]`: a stored Topic Key.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct TopicKeyFile {
+    version: u8,
+    suite: u16,
+    signing_seed: Secret32,
+    kem_secret: Secret32,
+    cert: SignedBytes,
+}
+
+/// A device keystore directory.
+#[derive(Debug, Clone)]
+pub struct Keystore {
+    dir: PathBuf,
+}
+
+impl Keystore {
+    /// Creates a new, empty keystore in `dir` (created with mode 0700 if missing). Refused if
+    /// `dir` already holds an account.
+    pub fn create(dir: &Path) -> Result<Keystore, ClientError> {
+        make_dir(dir)?;
+        if dir.join(CONFIG).exists() || dir.join(IDENTITY).exists() {
+            return Err(ClientError::AlreadyRegistered(dir.to_owned()));
+        }
+        Ok(Keystore {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Opens the keystore of an existing account.
+    pub fn open(dir: &Path) -> Result<Keystore, ClientError> {
+        if !dir.join(CONFIG).is_file() {
+            return Err(ClientError::NotRegistered(dir.to_owned()));
+        }
+        Ok(Keystore {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Deletes the account files of a registration the server refused, so that the directory
+    /// can be used again.
+    pub fn forget_account(&self) -> Result<(), ClientError> {
+        for name in [CONFIG, IDENTITY, DEVICE, TOKEN] {
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ClientError::io(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `config.json`.
+    pub fn config(&self) -> Result<Config, ClientError> {
+        let path = self.dir.join(CONFIG);
+        let bytes = fs::read(&path).map_err(|e| ClientError::io(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::corrupt(&path, e))
+    }
+
+    /// Writes `config.json`.
+    pub fn save_config(&self, config: &Config) -> Result<(), ClientError> {
+        let json = serde_json::to_vec_pretty(config)
+            .map_err(|e| ClientError::corrupt(self.dir.join(CONFIG), e))?;
+        write_atomic(&self.dir.join(CONFIG), &json)
+    }
+
+    /// Stores the Identity Key seed.
+    pub fn save_identity(&self, key: &IdentityKey) -> Result<(), ClientError> {
+        write_atomic(&self.dir.join(IDENTITY), &key.seed()[..])
+    }
+
+    /// The Identity Key.
+    pub fn identity(&self) -> Result<IdentityKey, ClientError> {
+        let seed = self.read_32(&self.dir.join(IDENTITY))?;
+        Ok(IdentityKey::from_seed(&seed))
+    }
+
+    /// Stores the Device Key seed.
+    pub fn save_device(&self, key: &DeviceKey) -> Result<(), ClientError> {
+        write_atomic(&self.dir.join(DEVICE), &key.seed()[..])
+    }
+
+    /// The Device Key.
+    pub fn device(&self) -> Result<DeviceKey, ClientError> {
+        let seed = self.read_32(&self.dir.join(DEVICE))?;
+        Ok(DeviceKey::from_seed(&seed))
+    }
+
+    /// Stores the bearer token.
+    pub fn save_token(&self, token: &str) -> Result<(), ClientError> {
+        write_atomic(&self.dir.join(TOKEN), token.as_bytes())
+    }
+
+    /// The stored bearer token, if any.
+    pub fn token(&self) -> Result<Option<Zeroizing<String>>, ClientError> {
+        let path = self.dir.join(TOKEN);
+        match fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map(|s| Some(Zeroizing::new(s)))
+                .map_err(|_| ClientError::corrupt(&path, "token is not text")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ClientError::io(&path, e)),
+        }
+    }
+
+    /// Stores a private pre key under its key id.
+    pub fn save_prekey(&self, key: &KemSecretKey) -> Result<(), ClientError> {
+        let dir = self.subdir(PREKEYS)?;
+        let name = format!("{}.key", key.public().key_id().to_hex());
+        write_atomic(&dir.join(name), &key.to_bytes()[..])
+    }
+
+    /// The private pre key with id `id`, if this device still holds it.
+    pub fn prekey(&self, id: &KeyId) -> Result<Option<KemSecretKey>, ClientError> {
+        let path = self.dir.join(PREKEYS).join(format!("{}.key", id.to_hex()));
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let key = KemSecretKey::from_bytes(Suite::X25519Sha256ChaCha20Poly1305, &bytes)
+            .map_err(|e| ClientError::corrupt(&path, e))?;
+        if key.public().key_id() != *id {
+            return Err(ClientError::corrupt(&path, "key does not match its id"));
+        }
+        Ok(Some(key))
+    }
+
+    /// Deletes a used pre key.
+    pub fn remove_prekey(&self, id: &KeyId) -> Result<(), ClientError> {
+        let path = self.dir.join(PREKEYS).join(format!("{}.key", id.to_hex()));
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClientError::io(&path, e)),
+        }
+    }
+
+    /// Stores a private Topic Key with its certificate, under the Topic Key's id.
+    pub fn save_topic_key(
+        &self,
+        key: &TopicKey,
+        cert: &Verified<TopicKeyCert>,
+    ) -> Result<(), ClientError> {
+        let dir = self.subdir(TOPIC_KEYS)?;
+        let file = TopicKeyFile {
+            version: VERSION,
+            suite: key.public().kem.suite().id(),
+            signing_seed: Secret32(key.signing().seed()),
+            kem_secret: Secret32(key.kem().to_bytes()),
+            cert: cert.signed_bytes().clone(),
+        };
+        let path = dir.join(format!("{}.key", key.public().key_id().to_hex()));
+        let bytes = encode_secret(&file).map_err(|e| ClientError::corrupt(&path, e))?;
+        write_atomic(&path, &bytes)
+    }
+
+    /// The private Topic Key with id `id` and its certificate (checked again with `identity`).
+    pub fn topic_key(
+        &self,
+        id: &KeyId,
+        identity: &rendezvous_protocol::crypto::IdentityPublicKey,
+    ) -> Result<Option<(TopicKey, Verified<TopicKeyCert>)>, ClientError> {
+        let path = self
+            .dir
+            .join(TOPIC_KEYS)
+            .join(format!("{}.key", id.to_hex()));
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let file: TopicKeyFile =
+            decode_versioned(&bytes, 1024).map_err(|e| ClientError::corrupt(&path, e))?;
+        let suite = Suite::from_id(file.suite).map_err(|e| ClientError::corrupt(&path, e))?;
+        let key = TopicKey::from_bytes(suite, &file.signing_seed.0[..], &file.kem_secret.0[..])
+            .map_err(|e| ClientError::corrupt(&path, e))?;
+        let cert = Signed::<TopicKeyCert>::from_signed_bytes(file.cert)
+            .map_err(|e| ClientError::corrupt(&path, e))?
+            .verify(identity)
+            .map_err(|e| ClientError::corrupt(&path, format!("certificate: {e}")))?;
+        if key.public().key_id() != *id || cert.topic_key().ok().as_ref() != Some(key.public()) {
+            return Err(ClientError::corrupt(&path, "key does not match its id"));
+        }
+        Ok(Some((key, cert)))
+    }
+
+    /// Ids of all Topic Keys held.
+    pub fn topic_key_ids(&self) -> Result<Vec<KeyId>, ClientError> {
+        let mut ids = Vec::new();
+        for name in self.list(TOPIC_KEYS)? {
+            let Some(hex) = name.strip_suffix(".key") else {
+                continue;
+            };
+            if let Some(id) = decode_hex(hex).and_then(|b| KeyId::from_slice(&b).ok()) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn subdir(&self, name: &str) -> Result<PathBuf, ClientError> {
+        let dir = self.dir.join(name);
+        make_dir(&dir)?;
+        Ok(dir)
+    }
+
+    fn list(&self, name: &str) -> Result<Vec<String>, ClientError> {
+        list_dir(&self.dir.join(name))
+    }
+
+    fn read_32(&self, path: &Path) -> Result<Zeroizing<[u8; 32]>, ClientError> {
+        let bytes = Zeroizing::new(fs::read(path).map_err(|e| ClientError::io(path, e))?);
+        let mut out = Zeroizing::new([0u8; 32]);
+        if bytes.len() != 32 {
+            return Err(ClientError::corrupt(
+                path,
+                format!("expected 32 bytes, found {}", bytes.len()),
+            ));
+        }
+        out.copy_from_slice(&bytes);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

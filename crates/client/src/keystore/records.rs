@@ -1,0 +1,99 @@
+//! What the keystore's JSON and CBOR files hold: the device's settings, what it knows of each
+//! topic, and the log snapshot it resumes checking from.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use super::CONFIG;
+use crate::ClientError;
+use crate::tls::{Trust, decode_hex};
+use rendezvous_protocol::crypto::ServerPublicKey;
+use rendezvous_protocol::ids::{ServerName, UserId};
+
+/// What a device keeps of a topic's log to go on checking it where it stopped
+/// (`topics/<id>/log.cbor`): every change with its index, to rebuild the topic state with
+/// [`rendezvous_protocol::topic::TopicState::restore`], and every message tag, to catch a replayed message.
+/// `[1, size, [* [index, signed change]], [* tag]]`.
+#[derive(Debug, Clone, Default, Serialize_tuple, Deserialize_tuple)]
+pub struct LogSnapshot {
+    /// Always 1.
+    pub version: u8,
+    /// Entries covered (the position of the next entry).
+    pub size: u64,
+    /// `(index, signed change wire form)`, ascending.
+    pub changes: Vec<(u64, serde_bytes::ByteBuf)>,
+    /// Tags of all messages in the covered entries.
+    pub tags: Vec<serde_bytes::ByteBuf>,
+}
+
+/// The device's settings (`config.json`). Nothing secret, kept 0600 all the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Base URL of the homeserver, `https://host[:port]`.
+    pub server_url: String,
+    /// The homeserver's name (the server part of user and topic ids).
+    pub server_name: String,
+    /// How the server's TLS certificate is checked (see [`Trust`]'s text form).
+    pub trust: String,
+    /// This device's user.
+    pub user: String,
+    /// Signing keys (hex) of servers whose checkpoints we check, by server name; the homeserver's
+    /// is learned at registration over the verified TLS channel.
+    #[serde(default)]
+    pub server_keys: BTreeMap<String, String>,
+    /// Highest inbox sequence number processed and acknowledged.
+    #[serde(default)]
+    pub inbox_seq: u64,
+    /// Identity Keys (hex) of other users, pinned the first time they were seen: a later
+    /// different key for the same user is refused.
+    #[serde(default)]
+    pub identities: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// The parsed trust mode.
+    pub fn trust(&self) -> Result<Trust, ClientError> {
+        self.trust.parse()
+    }
+
+    /// The parsed user id.
+    pub fn user(&self) -> Result<UserId, ClientError> {
+        self.user
+            .parse()
+            .map_err(|e| ClientError::corrupt(CONFIG, format!("user: {e}")))
+    }
+
+    /// The parsed server name.
+    pub fn server_name(&self) -> Result<ServerName, ClientError> {
+        self.server_name
+            .parse()
+            .map_err(|e| ClientError::corrupt(CONFIG, format!("server_name: {e}")))
+    }
+
+    /// The signing key of `server`, if known.
+    pub fn server_key(&self, server: &str) -> Result<Option<ServerPublicKey>, ClientError> {
+        let Some(hex) = self.server_keys.get(server) else {
+            return Ok(None);
+        };
+        let bytes =
+            decode_hex(hex).ok_or_else(|| ClientError::corrupt(CONFIG, "server key is not hex"))?;
+        ServerPublicKey::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ClientError::corrupt(CONFIG, format!("server key: {e}")))
+    }
+}
+
+/// What this device knows about one topic (`topics/<id>/state.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// The topic id.
+    pub topic: String,
+    /// This user's member index, once known.
+    pub member: Option<u32>,
+    /// Log entries processed and shown, from 0 (exclusive end).
+    pub processed: u64,
+    /// The last checkpoint note whose signature and consistency were verified.
+    pub checkpoint: Option<String>,
+}

@@ -1,0 +1,144 @@
+//! Keystore round trips, permissions and corrupt files.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use rendezvous_protocol::crypto::sign::hex_string;
+use rendezvous_protocol::crypto::{MessageKey, Randomness};
+use rendezvous_protocol::ids::{TopicId, UserId};
+
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rdv-ks-{name}-{}-{}",
+        std::process::id(),
+        hex_string(&rendezvous_protocol::crypto::random_array::<4>())
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config() -> Config {
+    Config {
+        server_url: "https://a.example:8448".into(),
+        server_name: "a.example".into(),
+        trust: "system-roots".into(),
+        user: "@alice:a.example".into(),
+        server_keys: BTreeMap::from([("a.example".into(), hex_string(&[7u8; 32]))]),
+        inbox_seq: 3,
+        identities: BTreeMap::new(),
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn round_trip_and_permissions() {
+    let dir = temp_dir("rt");
+    let ks = Keystore::create(&dir).unwrap();
+    assert!(matches!(
+        Keystore::open(&dir),
+        Err(ClientError::NotRegistered(_))
+    ));
+    ks.save_config(&config()).unwrap();
+    assert!(matches!(
+        Keystore::create(&dir),
+        Err(ClientError::AlreadyRegistered(_))
+    ));
+    let ks = Keystore::open(&dir).unwrap();
+    assert_eq!(ks.config().unwrap(), config());
+
+    let ik = IdentityKey::generate();
+    let dk = DeviceKey::generate();
+    ks.save_identity(&ik).unwrap();
+    ks.save_device(&dk).unwrap();
+    assert_eq!(ks.identity().unwrap().public(), ik.public());
+    assert_eq!(ks.device().unwrap().public(), dk.public());
+
+    assert!(ks.token().unwrap().is_none());
+    ks.save_token("tok").unwrap();
+    assert_eq!(ks.token().unwrap().unwrap().as_str(), "tok");
+
+    let pk = KemSecretKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
+    let id = pk.public().key_id();
+    ks.save_prekey(&pk).unwrap();
+    assert_eq!(ks.prekey(&id).unwrap().unwrap().public(), pk.public());
+    ks.remove_prekey(&id).unwrap();
+    assert!(ks.prekey(&id).unwrap().is_none());
+
+    let user: UserId = "@alice:a.example".parse().unwrap();
+    let tk = TopicKey::generate_with(Suite::X25519Sha256ChaCha20Poly1305, &mut Randomness::Os);
+    let cert = Signed::sign(TopicKeyCert::new(user.clone(), tk.public(), 5), &ik);
+    ks.save_topic_key(&tk, &cert).unwrap();
+    let tk_id = tk.public().key_id();
+    assert_eq!(ks.topic_key_ids().unwrap(), vec![tk_id]);
+    let (back, back_cert) = ks.topic_key(&tk_id, ik.public()).unwrap().unwrap();
+    assert_eq!(back.public(), tk.public());
+    assert_eq!(back_cert.signed_bytes(), cert.signed_bytes());
+    // Checked against the identity key on the way out.
+    let other = IdentityKey::generate();
+    assert!(ks.topic_key(&tk_id, other.public()).is_err());
+
+    let topic: TopicId = "!abcdefghijklmnopqrstuvwxyz:a.example".parse().unwrap();
+    assert!(ks.topic(&topic).unwrap().is_none());
+    let record = TopicRecord {
+        topic: topic.to_string(),
+        member: Some(2),
+        processed: 9,
+        checkpoint: Some("note".into()),
+    };
+    ks.save_topic(&record).unwrap();
+    assert_eq!(ks.topic(&topic).unwrap().unwrap(), record);
+    assert_eq!(ks.topics().unwrap(), vec![topic.clone()]);
+    let mk = MessageKey::generate();
+    ks.save_message_key(&topic, 1, &mk).unwrap();
+    let keys = ks.message_keys(&topic).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].0, 1);
+    assert_eq!(keys[0].1.as_bytes(), mk.as_bytes());
+
+    // Permissions: directories 0700, files 0600, no temporary files left.
+    assert_eq!(mode(&dir), 0o700);
+    for sub in [PREKEYS, TOPIC_KEYS, TOPICS] {
+        assert_eq!(mode(&dir.join(sub)), 0o700, "{sub}");
+    }
+    for f in [CONFIG, IDENTITY, DEVICE, TOKEN] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    for entry in walk(&dir) {
+        assert!(!entry.to_string_lossy().ends_with(".tmp"), "{entry:?}");
+        if entry.is_file() {
+            assert_eq!(mode(&entry), 0o600, "{entry:?}");
+        } else {
+            assert_eq!(mode(&entry), 0o700, "{entry:?}");
+        }
+    }
+    let _ = fs::remove_dir_all(dir);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn corrupt_files_are_clear_errors() {
+    let dir = temp_dir("corrupt");
+    let ks = Keystore::create(&dir).unwrap();
+    fs::write(dir.join(IDENTITY), b"short").unwrap();
+    let err = ks.identity().unwrap_err();
+    assert!(err.to_string().contains("expected 32 bytes"), "{err}");
+    fs::write(dir.join(CONFIG), b"{").unwrap();
+    assert!(matches!(ks.config(), Err(ClientError::Corrupt { .. })));
+    assert!(matches!(ks.device(), Err(ClientError::Io { .. })));
+    let _ = fs::remove_dir_all(dir);
+}

@@ -1,0 +1,123 @@
+//! Per-topic files: `topics/<hex topic id>/` with the topic record, the log snapshot and the
+//! Message Keys of each epoch.
+
+use std::path::PathBuf;
+
+use super::files::{list_dir, make_dir, read_optional, write_atomic};
+use super::{Keystore, LogSnapshot, MAX_LOG_SNAPSHOT, TOPIC_LOG, TOPIC_STATE, TOPICS, TopicRecord};
+use crate::ClientError;
+use crate::tls::decode_hex;
+use rendezvous_protocol::crypto::MessageKey;
+use rendezvous_protocol::crypto::sign::hex_string;
+use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::wire::decode_versioned;
+
+impl Keystore {
+    pub(super) fn topic_dir(&self, topic: &TopicId) -> PathBuf {
+        self.dir
+            .join(TOPICS)
+            .join(hex_string(topic.as_str().as_bytes()))
+    }
+
+    /// What this device knows about `topic`, if anything.
+    pub fn topic(&self, topic: &TopicId) -> Result<Option<TopicRecord>, ClientError> {
+        let path = self.topic_dir(topic).join(TOPIC_STATE);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let record: TopicRecord =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
+        if record.topic != topic.as_str() {
+            return Err(ClientError::corrupt(&path, "record is for another topic"));
+        }
+        Ok(Some(record))
+    }
+
+    /// Stores what this device knows about a topic.
+    pub fn save_topic(&self, record: &TopicRecord) -> Result<(), ClientError> {
+        let topic: TopicId = record
+            .topic
+            .parse()
+            .map_err(|e| ClientError::InvalidInput(format!("topic id: {e}")))?;
+        let dir = self.topic_dir(&topic);
+        make_dir(&self.dir.join(TOPICS))?;
+        make_dir(&dir)?;
+        let json = serde_json::to_vec_pretty(record).map_err(|e| ClientError::corrupt(&dir, e))?;
+        write_atomic(&dir.join(TOPIC_STATE), &json)
+    }
+
+    /// The saved log snapshot of `topic`, if any.
+    pub fn log_snapshot(&self, topic: &TopicId) -> Result<Option<LogSnapshot>, ClientError> {
+        let path = self.topic_dir(topic).join(TOPIC_LOG);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        decode_versioned(&bytes, MAX_LOG_SNAPSHOT)
+            .map(Some)
+            .map_err(|e| ClientError::corrupt(&path, e))
+    }
+
+    /// Saves the log snapshot of `topic` (atomically).
+    pub fn save_log_snapshot(
+        &self,
+        topic: &TopicId,
+        snapshot: &LogSnapshot,
+    ) -> Result<(), ClientError> {
+        let dir = self.topic_dir(topic);
+        make_dir(&self.dir.join(TOPICS))?;
+        make_dir(&dir)?;
+        write_atomic(
+            &dir.join(TOPIC_LOG),
+            &rendezvous_protocol::wire::encode(snapshot),
+        )
+    }
+
+    /// Topics this device has a record of.
+    pub fn topics(&self) -> Result<Vec<TopicId>, ClientError> {
+        let mut out = Vec::new();
+        for name in self.list(TOPICS)? {
+            let Some(text) = decode_hex(&name).and_then(|b| String::from_utf8(b).ok()) else {
+                continue;
+            };
+            if let Ok(topic) = text.parse() {
+                out.push(topic);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores the Message Key of `epoch` of `topic`.
+    pub fn save_message_key(
+        &self,
+        topic: &TopicId,
+        epoch: u32,
+        key: &MessageKey,
+    ) -> Result<(), ClientError> {
+        let dir = self.topic_dir(topic);
+        make_dir(&self.dir.join(TOPICS))?;
+        make_dir(&dir)?;
+        write_atomic(&dir.join(format!("epoch-{epoch}.key")), key.as_bytes())
+    }
+
+    /// All Message Keys held for `topic`, by epoch.
+    pub fn message_keys(&self, topic: &TopicId) -> Result<Vec<(u32, MessageKey)>, ClientError> {
+        let dir = self.topic_dir(topic);
+        let mut out = Vec::new();
+        for name in list_dir(&dir)? {
+            let Some(epoch) = name
+                .strip_prefix("epoch-")
+                .and_then(|n| n.strip_suffix(".key"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let path = dir.join(&name);
+            let bytes = self.read_32(&path)?;
+            let key =
+                MessageKey::from_slice(&bytes[..]).map_err(|e| ClientError::corrupt(&path, e))?;
+            out.push((epoch, key));
+        }
+        out.sort_by_key(|(e, _)| *e);
+        Ok(out)
+    }
+}

@@ -1,0 +1,240 @@
+//! What each replayed entry means for this device (`protocol.md` §7–8): from a change, its place
+//! in the topic, its Topic Key and the Message Keys addressed to it (pinned identities checked);
+//! from a message, its plaintext.
+
+use std::collections::BTreeMap;
+
+use super::describe::describe;
+use super::replay::Replay;
+use super::{EntryContent, EntryReport};
+use crate::{Client, ClientError};
+use rendezvous_protocol::crypto::MessageKey;
+use rendezvous_protocol::crypto::sign::hex_string;
+use rendezvous_protocol::message::Message;
+use rendezvous_protocol::topic::{
+    Action, Applied, ChangeOutcome, MemberIndex, MemberSpec, Replayer, TopicState,
+};
+
+/// Message Keys this device holds for a topic, by epoch.
+pub(super) type StoredKeys = BTreeMap<u32, MessageKey>;
+
+impl Client {
+    /// Where a resumed replay starts: this device's place in the topic and the keys it already
+    /// holds.
+    pub(super) fn resume_keys(
+        &self,
+        replay: &mut Replay,
+        replayer: &Replayer,
+        stored: &StoredKeys,
+    ) -> Result<(), ClientError> {
+        let Some(state) = replayer.state() else {
+            return Ok(());
+        };
+        replay.me = state.member_of(&self.user);
+        if let Some(me) = replay.me
+            && let Some(member) = state.member(me)
+        {
+            replay.my_key = self
+                .keystore
+                .topic_key(&member.topic_key.key_id(), self.identity.public())?
+                .map(|(k, _)| k);
+        }
+        for (epoch, key) in stored {
+            if let Ok(copy) = MessageKey::from_slice(key.as_bytes()) {
+                let _ = replay.keyring.insert(state, *epoch, copy);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes what an applied entry means for this device: keys from changes, plaintext of
+    /// messages.
+    pub(super) fn apply(
+        &self,
+        replay: &mut Replay,
+        replayer: &Replayer,
+        applied: Applied,
+        before: Option<&TopicState>,
+        index: u64,
+        stored: &StoredKeys,
+    ) -> EntryReport {
+        let mut problems = Vec::new();
+        let content = match applied {
+            Applied::Change(outcome) => {
+                self.apply_change(replay, &outcome, before, stored, &mut problems)
+            }
+            Applied::Message(msg) => open_message(replay, replayer, msg, &mut problems),
+        };
+        EntryReport {
+            index,
+            content,
+            problems,
+        }
+    }
+
+    fn apply_change(
+        &self,
+        replay: &mut Replay,
+        outcome: &ChangeOutcome,
+        before: Option<&TopicState>,
+        stored: &StoredKeys,
+        problems: &mut Vec<String>,
+    ) -> EntryContent {
+        let after = &outcome.next;
+        let author = member_name(before, after, MemberIndex(outcome.change.author));
+        let specs: &[MemberSpec] = match &outcome.change.action {
+            Action::Create { members, .. } => members,
+            Action::Add(specs) => specs,
+            _ => &[],
+        };
+        problems.extend(self.check_identities(specs));
+        replay.me = after.member_of(&self.user);
+        match replay.me {
+            Some(me) => {
+                self.follow_topic_key(replay, after, me);
+                self.take_message_keys(replay, outcome, me, stored, problems);
+            }
+            None => replay.my_key = None,
+        }
+        add_stored_keys(replay, after, stored, problems);
+        EntryContent::Change {
+            author,
+            description: describe(&outcome.change.action, before, after),
+            epoch: outcome.change.epoch,
+        }
+    }
+
+    /// Problems with the Identity Keys of added members: each must be the one this device
+    /// pinned for that user (its own, for this user).
+    fn check_identities(&self, specs: &[MemberSpec]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for spec in specs {
+            let hex = hex_string(spec.identity_key.as_bytes());
+            let pinned = if spec.user == self.user {
+                Some(hex_string(self.identity.public().as_bytes()))
+            } else {
+                self.config.identities.get(spec.user.as_str()).cloned()
+            };
+            if pinned.is_some_and(|p| p != hex) {
+                problems.push(format!(
+                    "identity key of {} is not the one this device knows",
+                    spec.user
+                ));
+            }
+        }
+        problems
+    }
+
+    /// Loads the private Topic Key of this device's membership when the change gave it another.
+    fn follow_topic_key(&self, replay: &mut Replay, after: &TopicState, me: MemberIndex) {
+        let wanted = after.member(me).map(|m| m.topic_key.key_id());
+        let have = replay.my_key.as_ref().map(|k| k.public().key_id());
+        if wanted.is_some() && wanted != have {
+            replay.my_key = wanted.and_then(|id| {
+                self.keystore
+                    .topic_key(&id, self.identity.public())
+                    .ok()
+                    .flatten()
+                    .map(|(k, _)| k)
+            });
+        }
+    }
+
+    /// Opens the Message Keys the change addressed to this device and stores the new ones.
+    fn take_message_keys(
+        &self,
+        replay: &mut Replay,
+        outcome: &ChangeOutcome,
+        me: MemberIndex,
+        stored: &StoredKeys,
+        problems: &mut Vec<String>,
+    ) {
+        let Some(key) = &replay.my_key else {
+            return;
+        };
+        match replay
+            .keyring
+            .receive(&outcome.change, &outcome.next, me, key)
+        {
+            Ok(epochs) => {
+                for epoch in epochs {
+                    if !stored.contains_key(&epoch)
+                        && let Some(mk) = replay.keyring.message_key(epoch)
+                        && let Err(e) = self.keystore.save_message_key(&replay.topic, epoch, mk)
+                    {
+                        problems.push(e.to_string());
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("message key: {e}")),
+        }
+    }
+}
+
+/// Keys this device got another way (linking), checked against the epochs' key checks.
+fn add_stored_keys(
+    replay: &mut Replay,
+    after: &TopicState,
+    stored: &StoredKeys,
+    problems: &mut Vec<String>,
+) {
+    for (epoch, key) in stored {
+        if replay.keyring.message_key(*epoch).is_none()
+            && after.epoch_check(*epoch).is_some()
+            && let Ok(copy) = MessageKey::from_slice(key.as_bytes())
+            && let Err(e) = replay.keyring.insert(after, *epoch, copy)
+        {
+            problems.push(format!("stored message key: {e}"));
+        }
+    }
+}
+
+/// A message's sender and plaintext; a message whose epoch key this device does not hold yet is
+/// deferred (a later change may hand it over).
+fn open_message(
+    replay: &mut Replay,
+    replayer: &Replayer,
+    msg: Message,
+    problems: &mut Vec<String>,
+) -> EntryContent {
+    let header = msg.header();
+    let sender = replayer
+        .state()
+        .and_then(|s| s.member(MemberIndex(header.sender)))
+        .map_or_else(
+            || format!("member {}", header.sender),
+            |m| m.user.to_string(),
+        );
+    let epoch = header.epoch;
+    let text = match replay.keyring.epoch_keys(epoch) {
+        None => {
+            // Perhaps a later change hands this device the key: decided at the end.
+            replay.deferred.push((replay.entries.len(), msg));
+            None
+        }
+        Some(keys) => match msg.open(&replay.topic, keys) {
+            Ok(plain) => Some(String::from_utf8_lossy(&plain).into_owned()),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+    };
+    EntryContent::Message {
+        sender,
+        epoch,
+        text,
+    }
+}
+
+/// A member's user id, from the state before a change or after it (`member N` if neither knows).
+pub(super) fn member_name(
+    before: Option<&TopicState>,
+    after: &TopicState,
+    member: MemberIndex,
+) -> String {
+    before
+        .and_then(|s| s.member(member))
+        .or_else(|| after.member(member))
+        .map_or_else(|| format!("member {}", member.0), |m| m.user.to_string())
+}

@@ -1,0 +1,104 @@
+//! Inclusion of entries in the verified checkpoint's tree (RFC 9162 §2.1.3): a proof per entry
+//! from the server, and for a full check the root recomputed from every leaf.
+
+use awc::http::Method;
+
+use super::topic_path;
+use crate::{Client, ClientError};
+use rendezvous_protocol::api::ProofResponse;
+use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::tlog::proof::parse_path;
+use rendezvous_protocol::tlog::{
+    Checkpoint, Frontier, InclusionProof, LeafIndex, LogHash, TreeSize,
+};
+use rendezvous_protocol::topic::check_in_log;
+
+/// Which entries get an inclusion proof.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Inclusion {
+    /// None (building a change or a message on the current state).
+    Skip,
+    /// Entries from this index on.
+    From(u64),
+}
+
+impl Inclusion {
+    /// Whether the entry at `index` gets a proof.
+    pub(crate) fn covers(self, index: u64) -> bool {
+        matches!(self, Inclusion::From(from) if index >= from)
+    }
+}
+
+/// The root recomputed from every leaf in order; given up at the first gap or unknown leaf.
+pub(super) struct RootCheck {
+    frontier: Option<Frontier>,
+    expected: u64,
+}
+
+impl RootCheck {
+    /// A check of the leaves from index `from` on (0 for a root that can be compared).
+    pub(super) fn new(from: u64) -> Self {
+        RootCheck {
+            frontier: Some(Frontier::new()),
+            expected: from,
+        }
+    }
+
+    /// Adds the entry at `index`: its leaf, or `None` when the entry did not decode.
+    pub(super) fn push(&mut self, index: u64, leaf: Option<&[u8]>) {
+        if index != self.expected {
+            // A gap: the root can no longer be recomputed.
+            self.frontier = None;
+        }
+        self.expected = index + 1;
+        match (&mut self.frontier, leaf) {
+            (Some(f), Some(l)) => {
+                if f.append(l).is_err() {
+                    self.frontier = None;
+                }
+            }
+            _ => self.frontier = None,
+        }
+    }
+
+    /// Whether the recomputed root of a tree of `size` leaves is `root` (`None`: not every leaf
+    /// was known).
+    pub(super) fn matches(&self, size: u64, root: &LogHash) -> Option<bool> {
+        self.frontier
+            .as_ref()
+            .filter(|f| f.size().0 == size)
+            .map(|f| f.root() == *root)
+    }
+}
+
+impl Client {
+    /// Checks that the entry at `index` with leaf data `leaf` is in `checkpoint`'s tree, with
+    /// the server's inclusion proof.
+    pub(crate) async fn check_inclusion(
+        &mut self,
+        topic: &TopicId,
+        index: u64,
+        leaf: &[u8],
+        checkpoint: &Checkpoint,
+    ) -> Result<(), ClientError> {
+        let size = checkpoint.size.0;
+        let answer: ProofResponse = self
+            .authed(
+                Method::GET,
+                &topic_path(
+                    topic,
+                    &format!("/proof/inclusion?index={index}&size={size}"),
+                ),
+                None,
+            )
+            .await?;
+        let proof = InclusionProof {
+            index: LeafIndex(index),
+            size: TreeSize(size),
+            path: parse_path(&answer.path)
+                .map_err(|e| ClientError::Misbehaved(format!("inclusion proof: {e}")))?,
+        };
+        check_in_log(topic, leaf, &proof, checkpoint)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,103 @@
+//! Resuming a replay where this device stopped: the log snapshot (`keystore` `log.cbor`) keeps
+//! every change with its index, to rebuild the topic state, and every message tag, to catch a
+//! replayed message; only entries after it are fetched and checked.
+
+use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::message::MessageTag;
+use rendezvous_protocol::topic::{ENTRY_CHANGE, LogEntry, ParsedEntry, Replayer, TopicState};
+use rendezvous_protocol::wire::VERSION;
+
+use crate::keystore::LogSnapshot;
+use crate::{Client, ClientError};
+
+/// Where a replay starts: the replayer (fresh or resumed), the first index to fetch, and the
+/// changes before it (`(index, signed change wire form)`).
+pub(super) struct Start {
+    pub(super) replayer: Replayer,
+    pub(super) from: u64,
+    pub(super) changes: Vec<(u64, Vec<u8>)>,
+}
+
+impl Client {
+    /// Resumes from the saved snapshot when there is one and this is not a full check (`full`),
+    /// else starts from index 0. Only up to what was shown (`processed`): entries after it must
+    /// still be replayed to be shown (a send replays without showing, and does not move the
+    /// snapshot); and never past the verified checkpoint's `size`.
+    pub(super) fn resume(
+        &self,
+        topic: &TopicId,
+        full: bool,
+        size: u64,
+        processed: u64,
+    ) -> Result<Start, ClientError> {
+        let fresh = || Start {
+            replayer: Replayer::new(),
+            from: 0,
+            changes: Vec::new(),
+        };
+        if full {
+            return Ok(fresh());
+        }
+        match self.keystore.log_snapshot(topic)? {
+            Some(snap) if snap.size > 0 && snap.size <= size && snap.size <= processed => {
+                restore(topic, &snap)
+            }
+            _ => Ok(fresh()),
+        }
+    }
+
+    /// Saves what the replay reached as the topic's snapshot.
+    pub(super) fn save_snapshot(
+        &self,
+        topic: &TopicId,
+        replayer: &Replayer,
+        changes: Vec<(u64, Vec<u8>)>,
+    ) -> Result<(), ClientError> {
+        let Some(state) = replayer.state() else {
+            return Ok(());
+        };
+        let snapshot = LogSnapshot {
+            version: VERSION,
+            size: state.size(),
+            changes: changes
+                .into_iter()
+                .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
+                .collect(),
+            tags: replayer
+                .tags()
+                .iter()
+                .map(|t| serde_bytes::ByteBuf::from(t.0.to_vec()))
+                .collect(),
+        };
+        self.keystore.save_log_snapshot(topic, &snapshot)
+    }
+}
+
+/// The replayer as the snapshot left it: the state rebuilt from its changes, its tags.
+fn restore(topic: &TopicId, snap: &LogSnapshot) -> Result<Start, ClientError> {
+    let mut signed = Vec::with_capacity(snap.changes.len());
+    for (index, bytes) in &snap.changes {
+        let change = LogEntry(ENTRY_CHANGE, bytes.to_vec())
+            .parse()
+            .ok()
+            .and_then(|p| match p {
+                ParsedEntry::Change(c) => Some(c),
+                ParsedEntry::Message(_) => None,
+            })
+            .ok_or_else(|| ClientError::corrupt(topic.as_str(), "log snapshot change"))?;
+        signed.push((*index, change));
+    }
+    let state = TopicState::restore(signed, snap.size)
+        .map_err(|e| ClientError::corrupt(topic.as_str(), format!("log snapshot: {e}")))?;
+    let tags = snap
+        .tags
+        .iter()
+        .filter_map(|t| <[u8; 32]>::try_from(t.as_slice()).ok())
+        .map(MessageTag)
+        .collect();
+    Ok(Start {
+        replayer: Replayer::resume(state, tags),
+        from: snap.size,
+        changes: snap.changes.iter().map(|(i, b)| (*i, b.to_vec())).collect(),
+    })
+}
