@@ -89,7 +89,7 @@ impl Listeners {
 /// Loads the identity (making it on first start) and opens the store: what `run` needs.
 pub fn prepare(config: &Config) -> Result<(ServerIdentity, Store), ServerError> {
     config.check()?;
-    let name = config.server_name()?;
+    let name = config.server_name.clone();
     let tls = match (&config.client_api.tls_cert, &config.client_api.tls_key) {
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         _ => None,
@@ -120,7 +120,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let server_name = config.server_name()?;
+    let server_name = config.server_name.clone();
     let (hub, wake_rx) = PushHub::new();
     let hub = Arc::new(hub);
     let tls = identity.tls.clone();
