@@ -297,10 +297,10 @@ impl<K: PeerKeys + 'static> TopicSink<K> {
 }
 
 impl<K: PeerKeys + 'static> EventSink for TopicSink<K> {
-    async fn apply(&self, event: VerifiedEvent) -> Result<(), (u16, String)> {
+    async fn apply(&self, event: VerifiedEvent) -> Result<(), ErrorCode> {
         let e = event.event.value();
         let Some(topic) = &e.topic else {
-            return Err((400, ErrorCode::Malformed.as_str().to_owned()));
+            return Err(ErrorCode::Malformed);
         };
         let result = match event.kind {
             EventKind::TopicEntry => self.entry(topic, &e.origin, &e.payload).await,
@@ -309,7 +309,7 @@ impl<K: PeerKeys + 'static> EventSink for TopicSink<K> {
         };
         result.map_err(|err| {
             tracing::info!(origin = %e.origin, %topic, kind = ?event.kind, %err, "federation event refused");
-            (err.code.status(), err.code.as_str().to_owned())
+            err.code
         })
     }
 
