@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use rendezvous_protocol::ids::ServerName;
+use rendezvous_protocol::ids::{IdError, ServerName};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,27 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// A value is out of range.
+    /// The admin listener is not on a loopback address.
+    #[error("invalid configuration: admin.listen must be a loopback address, not {0}")]
+    AdminNotLoopback(SocketAddr),
+    /// A certificate without its key, or a key without its certificate.
+    #[error("invalid configuration: {section}.tls_cert and {section}.tls_key go together")]
+    TlsHalfSet {
+        /// `client_api` or `federation`.
+        section: &'static str,
+    },
+    /// A name in `federation.allow`, `deny` or `overrides` is not a server name.
+    #[error("invalid configuration: federation peer {name:?}: {source}")]
+    PeerName {
+        /// The name as written.
+        name: String,
+        /// Why it is not a server name.
+        source: IdError,
+    },
+    /// A limit that must be positive is 0.
+    #[error("invalid configuration: {0} must be positive")]
+    NotPositive(&'static str),
+    /// Another value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -220,20 +240,17 @@ impl Config {
     /// Checks the values (the server name was checked when it was parsed).
     pub fn check(&self) -> Result<(), ConfigError> {
         if !self.admin.listen.ip().is_loopback() {
-            return Err(ConfigError::Invalid(format!(
-                "admin.listen must be a loopback address, not {}",
-                self.admin.listen
-            )));
+            return Err(ConfigError::AdminNotLoopback(self.admin.listen));
         }
         if self.client_api.tls_cert.is_some() != self.client_api.tls_key.is_some() {
-            return Err(ConfigError::Invalid(
-                "client_api.tls_cert and client_api.tls_key go together".into(),
-            ));
+            return Err(ConfigError::TlsHalfSet {
+                section: "client_api",
+            });
         }
         if self.federation.tls_cert.is_some() != self.federation.tls_key.is_some() {
-            return Err(ConfigError::Invalid(
-                "federation.tls_cert and federation.tls_key go together".into(),
-            ));
+            return Err(ConfigError::TlsHalfSet {
+                section: "federation",
+            });
         }
         for peer in self
             .federation
@@ -243,12 +260,13 @@ impl Config {
             .chain(self.federation.overrides.keys())
         {
             peer.parse::<ServerName>()
-                .map_err(|e| ConfigError::Invalid(format!("federation peer {peer:?}: {e}")))?;
+                .map_err(|source| ConfigError::PeerName {
+                    name: peer.clone(),
+                    source,
+                })?;
         }
         if self.limits.max_entries_per_request == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.max_entries_per_request must be positive".into(),
-            ));
+            return Err(ConfigError::NotPositive("limits.max_entries_per_request"));
         }
         Ok(())
     }
