@@ -334,7 +334,14 @@ impl From<QueryRefusal> for ApiError {
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         let code = match &e {
-            QueryError::Unreachable { .. } => ErrorCode::Unavailable,
+            // The connection's details (addresses, resolver and TLS errors) are for our log.
+            QueryError::Unreachable { server, .. } => {
+                tracing::warn!(error = %e, "federation query");
+                return ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("{server} cannot be reached now; try again later"),
+                );
+            }
             QueryError::Refused { status: 404, .. } => ErrorCode::NotFound,
             QueryError::Refused { code, .. } => match ErrorCode::parse(code) {
                 // The peer did not accept *this server*; a device seeing `unauthorized` would
@@ -351,12 +358,17 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// A peer's keys that could not be had (`federation-api.md` §2, §4): try again later.
+/// A peer's keys that could not be had (`federation-api.md` §2, §4): try again later. How the
+/// peer failed is for our log.
 impl From<PeerKeysError> for ApiError {
     fn from(e: PeerKeysError) -> Self {
-        match e {
-            PeerKeysError::Unreachable { .. } | PeerKeysError::Invalid { .. } => {
-                ApiError::said(ErrorCode::Unavailable, e)
+        match &e {
+            PeerKeysError::Unreachable { server, .. } | PeerKeysError::Invalid { server, .. } => {
+                tracing::warn!(error = %e, "a federation peer's keys");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("the keys of {server} cannot be had now; try again later"),
+                )
             }
         }
     }

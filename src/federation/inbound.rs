@@ -330,10 +330,8 @@ impl<'a, K: PeerKeys> OriginKeys<'a, K> {
                 self.doc = Some(doc.clone());
                 Ok(doc)
             }
-            Err(e) => {
-                tracing::warn!(%e, refresh, "no keys for a federation peer");
-                Err(ApiError::from(e).code)
-            }
+            // Logged by the mapping, answered `unavailable`: the origin retries later.
+            Err(e) => Err(ApiError::from(e).code),
         }
     }
 
