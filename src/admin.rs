@@ -6,12 +6,22 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::{AppState, now};
-use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::crypto::DevicePublicKey;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::UserId;
+
+/// Why an admin request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No bearer token, or not the admin token.
+    #[error("admin token required")]
+    Unauthorized,
+    /// No such local user.
+    #[error("no user {0}")]
+    NoSuchUser(UserId),
+}
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/pins", web::post().to(new_pin))
@@ -32,13 +42,9 @@ fn authorize(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
     // Compare hashes so the comparison's time says nothing about the token's length either.
     let a = Sha256::digest(given.as_bytes());
     let b = Sha256::digest(state.identity.admin_token.as_bytes());
-    if bool::from(a.ct_eq(&b)) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "admin token required",
-        ))
+    match bool::from(a.ct_eq(&b)) {
+        true => Ok(()),
+        false => Err(AdminError::Unauthorized.into()),
     }
 }
 
@@ -92,10 +98,7 @@ async fn set_disabled(
     authorize(&req, &state)?;
     let user: UserId = crate::api::parse("user", &path)?;
     if !state.store.set_disabled(&user, disabled)? {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no user {user}"),
-        ));
+        return Err(AdminError::NoSuchUser(user).into());
     }
     state.store.sync().await?;
     state.forget_user(&user);
@@ -127,10 +130,7 @@ async fn devices(
     authorize(&req, &state)?;
     let user: UserId = crate::api::parse("user", &path)?;
     if state.store.user(&user)?.is_none() {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no user {user}"),
-        ));
+        return Err(AdminError::NoSuchUser(user).into());
     }
     let out: Vec<_> = state
         .store
@@ -174,12 +174,10 @@ fn federation_status(state: &AppState) -> ApiResult<serde_json::Value> {
     let now_ms = crate::state::now().saturating_mul(1000);
     let mut peers = Vec::new();
     for server in state.store.outbound_destinations()? {
-        let backoff = outbound
-            .backoff(&server)
-            .map_err(|e| ApiError::internal("outbound state", e))?;
+        let backoff = outbound.backoff(&server)?;
         peers.push(json!({
             "server": server.as_str(),
-            "queued": outbound.pending(&server).map_err(|e| ApiError::internal("outbound state", e))?,
+            "queued": outbound.pending(&server)?,
             "failed_attempts": backoff.attempts,
             "next_attempt_in_ms": backoff.next_attempt_ms.saturating_sub(now_ms),
         }));

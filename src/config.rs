@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use rendezvous_protocol::ids::ServerName;
+use rendezvous_protocol::ids::{IdError, ServerName};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,27 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// A value is out of range.
+    /// The admin listener is not on a loopback address.
+    #[error("invalid configuration: admin.listen must be a loopback address, not {0}")]
+    AdminNotLoopback(SocketAddr),
+    /// A certificate without its key, or a key without its certificate.
+    #[error("invalid configuration: {section}.tls_cert and {section}.tls_key go together")]
+    TlsHalfSet {
+        /// `client_api` or `federation`.
+        section: &'static str,
+    },
+    /// A name in `federation.allow`, `deny` or `overrides` is not a server name.
+    #[error("invalid configuration: federation peer {name:?}: {source}")]
+    PeerName {
+        /// The name as written.
+        name: String,
+        /// Why it is not a server name.
+        source: IdError,
+    },
+    /// A limit that must be positive is 0.
+    #[error("invalid configuration: {0} must be positive")]
+    NotPositive(&'static str),
+    /// Another value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -37,8 +57,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// This homeserver's name (the part after `:` in user and topic ids).
-    pub server_name: String,
+    /// This homeserver's name (the part after `:` in user and topic ids), checked when the
+    /// configuration is read.
+    pub server_name: ServerName,
     /// Where the database, keys and certificates live.
     pub data_dir: PathBuf,
     /// The client API listener.
@@ -141,7 +162,7 @@ pub struct Push {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            server_name: "localhost".into(),
+            server_name: localhost(),
             data_dir: PathBuf::from("./rendezvous-data"),
             client_api: ClientApi::default(),
             admin: Admin::default(),
@@ -216,24 +237,20 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks the values.
+    /// Checks the values (the server name was checked when it was parsed).
     pub fn check(&self) -> Result<(), ConfigError> {
-        self.server_name()?;
         if !self.admin.listen.ip().is_loopback() {
-            return Err(ConfigError::Invalid(format!(
-                "admin.listen must be a loopback address, not {}",
-                self.admin.listen
-            )));
+            return Err(ConfigError::AdminNotLoopback(self.admin.listen));
         }
         if self.client_api.tls_cert.is_some() != self.client_api.tls_key.is_some() {
-            return Err(ConfigError::Invalid(
-                "client_api.tls_cert and client_api.tls_key go together".into(),
-            ));
+            return Err(ConfigError::TlsHalfSet {
+                section: "client_api",
+            });
         }
         if self.federation.tls_cert.is_some() != self.federation.tls_key.is_some() {
-            return Err(ConfigError::Invalid(
-                "federation.tls_cert and federation.tls_key go together".into(),
-            ));
+            return Err(ConfigError::TlsHalfSet {
+                section: "federation",
+            });
         }
         for peer in self
             .federation
@@ -243,21 +260,24 @@ impl Config {
             .chain(self.federation.overrides.keys())
         {
             peer.parse::<ServerName>()
-                .map_err(|e| ConfigError::Invalid(format!("federation peer {peer:?}: {e}")))?;
+                .map_err(|source| ConfigError::PeerName {
+                    name: peer.clone(),
+                    source,
+                })?;
         }
         if self.limits.max_entries_per_request == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.max_entries_per_request must be positive".into(),
-            ));
+            return Err(ConfigError::NotPositive("limits.max_entries_per_request"));
         }
         Ok(())
     }
+}
 
-    /// The server name, parsed.
-    pub fn server_name(&self) -> Result<ServerName, ConfigError> {
-        self.server_name
-            .parse()
-            .map_err(|e| ConfigError::Invalid(format!("server_name: {e}")))
+/// The default server name.
+fn localhost() -> ServerName {
+    match "localhost".parse() {
+        Ok(name) => name,
+        // A constant that is a valid DNS name.
+        Err(e) => unreachable!("\"localhost\" is a server name: {e}"),
     }
 }
 
@@ -268,7 +288,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let c = Config::parse("").unwrap();
-        assert_eq!(c.server_name, "localhost");
+        assert_eq!(c.server_name.as_str(), "localhost");
         let c = Config::parse(
             "server_name = \"a.example\"\n[client_api]\nlisten = \"127.0.0.2:9000\"\n",
         )
@@ -279,7 +299,13 @@ mod tests {
 
     #[test]
     fn bad_values_refused() {
-        assert!(Config::parse("server_name = \"A B\"").is_err());
+        let bad_name = Config::parse("server_name = \"A B\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad_name.contains("server_name") && bad_name.contains("invalid server name \"A B\""),
+            "{bad_name}"
+        );
         assert!(Config::parse("[admin]\nlisten = \"0.0.0.0:1\"").is_err());
         assert!(Config::parse("unknown = 1").is_err());
         assert!(Config::parse("[client_api]\ntls_cert = \"x.pem\"").is_err());
@@ -309,7 +335,7 @@ mod tests {
                 f.listen
             );
             // `_rendezvous._tcp.a  IN SRV  10 0 8448 target.`, relative to `example.`.
-            let label = c.server_name.strip_suffix(".example").unwrap();
+            let label = c.server_name.as_str().strip_suffix(".example").unwrap();
             let srv = zone
                 .lines()
                 .find(|l| l.starts_with(&format!("_rendezvous._tcp.{label} ")))
@@ -317,7 +343,7 @@ mod tests {
             let fields: Vec<&str> = srv.split_whitespace().collect();
             assert_eq!(fields[1..3], ["IN", "SRV"], "{srv}");
             assert_eq!(fields[5], f.listen.port().to_string(), "{srv}");
-            names.push(c.server_name.clone());
+            names.push(c.server_name.to_string());
         }
         names.sort();
         assert_eq!(names, ["a.example", "b.example"]);
@@ -327,6 +353,6 @@ mod tests {
     fn the_example_file_parses() {
         let text = include_str!("../config/rendezvous.example.toml");
         let c = Config::parse(text).unwrap();
-        assert_eq!(c.server_name, "localhost");
+        assert_eq!(c.server_name.as_str(), "localhost");
     }
 }

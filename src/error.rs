@@ -1,11 +1,30 @@
 //! The one mapping from every error the server meets to an HTTP status, a machine-readable code
-//! and a message (`client-api.md` §1.1). Storage and I/O details are logged, never sent.
+//! and a message (`client-api.md` §1.1, `federation-api.md` §4, §6).
+//!
+//! Each layer of the server has its own typed error (the handlers' refusals, the federation
+//! listener's, the federation client's, the store's, the protocol's checks); this module holds
+//! one `From<LayerError> for ApiError` per type, and only here is an [`ApiError`] built from a
+//! code and a message. The code fixes the status ([`ErrorCode::status`]). Storage and I/O
+//! details are logged, never sent: a storage fault answers `503 unavailable` or `500 internal`,
+//! never a protocol verdict that a peer or client would act on.
+
+use std::fmt::Display;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::admin::AdminError;
+use crate::api::{AccountError, KeysError, RelayError, RequestError};
+use crate::federation::client::QueryError;
+use crate::federation::inbound::TransactionRefusal;
+use crate::federation::keys::PeerKeysError;
+use crate::federation::outbound::OutboundError;
+use crate::federation::peer::PeerError;
+use crate::federation::queries::QueryRefusal;
+use crate::push::PushUrlError;
 use crate::store::StoreError;
 use rendezvous_protocol::api::{ApiErrorBody, ErrorCode};
+use rendezvous_protocol::federation::event::EventError;
 use rendezvous_protocol::message::MessageError;
 use rendezvous_protocol::topic::{ChangeError, EntryError};
 use rendezvous_protocol::wire::WireError;
@@ -21,7 +40,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with a message.
+    /// An error with a message. Outside this module, return a layer's typed error instead and
+    /// let its `From` impl here decide the code.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             code,
@@ -30,9 +50,14 @@ impl ApiError {
     }
 
     /// 500, with the details logged and not sent.
-    pub fn internal(context: &str, detail: impl std::fmt::Display) -> Self {
+    pub fn internal(context: &str, detail: impl Display) -> Self {
         tracing::error!(%detail, "{context}");
         ApiError::new(ErrorCode::Internal, "internal server error")
+    }
+
+    /// `code` with the error's own text as the message (what was expected and what came).
+    fn said(code: ErrorCode, error: impl Display) -> Self {
+        ApiError::new(code, error.to_string())
     }
 }
 
@@ -132,6 +157,9 @@ impl From<EntryError> for ApiError {
     }
 }
 
+/// Storage faults are logged and answered without their details: `unavailable` when the backend
+/// failed (try again), `internal` when a record does not decode. The store's rules (a pin used,
+/// a user taken, a lost race for a log position) are client errors.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -155,7 +183,196 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Replayed,
                 "replayed message: tag already in the log",
             ),
-            StoreError::Backend(_) | StoreError::Corrupt { .. } => ApiError::internal("storage", e),
+            StoreError::Backend(_) => {
+                tracing::error!(error = %e, "storage");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "storage unavailable; try again later",
+                )
+            }
+            StoreError::Corrupt { .. } => ApiError::internal("storage", e),
+        }
+    }
+}
+
+// ---- client API handlers ---------------------------------------------------------------------
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::NotCbor { .. } => ApiError::said(ErrorCode::UnsupportedMediaType, e),
+            RequestError::Body(w) => w.into(),
+            RequestError::BadValue { .. } => ApiError::said(ErrorCode::Malformed, e),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        let code = match &e {
+            AccountError::NotLocalUser { .. } | AccountError::CertificateForAnotherUser { .. } => {
+                ErrorCode::Invalid
+            }
+            AccountError::NoSuchUser(_) | AccountError::NoSuchDevice => ErrorCode::NotFound,
+            AccountError::NoActiveDevice
+            | AccountError::UnknownChallenge
+            | AccountError::ChallengeMismatch
+            | AccountError::DeviceRemoved => ErrorCode::Unauthorized,
+            AccountError::BadLoginSignature => ErrorCode::BadSignature,
+            AccountError::StoredDeviceKey(_) => return ApiError::internal("login", e),
+        };
+        ApiError::said(code, e)
+    }
+}
+
+impl From<KeysError> for ApiError {
+    fn from(e: KeysError) -> Self {
+        match e {
+            KeysError::Count { .. }
+            | KeysError::PreKeyForAnotherUser { .. }
+            | KeysError::TopicKeyUpload(_)
+            | KeysError::UnknownPreKey(_)
+            | KeysError::DeliveryNotToOwnDevice => ApiError::said(ErrorCode::Invalid, e),
+            KeysError::CallerDeviceKey(_) => ApiError::internal("keys", e),
+        }
+    }
+}
+
+impl From<RelayError> for ApiError {
+    fn from(e: RelayError) -> Self {
+        let code = match &e {
+            RelayError::BadLinkId(_) | RelayError::Undecodable(_) => ErrorCode::Malformed,
+            RelayError::NoOpenLink | RelayError::NoRequestYet | RelayError::NoResponseYet => {
+                ErrorCode::NotFound
+            }
+            RelayError::OpenedByAnotherDevice => ErrorCode::Forbidden,
+            RelayError::ForAnotherLink { .. } => ErrorCode::Invalid,
+        };
+        ApiError::said(code, e)
+    }
+}
+
+impl From<PushUrlError> for ApiError {
+    fn from(e: PushUrlError) -> Self {
+        ApiError::said(ErrorCode::Invalid, e)
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let code = match &e {
+            AdminError::Unauthorized => ErrorCode::Unauthorized,
+            AdminError::NoSuchUser(_) => ErrorCode::NotFound,
+        };
+        ApiError::said(code, e)
+    }
+}
+
+// ---- federation ------------------------------------------------------------------------------
+
+/// `federation-api.md` §1: a certificate not valid for the claimed name is `unauthorized`, a
+/// peer the allow and deny lists shut out is `forbidden`.
+impl From<PeerError> for ApiError {
+    fn from(e: PeerError) -> Self {
+        let code = match &e {
+            PeerError::NoCertificate | PeerError::NotCertifiedFor { .. } => ErrorCode::Unauthorized,
+            PeerError::Denied(_) => ErrorCode::Forbidden,
+        };
+        ApiError::said(code, e)
+    }
+}
+
+/// Whole-transaction refusals (`federation-api.md` §4): `invalid`, nothing applied.
+impl From<TransactionRefusal> for ApiError {
+    fn from(e: TransactionRefusal) -> Self {
+        match e {
+            TransactionRefusal::PathMismatch { .. }
+            | TransactionRefusal::WrongDestination { .. } => ApiError::said(ErrorCode::Invalid, e),
+        }
+    }
+}
+
+/// A refused event's result (`federation-api.md` §3.3, §4).
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> Self {
+        let code = match &e {
+            EventError::Malformed(_) => ErrorCode::Malformed,
+            EventError::WrongOrigin { .. } => ErrorCode::WrongOrigin,
+            EventError::WrongDestination { .. } => ErrorCode::WrongDestination,
+            EventError::BadSignature => ErrorCode::BadSignature,
+            EventError::FromTheFuture { .. } => ErrorCode::FromTheFuture,
+        };
+        ApiError::said(code, e)
+    }
+}
+
+/// Queries answered to other servers (`federation-api.md` §5).
+impl From<QueryRefusal> for ApiError {
+    fn from(e: QueryRefusal) -> Self {
+        match e {
+            QueryRefusal::MissingOrigin => ApiError::said(ErrorCode::Unauthorized, e),
+            QueryRefusal::BadOrigin(r) => r.into(),
+            QueryRefusal::Peer(p) => p.into(),
+            QueryRefusal::ClaimCount { .. } | QueryRefusal::ForeignUser { .. } => {
+                ApiError::said(ErrorCode::Invalid, e)
+            }
+            QueryRefusal::NoSuchUser(_) => ApiError::said(ErrorCode::NotFound, e),
+        }
+    }
+}
+
+/// How a failed query is told to a device (`federation-api.md` §5): `unavailable` when the
+/// peer cannot be reached, the peer's own code when it refused (`not_found` stays
+/// `not_found`; a code we do not know becomes `invalid`), `bad_gateway` when it lied.
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        let code = match &e {
+            // The connection's details (addresses, resolver and TLS errors) are for our log.
+            QueryError::Unreachable { server, .. } => {
+                tracing::warn!(error = %e, "federation query");
+                return ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("{server} cannot be reached now; try again later"),
+                );
+            }
+            QueryError::Refused { status: 404, .. } => ErrorCode::NotFound,
+            QueryError::Refused { code, .. } => match ErrorCode::parse(code) {
+                // The peer did not accept *this server*; a device seeing `unauthorized` would
+                // take its own token for bad.
+                Some(ErrorCode::Unauthorized) => ErrorCode::Forbidden,
+                // Our own request was fine for our client; a 5xx-like code in a 4xx is not one
+                // of the peer's documented answers.
+                Some(c) if (400..500).contains(&c.status()) => c,
+                _ => ErrorCode::Invalid,
+            },
+            QueryError::Invalid { .. } => ErrorCode::BadGateway,
+        };
+        ApiError::said(code, e)
+    }
+}
+
+/// A peer's keys that could not be had (`federation-api.md` §2, §4): try again later. How the
+/// peer failed is for our log.
+impl From<PeerKeysError> for ApiError {
+    fn from(e: PeerKeysError) -> Self {
+        match &e {
+            PeerKeysError::Unreachable { server, .. } | PeerKeysError::Invalid { server, .. } => {
+                tracing::warn!(error = %e, "a federation peer's keys");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("the keys of {server} cannot be had now; try again later"),
+                )
+            }
+        }
+    }
+}
+
+impl From<OutboundError> for ApiError {
+    fn from(e: OutboundError) -> Self {
+        match e {
+            OutboundError::Store(s) => s.into(),
+            OutboundError::TooLarge { .. } => ApiError::said(ErrorCode::TooLarge, e),
+            OutboundError::ToSelf(_) => ApiError::internal("outbound", e),
         }
     }
 }
@@ -166,7 +383,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl From<crate::federation::FederationOff> for ApiError {
     /// `invalid` wherever federation is needed and off (`client-api.md` §1.1).
     fn from(e: crate::federation::FederationOff) -> Self {
-        ApiError::new(ErrorCode::Invalid, e.to_string())
+        ApiError::said(ErrorCode::Invalid, e)
     }
 }
 
@@ -222,3 +439,6 @@ impl From<crate::topics::TopicError> for ApiError {
         ApiError::new(code, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -94,7 +94,7 @@ impl Listeners {
 /// Loads the identity (making it on first start) and opens the store: what `run` needs.
 pub fn prepare(config: &Config) -> Result<(ServerIdentity, Store), ServerError> {
     config.check()?;
-    let name = config.server_name()?;
+    let name = config.server_name.clone();
     let tls = match (&config.client_api.tls_cert, &config.client_api.tls_key) {
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         _ => None,
@@ -156,7 +156,7 @@ struct Tasks {
 /// Builds the state: the push hub, federation (once: one discovery cache, one peer policy,
 /// one mutual-TLS client, the peer keys, the outbound queues) and the topic service.
 fn build(config: Config, identity: ServerIdentity, store: Store) -> Result<Built, ServerError> {
-    let server_name = config.server_name()?;
+    let server_name = config.server_name.clone();
     let (hub, wake_rx) = PushHub::new();
     let federation = build_federation(&config, &server_name, &identity, &store)?;
     let (federation, transport) = match federation {

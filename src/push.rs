@@ -240,15 +240,47 @@ pub async fn run_wakeups(
     }
 }
 
+/// Longest wake-up URL accepted, bytes.
+pub const MAX_PUSH_URL_LEN: usize = 2048;
+
+/// Why a wake-up URL was refused (`client-api.md` §7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushUrlError {
+    /// Longer than [`MAX_PUSH_URL_LEN`].
+    #[error("push URL of {len} bytes, longer than {max}")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// [`MAX_PUSH_URL_LEN`].
+        max: usize,
+    },
+    /// Not a URL.
+    #[error("push URL does not parse")]
+    Unparsable,
+    /// A URL without a host.
+    #[error("push URL has no host")]
+    NoHost,
+    /// Plain HTTP to a host that is not loopback, although allowed on loopback.
+    #[error("plain-HTTP push URLs are allowed on loopback only, not to {host}")]
+    PlainHttpNotLoopback {
+        /// The URL's host.
+        host: String,
+    },
+    /// Any other scheme than HTTPS (or HTTP on loopback when allowed).
+    #[error("push URLs must be https")]
+    NotHttps,
+}
+
 /// Whether a wake-up URL is acceptable: HTTPS, or HTTP on loopback when allowed.
-pub fn check_push_url(url: &str, allow_loopback_http: bool) -> Result<(), String> {
-    if url.len() > 2048 {
-        return Err("push URL longer than 2048 bytes".into());
+pub fn check_push_url(url: &str, allow_loopback_http: bool) -> Result<(), PushUrlError> {
+    if url.len() > MAX_PUSH_URL_LEN {
+        return Err(PushUrlError::TooLong {
+            len: url.len(),
+            max: MAX_PUSH_URL_LEN,
+        });
     }
-    let uri: actix_web::http::Uri = url
-        .parse()
-        .map_err(|_| "push URL does not parse".to_owned())?;
-    let host = uri.host().ok_or("push URL has no host")?;
+    let uri: actix_web::http::Uri = url.parse().map_err(|_| PushUrlError::Unparsable)?;
+    let host = uri.host().ok_or(PushUrlError::NoHost)?;
     match uri.scheme_str() {
         Some("https") => Ok(()),
         Some("http") if allow_loopback_http => {
@@ -257,12 +289,13 @@ pub fn check_push_url(url: &str, allow_loopback_http: bool) -> Result<(), String
                     .trim_matches(|c| c == '[' || c == ']')
                     .parse::<std::net::IpAddr>()
                     .is_ok_and(|ip| ip.is_loopback());
-            if loopback {
-                Ok(())
-            } else {
-                Err("plain-HTTP push URLs are allowed on loopback only".into())
+            match loopback {
+                true => Ok(()),
+                false => Err(PushUrlError::PlainHttpNotLoopback {
+                    host: host.to_owned(),
+                }),
             }
         }
-        _ => Err("push URLs must be https".into()),
+        _ => Err(PushUrlError::NotHttps),
     }
 }

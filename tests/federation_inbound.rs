@@ -20,6 +20,7 @@ use rendezvous::federation::inbound::{EventSink, Inbound, serve};
 use rendezvous::federation::keys::{PeerKeys, PeerKeysError};
 use rendezvous::federation::peer::{FederationTls, PeerPolicy};
 use rendezvous::store::Store;
+use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::federation::{
     Event, EventId, EventKind, ServerKeys, Transaction, TransactionResponse, VerifiedEvent,
@@ -319,7 +320,7 @@ async fn peers_without_a_valid_certificate_for_their_name_are_refused() {
 struct CountingSink(Arc<AtomicUsize>);
 
 impl EventSink for CountingSink {
-    async fn apply(&self, _event: VerifiedEvent) -> Result<(), (u16, String)> {
+    async fn apply(&self, _event: VerifiedEvent) -> Result<(), ErrorCode> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -353,7 +354,7 @@ impl PeerKeys for ScriptedKeys {
     ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>> {
         let r = if self.fail_first.swap(false, Ordering::SeqCst) {
             Err(PeerKeysError::Unreachable {
-                server: server.to_string(),
+                server: server.clone(),
                 reason: "down".into(),
             })
         } else if refresh {
@@ -382,7 +383,7 @@ impl Listener {
         let ca = Ca::new(dir.path(), "federation-ca");
         let (cert, key) = ca.issue("b.example");
         let mut config = Config {
-            server_name: "b.example".into(),
+            server_name: name("b.example"),
             data_dir: dir.join("b"),
             ..Config::default()
         };

@@ -141,7 +141,7 @@ fn run_with_federation_delivers_queued_events() {
     // Our server, a.example, with events for b.example queued before it starts.
     let mut config = Config {
         data_dir: dir.join("data"),
-        server_name: "a.example".into(),
+        server_name: "a.example".parse().unwrap(),
         ..Config::default()
     };
     config.limits.workers = 1;
@@ -212,7 +212,7 @@ fn run_with_federation_delivers_queued_events() {
     // After a restart nothing is left to send.
     let mut config = Config {
         data_dir: dir.join("data"),
-        server_name: "a.example".into(),
+        server_name: "a.example".parse().unwrap(),
         ..Config::default()
     };
     config.federation.enabled = false;

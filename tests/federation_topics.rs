@@ -67,7 +67,7 @@ impl Federation {
         let ca_file = self.ca.ca_file();
         let listener = bind_retrying(fed);
         let server = TestServer::start_with(&self.dir.join(name), client, move |c| {
-            c.server_name = name.to_owned();
+            c.server_name = name.parse().unwrap();
             c.federation.enabled = true;
             c.federation.listen = fed;
             c.federation.ca_file = Some(ca_file);

@@ -4,22 +4,68 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use sha2::{Digest, Sha256};
 
 use super::{cbor_body, cbor_response, parse};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::{AppState, Caller, now, token_hash};
 use rendezvous_protocol::api::{
     AddDeviceRequest, ChallengeRequest, ChallengeResponse, DeviceInfo, DevicesResponse, Empty,
-    ErrorCode, IdentityResponse, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
+    IdentityResponse, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
     RevokeDeviceRequest,
 };
 use rendezvous_protocol::certs::{DeviceCert, DeviceRevocation, Registration};
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::transcript::LABEL_DEVICE_LOGIN;
 use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey};
-use rendezvous_protocol::ids::UserId;
+use rendezvous_protocol::ids::{ServerName, UserId};
 use rendezvous_protocol::wire::{Signed, VERSION};
 
 /// Challenges are valid for two minutes.
 const CHALLENGE_SECS: u64 = 120;
+
+/// Why an account request (`client-api.md` §2–3) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// A registration for a user id of another server.
+    #[error("{user} is not a user id of {server}")]
+    NotLocalUser {
+        /// The user id registered.
+        user: UserId,
+        /// This server.
+        server: ServerName,
+    },
+    /// The device certificate is for another user than the registration.
+    #[error("the device certificate names {got}, the registration {expected}")]
+    CertificateForAnotherUser {
+        /// The registration's user.
+        expected: UserId,
+        /// The certificate's user.
+        got: UserId,
+    },
+    /// No such local user.
+    #[error("no user {0}")]
+    NoSuchUser(UserId),
+    /// The device to revoke is not registered (or already revoked).
+    #[error("no such device")]
+    NoSuchDevice,
+    /// A login challenge for a device that is unknown, removed or never registered: one answer
+    /// for all, so the endpoint is no oracle for which devices exist.
+    #[error("no such active device for this user")]
+    NoActiveDevice,
+    /// The login names a challenge never issued, or already used.
+    #[error("unknown or used challenge")]
+    UnknownChallenge,
+    /// The challenge expired, or was issued to another user or device.
+    #[error("challenge expired or issued to another device")]
+    ChallengeMismatch,
+    /// The device was removed after the challenge was issued.
+    #[error("device removed")]
+    DeviceRemoved,
+    /// The stored device key does not decode (a store fault; logged, not sent).
+    #[error("stored device key: {0}")]
+    StoredDeviceKey(String),
+    /// The login signature does not verify under the device key.
+    #[error("login signature does not verify")]
+    BadLoginSignature,
+}
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/register", web::post().to(register))
@@ -36,7 +82,7 @@ pub(crate) fn identity_key(state: &AppState, user: &UserId) -> ApiResult<Identit
     let record = state
         .store
         .user(user)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {user}")))?;
+        .ok_or_else(|| AccountError::NoSuchUser(user.clone()))?;
     Ok(record.identity_key()?)
 }
 
@@ -51,18 +97,20 @@ async fn register(
     let registration = registration.verify(&claimed.identity_key)?;
     let user = registration.user.clone();
     if user.server() != state.server_name {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!("{user} is not a user id of {}", state.server_name),
-        ));
+        return Err(AccountError::NotLocalUser {
+            user,
+            server: state.server_name.clone(),
+        }
+        .into());
     }
     let cert = Signed::<DeviceCert>::from_signed_bytes(r.device_cert.clone())?
         .verify(&registration.identity_key)?;
     if cert.user != user {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            "the device certificate names another user",
-        ));
+        return Err(AccountError::CertificateForAnotherUser {
+            expected: user,
+            got: cert.user.clone(),
+        }
+        .into());
     }
     let pin_hash: [u8; 32] = Sha256::digest(r.pin.trim().as_bytes()).into();
     state.store.register_user(
@@ -96,7 +144,7 @@ async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiRes
     let record = state
         .store
         .user(&user)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {user}")))?;
+        .ok_or(AccountError::NoSuchUser(user))?;
     Ok(cbor_response(&IdentityResponse {
         version: VERSION,
         registration: record.registration,
@@ -152,7 +200,7 @@ async fn revoke_device(
     let revocation = signed.verify(&ik)?;
     let device = revocation.device_key.to_bytes();
     if !state.store.revoke_device(&user, device)? {
-        return Err(ApiError::new(ErrorCode::NotFound, "no such device"));
+        return Err(AccountError::NoSuchDevice.into());
     }
     state.store.sync().await?;
     state.push.disconnect_device(&user, &device);
@@ -170,12 +218,7 @@ async fn challenge(
     let r: ChallengeRequest = cbor_body(&req, &body)?;
     let device = r.device_key.to_bytes();
     if !state.store.device_active(&r.user, device)? {
-        // Unknown, removed or never registered: one answer for all, so the endpoint is no oracle
-        // for which devices exist.
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "no such active device for this user",
-        ));
+        return Err(AccountError::NoActiveDevice.into());
     }
     let challenge = rendezvous_protocol::crypto::random_array::<32>();
     let expires = now() + CHALLENGE_SECS;
@@ -195,22 +238,19 @@ async fn login(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: LoginRequest = cbor_body(&req, &body)?;
-    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
     let (user, device, expires) = state
         .store
         .take_challenge(r.challenge)?
-        .ok_or_else(|| unauthorized("unknown or used challenge"))?;
+        .ok_or(AccountError::UnknownChallenge)?;
     let device_key = r.device_key.to_bytes();
     if user != r.user || device != device_key || expires <= now() {
-        return Err(unauthorized(
-            "challenge expired or issued to another device",
-        ));
+        return Err(AccountError::ChallengeMismatch.into());
     }
     if !state.store.device_active(&user, device)? {
-        return Err(unauthorized("device removed"));
+        return Err(AccountError::DeviceRemoved.into());
     }
     let dk = DevicePublicKey::from_slice(&device)
-        .map_err(|e| ApiError::internal("stored device key", e))?;
+        .map_err(|e| AccountError::StoredDeviceKey(e.to_string()))?;
     dk.verify(
         LABEL_DEVICE_LOGIN,
         &[
@@ -220,7 +260,7 @@ async fn login(
         ],
         &r.signature,
     )
-    .map_err(|_| ApiError::new(ErrorCode::BadSignature, "login signature does not verify"))?;
+    .map_err(|_| AccountError::BadLoginSignature)?;
     let token = hex_string(&rendezvous_protocol::crypto::random_array::<32>());
     let expires = now() + state.config.limits.token_lifetime_secs;
     state

@@ -9,17 +9,17 @@ use serde_bytes::ByteBuf;
 
 use super::accounts::identity_key;
 use super::{cbor_body, cbor_response};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::federation::client::{FederationClient, MAX_FEDERATION_CLAIMS};
 use crate::state::{AppState, Caller};
 use rendezvous_protocol::api::{
     AckRequest, ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse,
-    ClaimedPreKeyBody, CountResponse, Empty, ErrorCode, INBOX_TOPIC_KEY, InboxItem, InboxResponse,
+    ClaimedPreKeyBody, CountResponse, Empty, INBOX_TOPIC_KEY, InboxItem, InboxResponse,
     KeyStatusResponse, TopicKeyDeliveryItem, UploadPreKeysRequest, UploadTopicKeysRequest,
 };
 use rendezvous_protocol::certs::PreKey;
-use rendezvous_protocol::crypto::DevicePublicKey;
-use rendezvous_protocol::devices::topic_keys::TopicKeyUpload;
+use rendezvous_protocol::crypto::{DevicePublicKey, KeyId};
+use rendezvous_protocol::devices::topic_keys::{TopicKeyError, TopicKeyUpload};
 use rendezvous_protocol::ids::{ServerName, UserId};
 use rendezvous_protocol::wire::{Signed, VERSION};
 
@@ -31,6 +31,43 @@ const MAX_PREKEYS_PER_UPLOAD: usize = 200;
 const MAX_CLAIMS: usize = 1000;
 /// Most inbox items per request.
 const INBOX_PAGE: usize = 500;
+/// Most topic keys in one upload.
+const MAX_TOPIC_KEYS_PER_UPLOAD: usize = 200;
+
+/// Why a key or inbox request (`client-api.md` §4–5) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    /// An upload or claim with no item, or with more than allowed.
+    #[error("{what}: 1 to {max} per request, not {got}")]
+    Count {
+        /// What is counted (`pre keys`, `topic keys`, `users`).
+        what: &'static str,
+        /// The most one request may hold.
+        max: usize,
+        /// How many it held.
+        got: usize,
+    },
+    /// The caller's own device key does not decode (a store fault; logged, not sent).
+    #[error("the caller's device key: {0}")]
+    CallerDeviceKey(String),
+    /// A pre key signed for another user than the caller.
+    #[error("a pre key names {got}, not {expected}")]
+    PreKeyForAnotherUser {
+        /// The caller.
+        expected: UserId,
+        /// The user the pre key names.
+        got: UserId,
+    },
+    /// A topic key upload does not decode or check.
+    #[error(transparent)]
+    TopicKeyUpload(#[from] TopicKeyError),
+    /// A delivery addressed to a pre key this server does not know.
+    #[error("unknown pre key {0}")]
+    UnknownPreKey(KeyId),
+    /// A delivery addressed to a pre key of no other active device of the caller.
+    #[error("a delivery is addressed to a pre key of no other device of yours")]
+    DeliveryNotToOwnDevice,
+}
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/prekeys", web::post().to(upload_prekeys))
@@ -50,21 +87,24 @@ async fn upload_prekeys(
 ) -> ApiResult<HttpResponse> {
     let r: UploadPreKeysRequest = cbor_body(&req, &body)?;
     if r.prekeys.is_empty() || r.prekeys.len() > MAX_PREKEYS_PER_UPLOAD {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!("upload 1 to {MAX_PREKEYS_PER_UPLOAD} pre keys"),
-        ));
+        return Err(KeysError::Count {
+            what: "pre keys",
+            max: MAX_PREKEYS_PER_UPLOAD,
+            got: r.prekeys.len(),
+        }
+        .into());
     }
     let dk = DevicePublicKey::from_slice(&caller.device)
-        .map_err(|e| ApiError::internal("device key", e))?;
+        .map_err(|e| KeysError::CallerDeviceKey(e.to_string()))?;
     let mut keys = Vec::with_capacity(r.prekeys.len());
     for signed in r.prekeys {
         let prekey = Signed::<PreKey>::from_signed_bytes(signed.clone())?.verify(&dk)?;
         if prekey.user != caller.user {
-            return Err(ApiError::new(
-                ErrorCode::Invalid,
-                "a pre key names another user",
-            ));
+            return Err(KeysError::PreKeyForAnotherUser {
+                expected: caller.user.clone(),
+                got: prekey.user.clone(),
+            }
+            .into());
         }
         keys.push((prekey.key_id()?, signed));
     }
@@ -109,36 +149,33 @@ async fn upload_topic_keys(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: UploadTopicKeysRequest = cbor_body(&req, &body)?;
-    if r.uploads.is_empty() || r.uploads.len() > 200 {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            "upload 1 to 200 topic keys",
-        ));
+    if r.uploads.is_empty() || r.uploads.len() > MAX_TOPIC_KEYS_PER_UPLOAD {
+        return Err(KeysError::Count {
+            what: "topic keys",
+            max: MAX_TOPIC_KEYS_PER_UPLOAD,
+            got: r.uploads.len(),
+        }
+        .into());
     }
     let ik = identity_key(&state, &caller.user)?;
     let mut certs = Vec::with_capacity(r.uploads.len());
     let mut deliveries = Vec::new();
     for bytes in &r.uploads {
-        let upload = TopicKeyUpload::from_wire(bytes, &ik, &caller.user)
-            .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string()))?;
+        let upload =
+            TopicKeyUpload::from_wire(bytes, &ik, &caller.user).map_err(KeysError::from)?;
         let tk = upload.cert.topic_key()?;
         certs.push((tk.key_id(), upload.cert.signed_bytes().clone()));
         for d in &upload.deliveries {
             // Route by pre key: it must belong to another active device of the same user.
-            let (owner, device) = state.store.prekey_owner(d.prekey_id)?.ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Invalid,
-                    format!("unknown pre key {}", d.prekey_id),
-                )
-            })?;
+            let (owner, device) = state
+                .store
+                .prekey_owner(d.prekey_id)?
+                .ok_or(KeysError::UnknownPreKey(d.prekey_id))?;
             if owner != caller.user
                 || device == caller.device
                 || !state.store.device_active(&owner, device)?
             {
-                return Err(ApiError::new(
-                    ErrorCode::Invalid,
-                    "a delivery is addressed to a pre key of no other device of yours",
-                ));
+                return Err(KeysError::DeliveryNotToOwnDevice.into());
             }
             let item = TopicKeyDeliveryItem {
                 topic_key_cert: upload.cert.signed_bytes().clone(),
@@ -172,10 +209,12 @@ async fn claim_topic_keys(
 ) -> ApiResult<HttpResponse> {
     let r: ClaimTopicKeysRequest = cbor_body(&req, &body)?;
     if r.users.is_empty() || r.users.len() > MAX_CLAIMS {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!("claim for 1 to {MAX_CLAIMS} users"),
-        ));
+        return Err(KeysError::Count {
+            what: "users in a claim",
+            max: MAX_CLAIMS,
+            got: r.users.len(),
+        }
+        .into());
     }
     let mut local = Vec::new();
     let mut remote: BTreeMap<ServerName, Vec<UserId>> = BTreeMap::new();

@@ -9,6 +9,10 @@ pub(crate) mod topics;
 
 use actix_web::web;
 
+pub use accounts::AccountError;
+pub use keys::KeysError;
+pub use relay::RelayError;
+
 pub(crate) use keys::federation_of;
 
 /// Registers every client API route.
@@ -22,3 +26,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 pub(crate) use crate::http::{cbor_body, cbor_response, parse, require_cbor};
+pub use crate::http::RequestError;

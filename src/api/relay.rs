@@ -5,14 +5,44 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_bytes::ByteBuf;
 
 use super::{cbor_body, cbor_response};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::{AppState, Caller, now};
-use rendezvous_protocol::api::{Empty, ErrorCode, LinkMessage, LinkOpenRequest};
-use rendezvous_protocol::devices::link::{LinkRequest, LinkResponse};
+use rendezvous_protocol::api::{Empty, LinkMessage, LinkOpenRequest};
+use rendezvous_protocol::devices::link::{LinkError, LinkRequest, LinkResponse};
+use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::wire::VERSION;
 
 /// A relay slot lives ten minutes.
 const LINK_SECS: u64 = 600;
+
+/// Why a link relay request (`client-api.md` §5) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// The path's link id is not 16 lower-case hex characters.
+    #[error("link id: 16 lower-case hex characters, not {0:?}")]
+    BadLinkId(String),
+    /// No open, unexpired slot has this id.
+    #[error("no open link with this id")]
+    NoOpenLink,
+    /// The slot was opened by another device than the caller.
+    #[error("this link was opened by another device")]
+    OpenedByAnotherDevice,
+    /// The joining device has not put its request yet.
+    #[error("no request yet")]
+    NoRequestYet,
+    /// The old device has not put its response yet (or it was taken).
+    #[error("no response yet")]
+    NoResponseYet,
+    /// The relayed request or response does not decode.
+    #[error(transparent)]
+    Undecodable(#[from] LinkError),
+    /// The relayed request or response names another link than the path.
+    #[error("the {what} is for another link")]
+    ForAnotherLink {
+        /// `request` or `response`.
+        what: &'static str,
+    },
+}
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/link", web::post().to(open))
@@ -22,13 +52,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/link/{id}/response", web::get().to(get_response));
 }
 
-fn link_id(text: &str) -> ApiResult<[u8; 8]> {
-    let bad = || {
-        ApiError::new(
-            ErrorCode::Malformed,
-            "link id: 16 lower-case hex characters",
-        )
-    };
+fn link_id(text: &str) -> Result<[u8; 8], RelayError> {
+    let bad = || RelayError::BadLinkId(text.chars().take(32).collect());
     if text.len() != 16 {
         return Err(bad());
     }
@@ -58,14 +83,19 @@ async fn open(
 }
 
 /// The opener of a slot, if it is open and not expired.
-fn opener(
-    state: &AppState,
-    id: [u8; 8],
-) -> ApiResult<(rendezvous_protocol::ids::UserId, [u8; 32], Option<Vec<u8>>)> {
-    state
+fn opener(state: &AppState, id: [u8; 8]) -> ApiResult<(UserId, [u8; 32], Option<Vec<u8>>)> {
+    Ok(state
         .store
         .link_request(id)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no open link with this id"))
+        .ok_or(RelayError::NoOpenLink)?)
+}
+
+/// The slot's opener must be the caller.
+fn check_opener(user: &UserId, device: &[u8; 32], caller: &Caller) -> Result<(), RelayError> {
+    match *user == caller.user && *device == caller.device {
+        true => Ok(()),
+        false => Err(RelayError::OpenedByAnotherDevice),
+    }
 }
 
 async fn put_request(
@@ -76,13 +106,9 @@ async fn put_request(
 ) -> ApiResult<HttpResponse> {
     let id = link_id(&path)?;
     let r: LinkMessage = cbor_body(&req, &body)?;
-    let request = LinkRequest::from_wire(&r.body)
-        .map_err(|e| ApiError::new(ErrorCode::Malformed, e.to_string()))?;
+    let request = LinkRequest::from_wire(&r.body).map_err(RelayError::from)?;
     if request.link_id != id {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            "the request is for another link",
-        ));
+        return Err(RelayError::ForAnotherLink { what: "request" }.into());
     }
     state.store.link_put_request(id, &r.body)?;
     state.store.sync().await?;
@@ -96,13 +122,8 @@ async fn get_request(
 ) -> ApiResult<HttpResponse> {
     let id = link_id(&path)?;
     let (user, device, request) = opener(&state, id)?;
-    if user != caller.user || device != caller.device {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this link was opened by another device",
-        ));
-    }
-    let request = request.ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no request yet"))?;
+    check_opener(&user, &device, &caller)?;
+    let request = request.ok_or(RelayError::NoRequestYet)?;
     Ok(cbor_response(&LinkMessage {
         version: VERSION,
         body: ByteBuf::from(request),
@@ -119,19 +140,10 @@ async fn put_response(
     let id = link_id(&path)?;
     let r: LinkMessage = cbor_body(&req, &body)?;
     let (user, device, _) = opener(&state, id)?;
-    if user != caller.user || device != caller.device {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this link was opened by another device",
-        ));
-    }
-    let response = LinkResponse::from_wire(&r.body)
-        .map_err(|e| ApiError::new(ErrorCode::Malformed, e.to_string()))?;
+    check_opener(&user, &device, &caller)?;
+    let response = LinkResponse::from_wire(&r.body).map_err(RelayError::from)?;
     if response.link_id != id {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            "the response is for another link",
-        ));
+        return Err(RelayError::ForAnotherLink { what: "response" }.into());
     }
     state.store.link_put_response(id, &r.body)?;
     state.store.sync().await?;
@@ -146,7 +158,7 @@ async fn get_response(
     let response = state
         .store
         .link_take_response(id)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no response yet"))?;
+        .ok_or(RelayError::NoResponseYet)?;
     state.store.sync().await?;
     Ok(cbor_response(&LinkMessage {
         version: VERSION,

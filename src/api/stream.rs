@@ -5,10 +5,10 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{cbor_body, cbor_response};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::push::check_push_url;
 use crate::state::{AppState, Caller};
-use rendezvous_protocol::api::{Empty, ErrorCode, PushRegisterRequest};
+use rendezvous_protocol::api::{Empty, PushRegisterRequest};
 
 /// Interval between pings.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -67,8 +67,7 @@ async fn register_push(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: PushRegisterRequest = cbor_body(&req, &body)?;
-    check_push_url(&r.url, state.config.push.allow_loopback_http)
-        .map_err(|m| ApiError::new(ErrorCode::Invalid, m))?;
+    check_push_url(&r.url, state.config.push.allow_loopback_http)?;
     state
         .store
         .set_push(&caller.user, caller.device, Some(r.url))?;

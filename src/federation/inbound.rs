@@ -22,25 +22,50 @@ use super::keys::{PeerKeys, SERVER_KEYS_PATH, own_server_keys};
 use super::peer::{self, PeerCertificate, PeerPolicy};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, now};
+use crate::store::StoreError;
 use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::federation::event::EventError;
 use rendezvous_protocol::federation::transaction::MAX_TRANSACTION_LEN;
 use rendezvous_protocol::federation::{
-    Event, EventResult, ServerKeys, Transaction, TransactionResponse, VerifiedEvent,
+    Event, EventId, EventResult, ServerKeys, Transaction, TransactionResponse, VerifiedEvent,
 };
 use rendezvous_protocol::ids::ServerName;
+use rendezvous_protocol::wire::Signed;
 
 /// Path of the transaction endpoint (`{txn_id}` appended).
 pub const SEND_PATH: &str = "/_rdv/federation/v1/send";
+
+/// Why a transaction was refused as a whole (`federation-api.md` §4), before any event in it
+/// was looked at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransactionRefusal {
+    /// The path names another transaction id than the body.
+    #[error("path names transaction {path:?}, body {body:?}")]
+    PathMismatch {
+        /// The id in the path.
+        path: String,
+        /// The id in the body.
+        body: String,
+    },
+    /// The transaction is for another server.
+    #[error("transaction for {got}, this is {expected}")]
+    WrongDestination {
+        /// This server.
+        expected: ServerName,
+        /// The transaction's `destination`.
+        got: ServerName,
+    },
+}
 
 /// Where verified events go: the topic logic ([`super::topics::TopicSink`]), or a test's sink.
 ///
 /// `apply` runs once per event id and origin in the normal case; after a crash between applying
 /// and recording, the same event may come again, so sinks must tolerate a repeat. An `Err`
-/// carries the event's result status and code (`4xx` refused for good, `5xx` try again later).
+/// carries the event's result code, which fixes its status (`4xx` refused for good, `5xx` try
+/// again later).
 pub trait EventSink: Send + Sync {
     /// Applies one verified event.
-    fn apply(&self, event: VerifiedEvent) -> impl Future<Output = Result<(), (u16, String)>>;
+    fn apply(&self, event: VerifiedEvent) -> impl Future<Output = Result<(), ErrorCode>>;
 
     /// Called after the store is synced at the end of each transaction from `origin`, so that a
     /// sink can defer what needs durable writes (publishing to devices) to one sync per
@@ -48,17 +73,6 @@ pub trait EventSink: Send + Sync {
     fn settle(&self, origin: &ServerName) -> impl Future<Output = ()> {
         let _ = origin;
         std::future::ready(())
-    }
-}
-
-/// Status and code of a refused event (`federation-api.md` §3.3, §6).
-pub fn event_refusal(e: &EventError) -> (u16, &'static str) {
-    match e {
-        EventError::Malformed(_) => (400, "malformed"),
-        EventError::WrongOrigin { .. } => (403, ErrorCode::WrongOrigin.as_str()),
-        EventError::WrongDestination { .. } => (400, "wrong_destination"),
-        EventError::BadSignature => (400, "bad_signature"),
-        EventError::FromTheFuture { .. } => (400, "from_the_future"),
     }
 }
 
@@ -174,108 +188,105 @@ async fn send<K: PeerKeys, S: EventSink>(
     state: web::Data<AppState>,
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
-    crate::http::require_cbor(&req)?;
-    let (txn, events) = Transaction::from_wire(&body)?;
-    if *path != txn.txn_id {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!("path names transaction {:?}, body {:?}", *path, txn.txn_id),
-        ));
-    }
+    let (txn, events) = accept_transaction(&req, &path, &body, &state, &inbound)?;
     let origin = txn.origin.clone();
-    // federation-api.md §1: the certificate must be valid for the claimed origin; allow/deny.
-    peer::authenticate(req.conn_data::<PeerCertificate>(), &origin, &inbound.policy)?;
-    // federation-api.md §8: hearing from a peer resets our backoff towards it.
-    if let Some(federation) = state.federation() {
-        federation.outbound().peer_heard_from(&origin);
-    }
-    if txn.destination != state.server_name {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!(
-                "wrong_destination: transaction for {}, this is {}",
-                txn.destination, state.server_name
-            ),
-        ));
-    }
-
     let lock = inbound.lock_of(&origin);
     let _guard = lock.lock().await;
-    let store = &state.store;
     // federation-api.md §4: a known transaction id gets the stored results, nothing applied.
-    if let Some(stored) = store.federation_txn(&origin, &txn.txn_id)? {
+    if let Some(stored) = state.store.federation_txn(&origin, &txn.txn_id)? {
         return Ok(cbor(stored));
     }
-
-    // The origin's keys, fetched when the first event needs them.
-    let mut keys: Option<Arc<ServerKeys>> = None;
-    let mut refreshed = false;
+    let mut keys = OriginKeys::new(&inbound.keys, &origin);
     let mut results = Vec::with_capacity(events.len());
     for signed in events {
-        let id = Event::id(signed.signed_bytes());
-        let result = |status: u16, code: &str| EventResult {
-            id: id.0,
-            status,
-            code: code.to_owned(),
-        };
-        // An event id applied before is answered 200 and not applied again.
-        if store.federation_applied(&origin, &id.0)?.is_some() {
-            results.push(result(200, ""));
-            continue;
-        }
-        let unavailable = (503, ErrorCode::Unavailable.as_str());
-        let checked = loop {
-            let doc = match &keys {
-                Some(doc) => doc.clone(),
-                None => match inbound.keys.server_keys(&origin, false).await {
-                    Ok(doc) => {
-                        keys = Some(doc.clone());
-                        doc
-                    }
-                    Err(e) => {
-                        tracing::warn!(%e, "no keys for a federation peer");
-                        break Err(unavailable);
-                    }
-                },
-            };
-            let valid_at = move |_: &ServerName, time: u64| doc.valid_at(time);
-            match Event::check(
-                signed.clone(),
-                &origin,
-                &state.server_name,
-                &valid_at,
-                now(),
-            ) {
-                Ok(event) => break Ok(event),
-                // The origin may have rotated its key: fetch its document again, once per
-                // transaction (the source rate-limits refreshes too).
-                Err(EventError::BadSignature) if !refreshed => {
-                    refreshed = true;
-                    match inbound.keys.server_keys(&origin, true).await {
-                        Ok(doc) => keys = Some(doc),
-                        Err(e) => {
-                            tracing::warn!(%e, "refreshing a federation peer's keys");
-                            break Err(unavailable);
-                        }
-                    }
-                }
-                Err(e) => break Err(event_refusal(&e)),
-            }
-        };
-        match checked {
-            Ok(event) => match inbound.sink.apply(event).await {
-                Ok(()) => {
-                    store.mark_federation_applied(&origin, &id.0, now())?;
-                    results.push(result(200, ""));
-                }
-                Err((status, code)) => results.push(result(status, &code)),
-            },
-            Err((status, code)) => results.push(result(status, code)),
-        }
+        results.push(handle_event(&state, &inbound.sink, &mut keys, signed).await?);
     }
+    let response = finish_transaction(&state, &txn, results).await?;
+    inbound.sink.settle(&origin).await;
+    Ok(cbor(response))
+}
 
-    // Results that say "try again later" are not stored: the retry must be processed afresh
-    // (events applied meanwhile are answered 200 by their id).
+/// Decodes a transaction and checks it as a whole (`federation-api.md` §1, §4): the path's id is
+/// the body's, the connection's certificate is valid for its `origin`, the allow and deny lists
+/// let that origin in, and its `destination` is this server.
+fn accept_transaction<K: PeerKeys, S: EventSink>(
+    req: &HttpRequest,
+    path: &str,
+    body: &[u8],
+    state: &AppState,
+    inbound: &Inbound<K, S>,
+) -> ApiResult<(Transaction, Vec<Signed<Event>>)> {
+    crate::api::require_cbor(req)?;
+    let (txn, events) = Transaction::from_wire(body)?;
+    if path != txn.txn_id {
+        return Err(TransactionRefusal::PathMismatch {
+            path: path.to_owned(),
+            body: txn.txn_id.clone(),
+        }
+        .into());
+    }
+    // federation-api.md §1: the certificate must be valid for the claimed origin; allow/deny.
+    peer::authenticate(
+        req.conn_data::<PeerCertificate>(),
+        &txn.origin,
+        &inbound.policy,
+    )?;
+    // federation-api.md §8: hearing from a peer resets our backoff towards it.
+    if let Some(federation) = state.federation() {
+        federation.outbound().peer_heard_from(&txn.origin);
+    }
+    if txn.destination != state.server_name {
+        return Err(TransactionRefusal::WrongDestination {
+            expected: state.server_name.clone(),
+            got: txn.destination.clone(),
+        }
+        .into());
+    }
+    Ok((txn, events))
+}
+
+/// One event of a transaction, to its result (`federation-api.md` §4): an event id applied
+/// before is answered 200 and not applied again; otherwise it is checked
+/// ([`OriginKeys::check`]), handed to the sink, and recorded as applied. Only storage faults
+/// fail the whole transaction.
+async fn handle_event<K: PeerKeys, S: EventSink>(
+    state: &AppState,
+    sink: &S,
+    keys: &mut OriginKeys<'_, K>,
+    signed: Signed<Event>,
+) -> Result<EventResult, StoreError> {
+    let id = Event::id(signed.signed_bytes());
+    let origin = keys.origin;
+    if state.store.federation_applied(origin, &id.0)?.is_some() {
+        return Ok(event_result(&id, None));
+    }
+    let outcome = match keys.check(state, signed).await {
+        Ok(event) => sink.apply(event).await,
+        Err(code) => Err(code),
+    };
+    if outcome.is_ok() {
+        state.store.mark_federation_applied(origin, &id.0, now())?;
+    }
+    Ok(event_result(&id, outcome.err()))
+}
+
+/// An event's result: `200` applied, else its code's status and the code.
+fn event_result(id: &EventId, refused: Option<ErrorCode>) -> EventResult {
+    EventResult {
+        id: id.0,
+        status: refused.map_or(200, ErrorCode::status),
+        code: refused.map_or("", ErrorCode::as_str).to_owned(),
+    }
+}
+
+/// Records a transaction's results and makes them durable before they are answered
+/// (`federation-spec/architecture.md` §5). Results that say "try again later" are not stored:
+/// the retry must be processed afresh (events applied meanwhile are answered 200 by their id).
+async fn finish_transaction(
+    state: &AppState,
+    txn: &Transaction,
+    results: Vec<EventResult>,
+) -> Result<Vec<u8>, StoreError> {
     let is_final = results.iter().all(|r| r.status < 500);
     let response = TransactionResponse {
         version: rendezvous_protocol::wire::VERSION,
@@ -283,10 +294,72 @@ async fn send<K: PeerKeys, S: EventSink>(
     }
     .to_wire();
     if is_final {
-        store.set_federation_txn(&origin, &txn.txn_id, &response)?;
+        state
+            .store
+            .set_federation_txn(&txn.origin, &txn.txn_id, &response)?;
     }
-    // Durable before answering (federation-spec/architecture.md §5).
-    store.sync().await?;
-    inbound.sink.settle(&origin).await;
-    Ok(cbor(response))
+    state.store.sync().await?;
+    Ok(response)
+}
+
+/// The origin's key document for one transaction: fetched when the first event needs it, and
+/// fetched again at most once when a signature does not verify (the origin may have rotated
+/// its key; the source rate-limits refreshes too).
+struct OriginKeys<'a, K> {
+    source: &'a K,
+    origin: &'a ServerName,
+    doc: Option<Arc<ServerKeys>>,
+    refreshed: bool,
+}
+
+impl<'a, K: PeerKeys> OriginKeys<'a, K> {
+    fn new(source: &'a K, origin: &'a ServerName) -> Self {
+        OriginKeys {
+            source,
+            origin,
+            doc: None,
+            refreshed: false,
+        }
+    }
+
+    /// The document, fetched (`refresh`: anew) when needed; `unavailable` when it cannot be had.
+    async fn document(&mut self, refresh: bool) -> Result<Arc<ServerKeys>, ErrorCode> {
+        if let (Some(doc), false) = (&self.doc, refresh) {
+            return Ok(doc.clone());
+        }
+        match self.source.server_keys(self.origin, refresh).await {
+            Ok(doc) => {
+                self.doc = Some(doc.clone());
+                Ok(doc)
+            }
+            // Logged by the mapping, answered `unavailable`: the origin retries later.
+            Err(e) => Err(ApiError::from(e).code),
+        }
+    }
+
+    /// `Event::check` (`federation-api.md` §3.3) with the origin's keys; a refused event's code.
+    async fn check(
+        &mut self,
+        state: &AppState,
+        signed: Signed<Event>,
+    ) -> Result<VerifiedEvent, ErrorCode> {
+        loop {
+            let doc = self.document(false).await?;
+            let valid_at = move |_: &ServerName, time: u64| doc.valid_at(time);
+            match Event::check(
+                signed.clone(),
+                self.origin,
+                &state.server_name,
+                &valid_at,
+                now(),
+            ) {
+                Ok(event) => return Ok(event),
+                Err(EventError::BadSignature) if !self.refreshed => {
+                    self.refreshed = true;
+                    self.document(true).await?;
+                }
+                Err(e) => return Err(ApiError::from(e).code),
+            }
+        }
+    }
 }

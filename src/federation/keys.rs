@@ -72,7 +72,7 @@ pub enum PeerKeysError {
     #[error("fetching {server}'s keys: {reason}")]
     Unreachable {
         /// The peer.
-        server: String,
+        server: ServerName,
         /// What went wrong.
         reason: String,
     },
@@ -80,7 +80,7 @@ pub enum PeerKeysError {
     #[error("{server}'s key document is invalid: {reason}")]
     Invalid {
         /// The peer.
-        server: String,
+        server: ServerName,
         /// What is wrong.
         reason: String,
     },
@@ -218,12 +218,12 @@ impl HttpPeerKeys {
             .map_err(|e| match e {
                 QueryError::Invalid { server, reason } => PeerKeysError::Invalid { server, reason },
                 e => PeerKeysError::Unreachable {
-                    server: server.to_string(),
+                    server: server.clone(),
                     reason: e.to_string(),
                 },
             })?;
         let invalid = |reason: String| PeerKeysError::Invalid {
-            server: server.to_string(),
+            server: server.clone(),
             reason,
         };
         let signed = Signed::<ServerKeys>::from_wire(&body).map_err(|e| invalid(e.to_string()))?;

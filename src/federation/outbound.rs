@@ -2,7 +2,9 @@
 //!
 //! Every event for another server is first written to that destination's persistent queue
 //! ([`Outbound::enqueue`], durable when it returns). One sender task per destination batches up
-//! to [`MAX_EVENTS`] queued events (and at most [`MAX_TRANSACTION_LEN`] bytes) into a [`Transaction`] whose random id is stored *before* the
+//! to [`MAX_EVENTS`] queued events (and at most
+//! [`MAX_TRANSACTION_LEN`](rendezvous_protocol::federation::transaction::MAX_TRANSACTION_LEN)
+//! bytes) into a [`Transaction`] whose random id is stored *before* the
 //! first send, and sends it through a [`Transport`]:
 //!
 //! - an answer settles each event by its result: `2xx` applied (removed), `4xx` refused for good
@@ -16,6 +18,7 @@
 //! retries the same transaction id. [`Outbound::peer_heard_from`] (called by the inbound
 //! listener) clears a peer's backoff and wakes its sender at once.
 
+mod batch;
 #[cfg(test)]
 mod tests;
 mod transport;
@@ -27,7 +30,6 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use tokio::sync::Notify;
 
 pub use transport::{
@@ -36,9 +38,11 @@ pub use transport::{
 };
 
 use crate::store::{OutboundBackoff, OutboundInFlight, Store, StoreError};
+use batch::{Settled, fit, new_txn_id, refused_for_good, settle};
+use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::federation::event::MAX_EVENT_LEN;
-use rendezvous_protocol::federation::transaction::{MAX_EVENTS, MAX_TRANSACTION_LEN};
-use rendezvous_protocol::federation::{Event, EventId, Transaction, TransactionResponse};
+use rendezvous_protocol::federation::transaction::MAX_EVENTS;
+use rendezvous_protocol::federation::{Event, EventId, Transaction};
 use rendezvous_protocol::ids::ServerName;
 use rendezvous_protocol::wire::SignedBytes;
 
@@ -166,15 +170,6 @@ pub struct Outbound {
     /// Destinations that refused a whole transaction as malformed: sent one event per
     /// transaction until one is answered, to find the event they cannot take.
     singles: Mutex<HashSet<ServerName>>,
-}
-
-/// Whole-transaction statuses that no retry of the same bytes can change (`federation-api.md`
-/// §8): the body is malformed, too large or of the wrong type for the peer.
-fn refused_for_good(error: &TransportError) -> Option<u16> {
-    match error {
-        TransportError::Status { status, .. } if matches!(status, 400 | 413 | 415) => Some(*status),
-        _ => None,
-    }
 }
 
 /// Called with each event a peer refused for good: `(event id, status, code)`.
@@ -387,28 +382,8 @@ impl Outbound {
         transport: &T,
         destination: &ServerName,
     ) -> Result<Attempt, OutboundError> {
-        let in_flight = match self.store.outbound_in_flight(destination)? {
-            Some(t) => t,
-            None => {
-                let most = match self.singles().contains(destination) {
-                    true => 1,
-                    false => MAX_EVENTS,
-                };
-                let batch = fit(self.store.outbound_peek_batch(destination, most)?);
-                if batch.is_empty() {
-                    self.singles().remove(destination);
-                    return Ok(Attempt::Idle);
-                }
-                let txn = OutboundInFlight {
-                    txn_id: new_txn_id(),
-                    seqs: batch.iter().map(|(seq, _)| *seq).collect(),
-                };
-                // The id is durable before the first send, so a retry after a restart reuses
-                // it and the receiver deduplicates (`federation-api.md` §4).
-                self.store.outbound_begin(destination, &txn)?;
-                self.store.sync().await?;
-                txn
-            }
+        let Some(in_flight) = self.in_flight_or_begin(destination).await? else {
+            return Ok(Attempt::Idle);
         };
         let events = self.store.outbound_events(destination, &in_flight.seqs)?;
         if events.len() != in_flight.seqs.len() {
@@ -431,79 +406,141 @@ impl Outbound {
             .await
             .and_then(|r| settle(destination, &events, &r));
         match answer {
-            Err(error) if refused_for_good(&error).is_some() && in_flight.seqs.len() > 1 => {
-                // The peer applied nothing (a whole refusal changes nothing, §4): the events go
-                // one per transaction, with new ids, to find the one it cannot take.
-                tracing::warn!(%destination, txn_id = %in_flight.txn_id, %error, "transaction refused as a whole; sending its events one by one");
-                self.store.outbound_finish(destination, &[])?;
-                self.singles().insert(destination.clone());
-                Ok(Attempt::Split {
-                    txn_id: in_flight.txn_id,
-                })
-            }
-            Err(error) if refused_for_good(&error).is_some() => {
-                let status = refused_for_good(&error).unwrap_or(400);
-                tracing::error!(%destination, txn_id = %in_flight.txn_id, %error, "peer refuses this event in any transaction; dropped");
-                let hook = self
-                    .on_refused
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                if let Some(hook) = hook {
-                    for (_, event) in &events {
-                        hook(&Event::id(event), status, "malformed");
-                    }
-                }
-                self.store.outbound_finish(destination, &in_flight.seqs)?;
-                // Found it: batches again.
-                self.singles().remove(destination);
-                Ok(Attempt::Answered {
-                    txn_id: in_flight.txn_id,
-                    delivered: Vec::new(),
-                    dropped: in_flight.seqs,
-                    kept: Vec::new(),
-                })
-            }
-            Ok(settled) => {
-                let hook = self
-                    .on_refused
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                for (seq, code, status) in &settled.refused {
-                    tracing::warn!(%destination, seq, status, %code, "peer refused an event; dropped");
-                    if let (Some(hook), Some((_, event))) =
-                        (&hook, events.iter().find(|(s, _)| s == seq))
-                    {
-                        hook(&Event::id(event), *status, code);
-                    }
-                }
-                let mut done = settled.delivered.clone();
-                done.extend(settled.refused.iter().map(|(seq, _, _)| *seq));
-                self.store.outbound_finish(destination, &done)?;
-                if settled.kept.is_empty() {
-                    self.store
-                        .outbound_set_backoff(destination, OutboundBackoff::default())?;
-                } else {
-                    // The peer asked to try these later: do not hammer it.
-                    self.back_off(destination)?;
-                }
-                Ok(Attempt::Answered {
-                    txn_id: in_flight.txn_id,
-                    delivered: settled.delivered,
-                    dropped: settled.refused.into_iter().map(|(s, _, _)| s).collect(),
-                    kept: settled.kept,
-                })
-            }
-            Err(error) => {
-                tracing::info!(%destination, txn_id = %in_flight.txn_id, %error, "transaction failed; will retry");
-                self.back_off(destination)?;
-                Ok(Attempt::Failed {
-                    txn_id: in_flight.txn_id,
-                    error,
-                })
+            Ok(settled) => self.answered(destination, in_flight, &events, settled),
+            Err(error) => match refused_for_good(&error) {
+                Some(_) if in_flight.seqs.len() > 1 => self.split(destination, in_flight, &error),
+                Some(status) => self.drop_refused(destination, in_flight, &events, status, &error),
+                None => self.failed(destination, in_flight, error),
+            },
+        }
+    }
+
+    /// The transaction in flight to `destination`, or a new one from the head of its queue
+    /// (one event only while finding an event the peer cannot take); `None` when the queue is
+    /// empty. A new transaction's id is durable before its first send, so a retry after a
+    /// restart reuses it and the receiver deduplicates (`federation-api.md` §4).
+    async fn in_flight_or_begin(
+        &self,
+        destination: &ServerName,
+    ) -> Result<Option<OutboundInFlight>, OutboundError> {
+        if let Some(in_flight) = self.store.outbound_in_flight(destination)? {
+            return Ok(Some(in_flight));
+        }
+        let most = match self.singles().contains(destination) {
+            true => 1,
+            false => MAX_EVENTS,
+        };
+        let batch = fit(self.store.outbound_peek_batch(destination, most)?);
+        if batch.is_empty() {
+            self.singles().remove(destination);
+            return Ok(None);
+        }
+        let txn = OutboundInFlight {
+            txn_id: new_txn_id(),
+            seqs: batch.iter().map(|(seq, _)| *seq).collect(),
+        };
+        self.store.outbound_begin(destination, &txn)?;
+        self.store.sync().await?;
+        Ok(Some(txn))
+    }
+
+    /// The peer answered: delivered and refused events leave the queue (the refused ones told
+    /// to the refusal hook), events to try later stay and the destination backs off.
+    fn answered(
+        &self,
+        destination: &ServerName,
+        in_flight: OutboundInFlight,
+        events: &[(u64, SignedBytes)],
+        settled: Settled,
+    ) -> Result<Attempt, OutboundError> {
+        let hook = self.refusal_hook();
+        for (seq, code, status) in &settled.refused {
+            tracing::warn!(%destination, seq, status, %code, "peer refused an event; dropped");
+            if let (Some(hook), Some((_, event))) = (&hook, events.iter().find(|(s, _)| s == seq)) {
+                hook(&Event::id(event), *status, code);
             }
         }
+        let mut done = settled.delivered.clone();
+        done.extend(settled.refused.iter().map(|(seq, _, _)| *seq));
+        self.store.outbound_finish(destination, &done)?;
+        if settled.kept.is_empty() {
+            self.store
+                .outbound_set_backoff(destination, OutboundBackoff::default())?;
+        } else {
+            // The peer asked to try these later: do not hammer it.
+            self.back_off(destination)?;
+        }
+        Ok(Attempt::Answered {
+            txn_id: in_flight.txn_id,
+            delivered: settled.delivered,
+            dropped: settled.refused.into_iter().map(|(s, _, _)| s).collect(),
+            kept: settled.kept,
+        })
+    }
+
+    /// A transaction of several events refused as a whole: the peer applied nothing (a whole
+    /// refusal changes nothing, §4), so the events go one per transaction, with new ids, to find
+    /// the one it cannot take.
+    fn split(
+        &self,
+        destination: &ServerName,
+        in_flight: OutboundInFlight,
+        error: &TransportError,
+    ) -> Result<Attempt, OutboundError> {
+        tracing::warn!(%destination, txn_id = %in_flight.txn_id, %error, "transaction refused as a whole; sending its events one by one");
+        self.store.outbound_finish(destination, &[])?;
+        self.singles().insert(destination.clone());
+        Ok(Attempt::Split {
+            txn_id: in_flight.txn_id,
+        })
+    }
+
+    /// A transaction of one event refused as a whole: that event is the one the peer cannot
+    /// take in any transaction; it is dropped, and batching resumes.
+    fn drop_refused(
+        &self,
+        destination: &ServerName,
+        in_flight: OutboundInFlight,
+        events: &[(u64, SignedBytes)],
+        status: u16,
+        error: &TransportError,
+    ) -> Result<Attempt, OutboundError> {
+        tracing::error!(%destination, txn_id = %in_flight.txn_id, %error, "peer refuses this event in any transaction; dropped");
+        if let Some(hook) = self.refusal_hook() {
+            for (_, event) in events {
+                hook(&Event::id(event), status, ErrorCode::Malformed.as_str());
+            }
+        }
+        self.store.outbound_finish(destination, &in_flight.seqs)?;
+        self.singles().remove(destination);
+        Ok(Attempt::Answered {
+            txn_id: in_flight.txn_id,
+            delivered: Vec::new(),
+            dropped: in_flight.seqs,
+            kept: Vec::new(),
+        })
+    }
+
+    /// No usable answer: the same transaction is retried after a backoff.
+    fn failed(
+        &self,
+        destination: &ServerName,
+        in_flight: OutboundInFlight,
+        error: TransportError,
+    ) -> Result<Attempt, OutboundError> {
+        tracing::info!(%destination, txn_id = %in_flight.txn_id, %error, "transaction failed; will retry");
+        self.back_off(destination)?;
+        Ok(Attempt::Failed {
+            txn_id: in_flight.txn_id,
+            error,
+        })
+    }
+
+    fn refusal_hook(&self) -> Option<RefusalHook> {
+        self.on_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// One more failure: `next = now + random(0, min(cap, base · 2^attempts))`.
@@ -520,82 +557,6 @@ impl Outbound {
         )?;
         Ok(())
     }
-}
-
-/// The events of an answered transaction, by outcome.
-struct Settled {
-    delivered: Vec<u64>,
-    /// `(seq, code, status)`.
-    refused: Vec<(u64, String, u16)>,
-    kept: Vec<u64>,
-}
-
-/// Matches a response to the transaction's events: one result per event, in order, with the
-/// event's id (`federation-api.md` §4); anything else is no usable answer.
-fn settle(
-    destination: &ServerName,
-    events: &[(u64, SignedBytes)],
-    response: &TransactionResponse,
-) -> Result<Settled, TransportError> {
-    let bad = |reason: String| TransportError::BadResponse {
-        destination: destination.to_string(),
-        reason,
-    };
-    if response.results.len() != events.len() {
-        return Err(bad(format!(
-            "{} results for {} events",
-            response.results.len(),
-            events.len()
-        )));
-    }
-    let mut s = Settled {
-        delivered: Vec::new(),
-        refused: Vec::new(),
-        kept: Vec::new(),
-    };
-    for ((seq, event), result) in events.iter().zip(&response.results) {
-        if Event::id(event).0 != result.id {
-            return Err(bad(format!(
-                "result for event {seq} has another event's id"
-            )));
-        }
-        match result.status {
-            200..=299 => s.delivered.push(*seq),
-            400..=499 => s.refused.push((*seq, result.code.clone(), result.status)),
-            // 5xx, and anything unknown: try again later.
-            _ => s.kept.push(*seq),
-        }
-    }
-    Ok(s)
-}
-
-/// Room for a transaction's own fields (version, id, origin, destination, array headers).
-const TRANSACTION_OVERHEAD: usize = 1024;
-/// Bound on what a signed event adds to a transaction beyond its event bytes (signature, CBOR
-/// headers).
-const SIGNED_EVENT_OVERHEAD: usize = 128;
-
-/// The longest head of `batch` that fits one transaction of at most [`MAX_TRANSACTION_LEN`]
-/// bytes (`federation-api.md` §4); never empty when `batch` is not, since one event of at most
-/// [`MAX_EVENT_LEN`] bytes always fits.
-fn fit(mut batch: Vec<(u64, SignedBytes)>) -> Vec<(u64, SignedBytes)> {
-    let mut total = TRANSACTION_OVERHEAD;
-    let mut n = 0;
-    for (_, e) in &batch {
-        total = total.saturating_add(e.0.len().saturating_add(SIGNED_EVENT_OVERHEAD));
-        if total > MAX_TRANSACTION_LEN && n > 0 {
-            break;
-        }
-        n += 1;
-    }
-    batch.truncate(n);
-    batch
-}
-
-/// A fresh transaction id: 128 random bits, base64url (22 characters of `[A-Za-z0-9_-]`).
-fn new_txn_id() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(rendezvous_protocol::crypto::random_array::<16>())
 }
 
 /// Aborts a sender task when [`Outbound::run`] is dropped or aborted.

@@ -19,11 +19,26 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::config::{Config, Federation};
-use crate::error::ApiError;
 use crate::identity::IdentityError;
 use crate::tls::ReloadableCert;
-use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::ids::ServerName;
+
+/// Why a peer was not let in (`federation-api.md` §1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// The connection carries no client certificate.
+    #[error("no client certificate on this connection")]
+    NoCertificate,
+    /// The client certificate is not valid for the server name the request claims.
+    #[error("the client certificate is not valid for {claimed}")]
+    NotCertifiedFor {
+        /// The server name the request claims to come from.
+        claimed: ServerName,
+    },
+    /// The allow and deny lists shut the peer out.
+    #[error("{0} may not federate with this server")]
+    Denied(ServerName),
+}
 
 /// The end-entity certificate a peer presented on this connection (connection data).
 #[derive(Debug, Clone)]
@@ -80,24 +95,15 @@ pub fn authenticate(
     cert: Option<&PeerCertificate>,
     claimed: &ServerName,
     policy: &PeerPolicy,
-) -> Result<(), ApiError> {
-    let cert = cert.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unauthorized,
-            "no client certificate on this connection",
-        )
-    })?;
+) -> Result<(), PeerError> {
+    let cert = cert.ok_or(PeerError::NoCertificate)?;
     if !certificate_names(&cert.0, claimed) {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            format!("the client certificate is not valid for {claimed}"),
-        ));
+        return Err(PeerError::NotCertifiedFor {
+            claimed: claimed.clone(),
+        });
     }
     if !policy.permits(claimed) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!("{claimed} may not federate with this server"),
-        ));
+        return Err(PeerError::Denied(claimed.clone()));
     }
     Ok(())
 }

@@ -11,16 +11,49 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::client::{CLAIM_TOPIC_KEYS_PATH, MAX_FEDERATION_CLAIMS, ORIGIN_HEADER, USERS_PATH};
 use super::inbound::{EventSink, Inbound};
 use super::keys::PeerKeys;
-use super::peer::{self, PeerCertificate, PeerPolicy};
+use super::peer::{self, PeerCertificate, PeerError, PeerPolicy};
 use crate::claims::claim_local_topic_keys;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{cbor_body, cbor_response, parse};
+use crate::error::ApiResult;
+use crate::http::{RequestError, cbor_body, cbor_response, parse};
 use crate::state::AppState;
 use rendezvous_protocol::api::{
-    ClaimTopicKeysRequest, ClaimTopicKeysResponse, ErrorCode, IdentityResponse, MAX_BODY,
+    ClaimTopicKeysRequest, ClaimTopicKeysResponse, IdentityResponse, MAX_BODY,
 };
 use rendezvous_protocol::ids::{ServerName, UserId};
 use rendezvous_protocol::wire::VERSION;
+
+/// Why a query from another server (`federation-api.md` §5) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryRefusal {
+    /// The request does not name its origin in [`ORIGIN_HEADER`].
+    #[error("a query must name its origin in {ORIGIN_HEADER}")]
+    MissingOrigin,
+    /// [`ORIGIN_HEADER`] is not a server name.
+    #[error(transparent)]
+    BadOrigin(RequestError),
+    /// The connection's certificate or the allow and deny lists refuse the origin.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// A claim for no user or for more than [`MAX_FEDERATION_CLAIMS`].
+    #[error("claim for 1 to {max} users, not {got}")]
+    ClaimCount {
+        /// [`MAX_FEDERATION_CLAIMS`].
+        max: usize,
+        /// Users in the claim.
+        got: usize,
+    },
+    /// A claim for a user of another server (the whole claim is refused).
+    #[error("{user} is not a user of {server}")]
+    ForeignUser {
+        /// The user.
+        user: UserId,
+        /// This server.
+        server: ServerName,
+    },
+    /// No such user here: another server's, unknown or disabled.
+    #[error("no user {0} here")]
+    NoSuchUser(UserId),
+}
 
 /// Routes of the queries, on the federation listener.
 pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::ServiceConfig) {
@@ -37,17 +70,19 @@ pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::S
 
 /// The server a query comes from: named in [`ORIGIN_HEADER`], the connection's certificate
 /// valid for it, and let in by the allow and deny lists (`federation-api.md` §1, §5).
-pub fn authenticate(req: &HttpRequest, policy: &PeerPolicy) -> ApiResult<ServerName> {
-    let header = req.headers().get(ORIGIN_HEADER).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unauthorized,
-            format!("a query must name its origin in {ORIGIN_HEADER}"),
-        )
-    })?;
+pub fn authenticate(req: &HttpRequest, policy: &PeerPolicy) -> Result<ServerName, QueryRefusal> {
+    let header = req
+        .headers()
+        .get(ORIGIN_HEADER)
+        .ok_or(QueryRefusal::MissingOrigin)?;
     let origin: ServerName = header
         .to_str()
-        .map_err(|e| ApiError::new(ErrorCode::Malformed, format!("{ORIGIN_HEADER}: {e}")))
-        .and_then(|v| parse(ORIGIN_HEADER, v))?;
+        .map_err(|e| RequestError::BadValue {
+            what: ORIGIN_HEADER.to_owned(),
+            reason: e.to_string(),
+        })
+        .and_then(|v| parse(ORIGIN_HEADER, v))
+        .map_err(QueryRefusal::BadOrigin)?;
     peer::authenticate(req.conn_data::<PeerCertificate>(), &origin, policy)?;
     Ok(origin)
 }
@@ -63,15 +98,14 @@ async fn identity<K: PeerKeys, S: EventSink>(
 ) -> ApiResult<HttpResponse> {
     authenticate(&req, inbound.policy())?;
     let user: UserId = parse("user", &path)?;
-    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no user {user} here"));
     if user.server() != state.server_name {
-        return Err(not_found());
+        return Err(QueryRefusal::NoSuchUser(user).into());
     }
     let record = state
         .store
         .user(&user)?
         .filter(|r| !r.disabled)
-        .ok_or_else(not_found)?;
+        .ok_or(QueryRefusal::NoSuchUser(user))?;
     Ok(cbor_response(&IdentityResponse {
         version: VERSION,
         registration: record.registration,
@@ -89,17 +123,19 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
     let origin = authenticate(&req, inbound.policy())?;
     let r: ClaimTopicKeysRequest = cbor_body(&req, &body)?;
     if r.users.is_empty() || r.users.len() > MAX_FEDERATION_CLAIMS {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!("claim for 1 to {MAX_FEDERATION_CLAIMS} users"),
-        ));
+        return Err(QueryRefusal::ClaimCount {
+            max: MAX_FEDERATION_CLAIMS,
+            got: r.users.len(),
+        }
+        .into());
     }
     // Checked before anything is claimed: the request fails as a whole.
     if let Some(other) = r.users.iter().find(|u| u.server() != state.server_name) {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            format!("{other} is not a user of {}", state.server_name),
-        ));
+        return Err(QueryRefusal::ForeignUser {
+            user: other.clone(),
+            server: state.server_name.clone(),
+        }
+        .into());
     }
     let keys = claim_local_topic_keys(&state.store, r.users)?;
     state.store.sync().await?;

@@ -47,10 +47,10 @@ impl TopicSink {
 }
 
 impl EventSink for TopicSink {
-    async fn apply(&self, event: VerifiedEvent) -> Result<(), (u16, String)> {
+    async fn apply(&self, event: VerifiedEvent) -> Result<(), ErrorCode> {
         let e = event.event.value();
         let Some(topic) = &e.topic else {
-            return Err((400, ErrorCode::Malformed.as_str().to_owned()));
+            return Err(ErrorCode::Malformed);
         };
         let (topics, origin, payload) = (&self.topics, &e.origin, &e.payload);
         let result = match event.kind {
@@ -60,8 +60,7 @@ impl EventSink for TopicSink {
         };
         result.map_err(|err| {
             tracing::info!(origin = %e.origin, %topic, kind = ?event.kind, %err, "federation event refused");
-            let err = ApiError::from(err);
-            (err.code.status(), err.code.as_str().to_owned())
+            ApiError::from(err).code
         })
     }
 

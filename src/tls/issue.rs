@@ -347,7 +347,7 @@ mod tests {
         assert!(verify(&dir.join("self/cert.pem")).is_err());
 
         let mut config = Config {
-            server_name: "b.example".into(),
+            server_name: "b.example".parse().unwrap(),
             data_dir: dir.join("data"),
             ..Config::default()
         };

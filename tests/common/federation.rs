@@ -125,7 +125,7 @@ pub fn start_federating(
 ) -> TestServer {
     let (cert, key) = ca.issue(server_name);
     TestServer::start_with(data_dir, "127.0.0.1:0".parse().unwrap(), move |c| {
-        c.server_name = server_name.to_owned();
+        c.server_name = server_name.parse().unwrap();
         c.federation.enabled = true;
         c.federation.listen = listener.local_addr().unwrap();
         c.federation.ca_file = Some(ca.ca_file());

@@ -1,4 +1,12 @@
-//! Machine-readable error codes of the client API (`client-api.md` §1.1).
+//! Machine-readable error codes (`client-api.md` §1.1, `federation-api.md` §3.3, §4, §6).
+//!
+//! [`ErrorCode`] is every code that goes on the wire: in the client API's and the federation
+//! API's JSON error bodies and in a transaction's per-event results. Each code fixes its HTTP
+//! status ([`ErrorCode::status`]); `tests/spec_docs.rs` checks that each is documented, with that
+//! status, in the spec's error tables.
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,99 +19,242 @@ pub struct ApiErrorBody {
     pub message: String,
 }
 
-macro_rules! codes {
-    ($($(#[$doc:meta])* $variant:ident = ($status:literal, $code:literal),)*) => {
-        /// Every error code the client API returns, with its HTTP status.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ErrorCode {
-            $($(#[$doc])* $variant,)*
-        }
-
-        impl ErrorCode {
-            /// The code's text.
-            pub fn as_str(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $code,)* }
-            }
-
-            /// The HTTP status that goes with it.
-            pub fn status(self) -> u16 {
-                match self { $(ErrorCode::$variant => $status,)* }
-            }
-
-            /// Parses a code's text.
-            pub fn parse(code: &str) -> Option<ErrorCode> {
-                match code { $($code => Some(ErrorCode::$variant),)* _ => None }
-            }
-
-            /// All codes (for the spec test that every code is documented).
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
-        }
-    };
+/// Every error code the client and federation APIs send, each with its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 400: body or parameter does not decode, or is not canonical.
+    Malformed,
+    /// 400: a signature in the body does not verify.
+    BadSignature,
+    /// 400: a field is out of range or inconsistent (the message says which).
+    Invalid,
+    /// 400, federation: a transaction or event for another server than the one receiving it
+    /// (`federation-api.md` §3.3 check 3, §4).
+    WrongDestination,
+    /// 400, federation: an event whose `time` is more than 300 s ahead of the receiver's clock
+    /// (`federation-api.md` §3.3 check 4).
+    FromTheFuture,
+    /// 400, federation: a checkpoint not signed by the hosting server or not matching the
+    /// entries (`federation-api.md` §9).
+    BadCheckpoint,
+    /// 401: missing, unknown or expired token (federation: a client certificate not valid for
+    /// the claimed server name).
+    Unauthorized,
+    /// 403: the caller may not do this.
+    Forbidden,
+    /// 403: the registration pin is unknown, used or expired.
+    PinInvalid,
+    /// 403: the account was disabled by the operator.
+    UserDisabled,
+    /// 403, federation: an event, or the user it names, is not of the server that sent it.
+    WrongOrigin,
+    /// 403, federation: the origin does not host the event's topic.
+    NotHosting,
+    /// 403, federation: the server has no member in the topic.
+    NotParticipant,
+    /// 404: no such resource.
+    NotFound,
+    /// 409: the hosting server signed contradictory logs; the mirror stopped.
+    SplitView,
+    /// 409: the user id is taken.
+    UserExists,
+    /// 409: the device key is already registered.
+    DeviceExists,
+    /// 409: the device key was revoked for good.
+    DeviceRevoked,
+    /// 409: nothing left to claim.
+    Exhausted,
+    /// 409, topic rule: only admins change a topic.
+    NotAdmin,
+    /// 409, topic rule: the change was built on another state.
+    StaleChange,
+    /// 409, topic rule: any other change rule (the message says which).
+    ChangeRejected,
+    /// 409, topic rule: the key boxes do not match the members who need them.
+    WrongRecipients,
+    /// 409, topic rule: a message or change for another epoch.
+    WrongEpoch,
+    /// 409, topic rule: the sender is not a member.
+    NotAMember,
+    /// 409, topic rule: the sender's role may not post.
+    NotAllowedToPost,
+    /// 409, topic rule: the message is already in the log.
+    Replayed,
+    /// 409, topic rule: the message claims a log size ahead of its position.
+    SeenAhead,
+    /// 413: body over the size limit.
+    TooLarge,
+    /// 415: body is not CBOR where CBOR is required.
+    UnsupportedMediaType,
+    /// 429: too many requests.
+    RateLimited,
+    /// 500: server fault (details are logged, not sent).
+    Internal,
+    /// 502: another server's answer, queried through federation, does not decode or verify.
+    BadGateway,
+    /// 503: shutting down, storage unavailable, or a peer that could not be reached; try again.
+    Unavailable,
 }
 
-codes! {
-    /// Body or parameter does not decode, or is not canonical.
-    Malformed = (400, "malformed"),
-    /// A signature in the body does not verify.
-    BadSignature = (400, "bad_signature"),
-    /// A field is out of range or inconsistent.
-    Invalid = (400, "invalid"),
-    /// Missing, unknown or expired token.
-    Unauthorized = (401, "unauthorized"),
-    /// The caller may not do this.
-    Forbidden = (403, "forbidden"),
-    /// Registration pin unknown, used or expired.
-    PinInvalid = (403, "pin_invalid"),
-    /// The account is disabled.
-    UserDisabled = (403, "user_disabled"),
-    /// Federation: an event, or the user it names, is not of the server that sent it.
-    WrongOrigin = (403, "wrong_origin"),
-    /// Federation: the origin does not host the event's topic.
-    NotHosting = (403, "not_hosting"),
-    /// Federation: the server has no member in the topic.
-    NotParticipant = (403, "not_participant"),
-    /// No such resource.
-    NotFound = (404, "not_found"),
-    /// Federation: a checkpoint not signed by the hosting server or not matching the entries.
-    BadCheckpoint = (400, "bad_checkpoint"),
-    /// The hosting server signed contradictory logs; the mirror stopped.
-    SplitView = (409, "split_view"),
-    /// User id taken.
-    UserExists = (409, "user_exists"),
-    /// Device key already registered.
-    DeviceExists = (409, "device_exists"),
-    /// Device key revoked for good.
-    DeviceRevoked = (409, "device_revoked"),
-    /// Nothing left to claim.
-    Exhausted = (409, "exhausted"),
-    /// Topic rule: only admins change a topic.
-    NotAdmin = (409, "not_admin"),
-    /// Topic rule: the change was built on another state.
-    StaleChange = (409, "stale_change"),
-    /// Topic rule: any other change rule (message says which).
-    ChangeRejected = (409, "change_rejected"),
-    /// Topic rule: the key boxes do not match the members who need them.
-    WrongRecipients = (409, "wrong_recipients"),
-    /// Topic rule: message for another epoch.
-    WrongEpoch = (409, "wrong_epoch"),
-    /// Topic rule: sender is not a member.
-    NotAMember = (409, "not_a_member"),
-    /// Topic rule: the sender's role may not post.
-    NotAllowedToPost = (409, "not_allowed_to_post"),
-    /// Topic rule: the message is already in the log.
-    Replayed = (409, "replayed"),
-    /// Topic rule: the message claims a log size ahead of its position.
-    SeenAhead = (409, "seen_ahead"),
-    /// Body over the size limit.
-    TooLarge = (413, "too_large"),
-    /// Body is not CBOR where CBOR is required.
-    UnsupportedMediaType = (415, "unsupported_media_type"),
-    /// Too many requests.
-    RateLimited = (429, "rate_limited"),
-    /// Server fault.
-    Internal = (500, "internal"),
-    /// Another server's answer, queried through federation, does not decode or verify.
-    BadGateway = (502, "bad_gateway"),
-    /// Shutting down or storage unavailable.
-    Unavailable = (503, "unavailable"),
+/// A code's text that is none of [`ErrorCode::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown error code {0:?}")]
+pub struct UnknownErrorCode(pub String);
+
+impl ErrorCode {
+    /// All codes (for the spec test that every code is documented).
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::Malformed,
+        ErrorCode::BadSignature,
+        ErrorCode::Invalid,
+        ErrorCode::WrongDestination,
+        ErrorCode::FromTheFuture,
+        ErrorCode::BadCheckpoint,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::PinInvalid,
+        ErrorCode::UserDisabled,
+        ErrorCode::WrongOrigin,
+        ErrorCode::NotHosting,
+        ErrorCode::NotParticipant,
+        ErrorCode::NotFound,
+        ErrorCode::SplitView,
+        ErrorCode::UserExists,
+        ErrorCode::DeviceExists,
+        ErrorCode::DeviceRevoked,
+        ErrorCode::Exhausted,
+        ErrorCode::NotAdmin,
+        ErrorCode::StaleChange,
+        ErrorCode::ChangeRejected,
+        ErrorCode::WrongRecipients,
+        ErrorCode::WrongEpoch,
+        ErrorCode::NotAMember,
+        ErrorCode::NotAllowedToPost,
+        ErrorCode::Replayed,
+        ErrorCode::SeenAhead,
+        ErrorCode::TooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::BadGateway,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The code's text, as it travels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::WrongDestination => "wrong_destination",
+            ErrorCode::FromTheFuture => "from_the_future",
+            ErrorCode::BadCheckpoint => "bad_checkpoint",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::PinInvalid => "pin_invalid",
+            ErrorCode::UserDisabled => "user_disabled",
+            ErrorCode::WrongOrigin => "wrong_origin",
+            ErrorCode::NotHosting => "not_hosting",
+            ErrorCode::NotParticipant => "not_participant",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::SplitView => "split_view",
+            ErrorCode::UserExists => "user_exists",
+            ErrorCode::DeviceExists => "device_exists",
+            ErrorCode::DeviceRevoked => "device_revoked",
+            ErrorCode::Exhausted => "exhausted",
+            ErrorCode::NotAdmin => "not_admin",
+            ErrorCode::StaleChange => "stale_change",
+            ErrorCode::ChangeRejected => "change_rejected",
+            ErrorCode::WrongRecipients => "wrong_recipients",
+            ErrorCode::WrongEpoch => "wrong_epoch",
+            ErrorCode::NotAMember => "not_a_member",
+            ErrorCode::NotAllowedToPost => "not_allowed_to_post",
+            ErrorCode::Replayed => "replayed",
+            ErrorCode::SeenAhead => "seen_ahead",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::BadGateway => "bad_gateway",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    /// The HTTP status that goes with the code (`client-api.md` §1.1).
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::Malformed
+            | ErrorCode::BadSignature
+            | ErrorCode::Invalid
+            | ErrorCode::WrongDestination
+            | ErrorCode::FromTheFuture
+            | ErrorCode::BadCheckpoint => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden
+            | ErrorCode::PinInvalid
+            | ErrorCode::UserDisabled
+            | ErrorCode::WrongOrigin
+            | ErrorCode::NotHosting
+            | ErrorCode::NotParticipant => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::SplitView
+            | ErrorCode::UserExists
+            | ErrorCode::DeviceExists
+            | ErrorCode::DeviceRevoked
+            | ErrorCode::Exhausted
+            | ErrorCode::NotAdmin
+            | ErrorCode::StaleChange
+            | ErrorCode::ChangeRejected
+            | ErrorCode::WrongRecipients
+            | ErrorCode::WrongEpoch
+            | ErrorCode::NotAMember
+            | ErrorCode::NotAllowedToPost
+            | ErrorCode::Replayed
+            | ErrorCode::SeenAhead => 409,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::BadGateway => 502,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+
+    /// Parses a code's text; `None` for a code this version does not know.
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == code)
+    }
+}
+
+impl FromStr for ErrorCode {
+    type Err = UnknownErrorCode;
+
+    fn from_str(s: &str) -> Result<Self, UnknownErrorCode> {
+        ErrorCode::parse(s).ok_or_else(|| UnknownErrorCode(s.chars().take(64).collect()))
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_parses_back_and_is_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for &code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
+            assert_eq!(code.to_string(), code.as_str());
+            assert!(seen.insert(code.as_str()), "{code} listed twice");
+            assert!((400..600).contains(&code.status()), "{code}");
+        }
+        assert_eq!(ErrorCode::parse("no_such_code"), None);
+        assert!("no_such_code".parse::<ErrorCode>().is_err());
+    }
 }

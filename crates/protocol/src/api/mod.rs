@@ -14,7 +14,7 @@ use crate::ids::{TopicId, UserId};
 use crate::wire::{SignedBytes, VERSION, WireError, decode_versioned, encode, fixed_bytes};
 
 mod errors;
-pub use errors::{ApiErrorBody, ErrorCode};
+pub use errors::{ApiErrorBody, ErrorCode, UnknownErrorCode};
 
 /// Largest body of any request except topic changes and messages.
 pub const MAX_BODY: usize = 64 * 1024;
