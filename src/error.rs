@@ -203,6 +203,17 @@ impl From<RequestError> for ApiError {
             RequestError::NotCbor { .. } => ApiError::said(ErrorCode::UnsupportedMediaType, e),
             RequestError::Body(w) => w.into(),
             RequestError::BadValue { .. } => ApiError::said(ErrorCode::Malformed, e),
+            RequestError::NoSuchEndpoint => ApiError::said(ErrorCode::NotFound, e),
+            RequestError::OutOfRange { .. } => ApiError::said(ErrorCode::Invalid, e),
+        }
+    }
+}
+
+impl From<crate::state::AuthError> for ApiError {
+    fn from(e: crate::state::AuthError) -> Self {
+        match e {
+            crate::state::AuthError::Disabled => ApiError::said(ErrorCode::UserDisabled, e),
+            _ => ApiError::said(ErrorCode::Unauthorized, e),
         }
     }
 }

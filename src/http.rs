@@ -27,6 +27,19 @@ pub enum RequestError {
         /// Why it does not parse.
         reason: String,
     },
+    /// No endpoint at this path.
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
+    /// A log position or range outside what the log holds (`client-api.md` §6).
+    #[error("{rule}: asked for {asked}, the log holds {size} entries")]
+    OutOfRange {
+        /// The rule the request broke, e.g. `need index < size <= log size`.
+        rule: &'static str,
+        /// What was asked for.
+        asked: String,
+        /// The log's size.
+        size: u64,
+    },
 }
 
 /// The request body must be CBOR.
@@ -71,4 +84,3 @@ where
         reason: e.to_string(),
     })
 }
-

@@ -411,10 +411,7 @@ fn push_client() -> awc::Client {
 }
 
 async fn not_found() -> ApiResult<HttpResponse> {
-    Err(crate::error::ApiError::new(
-        ErrorCode::NotFound,
-        "no such endpoint",
-    ))
+    Err(http::RequestError::NoSuchEndpoint.into())
 }
 
 /// Gives every client error that did not come from our own handlers (bad query string, payload

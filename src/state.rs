@@ -17,7 +17,6 @@ use crate::metrics::Metrics;
 use crate::push::PushHub;
 use crate::store::Store;
 use crate::topics::{Deliver, Publish, Relay, ServerSigner, TopicService};
-use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::{ServerName, UserId};
 
@@ -186,8 +185,35 @@ impl FromRequest for Caller {
     }
 }
 
+/// Why a device request was not authenticated (`client-api.md` §2): `unauthorized`, or
+/// `user_disabled` for an account the operator disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("missing bearer token")]
+    MissingToken,
+    /// An `Authorization` header of another scheme.
+    #[error("expected 'Authorization: Bearer <token>'")]
+    NotBearer,
+    /// A token this server never issued or already forgot.
+    #[error("unknown token")]
+    UnknownToken,
+    /// A token past its expiry.
+    #[error("token expired")]
+    Expired,
+    /// The token's device was removed from its account.
+    #[error("device removed")]
+    DeviceRemoved,
+    /// The token's user is gone.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The operator disabled the account.
+    #[error("account disabled by the operator")]
+    Disabled,
+}
+
 fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
+    let unauthorized = |e: AuthError| ApiError::from(e);
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("app state", "missing"))?;
@@ -195,10 +221,10 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| unauthorized("missing bearer token"))?;
+        .ok_or_else(|| unauthorized(AuthError::MissingToken))?;
     let token = header
         .strip_prefix("Bearer ")
-        .ok_or_else(|| unauthorized("expected 'Authorization: Bearer <token>'"))?;
+        .ok_or_else(|| unauthorized(AuthError::NotBearer))?;
     let hash = token_hash(token);
     let now = now();
     if let Some((caller, expires, checked)) = state.auth_cache.lock().get(&hash).cloned()
@@ -210,22 +236,19 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let (user, device, expires) = state
         .store
         .token(hash)?
-        .ok_or_else(|| unauthorized("unknown token"))?;
+        .ok_or_else(|| unauthorized(AuthError::UnknownToken))?;
     if expires <= now {
-        return Err(unauthorized("token expired"));
+        return Err(unauthorized(AuthError::Expired));
     }
     if !state.store.device_active(&user, device)? {
-        return Err(unauthorized("device removed"));
+        return Err(unauthorized(AuthError::DeviceRemoved));
     }
     match state.store.user(&user)? {
         Some(record) if record.disabled => {
-            return Err(ApiError::new(
-                ErrorCode::UserDisabled,
-                "account disabled by the operator",
-            ));
+            return Err(AuthError::Disabled.into());
         }
         Some(_) => {}
-        None => return Err(unauthorized("unknown user")),
+        None => return Err(unauthorized(AuthError::UnknownUser)),
     }
     state.store.touch_device(&user, device, now)?;
     let caller = Caller { user, device };

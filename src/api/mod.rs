@@ -25,5 +25,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     status::configure(cfg);
 }
 
-pub(crate) use crate::http::{cbor_body, cbor_response, parse, require_cbor};
 pub use crate::http::RequestError;
+pub(crate) use crate::http::{cbor_body, cbor_response, parse, require_cbor};

@@ -5,16 +5,15 @@ use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
 use super::keys::LOW_WATER;
-use super::{cbor_body, cbor_response, parse, require_cbor};
+use super::{RequestError, cbor_body, cbor_response, parse, require_cbor};
 use crate::error::{ApiError, ApiResult};
 use crate::federation::keys::{PeerKeys, own_server_keys};
 use crate::state::{AppState, Caller, now};
 use crate::store::TopicNodes;
 use crate::topics::{Appended, NewEntry, Submitted};
 use rendezvous_protocol::api::{
-    AppendResponse, CheckpointResponse, CursorRequest, Empty, EntriesResponse, ErrorCode,
-    IndexedEntry, ProofResponse, SyncItem, SyncResponse, TopicSummary, TopicsResponse,
-    WitnessesResponse,
+    AppendResponse, CheckpointResponse, CursorRequest, Empty, EntriesResponse, IndexedEntry,
+    ProofResponse, SyncItem, SyncResponse, TopicSummary, TopicsResponse, WitnessesResponse,
 };
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::message::{MAX_MESSAGE_LEN, MessageIn};
@@ -256,10 +255,12 @@ async fn inclusion(
     let topic: TopicId = parse("topic", &path)?;
     let s = member_state(&state, &topic, &caller)?;
     if query.size > s.size() || query.index >= query.size {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            "need index < size <= log size",
-        ));
+        return Err(RequestError::OutOfRange {
+            rule: "need index < size <= log size",
+            asked: format!("index {} of size {}", query.index, query.size),
+            size: s.size(),
+        }
+        .into());
     }
     let tree = open_tree(&state, &topic, s.size())?;
     let proof = tree
@@ -290,10 +291,12 @@ async fn consistency(
     let topic: TopicId = parse("topic", &path)?;
     let s = member_state(&state, &topic, &caller)?;
     if query.new > s.size() || query.old == 0 || query.old > query.new {
-        return Err(ApiError::new(
-            ErrorCode::Invalid,
-            "need 0 < old <= new <= log size",
-        ));
+        return Err(RequestError::OutOfRange {
+            rule: "need 0 < old <= new <= log size",
+            asked: format!("old {} and new {}", query.old, query.new),
+            size: s.size(),
+        }
+        .into());
     }
     let tree = open_tree(&state, &topic, s.size())?;
     let proof = tree
@@ -313,7 +316,12 @@ async fn set_cursor(
     let r: CursorRequest = cbor_body(&req, &body)?;
     let s = member_state(&state, &topic, &caller)?;
     if r.index > s.size() {
-        return Err(ApiError::new(ErrorCode::Invalid, "cursor beyond the log"));
+        return Err(RequestError::OutOfRange {
+            rule: "the cursor must not pass the log's end",
+            asked: format!("cursor {}", r.index),
+            size: s.size(),
+        }
+        .into());
     }
     state
         .store
@@ -381,11 +389,7 @@ async fn server_keys(
         .clone()
     } else {
         let keys = state.federation_or_off()?.peer_keys();
-        keys.server_keys(&server, false)
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
-            .as_ref()
-            .clone()
+        keys.server_keys(&server, false).await?.as_ref().clone()
     };
     Ok(cbor_response(&doc))
 }

@@ -216,7 +216,7 @@ fn accept_transaction<K: PeerKeys, S: EventSink>(
     state: &AppState,
     inbound: &Inbound<K, S>,
 ) -> ApiResult<(Transaction, Vec<Signed<Event>>)> {
-    crate::api::require_cbor(req)?;
+    crate::http::require_cbor(req)?;
     let (txn, events) = Transaction::from_wire(body)?;
     if path != txn.txn_id {
         return Err(TransactionRefusal::PathMismatch {
