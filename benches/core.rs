@@ -5,7 +5,7 @@
 //! 2. the message send path (`encrypt`: XChaCha20 + HMAC tag + TK signature, with precomputed
 //!    [`EpochKeys`]) and the full receive path a member runs (`MessageIn::from_wire` + `verify` +
 //!    `open`) at 100 B, 1 KiB and 64 KiB, plus a breakdown of the receive path at 100 B;
-//! 3. key distribution: `build_change(Rekey)` on a topic of n = 2, 10, 100, 1000 members (one
+//! 3. key distribution: `ChangeBuilder` with `Rekey` on a topic of n = 2, 10, 100, 1000 members (one
 //!    HPKE box per member), with the change's wire size printed once per n;
 //! 4. the per-message overhead (wire length − plaintext length at 100 B), printed.
 //!
@@ -30,7 +30,7 @@ use rendezvous_protocol::crypto::{
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{MessageIn, encrypt};
 use rendezvous_protocol::topic::{
-    Action, ChangeOutcome, History, MemberIndex, MemberSpec, Role, TopicState, build_change,
+    Action, ChangeBuilder, ChangeOutcome, History, MemberIndex, MemberSpec, Role, TopicState,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -208,40 +208,18 @@ fn topic_with(n: usize) -> (TopicState, TopicKey) {
         specs.push(spec);
     }
     let creator_key = creator_key.expect("n >= 1");
-    let action = Action::Create {
-        history: History::Shared,
-        members: specs,
-    };
-    let (outcome, key) = build_change(
-        None,
-        &topic,
-        MemberIndex(0),
-        &creator_key,
-        action,
-        None,
-        &[],
-        1_700_000_000,
-        &mut Randomness::Os,
-    )
-    .expect("create");
+    let (outcome, key) = ChangeBuilder::create(&topic, &creator_key, History::Shared, specs)
+        .build(1_700_000_000, &mut Randomness::Os)
+        .expect("create");
     assert!(key.is_some());
     assert_eq!(outcome.next.members().len(), n);
     (outcome.next, creator_key)
 }
 
 fn rekey(state: &TopicState, admin: &TopicKey) -> ChangeOutcome {
-    let (outcome, key) = build_change(
-        Some(state),
-        state.topic(),
-        MemberIndex(0),
-        admin,
-        Action::Rekey,
-        None,
-        &[],
-        1_700_000_001,
-        &mut Randomness::Os,
-    )
-    .expect("rekey");
+    let (outcome, key) = ChangeBuilder::new(state, MemberIndex(0), admin, Action::Rekey)
+        .build(1_700_000_001, &mut Randomness::Os)
+        .expect("rekey");
     debug_assert!(key.is_some());
     outcome
 }

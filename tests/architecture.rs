@@ -64,7 +64,10 @@ fn dependency_names(package: &str) -> BTreeSet<String> {
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_string)
         .collect();
-    assert!(names.contains(package), "cargo tree did not list {package} itself: {names:?}");
+    assert!(
+        names.contains(package),
+        "cargo tree did not list {package} itself: {names:?}"
+    );
     names
 }
 
@@ -83,14 +86,23 @@ fn protocol_crate_has_no_runtime_dependency() {
     );
     // It does hold the protocol's own primitives (the check above is not vacuous).
     for needed in ["ed25519-dalek", "hpke", "ciborium", "sha2"] {
-        assert!(names.contains(needed), "expected {needed} in the protocol's tree");
+        assert!(
+            names.contains(needed),
+            "expected {needed} in the protocol's tree"
+        );
     }
 }
 
 #[test]
 fn client_library_does_not_depend_on_the_server() {
     let names = dependency_names("rendezvous-client");
-    for server_only in ["rendezvous", "sled", "actix-web", "hickory-resolver", "tracing-subscriber"] {
+    for server_only in [
+        "rendezvous",
+        "sled",
+        "actix-web",
+        "hickory-resolver",
+        "tracing-subscriber",
+    ] {
         assert!(
             !names.contains(server_only),
             "rendezvous-client depends on {server_only}, a server crate"

@@ -28,8 +28,8 @@ use rendezvous_protocol::crypto::{
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message::{self, MessageHeader, MessageIn};
 use rendezvous_protocol::topic::{
-    Action, ChangeHash, EpochKeyring, History, LogEntry, MemberIndex, MemberSpec, Role,
-    TopicChange, TopicState, build_change, leaf_data_for_change,
+    Action, ChangeBuilder, ChangeHash, EpochKeyring, History, LogEntry, MemberIndex, MemberSpec,
+    Role, TopicChange, TopicState, leaf_data_for_change,
 };
 use rendezvous_protocol::wire::{Signed, SignedPayload, encode};
 use serde_json::{Value, json};
@@ -409,41 +409,21 @@ fn build_topic() -> Topic {
     let [alice, bob, carol] = users();
     let create_rng = seed("rng create");
     let mut rng = VectorRng::from_seed(create_rng);
-    let action = Action::Create {
-        history: History::Shared,
-        members: vec![
-            member_spec(&alice, Role::Admin),
-            member_spec(&bob, Role::Writer),
-            member_spec(&carol, Role::Reader),
-        ],
-    };
-    let (create, mk0) = build_change(
-        None,
-        &topic(),
-        MemberIndex(0),
-        &alice.tk,
-        action,
-        None,
-        &[],
-        CREATED,
-        &mut Randomness::Fixed(&mut rng),
-    )
-    .unwrap();
+    let members = vec![
+        member_spec(&alice, Role::Admin),
+        member_spec(&bob, Role::Writer),
+        member_spec(&carol, Role::Reader),
+    ];
+    let (create, mk0) = ChangeBuilder::create(&topic(), &alice.tk, History::Shared, members)
+        .build(CREATED, &mut Randomness::Fixed(&mut rng))
+        .unwrap();
     let mk0 = mk0.unwrap();
     let rekey_rng = seed("rng rekey");
     let mut rng = VectorRng::from_seed(rekey_rng);
-    let (rekey, mk1) = build_change(
-        Some(&create.next),
-        &topic(),
-        MemberIndex(0),
-        &alice.tk,
-        Action::Rekey,
-        Some(&mk0),
-        &[],
-        CREATED + 60,
-        &mut Randomness::Fixed(&mut rng),
-    )
-    .unwrap();
+    let (rekey, mk1) = ChangeBuilder::new(&create.next, MemberIndex(0), &alice.tk, Action::Rekey)
+        .current_key(Some(&mk0))
+        .build(CREATED + 60, &mut Randomness::Fixed(&mut rng))
+        .unwrap();
     Topic {
         create,
         mk0,

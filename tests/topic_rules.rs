@@ -10,8 +10,8 @@ use common::{Topic, User, read};
 use rendezvous_protocol::crypto::{Randomness, TopicKey};
 use rendezvous_protocol::message::{self, MessageError};
 use rendezvous_protocol::topic::{
-    Action, ChangeError, EntryError, EpochKeyring, History, KeyError, LogEntry, MemberIndex,
-    Replayer, Role, TopicChange, TopicState, build_change,
+    Action, ChangeBuilder, ChangeError, EntryError, EpochKeyring, History, KeyError, LogEntry,
+    MemberIndex, Replayer, Role, TopicChange, TopicState,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -120,18 +120,9 @@ fn wrong_epoch_and_seen_ahead_are_refused() {
 #[test]
 fn only_an_admin_changes_the_topic() {
     let (_, b, _, t) = three(History::Shared);
-    let err = build_change(
-        Some(&t.state),
-        &t.id,
-        MemberIndex(1),
-        &b.tk,
-        Action::Rekey,
-        None,
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap_err();
+    let err = ChangeBuilder::new(&t.state, MemberIndex(1), &b.tk, Action::Rekey)
+        .build(0, &mut Randomness::Os)
+        .unwrap_err();
     assert_eq!(
         err,
         ChangeError::NotAdmin {
@@ -139,18 +130,9 @@ fn only_an_admin_changes_the_topic() {
             role: "writer"
         }
     );
-    let err = build_change(
-        Some(&t.state),
-        &t.id,
-        MemberIndex(7),
-        &b.tk,
-        Action::Rekey,
-        None,
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap_err();
+    let err = ChangeBuilder::new(&t.state, MemberIndex(7), &b.tk, Action::Rekey)
+        .build(0, &mut Randomness::Os)
+        .unwrap_err();
     assert_eq!(err, ChangeError::UnknownAuthor(7));
 }
 
@@ -237,33 +219,28 @@ fn protected_history_new_member_reads_only_new_epochs() {
         a.keys.message_key(1).unwrap().as_bytes(),
     )
     .unwrap();
-    let err = build_change(
-        Some(&t.state),
-        &t.id,
+    let err = ChangeBuilder::new(
+        &t.state,
         MemberIndex(0),
         &a.tk,
         Action::Add(vec![e.spec(Role::Reader)]),
-        Some(&k1),
-        &[(0, &k0)],
-        0,
-        &mut Randomness::Os,
     )
+    .current_key(Some(&k1))
+    .history_keys(&[(0, &k0)])
+    .build(0, &mut Randomness::Os)
     .unwrap_err();
     assert_eq!(
         err,
         ChangeError::HistoryBox("the topic protects its history")
     );
-    let (ok, _) = build_change(
-        Some(&t.state),
-        &t.id,
+    let (ok, _) = ChangeBuilder::new(
+        &t.state,
         MemberIndex(0),
         &a.tk,
         Action::Add(vec![e.spec(Role::Reader)]),
-        Some(&k1),
-        &[],
-        0,
-        &mut Randomness::Os,
     )
+    .current_key(Some(&k1))
+    .build(0, &mut Randomness::Os)
     .unwrap();
     let mut tampered = ok.change.value().clone();
     let shared_state = t.state.clone();
@@ -324,17 +301,15 @@ fn shared_history_new_member_reads_the_current_epoch_and_requested_old_ones() {
         a.keys.message_key(1).unwrap().as_bytes(),
     )
     .unwrap();
-    let (outcome, _) = build_change(
-        Some(&t.state),
-        &t.id,
+    let (outcome, _) = ChangeBuilder::new(
+        &t.state,
         MemberIndex(0),
         &a.tk,
         Action::Add(vec![f.spec(Role::Reader)]),
-        Some(&k1),
-        &[(0, &k0)],
-        0,
-        &mut Randomness::Os,
     )
+    .current_key(Some(&k1))
+    .history_keys(&[(0, &k0)])
+    .build(0, &mut Randomness::Os)
     .unwrap();
     let me = outcome.next.member_of(&f.id).unwrap();
     let got = f
@@ -404,18 +379,9 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
 #[test]
 fn an_admin_cannot_give_members_different_keys() {
     let (a, b, c, t) = three(History::Shared);
-    let (outcome, key) = build_change(
-        Some(&t.state),
-        &t.id,
-        MemberIndex(0),
-        &a.tk,
-        Action::Rekey,
-        None,
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap();
+    let (outcome, key) = ChangeBuilder::new(&t.state, MemberIndex(0), &a.tk, Action::Rekey)
+        .build(0, &mut Randomness::Os)
+        .unwrap();
     let key = key.unwrap();
     // Replace carol's box with one holding a different key, sealed correctly to her.
     let mut split = outcome.change.value().clone();
@@ -450,18 +416,9 @@ fn an_admin_cannot_give_members_different_keys() {
 fn stale_and_misplaced_changes_are_refused() {
     let (mut a, mut b, mut c, mut t) = three(History::Shared);
     let before = t.state.clone();
-    let (first, _) = build_change(
-        Some(&before),
-        &t.id,
-        MemberIndex(0),
-        &a.tk,
-        Action::Rekey,
-        None,
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap();
+    let (first, _) = ChangeBuilder::new(&before, MemberIndex(0), &a.tk, Action::Rekey)
+        .build(0, &mut Randomness::Os)
+        .unwrap();
     t.change(
         &mut [&mut a, &mut b, &mut c],
         0,
@@ -474,21 +431,10 @@ fn stale_and_misplaced_changes_are_refused() {
     );
     // A create is only valid as entry 0.
     let mut d = User::new("dave");
-    let (created, _) = build_change(
-        None,
-        &t.id,
-        MemberIndex(0),
-        &d.tk,
-        Action::Create {
-            history: History::Shared,
-            members: vec![d.spec(Role::Admin)],
-        },
-        None,
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap();
+    let (created, _) =
+        ChangeBuilder::create(&t.id, &d.tk, History::Shared, vec![d.spec(Role::Admin)])
+            .build(0, &mut Randomness::Os)
+            .unwrap();
     assert_eq!(
         t.state
             .check_change(created.change.unverified())
@@ -497,33 +443,13 @@ fn stale_and_misplaced_changes_are_refused() {
     );
     // A change for another topic.
     let other_id = rendezvous_protocol::ids::TopicId::random(&"a.example".parse().unwrap());
-    let (elsewhere, _) = build_change(
-        None,
-        &other_id,
-        MemberIndex(0),
-        &d.tk,
-        Action::Create {
-            history: History::Shared,
-            members: vec![d.spec(Role::Admin)],
-        },
-        None,
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap();
-    let (other, _) = build_change(
-        Some(&elsewhere.next),
-        &other_id,
-        MemberIndex(0),
-        &d.tk,
-        Action::Rekey,
-        None,
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap();
+    let (elsewhere, _) =
+        ChangeBuilder::create(&other_id, &d.tk, History::Shared, vec![d.spec(Role::Admin)])
+            .build(0, &mut Randomness::Os)
+            .unwrap();
+    let (other, _) = ChangeBuilder::new(&elsewhere.next, MemberIndex(0), &d.tk, Action::Rekey)
+        .build(0, &mut Randomness::Os)
+        .unwrap();
     assert!(matches!(
         t.state.check_change(other.change.unverified()).unwrap_err(),
         ChangeError::WrongTopic { .. }
@@ -540,18 +466,9 @@ fn stale_and_misplaced_changes_are_refused() {
 fn membership_edge_rules() {
     let (mut a, mut b, mut c, mut t) = three(History::Shared);
     let plan = |t: &Topic, a: &User, action| {
-        build_change(
-            Some(&t.state),
-            &t.id,
-            MemberIndex(0),
-            &a.tk,
-            action,
-            None,
-            &[],
-            0,
-            &mut Randomness::Os,
-        )
-        .map(|_| ())
+        ChangeBuilder::new(&t.state, MemberIndex(0), &a.tk, action)
+            .build(0, &mut Randomness::Os)
+            .map(|_| ())
     };
     assert_eq!(
         plan(&t, &a, Action::Remove(vec![MemberIndex(0)])),
@@ -606,34 +523,18 @@ fn topic_key_certificates_are_checked_and_single_use() {
     let d = User::new("dave");
     let mut spec = d.spec(Role::Writer);
     spec.identity_key = User::new("x").ik.public().clone();
-    let err = build_change(
-        Some(&t.state),
-        &t.id,
-        MemberIndex(0),
-        &a.tk,
-        Action::Add(vec![spec]),
-        Some(&k0),
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap_err();
+    let err = ChangeBuilder::new(&t.state, MemberIndex(0), &a.tk, Action::Add(vec![spec]))
+        .current_key(Some(&k0))
+        .build(0, &mut Randomness::Os)
+        .unwrap_err();
     assert!(matches!(err, ChangeError::BadTopicKeyCert { .. }));
     // A certificate for another user.
     let mut spec = d.spec(Role::Writer);
     spec.user = "@eve:a.example".parse().unwrap();
-    let err = build_change(
-        Some(&t.state),
-        &t.id,
-        MemberIndex(0),
-        &a.tk,
-        Action::Add(vec![spec]),
-        Some(&k0),
-        &[],
-        0,
-        &mut Randomness::Os,
-    )
-    .unwrap_err();
+    let err = ChangeBuilder::new(&t.state, MemberIndex(0), &a.tk, Action::Add(vec![spec]))
+        .current_key(Some(&k0))
+        .build(0, &mut Randomness::Os)
+        .unwrap_err();
     assert!(matches!(err, ChangeError::BadTopicKeyCert { .. }));
     // A topic key used before in this topic (bob's, after he was removed and re-added).
     t.change(
@@ -645,17 +546,14 @@ fn topic_key_certificates_are_checked_and_single_use() {
         a.keys.message_key(1).unwrap().as_bytes(),
     )
     .unwrap();
-    let err = build_change(
-        Some(&t.state),
-        &t.id,
+    let err = ChangeBuilder::new(
+        &t.state,
         MemberIndex(0),
         &a.tk,
         Action::Add(vec![b.spec(Role::Writer)]),
-        Some(&k1),
-        &[],
-        0,
-        &mut Randomness::Os,
     )
+    .current_key(Some(&k1))
+    .build(0, &mut Randomness::Os)
     .unwrap_err();
     assert_eq!(err, ChangeError::TopicKeyReused);
 }
@@ -666,24 +564,17 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
     let mut b = User::new("bob");
     let mut c = User::new("carol");
     let id = rendezvous_protocol::ids::TopicId::random(&"a.example".parse().unwrap());
-    let (created, _) = build_change(
-        None,
+    let (created, _) = ChangeBuilder::create(
         &id,
-        MemberIndex(0),
         &a.tk,
-        Action::Create {
-            history: History::Protected,
-            members: vec![
-                a.spec(Role::Admin),
-                b.spec(Role::Writer),
-                c.spec(Role::Reader),
-            ],
-        },
-        None,
-        &[],
-        0,
-        &mut Randomness::Os,
+        History::Protected,
+        vec![
+            a.spec(Role::Admin),
+            b.spec(Role::Writer),
+            c.spec(Role::Reader),
+        ],
     )
+    .build(0, &mut Randomness::Os)
     .unwrap();
     let mut t = Topic {
         id,

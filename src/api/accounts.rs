@@ -75,10 +75,7 @@ async fn register(
     )?;
     state.store.sync().await?;
     tracing::info!(%user, "registered");
-    Ok(cbor_response(&RegisterResponse {
-        version: VERSION,
-        user,
-    }))
+    Ok(cbor_response(&RegisterResponse { user }))
 }
 
 /// `GET /v1/users/{user}/identity` (`client-api.md` §2): from the store for a local user, from
@@ -89,7 +86,6 @@ async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiRes
     if user.server() != state.server_name {
         let remote = super::federation_of(&state)?.identity(&user).await?;
         return Ok(cbor_response(&IdentityResponse {
-            version: VERSION,
             registration: remote.registration().clone(),
         }));
     }
@@ -98,7 +94,6 @@ async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiRes
         .user(&user)?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {user}")))?;
     Ok(cbor_response(&IdentityResponse {
-        version: VERSION,
         registration: record.registration,
     }))
 }
@@ -134,10 +129,7 @@ async fn list_devices(caller: Caller, state: web::Data<AppState>) -> ApiResult<H
             last_seen: d.last_seen,
         })
         .collect();
-    Ok(cbor_response(&DevicesResponse {
-        version: VERSION,
-        devices,
-    }))
+    Ok(cbor_response(&DevicesResponse { devices }))
 }
 
 async fn revoke_device(
@@ -182,11 +174,7 @@ async fn challenge(
     state
         .store
         .put_challenge(challenge, &r.user, device, expires)?;
-    Ok(cbor_response(&ChallengeResponse {
-        version: VERSION,
-        challenge,
-        expires,
-    }))
+    Ok(cbor_response(&ChallengeResponse { challenge, expires }))
 }
 
 async fn login(
@@ -227,9 +215,5 @@ async fn login(
         .store
         .put_token(token_hash(&token), &user, device, expires)?;
     state.store.sync().await?;
-    Ok(cbor_response(&LoginResponse {
-        version: VERSION,
-        token,
-        expires,
-    }))
+    Ok(cbor_response(&LoginResponse { token, expires }))
 }

@@ -71,10 +71,7 @@ async fn upload_prekeys(
     }
     let count = state.store.add_prekeys(&caller.user, caller.device, keys)?;
     state.store.sync().await?;
-    Ok(cbor_response(&CountResponse {
-        version: VERSION,
-        count,
-    }))
+    Ok(cbor_response(&CountResponse { count }))
 }
 
 async fn claim_prekeys(
@@ -97,10 +94,7 @@ async fn claim_prekeys(
         }
     }
     state.store.sync().await?;
-    Ok(cbor_response(&ClaimPreKeysResponse {
-        version: VERSION,
-        prekeys,
-    }))
+    Ok(cbor_response(&ClaimPreKeysResponse { prekeys }))
 }
 
 async fn upload_topic_keys(
@@ -155,10 +149,7 @@ async fn upload_topic_keys(
             .inbox_push(&caller.user, device, INBOX_TOPIC_KEY, &item)?;
     }
     state.store.sync().await?;
-    Ok(cbor_response(&CountResponse {
-        version: VERSION,
-        count,
-    }))
+    Ok(cbor_response(&CountResponse { count }))
 }
 
 /// `POST /v1/topic-keys/claim` (`client-api.md` §4): local users from the store, remote users
@@ -202,10 +193,7 @@ async fn claim_topic_keys(
     }
     keys.extend(claim_local_topic_keys(&state, local)?);
     state.store.sync().await?;
-    Ok(cbor_response(&ClaimTopicKeysResponse {
-        version: VERSION,
-        keys,
-    }))
+    Ok(cbor_response(&ClaimTopicKeysResponse { keys }))
 }
 
 /// The federation query client, or `invalid` when federation is off.
@@ -246,7 +234,6 @@ async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
     let prekeys_left = state.store.prekey_count(&caller.user, caller.device)?;
     let topic_keys_left = state.store.topic_key_count(&caller.user)?;
     Ok(cbor_response(&KeyStatusResponse {
-        version: VERSION,
         prekeys_left,
         topic_keys_left,
         refill: prekeys_left < LOW_WATER || topic_keys_left < LOW_WATER,
@@ -274,10 +261,7 @@ async fn inbox(
             body: ByteBuf::from(body),
         })
         .collect();
-    Ok(cbor_response(&InboxResponse {
-        version: VERSION,
-        items,
-    }))
+    Ok(cbor_response(&InboxResponse { items }))
 }
 
 async fn inbox_ack(

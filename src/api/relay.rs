@@ -104,7 +104,6 @@ async fn get_request(
     }
     let request = request.ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no request yet"))?;
     Ok(cbor_response(&LinkMessage {
-        version: VERSION,
         body: ByteBuf::from(request),
     }))
 }
@@ -149,7 +148,6 @@ async fn get_response(
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no response yet"))?;
     state.store.sync().await?;
     Ok(cbor_response(&LinkMessage {
-        version: VERSION,
         body: ByteBuf::from(response),
     }))
 }

@@ -113,7 +113,6 @@ async fn finish(
 ) -> ApiResult<HttpResponse> {
     let checkpoint = complete(state, topic, appended).await?;
     Ok(cbor_response(&AppendResponse {
-        version: VERSION,
         index: appended.index,
         checkpoint,
     }))
@@ -171,11 +170,9 @@ async fn submit_remote(
         .await
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
     match actix_web::rt::time::timeout(SUBMIT_WAIT, landed).await {
-        Ok(Ok(Landed::At(index, checkpoint))) => Ok(cbor_response(&AppendResponse {
-            version: VERSION,
-            index,
-            checkpoint,
-        })),
+        Ok(Ok(Landed::At(index, checkpoint))) => {
+            Ok(cbor_response(&AppendResponse { index, checkpoint }))
+        }
         Ok(Ok(Landed::Refused(e))) => Err(e),
         _ => Ok(HttpResponse::Accepted()
             .content_type("application/cbor")
@@ -274,10 +271,7 @@ async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
             epoch: s.epoch(),
         });
     }
-    Ok(cbor_response(&TopicsResponse {
-        version: VERSION,
-        topics,
-    }))
+    Ok(cbor_response(&TopicsResponse { topics }))
 }
 
 #[derive(Deserialize)]
@@ -308,10 +302,7 @@ async fn entries(
             entry: ByteBuf::from(entry),
         })
         .collect();
-    Ok(cbor_response(&EntriesResponse {
-        version: VERSION,
-        entries,
-    }))
+    Ok(cbor_response(&EntriesResponse { entries }))
 }
 
 async fn checkpoint(
@@ -326,10 +317,7 @@ async fn checkpoint(
         &topic,
         state.topics.checkpoint(&state.append_context(), &topic)?,
     );
-    Ok(cbor_response(&CheckpointResponse {
-        version: VERSION,
-        checkpoint,
-    }))
+    Ok(cbor_response(&CheckpointResponse { checkpoint }))
 }
 
 #[derive(Deserialize)]
@@ -370,7 +358,6 @@ async fn inclusion(
 
 fn proof_response(path: &[rendezvous_protocol::tlog::LogHash]) -> HttpResponse {
     cbor_response(&ProofResponse {
-        version: VERSION,
         path: path.iter().map(|h| ByteBuf::from(h.0.to_vec())).collect(),
     })
 }
@@ -435,11 +422,7 @@ async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
     }
     let refill = state.store.prekey_count(&caller.user, caller.device)? < LOW_WATER
         || state.store.topic_key_count(&caller.user)? < LOW_WATER;
-    Ok(cbor_response(&SyncResponse {
-        version: VERSION,
-        topics,
-        refill,
-    }))
+    Ok(cbor_response(&SyncResponse { topics, refill }))
 }
 
 /// `GET /v1/topics/{topic}/witnesses`: the hosting server's head, this server's mirror head,
@@ -468,7 +451,6 @@ async fn witnesses(
         .map(|(_, note)| note)
         .collect();
     Ok(cbor_response(&WitnessesResponse {
-        version: VERSION,
         host,
         mirror,
         witnesses,

@@ -299,7 +299,6 @@ impl FederationClient {
             });
         }
         let request = ClaimTopicKeysRequest {
-            version: VERSION,
             users: users.to_vec(),
         };
         let body = self

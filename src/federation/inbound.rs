@@ -275,11 +275,7 @@ async fn send<K: PeerKeys, S: EventSink>(
     // Results that say "try again later" are not stored: the retry must be processed afresh
     // (events applied meanwhile are answered 200 by their id).
     let is_final = results.iter().all(|r| r.status < 500);
-    let response = TransactionResponse {
-        version: rendezvous_protocol::wire::VERSION,
-        results,
-    }
-    .to_wire();
+    let response = TransactionResponse { results }.to_wire();
     if is_final {
         store.set_federation_txn(&origin, &txn.txn_id, &response)?;
     }

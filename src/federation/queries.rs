@@ -72,7 +72,6 @@ async fn identity<K: PeerKeys, S: EventSink>(
         .filter(|r| !r.disabled)
         .ok_or_else(not_found)?;
     Ok(cbor_response(&IdentityResponse {
-        version: VERSION,
         registration: record.registration,
     }))
 }
@@ -103,8 +102,5 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
     let keys = claim_local_topic_keys(&state, r.users)?;
     state.store.sync().await?;
     tracing::debug!(%origin, claimed = keys.len(), "topic keys claimed through federation");
-    Ok(cbor_response(&ClaimTopicKeysResponse {
-        version: VERSION,
-        keys,
-    }))
+    Ok(cbor_response(&ClaimTopicKeysResponse { keys }))
 }

@@ -115,8 +115,5 @@ async fn checkpoint<K: PeerKeys, S: EventSink>(
         &topic,
         state.topics.checkpoint(&state.append_context(), &topic)?,
     );
-    Ok(cbor_response(&CheckpointResponse {
-        version: VERSION,
-        checkpoint,
-    }))
+    Ok(cbor_response(&CheckpointResponse { checkpoint }))
 }

@@ -28,7 +28,7 @@ use rendezvous_protocol::devices::{
     ClaimedPreKey, Delivery, DeviceDirectory, make_batch, open_delivery,
 };
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::{Signed, VERSION, Verified};
+use rendezvous_protocol::wire::{Signed, Verified};
 
 /// Most pre keys per upload request (`client-api.md` §4).
 const PREKEYS_PER_REQUEST: usize = 200;
@@ -198,7 +198,6 @@ impl Client {
         keystore.save_device(&device)?;
         keystore.save_config(&config)?;
         let request = RegisterRequest {
-            version: VERSION,
             pin: pin.to_owned(),
             registration: registration.signed_bytes().clone(),
             device_cert: device_cert.signed_bytes().clone(),
@@ -241,7 +240,6 @@ impl Client {
     /// label `rdv/v1/device-login`, token (`client-api.md` §3). The token is kept in the keystore.
     pub async fn login(&mut self) -> Result<(), ClientError> {
         let request = ChallengeRequest {
-            version: VERSION,
             user: self.user.clone(),
             device_key: self.device.public().clone(),
         };
@@ -263,7 +261,6 @@ impl Client {
             ],
         );
         let request = LoginRequest {
-            version: VERSION,
             user: self.user.clone(),
             device_key: self.device.public().clone(),
             challenge: challenge.challenge,
@@ -294,10 +291,7 @@ impl Client {
                 );
                 prekeys.push(signed.signed_bytes().clone());
             }
-            let request = UploadPreKeysRequest {
-                version: VERSION,
-                prekeys,
-            };
+            let request = UploadPreKeysRequest { prekeys };
             let answer: CountResponse = self
                 .authed(Method::POST, "/v1/prekeys", Some(request.to_cbor()))
                 .await?;
@@ -372,7 +366,6 @@ impl Client {
             &self.identity,
         );
         let request = RevokeDeviceRequest {
-            version: VERSION,
             revocation: revocation.signed_bytes().clone(),
         };
         self.authed_raw(
@@ -464,7 +457,6 @@ impl Client {
         }
         for chunk in batch.uploads.chunks(TOPIC_KEYS_PER_REQUEST) {
             let request = UploadTopicKeysRequest {
-                version: VERSION,
                 uploads: chunk.iter().map(|u| ByteBuf::from(u.to_wire())).collect(),
             };
             let _: CountResponse = self
@@ -498,10 +490,7 @@ impl Client {
                     Err(e) => report.failed.push((item.seq, e.to_string())),
                 }
             }
-            let ack = AckRequest {
-                version: VERSION,
-                up_to: last,
-            };
+            let ack = AckRequest { up_to: last };
             self.authed_raw(Method::POST, "/v1/inbox/ack", Some(ack.to_cbor()), 1024)
                 .await?;
             self.config.inbox_seq = last;
@@ -617,7 +606,6 @@ impl Client {
         cert: &Verified<DeviceCert>,
     ) -> Result<(), ClientError> {
         let request = AddDeviceRequest {
-            version: VERSION,
             device_cert: cert.signed_bytes().clone(),
         };
         http.send(

@@ -25,7 +25,7 @@ use rendezvous_protocol::api::{
     Body, CheckpointResponse, CursorRequest, EntriesResponse, ProofResponse, WitnessesResponse,
 };
 use rendezvous_protocol::crypto::{MessageKey, TopicKey};
-use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::ids::{Epoch, TopicId};
 use rendezvous_protocol::tlog::proof::parse_path;
 use rendezvous_protocol::tlog::{
     Checkpoint, ConsistencyProof, Frontier, InclusionProof, LeafIndex, LogView, SignedCheckpoint,
@@ -223,7 +223,7 @@ fn describe(action: &Action, before: Option<&TopicState>, after: &TopicState) ->
             .map_or_else(|| format!("member {}", m.0), |m| m.user.to_string())
     };
     let spec = |s: &rendezvous_protocol::topic::MemberSpec| {
-        let role = rendezvous_protocol::topic::Role::from_wire(s.role).map_or("?", |r| r.name());
+        let role = s.role.name();
         format!("{} {role}", s.user)
     };
     match action {
@@ -333,9 +333,9 @@ impl Client {
                                 .ok_or_else(|| {
                                     ClientError::corrupt(topic.as_str(), "log snapshot change")
                                 })?;
-                        signed.push((*index, change));
+                        signed.push((LeafIndex(*index), change));
                     }
-                    let state = TopicState::restore(signed, snap.size).map_err(|e| {
+                    let state = TopicState::restore(signed, TreeSize(snap.size)).map_err(|e| {
                         ClientError::corrupt(topic.as_str(), format!("log snapshot: {e}"))
                     })?;
                     let tags = snap
@@ -384,7 +384,7 @@ impl Client {
             }
             for (epoch, key) in &stored {
                 if let Ok(copy) = MessageKey::from_slice(key.as_bytes()) {
-                    let _ = replay.keyring.insert(state, *epoch, copy);
+                    let _ = replay.keyring.insert(state, Epoch(*epoch), copy);
                 }
             }
         }
@@ -481,7 +481,7 @@ impl Client {
         if let (true, Some(state)) = (shown, replayer.state()) {
             let snapshot = super::keystore::LogSnapshot {
                 version: VERSION,
-                size: state.size(),
+                size: state.size().get(),
                 changes: changes
                     .into_iter()
                     .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
@@ -519,8 +519,8 @@ impl Client {
             Applied::Change(outcome) => {
                 let after = &outcome.next;
                 let author = before
-                    .and_then(|s| s.member(MemberIndex(outcome.change.author)))
-                    .or_else(|| after.member(MemberIndex(outcome.change.author)))
+                    .and_then(|s| s.member(outcome.change.author))
+                    .or_else(|| after.member(outcome.change.author))
                     .map_or_else(
                         || format!("member {}", outcome.change.author),
                         |m| m.user.to_string(),
@@ -565,10 +565,10 @@ impl Client {
                         match replay.keyring.receive(&outcome.change, after, me, key) {
                             Ok(epochs) => {
                                 for epoch in epochs {
-                                    if !stored.contains_key(&epoch)
+                                    if !stored.contains_key(&epoch.get())
                                         && let Some(mk) = replay.keyring.message_key(epoch)
                                         && let Err(e) =
-                                            self.keystore.save_message_key(&topic, epoch, mk)
+                                            self.keystore.save_message_key(&topic, epoch.get(), mk)
                                     {
                                         problems.push(e.to_string());
                                     }
@@ -582,10 +582,10 @@ impl Client {
                 }
                 // Keys this device got another way (linking), checked against the key check.
                 for (epoch, key) in stored {
-                    if replay.keyring.message_key(*epoch).is_none()
-                        && after.epoch_check(*epoch).is_some()
+                    if replay.keyring.message_key(Epoch(*epoch)).is_none()
+                        && after.epoch_check(Epoch(*epoch)).is_some()
                         && let Ok(copy) = MessageKey::from_slice(key.as_bytes())
-                        && let Err(e) = replay.keyring.insert(after, *epoch, copy)
+                        && let Err(e) = replay.keyring.insert(after, Epoch(*epoch), copy)
                     {
                         problems.push(format!("stored message key: {e}"));
                     }
@@ -593,14 +593,14 @@ impl Client {
                 EntryContent::Change {
                     author,
                     description: describe(&outcome.change.action, before, after),
-                    epoch: outcome.change.epoch,
+                    epoch: outcome.change.epoch.get(),
                 }
             }
             Applied::Message(msg) => {
                 let header = msg.header();
                 let sender = replayer
                     .state()
-                    .and_then(|s| s.member(MemberIndex(header.sender)))
+                    .and_then(|s| s.member(header.sender))
                     .map_or_else(
                         || format!("member {}", header.sender),
                         |m| m.user.to_string(),
@@ -621,7 +621,7 @@ impl Client {
                 };
                 EntryContent::Message {
                     sender,
-                    epoch: header.epoch,
+                    epoch: header.epoch.get(),
                     text,
                 }
             }
@@ -655,16 +655,17 @@ impl Client {
                 .await?;
             let mut progressed = false;
             for e in answer.entries {
-                if e.index < next || e.index >= size {
+                let index = e.index.get();
+                if index < next || index >= size {
                     // Out of order, repeated or beyond the checkpoint: not ours to believe.
                     continue;
                 }
-                missing.extend(next..e.index);
+                missing.extend(next..index);
                 out.push((
-                    e.index,
+                    index,
                     LogEntry::from_wire(&e.entry).map_err(|e| e.to_string()),
                 ));
-                next = e.index + 1;
+                next = index + 1;
                 progressed = true;
             }
             if !progressed {
@@ -712,12 +713,11 @@ impl Client {
     ) -> Result<(), ClientError> {
         let mut record = replay.record.clone();
         record.member = replay.me.map(|m| m.0);
-        record.checkpoint = replay.view.latest().map(|c| c.to_note());
+        record.checkpoint = replay.view.latest().map(|c| c.to_note().into_string());
         record.processed = record.processed.max(processed);
         self.keystore.save_topic(&record)?;
         let cursor = CursorRequest {
-            version: VERSION,
-            index: record.processed,
+            index: LeafIndex(record.processed),
         };
         self.authed_raw(
             Method::PUT,
@@ -819,13 +819,13 @@ impl Client {
         }
         let mut views: Vec<(String, String)> = Vec::new();
         if let Some(note) = &answer.host {
-            views.push((format!("{host}'s current head"), note.clone()));
+            views.push((format!("{host}'s current head"), note.to_string()));
         }
         if let Some(note) = &answer.mirror {
-            views.push(("this server's mirror".into(), note.clone()));
+            views.push(("this server's mirror".into(), note.to_string()));
         }
         for note in &answer.witnesses {
-            views.push(("a cosigned head".into(), note.clone()));
+            views.push(("a cosigned head".into(), note.to_string()));
         }
         for (what, note) in views {
             let signed = match SignedCheckpoint::parse(note.as_bytes()) {

@@ -229,10 +229,7 @@ impl Transport for TestTransport {
                         code: code.into(),
                     });
                 }
-                let r = TransactionResponse {
-                    version: 1,
-                    results,
-                };
+                let r = TransactionResponse { results };
                 p.processed.insert(txn.txn_id.clone(), r.clone());
                 r
             }
@@ -785,13 +782,9 @@ mod tls {
                 code: String::new(),
             })
             .collect();
-        HttpResponse::Ok().content_type("application/cbor").body(
-            TransactionResponse {
-                version: 1,
-                results,
-            }
-            .to_wire(),
-        )
+        HttpResponse::Ok()
+            .content_type("application/cbor")
+            .body(TransactionResponse { results }.to_wire())
     }
 
     #[actix_rt::test]
