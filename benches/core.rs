@@ -27,8 +27,9 @@ use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::{
     EpochKeys, IdentityKey, MessageKey, Randomness, Suite, TopicKey,
 };
-use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::ids::{Epoch, ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{MessageIn, encrypt};
+use rendezvous_protocol::tlog::TreeSize;
 use rendezvous_protocol::topic::{
     Action, ChangeBuilder, ChangeOutcome, History, MemberIndex, MemberSpec, Role, TopicState,
 };
@@ -43,8 +44,8 @@ const MEMBERS: [usize; 4] = [2, 10, 100, 1000];
 const OVERHEAD_BUDGET: usize = 140;
 
 /// A realistic sender: member index and seen log size that need multi-byte CBOR integers.
-const SENDER: u32 = 1000;
-const SEEN: u64 = 60_000;
+const SENDER: MemberIndex = MemberIndex(1000);
+const SEEN: TreeSize = TreeSize(60_000);
 
 struct MessageSetup {
     topic: TopicId,
@@ -58,7 +59,7 @@ fn server() -> ServerName {
 
 fn message_setup() -> MessageSetup {
     let topic = TopicId::random(&server());
-    let keys = MessageKey::generate().epoch_keys(&topic, 3);
+    let keys = MessageKey::generate().epoch_keys(&topic, Epoch(3));
     MessageSetup {
         topic,
         keys,
@@ -96,11 +97,19 @@ fn messages(c: &mut Criterion) {
     let pt = plaintext(100);
     for (sender, seen, what) in [
         (1, 10, "small topic"),
-        (SENDER, SEEN, "reference case"),
-        (SENDER, 1_000_000, "log past 65535 entries"),
+        (SENDER.get(), SEEN.get(), "reference case"),
+        (SENDER.get(), 1_000_000, "log past 65535 entries"),
         (4999, 5_000_000_000, "largest sender, log past 2^32"),
     ] {
-        let msg = encrypt(&s.topic, &s.keys, sender, s.tk.signing(), seen, &pt).expect("encrypt");
+        let msg = encrypt(
+            &s.topic,
+            &s.keys,
+            MemberIndex(sender),
+            s.tk.signing(),
+            TreeSize(seen),
+            &pt,
+        )
+        .expect("encrypt");
         let wire = msg.to_wire();
         let header_len = msg.header().to_bytes().len();
         let overhead = wire.len() - pt.len();
@@ -189,7 +198,7 @@ fn member(i: usize, role: Role) -> (MemberSpec, TopicKey) {
     let spec = MemberSpec {
         user,
         identity_key: ik.public().clone(),
-        role: role.to_wire(),
+        role,
         topic_key_cert: cert,
     };
     (spec, tk)

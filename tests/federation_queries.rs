@@ -22,7 +22,7 @@ use rendezvous_protocol::api::{
 };
 use rendezvous_protocol::certs::{Registration, TopicKeyCert};
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 fn uid(s: &str) -> UserId {
     s.parse().unwrap()

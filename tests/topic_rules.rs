@@ -8,7 +8,9 @@ use std::collections::HashSet;
 
 use common::{Topic, User, read};
 use rendezvous_protocol::crypto::{Randomness, TopicKey};
+use rendezvous_protocol::ids::Epoch;
 use rendezvous_protocol::message::{self, MessageError};
+use rendezvous_protocol::tlog::{LeafIndex, TreeSize};
 use rendezvous_protocol::topic::{
     Action, ChangeBuilder, ChangeError, EntryError, EpochKeyring, History, KeyError, LogEntry,
     MemberIndex, Replayer, Role, TopicChange, TopicState,
@@ -53,7 +55,7 @@ fn a_reader_cannot_post() {
     assert_eq!(
         t.post(&wire).unwrap_err(),
         MessageError::NotAllowedToPost {
-            sender: 2,
+            sender: MemberIndex(2),
             role: "reader"
         }
     );
@@ -69,20 +71,30 @@ fn a_non_member_and_a_forged_sender_are_refused() {
         .keys
         .insert(
             &t.state,
-            0,
+            Epoch(0),
             rendezvous_protocol::crypto::MessageKey::from_slice(
-                a.keys.message_key(0).unwrap().as_bytes(),
+                a.keys.message_key(Epoch(0)).unwrap().as_bytes(),
             )
             .unwrap(),
         )
         .unwrap();
     let wire = t.compose(&mallory, b"hi");
-    assert_eq!(t.post(&wire).unwrap_err(), MessageError::NotAMember(999));
+    assert_eq!(
+        t.post(&wire).unwrap_err(),
+        MessageError::NotAMember(MemberIndex(999))
+    );
     // Claiming to be bob (member 1) but signing with her own key.
-    let keys = mallory.keys.epoch_keys(0).unwrap();
-    let forged = message::encrypt(&t.id, keys, 1, mallory.tk.signing(), 1, b"I am bob")
-        .unwrap()
-        .to_wire();
+    let keys = mallory.keys.epoch_keys(Epoch(0)).unwrap();
+    let forged = message::encrypt(
+        &t.id,
+        keys,
+        MemberIndex(1),
+        mallory.tk.signing(),
+        TreeSize(1),
+        b"I am bob",
+    )
+    .unwrap()
+    .to_wire();
     assert_eq!(t.post(&forged).unwrap_err(), MessageError::BadSignature);
 }
 
@@ -102,17 +114,27 @@ fn wrong_epoch_and_seen_ahead_are_refused() {
     t.change(&mut [&mut a, &mut b, &mut c], 0, Action::Rekey);
     assert_eq!(
         t.post(&old).unwrap_err(),
-        MessageError::WrongEpoch { got: 0, current: 1 }
+        MessageError::WrongEpoch {
+            got: Epoch(0),
+            current: Epoch(1)
+        }
     );
-    let keys = b.keys.epoch_keys(1).unwrap();
-    let ahead = message::encrypt(&t.id, keys, 1, b.tk.signing(), 99, b"future")
-        .unwrap()
-        .to_wire();
+    let keys = b.keys.epoch_keys(Epoch(1)).unwrap();
+    let ahead = message::encrypt(
+        &t.id,
+        keys,
+        MemberIndex(1),
+        b.tk.signing(),
+        TreeSize(99),
+        b"future",
+    )
+    .unwrap()
+    .to_wire();
     assert_eq!(
         t.post(&ahead).unwrap_err(),
         MessageError::SeenAhead {
-            seen: 99,
-            position: 2
+            seen: TreeSize(99),
+            position: LeafIndex(2)
         }
     );
 }
@@ -126,14 +148,14 @@ fn only_an_admin_changes_the_topic() {
     assert_eq!(
         err,
         ChangeError::NotAdmin {
-            author: 1,
+            author: MemberIndex(1),
             role: "writer"
         }
     );
     let err = ChangeBuilder::new(&t.state, MemberIndex(7), &b.tk, Action::Rekey)
         .build(0, &mut Randomness::Os)
         .unwrap_err();
-    assert_eq!(err, ChangeError::UnknownAuthor(7));
+    assert_eq!(err, ChangeError::UnknownAuthor(MemberIndex(7)));
 }
 
 #[test]
@@ -162,22 +184,32 @@ fn removal_rekeys_and_the_removed_member_reads_nothing_new() {
         Action::Remove(vec![MemberIndex(1)]),
     );
     assert_eq!(t.state.epoch(), 1);
-    let recipients: Vec<u32> = outcome.change.boxes.iter().map(|b| b.member).collect();
+    let recipients: Vec<MemberIndex> = outcome.change.boxes.iter().map(|b| b.member).collect();
     assert_eq!(recipients, vec![0, 2], "no box for the removed member");
-    assert!(b.keys.epoch_keys(1).is_none());
+    assert!(b.keys.epoch_keys(Epoch(1)).is_none());
     let wire = t.compose(&a, b"after bob left");
     let msg = t.post(&wire).unwrap();
     assert_eq!(read(&t, &c, &msg).unwrap(), b"after bob left");
     assert_eq!(
         read(&t, &b, &msg).unwrap_err(),
-        MessageError::UnknownEpoch(1)
+        MessageError::UnknownEpoch(Epoch(1))
     );
     // Bob can no longer post either, even with the old key.
-    let keys = b.keys.epoch_keys(0).unwrap();
-    let late = message::encrypt(&t.id, keys, 1, b.tk.signing(), 2, b"still here?")
-        .unwrap()
-        .to_wire();
-    assert_eq!(t.post(&late).unwrap_err(), MessageError::NotAMember(1));
+    let keys = b.keys.epoch_keys(Epoch(0)).unwrap();
+    let late = message::encrypt(
+        &t.id,
+        keys,
+        MemberIndex(1),
+        b.tk.signing(),
+        TreeSize(2),
+        b"still here?",
+    )
+    .unwrap()
+    .to_wire();
+    assert_eq!(
+        t.post(&late).unwrap_err(),
+        MessageError::NotAMember(MemberIndex(1))
+    );
 }
 
 #[test]
@@ -203,7 +235,7 @@ fn protected_history_new_member_reads_only_new_epochs() {
     );
     assert_eq!(
         read(&t, &d, &old).unwrap_err(),
-        MessageError::UnknownEpoch(0)
+        MessageError::UnknownEpoch(Epoch(0))
     );
     let new = t.post(&t.compose(&b, b"welcome dave")).unwrap();
     assert_eq!(read(&t, &d, &new).unwrap(), b"welcome dave");
@@ -212,11 +244,11 @@ fn protected_history_new_member_reads_only_new_epochs() {
     // An admin cannot hand out old keys in a protected topic, by builder or by hand.
     let mut e = User::new("erin");
     let k0 = rendezvous_protocol::crypto::MessageKey::from_slice(
-        a.keys.message_key(0).unwrap().as_bytes(),
+        a.keys.message_key(Epoch(0)).unwrap().as_bytes(),
     )
     .unwrap();
     let k1 = rendezvous_protocol::crypto::MessageKey::from_slice(
-        a.keys.message_key(1).unwrap().as_bytes(),
+        a.keys.message_key(Epoch(1)).unwrap().as_bytes(),
     )
     .unwrap();
     let err = ChangeBuilder::new(
@@ -226,7 +258,7 @@ fn protected_history_new_member_reads_only_new_epochs() {
         Action::Add(vec![e.spec(Role::Reader)]),
     )
     .current_key(Some(&k1))
-    .history_keys(&[(0, &k0)])
+    .history_keys(&[(Epoch(0), &k0)])
     .build(0, &mut Randomness::Os)
     .unwrap_err();
     assert_eq!(
@@ -248,8 +280,8 @@ fn protected_history_new_member_reads_only_new_epochs() {
     tampered
         .history
         .push(rendezvous_protocol::topic::HistoryBox {
-            member: 4,
-            epoch: 0,
+            member: MemberIndex(4),
+            epoch: Epoch(0),
             sealed: ctx_box,
         });
     assert_eq!(
@@ -288,17 +320,17 @@ fn shared_history_new_member_reads_the_current_epoch_and_requested_old_ones() {
     assert_eq!(read(&t, &d, &e1).unwrap(), b"epoch 1");
     assert_eq!(
         read(&t, &d, &e0).unwrap_err(),
-        MessageError::UnknownEpoch(0)
+        MessageError::UnknownEpoch(Epoch(0))
     );
 
     // With history requested, a later member also gets epoch 0.
     let mut f = User::new("frank");
     let k0 = rendezvous_protocol::crypto::MessageKey::from_slice(
-        a.keys.message_key(0).unwrap().as_bytes(),
+        a.keys.message_key(Epoch(0)).unwrap().as_bytes(),
     )
     .unwrap();
     let k1 = rendezvous_protocol::crypto::MessageKey::from_slice(
-        a.keys.message_key(1).unwrap().as_bytes(),
+        a.keys.message_key(Epoch(1)).unwrap().as_bytes(),
     )
     .unwrap();
     let (outcome, _) = ChangeBuilder::new(
@@ -308,7 +340,7 @@ fn shared_history_new_member_reads_the_current_epoch_and_requested_old_ones() {
         Action::Add(vec![f.spec(Role::Reader)]),
     )
     .current_key(Some(&k1))
-    .history_keys(&[(0, &k0)])
+    .history_keys(&[(Epoch(0), &k0)])
     .build(0, &mut Randomness::Os)
     .unwrap();
     let me = outcome.next.member_of(&f.id).unwrap();
@@ -335,7 +367,7 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     // A box for the removed member is refused.
     let mut extra = good.clone();
     let mut leaked = extra.boxes[0].clone();
-    leaked.member = 1;
+    leaked.member = MemberIndex(1);
     extra.boxes.insert(1, leaked);
     assert!(matches!(
         before.check_change(resign(&extra, &a.tk)).unwrap_err(),
@@ -347,8 +379,8 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     assert_eq!(
         before.check_change(resign(&missing, &a.tk)).unwrap_err(),
         ChangeError::WrongRecipients {
-            expected: vec![0, 2],
-            got: vec![0]
+            expected: vec![MemberIndex(0), MemberIndex(2)],
+            got: vec![MemberIndex(0)]
         }
     );
     // A box sealed to another key is refused.
@@ -356,16 +388,16 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     wrong.boxes[1].sealed = good.boxes[0].sealed.clone();
     assert_eq!(
         before.check_change(resign(&wrong, &a.tk)).unwrap_err(),
-        ChangeError::BoxWrongKey(2)
+        ChangeError::BoxWrongKey(MemberIndex(2))
     );
     // A wrong epoch or a missing key check is refused.
     let mut epoch = good.clone();
-    epoch.epoch = 5;
+    epoch.epoch = Epoch(5);
     assert_eq!(
         before.check_change(resign(&epoch, &a.tk)).unwrap_err(),
         ChangeError::WrongEpoch {
-            expected: 1,
-            got: 5
+            expected: Epoch(1),
+            got: Epoch(5)
         }
     );
     let mut nocheck = good.clone();
@@ -404,12 +436,15 @@ fn an_admin_cannot_give_members_different_keys() {
         carol
             .receive(&accepted.change, &accepted.next, MemberIndex(2), &c.tk)
             .unwrap_err(),
-        KeyError::CheckMismatch(1)
+        KeyError::CheckMismatch(Epoch(1))
     );
     let mut bob = EpochKeyring::new();
     bob.receive(&accepted.change, &accepted.next, MemberIndex(1), &b.tk)
         .unwrap();
-    assert_eq!(bob.message_key(1).unwrap().as_bytes(), key.as_bytes());
+    assert_eq!(
+        bob.message_key(Epoch(1)).unwrap().as_bytes(),
+        key.as_bytes()
+    );
 }
 
 #[test]
@@ -485,7 +520,7 @@ fn membership_edge_rules() {
     assert_eq!(plan(&t, &a, Action::Remove(vec![])), Err(ChangeError::NoOp));
     assert_eq!(
         plan(&t, &a, Action::Remove(vec![MemberIndex(9)])),
-        Err(ChangeError::NotAMember(9))
+        Err(ChangeError::NotAMember(MemberIndex(9)))
     );
     assert_eq!(
         plan(&t, &a, Action::Add(vec![b.spec(Role::Writer)])),
@@ -506,7 +541,7 @@ fn membership_edge_rules() {
     assert_eq!(
         t.post(&wire).unwrap_err(),
         MessageError::NotAllowedToPost {
-            sender: 0,
+            sender: MemberIndex(0),
             role: "reader"
         }
     );
@@ -516,7 +551,7 @@ fn membership_edge_rules() {
 fn topic_key_certificates_are_checked_and_single_use() {
     let (mut a, mut b, mut c, mut t) = three(History::Shared);
     let k0 = rendezvous_protocol::crypto::MessageKey::from_slice(
-        a.keys.message_key(0).unwrap().as_bytes(),
+        a.keys.message_key(Epoch(0)).unwrap().as_bytes(),
     )
     .unwrap();
     // A certificate signed by another identity key than the one given.
@@ -543,7 +578,7 @@ fn topic_key_certificates_are_checked_and_single_use() {
         Action::Remove(vec![MemberIndex(1)]),
     );
     let k1 = rendezvous_protocol::crypto::MessageKey::from_slice(
-        a.keys.message_key(1).unwrap().as_bytes(),
+        a.keys.message_key(Epoch(1)).unwrap().as_bytes(),
     )
     .unwrap();
     let err = ChangeBuilder::new(
@@ -613,7 +648,7 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
     assert_eq!(
         r.push(&entries[1]).unwrap_err(),
         EntryError::Message {
-            index: 2,
+            index: LeafIndex(2),
             error: MessageError::Replayed
         }
     );
@@ -625,22 +660,25 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
     assert_eq!(
         r.push(&entries[3]).unwrap_err(),
         EntryError::Message {
-            index: 2,
-            error: MessageError::NotAMember(3)
+            index: LeafIndex(2),
+            error: MessageError::NotAMember(MemberIndex(3))
         }
     );
     // A log that does not start with its create.
     assert!(matches!(
         Replayer::new().push(&entries[1]).unwrap_err(),
         EntryError::Change {
-            index: 0,
+            index: LeafIndex(0),
             error: ChangeError::CreateNotFirst
         }
     ));
     // Garbage.
     assert!(matches!(
         Replayer::new().push(&LogEntry(7, vec![1, 2])).unwrap_err(),
-        EntryError::Malformed { index: 0, .. }
+        EntryError::Malformed {
+            index: LeafIndex(0),
+            ..
+        }
     ));
 }
 
@@ -651,7 +689,7 @@ fn a_state_restored_from_its_changes_equals_the_live_one() {
     t.post(&t.compose(&a, b"m")).unwrap();
     let mut d = User::new("dave");
     let spec = d.spec(Role::Writer);
-    let at = t.state.size();
+    let at = t.state.size().next_index();
     let o = t.change(
         &mut [&mut a, &mut b, &mut c, &mut d],
         0,
@@ -659,7 +697,7 @@ fn a_state_restored_from_its_changes_equals_the_live_one() {
     );
     changes.push((at, o.change.unverified()));
     t.post(&t.compose(&d, b"n")).unwrap();
-    let at = t.state.size();
+    let at = t.state.size().next_index();
     let o = t.change(
         &mut [&mut a, &mut b, &mut c, &mut d],
         0,
@@ -669,7 +707,7 @@ fn a_state_restored_from_its_changes_equals_the_live_one() {
     t.post(&t.compose(&a, b"o")).unwrap();
 
     // The create is rebuilt by the test fixture; take it from a fresh replay of the same topic.
-    let mut all = vec![(0, created_change(&t))];
+    let mut all = vec![(LeafIndex(0), created_change(&t))];
     all.extend(changes);
     let restored = TopicState::restore(all.clone(), t.state.size()).unwrap();
     assert_eq!(restored.size(), t.state.size());
@@ -680,7 +718,7 @@ fn a_state_restored_from_its_changes_equals_the_live_one() {
     let mut swapped = all.clone();
     swapped.swap(1, 2);
     assert!(TopicState::restore(swapped, t.state.size()).is_err());
-    assert!(TopicState::restore(all, 2).is_err());
+    assert!(TopicState::restore(all, TreeSize(2)).is_err());
 }
 
 fn created_change(t: &Topic) -> Signed<TopicChange> {

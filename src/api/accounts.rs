@@ -16,7 +16,7 @@ use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::transcript::LABEL_DEVICE_LOGIN;
 use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey};
 use rendezvous_protocol::ids::UserId;
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 /// Challenges are valid for two minutes.
 const CHALLENGE_SECS: u64 = 120;

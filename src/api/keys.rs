@@ -22,7 +22,7 @@ use rendezvous_protocol::certs::PreKey;
 use rendezvous_protocol::crypto::DevicePublicKey;
 use rendezvous_protocol::devices::topic_keys::TopicKeyUpload;
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 /// Below this many pre keys or topic keys, devices are told to refill.
 pub(crate) const LOW_WATER: u64 = 20;

@@ -9,7 +9,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Caller, now};
 use rendezvous_protocol::api::{Empty, ErrorCode, LinkMessage, LinkOpenRequest};
 use rendezvous_protocol::devices::link::{LinkRequest, LinkResponse};
-use rendezvous_protocol::wire::VERSION;
 
 /// A relay slot lives ten minutes.
 const LINK_SECS: u64 = 600;

@@ -21,9 +21,9 @@ use rendezvous_protocol::federation::topic_events::Submit;
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::MAX_MESSAGE_LEN;
-use rendezvous_protocol::tlog::{LeafIndex, Tree, TreeSize};
-use rendezvous_protocol::topic::{MAX_CHANGE_LEN, TopicState};
-use rendezvous_protocol::wire::{VERSION, WireError};
+use rendezvous_protocol::tlog::{CheckpointNote, LeafIndex, Tree, TreeSize};
+use rendezvous_protocol::topic::{MAX_CHANGE_LEN, Role, TopicState};
+use rendezvous_protocol::wire::WireError;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/topics", web::post().to(create))
@@ -88,7 +88,7 @@ pub(crate) async fn complete(
     state: &web::Data<AppState>,
     topic: &TopicId,
     appended: Appended,
-) -> ApiResult<String> {
+) -> ApiResult<CheckpointNote> {
     let (state, topic) = (state.clone(), topic.clone());
     let done = actix_web::rt::spawn(async move {
         state.store.sync().await?;
@@ -113,7 +113,7 @@ async fn finish(
 ) -> ApiResult<HttpResponse> {
     let checkpoint = complete(state, topic, appended).await?;
     Ok(cbor_response(&AppendResponse {
-        index: appended.index,
+        index: LeafIndex(appended.index),
         checkpoint,
     }))
 }
@@ -170,9 +170,10 @@ async fn submit_remote(
         .await
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
     match actix_web::rt::time::timeout(SUBMIT_WAIT, landed).await {
-        Ok(Ok(Landed::At(index, checkpoint))) => {
-            Ok(cbor_response(&AppendResponse { index, checkpoint }))
-        }
+        Ok(Ok(Landed::At(index, checkpoint))) => Ok(cbor_response(&AppendResponse {
+            index: LeafIndex(index),
+            checkpoint,
+        })),
         Ok(Ok(Landed::Refused(e))) => Err(e),
         _ => Ok(HttpResponse::Accepted()
             .content_type("application/cbor")
@@ -267,7 +268,7 @@ async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
         topics.push(TopicSummary {
             topic,
             size: s.size(),
-            role,
+            role: Role::from_wire(role).map_err(|e| ApiError::internal("stored role", e))?,
             epoch: s.epoch(),
         });
     }
@@ -298,7 +299,7 @@ async fn entries(
         .entries(&topic, query.from, limit, MAX_ENTRIES_BYTES)?
         .into_iter()
         .map(|(index, entry)| IndexedEntry {
-            index,
+            index: LeafIndex(index),
             entry: ByteBuf::from(entry),
         })
         .collect();
@@ -343,13 +344,13 @@ async fn inclusion(
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
     let s = member_state(&state, &topic, &caller)?;
-    if query.size > s.size() || query.index >= query.size {
+    if query.size > s.size().get() || query.index >= query.size {
         return Err(ApiError::new(
             ErrorCode::Invalid,
             "need index < size <= log size",
         ));
     }
-    let tree = open_tree(&state, &topic, s.size())?;
+    let tree = open_tree(&state, &topic, s.size().get())?;
     let proof = tree
         .inclusion_proof(LeafIndex(query.index), TreeSize(query.size))
         .map_err(|e| ApiError::internal("inclusion proof", e))?;
@@ -376,13 +377,13 @@ async fn consistency(
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
     let s = member_state(&state, &topic, &caller)?;
-    if query.new > s.size() || query.old == 0 || query.old > query.new {
+    if query.new > s.size().get() || query.old == 0 || query.old > query.new {
         return Err(ApiError::new(
             ErrorCode::Invalid,
             "need 0 < old <= new <= log size",
         ));
     }
-    let tree = open_tree(&state, &topic, s.size())?;
+    let tree = open_tree(&state, &topic, s.size().get())?;
     let proof = tree
         .consistency_proof(TreeSize(query.old), TreeSize(query.new))
         .map_err(|e| ApiError::internal("consistency proof", e))?;
@@ -399,12 +400,12 @@ async fn set_cursor(
     let topic: TopicId = parse("topic", &path)?;
     let r: CursorRequest = cbor_body(&req, &body)?;
     let s = member_state(&state, &topic, &caller)?;
-    if r.index > s.size() {
+    if r.index.get() > s.size().get() {
         return Err(ApiError::new(ErrorCode::Invalid, "cursor beyond the log"));
     }
     state
         .store
-        .set_cursor(&caller.user, caller.device, &topic, r.index)?;
+        .set_cursor(&caller.user, caller.device, &topic, r.index.get())?;
     state.store.sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
@@ -416,8 +417,8 @@ async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
         let cursor = state.store.cursor(&caller.user, caller.device, &topic)?;
         topics.push(SyncItem {
             topic,
-            size,
-            cursor,
+            size: TreeSize(size),
+            cursor: LeafIndex(cursor),
         });
     }
     let refill = state.store.prekey_count(&caller.user, caller.device)? < LOW_WATER
@@ -442,13 +443,15 @@ async fn witnesses(
     } else {
         (
             remote_head(&state, &topic).await,
-            store.mirror_head(&topic)?,
+            store
+                .mirror_head(&topic)?
+                .and_then(|n| CheckpointNote::parse(n).ok()),
         )
     };
     let witnesses = store
         .witness_notes(&topic)?
         .into_iter()
-        .map(|(_, note)| note)
+        .filter_map(|(_, note)| CheckpointNote::parse(note).ok())
         .collect();
     Ok(cbor_response(&WitnessesResponse {
         host,
@@ -460,7 +463,7 @@ async fn witnesses(
 
 /// The hosting server's current checkpoint of a topic hosted elsewhere, or `None` when it
 /// cannot be had.
-async fn remote_head(state: &AppState, topic: &TopicId) -> Option<String> {
+async fn remote_head(state: &AppState, topic: &TopicId) -> Option<CheckpointNote> {
     let client = state.federation.as_ref()?;
     let path = format!(
         "{}/{}/checkpoint",
@@ -514,7 +517,11 @@ async fn server_keys(
 /// The checkpoint note with the cosignature lines of every participating server that cosigned
 /// exactly this checkpoint (`federation-api.md` §9.4: heads are served with their
 /// cosignatures). Lines were verified when their cosigned notes arrived.
-pub(crate) fn with_cosignatures(state: &AppState, topic: &TopicId, note: String) -> String {
+pub(crate) fn with_cosignatures(
+    state: &AppState,
+    topic: &TopicId,
+    note: CheckpointNote,
+) -> CheckpointNote {
     let Ok(mut signed) = rendezvous_protocol::tlog::SignedCheckpoint::parse(note.as_bytes()) else {
         return note;
     };

@@ -19,7 +19,6 @@ use rendezvous_protocol::api::{
     ClaimTopicKeysRequest, ClaimTopicKeysResponse, ErrorCode, IdentityResponse, MAX_BODY,
 };
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::VERSION;
 
 /// Routes of the queries, on the federation listener.
 pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::ServiceConfig) {

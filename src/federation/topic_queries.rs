@@ -18,7 +18,7 @@ use rendezvous_protocol::federation::topic_events::{
     ENTRY_BATCH_BYTES, EntryBatch, MAX_ENTRIES_PER_EVENT,
 };
 use rendezvous_protocol::ids::{ServerName, TopicId};
-use rendezvous_protocol::wire::VERSION;
+use rendezvous_protocol::tlog::LeafIndex;
 
 /// Routes of the topic queries, on the federation listener.
 pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::ServiceConfig) {
@@ -93,7 +93,7 @@ async fn entries<K: PeerKeys, S: EventSink>(
         .checkpoint_at(&state.append_context(), &topic, end)?;
     Ok(HttpResponse::Ok().content_type("application/cbor").body(
         EntryBatch {
-            first: query.from,
+            first: LeafIndex(query.from),
             entries: batch,
             checkpoint,
         }

@@ -21,7 +21,7 @@ use rendezvous_protocol::federation::topic_events::{
 };
 use rendezvous_protocol::federation::{Event, EventId, EventKind, VerifiedEvent};
 use rendezvous_protocol::ids::{ServerName, TopicId};
-use rendezvous_protocol::tlog::{Cosignature, LogHash, SignedCheckpoint};
+use rendezvous_protocol::tlog::{CheckpointNote, Cosignature, LogHash, SignedCheckpoint};
 use rendezvous_protocol::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry};
 
 /// Path of the backfill query (`federation-api.md` §5): `{topic}/entries?from&limit`.
@@ -37,7 +37,7 @@ const COSIGN_DELAY: Duration = Duration::from_millis(300);
 #[derive(Debug)]
 pub enum Landed {
     /// It is in the log at this index; the hosting server's checkpoint.
-    At(u64, String),
+    At(u64, CheckpointNote),
     /// The hosting server refused it.
     Refused(ApiError),
 }
@@ -81,7 +81,13 @@ impl SubmitWaiters {
     }
 
     /// Entries with these leaves arrived in `topic`'s mirror, from index `first`.
-    pub fn arrived(&self, topic: &TopicId, first: u64, leaves: &[LogHash], checkpoint: &str) {
+    pub fn arrived(
+        &self,
+        topic: &TopicId,
+        first: u64,
+        leaves: &[LogHash],
+        checkpoint: &CheckpointNote,
+    ) {
         let mut by_leaf = locked(&self.by_leaf);
         if by_leaf.is_empty() {
             return;
@@ -89,7 +95,7 @@ impl SubmitWaiters {
         for (i, leaf) in leaves.iter().enumerate() {
             if let Some(waiters) = by_leaf.remove(&(topic.clone(), leaf.0)) {
                 for w in waiters {
-                    let _ = w.send(Landed::At(first + i as u64, checkpoint.to_owned()));
+                    let _ = w.send(Landed::At(first + i as u64, checkpoint.clone()));
                 }
             }
         }

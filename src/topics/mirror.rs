@@ -23,8 +23,8 @@ use rendezvous_protocol::federation::topic_events::{EntryBatch, MirrorEvidence};
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::message::{Message, MessageTag};
 use rendezvous_protocol::tlog::{
-    Checkpoint, ConsistencyProof, Frontier, LogHash, LogView, SignedCheckpoint, Tree, TreeSize,
-    WitnessError, leaf_hash,
+    Checkpoint, CheckpointNote, ConsistencyProof, Frontier, LogHash, LogView, SignedCheckpoint,
+    Tree, TreeSize, WitnessError, leaf_hash,
 };
 use rendezvous_protocol::topic::{
     Action, ChangeOutcome, LogEntry, ParsedEntry, TagSet, TopicState, leaf_data_for_change,
@@ -60,14 +60,15 @@ impl MirrorState {
     }
 
     /// The hosting server's checkpoint that readers of the mirror get.
-    pub(super) fn checkpoint(&self) -> ApiResult<String> {
+    pub(super) fn checkpoint(&self) -> ApiResult<CheckpointNote> {
         self.not_stopped()?;
-        self.head.clone().ok_or_else(|| {
+        let head = self.head.clone().ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NotFound,
                 "no checkpoint from the hosting server yet",
             )
-        })
+        })?;
+        CheckpointNote::parse(head).map_err(|e| ApiError::internal("stored mirror head", e))
     }
 }
 
@@ -169,7 +170,7 @@ impl TopicHost {
             ));
         }
         let (note, key, c) = host_checkpoint(&batch.checkpoint, topic, host_keys)?;
-        if c.size.0 != batch.end() {
+        if c.size != batch.end() {
             return Err(bad_checkpoint(format!(
                 "checkpoint of size {}, entries end at {}",
                 c.size.0,
@@ -227,17 +228,18 @@ impl TopicHost {
         };
         m.not_stopped()?;
         let held = m.head.clone();
-        let size = t.state.size();
-        if batch.first > size {
+        let size = t.state.size().get();
+        let (first, end) = (batch.first.get(), batch.end().get());
+        if first > size {
             return Ok(Mirrored::Gap { from: size });
         }
         // Entries the mirror has must be the same bytes (check 6).
-        let overlap_end = batch.end().min(size);
-        for index in batch.first..overlap_end {
+        let overlap_end = end.min(size);
+        for index in first..overlap_end {
             let stored = ctx.store.entry(topic, index)?;
             let offered = batch
                 .entries
-                .get(usize::try_from(index - batch.first).unwrap_or(usize::MAX));
+                .get(usize::try_from(index - first).unwrap_or(usize::MAX));
             if stored.as_deref() != offered.map(|b| b.as_slice()) {
                 let reason = format!("entry {index} differs from the one the mirror holds");
                 return Err(stop(
@@ -250,7 +252,7 @@ impl TopicHost {
                 ));
             }
         }
-        if batch.end() <= size {
+        if end <= size {
             // A repeat: the checkpoint must still agree with the mirror's log.
             if stored_root(ctx, topic, TreeSize(size), c.size)? != c.root {
                 let reason = format!("checkpoint of size {} has another root", c.size.0);
@@ -265,7 +267,7 @@ impl TopicHost {
             }
             return Ok(Mirrored::Unchanged);
         }
-        let skip = usize::try_from(size - batch.first).unwrap_or(usize::MAX);
+        let skip = usize::try_from(size - first).unwrap_or(usize::MAX);
         let new = batch.entries.get(skip..).unwrap_or_default();
         let (planned, frontier, after) = plan(ctx, topic, Some(&t.state), &t.frontier, new)?;
         check_root(&frontier, &c)?;
@@ -513,7 +515,7 @@ fn advance_head(
             return Err(stop(ctx, topic, t, Some(&a), &note.to_note(), &reason));
         }
     }
-    let text = note.to_note();
+    let text = note.to_note().into_string();
     ctx.store.set_mirror_head(topic, &text)?;
     if let Some(m) = &mut t.mirror {
         m.head = Some(text);

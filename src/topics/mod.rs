@@ -19,7 +19,8 @@ use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{Message, MessageIn, MessageTag};
 use rendezvous_protocol::tlog::{
-    Checkpoint, Frontier, LogHash, SignedCheckpoint, Tree, TreeSize, leaf_hash,
+    Checkpoint, CheckpointNote, Frontier, LeafIndex, LogHash, SignedCheckpoint, Tree, TreeSize,
+    leaf_hash,
 };
 use rendezvous_protocol::topic::{Action, ChangeOutcome};
 
@@ -42,7 +43,7 @@ pub struct HostedTopic {
     /// The frontier of the longest prefix known durable (what checkpoints may vouch for).
     durable: Frontier,
     /// The last signed checkpoint note and its size (re-used until the durable size grows).
-    signed: Option<(u64, String)>,
+    signed: Option<(u64, CheckpointNote)>,
     /// Servers of members removed by entries not yet published: they are sent those entries
     /// (`federation-api.md` §9.1).
     removed_servers: BTreeSet<ServerName>,
@@ -138,9 +139,9 @@ impl TopicHost {
                 Ok(_) => return Err(ApiError::internal("stored change", "is a message")),
                 Err(e) => return Err(ApiError::internal("stored change does not decode", e)),
             };
-            changes.push((index, signed));
+            changes.push((LeafIndex(index), signed));
         }
-        let state = TopicState::restore(changes, size)
+        let state = TopicState::restore(changes, TreeSize(size))
             .map_err(|e| ApiError::internal("stored topic does not replay", e))?;
         let tree = Tree::open(TopicNodes::new(store, topic), TreeSize(size))
             .map_err(|e| ApiError::internal("stored tag log does not open", e))?;
@@ -265,7 +266,7 @@ impl TopicHost {
         ctx: &AppendContext<'_>,
         topic: &TopicId,
         appended: Appended,
-    ) -> ApiResult<(Publish, String)> {
+    ) -> ApiResult<(Publish, CheckpointNote)> {
         let hosted = self.get(ctx.store, topic)?;
         let mut t = lock(&hosted);
         let mut out = Publish {
@@ -293,7 +294,11 @@ impl TopicHost {
     }
 
     /// The signed checkpoint of the topic's durable log.
-    pub fn checkpoint(&self, ctx: &AppendContext<'_>, topic: &TopicId) -> ApiResult<String> {
+    pub fn checkpoint(
+        &self,
+        ctx: &AppendContext<'_>,
+        topic: &TopicId,
+    ) -> ApiResult<CheckpointNote> {
         let hosted = self.get(ctx.store, topic)?;
         let mut t = lock(&hosted);
         signed_checkpoint(ctx, topic, &mut t)
@@ -312,7 +317,7 @@ impl TopicHost {
         ctx: &AppendContext<'_>,
         topic: &TopicId,
         size: u64,
-    ) -> ApiResult<String> {
+    ) -> ApiResult<CheckpointNote> {
         if size == self.durable_size(ctx.store, topic)? {
             return self.checkpoint(ctx, topic);
         }
@@ -436,7 +441,7 @@ fn fan_out(
     t: &mut HostedTopic,
     entries: &[(u64, Vec<u8>)],
     frontiers: &[Frontier],
-    checkpoint: &str,
+    checkpoint: &CheckpointNote,
 ) -> bool {
     let mut servers: BTreeSet<ServerName> = t
         .state
@@ -466,7 +471,7 @@ fn fan_out(
             continue;
         };
         let note = if to == entries.len() {
-            checkpoint.to_owned()
+            checkpoint.clone()
         } else {
             match sign_checkpoint(ctx, topic, frontier) {
                 Ok(note) => note,
@@ -477,7 +482,7 @@ fn fan_out(
             }
         };
         let payload = rendezvous_protocol::federation::topic_events::EntryBatch {
-            first: start,
+            first: LeafIndex(start),
             entries: batch
                 .iter()
                 .map(|(_, e)| serde_bytes::ByteBuf::from(e.clone()))
@@ -528,14 +533,11 @@ fn check_change_by(
 ) -> ApiResult<ChangeOutcome> {
     let signed = Signed::<TopicChange>::from_wire(bytes)?;
     let draft = signed.decode_unverified()?;
-    let author = t
-        .state
-        .member(rendezvous_protocol::topic::MemberIndex(draft.author))
-        .ok_or_else(|| {
-            ApiError::from(rendezvous_protocol::topic::ChangeError::UnknownAuthor(
-                draft.author,
-            ))
-        })?;
+    let author = t.state.member(draft.author).ok_or_else(|| {
+        ApiError::from(rendezvous_protocol::topic::ChangeError::UnknownAuthor(
+            draft.author,
+        ))
+    })?;
     if author.user != *caller {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -560,10 +562,7 @@ fn check_message_by(
 ) -> ApiResult<Message> {
     let msg_in = MessageIn::from_wire(bytes)?;
     let sender = msg_in.header().sender;
-    match t
-        .state
-        .member(rendezvous_protocol::topic::MemberIndex(sender))
-    {
+    match t.state.member(sender) {
         Some(m) if m.user == *caller => {}
         Some(_) => {
             return Err(ApiError::new(
@@ -601,7 +600,7 @@ fn append_message_entry(
     msg: &Message,
 ) -> ApiResult<Appended> {
     let entry = LogEntry::message(msg).to_wire();
-    let index = t.state.size();
+    let index = t.state.size().get();
     let (frontier, nodes) = grown(&t.frontier, &msg.leaf_data())?;
     ctx.store.append(
         topic,
@@ -628,7 +627,7 @@ fn append_change_entry(
     outcome: &ChangeOutcome,
 ) -> ApiResult<Appended> {
     let entry = LogEntry::change(&outcome.change).to_wire();
-    let index = before.map_or(0, |b| b.size());
+    let index = before.map_or(0, |b| b.size().get());
     let (frontier, nodes) = grown(
         &t.frontier,
         &rendezvous_protocol::topic::leaf_data_for_change(outcome.change.signed_bytes()),
@@ -675,7 +674,7 @@ fn signed_checkpoint(
     ctx: &AppendContext<'_>,
     topic: &TopicId,
     t: &mut HostedTopic,
-) -> ApiResult<String> {
+) -> ApiResult<CheckpointNote> {
     if let Some(m) = &t.mirror {
         return m.checkpoint();
     }
@@ -694,7 +693,7 @@ fn sign_checkpoint(
     ctx: &AppendContext<'_>,
     topic: &TopicId,
     frontier: &Frontier,
-) -> ApiResult<String> {
+) -> ApiResult<CheckpointNote> {
     sign_checkpoint_of(ctx, topic, frontier.size(), frontier.root())
 }
 
@@ -703,7 +702,7 @@ fn sign_checkpoint_of(
     topic: &TopicId,
     size: TreeSize,
     root: LogHash,
-) -> ApiResult<String> {
+) -> ApiResult<CheckpointNote> {
     let cp = Checkpoint::new(&log_origin(topic), size, root, ctx.now)
         .map_err(|e| ApiError::internal("checkpoint", e))?;
     let signed = SignedCheckpoint::sign(&cp, ctx.server_key, ctx.server_name.as_str())

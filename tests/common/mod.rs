@@ -41,7 +41,7 @@ impl User {
         MemberSpec {
             user: self.id.clone(),
             identity_key: self.ik.public().clone(),
-            role: role.to_wire(),
+            role,
             topic_key_cert: Signed::sign(
                 TopicKeyCert::new(self.id.clone(), self.tk.public(), 0),
                 &self.ik,
@@ -117,7 +117,7 @@ impl Topic {
 
     /// `user` encrypts a message for the current epoch (not yet checked by anyone).
     pub fn compose(&self, user: &User, text: &[u8]) -> Vec<u8> {
-        let me = self.state.member_of(&user.id).map(|m| m.0).unwrap_or(999);
+        let me = self.state.member_of(&user.id).unwrap_or(MemberIndex(999));
         let keys = user
             .keys
             .epoch_keys(self.state.epoch())

@@ -16,7 +16,6 @@ use super::http::Http;
 use super::keystore::{Config, Keystore};
 use super::tls::Trust;
 use super::{Client, ClientError, PREKEY_STOCK, now};
-use rendezvous_protocol::ids::Epoch;
 use rendezvous_protocol::api::{Body, LinkMessage, LinkOpenRequest};
 use rendezvous_protocol::certs::DeviceCert;
 use rendezvous_protocol::crypto::sign::hex_string;
@@ -24,6 +23,7 @@ use rendezvous_protocol::crypto::{DeviceKey, IdentityKey, MessageKey};
 use rendezvous_protocol::devices::{
     LinkJoiner, LinkOffer, LinkPayload, LinkRequest, LinkResponse, LinkedMessageKey, LinkedTopicKey,
 };
+use rendezvous_protocol::ids::Epoch;
 use rendezvous_protocol::wire::Signed;
 
 /// How often the relay is polled.

@@ -16,9 +16,7 @@ use rendezvous_protocol::devices::topic_keys::verify_cert;
 use rendezvous_protocol::ids::{Epoch, TopicId, UserId};
 use rendezvous_protocol::message::encrypt;
 use rendezvous_protocol::tlog::SignedCheckpoint;
-use rendezvous_protocol::topic::{
-    Action, ChangeBuilder, History, MemberSpec, Role, log_origin,
-};
+use rendezvous_protocol::topic::{Action, ChangeBuilder, History, MemberSpec, Role, log_origin};
 use rendezvous_protocol::wire::Signed;
 
 /// A topic as `GET /v1/topics` lists it.

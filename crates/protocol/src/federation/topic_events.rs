@@ -131,10 +131,11 @@ pub fn cosignature_from_wire(bytes: &[u8]) -> Result<CheckpointNote, WireError> 
 pub struct MirrorEvidence {
     /// What the mirror saw.
     pub reason: String,
-    /// The checkpoint the mirror held (or the one its log proves).
-    pub a: CheckpointNote,
-    /// The contradicting checkpoint.
-    pub b: CheckpointNote,
+    /// The checkpoint note the mirror held (or the one its log proves); empty when it held
+    /// none, which is why this stays text rather than a [`CheckpointNote`].
+    pub a: String,
+    /// The contradicting checkpoint note.
+    pub b: String,
 }
 
 impl MirrorEvidence {
