@@ -92,7 +92,7 @@ impl<'de> Deserialize<'de> for CountResponse {
 }
 /// `[1]`: a body with nothing but the version.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Empty;
+pub struct Empty {}
 
 /// The wire form of [`Empty`], with the version in front.
 #[derive(Serialize_tuple, Deserialize_tuple)]
@@ -110,7 +110,7 @@ impl<'de> Deserialize<'de> for Empty {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w: EmptyWire = Deserialize::deserialize(d)?;
         check_version(w.version).map_err(serde::de::Error::custom)?;
-        Ok(Empty)
+        Ok(Empty {})
     }
 }
 

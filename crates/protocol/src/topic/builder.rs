@@ -24,7 +24,7 @@ use crate::wire::Signed;
 /// Where a change goes: the first entry of a new topic, or the next one of a known state.
 #[derive(Debug)]
 enum Base<'a> {
-    Create(TopicState),
+    Create(Box<TopicState>),
     Next(&'a TopicState),
 }
 
@@ -51,7 +51,7 @@ impl<'a> ChangeBuilder<'a> {
         members: Vec<MemberSpec>,
     ) -> Self {
         ChangeBuilder {
-            base: Base::Create(TopicState::empty(topic.clone(), history)),
+            base: Base::Create(Box::new(TopicState::empty(topic.clone(), history))),
             author: MemberIndex::CREATOR,
             author_key: creator_key,
             action: Action::Create { history, members },
