@@ -5,7 +5,7 @@
 //! 2. the message send path (`encrypt`: XChaCha20 + HMAC tag + TK signature, with precomputed
 //!    [`EpochKeys`]) and the full receive path a member runs (`MessageIn::from_wire` + `verify` +
 //!    `open`) at 100 B, 1 KiB and 64 KiB, plus a breakdown of the receive path at 100 B;
-//! 3. key distribution: `build_change(Rekey)` on a topic of n = 2, 10, 100, 1000 members (one
+//! 3. key distribution: `ChangeBuilder` with `Rekey` on a topic of n = 2, 10, 100, 1000 members (one
 //!    HPKE box per member), with the change's wire size printed once per n;
 //! 4. the per-message overhead (wire length − plaintext length at 100 B), printed.
 //!
@@ -27,10 +27,11 @@ use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::{
     EpochKeys, IdentityKey, MessageKey, Randomness, Suite, TopicKey,
 };
-use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::ids::{Epoch, ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{MessageIn, encrypt};
+use rendezvous_protocol::tlog::TreeSize;
 use rendezvous_protocol::topic::{
-    Action, ChangeOutcome, History, MemberIndex, MemberSpec, Role, TopicState, build_change,
+    Action, ChangeBuilder, ChangeOutcome, History, MemberIndex, MemberSpec, Role, TopicState,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -43,8 +44,8 @@ const MEMBERS: [usize; 4] = [2, 10, 100, 1000];
 const OVERHEAD_BUDGET: usize = 140;
 
 /// A realistic sender: member index and seen log size that need multi-byte CBOR integers.
-const SENDER: u32 = 1000;
-const SEEN: u64 = 60_000;
+const SENDER: MemberIndex = MemberIndex(1000);
+const SEEN: TreeSize = TreeSize(60_000);
 
 struct MessageSetup {
     topic: TopicId,
@@ -58,7 +59,7 @@ fn server() -> ServerName {
 
 fn message_setup() -> MessageSetup {
     let topic = TopicId::random(&server());
-    let keys = MessageKey::generate().epoch_keys(&topic, 3);
+    let keys = MessageKey::generate().epoch_keys(&topic, Epoch(3));
     MessageSetup {
         topic,
         keys,
@@ -96,11 +97,19 @@ fn messages(c: &mut Criterion) {
     let pt = plaintext(100);
     for (sender, seen, what) in [
         (1, 10, "small topic"),
-        (SENDER, SEEN, "reference case"),
-        (SENDER, 1_000_000, "log past 65535 entries"),
+        (SENDER.get(), SEEN.get(), "reference case"),
+        (SENDER.get(), 1_000_000, "log past 65535 entries"),
         (4999, 5_000_000_000, "largest sender, log past 2^32"),
     ] {
-        let msg = encrypt(&s.topic, &s.keys, sender, s.tk.signing(), seen, &pt).expect("encrypt");
+        let msg = encrypt(
+            &s.topic,
+            &s.keys,
+            MemberIndex(sender),
+            s.tk.signing(),
+            TreeSize(seen),
+            &pt,
+        )
+        .expect("encrypt");
         let wire = msg.to_wire();
         let header_len = msg.header().to_bytes().len();
         let overhead = wire.len() - pt.len();
@@ -189,7 +198,7 @@ fn member(i: usize, role: Role) -> (MemberSpec, TopicKey) {
     let spec = MemberSpec {
         user,
         identity_key: ik.public().clone(),
-        role: role.to_wire(),
+        role,
         topic_key_cert: cert,
     };
     (spec, tk)
@@ -208,40 +217,18 @@ fn topic_with(n: usize) -> (TopicState, TopicKey) {
         specs.push(spec);
     }
     let creator_key = creator_key.expect("n >= 1");
-    let action = Action::Create {
-        history: History::Shared,
-        members: specs,
-    };
-    let (outcome, key) = build_change(
-        None,
-        &topic,
-        MemberIndex(0),
-        &creator_key,
-        action,
-        None,
-        &[],
-        1_700_000_000,
-        &mut Randomness::Os,
-    )
-    .expect("create");
+    let (outcome, key) = ChangeBuilder::create(&topic, &creator_key, History::Shared, specs)
+        .build(1_700_000_000, &mut Randomness::Os)
+        .expect("create");
     assert!(key.is_some());
     assert_eq!(outcome.next.members().len(), n);
     (outcome.next, creator_key)
 }
 
 fn rekey(state: &TopicState, admin: &TopicKey) -> ChangeOutcome {
-    let (outcome, key) = build_change(
-        Some(state),
-        state.topic(),
-        MemberIndex(0),
-        admin,
-        Action::Rekey,
-        None,
-        &[],
-        1_700_000_001,
-        &mut Randomness::Os,
-    )
-    .expect("rekey");
+    let (outcome, key) = ChangeBuilder::new(state, MemberIndex(0), admin, Action::Rekey)
+        .build(1_700_000_001, &mut Randomness::Os)
+        .expect("rekey");
     debug_assert!(key.is_some());
     outcome
 }

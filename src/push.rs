@@ -15,6 +15,7 @@ use crate::store::Store;
 use crate::topics::Publish;
 use rendezvous_protocol::api::{Body, StreamFrame};
 use rendezvous_protocol::ids::UserId;
+use rendezvous_protocol::tlog::LeafIndex;
 
 /// Frames a connection may fall behind before it is dropped (it then catches up with sync).
 pub const CONNECTION_BACKLOG: usize = 1000;
@@ -154,7 +155,7 @@ impl PushHub {
             .map(|(index, entry)| {
                 StreamFrame {
                     topic: topic.clone(),
-                    index: *index,
+                    index: LeafIndex(*index),
                     entry: serde_bytes::ByteBuf::from(entry.clone()),
                 }
                 .to_cbor()

@@ -10,8 +10,9 @@ use rendezvous_protocol::certs::{
 use rendezvous_protocol::crypto::{
     IdentityKey, MessageKey, Randomness, Suite, TopicKey, VectorRng,
 };
-use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::ids::{Epoch, MemberIndex, ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{self, MessageIn};
+use rendezvous_protocol::tlog::TreeSize;
 use rendezvous_protocol::topic::{LogEntry, TopicChange};
 use rendezvous_protocol::wire::{self, Signed};
 
@@ -22,13 +23,13 @@ fn fixture_message(seed: [u8; 32], text: &[u8], sender: u32, seen: u64) -> (Topi
         Suite::X25519Sha256ChaCha20Poly1305,
         &mut Randomness::Fixed(&mut rng),
     );
-    let keys = MessageKey::generate().epoch_keys(&topic, 0);
+    let keys = MessageKey::generate().epoch_keys(&topic, Epoch(0));
     let msg = message::encrypt_with(
         &topic,
         &keys,
-        sender,
+        MemberIndex(sender),
         tk.signing(),
-        seen,
+        TreeSize(seen),
         text,
         &mut Randomness::Fixed(&mut rng),
     )

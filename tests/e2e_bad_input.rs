@@ -64,7 +64,6 @@ fn registration(user: &UserId, pin: &str) -> (RegisterRequest, IdentityKey) {
     let cert = Signed::sign(DeviceCert::new(user.clone(), dk.public().clone(), 0), &ik);
     (
         RegisterRequest {
-            version: 1,
             pin: pin.to_owned(),
             registration: reg.signed_bytes().clone(),
             device_cert: cert.signed_bytes().clone(),

@@ -147,17 +147,12 @@ async fn devices_away_get_an_empty_wake_up_and_nothing_else() {
         .unwrap();
     let (http, token) = raw::http(&server, &bob);
     let url = format!("http://{push_addr}/up/bob-device");
-    let body = PushRegisterRequest {
-        version: 1,
-        url: url.clone(),
-    }
-    .to_cbor();
+    let body = PushRegisterRequest { url: url.clone() }.to_cbor();
     http.send(Method::PUT, "/v1/push", Some(body), Some(&token), 1024)
         .await
         .unwrap();
     // A remote URL over plain HTTP is refused.
     let bad = PushRegisterRequest {
-        version: 1,
         url: "http://example.org/up".into(),
     }
     .to_cbor();

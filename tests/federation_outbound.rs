@@ -72,13 +72,9 @@ async fn send(req: HttpRequest, body: web::Bytes, seen: web::Data<Received>) -> 
             code: String::new(),
         })
         .collect();
-    HttpResponse::Ok().content_type("application/cbor").body(
-        TransactionResponse {
-            version: 1,
-            results,
-        }
-        .to_wire(),
-    )
+    HttpResponse::Ok()
+        .content_type("application/cbor")
+        .body(TransactionResponse { results }.to_wire())
 }
 
 #[test]

@@ -22,7 +22,7 @@ use rendezvous_protocol::api::{
 };
 use rendezvous_protocol::certs::{Registration, TopicKeyCert};
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 fn uid(s: &str) -> UserId {
     s.parse().unwrap()
@@ -100,7 +100,6 @@ fn http(server: &TestServer, client: &Client) -> (Http, String) {
 
 async fn claim(http: &Http, token: &str, users: &[UserId]) -> Result<ClaimTopicKeysResponse, u16> {
     let request = ClaimTopicKeysRequest {
-        version: VERSION,
         users: users.to_vec(),
     };
     http.call(
@@ -115,7 +114,6 @@ async fn claim(http: &Http, token: &str, users: &[UserId]) -> Result<ClaimTopicK
 
 async fn claim_code(http: &Http, token: &str, users: &[UserId]) -> Option<ErrorCode> {
     let request = ClaimTopicKeysRequest {
-        version: VERSION,
         users: users.to_vec(),
     };
     http.call::<ClaimTopicKeysResponse>(
@@ -167,7 +165,6 @@ fn identity_path(user: &UserId) -> String {
 
 fn claim_body(users: &[UserId]) -> Vec<u8> {
     ClaimTopicKeysRequest {
-        version: VERSION,
         users: users.to_vec(),
     }
     .to_cbor()
@@ -455,7 +452,6 @@ fn start_liar(ca: &Ca) -> (SocketAddr, actix_web::dev::ServerHandle) {
         let mallory = signed_as("@mallory:b.example", &IdentityKey::generate());
         HttpResponse::Ok().body(
             IdentityResponse {
-                version: VERSION,
                 registration: mallory.registration,
             }
             .to_cbor(),
@@ -466,13 +462,7 @@ fn start_liar(ca: &Ca) -> (SocketAddr, actix_web::dev::ServerHandle) {
             return HttpResponse::Unauthorized().finish();
         }
         let keys = vec![signed_as("@carol:c.example", &IdentityKey::generate())];
-        HttpResponse::Ok().body(
-            ClaimTopicKeysResponse {
-                version: VERSION,
-                keys,
-            }
-            .to_cbor(),
-        )
+        HttpResponse::Ok().body(ClaimTopicKeysResponse { keys }.to_cbor())
     }
 
     let (cert, key) = ca.issue("b.example");

@@ -411,7 +411,7 @@ async fn until_split_view(member: &mut Client, topic: &TopicId) {
 async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
     use rendezvous_protocol::federation::topic_events::EntryBatch;
     use rendezvous_protocol::federation::{Event, EventKind, Transaction};
-    use rendezvous_protocol::tlog::{Checkpoint, SignedCheckpoint};
+    use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, SignedCheckpoint};
     use rendezvous_protocol::topic::{LogEntry, log_origin};
 
     let fed = Federation::start("fed-split");
@@ -456,7 +456,7 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
         .unwrap()
         .to_note();
     let payload = EntryBatch {
-        first: n,
+        first: LeafIndex(n),
         entries: vec![serde_bytes::ByteBuf::from(forged_entry.to_wire())],
         checkpoint: note,
     }
@@ -623,7 +623,7 @@ fn rand_suffix() -> u64 {
 async fn forged_and_misdirected_topic_events_are_refused() {
     use rendezvous_protocol::federation::EventKind;
     use rendezvous_protocol::federation::topic_events::{EntryBatch, Submit, cosignature_to_wire};
-    use rendezvous_protocol::tlog::{Checkpoint, SignedCheckpoint};
+    use rendezvous_protocol::tlog::{Checkpoint, CheckpointNote, LeafIndex, SignedCheckpoint};
     use rendezvous_protocol::topic::{LogEntry, log_origin};
 
     let fed = Federation::start("fed-forged");
@@ -652,9 +652,9 @@ async fn forged_and_misdirected_topic_events_are_refused() {
             .unwrap()
             .to_note()
     };
-    let batch = |checkpoint: String| {
+    let batch = |checkpoint: CheckpointNote| {
         EntryBatch {
-            first: 0,
+            first: LeafIndex(0),
             entries: wires.clone(),
             checkpoint,
         }

@@ -77,11 +77,11 @@ fn member_reads(
     let msg = host
         .topic
         .state
-        .member(rendezvous_protocol::topic::MemberIndex(
-            MessageIn::from_wire(wire)?.header().sender,
-        ))
+        .member(MessageIn::from_wire(wire)?.header().sender)
         .map(|m| m.topic_key.signing.clone())
-        .ok_or(MessageError::NotAMember(0))
+        .ok_or(MessageError::NotAMember(
+            rendezvous_protocol::topic::MemberIndex(0),
+        ))
         .and_then(|k| MessageIn::from_wire(wire)?.verify(&host.topic.id, &k))?;
     let proof = tree
         .inclusion_proof(LeafIndex(index), cp.size)
@@ -191,9 +191,7 @@ fn a_dropped_message_shows_as_a_gap_and_a_rewritten_history_as_a_fork() {
         let sender = host
             .topic
             .state
-            .member(rendezvous_protocol::topic::MemberIndex(
-                leaf.header().sender,
-            ))
+            .member(leaf.header().sender)
             .unwrap()
             .topic_key
             .signing

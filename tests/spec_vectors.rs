@@ -25,11 +25,11 @@ use rendezvous_protocol::crypto::{
     DeviceKey, IdentityKey, KemSecretKey, KeyId, MessageKey, Randomness, SealPurpose, SealedBox,
     ServerKey, Suite, TopicKey, VectorRng, hpke as rdv_hpke,
 };
-use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::ids::{Epoch, TopicId};
 use rendezvous_protocol::message::{self, MessageHeader, MessageIn};
 use rendezvous_protocol::topic::{
-    Action, ChangeHash, EpochKeyring, History, LogEntry, MemberIndex, MemberSpec, Role,
-    TopicChange, TopicState, build_change, leaf_data_for_change,
+    Action, ChangeBuilder, ChangeHash, EpochKeyring, History, LogEntry, MemberIndex, MemberSpec,
+    Role, TopicChange, TopicState, leaf_data_for_change,
 };
 use rendezvous_protocol::wire::{Signed, SignedPayload, encode};
 use serde_json::{Value, json};
@@ -201,7 +201,7 @@ fn member_spec(u: &User, role: Role) -> MemberSpec {
     MemberSpec {
         user: u.name.parse().unwrap(),
         identity_key: u.ik.public().clone(),
-        role: role.to_wire(),
+        role,
         topic_key_cert: cert.unverified(),
     }
 }
@@ -409,41 +409,21 @@ fn build_topic() -> Topic {
     let [alice, bob, carol] = users();
     let create_rng = seed("rng create");
     let mut rng = VectorRng::from_seed(create_rng);
-    let action = Action::Create {
-        history: History::Shared,
-        members: vec![
-            member_spec(&alice, Role::Admin),
-            member_spec(&bob, Role::Writer),
-            member_spec(&carol, Role::Reader),
-        ],
-    };
-    let (create, mk0) = build_change(
-        None,
-        &topic(),
-        MemberIndex(0),
-        &alice.tk,
-        action,
-        None,
-        &[],
-        CREATED,
-        &mut Randomness::Fixed(&mut rng),
-    )
-    .unwrap();
+    let members = vec![
+        member_spec(&alice, Role::Admin),
+        member_spec(&bob, Role::Writer),
+        member_spec(&carol, Role::Reader),
+    ];
+    let (create, mk0) = ChangeBuilder::create(&topic(), &alice.tk, History::Shared, members)
+        .build(CREATED, &mut Randomness::Fixed(&mut rng))
+        .unwrap();
     let mk0 = mk0.unwrap();
     let rekey_rng = seed("rng rekey");
     let mut rng = VectorRng::from_seed(rekey_rng);
-    let (rekey, mk1) = build_change(
-        Some(&create.next),
-        &topic(),
-        MemberIndex(0),
-        &alice.tk,
-        Action::Rekey,
-        Some(&mk0),
-        &[],
-        CREATED + 60,
-        &mut Randomness::Fixed(&mut rng),
-    )
-    .unwrap();
+    let (rekey, mk1) = ChangeBuilder::new(&create.next, MemberIndex(0), &alice.tk, Action::Rekey)
+        .current_key(Some(&mk0))
+        .build(CREATED + 60, &mut Randomness::Fixed(&mut rng))
+        .unwrap();
     Topic {
         create,
         mk0,
@@ -517,7 +497,7 @@ fn epoch_vector(mk: &MessageKey, epoch: u32) -> Value {
         "enc_key": h(enc_key),
         "tag_key": h(tag_key),
         "key_check_input": h(transcript(transcript::LABEL_EPOCH_KEY_CHECK, &[TOPIC.as_bytes(), &epoch.to_be_bytes()])),
-        "key_check": h(mk.key_check(&topic(), epoch)),
+        "key_check": h(mk.key_check(&topic(), Epoch(epoch))),
     })
 }
 
@@ -532,12 +512,12 @@ fn compute_message(t: &Topic) -> Value {
     let [alice, _, _] = users();
     let rng_seed = seed("rng message");
     let mut rng = VectorRng::from_seed(rng_seed);
-    let keys = t.mk1.epoch_keys(&topic(), 1);
+    let keys = t.mk1.epoch_keys(&topic(), Epoch(1));
     let seen = t.rekey.next.size();
     let msg = message::encrypt_with(
         &topic(),
         &keys,
-        0,
+        MemberIndex(0),
         alice.tk.signing(),
         seen,
         PLAINTEXT,
@@ -594,7 +574,9 @@ fn compute_federation(t: &Topic) -> Value {
     use rendezvous_protocol::federation::{
         Event, EventKind, ServerKeyEntry, ServerKeys, Transaction,
     };
-    use rendezvous_protocol::tlog::{Checkpoint, Cosignature, Frontier, SignedCheckpoint};
+    use rendezvous_protocol::tlog::{
+        Checkpoint, Cosignature, Frontier, LeafIndex, SignedCheckpoint,
+    };
     let a_key = ServerKey::from_seed(&seed("server a.example"));
     let b_key = ServerKey::from_seed(&seed("server b.example"));
     let (a, b): (
@@ -602,7 +584,6 @@ fn compute_federation(t: &Topic) -> Value {
         rendezvous_protocol::ids::ServerName,
     ) = ("a.example".parse().unwrap(), "b.example".parse().unwrap());
     let keys = ServerKeys {
-        version: 1,
         server: a.clone(),
         keys: vec![ServerKeyEntry {
             key: a_key.public().clone(),
@@ -629,7 +610,7 @@ fn compute_federation(t: &Topic) -> Value {
     .unwrap();
     let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example").unwrap();
     let batch = EntryBatch {
-        first: 0,
+        first: LeafIndex(0),
         entries: entries
             .iter()
             .map(|e| serde_bytes::ByteBuf::from(e.to_wire()))
@@ -995,8 +976,8 @@ fn committed_epoch_keys_follow_the_spec() {
             bytes(e, "key_check")
         );
         let key = MessageKey::from_slice(&mk).unwrap();
-        assert!(key.matches_check(&topic(), epoch, &arr(e, "key_check")));
-        assert!(!key.matches_check(&topic(), epoch + 1, &arr(e, "key_check")));
+        assert!(key.matches_check(&topic(), Epoch(epoch), &arr(e, "key_check")));
+        assert!(!key.matches_check(&topic(), Epoch(epoch + 1), &arr(e, "key_check")));
     }
 }
 
@@ -1051,7 +1032,10 @@ fn committed_topic_changes_are_accepted_and_deliver_their_keys() {
             outcome.next.last_change().0.to_vec(),
             bytes(c, "change_hash")
         );
-        assert_eq!(outcome.next.epoch() as u64, c["epoch"].as_u64().unwrap());
+        assert_eq!(
+            outcome.next.epoch().get() as u64,
+            c["epoch"].as_u64().unwrap()
+        );
         assert_eq!(outcome.next.size(), c["size_after"].as_u64().unwrap());
         let mk = bytes(c, "message_key");
         let epoch = outcome.change.epoch;
@@ -1106,7 +1090,12 @@ fn committed_message_verifies_and_opens() {
     assert_eq!(&header[..24], &nonce[..]);
     let decoded = MessageHeader::from_bytes(&header).unwrap();
     assert_eq!(
-        (decoded.epoch, decoded.sender, decoded.nonce, decoded.seen),
+        (
+            decoded.epoch.get(),
+            decoded.sender.get(),
+            decoded.nonce,
+            decoded.seen.get()
+        ),
         (1, 0, nonce, 2)
     );
     // Encryption, tag and signature with the primitives used directly.
@@ -1168,7 +1157,8 @@ fn committed_message_verifies_and_opens() {
     assert_eq!(msg.leaf_data(), leaf);
     let mk = MessageKey::from_slice(&bytes(e, "message_key")).unwrap();
     assert_eq!(
-        *msg.open(&topic(), &mk.epoch_keys(&topic(), 1)).unwrap(),
+        *msg.open(&topic(), &mk.epoch_keys(&topic(), Epoch(1)))
+            .unwrap(),
         bytes(&v, "plaintext")
     );
     // Refused: a replay, the state before the rekey (old epoch), a flipped ciphertext bit.

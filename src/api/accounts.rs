@@ -16,7 +16,7 @@ use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::transcript::LABEL_DEVICE_LOGIN;
 use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey};
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 /// Challenges are valid for two minutes.
 const CHALLENGE_SECS: u64 = 120;
@@ -123,10 +123,7 @@ async fn register(
     )?;
     state.store.sync().await?;
     tracing::info!(%user, "registered");
-    Ok(cbor_response(&RegisterResponse {
-        version: VERSION,
-        user,
-    }))
+    Ok(cbor_response(&RegisterResponse { user }))
 }
 
 /// `GET /v1/users/{user}/identity` (`client-api.md` §2): from the store for a local user, from
@@ -137,7 +134,6 @@ async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiRes
     if user.server() != state.server_name {
         let remote = super::federation_of(&state)?.identity(&user).await?;
         return Ok(cbor_response(&IdentityResponse {
-            version: VERSION,
             registration: remote.registration().clone(),
         }));
     }
@@ -146,7 +142,6 @@ async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiRes
         .user(&user)?
         .ok_or(AccountError::NoSuchUser(user))?;
     Ok(cbor_response(&IdentityResponse {
-        version: VERSION,
         registration: record.registration,
     }))
 }
@@ -182,10 +177,7 @@ async fn list_devices(caller: Caller, state: web::Data<AppState>) -> ApiResult<H
             last_seen: d.last_seen,
         })
         .collect();
-    Ok(cbor_response(&DevicesResponse {
-        version: VERSION,
-        devices,
-    }))
+    Ok(cbor_response(&DevicesResponse { devices }))
 }
 
 async fn revoke_device(
@@ -225,11 +217,7 @@ async fn challenge(
     state
         .store
         .put_challenge(challenge, &r.user, device, expires)?;
-    Ok(cbor_response(&ChallengeResponse {
-        version: VERSION,
-        challenge,
-        expires,
-    }))
+    Ok(cbor_response(&ChallengeResponse { challenge, expires }))
 }
 
 async fn login(
@@ -267,9 +255,5 @@ async fn login(
         .store
         .put_token(token_hash(&token), &user, device, expires)?;
     state.store.sync().await?;
-    Ok(cbor_response(&LoginResponse {
-        version: VERSION,
-        token,
-        expires,
-    }))
+    Ok(cbor_response(&LoginResponse { token, expires }))
 }

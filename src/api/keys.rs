@@ -21,7 +21,7 @@ use rendezvous_protocol::certs::PreKey;
 use rendezvous_protocol::crypto::{DevicePublicKey, KeyId};
 use rendezvous_protocol::devices::topic_keys::{TopicKeyError, TopicKeyUpload};
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 /// Below this many pre keys or topic keys, devices are told to refill.
 pub(crate) const LOW_WATER: u64 = 20;
@@ -110,10 +110,7 @@ async fn upload_prekeys(
     }
     let count = state.store.add_prekeys(&caller.user, caller.device, keys)?;
     state.store.sync().await?;
-    Ok(cbor_response(&CountResponse {
-        version: VERSION,
-        count,
-    }))
+    Ok(cbor_response(&CountResponse { count }))
 }
 
 async fn claim_prekeys(
@@ -136,10 +133,7 @@ async fn claim_prekeys(
         }
     }
     state.store.sync().await?;
-    Ok(cbor_response(&ClaimPreKeysResponse {
-        version: VERSION,
-        prekeys,
-    }))
+    Ok(cbor_response(&ClaimPreKeysResponse { prekeys }))
 }
 
 async fn upload_topic_keys(
@@ -191,10 +185,7 @@ async fn upload_topic_keys(
             .inbox_push(&caller.user, device, INBOX_TOPIC_KEY, &item)?;
     }
     state.store.sync().await?;
-    Ok(cbor_response(&CountResponse {
-        version: VERSION,
-        count,
-    }))
+    Ok(cbor_response(&CountResponse { count }))
 }
 
 /// `POST /v1/topic-keys/claim` (`client-api.md` §4): local users from the store, remote users
@@ -240,10 +231,7 @@ async fn claim_topic_keys(
     }
     keys.extend(crate::claims::claim_local_topic_keys(&state.store, local)?);
     state.store.sync().await?;
-    Ok(cbor_response(&ClaimTopicKeysResponse {
-        version: VERSION,
-        keys,
-    }))
+    Ok(cbor_response(&ClaimTopicKeysResponse { keys }))
 }
 
 /// The federation query client, or `invalid` when federation is off.
@@ -255,7 +243,6 @@ async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
     let prekeys_left = state.store.prekey_count(&caller.user, caller.device)?;
     let topic_keys_left = state.store.topic_key_count(&caller.user)?;
     Ok(cbor_response(&KeyStatusResponse {
-        version: VERSION,
         prekeys_left,
         topic_keys_left,
         refill: prekeys_left < LOW_WATER || topic_keys_left < LOW_WATER,
@@ -283,10 +270,7 @@ async fn inbox(
             body: ByteBuf::from(body),
         })
         .collect();
-    Ok(cbor_response(&InboxResponse {
-        version: VERSION,
-        items,
-    }))
+    Ok(cbor_response(&InboxResponse { items }))
 }
 
 async fn inbox_ack(

@@ -10,7 +10,6 @@ use crate::state::{AppState, Caller, now};
 use rendezvous_protocol::api::{Empty, LinkMessage, LinkOpenRequest};
 use rendezvous_protocol::devices::link::{LinkError, LinkRequest, LinkResponse};
 use rendezvous_protocol::ids::UserId;
-use rendezvous_protocol::wire::VERSION;
 
 /// A relay slot lives ten minutes.
 const LINK_SECS: u64 = 600;
@@ -125,7 +124,6 @@ async fn get_request(
     check_opener(&user, &device, &caller)?;
     let request = request.ok_or(RelayError::NoRequestYet)?;
     Ok(cbor_response(&LinkMessage {
-        version: VERSION,
         body: ByteBuf::from(request),
     }))
 }
@@ -161,7 +159,6 @@ async fn get_response(
         .ok_or(RelayError::NoResponseYet)?;
     state.store.sync().await?;
     Ok(cbor_response(&LinkMessage {
-        version: VERSION,
         body: ByteBuf::from(response),
     }))
 }

@@ -18,8 +18,8 @@ use rendezvous_protocol::api::{
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::message::{MAX_MESSAGE_LEN, MessageIn};
 use rendezvous_protocol::tlog::{LeafIndex, Tree, TreeSize};
-use rendezvous_protocol::topic::{MAX_CHANGE_LEN, TopicChange, TopicState};
-use rendezvous_protocol::wire::{Signed, VERSION, WireError};
+use rendezvous_protocol::topic::{MAX_CHANGE_LEN, Role, TopicChange, TopicState};
+use rendezvous_protocol::wire::{Signed, WireError};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/topics", web::post().to(create))
@@ -58,8 +58,7 @@ fn check_len(body: &[u8], limit: usize) -> ApiResult<()> {
 async fn finish(state: &AppState, topic: &TopicId, appended: Appended) -> ApiResult<HttpResponse> {
     let checkpoint = state.topics().complete(topic, appended).await?;
     Ok(cbor_response(&AppendResponse {
-        version: VERSION,
-        index: appended.index,
+        index: LeafIndex(appended.index),
         checkpoint,
     }))
 }
@@ -82,8 +81,7 @@ async fn submit_remote(
         .await?;
     match submitted {
         Submitted::Landed { index, checkpoint } => Ok(cbor_response(&AppendResponse {
-            version: VERSION,
-            index,
+            index: LeafIndex(index),
             checkpoint,
         })),
         Submitted::Queued => Ok(HttpResponse::Accepted()
@@ -173,14 +171,11 @@ async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
         topics.push(TopicSummary {
             topic,
             size: s.size(),
-            role,
+            role: Role::from_wire(role).map_err(|e| ApiError::internal("stored role", e))?,
             epoch: s.epoch(),
         });
     }
-    Ok(cbor_response(&TopicsResponse {
-        version: VERSION,
-        topics,
-    }))
+    Ok(cbor_response(&TopicsResponse { topics }))
 }
 
 #[derive(Deserialize)]
@@ -207,14 +202,11 @@ async fn entries(
         .entries(&topic, query.from, limit, MAX_ENTRIES_BYTES)?
         .into_iter()
         .map(|(index, entry)| IndexedEntry {
-            index,
+            index: LeafIndex(index),
             entry: ByteBuf::from(entry),
         })
         .collect();
-    Ok(cbor_response(&EntriesResponse {
-        version: VERSION,
-        entries,
-    }))
+    Ok(cbor_response(&EntriesResponse { entries }))
 }
 
 async fn checkpoint(
@@ -225,10 +217,7 @@ async fn checkpoint(
     let topic: TopicId = parse("topic", &path)?;
     member_state(&state, &topic, &caller)?;
     let checkpoint = state.topics().cosigned_checkpoint(&topic)?;
-    Ok(cbor_response(&CheckpointResponse {
-        version: VERSION,
-        checkpoint,
-    }))
+    Ok(cbor_response(&CheckpointResponse { checkpoint }))
 }
 
 #[derive(Deserialize)]
@@ -254,15 +243,15 @@ async fn inclusion(
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
     let s = member_state(&state, &topic, &caller)?;
-    if query.size > s.size() || query.index >= query.size {
+    if query.size > s.size().get() || query.index >= query.size {
         return Err(RequestError::OutOfRange {
             rule: "need index < size <= log size",
             asked: format!("index {} of size {}", query.index, query.size),
-            size: s.size(),
+            size: s.size().get(),
         }
         .into());
     }
-    let tree = open_tree(&state, &topic, s.size())?;
+    let tree = open_tree(&state, &topic, s.size().get())?;
     let proof = tree
         .inclusion_proof(LeafIndex(query.index), TreeSize(query.size))
         .map_err(|e| ApiError::internal("inclusion proof", e))?;
@@ -271,7 +260,6 @@ async fn inclusion(
 
 fn proof_response(path: &[rendezvous_protocol::tlog::LogHash]) -> HttpResponse {
     cbor_response(&ProofResponse {
-        version: VERSION,
         path: path.iter().map(|h| ByteBuf::from(h.0.to_vec())).collect(),
     })
 }
@@ -290,15 +278,15 @@ async fn consistency(
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
     let s = member_state(&state, &topic, &caller)?;
-    if query.new > s.size() || query.old == 0 || query.old > query.new {
+    if query.new > s.size().get() || query.old == 0 || query.old > query.new {
         return Err(RequestError::OutOfRange {
             rule: "need 0 < old <= new <= log size",
             asked: format!("old {} and new {}", query.old, query.new),
-            size: s.size(),
+            size: s.size().get(),
         }
         .into());
     }
-    let tree = open_tree(&state, &topic, s.size())?;
+    let tree = open_tree(&state, &topic, s.size().get())?;
     let proof = tree
         .consistency_proof(TreeSize(query.old), TreeSize(query.new))
         .map_err(|e| ApiError::internal("consistency proof", e))?;
@@ -315,17 +303,17 @@ async fn set_cursor(
     let topic: TopicId = parse("topic", &path)?;
     let r: CursorRequest = cbor_body(&req, &body)?;
     let s = member_state(&state, &topic, &caller)?;
-    if r.index > s.size() {
+    if r.index.get() > s.size().get() {
         return Err(RequestError::OutOfRange {
             rule: "the cursor must not pass the log's end",
             asked: format!("cursor {}", r.index),
-            size: s.size(),
+            size: s.size().get(),
         }
         .into());
     }
     state
         .store
-        .set_cursor(&caller.user, caller.device, &topic, r.index)?;
+        .set_cursor(&caller.user, caller.device, &topic, r.index.get())?;
     state.store.sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
@@ -337,17 +325,13 @@ async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
         let cursor = state.store.cursor(&caller.user, caller.device, &topic)?;
         topics.push(SyncItem {
             topic,
-            size,
-            cursor,
+            size: TreeSize(size),
+            cursor: LeafIndex(cursor),
         });
     }
     let refill = state.store.prekey_count(&caller.user, caller.device)? < LOW_WATER
         || state.store.topic_key_count(&caller.user)? < LOW_WATER;
-    Ok(cbor_response(&SyncResponse {
-        version: VERSION,
-        topics,
-        refill,
-    }))
+    Ok(cbor_response(&SyncResponse { topics, refill }))
 }
 
 /// `GET /v1/topics/{topic}/witnesses`: the hosting server's head, this server's mirror head,
@@ -361,7 +345,6 @@ async fn witnesses(
     member_state(&state, &topic, &caller)?;
     let w = state.topics().witnesses(&topic).await?;
     Ok(cbor_response(&WitnessesResponse {
-        version: VERSION,
         host: w.host,
         mirror: w.mirror,
         witnesses: w.witnesses,

@@ -33,9 +33,7 @@ use rendezvous_protocol::certs::{Registration, TopicKeyCert};
 use rendezvous_protocol::crypto::IdentityPublicKey;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::{
-    Signed, SignedBytes, VERSION, WireError, decode_versioned, encode,
-};
+use rendezvous_protocol::wire::{Signed, SignedBytes, WireError, decode_versioned, encode};
 
 /// The request header naming the server a query comes from (`federation-api.md` §5). The
 /// client certificate must be valid for it.
@@ -272,7 +270,6 @@ impl FederationClient {
             });
         }
         let request = ClaimTopicKeysRequest {
-            version: VERSION,
             users: users.to_vec(),
         };
         let body = self

@@ -288,11 +288,7 @@ async fn finish_transaction(
     results: Vec<EventResult>,
 ) -> Result<Vec<u8>, StoreError> {
     let is_final = results.iter().all(|r| r.status < 500);
-    let response = TransactionResponse {
-        version: rendezvous_protocol::wire::VERSION,
-        results,
-    }
-    .to_wire();
+    let response = TransactionResponse { results }.to_wire();
     if is_final {
         state
             .store

@@ -20,7 +20,6 @@ use rendezvous_protocol::api::{
     ClaimTopicKeysRequest, ClaimTopicKeysResponse, IdentityResponse, MAX_BODY,
 };
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::VERSION;
 
 /// Why a query from another server (`federation-api.md` §5) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,7 +106,6 @@ async fn identity<K: PeerKeys, S: EventSink>(
         .filter(|r| !r.disabled)
         .ok_or(QueryRefusal::NoSuchUser(user))?;
     Ok(cbor_response(&IdentityResponse {
-        version: VERSION,
         registration: record.registration,
     }))
 }
@@ -140,8 +138,5 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
     let keys = claim_local_topic_keys(&state.store, r.users)?;
     state.store.sync().await?;
     tracing::debug!(%origin, claimed = keys.len(), "topic keys claimed through federation");
-    Ok(cbor_response(&ClaimTopicKeysResponse {
-        version: VERSION,
-        keys,
-    }))
+    Ok(cbor_response(&ClaimTopicKeysResponse { keys }))
 }

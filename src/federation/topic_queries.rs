@@ -14,7 +14,6 @@ use crate::http::{cbor_response, parse};
 use crate::state::AppState;
 use rendezvous_protocol::api::CheckpointResponse;
 use rendezvous_protocol::ids::TopicId;
-use rendezvous_protocol::wire::VERSION;
 
 /// Routes of the topic queries, on the federation listener.
 pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::ServiceConfig) {
@@ -75,8 +74,5 @@ async fn checkpoint<K: PeerKeys, S: EventSink>(
 ) -> ApiResult<HttpResponse> {
     let topic = participant_topic(&req, &path, &state, &inbound)?;
     let checkpoint = state.topics().cosigned_checkpoint(&topic)?;
-    Ok(cbor_response(&CheckpointResponse {
-        version: VERSION,
-        checkpoint,
-    }))
+    Ok(cbor_response(&CheckpointResponse { checkpoint }))
 }

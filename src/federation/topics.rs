@@ -18,6 +18,7 @@ use rendezvous_protocol::api::{Body, CheckpointResponse, ErrorCode, encode_segme
 use rendezvous_protocol::crypto::{IdentityPublicKey, ServerPublicKey};
 use rendezvous_protocol::federation::{EventKind, VerifiedEvent};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::tlog::CheckpointNote;
 use rendezvous_protocol::wire::SignedBytes;
 
 /// Path of the topic queries (`federation-api.md` §5): `{topic}/entries?from&limit` and
@@ -141,7 +142,7 @@ impl Relay for Federation {
         })
     }
 
-    fn head<'a>(&'a self, topic: &'a TopicId) -> LocalBoxFuture<'a, Option<String>> {
+    fn head<'a>(&'a self, topic: &'a TopicId) -> LocalBoxFuture<'a, Option<CheckpointNote>> {
         Box::pin(async move {
             let path = format!(
                 "{TOPICS_PATH}/{}/checkpoint",

@@ -15,8 +15,8 @@ use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{Message, MessageError, MessageIn, MessageTag};
 use rendezvous_protocol::tlog::{Frontier, LogHash, leaf_hash};
 use rendezvous_protocol::topic::{
-    Action, ChangeError, ChangeOutcome, LogEntry, MemberIndex, MemberSpec, TagSet, TopicChange,
-    TopicState, leaf_data_for_change,
+    Action, ChangeError, ChangeOutcome, LogEntry, MemberSpec, TagSet, TopicChange, TopicState,
+    leaf_data_for_change,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -209,7 +209,7 @@ impl TopicService {
         let draft = signed.decode_unverified()?;
         let author = log
             .state
-            .member(MemberIndex(draft.author))
+            .member(draft.author)
             .ok_or(ChangeError::UnknownAuthor(draft.author))?;
         if author.user != *caller {
             return Err(TopicError::NotTheCaller { role: "author" });
@@ -231,7 +231,7 @@ impl TopicService {
         caller: &UserId,
     ) -> TopicResult<Message> {
         let sender = msg_in.header().sender;
-        match log.state.member(MemberIndex(sender)) {
+        match log.state.member(sender) {
             Some(m) if m.user == *caller => {}
             Some(_) => return Err(TopicError::NotTheCaller { role: "sender" }),
             None => return Err(MessageError::NotAMember(sender).into()),
@@ -251,7 +251,7 @@ impl TopicService {
         msg: &Message,
     ) -> TopicResult<Appended> {
         let entry = LogEntry::message(msg).to_wire();
-        let index = log.state.size();
+        let index = log.state.size().get();
         let (frontier, nodes) = grown(&log.frontier, &msg.leaf_data())?;
         self.store.append(
             topic,
@@ -294,7 +294,7 @@ impl TopicService {
         outcome: &ChangeOutcome,
     ) -> TopicResult<(Appended, BTreeSet<ServerName>)> {
         let entry = LogEntry::change(&outcome.change).to_wire();
-        let index = before.map_or(0, |b| b.size());
+        let index = before.map_or(0, |b| b.size().get());
         let (frontier, nodes) = grown(
             &log.frontier,
             &leaf_data_for_change(outcome.change.signed_bytes()),

@@ -15,7 +15,7 @@ use crate::clock::now;
 use rendezvous_protocol::federation::topic_events::{cosignature_from_wire, cosignature_to_wire};
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId};
-use rendezvous_protocol::tlog::{Cosignature, SignedCheckpoint};
+use rendezvous_protocol::tlog::{CheckpointNote, Cosignature, SignedCheckpoint};
 
 /// Cosignatures of one topic are sent at most this often; the newest head is cosigned.
 const COSIGN_DELAY: Duration = Duration::from_millis(300);
@@ -24,7 +24,7 @@ impl TopicService {
     /// The checkpoint note with the cosignature lines of every participating server that
     /// cosigned exactly this checkpoint (`federation-api.md` §9.4: heads are served with their
     /// cosignatures). Lines were verified when their cosigned notes arrived.
-    pub fn with_cosignatures(&self, topic: &TopicId, note: String) -> String {
+    pub fn with_cosignatures(&self, topic: &TopicId, note: CheckpointNote) -> CheckpointNote {
         let Ok(mut signed) = SignedCheckpoint::parse(note.as_bytes()) else {
             return note;
         };
@@ -44,7 +44,7 @@ impl TopicService {
     }
 
     /// The topic's current checkpoint with the cosignatures kept for it.
-    pub fn cosigned_checkpoint(&self, topic: &TopicId) -> TopicResult<String> {
+    pub fn cosigned_checkpoint(&self, topic: &TopicId) -> TopicResult<CheckpointNote> {
         Ok(self.with_cosignatures(topic, self.checkpoint(topic)?))
     }
 

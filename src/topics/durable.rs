@@ -13,7 +13,9 @@ use super::lock;
 use super::service::TopicService;
 use crate::clock::now;
 use rendezvous_protocol::ids::TopicId;
-use rendezvous_protocol::tlog::{Checkpoint, Frontier, LogHash, SignedCheckpoint, TreeSize};
+use rendezvous_protocol::tlog::{
+    Checkpoint, CheckpointNote, Frontier, LogHash, SignedCheckpoint, TreeSize,
+};
 use rendezvous_protocol::topic::log_origin;
 
 impl TopicService {
@@ -28,7 +30,7 @@ impl TopicService {
         self: &Arc<Self>,
         topic: &TopicId,
         appended: Appended,
-    ) -> TopicResult<String> {
+    ) -> TopicResult<CheckpointNote> {
         let (service, topic) = (self.clone(), topic.clone());
         let done = actix_web::rt::spawn(async move {
             service.store.sync().await?;
@@ -54,7 +56,7 @@ impl TopicService {
         &self,
         topic: &TopicId,
         appended: Appended,
-    ) -> TopicResult<(Publish, String)> {
+    ) -> TopicResult<(Publish, CheckpointNote)> {
         let t = self.get(topic)?;
         let mut t = lock(&t);
         let members = t.log().state.members().values();
@@ -78,7 +80,7 @@ impl TopicService {
 
     /// The checkpoint of the topic's durable log: signed here for a hosted topic, the hosting
     /// server's for a mirror.
-    pub fn checkpoint(&self, topic: &TopicId) -> TopicResult<String> {
+    pub fn checkpoint(&self, topic: &TopicId) -> TopicResult<CheckpointNote> {
         let t = self.get(topic)?;
         let mut t = lock(&t);
         self.durable_checkpoint(topic, &mut t)
@@ -86,7 +88,7 @@ impl TopicService {
 
     /// A signed checkpoint of the first `size` entries of a topic hosted here (backfill,
     /// `federation-api.md` §5); `size` must not exceed the durable log.
-    pub fn checkpoint_at(&self, topic: &TopicId, size: u64) -> TopicResult<String> {
+    pub fn checkpoint_at(&self, topic: &TopicId, size: u64) -> TopicResult<CheckpointNote> {
         let durable = self.durable_size(topic)?;
         if size == durable {
             return self.checkpoint(topic);
@@ -99,7 +101,7 @@ impl TopicService {
 
     /// The checkpoint of the durable prefix: the cached one while the durable size has not
     /// grown.
-    fn durable_checkpoint(&self, topic: &TopicId, t: &mut Topic) -> TopicResult<String> {
+    fn durable_checkpoint(&self, topic: &TopicId, t: &mut Topic) -> TopicResult<CheckpointNote> {
         let hosted = match t {
             Topic::Mirror(m) => return m.checkpoint(),
             Topic::Hosted(h) => h,
@@ -120,7 +122,7 @@ impl TopicService {
         &self,
         topic: &TopicId,
         frontier: &Frontier,
-    ) -> TopicResult<String> {
+    ) -> TopicResult<CheckpointNote> {
         self.sign_checkpoint_of(topic, frontier.size(), frontier.root())
     }
 
@@ -129,7 +131,7 @@ impl TopicService {
         topic: &TopicId,
         size: TreeSize,
         root: LogHash,
-    ) -> TopicResult<String> {
+    ) -> TopicResult<CheckpointNote> {
         let cp = Checkpoint::new(&log_origin(topic), size, root, now())
             .map_err(|e| TopicError::internal("checkpoint", e))?;
         let signed = SignedCheckpoint::sign(&cp, self.server_key(), self.server_name.as_str())

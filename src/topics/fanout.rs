@@ -14,6 +14,7 @@ use crate::clock::now;
 use rendezvous_protocol::federation::topic_events::{EntryBatch, batch_ranges};
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId};
+use rendezvous_protocol::tlog::{CheckpointNote, LeafIndex};
 
 impl TopicService {
     /// Queues `topic.entry` events with the durable entries for every other server with a
@@ -25,7 +26,7 @@ impl TopicService {
         topic: &TopicId,
         hosted: &mut Hosted,
         durable: &Durable,
-        checkpoint: &str,
+        checkpoint: &CheckpointNote,
     ) -> bool {
         let servers = self.fan_out_servers(hosted);
         let Some(relay) = self.relay_if_on() else {
@@ -46,7 +47,7 @@ impl TopicService {
             };
             // The last batch ends at the durable size: its checkpoint is the one just signed.
             let note = match to == entries.len() {
-                true => checkpoint.to_owned(),
+                true => checkpoint.clone(),
                 false => match self.sign_checkpoint(topic, frontier) {
                     Ok(note) => note,
                     Err(e) => {
@@ -56,7 +57,7 @@ impl TopicService {
                 },
             };
             let payload = EntryBatch {
-                first: start,
+                first: LeafIndex(start),
                 entries: batch
                     .iter()
                     .map(|(_, e)| ByteBuf::from(e.clone()))

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::error::{TopicError, TopicResult};
 use crate::store::{Store, TopicNodes};
 use rendezvous_protocol::ids::{ServerName, TopicId};
-use rendezvous_protocol::tlog::{Frontier, Tree, TreeSize};
+use rendezvous_protocol::tlog::{CheckpointNote, Frontier, LeafIndex, Tree, TreeSize};
 use rendezvous_protocol::topic::{LogEntry, ParsedEntry, TopicState};
 
 /// The log part every topic has, hosted or mirrored.
@@ -76,7 +76,7 @@ impl Log {
 pub(crate) struct Hosted {
     pub(crate) log: Log,
     /// The last signed checkpoint note and its size (re-used until the durable size grows).
-    pub(crate) signed: Option<(u64, String)>,
+    pub(crate) signed: Option<(u64, CheckpointNote)>,
     /// Servers of members removed by entries not yet published: they are sent those entries
     /// (`federation-api.md` §9.1).
     pub(crate) removed_servers: BTreeSet<ServerName>,
@@ -87,7 +87,7 @@ pub(crate) struct Hosted {
 pub(crate) struct Mirror {
     pub(crate) log: Log,
     /// The hosting server's latest verified checkpoint note.
-    pub(crate) head: Option<String>,
+    pub(crate) head: Option<CheckpointNote>,
     /// Evidence was found against the hosting server: the mirror takes no more entries.
     pub(crate) stopped: bool,
 }
@@ -129,7 +129,7 @@ impl Mirror {
     }
 
     /// The hosting server's checkpoint that readers of the mirror get.
-    pub(crate) fn checkpoint(&self) -> TopicResult<String> {
+    pub(crate) fn checkpoint(&self) -> TopicResult<CheckpointNote> {
         self.not_stopped()?;
         self.head.clone().ok_or(TopicError::NoHostCheckpoint)
     }
@@ -176,9 +176,9 @@ impl Topic {
                 Ok(_) => return Err(TopicError::internal("stored change", "is a message")),
                 Err(e) => return Err(TopicError::internal("stored change does not decode", e)),
             };
-            changes.push((index, signed));
+            changes.push((LeafIndex(index), signed));
         }
-        let state = TopicState::restore(changes, size)
+        let state = TopicState::restore(changes, TreeSize(size))
             .map_err(|e| TopicError::internal("stored topic does not replay", e))?;
         let tree = Tree::open(TopicNodes::new(store, topic), TreeSize(size))
             .map_err(|e| TopicError::internal("stored tag log does not open", e))?;
@@ -187,7 +187,12 @@ impl Topic {
             true => Topic::Hosted(Hosted::new(log)),
             false => Topic::Mirror(Mirror {
                 log,
-                head: store.mirror_head(topic)?,
+                head: match store.mirror_head(topic)? {
+                    Some(note) => Some(CheckpointNote::parse(note).map_err(|e| {
+                        TopicError::internal("stored mirror head does not parse", e)
+                    })?),
+                    None => None,
+                },
                 stopped: store.mirror_evidence(topic)?.is_some(),
             }),
         })

@@ -148,7 +148,7 @@ impl TopicService {
         }
         let host = parse_host_checkpoint(&batch.checkpoint, topic, host_keys)?;
         let c = &host.checkpoint;
-        if c.size.0 != batch.end() {
+        if c.size != batch.end() {
             return Err(TopicError::bad_checkpoint(format!(
                 "checkpoint of size {}, entries end at {}",
                 c.size.0,
@@ -217,23 +217,24 @@ impl TopicService {
     ) -> TopicResult<Mirrored> {
         m.not_stopped()?;
         let c = &host.checkpoint;
-        let size = m.log.state.size();
-        if batch.first > size {
+        let size = m.log.state.size().get();
+        let (first, end) = (batch.first.get(), batch.end().get());
+        if first > size {
             return Ok(Mirrored::Gap { from: size });
         }
         // Entries the mirror has must be the same bytes (check 6).
-        let overlap_end = batch.end().min(size);
-        for index in batch.first..overlap_end {
+        let overlap_end = end.min(size);
+        for index in first..overlap_end {
             let stored = self.store.entry(topic, index)?;
             let offered = batch
                 .entries
-                .get(usize::try_from(index - batch.first).unwrap_or(usize::MAX));
+                .get(usize::try_from(index - first).unwrap_or(usize::MAX));
             if stored.as_deref() != offered.map(|b| b.as_slice()) {
                 let reason = format!("entry {index} differs from the one the mirror holds");
                 return Err(self.stop(topic, m, &batch.checkpoint, &reason));
             }
         }
-        if batch.end() <= size {
+        if end <= size {
             // A repeat: the checkpoint must still agree with the mirror's log.
             if self.stored_root(topic, TreeSize(size), c.size)? != c.root {
                 let reason = format!("checkpoint of size {} has another root", c.size.0);
@@ -241,7 +242,7 @@ impl TopicService {
             }
             return Ok(Mirrored::Unchanged);
         }
-        let skip = usize::try_from(size - batch.first).unwrap_or(usize::MAX);
+        let skip = usize::try_from(size - first).unwrap_or(usize::MAX);
         let new = batch.entries.get(skip..).unwrap_or_default();
         let plan = self.plan(topic, Some(&m.log.state), &m.log.frontier, new)?;
         check_root(&plan.frontier, c)?;
@@ -460,7 +461,7 @@ impl TopicService {
         tracing::error!(%topic, host = %topic.server(), reason, "evidence against a hosting server; mirror stopped");
         let evidence = MirrorEvidence {
             reason: reason.to_owned(),
-            a: m.head.clone().unwrap_or_default(),
+            a: m.head.as_ref().map(|n| n.to_string()).unwrap_or_default(),
             b: other.to_owned(),
         };
         if let Err(e) = self.store.set_mirror_evidence(topic, &evidence.to_wire()) {

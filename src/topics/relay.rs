@@ -8,6 +8,7 @@ use futures_util::future::LocalBoxFuture;
 use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::crypto::{IdentityPublicKey, ServerPublicKey};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::tlog::CheckpointNote;
 use rendezvous_protocol::wire::SignedBytes;
 
 /// A query to or a queue for another server failed, as the federation layer tells it: the
@@ -66,5 +67,5 @@ pub trait Relay: Send + Sync {
     ) -> LocalBoxFuture<'a, Result<Vec<u8>, RelayError>>;
 
     /// The hosting server's current checkpoint of `topic`, or `None` when it cannot be had.
-    fn head<'a>(&'a self, topic: &'a TopicId) -> LocalBoxFuture<'a, Option<String>>;
+    fn head<'a>(&'a self, topic: &'a TopicId) -> LocalBoxFuture<'a, Option<CheckpointNote>>;
 }

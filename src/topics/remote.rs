@@ -21,6 +21,7 @@ use rendezvous_protocol::federation::topic_events::{
 use rendezvous_protocol::federation::{Event, EventId, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::MessageIn;
+use rendezvous_protocol::tlog::{CheckpointNote, LeafIndex};
 use rendezvous_protocol::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry, TopicChange};
 use rendezvous_protocol::wire::Signed;
 
@@ -39,7 +40,7 @@ pub enum Submitted {
         /// The log index.
         index: u64,
         /// The hosting server's checkpoint.
-        checkpoint: String,
+        checkpoint: CheckpointNote,
     },
     /// Queued for the hosting server; the entry did not come back in time (`202`).
     Queued,
@@ -49,11 +50,11 @@ pub enum Submitted {
 #[derive(Debug)]
 pub struct Witnesses {
     /// The hosting server's head (`None` when it cannot be had).
-    pub host: Option<String>,
+    pub host: Option<CheckpointNote>,
     /// This server's mirror head (topics hosted elsewhere).
-    pub mirror: Option<String>,
+    pub mirror: Option<CheckpointNote>,
     /// The cosigned notes kept.
-    pub witnesses: Vec<String>,
+    pub witnesses: Vec<CheckpointNote>,
     /// Evidence against the hosting server, if any.
     pub evidence: Option<Vec<u8>>,
 }
@@ -215,10 +216,10 @@ impl TopicService {
                         return Err(TopicError::EndlessBackfill);
                     }
                     let page = self.backfill_page(topic, from).await?;
-                    if page.first != from {
+                    if page.first.get() != from {
                         return Err(TopicError::BackfillMismatch {
                             from,
-                            got: page.first,
+                            got: page.first.get(),
                         });
                     }
                     Box::pin(self.apply_unsynced(topic, &page, host_keys, applied)).await?;
@@ -260,7 +261,7 @@ impl TopicService {
             .collect();
         let end = from + entries.len() as u64;
         Ok(EntryBatch {
-            first: from,
+            first: LeafIndex(from),
             checkpoint: self.checkpoint_at(topic, end)?,
             entries,
         })
@@ -276,14 +277,18 @@ impl TopicService {
                     Some(relay) => relay.head(topic).await,
                     None => None,
                 };
-                (head, self.store.mirror_head(topic)?)
+                let mirror = self.store.mirror_head(topic)?;
+                (head, mirror.and_then(|n| CheckpointNote::parse(n).ok()))
             }
         };
         let witnesses = self.store.witness_notes(topic)?;
         Ok(Witnesses {
             host,
             mirror,
-            witnesses: witnesses.into_iter().map(|(_, note)| note).collect(),
+            witnesses: witnesses
+                .into_iter()
+                .filter_map(|(_, note)| CheckpointNote::parse(note).ok())
+                .collect(),
             evidence: self.store.mirror_evidence(topic)?,
         })
     }

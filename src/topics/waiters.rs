@@ -11,13 +11,13 @@ use super::error::TopicError;
 use super::lock;
 use rendezvous_protocol::federation::EventId;
 use rendezvous_protocol::ids::TopicId;
-use rendezvous_protocol::tlog::LogHash;
+use rendezvous_protocol::tlog::{CheckpointNote, LogHash};
 
 /// What became of a post submitted to another server.
 #[derive(Debug)]
 pub enum Landed {
     /// It is in the log at this index; the hosting server's checkpoint.
-    At(u64, String),
+    At(u64, CheckpointNote),
     /// The hosting server refused it.
     Refused(TopicError),
 }
@@ -61,7 +61,7 @@ impl SubmitWaiters {
         topic: &TopicId,
         first: u64,
         leaves: &[LogHash],
-        checkpoint: &str,
+        checkpoint: &CheckpointNote,
     ) {
         let mut by_leaf = lock(&self.by_leaf);
         if by_leaf.is_empty() {
@@ -70,7 +70,7 @@ impl SubmitWaiters {
         for (i, leaf) in leaves.iter().enumerate() {
             if let Some(waiters) = by_leaf.remove(&(topic.clone(), leaf.0)) {
                 for w in waiters {
-                    let _ = w.send(Landed::At(first + i as u64, checkpoint.to_owned()));
+                    let _ = w.send(Landed::At(first + i as u64, checkpoint.clone()));
                 }
             }
         }

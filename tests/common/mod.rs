@@ -13,7 +13,7 @@ use rendezvous_protocol::crypto::{IdentityKey, Randomness, Suite, TopicKey};
 use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::message::{self, Message, MessageIn};
 use rendezvous_protocol::topic::{
-    Action, ChangeOutcome, EpochKeyring, MemberIndex, MemberSpec, Role, TopicState, build_change,
+    Action, ChangeBuilder, ChangeOutcome, EpochKeyring, MemberIndex, MemberSpec, Role, TopicState,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -41,7 +41,7 @@ impl User {
         MemberSpec {
             user: self.id.clone(),
             identity_key: self.ik.public().clone(),
-            role: role.to_wire(),
+            role,
             topic_key_cert: Signed::sign(
                 TopicKeyCert::new(self.id.clone(), self.tk.public(), 0),
                 &self.ik,
@@ -69,18 +69,9 @@ impl Topic {
     ) -> Topic {
         let id = TopicId::random(&"a.example".parse().unwrap());
         let members = users.iter().zip(roles).map(|(u, r)| u.spec(*r)).collect();
-        let (outcome, key) = build_change(
-            None,
-            &id,
-            MemberIndex(0),
-            &users[0].tk,
-            Action::Create { history, members },
-            None,
-            &[],
-            0,
-            &mut Randomness::Os,
-        )
-        .unwrap();
+        let (outcome, key) = ChangeBuilder::create(&id, &users[0].tk, history, members)
+            .build(0, &mut Randomness::Os)
+            .unwrap();
         assert!(key.is_some());
         let topic = Topic {
             id,
@@ -115,18 +106,10 @@ impl Topic {
             .keys
             .message_key(self.state.epoch())
             .map(|k| rendezvous_protocol::crypto::MessageKey::from_slice(k.as_bytes()).unwrap());
-        let (outcome, _) = build_change(
-            Some(&self.state),
-            &self.id,
-            me,
-            &users[author].tk,
-            action,
-            current.as_ref(),
-            &[],
-            0,
-            &mut Randomness::Os,
-        )
-        .unwrap();
+        let (outcome, _) = ChangeBuilder::new(&self.state, me, &users[author].tk, action)
+            .current_key(current.as_ref())
+            .build(0, &mut Randomness::Os)
+            .unwrap();
         self.state = outcome.next.clone();
         self.deliver(users, &outcome);
         outcome
@@ -134,7 +117,7 @@ impl Topic {
 
     /// `user` encrypts a message for the current epoch (not yet checked by anyone).
     pub fn compose(&self, user: &User, text: &[u8]) -> Vec<u8> {
-        let me = self.state.member_of(&user.id).map(|m| m.0).unwrap_or(999);
+        let me = self.state.member_of(&user.id).unwrap_or(MemberIndex(999));
         let keys = user
             .keys
             .epoch_keys(self.state.epoch())

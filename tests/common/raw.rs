@@ -8,7 +8,8 @@ use rendezvous_protocol::api::EntriesResponse;
 use rendezvous_protocol::crypto::{EpochKeys, TopicKey};
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message;
-use rendezvous_protocol::topic::{LogEntry, Replayer, TopicState};
+use rendezvous_protocol::tlog::TreeSize;
+use rendezvous_protocol::topic::{LogEntry, MemberIndex, Replayer, TopicState};
 
 use super::server::TestServer;
 
@@ -81,17 +82,24 @@ pub async fn keys(
         .message_keys(topic)
         .unwrap()
         .into_iter()
-        .find(|(e, _)| *e == s.epoch())
+        .find(|(e, _)| *e == s.epoch().get())
         .expect("current epoch key");
-    (me.0, tk, mk.epoch_keys(topic, s.epoch()), s.size())
+    (me.0, tk, mk.epoch_keys(topic, s.epoch()), s.size().get())
 }
 
 /// A message encrypted and signed by `client` as its member, for the current epoch.
 pub async fn message(server: &impl Api, client: &Client, topic: &TopicId, text: &[u8]) -> Vec<u8> {
     let (me, tk, keys, size) = keys(server, client, topic).await;
-    message::encrypt(topic, &keys, me, tk.signing(), size, text)
-        .unwrap()
-        .to_wire()
+    message::encrypt(
+        topic,
+        &keys,
+        MemberIndex(me),
+        tk.signing(),
+        TreeSize(size),
+        text,
+    )
+    .unwrap()
+    .to_wire()
 }
 
 /// POSTs `body` as CBOR; returns the status and the error code (if any).

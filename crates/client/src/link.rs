@@ -23,7 +23,8 @@ use rendezvous_protocol::crypto::{DeviceKey, IdentityKey, MessageKey};
 use rendezvous_protocol::devices::{
     LinkJoiner, LinkOffer, LinkPayload, LinkRequest, LinkResponse, LinkedMessageKey, LinkedTopicKey,
 };
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::ids::Epoch;
+use rendezvous_protocol::wire::Signed;
 
 /// How often the relay is polled.
 const POLL: Duration = Duration::from_secs(2);
@@ -84,7 +85,6 @@ impl Client {
     pub async fn link_offer_start(&mut self) -> Result<PendingLink, ClientError> {
         let offer = LinkOffer::new();
         let request = LinkOpenRequest {
-            version: VERSION,
             link_id: offer.link_id(),
         };
         self.authed_raw(Method::POST, "/v1/link", Some(request.to_cbor()), 1024)
@@ -122,7 +122,6 @@ impl Client {
         let payload = self.link_payload()?;
         let response = pending.offer.accept(&request, &payload)?;
         let body = LinkMessage {
-            version: VERSION,
             body: ByteBuf::from(response.to_wire()),
         };
         self.authed_raw(
@@ -148,7 +147,7 @@ impl Client {
             for (epoch, key) in self.keystore.message_keys(&topic)? {
                 payload.message_keys.push(LinkedMessageKey {
                     topic: topic.clone(),
-                    epoch,
+                    epoch: Epoch(epoch),
                     key,
                 });
             }
@@ -171,7 +170,6 @@ impl Client {
         let (status, server) = server_status(&http).await?;
         let link_id = joiner.request().link_id;
         let request = LinkMessage {
-            version: VERSION,
             body: ByteBuf::from(joiner.request().to_wire()),
         };
         http.send(
@@ -225,7 +223,7 @@ impl Client {
         for mk in &payload.message_keys {
             let key = MessageKey::from_slice(mk.key.as_bytes())
                 .map_err(|e| ClientError::Misbehaved(format!("linked message key: {e}")))?;
-            keystore.save_message_key(&mk.topic, mk.epoch, &key)?;
+            keystore.save_message_key(&mk.topic, mk.epoch.get(), &key)?;
         }
         Client::add_device(&http, &cert).await?;
         let identity = IdentityKey::from_seed(&payload.identity.seed());

@@ -1,6 +1,6 @@
 //! Topic creation, changes and sending (`protocol.md` §6–7, `client-api.md` §6).
 //!
-//! Every change is built with [`build_change`] on the state this device replayed and verified
+//! Every change is built with [`ChangeBuilder`] on the state this device replayed and verified
 //! itself, so the admin applies exactly the rules every member checks.
 
 use awc::http::Method;
@@ -13,13 +13,11 @@ use rendezvous_protocol::api::{
 use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::Randomness;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
-use rendezvous_protocol::ids::{TopicId, UserId};
+use rendezvous_protocol::ids::{Epoch, TopicId, UserId};
 use rendezvous_protocol::message::encrypt;
 use rendezvous_protocol::tlog::SignedCheckpoint;
-use rendezvous_protocol::topic::{
-    Action, History, MemberIndex, MemberSpec, Role, build_change, log_origin,
-};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::topic::{Action, ChangeBuilder, History, MemberSpec, Role, log_origin};
+use rendezvous_protocol::wire::Signed;
 
 /// A topic as `GET /v1/topics` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +41,6 @@ impl Client {
         members: &[(UserId, Role)],
     ) -> Result<Vec<MemberSpec>, ClientError> {
         let request = ClaimTopicKeysRequest {
-            version: VERSION,
             users: members.iter().map(|(u, _)| u.clone()).collect(),
         };
         let answer: ClaimTopicKeysResponse = self
@@ -77,7 +74,7 @@ impl Client {
             specs.push(MemberSpec {
                 user: user.clone(),
                 identity_key,
-                role: role.to_wire(),
+                role: *role,
                 topic_key_cert: cert,
             });
         }
@@ -122,23 +119,11 @@ impl Client {
         let specs = self.claim_members(&all).await?;
         let my_key = self.own_topic_key(&specs[0])?;
         let topic = TopicId::random(&self.server);
-        let (outcome, key) = build_change(
-            None,
-            &topic,
-            MemberIndex(0),
-            &my_key,
-            Action::Create {
-                history,
-                members: specs,
-            },
-            None,
-            &[],
-            now(),
-            &mut Randomness::Os,
-        )?;
+        let (outcome, key) = ChangeBuilder::create(&topic, &my_key, history, specs)
+            .build(now(), &mut Randomness::Os)?;
         if let Some(key) = &key {
             self.keystore
-                .save_message_key(&topic, outcome.change.epoch, key)?;
+                .save_message_key(&topic, outcome.change.epoch.get(), key)?;
         }
         let answer: AppendResponse = self
             .authed(Method::POST, "/v1/topics", Some(outcome.change.to_wire()))
@@ -222,7 +207,7 @@ impl Client {
         let key = self.hosting_server_key(&host).await?;
         let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
         let c = signed.verify(&key, host.as_str())?;
-        if c.origin != log_origin(topic) || c.size.0 <= answer.index {
+        if c.origin != log_origin(topic) || c.size.0 <= answer.index.get() {
             return Err(ClientError::Misbehaved(format!(
                 "append answer's checkpoint (origin {}, size {}) does not cover index {}",
                 c.origin, c.size, answer.index
@@ -244,7 +229,7 @@ impl Client {
         let my_key = replay.my_key()?;
         let (action, share_history) = make(&replay)?;
         let current = replay.keyring.message_key(state.epoch());
-        let history: Vec<(u32, &rendezvous_protocol::crypto::MessageKey)> =
+        let history: Vec<(Epoch, &rendezvous_protocol::crypto::MessageKey)> =
             if share_history && state.history() == History::Shared {
                 replay
                     .keyring
@@ -255,26 +240,19 @@ impl Client {
             } else {
                 Vec::new()
             };
-        let (outcome, key) = build_change(
-            Some(state),
-            topic,
-            me,
-            my_key,
-            action,
-            current,
-            &history,
-            now(),
-            &mut Randomness::Os,
-        )?;
+        let (outcome, key) = ChangeBuilder::new(state, me, my_key, action)
+            .current_key(current)
+            .history_keys(&history)
+            .build(now(), &mut Randomness::Os)?;
         if let Some(key) = &key {
             self.keystore
-                .save_message_key(topic, outcome.change.epoch, key)?;
+                .save_message_key(topic, outcome.change.epoch.get(), key)?;
         }
         let answer = self
             .append(topic, "/changes", outcome.change.to_wire())
             .await?;
         self.check_append(topic, &answer).await?;
-        Ok(answer.index)
+        Ok(answer.index.get())
     }
 
     /// Adds members. In a shared topic, `share_history` also hands them the older epochs' keys.
@@ -357,13 +335,13 @@ impl Client {
                 .epoch_keys(state.epoch())
                 .ok_or_else(|| ClientError::NoMessageKey {
                     topic: topic.to_string(),
-                    epoch: state.epoch(),
+                    epoch: state.epoch().get(),
                 })?;
-        let seen = replay.checkpoint.size.0;
-        let msg = encrypt(topic, keys, me.0, key.signing(), seen, text)?;
+        let seen = replay.checkpoint.size;
+        let msg = encrypt(topic, keys, me, key.signing(), seen, text)?;
         let answer = self.append(topic, "/messages", msg.to_wire()).await?;
         self.check_append(topic, &answer).await?;
-        Ok(answer.index)
+        Ok(answer.index.get())
     }
 
     /// The user's topics (`GET /v1/topics`).
@@ -374,13 +352,10 @@ impl Client {
             .into_iter()
             .map(|t| {
                 Ok(TopicEntry {
-                    role: Role::from_wire(t.role).map_err(|error| ClientError::Malformed {
-                        what: "topic list".into(),
-                        error,
-                    })?,
+                    role: t.role,
                     topic: t.topic,
-                    size: t.size,
-                    epoch: t.epoch,
+                    size: t.size.get(),
+                    epoch: t.epoch.get(),
                 })
             })
             .collect()

@@ -20,7 +20,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         loop {
             for item in self.sync().await? {
-                if item.size > item.cursor {
+                if item.size.next_index() > item.cursor {
                     let result = self.read(&item.topic).await;
                     on_read(&item.topic, result.as_ref());
                 }
@@ -47,7 +47,7 @@ impl Client {
                             .keystore
                             .topic(&frame.topic)?
                             .map_or(0, |r| r.processed);
-                        if frame.index >= processed {
+                        if frame.index.get() >= processed {
                             let result = self.read(&frame.topic).await;
                             on_read(&frame.topic, result.as_ref());
                         }

@@ -3,6 +3,9 @@
 //! certificates; Device Key → pre keys. Each is a [`SignedPayload`] with its own label.
 
 use serde_bytes::ByteBuf;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
 use crate::crypto::hpke::{KemPublicKey, Suite};
@@ -15,28 +18,52 @@ use crate::crypto::{
     DevicePublicKey, IdentityPublicKey, KeyId, TopicPublicKey, TopicSigningPublicKey,
 };
 use crate::ids::UserId;
-use crate::wire::{SignedPayload, VERSION, WireError};
+use crate::wire::{SignedPayload, VERSION, WireError, check_version};
 
 /// A user's registration: the Identity Key signs its own public key and user id
 /// (proof of possession). `[1, user, identity_key]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
-    /// Always 1.
-    pub version: u8,
     /// The user being registered.
     pub user: UserId,
     /// The Identity Key that signs this.
     pub identity_key: IdentityPublicKey,
 }
 
+/// The wire form of [`Registration`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct RegistrationWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+    identity_key: Cow<'a, IdentityPublicKey>,
+}
+
+impl Serialize for Registration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegistrationWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+            identity_key: Cow::Borrowed(&self.identity_key),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Registration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = RegistrationWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(Registration {
+            user: w.user.into_owned(),
+            identity_key: w.identity_key.into_owned(),
+        })
+    }
+}
+
 impl Registration {
     /// A registration of `user` with `identity_key`.
     pub fn new(user: UserId, identity_key: IdentityPublicKey) -> Self {
-        Registration {
-            version: VERSION,
-            user,
-            identity_key,
-        }
+        Registration { user, identity_key }
     }
 }
 
@@ -47,10 +74,8 @@ impl SignedPayload for Registration {
 }
 
 /// IK certifies a device's Device Key. `[1, user, device_key, created]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceCert {
-    /// Always 1.
-    pub version: u8,
     /// The device's user.
     pub user: UserId,
     /// The device's public Device Key.
@@ -59,11 +84,43 @@ pub struct DeviceCert {
     pub created: u64,
 }
 
+/// The wire form of [`DeviceCert`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct DeviceCertWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+    device_key: Cow<'a, DevicePublicKey>,
+    created: u64,
+}
+
+impl Serialize for DeviceCert {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeviceCertWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+            device_key: Cow::Borrowed(&self.device_key),
+            created: self.created,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceCert {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = DeviceCertWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(DeviceCert {
+            user: w.user.into_owned(),
+            device_key: w.device_key.into_owned(),
+            created: w.created,
+        })
+    }
+}
+
 impl DeviceCert {
     /// A certificate for `device_key`.
     pub fn new(user: UserId, device_key: DevicePublicKey, created: u64) -> Self {
         DeviceCert {
-            version: VERSION,
             user,
             device_key,
             created,
@@ -78,10 +135,8 @@ impl SignedPayload for DeviceCert {
 }
 
 /// IK revokes a device. `[1, user, device_key, time]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRevocation {
-    /// Always 1.
-    pub version: u8,
     /// The device's user.
     pub user: UserId,
     /// The Device Key being revoked.
@@ -90,11 +145,43 @@ pub struct DeviceRevocation {
     pub time: u64,
 }
 
+/// The wire form of [`DeviceRevocation`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct DeviceRevocationWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+    device_key: Cow<'a, DevicePublicKey>,
+    time: u64,
+}
+
+impl Serialize for DeviceRevocation {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeviceRevocationWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+            device_key: Cow::Borrowed(&self.device_key),
+            time: self.time,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceRevocation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = DeviceRevocationWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(DeviceRevocation {
+            user: w.user.into_owned(),
+            device_key: w.device_key.into_owned(),
+            time: w.time,
+        })
+    }
+}
+
 impl DeviceRevocation {
     /// A revocation of `device_key`.
     pub fn new(user: UserId, device_key: DevicePublicKey, time: u64) -> Self {
         DeviceRevocation {
-            version: VERSION,
             user,
             device_key,
             time,
@@ -109,10 +196,8 @@ impl SignedPayload for DeviceRevocation {
 }
 
 /// DK signs a one-time Device Pre Key. `[1, user, suite, kem_key]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreKey {
-    /// Always 1.
-    pub version: u8,
     /// The device's user.
     pub user: UserId,
     /// HPKE suite of the key.
@@ -121,11 +206,43 @@ pub struct PreKey {
     pub kem_key: ByteBuf,
 }
 
+/// The wire form of [`PreKey`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct PreKeyWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+    suite: u16,
+    kem_key: Cow<'a, ByteBuf>,
+}
+
+impl Serialize for PreKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PreKeyWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+            suite: self.suite,
+            kem_key: Cow::Borrowed(&self.kem_key),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PreKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = PreKeyWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(PreKey {
+            user: w.user.into_owned(),
+            suite: w.suite,
+            kem_key: w.kem_key.into_owned(),
+        })
+    }
+}
+
 impl PreKey {
     /// A pre key certificate for `key`.
     pub fn new(user: UserId, key: &KemPublicKey) -> Self {
         PreKey {
-            version: VERSION,
             user,
             suite: key.suite().id(),
             kem_key: ByteBuf::from(key.as_bytes().to_vec()),
@@ -168,10 +285,8 @@ impl SignedPayload for PreKey {
 ///
 /// A topic key certificate names no topic and no device: Topic Keys are made ahead of time and
 /// each is handed out once, to the creator or admin of one topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicKeyCert {
-    /// Always 1.
-    pub version: u8,
     /// The Topic Key's user.
     pub user: UserId,
     /// The signing half.
@@ -184,11 +299,49 @@ pub struct TopicKeyCert {
     pub created: u64,
 }
 
+/// The wire form of [`TopicKeyCert`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct TopicKeyCertWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+    signing_key: Cow<'a, TopicSigningPublicKey>,
+    suite: u16,
+    kem_key: Cow<'a, ByteBuf>,
+    created: u64,
+}
+
+impl Serialize for TopicKeyCert {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TopicKeyCertWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+            signing_key: Cow::Borrowed(&self.signing_key),
+            suite: self.suite,
+            kem_key: Cow::Borrowed(&self.kem_key),
+            created: self.created,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicKeyCert {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = TopicKeyCertWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(TopicKeyCert {
+            user: w.user.into_owned(),
+            signing_key: w.signing_key.into_owned(),
+            suite: w.suite,
+            kem_key: w.kem_key.into_owned(),
+            created: w.created,
+        })
+    }
+}
+
 impl TopicKeyCert {
     /// A certificate for `key`.
     pub fn new(user: UserId, key: &TopicPublicKey, created: u64) -> Self {
         TopicKeyCert {
-            version: VERSION,
             user,
             signing_key: key.signing.clone(),
             suite: key.kem.suite().id(),

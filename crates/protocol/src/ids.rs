@@ -1,7 +1,10 @@
-//! Identifiers: server names, user ids and topic ids (`federation-spec/protocol.md` §2).
+//! Identifiers: server names, user ids and topic ids (`federation-spec/protocol.md` §2), and the
+//! small numbers that name things inside a topic: [`Epoch`] and [`MemberIndex`].
 //!
 //! Every identifier is validated when it is built ("parse, don't validate"); the only way to get
-//! one is through [`std::str::FromStr`] or a constructor that checks it.
+//! one is through [`std::str::FromStr`] or a constructor that checks it. Every `u32` is a valid
+//! epoch and member index, so those two only keep the numbers apart from each other and from
+//! counts; they travel as plain CBOR integers.
 
 use std::fmt;
 use std::str::FromStr;
@@ -196,6 +199,82 @@ impl FromStr for TopicId {
         Ok(TopicId(s.to_owned()))
     }
 }
+
+/// A topic epoch: the number of the Message Key in use, 0 at creation, one more at every change
+/// that starts a new key (`federation-spec/protocol.md` §7.3).
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Epoch(pub u32);
+
+impl Epoch {
+    /// The epoch a topic starts in.
+    pub const ZERO: Epoch = Epoch(0);
+
+    /// The number.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The epoch after this one, if there is one.
+    pub fn next(self) -> Option<Epoch> {
+        self.0.checked_add(1).map(Epoch)
+    }
+
+    /// The four big-endian bytes that key derivation and sealing contexts bind.
+    pub fn to_be_bytes(self) -> [u8; 4] {
+        self.0.to_be_bytes()
+    }
+}
+
+/// A member's index in a topic: assigned in order of joining, never reused
+/// (`federation-spec/protocol.md` §7.1). Messages name their sender by it, changes their author
+/// and key boxes their recipient.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MemberIndex(pub u32);
+
+impl MemberIndex {
+    /// The creator of a topic (and the author of its create).
+    pub const CREATOR: MemberIndex = MemberIndex(0);
+
+    /// The number.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// `Display` and `Debug` both print the bare number, so messages and logs read as before the
+/// numbers had types of their own.
+macro_rules! number_id_traits {
+    ($($t:ident),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+        impl From<u32> for $t {
+            fn from(n: u32) -> Self {
+                $t(n)
+            }
+        }
+        impl From<$t> for u32 {
+            fn from(n: $t) -> u32 {
+                n.0
+            }
+        }
+        impl PartialEq<u32> for $t {
+            fn eq(&self, other: &u32) -> bool {
+                self.0 == *other
+            }
+        }
+    )*};
+}
+number_id_traits!(Epoch, MemberIndex);
 
 macro_rules! string_id_traits {
     ($($t:ty),*) => {$(

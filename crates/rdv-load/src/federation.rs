@@ -29,8 +29,9 @@ use serde::Serialize;
 use rendezvous_client::Client;
 use rendezvous_client::http::Http;
 use rendezvous_protocol::api::TopicsResponse;
-use rendezvous_protocol::ids::{TopicId, UserId};
+use rendezvous_protocol::ids::{Epoch, MemberIndex, TopicId, UserId};
 use rendezvous_protocol::message::encrypt;
+use rendezvous_protocol::tlog::TreeSize;
 use rendezvous_protocol::topic::{History, Role};
 
 use super::{
@@ -129,7 +130,7 @@ async fn topic_sizes(http: &Http, token: &str) -> Res<HashMap<String, u64>> {
         .map_err(|e| e.to_string())?;
     Ok(r.topics
         .into_iter()
-        .map(|t| (t.topic.as_str().to_owned(), t.size))
+        .map(|t| (t.topic.as_str().to_owned(), t.size.get()))
         .collect())
 }
 
@@ -329,16 +330,16 @@ async fn create(creator: &mut Client, members: &[(UserId, Role)]) -> Res<TopicId
 
 /// Encrypts `n` messages of `size` bytes as the slot's member (`seen` = 0).
 fn prepare(slot: &Slot, n: usize, size: usize) -> Res<Vec<Bytes>> {
-    let keys = slot.message_key.epoch_keys(&slot.topic, 0);
+    let keys = slot.message_key.epoch_keys(&slot.topic, Epoch(0));
     let plaintext = vec![b'x'; size];
     (0..n)
         .map(|_| {
             encrypt(
                 &slot.topic,
                 &keys,
-                slot.member,
+                MemberIndex(slot.member),
                 slot.topic_key.signing(),
-                0,
+                TreeSize(0),
                 &plaintext,
             )
             .map(|m| Bytes::from(m.to_wire()))

@@ -41,8 +41,9 @@ use rendezvous_client::http::{Http, encode_segment, error_from_response};
 use rendezvous_client::tls::{Fingerprint, Trust, client_config};
 use rendezvous_protocol::api::{AppendResponse, Body, EntriesResponse};
 use rendezvous_protocol::crypto::{MessageKey, TopicKey};
-use rendezvous_protocol::ids::{TopicId, UserId};
+use rendezvous_protocol::ids::{Epoch, MemberIndex, TopicId, UserId};
 use rendezvous_protocol::message::encrypt;
+use rendezvous_protocol::tlog::TreeSize;
 use rendezvous_protocol::topic::{History, LogEntry, Replayer, Role};
 
 mod federation;
@@ -573,7 +574,7 @@ async fn slots_for(
         .message_keys(topic)
         .map_err(|e| e.to_string())?
         .into_iter()
-        .find(|(epoch, _)| *epoch == state.epoch())
+        .find(|(epoch, _)| *epoch == state.epoch().get())
         .map(|(_, k)| k)
         .ok_or("the creator has no Message Key for the topic")?;
     let mut out = Vec::new();
@@ -852,16 +853,16 @@ fn poster_thread(
     let mut failure = None;
     for plan in &plans {
         let s = &plan.slot;
-        let keys = s.message_key.epoch_keys(&s.topic, 0);
+        let keys = s.message_key.epoch_keys(&s.topic, Epoch(0));
         let mut bodies = Vec::with_capacity(plan.count);
         for _ in 0..plan.count {
             // seen = 0 is valid at every log position.
             match encrypt(
                 &s.topic,
                 &keys,
-                s.member,
+                MemberIndex(s.member),
                 s.topic_key.signing(),
-                0,
+                TreeSize(0),
                 &plaintext,
             ) {
                 Ok(m) => bodies.push(Bytes::from(m.to_wire())),
@@ -1020,7 +1021,7 @@ async fn post_one(client: &awc::Client, url: &str, auth: &str, body: Bytes) -> R
         return Err(error_from_response("post", status.as_u16(), &bytes).to_string());
     }
     let answer = AppendResponse::from_cbor(&bytes).map_err(|e| format!("answer: {e}"))?;
-    Ok(answer.index)
+    Ok(answer.index.get())
 }
 
 /// Frame arrivals: (topic number, index, when).
@@ -1061,7 +1062,7 @@ fn watcher_thread(
                 while let Ok(Some(frame)) = stream.next_frame().await {
                     let now = Instant::now();
                     if let Some(no) = names.get(frame.topic.as_str()) {
-                        arrivals.borrow_mut().push((*no, frame.index, now));
+                        arrivals.borrow_mut().push((*no, frame.index.get(), now));
                     }
                 }
             }));

@@ -9,7 +9,7 @@ use rendezvous_protocol::api::{AddDeviceRequest, Body, DevicesResponse, RevokeDe
 use rendezvous_protocol::certs::{DeviceCert, DeviceRevocation};
 use rendezvous_protocol::crypto::DevicePublicKey;
 use rendezvous_protocol::devices::DeviceDirectory;
-use rendezvous_protocol::wire::{Signed, VERSION, Verified};
+use rendezvous_protocol::wire::{Signed, Verified};
 
 use super::DeviceEntry;
 
@@ -73,7 +73,6 @@ impl Client {
             &self.identity,
         );
         let request = RevokeDeviceRequest {
-            version: VERSION,
             revocation: revocation.signed_bytes().clone(),
         };
         self.authed_raw(
@@ -92,7 +91,6 @@ impl Client {
         cert: &Verified<DeviceCert>,
     ) -> Result<(), ClientError> {
         let request = AddDeviceRequest {
-            version: VERSION,
             device_cert: cert.signed_bytes().clone(),
         };
         http.send(

@@ -10,7 +10,7 @@ use rendezvous_protocol::api::{
 use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
 use rendezvous_protocol::devices::{Delivery, open_delivery};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 use super::InboxReport;
 
@@ -39,10 +39,7 @@ impl Client {
                     Err(e) => report.failed.push((item.seq, e.to_string())),
                 }
             }
-            let ack = AckRequest {
-                version: VERSION,
-                up_to: last,
-            };
+            let ack = AckRequest { up_to: last };
             self.authed_raw(Method::POST, "/v1/inbox/ack", Some(ack.to_cbor()), 1024)
                 .await?;
             self.config.inbox_seq = last;

@@ -12,7 +12,7 @@ use rendezvous_protocol::api::{
 use rendezvous_protocol::certs::PreKey;
 use rendezvous_protocol::crypto::{KemSecretKey, Randomness, Suite};
 use rendezvous_protocol::devices::{ClaimedPreKey, make_batch};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 use super::KeyStatus;
 
@@ -38,10 +38,7 @@ impl Client {
                 );
                 prekeys.push(signed.signed_bytes().clone());
             }
-            let request = UploadPreKeysRequest {
-                version: VERSION,
-                prekeys,
-            };
+            let request = UploadPreKeysRequest { prekeys };
             let answer: CountResponse = self
                 .authed(Method::POST, "/v1/prekeys", Some(request.to_cbor()))
                 .await?;
@@ -127,7 +124,6 @@ impl Client {
         }
         for chunk in batch.uploads.chunks(TOPIC_KEYS_PER_REQUEST) {
             let request = UploadTopicKeysRequest {
-                version: VERSION,
                 uploads: chunk.iter().map(|u| ByteBuf::from(u.to_wire())).collect(),
             };
             let _: CountResponse = self

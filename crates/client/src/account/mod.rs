@@ -24,7 +24,7 @@ use rendezvous_protocol::crypto::{
     DeviceKey, DevicePublicKey, IdentityKey, IdentityPublicKey, ServerPublicKey,
 };
 use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::{Signed, VERSION};
+use rendezvous_protocol::wire::Signed;
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,7 +189,6 @@ impl Client {
         keystore.save_device(&device)?;
         keystore.save_config(&config)?;
         let request = RegisterRequest {
-            version: VERSION,
             pin: pin.to_owned(),
             registration: registration.signed_bytes().clone(),
             device_cert: device_cert.signed_bytes().clone(),
@@ -232,7 +231,6 @@ impl Client {
     /// label `rdv/v1/device-login`, token (`client-api.md` §3). The token is kept in the keystore.
     pub async fn login(&mut self) -> Result<(), ClientError> {
         let request = ChallengeRequest {
-            version: VERSION,
             user: self.user.clone(),
             device_key: self.device.public().clone(),
         };
@@ -261,7 +259,6 @@ impl Client {
             ],
         );
         let request = LoginRequest {
-            version: VERSION,
             user: self.user.clone(),
             device_key: self.device.public().clone(),
             challenge: challenge.challenge,

@@ -10,6 +10,7 @@ use super::{EntryContent, EntryReport};
 use crate::{Client, ClientError};
 use rendezvous_protocol::crypto::MessageKey;
 use rendezvous_protocol::crypto::sign::hex_string;
+use rendezvous_protocol::ids::Epoch;
 use rendezvous_protocol::message::Message;
 use rendezvous_protocol::topic::{
     Action, Applied, ChangeOutcome, MemberIndex, MemberSpec, Replayer, TopicState,
@@ -41,7 +42,7 @@ impl Client {
         }
         for (epoch, key) in stored {
             if let Ok(copy) = MessageKey::from_slice(key.as_bytes()) {
-                let _ = replay.keyring.insert(state, *epoch, copy);
+                let _ = replay.keyring.insert(state, Epoch(*epoch), copy);
             }
         }
         Ok(())
@@ -81,7 +82,7 @@ impl Client {
         problems: &mut Vec<String>,
     ) -> EntryContent {
         let after = &outcome.next;
-        let author = member_name(before, after, MemberIndex(outcome.change.author));
+        let author = member_name(before, after, outcome.change.author);
         let specs: &[MemberSpec] = match &outcome.change.action {
             Action::Create { members, .. } => members,
             Action::Add(specs) => specs,
@@ -100,7 +101,7 @@ impl Client {
         EntryContent::Change {
             author,
             description: describe(&outcome.change.action, before, after),
-            epoch: outcome.change.epoch,
+            epoch: outcome.change.epoch.get(),
         }
     }
 
@@ -158,9 +159,11 @@ impl Client {
         {
             Ok(epochs) => {
                 for epoch in epochs {
-                    if !stored.contains_key(&epoch)
+                    if !stored.contains_key(&epoch.get())
                         && let Some(mk) = replay.keyring.message_key(epoch)
-                        && let Err(e) = self.keystore.save_message_key(&replay.topic, epoch, mk)
+                        && let Err(e) =
+                            self.keystore
+                                .save_message_key(&replay.topic, epoch.get(), mk)
                     {
                         problems.push(e.to_string());
                     }
@@ -179,10 +182,10 @@ fn add_stored_keys(
     problems: &mut Vec<String>,
 ) {
     for (epoch, key) in stored {
-        if replay.keyring.message_key(*epoch).is_none()
-            && after.epoch_check(*epoch).is_some()
+        if replay.keyring.message_key(Epoch(*epoch)).is_none()
+            && after.epoch_check(Epoch(*epoch)).is_some()
             && let Ok(copy) = MessageKey::from_slice(key.as_bytes())
-            && let Err(e) = replay.keyring.insert(after, *epoch, copy)
+            && let Err(e) = replay.keyring.insert(after, Epoch(*epoch), copy)
         {
             problems.push(format!("stored message key: {e}"));
         }
@@ -200,13 +203,13 @@ fn open_message(
     let header = msg.header();
     let sender = replayer
         .state()
-        .and_then(|s| s.member(MemberIndex(header.sender)))
+        .and_then(|s| s.member(header.sender))
         .map_or_else(
             || format!("member {}", header.sender),
             |m| m.user.to_string(),
         );
-    let epoch = header.epoch;
-    let text = match replay.keyring.epoch_keys(epoch) {
+    let epoch = header.epoch.get();
+    let text = match replay.keyring.epoch_keys(Epoch(epoch)) {
         None => {
             // Perhaps a later change hands this device the key: decided at the end.
             replay.deferred.push((replay.entries.len(), msg));

@@ -1,13 +1,13 @@
 //! A change in words, as `rdv read` shows it: `add @bob:a.example writer`.
 
 use super::apply::member_name;
-use rendezvous_protocol::topic::{Action, History, MemberIndex, MemberSpec, Role, TopicState};
+use rendezvous_protocol::topic::{Action, History, MemberIndex, MemberSpec, TopicState};
 
 /// What `action` did, with members named by user id.
 pub(super) fn describe(action: &Action, before: Option<&TopicState>, after: &TopicState) -> String {
     let name = |m: &MemberIndex| member_name(before, after, *m);
     let spec = |s: &MemberSpec| {
-        let role = Role::from_wire(s.role).map_or("?", |r| r.name());
+        let role = s.role.name();
         format!("{} {role}", s.user)
     };
     let list = |names: Vec<String>| names.join(", ");

@@ -38,16 +38,17 @@ impl Client {
                 .await?;
             let mut progressed = false;
             for e in answer.entries {
-                if e.index < next || e.index >= size {
+                let index = e.index.get();
+                if index < next || index >= size {
                     // Out of order, repeated or beyond the checkpoint: not ours to believe.
                     continue;
                 }
-                missing.extend(next..e.index);
+                missing.extend(next..index);
                 out.push((
-                    e.index,
+                    index,
                     LogEntry::from_wire(&e.entry).map_err(|e| e.to_string()),
                 ));
-                next = e.index + 1;
+                next = index + 1;
                 progressed = true;
             }
             if !progressed {

@@ -36,7 +36,7 @@ use super::http::encode_segment;
 use super::{Client, ClientError};
 use rendezvous_protocol::api::{Body, CursorRequest, ErrorCode};
 use rendezvous_protocol::ids::TopicId;
-use rendezvous_protocol::wire::VERSION;
+use rendezvous_protocol::tlog::LeafIndex;
 
 pub(crate) use inclusion::Inclusion;
 pub(crate) use replay::Replay;
@@ -57,12 +57,11 @@ impl Client {
     ) -> Result<(), ClientError> {
         let mut record = replay.record.clone();
         record.member = replay.me.map(|m| m.0);
-        record.checkpoint = replay.view.latest().map(|c| c.to_note());
+        record.checkpoint = replay.view.latest().map(|c| c.to_note().into_string());
         record.processed = record.processed.max(processed);
         self.keystore.save_topic(&record)?;
         let cursor = CursorRequest {
-            version: VERSION,
-            index: record.processed,
+            index: LeafIndex(record.processed),
         };
         self.authed_raw(
             Method::PUT,

@@ -4,6 +4,7 @@
 
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message::MessageTag;
+use rendezvous_protocol::tlog::{LeafIndex, TreeSize};
 use rendezvous_protocol::topic::{ENTRY_CHANGE, LogEntry, ParsedEntry, Replayer, TopicState};
 use rendezvous_protocol::wire::VERSION;
 
@@ -58,7 +59,7 @@ impl Client {
         };
         let snapshot = LogSnapshot {
             version: VERSION,
-            size: state.size(),
+            size: state.size().get(),
             changes: changes
                 .into_iter()
                 .map(|(i, b)| (i, serde_bytes::ByteBuf::from(b)))
@@ -85,9 +86,9 @@ fn restore(topic: &TopicId, snap: &LogSnapshot) -> Result<Start, ClientError> {
                 ParsedEntry::Message(_) => None,
             })
             .ok_or_else(|| ClientError::corrupt(topic.as_str(), "log snapshot change"))?;
-        signed.push((*index, change));
+        signed.push((LeafIndex(*index), change));
     }
-    let state = TopicState::restore(signed, snap.size)
+    let state = TopicState::restore(signed, TreeSize(snap.size))
         .map_err(|e| ClientError::corrupt(topic.as_str(), format!("log snapshot: {e}")))?;
     let tags = snap
         .tags

@@ -176,13 +176,13 @@ impl Client {
 fn views(host: &ServerName, answer: &WitnessesResponse) -> Vec<(String, String)> {
     let mut views = Vec::new();
     if let Some(note) = &answer.host {
-        views.push((format!("{host}'s current head"), note.clone()));
+        views.push((format!("{host}'s current head"), note.to_string()));
     }
     if let Some(note) = &answer.mirror {
-        views.push(("this server's mirror".into(), note.clone()));
+        views.push(("this server's mirror".into(), note.to_string()));
     }
     for note in &answer.witnesses {
-        views.push(("a cosigned head".into(), note.clone()));
+        views.push(("a cosigned head".into(), note.to_string()));
     }
     views
 }

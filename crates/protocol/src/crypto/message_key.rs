@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use super::CryptoError;
 use super::sign::fixed;
 use super::transcript::{LABEL_EPOCH_KEY_CHECK, LABEL_EPOCH_KEYS, transcript};
-use crate::ids::TopicId;
+use crate::ids::{Epoch, TopicId};
 
 /// HMAC-SHA256.
 pub type HmacSha256 = Hmac<Sha256>;
@@ -41,7 +41,7 @@ impl MessageKey {
     }
 
     /// The key check value that a topic change publishes for this key.
-    pub fn key_check(&self, topic: &TopicId, epoch: u32) -> [u8; 32] {
+    pub fn key_check(&self, topic: &TopicId, epoch: Epoch) -> [u8; 32] {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.0[..])
             .unwrap_or_else(|_| unreachable_hmac());
         mac.update(&transcript(
@@ -52,12 +52,12 @@ impl MessageKey {
     }
 
     /// Whether `check` is this key's check value (constant time).
-    pub fn matches_check(&self, topic: &TopicId, epoch: u32, check: &[u8; 32]) -> bool {
+    pub fn matches_check(&self, topic: &TopicId, epoch: Epoch, check: &[u8; 32]) -> bool {
         self.key_check(topic, epoch).ct_eq(check).into()
     }
 
     /// Derives the epoch's encryption and tag keys.
-    pub fn epoch_keys(&self, topic: &TopicId, epoch: u32) -> EpochKeys {
+    pub fn epoch_keys(&self, topic: &TopicId, epoch: Epoch) -> EpochKeys {
         let hk = hkdf::Hkdf::<Sha256>::new(None, &self.0[..]);
         let mut okm = Zeroizing::new([0u8; 64]);
         // 64 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
@@ -94,7 +94,7 @@ impl fmt::Debug for MessageKey {
 
 /// The keys of one epoch: XChaCha20 key and the keyed HMAC for Message Tags.
 pub struct EpochKeys {
-    epoch: u32,
+    epoch: Epoch,
     pub(crate) enc_key: Zeroizing<[u8; 32]>,
     /// HMAC already keyed with `tag_key`; cloned for each message.
     pub(crate) tag_mac: HmacSha256,
@@ -102,7 +102,7 @@ pub struct EpochKeys {
 
 impl EpochKeys {
     /// The epoch these keys belong to.
-    pub fn epoch(&self) -> u32 {
+    pub fn epoch(&self) -> Epoch {
         self.epoch
     }
 }
@@ -125,15 +125,15 @@ mod tests {
         let t1 = TopicId::random(&server);
         let t2 = TopicId::random(&server);
         let mk = MessageKey::generate();
-        let a = mk.epoch_keys(&t1, 0);
-        let b = mk.epoch_keys(&t1, 1);
-        let c = mk.epoch_keys(&t2, 0);
+        let a = mk.epoch_keys(&t1, Epoch(0));
+        let b = mk.epoch_keys(&t1, Epoch(1));
+        let c = mk.epoch_keys(&t2, Epoch(0));
         assert_ne!(*a.enc_key, *b.enc_key);
         assert_ne!(*a.enc_key, *c.enc_key);
-        let check = mk.key_check(&t1, 0);
-        assert!(mk.matches_check(&t1, 0, &check));
-        assert!(!mk.matches_check(&t1, 1, &check));
-        assert!(!MessageKey::generate().matches_check(&t1, 0, &check));
+        let check = mk.key_check(&t1, Epoch(0));
+        assert!(mk.matches_check(&t1, Epoch(0), &check));
+        assert!(!mk.matches_check(&t1, Epoch(1), &check));
+        assert!(!MessageKey::generate().matches_check(&t1, Epoch(0), &check));
         assert_eq!(format!("{mk:?}"), "MessageKey(***)");
     }
 }

@@ -11,6 +11,9 @@
 //! `origin` valid at `time`, and that `time` is within the allowed clock skew.
 
 use serde_bytes::ByteBuf;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use sha2::{Digest, Sha256};
 
@@ -19,7 +22,7 @@ use crate::crypto::transcript::LABEL_FEDERATION_EVENT;
 use crate::crypto::{ServerKey, ServerPublicKey};
 use crate::ids::{ServerName, TopicId};
 use crate::wire::signed::SignedError;
-use crate::wire::{Signed, SignedPayload, VERSION, Verified, WireError, encode};
+use crate::wire::{Signed, SignedPayload, VERSION, Verified, WireError, check_version, encode};
 
 /// Largest encoded event payload (a topic change of a large topic fits).
 pub const MAX_EVENT_LEN: usize = 4 * 1024 * 1024 + 1024;
@@ -72,10 +75,8 @@ impl EventKind {
 }
 
 /// A federation event: `[1, origin, destination, kind, topic / null, payload, time]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Always 1.
-    pub version: u8,
     /// The server that made and signed the event.
     pub origin: ServerName,
     /// The server it is for.
@@ -88,6 +89,48 @@ pub struct Event {
     pub payload: ByteBuf,
     /// When the origin made it, Unix seconds.
     pub time: u64,
+}
+
+/// The wire form of [`Event`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct EventWire<'a> {
+    version: u8,
+    origin: Cow<'a, ServerName>,
+    destination: Cow<'a, ServerName>,
+    kind: u16,
+    topic: Cow<'a, Option<TopicId>>,
+    payload: Cow<'a, ByteBuf>,
+    time: u64,
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EventWire {
+            version: VERSION,
+            origin: Cow::Borrowed(&self.origin),
+            destination: Cow::Borrowed(&self.destination),
+            kind: self.kind,
+            topic: Cow::Borrowed(&self.topic),
+            payload: Cow::Borrowed(&self.payload),
+            time: self.time,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = EventWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(Event {
+            origin: w.origin.into_owned(),
+            destination: w.destination.into_owned(),
+            kind: w.kind,
+            topic: w.topic.into_owned(),
+            payload: w.payload.into_owned(),
+            time: w.time,
+        })
+    }
 }
 
 impl SignedPayload for Event {
@@ -176,7 +219,6 @@ impl Event {
     ) -> Verified<Event> {
         Signed::sign(
             Event {
-                version: VERSION,
                 origin: origin.clone(),
                 destination: destination.clone(),
                 kind: kind.to_wire(),

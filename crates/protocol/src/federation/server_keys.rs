@@ -7,6 +7,9 @@
 //!                                                                 label "rdv/v1/server-keys"
 //! ```
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
 use crate::crypto::sign::Server;
@@ -14,7 +17,7 @@ use crate::crypto::transcript::LABEL_SERVER_KEYS;
 use crate::crypto::{ServerKey, ServerPublicKey};
 use crate::ids::ServerName;
 use crate::wire::signed::SignedError;
-use crate::wire::{Signed, SignedPayload, VERSION, Verified, WireError};
+use crate::wire::{Signed, SignedPayload, VERSION, Verified, WireError, check_version};
 
 /// `[key, valid_from, valid_until]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
@@ -28,14 +31,42 @@ pub struct ServerKeyEntry {
 }
 
 /// `[1, server, [+ entry]]`: every key the server signs with or signed with, newest last.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerKeys {
-    /// Always 1.
-    pub version: u8,
     /// The server.
     pub server: ServerName,
     /// Keys, oldest first; the last one signs the document.
     pub keys: Vec<ServerKeyEntry>,
+}
+
+/// The wire form of [`ServerKeys`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct ServerKeysWire<'a> {
+    version: u8,
+    server: Cow<'a, ServerName>,
+    keys: Cow<'a, [ServerKeyEntry]>,
+}
+
+impl Serialize for ServerKeys {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServerKeysWire {
+            version: VERSION,
+            server: Cow::Borrowed(&self.server),
+            keys: Cow::Borrowed(&self.keys),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = ServerKeysWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(ServerKeys {
+            server: w.server.into_owned(),
+            keys: w.keys.into_owned(),
+        })
+    }
 }
 
 impl SignedPayload for ServerKeys {
@@ -74,14 +105,7 @@ impl ServerKeys {
             valid_from,
             valid_until,
         });
-        Signed::sign(
-            ServerKeys {
-                version: VERSION,
-                server,
-                keys: old,
-            },
-            current,
-        )
+        Signed::sign(ServerKeys { server, keys: old }, current)
     }
 
     /// Checks a fetched document: it names `server` and is signed by its newest key.

@@ -14,6 +14,7 @@ use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
 use super::event::MAX_EVENT_LEN;
 use crate::ids::UserId;
+use crate::tlog::{CheckpointNote, LeafIndex, TreeSize};
 use crate::wire::{WireError, decode, encode};
 
 /// Most entries in one `topic.entry` event.
@@ -26,11 +27,11 @@ pub const ENTRY_BATCH_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
 pub struct EntryBatch {
     /// Log index of the first entry.
-    pub first: u64,
+    pub first: LeafIndex,
     /// Encoded log entries (`LogEntry::to_wire`), in log order.
     pub entries: Vec<ByteBuf>,
     /// The hosting server's signed checkpoint note of size `first + entries.len()`.
-    pub checkpoint: String,
+    pub checkpoint: CheckpointNote,
 }
 
 impl EntryBatch {
@@ -50,6 +51,7 @@ impl EntryBatch {
         }
         if batch
             .first
+            .0
             .checked_add(batch.entries.len() as u64)
             .is_none()
         {
@@ -62,14 +64,14 @@ impl EntryBatch {
     }
 
     /// The log size after the batch.
-    pub fn end(&self) -> u64 {
-        self.first.saturating_add(self.entries.len() as u64)
+    pub fn end(&self) -> TreeSize {
+        TreeSize(self.first.0.saturating_add(self.entries.len() as u64))
     }
 }
 
 /// Splits `(index, entry)` pairs (consecutive, in order) into batches of at most
 /// [`ENTRY_BATCH_BYTES`] bytes and [`MAX_ENTRIES_PER_EVENT`] entries; returns the index ranges
-/// `(first, end)`.
+/// `(first, end)`. The positions are the server's own, as its storage keeps them.
 pub fn batch_ranges(entries: &[(u64, Vec<u8>)]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     // The batch being filled: (first index, bytes, count).
@@ -117,8 +119,8 @@ pub fn cosignature_to_wire(note: &str) -> Vec<u8> {
     encode(&note)
 }
 
-/// Decodes a `topic.cosignature` payload.
-pub fn cosignature_from_wire(bytes: &[u8]) -> Result<String, WireError> {
+/// Decodes a `topic.cosignature` payload: a well-formed note, signatures not yet checked.
+pub fn cosignature_from_wire(bytes: &[u8]) -> Result<CheckpointNote, WireError> {
     decode(bytes, 64 * 1024)
 }
 
@@ -129,9 +131,10 @@ pub fn cosignature_from_wire(bytes: &[u8]) -> Result<String, WireError> {
 pub struct MirrorEvidence {
     /// What the mirror saw.
     pub reason: String,
-    /// The checkpoint the mirror held (or the one its log proves).
+    /// The checkpoint note the mirror held (or the one its log proves); empty when it held
+    /// none, which is why this stays text rather than a [`CheckpointNote`].
     pub a: String,
-    /// The contradicting checkpoint.
+    /// The contradicting checkpoint note.
     pub b: String,
 }
 
@@ -170,22 +173,39 @@ mod tests {
         assert!(batch_ranges(&[]).is_empty());
     }
 
+    fn note() -> CheckpointNote {
+        let key = crate::crypto::ServerKey::from_seed(&[7; 32]);
+        let c = crate::tlog::Checkpoint::new(
+            "a.example/topic/x",
+            TreeSize(5),
+            crate::tlog::empty_root(),
+            1,
+        )
+        .unwrap();
+        crate::tlog::SignedCheckpoint::sign(&c, &key, "a.example")
+            .unwrap()
+            .to_note()
+    }
+
     #[test]
     fn entry_batches_round_trip_and_refuse_bad_shapes() {
         let b = EntryBatch {
-            first: 3,
+            first: LeafIndex(3),
             entries: vec![ByteBuf::from(vec![1, 2]), ByteBuf::from(vec![3])],
-            checkpoint: "note".into(),
+            checkpoint: note(),
         };
         assert_eq!(EntryBatch::from_wire(&b.to_wire()).unwrap(), b);
-        assert_eq!(b.end(), 5);
+        assert_eq!(b.end(), TreeSize(5));
+        // A note that does not parse is refused with the payload.
+        let bad = crate::wire::encode(&(3u64, Vec::<ByteBuf>::new(), "note"));
+        assert!(EntryBatch::from_wire(&bad).is_err());
         let empty = EntryBatch {
             entries: vec![],
             ..b.clone()
         };
         assert!(EntryBatch::from_wire(&empty.to_wire()).is_err());
         let overflow = EntryBatch {
-            first: u64::MAX,
+            first: LeafIndex(u64::MAX),
             ..b
         };
         assert!(EntryBatch::from_wire(&overflow.to_wire()).is_err());

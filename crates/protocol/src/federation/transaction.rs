@@ -10,11 +10,16 @@
 //! bad event does not block the others; a transaction id seen before is answered with the
 //! results it got the first time, and nothing is applied twice.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
 use super::event::Event;
 use crate::ids::ServerName;
-use crate::wire::{Signed, SignedBytes, VERSION, WireError, decode_versioned, encode, fixed_bytes};
+use crate::wire::{
+    Signed, SignedBytes, VERSION, WireError, check_version, decode_versioned, encode, fixed_bytes,
+};
 
 /// Most events in one transaction.
 pub const MAX_EVENTS: usize = 100;
@@ -24,10 +29,8 @@ pub const MAX_TRANSACTION_LEN: usize = 16 * 1024 * 1024;
 pub const MAX_TXN_ID_LEN: usize = 64;
 
 /// `[1, txn_id, origin, destination, [+ event]]`.
-#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone)]
 pub struct Transaction {
-    /// Always 1.
-    pub version: u8,
     /// Chosen by the origin, unique per destination; retries reuse it.
     pub txn_id: String,
     /// The sending server.
@@ -36,6 +39,42 @@ pub struct Transaction {
     pub destination: ServerName,
     /// Signed events, in the order the origin made them.
     pub events: Vec<SignedBytes>,
+}
+
+/// The wire form of [`Transaction`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct TransactionWire<'a> {
+    version: u8,
+    txn_id: Cow<'a, str>,
+    origin: Cow<'a, ServerName>,
+    destination: Cow<'a, ServerName>,
+    events: Cow<'a, [SignedBytes]>,
+}
+
+impl Serialize for Transaction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TransactionWire {
+            version: VERSION,
+            txn_id: Cow::Borrowed(&self.txn_id),
+            origin: Cow::Borrowed(&self.origin),
+            destination: Cow::Borrowed(&self.destination),
+            events: Cow::Borrowed(&self.events),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Transaction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = TransactionWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(Transaction {
+            txn_id: w.txn_id.into_owned(),
+            origin: w.origin.into_owned(),
+            destination: w.destination.into_owned(),
+            events: w.events.into_owned(),
+        })
+    }
 }
 
 impl Transaction {
@@ -47,7 +86,6 @@ impl Transaction {
         events: Vec<SignedBytes>,
     ) -> Self {
         Transaction {
-            version: VERSION,
             txn_id,
             origin,
             destination,
@@ -106,12 +144,37 @@ pub struct EventResult {
 }
 
 /// `[1, [* event-result]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionResponse {
-    /// Always 1.
-    pub version: u8,
     /// One per event, in order.
     pub results: Vec<EventResult>,
+}
+
+/// The wire form of [`TransactionResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct TransactionResponseWire<'a> {
+    version: u8,
+    results: Cow<'a, [EventResult]>,
+}
+
+impl Serialize for TransactionResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TransactionResponseWire {
+            version: VERSION,
+            results: Cow::Borrowed(&self.results),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TransactionResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = TransactionResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(TransactionResponse {
+            results: w.results.into_owned(),
+        })
+    }
 }
 
 impl TransactionResponse {

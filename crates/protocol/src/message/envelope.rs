@@ -12,46 +12,47 @@ use super::{MAX_MESSAGE_LEN, MAX_PLAINTEXT, MessageError, MessageTag};
 use crate::crypto::sign::{SecretSigningKey, TopicSigning};
 use crate::crypto::transcript::{LABEL_MESSAGE, LABEL_MESSAGE_TAG, feed};
 use crate::crypto::{EpochKeys, Randomness, Signature, TopicSigningPublicKey};
-use crate::ids::TopicId;
-use crate::wire::{VERSION, WireError, decode, decode_versioned, encode, fixed_bytes};
+use crate::ids::{Epoch, MemberIndex, TopicId};
+use crate::tlog::TreeSize;
+use crate::wire::{
+    VERSION, WireError, check_version, decode, decode_versioned, encode, fixed_bytes,
+};
 
-/// Largest encoded header accepted.
 /// Largest encoded header accepted: the nonce and the CBOR fields.
 const MAX_HEADER_LEN: usize = NONCE_LEN + 32;
 /// XChaCha20 nonce length.
 const NONCE_LEN: usize = 24;
 
 /// A message header. On the wire: `nonce(24) ‖ CBOR [1, epoch, sender, seen]`: the nonce is
-/// raw bytes in front of the versioned fields, which saves its byte-string framing.
+/// raw bytes in front of the versioned fields ([`HeaderWire`]), which saves its byte-string
+/// framing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageHeader {
-    /// Always 1.
-    pub version: u8,
     /// The topic epoch whose Message Key encrypted the message.
-    pub epoch: u32,
+    pub epoch: Epoch,
     /// The sender's member index in the topic (not a device, not a user id: small and opaque).
-    pub sender: u32,
+    pub sender: MemberIndex,
     /// XChaCha20 nonce, random per message.
     pub nonce: [u8; 24],
     /// The log size the sender had seen when it posted (causality; catches withheld entries).
-    pub seen: u64,
+    pub seen: TreeSize,
 }
 
 /// The versioned CBOR part of the header: `[1, epoch, sender, seen]`.
 #[derive(Serialize_tuple, Deserialize_tuple)]
-struct HeaderFields {
+struct HeaderWire {
     version: u8,
-    epoch: u32,
-    sender: u32,
-    seen: u64,
+    epoch: Epoch,
+    sender: MemberIndex,
+    seen: TreeSize,
 }
 
 impl MessageHeader {
     /// The header's bytes, as signed and tagged.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.nonce.to_vec();
-        out.extend_from_slice(&encode(&HeaderFields {
-            version: self.version,
+        out.extend_from_slice(&encode(&HeaderWire {
+            version: VERSION,
             epoch: self.epoch,
             sender: self.sender,
             seen: self.seen,
@@ -71,11 +72,11 @@ impl MessageHeader {
             return Err(WireError::Malformed("header shorter than its nonce".into()));
         }
         let (nonce, fields) = bytes.split_at(NONCE_LEN);
-        let f: HeaderFields = decode_versioned(fields, MAX_HEADER_LEN)?;
+        let f: HeaderWire = decode_versioned(fields, MAX_HEADER_LEN)?;
+        check_version(f.version)?;
         let mut n = [0u8; NONCE_LEN];
         n.copy_from_slice(nonce);
         Ok(MessageHeader {
-            version: f.version,
             epoch: f.epoch,
             sender: f.sender,
             nonce: n,
@@ -247,9 +248,9 @@ fn apply_keystream(keys: &EpochKeys, nonce: &[u8; 24], data: &mut [u8]) {
 pub fn encrypt(
     topic: &TopicId,
     keys: &EpochKeys,
-    sender: u32,
+    sender: MemberIndex,
     sender_key: &SecretSigningKey<TopicSigning>,
-    seen: u64,
+    seen: TreeSize,
     plaintext: &[u8],
 ) -> Result<Message, MessageError> {
     encrypt_with(
@@ -267,9 +268,9 @@ pub fn encrypt(
 pub fn encrypt_with(
     topic: &TopicId,
     keys: &EpochKeys,
-    sender: u32,
+    sender: MemberIndex,
     sender_key: &SecretSigningKey<TopicSigning>,
-    seen: u64,
+    seen: TreeSize,
     plaintext: &[u8],
     rng: &mut Randomness<'_>,
 ) -> Result<Message, MessageError> {
@@ -280,7 +281,6 @@ pub fn encrypt_with(
         });
     }
     let header = MessageHeader {
-        version: VERSION,
         epoch: keys.epoch(),
         sender,
         nonce: rng.array(),
@@ -311,7 +311,7 @@ mod tests {
 
     fn setup() -> (TopicId, EpochKeys, TopicKey) {
         let topic = TopicId::random(&"a.example".parse().unwrap());
-        let keys = MessageKey::generate().epoch_keys(&topic, 3);
+        let keys = MessageKey::generate().epoch_keys(&topic, Epoch(3));
         (
             topic,
             keys,
@@ -322,7 +322,15 @@ mod tests {
     #[test]
     fn round_trip() {
         let (topic, keys, tk) = setup();
-        let msg = encrypt(&topic, &keys, 2, tk.signing(), 10, b"hello topic").unwrap();
+        let msg = encrypt(
+            &topic,
+            &keys,
+            MemberIndex(2),
+            tk.signing(),
+            TreeSize(10),
+            b"hello topic",
+        )
+        .unwrap();
         let wire = msg.to_wire();
         let back = MessageIn::from_wire(&wire)
             .unwrap()
@@ -339,16 +347,40 @@ mod tests {
     fn overhead_within_budget() {
         let (topic, keys, tk) = setup();
         // Epoch 3, sender 1000, seen 60 000: 136 bytes; small values: 132.
-        let msg = encrypt(&topic, &keys, 1000, tk.signing(), 60_000, &[0u8; 100]).unwrap();
+        let msg = encrypt(
+            &topic,
+            &keys,
+            MemberIndex(1000),
+            tk.signing(),
+            TreeSize(60_000),
+            &[0u8; 100],
+        )
+        .unwrap();
         assert_eq!(msg.to_wire().len() - 100, 136);
-        let msg = encrypt(&topic, &keys, 1, tk.signing(), 10, &[0u8; 100]).unwrap();
+        let msg = encrypt(
+            &topic,
+            &keys,
+            MemberIndex(1),
+            tk.signing(),
+            TreeSize(10),
+            &[0u8; 100],
+        )
+        .unwrap();
         assert_eq!(msg.to_wire().len() - 100, 132);
     }
 
     #[test]
     fn each_alteration_is_caught() {
         let (topic, keys, tk) = setup();
-        let msg = encrypt(&topic, &keys, 2, tk.signing(), 10, b"hello topic").unwrap();
+        let msg = encrypt(
+            &topic,
+            &keys,
+            MemberIndex(2),
+            tk.signing(),
+            TreeSize(10),
+            b"hello topic",
+        )
+        .unwrap();
         let wire = msg.to_wire();
         // Flip every byte in turn: the result must fail to decode, fail the signature, or fail the tag.
         for i in 0..wire.len() {
@@ -372,13 +404,21 @@ mod tests {
     #[test]
     fn tag_checked_with_the_key() {
         let (topic, keys, tk) = setup();
-        let msg = encrypt(&topic, &keys, 2, tk.signing(), 10, b"x").unwrap();
-        let wrong = MessageKey::generate().epoch_keys(&topic, 3);
+        let msg = encrypt(
+            &topic,
+            &keys,
+            MemberIndex(2),
+            tk.signing(),
+            TreeSize(10),
+            b"x",
+        )
+        .unwrap();
+        let wrong = MessageKey::generate().epoch_keys(&topic, Epoch(3));
         assert_eq!(msg.open(&topic, &wrong), Err(MessageError::BadTag));
-        let other_epoch = MessageKey::generate().epoch_keys(&topic, 4);
+        let other_epoch = MessageKey::generate().epoch_keys(&topic, Epoch(4));
         assert_eq!(
             msg.open(&topic, &other_epoch),
-            Err(MessageError::UnknownEpoch(3))
+            Err(MessageError::UnknownEpoch(Epoch(3)))
         );
     }
 
@@ -389,13 +429,23 @@ mod tests {
             encrypt(
                 &topic,
                 &keys,
-                0,
+                MemberIndex(0),
                 tk.signing(),
-                0,
+                TreeSize(0),
                 &vec![0; MAX_PLAINTEXT + 1]
             ),
             Err(MessageError::TooLarge { .. })
         ));
-        assert!(encrypt(&topic, &keys, 0, tk.signing(), 0, &vec![0; MAX_PLAINTEXT]).is_ok());
+        assert!(
+            encrypt(
+                &topic,
+                &keys,
+                MemberIndex(0),
+                tk.signing(),
+                TreeSize(0),
+                &vec![0; MAX_PLAINTEXT]
+            )
+            .is_ok()
+        );
     }
 }

@@ -22,6 +22,8 @@ mod envelope;
 
 pub use envelope::{Message, MessageHeader, MessageIn, encrypt, encrypt_with};
 
+use crate::ids::{Epoch, MemberIndex};
+use crate::tlog::{LeafIndex, TreeSize};
 use crate::wire::WireError;
 
 /// Largest plaintext a message may carry (64 KiB).
@@ -68,21 +70,21 @@ pub enum MessageError {
     #[error("wrong epoch: message is for epoch {got}, the topic is at epoch {current}")]
     WrongEpoch {
         /// Epoch named by the message.
-        got: u32,
+        got: Epoch,
         /// The topic's epoch at the message's position.
-        current: u32,
+        current: Epoch,
     },
     /// The reader holds no Message Key for the message's epoch (e.g. before it joined a protected topic).
     #[error("unknown epoch {0}: no message key for it")]
-    UnknownEpoch(u32),
+    UnknownEpoch(Epoch),
     /// The sender index names nobody who is a member at this position.
     #[error("sender {0} is not a member of the topic")]
-    NotAMember(u32),
+    NotAMember(MemberIndex),
     /// The sender is a member whose role does not allow posting (a reader).
     #[error("sender {sender} may not post: role {role}")]
     NotAllowedToPost {
         /// The sender's member index.
-        sender: u32,
+        sender: MemberIndex,
         /// The sender's role.
         role: &'static str,
     },
@@ -93,9 +95,9 @@ pub enum MessageError {
     #[error("message claims log size {seen}, but it sits at position {position}")]
     SeenAhead {
         /// Size the sender claims to have seen.
-        seen: u64,
+        seen: TreeSize,
         /// The message's position in the log.
-        position: u64,
+        position: LeafIndex,
     },
     /// The message is not in the topic's log (no valid inclusion proof).
     #[error("message is not in the topic log")]

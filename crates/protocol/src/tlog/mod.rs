@@ -26,9 +26,10 @@ pub mod witness;
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointNote, SignedCheckpoint};
 pub use cosignature::Cosignature;
 pub use evidence::{Evidence, EvidenceError};
 pub use proof::{ConsistencyProof, InclusionProof};
@@ -77,13 +78,67 @@ impl fmt::Display for LogHash {
     }
 }
 
-/// The position of a leaf in a log, counted from 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The position of a leaf in a log, counted from 0. On the wire a plain integer.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct LeafIndex(pub u64);
 
-/// The number of leaves in a log (or in an earlier version of it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The number of leaves in a log (or in an earlier version of it). On the wire a plain integer.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct TreeSize(pub u64);
+
+impl LeafIndex {
+    /// The number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The size of the log that ends with this leaf.
+    pub fn size_after(self) -> TreeSize {
+        TreeSize(self.0.saturating_add(1))
+    }
+}
+
+impl TreeSize {
+    /// The number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The index the next leaf appended to a log of this size gets.
+    pub fn next_index(self) -> LeafIndex {
+        LeafIndex(self.0)
+    }
+}
+
+impl From<u64> for LeafIndex {
+    fn from(n: u64) -> Self {
+        LeafIndex(n)
+    }
+}
+
+impl From<u64> for TreeSize {
+    fn from(n: u64) -> Self {
+        TreeSize(n)
+    }
+}
+
+impl PartialEq<u64> for LeafIndex {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<u64> for TreeSize {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
 
 impl fmt::Display for LeafIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

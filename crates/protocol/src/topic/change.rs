@@ -1,18 +1,22 @@
 //! The topic change object (`federation-spec/wire.cddl`, `topic-change`).
 
+use std::borrow::Cow;
+
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use sha2::{Digest, Sha256};
 
-use super::{History, MAX_MEMBERS, MemberIndex, Role};
+use super::{Epoch, History, MAX_MEMBERS, MemberIndex, Role};
 use crate::certs::TopicKeyCert;
 use crate::crypto::sign::TopicSigning;
 use crate::crypto::transcript::LABEL_TOPIC_CHANGE;
 use crate::crypto::{IdentityPublicKey, SealedBox};
 use crate::ids::{TopicId, UserId};
-use crate::wire::{Signed, SignedBytes, SignedPayload, WireError, encode, fixed_bytes};
+use crate::wire::{
+    Signed, SignedBytes, SignedPayload, VERSION, WireError, check_version, encode, fixed_bytes,
+};
 
 /// Largest encoded change accepted (a create for [`MAX_MEMBERS`] members fits).
 pub const MAX_CHANGE_LEN: usize = 4 * 1024 * 1024;
@@ -45,8 +49,8 @@ pub struct MemberSpec {
     pub user: UserId,
     /// The user's Identity Key, which must have signed the topic key certificate.
     pub identity_key: IdentityPublicKey,
-    /// Wire role (see [`Role::to_wire`]).
-    pub role: u8,
+    /// What the member may do.
+    pub role: Role,
     /// The user's Topic Key for this topic, certified by the Identity Key.
     pub topic_key_cert: Signed<TopicKeyCert>,
 }
@@ -55,7 +59,7 @@ pub struct MemberSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
 pub struct KeyBox {
     /// Recipient member index.
-    pub member: u32,
+    pub member: MemberIndex,
     /// The epoch's Message Key sealed to the member's Topic Key.
     pub sealed: SealedBox,
 }
@@ -64,9 +68,9 @@ pub struct KeyBox {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
 pub struct HistoryBox {
     /// Recipient member index (a member added by this change).
-    pub member: u32,
+    pub member: MemberIndex,
     /// The older epoch.
-    pub epoch: u32,
+    pub epoch: Epoch,
     /// That epoch's Message Key sealed to the member's Topic Key.
     pub sealed: SealedBox,
 }
@@ -104,22 +108,23 @@ impl Action {
     }
 }
 
-/// A topic change, signed by its author's Topic Key:
+/// A topic change, signed by its author's Topic Key. On the wire ([`TopicChangeWire`]):
 /// `[1, topic, prev, author, action, epoch, key_check, boxes, history, time]`.
-#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+///
+/// Admins build one with [`super::ChangeBuilder`]; everyone else gets one by verifying a
+/// [`Signed`] change.
+#[derive(Debug, Clone)]
 pub struct TopicChange {
-    /// Always 1.
-    pub version: u8,
     /// The topic.
     pub topic: TopicId,
     /// Hash of the previous change (`null` for create).
     pub prev: Option<PrevHash>,
     /// The author's member index (0 for create).
-    pub author: u32,
+    pub author: MemberIndex,
     /// What the change does.
     pub action: Action,
     /// The topic's epoch after the change.
-    pub epoch: u32,
+    pub epoch: Epoch,
     /// `HMAC(MK, …)` of the new epoch's key when the change starts one, else `null`.
     pub key_check: Option<KeyCheck>,
     /// Sealed Message Keys, one per recipient, ascending member index.
@@ -128,6 +133,58 @@ pub struct TopicChange {
     pub history: Vec<HistoryBox>,
     /// Time of the change, seconds since the Unix epoch (informational).
     pub time: u64,
+}
+
+/// The wire form of a [`TopicChange`], with the version in front (`federation-spec/wire.cddl`,
+/// `topic-change`). Borrows the lists when encoding, owns them when decoded.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct TopicChangeWire<'a> {
+    version: u8,
+    topic: Cow<'a, TopicId>,
+    prev: Option<PrevHash>,
+    author: MemberIndex,
+    action: Cow<'a, Action>,
+    epoch: Epoch,
+    key_check: Option<KeyCheck>,
+    boxes: Cow<'a, [KeyBox]>,
+    history: Cow<'a, [HistoryBox]>,
+    time: u64,
+}
+
+impl Serialize for TopicChange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TopicChangeWire {
+            version: VERSION,
+            topic: Cow::Borrowed(&self.topic),
+            prev: self.prev,
+            author: self.author,
+            action: Cow::Borrowed(&self.action),
+            epoch: self.epoch,
+            key_check: self.key_check,
+            boxes: Cow::Borrowed(&self.boxes),
+            history: Cow::Borrowed(&self.history),
+            time: self.time,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicChange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = TopicChangeWire::deserialize(d)?;
+        check_version(w.version).map_err(de::Error::custom)?;
+        Ok(TopicChange {
+            topic: w.topic.into_owned(),
+            prev: w.prev,
+            author: w.author,
+            action: w.action.into_owned(),
+            epoch: w.epoch,
+            key_check: w.key_check,
+            boxes: w.boxes.into_owned(),
+            history: w.history.into_owned(),
+            time: w.time,
+        })
+    }
 }
 
 /// A 32-byte previous-change hash on the wire.
@@ -160,11 +217,6 @@ impl SignedPayload for TopicChange {
                 ),
             });
         }
-        if let Action::Create { members, .. } | Action::Add(members) = &self.action {
-            for m in members {
-                Role::from_wire(m.role)?;
-            }
-        }
         Ok(())
     }
 }
@@ -189,13 +241,12 @@ impl Serialize for Action {
             }
             Action::Remove(list) => {
                 seq.serialize_element(&2u8)?;
-                let raw: Vec<u32> = list.iter().map(|m| m.0).collect();
-                seq.serialize_element(&raw)?;
+                seq.serialize_element(list)?;
             }
             Action::SetRole(member, role) => {
                 seq.serialize_element(&3u8)?;
-                seq.serialize_element(&member.0)?;
-                seq.serialize_element(&role.to_wire())?;
+                seq.serialize_element(member)?;
+                seq.serialize_element(role)?;
             }
             Action::Rekey => seq.serialize_element(&4u8)?,
         }
@@ -230,16 +281,8 @@ impl<'de> Deserialize<'de> for Action {
                         }
                     }
                     1 => Action::Add(next(&mut seq, 1)?),
-                    2 => {
-                        let raw: Vec<u32> = next(&mut seq, 1)?;
-                        Action::Remove(raw.into_iter().map(MemberIndex).collect())
-                    }
-                    3 => {
-                        let member: u32 = next(&mut seq, 1)?;
-                        let role =
-                            Role::from_wire(next(&mut seq, 2)?).map_err(de::Error::custom)?;
-                        Action::SetRole(MemberIndex(member), role)
-                    }
+                    2 => Action::Remove(next(&mut seq, 1)?),
+                    3 => Action::SetRole(next(&mut seq, 1)?, next(&mut seq, 2)?),
                     4 => Action::Rekey,
                     other => return Err(de::Error::custom(format!("unknown action kind {other}"))),
                 };

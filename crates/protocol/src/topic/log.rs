@@ -9,7 +9,7 @@ use super::{ChangeError, ChangeOutcome, LEAF_CHANGE, TopicChange, TopicState};
 use crate::ids::TopicId;
 use crate::message::{MAX_MESSAGE_LEN, Message, MessageIn};
 use crate::message::{MessageError, MessageTag};
-use crate::tlog::{Checkpoint, InclusionProof, leaf_hash};
+use crate::tlog::{Checkpoint, InclusionProof, LeafIndex, leaf_hash};
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
 /// One entry of a topic's log as stored and served: `[1, message bytes]` or `[2, signed change]`
@@ -96,7 +96,7 @@ pub enum EntryError {
     #[error("entry {index}: {error}")]
     Malformed {
         /// Log position.
-        index: u64,
+        index: LeafIndex,
         /// What is wrong.
         error: WireError,
     },
@@ -104,7 +104,7 @@ pub enum EntryError {
     #[error("entry {index}: {error}")]
     Change {
         /// Log position.
-        index: u64,
+        index: LeafIndex,
         /// The rule broken.
         error: ChangeError,
     },
@@ -112,7 +112,7 @@ pub enum EntryError {
     #[error("entry {index}: {error}")]
     Message {
         /// Log position.
-        index: u64,
+        index: LeafIndex,
         /// The rule broken.
         error: MessageError,
     },
@@ -162,7 +162,10 @@ impl Replayer {
 
     /// Checks and applies the next entry; returns what it was and its leaf data.
     pub fn push(&mut self, entry: &LogEntry) -> Result<(Applied, Vec<u8>), EntryError> {
-        let index = self.state.as_ref().map_or(0, |s| s.size());
+        let index = self
+            .state
+            .as_ref()
+            .map_or(LeafIndex(0), |s| s.size().next_index());
         let parsed = entry
             .parse()
             .map_err(|error| EntryError::Malformed { index, error })?;

@@ -13,22 +13,27 @@
 //! - a message must be for the current epoch, from a member whose role may post (admin, writer;
 //!   never a reader), with a tag never seen before in the log.
 //!
-//! Key distribution ([`plan`](TopicState) and [`keys`]) is part of the same rules: every change
+//! Key distribution ([`plan`](TopicState), [`ChangeBuilder`] and [`keys`]) is part of the same rules: every change
 //! carries exactly one sealed Message Key per member who must receive one, and nothing else.
 
+mod builder;
 mod change;
 pub mod keys;
 mod log;
 mod state;
 
+pub use builder::ChangeBuilder;
 pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange};
-pub use keys::{EpochKeyring, KeyError, build_change};
+pub use keys::{EpochKeyring, KeyError};
 pub use log::{
     Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
     check_in_log, leaf_data_for_change, log_origin,
 };
 pub use state::{ChangeOutcome, Member, TagSet, TopicState};
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use crate::ids::{Epoch, MemberIndex};
 use crate::wire::WireError;
 
 /// Leaf type byte of a message leaf: `0x01 ‖ header ‖ tag`.
@@ -38,29 +43,23 @@ pub const LEAF_CHANGE: u8 = 2;
 /// Most members a topic may have.
 pub const MAX_MEMBERS: usize = 5000;
 
-/// A member's index in a topic: assigned in order of joining, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MemberIndex(pub u32);
-
-/// What a member may do.
+/// What a member may do. On the wire a small integer, the explicit discriminant
+/// (`federation-spec/wire.cddl`, `role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Role {
     /// Reads, posts and changes the topic.
-    Admin,
+    Admin = 0,
     /// Reads and posts.
-    Writer,
+    Writer = 1,
     /// Reads only.
-    Reader,
+    Reader = 2,
 }
 
 impl Role {
     /// Wire value: admin 0, writer 1, reader 2.
     pub fn to_wire(self) -> u8 {
-        match self {
-            Role::Admin => 0,
-            Role::Writer => 1,
-            Role::Reader => 2,
-        }
+        self as u8
     }
 
     /// Parses the wire value.
@@ -93,6 +92,24 @@ impl Role {
             Role::Writer => "writer",
             Role::Reader => "reader",
         }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.to_wire())
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Role::from_wire(u8::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -155,12 +172,12 @@ pub enum ChangeError {
     StaleChange,
     /// The author index names nobody in the topic.
     #[error("author {0} is not a member")]
-    UnknownAuthor(u32),
+    UnknownAuthor(MemberIndex),
     /// The author is a member but not an admin.
     #[error("author {author} is a {role}, only admins change a topic")]
     NotAdmin {
         /// The author's member index.
-        author: u32,
+        author: MemberIndex,
         /// The author's role.
         role: &'static str,
     },
@@ -169,7 +186,7 @@ pub enum ChangeError {
     AlreadyMember(String),
     /// A member index named by the change is not a current member.
     #[error("member {0} is not in the topic")]
-    NotAMember(u32),
+    NotAMember(MemberIndex),
     /// A topic key certificate does not verify with the member's identity key, or names another user.
     #[error("topic key certificate of {user} is invalid: {reason}")]
     BadTopicKeyCert {
@@ -200,9 +217,9 @@ pub enum ChangeError {
     #[error("wrong epoch: expected {expected}, got {got}")]
     WrongEpoch {
         /// The epoch the rules require.
-        expected: u32,
+        expected: Epoch,
         /// The epoch named.
-        got: u32,
+        got: Epoch,
     },
     /// A key check value is missing on a new epoch, or present when the epoch stays.
     #[error("key check value {0}")]
@@ -211,13 +228,13 @@ pub enum ChangeError {
     #[error("key boxes must go to members {expected:?}, got {got:?}")]
     WrongRecipients {
         /// Member indices that must receive a box, ascending.
-        expected: Vec<u32>,
+        expected: Vec<MemberIndex>,
         /// Member indices that got one.
-        got: Vec<u32>,
+        got: Vec<MemberIndex>,
     },
     /// A box is sealed to a key other than the member's Topic Key.
     #[error("key box for member {0} is not sealed to its topic key")]
-    BoxWrongKey(u32),
+    BoxWrongKey(MemberIndex),
     /// History boxes in a protected topic, for an old member, a future epoch, or twice.
     #[error("history box not allowed: {0}")]
     HistoryBox(&'static str),

@@ -3,10 +3,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::change::{Action, ChangeHash, MemberSpec, TopicChange};
-use super::{ChangeError, History, MAX_MEMBERS, MemberIndex, Role};
+use super::{ChangeError, Epoch, History, MAX_MEMBERS, MemberIndex, Role};
 use crate::crypto::{IdentityPublicKey, KeyId, TopicPublicKey};
 use crate::ids::{TopicId, UserId};
 use crate::message::{Message, MessageError, MessageIn, MessageTag};
+use crate::tlog::{LeafIndex, TreeSize};
 use crate::wire::{Signed, Verified};
 
 /// A member of a topic.
@@ -21,9 +22,9 @@ pub struct Member {
     /// The member's Topic Key for this topic.
     pub topic_key: TopicPublicKey,
     /// Log position of the change that added the member.
-    pub joined_at: u64,
+    pub joined_at: LeafIndex,
     /// The first epoch whose key the member received.
-    pub joined_epoch: u32,
+    pub joined_epoch: Epoch,
 }
 
 /// The tags already in a topic's log, for replay detection. The server keeps them in its store;
@@ -46,12 +47,12 @@ pub struct TopicState {
     history: History,
     members: BTreeMap<MemberIndex, Member>,
     by_user: HashMap<UserId, MemberIndex>,
-    next_member: u32,
-    epoch: u32,
+    next_member: MemberIndex,
+    epoch: Epoch,
     /// Key check value of every epoch so far (index = epoch).
     epoch_checks: Vec<[u8; 32]>,
     last_change: ChangeHash,
-    size: u64,
+    size: TreeSize,
     used_topic_keys: HashSet<KeyId>,
 }
 
@@ -71,7 +72,7 @@ pub(crate) struct Plan {
     pub(crate) members_after: BTreeMap<MemberIndex, Member>,
     pub(crate) added: Vec<MemberIndex>,
     pub(crate) new_epoch: bool,
-    pub(crate) epoch_after: u32,
+    pub(crate) epoch_after: Epoch,
     /// Members who get a box, ascending.
     pub(crate) recipients: Vec<MemberIndex>,
 }
@@ -84,11 +85,11 @@ impl TopicState {
             history,
             members: BTreeMap::new(),
             by_user: HashMap::new(),
-            next_member: 0,
-            epoch: 0,
+            next_member: MemberIndex::CREATOR,
+            epoch: Epoch::ZERO,
             epoch_checks: Vec::new(),
             last_change: ChangeHash([0; 32]),
-            size: 0,
+            size: TreeSize(0),
             used_topic_keys: HashSet::new(),
         }
     }
@@ -100,16 +101,16 @@ impl TopicState {
             return Err(ChangeError::CreateNotFirst);
         };
         let empty = TopicState::empty(draft.topic.clone(), *history);
-        if draft.prev.is_some() || draft.author != 0 {
+        if draft.prev.is_some() || draft.author != MemberIndex::CREATOR {
             return Err(ChangeError::InvalidCreate(
                 "a create has no prev and is authored by member 0",
             ));
         }
         let creator = members.first().ok_or(ChangeError::NoOp)?;
-        if Role::from_wire(creator.role)? != Role::Admin {
+        if creator.role != Role::Admin {
             return Err(ChangeError::NotAdmin {
-                author: 0,
-                role: Role::from_wire(creator.role)?.name(),
+                author: MemberIndex::CREATOR,
+                role: creator.role.name(),
             });
         }
         let creator_key = verify_member_spec(creator)?;
@@ -122,19 +123,19 @@ impl TopicState {
     /// them are taken as already checked (the caller's own durable log), since messages change
     /// nothing but the size.
     pub fn restore(
-        changes: impl IntoIterator<Item = (u64, Signed<TopicChange>)>,
-        size: u64,
+        changes: impl IntoIterator<Item = (LeafIndex, Signed<TopicChange>)>,
+        size: TreeSize,
     ) -> Result<TopicState, ChangeError> {
         let mut state: Option<TopicState> = None;
         for (index, change) in changes {
             state = Some(match state {
-                None if index == 0 => TopicState::create(change)?.next,
+                None if index == LeafIndex(0) => TopicState::create(change)?.next,
                 None => return Err(ChangeError::CreateNotFirst),
                 Some(mut s) => {
-                    if index < s.size {
+                    if index < s.size.next_index() {
                         return Err(ChangeError::StaleChange);
                     }
-                    s.size = index;
+                    s.size = TreeSize(index.0);
                     s.check_change(change)?.next
                 }
             });
@@ -171,7 +172,7 @@ impl TopicState {
 
     /// Applies the plan of a signature-checked change and checks its epoch and key boxes.
     fn finish(&self, change: Verified<TopicChange>) -> Result<ChangeOutcome, ChangeError> {
-        let plan = self.plan(MemberIndex(change.author), &change.action)?;
+        let plan = self.plan(change.author, &change.action)?;
         if change.epoch != plan.epoch_after {
             return Err(ChangeError::WrongEpoch {
                 expected: plan.epoch_after,
@@ -186,15 +187,17 @@ impl TopicState {
             _ => {}
         }
         // Exactly one box per recipient, ascending, each sealed to the member's Topic Key.
-        let got: Vec<u32> = change.boxes.iter().map(|b| b.member).collect();
-        let expected: Vec<u32> = plan.recipients.iter().map(|m| m.0).collect();
-        if got != expected {
-            return Err(ChangeError::WrongRecipients { expected, got });
+        let got: Vec<MemberIndex> = change.boxes.iter().map(|b| b.member).collect();
+        if got != plan.recipients {
+            return Err(ChangeError::WrongRecipients {
+                expected: plan.recipients,
+                got,
+            });
         }
         for b in &change.boxes {
             let member = plan
                 .members_after
-                .get(&MemberIndex(b.member))
+                .get(&b.member)
                 .ok_or(ChangeError::NotAMember(b.member))?;
             if b.sealed.recipient != member.topic_key.kem.key_id()
                 || b.sealed.suite != member.topic_key.kem.suite().id()
@@ -221,14 +224,14 @@ impl TopicState {
         next.next_member = plan
             .added
             .last()
-            .map_or(self.next_member, |m| m.0.saturating_add(1));
+            .map_or(self.next_member, |m| MemberIndex(m.0.saturating_add(1)));
         next.members = plan.members_after;
         next.epoch = plan.epoch_after;
         if let Some(check) = change.key_check {
             next.epoch_checks.push(check.0);
         }
         next.last_change = ChangeHash::of(change.signed_bytes());
-        next.size += 1;
+        next.size = self.size.next_index().size_after();
         Ok(ChangeOutcome { change, next })
     }
 
@@ -241,7 +244,7 @@ impl TopicState {
         }
         let mut seen = HashSet::new();
         for h in &change.history {
-            let member = MemberIndex(h.member);
+            let member = h.member;
             if !plan.added.contains(&member) {
                 return Err(ChangeError::HistoryBox(
                     "recipient is not a member added by this change",
@@ -265,48 +268,13 @@ impl TopicState {
     pub(crate) fn plan(&self, author: MemberIndex, action: &Action) -> Result<Plan, ChangeError> {
         let is_create = matches!(action, Action::Create { .. });
         if !is_create {
-            self.admin(author.0)?;
+            self.admin(author)?;
         }
         let mut members = self.members.clone();
         let mut added = Vec::new();
         let new_epoch = match action {
             Action::Create { members: specs, .. } | Action::Add(specs) => {
-                if specs.is_empty() {
-                    return Err(ChangeError::NoOp);
-                }
-                if members.len() + specs.len() > MAX_MEMBERS {
-                    return Err(ChangeError::TooManyMembers { limit: MAX_MEMBERS });
-                }
-                let mut users = HashSet::new();
-                let mut keys = HashSet::new();
-                let epoch = if is_create { 0 } else { self.epoch_after_add() };
-                for (i, spec) in specs.iter().enumerate() {
-                    if self.by_user.contains_key(&spec.user) || !users.insert(spec.user.clone()) {
-                        return Err(ChangeError::AlreadyMember(spec.user.to_string()));
-                    }
-                    let topic_key = verify_member_spec(spec)?;
-                    let id = topic_key.key_id();
-                    if self.used_topic_keys.contains(&id) || !keys.insert(id) {
-                        return Err(ChangeError::TopicKeyReused);
-                    }
-                    let index = u32::try_from(i)
-                        .ok()
-                        .and_then(|i| self.next_member.checked_add(i))
-                        .map(MemberIndex)
-                        .ok_or(ChangeError::TooManyMembers { limit: MAX_MEMBERS })?;
-                    members.insert(
-                        index,
-                        Member {
-                            user: spec.user.clone(),
-                            identity_key: spec.identity_key.clone(),
-                            role: Role::from_wire(spec.role)?,
-                            topic_key,
-                            joined_at: self.size,
-                            joined_epoch: epoch,
-                        },
-                    );
-                    added.push(index);
-                }
+                added = self.add_members(&mut members, specs, is_create)?;
                 is_create || self.history == History::Protected
             }
             Action::Remove(list) => {
@@ -318,13 +286,13 @@ impl TopicState {
                         return Err(ChangeError::SelfRemoval);
                     }
                     if members.remove(m).is_none() {
-                        return Err(ChangeError::NotAMember(m.0));
+                        return Err(ChangeError::NotAMember(*m));
                     }
                 }
                 true
             }
             Action::SetRole(m, role) => {
-                let member = members.get_mut(m).ok_or(ChangeError::NotAMember(m.0))?;
+                let member = members.get_mut(m).ok_or(ChangeError::NotAMember(*m))?;
                 if member.role == *role {
                     return Err(ChangeError::NoOp);
                 }
@@ -337,8 +305,8 @@ impl TopicState {
             return Err(ChangeError::LastAdmin);
         }
         let epoch_after = match (is_create, new_epoch) {
-            (true, _) => 0,
-            (false, true) => self.epoch.checked_add(1).ok_or(ChangeError::WrongEpoch {
+            (true, _) => Epoch::ZERO,
+            (false, true) => self.epoch.next().ok_or(ChangeError::WrongEpoch {
                 expected: self.epoch,
                 got: self.epoch,
             })?,
@@ -358,17 +326,69 @@ impl TopicState {
         })
     }
 
-    fn epoch_after_add(&self) -> u32 {
+    /// Adds `specs` to `members` (the roster being planned) by the rules of an add or a create;
+    /// returns the new members' indices, ascending.
+    fn add_members(
+        &self,
+        members: &mut BTreeMap<MemberIndex, Member>,
+        specs: &[MemberSpec],
+        is_create: bool,
+    ) -> Result<Vec<MemberIndex>, ChangeError> {
+        let mut added = Vec::with_capacity(specs.len());
+        if specs.is_empty() {
+            return Err(ChangeError::NoOp);
+        }
+        if members.len() + specs.len() > MAX_MEMBERS {
+            return Err(ChangeError::TooManyMembers { limit: MAX_MEMBERS });
+        }
+        let mut users = HashSet::new();
+        let mut keys = HashSet::new();
+        let epoch = if is_create {
+            Epoch::ZERO
+        } else {
+            self.epoch_after_add()
+        };
+        for (i, spec) in specs.iter().enumerate() {
+            if self.by_user.contains_key(&spec.user) || !users.insert(spec.user.clone()) {
+                return Err(ChangeError::AlreadyMember(spec.user.to_string()));
+            }
+            let topic_key = verify_member_spec(spec)?;
+            let id = topic_key.key_id();
+            if self.used_topic_keys.contains(&id) || !keys.insert(id) {
+                return Err(ChangeError::TopicKeyReused);
+            }
+            let index = u32::try_from(i)
+                .ok()
+                .and_then(|i| self.next_member.0.checked_add(i))
+                .map(MemberIndex)
+                .ok_or(ChangeError::TooManyMembers { limit: MAX_MEMBERS })?;
+            members.insert(
+                index,
+                Member {
+                    user: spec.user.clone(),
+                    identity_key: spec.identity_key.clone(),
+                    role: spec.role,
+                    topic_key,
+                    joined_at: self.size.next_index(),
+                    joined_epoch: epoch,
+                },
+            );
+            added.push(index);
+        }
+        Ok(added)
+    }
+
+    fn epoch_after_add(&self) -> Epoch {
         match self.history {
             History::Shared => self.epoch,
-            History::Protected => self.epoch.saturating_add(1),
+            History::Protected => Epoch(self.epoch.0.saturating_add(1)),
         }
     }
 
-    fn admin(&self, author: u32) -> Result<&Member, ChangeError> {
+    fn admin(&self, author: MemberIndex) -> Result<&Member, ChangeError> {
         let member = self
             .members
-            .get(&MemberIndex(author))
+            .get(&author)
             .ok_or(ChangeError::UnknownAuthor(author))?;
         if !member.role.can_change() {
             return Err(ChangeError::NotAdmin {
@@ -389,7 +409,7 @@ impl TopicState {
         let header = msg.header().clone();
         let sender = self
             .members
-            .get(&MemberIndex(header.sender))
+            .get(&header.sender)
             .ok_or(MessageError::NotAMember(header.sender))?;
         if !sender.role.can_post() {
             return Err(MessageError::NotAllowedToPost {
@@ -406,7 +426,7 @@ impl TopicState {
         if header.seen > self.size {
             return Err(MessageError::SeenAhead {
                 seen: header.seen,
-                position: self.size,
+                position: self.size.next_index(),
             });
         }
         let msg = msg.verify(&self.topic, &sender.topic_key.signing)?;
@@ -417,12 +437,12 @@ impl TopicState {
     }
 
     /// Records that a message checked by [`Self::check_message`] was appended; returns its index.
-    pub fn append_message(&mut self, msg: &Message) -> Result<u64, MessageError> {
+    pub fn append_message(&mut self, msg: &Message) -> Result<LeafIndex, MessageError> {
         // Cheap re-checks so that a message checked against another state cannot be recorded.
         let sender = msg.header().sender;
         let member = self
             .members
-            .get(&MemberIndex(sender))
+            .get(&sender)
             .ok_or(MessageError::NotAMember(sender))?;
         if !member.role.can_post() {
             return Err(MessageError::NotAllowedToPost {
@@ -436,8 +456,8 @@ impl TopicState {
                 current: self.epoch,
             });
         }
-        let index = self.size;
-        self.size += 1;
+        let index = self.size.next_index();
+        self.size = index.size_after();
         Ok(index)
     }
 
@@ -452,12 +472,12 @@ impl TopicState {
     }
 
     /// The current epoch.
-    pub fn epoch(&self) -> u32 {
+    pub fn epoch(&self) -> Epoch {
         self.epoch
     }
 
     /// Number of log entries this state covers (the position of the next entry).
-    pub fn size(&self) -> u64 {
+    pub fn size(&self) -> TreeSize {
         self.size
     }
 
@@ -467,8 +487,8 @@ impl TopicState {
     }
 
     /// Key check value of `epoch`, if the topic has reached it.
-    pub fn epoch_check(&self, epoch: u32) -> Option<&[u8; 32]> {
-        self.epoch_checks.get(epoch as usize)
+    pub fn epoch_check(&self, epoch: Epoch) -> Option<&[u8; 32]> {
+        self.epoch_checks.get(usize::try_from(epoch.0).ok()?)
     }
 
     /// Current members by index.
@@ -488,7 +508,7 @@ impl TopicState {
 
     /// The index the next added member will get.
     pub fn next_member(&self) -> MemberIndex {
-        MemberIndex(self.next_member)
+        self.next_member
     }
 }
 

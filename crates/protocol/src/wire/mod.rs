@@ -2,7 +2,8 @@
 //!
 //! Rules every type follows:
 //! - Objects are CBOR arrays whose first element is the protocol version (1); the version is
-//!   checked before anything else is decoded.
+//!   checked before anything else is decoded. The version lives in each type's private wire
+//!   struct (`…Wire`), never in the domain type, so no caller fills it in.
 //! - Anything signed travels as [`SignedBytes`]: the payload as a byte string plus the signature
 //!   over exactly those bytes (with the payload's domain-separation label). Decoding the payload
 //!   happens only after the signature verified ([`Signed::verify`]).
@@ -112,12 +113,24 @@ pub fn decode_versioned<T: DeserializeOwned + Serialize>(
             got: bytes.len(),
         });
     }
-    check_version(bytes)?;
+    check_version_head(bytes)?;
     decode(bytes, limit)
 }
 
+/// Checks the version field of a decoded wire struct. Every versioned type's private wire struct
+/// calls it on decode, after [`decode_versioned`] already read the version from the raw bytes.
+pub fn check_version(got: u8) -> Result<(), WireError> {
+    if got != VERSION {
+        return Err(WireError::UnsupportedVersion {
+            expected: VERSION,
+            got: u64::from(got),
+        });
+    }
+    Ok(())
+}
+
 /// Reads the version at the head of an array-shaped object without decoding the rest.
-fn check_version(bytes: &[u8]) -> Result<(), WireError> {
+fn check_version_head(bytes: &[u8]) -> Result<(), WireError> {
     let malformed =
         || WireError::Malformed("expected an array that starts with the version".into());
     let (&head, rest) = bytes.split_first().ok_or_else(malformed)?;

@@ -229,10 +229,7 @@ impl Transport for TestTransport {
                         code: code.into(),
                     });
                 }
-                let r = TransactionResponse {
-                    version: 1,
-                    results,
-                };
+                let r = TransactionResponse { results };
                 p.processed.insert(txn.txn_id.clone(), r.clone());
                 r
             }

@@ -70,13 +70,9 @@ async fn send(req: HttpRequest, txn_id: web::Path<String>, body: web::Bytes) -> 
             code: String::new(),
         })
         .collect();
-    HttpResponse::Ok().content_type("application/cbor").body(
-        TransactionResponse {
-            version: 1,
-            results,
-        }
-        .to_wire(),
-    )
+    HttpResponse::Ok()
+        .content_type("application/cbor")
+        .body(TransactionResponse { results }.to_wire())
 }
 
 #[actix_rt::test]

@@ -1,0 +1,403 @@
+//! Account bodies: registration, the identity and device list, login (`federation-spec/client-api.md` §3, §4).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use crate::crypto::{DevicePublicKey, Signature};
+use crate::ids::UserId;
+use crate::wire::{SignedBytes, VERSION, check_version, fixed_bytes};
+
+/// `[1, pin, registration, device_cert]`.
+#[derive(Debug, Clone)]
+pub struct RegisterRequest {
+    /// One-time registration pin from the operator.
+    pub pin: String,
+    /// IK-signed registration.
+    pub registration: SignedBytes,
+    /// IK-signed certificate of the first device.
+    pub device_cert: SignedBytes,
+}
+
+/// The wire form of [`RegisterRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct RegisterRequestWire<'a> {
+    version: u8,
+    pin: Cow<'a, str>,
+    registration: Cow<'a, SignedBytes>,
+    device_cert: Cow<'a, SignedBytes>,
+}
+
+impl Serialize for RegisterRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegisterRequestWire {
+            version: VERSION,
+            pin: Cow::Borrowed(&self.pin),
+            registration: Cow::Borrowed(&self.registration),
+            device_cert: Cow::Borrowed(&self.device_cert),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RegisterRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = RegisterRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(RegisterRequest {
+            pin: w.pin.into_owned(),
+            registration: w.registration.into_owned(),
+            device_cert: w.device_cert.into_owned(),
+        })
+    }
+}
+
+/// `[1, user]`.
+#[derive(Debug, Clone)]
+pub struct RegisterResponse {
+    /// The registered user.
+    pub user: UserId,
+}
+
+/// The wire form of [`RegisterResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct RegisterResponseWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+}
+
+impl Serialize for RegisterResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegisterResponseWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RegisterResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = RegisterResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(RegisterResponse {
+            user: w.user.into_owned(),
+        })
+    }
+}
+
+/// `[1, registration]`.
+#[derive(Debug, Clone)]
+pub struct IdentityResponse {
+    /// The user's IK-signed registration.
+    pub registration: SignedBytes,
+}
+
+/// The wire form of [`IdentityResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct IdentityResponseWire<'a> {
+    version: u8,
+    registration: Cow<'a, SignedBytes>,
+}
+
+impl Serialize for IdentityResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        IdentityResponseWire {
+            version: VERSION,
+            registration: Cow::Borrowed(&self.registration),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdentityResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = IdentityResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(IdentityResponse {
+            registration: w.registration.into_owned(),
+        })
+    }
+}
+
+/// `[1, device_cert]`.
+#[derive(Debug, Clone)]
+pub struct AddDeviceRequest {
+    /// IK-signed device certificate.
+    pub device_cert: SignedBytes,
+}
+
+/// The wire form of [`AddDeviceRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct AddDeviceRequestWire<'a> {
+    version: u8,
+    device_cert: Cow<'a, SignedBytes>,
+}
+
+impl Serialize for AddDeviceRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AddDeviceRequestWire {
+            version: VERSION,
+            device_cert: Cow::Borrowed(&self.device_cert),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for AddDeviceRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = AddDeviceRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(AddDeviceRequest {
+            device_cert: w.device_cert.into_owned(),
+        })
+    }
+}
+
+/// `[1, revocation]`.
+#[derive(Debug, Clone)]
+pub struct RevokeDeviceRequest {
+    /// IK-signed revocation.
+    pub revocation: SignedBytes,
+}
+
+/// The wire form of [`RevokeDeviceRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct RevokeDeviceRequestWire<'a> {
+    version: u8,
+    revocation: Cow<'a, SignedBytes>,
+}
+
+impl Serialize for RevokeDeviceRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RevokeDeviceRequestWire {
+            version: VERSION,
+            revocation: Cow::Borrowed(&self.revocation),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RevokeDeviceRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = RevokeDeviceRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(RevokeDeviceRequest {
+            revocation: w.revocation.into_owned(),
+        })
+    }
+}
+
+/// `[device_cert, created, last_seen]`.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct DeviceInfo {
+    /// IK-signed device certificate.
+    pub device_cert: SignedBytes,
+    /// When the server registered the device (Unix seconds).
+    pub created: u64,
+    /// Last authenticated request (Unix seconds, minute resolution).
+    pub last_seen: u64,
+}
+
+/// `[1, [* device-info]]`.
+#[derive(Debug, Clone)]
+pub struct DevicesResponse {
+    /// The user's active devices.
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// The wire form of [`DevicesResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct DevicesResponseWire<'a> {
+    version: u8,
+    devices: Cow<'a, [DeviceInfo]>,
+}
+
+impl Serialize for DevicesResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DevicesResponseWire {
+            version: VERSION,
+            devices: Cow::Borrowed(&self.devices),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DevicesResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = DevicesResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(DevicesResponse {
+            devices: w.devices.into_owned(),
+        })
+    }
+}
+
+/// `[1, user, device_key]`.
+#[derive(Debug, Clone)]
+pub struct ChallengeRequest {
+    /// The user logging in.
+    pub user: UserId,
+    /// The device's public key.
+    pub device_key: DevicePublicKey,
+}
+
+/// The wire form of [`ChallengeRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct ChallengeRequestWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+    device_key: Cow<'a, DevicePublicKey>,
+}
+
+impl Serialize for ChallengeRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ChallengeRequestWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+            device_key: Cow::Borrowed(&self.device_key),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChallengeRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = ChallengeRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(ChallengeRequest {
+            user: w.user.into_owned(),
+            device_key: w.device_key.into_owned(),
+        })
+    }
+}
+
+/// `[1, challenge, expires]`.
+#[derive(Debug, Clone)]
+pub struct ChallengeResponse {
+    /// 32 random bytes to sign.
+    pub challenge: [u8; 32],
+    /// Expiry (Unix seconds).
+    pub expires: u64,
+}
+
+/// The wire form of [`ChallengeResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct ChallengeResponseWire {
+    version: u8,
+    #[serde(with = "fixed_bytes")]
+    challenge: [u8; 32],
+    expires: u64,
+}
+
+impl Serialize for ChallengeResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ChallengeResponseWire {
+            version: VERSION,
+            challenge: self.challenge,
+            expires: self.expires,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChallengeResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = ChallengeResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(ChallengeResponse {
+            challenge: w.challenge,
+            expires: w.expires,
+        })
+    }
+}
+
+/// `[1, user, device_key, challenge, signature]`.
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    /// The user.
+    pub user: UserId,
+    /// The device's public key.
+    pub device_key: DevicePublicKey,
+    /// The challenge being answered.
+    pub challenge: [u8; 32],
+    /// `Ed25519(DK, transcript("rdv/v1/device-login", [server, user, challenge]))`.
+    pub signature: Signature,
+}
+
+/// The wire form of [`LoginRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct LoginRequestWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+    device_key: Cow<'a, DevicePublicKey>,
+    #[serde(with = "fixed_bytes")]
+    challenge: [u8; 32],
+    signature: Cow<'a, Signature>,
+}
+
+impl Serialize for LoginRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LoginRequestWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+            device_key: Cow::Borrowed(&self.device_key),
+            challenge: self.challenge,
+            signature: Cow::Borrowed(&self.signature),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LoginRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = LoginRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(LoginRequest {
+            user: w.user.into_owned(),
+            device_key: w.device_key.into_owned(),
+            challenge: w.challenge,
+            signature: w.signature.into_owned(),
+        })
+    }
+}
+
+/// `[1, token, expires]`.
+#[derive(Debug, Clone)]
+pub struct LoginResponse {
+    /// Bearer token.
+    pub token: String,
+    /// Expiry (Unix seconds).
+    pub expires: u64,
+}
+
+/// The wire form of [`LoginResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct LoginResponseWire<'a> {
+    version: u8,
+    token: Cow<'a, str>,
+    expires: u64,
+}
+
+impl Serialize for LoginResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LoginResponseWire {
+            version: VERSION,
+            token: Cow::Borrowed(&self.token),
+            expires: self.expires,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LoginResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = LoginResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(LoginResponse {
+            token: w.token.into_owned(),
+            expires: w.expires,
+        })
+    }
+}

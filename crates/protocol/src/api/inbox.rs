@@ -1,0 +1,200 @@
+//! Bodies between a user's own devices: the inbox of topic key deliveries, the device-link relay
+//! and push registration (`federation-spec/client-api.md` §5, §7).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_bytes::ByteBuf;
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use crate::wire::{SignedBytes, VERSION, check_version, fixed_bytes};
+
+/// Inbox item kind: a topic key delivery `[topic_key_cert, delivery]`.
+pub const INBOX_TOPIC_KEY: u8 = 1;
+
+/// `[seq, kind, body]`.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct InboxItem {
+    /// Sequence number, increasing per device.
+    pub seq: u64,
+    /// Item kind.
+    pub kind: u8,
+    /// Kind-specific body.
+    pub body: ByteBuf,
+}
+
+/// `[topic_key_cert, bstr .cbor delivery]`: body of an [`INBOX_TOPIC_KEY`] item.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct TopicKeyDeliveryItem {
+    /// The IK-signed certificate of the delivered key.
+    pub topic_key_cert: SignedBytes,
+    /// The delivery wire form (`devices.md`).
+    pub delivery: ByteBuf,
+}
+
+/// `[1, [* inbox-item]]`.
+#[derive(Debug, Clone)]
+pub struct InboxResponse {
+    /// Items after the requested sequence number, ascending.
+    pub items: Vec<InboxItem>,
+}
+
+/// The wire form of [`InboxResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct InboxResponseWire<'a> {
+    version: u8,
+    items: Cow<'a, [InboxItem]>,
+}
+
+impl Serialize for InboxResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InboxResponseWire {
+            version: VERSION,
+            items: Cow::Borrowed(&self.items),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for InboxResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = InboxResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(InboxResponse {
+            items: w.items.into_owned(),
+        })
+    }
+}
+
+/// `[1, up_to]`.
+#[derive(Debug, Clone)]
+pub struct AckRequest {
+    /// Delete items up to and including this sequence number.
+    pub up_to: u64,
+}
+
+/// The wire form of [`AckRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct AckRequestWire {
+    version: u8,
+    up_to: u64,
+}
+
+impl Serialize for AckRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AckRequestWire {
+            version: VERSION,
+            up_to: self.up_to,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for AckRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = AckRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(AckRequest { up_to: w.up_to })
+    }
+}
+
+/// `[1, link_id]`.
+#[derive(Debug, Clone)]
+pub struct LinkOpenRequest {
+    /// The link id from the link code.
+    pub link_id: [u8; 8],
+}
+
+/// The wire form of [`LinkOpenRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct LinkOpenRequestWire {
+    version: u8,
+    #[serde(with = "fixed_bytes")]
+    link_id: [u8; 8],
+}
+
+impl Serialize for LinkOpenRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LinkOpenRequestWire {
+            version: VERSION,
+            link_id: self.link_id,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LinkOpenRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = LinkOpenRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(LinkOpenRequest { link_id: w.link_id })
+    }
+}
+
+/// `[1, bstr .cbor link-request / link-response]`.
+#[derive(Debug, Clone)]
+pub struct LinkMessage {
+    /// The link request or response wire form (`devices.md`).
+    pub body: ByteBuf,
+}
+
+/// The wire form of [`LinkMessage`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct LinkMessageWire<'a> {
+    version: u8,
+    body: Cow<'a, ByteBuf>,
+}
+
+impl Serialize for LinkMessage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LinkMessageWire {
+            version: VERSION,
+            body: Cow::Borrowed(&self.body),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LinkMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = LinkMessageWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(LinkMessage {
+            body: w.body.into_owned(),
+        })
+    }
+}
+
+/// `[1, url]`.
+#[derive(Debug, Clone)]
+pub struct PushRegisterRequest {
+    /// HTTPS wake-up endpoint.
+    pub url: String,
+}
+
+/// The wire form of [`PushRegisterRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct PushRegisterRequestWire<'a> {
+    version: u8,
+    url: Cow<'a, str>,
+}
+
+impl Serialize for PushRegisterRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PushRegisterRequestWire {
+            version: VERSION,
+            url: Cow::Borrowed(&self.url),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PushRegisterRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = PushRegisterRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(PushRegisterRequest {
+            url: w.url.into_owned(),
+        })
+    }
+}

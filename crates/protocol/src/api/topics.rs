@@ -1,0 +1,376 @@
+//! Topic bodies: appends, topic lists, log entries, checkpoints and proofs, sync and the stream
+//! (`federation-spec/client-api.md` §6).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_bytes::ByteBuf;
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use crate::ids::{Epoch, TopicId};
+use crate::tlog::{CheckpointNote, LeafIndex, TreeSize};
+use crate::topic::Role;
+use crate::wire::{VERSION, WireError, check_version};
+
+use super::Body;
+
+/// `[1, index, checkpoint]`: the answer to an accepted topic change or message.
+#[derive(Debug, Clone)]
+pub struct AppendResponse {
+    /// The entry's log index.
+    pub index: LeafIndex,
+    /// The signed checkpoint note of the log including the entry (`tag-log.md`).
+    pub checkpoint: CheckpointNote,
+}
+
+/// The wire form of [`AppendResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct AppendResponseWire<'a> {
+    version: u8,
+    index: LeafIndex,
+    checkpoint: Cow<'a, CheckpointNote>,
+}
+
+impl Serialize for AppendResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AppendResponseWire {
+            version: VERSION,
+            index: self.index,
+            checkpoint: Cow::Borrowed(&self.checkpoint),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for AppendResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = AppendResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(AppendResponse {
+            index: w.index,
+            checkpoint: w.checkpoint.into_owned(),
+        })
+    }
+}
+
+/// `[topic, size, role, epoch]`.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct TopicSummary {
+    /// The topic.
+    pub topic: TopicId,
+    /// Log size.
+    pub size: TreeSize,
+    /// The caller's role.
+    pub role: Role,
+    /// Current epoch.
+    pub epoch: Epoch,
+}
+
+/// `[1, [* topic-summary]]`.
+#[derive(Debug, Clone)]
+pub struct TopicsResponse {
+    /// The user's topics.
+    pub topics: Vec<TopicSummary>,
+}
+
+/// The wire form of [`TopicsResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct TopicsResponseWire<'a> {
+    version: u8,
+    topics: Cow<'a, [TopicSummary]>,
+}
+
+impl Serialize for TopicsResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TopicsResponseWire {
+            version: VERSION,
+            topics: Cow::Borrowed(&self.topics),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicsResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = TopicsResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(TopicsResponse {
+            topics: w.topics.into_owned(),
+        })
+    }
+}
+
+/// `[index, log_entry]`.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct IndexedEntry {
+    /// Log index.
+    pub index: LeafIndex,
+    /// The entry's wire form (`protocol.md` §8.1).
+    pub entry: ByteBuf,
+}
+
+/// `[1, [* indexed-entry]]`.
+#[derive(Debug, Clone)]
+pub struct EntriesResponse {
+    /// Consecutive entries from the requested index.
+    pub entries: Vec<IndexedEntry>,
+}
+
+/// The wire form of [`EntriesResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct EntriesResponseWire<'a> {
+    version: u8,
+    entries: Cow<'a, [IndexedEntry]>,
+}
+
+impl Serialize for EntriesResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EntriesResponseWire {
+            version: VERSION,
+            entries: Cow::Borrowed(&self.entries),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for EntriesResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = EntriesResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(EntriesResponse {
+            entries: w.entries.into_owned(),
+        })
+    }
+}
+
+impl Body for EntriesResponse {
+    const MAX_LEN: usize = 64 * 1024 * 1024;
+}
+
+/// `[1, checkpoint]`.
+#[derive(Debug, Clone)]
+pub struct CheckpointResponse {
+    /// Signed checkpoint note.
+    pub checkpoint: CheckpointNote,
+}
+
+/// The wire form of [`CheckpointResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct CheckpointResponseWire<'a> {
+    version: u8,
+    checkpoint: Cow<'a, CheckpointNote>,
+}
+
+impl Serialize for CheckpointResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CheckpointResponseWire {
+            version: VERSION,
+            checkpoint: Cow::Borrowed(&self.checkpoint),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckpointResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = CheckpointResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(CheckpointResponse {
+            checkpoint: w.checkpoint.into_owned(),
+        })
+    }
+}
+
+/// `[1, host head / null, mirror head / null, [* cosigned note], evidence / null]`: what a
+/// server knows of a topic's log beyond its own entries (`client-api.md` §6 `witnesses`,
+/// `federation-api.md` §9.4).
+#[derive(Debug, Clone)]
+pub struct WitnessesResponse {
+    /// The hosting server's current checkpoint note (fetched live for a topic hosted
+    /// elsewhere; `None` when the hosting server cannot be reached).
+    pub host: Option<CheckpointNote>,
+    /// This server's mirror head (the hosting server's checkpoint it verified), for a topic
+    /// hosted elsewhere.
+    pub mirror: Option<CheckpointNote>,
+    /// Cosigned checkpoint notes of participating servers (the newest of each).
+    pub witnesses: Vec<CheckpointNote>,
+    /// Evidence that the hosting server showed contradicting logs (`[reason, note, note]`).
+    pub evidence: Option<ByteBuf>,
+}
+
+/// The wire form of [`WitnessesResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct WitnessesResponseWire<'a> {
+    version: u8,
+    host: Cow<'a, Option<CheckpointNote>>,
+    mirror: Cow<'a, Option<CheckpointNote>>,
+    witnesses: Cow<'a, [CheckpointNote]>,
+    evidence: Cow<'a, Option<ByteBuf>>,
+}
+
+impl Serialize for WitnessesResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WitnessesResponseWire {
+            version: VERSION,
+            host: Cow::Borrowed(&self.host),
+            mirror: Cow::Borrowed(&self.mirror),
+            witnesses: Cow::Borrowed(&self.witnesses),
+            evidence: Cow::Borrowed(&self.evidence),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for WitnessesResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WitnessesResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(WitnessesResponse {
+            host: w.host.into_owned(),
+            mirror: w.mirror.into_owned(),
+            witnesses: w.witnesses.into_owned(),
+            evidence: w.evidence.into_owned(),
+        })
+    }
+}
+
+/// `[1, server, [+ [key, valid_from, valid_until]]]`: another server's key document, fetched
+/// and checked by the caller's homeserver over mutual TLS (`client-api.md` §6).
+pub type ServerKeysResponse = crate::federation::ServerKeys;
+
+impl Body for crate::federation::ServerKeys {}
+
+/// `[1, [* hash]]`.
+#[derive(Debug, Clone)]
+pub struct ProofResponse {
+    /// Proof hashes, 32 bytes each.
+    pub path: Vec<ByteBuf>,
+}
+
+/// The wire form of [`ProofResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct ProofResponseWire<'a> {
+    version: u8,
+    path: Cow<'a, [ByteBuf]>,
+}
+
+impl Serialize for ProofResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ProofResponseWire {
+            version: VERSION,
+            path: Cow::Borrowed(&self.path),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProofResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = ProofResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(ProofResponse {
+            path: w.path.into_owned(),
+        })
+    }
+}
+
+/// `[1, index]`.
+#[derive(Debug, Clone)]
+pub struct CursorRequest {
+    /// Processed up to this index (exclusive).
+    pub index: LeafIndex,
+}
+
+/// The wire form of [`CursorRequest`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct CursorRequestWire {
+    version: u8,
+    index: LeafIndex,
+}
+
+impl Serialize for CursorRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CursorRequestWire {
+            version: VERSION,
+            index: self.index,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CursorRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = CursorRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(CursorRequest { index: w.index })
+    }
+}
+
+/// `[topic, size, cursor]`.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct SyncItem {
+    /// The topic.
+    pub topic: TopicId,
+    /// Its log size.
+    pub size: TreeSize,
+    /// This device's cursor: the index of the next entry it has not processed.
+    pub cursor: LeafIndex,
+}
+
+/// `[1, [* sync-item], refill]`.
+#[derive(Debug, Clone)]
+pub struct SyncResponse {
+    /// The user's topics.
+    pub topics: Vec<SyncItem>,
+    /// Whether this device should upload pre keys or topic keys.
+    pub refill: bool,
+}
+
+/// The wire form of [`SyncResponse`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct SyncResponseWire<'a> {
+    version: u8,
+    topics: Cow<'a, [SyncItem]>,
+    refill: bool,
+}
+
+impl Serialize for SyncResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SyncResponseWire {
+            version: VERSION,
+            topics: Cow::Borrowed(&self.topics),
+            refill: self.refill,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = SyncResponseWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(SyncResponse {
+            topics: w.topics.into_owned(),
+            refill: w.refill,
+        })
+    }
+}
+
+/// `[topic, index, log_entry]`: one WebSocket frame.
+#[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
+pub struct StreamFrame {
+    /// The topic.
+    pub topic: TopicId,
+    /// Log index.
+    pub index: LeafIndex,
+    /// The entry's wire form.
+    pub entry: ByteBuf,
+}
+
+impl Body for StreamFrame {
+    const MAX_LEN: usize = 8 * 1024 * 1024;
+
+    fn from_cbor(bytes: &[u8]) -> Result<Self, WireError> {
+        crate::wire::decode(bytes, Self::MAX_LEN)
+    }
+}
