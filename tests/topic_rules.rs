@@ -2,11 +2,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{Topic, User, read};
 use rendezvous_protocol::crypto::{Randomness, TopicKey};
 use rendezvous_protocol::message::{self, MessageError};
 use rendezvous_protocol::topic::{
@@ -14,6 +11,7 @@ use rendezvous_protocol::topic::{
     Replayer, Role, TopicChange, TopicState, build_change,
 };
 use rendezvous_protocol::wire::Signed;
+use rendezvous_testkit::topic::{Topic, User, read};
 
 fn three(history: History) -> (User, User, User, Topic) {
     let mut a = User::new("alice");

@@ -10,7 +10,7 @@ use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message;
 use rendezvous_protocol::topic::{LogEntry, Replayer, TopicState};
 
-use super::server::TestServer;
+use crate::server::TestServer;
 
 /// A server's client API as a device reaches it: an in-process [`TestServer`] or a real
 /// `rendezvous` process.
