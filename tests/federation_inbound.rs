@@ -1,5 +1,5 @@
 //! The federation listener (`federation-api.md` §1, §2, §4) on real mutual TLS on 127.0.0.1:
-//! a test CA (`common::federation`) issues certificates for `a.example`, `b.example`, `c.example`
+//! a test CA (`rendezvous_testkit::ca`) issues certificates for `a.example`, `b.example`, `c.example`
 //! and `d.example`; peers connect to 127.0.0.1 with the server name as SNI.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -1,5 +1,5 @@
 //! Federation queries (`federation-api.md` §5) between two real homeservers, `a.example` and
-//! `b.example`, on mutual TLS on 127.0.0.1 with a test CA (`common::federation`): identities and
+//! `b.example`, on mutual TLS on 127.0.0.1 with a test CA (`rendezvous_testkit::ca`): identities and
 //! topic key claims of remote users go device → own homeserver (client API) → the user's
 //! homeserver (federation), and the federation endpoints answer only authenticated, allowed peers
 //! and only for their own users.

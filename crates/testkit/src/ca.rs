@@ -28,7 +28,7 @@ pub struct Ca {
 /// Who signs.
 enum Issuer {
     /// rcgen, in this process.
-    InProcess(CertifiedIssuer<'static, KeyPair>),
+    InProcess(Box<CertifiedIssuer<'static, KeyPair>>),
     /// `rendezvous federation-cert --ca-cert --ca-key`, with this binary.
     Binary(PathBuf),
 }
@@ -48,7 +48,7 @@ impl Ca {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ca.pem"), issuer.pem()).unwrap();
         Ca {
-            issuer: Issuer::InProcess(issuer),
+            issuer: Issuer::InProcess(Box::new(issuer)),
             dir,
         }
     }
