@@ -471,7 +471,7 @@ async fn a_lying_peer_is_caught_by_the_asking_server() {
     let err = alice.identity_of(&uid("@bob:b.example")).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BadGateway), "{err}");
     // b.example hands out a key for a user of c.example.
-    let (http, token) = http(&a, &alice);
+    let (http, token) = http(a, &alice);
     assert_eq!(
         claim_code(&http, &token, &[uid("@bob:b.example")]).await,
         Some(ErrorCode::BadGateway)
