@@ -5,21 +5,19 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::server::TempDir;
 use rcgen::{CertificateSigningRequestParams, SanType};
 use rendezvous::identity::fingerprint;
 use rendezvous::tls::issue::{FederationCa, ServerCertificate};
 use rendezvous_protocol::ids::ServerName;
+use rendezvous_testkit::config::{self, ServerConfig};
+use rendezvous_testkit::process::Launch;
+use rendezvous_testkit::{TempDir, rendezvous_bin};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
@@ -273,76 +271,6 @@ fn replace(path: &Path, bytes: &[u8]) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Process {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Process {
-    fn start(config: &Path) -> Process {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        Process { child, lines }
-    }
-
-    /// Waits for a line containing `needle` (the server prints its addresses and logs on
-    /// stdout); returns it.
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?}: {e}"),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn addr_after(line: &str, prefix: &str) -> SocketAddr {
-    let rest = &line[line.find(prefix).unwrap() + prefix.len()..];
-    rest.split_whitespace().next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn sighup_serves_new_certificates_and_keeps_them_when_the_new_files_are_bad() {
     let dir = TempDir::new("cert-reload");
@@ -356,31 +284,23 @@ fn sighup_serves_new_certificates_and_keeps_them_when_the_new_files_are_bad() {
     let peer_cert = Some((peer_cert.0.as_path(), peer_cert.1.as_path()));
 
     let config = dir.join("rendezvous.toml");
-    let path = |p: PathBuf| format!("{:?}", p.to_str().unwrap());
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {}\n\
-             [client_api]\nlisten = \"127.0.0.1:{}\"\ntls_cert = {}\ntls_key = {}\n\
-             [admin]\nlisten = \"127.0.0.1:{}\"\n\
-             [federation]\nenabled = true\nlisten = \"127.0.0.1:{}\"\n\
-             tls_cert = {}\ntls_key = {}\nca_file = {}\nnameservers = [\"127.0.0.1:9\"]\n",
-            path(dir.join("data")),
-            free_port(),
-            path(api.join("cert.pem")),
-            path(api.join("key.pem")),
-            free_port(),
-            free_port(),
-            path(fed.join("cert.pem")),
-            path(fed.join("key.pem")),
-            path(dir.join("ca/ca.pem")),
-        ),
-    )
-    .unwrap();
-    let server = Process::start(&config);
-    let api_addr = addr_after(&server.wait_for("client API: "), "https://");
-    let fed_addr = addr_after(&server.wait_for("federation: "), "https://");
-    server.wait_for("admin endpoint: ");
+    let mut settings = ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]);
+    settings.client_api.tls_cert = Some(api.join("cert.pem"));
+    settings.client_api.tls_key = Some(api.join("key.pem"));
+    settings.federation = Some(config::Federation {
+        enabled: true,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_cert: fed.join("cert.pem"),
+        tls_key: fed.join("key.pem"),
+        ca_file: dir.join("ca/ca.pem"),
+        nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+        deny: Vec::new(),
+        overrides: Default::default(),
+    });
+    settings.write(&config);
+    let server = Launch::new(rendezvous_bin!(), &config).start();
+    let api_addr = server.ready.client_api;
+    let fed_addr = server.ready.federation.unwrap();
     assert_eq!(served(api_addr, None), api_a);
     assert_eq!(served(fed_addr, peer_cert), fed_a);
 
@@ -416,14 +336,5 @@ fn sighup_serves_new_certificates_and_keeps_them_when_the_new_files_are_bad() {
     // Still running, and SIGTERM still stops it cleanly.
     let mut server = server;
     assert!(server.child.try_wait().unwrap().is_none());
-    server.signal("TERM");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "graceful shutdown exits 0, got {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.terminate();
 }

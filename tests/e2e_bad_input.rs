@@ -3,11 +3,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use awc::http::Method;
-use common::raw;
-use common::server::{TempDir, TestServer, uid};
 use rendezvous_client::Client;
 use rendezvous_client::http::encode_segment;
 use rendezvous_protocol::api::{Body, RegisterRequest};
@@ -16,6 +12,8 @@ use rendezvous_protocol::crypto::{DeviceKey, IdentityKey};
 use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::topic::{History, Role};
 use rendezvous_protocol::wire::Signed;
+use rendezvous_testkit::server::{TestServer, uid};
+use rendezvous_testkit::{TempDir, raw};
 
 /// Sends a request with an explicit content type; returns status and the JSON error code.
 async fn send(

@@ -4,19 +4,17 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::Method;
-use common::raw;
-use common::server::{TempDir, TestServer, register, uid};
 use rendezvous_client::Client;
 use rendezvous_client::tls::{Fingerprint, Trust};
 use rendezvous_protocol::api::{Body, PushRegisterRequest};
 use rendezvous_protocol::topic::{History, LogEntry, ParsedEntry, Role};
+use rendezvous_testkit::server::{TestServer, register, uid};
+use rendezvous_testkit::{TempDir, raw};
 
 /// A request the push endpoint received: path and body.
 type WakeUp = (String, Vec<u8>);

@@ -2,12 +2,10 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::server::{TempDir, TestServer};
 use rendezvous_client::Client;
 use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::topic::{History, Role};
+use rendezvous_testkit::{TempDir, TestServer};
 
 #[actix_rt::test]
 async fn two_people_talk() {

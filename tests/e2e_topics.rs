@@ -4,14 +4,12 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::raw;
-use common::server::{TempDir, TestServer, register, uid};
 use rendezvous_client::{Client, EntryContent, ReadReport};
 use rendezvous_protocol::topic::{History, Role};
+use rendezvous_testkit::server::{TestServer, open_store_when_free, register, uid};
+use rendezvous_testkit::{TempDir, raw};
 
 /// Links a new device for `existing`'s user into keystore `dir/name`.
 async fn link(server: &TestServer, dir: &TempDir, existing: &mut Client, name: &str) -> Client {
@@ -361,7 +359,7 @@ async fn a_lying_server_is_caught_by_read_and_verify() {
     // While it is down, the operator (or an attacker on the disk) edits the log: entry 2's
     // ciphertext is altered, entries 3 and 4 are swapped, and entry 5 is dropped.
     {
-        let store = common::server::open_store_when_free(&dir.join("server").join("db"));
+        let store = open_store_when_free(&dir.join("server").join("db"));
         let e2 = altered(&store, &topic, 2);
         let e3 = store.entry(&topic, 3).unwrap().unwrap();
         let e4 = store.entry(&topic, 4).unwrap().unwrap();
@@ -407,7 +405,7 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
 
     // Entry 2 is altered on disk. An incremental read never fetches it again...
     {
-        let store = common::server::open_store_when_free(&dir.join("server").join("db"));
+        let store = open_store_when_free(&dir.join("server").join("db"));
         store
             .corrupt_entry_for_tests(&topic, 2, Some(altered(&store, &topic, 2)))
             .unwrap();

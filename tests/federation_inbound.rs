@@ -1,20 +1,15 @@
 //! The federation listener (`federation-api.md` §1, §2, §4) on real mutual TLS on 127.0.0.1:
-//! a test CA (`common::federation`) issues certificates for `a.example`, `b.example`, `c.example`
+//! a test CA (`rendezvous_testkit::ca`) issues certificates for `a.example`, `b.example`, `c.example`
 //! and `d.example`; peers connect to 127.0.0.1 with the server name as SNI.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::future::LocalBoxFuture;
 
-use common::federation::{Ca, peer_client, start_federating};
-use common::server::{TempDir, TestServer};
 use rendezvous::config::Config;
 use rendezvous::federation::inbound::{EventSink, Inbound, serve};
 use rendezvous::federation::keys::{PeerKeys, PeerKeysError};
@@ -23,25 +18,14 @@ use rendezvous::store::Store;
 use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::federation::{
-    Event, EventId, EventKind, ServerKeys, Transaction, TransactionResponse, VerifiedEvent,
+    Event, EventId, EventKind, ServerKeys, Transaction, VerifiedEvent,
 };
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::wire::{Signed, Verified};
-
-/// `PUT send/{txn}` to `to` (SNI `to`); `Err` when the connection fails.
-async fn send(client: &awc::Client, to: &str, txn: &Transaction) -> Result<(u16, Vec<u8>), String> {
-    let mut resp = client
-        .put(format!(
-            "https://{to}:8448/_rdv/federation/v1/send/{}",
-            txn.txn_id
-        ))
-        .insert_header(("Content-Type", "application/cbor"))
-        .send_body(txn.to_wire())
-        .await
-        .map_err(|e| e.to_string())?;
-    let body = resp.body().await.map_err(|e| e.to_string())?;
-    Ok((resp.status().as_u16(), body.to_vec()))
-}
+use rendezvous_testkit::TempDir;
+use rendezvous_testkit::ca::{Ca, peer_client};
+use rendezvous_testkit::federation::Federation;
+use rendezvous_testkit::transaction::{results, send, server_key};
 
 fn json_code(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap();
@@ -56,61 +40,22 @@ fn now() -> u64 {
     rendezvous::state::now()
 }
 
-fn server_key(data_dir: &Path) -> ServerKey {
-    let seed: [u8; 32] = std::fs::read(data_dir.join("server.key"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    ServerKey::from_seed(&seed)
-}
-
 /// Two real homeservers: `a.example` (the sender, whose keys `b.example` fetches from its
 /// federation listener) and `b.example` (the receiver, denying `d.example`).
-struct TwoServers {
-    dir: TempDir,
-    ca: Ca,
-    a: TestServer,
-    b: Option<TestServer>,
-    b_fed: SocketAddr,
+fn two_servers(test: &str) -> Federation {
+    Federation::in_process(test, &["a.example", "b.example"])
+        .adjust(|name, c| {
+            if name == "b.example" {
+                c.federation.as_mut().unwrap().deny = vec!["d.example".into()];
+            }
+        })
+        .start()
 }
 
-impl TwoServers {
-    fn start(test: &str) -> TwoServers {
-        let dir = TempDir::new(test);
-        let ca = Ca::new(dir.path(), "federation-ca");
-        let a_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a_fed = a_listener.local_addr().unwrap();
-        let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let b_fed = b_listener.local_addr().unwrap();
-        let a = start_federating(&dir.join("a"), "a.example", &ca, a_listener, |_| {});
-        let b = start_federating(&dir.join("b"), "b.example", &ca, b_listener, |c| {
-            c.federation.deny = vec!["d.example".into()];
-            c.federation
-                .overrides
-                .insert("a.example".into(), a_fed.to_string());
-        });
-        TwoServers {
-            dir,
-            ca,
-            a,
-            b: Some(b),
-            b_fed,
-        }
-    }
-
-    /// A client to b's federation listener with a certificate of our CA for `as_name`.
-    fn client_as(&self, as_name: &str) -> awc::Client {
-        let cert = self.ca.issue(as_name);
-        peer_client(self.b_fed, &self.ca.ca_file(), Some(&cert))
-    }
-
-    /// Stops b and opens its store.
-    fn stop_b(&mut self) -> Store {
-        if let Some(b) = self.b.take() {
-            b.stop();
-        }
-        Store::open(&self.dir.join("b").join("db")).unwrap()
-    }
+/// Stops b and opens its store.
+fn stop_b(servers: &mut Federation) -> Store {
+    servers.stop("b.example");
+    Store::open(&servers.node("b.example").data_dir.join("db")).unwrap()
 }
 
 fn event(
@@ -136,21 +81,7 @@ fn txn(
     from: &str,
     events: &[&Verified<rendezvous_protocol::federation::Event>],
 ) -> Transaction {
-    Transaction::new(
-        id.into(),
-        name(from),
-        name("b.example"),
-        events.iter().map(|e| e.signed_bytes().clone()).collect(),
-    )
-}
-
-fn results(body: &[u8]) -> Vec<(EventId, u16, String)> {
-    TransactionResponse::from_wire(body)
-        .unwrap()
-        .results
-        .into_iter()
-        .map(|r| (EventId(r.id), r.status, r.code))
-        .collect()
+    rendezvous_testkit::transaction::transaction(id, from, "b.example", events)
 }
 
 fn id_of(e: &Verified<rendezvous_protocol::federation::Event>) -> EventId {
@@ -159,9 +90,9 @@ fn id_of(e: &Verified<rendezvous_protocol::federation::Event>) -> EventId {
 
 #[actix_rt::test]
 async fn a_peer_transaction_is_applied_per_event_and_only_once() {
-    let mut servers = TwoServers::start("fed-apply");
-    let a_key = server_key(&servers.a.data_dir);
-    let client = servers.client_as("a.example");
+    let mut servers = two_servers("fed-apply");
+    let a_key = server_key(&servers.node("a.example").data_dir);
+    let client = servers.peer_as("b.example", "a.example");
 
     let e1 = event("a.example", "b.example", b"one", &a_key);
     let e2 = event("a.example", "b.example", b"two", &a_key);
@@ -232,7 +163,7 @@ async fn a_peer_transaction_is_applied_per_event_and_only_once() {
     drop(client);
 
     // What b keeps: the answer to t-1, and no event marked applied.
-    let store = servers.stop_b();
+    let store = stop_b(&mut servers);
     for e in [&e1, &e2, &e3] {
         assert!(
             store
@@ -251,8 +182,8 @@ async fn a_peer_transaction_is_applied_per_event_and_only_once() {
 
 #[actix_rt::test]
 async fn server_keys_are_served_signed_for_the_server_name() {
-    let servers = TwoServers::start("fed-keys");
-    let client = servers.client_as("a.example");
+    let servers = two_servers("fed-keys");
+    let client = servers.peer_as("b.example", "a.example");
     let mut resp = client
         .get("https://b.example:8448/_rdv/federation/v1/server-keys")
         .send()
@@ -262,7 +193,7 @@ async fn server_keys_are_served_signed_for_the_server_name() {
     let body = resp.body().await.unwrap();
     let b = name("b.example");
     let doc = ServerKeys::check(Signed::from_wire(&body).unwrap(), &b).unwrap();
-    let b_key = server_key(&servers.b.as_ref().unwrap().data_dir);
+    let b_key = server_key(&servers.node("b.example").data_dir);
     assert_eq!(doc.valid_at(now()), vec![b_key.public().clone()]);
     let newest = doc.keys.last().unwrap();
     assert!(newest.valid_until > now() + 6 * 24 * 3600);
@@ -272,13 +203,17 @@ async fn server_keys_are_served_signed_for_the_server_name() {
 
 #[actix_rt::test]
 async fn peers_without_a_valid_certificate_for_their_name_are_refused() {
-    let servers = TwoServers::start("fed-refuse");
-    let a_key = server_key(&servers.a.data_dir);
+    let servers = two_servers("fed-refuse");
+    let a_key = server_key(&servers.node("a.example").data_dir);
     let e = event("a.example", "b.example", b"x", &a_key);
     let t = txn("t-1", "a.example", &[&e]);
 
     // No client certificate: the handshake fails.
-    let anonymous = peer_client(servers.b_fed, &servers.ca.ca_file(), None);
+    let anonymous = peer_client(
+        servers.node("b.example").federation,
+        &servers.ca.ca_file(),
+        None,
+    );
     let err = send(&anonymous, "b.example", &t).await.unwrap_err();
     assert!(err.contains("CertificateRequired"), "{err}");
 
@@ -289,17 +224,21 @@ async fn peers_without_a_valid_certificate_for_their_name_are_refused() {
     both_roots.extend(std::fs::read(rogue.ca_file()).unwrap());
     let roots = servers.dir.join("both-roots.pem");
     std::fs::write(&roots, both_roots).unwrap();
-    let impostor = peer_client(servers.b_fed, &roots, Some(&rogue_cert));
+    let impostor = peer_client(
+        servers.node("b.example").federation,
+        &roots,
+        Some(&rogue_cert),
+    );
     let err = send(&impostor, "b.example", &t).await.unwrap_err();
     assert!(err.contains("UnknownCA"), "{err}");
 
     // A valid certificate for c.example claiming to be a.example: 401.
-    let c = servers.client_as("c.example");
+    let c = servers.peer_as("b.example", "c.example");
     let (status, body) = send(&c, "b.example", &t).await.unwrap();
     assert_eq!((status, json_code(&body).as_str()), (401, "unauthorized"));
 
     // A denied peer with a valid certificate for its name: 403.
-    let d = servers.client_as("d.example");
+    let d = servers.peer_as("b.example", "d.example");
     let from_d = event("d.example", "b.example", b"x", &ServerKey::generate());
     let (status, body) = send(&d, "b.example", &txn("t-1", "d.example", &[&from_d]))
         .await
@@ -307,7 +246,7 @@ async fn peers_without_a_valid_certificate_for_their_name_are_refused() {
     assert_eq!((status, json_code(&body).as_str()), (403, "forbidden"));
 
     // The genuine peer gets through to the topic logic (which refuses the made-up payload).
-    let a = servers.client_as("a.example");
+    let a = servers.peer_as("b.example", "a.example");
     let (status, body) = send(&a, "b.example", &t).await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(

@@ -5,14 +5,11 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use common::server::TempDir;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
 use rendezvous::config::Config;
 use rendezvous::{self as server, Listeners};
@@ -21,6 +18,7 @@ use rendezvous_protocol::federation::{
     Event, EventKind, EventResult, Transaction, TransactionResponse,
 };
 use rendezvous_protocol::ids::{ServerName, TopicId};
+use rendezvous_testkit::TempDir;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};

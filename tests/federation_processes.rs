@@ -1,6 +1,6 @@
 //! Cross-server topics (`federation-api.md` §9) between three real `rendezvous` processes, as
 //! operators run them: `a.test` on 127.0.0.2, `b.test` on 127.0.0.3 and `c.test` on 127.0.0.4,
-//! each with a config file written here, federating over mutual TLS with certificates from a
+//! each with a config file the test kit writes, federating over mutual TLS with certificates from a
 //! federation CA made by the binary's own `federation-ca` and `federation-cert` commands, and
 //! finding each other only through DNS (§7): a real DNS server on 127.0.0.1 serves
 //! `_rendezvous._tcp.<name>` SRV records whose targets are `fed.<name>`, names the
@@ -12,23 +12,13 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::dns::{self, DnsServer};
-use common::federation::peer_client;
-use common::raw;
-use common::server::TempDir;
-use hickory_server::proto::rr::RecordType;
-use rendezvous_client::tls::{Fingerprint, Trust};
 use rendezvous_client::{Client, ClientError, EntryContent};
 use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::crypto::ServerKey;
@@ -37,11 +27,15 @@ use rendezvous_protocol::federation::{
 };
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::topic::{History, Role};
+use rendezvous_testkit::ca::peer_client;
+use rendezvous_testkit::dns::RecordType;
+use rendezvous_testkit::federation::Federation;
+use rendezvous_testkit::process::run_ok;
+use rendezvous_testkit::transaction::{self, server_key};
+use rendezvous_testkit::{PATIENCE, raw, rendezvous_bin};
 use rustls::AlertDescription;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rendezvous");
 
 /// The servers and their loopback addresses.
 const SERVERS: [(&str, Ipv4Addr); 3] = [
@@ -50,378 +44,26 @@ const SERVERS: [(&str, Ipv4Addr); 3] = [
     ("c.test", Ipv4Addr::new(127, 0, 0, 4)),
 ];
 
-/// How long anything that should happen may take.
-const PATIENCE: Duration = Duration::from_secs(45);
+/// The servers named, as processes finding each other through DNS only.
+fn federation(test: &str, names: &[&str]) -> Federation {
+    let servers: Vec<(&str, Ipv4Addr)> = SERVERS
+        .into_iter()
+        .filter(|(n, _)| names.contains(n))
+        .collect();
+    Federation::processes(rendezvous_bin!(), test, &servers).start()
+}
 
 /// Runs the binary with `args`; its stdout, or a panic with its stderr.
 fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "rendezvous {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_ok(rendezvous_bin!(), args)
 }
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A port free on `ip` a moment ago.
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One homeserver's fixed place: its addresses, files and log (kept across restarts).
-struct Node {
-    name: &'static str,
-    ip: Ipv4Addr,
-    dir: PathBuf,
-    config: PathBuf,
-    federation: SocketAddr,
-    /// Everything every process of this node printed, in order.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Node {
-    /// `(cert.pem, key.pem)` made by `federation-cert` for the server name.
-    fn certificate(&self) -> (PathBuf, PathBuf) {
-        (self.dir.join("tls/cert.pem"), self.dir.join("tls/key.pem"))
-    }
-
-    /// Starts `rendezvous serve`, retrying while a killed predecessor's port or database lock
-    /// is still held; returns once it has printed its addresses.
-    fn start(&self) -> Process {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("--- rendezvous serve ({})", self.name));
-            let mut process = self.spawn();
-            match process.announced() {
-                Some((url, fingerprint)) => {
-                    let trust = Trust::Pinned(fingerprint.parse::<Fingerprint>().unwrap());
-                    process.url = url;
-                    process.trust = Some(trust);
-                    return process;
-                }
-                None => {
-                    let status = process.child.wait().unwrap();
-                    assert!(
-                        Instant::now() < deadline,
-                        "{} does not start ({status}):\n{}",
-                        self.name,
-                        self.tail(30)
-                    );
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
-    }
-
-    fn spawn(&self) -> Process {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", path_str(&self.config)])
-            .env(
-                "RUST_LOG",
-                std::env::var("RDV_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = channel();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        for stream in [
-            Box::new(stdout) as Box<dyn Read + Send>,
-            Box::new(stderr) as Box<dyn Read + Send>,
-        ] {
-            let (tx, log) = (tx.clone(), self.log.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    log.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Process {
-            child,
-            lines,
-            url: String::new(),
-            trust: None,
-        }
-    }
-
-    /// The last `n` lines the node's processes printed.
-    fn tail(&self, n: usize) -> String {
-        let log = self.log.lock().unwrap();
-        log[log.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-/// A running `rendezvous serve`; killed (SIGKILL) when dropped, so that no process outlives a
-/// failed test.
-struct Process {
-    child: Child,
-    lines: Receiver<String>,
-    url: String,
-    trust: Option<Trust>,
-}
-
-impl Process {
-    /// The client API's URL and certificate fingerprint, once the server has printed them and
-    /// its admin address (it prints them after binding every listener); `None` if it exits
-    /// first.
-    fn announced(&mut self) -> Option<(String, String)> {
-        let deadline = Instant::now() + PATIENCE;
-        let (mut url, mut fingerprint, mut admin) = (None, None, false);
-        while url.is_none() || fingerprint.is_none() || !admin {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).ok()?;
-            if let Some(u) = line.strip_prefix("client API: ") {
-                url = Some(u.to_owned());
-            }
-            if let Some(f) = line.strip_prefix("TLS certificate fingerprint: ") {
-                fingerprint = Some(f.to_owned());
-            }
-            admin |= line.starts_with("admin endpoint: ");
-        }
-        url.zip(fingerprint)
-    }
-
-    /// SIGTERM, and a clean exit.
-    fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "graceful shutdown exits 0, got {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "no exit on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl raw::Api for Process {
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn trust(&self) -> Trust {
-        self.trust.clone().unwrap()
-    }
-}
-
-/// Homeservers as separate processes on their own loopback addresses, a federation CA and a
-/// DNS server. Dropping it kills the processes; a failing test prints their last log lines.
-struct Federation {
-    // Fields drop in order: the processes first, the directory last.
-    processes: BTreeMap<&'static str, Process>,
-    dns: DnsServer,
-    nodes: BTreeMap<&'static str, Node>,
-    ca: PathBuf,
-    dir: TempDir,
-}
-
-impl Federation {
-    /// Makes the CA, a certificate per server, the DNS zone and the configurations, and starts
-    /// the servers named.
-    fn start(test: &str, names: &[&'static str]) -> Federation {
-        let dir = TempDir::new(test);
-        let ca = dir.join("ca");
-        run(&[
-            "federation-ca",
-            "--out",
-            path_str(&ca),
-            "--name",
-            "Rendezvous test federation CA",
-            "--days",
-            "2",
-        ]);
-        let mut nodes = BTreeMap::new();
-        let mut zone = Vec::new();
-        for (name, ip) in SERVERS.into_iter().filter(|(n, _)| names.contains(n)) {
-            let node_dir = dir.join(name);
-            run(&[
-                "federation-cert",
-                "--name",
-                name,
-                "--out",
-                path_str(&node_dir.join("tls")),
-                "--ca-cert",
-                path_str(&ca.join("ca.pem")),
-                "--ca-key",
-                path_str(&ca.join("ca.key")),
-                "--days",
-                "2",
-            ]);
-            let federation = SocketAddr::from((ip, free_port(ip)));
-            // The SRV records are the only place the federation port is written down. The
-            // preferred target is down (nothing listens on its port): peers fall back to the
-            // next one, in priority order (§7).
-            zone.push(dns::srv(
-                &format!("_rendezvous._tcp.{name}."),
-                5,
-                0,
-                free_port(ip),
-                &format!("down.{name}."),
-            ));
-            zone.push(dns::a(&format!("down.{name}."), ip));
-            zone.push(dns::srv(
-                &format!("_rendezvous._tcp.{name}."),
-                10,
-                0,
-                federation.port(),
-                &format!("fed.{name}."),
-            ));
-            zone.push(dns::a(&format!("fed.{name}."), ip));
-            nodes.insert(
-                name,
-                Node {
-                    name,
-                    ip,
-                    config: node_dir.join("rendezvous.toml"),
-                    dir: node_dir,
-                    federation,
-                    log: Arc::default(),
-                },
-            );
-        }
-        let dns = DnsServer::start("test.", zone);
-        for node in nodes.values() {
-            write_config(node, &ca.join("ca.pem"), dns.addr);
-        }
-        let mut f = Federation {
-            processes: BTreeMap::new(),
-            dns,
-            nodes,
-            ca,
-            dir,
-        };
-        for name in names {
-            f.up(name);
-        }
-        f
-    }
-
-    fn node(&self, name: &str) -> &Node {
-        &self.nodes[name]
-    }
-
-    fn process(&self, name: &str) -> &Process {
-        &self.processes[name]
-    }
-
-    /// Starts (or restarts, with the same configuration and data) `name`.
-    fn up(&mut self, name: &str) {
-        let node = &self.nodes[name];
-        let process = node.start();
-        self.processes.insert(node.name, process);
-    }
-
-    /// SIGKILL: no shutdown at all, whatever was in flight.
-    fn kill(&mut self, name: &str) {
-        let mut process = self.processes.remove(name).unwrap();
-        process.child.kill().unwrap();
-        process.child.wait().unwrap();
-    }
-
-    /// SIGTERM: a clean stop.
-    fn stop(&mut self, name: &str) {
-        self.processes.remove(name).unwrap().terminate();
-    }
-
-    /// Registers `user` on `server` with a pin from `rendezvous admin pin`.
-    async fn register(&self, server: &str, user: &str) -> Client {
-        let node = self.node(server);
-        let pin = run(&["admin", "--config", path_str(&node.config), "pin"]);
-        let process = self.process(server);
-        Client::register(
-            &self.dir.join(&format!("devices/{user}@{server}")),
-            &process.url,
-            raw::Api::trust(process),
-            pin.trim(),
-            &id(user, server),
-        )
-        .await
-        .unwrap()
-    }
-}
-
-impl Drop for Federation {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for node in self.nodes.values() {
-                eprintln!("===== {} (last lines)\n{}", node.name, node.tail(60));
-            }
-        }
-    }
-}
-
-/// The configuration file of `node`: its own loopback address for every listener, the
-/// federation certificate and CA, the test DNS server, no overrides.
-fn write_config(node: &Node, ca_file: &Path, nameserver: SocketAddr) {
-    let (cert, key) = node.certificate();
-    let text = format!(
-        "server_name = \"{name}\"\n\
-         data_dir = {data:?}\n\
-         \n\
-         [client_api]\n\
-         listen = \"{ip}:{client}\"\n\
-         \n\
-         [admin]\n\
-         listen = \"{ip}:{admin}\"\n\
-         \n\
-         [limits]\n\
-         workers = 2\n\
-         \n\
-         [federation]\n\
-         enabled = true\n\
-         listen = \"{fed}\"\n\
-         tls_cert = {cert:?}\n\
-         tls_key = {key:?}\n\
-         ca_file = {ca_file:?}\n\
-         nameservers = [\"{nameserver}\"]\n",
-        name = node.name,
-        data = path_str(&node.dir.join("data")),
-        ip = node.ip,
-        client = free_port(node.ip),
-        admin = free_port(node.ip),
-        fed = node.federation,
-        cert = path_str(&cert),
-        key = path_str(&key),
-        ca_file = path_str(ca_file),
-    );
-    // The server reads it exactly as an operator's file.
-    rendezvous::config::Config::parse(&text).unwrap();
-    std::fs::write(&node.config, text).unwrap();
-}
-
 fn id(user: &str, server: &str) -> UserId {
-    format!("@{user}:{server}").parse().unwrap()
+    rendezvous_testkit::user_id(user, server)
 }
 
 /// A device and every message text it has read of one topic, in the order read.
@@ -505,7 +147,7 @@ fn texts(v: &[&str]) -> Vec<String> {
 
 #[actix_rt::test]
 async fn a_conversation_across_three_processes_survives_a_kill_and_an_outage() {
-    let mut fed = Federation::start("fed-procs", &["a.test", "b.test", "c.test"]);
+    let mut fed = federation("fed-procs", &["a.test", "b.test", "c.test"]);
     let mut alice = Member::new(fed.register("a.test", "alice").await);
     let mut bob = Member::new(fed.register("b.test", "bob").await);
     let mut dave = Member::new(fed.register("b.test", "dave").await);
@@ -536,11 +178,11 @@ async fn a_conversation_across_three_processes_survives_a_kill_and_an_outage() {
     }
     for name in ["a.test", "b.test", "c.test"] {
         assert!(
-            fed.dns
+            fed.dns()
                 .asked(&format!("_rendezvous._tcp.{name}."), RecordType::SRV),
             "{name} was found without its SRV record"
         );
-        assert!(fed.dns.asked(&format!("fed.{name}."), RecordType::A));
+        assert!(fed.dns().asked(&format!("fed.{name}."), RecordType::A));
     }
 
     // Carol is a reader: her client refuses, and so does c for a client that tries anyway.
@@ -725,17 +367,7 @@ fn tls_request(
 }
 
 async fn put_transaction(client: &awc::Client, to: &str, txn: &Transaction) -> (u16, Vec<u8>) {
-    let mut resp = client
-        .put(format!(
-            "https://{to}:8448/_rdv/federation/v1/send/{}",
-            txn.txn_id
-        ))
-        .insert_header(("Content-Type", "application/cbor"))
-        .send_body(txn.to_wire())
-        .await
-        .unwrap();
-    let body = resp.body().await.unwrap();
-    (resp.status().as_u16(), body.to_vec())
+    transaction::send(client, to, txn).await.unwrap()
 }
 
 fn server_name(s: &str) -> ServerName {
@@ -757,12 +389,12 @@ fn event(payload: &[u8], key: &ServerKey) -> rendezvous_protocol::wire::Verified
 
 #[actix_rt::test]
 async fn a_real_federation_listener_authenticates_its_peers() {
-    let fed = Federation::start("fed-procs-auth", &["a.test", "b.test"]);
+    let fed = federation("fed-procs-auth", &["a.test", "b.test"]);
     let (a, b) = (fed.node("a.test"), fed.node("b.test"));
-    let ca_file = fed.ca.join("ca.pem");
+    let ca_file = fed.ca.ca_file();
 
     // a's certificate opens b's listener (the control for what follows)...
-    let answer = tls_request(b.federation, "b.test", &ca_file, Some(&a.certificate())).unwrap();
+    let answer = tls_request(b.federation, "b.test", &ca_file, Some(&a.certificate)).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // ...no certificate, or one that does not chain to the federation CA, does not.
     assert_eq!(
@@ -796,15 +428,9 @@ async fn a_real_federation_listener_authenticates_its_peers() {
         "--ca-cert",
         path_str(&ca_file),
         "--ca-key",
-        path_str(&fed.ca.join("ca.key")),
+        path_str(&fed.ca.ca_key()),
     ]);
-    let a_key = {
-        let seed: [u8; 32] = std::fs::read(a.dir.join("data/server.key"))
-            .unwrap()
-            .try_into()
-            .unwrap();
-        ServerKey::from_seed(&seed)
-    };
+    let a_key = server_key(&a.data_dir);
     let genuine = event(b"not an entry batch", &a_key);
     let forged = event(b"not an entry batch either", &ServerKey::generate());
     let txn = |id: &str| {
@@ -830,7 +456,7 @@ async fn a_real_federation_listener_authenticates_its_peers() {
     // a's own certificate: b fetches a's server keys (through the SRV record) and judges each
     // event by its signature: the genuine one reaches the topic logic (which finds no entry
     // batch in it), the forged one does not.
-    let as_a = peer_client(b.federation, &ca_file, Some(&a.certificate()));
+    let as_a = peer_client(b.federation, &ca_file, Some(&a.certificate));
     let (status, body) = put_transaction(&as_a, "b.test", &txn("real-1")).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let results: Vec<(EventId, u16, String)> = TransactionResponse::from_wire(&body)
@@ -854,6 +480,6 @@ async fn a_real_federation_listener_authenticates_its_peers() {
             ),
         ]
     );
-    assert!(fed.dns.asked("_rendezvous._tcp.a.test.", RecordType::SRV));
-    assert!(fed.dns.asked("fed.a.test.", RecordType::A));
+    assert!(fed.dns().asked("_rendezvous._tcp.a.test.", RecordType::SRV));
+    assert!(fed.dns().asked("fed.a.test.", RecordType::A));
 }

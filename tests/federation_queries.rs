@@ -1,19 +1,15 @@
 //! Federation queries (`federation-api.md` §5) between two real homeservers, `a.example` and
-//! `b.example`, on mutual TLS on 127.0.0.1 with a test CA (`common::federation`): identities and
+//! `b.example`, on mutual TLS on 127.0.0.1 with a test CA (`rendezvous_testkit::ca`): identities and
 //! topic key claims of remote users go device → own homeserver (client API) → the user's
 //! homeserver (federation), and the federation endpoints answer only authenticated, allowed peers
 //! and only for their own users.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::net::{SocketAddr, TcpListener};
 
 use awc::http::Method;
 
-use common::federation::{Ca, peer_client, start_federating};
-use common::server::{TempDir, TestServer};
 use rendezvous::federation::client::{CLAIM_TOPIC_KEYS_PATH, ORIGIN_HEADER, check_claimed};
 use rendezvous_client::Client;
 use rendezvous_client::http::{Http, encode_segment};
@@ -23,6 +19,9 @@ use rendezvous_protocol::api::{
 use rendezvous_protocol::certs::{Registration, TopicKeyCert};
 use rendezvous_protocol::ids::{ServerName, UserId};
 use rendezvous_protocol::wire::Signed;
+use rendezvous_testkit::ca::Ca;
+use rendezvous_testkit::federation::Federation;
+use rendezvous_testkit::{TempDir, TestServer};
 
 fn uid(s: &str) -> UserId {
     s.parse().unwrap()
@@ -30,72 +29,19 @@ fn uid(s: &str) -> UserId {
 
 /// `a.example` and `b.example`, each finding the other through a discovery override; `b` denies
 /// `d.example`.
-struct Pair {
-    dir: TempDir,
-    ca: Ca,
-    a: TestServer,
-    b: Option<TestServer>,
-    b_fed: SocketAddr,
-}
-
-impl Pair {
-    fn start(test: &str) -> Pair {
-        let dir = TempDir::new(test);
-        let ca = Ca::new(dir.path(), "federation-ca");
-        let a_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a_fed = a_listener.local_addr().unwrap();
-        let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let b_fed = b_listener.local_addr().unwrap();
-        let a = start_federating(&dir.join("a"), "a.example", &ca, a_listener, |c| {
-            c.federation
-                .overrides
-                .insert("b.example".into(), b_fed.to_string());
-        });
-        let b = start_federating(&dir.join("b"), "b.example", &ca, b_listener, |c| {
-            c.federation.deny = vec!["d.example".into()];
-            c.federation
-                .overrides
-                .insert("a.example".into(), a_fed.to_string());
-        });
-        Pair {
-            dir,
-            ca,
-            a,
-            b: Some(b),
-            b_fed,
-        }
-    }
-
-    fn b(&self) -> &TestServer {
-        self.b.as_ref().unwrap()
-    }
-
-    async fn register(&self, server: &TestServer, user: &str) -> Client {
-        let id = uid(user);
-        Client::register(
-            &self.dir.join(id.localpart()),
-            &server.url,
-            server.trust(),
-            &server.pin().await,
-            &id,
-        )
-        .await
-        .unwrap()
-    }
-
-    /// A client to b's federation listener presenting a certificate of our CA for `as_name`.
-    fn peer_as(&self, as_name: &str) -> awc::Client {
-        peer_client(
-            self.b_fed,
-            &self.ca.ca_file(),
-            Some(&self.ca.issue(as_name)),
-        )
-    }
+fn pair(test: &str) -> Federation {
+    Federation::in_process(test, &["a.example", "b.example"])
+        .adjust(|name, c| {
+            if name == "b.example" {
+                c.federation.as_mut().unwrap().deny = vec!["d.example".into()];
+            }
+        })
+        .start()
 }
 
 /// An HTTP client for `server`'s client API and `client`'s token.
 fn http(server: &TestServer, client: &Client) -> (Http, String) {
-    common::raw::http(server, client)
+    rendezvous_testkit::raw::http(server, client)
 }
 
 async fn claim(http: &Http, token: &str, users: &[UserId]) -> Result<ClaimTopicKeysResponse, u16> {
@@ -172,9 +118,9 @@ fn claim_body(users: &[UserId]) -> Vec<u8> {
 
 #[actix_rt::test]
 async fn a_remote_users_identity_comes_through_the_home_server() {
-    let pair = Pair::start("fq-identity");
-    let mut alice = pair.register(&pair.a, "@alice:a.example").await;
-    let mut bob = pair.register(pair.b(), "@bob:b.example").await;
+    let pair = pair("fq-identity");
+    let mut alice = pair.register("a.example", "alice").await;
+    let mut bob = pair.register("b.example", "bob").await;
     let bob_ik = bob.keystore().identity().unwrap().public().clone();
     let (alice_id, bob_id) = (alice.user().clone(), bob.user().clone());
 
@@ -196,13 +142,13 @@ async fn a_remote_users_identity_comes_through_the_home_server() {
 
 #[actix_rt::test]
 async fn remote_topic_keys_are_claimed_through_the_home_server_each_once() {
-    let pair = Pair::start("fq-claim");
-    let alice = pair.register(&pair.a, "@alice:a.example").await;
-    let mut bob = pair.register(pair.b(), "@bob:b.example").await;
-    let carol = pair.register(pair.b(), "@carol:b.example").await;
+    let pair = pair("fq-claim");
+    let alice = pair.register("a.example", "alice").await;
+    let mut bob = pair.register("b.example", "bob").await;
+    let carol = pair.register("b.example", "carol").await;
     let bob_ik = bob.keystore().identity().unwrap().public().clone();
     let before = bob.key_status().await.unwrap().topic_keys_left;
-    let (a_http, token) = http(&pair.a, &alice);
+    let (a_http, token) = http(pair.server("a.example"), &alice);
 
     // bob twice, carol, and alice (local) in one request to a.example.
     let asked = [
@@ -267,14 +213,14 @@ async fn remote_topic_keys_are_claimed_through_the_home_server_each_once() {
 
 #[actix_rt::test]
 async fn peers_are_authenticated_and_answered_only_for_local_users() {
-    let pair = Pair::start("fq-peers");
-    let mut bob = pair.register(pair.b(), "@bob:b.example").await;
+    let pair = pair("fq-peers");
+    let mut bob = pair.register("b.example", "bob").await;
     let bob_ik = bob.keystore().identity().unwrap().public().clone();
     let get = Method::GET;
     let bob_path = identity_path(bob.user());
 
     // A denied peer with a valid certificate for its name: 403.
-    let d = pair.peer_as("d.example");
+    let d = pair.peer_as("b.example", "d.example");
     let (status, body) = query(&d, Some("d.example"), get.clone(), &bob_path, None).await;
     assert_eq!((status, json_code(&body).as_str()), (403, "forbidden"));
     let (status, body) = query(
@@ -287,11 +233,11 @@ async fn peers_are_authenticated_and_answered_only_for_local_users() {
     .await;
     assert_eq!((status, json_code(&body).as_str()), (403, "forbidden"));
     // A certificate for c.example claiming to be a.example: 401.
-    let c = pair.peer_as("c.example");
+    let c = pair.peer_as("b.example", "c.example");
     let (status, body) = query(&c, Some("a.example"), get.clone(), &bob_path, None).await;
     assert_eq!((status, json_code(&body).as_str()), (401, "unauthorized"));
     // No origin named: 401.
-    let a = pair.peer_as("a.example");
+    let a = pair.peer_as("b.example", "a.example");
     let (status, body) = query(&a, None, get.clone(), &bob_path, None).await;
     assert_eq!((status, json_code(&body).as_str()), (401, "unauthorized"));
     // Nothing was claimed by the refused requests.
@@ -360,11 +306,12 @@ async fn peers_are_authenticated_and_answered_only_for_local_users() {
     assert_eq!(bob.key_status().await.unwrap().topic_keys_left, before - 1);
 
     // A user disabled by the operator is not found through federation.
-    let token = std::fs::read_to_string(pair.b().data_dir.join("admin.token")).unwrap();
+    let token =
+        std::fs::read_to_string(pair.server("b.example").data_dir.join("admin.token")).unwrap();
     let resp = awc::Client::default()
         .post(format!(
             "http://{}/admin/users/{}/disable",
-            pair.b().admin,
+            pair.server("b.example").admin,
             encode_segment(bob.user().as_str())
         ))
         .insert_header(("Authorization", format!("Bearer {}", token.trim())))
@@ -378,16 +325,16 @@ async fn peers_are_authenticated_and_answered_only_for_local_users() {
 
 #[actix_rt::test]
 async fn an_unreachable_peer_makes_remote_queries_unavailable() {
-    let mut pair = Pair::start("fq-down");
-    let mut alice = pair.register(&pair.a, "@alice:a.example").await;
-    let bob = pair.register(pair.b(), "@bob:b.example").await;
+    let mut pair = pair("fq-down");
+    let mut alice = pair.register("a.example", "alice").await;
+    let bob = pair.register("b.example", "bob").await;
     let bob_id = bob.user().clone();
     drop(bob);
-    pair.b.take().unwrap().stop();
+    pair.stop("b.example");
 
     let err = alice.identity_of(&bob_id).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Unavailable), "{err}");
-    let (a_http, token) = http(&pair.a, &alice);
+    let (a_http, token) = http(pair.server("a.example"), &alice);
     let before = alice.key_status().await.unwrap().topic_keys_left;
     assert_eq!(
         claim_code(&a_http, &token, &[alice.user().clone(), bob_id]).await,
@@ -406,7 +353,7 @@ async fn an_unreachable_peer_makes_remote_queries_unavailable() {
 async fn without_federation_remote_users_are_refused() {
     let dir = TempDir::new("fq-off");
     let server = TestServer::start(&dir.join("s"));
-    let mut alice = common::server::register(&server, &dir, "alice").await;
+    let mut alice = rendezvous_testkit::server::register(&server, &dir, "alice").await;
     let err = alice.identity_of(&uid("@bob:b.example")).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Invalid), "{err}");
     let (http, token) = http(&server, &alice);
@@ -500,30 +447,21 @@ fn start_liar(ca: &Ca) -> (SocketAddr, actix_web::dev::ServerHandle) {
 
 #[actix_rt::test]
 async fn a_lying_peer_is_caught_by_the_asking_server() {
-    let dir = TempDir::new("fq-liar");
-    let ca = Ca::new(dir.path(), "federation-ca");
-    let (liar, liar_handle) = start_liar(&ca);
-    let a = start_federating(
-        &dir.join("a"),
-        "a.example",
-        &ca,
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        |c| {
-            c.federation
-                .overrides
-                .insert("b.example".into(), liar.to_string());
-        },
-    );
-    let id = uid("@alice:a.example");
-    let mut alice = Client::register(&dir.join("alice"), &a.url, a.trust(), &a.pin().await, &id)
-        .await
-        .unwrap();
+    let mut fed = Federation::in_process("fq-liar", &["a.example"]).build();
+    let (liar, liar_handle) = start_liar(&fed.ca);
+    fed.configure("a.example", |c| {
+        let overrides = &mut c.federation.as_mut().unwrap().overrides;
+        overrides.insert("b.example".into(), liar.to_string());
+    });
+    fed.up("a.example");
+    let a = fed.server("a.example");
+    let mut alice = fed.register("a.example", "alice").await;
 
     // b.example answers for bob with mallory's (genuine, self-signed) registration.
     let err = alice.identity_of(&uid("@bob:b.example")).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BadGateway), "{err}");
     // b.example hands out a key for a user of c.example.
-    let (http, token) = http(&a, &alice);
+    let (http, token) = http(a, &alice);
     assert_eq!(
         claim_code(&http, &token, &[uid("@bob:b.example")]).await,
         Some(ErrorCode::BadGateway)

@@ -4,119 +4,20 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use common::federation::Ca;
-use common::raw;
-use common::server::{TempDir, TestServer};
 use rendezvous_client::{Client, ClientError, EntryContent, ReadReport};
 use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::topic::{History, Role};
-
-/// Three federating servers on fixed loopback ports, so that they can be stopped and started.
-struct Federation {
-    dir: TempDir,
-    ca: Ca,
-    /// name -> (client API address, federation address).
-    addrs: BTreeMap<&'static str, (SocketAddr, SocketAddr)>,
-    servers: BTreeMap<&'static str, TestServer>,
-}
+use rendezvous_testkit::federation::Federation;
+use rendezvous_testkit::transaction::{self, server_key};
+use rendezvous_testkit::{TestServer, raw};
 
 const NAMES: [&str; 3] = ["a.example", "b.example", "c.example"];
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-impl Federation {
-    fn start(test: &str) -> Federation {
-        let dir = TempDir::new(test);
-        let ca = Ca::new(dir.path(), "federation-ca");
-        let addrs = NAMES
-            .iter()
-            .map(|n| (*n, (free_addr(), free_addr())))
-            .collect();
-        let mut f = Federation {
-            dir,
-            ca,
-            addrs,
-            servers: BTreeMap::new(),
-        };
-        for name in NAMES {
-            f.up(name);
-        }
-        f
-    }
-
-    /// Starts (or restarts) `name` on its addresses.
-    fn up(&mut self, name: &'static str) {
-        let overrides: BTreeMap<String, String> = self
-            .addrs
-            .iter()
-            .map(|(n, (_, fed))| (n.to_string(), fed.to_string()))
-            .collect();
-        let (client, fed) = self.addrs[name];
-        let (cert, key) = self.ca.issue(name);
-        let ca_file = self.ca.ca_file();
-        let listener = bind_retrying(fed);
-        let server = TestServer::start_with(&self.dir.join(name), client, move |c| {
-            c.server_name = name.parse().unwrap();
-            c.federation.enabled = true;
-            c.federation.listen = fed;
-            c.federation.ca_file = Some(ca_file);
-            c.federation.tls_cert = Some(cert);
-            c.federation.tls_key = Some(key);
-            c.federation.overrides = overrides;
-            Some(listener)
-        });
-        self.servers.insert(name, server);
-    }
-
-    /// Stops `name` (its data stays).
-    fn down(&mut self, name: &str) {
-        if let Some(s) = self.servers.remove(name) {
-            s.stop();
-        }
-    }
-
-    fn server(&self, name: &str) -> &TestServer {
-        &self.servers[name]
-    }
-
-    async fn register(&self, server: &str, user: &str) -> Client {
-        let s = self.server(server);
-        Client::register(
-            &self.dir.join(&format!("{user}-{server}")),
-            &s.url,
-            s.trust(),
-            &s.pin().await,
-            &id(user, server),
-        )
-        .await
-        .unwrap()
-    }
-}
-
-/// A port just released by a stopped server may take a moment to bind again.
-fn bind_retrying(addr: SocketAddr) -> TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match TcpListener::bind(addr) {
-            Ok(l) => return l,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("bind {addr}: {e}"),
-        }
-    }
+/// Three federating servers on fixed loopback ports, so that they can be stopped and started.
+fn federation(test: &str) -> Federation {
+    Federation::in_process(test, &NAMES).start()
 }
 
 fn id(user: &str, server: &str) -> UserId {
@@ -162,7 +63,7 @@ async fn read_until(client: &mut Client, topic: &TopicId, want: usize) -> Vec<St
 
 #[actix_rt::test]
 async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
-    let mut fed = Federation::start("fed-topics");
+    let mut fed = federation("fed-topics");
     let mut alice = fed.register("a.example", "alice").await;
     let mut bob = fed.register("b.example", "bob").await;
     let mut dave = fed.register("b.example", "dave").await;
@@ -271,7 +172,7 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
     }
 
     // b is down while alice writes; it catches up when it is back, nothing lost or doubled.
-    fed.down("b.example");
+    fed.stop("b.example");
     for i in 0..5 {
         alice
             .send(&topic, format!("while b was down {i}").as_bytes())
@@ -302,7 +203,7 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
 
     // a is down: bob's post is queued at b (202), b still serves what it has, and the post lands
     // when a is back.
-    fed.down("a.example");
+    fed.stop("a.example");
     match bob.send(&topic, b"queued while a was down").await {
         Err(ClientError::Queued { host, .. }) => assert_eq!(host, "a.example"),
         other => panic!("expected the post to be queued: {other:?}"),
@@ -378,15 +279,6 @@ async fn admin_status(server: &TestServer) -> serde_json::Value {
     resp.json().await.unwrap()
 }
 
-/// The signing key of a test server (its data directory's `server.key` seed).
-fn server_key(data_dir: &std::path::Path) -> rendezvous_protocol::crypto::ServerKey {
-    let seed: [u8; 32] = std::fs::read(data_dir.join("server.key"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    rendezvous_protocol::crypto::ServerKey::from_seed(&seed)
-}
-
 /// Waits until `member`'s server answers its checkpoint with `split_view`.
 async fn until_split_view(member: &mut Client, topic: &TopicId) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -414,7 +306,7 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
     use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, SignedCheckpoint};
     use rendezvous_protocol::topic::{LogEntry, log_origin};
 
-    let fed = Federation::start("fed-split");
+    let fed = federation("fed-split");
     let mut alice = fed.register("a.example", "alice").await;
     let mut bob = fed.register("b.example", "bob").await;
     let mut carol = fed.register("c.example", "carol").await;
@@ -477,26 +369,12 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
         c_name.clone(),
         vec![event.signed_bytes().clone()],
     );
-    let as_a = common::federation::peer_client(
-        fed.addrs["c.example"].1,
-        &fed.ca.ca_file(),
-        Some(&fed.ca.issue("a.example")),
-    );
-    let mut resp = as_a
-        .put(format!(
-            "https://c.example:8448/_rdv/federation/v1/send/{}",
-            txn.txn_id
-        ))
-        .insert_header(("Content-Type", "application/cbor"))
-        .send_body(txn.to_wire())
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let results = rendezvous_protocol::federation::TransactionResponse::from_wire(
-        &resp.body().await.unwrap(),
-    )
-    .unwrap()
-    .results;
+    let as_a = fed.peer_as("c.example", "a.example");
+    let (status, body) = transaction::send(&as_a, "c.example", &txn).await.unwrap();
+    assert_eq!(status, 200);
+    let results = rendezvous_protocol::federation::TransactionResponse::from_wire(&body)
+        .unwrap()
+        .results;
     assert_eq!(
         results[0].status, 200,
         "c takes the forged entry: {results:?}"
@@ -586,35 +464,16 @@ async fn send_events(
                 .clone()
         })
         .collect();
-    let txn_id = format!("t{}", rand_suffix());
-    let txn = Transaction::new(txn_id.clone(), origin, destination, signed);
-    let client = common::federation::peer_client(
-        fed.addrs[to].1,
-        &fed.ca.ca_file(),
-        Some(&fed.ca.issue(from)),
-    );
-    let mut resp = client
-        .put(format!(
-            "https://{to}:8448/_rdv/federation/v1/send/{txn_id}"
-        ))
-        .insert_header(("Content-Type", "application/cbor"))
-        .send_body(txn.to_wire())
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    TransactionResponse::from_wire(&resp.body().await.unwrap())
+    let txn = Transaction::new(transaction::fresh_id(), origin, destination, signed);
+    let client = fed.peer_as(to, from);
+    let (status, body) = transaction::send(&client, to, &txn).await.unwrap();
+    assert_eq!(status, 200);
+    TransactionResponse::from_wire(&body)
         .unwrap()
         .results
         .into_iter()
         .map(|r| (r.status, r.code))
         .collect()
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
 }
 
 /// Every topic event a peer could forge or misdirect is refused with its code, and changes
@@ -626,7 +485,7 @@ async fn forged_and_misdirected_topic_events_are_refused() {
     use rendezvous_protocol::tlog::{Checkpoint, CheckpointNote, LeafIndex, SignedCheckpoint};
     use rendezvous_protocol::topic::{LogEntry, log_origin};
 
-    let fed = Federation::start("fed-forged");
+    let fed = federation("fed-forged");
     let mut alice = fed.register("a.example", "alice").await;
     let mut bob = fed.register("b.example", "bob").await;
     let mut carol = fed.register("c.example", "carol").await;
@@ -799,11 +658,7 @@ async fn forged_and_misdirected_topic_events_are_refused() {
     assert_eq!(got, vec![(400, "bad_checkpoint".to_owned())]);
 
     // Backfill is for participants only.
-    let client = common::federation::peer_client(
-        fed.addrs["a.example"].1,
-        &fed.ca.ca_file(),
-        Some(&fed.ca.issue("c.example")),
-    );
+    let client = fed.peer_as("a.example", "c.example");
     let resp = client
         .get(format!(
             "https://a.example:8448/_rdv/federation/v1/topics/{}/entries?from=0",
@@ -838,7 +693,7 @@ async fn forged_and_misdirected_topic_events_are_refused() {
 /// server (`federation-api.md` §5, §9.2); with shared history the new member reads it all.
 #[actix_rt::test]
 async fn a_server_joining_later_backfills_the_log() {
-    let fed = Federation::start("fed-backfill");
+    let fed = federation("fed-backfill");
     let mut alice = fed.register("a.example", "alice").await;
     let mut bob = fed.register("b.example", "bob").await;
     let mut carol = fed.register("c.example", "carol").await;

@@ -3,9 +3,6 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Topic, User, read};
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::message::{MessageError, MessageIn};
 use rendezvous_protocol::tlog::{
@@ -13,6 +10,7 @@ use rendezvous_protocol::tlog::{
     Tree, TreeSize, WitnessError,
 };
 use rendezvous_protocol::topic::{History, Role, check_in_log, log_origin};
+use rendezvous_testkit::topic::{Topic, User, read};
 
 const HOST: &str = "a.example";
 

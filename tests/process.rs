@@ -4,118 +4,35 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use std::path::Path;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use common::server::{TempDir, uid};
 use rendezvous_client::Client;
-use rendezvous_client::tls::{Fingerprint, Trust};
 use rendezvous_protocol::topic::{History, Role};
+use rendezvous_testkit::config::ServerConfig;
+use rendezvous_testkit::process::{Launch, ServerProcess};
+use rendezvous_testkit::server::uid;
+use rendezvous_testkit::{TempDir, rendezvous_bin};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rendezvous");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn start(config: &Path) -> ServerProcess {
+    Launch::new(rendezvous_bin!(), config).start()
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    fingerprint: String,
-}
-
-fn start(config: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut url, mut fingerprint) = (None, None);
-    while url.is_none() || fingerprint.is_none() {
-        let line = lines.next().expect("server printed its addresses").unwrap();
-        if let Some(u) = line.strip_prefix("client API: ") {
-            url = Some(u.to_owned());
-        }
-        if let Some(f) = line.strip_prefix("TLS certificate fingerprint: ") {
-            fingerprint = Some(f.to_owned());
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        url: url.unwrap(),
-        fingerprint: fingerprint.unwrap(),
-    }
-}
-
-fn admin(config: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(["admin", "--config"])
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn terminate(mut server: Server) {
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "graceful shutdown exits 0, got {status}");
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn admin(config: &Path, args: &[&str]) -> String {
+    rendezvous_testkit::process::admin(rendezvous_bin!(), config, args)
 }
 
 #[actix_rt::test]
 async fn operator_lifecycle_with_a_real_process() {
     let dir = TempDir::new("process");
     let config = dir.join("rendezvous.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\n[client_api]\nlisten = \"127.0.0.1:{}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
-            dir.join("data"),
-            free_port(),
-            free_port()
-        ),
-    )
-    .unwrap();
+    ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]).write(&config);
     let server = start(&config);
-    assert_eq!(admin(&config, &["fingerprint"]), server.fingerprint);
-    let trust = Trust::Pinned(server.fingerprint.parse::<Fingerprint>().unwrap());
+    assert_eq!(admin(&config, &["fingerprint"]), server.ready.fingerprint);
+    let trust = server.trust();
 
     let mut alice = Client::register(
         &dir.join("alice"),
-        &server.url,
+        server.url(),
         trust.clone(),
         &admin(&config, &["pin"]),
         &uid("alice"),
@@ -124,7 +41,7 @@ async fn operator_lifecycle_with_a_real_process() {
     .unwrap();
     let _bob = Client::register(
         &dir.join("bob"),
-        &server.url,
+        server.url(),
         trust.clone(),
         &admin(&config, &["pin"]),
         &uid("bob"),
@@ -148,13 +65,13 @@ async fn operator_lifecycle_with_a_real_process() {
     assert_eq!(devices.as_array().unwrap().len(), 1);
 
     // Metrics count what happened.
-    let metrics = reqwest_like_get(&server.url, &trust, "/metrics").await;
+    let metrics = reqwest_like_get(server.url(), &trust, "/metrics").await;
     assert!(
         metrics.contains("rendezvous_messages_appended_total 5"),
         "{metrics}"
     );
 
-    terminate(server);
+    server.terminate();
     let server = start(&config);
     let mut bob = Client::open(&dir.join("bob")).unwrap();
     let report = bob.read(&topic).await.unwrap();
@@ -183,14 +100,98 @@ async fn operator_lifecycle_with_a_real_process() {
     );
     admin(&config, &["enable", "@bob:localhost"]);
     assert!(bob.read(&topic).await.is_ok());
-    terminate(server);
+    server.terminate();
 }
 
-async fn reqwest_like_get(base: &str, trust: &Trust, path: &str) -> String {
+async fn reqwest_like_get(base: &str, trust: &rendezvous_client::tls::Trust, path: &str) -> String {
     let http = rendezvous_client::http::Http::new(base, trust).unwrap();
     let body = http
         .send(awc::http::Method::GET, path, None, None, 1 << 20)
         .await
         .unwrap();
     String::from_utf8(body).unwrap()
+}
+
+/// `rendezvous serve --config config`, expected to fail: its stderr.
+fn refused(config: &Path) -> String {
+    let out = std::process::Command::new(rendezvous_bin!())
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_told_one_is_running() {
+    let dir = TempDir::new("process-twice");
+    let data = dir.join("data");
+    let (first, second) = (dir.join("first.toml"), dir.join("second.toml"));
+    ServerConfig::new("localhost", &data, [127, 0, 0, 1]).write(&first);
+    ServerConfig::new("localhost", &data, [127, 0, 0, 1]).write(&second);
+    let server = start(&first);
+    let err = refused(&second);
+    assert!(
+        err.contains(&format!(
+            "a server is already running on the data directory {} (process {})",
+            data.display(),
+            server.ready.pid
+        )),
+        "{err}"
+    );
+    server.terminate();
+}
+
+#[test]
+fn a_port_in_use_is_named_with_the_key_that_sets_it() {
+    let dir = TempDir::new("process-port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut config = ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]);
+    config.client_api.listen = addr;
+    config.write(&dir.join("rendezvous.toml"));
+    let err = refused(&dir.join("rendezvous.toml"));
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {addr}: the address is already in use"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("[client_api] listen"), "{err}");
+}
+
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let dir = TempDir::new("process-log");
+    let config = dir.join("rendezvous.toml");
+    ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]).write(&config);
+    let log = dir.join("server.log");
+    let ready_file = dir.join("ready.json");
+    let mut child = std::process::Command::new(rendezvous_bin!())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let ready = rendezvous_testkit::process::Ready::wait(
+        &ready_file,
+        &mut child,
+        rendezvous_testkit::PATIENCE,
+    )
+    .unwrap();
+    assert_eq!(ready.pid, child.id());
+    rendezvous_testkit::process::signal(child.id(), "TERM");
+    assert!(child.wait().unwrap().success());
+    assert!(!ready_file.exists(), "a clean stop removes the ready file");
+    let text = std::fs::read(&log).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("INFO"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
 }

@@ -2,11 +2,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{Topic, User, read};
 use rendezvous_protocol::crypto::{Randomness, TopicKey};
 use rendezvous_protocol::ids::Epoch;
 use rendezvous_protocol::message::{self, MessageError};
@@ -16,6 +13,7 @@ use rendezvous_protocol::topic::{
     MemberIndex, Replayer, Role, TopicChange, TopicState,
 };
 use rendezvous_protocol::wire::Signed;
+use rendezvous_testkit::topic::{Topic, User, read};
 
 fn three(history: History) -> (User, User, User, Topic) {
     let mut a = User::new("alice");

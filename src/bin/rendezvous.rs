@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
+use std::io::IsTerminal;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,6 +29,12 @@ enum Command {
         /// TOML configuration file (see config/rendezvous.example.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Once every listener is bound, write the bound addresses and the certificate
+        /// fingerprints to this file as JSON (written beside it, then renamed into place, so a
+        /// reader never sees half of it); removed again on a clean stop. For scripts and tests
+        /// that wait for the server.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
     },
     /// Make a private key, a certificate signing request (for a CA or an ACME client) and a
     /// certificate for a server name: self-signed, or signed by a federation CA.
@@ -115,7 +123,7 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config } => serve(config.as_ref()),
+        Command::Serve { config, ready_file } => serve(config.as_ref(), ready_file.as_deref()),
         Command::FederationCert {
             name,
             out,
@@ -144,22 +152,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config_path: Option<&PathBuf>) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+fn serve(config_path: Option<&PathBuf>, ready_file: Option<&Path>) -> Result<(), String> {
+    init_logging();
     let config = load_config(config_path)?;
     let (identity, store) = server::prepare(&config).map_err(|e| e.to_string())?;
-    let listeners = Listeners::bind(&config).map_err(|e| format!("cannot listen: {e}"))?;
-    let client_addr = listeners.client.local_addr().map_err(|e| e.to_string())?;
-    let admin_addr = listeners.admin.local_addr().map_err(|e| e.to_string())?;
-    let federation_addr = match &listeners.federation {
-        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let listeners = bind(&config)?;
+    let ready = Ready::new(&config, &listeners, &identity)?;
     actix_web::rt::System::new().block_on(async move {
         // Installed before the server announces itself, so that a signal sent once the
         // addresses are printed never meets the default action (which would kill the process).
@@ -172,28 +170,139 @@ fn serve(config_path: Option<&PathBuf>) -> Result<(), String> {
                 config.data_dir.display()
             );
         }
-        println!(
-            "rendezvous {} serving {}",
-            env!("CARGO_PKG_VERSION"),
-            config.server_name
-        );
-        println!("client API: https://{client_addr}");
-        println!("TLS certificate fingerprint: {}", identity.fingerprint());
-        if let (Some(addr), Some(federation)) = (federation_addr, &identity.federation) {
-            println!(
-                "federation: https://{addr} (certificate fingerprint {})",
-                federation.certificate.fingerprint()
-            );
+        ready.print(&config);
+        if let Some(path) = ready_file {
+            ready.write(path)?;
         }
-        println!(
-            "admin endpoint: http://{admin_addr} (token in {})",
-            config.data_dir.join("admin.token").display()
-        );
         let reloading = actix_web::rt::spawn(reload);
         let result = server::run(config, identity, store, listeners, shutdown).await;
         reloading.abort();
+        if let Some(path) = ready_file {
+            let _ = std::fs::remove_file(path);
+        }
         result.map_err(|e| e.to_string())
     })
+}
+
+/// Logs go to stdout; colours only when that is a terminal and `NO_COLOR` is unset or empty
+/// (<https://no-color.org>), so that a log file or a pipe gets plain text.
+fn init_logging() {
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(colour)
+        .init();
+}
+
+/// Binds every listener of the configuration; a failure names the address and the
+/// configuration key that sets it.
+fn bind(config: &Config) -> Result<Listeners, String> {
+    Ok(Listeners {
+        client: listen(config.client_api.listen, "[client_api] listen")?,
+        admin: listen(config.admin.listen, "[admin] listen")?,
+        federation: match config.federation.enabled {
+            true => Some(listen(config.federation.listen, "[federation] listen")?),
+            false => None,
+        },
+    })
+}
+
+fn listen(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {addr}: the address is already in use (is another rendezvous \
+             server running?); stop what uses it, or set {key} in the configuration to a free \
+             address"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {addr}: not an address of this machine; set {key} in the \
+             configuration to one that is"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot listen on {addr}: permission denied (ports below 1024 need privileges); set \
+             {key} in the configuration to another port"
+        ),
+        _ => format!("cannot listen on {addr} ({key}): {e}"),
+    })
+}
+
+/// What `--ready-file` holds once every listener is bound (JSON): what a client, an operator's
+/// script or a test needs to reach the server.
+#[derive(serde::Serialize)]
+struct Ready {
+    /// The server process.
+    pid: u32,
+    /// `server_name`.
+    server_name: String,
+    /// The client API's bound address (HTTPS).
+    client_api: SocketAddr,
+    /// The admin endpoint's bound address (plain HTTP, loopback).
+    admin: SocketAddr,
+    /// The federation listener's bound address, when federation is on.
+    federation: Option<SocketAddr>,
+    /// The client API certificate's fingerprint, as clients pin it.
+    fingerprint: String,
+    /// The federation certificate's fingerprint, when federation is on.
+    federation_fingerprint: Option<String>,
+}
+
+impl Ready {
+    fn new(
+        config: &Config,
+        listeners: &Listeners,
+        identity: &rendezvous::identity::ServerIdentity,
+    ) -> Result<Ready, String> {
+        let addr = |l: &TcpListener| l.local_addr().map_err(|e| e.to_string());
+        let federation = match &listeners.federation {
+            Some(l) => Some(addr(l)?),
+            None => None,
+        };
+        Ok(Ready {
+            pid: std::process::id(),
+            server_name: config.server_name.to_string(),
+            client_api: addr(&listeners.client)?,
+            admin: addr(&listeners.admin)?,
+            federation,
+            fingerprint: identity.fingerprint(),
+            federation_fingerprint: federation
+                .and(identity.federation.as_ref())
+                .map(|f| f.certificate.fingerprint()),
+        })
+    }
+
+    /// The same, for people: the lines the server prints on start.
+    fn print(&self, config: &Config) {
+        println!(
+            "rendezvous {} serving {}",
+            env!("CARGO_PKG_VERSION"),
+            self.server_name
+        );
+        println!("client API: https://{}", self.client_api);
+        println!("TLS certificate fingerprint: {}", self.fingerprint);
+        if let (Some(addr), Some(fingerprint)) = (self.federation, &self.federation_fingerprint) {
+            println!("federation: https://{addr} (certificate fingerprint {fingerprint})");
+        }
+        println!(
+            "admin endpoint: http://{} (token in {})",
+            self.admin,
+            config.data_dir.join("admin.token").display()
+        );
+    }
+
+    /// Writes the file atomically: into a temporary file beside it, then renamed.
+    fn write(&self, path: &Path) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called (inside the

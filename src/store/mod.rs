@@ -192,7 +192,7 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(CACHE_BYTES)
             .open()
-            .or_backend()?;
+            .map_err(|e| open_error(path, e))?;
         // sled 0.34 keeps its log in `<path>/db`; see `GroupCommit::log_file`.
         let log_file = File::open(path.join("db"))
             .map_err(|e| StoreError::Backend(format!("opening the log to fsync it: {e}")))?;
@@ -255,6 +255,48 @@ impl Store {
 /// `id(user) ‖ device`: the prefix of every per-device table.
 fn user_device(user: &UserId, device: &DeviceKeyBytes) -> Vec<u8> {
     Key::new().id(user.as_str()).bytes(device).build()
+}
+
+/// Why [`Store::open`] failed. sled 0.34 reports a database locked by another process as an
+/// I/O error whose text is all that is left of the cause ("could not acquire lock on …:
+/// WouldBlock", `sled::Config::open`): say what that means for an operator instead, naming the
+/// process that holds the lock when the system says (Linux `/proc/locks`).
+fn open_error(path: &Path, e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+            let data_dir = path.parent().unwrap_or(path);
+            let holder = lock_holder(&path.join("db"))
+                .map(|pid| format!(" (process {pid})"))
+                .unwrap_or_default();
+            StoreError::Backend(format!(
+                "a server is already running on the data directory {}{holder}: its database {} \
+                 is locked; stop that server first, or give this one another data_dir",
+                data_dir.display(),
+                path.display()
+            ))
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+/// The process holding a lock on `file`, from `/proc/locks` (`1: FLOCK ADVISORY WRITE <pid>
+/// <major>:<minor>:<inode> 0 EOF`), matched by inode; `None` where that is not available.
+#[cfg(unix)]
+fn lock_holder(file: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(file).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let pid = fields.get(4)?.parse().ok()?;
+        let ino: u64 = fields.get(5)?.rsplit(':').next()?.parse().ok()?;
+        (ino == inode).then_some(pid)
+    })
+}
+
+#[cfg(not(unix))]
+fn lock_holder(_file: &Path) -> Option<u32> {
+    None
 }
 
 /// Maps sled's errors to [`StoreError::Backend`], keeping sled's types inside this module.

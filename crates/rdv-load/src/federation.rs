@@ -34,10 +34,12 @@ use rendezvous_protocol::message::encrypt;
 use rendezvous_protocol::tlog::TreeSize;
 use rendezvous_protocol::topic::{History, Role};
 
-use super::{
-    Args, Res, Server, Slot, WorkDir, cpu_pressure, loadavg, log, print_report, register_users,
-    server_bin, slots_for, token_of,
-};
+use crate::Res;
+use crate::args::Args;
+use crate::clients::{Slot, register_users, slots_for, token_of};
+use crate::report::{log, print_report};
+use crate::server::{Server, WorkDir, free_port, server_bin};
+use crate::stats::{cpu_pressure, loadavg};
 
 mod latency;
 mod posting;
@@ -93,7 +95,7 @@ fn start_servers(args: &Args, bin: &Path, dir: &Path) -> Res<Vec<Server>> {
     make_certificates(bin, dir)?;
     let ports = NAMES
         .iter()
-        .map(|_| super::free_port())
+        .map(|_| free_port())
         .collect::<Res<Vec<u16>>>()?;
     let overrides: String = NAMES
         .iter()

@@ -1,5 +1,6 @@
 //! The latency phase: b posts at a fixed rate into a topic hosted on a, c's watcher receives.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
@@ -13,10 +14,16 @@ use serde::Serialize;
 use rendezvous_client::http::{Http, error_from_response};
 use rendezvous_client::tls::{Trust, client_config};
 use rendezvous_protocol::api::{AppendResponse, Body};
+use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::topic::{ENTRY_MESSAGE, LogEntry};
 
 use super::{BTreeMapF, Setup, load_now, ms, prepare};
-use crate::{Args, Percentiles, Res, Server, TIMEOUT, log, percentiles, token_of};
+use crate::Res;
+use crate::args::Args;
+use crate::clients::{Slot, token_of};
+use crate::posters::TIMEOUT;
+use crate::report::{Percentiles, log, percentiles};
+use crate::server::Server;
 
 #[derive(Debug, Serialize)]
 pub(super) struct LatencyReport {
@@ -122,6 +129,10 @@ fn awc_client(trust: &Trust) -> Res<awc::Client> {
         .finish())
 }
 
+/// When each message's frame reached c's watcher, by the message's wire bytes.
+type Arrivals = Rc<RefCell<HashMap<Vec<u8>, Instant>>>;
+
+/// The latency phase: b posts on schedule, c watches, a probe times the shared disk's syncs.
 pub(super) async fn latency_phase(
     args: &Args,
     dir: &Path,
@@ -136,14 +147,77 @@ pub(super) async fn latency_phase(
     let warm = (args.latency_warmup * rate).round() as usize;
     let n = warm + (args.latency_seconds * rate).round() as usize;
     let bodies = prepare(slot, n, args.size)?;
-    // Watcher on c.
     let (c, b) = (&servers[2], &servers[1]);
+    let (watcher, arrivals) = watch(c, &token_of(&setup.users[2])?, topic).await?;
+    log(format!(
+        "latency: b posts {n} messages at {rate}/s ({warm} warm-up), c watches"
+    ));
+    let load_before = load_now();
+    let probe_stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (dir, stop) = (dir.to_owned(), probe_stop.clone());
+        std::thread::spawn(move || fsync_probe(&dir, stop))
+    };
+    let (sent, start) = post_on_schedule(b, slot, &bodies, rate).await?;
+    // Let the last frames arrive.
+    let keys: Vec<Vec<u8>> = bodies.iter().map(|b| b.to_vec()).collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && keys.iter().any(|k| !arrivals.borrow().contains_key(k)) {
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    watcher.abort();
+    probe_stop.store(true, Ordering::Relaxed);
+    let probe = probe.join().map_err(|_| "the probe thread panicked")??;
+    let slow_probes: Vec<(Instant, Instant)> = probe
+        .iter()
+        .copied()
+        .filter(|(a, b)| ms(b.saturating_duration_since(*a)) > SLOW_MS)
+        .collect();
+    let load_after = load_now();
+    let arrivals = arrivals.take();
+    let m = measure(&sent, warm, &keys, &arrivals, &slow_probes, start);
+    if let Some(path) = &args.latency_dump {
+        std::fs::write(path, &m.dump).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(LatencyReport {
+        rate_per_sec: rate,
+        seconds: args.latency_seconds,
+        warmup_seconds: args.latency_warmup,
+        size: args.size,
+        measured: n - warm,
+        arrived: m.delivery.len(),
+        delivery_ms: percentiles(m.delivery),
+        post_answer_ms: percentiles(m.answer),
+        answers: m.answers,
+        max_schedule_lag_ms: m.lag.as_secs_f64() * 1000.0,
+        probe_fsync_ms: percentiles(
+            probe
+                .iter()
+                .map(|(a, b)| b.saturating_duration_since(*a))
+                .collect(),
+        ),
+        probe_slow_fsyncs: slow_probes.len(),
+        slow_deliveries: m.slow,
+        slow_deliveries_during_slow_fsync: m.slow_during,
+        deliveries_during_slow_fsync: m.during,
+        server_cpu_secs: BTreeMapF::new(),
+        load_before,
+        load_after,
+    })
+}
+
+/// Opens a stream on c for `token` and records when each message of `topic` arrives.
+async fn watch(
+    c: &Server,
+    token: &str,
+    topic: &TopicId,
+) -> Res<(actix_rt::task::JoinHandle<()>, Arrivals)> {
     let http_c = Http::new(&c.url, &c.trust()?).map_err(|e| e.to_string())?;
     let mut stream = http_c
-        .stream(&token_of(&setup.users[2])?)
+        .stream(token)
         .await
         .map_err(|e| format!("stream on c: {e}"))?;
-    let arrivals: Rc<std::cell::RefCell<HashMap<Vec<u8>, Instant>>> = Rc::default();
+    let arrivals: Arrivals = Rc::default();
     let watcher = {
         let (arrivals, topic) = (arrivals.clone(), topic.clone());
         actix_rt::spawn(async move {
@@ -158,23 +232,25 @@ pub(super) async fn latency_phase(
             }
         })
     };
+    Ok((watcher, arrivals))
+}
+
+/// Posts `bodies` on b at `rate`, open loop: each post starts on its schedule, whether or not
+/// the earlier ones were answered. What each post did, and when the clock started.
+async fn post_on_schedule(
+    b: &Server,
+    slot: &Slot,
+    bodies: &[Bytes],
+    rate: f64,
+) -> Res<(Vec<Option<Posted>>, Instant)> {
     let client = Rc::new(awc_client(&b.trust()?)?);
     let url = format!("{}{}", b.url, slot.path);
     let auth = format!("Bearer {}", slot.token);
-    let sent: Rc<std::cell::RefCell<Vec<Option<Posted>>>> =
-        Rc::new(std::cell::RefCell::new((0..n).map(|_| None).collect()));
-    log(format!(
-        "latency: b posts {n} messages at {rate}/s ({warm} warm-up), c watches"
-    ));
-    let load_before = load_now();
-    let probe_stop = Arc::new(AtomicBool::new(false));
-    let probe = {
-        let (dir, stop) = (dir.to_owned(), probe_stop.clone());
-        std::thread::spawn(move || fsync_probe(&dir, stop))
-    };
+    let sent: Rc<RefCell<Vec<Option<Posted>>>> =
+        Rc::new(RefCell::new((0..bodies.len()).map(|_| None).collect()));
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now() + Duration::from_millis(50);
-    let mut tasks = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(bodies.len());
     for (i, body) in bodies.iter().enumerate() {
         let target = start + interval.mul_f64(i as f64);
         actix_rt::time::sleep_until(target.into()).await;
@@ -202,46 +278,57 @@ pub(super) async fn latency_phase(
     for t in tasks {
         let _ = t.await;
     }
-    // Let the last frames arrive.
-    let keys: Vec<Vec<u8>> = bodies.iter().map(|b| b.to_vec()).collect();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline && keys.iter().any(|k| !arrivals.borrow().contains_key(k)) {
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    watcher.abort();
-    probe_stop.store(true, Ordering::Relaxed);
-    let probe = probe.join().map_err(|_| "the probe thread panicked")??;
-    let slow_probes: Vec<(Instant, Instant)> = probe
-        .iter()
-        .copied()
-        .filter(|(a, b)| ms(b.saturating_duration_since(*a)) > SLOW_MS)
-        .collect();
-    let load_after = load_now();
-    let sent = sent.take();
-    let arrivals = arrivals.take();
-    let mut delivery = Vec::new();
-    let mut answer = Vec::new();
-    let mut answers = std::collections::BTreeMap::<String, u64>::new();
-    let mut lag = Duration::ZERO;
-    let (mut slow, mut slow_during, mut during) = (0, 0, 0);
-    let mut dump = String::from("# i, start ms after the clock, delivery ms, answer ms\n");
+    Ok((sent.take(), start))
+}
+
+/// What the timed posts (after the warm-up) show.
+struct Measured {
+    delivery: Vec<Duration>,
+    answer: Vec<Duration>,
+    answers: std::collections::BTreeMap<String, u64>,
+    lag: Duration,
+    slow: usize,
+    slow_during: usize,
+    during: usize,
+    /// One line per post, for `--latency-dump`.
+    dump: String,
+}
+
+fn measure(
+    sent: &[Option<Posted>],
+    warm: usize,
+    keys: &[Vec<u8>],
+    arrivals: &HashMap<Vec<u8>, Instant>,
+    slow_probes: &[(Instant, Instant)],
+    start: Instant,
+) -> Measured {
+    let mut m = Measured {
+        delivery: Vec::new(),
+        answer: Vec::new(),
+        answers: std::collections::BTreeMap::new(),
+        lag: Duration::ZERO,
+        slow: 0,
+        slow_during: 0,
+        during: 0,
+        dump: String::from("# i, start ms after the clock, delivery ms, answer ms\n"),
+    };
     for (i, p) in sent.iter().enumerate().skip(warm) {
         let Some(p) = p else { continue };
-        lag = lag.max(p.sent.saturating_duration_since(p.target));
-        answer.push(p.answered.saturating_duration_since(p.sent));
-        *answers.entry(p.status.clone()).or_default() += 1;
+        m.lag = m.lag.max(p.sent.saturating_duration_since(p.target));
+        m.answer.push(p.answered.saturating_duration_since(p.sent));
+        *m.answers.entry(p.status.clone()).or_default() += 1;
         let at = keys.get(i).and_then(|k| arrivals.get(k));
         if let Some(at) = at {
             let took = at.saturating_duration_since(p.sent);
-            delivery.push(took);
+            m.delivery.push(took);
             let overlaps = slow_probes.iter().any(|(a, b)| *a < *at && *b > p.sent);
-            during += usize::from(overlaps);
+            m.during += usize::from(overlaps);
             if ms(took) > SLOW_MS {
-                slow += 1;
-                slow_during += usize::from(overlaps);
+                m.slow += 1;
+                m.slow_during += usize::from(overlaps);
             }
         }
-        dump.push_str(&format!(
+        m.dump.push_str(&format!(
             "{i} {:.1} {} {:.2}\n",
             ms(p.sent.saturating_duration_since(start)),
             at.map(|a| format!("{:.2}", ms(a.saturating_duration_since(p.sent))))
@@ -249,32 +336,5 @@ pub(super) async fn latency_phase(
             ms(p.answered.saturating_duration_since(p.sent)),
         ));
     }
-    if let Some(path) = &args.latency_dump {
-        std::fs::write(path, dump).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(LatencyReport {
-        rate_per_sec: rate,
-        seconds: args.latency_seconds,
-        warmup_seconds: args.latency_warmup,
-        size: args.size,
-        measured: n - warm,
-        arrived: delivery.len(),
-        delivery_ms: percentiles(delivery),
-        post_answer_ms: percentiles(answer),
-        answers,
-        max_schedule_lag_ms: lag.as_secs_f64() * 1000.0,
-        probe_fsync_ms: percentiles(
-            probe
-                .iter()
-                .map(|(a, b)| b.saturating_duration_since(*a))
-                .collect(),
-        ),
-        probe_slow_fsyncs: slow_probes.len(),
-        slow_deliveries: slow,
-        slow_deliveries_during_slow_fsync: slow_during,
-        deliveries_during_slow_fsync: during,
-        server_cpu_secs: BTreeMapF::new(),
-        load_before,
-        load_after,
-    })
+    m
 }

@@ -12,10 +12,13 @@ use rendezvous_protocol::ids::TopicId;
 use super::{
     ARRIVAL_TIMEOUT, BTreeMapF, NAMES, POLL_EVERY, Setup, cpu_of, cpu_since, load_now, topic_sizes,
 };
-use crate::{
-    Args, EndBarriers, Percentiles, PosterPlan, PosterResult, PosterSettings, Res, Server, Slot,
-    log, percentiles, poster_thread, start_perf, stop_perf, token_of,
-};
+use crate::Res;
+use crate::args::Args;
+use crate::clients::{Slot, token_of};
+use crate::perf::{start_perf, stop_perf};
+use crate::posters::{EndBarriers, PosterResult, PosterSettings, plan_posters, poster_thread};
+use crate::report::{Percentiles, log, percentiles};
+use crate::server::Server;
 
 /// Runs `posters` closed-loop posters over `threads` threads against `server` with `slots`
 /// (round-robin), `total` messages or until `deadline`. Returns what they did, when the clock
@@ -27,16 +30,8 @@ fn run_posters(
     total: usize,
     deadline: Option<Duration>,
 ) -> Res<(PosterResult, Instant, Duration)> {
-    let (posters, threads) = (args.posters.max(1), args.threads.max(1));
-    let mut per_thread: Vec<Vec<PosterPlan>> = (0..threads).map(|_| Vec::new()).collect();
-    for p in 0..posters {
-        let count = total / posters + usize::from(p < total % posters);
-        let slot = slots
-            .get(p % slots.len().max(1))
-            .ok_or("no slots to post with")?
-            .clone();
-        per_thread[p % threads].push(PosterPlan { slot, count });
-    }
+    let per_thread = plan_posters(args.posters, args.threads, slots, total)?;
+    let threads = per_thread.len();
     let barrier = Arc::new(Barrier::new(threads + 1));
     let end = Arc::new(EndBarriers::new(threads + 1));
     let trust = server.trust()?;
@@ -61,11 +56,7 @@ fn run_posters(
     end.release.wait();
     let mut result = PosterResult::default();
     for h in handles {
-        let r = h.join().map_err(|_| "a poster thread panicked")??;
-        result.samples.extend(r.samples);
-        for (k, v) in r.errors {
-            *result.errors.entry(k).or_default() += v;
-        }
+        result.merge(h.join().map_err(|_| "a poster thread panicked")??);
     }
     Ok((result, start, elapsed))
 }

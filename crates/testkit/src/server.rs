@@ -5,35 +5,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
+use crate::TempDir;
+
 use rendezvous::config::Config;
 use rendezvous::{self as server, Listeners};
 use rendezvous_client::tls::{Fingerprint, Trust};
-
-/// A directory removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        let suffix: [u8; 8] = rendezvous_protocol::crypto::random_array();
-        let dir = std::env::temp_dir().join(format!("rdv-test-{name}-{}", hex::encode(suffix)));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A running homeserver.
 pub struct TestServer {
@@ -64,13 +40,7 @@ impl TestServer {
         addr: SocketAddr,
         configure: impl FnOnce(&mut Config) -> Option<TcpListener>,
     ) -> TestServer {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("RDV_TEST_LOG")
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        crate::init_test_log();
         let mut config = Config {
             data_dir: data_dir.to_owned(),
             ..Config::default()
@@ -165,7 +135,7 @@ impl Drop for TestServer {
 
 /// `@name:localhost`.
 pub fn uid(name: &str) -> rendezvous_protocol::ids::UserId {
-    format!("@{name}:localhost").parse().unwrap()
+    crate::user_id(name, "localhost")
 }
 
 /// Registers `name` on `server` with a fresh pin, keystore in `dir/name`.

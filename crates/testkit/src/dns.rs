@@ -2,7 +2,7 @@
 //! authoritative for one zone, in its own thread and runtime, so that it keeps answering while
 //! a test blocks (waiting for a process, running a command). It logs every query it answers.
 //!
-//! `src/server/federation/discovery/tests.rs` has the same kind of server inside the library's
+//! `src/federation/discovery/tests.rs` has the same kind of server inside the library's
 //! unit tests (with a fake clock), which integration tests cannot reach.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use hickory_server::Server;
 use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
+pub use hickory_server::proto::rr::RecordType;
 use hickory_server::proto::rr::rdata::{A, SOA, SRV};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};

@@ -1,10 +1,5 @@
-//! Shared test fixtures: users with identity keys and topic keys.
-#![allow(dead_code)]
-
-pub mod dns;
-pub mod federation;
-pub mod raw;
-pub mod server;
+//! Users with identity keys and topic keys, and topics they share, for tests of the protocol
+//! rules without a server.
 
 use std::collections::HashSet;
 

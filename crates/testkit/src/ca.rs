@@ -1,8 +1,9 @@
-//! Federation fixtures: a test CA made with rcgen that issues certificates for server names,
-//! HTTPS clients to a federation listener presenting such a certificate, and homeservers with
-//! federation on. Peers connect to 127.0.0.1 with the server name as SNI.
+//! A test federation CA that issues certificates for server names (made with rcgen in this
+//! process, or by the binary's own `federation-ca` and `federation-cert` commands), and HTTPS
+//! clients to a federation listener presenting such a certificate. Peers connect to one
+//! address with the server name as SNI.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +17,20 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::server::TestServer;
-use rendezvous::config::Config;
+use crate::process::run_ok;
 
 /// A certificate authority that writes PEM files into a directory.
 pub struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+    issuer: Issuer,
     dir: PathBuf,
+}
+
+/// Who signs.
+enum Issuer {
+    /// rcgen, in this process.
+    InProcess(Box<CertifiedIssuer<'static, KeyPair>>),
+    /// `rendezvous federation-cert --ca-cert --ca-key`, with this binary.
+    Binary(PathBuf),
 }
 
 impl Ca {
@@ -39,15 +47,50 @@ impl Ca {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ca.pem"), issuer.pem()).unwrap();
-        Ca { issuer, dir }
+        Ca {
+            issuer: Issuer::InProcess(Box::new(issuer)),
+            dir,
+        }
     }
 
+    /// A CA made by `bin federation-ca` in `dir/ca`, valid for two days; its certificates come
+    /// from `bin federation-cert`, as an operator makes them.
+    pub fn made_by(bin: &Path, dir: &Path) -> Ca {
+        let dir = dir.join("ca");
+        run_ok(
+            bin,
+            &[
+                "federation-ca",
+                "--out",
+                dir.to_str().unwrap(),
+                "--name",
+                "Rendezvous test federation CA",
+                "--days",
+                "2",
+            ],
+        );
+        Ca {
+            issuer: Issuer::Binary(bin.to_owned()),
+            dir,
+        }
+    }
+
+    /// The CA certificate (`[federation] ca_file`).
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
 
+    /// The CA's private key, when the binary made it.
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+
     /// A certificate for `name` (server and client use): `(cert.pem, key.pem)`.
     pub fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+        let issuer = match &self.issuer {
+            Issuer::InProcess(issuer) => issuer,
+            Issuer::Binary(bin) => return self.issue_with(bin, name),
+        };
         let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![
@@ -55,7 +98,7 @@ impl Ca {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let cert = params.signed_by(&key, issuer).unwrap();
         let (c, k) = (
             self.dir.join(format!("{name}.pem")),
             self.dir.join(format!("{name}.key")),
@@ -63,6 +106,30 @@ impl Ca {
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c, k)
+    }
+
+    /// `federation-cert --name name --out dir/name` signed by this CA.
+    fn issue_with(&self, bin: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let out = self.dir.join(name);
+        let path = |p: &Path| p.to_str().unwrap().to_owned();
+        run_ok(
+            bin,
+            &[
+                "federation-cert",
+                "--name",
+                name,
+                "--out",
+                &path(&out),
+                "--ca-cert",
+                &path(&self.ca_file()),
+                "--ca-key",
+                &path(&self.ca_key()),
+                "--days",
+                "2",
+                "--force",
+            ],
+        );
+        (out.join("cert.pem"), out.join("key.pem"))
     }
 }
 
@@ -113,25 +180,4 @@ pub fn peer_client(
         .connector(connector)
         .timeout(Duration::from_secs(10))
         .finish()
-}
-
-/// A homeserver named `server_name` with federation on, its certificate from `ca`.
-pub fn start_federating(
-    data_dir: &Path,
-    server_name: &str,
-    ca: &Ca,
-    listener: TcpListener,
-    adjust: impl FnOnce(&mut Config),
-) -> TestServer {
-    let (cert, key) = ca.issue(server_name);
-    TestServer::start_with(data_dir, "127.0.0.1:0".parse().unwrap(), move |c| {
-        c.server_name = server_name.parse().unwrap();
-        c.federation.enabled = true;
-        c.federation.listen = listener.local_addr().unwrap();
-        c.federation.ca_file = Some(ca.ca_file());
-        c.federation.tls_cert = Some(cert);
-        c.federation.tls_key = Some(key);
-        adjust(c);
-        Some(listener)
-    })
 }

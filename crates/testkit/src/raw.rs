@@ -11,7 +11,7 @@ use rendezvous_protocol::message;
 use rendezvous_protocol::tlog::TreeSize;
 use rendezvous_protocol::topic::{LogEntry, MemberIndex, Replayer, TopicState};
 
-use super::server::TestServer;
+use crate::server::TestServer;
 
 /// A server's client API as a device reaches it: an in-process [`TestServer`] or a real
 /// `rendezvous` process.

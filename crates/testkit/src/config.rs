@@ -1,0 +1,98 @@
+//! A homeserver's configuration file as the tests write it: the keys of
+//! `config/rendezvous.example.toml` they use, serialized to TOML and checked by the server's
+//! own parser before it is written.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::ports::free_addr_on;
+
+/// `rendezvous.toml`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    pub server_name: String,
+    pub data_dir: PathBuf,
+    pub client_api: ClientApi,
+    pub admin: Admin,
+    pub limits: Limits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federation: Option<Federation>,
+}
+
+/// `[client_api]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientApi {
+    pub listen: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Admin {
+    pub listen: SocketAddr,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    /// HTTP workers: 2, the cores CI has.
+    pub workers: usize,
+}
+
+/// `[federation]`, on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Federation {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub ca_file: PathBuf,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl ServerConfig {
+    /// A server named `server_name` with its data in `data_dir`, its client API and admin
+    /// endpoint on ports of `ip` that were free a moment ago (fixed, so that a restart keeps
+    /// them and `rendezvous admin` finds the endpoint).
+    pub fn new(server_name: &str, data_dir: &Path, ip: impl Into<IpAddr>) -> ServerConfig {
+        let ip = ip.into();
+        ServerConfig {
+            server_name: server_name.to_owned(),
+            data_dir: data_dir.to_owned(),
+            client_api: ClientApi {
+                listen: free_addr_on(ip),
+                tls_cert: None,
+                tls_key: None,
+            },
+            admin: Admin {
+                listen: free_addr_on(ip),
+            },
+            limits: Limits { workers: 2 },
+            federation: None,
+        }
+    }
+
+    /// The file's text, as the server parses it.
+    pub fn to_toml(&self) -> String {
+        let text = toml::to_string(self).unwrap();
+        rendezvous::config::Config::parse(&text)
+            .unwrap_or_else(|e| panic!("the server refuses the test's configuration: {e}\n{text}"));
+        text
+    }
+
+    /// Writes the file to `path`.
+    pub fn write(&self, path: &Path) {
+        std::fs::write(path, self.to_toml()).unwrap();
+    }
+}
