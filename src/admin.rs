@@ -41,7 +41,7 @@ fn authorize(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
         .unwrap_or("");
     // Compare hashes so the comparison's time says nothing about the token's length either.
     let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(state.identity.admin_token.as_bytes());
+    let b = Sha256::digest(state.identity().admin_token.as_bytes());
     match bool::from(a.ct_eq(&b)) {
         true => Ok(()),
         false => Err(AdminError::Unauthorized.into()),
@@ -66,10 +66,10 @@ fn make_pin() -> String {
 async fn new_pin(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authorize(&req, &state)?;
     let pin = make_pin();
-    let expires = now() + state.config.limits.pin_lifetime_secs;
+    let expires = now() + state.config().limits.pin_lifetime_secs;
     let hash: [u8; 32] = Sha256::digest(pin.as_bytes()).into();
-    state.store.add_pin(hash, expires)?;
-    state.store.sync().await?;
+    state.store().add_pin(hash, expires)?;
+    state.store().sync().await?;
     tracing::info!("registration pin issued");
     Ok(HttpResponse::Ok().json(json!({ "pin": pin, "expires": expires })))
 }
@@ -77,8 +77,8 @@ async fn new_pin(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Http
 async fn users(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authorize(&req, &state)?;
     let mut out = Vec::new();
-    for (user, record) in state.store.users()? {
-        let devices = state.store.devices(&user)?.len();
+    for (user, record) in state.store().users()? {
+        let devices = state.store().devices(&user)?.len();
         out.push(json!({
             "user": user.as_str(),
             "disabled": record.disabled,
@@ -97,10 +97,10 @@ async fn set_disabled(
 ) -> ApiResult<HttpResponse> {
     authorize(&req, &state)?;
     let user: UserId = crate::api::parse("user", &path)?;
-    if !state.store.set_disabled(&user, disabled)? {
+    if !state.store().set_disabled(&user, disabled)? {
         return Err(AdminError::NoSuchUser(user).into());
     }
-    state.store.sync().await?;
+    state.store().sync().await?;
     state.forget_user(&user);
     tracing::info!(%user, disabled, "user updated by the operator");
     Ok(HttpResponse::Ok().json(json!({ "user": user.as_str(), "disabled": disabled })))
@@ -129,11 +129,11 @@ async fn devices(
 ) -> ApiResult<HttpResponse> {
     authorize(&req, &state)?;
     let user: UserId = crate::api::parse("user", &path)?;
-    if state.store.user(&user)?.is_none() {
+    if state.store().user(&user)?.is_none() {
         return Err(AdminError::NoSuchUser(user).into());
     }
     let out: Vec<_> = state
-        .store
+        .store()
         .devices(&user)?
         .into_iter()
         .map(|d| {
@@ -155,12 +155,12 @@ async fn devices(
 async fn status(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authorize(&req, &state)?;
     Ok(HttpResponse::Ok().json(json!({
-        "server_name": state.server_name.as_str(),
+        "server_name": state.server_name().as_str(),
         "version": env!("CARGO_PKG_VERSION"),
-        "users": state.store.users()?.len(),
-        "topics": state.store.topics()?.len(),
-        "connections": state.push.connected(),
-        "tls_fingerprint": state.identity.fingerprint(),
+        "users": state.store().users()?.len(),
+        "topics": state.store().topics()?.len(),
+        "connections": state.push().connected(),
+        "tls_fingerprint": state.identity().fingerprint(),
         "federation": federation_status(&state)?,
     })))
 }
@@ -173,7 +173,7 @@ fn federation_status(state: &AppState) -> ApiResult<serde_json::Value> {
     };
     let now_ms = crate::state::now().saturating_mul(1000);
     let mut peers = Vec::new();
-    for server in state.store.outbound_destinations()? {
+    for server in state.store().outbound_destinations()? {
         let backoff = outbound.backoff(&server)?;
         peers.push(json!({
             "server": server.as_str(),
@@ -183,7 +183,7 @@ fn federation_status(state: &AppState) -> ApiResult<serde_json::Value> {
         }));
     }
     let mut stopped = Vec::new();
-    for (topic, evidence) in state.store.stopped_mirrors()? {
+    for (topic, evidence) in state.store().stopped_mirrors()? {
         let reason =
             rendezvous_protocol::federation::topic_events::MirrorEvidence::from_wire(&evidence)
                 .map(|e| e.reason)

@@ -216,7 +216,7 @@ fn workers(config: &Config) -> usize {
 
 /// Starts the client API, the admin endpoint and (when federating) the federation listener.
 async fn serve(state: &web::Data<AppState>, listeners: Listeners) -> Result<Servers, ServerError> {
-    let workers = workers(&state.config);
+    let workers = workers(state.config());
     let client = client_server(state, listeners.client, workers)?;
     let admin = admin_server(state, listeners.admin)?;
     let federation = match state.federation() {
@@ -246,7 +246,7 @@ fn client_server(
     listener: TcpListener,
     workers: usize,
 ) -> Result<Server, ServerError> {
-    let tls = state.identity.tls.clone();
+    let tls = state.identity().tls.clone();
     let state = state.clone();
     Ok(HttpServer::new(move || {
         let metrics_state = state.clone();
@@ -307,15 +307,15 @@ async fn federation_server(
     // Fixes (and makes durable) when our current key was first announced, before any peer can
     // fetch it.
     federation::keys::own_server_keys(
-        &state.store,
-        &state.server_name,
-        &state.identity.server_key,
+        state.store(),
+        state.server_name(),
+        &state.identity().server_key,
         state::now(),
     )?;
-    state.store.sync().await?;
+    state.store().sync().await?;
     let listener = match listener {
         Some(l) => l,
-        None => TcpListener::bind(state.config.federation.listen)?,
+        None => TcpListener::bind(state.config().federation.listen)?,
     };
     let inbound = web::Data::new(federation::inbound::Inbound::new(
         federation.policy().clone(),
@@ -340,15 +340,15 @@ fn start_tasks(built: Built) -> Tasks {
         wake_rx,
         transport,
     } = built;
-    let retry_for = Duration::from_secs(state.config.push.retry_for_secs);
+    let retry_for = Duration::from_secs(state.config().push.retry_for_secs);
     let mut running = vec![
         actix_web::rt::spawn(push::run_wakeups(
-            state.push.clone(),
+            state.push().clone(),
             wake_rx,
             push_client(),
             retry_for,
         )),
-        actix_web::rt::spawn(purge_expired(state.store.clone())),
+        actix_web::rt::spawn(purge_expired(state.store().clone())),
     ];
     if let (Some(federation), Some(transport)) = (state.federation(), transport) {
         // Outbound federation senders run as local tasks of this thread (awc is
@@ -359,7 +359,7 @@ fn start_tasks(built: Built) -> Tasks {
         let state = state.clone();
         actix_web::rt::spawn(async move {
             if let Some(federation) = state.federation() {
-                federation.announce(&state.store).await;
+                federation.announce(state.store()).await;
             }
             state.topics().announce_to_hosts().await;
         });
@@ -387,7 +387,7 @@ async fn shut_down(servers: Servers, tasks: Tasks) -> Result<(), ServerError> {
     for task in tasks.running {
         task.abort();
     }
-    tasks.state.store.sync().await?;
+    tasks.state.store().sync().await?;
     tracing::info!("store flushed; bye");
     Ok(())
 }

@@ -25,19 +25,18 @@ pub use crate::clock::now;
 /// Shared server state. No globals: everything a handler needs is here.
 ///
 /// Built by [`AppState::new`]; the topic service, federation, metrics and the login cache are
-/// reached through accessors. The plain values every handler reads (configuration, name,
-/// identity, store, push hub) are still public fields.
+/// reached through accessors.
 pub struct AppState {
     /// Configuration.
-    pub config: Config,
+    config: Config,
     /// This server's name.
-    pub server_name: ServerName,
+    server_name: ServerName,
     /// Keys, certificate, admin token.
-    pub identity: Arc<ServerIdentity>,
+    identity: Arc<ServerIdentity>,
     /// Storage.
-    pub store: Store,
+    store: Store,
     /// Connected devices and wake-ups.
-    pub push: Arc<PushHub>,
+    push: Arc<PushHub>,
     /// Prometheus metrics.
     metrics: Metrics,
     /// Recently checked tokens, so a busy device is not looked up in the store on every request.
@@ -90,6 +89,31 @@ impl AppState {
             topics,
             federation,
         }
+    }
+
+    /// The configuration the server started with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// This server's name.
+    pub fn server_name(&self) -> &ServerName {
+        &self.server_name
+    }
+
+    /// Keys, certificate, admin token.
+    pub fn identity(&self) -> &Arc<ServerIdentity> {
+        &self.identity
+    }
+
+    /// Storage.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Connected devices and wake-ups.
+    pub fn push(&self) -> &Arc<PushHub> {
+        &self.push
     }
 
     /// Prometheus metrics.
@@ -234,23 +258,23 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         return Ok(caller);
     }
     let (user, device, expires) = state
-        .store
+        .store()
         .token(hash)?
         .ok_or_else(|| unauthorized(AuthError::UnknownToken))?;
     if expires <= now {
         return Err(unauthorized(AuthError::Expired));
     }
-    if !state.store.device_active(&user, device)? {
+    if !state.store().device_active(&user, device)? {
         return Err(unauthorized(AuthError::DeviceRemoved));
     }
-    match state.store.user(&user)? {
+    match state.store().user(&user)? {
         Some(record) if record.disabled => {
             return Err(AuthError::Disabled.into());
         }
         Some(_) => {}
         None => return Err(unauthorized(AuthError::UnknownUser)),
     }
-    state.store.touch_device(&user, device, now)?;
+    state.store().touch_device(&user, device, now)?;
     let caller = Caller { user, device };
     let mut cache = state.auth_cache.lock();
     if cache.len() >= AUTH_CACHE_MAX {

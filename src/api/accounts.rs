@@ -80,7 +80,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 /// The Identity Key on record for a local user.
 pub(crate) fn identity_key(state: &AppState, user: &UserId) -> ApiResult<IdentityPublicKey> {
     let record = state
-        .store
+        .store()
         .user(user)?
         .ok_or_else(|| AccountError::NoSuchUser(user.clone()))?;
     Ok(record.identity_key()?)
@@ -96,10 +96,10 @@ async fn register(
     let claimed = registration.decode_unverified()?;
     let registration = registration.verify(&claimed.identity_key)?;
     let user = registration.user.clone();
-    if user.server() != state.server_name {
+    if user.server() != *state.server_name() {
         return Err(AccountError::NotLocalUser {
             user,
-            server: state.server_name.clone(),
+            server: state.server_name().clone(),
         }
         .into());
     }
@@ -113,7 +113,7 @@ async fn register(
         .into());
     }
     let pin_hash: [u8; 32] = Sha256::digest(r.pin.trim().as_bytes()).into();
-    state.store.register_user(
+    state.store().register_user(
         pin_hash,
         &user,
         &r.registration,
@@ -121,7 +121,7 @@ async fn register(
         &r.device_cert,
         now(),
     )?;
-    state.store.sync().await?;
+    state.store().sync().await?;
     tracing::info!(%user, "registered");
     Ok(cbor_response(&RegisterResponse { user }))
 }
@@ -131,14 +131,14 @@ async fn register(
 /// registration checked there.
 async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let user: UserId = parse("user", &path)?;
-    if user.server() != state.server_name {
+    if user.server() != *state.server_name() {
         let remote = super::federation_of(&state)?.identity(&user).await?;
         return Ok(cbor_response(&IdentityResponse {
             registration: remote.registration().clone(),
         }));
     }
     let record = state
-        .store
+        .store()
         .user(&user)?
         .ok_or(AccountError::NoSuchUser(user))?;
     Ok(cbor_response(&IdentityResponse {
@@ -158,17 +158,17 @@ async fn add_device(
     // The Identity Key's signature is the authorization: no token is needed.
     let cert = signed.verify(&ik)?;
     state
-        .store
+        .store()
         .add_device(&user, cert.device_key.to_bytes(), &r.device_cert, now())?;
-    state.store.sync().await?;
-    state.push.forget_endpoints(&user);
+    state.store().sync().await?;
+    state.push().forget_endpoints(&user);
     tracing::info!(%user, "device added");
     Ok(cbor_response(&Empty::default()))
 }
 
 async fn list_devices(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let devices = state
-        .store
+        .store()
         .devices(&caller.user)?
         .into_iter()
         .map(|d| DeviceInfo {
@@ -191,12 +191,12 @@ async fn revoke_device(
     let ik = identity_key(&state, &user)?;
     let revocation = signed.verify(&ik)?;
     let device = revocation.device_key.to_bytes();
-    if !state.store.revoke_device(&user, device)? {
+    if !state.store().revoke_device(&user, device)? {
         return Err(AccountError::NoSuchDevice.into());
     }
-    state.store.sync().await?;
-    state.push.disconnect_device(&user, &device);
-    state.push.forget_endpoints(&user);
+    state.store().sync().await?;
+    state.push().disconnect_device(&user, &device);
+    state.push().forget_endpoints(&user);
     state.forget_device(&user, &device);
     tracing::info!(%user, "device revoked");
     Ok(cbor_response(&Empty::default()))
@@ -209,13 +209,13 @@ async fn challenge(
 ) -> ApiResult<HttpResponse> {
     let r: ChallengeRequest = cbor_body(&req, &body)?;
     let device = r.device_key.to_bytes();
-    if !state.store.device_active(&r.user, device)? {
+    if !state.store().device_active(&r.user, device)? {
         return Err(AccountError::NoActiveDevice.into());
     }
     let challenge = rendezvous_protocol::crypto::random_array::<32>();
     let expires = now() + CHALLENGE_SECS;
     state
-        .store
+        .store()
         .put_challenge(challenge, &r.user, device, expires)?;
     Ok(cbor_response(&ChallengeResponse { challenge, expires }))
 }
@@ -227,14 +227,14 @@ async fn login(
 ) -> ApiResult<HttpResponse> {
     let r: LoginRequest = cbor_body(&req, &body)?;
     let (user, device, expires) = state
-        .store
+        .store()
         .take_challenge(r.challenge)?
         .ok_or(AccountError::UnknownChallenge)?;
     let device_key = r.device_key.to_bytes();
     if user != r.user || device != device_key || expires <= now() {
         return Err(AccountError::ChallengeMismatch.into());
     }
-    if !state.store.device_active(&user, device)? {
+    if !state.store().device_active(&user, device)? {
         return Err(AccountError::DeviceRemoved.into());
     }
     let dk = DevicePublicKey::from_slice(&device)
@@ -242,7 +242,7 @@ async fn login(
     dk.verify(
         LABEL_DEVICE_LOGIN,
         &[
-            state.server_name.as_str().as_bytes(),
+            state.server_name().as_str().as_bytes(),
             user.as_str().as_bytes(),
             &r.challenge,
         ],
@@ -250,10 +250,10 @@ async fn login(
     )
     .map_err(|_| AccountError::BadLoginSignature)?;
     let token = hex_string(&rendezvous_protocol::crypto::random_array::<32>());
-    let expires = now() + state.config.limits.token_lifetime_secs;
+    let expires = now() + state.config().limits.token_lifetime_secs;
     state
-        .store
+        .store()
         .put_token(token_hash(&token), &user, device, expires)?;
-    state.store.sync().await?;
+    state.store().sync().await?;
     Ok(cbor_response(&LoginResponse { token, expires }))
 }

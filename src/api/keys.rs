@@ -108,8 +108,10 @@ async fn upload_prekeys(
         }
         keys.push((prekey.key_id()?, signed));
     }
-    let count = state.store.add_prekeys(&caller.user, caller.device, keys)?;
-    state.store.sync().await?;
+    let count = state
+        .store()
+        .add_prekeys(&caller.user, caller.device, keys)?;
+    state.store().sync().await?;
     Ok(cbor_response(&CountResponse { count }))
 }
 
@@ -121,18 +123,21 @@ async fn claim_prekeys(
 ) -> ApiResult<HttpResponse> {
     let _: Empty = cbor_body(&req, &body)?;
     let mut prekeys = Vec::new();
-    for device in state.store.devices(&caller.user)? {
+    for device in state.store().devices(&caller.user)? {
         if device.device_key == caller.device {
             continue;
         }
-        if let Some((_, prekey)) = state.store.claim_prekey(&caller.user, device.device_key)? {
+        if let Some((_, prekey)) = state
+            .store()
+            .claim_prekey(&caller.user, device.device_key)?
+        {
             prekeys.push(ClaimedPreKeyBody {
                 device_cert: device.cert,
                 prekey,
             });
         }
     }
-    state.store.sync().await?;
+    state.store().sync().await?;
     Ok(cbor_response(&ClaimPreKeysResponse { prekeys }))
 }
 
@@ -162,12 +167,12 @@ async fn upload_topic_keys(
         for d in &upload.deliveries {
             // Route by pre key: it must belong to another active device of the same user.
             let (owner, device) = state
-                .store
+                .store()
                 .prekey_owner(d.prekey_id)?
                 .ok_or(KeysError::UnknownPreKey(d.prekey_id))?;
             if owner != caller.user
                 || device == caller.device
-                || !state.store.device_active(&owner, device)?
+                || !state.store().device_active(&owner, device)?
             {
                 return Err(KeysError::DeliveryNotToOwnDevice.into());
             }
@@ -178,13 +183,13 @@ async fn upload_topic_keys(
             deliveries.push((device, rendezvous_protocol::api::Body::to_cbor(&item)));
         }
     }
-    let count = state.store.add_topic_keys(&caller.user, certs)?;
+    let count = state.store().add_topic_keys(&caller.user, certs)?;
     for (device, item) in deliveries {
         state
-            .store
+            .store()
             .inbox_push(&caller.user, device, INBOX_TOPIC_KEY, &item)?;
     }
-    state.store.sync().await?;
+    state.store().sync().await?;
     Ok(cbor_response(&CountResponse { count }))
 }
 
@@ -211,7 +216,7 @@ async fn claim_topic_keys(
     let mut remote: BTreeMap<ServerName, Vec<UserId>> = BTreeMap::new();
     for user in r.users {
         let server = user.server();
-        if server == state.server_name {
+        if server == *state.server_name() {
             local.push(user);
         } else {
             remote.entry(server).or_default().push(user);
@@ -229,8 +234,8 @@ async fn claim_topic_keys(
             keys.extend(answer?);
         }
     }
-    keys.extend(crate::claims::claim_local_topic_keys(&state.store, local)?);
-    state.store.sync().await?;
+    keys.extend(crate::claims::claim_local_topic_keys(state.store(), local)?);
+    state.store().sync().await?;
     Ok(cbor_response(&ClaimTopicKeysResponse { keys }))
 }
 
@@ -240,8 +245,8 @@ pub(crate) fn federation_of(state: &AppState) -> ApiResult<&FederationClient> {
 }
 
 async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let prekeys_left = state.store.prekey_count(&caller.user, caller.device)?;
-    let topic_keys_left = state.store.topic_key_count(&caller.user)?;
+    let prekeys_left = state.store().prekey_count(&caller.user, caller.device)?;
+    let topic_keys_left = state.store().topic_key_count(&caller.user)?;
     Ok(cbor_response(&KeyStatusResponse {
         prekeys_left,
         topic_keys_left,
@@ -261,7 +266,7 @@ async fn inbox(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let items = state
-        .store
+        .store()
         .inbox(&caller.user, caller.device, query.after, INBOX_PAGE)?
         .into_iter()
         .map(|(seq, kind, body)| InboxItem {
@@ -281,8 +286,8 @@ async fn inbox_ack(
 ) -> ApiResult<HttpResponse> {
     let r: AckRequest = cbor_body(&req, &body)?;
     state
-        .store
+        .store()
         .inbox_ack(&caller.user, caller.device, r.up_to)?;
-    state.store.sync().await?;
+    state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }

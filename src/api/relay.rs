@@ -75,16 +75,16 @@ async fn open(
 ) -> ApiResult<HttpResponse> {
     let r: LinkOpenRequest = cbor_body(&req, &body)?;
     state
-        .store
+        .store()
         .link_open(r.link_id, &caller.user, caller.device, now() + LINK_SECS)?;
-    state.store.sync().await?;
+    state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
 
 /// The opener of a slot, if it is open and not expired.
 fn opener(state: &AppState, id: [u8; 8]) -> ApiResult<(UserId, [u8; 32], Option<Vec<u8>>)> {
     Ok(state
-        .store
+        .store()
         .link_request(id)?
         .ok_or(RelayError::NoOpenLink)?)
 }
@@ -109,8 +109,8 @@ async fn put_request(
     if request.link_id != id {
         return Err(RelayError::ForAnotherLink { what: "request" }.into());
     }
-    state.store.link_put_request(id, &r.body)?;
-    state.store.sync().await?;
+    state.store().link_put_request(id, &r.body)?;
+    state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
 
@@ -143,8 +143,8 @@ async fn put_response(
     if response.link_id != id {
         return Err(RelayError::ForAnotherLink { what: "response" }.into());
     }
-    state.store.link_put_response(id, &r.body)?;
-    state.store.sync().await?;
+    state.store().link_put_response(id, &r.body)?;
+    state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
 
@@ -154,10 +154,10 @@ async fn get_response(
 ) -> ApiResult<HttpResponse> {
     let id = link_id(&path)?;
     let response = state
-        .store
+        .store()
         .link_take_response(id)?
         .ok_or(RelayError::NoResponseYet)?;
-    state.store.sync().await?;
+    state.store().sync().await?;
     Ok(cbor_response(&LinkMessage {
         body: ByteBuf::from(response),
     }))

@@ -26,8 +26,8 @@ async fn stream(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (response, mut session, mut messages) = actix_ws::handle(&req, body)?;
-    let (id, mut frames) = state.push.subscribe(&caller.user, caller.device);
-    let hub = state.push.clone();
+    let (id, mut frames) = state.push().subscribe(&caller.user, caller.device);
+    let hub = state.push().clone();
     let user = caller.user.clone();
     actix_web::rt::spawn(async move {
         let mut ping = actix_web::rt::time::interval(PING_EVERY);
@@ -67,18 +67,18 @@ async fn register_push(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: PushRegisterRequest = cbor_body(&req, &body)?;
-    check_push_url(&r.url, state.config.push.allow_loopback_http)?;
+    check_push_url(&r.url, state.config().push.allow_loopback_http)?;
     state
-        .store
+        .store()
         .set_push(&caller.user, caller.device, Some(r.url))?;
-    state.store.sync().await?;
-    state.push.forget_endpoints(&caller.user);
+    state.store().sync().await?;
+    state.push().forget_endpoints(&caller.user);
     Ok(cbor_response(&Empty::default()))
 }
 
 async fn remove_push(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    state.store.set_push(&caller.user, caller.device, None)?;
-    state.store.sync().await?;
-    state.push.forget_endpoints(&caller.user);
+    state.store().set_push(&caller.user, caller.device, None)?;
+    state.store().sync().await?;
+    state.push().forget_endpoints(&caller.user);
     Ok(cbor_response(&Empty::default()))
 }

@@ -116,7 +116,7 @@ async fn change(
     check_len(&body, MAX_CHANGE_LEN + 128)?;
     let topic: TopicId = parse("topic", &path)?;
     let change = Signed::<TopicChange>::from_wire(&body)?;
-    if topic.server() != state.server_name {
+    if topic.server() != *state.server_name() {
         return submit_remote(&state, &topic, NewEntry::Change(change), &caller).await;
     }
     let appended = state.topics().change(&topic, change, &caller.user).await?;
@@ -151,7 +151,7 @@ async fn post_message(
     check_len(body, MAX_MESSAGE_LEN)?;
     let topic: TopicId = parse("topic", path)?;
     let msg = MessageIn::from_wire(body)?;
-    if topic.server() != state.server_name {
+    if topic.server() != *state.server_name() {
         return submit_remote(state, &topic, NewEntry::Message(msg), caller).await;
     }
     let appended = state.topics().post(&topic, msg, &caller.user)?;
@@ -166,7 +166,7 @@ fn member_state(state: &AppState, topic: &TopicId, caller: &Caller) -> ApiResult
 
 async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let mut topics = Vec::new();
-    for (topic, role) in state.store.user_topics(&caller.user)? {
+    for (topic, role) in state.store().user_topics(&caller.user)? {
         let s = state.topics().state(&topic)?;
         topics.push(TopicSummary {
             topic,
@@ -196,9 +196,9 @@ async fn entries(
     let limit = query
         .limit
         .unwrap_or(100)
-        .clamp(1, state.config.limits.max_entries_per_request);
+        .clamp(1, state.config().limits.max_entries_per_request);
     let entries = state
-        .store
+        .store()
         .entries(&topic, query.from, limit, MAX_ENTRIES_BYTES)?
         .into_iter()
         .map(|(index, entry)| IndexedEntry {
@@ -231,7 +231,7 @@ fn open_tree<'a>(
     topic: &'a TopicId,
     size: u64,
 ) -> ApiResult<Tree<TopicNodes<'a>>> {
-    Tree::open(TopicNodes::new(&state.store, topic), TreeSize(size))
+    Tree::open(TopicNodes::new(state.store(), topic), TreeSize(size))
         .map_err(|e| ApiError::internal("tag log", e))
 }
 
@@ -312,25 +312,25 @@ async fn set_cursor(
         .into());
     }
     state
-        .store
+        .store()
         .set_cursor(&caller.user, caller.device, &topic, r.index.get())?;
-    state.store.sync().await?;
+    state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
 
 async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let mut topics = Vec::new();
-    for (topic, _) in state.store.user_topics(&caller.user)? {
-        let size = state.store.topic_size(&topic)?.unwrap_or(0);
-        let cursor = state.store.cursor(&caller.user, caller.device, &topic)?;
+    for (topic, _) in state.store().user_topics(&caller.user)? {
+        let size = state.store().topic_size(&topic)?.unwrap_or(0);
+        let cursor = state.store().cursor(&caller.user, caller.device, &topic)?;
         topics.push(SyncItem {
             topic,
             size: TreeSize(size),
             cursor: LeafIndex(cursor),
         });
     }
-    let refill = state.store.prekey_count(&caller.user, caller.device)? < LOW_WATER
-        || state.store.topic_key_count(&caller.user)? < LOW_WATER;
+    let refill = state.store().prekey_count(&caller.user, caller.device)? < LOW_WATER
+        || state.store().topic_key_count(&caller.user)? < LOW_WATER;
     Ok(cbor_response(&SyncResponse { topics, refill }))
 }
 
@@ -361,11 +361,11 @@ async fn server_keys(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let server: ServerName = parse("server", &path)?;
-    let doc = if server == state.server_name {
+    let doc = if server == *state.server_name() {
         own_server_keys(
-            &state.store,
-            &state.server_name,
-            &state.identity.server_key,
+            state.store(),
+            state.server_name(),
+            &state.identity().server_key,
             now(),
         )?
         .value()

@@ -165,16 +165,16 @@ async fn server_keys(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<
     if let (Some(federation), Some(cert)) = (state.federation(), req.conn_data::<PeerCertificate>())
     {
         let outbound = federation.outbound();
-        for waiting in state.store.outbound_destinations()? {
+        for waiting in state.store().outbound_destinations()? {
             if peer::certificate_names(&cert.0, &waiting) {
                 outbound.peer_heard_from(&waiting);
             }
         }
     }
     let doc = own_server_keys(
-        &state.store,
-        &state.server_name,
-        &state.identity.server_key,
+        state.store(),
+        state.server_name(),
+        &state.identity().server_key,
         now(),
     )?;
     Ok(cbor(doc.to_wire()))
@@ -193,7 +193,7 @@ async fn send<K: PeerKeys, S: EventSink>(
     let lock = inbound.lock_of(&origin);
     let _guard = lock.lock().await;
     // federation-api.md §4: a known transaction id gets the stored results, nothing applied.
-    if let Some(stored) = state.store.federation_txn(&origin, &txn.txn_id)? {
+    if let Some(stored) = state.store().federation_txn(&origin, &txn.txn_id)? {
         return Ok(cbor(stored));
     }
     let mut keys = OriginKeys::new(&inbound.keys, &origin);
@@ -235,9 +235,9 @@ fn accept_transaction<K: PeerKeys, S: EventSink>(
     if let Some(federation) = state.federation() {
         federation.outbound().peer_heard_from(&txn.origin);
     }
-    if txn.destination != state.server_name {
+    if txn.destination != *state.server_name() {
         return Err(TransactionRefusal::WrongDestination {
-            expected: state.server_name.clone(),
+            expected: state.server_name().clone(),
             got: txn.destination.clone(),
         }
         .into());
@@ -257,7 +257,7 @@ async fn handle_event<K: PeerKeys, S: EventSink>(
 ) -> Result<EventResult, StoreError> {
     let id = Event::id(signed.signed_bytes());
     let origin = keys.origin;
-    if state.store.federation_applied(origin, &id.0)?.is_some() {
+    if state.store().federation_applied(origin, &id.0)?.is_some() {
         return Ok(event_result(&id, None));
     }
     let outcome = match keys.check(state, signed).await {
@@ -265,7 +265,9 @@ async fn handle_event<K: PeerKeys, S: EventSink>(
         Err(code) => Err(code),
     };
     if outcome.is_ok() {
-        state.store.mark_federation_applied(origin, &id.0, now())?;
+        state
+            .store()
+            .mark_federation_applied(origin, &id.0, now())?;
     }
     Ok(event_result(&id, outcome.err()))
 }
@@ -291,10 +293,10 @@ async fn finish_transaction(
     let response = TransactionResponse { results }.to_wire();
     if is_final {
         state
-            .store
+            .store()
             .set_federation_txn(&txn.origin, &txn.txn_id, &response)?;
     }
-    state.store.sync().await?;
+    state.store().sync().await?;
     Ok(response)
 }
 
@@ -345,7 +347,7 @@ impl<'a, K: PeerKeys> OriginKeys<'a, K> {
             match Event::check(
                 signed.clone(),
                 self.origin,
-                &state.server_name,
+                state.server_name(),
                 &valid_at,
                 now(),
             ) {

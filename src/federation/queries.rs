@@ -97,11 +97,11 @@ async fn identity<K: PeerKeys, S: EventSink>(
 ) -> ApiResult<HttpResponse> {
     authenticate(&req, inbound.policy())?;
     let user: UserId = parse("user", &path)?;
-    if user.server() != state.server_name {
+    if user.server() != *state.server_name() {
         return Err(QueryRefusal::NoSuchUser(user).into());
     }
     let record = state
-        .store
+        .store()
         .user(&user)?
         .filter(|r| !r.disabled)
         .ok_or(QueryRefusal::NoSuchUser(user))?;
@@ -128,15 +128,15 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
         .into());
     }
     // Checked before anything is claimed: the request fails as a whole.
-    if let Some(other) = r.users.iter().find(|u| u.server() != state.server_name) {
+    if let Some(other) = r.users.iter().find(|u| u.server() != *state.server_name()) {
         return Err(QueryRefusal::ForeignUser {
             user: other.clone(),
-            server: state.server_name.clone(),
+            server: state.server_name().clone(),
         }
         .into());
     }
-    let keys = claim_local_topic_keys(&state.store, r.users)?;
-    state.store.sync().await?;
+    let keys = claim_local_topic_keys(state.store(), r.users)?;
+    state.store().sync().await?;
     tracing::debug!(%origin, claimed = keys.len(), "topic keys claimed through federation");
     Ok(cbor_response(&ClaimTopicKeysResponse { keys }))
 }
