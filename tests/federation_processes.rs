@@ -27,15 +27,13 @@ use rendezvous_protocol::federation::{
 };
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::topic::{History, Role};
-use rendezvous_testkit::ca::peer_client;
+use rendezvous_testkit::ca::{client_config, peer_client};
 use rendezvous_testkit::dns::RecordType;
 use rendezvous_testkit::federation::Federation;
 use rendezvous_testkit::process::run_ok;
 use rendezvous_testkit::transaction::{self, server_key};
 use rendezvous_testkit::{PATIENCE, raw, rendezvous_bin};
 use rustls::AlertDescription;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The servers and their loopback addresses.
 const SERVERS: [(&str, Ipv4Addr); 3] = [
@@ -310,28 +308,7 @@ fn tls_request(
     roots: &Path,
     cert: Option<&(PathBuf, PathBuf)>,
 ) -> Result<String, rustls::Error> {
-    let mut store = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(roots).unwrap() {
-        store.add(c.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(store);
-    let config = match cert {
-        Some((c, k)) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(c)
-                    .unwrap()
-                    .map(|c| c.unwrap())
-                    .collect(),
-                PrivateKeyDer::from_pem_file(k).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
+    let config = client_config(roots, cert);
     let mut conn =
         rustls::ClientConnection::new(Arc::new(config), sni.to_owned().try_into().unwrap())
             .unwrap();

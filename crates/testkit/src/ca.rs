@@ -146,12 +146,9 @@ impl Resolve for Fixed {
     }
 }
 
-/// An HTTPS client to `addr` trusting `roots`, presenting `cert` (files) when given.
-pub fn peer_client(
-    addr: SocketAddr,
-    roots: &Path,
-    cert: Option<&(PathBuf, PathBuf)>,
-) -> awc::Client {
+/// A client TLS configuration trusting the PEM `roots`, presenting `cert` (PEM certificate
+/// and key files) when given.
+pub fn client_config(roots: &Path, cert: Option<&(PathBuf, PathBuf)>) -> rustls::ClientConfig {
     let mut store = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(roots).unwrap() {
         store.add(c.unwrap()).unwrap();
@@ -161,7 +158,7 @@ pub fn peer_client(
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(store);
-    let config = match cert {
+    match cert {
         Some((c, k)) => builder
             .with_client_auth_cert(
                 CertificateDer::pem_file_iter(c)
@@ -172,7 +169,16 @@ pub fn peer_client(
             )
             .unwrap(),
         None => builder.with_no_client_auth(),
-    };
+    }
+}
+
+/// An HTTPS client to `addr` trusting `roots`, presenting `cert` (files) when given.
+pub fn peer_client(
+    addr: SocketAddr,
+    roots: &Path,
+    cert: Option<&(PathBuf, PathBuf)>,
+) -> awc::Client {
+    let config = client_config(roots, cert);
     let connector = awc::Connector::new()
         .connector(actix_tls::connect::Connector::new(Resolver::custom(Fixed(addr))).service())
         .rustls_0_23(Arc::new(config));
