@@ -226,11 +226,20 @@ struct InclusionQuery {
     size: u64,
 }
 
-fn open_tree<'a>(
+/// The tag log of `topic` that `caller` may read, once the range asked for (`asked`) is within
+/// it by `rule` (`fits` is given the log's size): the one check both proof endpoints share.
+fn tree_for_proof<'a>(
     state: &'a AppState,
     topic: &'a TopicId,
-    size: u64,
+    caller: &Caller,
+    rule: &'static str,
+    asked: String,
+    fits: impl FnOnce(u64) -> bool,
 ) -> ApiResult<Tree<TopicNodes<'a>>> {
+    let size = member_state(state, topic, caller)?.size().get();
+    if !fits(size) {
+        return Err(RequestError::OutOfRange { rule, asked, size }.into());
+    }
     Tree::open(TopicNodes::new(state.store(), topic), TreeSize(size))
         .map_err(|e| ApiError::internal("tag log", e))
 }
@@ -242,16 +251,15 @@ async fn inclusion(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
-    let s = member_state(&state, &topic, &caller)?;
-    if query.size > s.size().get() || query.index >= query.size {
-        return Err(RequestError::OutOfRange {
-            rule: "need index < size <= log size",
-            asked: format!("index {} of size {}", query.index, query.size),
-            size: s.size().get(),
-        }
-        .into());
-    }
-    let tree = open_tree(&state, &topic, s.size().get())?;
+    let (index, size) = (query.index, query.size);
+    let tree = tree_for_proof(
+        &state,
+        &topic,
+        &caller,
+        "need index < size <= log size",
+        format!("index {index} of size {size}"),
+        |log| size <= log && index < size,
+    )?;
     let proof = tree
         .inclusion_proof(LeafIndex(query.index), TreeSize(query.size))
         .map_err(|e| ApiError::internal("inclusion proof", e))?;
@@ -277,16 +285,15 @@ async fn consistency(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
-    let s = member_state(&state, &topic, &caller)?;
-    if query.new > s.size().get() || query.old == 0 || query.old > query.new {
-        return Err(RequestError::OutOfRange {
-            rule: "need 0 < old <= new <= log size",
-            asked: format!("old {} and new {}", query.old, query.new),
-            size: s.size().get(),
-        }
-        .into());
-    }
-    let tree = open_tree(&state, &topic, s.size().get())?;
+    let (old, new) = (query.old, query.new);
+    let tree = tree_for_proof(
+        &state,
+        &topic,
+        &caller,
+        "need 0 < old <= new <= log size",
+        format!("old {old} and new {new}"),
+        |log| new <= log && 0 < old && old <= new,
+    )?;
     let proof = tree
         .consistency_proof(TreeSize(query.old), TreeSize(query.new))
         .map_err(|e| ApiError::internal("consistency proof", e))?;
