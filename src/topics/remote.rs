@@ -278,7 +278,7 @@ impl TopicService {
                     None => None,
                 };
                 let mirror = self.store.mirror_head(topic)?;
-                (head, mirror.and_then(|n| CheckpointNote::parse(n).ok()))
+                (head, mirror.map(stored_note).transpose()?)
             }
         };
         let witnesses = self.store.witness_notes(topic)?;
@@ -287,8 +287,8 @@ impl TopicService {
             mirror,
             witnesses: witnesses
                 .into_iter()
-                .filter_map(|(_, note)| CheckpointNote::parse(note).ok())
-                .collect(),
+                .map(|(_, note)| stored_note(note))
+                .collect::<TopicResult<_>>()?,
             evidence: self.store.mirror_evidence(topic)?,
         })
     }
@@ -296,3 +296,9 @@ impl TopicService {
 
 /// Entries a transaction mirrored, published once the store is durable.
 pub(super) type UnsyncedEntry = (TopicId, Appended, Vec<rendezvous_protocol::tlog::LogHash>);
+
+/// A note this server verified before storing it: one that no longer parses is a storage fault
+/// (`internal`), never silently left out of what devices compare.
+fn stored_note(note: String) -> TopicResult<CheckpointNote> {
+    CheckpointNote::parse(note).map_err(|e| TopicError::internal("stored checkpoint note", e))
+}
