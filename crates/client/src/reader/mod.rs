@@ -31,6 +31,9 @@ mod snapshot;
 mod view;
 mod witnesses;
 
+#[cfg(test)]
+mod tests;
+
 use awc::http::Method;
 
 use super::http::encode_segment;

@@ -52,7 +52,7 @@ pub(crate) struct Replay {
 }
 
 impl Replay {
-    fn new(
+    pub(crate) fn new(
         topic: &TopicId,
         record: TopicRecord,
         head: Head,
