@@ -195,6 +195,14 @@ impl LogView {
             }
             return Ok(Update::Unchanged);
         }
+        if c.time < h.time {
+            // tag-log.md §7.2 step 8: larger yet signed strictly earlier than the smaller one
+            // held — the log went back after signing `new`, whichever came to us first.
+            return Err(self.found(|held| Evidence::Rollback {
+                old: new,
+                new: held,
+            }));
+        }
         if h.size.0 == 0 {
             // Every tree is consistent with the empty tree (C2SP tlog-witness, `old 0`).
             check_proof_sizes(proof, 0, c.size.0, true)?;
@@ -450,6 +458,60 @@ pub(crate) mod tests {
         assert!(matches!(*e, Evidence::Rollback { .. }));
         round_trip(&e).verify(log.key.public(), LOG).unwrap();
         assert!(v.is_compromised());
+    }
+
+    #[test]
+    fn a_larger_head_signed_earlier_than_the_held_one_is_a_rollback() {
+        // The unequal fork of issue 9: this view holds the smaller branch's head, signed later
+        // than the other branch's larger head it is shown afterwards.
+        let mut log = Log::new();
+        log.grow(7);
+        let larger = log.signed(7, log.tree.root(), 100);
+        let smaller = log.signed(5, log.tree.root_at(TreeSize(5)).unwrap(), 103);
+        let first = |size| ConsistencyProof {
+            old: TreeSize(0),
+            new: TreeSize(size),
+            path: vec![],
+        };
+        let mut v = view(&log);
+        v.update(smaller.clone(), &first(5)).unwrap();
+        let proof = log
+            .tree
+            .consistency_proof(TreeSize(5), TreeSize(7))
+            .unwrap();
+        let Err(WitnessError::Misbehaviour(e)) = v.update(larger.clone(), &proof) else {
+            panic!("rollback not caught on the smaller side");
+        };
+        let Evidence::Rollback { old, new } = &*e else {
+            panic!("not a rollback: {e:?}");
+        };
+        assert_eq!((old, new), (&larger, &smaller));
+        round_trip(&e).verify(log.key.public(), LOG).unwrap();
+        assert!(v.is_compromised());
+        // The other order of arrival finds the same contradiction.
+        let mut w = view(&log);
+        w.update(larger.clone(), &first(7)).unwrap();
+        let Err(WitnessError::Misbehaviour(f)) = w.update(smaller.clone(), &first(5)) else {
+            panic!("rollback not caught on the larger side");
+        };
+        assert_eq!(f, e);
+        // Evidence holding the two in the other order verifies as well.
+        let swapped = Evidence::Rollback {
+            old: smaller.clone(),
+            new: larger.clone(),
+        };
+        swapped.verify(log.key.public(), LOG).unwrap();
+        // A larger head signed in the same second as the smaller one held is honest growth.
+        let mut u = view(&log);
+        u.update(
+            log.signed(5, log.tree.root_at(TreeSize(5)).unwrap(), 100),
+            &first(5),
+        )
+        .unwrap();
+        assert!(matches!(
+            u.update(larger, &proof),
+            Ok(Update::Advanced { .. })
+        ));
     }
 
     #[test]
