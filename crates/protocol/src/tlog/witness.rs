@@ -62,6 +62,9 @@ pub enum WitnessError {
     /// There is no checkpoint to cosign yet.
     #[error("no checkpoint verified yet")]
     NoCheckpoint,
+    /// Evidence offered to [`LogView::restore_evidence`] does not verify.
+    #[error("the evidence does not show a contradiction of this log")]
+    NoContradiction,
 }
 
 /// What an accepted update did.
@@ -124,6 +127,25 @@ impl LogView {
         };
         view.update(latest, &empty)?;
         Ok(view)
+    }
+
+    /// Restores evidence found before (e.g. stored by a mirror or a client across restarts):
+    /// the view comes back compromised. The evidence is checked again with the view's key and
+    /// must be about the view's origin; a view that already holds evidence keeps its own.
+    pub fn restore_evidence(&mut self, evidence: Evidence) -> Result<(), WitnessError> {
+        evidence
+            .verify(&self.key, &self.key_name)
+            .map_err(|_| WitnessError::NoContradiction)?;
+        if evidence.origin() != self.origin {
+            return Err(WitnessError::WrongOrigin {
+                expected: self.origin.clone(),
+                got: evidence.origin().to_owned(),
+            });
+        }
+        if self.evidence.is_none() {
+            self.evidence = Some(evidence);
+        }
+        Ok(())
     }
 
     /// The log's origin.
@@ -381,6 +403,36 @@ pub(crate) mod tests {
         let other = ServerKey::generate();
         let stored = v.latest().unwrap().clone();
         assert!(LogView::resume(ORIGIN, other.public().clone(), LOG, stored).is_err());
+    }
+
+    #[test]
+    fn a_resumed_view_with_stored_evidence_comes_back_compromised() {
+        let mut log = Log::new();
+        log.grow(5);
+        let mut v = view(&log);
+        let head = log.head();
+        v.update(head.clone(), &log.proof(0)).unwrap();
+        let fork = log.signed(5, leaf_hash(b"fork"), log.time + 1);
+        let Err(WitnessError::Misbehaviour(e)) = v.update(fork, &log.proof(5)) else {
+            panic!("split view not caught");
+        };
+        let stored = Evidence::from_cbor(&e.to_cbor()).unwrap();
+        let mut resumed = LogView::resume(ORIGIN, log.key.public().clone(), LOG, head).unwrap();
+        resumed.restore_evidence(stored.clone()).unwrap();
+        assert!(resumed.is_compromised());
+        assert_eq!(resumed.evidence(), Some(&*e));
+        log.grow(1);
+        assert_eq!(
+            resumed.update(log.head(), &log.proof(5)),
+            Err(WitnessError::Compromised)
+        );
+        // Evidence of another key proves nothing about this log.
+        let mut other = LogView::new(ORIGIN, ServerKey::generate().public().clone(), LOG);
+        assert_eq!(
+            other.restore_evidence(stored),
+            Err(WitnessError::NoContradiction)
+        );
+        assert!(!other.is_compromised());
     }
 
     #[test]
