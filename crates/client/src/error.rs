@@ -225,6 +225,10 @@ pub enum ClientError {
     /// A command-line argument or input is not acceptable.
     #[error("{0}")]
     InvalidInput(String),
+    /// The hosting server refused posts that had been answered `202 queued` (the inbox told
+    /// this device; the message lists them).
+    #[error("the hosting server refused queued posts: {0}")]
+    PostRefused(String),
 }
 
 /// The machine-readable codes of errors the client finds itself (`client-api.md` §9); a refusal
@@ -265,6 +269,7 @@ pub const CLIENT_CODES: &[&str] = &[
     "may_not_post",
     "log_does_not_verify",
     "invalid_input",
+    "post_refused",
 ];
 
 /// What to do about a refusal, for the codes where the user can do something.
@@ -338,6 +343,7 @@ impl ClientError {
             ClientError::MayNotPost { .. } => "may_not_post",
             ClientError::LogDoesNotVerify(_) => "log_does_not_verify",
             ClientError::InvalidInput(_) => "invalid_input",
+            ClientError::PostRefused(_) => "post_refused",
         }
     }
 
