@@ -25,6 +25,7 @@ mod error;
 mod fanout;
 mod hosted;
 mod mirror;
+mod pinned;
 mod refused;
 mod relay;
 mod remote;
