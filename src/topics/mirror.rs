@@ -146,7 +146,8 @@ impl TopicService {
                 topic: topic.clone(),
             });
         }
-        let host = parse_host_checkpoint(&batch.checkpoint, topic, host_keys)?;
+        let keys = self.pinned_first(topic, host_keys)?;
+        let host = parse_host_checkpoint(&batch.checkpoint, topic, &keys)?;
         let c = &host.checkpoint;
         if c.size != batch.end() {
             return Err(TopicError::bad_checkpoint(format!(

@@ -53,6 +53,25 @@ impl TopicService {
         }
     }
 
+    /// The keys to verify a checkpoint of `topic`'s hosting server with: the pinned key first
+    /// (even when the host's key document no longer lists it), then the document's.
+    pub(super) fn pinned_first(
+        &self,
+        topic: &TopicId,
+        host_keys: &[ServerPublicKey],
+    ) -> TopicResult<Vec<ServerPublicKey>> {
+        let Some(pinned) = self.store.mirror_host_key(topic)? else {
+            return Ok(host_keys.to_vec());
+        };
+        let key = ServerPublicKey::from_slice(&pinned)
+            .map_err(|e| TopicError::internal("pinned host key", e))?;
+        let others = host_keys
+            .iter()
+            .filter(|k| *k.as_bytes() != pinned)
+            .cloned();
+        Ok(std::iter::once(key).chain(others).collect())
+    }
+
     /// The hosting server's key to check a cosigned note of a mirrored topic with: the pinned
     /// one. A note with a line of the hosting server's name that does not verify under it —
     /// signed under another key, as a host giving each peer its own key does — is kept as an
