@@ -10,8 +10,10 @@ use std::time::Duration;
 use super::error::{TopicError, TopicResult};
 use super::lock;
 use super::mirror::host_checkpoint;
+use super::pinned::verify_host_key;
 use super::service::TopicService;
 use crate::clock::now;
+use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{cosignature_from_wire, cosignature_to_wire};
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId};
@@ -32,9 +34,11 @@ impl TopicService {
             return note;
         };
         let mut merged = false;
-        for (_, w) in witnesses {
+        for (server, w) in witnesses {
+            // Only the cosigner's own line: notes are stored with verified lines only, and one
+            // stored before that cannot slip in other names either.
             if let Ok(w) = SignedCheckpoint::parse(w.as_bytes()) {
-                merged |= signed.merge_signatures(&w);
+                merged |= signed.merge_signatures(&w.lines_of(server.as_str()));
             }
         }
         match merged {
@@ -62,14 +66,16 @@ impl TopicService {
             SignedCheckpoint::parse(note.as_bytes()).map_err(TopicError::bad_checkpoint)?;
         let relay = self.relay(|| "cosignatures".into())?;
         let cosigner_keys = relay.server_keys(origin).await?;
-        if !cosigner_keys
-            .iter()
-            .any(|k| signed.cosignature(k, origin.as_str()).is_ok())
-        {
+        let Some((cosigner, cosignature)) = cosigner_keys.iter().find_map(|k| {
+            signed
+                .cosignature(k, origin.as_str())
+                .ok()
+                .map(|co| (k, co))
+        }) else {
             return Err(TopicError::NoCosignature {
                 server: origin.clone(),
             });
-        }
+        };
         let state = self.state(topic).map_err(|e| match e {
             TopicError::NoTopic { .. } => TopicError::NotTakingPart {
                 server: self.server_name.clone(),
@@ -88,14 +94,32 @@ impl TopicService {
             true => vec![self.server_key().public().clone()],
             false => relay.server_keys(&topic.server()).await?,
         };
-        let c = host_checkpoint(&note, topic, &host_keys)?;
+        let host_key = match hosted_here {
+            true => verify_host_key(&signed, &host_keys, topic)?,
+            // tag-log.md §7.5: a mirror checks against the topic's pinned key; a note under
+            // another key is an alarm, kept, not a 400 that drops it.
+            false => match self.note_host_key(topic, &signed, &cosignature, &host_keys)? {
+                Some(key) => key,
+                None => return Ok(()),
+            },
+        };
+        // federation-api.md §9.4: only the host's line and the sender's verified cosignature
+        // are kept; any other line is dropped before the note is stored or served.
+        let kept = signed
+            .verified_only(
+                (&host_key, topic.server().as_str()),
+                (cosigner, origin.as_str()),
+            )
+            .map_err(TopicError::bad_checkpoint)?;
+        let note = kept.to_note();
+        let c = host_checkpoint(&note, topic, std::slice::from_ref(&host_key))?;
         if hosted_here {
             if self.root_at(topic, c.size)? != Some(c.root) {
                 return Err(TopicError::bad_checkpoint(
                     "the cosigned checkpoint is not of this server's log",
                 ));
             }
-        } else if let Err(e) = self.compare_witness(topic, &note, &host_keys) {
+        } else if let Err(e) = self.compare_witness(topic, &note, std::slice::from_ref(&host_key)) {
             // Evidence against the hosting server stops the mirror; the cosignature itself
             // was fine, so it is kept (and answered 200).
             tracing::warn!(%topic, %origin, %e, "a witness's view contradicts this mirror");
@@ -199,8 +223,16 @@ impl TopicService {
         let Some(relay) = self.relay_if_on() else {
             return;
         };
-        let Ok(host_keys) = relay.server_keys(&topic.server()).await else {
-            return;
+        // The pinned key when there is one (tag-log.md §7.5), else the key document's.
+        let host_keys = match self.store.mirror_host_key(topic) {
+            Ok(Some(pinned)) => match ServerPublicKey::from_slice(&pinned) {
+                Ok(k) => vec![k],
+                Err(_) => return,
+            },
+            _ => match relay.server_keys(&topic.server()).await {
+                Ok(keys) => keys,
+                Err(_) => return,
+            },
         };
         for (server, note) in notes {
             if server == self.server_name {
