@@ -4,7 +4,7 @@
 //! the protocol's own [`Tree`], so every answer is one the honest server could have given.
 
 use rendezvous_protocol::api::{
-    AppendResponse, CheckpointResponse, EntriesResponse, IndexedEntry, ProofResponse,
+    AppendResponse, CheckpointResponse, Empty, EntriesResponse, IndexedEntry, ProofResponse,
     WitnessesResponse,
 };
 use rendezvous_protocol::crypto::ServerKey;
@@ -153,6 +153,8 @@ impl ForgedLog {
                     .ok()?;
                 Some(proof(&p.path))
             }
+            // Read positions within the forged log (the real one may be shorter).
+            ("PUT", "cursor") => Some(Answer::cbor(&Empty::default())),
             ("POST", "messages") | ("POST", "changes") => {
                 let kind = if what == "messages" {
                     ENTRY_MESSAGE
