@@ -251,8 +251,8 @@ async fn a_forked_post_that_crosses_is_caught() {
                 .collect();
             assert_eq!(
                 bad,
-                [5],
-                "alice 2 at index 5 fails on bob's branch: {report:?}"
+                [4],
+                "alice 2 at index 4 fails on bob's branch: {report:?}"
             );
         }
     }
