@@ -153,6 +153,8 @@ impl From<EntryError> for ApiError {
             EntryError::Malformed { error, .. } => error.into(),
             EntryError::Change { error, .. } => error.into(),
             EntryError::Message { error, .. } => error.into(),
+            // The server pushes entries at their own positions; this is a fault of the caller.
+            EntryError::Position { .. } => ApiError::new(ErrorCode::StaleChange, e.to_string()),
         }
     }
 }

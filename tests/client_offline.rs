@@ -60,6 +60,7 @@ fn keystore_round_trip_with_private_files() {
         member: Some(0),
         processed: 1,
         checkpoint: None,
+        appends: Vec::new(),
     })
     .unwrap();
     ks.save_message_key(&topic, 0, &MessageKey::generate())

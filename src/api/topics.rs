@@ -216,7 +216,10 @@ async fn checkpoint(
 ) -> ApiResult<HttpResponse> {
     let topic: TopicId = parse("topic", &path)?;
     member_state(&state, &topic, &caller)?;
-    let checkpoint = state.topics().cosigned_checkpoint(&topic)?;
+    // Fresh (re-signed, or fetched from the hosting server) when due: `client-api.md` §6.
+    let topics = state.topics();
+    let head = topics.fresh_checkpoint(&topic).await?;
+    let checkpoint = topics.with_cosignatures(&topic, head);
     Ok(cbor_response(&CheckpointResponse { checkpoint }))
 }
 

@@ -68,10 +68,10 @@ struct Plan {
 }
 
 /// A verified checkpoint of the hosting server, with its note and the key that signed it.
-struct HostCheckpoint {
-    note: SignedCheckpoint,
-    key: ServerPublicKey,
-    checkpoint: Checkpoint,
+pub(super) struct HostCheckpoint {
+    pub(super) note: SignedCheckpoint,
+    pub(super) key: ServerPublicKey,
+    pub(super) checkpoint: Checkpoint,
 }
 
 /// Tags of the store plus those earlier in the batch being checked.
@@ -111,7 +111,7 @@ pub(super) fn host_checkpoint(
     Ok(parse_host_checkpoint(note, topic, host_keys)?.checkpoint)
 }
 
-fn parse_host_checkpoint(
+pub(super) fn parse_host_checkpoint(
     note: &str,
     topic: &TopicId,
     host_keys: &[ServerPublicKey],
@@ -402,7 +402,7 @@ impl TopicService {
 
     /// Offers the new checkpoint to the mirror's [`LogView`], with the consistency proof from
     /// the mirror's own tree; evidence stops the mirror.
-    fn advance_head(
+    pub(super) fn advance_head(
         &self,
         topic: &TopicId,
         m: &mut Mirror,

@@ -22,6 +22,7 @@ mod cosign;
 mod durable;
 mod error;
 mod fanout;
+mod fresh;
 mod hosted;
 mod mirror;
 mod relay;

@@ -219,6 +219,43 @@ pub enum ClientError {
         /// The user.
         user: String,
     },
+    /// The view of a topic's log is not complete and verified, so nothing is written on it
+    /// (`tag-log.md` §9.4): an entry is missing or fails a check.
+    #[error(
+        "the log of {topic} is not complete and verified ({reason}{}): nothing was encrypted or sent; `rdv read` shows the problem",
+        indices_text(indices)
+    )]
+    LogIncomplete {
+        /// The topic.
+        topic: String,
+        /// The indices of the entries missing or failing a check (empty: the entries do not add
+        /// up to the head's root).
+        indices: Vec<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The head of a topic's log is older than `MAX_HEAD_AGE`: the server may be showing an old
+    /// view, so nothing is written on it.
+    #[error(
+        "the newest checkpoint of {topic} was signed {age} s ago (more than {max} s): the server may be hiding newer entries; nothing was encrypted or sent",
+        max = rendezvous_protocol::tlog::MAX_HEAD_AGE
+    )]
+    StaleHead {
+        /// The topic.
+        topic: String,
+        /// Seconds since the head was signed.
+        age: u64,
+    },
+    /// This device holds evidence that the topic's hosting server contradicted itself.
+    #[error(
+        "the hosting server of {topic} signed contradicting logs ({kind}); the evidence is kept on this device (`rdv evidence export --topic {topic}`) and nothing more is written to or accepted from this log"
+    )]
+    LogForked {
+        /// The topic.
+        topic: String,
+        /// The kind of evidence (`split view`, `inconsistent`, `rollback`).
+        kind: String,
+    },
     /// `rdv verify` found that a topic's log does not verify (the report says why).
     #[error("the log of {0} does not verify")]
     LogDoesNotVerify(String),
@@ -265,7 +302,19 @@ pub const CLIENT_CODES: &[&str] = &[
     "may_not_post",
     "log_does_not_verify",
     "invalid_input",
+    "log_incomplete",
+    "stale_head",
+    "log_forked",
 ];
+
+/// `: entries 2, 5` for a message, or nothing.
+fn indices_text(indices: &[u64]) -> String {
+    if indices.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = indices.iter().map(u64::to_string).collect();
+    format!(": entries {}", list.join(", "))
+}
 
 /// What to do about a refusal, for the codes where the user can do something.
 fn hint(code: ErrorCode) -> &'static str {
@@ -338,6 +387,9 @@ impl ClientError {
             ClientError::MayNotPost { .. } => "may_not_post",
             ClientError::LogDoesNotVerify(_) => "log_does_not_verify",
             ClientError::InvalidInput(_) => "invalid_input",
+            ClientError::LogIncomplete { .. } => "log_incomplete",
+            ClientError::StaleHead { .. } => "stale_head",
+            ClientError::LogForked { .. } => "log_forked",
         }
     }
 

@@ -15,8 +15,9 @@ use rendezvous_protocol::crypto::Randomness;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
 use rendezvous_protocol::ids::{Epoch, TopicId, UserId};
 use rendezvous_protocol::message::encrypt;
-use rendezvous_protocol::tlog::SignedCheckpoint;
-use rendezvous_protocol::topic::{Action, ChangeBuilder, History, MemberSpec, Role, log_origin};
+use rendezvous_protocol::topic::{
+    Action, ChangeBuilder, History, MemberSpec, Role, leaf_data_for_change,
+};
 use rendezvous_protocol::wire::Signed;
 
 /// A topic as `GET /v1/topics` lists it.
@@ -134,7 +135,8 @@ impl Client {
                 answer.index
             )));
         }
-        self.check_append(&topic, &answer).await?;
+        let leaf = leaf_data_for_change(outcome.change.signed_bytes());
+        self.check_append(&topic, &answer, &leaf).await?;
         Ok(topic)
     }
 
@@ -196,24 +198,17 @@ impl Client {
         }
     }
 
-    /// Checks an append answer's checkpoint: signed by the hosting server, for this topic's
-    /// log, and covering the new entry.
-    async fn check_append(
-        &mut self,
-        topic: &TopicId,
-        answer: &AppendResponse,
-    ) -> Result<(), ClientError> {
-        let host = topic.server();
-        let key = self.hosting_server_key(&host).await?;
-        let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
-        let c = signed.verify(&key, host.as_str())?;
-        if c.origin != log_origin(topic) || c.size.0 <= answer.index.get() {
-            return Err(ClientError::Misbehaved(format!(
-                "append answer's checkpoint (origin {}, size {}) does not cover index {}",
-                c.origin, c.size, answer.index
-            )));
-        }
-        Ok(())
+    /// The verified current state to write on: the replay without inclusion proofs, through
+    /// the write gate ([`Replay::gate`]: complete, root recomputed, fresh, no evidence); its head
+    /// is kept as this device's view before anything is encrypted or signed.
+    async fn writable(&mut self, topic: &TopicId) -> Result<Replay, ClientError> {
+        let replay = self.replay(topic, Inclusion::Skip, false).await?;
+        replay.gate()?;
+        let mut record = replay.record.clone();
+        record.member = replay.me.map(|m| m.0);
+        record.checkpoint = replay.view.latest().map(|c| c.to_note().into_string());
+        self.keystore.save_topic(&record)?;
+        Ok(replay)
     }
 
     /// Builds, signs and posts a change on the verified current state.
@@ -223,7 +218,7 @@ impl Client {
         make: impl FnOnce(&Replay) -> Result<(Action, bool), ClientError>,
     ) -> Result<u64, ClientError> {
         self.sync_inbox().await?;
-        let replay = self.replay(topic, Inclusion::Skip, false).await?;
+        let replay = self.writable(topic).await?;
         let state = replay.state()?;
         let me = replay.me(&self.user)?;
         let my_key = replay.my_key()?;
@@ -251,7 +246,8 @@ impl Client {
         let answer = self
             .append(topic, "/changes", outcome.change.to_wire())
             .await?;
-        self.check_append(topic, &answer).await?;
+        let leaf = leaf_data_for_change(outcome.change.signed_bytes());
+        self.check_append(topic, &answer, &leaf).await?;
         Ok(answer.index.get())
     }
 
@@ -318,7 +314,7 @@ impl Client {
     /// Encrypts, tags, signs and posts a message for the topic's current epoch. Returns its log
     /// index.
     pub async fn send(&mut self, topic: &TopicId, text: &[u8]) -> Result<u64, ClientError> {
-        let replay = self.replay(topic, Inclusion::Skip, false).await?;
+        let replay = self.writable(topic).await?;
         let state = replay.state()?;
         let me = replay.me(&self.user)?;
         let role = state.member(me).map(|m| m.role);
@@ -340,7 +336,7 @@ impl Client {
         let seen = replay.checkpoint.size;
         let msg = encrypt(topic, keys, me, key.signing(), seen, text)?;
         let answer = self.append(topic, "/messages", msg.to_wire()).await?;
-        self.check_append(topic, &answer).await?;
+        self.check_append(topic, &answer, &msg.leaf_data()).await?;
         Ok(answer.index.get())
     }
 

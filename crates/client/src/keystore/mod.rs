@@ -18,6 +18,11 @@
 //!                               verified checkpoint note
 //!   topics/<hex topic id>/epoch-<n>.key
 //!                               32 bytes: the Message Key of epoch n
+//!   topics/<hex topic id>/log.cbor
+//!                               the log snapshot a check resumes from (`LogSnapshot`)
+//!   topics/<hex topic id>/evidence-<n>.cbor
+//!                               evidence against the hosting server (`tag-log.md` §8.2 CBOR),
+//!                               kept for good: the topic is refused (`log_forked`) from then on
 //! ```
 //!
 //! Key ids are the protocol's 16-byte key ids in hex. Secrets are read into zeroized buffers and

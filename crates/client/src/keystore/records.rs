@@ -15,7 +15,8 @@ use rendezvous_protocol::ids::{ServerName, UserId};
 /// What a device keeps of a topic's log to go on checking it where it stopped
 /// (`topics/<id>/log.cbor`): every change with its index, to rebuild the topic state with
 /// [`rendezvous_protocol::topic::TopicState::restore`], and every message tag, to catch a replayed message.
-/// `[1, size, [* [index, signed change]], [* tag]]`.
+/// `[1, size, [* [index, signed change]], [* tag], [* subtree hash]]`. Saved only when every
+/// covered entry was present and valid and the root recomputed from them matched the head.
 #[derive(Debug, Clone, Default, Serialize_tuple, Deserialize_tuple)]
 pub struct LogSnapshot {
     /// Always 1.
@@ -26,6 +27,10 @@ pub struct LogSnapshot {
     pub changes: Vec<(u64, serde_bytes::ByteBuf)>,
     /// Tags of all messages in the covered entries.
     pub tags: Vec<serde_bytes::ByteBuf>,
+    /// The tag log's compact range at `size` (RFC 9162 subtree roots, left to right), built
+    /// from the covered entries' leaves and equal to a verified checkpoint's root: a later check
+    /// appends the new leaves to it and compares with the new head's root.
+    pub frontier: Vec<serde_bytes::ByteBuf>,
 }
 
 /// The device's settings (`config.json`). Nothing secret, kept 0600 all the same.
@@ -94,6 +99,11 @@ pub struct TopicRecord {
     pub member: Option<u32>,
     /// Log entries processed and shown, from 0 (exclusive end).
     pub processed: u64,
-    /// The last checkpoint note whose signature and consistency were verified.
+    /// The last checkpoint note whose signature and consistency were verified (the newest
+    /// head of this device's view of the log, `tag-log.md` §9.4).
     pub checkpoint: Option<String>,
+    /// The newest append answers (`[index, checkpoint note]`): each checkpoint was checked to
+    /// include this device's entry at that index and to be consistent with the view.
+    #[serde(default)]
+    pub appends: Vec<(u64, String)>,
 }

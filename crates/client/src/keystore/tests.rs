@@ -88,6 +88,7 @@ fn round_trip_and_permissions() {
         member: Some(2),
         processed: 9,
         checkpoint: Some("note".into()),
+        appends: Vec::new(),
     };
     ks.save_topic(&record).unwrap();
     assert_eq!(ks.topic(&topic).unwrap().unwrap(), record);

@@ -10,6 +10,7 @@ use crate::tls::decode_hex;
 use rendezvous_protocol::crypto::MessageKey;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::tlog::Evidence;
 use rendezvous_protocol::wire::decode_versioned;
 
 impl Keystore {
@@ -70,6 +71,45 @@ impl Keystore {
             &dir.join(TOPIC_LOG),
             &rendezvous_protocol::wire::encode(snapshot),
         )
+    }
+
+    /// Keeps evidence against `topic`'s hosting server (`tag-log.md` §8.2 CBOR) in
+    /// `evidence-<n>.cbor`, unless the same evidence is kept already.
+    pub fn save_evidence(&self, topic: &TopicId, evidence: &Evidence) -> Result<(), ClientError> {
+        let kept = self.evidence(topic)?;
+        if kept.contains(evidence) {
+            return Ok(());
+        }
+        let dir = self.topic_dir(topic);
+        make_dir(&self.dir.join(TOPICS))?;
+        make_dir(&dir)?;
+        write_atomic(
+            &dir.join(format!("evidence-{}.cbor", kept.len())),
+            &evidence.to_cbor(),
+        )
+    }
+
+    /// The evidence kept against `topic`'s hosting server, oldest first.
+    pub fn evidence(&self, topic: &TopicId) -> Result<Vec<Evidence>, ClientError> {
+        let dir = self.topic_dir(topic);
+        let mut found = Vec::new();
+        for name in list_dir(&dir)? {
+            let Some(n) = name
+                .strip_prefix("evidence-")
+                .and_then(|n| n.strip_suffix(".cbor"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let path = dir.join(&name);
+            let Some(bytes) = read_optional(&path)? else {
+                continue;
+            };
+            let evidence = Evidence::from_cbor(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
+            found.push((n, evidence));
+        }
+        found.sort_by_key(|(n, _)| *n);
+        Ok(found.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Topics this device has a record of.

@@ -16,7 +16,9 @@ use rendezvous_protocol::topic::check_in_log;
 /// Which entries get an inclusion proof.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Inclusion {
-    /// None (building a change or a message on the current state).
+    /// None: building a change or a message on the current state, where the root recomputed
+    /// from the snapshot's compact range and the new leaves must equal the head's root instead
+    /// (the write gate, [`super::Replay::gate`]).
     Skip,
     /// Entries from this index on.
     From(u64),
@@ -36,12 +38,18 @@ pub(super) struct RootCheck {
 }
 
 impl RootCheck {
-    /// A check of the leaves from index `from` on (0 for a root that can be compared).
-    pub(super) fn new(from: u64) -> Self {
+    /// A check that goes on from `frontier` (the compact range of the first
+    /// `frontier.size()` leaves, from a verified snapshot; empty to check from index 0).
+    pub(super) fn resume(frontier: Frontier) -> Self {
         RootCheck {
-            frontier: Some(Frontier::new()),
-            expected: from,
+            expected: frontier.size().0,
+            frontier: Some(frontier),
         }
+    }
+
+    /// The compact range so far (`None` once given up).
+    pub(super) fn frontier(&self) -> Option<&Frontier> {
+        self.frontier.as_ref()
     }
 
     /// Adds the entry at `index`: its leaf, or `None` when the entry did not decode.

@@ -28,6 +28,7 @@ mod inclusion;
 mod replay;
 mod report;
 mod snapshot;
+mod view;
 mod witnesses;
 
 use awc::http::Method;

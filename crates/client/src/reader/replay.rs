@@ -15,7 +15,7 @@ use crate::{Client, ClientError};
 use rendezvous_protocol::crypto::TopicKey;
 use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::message::Message;
-use rendezvous_protocol::tlog::{Checkpoint, LogView};
+use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, LogView};
 use rendezvous_protocol::topic::{
     Applied, ENTRY_CHANGE, EpochKeyring, LogEntry, MemberIndex, Replayer, TopicState,
 };
@@ -34,6 +34,14 @@ pub(crate) struct Replay {
     pub(crate) view: LogView,
     pub(crate) consistent_with: Option<u64>,
     pub(crate) root_matches: Option<bool>,
+    /// Indices passed over by the replay: missing or refused (`Replayer::skipped`).
+    pub(crate) skipped: Vec<u64>,
+    /// Seconds since the head was signed, and whether that makes it stale.
+    pub(crate) age: u64,
+    pub(crate) stale: bool,
+    /// The kind of evidence this device holds against the hosting server: the replay went
+    /// only up to the head verified before it (`log_forked`).
+    pub(crate) forked: Option<String>,
     /// Messages met before the change that handed this device their epoch's key (a member
     /// added to a shared topic gets the current key after the messages it protects): opened
     /// again once the whole log is replayed. `(position in entries, message)`.
@@ -63,6 +71,10 @@ impl Replay {
             view: head.view,
             consistent_with: head.consistent_with,
             root_matches: None,
+            skipped: Vec::new(),
+            age: head.age,
+            stale: head.stale,
+            forked: None,
             deferred: Vec::new(),
             changes,
         }
@@ -73,6 +85,43 @@ impl Replay {
         self.state.as_ref().ok_or_else(|| {
             ClientError::Misbehaved(format!("topic {} has no valid first entry", self.topic))
         })
+    }
+
+    /// The write gate (`tag-log.md` §9.4): nothing is encrypted, posted or signed on a view
+    /// that is not complete (every index below the head's size present and valid, the root
+    /// recomputed from all leaves equal to the head's), fresh, and free of evidence.
+    pub(crate) fn gate(&self) -> Result<(), ClientError> {
+        let topic = self.topic.to_string();
+        if let Some(kind) = &self.forked {
+            return Err(ClientError::LogForked {
+                topic,
+                kind: kind.clone(),
+            });
+        }
+        let mut bad: Vec<u64> = self.missing.iter().chain(&self.skipped).copied().collect();
+        bad.sort_unstable();
+        bad.dedup();
+        if !bad.is_empty() {
+            return Err(ClientError::LogIncomplete {
+                topic,
+                indices: bad,
+                reason: "entries are missing or fail a check".into(),
+            });
+        }
+        if self.root_matches != Some(true) {
+            return Err(ClientError::LogIncomplete {
+                topic,
+                indices: Vec::new(),
+                reason: "the entries do not add up to the checkpoint's root".into(),
+            });
+        }
+        if self.stale {
+            return Err(ClientError::StaleHead {
+                topic,
+                age: self.age,
+            });
+        }
+        Ok(())
     }
 
     /// This user's member index, or an error.
@@ -122,8 +171,10 @@ impl Replay {
 
 impl Client {
     /// Replays a topic's log: checks the head, fetches the entries it covers (from the saved
-    /// snapshot on, unless `full_root`), replays them, checks the inclusion of the entries
-    /// `inclusion` names, and with `full_root` recomputes the root from every leaf.
+    /// snapshot on, unless `full_root`), replays them at their log positions, checks the
+    /// inclusion of the entries `inclusion` names, and recomputes the root from the snapshot's
+    /// compact range and the new leaves. With evidence kept against the hosting server, only the
+    /// head verified before is used (`forked`). Entry 0 must create this topic.
     pub(crate) async fn replay(
         &mut self,
         topic: &TopicId,
@@ -135,21 +186,24 @@ impl Client {
             member: None,
             processed: 0,
             checkpoint: None,
+            appends: Vec::new(),
         });
-        let head = self.verified_head(topic, &record).await?;
+        let (head, forked) = self.head_or_held(topic, &record).await?;
         let size = head.checkpoint.size.0;
         let stored: StoredKeys = self.keystore.message_keys(topic)?.into_iter().collect();
         let Start {
             mut replayer,
             from,
             changes,
+            frontier,
         } = self.resume(topic, full_root, size, record.processed)?;
         let (entries, missing) = self.fetch_entries(topic, from, size).await?;
 
         let mut replay = Replay::new(topic, record, head, missing, changes);
+        replay.forked = forked;
         replay.entries.reserve(entries.len());
         self.resume_keys(&mut replay, &replayer, &stored)?;
-        let mut root = full_root.then(|| RootCheck::new(from));
+        let mut root = Some(RootCheck::resume(frontier));
         self.replay_entries(
             &mut replay,
             &mut replayer,
@@ -161,12 +215,57 @@ impl Client {
         .await;
         replay.open_deferred();
         replay.state = replayer.state().cloned();
-        if !matches!(inclusion, Inclusion::Skip) {
-            let changes = std::mem::take(&mut replay.changes);
-            self.save_snapshot(topic, &replayer, changes)?;
+        if let Some(state) = &replay.state
+            && state.topic() != topic
+        {
+            return Err(ClientError::Misbehaved(format!(
+                "entry 0 of the log served for {topic} creates another topic ({})",
+                state.topic()
+            )));
         }
-        replay.root_matches = root.and_then(|r| r.matches(size, &replay.checkpoint.root));
+        replay.skipped = replayer.skipped().iter().map(|i| i.get()).collect();
+        replay.root_matches = root
+            .as_ref()
+            .and_then(|r| r.matches(size, &replay.checkpoint.root));
+        let complete = replay.missing.is_empty()
+            && replay.skipped.is_empty()
+            && replay.root_matches == Some(true);
+        if complete
+            && !matches!(inclusion, Inclusion::Skip)
+            && let Some(frontier) = root.as_ref().and_then(RootCheck::frontier)
+        {
+            let changes = std::mem::take(&mut replay.changes);
+            self.save_snapshot(topic, &replayer, changes, frontier)?;
+        }
         Ok(replay)
+    }
+
+    /// The verified head, or — when this device holds evidence against the hosting server, or
+    /// finds it now — the head it verified before, with the kind of evidence.
+    async fn head_or_held(
+        &mut self,
+        topic: &TopicId,
+        record: &TopicRecord,
+    ) -> Result<(Head, Option<String>), ClientError> {
+        let kept = self.keystore.evidence(topic)?;
+        let forked = match kept.first() {
+            Some(evidence) => ClientError::LogForked {
+                topic: topic.to_string(),
+                kind: evidence.kind().to_owned(),
+            },
+            None => match self.verified_head(topic, record).await {
+                Ok(head) => return Ok((head, None)),
+                Err(e @ ClientError::LogForked { .. }) => e,
+                Err(e) => return Err(e),
+            },
+        };
+        let ClientError::LogForked { kind, .. } = &forked else {
+            return Err(forked);
+        };
+        match self.held_head(topic, record).await? {
+            Some(head) => Ok((head, Some(kind.clone()))),
+            None => Err(forked),
+        }
     }
 
     /// Pushes each fetched entry through the replayer, takes what it means for this device,
@@ -219,8 +318,20 @@ impl Client {
         let before = (entry.0 == ENTRY_CHANGE)
             .then(|| replayer.state().cloned())
             .flatten();
-        match replayer.push(&entry) {
-            Err(e) => (EntryReport::invalid(index, e.to_string()), None),
+        // The position comes from the log (`tag-log.md` §9.2), whatever was missing before.
+        let uncertain = replayer.uncertain_since();
+        match replayer.push_at(LeafIndex(index), &entry) {
+            Err(e) => {
+                let problem = match uncertain {
+                    // A change may be among the entries skipped: the rule it breaks may be one
+                    // the missing change would have made it keep.
+                    Some(since) => format!(
+                        "{e} (cannot be checked for certain: entry {since} is missing or invalid, and the topic state after it is unknown)"
+                    ),
+                    None => e.to_string(),
+                };
+                (EntryReport::invalid(index, problem), None)
+            }
             Ok((applied, leaf)) => {
                 if let Applied::Change(outcome) = &applied {
                     replay.changes.push((

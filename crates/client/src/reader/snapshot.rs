@@ -4,7 +4,7 @@
 
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message::MessageTag;
-use rendezvous_protocol::tlog::{LeafIndex, TreeSize};
+use rendezvous_protocol::tlog::{Frontier, LeafIndex, LogHash, TreeSize};
 use rendezvous_protocol::topic::{ENTRY_CHANGE, LogEntry, ParsedEntry, Replayer, TopicState};
 use rendezvous_protocol::wire::VERSION;
 
@@ -17,6 +17,8 @@ pub(super) struct Start {
     pub(super) replayer: Replayer,
     pub(super) from: u64,
     pub(super) changes: Vec<(u64, Vec<u8>)>,
+    /// The tag log's compact range of the first `from` leaves.
+    pub(super) frontier: Frontier,
 }
 
 impl Client {
@@ -35,6 +37,7 @@ impl Client {
             replayer: Replayer::new(),
             from: 0,
             changes: Vec::new(),
+            frontier: Frontier::new(),
         };
         if full {
             return Ok(fresh());
@@ -47,16 +50,21 @@ impl Client {
         }
     }
 
-    /// Saves what the replay reached as the topic's snapshot.
+    /// Saves what the replay reached as the topic's snapshot: `frontier` must be the compact
+    /// range of the replayed leaves, its root checked against the head.
     pub(super) fn save_snapshot(
         &self,
         topic: &TopicId,
         replayer: &Replayer,
         changes: Vec<(u64, Vec<u8>)>,
+        frontier: &Frontier,
     ) -> Result<(), ClientError> {
         let Some(state) = replayer.state() else {
             return Ok(());
         };
+        if frontier.size() != state.size() {
+            return Ok(());
+        }
         let snapshot = LogSnapshot {
             version: VERSION,
             size: state.size().get(),
@@ -68,6 +76,11 @@ impl Client {
                 .tags()
                 .iter()
                 .map(|t| serde_bytes::ByteBuf::from(t.0.to_vec()))
+                .collect(),
+            frontier: frontier
+                .hashes()
+                .iter()
+                .map(|h| serde_bytes::ByteBuf::from(h.as_bytes().to_vec()))
                 .collect(),
         };
         self.keystore.save_log_snapshot(topic, &snapshot)
@@ -90,6 +103,13 @@ fn restore(topic: &TopicId, snap: &LogSnapshot) -> Result<Start, ClientError> {
     }
     let state = TopicState::restore(signed, TreeSize(snap.size))
         .map_err(|e| ClientError::corrupt(topic.as_str(), format!("log snapshot: {e}")))?;
+    let hashes = snap
+        .frontier
+        .iter()
+        .map(|h| LogHash::from_slice(h))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|hashes| Frontier::from_parts(TreeSize(snap.size), hashes))
+        .map_err(|e| ClientError::corrupt(topic.as_str(), format!("log snapshot frontier: {e}")))?;
     let tags = snap
         .tags
         .iter()
@@ -100,5 +120,6 @@ fn restore(topic: &TopicId, snap: &LogSnapshot) -> Result<Start, ClientError> {
         replayer: Replayer::resume(state, tags),
         from: snap.size,
         changes: snap.changes.iter().map(|(i, b)| (*i, b.to_vec())).collect(),
+        frontier: hashes,
     })
 }

@@ -36,6 +36,56 @@ pub use proof::{ConsistencyProof, InclusionProof};
 pub use tree::{Frontier, MemoryNodeStore, NodeStore, Tree};
 pub use witness::{LogView, Update, WitnessError};
 
+/// A hosting server re-signs its head (same size and root, `time` now) when its newest
+/// checkpoint of the log is older than this many seconds and a member asks for it, so that an
+/// idle topic's head stays fresh (`tag-log.md` §4.2, `client-api.md` §6 `checkpoint`). A mirror
+/// asks the hosting server for a fresh head when its own is older.
+pub const HEAD_RESIGN_AFTER: u64 = 30;
+/// A member treats a head older than this many seconds as **stale**: it writes nothing on it
+/// (`stale_head`) and its reads say so (`tag-log.md` §9.4).
+pub const MAX_HEAD_AGE: u64 = 120;
+/// A head whose `time` is more than this many seconds ahead of the member's clock is refused.
+pub const MAX_CLOCK_SKEW: u64 = 60;
+
+/// How fresh a head signed at `time` is at `now` (Unix seconds, `tag-log.md` §9.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Signed at most [`MAX_HEAD_AGE`] seconds ago (or slightly ahead, within
+    /// [`MAX_CLOCK_SKEW`]); `age` is `now − time`, 0 when ahead.
+    Fresh {
+        /// Seconds since it was signed.
+        age: u64,
+    },
+    /// Signed more than [`MAX_HEAD_AGE`] seconds ago.
+    Stale {
+        /// Seconds since it was signed.
+        age: u64,
+    },
+    /// Dated more than [`MAX_CLOCK_SKEW`] seconds after `now`.
+    FromTheFuture {
+        /// Seconds ahead.
+        ahead: u64,
+    },
+}
+
+impl Freshness {
+    /// The freshness of a head signed at `time`, seen at `now`.
+    pub fn of(time: u64, now: u64) -> Freshness {
+        if time > now {
+            let ahead = time - now;
+            return match ahead > MAX_CLOCK_SKEW {
+                true => Freshness::FromTheFuture { ahead },
+                false => Freshness::Fresh { age: 0 },
+            };
+        }
+        let age = now - time;
+        match age > MAX_HEAD_AGE {
+            true => Freshness::Stale { age },
+            false => Freshness::Fresh { age },
+        }
+    }
+}
+
 /// Domain-separation prefix of a leaf hash (RFC 9162 §2.1.1).
 const LEAF_PREFIX: u8 = 0x00;
 /// Domain-separation prefix of an interior node hash (RFC 9162 §2.1.1).
@@ -261,6 +311,34 @@ pub(crate) fn split_point(n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn freshness_bounds_are_inclusive_and_future_times_are_refused_past_the_skew() {
+        let now = 1_000_000;
+        assert_eq!(Freshness::of(now, now), Freshness::Fresh { age: 0 });
+        assert_eq!(
+            Freshness::of(now - MAX_HEAD_AGE, now),
+            Freshness::Fresh { age: MAX_HEAD_AGE }
+        );
+        assert_eq!(
+            Freshness::of(now - MAX_HEAD_AGE - 1, now),
+            Freshness::Stale {
+                age: MAX_HEAD_AGE + 1
+            }
+        );
+        assert_eq!(
+            Freshness::of(now + MAX_CLOCK_SKEW, now),
+            Freshness::Fresh { age: 0 }
+        );
+        assert_eq!(
+            Freshness::of(now + MAX_CLOCK_SKEW + 1, now),
+            Freshness::FromTheFuture {
+                ahead: MAX_CLOCK_SKEW + 1
+            }
+        );
+        // An honest host re-signs well within the bound a member applies.
+        assert!(HEAD_RESIGN_AFTER * 2 < MAX_HEAD_AGE);
+    }
 
     #[test]
     fn hashes_match_rfc_9162_definitions() {

@@ -108,6 +108,14 @@ pub enum EntryError {
         /// The rule broken.
         error: ChangeError,
     },
+    /// An entry at or before a position already taken.
+    #[error("entry {index}: the next entry is at index {next} or later")]
+    Position {
+        /// The index given.
+        index: LeafIndex,
+        /// The first index still free.
+        next: LeafIndex,
+    },
     /// A message that breaks a topic rule.
     #[error("entry {index}: {error}")]
     Message {
@@ -133,6 +141,12 @@ pub enum Applied {
 pub struct Replayer {
     state: Option<TopicState>,
     tags: HashSet<MessageTag>,
+    /// The index after the last entry pushed (applied or not).
+    next: LeafIndex,
+    /// Indices passed over: missing or refused.
+    skipped: Vec<LeafIndex>,
+    /// The first skipped index not followed by an applied change.
+    uncertain_since: Option<LeafIndex>,
 }
 
 impl Replayer {
@@ -144,9 +158,13 @@ impl Replayer {
     /// Goes on from a known state and the tags of every message before it (a device resuming
     /// its check of a log where it stopped).
     pub fn resume(state: TopicState, tags: HashSet<MessageTag>) -> Self {
+        let next = state.size().next_index();
         Replayer {
             state: Some(state),
             tags,
+            next,
+            skipped: Vec::new(),
+            uncertain_since: None,
         }
     }
 
@@ -160,12 +178,80 @@ impl Replayer {
         self.state.as_ref()
     }
 
-    /// Checks and applies the next entry; returns what it was and its leaf data.
+    /// Checks and applies the next entry (at the position after the entries applied so far);
+    /// returns what it was and its leaf data. A reader that may lack entries uses
+    /// [`Self::push_at`] with the index the log gives.
     pub fn push(&mut self, entry: &LogEntry) -> Result<(Applied, Vec<u8>), EntryError> {
         let index = self
             .state
             .as_ref()
             .map_or(LeafIndex(0), |s| s.size().next_index());
+        self.push_at(index, entry)
+    }
+
+    /// Checks and applies the entry at log index `index` (`tag-log.md` §9.2): the position comes
+    /// from the log, not from how many entries were accepted. Indices between the last applied
+    /// entry and `index` are skipped (missing, or refused): the state moves to `index` without
+    /// them, and [`Self::skipped`] lists them. An index at or before an applied one is refused.
+    pub fn push_at(
+        &mut self,
+        index: LeafIndex,
+        entry: &LogEntry,
+    ) -> Result<(Applied, Vec<u8>), EntryError> {
+        let next = self.next_index();
+        if index < next {
+            return Err(EntryError::Position { index, next });
+        }
+        if index > next {
+            self.skip(next..index);
+        }
+        if let Some(state) = &mut self.state {
+            state.skip_to(index);
+        }
+        let result = self.apply(index, entry);
+        match &result {
+            Err(_) => self.skip(index..LeafIndex(index.0.saturating_add(1))),
+            // A change chains to the last applied one (`prev`): none was among the skipped.
+            Ok((Applied::Change(_), _)) => self.uncertain_since = None,
+            Ok(_) => {}
+        }
+        self.next = LeafIndex(index.0.saturating_add(1));
+        result
+    }
+
+    fn skip(&mut self, range: std::ops::Range<LeafIndex>) {
+        self.uncertain_since = self.uncertain_since.or(Some(range.start));
+        self.skipped.extend((range.start.0..range.end.0).map(LeafIndex));
+    }
+
+    /// The index the next entry is expected at.
+    pub fn next_index(&self) -> LeafIndex {
+        let applied = self
+            .state
+            .as_ref()
+            .map_or(LeafIndex(0), |s| s.size().next_index());
+        applied.max(self.next)
+    }
+
+    /// Indices passed over so far: missing from what was pushed, or refused. Until a later
+    /// change applies (its `prev` chains to the last applied change, so no valid change was
+    /// among them), the state after them is not known for certain (`tag-log.md` §9.2).
+    pub fn skipped(&self) -> &[LeafIndex] {
+        &self.skipped
+    }
+
+    /// The first skipped index since the last applied change: while `Some`, a valid change may
+    /// be among the skipped entries, and entries checked against the state may fail only for
+    /// that reason.
+    pub fn uncertain_since(&self) -> Option<LeafIndex> {
+        self.uncertain_since
+    }
+
+    fn apply(
+        &mut self,
+        index: LeafIndex,
+        entry: &LogEntry,
+    ) -> Result<(Applied, Vec<u8>), EntryError> {
         let parsed = entry
             .parse()
             .map_err(|error| EntryError::Malformed { index, error })?;

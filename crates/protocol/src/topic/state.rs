@@ -461,6 +461,15 @@ impl TopicState {
         Ok(index)
     }
 
+    /// Moves the state to log position `index` without the entries before it (a reader that
+    /// lacks or refused them, `tag-log.md` §9.2): only the size changes, so the state is exact
+    /// only if none of them was a change.
+    pub fn skip_to(&mut self, index: LeafIndex) {
+        if index.0 > self.size.0 {
+            self.size = TreeSize(index.0);
+        }
+    }
+
     /// The topic.
     pub fn topic(&self) -> &TopicId {
         &self.topic
