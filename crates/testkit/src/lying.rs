@@ -20,7 +20,11 @@
 //! [`ServerProcess`]: crate::ServerProcess
 //! [`TestServer`]: crate::TestServer
 
+mod exchange;
 pub mod forged;
+
+pub use exchange::{Answer, Request};
+use exchange::{Upstream, forward};
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpListener};
@@ -36,13 +40,11 @@ use rendezvous_protocol::api::{
 };
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::{ServerName, TopicId};
-use rendezvous_protocol::tlog::{
-    Checkpoint, CheckpointNote, LeafIndex, MemoryNodeStore, SignedCheckpoint, Tree,
-};
-use rendezvous_protocol::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry, log_origin};
+use rendezvous_protocol::tlog::CheckpointNote;
+use rendezvous_protocol::topic::LogEntry;
 use rendezvous_protocol::wire::encode;
 
-use forged::{ForgedLog, leaf_data};
+use forged::ForgedLog;
 
 /// Now, Unix seconds.
 pub fn unix_now() -> u64 {
@@ -50,75 +52,6 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// One request as a device sent it to the lying host.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// `GET`, `POST`…
-    pub method: String,
-    /// The path as sent (percent-encoded).
-    pub path: String,
-    /// The query string (without `?`).
-    pub query: String,
-    /// The `Authorization` header, if any.
-    pub auth: Option<String>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// For `/v1/topics/{topic}/{what}`: the topic and `what` (`entries`, `proof/inclusion`…).
-    pub fn topic(&self) -> Option<(TopicId, String)> {
-        let rest = self.path.strip_prefix("/v1/topics/")?;
-        let (segment, what) = rest.split_once('/')?;
-        let topic = percent_decode(segment)?.parse().ok()?;
-        Some((topic, what.to_owned()))
-    }
-
-    /// A post or change to `topic`: its entry.
-    pub fn entry_for(&self, topic: &TopicId) -> Option<LogEntry> {
-        let (t, what) = self.topic()?;
-        let kind = match (self.method.as_str(), what.as_str()) {
-            ("POST", "messages") => ENTRY_MESSAGE,
-            ("POST", "changes") => ENTRY_CHANGE,
-            _ => return None,
-        };
-        (&t == topic).then(|| LogEntry(kind, self.body.clone()))
-    }
-}
-
-/// An answer the lying host gives (forwarded or made up).
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// The HTTP status.
-    pub status: u16,
-    /// The `Content-Type`.
-    pub content_type: String,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    /// `200` with a CBOR body.
-    pub fn cbor<T: serde::Serialize>(value: &T) -> Answer {
-        Answer {
-            status: 200,
-            content_type: "application/cbor".into(),
-            body: encode(value),
-        }
-    }
-
-    /// An error answer as the server gives them (`client-api.md` §1).
-    pub fn error(status: u16, code: &str) -> Answer {
-        Answer {
-            status,
-            content_type: "application/json".into(),
-            body: serde_json::json!({"code": code, "message": "lying host"})
-                .to_string()
-                .into_bytes(),
-        }
-    }
 }
 
 /// What the lying host does to one topic's traffic.
@@ -146,6 +79,7 @@ struct Shared {
     forged: Mutex<HashMap<TopicId, ForgedLog>>,
     requests: Mutex<Vec<Request>>,
     swallowed: Mutex<Vec<Request>>,
+    swallow_logs: Mutex<HashMap<TopicId, ForgedLog>>,
     heads: Mutex<HashMap<TopicId, CheckpointNote>>,
     before: Mutex<Option<Before>>,
     after: Mutex<Option<After>>,
@@ -201,6 +135,7 @@ impl LyingHost {
                     forged: Mutex::default(),
                     requests: Mutex::default(),
                     swallowed: Mutex::default(),
+                    swallow_logs: Mutex::default(),
                     heads: Mutex::default(),
                     before: Mutex::default(),
                     after: Mutex::default(),
@@ -251,6 +186,7 @@ impl LyingHost {
     pub fn honest(&self) {
         self.shared.rules.lock().unwrap().clear();
         self.shared.forged.lock().unwrap().clear();
+        self.shared.swallow_logs.lock().unwrap().clear();
         *self.shared.before.lock().unwrap() = None;
         *self.shared.after.lock().unwrap() = None;
     }
@@ -396,12 +332,6 @@ async fn handle(
         .body(answer.body)
 }
 
-/// The host's state and this worker's client to the real server.
-struct Upstream<'a> {
-    shared: &'a Shared,
-    client: &'a awc::Client,
-}
-
 /// The answer to one request: the closure's, the forged log's, a rule's, or the real server's
 /// with the rules applied.
 async fn answer(up: &Upstream<'_>, request: &Request) -> Result<Answer, String> {
@@ -439,6 +369,11 @@ async fn answer(up: &Upstream<'_>, request: &Request) -> Result<Answer, String> 
             Rule::Swallow(t) if *t == topic && request.entry_for(t).is_some() => {
                 shared.swallowed.lock().unwrap().push(request.clone());
                 return swallow(up, request, &topic).await;
+            }
+            Rule::Swallow(t) if *t == topic => {
+                if let Some(answer) = swallowed_proof(shared, request, &topic, &what) {
+                    return Ok(answer);
+                }
             }
             Rule::Freeze(t, note) if *t == topic && what == "checkpoint" => {
                 return Ok(Answer::cbor(&CheckpointResponse {
@@ -508,97 +443,70 @@ fn remember_head(shared: &Shared, topic: &TopicId, what: &str, answer: &Answer) 
 }
 
 /// A forged append answer for a swallowed entry: the real log (read with the device's own
-/// token), plus the entry, signed with the Server Key.
+/// token) plus the entry, signed with the Server Key. The host keeps that log to answer the
+/// proofs a device asks for about the answer's checkpoint ([`swallowed_proof`]).
 async fn swallow(up: &Upstream<'_>, request: &Request, topic: &TopicId) -> Result<Answer, String> {
     let shared = up.shared;
-    let entry = request.entry_for(topic).ok_or("not an entry")?;
-    let leaf = leaf_data(&entry).ok_or("not an entry with a leaf")?;
-    let mut tree = Tree::new(MemoryNodeStore::new());
-    let mut from = 0u64;
+    let mut entries = Vec::new();
     loop {
         let page = Request {
             method: "GET".into(),
             path: format!("/v1/topics/{}/entries", encode_segment(topic.as_str())),
-            query: format!("from={from}&limit=500"),
+            query: format!("from={}&limit=500", entries.len()),
             auth: request.auth.clone(),
             body: Vec::new(),
         };
         let got = forward(up, &page, &page.path).await?;
-        let entries = EntriesResponse::from_cbor(&got.body).map_err(|e| e.to_string())?;
-        if entries.entries.is_empty() {
+        let page = EntriesResponse::from_cbor(&got.body).map_err(|e| e.to_string())?;
+        if page.entries.is_empty() {
             break;
         }
-        for e in &entries.entries {
-            let entry = LogEntry::from_wire(&e.entry).map_err(|e| e.to_string())?;
-            tree.append(&leaf_data(&entry).ok_or("a served entry without a leaf")?)
-                .map_err(|e| e.to_string())?;
-        }
-        from = tree.size().0;
+        entries.extend(page.entries.into_iter().map(|e| e.entry.into_vec()));
     }
-    let index: LeafIndex = tree.append(&leaf).map_err(|e| e.to_string())?;
-    let cp = Checkpoint::new(&log_origin(topic), tree.size(), tree.root(), unix_now())
-        .map_err(|e| e.to_string())?;
-    let signed =
-        SignedCheckpoint::sign(&cp, &shared.key, &shared.key_name).map_err(|e| e.to_string())?;
-    Ok(Answer {
-        status: 200,
-        content_type: "application/cbor".into(),
-        body: forged::append_answer(index.0, &signed),
-    })
+    let mut log = ForgedLog::new(topic, &entries);
+    let (_, what) = request.topic().ok_or("not a topic request")?;
+    let answer = log
+        .answer(
+            &request.method,
+            &what,
+            &request.query,
+            &request.body,
+            &shared.key,
+            &shared.key_name,
+        )
+        .ok_or("not an entry")?;
+    shared
+        .swallow_logs
+        .lock()
+        .unwrap()
+        .insert(topic.clone(), log);
+    Ok(answer)
 }
 
-/// Sends `request` to the real server at `path`; its answer, whatever the status.
-async fn forward(up: &Upstream<'_>, request: &Request, path: &str) -> Result<Answer, String> {
-    let mut url = format!("{}{path}", up.shared.upstream);
-    if !request.query.is_empty() {
-        url = format!("{url}?{}", request.query);
-    }
-    let method =
-        awc::http::Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut req = up.client.request(method, &url);
-    if let Some(auth) = &request.auth {
-        req = req.insert_header(("authorization", auth.as_str()));
-    }
-    let sent = if request.body.is_empty() && request.method == "GET" {
-        req.send().await
-    } else {
-        req.insert_header(("content-type", "application/cbor"))
-            .send_body(request.body.clone())
-            .await
+/// A proof about the checkpoint of a swallowed entry's answer, from the log the host made it
+/// from (`None`: another size, which the real server answers).
+fn swallowed_proof(
+    shared: &Shared,
+    request: &Request,
+    topic: &TopicId,
+    what: &str,
+) -> Option<Answer> {
+    let mut logs = shared.swallow_logs.lock().unwrap();
+    let log = logs.get_mut(topic)?;
+    let size = match what {
+        "proof/inclusion" => forged::query_param(&request.query, "size")?,
+        "proof/consistency" => forged::query_param(&request.query, "new")?,
+        _ => return None,
     };
-    let mut resp = sent.map_err(|e| e.to_string())?;
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_owned();
-    let body = resp
-        .body()
-        .limit(64 * 1024 * 1024)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Answer {
-        status: resp.status().as_u16(),
-        content_type,
-        body: body.to_vec(),
-    })
-}
-
-/// Decodes `%XX` escapes; `None` for a bad escape or non-UTF-8 result.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    if size != log.size() {
+        return None;
     }
-    String::from_utf8(out).ok()
+    log.answer(
+        &request.method,
+        what,
+        &request.query,
+        &[],
+        &shared.key,
+        &shared.key_name,
+    )
 }

@@ -105,7 +105,8 @@ impl Keystore {
             let Some(bytes) = read_optional(&path)? else {
                 continue;
             };
-            let evidence = Evidence::from_cbor(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
+            let evidence =
+                Evidence::from_cbor(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
             found.push((n, evidence));
         }
         found.sort_by_key(|(n, _)| *n);

@@ -221,7 +221,8 @@ impl Replayer {
 
     fn skip(&mut self, range: std::ops::Range<LeafIndex>) {
         self.uncertain_since = self.uncertain_since.or(Some(range.start));
-        self.skipped.extend((range.start.0..range.end.0).map(LeafIndex));
+        self.skipped
+            .extend((range.start.0..range.end.0).map(LeafIndex));
     }
 
     /// The index the next entry is expected at.

@@ -13,7 +13,6 @@ use rendezvous_protocol::tlog::{
     Checkpoint, LeafIndex, LogHash, MemoryNodeStore, SignedCheckpoint, Tree, TreeSize,
 };
 use rendezvous_protocol::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry, log_origin};
-use rendezvous_protocol::wire::encode;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
@@ -202,13 +201,5 @@ pub fn query_param(query: &str, name: &str) -> Option<u64> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == name).then(|| v.parse().ok()).flatten()
-    })
-}
-
-/// The wire form of an append answer for `index` under `checkpoint`.
-pub fn append_answer(index: u64, checkpoint: &SignedCheckpoint) -> Vec<u8> {
-    encode(&AppendResponse {
-        index: LeafIndex(index),
-        checkpoint: checkpoint.to_note(),
     })
 }
