@@ -155,3 +155,78 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A second copy of a federating server, running in this process beside the original (see
+/// [`fork_federated`]).
+pub struct FederatedCopy {
+    /// The copy.
+    pub server: crate::TestServer,
+    /// Its data directory (a copy of the original's at the fork).
+    pub data_dir: PathBuf,
+    /// Its federation listener.
+    pub federation: std::net::SocketAddr,
+}
+
+/// Forks federating server `name` of an in-process federation into two copies with the same
+/// name, keys and certificates: stops it, copies its data directory, starts the original
+/// again and a copy on new ports. `apart` lists, for the original and then for the copy, the
+/// peers it must not reach (their overrides point at a port nothing listens on), so that each
+/// copy talks to its own side only; point the copy's side at it with [`route`].
+pub fn fork_federated(
+    fed: &mut crate::federation::Federation,
+    name: &str,
+    apart: [&[&str]; 2],
+) -> FederatedCopy {
+    use crate::ports::{bind_retrying, free_addr_on};
+    let dead = free_addr_on([127, 0, 0, 1]).to_string();
+    fed.stop(name);
+    let node = fed.node(name);
+    let data_dir = node.dir.join("copy-data");
+    copy_dir(&node.data_dir, &data_dir);
+    let mut config = node.config.clone();
+    config.data_dir = data_dir.clone();
+    config.client_api.listen = free_addr_on(node.ip);
+    config.admin.listen = free_addr_on(node.ip);
+    let federation = free_addr_on(node.ip);
+    let fed_config = config.federation.as_mut().expect("a federating server");
+    fed_config.listen = federation;
+    for peer in apart[1] {
+        fed_config
+            .overrides
+            .insert((*peer).to_owned(), dead.clone());
+    }
+    fed.configure(name, |c| {
+        let f = c.federation.as_mut().unwrap();
+        for peer in apart[0] {
+            f.overrides.insert((*peer).to_owned(), dead.clone());
+        }
+    });
+    fed.up(name);
+    let parsed = rendezvous::config::Config::parse(&config.to_toml()).unwrap();
+    let listener = bind_retrying(federation);
+    let server = crate::TestServer::start_with(&data_dir, config.client_api.listen, move |c| {
+        c.server_name = parsed.server_name;
+        c.federation = parsed.federation;
+        Some(listener)
+    });
+    FederatedCopy {
+        server,
+        data_dir,
+        federation,
+    }
+}
+
+/// Makes federating server `server` reach peer `peer` at `address` (restarting it).
+pub fn route(
+    fed: &mut crate::federation::Federation,
+    server: &str,
+    peer: &str,
+    address: std::net::SocketAddr,
+) {
+    fed.configure(server, |c| {
+        let f = c.federation.as_mut().unwrap();
+        f.overrides.insert(peer.to_owned(), address.to_string());
+    });
+    fed.stop(server);
+    fed.up(server);
+}
