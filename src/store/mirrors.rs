@@ -5,7 +5,7 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `mirrors` | `id(topic) ‖ 0x01` | the hosting server's latest verified checkpoint note |
-//! | `mirrors` | `id(topic) ‖ 0x02` | evidence against the hosting server (`Evidence::to_cbor`) |
+//! | `mirrors` | `id(topic) ‖ 0x02` | evidence against the hosting server (`MirrorEvidence::to_wire`: reason and two notes; for a split view or rollback the two notes are `Evidence::notes`, in order) |
 //! | `mirrors` | `id(topic) ‖ 0x03 ‖ id(server)` | the newest cosigned note from `server` |
 
 use super::keys::Key;

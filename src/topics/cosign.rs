@@ -12,6 +12,7 @@ use super::lock;
 use super::mirror::host_checkpoint;
 use super::service::TopicService;
 use crate::clock::now;
+use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{cosignature_from_wire, cosignature_to_wire};
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId};
@@ -32,9 +33,11 @@ impl TopicService {
             return note;
         };
         let mut merged = false;
-        for (_, w) in witnesses {
+        for (server, w) in witnesses {
+            // Only the cosigner's own line: notes are stored with verified lines only, and one
+            // stored before that cannot slip in other names either.
             if let Ok(w) = SignedCheckpoint::parse(w.as_bytes()) {
-                merged |= signed.merge_signatures(&w);
+                merged |= signed.merge_signatures(&w.lines_of(server.as_str()));
             }
         }
         match merged {
@@ -62,14 +65,14 @@ impl TopicService {
             SignedCheckpoint::parse(note.as_bytes()).map_err(TopicError::bad_checkpoint)?;
         let relay = self.relay(|| "cosignatures".into())?;
         let cosigner_keys = relay.server_keys(origin).await?;
-        if !cosigner_keys
+        let Some(cosigner) = cosigner_keys
             .iter()
-            .any(|k| signed.cosignature(k, origin.as_str()).is_ok())
-        {
+            .find(|k| signed.cosignature(k, origin.as_str()).is_ok())
+        else {
             return Err(TopicError::NoCosignature {
                 server: origin.clone(),
             });
-        }
+        };
         let state = self.state(topic).map_err(|e| match e {
             TopicError::NoTopic { .. } => TopicError::NotTakingPart {
                 server: self.server_name.clone(),
@@ -88,7 +91,17 @@ impl TopicService {
             true => vec![self.server_key().public().clone()],
             false => relay.server_keys(&topic.server()).await?,
         };
-        let c = host_checkpoint(&note, topic, &host_keys)?;
+        let host_key = verify_host_key(&signed, &host_keys, topic)?;
+        // federation-api.md §9.4: only the host's line and the sender's verified cosignature
+        // are kept; any other line is dropped before the note is stored or served.
+        let kept = signed
+            .verified_only(
+                (&host_key, topic.server().as_str()),
+                (cosigner, origin.as_str()),
+            )
+            .map_err(TopicError::bad_checkpoint)?;
+        let note = kept.to_note();
+        let c = host_checkpoint(&note, topic, std::slice::from_ref(&host_key))?;
         if hosted_here {
             if self.root_at(topic, c.size)? != Some(c.root) {
                 return Err(TopicError::bad_checkpoint(
@@ -230,4 +243,20 @@ impl TopicService {
         self.store.set_witness_note(topic, server, note)?;
         Ok(())
     }
+}
+
+/// The key among `host_keys` that signed `note` as the topic's hosting server.
+fn verify_host_key(
+    note: &SignedCheckpoint,
+    host_keys: &[ServerPublicKey],
+    topic: &TopicId,
+) -> TopicResult<ServerPublicKey> {
+    let host = topic.server();
+    host_keys
+        .iter()
+        .find(|k| note.verify(k, host.as_str()).is_ok())
+        .cloned()
+        .ok_or_else(|| {
+            TopicError::bad_checkpoint(format!("the checkpoint is not signed by a key of {host}"))
+        })
 }

@@ -21,8 +21,8 @@ use rendezvous_protocol::federation::topic_events::{EntryBatch, MirrorEvidence};
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::message::{Message, MessageTag};
 use rendezvous_protocol::tlog::{
-    Checkpoint, ConsistencyProof, Frontier, LogHash, LogView, SignedCheckpoint, Tree, TreeSize,
-    WitnessError, leaf_hash,
+    Checkpoint, ConsistencyProof, Evidence, Frontier, LogHash, LogView, SignedCheckpoint, Tree,
+    TreeSize, WitnessError, leaf_hash,
 };
 use rendezvous_protocol::topic::{
     Action, ChangeOutcome, LogEntry, ParsedEntry, TagSet, TopicState, leaf_data_for_change,
@@ -259,13 +259,23 @@ impl TopicService {
         note: &str,
         host_keys: &[ServerPublicKey],
     ) -> TopicResult<bool> {
-        let c = host_checkpoint(note, topic, host_keys)?;
+        let host = parse_host_checkpoint(note, topic, host_keys)?;
+        let c = &host.checkpoint;
         let t = self.get(topic)?;
         let mut t = lock(&t);
         let Topic::Mirror(m) = &mut *t else {
             return Ok(true);
         };
         m.not_stopped()?;
+        // tag-log.md §8.1: the two notes contradict each other by themselves (a larger one
+        // signed earlier than a smaller one, in either order), whatever the sizes.
+        if let Some(evidence) = head_contradiction(topic, m, &host) {
+            let reason = format!(
+                "another server was shown a checkpoint that contradicts this mirror's head: {}",
+                evidence.kind()
+            );
+            return Err(self.stop_with(topic, m, &evidence, &reason));
+        }
         let size = m.log.durable.size();
         if c.size > size {
             return Ok(false);
@@ -458,11 +468,42 @@ impl TopicService {
     /// Keeps evidence against the hosting server (the mirror's head against `other`) and stops
     /// the mirror (`federation-api.md` §9.4); returns the `split_view` error to answer with.
     fn stop(&self, topic: &TopicId, m: &mut Mirror, other: &str, reason: &str) -> TopicError {
+        let a = m.head.as_ref().map(|n| n.to_string()).unwrap_or_default();
+        self.stop_notes(topic, m, a, other.to_owned(), reason)
+    }
+
+    /// [`Self::stop`] with tag-log evidence: its two notes are kept, in its order, so that the
+    /// stored pair is the evidence a third party checks (`tag-log.md` §8.1).
+    fn stop_with(
+        &self,
+        topic: &TopicId,
+        m: &mut Mirror,
+        evidence: &Evidence,
+        reason: &str,
+    ) -> TopicError {
+        let (a, b) = evidence.notes();
+        self.stop_notes(
+            topic,
+            m,
+            a.to_note().to_string(),
+            b.to_note().to_string(),
+            reason,
+        )
+    }
+
+    fn stop_notes(
+        &self,
+        topic: &TopicId,
+        m: &mut Mirror,
+        a: String,
+        b: String,
+        reason: &str,
+    ) -> TopicError {
         tracing::error!(%topic, host = %topic.server(), reason, "evidence against a hosting server; mirror stopped");
         let evidence = MirrorEvidence {
             reason: reason.to_owned(),
-            a: m.head.as_ref().map(|n| n.to_string()).unwrap_or_default(),
-            b: other.to_owned(),
+            a,
+            b,
         };
         if let Err(e) = self.store.set_mirror_evidence(topic, &evidence.to_wire()) {
             tracing::error!(%topic, %e, "storing evidence");
@@ -472,6 +513,14 @@ impl TopicService {
             reason: reason.to_owned(),
         }
     }
+}
+
+/// What the mirror's head and another verified note of the hosting server show together
+/// without a proof (`Evidence::between`); nothing when the head is signed by another key.
+fn head_contradiction(topic: &TopicId, m: &Mirror, host: &HostCheckpoint) -> Option<Evidence> {
+    let head = SignedCheckpoint::parse(m.head.as_deref()?.as_bytes()).ok()?;
+    head.verify(&host.key, topic.server().as_str()).ok()?;
+    Evidence::between(&head, &host.note)
 }
 
 /// A planned change and the leaf data it adds to the tag log.

@@ -12,7 +12,7 @@ use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::MirrorEvidence;
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::tlog::{
-    Checkpoint, ConsistencyProof, LogView, SignedCheckpoint, TreeSize,
+    Checkpoint, CheckpointError, ConsistencyProof, Evidence, LogView, SignedCheckpoint, TreeSize,
 };
 use rendezvous_protocol::topic::log_origin;
 
@@ -91,20 +91,34 @@ impl Client {
                 .push(format!("{what} is of log {:?}", c.origin));
             return Ok(());
         }
-        if let Some(view) = view
-            && !self.agrees(topic, key, view, &signed, &c).await?
-        {
-            report.problems.push(format!(
-                "split view: {what} (size {}, root {}) contradicts the log this device verified",
-                c.size, c.root
-            ));
-            return Ok(());
+        let agreement = match view {
+            Some(view) => self.agrees(topic, key, view, &signed, &c).await?,
+            None => Agreement::Agrees,
+        };
+        match agreement {
+            Agreement::Contradicts(kind) => {
+                report.problems.push(format!(
+                    "{kind}: {what} (size {}, root {}, time {}) contradicts the log this device verified",
+                    c.size, c.root, c.time
+                ));
+                Ok(())
+            }
+            // A larger head says nothing about the smaller log verified here: its cosigners
+            // are not counted as support (tag-log.md §7.2), only their signatures checked.
+            Agreement::Ahead => {
+                let mut ignored = WitnessReport::default();
+                self.check_cosignatures(&host, &signed, &c, &mut ignored)
+                    .await?;
+                report.problems.append(&mut ignored.problems);
+                Ok(())
+            }
+            Agreement::Agrees => self.check_cosignatures(&host, &signed, &c, report).await,
         }
-        self.check_cosignatures(&host, &signed, &c, report).await
     }
 
     /// The same rule as every other view of a log (`LogView::update`): equal sizes must have
-    /// equal roots, a smaller checkpoint must be consistent with the larger one.
+    /// equal roots, a smaller checkpoint must be consistent with the larger one, and a larger
+    /// one signed earlier than a smaller one is a rollback, whichever is held here.
     async fn agrees(
         &mut self,
         topic: &TopicId,
@@ -112,20 +126,28 @@ impl Client {
         view: &LogView,
         signed: &SignedCheckpoint,
         c: &Checkpoint,
-    ) -> Result<bool, ClientError> {
+    ) -> Result<Agreement, ClientError> {
         let Some(head) = view.latest().cloned() else {
-            return Ok(true);
+            return Ok(Agreement::Agrees);
         };
+        // Both notes are verified with the hosting server's key (the view's and `check_view`).
+        if let Some(evidence) = Evidence::between(&head, signed) {
+            return Ok(Agreement::Contradicts(evidence.kind()));
+        }
         let h = head.unverified_checkpoint();
-        if c.size.0 == 0 || c.size > h.size {
-            // Empty, or ahead of this server's log: nothing to compare yet.
-            return Ok(true);
+        if c.size > h.size {
+            // Ahead of the verified log: no proof to compare it with yet.
+            return Ok(Agreement::Ahead);
+        }
+        if c.size.0 == 0 {
+            return Ok(Agreement::Agrees);
         }
         if c.size == h.size {
-            return Ok(view
-                .clone()
-                .update(signed.clone(), &empty_proof(c.size))
-                .is_ok());
+            return Ok(agreement(
+                view.clone()
+                    .update(signed.clone(), &empty_proof(c.size))
+                    .is_ok(),
+            ));
         }
         let new = h.size;
         let path = self.consistency_path(topic, c.size.0, new.0).await?;
@@ -135,11 +157,11 @@ impl Client {
             path,
         };
         let host = topic.server();
-        Ok(
+        Ok(agreement(
             LogView::resume(&c.origin, key.clone(), host.as_str(), signed.clone())
                 .and_then(|mut older| older.update(head, &proof))
                 .is_ok(),
-        )
+        ))
     }
 
     /// Checks every cosignature on a view with its server's key; agreeing cosigners are noted.
@@ -154,10 +176,14 @@ impl Client {
             if name == host.as_str() {
                 continue;
             }
+            // A name without a known key is an unknown cosigner: neither support nor a
+            // failure (C2SP: lines of unknown keys are ignored).
             let Ok(server) = name.parse::<ServerName>() else {
                 continue;
             };
-            let cosigner = self.hosting_server_key(&server).await?;
+            let Some(cosigner) = known_key(self.hosting_server_key(&server).await)? else {
+                continue;
+            };
             match signed.cosignature(&cosigner, name) {
                 Ok(_) => {
                     let entry = (name.to_owned(), c.size.0);
@@ -165,10 +191,41 @@ impl Client {
                         report.cosigned.push(entry);
                     }
                 }
+                // A line under another key hash of that name: an unknown key, not a lie.
+                Err(CheckpointError::MissingSignature { .. }) => {}
                 Err(e) => report.problems.push(format!("cosignature of {name}: {e}")),
             }
         }
         Ok(())
+    }
+}
+
+/// How a view of the log compares with the head this device verified.
+enum Agreement {
+    /// The same log (or nothing to compare).
+    Agrees,
+    /// Larger than the verified head and not contradicting it by its time.
+    Ahead,
+    /// A contradiction of this kind (`Evidence::kind`, or `split view`).
+    Contradicts(&'static str),
+}
+
+fn agreement(agrees: bool) -> Agreement {
+    match agrees {
+        true => Agreement::Agrees,
+        false => Agreement::Contradicts("split view"),
+    }
+}
+
+/// A cosigner's key, or `None` when no key is known for that name (its homeserver cannot
+/// give one); local faults (keystore) are still errors.
+fn known_key(
+    key: Result<ServerPublicKey, ClientError>,
+) -> Result<Option<ServerPublicKey>, ClientError> {
+    match key {
+        Ok(k) => Ok(Some(k)),
+        Err(e @ (ClientError::Io { .. } | ClientError::Corrupt { .. })) => Err(e),
+        Err(_) => Ok(None),
     }
 }
 

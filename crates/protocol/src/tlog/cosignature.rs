@@ -9,7 +9,7 @@
 
 use super::checkpoint::{
     Checkpoint, CheckpointError, MAX_SIGNATURES, MAX_TIME, NoteSignature, SIG_TYPE_COSIGNATURE,
-    SignedCheckpoint, TIME_PREFIX, check_key_name, key_id,
+    SIG_TYPE_ED25519, SignedCheckpoint, TIME_PREFIX, check_key_name, key_id,
 };
 use crate::crypto::sign::Signature;
 use crate::crypto::{ServerKey, ServerPublicKey};
@@ -136,6 +136,13 @@ impl SignedCheckpoint {
         true
     }
 
+    /// This note with the lines of the signer `name` only (none verified here).
+    pub fn lines_of(&self, name: &str) -> SignedCheckpoint {
+        let mut kept = self.clone();
+        kept.signatures.retain(|s| s.name == name);
+        kept
+    }
+
     /// The cosignature of the witness with `key` and `name`, verified against this checkpoint.
     pub fn cosignature(
         &self,
@@ -143,25 +150,60 @@ impl SignedCheckpoint {
         name: &str,
     ) -> Result<Cosignature, CheckpointError> {
         let id = key_id(name, SIG_TYPE_COSIGNATURE, key);
-        let line = self
+        let mut result = Err(CheckpointError::MissingSignature {
+            key_name: name.to_owned(),
+        });
+        // Every line of that name and key hash is tried: a garbage line added under a real
+        // witness's name does not hide its real one (issue 9, attack 5).
+        for line in self
             .signatures
             .iter()
-            .find(|s| s.name == name && s.key_id == id)
-            .ok_or_else(|| CheckpointError::MissingSignature {
-                key_name: name.to_owned(),
-            })?;
+            .filter(|s| s.name == name && s.key_id == id)
+        {
+            result = self.verify_cosignature_line(line, key);
+            if result.is_ok() {
+                break;
+            }
+        }
+        result
+    }
+
+    fn verify_cosignature_line(
+        &self,
+        line: &NoteSignature,
+        key: &ServerPublicKey,
+    ) -> Result<Cosignature, CheckpointError> {
         let bad = || CheckpointError::BadSignature {
-            key_name: name.to_owned(),
+            key_name: line.name.clone(),
         };
         let (time, sig) = line.signature.split_first_chunk::<8>().ok_or_else(bad)?;
         let cosignature = Cosignature {
-            witness: name.to_owned(),
-            key_id: id,
+            witness: line.name.clone(),
+            key_id: line.key_id,
             time: u64::from_be_bytes(*time),
             signature: Signature::from_slice(sig).map_err(|_| bad())?,
         };
         cosignature.verify(key, &self.checkpoint)?;
         Ok(cosignature)
+    }
+
+    /// This note with only the lines that verify: the log's own line(s) under `log` (its key
+    /// and name) and the cosignature of `witness`. What a server keeps of a cosigned note it
+    /// received: lines it did not verify are dropped before the note is stored or merged into
+    /// served heads (`federation-spec/federation-api.md` §9.4).
+    pub fn verified_only(
+        &self,
+        log: (&ServerPublicKey, &str),
+        witness: (&ServerPublicKey, &str),
+    ) -> Result<SignedCheckpoint, CheckpointError> {
+        self.verify(log.0, log.1)?;
+        let co = self.cosignature(witness.0, witness.1)?;
+        let log_id = key_id(log.1, SIG_TYPE_ED25519, log.0);
+        let mut kept = self.clone();
+        kept.signatures
+            .retain(|s| s.name == log.1 && s.key_id == log_id);
+        kept.add_cosignature(&co)?;
+        Ok(kept)
     }
 }
 
@@ -178,6 +220,61 @@ mod tests {
             1_795_000_000,
         )
         .unwrap()
+    }
+
+    /// A signature line under `name` with the key hash of `key` and garbage after it.
+    fn garbage_line(name: &str, key: &ServerPublicKey) -> String {
+        use base64::Engine;
+        let mut raw = key_id(name, SIG_TYPE_COSIGNATURE, key).to_vec();
+        raw.extend_from_slice(&[7u8; 72]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        format!("\u{2014} {name} {b64}\n")
+    }
+
+    #[test]
+    fn injected_lines_are_dropped_and_cannot_hide_the_real_one() {
+        let sk = ServerKey::generate();
+        let b = ServerKey::generate();
+        let mut note = SignedCheckpoint::sign(&checkpoint(), &sk, "a.example").unwrap();
+        let real = Cosignature::sign(&b, "b.example", &checkpoint(), 9).unwrap();
+        // The garbage line comes first, under b's name and key hash.
+        let mut text = note.to_note().to_string();
+        text.push_str(&garbage_line("b.example", b.public()));
+        text.push_str(&garbage_line(
+            "made-up.example",
+            ServerKey::generate().public(),
+        ));
+        note = SignedCheckpoint::parse(text.as_bytes()).unwrap();
+        assert!(matches!(
+            note.cosignature(b.public(), "b.example"),
+            Err(CheckpointError::BadSignature { .. })
+        ));
+        let mut line = SignedCheckpoint::sign(&checkpoint(), &sk, "a.example").unwrap();
+        line.add_cosignature(&real).unwrap();
+        let mut text = note.to_note().to_string();
+        let real_line = line.to_note().to_string();
+        let real_line = real_line.lines().last().unwrap();
+        text.push_str(real_line);
+        text.push('\n');
+        let note = SignedCheckpoint::parse(text.as_bytes()).unwrap();
+        assert_eq!(note.cosignature(b.public(), "b.example").unwrap(), real);
+        let kept = note
+            .verified_only((sk.public(), "a.example"), (b.public(), "b.example"))
+            .unwrap();
+        assert_eq!(kept.signer_names(), ["a.example", "b.example"]);
+        assert_eq!(kept.to_note().matches('\u{2014}').count(), 2);
+        kept.verify(sk.public(), "a.example").unwrap();
+        assert_eq!(kept.cosignature(b.public(), "b.example").unwrap(), real);
+        // Without a verifying line of the sender, nothing is kept.
+        let other = ServerKey::generate();
+        assert!(
+            note.verified_only((sk.public(), "a.example"), (other.public(), "b.example"))
+                .is_err()
+        );
+        assert!(
+            note.verified_only((other.public(), "a.example"), (b.public(), "b.example"))
+                .is_err()
+        );
     }
 
     #[test]

@@ -61,12 +61,13 @@ pub enum Evidence {
         /// The failing proof from `old` to `new`.
         proof: ConsistencyProof,
     },
-    /// A checkpoint signed at the same time or later than another, yet smaller: the log
-    /// went back.
+    /// A checkpoint signed strictly later than another, yet smaller: the log went back.
+    /// [`Evidence::verify`] accepts the two in either order; [`LogView`](super::LogView)
+    /// puts the larger first.
     Rollback {
         /// The larger, earlier checkpoint.
         old: SignedCheckpoint,
-        /// The smaller checkpoint with a time not before `old`'s.
+        /// The smaller checkpoint, signed strictly after `old`.
         new: SignedCheckpoint,
     },
 }
@@ -112,17 +113,54 @@ impl Evidence {
                 }
             }
             Evidence::Rollback { .. } => {
-                if b.size >= a.size {
-                    return Err(EvidenceError::NoContradiction("size did not shrink"));
-                }
-                if b.time <= a.time {
+                // tag-log.md §8.1: in either order, the larger one signed strictly earlier.
+                let (larger, smaller) = match a.size.cmp(&b.size) {
+                    std::cmp::Ordering::Greater => (a, b),
+                    std::cmp::Ordering::Less => (b, a),
+                    std::cmp::Ordering::Equal => {
+                        return Err(EvidenceError::NoContradiction("sizes are equal"));
+                    }
+                };
+                if smaller.time <= larger.time {
                     return Err(EvidenceError::NoContradiction(
-                        "smaller checkpoint is older",
+                        "smaller checkpoint is not later",
                     ));
                 }
             }
         }
         Ok(())
+    }
+
+    /// The contradiction two checkpoints of one log show by themselves, without a proof:
+    /// equal sizes with different roots ([`Evidence::SplitView`]), or the larger one signed
+    /// strictly earlier than the smaller one ([`Evidence::Rollback`], larger first), whichever
+    /// was seen first (`federation-spec/tag-log.md` §8.1). Both notes must have been verified
+    /// with the log's key by the caller; `None` for other origins or no contradiction.
+    pub fn between(a: &SignedCheckpoint, b: &SignedCheckpoint) -> Option<Evidence> {
+        let (x, y) = (a.unverified_checkpoint(), b.unverified_checkpoint());
+        if x.origin != y.origin {
+            return None;
+        }
+        match x.size.cmp(&y.size) {
+            std::cmp::Ordering::Equal if x.root != y.root => Some(Evidence::SplitView {
+                a: a.clone(),
+                b: b.clone(),
+            }),
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater => (x.time < y.time).then(|| Evidence::Rollback {
+                old: a.clone(),
+                new: b.clone(),
+            }),
+            std::cmp::Ordering::Less => (y.time < x.time).then(|| Evidence::Rollback {
+                old: b.clone(),
+                new: a.clone(),
+            }),
+        }
+    }
+
+    /// The two signed notes, in the order of the wire form (§8.2).
+    pub fn notes(&self) -> (&SignedCheckpoint, &SignedCheckpoint) {
+        self.checkpoints()
     }
 
     /// A short name of the kind of misbehaviour: `split view`, `inconsistent` or `rollback`.
@@ -292,11 +330,54 @@ mod tests {
             e.verify(&key, LOG),
             Err(EvidenceError::NoContradiction(_))
         ));
+        // ... in either order.
+        let e = Evidence::Rollback {
+            old: a.clone(),
+            new: b.clone(),
+        };
+        assert!(matches!(
+            e.verify(&key, LOG),
+            Err(EvidenceError::NoContradiction(_))
+        ));
+        // Equal sizes are no rollback, whatever the times.
+        let later = log.signed(8, log.tree.root(), log.time + 5);
+        let e = Evidence::Rollback {
+            old: b.clone(),
+            new: later,
+        };
+        assert!(matches!(
+            e.verify(&key, LOG),
+            Err(EvidenceError::NoContradiction("sizes are equal"))
+        ));
         // Different origins.
         let c = Checkpoint::new("a.example/topic/other", TreeSize(6), leaf_hash(b"x"), 5).unwrap();
         let foreign = SignedCheckpoint::sign(&c, &log.key, LOG).unwrap();
         let e = Evidence::SplitView { a, b: foreign };
         assert_eq!(e.verify(&key, LOG), Err(EvidenceError::DifferentOrigins));
+    }
+
+    #[test]
+    fn two_notes_show_a_contradiction_by_themselves() {
+        let mut log = Log::new();
+        log.grow(6);
+        let root6 = log.tree.root();
+        let six = log.signed(6, root6, 50);
+        let four = log.signed(4, log.tree.root_at(TreeSize(4)).unwrap(), 51);
+        let key = log.key.public().clone();
+        for (a, b) in [(&six, &four), (&four, &six)] {
+            let e = Evidence::between(a, b).unwrap();
+            assert_eq!(e.notes(), (&six, &four), "larger first");
+            e.verify(&key, LOG).unwrap();
+        }
+        // Same second, or the smaller one earlier: honest.
+        let four_same = log.signed(4, log.tree.root_at(TreeSize(4)).unwrap(), 50);
+        assert_eq!(Evidence::between(&six, &four_same), None);
+        assert_eq!(Evidence::between(&four_same, &six), None);
+        let fork = log.signed(6, leaf_hash(b"fork"), 10);
+        let e = Evidence::between(&six, &fork).unwrap();
+        assert!(matches!(e, Evidence::SplitView { .. }));
+        e.verify(&key, LOG).unwrap();
+        assert_eq!(Evidence::between(&six, &log.signed(6, root6, 99)), None);
     }
 
     #[test]

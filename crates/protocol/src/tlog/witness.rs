@@ -62,6 +62,9 @@ pub enum WitnessError {
     /// There is no checkpoint to cosign yet.
     #[error("no checkpoint verified yet")]
     NoCheckpoint,
+    /// Evidence offered to [`LogView::restore_evidence`] does not verify.
+    #[error("the evidence does not show a contradiction of this log")]
+    NoContradiction,
 }
 
 /// What an accepted update did.
@@ -124,6 +127,25 @@ impl LogView {
         };
         view.update(latest, &empty)?;
         Ok(view)
+    }
+
+    /// Restores evidence found before (e.g. stored by a mirror or a client across restarts):
+    /// the view comes back compromised. The evidence is checked again with the view's key and
+    /// must be about the view's origin; a view that already holds evidence keeps its own.
+    pub fn restore_evidence(&mut self, evidence: Evidence) -> Result<(), WitnessError> {
+        evidence
+            .verify(&self.key, &self.key_name)
+            .map_err(|_| WitnessError::NoContradiction)?;
+        if evidence.origin() != self.origin {
+            return Err(WitnessError::WrongOrigin {
+                expected: self.origin.clone(),
+                got: evidence.origin().to_owned(),
+            });
+        }
+        if self.evidence.is_none() {
+            self.evidence = Some(evidence);
+        }
+        Ok(())
     }
 
     /// The log's origin.
@@ -194,6 +216,14 @@ impl LogView {
                 self.latest = Some(new);
             }
             return Ok(Update::Unchanged);
+        }
+        if c.time < h.time {
+            // tag-log.md §7.2 step 8: larger yet signed strictly earlier than the smaller one
+            // held — the log went back after signing `new`, whichever came to us first.
+            return Err(self.found(|held| Evidence::Rollback {
+                old: new,
+                new: held,
+            }));
         }
         if h.size.0 == 0 {
             // Every tree is consistent with the empty tree (C2SP tlog-witness, `old 0`).
@@ -376,6 +406,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_resumed_view_with_stored_evidence_comes_back_compromised() {
+        let mut log = Log::new();
+        log.grow(5);
+        let mut v = view(&log);
+        let head = log.head();
+        v.update(head.clone(), &log.proof(0)).unwrap();
+        let fork = log.signed(5, leaf_hash(b"fork"), log.time + 1);
+        let Err(WitnessError::Misbehaviour(e)) = v.update(fork, &log.proof(5)) else {
+            panic!("split view not caught");
+        };
+        let stored = Evidence::from_cbor(&e.to_cbor()).unwrap();
+        let mut resumed = LogView::resume(ORIGIN, log.key.public().clone(), LOG, head).unwrap();
+        resumed.restore_evidence(stored.clone()).unwrap();
+        assert!(resumed.is_compromised());
+        assert_eq!(resumed.evidence(), Some(&*e));
+        log.grow(1);
+        assert_eq!(
+            resumed.update(log.head(), &log.proof(5)),
+            Err(WitnessError::Compromised)
+        );
+        // Evidence of another key proves nothing about this log.
+        let mut other = LogView::new(ORIGIN, ServerKey::generate().public().clone(), LOG);
+        assert_eq!(
+            other.restore_evidence(stored),
+            Err(WitnessError::NoContradiction)
+        );
+        assert!(!other.is_compromised());
+    }
+
+    #[test]
     fn unsigned_or_foreign_checkpoints_are_refused_without_evidence() {
         let mut log = Log::new();
         let mut v = view(&log);
@@ -450,6 +510,60 @@ pub(crate) mod tests {
         assert!(matches!(*e, Evidence::Rollback { .. }));
         round_trip(&e).verify(log.key.public(), LOG).unwrap();
         assert!(v.is_compromised());
+    }
+
+    #[test]
+    fn a_larger_head_signed_earlier_than_the_held_one_is_a_rollback() {
+        // The unequal fork of issue 9: this view holds the smaller branch's head, signed later
+        // than the other branch's larger head it is shown afterwards.
+        let mut log = Log::new();
+        log.grow(7);
+        let larger = log.signed(7, log.tree.root(), 100);
+        let smaller = log.signed(5, log.tree.root_at(TreeSize(5)).unwrap(), 103);
+        let first = |size| ConsistencyProof {
+            old: TreeSize(0),
+            new: TreeSize(size),
+            path: vec![],
+        };
+        let mut v = view(&log);
+        v.update(smaller.clone(), &first(5)).unwrap();
+        let proof = log
+            .tree
+            .consistency_proof(TreeSize(5), TreeSize(7))
+            .unwrap();
+        let Err(WitnessError::Misbehaviour(e)) = v.update(larger.clone(), &proof) else {
+            panic!("rollback not caught on the smaller side");
+        };
+        let Evidence::Rollback { old, new } = &*e else {
+            panic!("not a rollback: {e:?}");
+        };
+        assert_eq!((old, new), (&larger, &smaller));
+        round_trip(&e).verify(log.key.public(), LOG).unwrap();
+        assert!(v.is_compromised());
+        // The other order of arrival finds the same contradiction.
+        let mut w = view(&log);
+        w.update(larger.clone(), &first(7)).unwrap();
+        let Err(WitnessError::Misbehaviour(f)) = w.update(smaller.clone(), &first(5)) else {
+            panic!("rollback not caught on the larger side");
+        };
+        assert_eq!(f, e);
+        // Evidence holding the two in the other order verifies as well.
+        let swapped = Evidence::Rollback {
+            old: smaller.clone(),
+            new: larger.clone(),
+        };
+        swapped.verify(log.key.public(), LOG).unwrap();
+        // A larger head signed in the same second as the smaller one held is honest growth.
+        let mut u = view(&log);
+        u.update(
+            log.signed(5, log.tree.root_at(TreeSize(5)).unwrap(), 100),
+            &first(5),
+        )
+        .unwrap();
+        assert!(matches!(
+            u.update(larger, &proof),
+            Ok(Update::Advanced { .. })
+        ));
     }
 
     #[test]
