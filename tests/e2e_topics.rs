@@ -401,6 +401,9 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
         opened(&bob.read(&topic).await.unwrap()),
         vec!["after rekey"]
     );
+    // Alice verifies the log too: only a device whose verified view covers entry 2 may write
+    // after it is altered (`tag-log.md` §9.4).
+    assert!(!alice.read(&topic).await.unwrap().has_problems());
     server.stop();
 
     // Entry 2 is altered on disk. An incremental read never fetches it again...

@@ -662,6 +662,34 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
             error: MessageError::NotAMember(MemberIndex(3))
         }
     );
+    // Positions come from the log (`tag-log.md` §9.2): with entry 1 (a message) missing, the
+    // change at 2 and dave's message at 3 still verify at their own indices, and the state is
+    // certain again once the change chains to the create.
+    let mut r = Replayer::new();
+    r.push_at(LeafIndex(0), &entries[0]).unwrap();
+    r.push_at(LeafIndex(2), &entries[2]).unwrap();
+    assert_eq!(r.skipped(), &[LeafIndex(1)]);
+    assert_eq!(r.uncertain_since(), None);
+    r.push_at(LeafIndex(3), &entries[3]).unwrap();
+    assert_eq!(r.state().unwrap().size(), 4);
+    // With the change at 2 missing, dave is unknown at 3: reported at 3, state uncertain since 2,
+    // and an entry cannot be pushed again at a position already passed.
+    let mut r = Replayer::new();
+    r.push_at(LeafIndex(0), &entries[0]).unwrap();
+    r.push_at(LeafIndex(1), &entries[1]).unwrap();
+    assert_eq!(
+        r.push_at(LeafIndex(3), &entries[3]).unwrap_err(),
+        EntryError::Message {
+            index: LeafIndex(3),
+            error: MessageError::NotAMember(MemberIndex(3))
+        }
+    );
+    assert_eq!(r.skipped(), &[LeafIndex(2), LeafIndex(3)]);
+    assert_eq!(r.uncertain_since(), Some(LeafIndex(2)));
+    assert!(matches!(
+        r.push_at(LeafIndex(3), &entries[3]).unwrap_err(),
+        EntryError::Position { .. }
+    ));
     // A log that does not start with its create.
     assert!(matches!(
         Replayer::new().push(&entries[1]).unwrap_err(),

@@ -101,7 +101,11 @@ impl TopicService {
 
     /// The checkpoint of the durable prefix: the cached one while the durable size has not
     /// grown.
-    pub(super) fn durable_checkpoint(&self, topic: &TopicId, t: &mut Topic) -> TopicResult<CheckpointNote> {
+    pub(super) fn durable_checkpoint(
+        &self,
+        topic: &TopicId,
+        t: &mut Topic,
+    ) -> TopicResult<CheckpointNote> {
         let hosted = match t {
             Topic::Mirror(m) => return m.checkpoint(),
             Topic::Hosted(h) => h,

@@ -57,6 +57,24 @@ pub enum Command {
     },
     /// Fetch topic keys from the inbox and refill pre keys and topic keys if needed.
     Sync,
+    /// Evidence against hosting servers kept on this device.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+/// `rdv evidence …`.
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Print the evidence kept (one `evidence` line each, CBOR in hex) and with `--out` write it
+    /// to a file: the `evidence` CBOR items of `tag-log.md` §8.2, one after another.
+    Export {
+        /// Only the evidence against this topic's hosting server.
+        #[arg(long)]
+        topic: Option<TopicId>,
+        /// The file to write.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// How the server certificate is trusted (exactly one).

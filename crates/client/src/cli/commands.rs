@@ -226,6 +226,70 @@ pub(super) async fn watch(home: &Path, out: &mut dyn Sink) -> Result<(), ClientE
         .await
 }
 
+/// `rdv read`: the head, the entries, the missing indices; an error after them when the read
+/// reports a problem (`log_forked` with evidence, else `log_incomplete` naming the indices).
+pub(super) async fn read(
+    home: &Path,
+    topic: &TopicId,
+    out: &mut dyn Sink,
+) -> Result<(), ClientError> {
+    let report = Client::open(home)?.read(topic).await?;
+    Output::read(&report, false)
+        .into_iter()
+        .for_each(|o| out.emit(o));
+    if let Some(kind) = &report.forked {
+        return Err(ClientError::LogForked {
+            topic: topic.to_string(),
+            kind: kind.clone(),
+        });
+    }
+    if report.has_problems() {
+        let mut indices: Vec<u64> = report.missing.clone();
+        indices.extend(
+            report
+                .entries
+                .iter()
+                .filter(|e| !e.verified())
+                .map(|e| e.index),
+        );
+        indices.sort_unstable();
+        indices.dedup();
+        return Err(ClientError::LogIncomplete {
+            topic: topic.to_string(),
+            indices,
+            reason: "entries are missing or fail a check".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `rdv evidence export`: one `evidence` line per piece kept, and with `file` the CBOR items
+/// one after another in that file.
+pub(super) fn export_evidence(
+    home: &Path,
+    topic: Option<&TopicId>,
+    file: Option<&Path>,
+    out: &mut dyn Sink,
+) -> Result<(), ClientError> {
+    let client = Client::open(home)?;
+    let found = client.evidence(topic)?;
+    let mut bytes = Vec::new();
+    for (t, evidence) in &found {
+        let cbor = evidence.to_cbor();
+        out.emit(Output::Evidence {
+            topic: t.to_string(),
+            host: t.server().to_string(),
+            kind: evidence.kind().to_owned(),
+            cbor: rendezvous_protocol::crypto::sign::hex_string(&cbor),
+        });
+        bytes.extend_from_slice(&cbor);
+    }
+    if let Some(path) = file {
+        std::fs::write(path, &bytes).map_err(|e| ClientError::io(path, e))?;
+    }
+    Ok(())
+}
+
 /// `rdv verify`: the failed entries and the verdict; an error when the log does not verify.
 pub(super) async fn verify(
     home: &Path,
@@ -237,6 +301,12 @@ pub(super) async fn verify(
     Output::verify(&report)
         .into_iter()
         .for_each(|o| out.emit(o));
+    if let Some(kind) = report.evidence.first() {
+        return Err(ClientError::LogForked {
+            topic: topic.to_string(),
+            kind: kind.clone(),
+        });
+    }
     if !report.ok() {
         return Err(ClientError::LogDoesNotVerify(topic.to_string()));
     }

@@ -15,7 +15,8 @@ mod text;
 mod tests;
 
 pub use args::{
-    AccountCommand, Cli, Command, DeviceCommand, HistoryArg, RoleArg, TopicCommand, TrustArgs,
+    AccountCommand, Cli, Command, DeviceCommand, EvidenceCommand, HistoryArg, RoleArg,
+    TopicCommand, TrustArgs,
 };
 pub use output::{ChangeKind, InboxFailure, Output, Printer, Sink};
 
@@ -32,18 +33,15 @@ pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
             out.emit(commands::send(&home, &topic, text).await?);
             Ok(())
         }
-        Command::Read { topic } => {
-            let report = crate::Client::open(&home)?.read(&topic).await?;
-            Output::read(&report, false)
-                .into_iter()
-                .for_each(|o| out.emit(o));
-            Ok(())
-        }
+        Command::Read { topic } => commands::read(&home, &topic, out).await,
         Command::Watch => commands::watch(&home, out).await,
         Command::Verify { topic } => commands::verify(&home, &topic, out).await,
         Command::Sync => {
             out.emit(commands::sync(&home).await?);
             Ok(())
+        }
+        Command::Evidence(EvidenceCommand::Export { topic, out: file }) => {
+            commands::export_evidence(&home, topic.as_ref(), file.as_deref(), out)
         }
     }
 }

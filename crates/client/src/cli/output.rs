@@ -138,6 +138,10 @@ pub enum Output {
         epoch: u32,
         /// The plaintext, when it could be opened.
         text: Option<String>,
+        /// `"by design"` when there is no plaintext because the message was posted before this
+        /// user joined (protected history, keys not shared): not a problem. Absent otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        undecryptable: Option<&'static str>,
         /// Whether every check passed.
         verified: bool,
         /// The checks that failed.
@@ -180,6 +184,28 @@ pub enum Output {
         #[serde(skip)]
         live: bool,
     },
+    /// `read`: the head the entries were checked against, and its age.
+    Head {
+        /// The topic id.
+        topic: String,
+        /// The head's size.
+        size: u64,
+        /// Seconds since the hosting server signed it.
+        age: u64,
+        /// Whether that is more than `MAX_HEAD_AGE` (writes are refused: `stale_head`).
+        stale: bool,
+    },
+    /// `evidence export`, one per piece of evidence kept (`tag-log.md` §8.2).
+    Evidence {
+        /// The topic id.
+        topic: String,
+        /// The hosting server the evidence is against.
+        host: String,
+        /// `split view`, `inconsistent` or `rollback`.
+        kind: String,
+        /// The evidence CBOR, hex.
+        cbor: String,
+    },
     /// `read`, `watch`: log indices the server did not return.
     Missing {
         /// The topic id.
@@ -211,6 +237,13 @@ pub enum Output {
         cosigned: Vec<(String, u64)>,
         /// Contradictions between the views of the log.
         problems: Vec<String>,
+        /// Seconds since the hosting server signed the head.
+        age: u64,
+        /// Whether that is more than `MAX_HEAD_AGE`.
+        stale: bool,
+        /// Kinds of the evidence this device keeps against the hosting server
+        /// (`rdv evidence export` writes it).
+        evidence: Vec<String>,
     },
     /// `sync`: what the inbox brought.
     Synced {
@@ -261,12 +294,14 @@ impl Output {
                 sender,
                 epoch,
                 text,
+                by_design,
             } => Output::Message {
                 topic,
                 index,
                 sender: sender.clone(),
                 epoch: *epoch,
                 text: text.clone(),
+                undecryptable: by_design.then_some("by design"),
                 verified,
                 problems,
                 live,
@@ -295,13 +330,19 @@ impl Output {
         }
     }
 
-    /// A read's entries, then the missing indices if any; `live` for `watch`.
+    /// A read's entries, then the missing indices if any; `live` for `watch`. A read (not
+    /// live) starts with the head and its age.
     pub fn read(r: &ReadReport, live: bool) -> Vec<Output> {
-        let mut out: Vec<Output> = r
-            .entries
-            .iter()
-            .map(|e| Output::entry(&r.topic, e, live))
-            .collect();
+        let mut out: Vec<Output> = Vec::new();
+        if !live {
+            out.push(Output::Head {
+                topic: r.topic.to_string(),
+                size: r.size,
+                age: r.age,
+                stale: r.stale,
+            });
+        }
+        out.extend(r.entries.iter().map(|e| Output::entry(&r.topic, e, live)));
         if !r.missing.is_empty() {
             out.push(Output::Missing {
                 topic: r.topic.to_string(),
@@ -330,6 +371,9 @@ impl Output {
             host_size: r.witnesses.host_size,
             cosigned: r.witnesses.cosigned.clone(),
             problems: r.witnesses.problems.clone(),
+            age: r.age,
+            stale: r.stale,
+            evidence: r.evidence.clone(),
         });
         out
     }

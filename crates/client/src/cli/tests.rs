@@ -146,6 +146,7 @@ fn report() -> ReadReport {
                     sender: "@alice:a.example".into(),
                     epoch: 0,
                     text: Some("hi".into()),
+                    by_design: false,
                 },
                 problems: vec![],
             },
@@ -154,8 +155,21 @@ fn report() -> ReadReport {
                 content: EntryContent::Invalid,
                 problems: vec!["malformed entry: x".into()],
             },
+            EntryReport {
+                index: 4,
+                content: EntryContent::Message {
+                    sender: "@bob:a.example".into(),
+                    epoch: 0,
+                    text: None,
+                    by_design: true,
+                },
+                problems: vec![],
+            },
         ],
         missing: vec![2],
+        age: 7,
+        stale: true,
+        forked: None,
     }
 }
 
@@ -166,6 +180,7 @@ fn entries_in_json_and_text() {
     assert_eq!(
         json,
         vec![
+            json!({"type": "head", "topic": TOPIC, "size": 3, "age": 7, "stale": true}),
             json!({"type": "change", "topic": TOPIC, "index": 0, "author": "@alice:a.example",
                    "change": "create (shared history): @alice:a.example admin", "epoch": 0,
                    "verified": true, "problems": []}),
@@ -173,6 +188,9 @@ fn entries_in_json_and_text() {
                    "epoch": 0, "text": "hi", "verified": true, "problems": []}),
             json!({"type": "invalid", "topic": TOPIC, "index": 3, "verified": false,
                    "problems": ["malformed entry: x"]}),
+            json!({"type": "message", "topic": TOPIC, "index": 4, "sender": "@bob:a.example",
+                   "epoch": 0, "text": null, "undecryptable": "by design", "verified": true,
+                   "problems": []}),
             json!({"type": "missing", "topic": TOPIC, "indices": [2]}),
         ]
     );
@@ -180,20 +198,24 @@ fn entries_in_json_and_text() {
     assert_eq!(
         text,
         vec![
+            format!(
+                "{TOPIC}: head of 3 entries, signed 7 s ago — STALE: the server may be hiding newer entries; sending is refused"
+            ),
             "[0] * @alice:a.example: create (shared history): @alice:a.example admin (epoch 0)"
                 .to_owned(),
             "[1] @alice:a.example: hi".to_owned(),
             "[3] <invalid entry>  !! NOT VERIFIED: malformed entry: x".to_owned(),
+            "[4] @bob:a.example: <cannot decrypt, by design: posted before you joined>".to_owned(),
             format!("!! MISSING log entry of {TOPIC}: 2"),
         ]
     );
-    // Live (`watch`): every entry names its topic; the JSON is the same.
+    // Live (`watch`): no head line, every entry names its topic; the JSON is the same.
     let live = Output::read(&report(), true);
     assert_eq!(
         live[1].to_text(),
         format!("{TOPIC} [1] @alice:a.example: hi")
     );
-    assert_eq!(json_of(&live[1]), json_of(&lines[1]));
+    assert_eq!(json_of(&live[1]), json_of(&lines[2]));
 }
 
 #[test]
@@ -211,26 +233,37 @@ fn verify_in_json_and_text() {
             cosigned: vec![("b.example".into(), 1)],
             problems: vec![],
         },
+        age: 3,
+        stale: false,
+        evidence: vec![],
     };
     let lines = Output::verify(&r);
     assert_eq!(
         json_of(&lines[0]),
         json!({"type": "verify", "topic": TOPIC, "ok": true, "size": 1, "root": "ab",
                "consistent_with": 1, "root_matches": true, "failed": [], "missing": [],
-               "host_size": 1, "cosigned": [["b.example", 1]], "problems": []})
+               "host_size": 1, "cosigned": [["b.example", 1]], "problems": [],
+               "age": 3, "stale": false, "evidence": []})
     );
     assert_eq!(
         lines[0].to_text(),
         format!(
-            "{TOPIC}: log verified — 1 entry, root ab, consistent with the size-1 head seen before; cosigned by b.example at 1"
+            "{TOPIC}: log verified — 1 entry, root ab, consistent with the size-1 head seen before; cosigned by b.example at 1; head signed 3 s ago"
         )
     );
     r.missing = vec![0];
     r.witnesses.problems = vec!["split view".into()];
+    r.evidence = vec!["rollback".into()];
     let text = Output::verify(&r)[0].to_text();
     assert!(text.contains("LOG DOES NOT VERIFY"), "{text}");
     assert!(text.contains("; missing entry: 0"), "{text}");
-    assert!(text.ends_with("\n!! split view"), "{text}");
+    assert!(text.contains("\n!! split view\n"), "{text}");
+    assert!(
+        text.ends_with(&format!(
+            "\n!! evidence kept on this device: rollback (`rdv evidence export --topic {TOPIC}`)"
+        )),
+        "{text}"
+    );
 }
 
 #[test]

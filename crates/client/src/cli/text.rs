@@ -56,6 +56,23 @@ impl Output {
             Output::Message { .. } | Output::Change { .. } | Output::Invalid { .. } => {
                 entry_text(self)
             }
+            Output::Head {
+                topic,
+                size,
+                age,
+                stale,
+            } => format!(
+                "{topic}: head of {}, signed {age} s ago{}",
+                count(*size, "entry", "entries"),
+                if *stale {
+                    " — STALE: the server may be hiding newer entries; sending is refused"
+                } else {
+                    ""
+                }
+            ),
+            Output::Evidence {
+                topic, host, kind, ..
+            } => format!("{topic}: evidence against {host}: {kind}"),
             Output::Missing { topic, indices } => format!(
                 "!! MISSING {} of {topic}: {}",
                 noun(indices.len(), "log entry", "log entries"),
@@ -135,6 +152,7 @@ fn entry_text(output: &Output) -> String {
             index,
             sender,
             text,
+            undecryptable,
             problems,
             ..
         } => (
@@ -143,7 +161,11 @@ fn entry_text(output: &Output) -> String {
             index,
             format!(
                 "{sender}: {}",
-                text.as_deref().unwrap_or("<cannot decrypt>")
+                match (text, undecryptable) {
+                    (Some(t), _) => t.as_str(),
+                    (None, Some(_)) => "<cannot decrypt, by design: posted before you joined>",
+                    (None, None) => "<cannot decrypt>",
+                }
             ),
             problems,
         ),
@@ -197,6 +219,9 @@ fn verify_text(output: &Output) -> String {
         missing,
         cosigned,
         problems,
+        age,
+        stale,
+        evidence,
         ..
     } = output
     else {
@@ -234,8 +259,17 @@ fn verify_text(output: &Output) -> String {
             .collect();
         s.push_str(&format!("; cosigned by {}", by.join(", ")));
     }
+    s.push_str(&format!("; head signed {age} s ago"));
+    if *stale {
+        s.push_str(" (STALE)");
+    }
     for p in problems {
         s.push_str(&format!("\n!! {p}"));
+    }
+    for kind in evidence {
+        s.push_str(&format!(
+            "\n!! evidence kept on this device: {kind} (`rdv evidence export --topic {topic}`)"
+        ));
     }
     s
 }

@@ -143,3 +143,41 @@ fn corrupt_files_are_clear_errors() {
     assert!(matches!(ks.device(), Err(ClientError::Io { .. })));
     let _ = fs::remove_dir_all(dir);
 }
+
+/// Evidence is kept across reopening (a restart), once per piece, and a corrupt file is a
+/// keystore fault, never silently dropped.
+#[test]
+fn evidence_survives_reopening_and_is_kept_once() {
+    use rendezvous_protocol::crypto::ServerKey;
+    use rendezvous_protocol::tlog::{Checkpoint, Evidence, LogHash, SignedCheckpoint, TreeSize};
+    use rendezvous_protocol::topic::log_origin;
+
+    let dir = temp_dir("evidence");
+    let ks = Keystore::create(&dir).unwrap();
+    ks.save_config(&config()).unwrap();
+    let topic: TopicId = "!aaaaaaaaaaaaaaaaaaaaaaaaaa:a.example".parse().unwrap();
+    let key = ServerKey::generate();
+    let note = |root: u8, time: u64| {
+        let c =
+            Checkpoint::new(&log_origin(&topic), TreeSize(3), LogHash([root; 32]), time).unwrap();
+        SignedCheckpoint::sign(&c, &key, "a.example").unwrap()
+    };
+    let evidence = Evidence::SplitView {
+        a: note(1, 10),
+        b: note(2, 11),
+    };
+    assert!(ks.evidence(&topic).unwrap().is_empty());
+    ks.save_evidence(&topic, &evidence).unwrap();
+    ks.save_evidence(&topic, &evidence).unwrap();
+    let reopened = Keystore::open(&dir).unwrap();
+    assert_eq!(reopened.evidence(&topic).unwrap(), vec![evidence.clone()]);
+    evidence.verify(key.public(), "a.example").unwrap();
+
+    let path = reopened.topic_dir(&topic).join("evidence-0.cbor");
+    fs::write(&path, b"garbage").unwrap();
+    assert_eq!(
+        reopened.evidence(&topic).unwrap_err().error_code(),
+        "keystore_corrupt"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -212,7 +212,10 @@ fn open_message(
     let text = match replay.keyring.epoch_keys(Epoch(epoch)) {
         None => {
             // Perhaps a later change hands this device the key: decided at the end.
-            replay.deferred.push((replay.entries.len(), msg));
+            let member_then = replay.me.is_some();
+            replay
+                .deferred
+                .push((replay.entries.len(), msg, member_then));
             None
         }
         Some(keys) => match msg.open(&replay.topic, keys) {
@@ -227,6 +230,7 @@ fn open_message(
         sender,
         epoch,
         text,
+        by_design: false,
     }
 }
 

@@ -31,6 +31,9 @@ mod snapshot;
 mod view;
 mod witnesses;
 
+#[cfg(test)]
+mod tests;
+
 use awc::http::Method;
 
 use super::http::encode_segment;
@@ -74,7 +77,11 @@ impl Client {
         Ok(())
     }
 
-    /// Reads a topic: everything not shown before, verified (see the module docs).
+    /// Reads a topic: everything not shown before, verified (see the module docs), and again
+    /// every earlier entry that still fails a check (each read re-checks the entries after the
+    /// last complete snapshot, and the new head's consistency with the held one covers the
+    /// rest). With evidence against the hosting server, only what the head verified before
+    /// covers is read, and [`ReadReport::forked`] says so.
     pub async fn read(&mut self, topic: &TopicId) -> Result<ReadReport, ClientError> {
         let from = self.keystore.topic(topic)?.map_or(0, |r| r.processed);
         let replay = self.replay(topic, Inclusion::From(from), false).await?;
@@ -86,10 +93,13 @@ impl Client {
             entries: replay
                 .entries
                 .iter()
-                .filter(|e| e.index >= from)
+                .filter(|e| e.index >= from || !e.verified())
                 .cloned()
                 .collect(),
             missing: replay.missing.clone(),
+            age: replay.age,
+            stale: replay.stale,
+            forked: replay.forked.clone(),
         })
     }
 
@@ -112,6 +122,9 @@ impl Client {
                     missing: Vec::new(),
                     root_matches: None,
                     witnesses,
+                    age: 0,
+                    stale: false,
+                    evidence: self.evidence_kinds(topic)?,
                 });
             }
             Err(e) => return Err(e),
@@ -132,6 +145,38 @@ impl Client {
             missing: replay.missing.clone(),
             root_matches: replay.root_matches,
             witnesses: self.check_witnesses(topic, Some(&replay.view)).await?,
+            age: replay.age,
+            stale: replay.stale,
+            evidence: self.evidence_kinds(topic)?,
         })
+    }
+
+    /// The kinds of evidence kept against `topic`'s hosting server, oldest first.
+    fn evidence_kinds(&self, topic: &TopicId) -> Result<Vec<String>, ClientError> {
+        Ok(self
+            .keystore
+            .evidence(topic)?
+            .iter()
+            .map(|e| e.kind().to_owned())
+            .collect())
+    }
+
+    /// The evidence kept against hosting servers (`tag-log.md` §8.2), for `rdv evidence
+    /// export`: of `topic`, or of every topic this device has a record of.
+    pub fn evidence(
+        &self,
+        topic: Option<&TopicId>,
+    ) -> Result<Vec<(TopicId, rendezvous_protocol::tlog::Evidence)>, ClientError> {
+        let topics = match topic {
+            Some(t) => vec![t.clone()],
+            None => self.keystore.topics()?,
+        };
+        let mut out = Vec::new();
+        for t in topics {
+            for e in self.keystore.evidence(&t)? {
+                out.push((t.clone(), e));
+            }
+        }
+        Ok(out)
     }
 }

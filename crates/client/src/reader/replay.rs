@@ -44,14 +44,15 @@ pub(crate) struct Replay {
     pub(crate) forked: Option<String>,
     /// Messages met before the change that handed this device their epoch's key (a member
     /// added to a shared topic gets the current key after the messages it protects): opened
-    /// again once the whole log is replayed. `(position in entries, message)`.
-    pub(crate) deferred: Vec<(usize, Message)>,
+    /// again once the whole log is replayed. `(position in entries, message, whether this user
+    /// was a member when it was posted)`.
+    pub(crate) deferred: Vec<(usize, Message, bool)>,
     /// Every change of the log so far with its index (signed wire form), for the snapshot.
     changes: Vec<(u64, Vec<u8>)>,
 }
 
 impl Replay {
-    fn new(
+    pub(crate) fn new(
         topic: &TopicId,
         record: TopicRecord,
         head: Head,
@@ -148,12 +149,20 @@ impl Replay {
 
     /// Opens the messages whose key arrived later in the log (shared history).
     fn open_deferred(&mut self) {
-        for (position, msg) in std::mem::take(&mut self.deferred) {
+        for (position, msg, member_then) in std::mem::take(&mut self.deferred) {
             let epoch = msg.header().epoch;
             let Some(report) = self.entries.get_mut(position) else {
                 continue;
             };
             let opened = match self.keyring.epoch_keys(epoch) {
+                // Posted before this user joined (protected history, or keys not shared):
+                // unreadable by design, not a fault of anyone (`protocol.md` §7).
+                None if !member_then => {
+                    if let EntryContent::Message { by_design, .. } = &mut report.content {
+                        *by_design = true;
+                    }
+                    continue;
+                }
                 None => Err(format!("no message key for epoch {epoch}")),
                 Some(keys) => msg
                     .open(&self.topic, keys)

@@ -14,6 +14,9 @@ pub enum EntryContent {
         epoch: u32,
         /// The plaintext (lossy UTF-8), when it could be opened.
         text: Option<String>,
+        /// No plaintext by design: posted before this user joined (protected history, or
+        /// older epochs' keys not shared). Not a problem.
+        by_design: bool,
     },
     /// A topic change.
     Change {
@@ -66,6 +69,23 @@ pub struct ReadReport {
     pub entries: Vec<EntryReport>,
     /// Log indices below the checkpoint size that the server did not return.
     pub missing: Vec<u64>,
+    /// Seconds since the head was signed.
+    pub age: u64,
+    /// Whether that is more than `MAX_HEAD_AGE` (`stale`: writes are refused on it).
+    pub stale: bool,
+    /// The kind of evidence this device holds against the hosting server: the read went only
+    /// up to the head verified before (`log_forked`).
+    pub forked: Option<String>,
+}
+
+impl ReadReport {
+    /// Whether the read reports a problem: an entry that fails a check, a missing entry, or
+    /// evidence (`rdv read` then exits non-zero).
+    pub fn has_problems(&self) -> bool {
+        self.forked.is_some()
+            || !self.missing.is_empty()
+            || self.entries.iter().any(|e| !e.verified())
+    }
 }
 
 /// What [`Client::verify`](crate::Client::verify) found.
@@ -88,6 +108,13 @@ pub struct VerifyReport {
     pub root_matches: Option<bool>,
     /// The other views of the log: the hosting server's head, the mirror, cosignatures.
     pub witnesses: WitnessReport,
+    /// Seconds since the head was signed, and whether that makes it stale.
+    pub age: u64,
+    /// Whether the head is older than `MAX_HEAD_AGE`.
+    pub stale: bool,
+    /// Evidence this device keeps against the hosting server (its kinds, oldest first;
+    /// `rdv evidence export` writes it).
+    pub evidence: Vec<String>,
 }
 
 impl VerifyReport {
@@ -97,6 +124,7 @@ impl VerifyReport {
             && self.missing.is_empty()
             && self.root_matches == Some(true)
             && self.witnesses.problems.is_empty()
+            && self.evidence.is_empty()
     }
 }
 

@@ -178,15 +178,11 @@ impl Replayer {
         self.state.as_ref()
     }
 
-    /// Checks and applies the next entry (at the position after the entries applied so far);
-    /// returns what it was and its leaf data. A reader that may lack entries uses
+    /// Checks and applies the next entry (at the position after the last one pushed, applied
+    /// or not); returns what it was and its leaf data. A reader that may lack entries uses
     /// [`Self::push_at`] with the index the log gives.
     pub fn push(&mut self, entry: &LogEntry) -> Result<(Applied, Vec<u8>), EntryError> {
-        let index = self
-            .state
-            .as_ref()
-            .map_or(LeafIndex(0), |s| s.size().next_index());
-        self.push_at(index, entry)
+        self.push_at(self.next_index(), entry)
     }
 
     /// Checks and applies the entry at log index `index` (`tag-log.md` §9.2): the position comes
