@@ -167,15 +167,27 @@ pub struct FederatedCopy {
     pub federation: std::net::SocketAddr,
 }
 
+/// Whose Server Key a copy of a federating server signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyKeys {
+    /// The original's: one key, two logs.
+    Same,
+    /// A new one: a key per peer.
+    Own,
+}
+
 /// Forks federating server `name` of an in-process federation into two copies with the same
 /// name, keys and certificates: stops it, copies its data directory, starts the original
 /// again and a copy on new ports. `apart` lists, for the original and then for the copy, the
 /// peers it must not reach (their overrides point at a port nothing listens on), so that each
-/// copy talks to its own side only; point the copy's side at it with [`route`].
+/// copy talks to its own side only; point the copy's side at it with [`route`]. With `keys`
+/// [`CopyKeys::Own`] the copy gets a Server Key of its own (a host that shows each peer
+/// another key).
 pub fn fork_federated(
     fed: &mut crate::federation::Federation,
     name: &str,
     apart: [&[&str]; 2],
+    keys: CopyKeys,
 ) -> FederatedCopy {
     use crate::ports::{bind_retrying, free_addr_on};
     let dead = free_addr_on([127, 0, 0, 1]).to_string();
@@ -183,6 +195,10 @@ pub fn fork_federated(
     let node = fed.node(name);
     let data_dir = node.dir.join("copy-data");
     copy_dir(&node.data_dir, &data_dir);
+    if keys == CopyKeys::Own {
+        let seed = rendezvous_protocol::crypto::random_array::<32>();
+        std::fs::write(data_dir.join("server.key"), seed).unwrap();
+    }
     let mut config = node.config.clone();
     config.data_dir = data_dir.clone();
     config.client_api.listen = free_addr_on(node.ip);
