@@ -64,8 +64,8 @@ async fn entries<K: PeerKeys, S: EventSink>(
         .body(batch.to_wire()))
 }
 
-/// `GET /_rdv/federation/v1/topics/{topic}/checkpoint`: the current checkpoint, with the
-/// cosignatures kept for it.
+/// `GET /_rdv/federation/v1/topics/{topic}/checkpoint`: the current checkpoint, fresh
+/// (re-signed when due, `tag-log.md` §9.4), with the cosignatures kept for it.
 async fn checkpoint<K: PeerKeys, S: EventSink>(
     req: HttpRequest,
     path: web::Path<String>,
@@ -73,6 +73,8 @@ async fn checkpoint<K: PeerKeys, S: EventSink>(
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
     let topic = participant_topic(&req, &path, &state, &inbound)?;
-    let checkpoint = state.topics().cosigned_checkpoint(&topic)?;
+    let topics = state.topics();
+    let head = topics.fresh_checkpoint(&topic).await?;
+    let checkpoint = topics.with_cosignatures(&topic, head);
     Ok(cbor_response(&CheckpointResponse { checkpoint }))
 }
