@@ -172,13 +172,14 @@ fn build(config: Config, identity: ServerIdentity, store: Store) -> Result<Built
         federation,
     ));
     if let Some(federation) = state.federation() {
-        // A refused submit is told to the device waiting for it (`federation-api.md` §9.3).
+        // A refused submit is told to the device waiting for it, or else filed in the
+        // author's devices' inboxes (`federation-api.md` §9.3).
         let topics = Arc::downgrade(state.topics());
         federation
             .outbound()
-            .on_refused(Arc::new(move |id, status, code| {
+            .on_refused(Arc::new(move |event, status, code| {
                 if let Some(topics) = topics.upgrade() {
-                    topics.submit_refused(id, status, code);
+                    topics.submit_refused(event, status, code);
                 }
             }));
     }

@@ -39,6 +39,7 @@ fn keystore_round_trip_with_private_files() {
         server_keys: Default::default(),
         inbox_seq: 0,
         identities: Default::default(),
+        refused_posts: Vec::new(),
     };
     ks.save_config(&config).unwrap();
     let ik = IdentityKey::generate();

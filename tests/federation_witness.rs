@@ -250,3 +250,48 @@ async fn injected_cosignature_lines_are_dropped() {
     );
     let _ = bob.read(&topic).await.unwrap();
 }
+
+/// Issue 9, attack 7: bob's post is answered `202 queued` while a is down; before b can
+/// deliver it, a removes bob, so a refuses the submit when it arrives. The refusal reaches
+/// bob's device as an inbox item (and `rdv sync` would fail with `post_refused`), not only a
+/// log line on b.
+#[actix_rt::test]
+async fn a_queued_post_the_host_refuses_later_reaches_the_authors_inbox() {
+    let mut fed = Federation::in_process("fed-refused-later", &NAMES).start();
+    let (mut alice, mut bob, _carol, topic) = topic_on_a(&fed).await;
+    fed.stop("a.example");
+    let queued = bob.send(&topic, b"queued while a is down").await;
+    assert_eq!(
+        queued.as_ref().err().map(|e| e.error_code()),
+        Some("queued"),
+        "{queued:?}"
+    );
+    fed.stop("b.example");
+    fed.up("a.example");
+    alice
+        .remove_members(&topic, &[id("bob", "b.example")])
+        .await
+        .unwrap();
+    fed.up("b.example");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        bob.sync_inbox().await.unwrap();
+        let refused = bob.take_refused_posts().unwrap();
+        if !refused.is_empty() {
+            break refused;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refusal never reached bob's inbox"
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].topic, topic.as_str());
+    assert_eq!(refused[0].entry, "message");
+    assert!(refused[0].status >= 400, "{refused:?}");
+    assert!(!refused[0].code.is_empty());
+    // Shown once.
+    assert!(bob.take_refused_posts().unwrap().is_empty());
+}

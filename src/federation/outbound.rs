@@ -40,9 +40,9 @@ pub use transport::{
 use crate::store::{OutboundBackoff, OutboundInFlight, Store, StoreError};
 use batch::{Settled, fit, new_txn_id, refused_for_good, settle};
 use rendezvous_protocol::api::ErrorCode;
+use rendezvous_protocol::federation::Transaction;
 use rendezvous_protocol::federation::event::MAX_EVENT_LEN;
 use rendezvous_protocol::federation::transaction::MAX_EVENTS;
-use rendezvous_protocol::federation::{Event, EventId, Transaction};
 use rendezvous_protocol::ids::ServerName;
 use rendezvous_protocol::wire::SignedBytes;
 
@@ -165,15 +165,15 @@ pub struct Outbound {
     peers: Mutex<HashMap<ServerName, Arc<Notify>>>,
     /// Wakes [`Outbound::run`] when a destination appears in `peers`.
     new_peer: Notify,
-    /// Told of each event a peer refused for good: `(event id, status, code)`.
+    /// Told of each event a peer refused for good: `(signed event, status, code)`.
     on_refused: Mutex<Option<RefusalHook>>,
     /// Destinations that refused a whole transaction as malformed: sent one event per
     /// transaction until one is answered, to find the event they cannot take.
     singles: Mutex<HashSet<ServerName>>,
 }
 
-/// Called with each event a peer refused for good: `(event id, status, code)`.
-pub type RefusalHook = Arc<dyn Fn(&EventId, u16, &str) + Send + Sync>;
+/// Called with each event a peer refused for good: `(signed event, status, code)`.
+pub type RefusalHook = Arc<dyn Fn(&SignedBytes, u16, &str) + Send + Sync>;
 
 impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -457,7 +457,7 @@ impl Outbound {
         for (seq, code, status) in &settled.refused {
             tracing::warn!(%destination, seq, status, %code, "peer refused an event; dropped");
             if let (Some(hook), Some((_, event))) = (&hook, events.iter().find(|(s, _)| s == seq)) {
-                hook(&Event::id(event), *status, code);
+                hook(event, *status, code);
             }
         }
         let mut done = settled.delivered.clone();
@@ -508,7 +508,7 @@ impl Outbound {
         tracing::error!(%destination, txn_id = %in_flight.txn_id, %error, "peer refuses this event in any transaction; dropped");
         if let Some(hook) = self.refusal_hook() {
             for (_, event) in events {
-                hook(&Event::id(event), status, ErrorCode::Malformed.as_str());
+                hook(event, status, ErrorCode::Malformed.as_str());
             }
         }
         self.store.outbound_finish(destination, &in_flight.seqs)?;

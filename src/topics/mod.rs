@@ -5,7 +5,8 @@
 //! [`TopicService`] owns hosting ([`hosted`]), mirroring ([`mirror`]), the append path of
 //! creations, changes, posts and remote submits ([`append`], [`remote`]), durability and its
 //! ordering ([`durable`]), fan-out to other servers ([`fanout`]), cosigning ([`cosign`]) and
-//! the waiters of submitted posts ([`waiters`]). The client API and the federation listener are
+//! the waiters of submitted posts ([`waiters`]) and the notice of a queued post refused later
+//! ([`refused`]). The client API and the federation listener are
 //! adapters over it; it reaches other servers only through the narrow [`Relay`] interface
 //! that federation implements, and devices through [`Deliver`].
 //!
@@ -25,6 +26,7 @@ mod fanout;
 mod fresh;
 mod hosted;
 mod mirror;
+mod refused;
 mod relay;
 mod remote;
 mod service;

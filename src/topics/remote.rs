@@ -18,7 +18,7 @@ use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{
     ENTRY_BATCH_BYTES, EntryBatch, MAX_ENTRIES_PER_EVENT, Submit,
 };
-use rendezvous_protocol::federation::{Event, EventId, EventKind};
+use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::MessageIn;
 use rendezvous_protocol::tlog::{CheckpointNote, LeafIndex};
@@ -95,12 +95,6 @@ impl TopicService {
             Ok(Ok(Landed::Refused(e))) => Err(e),
             _ => Ok(Submitted::Queued),
         }
-    }
-
-    /// The hosting server refused the submit event `event` for good: its waiting device is
-    /// told.
-    pub fn submit_refused(&self, event: &EventId, status: u16, code: &str) {
-        self.waiters.refused(event, status, code);
     }
 
     /// A `topic.submit` event from `origin` for a topic hosted here: appended as if the

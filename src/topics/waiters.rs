@@ -76,18 +76,23 @@ impl SubmitWaiters {
         }
     }
 
-    /// The hosting server refused the submit event `event` with `status` and `code`.
-    pub(super) fn refused(&self, event: &EventId, status: u16, code: &str) {
+    /// The hosting server refused the submit event `event` with `status` and `code`; whether
+    /// a device was still waiting to be told.
+    pub(super) fn refused(&self, event: &EventId, status: u16, code: &str) -> bool {
         let Some(key) = lock(&self.by_event).remove(event) else {
-            return;
+            return false;
         };
+        let mut told = false;
         if let Some(waiters) = lock(&self.by_leaf).remove(&key) {
             for w in waiters {
-                let _ = w.send(Landed::Refused(TopicError::HostRefused {
-                    status,
-                    code: code.to_owned(),
-                }));
+                told |= w
+                    .send(Landed::Refused(TopicError::HostRefused {
+                        status,
+                        code: code.to_owned(),
+                    }))
+                    .is_ok();
             }
         }
+        told
     }
 }

@@ -262,6 +262,10 @@ pub enum ClientError {
     /// A command-line argument or input is not acceptable.
     #[error("{0}")]
     InvalidInput(String),
+    /// The hosting server refused posts that had been answered `202 queued` (the inbox told
+    /// this device; the message lists them).
+    #[error("the hosting server refused queued posts: {0}")]
+    PostRefused(String),
 }
 
 /// The machine-readable codes of errors the client finds itself (`client-api.md` §9); a refusal
@@ -305,6 +309,7 @@ pub const CLIENT_CODES: &[&str] = &[
     "log_incomplete",
     "stale_head",
     "log_forked",
+    "post_refused",
 ];
 
 /// `: entries 2, 5` for a message, or nothing.
@@ -390,6 +395,7 @@ impl ClientError {
             ClientError::LogIncomplete { .. } => "log_incomplete",
             ClientError::StaleHead { .. } => "stale_head",
             ClientError::LogForked { .. } => "log_forked",
+            ClientError::PostRefused(_) => "post_refused",
         }
     }
 

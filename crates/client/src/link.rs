@@ -213,6 +213,7 @@ impl Client {
             server_keys: [(server.to_string(), hex_string(status.key()?.as_bytes()))].into(),
             inbox_seq: 0,
             identities: Default::default(),
+            refused_posts: Vec::new(),
         };
         keystore.save_identity(&payload.identity)?;
         keystore.save_device(&device)?;

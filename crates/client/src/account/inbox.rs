@@ -5,7 +5,8 @@ use awc::http::Method;
 
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::{
-    AckRequest, Body, INBOX_TOPIC_KEY, InboxResponse, TopicKeyDeliveryItem,
+    AckRequest, Body, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxResponse, PostRefusedItem,
+    TopicKeyDeliveryItem,
 };
 use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
@@ -13,6 +14,7 @@ use rendezvous_protocol::devices::{Delivery, open_delivery};
 use rendezvous_protocol::wire::Signed;
 
 use super::InboxReport;
+use crate::keystore::RefusedPost;
 
 impl Client {
     /// Fetches the inbox, opens topic key deliveries with this device's pre keys, stores the
@@ -34,6 +36,13 @@ impl Client {
                 if item.seq <= self.config.inbox_seq {
                     continue;
                 }
+                if item.kind == INBOX_POST_REFUSED {
+                    match refused_post(&item.body) {
+                        Ok(refused) => self.config.refused_posts.push(refused),
+                        Err(e) => report.failed.push((item.seq, e.to_string())),
+                    }
+                    continue;
+                }
                 match self.open_inbox_item(item.kind, &item.body) {
                     Ok(()) => report.topic_keys += 1,
                     Err(e) => report.failed.push((item.seq, e.to_string())),
@@ -46,6 +55,16 @@ impl Client {
             self.save_config()?;
         }
         Ok(report)
+    }
+
+    /// The refused queued posts the inbox brought and no command showed yet; they are
+    /// forgotten once taken.
+    pub fn take_refused_posts(&mut self) -> Result<Vec<RefusedPost>, ClientError> {
+        let taken = std::mem::take(&mut self.config.refused_posts);
+        if !taken.is_empty() {
+            self.save_config()?;
+        }
+        Ok(taken)
     }
 
     fn open_inbox_item(&self, kind: u8, body: &[u8]) -> Result<(), ClientError> {
@@ -80,4 +99,26 @@ impl Client {
         self.keystore.remove_prekey(&delivery.prekey_id)?;
         Ok(())
     }
+}
+
+/// An [`INBOX_POST_REFUSED`] item (`client-api.md` §5).
+fn refused_post(body: &[u8]) -> Result<RefusedPost, ClientError> {
+    let item = PostRefusedItem::from_wire(body).map_err(|error| ClientError::Malformed {
+        what: "inbox item".into(),
+        error,
+    })?;
+    let entry = match item.entry.first() {
+        Some(_) => match rendezvous_protocol::topic::LogEntry::from_wire(&item.entry) {
+            Ok(e) if e.0 == rendezvous_protocol::topic::ENTRY_MESSAGE => "message",
+            Ok(_) => "change",
+            Err(_) => "entry",
+        },
+        None => "entry",
+    };
+    Ok(RefusedPost {
+        topic: item.topic.to_string(),
+        entry: entry.to_owned(),
+        status: item.status,
+        code: item.code,
+    })
 }

@@ -182,6 +182,7 @@ impl Client {
             .into(),
             inbox_seq: 0,
             identities: Default::default(),
+            refused_posts: Vec::new(),
         };
         // Keys reach the disk before the server hears of them, so an answer lost on the way
         // back never leaves a registered account without its keys.

@@ -318,5 +318,14 @@ pub(super) async fn sync(home: &Path) -> Result<Output, ClientError> {
     let mut client = Client::open(home)?;
     let inbox = client.sync_inbox().await?;
     let status = client.refill(false).await?;
+    // client-api.md §9: a queued post the hosting server refused later is a failure to show.
+    let refused = client.take_refused_posts()?;
+    if !refused.is_empty() {
+        let list: Vec<String> = refused
+            .iter()
+            .map(|r| format!("a {} to {}: {} ({})", r.entry, r.topic, r.code, r.status))
+            .collect();
+        return Err(ClientError::PostRefused(list.join("; ")));
+    }
     Ok(Output::synced(&inbox, status.refill))
 }

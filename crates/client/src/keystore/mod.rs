@@ -46,7 +46,7 @@ use rendezvous_protocol::crypto::{DeviceKey, IdentityKey, KemSecretKey, KeyId, S
 use rendezvous_protocol::devices::{Secret32, encode_secret};
 use rendezvous_protocol::wire::{Signed, SignedBytes, VERSION, Verified, decode_versioned};
 
-pub use records::{Config, LogSnapshot, TopicRecord};
+pub use records::{Config, LogSnapshot, RefusedPost, TopicRecord};
 
 const CONFIG: &str = "config.json";
 const IDENTITY: &str = "identity.key";

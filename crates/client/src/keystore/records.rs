@@ -55,6 +55,24 @@ pub struct Config {
     /// different key for the same user is refused.
     #[serde(default)]
     pub identities: BTreeMap<String, String>,
+    /// Posts the hosting server refused after they were queued, from the inbox, not yet shown
+    /// (`rdv sync` shows them once).
+    #[serde(default)]
+    pub refused_posts: Vec<RefusedPost>,
+}
+
+/// A post answered `202 queued` that the hosting server then refused (inbox item kind 2,
+/// `client-api.md` §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedPost {
+    /// The topic.
+    pub topic: String,
+    /// `message` or `change`.
+    pub entry: String,
+    /// The hosting server's status.
+    pub status: u16,
+    /// The hosting server's code.
+    pub code: String,
 }
 
 impl Config {

@@ -27,6 +27,7 @@ fn config() -> Config {
         server_keys: BTreeMap::from([("a.example".into(), hex_string(&[7u8; 32]))]),
         inbox_seq: 3,
         identities: BTreeMap::new(),
+        refused_posts: Vec::new(),
     }
 }
 

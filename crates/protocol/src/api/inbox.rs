@@ -12,6 +12,40 @@ use crate::wire::{SignedBytes, VERSION, check_version, fixed_bytes};
 /// Inbox item kind: a topic key delivery `[topic_key_cert, delivery]`.
 pub const INBOX_TOPIC_KEY: u8 = 1;
 
+/// Inbox item kind: a post the hosting server refused after it was answered `202 queued`
+/// (`federation-api.md` §9.3), body [`PostRefusedItem`].
+pub const INBOX_POST_REFUSED: u8 = 2;
+
+/// Largest [`PostRefusedItem`] body accepted (the entry is at most an event's payload).
+pub const POST_REFUSED_MAX_LEN: usize = crate::federation::event::MAX_EVENT_LEN;
+
+/// `[topic, status, code, entry]`: body of an [`INBOX_POST_REFUSED`] item — the topic, the
+/// hosting server's status and code for the refused `topic.submit`, and the log entry
+/// (`log-entry` wire form) as it was submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct PostRefusedItem {
+    /// The topic posted to.
+    pub topic: crate::ids::TopicId,
+    /// The hosting server's per-event status.
+    pub status: u16,
+    /// The hosting server's error code.
+    pub code: String,
+    /// The refused entry, as submitted.
+    pub entry: ByteBuf,
+}
+
+impl PostRefusedItem {
+    /// Encodes the item body.
+    pub fn to_wire(&self) -> Vec<u8> {
+        crate::wire::encode(self)
+    }
+
+    /// Decodes an item body.
+    pub fn from_wire(bytes: &[u8]) -> Result<PostRefusedItem, crate::wire::WireError> {
+        crate::wire::decode(bytes, POST_REFUSED_MAX_LEN)
+    }
+}
+
 /// `[seq, kind, body]`.
 #[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
 pub struct InboxItem {

@@ -23,8 +23,8 @@ pub use accounts::{
 };
 pub use errors::{ApiErrorBody, ErrorCode, UnknownErrorCode};
 pub use inbox::{
-    AckRequest, INBOX_TOPIC_KEY, InboxItem, InboxResponse, LinkMessage, LinkOpenRequest,
-    PushRegisterRequest, TopicKeyDeliveryItem,
+    AckRequest, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxItem, InboxResponse, LinkMessage,
+    LinkOpenRequest, PostRefusedItem, PushRegisterRequest, TopicKeyDeliveryItem,
 };
 pub use keys::{
     ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedPreKeyBody,

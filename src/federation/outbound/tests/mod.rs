@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::*;
 use base64::Engine;
 use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::federation::Event;
 use rendezvous_protocol::federation::{EventKind, EventResult, TransactionResponse};
 use rendezvous_protocol::ids::TopicId;
 

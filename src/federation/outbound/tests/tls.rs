@@ -7,6 +7,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::*;
+use rendezvous_protocol::federation::Event;
 
 /// The client certificate the TLS handshake got, stored per connection.
 #[derive(Clone)]
