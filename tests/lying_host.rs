@@ -703,7 +703,6 @@ async fn rdv_json(home: &Path, args: &[&str]) -> (Vec<String>, Option<&'static s
 /// meanwhile, so its epoch is old). Today only the server's log says so. Caught by: bob's
 /// devices, told through their inbox; `rdv` shows `post_refused`.
 #[actix_rt::test]
-#[ignore = "needs i9-mirror: a queued post refused later reaches its author (post_refused)"]
 async fn a_queued_post_refused_later_reaches_its_author() {
     let names = ["a.test", "b.test"];
     let mut fed = Federation::in_process("lying-refused", &names).start();
