@@ -135,6 +135,42 @@ async fn an_honest_proxy_is_invisible() {
     assert!(proxy.head(&topic).is_some());
 }
 
+/// The forged-log mode is the real server's log when the host forges nothing: a log built from
+/// the real entries has the real root, and a member behind it reads, verifies and posts as if it
+/// talked to the server (the control for the fork tests).
+#[actix_rt::test]
+async fn a_forged_copy_of_the_real_log_is_indistinguishable() {
+    let host = Host::start(rendezvous_bin!(), "lying-forged-honest");
+    let mut alice = host.register("alice").await;
+    let _ = host.register("bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"one").await.unwrap();
+    alice.send(&topic, b"two").await.unwrap();
+    let proxy = liar(&host);
+    let real = real_entries(&host, &alice, &topic).await;
+    proxy.forge(&topic, &real);
+    let real_state = raw::state(&host.server.process, &alice, &topic).await;
+    let mut bob = behind(&host, "bob", &proxy);
+    let report = bob.read(&topic).await.unwrap();
+    assert_eq!(texts(&report), ["one", "two"]);
+    let verified = bob.verify(&topic).await.unwrap();
+    assert!(verified.ok(), "{verified:?}");
+    assert_eq!(verified.size, real_state.size().get());
+    let mut alice_view = alice.verify(&topic).await.unwrap();
+    assert_eq!(
+        verified.root, alice_view.root,
+        "the forged tree is the real one"
+    );
+    // Bob's post goes into the forged log only.
+    bob.send(&topic, b"three, forged").await.unwrap();
+    assert_eq!(proxy.with_forged(&topic, |log| log.size()), 4);
+    alice_view = alice.verify(&topic).await.unwrap();
+    assert_eq!(alice_view.size, 3);
+}
+
 /// Issue 9 attack 1: the host drops the "remove mallory" change from bob's view. Bob's device
 /// must refuse to encrypt under the old epoch (`log_incomplete`): no ciphertext that mallory's
 /// old epoch key opens ever leaves it. Caught by: the writer's client (write gate).
