@@ -750,3 +750,81 @@ fn a_state_restored_from_its_changes_equals_the_live_one() {
 fn created_change(t: &Topic) -> Signed<TopicChange> {
     t.create.clone().expect("fixture keeps its create")
 }
+
+/// Entry evidence (`tag-log.md` §8.4): a log the host signed whose last given entry breaks a
+/// rule (here a replayed message) convicts it from the checkpoint and the entries alone; a
+/// valid log, an altered prefix or a foreign key convict nothing; the CBOR round-trips.
+#[test]
+fn entry_evidence_convicts_a_signed_log_with_an_invalid_entry_and_nothing_else() {
+    use rendezvous_protocol::crypto::ServerKey;
+    use rendezvous_protocol::tlog::{Checkpoint, Frontier, SignedCheckpoint};
+    use rendezvous_protocol::topic::{EntryEvidence, EntryEvidenceError, leaf_data, log_origin};
+
+    let (a, _b, _c, mut t) = three(History::Shared);
+    let create = LogEntry(rendezvous_protocol::topic::ENTRY_CHANGE, {
+        rendezvous_protocol::wire::encode(created_change(&t).signed_bytes())
+    });
+    let msg = LogEntry::message(&t.post(&t.compose(&a, b"hello")).unwrap());
+    let later = LogEntry::message(&t.post(&t.compose(&a, b"later")).unwrap());
+    // The host's log: create, message, the same message again (invalid), a valid one.
+    let log = [create.clone(), msg.clone(), msg.clone(), later];
+    let host = ServerKey::generate();
+    let sign = |entries: &[LogEntry]| {
+        let mut f = Frontier::new();
+        for e in entries {
+            f.append(&leaf_data(e).unwrap()).unwrap();
+        }
+        let c = Checkpoint::new(&log_origin(&t.id), f.size(), f.root(), 5).unwrap();
+        SignedCheckpoint::sign(&c, &host, "a.example").unwrap()
+    };
+    let proof_from_3 = {
+        let mut tree =
+            rendezvous_protocol::tlog::Tree::new(rendezvous_protocol::tlog::MemoryNodeStore::new());
+        for e in &log {
+            tree.append(&leaf_data(e).unwrap()).unwrap();
+        }
+        tree.consistency_proof(TreeSize(3), TreeSize(4))
+            .unwrap()
+            .path
+    };
+    let evidence = EntryEvidence {
+        checkpoint: sign(&log),
+        entries: log[..3].to_vec(),
+        proof: proof_from_3.clone(),
+    };
+    assert_eq!(
+        evidence.verify(&t.id, host.public(), "a.example").unwrap(),
+        EntryError::Message {
+            index: LeafIndex(2),
+            error: MessageError::Replayed
+        }
+    );
+    let decoded = EntryEvidence::from_cbor(&evidence.to_cbor()).unwrap();
+    assert_eq!(decoded, evidence);
+
+    // Nothing invalid: no contradiction.
+    let valid = [create.clone(), msg.clone()];
+    let honest = EntryEvidence {
+        checkpoint: sign(&valid),
+        entries: valid.to_vec(),
+        proof: Vec::new(),
+    };
+    assert!(matches!(
+        honest.verify(&t.id, host.public(), "a.example"),
+        Err(EntryEvidenceError::NoContradiction(_))
+    ));
+    // Entries that are not the signed log's: refused.
+    let mut altered = evidence.clone();
+    altered.entries[1] = create.clone();
+    assert!(matches!(
+        altered.verify(&t.id, host.public(), "a.example"),
+        Err(EntryEvidenceError::NotInLog(_))
+    ));
+    // Another key, or another topic: refused.
+    assert!(matches!(
+        evidence.verify(&t.id, ServerKey::generate().public(), "a.example"),
+        Err(EntryEvidenceError::Checkpoint(_))
+    ));
+    let other = rendezvous_protocol::ids::TopicId::random(&"a.example".parse().unwrap());
+    assert!(evidence.verify(&other, host.public(), "a.example").is_err());
+}

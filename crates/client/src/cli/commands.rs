@@ -274,15 +274,14 @@ pub(super) fn export_evidence(
     let client = Client::open(home)?;
     let found = client.evidence(topic)?;
     let mut bytes = Vec::new();
-    for (t, evidence) in &found {
-        let cbor = evidence.to_cbor();
+    for (t, kind, cbor) in &found {
         out.emit(Output::Evidence {
             topic: t.to_string(),
             host: t.server().to_string(),
-            kind: evidence.kind().to_owned(),
-            cbor: rendezvous_protocol::crypto::sign::hex_string(&cbor),
+            kind: kind.clone(),
+            cbor: rendezvous_protocol::crypto::sign::hex_string(cbor),
         });
-        bytes.extend_from_slice(&cbor);
+        bytes.extend_from_slice(cbor);
     }
     if let Some(path) = file {
         std::fs::write(path, &bytes).map_err(|e| ClientError::io(path, e))?;

@@ -11,6 +11,7 @@ use rendezvous_protocol::crypto::MessageKey;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::tlog::Evidence;
+use rendezvous_protocol::topic::EntryEvidence;
 use rendezvous_protocol::wire::decode_versioned;
 
 impl Keystore {
@@ -107,6 +108,50 @@ impl Keystore {
             };
             let evidence =
                 Evidence::from_cbor(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
+            found.push((n, evidence));
+        }
+        found.sort_by_key(|(n, _)| *n);
+        Ok(found.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// Keeps evidence that `topic`'s hosting server signed a log with an invalid entry
+    /// (`tag-log.md` §8.4 CBOR) in `entry-evidence-<n>.cbor`, unless kept already.
+    pub fn save_entry_evidence(
+        &self,
+        topic: &TopicId,
+        evidence: &EntryEvidence,
+    ) -> Result<(), ClientError> {
+        let kept = self.entry_evidence(topic)?;
+        if kept.contains(evidence) {
+            return Ok(());
+        }
+        let dir = self.topic_dir(topic);
+        make_dir(&self.dir.join(TOPICS))?;
+        make_dir(&dir)?;
+        write_atomic(
+            &dir.join(format!("entry-evidence-{}.cbor", kept.len())),
+            &evidence.to_cbor(),
+        )
+    }
+
+    /// The invalid-entry evidence kept against `topic`'s hosting server, oldest first.
+    pub fn entry_evidence(&self, topic: &TopicId) -> Result<Vec<EntryEvidence>, ClientError> {
+        let dir = self.topic_dir(topic);
+        let mut found = Vec::new();
+        for name in list_dir(&dir)? {
+            let Some(n) = name
+                .strip_prefix("entry-evidence-")
+                .and_then(|n| n.strip_suffix(".cbor"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let path = dir.join(&name);
+            let Some(bytes) = read_optional(&path)? else {
+                continue;
+            };
+            let evidence =
+                EntryEvidence::from_cbor(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
             found.push((n, evidence));
         }
         found.sort_by_key(|(n, _)| *n);

@@ -23,6 +23,7 @@
 mod apply;
 mod checkpoint;
 mod describe;
+mod entry_evidence;
 mod fetch;
 mod inclusion;
 mod replay;
@@ -153,20 +154,25 @@ impl Client {
 
     /// The kinds of evidence kept against `topic`'s hosting server, oldest first.
     fn evidence_kinds(&self, topic: &TopicId) -> Result<Vec<String>, ClientError> {
-        Ok(self
+        let mut kinds: Vec<String> = self
             .keystore
             .evidence(topic)?
             .iter()
             .map(|e| e.kind().to_owned())
-            .collect())
+            .collect();
+        for _ in self.keystore.entry_evidence(topic)? {
+            kinds.push(replay::INVALID_ENTRY.to_owned());
+        }
+        Ok(kinds)
     }
 
-    /// The evidence kept against hosting servers (`tag-log.md` §8.2), for `rdv evidence
-    /// export`: of `topic`, or of every topic this device has a record of.
+    /// The evidence kept against hosting servers, for `rdv evidence export`: of `topic`, or of
+    /// every topic this device has a record of; `(topic, kind, CBOR)` — `tag-log.md` §8.2
+    /// `evidence` items first, then §8.4 `entry-evidence` items (kind `invalid entry`).
     pub fn evidence(
         &self,
         topic: Option<&TopicId>,
-    ) -> Result<Vec<(TopicId, rendezvous_protocol::tlog::Evidence)>, ClientError> {
+    ) -> Result<Vec<(TopicId, String, Vec<u8>)>, ClientError> {
         let topics = match topic {
             Some(t) => vec![t.clone()],
             None => self.keystore.topics()?,
@@ -174,7 +180,10 @@ impl Client {
         let mut out = Vec::new();
         for t in topics {
             for e in self.keystore.evidence(&t)? {
-                out.push((t.clone(), e));
+                out.push((t.clone(), e.kind().to_owned(), e.to_cbor()));
+            }
+            for e in self.keystore.entry_evidence(&t)? {
+                out.push((t.clone(), replay::INVALID_ENTRY.to_owned(), e.to_cbor()));
             }
         }
         Ok(out)

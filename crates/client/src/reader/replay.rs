@@ -17,8 +17,11 @@ use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::message::Message;
 use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, LogView};
 use rendezvous_protocol::topic::{
-    Applied, ENTRY_CHANGE, EpochKeyring, LogEntry, MemberIndex, Replayer, TopicState,
+    Applied, ENTRY_CHANGE, EpochKeyring, LogEntry, MemberIndex, Replayer, TopicState, leaf_data,
 };
+
+/// The kind name of [`rendezvous_protocol::topic::EntryEvidence`].
+pub(crate) const INVALID_ENTRY: &str = "invalid entry";
 
 /// The topic as replayed by this device.
 pub(crate) struct Replay {
@@ -42,6 +45,9 @@ pub(crate) struct Replay {
     /// The kind of evidence this device holds against the hosting server: the replay went
     /// only up to the head verified before it (`log_forked`).
     pub(crate) forked: Option<String>,
+    /// The first entry that breaks a rule on a certain state although the signed log holds it
+    /// (inclusion verified): evidence against the host (`tag-log.md` §8.4).
+    pub(crate) signed_invalid: Option<u64>,
     /// Messages met before the change that handed this device their epoch's key (a member
     /// added to a shared topic gets the current key after the messages it protects): opened
     /// again once the whole log is replayed. `(position in entries, message, whether this user
@@ -76,6 +82,7 @@ impl Replay {
             age: head.age,
             stale: head.stale,
             forked: None,
+            signed_invalid: None,
             deferred: Vec::new(),
             changes,
         }
@@ -223,6 +230,11 @@ impl Client {
         )
         .await;
         replay.open_deferred();
+        if let Some(index) = replay.signed_invalid
+            && replay.forked.is_none()
+        {
+            replay.forked = self.keep_entry_evidence(&replay, index).await?;
+        }
         replay.state = replayer.state().cloned();
         if let Some(state) = &replay.state
             && state.topic() != topic
@@ -257,10 +269,14 @@ impl Client {
         record: &TopicRecord,
     ) -> Result<(Head, Option<String>), ClientError> {
         let kept = self.keystore.evidence(topic)?;
-        let forked = match kept.first() {
-            Some(evidence) => ClientError::LogForked {
+        let kept_kind = match kept.first() {
+            Some(evidence) => Some(evidence.kind()),
+            None => (!self.keystore.entry_evidence(topic)?.is_empty()).then_some(INVALID_ENTRY),
+        };
+        let forked = match kept_kind {
+            Some(kind) => ClientError::LogForked {
                 topic: topic.to_string(),
-                kind: evidence.kind().to_owned(),
+                kind: kind.to_owned(),
             },
             None => match self.verified_head(topic, record).await {
                 Ok(head) => return Ok((head, None)),
@@ -289,7 +305,26 @@ impl Client {
         root: &mut Option<RootCheck>,
     ) {
         for (index, entry) in entries {
+            // For an entry that fails: its leaf all the same, and whether the state it failed
+            // on is certain (no change can be missing before it).
+            let raw_leaf = entry.as_ref().ok().and_then(|e| leaf_data(e).ok());
+            let certain = replayer.uncertain_since().is_none();
             let (mut report, leaf) = self.replay_entry(replay, replayer, index, entry, stored);
+            if leaf.is_none()
+                && certain
+                && inclusion.covers(index)
+                && replay.signed_invalid.is_none()
+                && let Some(raw) = &raw_leaf
+                && self
+                    .check_inclusion(&replay.topic, index, raw, &replay.checkpoint)
+                    .await
+                    .is_ok()
+            {
+                report.problems.push(
+                    "the hosting server's signed log holds this entry (its inclusion proof verifies): it signed a log that breaks a topic rule".into(),
+                );
+                replay.signed_invalid = Some(index);
+            }
             if let Some(root) = root.as_mut() {
                 root.push(index, leaf.as_deref());
             }

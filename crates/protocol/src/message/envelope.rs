@@ -131,6 +131,16 @@ impl MessageIn {
         &self.header
     }
 
+    /// The data of the message's tag-log leaf, as [`Message::leaf_data`], before any check: a
+    /// leaf is computed from the bytes alone (`federation-spec/protocol.md` §8.1).
+    pub fn leaf_data(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.header_bytes.len() + 32);
+        out.push(crate::topic::LEAF_MESSAGE);
+        out.extend_from_slice(&self.header_bytes);
+        out.extend_from_slice(&self.tag.0);
+        out
+    }
+
     /// The tag (unverified).
     pub fn tag(&self) -> &MessageTag {
         &self.tag

@@ -81,6 +81,15 @@ pub enum ParsedEntry {
     Change(Signed<TopicChange>),
 }
 
+/// The leaf data of an entry, computed from its bytes alone (no check): what the tag log holds
+/// for it (`federation-spec/protocol.md` §8.1).
+pub fn leaf_data(entry: &LogEntry) -> Result<Vec<u8>, WireError> {
+    Ok(match entry.parse()? {
+        ParsedEntry::Message(msg) => msg.leaf_data(),
+        ParsedEntry::Change(signed) => leaf_data_for_change(signed.signed_bytes()),
+    })
+}
+
 /// The leaf data of a change: `0x02 ‖ SHA-256(signed change)`.
 pub fn leaf_data_for_change(signed: &SignedBytes) -> Vec<u8> {
     let mut out = Vec::with_capacity(33);

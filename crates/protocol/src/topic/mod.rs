@@ -18,16 +18,18 @@
 
 mod builder;
 mod change;
+mod entry_evidence;
 pub mod keys;
 mod log;
 mod state;
 
 pub use builder::ChangeBuilder;
 pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange};
+pub use entry_evidence::{EntryEvidence, EntryEvidenceError, MAX_ENTRY_EVIDENCE_SIZE};
 pub use keys::{EpochKeyring, KeyError};
 pub use log::{
     Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
-    check_in_log, leaf_data_for_change, log_origin,
+    check_in_log, leaf_data, leaf_data_for_change, log_origin,
 };
 pub use state::{ChangeOutcome, Member, TagSet, TopicState};
 
