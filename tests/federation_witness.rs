@@ -295,3 +295,47 @@ async fn a_queued_post_the_host_refuses_later_reaches_the_authors_inbox() {
     // Shown once.
     assert!(bob.take_refused_posts().unwrap().is_empty());
 }
+
+/// Issue 9, attack 3: a host that gives c another Server Key signs c's head with it; when b
+/// receives c's cosignature of that note, it is not dropped with a 400: b keeps it with its
+/// own pinned head as an alarm, served by `witnesses`, and bob's `rdv verify` fails on it.
+#[actix_rt::test]
+async fn a_note_under_another_host_key_is_kept_and_served() {
+    let fed = Federation::in_process("fed-other-key", &NAMES).start();
+    let (_alice, mut bob, _carol, topic) = topic_on_a(&fed).await;
+    let a_key = server_key(&fed.server("a.example").data_dir);
+    let c_key = server_key(&fed.server("c.example").data_dir);
+    let w = witnesses(&fed, "b.example", &bob, &topic).await;
+    let held = SignedCheckpoint::parse(w.mirror.unwrap().as_bytes()).unwrap();
+    let other_key = ServerKey::generate();
+    let c = held.unverified_checkpoint().clone();
+    let per_peer = SignedCheckpoint::sign(&c, &other_key, "a.example").unwrap();
+    let note = cosigned_by_c(&per_peer, &c_key).to_note();
+    assert_eq!(
+        cosignature_to_b(&fed, &topic, &note).await,
+        (200, String::new())
+    );
+
+    let w = witnesses(&fed, "b.example", &bob, &topic).await;
+    let alarm = MirrorEvidence::from_wire(&w.evidence.expect("b keeps the alarm")).unwrap();
+    assert!(alarm.reason.contains("pinned key"), "{}", alarm.reason);
+    let pinned = SignedCheckpoint::parse(alarm.a.as_bytes()).unwrap();
+    pinned.verify(a_key.public(), "a.example").unwrap();
+    let foreign = SignedCheckpoint::parse(alarm.b.as_bytes()).unwrap();
+    // The host's line verifies only under the other key; c's cosignature vouches for it.
+    assert!(foreign.verify(a_key.public(), "a.example").is_err());
+    foreign.verify(other_key.public(), "a.example").unwrap();
+    foreign.cosignature(c_key.public(), "c.example").unwrap();
+    let report = bob.verify(&topic).await.unwrap();
+    assert!(!report.ok(), "{report:?}");
+    assert!(
+        report
+            .witnesses
+            .problems
+            .iter()
+            .any(|p| p.contains("pinned key")),
+        "{report:?}"
+    );
+    // The mirror still follows a under the pinned key.
+    bob.read(&topic).await.unwrap();
+}

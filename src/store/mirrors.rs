@@ -7,6 +7,8 @@
 //! | `mirrors` | `id(topic) ‖ 0x01` | the hosting server's latest verified checkpoint note |
 //! | `mirrors` | `id(topic) ‖ 0x02` | evidence against the hosting server (`MirrorEvidence::to_wire`: reason and two notes; for a split view or rollback the two notes are `Evidence::notes`, in order) |
 //! | `mirrors` | `id(topic) ‖ 0x03 ‖ id(server)` | the newest cosigned note from `server` |
+//! | `mirrors` | `id(topic) ‖ 0x04` | the hosting server's Server Key pinned for the topic (32 bytes) |
+//! | `mirrors` | `id(topic) ‖ 0x05` | an alarm that does not stop the mirror: a cosigned note of the hosting server under another key (`MirrorEvidence::to_wire`) |
 
 use super::keys::Key;
 use super::{OrBackend, Store, StoreError};
@@ -15,6 +17,8 @@ use rendezvous_protocol::ids::{ServerName, TopicId};
 const HEAD: u8 = 1;
 const EVIDENCE: u8 = 2;
 const WITNESS: u8 = 3;
+const HOST_KEY: u8 = 4;
+const ALARM: u8 = 5;
 
 fn key(topic: &TopicId, what: u8) -> Vec<u8> {
     Key::new().id(topic.as_str()).u8(what).build()
@@ -66,6 +70,54 @@ impl Store {
             .t()
             .mirrors
             .compare_and_swap(key(topic, EVIDENCE), None as Option<&[u8]>, Some(evidence))
+            .or_backend()?;
+        Ok(())
+    }
+
+    /// The hosting server's Server Key pinned for a mirrored topic (`tag-log.md` §7.5).
+    pub fn mirror_host_key(&self, topic: &TopicId) -> Result<Option<[u8; 32]>, StoreError> {
+        match self.t().mirrors.get(key(topic, HOST_KEY)).or_backend()? {
+            Some(v) => <[u8; 32]>::try_from(v.as_ref())
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt { table: "mirrors" }),
+            None => Ok(None),
+        }
+    }
+
+    /// Pins the hosting server's Server Key for a mirrored topic; a key pinned before stays.
+    pub fn pin_mirror_host_key(
+        &self,
+        topic: &TopicId,
+        host_key: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let _ = self
+            .t()
+            .mirrors
+            .compare_and_swap(
+                key(topic, HOST_KEY),
+                None as Option<&[u8]>,
+                Some(&host_key[..]),
+            )
+            .or_backend()?;
+        Ok(())
+    }
+
+    /// The first alarm raised for a mirrored topic (encoded), if any.
+    pub fn mirror_alarm(&self, topic: &TopicId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .t()
+            .mirrors
+            .get(key(topic, ALARM))
+            .or_backend()?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Keeps an alarm for a mirrored topic; the first one stays.
+    pub fn set_mirror_alarm(&self, topic: &TopicId, alarm: &[u8]) -> Result<(), StoreError> {
+        let _ = self
+            .t()
+            .mirrors
+            .compare_and_swap(key(topic, ALARM), None as Option<&[u8]>, Some(alarm))
             .or_backend()?;
         Ok(())
     }

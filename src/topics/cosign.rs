@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::error::{TopicError, TopicResult};
 use super::lock;
 use super::mirror::host_checkpoint;
+use super::pinned::verify_host_key;
 use super::service::TopicService;
 use crate::clock::now;
 use rendezvous_protocol::crypto::ServerPublicKey;
@@ -65,10 +66,12 @@ impl TopicService {
             SignedCheckpoint::parse(note.as_bytes()).map_err(TopicError::bad_checkpoint)?;
         let relay = self.relay(|| "cosignatures".into())?;
         let cosigner_keys = relay.server_keys(origin).await?;
-        let Some(cosigner) = cosigner_keys
-            .iter()
-            .find(|k| signed.cosignature(k, origin.as_str()).is_ok())
-        else {
+        let Some((cosigner, cosignature)) = cosigner_keys.iter().find_map(|k| {
+            signed
+                .cosignature(k, origin.as_str())
+                .ok()
+                .map(|co| (k, co))
+        }) else {
             return Err(TopicError::NoCosignature {
                 server: origin.clone(),
             });
@@ -91,7 +94,15 @@ impl TopicService {
             true => vec![self.server_key().public().clone()],
             false => relay.server_keys(&topic.server()).await?,
         };
-        let host_key = verify_host_key(&signed, &host_keys, topic)?;
+        let host_key = match hosted_here {
+            true => verify_host_key(&signed, &host_keys, topic)?,
+            // tag-log.md §7.5: a mirror checks against the topic's pinned key; a note under
+            // another key is an alarm, kept, not a 400 that drops it.
+            false => match self.note_host_key(topic, &signed, &cosignature, &host_keys)? {
+                Some(key) => key,
+                None => return Ok(()),
+            },
+        };
         // federation-api.md §9.4: only the host's line and the sender's verified cosignature
         // are kept; any other line is dropped before the note is stored or served.
         let kept = signed
@@ -108,7 +119,7 @@ impl TopicService {
                     "the cosigned checkpoint is not of this server's log",
                 ));
             }
-        } else if let Err(e) = self.compare_witness(topic, &note, &host_keys) {
+        } else if let Err(e) = self.compare_witness(topic, &note, std::slice::from_ref(&host_key)) {
             // Evidence against the hosting server stops the mirror; the cosignature itself
             // was fine, so it is kept (and answered 200).
             tracing::warn!(%topic, %origin, %e, "a witness's view contradicts this mirror");
@@ -212,8 +223,16 @@ impl TopicService {
         let Some(relay) = self.relay_if_on() else {
             return;
         };
-        let Ok(host_keys) = relay.server_keys(&topic.server()).await else {
-            return;
+        // The pinned key when there is one (tag-log.md §7.5), else the key document's.
+        let host_keys = match self.store.mirror_host_key(topic) {
+            Ok(Some(pinned)) => match ServerPublicKey::from_slice(&pinned) {
+                Ok(k) => vec![k],
+                Err(_) => return,
+            },
+            _ => match relay.server_keys(&topic.server()).await {
+                Ok(keys) => keys,
+                Err(_) => return,
+            },
         };
         for (server, note) in notes {
             if server == self.server_name {
@@ -243,20 +262,4 @@ impl TopicService {
         self.store.set_witness_note(topic, server, note)?;
         Ok(())
     }
-}
-
-/// The key among `host_keys` that signed `note` as the topic's hosting server.
-fn verify_host_key(
-    note: &SignedCheckpoint,
-    host_keys: &[ServerPublicKey],
-    topic: &TopicId,
-) -> TopicResult<ServerPublicKey> {
-    let host = topic.server();
-    host_keys
-        .iter()
-        .find(|k| note.verify(k, host.as_str()).is_ok())
-        .cloned()
-        .ok_or_else(|| {
-            TopicError::bad_checkpoint(format!("the checkpoint is not signed by a key of {host}"))
-        })
 }

@@ -216,6 +216,9 @@ impl TopicService {
         host: &HostCheckpoint,
     ) -> TopicResult<Mirrored> {
         m.not_stopped()?;
+        if let Some(reason) = self.host_key_changed(topic, m, &host.key)? {
+            return Err(self.stop(topic, m, &batch.checkpoint, &reason));
+        }
         let c = &host.checkpoint;
         let size = m.log.state.size().get();
         let (first, end) = (batch.first.get(), batch.end().get());
@@ -407,6 +410,7 @@ impl TopicService {
         }
         let last = last.ok_or(TopicError::NoEntries)?;
         self.advance_head(topic, m, &host.note, &host.key)?;
+        self.store.pin_mirror_host_key(topic, host.key.as_bytes())?;
         Ok(Mirrored::Applied { last, leaves })
     }
 
@@ -426,11 +430,10 @@ impl TopicService {
             .as_deref()
             .map(|h| SignedCheckpoint::parse(h.as_bytes()))
         {
-            Some(Ok(h)) => match LogView::resume(&origin, key.clone(), host.as_str(), h) {
-                Ok(view) => view,
-                // Signed by a retired key: start the view afresh from the new checkpoint.
-                Err(_) => LogView::new(&origin, key.clone(), host.as_str()),
-            },
+            // The key was checked against the pinned one (`host_key_changed`): a head that does
+            // not verify under it is a fault of this server's store, never a fresh start.
+            Some(Ok(h)) => LogView::resume(&origin, key.clone(), host.as_str(), h)
+                .map_err(|e| TopicError::internal("stored mirror head", e))?,
             _ => LogView::new(&origin, key.clone(), host.as_str()),
         };
         let new_size = note.unverified_checkpoint().size;

@@ -26,6 +26,7 @@ mod fanout;
 mod fresh;
 mod hosted;
 mod mirror;
+mod pinned;
 mod refused;
 mod relay;
 mod remote;

@@ -283,7 +283,10 @@ impl TopicService {
                 .into_iter()
                 .map(|(_, note)| stored_note(note))
                 .collect::<TopicResult<_>>()?,
-            evidence: self.store.mirror_evidence(topic)?,
+            evidence: match self.store.mirror_evidence(topic)? {
+                Some(evidence) => Some(evidence),
+                None => self.store.mirror_alarm(topic)?,
+            },
         })
     }
 }
