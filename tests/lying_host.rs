@@ -789,7 +789,6 @@ async fn a_queued_post_refused_later_reaches_its_author() {
 /// refuses checkpoints under a key the topic does not name and keeps them as evidence
 /// (`split_view` to its users), and bob's `verify`.
 #[actix_rt::test]
-#[ignore = "needs i9-mirror: host key pinned per topic, a note under another key is evidence"]
 async fn a_host_key_per_peer_is_caught() {
     let names = ["a.test", "b.test", "c.test"];
     let mut fed = Federation::in_process("lying-per-peer-keys", &names).start();
