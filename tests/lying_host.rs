@@ -507,6 +507,10 @@ async fn one_bad_entry_does_not_blind_the_reader() {
         .collect();
     assert_eq!(problems, [bad], "{report:?}");
     assert_eq!(texts(&report), ["m1", "m3", "m4", "m5"], "{report:?}");
+    // The proxy held only the TLS key: nothing here convicts the host, whose signed log is
+    // intact (a message's leaf does not cover its ciphertext).
+    let key = proxy.server_key().public().clone();
+    assert_eq!(evidence_exported(&host.home("bob"), &topic, &key).await, 0);
     // Posted after the tampering: still shown.
     alice.send(&topic, b"m6").await.unwrap();
     let later = bob.read(&topic).await.unwrap();
