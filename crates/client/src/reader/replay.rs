@@ -234,6 +234,13 @@ impl Client {
             && replay.forked.is_none()
         {
             replay.forked = self.keep_entry_evidence(&replay, index).await?;
+            if replay.forked.is_some()
+                && let Some(report) = replay.entries.iter_mut().find(|e| e.index == index)
+            {
+                report.problems.push(
+                    "the hosting server signed a log that holds this entry (evidence kept: `rdv evidence export`)".into(),
+                );
+            }
         }
         replay.state = replayer.state().cloned();
         if let Some(state) = &replay.state
@@ -320,9 +327,6 @@ impl Client {
                     .await
                     .is_ok()
             {
-                report.problems.push(
-                    "the hosting server's signed log holds this entry (its inclusion proof verifies): it signed a log that breaks a topic rule".into(),
-                );
                 replay.signed_invalid = Some(index);
             }
             if let Some(root) = root.as_mut() {

@@ -39,6 +39,28 @@ pub enum EntryEvidenceError {
     Wire(#[from] WireError),
 }
 
+/// Whether a rule `error` fails on what the entry's leaf commits to (`protocol.md` §8.1), so
+/// that a signed tree holding the leaf convicts its host. A change's leaf is the hash of the
+/// whole signed change: every failure counts. A message's leaf is `0x01 ‖ header ‖ tag`: its
+/// ciphertext and signature are not in it, so only failures of the header and tag count
+/// (sender, role, epoch, `seen`, a replayed tag), never a bad signature or tag (anyone on the
+/// way could have altered those bytes).
+pub fn committed(error: &EntryError) -> bool {
+    use crate::message::MessageError as M;
+    match error {
+        EntryError::Change { .. } => true,
+        EntryError::Message { error, .. } => matches!(
+            error,
+            M::WrongEpoch { .. }
+                | M::NotAMember(_)
+                | M::NotAllowedToPost { .. }
+                | M::Replayed
+                | M::SeenAhead { .. }
+        ),
+        EntryError::Malformed { .. } | EntryError::Position { .. } => false,
+    }
+}
+
 /// A signed log whose last given entry breaks a rule at its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryEvidence {
@@ -129,7 +151,10 @@ impl EntryEvidence {
             Ok(_) => Err(EntryEvidenceError::NoContradiction(
                 "the last entry is valid".into(),
             )),
-            Err(e) => Ok(e),
+            Err(e) if committed(&e) => Ok(e),
+            Err(e) => Err(EntryEvidenceError::NoContradiction(format!(
+                "{e}: the leaf does not commit to what fails, so anyone could have altered it"
+            ))),
         }
     }
 

@@ -25,7 +25,7 @@ mod state;
 
 pub use builder::ChangeBuilder;
 pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange};
-pub use entry_evidence::{EntryEvidence, EntryEvidenceError, MAX_ENTRY_EVIDENCE_SIZE};
+pub use entry_evidence::{EntryEvidence, EntryEvidenceError, MAX_ENTRY_EVIDENCE_SIZE, committed};
 pub use keys::{EpochKeyring, KeyError};
 pub use log::{
     Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
