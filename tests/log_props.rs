@@ -325,7 +325,6 @@ impl Log {
 /// evidence against an honest host, or any member, mirror or man in the middle could accuse it
 /// (and a flipped bit in storage or transit would convict it).
 #[test]
-#[ignore = "fails with i9-client 859ad22: EntryEvidence takes a served message whose signature fails for evidence, and anyone can make one"]
 fn entry_evidence_cannot_be_made_from_an_honest_log() {
     use rendezvous_protocol::topic::{ENTRY_MESSAGE, EntryEvidence};
     let log = Log::honest(&[Op::Message(0), Op::Message(1), Op::Message(2)]);

@@ -480,7 +480,6 @@ async fn another_topics_log_signed_as_this_one_is_refused() {
 /// reader reports that entry at its own index and still verifies, opens and shows every later
 /// entry at its true position. Caught by: the reader, without being blinded.
 #[actix_rt::test]
-#[ignore = "fails with i9-client 859ad22: a bit flipped in a served ciphertext by a TLS-key holder is kept as entry evidence against the honest host (forgeable: see log_props entry_evidence_cannot_be_made_from_an_honest_log)"]
 async fn one_bad_entry_does_not_blind_the_reader() {
     let host = Host::start(rendezvous_bin!(), "lying-one-bad-entry");
     let mut alice = host.register("alice").await;
