@@ -9,6 +9,8 @@
 //! - [`federation`]: N federating homeservers (in-process or processes) with a test CA
 //!   ([`ca`]) and, for processes, DNS on loopback ([`dns`]); [`transaction`] sends a raw
 //!   federation transaction as a peer would.
+//! - [`lying`]: a lying hosting server (a TLS proxy holding the real server's certificate and
+//!   Server Key) and [`fork`]: two copies of one hosting server, for the attacks of issue 9.
 //! - [`raw`]: the client API as a device reaches it, for requests an honest client never sends.
 //! - [`topic`]: users with keys and topics, for tests of the protocol rules without a server.
 //! - [`ports`], [`dir`]: free loopback ports, temporary directories.
@@ -21,6 +23,8 @@ pub mod config;
 pub mod dir;
 pub mod dns;
 pub mod federation;
+pub mod fork;
+pub mod lying;
 pub mod ports;
 pub mod process;
 pub mod raw;

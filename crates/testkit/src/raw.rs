@@ -44,20 +44,32 @@ pub fn http(server: &impl Api, client: &Client) -> (Http, String) {
     (http, token)
 }
 
+/// The topic's log entries (wire forms) as the server serves them to `client`.
+pub async fn entries(server: &impl Api, client: &Client, topic: &TopicId) -> Vec<Vec<u8>> {
+    let (http, token) = http(server, client);
+    let mut out = Vec::new();
+    loop {
+        let path = format!(
+            "/v1/topics/{}/entries?from={}&limit=500",
+            encode_segment(topic.as_str()),
+            out.len()
+        );
+        let page: EntriesResponse = http
+            .call(Method::GET, &path, None, Some(&token))
+            .await
+            .unwrap();
+        if page.entries.is_empty() {
+            return out;
+        }
+        out.extend(page.entries.into_iter().map(|e| e.entry.into_vec()));
+    }
+}
+
 /// The topic's state, replayed from the server's log.
 pub async fn state(server: &impl Api, client: &Client, topic: &TopicId) -> TopicState {
-    let (http, token) = http(server, client);
-    let path = format!(
-        "/v1/topics/{}/entries?from=0&limit=500",
-        encode_segment(topic.as_str())
-    );
-    let entries: EntriesResponse = http
-        .call(Method::GET, &path, None, Some(&token))
-        .await
-        .unwrap();
     let mut r = Replayer::new();
-    for e in entries.entries {
-        r.push(&LogEntry::from_wire(&e.entry).unwrap()).unwrap();
+    for e in entries(server, client, topic).await {
+        r.push(&LogEntry::from_wire(&e).unwrap()).unwrap();
     }
     r.state().unwrap().clone()
 }
