@@ -8,7 +8,7 @@ use rendezvous_protocol::api::EntriesResponse;
 use rendezvous_protocol::crypto::{EpochKeys, TopicKey};
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message;
-use rendezvous_protocol::tlog::TreeSize;
+use rendezvous_protocol::tlog::{LogHash, TreeSize};
 use rendezvous_protocol::topic::{LogEntry, MemberIndex, Replayer, TopicState};
 
 use crate::server::TestServer;
@@ -46,6 +46,20 @@ pub fn http(server: &impl Api, client: &Client) -> (Http, String) {
 
 /// The topic's state, replayed from the server's log.
 pub async fn state(server: &impl Api, client: &Client, topic: &TopicId) -> TopicState {
+    replayed(server, client, topic)
+        .await
+        .state()
+        .unwrap()
+        .clone()
+}
+
+/// The root of `topic`'s log (up to 500 entries) as replayed through `client`'s token.
+pub async fn root(server: &impl Api, client: &Client, topic: &TopicId) -> LogHash {
+    replayed(server, client, topic).await.roots().root()
+}
+
+/// The first 500 entries of `topic`, replayed.
+async fn replayed(server: &impl Api, client: &Client, topic: &TopicId) -> Replayer {
     let (http, token) = http(server, client);
     let path = format!(
         "/v1/topics/{}/entries?from=0&limit=500",
@@ -59,7 +73,7 @@ pub async fn state(server: &impl Api, client: &Client, topic: &TopicId) -> Topic
     for e in entries.entries {
         r.push(&LogEntry::from_wire(&e.entry).unwrap()).unwrap();
     }
-    r.state().unwrap().clone()
+    r
 }
 
 /// The device's Topic Key and current epoch keys for `topic`, straight from its keystore.
@@ -90,12 +104,14 @@ pub async fn keys(
 /// A message encrypted and signed by `client` as its member, for the current epoch.
 pub async fn message(server: &impl Api, client: &Client, topic: &TopicId, text: &[u8]) -> Vec<u8> {
     let (me, tk, keys, size) = keys(server, client, topic).await;
+    let root = root(server, client, topic).await;
     message::encrypt(
         topic,
         &keys,
         MemberIndex(me),
         tk.signing(),
         TreeSize(size),
+        &root,
         text,
     )
     .unwrap()

@@ -14,8 +14,10 @@ use rendezvous_protocol::ids::{ServerName, UserId};
 
 /// What a device keeps of a topic's log to go on checking it where it stopped
 /// (`topics/<id>/log.cbor`): every change with its index, to rebuild the topic state with
-/// [`rendezvous_protocol::topic::TopicState::restore`], and every message tag, to catch a replayed message.
-/// `[1, size, [* [index, signed change]], [* tag]]`.
+/// [`rendezvous_protocol::topic::TopicState::restore`], every message tag, to catch a replayed message,
+/// and the log's root at every size with the frontier, which message and change signatures are
+/// checked against (fork binding, `protocol.md` §6.4): 32 bytes per entry.
+/// `[1, size, [* [index, signed change]], [* tag], [* frontier hash], roots: 32·(size + 1) bytes]`.
 #[derive(Debug, Clone, Default, Serialize_tuple, Deserialize_tuple)]
 pub struct LogSnapshot {
     /// Always 1.
@@ -26,6 +28,10 @@ pub struct LogSnapshot {
     pub changes: Vec<(u64, serde_bytes::ByteBuf)>,
     /// Tags of all messages in the covered entries.
     pub tags: Vec<serde_bytes::ByteBuf>,
+    /// The tag log's frontier at `size` (one hash per set bit of `size`, largest subtree first).
+    pub frontier: Vec<serde_bytes::ByteBuf>,
+    /// The root at every size `0 ..= size`, concatenated.
+    pub roots: serde_bytes::ByteBuf,
 }
 
 /// The device's settings (`config.json`). Nothing secret, kept 0600 all the same.

@@ -9,7 +9,7 @@ use super::{ChangeError, ChangeOutcome, LEAF_CHANGE, TopicChange, TopicState};
 use crate::ids::TopicId;
 use crate::message::{MAX_MESSAGE_LEN, Message, MessageIn};
 use crate::message::{MessageError, MessageTag};
-use crate::tlog::{Checkpoint, InclusionProof, LeafIndex, leaf_hash};
+use crate::tlog::{Checkpoint, InclusionProof, LeafIndex, RootAt, Roots, leaf_hash};
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
 /// One entry of a topic's log as stored and served: `[1, message bytes]` or `[2, signed change]`
@@ -128,11 +128,14 @@ pub enum Applied {
 }
 
 /// Replays a topic's log entry by entry with the same rules as the hosting server, as a member
-/// or mirror that validates a log does. Keeps every tag for replay detection.
+/// or mirror that validates a log does. Keeps every tag for replay detection, and the root of the
+/// replayed log at every size ([`Roots`], 32 bytes per entry): message and change signatures are
+/// checked against them (fork binding, `federation-spec/protocol.md` §6.4, §7.2).
 #[derive(Debug, Default)]
 pub struct Replayer {
     state: Option<TopicState>,
     tags: HashSet<MessageTag>,
+    roots: Roots,
 }
 
 impl Replayer {
@@ -141,13 +144,21 @@ impl Replayer {
         Self::default()
     }
 
-    /// Goes on from a known state and the tags of every message before it (a device resuming
-    /// its check of a log where it stopped).
-    pub fn resume(state: TopicState, tags: HashSet<MessageTag>) -> Self {
+    /// Goes on from a known state, the tags of every message before it and the roots of the log
+    /// so far (a device resuming its check of a log where it stopped). `roots` must end at the
+    /// state's size; messages whose `seen` is below [`Roots::start`] cannot be checked
+    /// ([`MessageError::RootUnknown`]).
+    pub fn resume(state: TopicState, tags: HashSet<MessageTag>, roots: Roots) -> Self {
         Replayer {
             state: Some(state),
             tags,
+            roots,
         }
+    }
+
+    /// The roots of the log replayed so far (with a resumed replayer, from where it resumed).
+    pub fn roots(&self) -> &Roots {
+        &self.roots
     }
 
     /// Tags of every message applied so far.
@@ -169,6 +180,19 @@ impl Replayer {
         let parsed = entry
             .parse()
             .map_err(|error| EntryError::Malformed { index, error })?;
+        let (applied, leaf) = self.apply(index, parsed)?;
+        // A log of 2^64 entries cannot occur; the roots would then stop growing and later
+        // signatures fail as `RootUnknown`.
+        let _ = self.roots.append(&leaf);
+        Ok((applied, leaf))
+    }
+
+    /// Checks and applies a parsed entry at `index` (the roots are those before it).
+    fn apply(
+        &mut self,
+        index: LeafIndex,
+        parsed: ParsedEntry,
+    ) -> Result<(Applied, Vec<u8>), EntryError> {
         match (parsed, &mut self.state) {
             (ParsedEntry::Change(signed), None) => {
                 let outcome = TopicState::create(signed)
@@ -182,16 +206,22 @@ impl Replayer {
                 error: ChangeError::CreateNotFirst,
             }),
             (ParsedEntry::Change(signed), Some(state)) => {
-                let outcome = state
-                    .check_change(signed)
-                    .map_err(|error| EntryError::Change { index, error })?;
+                let err = |error| EntryError::Change { index, error };
+                let size = state.size();
+                let root = self
+                    .roots
+                    .root_at(size)
+                    .map_err(|error| err(ChangeError::RootUnknown { size, error }))?;
+                let outcome = state.check_change(signed, &root).map_err(err)?;
                 let leaf = leaf_data_for_change(outcome.change.signed_bytes());
                 *state = outcome.next.clone();
                 Ok((Applied::Change(Box::new(outcome)), leaf))
             }
             (ParsedEntry::Message(msg), Some(state)) => {
                 let err = |error| EntryError::Message { index, error };
-                let msg = state.check_message(msg, &self.tags).map_err(err)?;
+                let msg = state
+                    .check_message(msg, &self.tags, &self.roots)
+                    .map_err(err)?;
                 state.append_message(&msg).map_err(err)?;
                 self.tags.insert(*msg.tag());
                 let leaf = msg.leaf_data();
