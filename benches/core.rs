@@ -156,9 +156,17 @@ fn messages(c: &mut Criterion) {
                 .expect("encrypt")
             })
         });
-        let wire = encrypt(&s.topic, &s.keys, SENDER, s.tk.signing(), SEEN, &s.seen_root, &pt)
-            .expect("encrypt")
-            .to_wire();
+        let wire = encrypt(
+            &s.topic,
+            &s.keys,
+            SENDER,
+            s.tk.signing(),
+            SEEN,
+            &s.seen_root,
+            &pt,
+        )
+        .expect("encrypt")
+        .to_wire();
         // Sanity: the receive path round-trips.
         let opened = MessageIn::from_wire(&wire)
             .and_then(|m| m.verify(&s.topic, &signing_public, &s.seen_root))
@@ -181,7 +189,16 @@ fn messages(c: &mut Criterion) {
 
     // Where the time of each path goes, at 100 B.
     let pt = plaintext(100);
-    let msg = encrypt(&s.topic, &s.keys, SENDER, s.tk.signing(), SEEN, &s.seen_root, &pt).expect("encrypt");
+    let msg = encrypt(
+        &s.topic,
+        &s.keys,
+        SENDER,
+        s.tk.signing(),
+        SEEN,
+        &s.seen_root,
+        &pt,
+    )
+    .expect("encrypt");
     let wire = msg.to_wire();
     let decoded = MessageIn::from_wire(&wire).expect("from_wire");
     let mut g = c.benchmark_group("message_parts/100B");
@@ -392,9 +409,17 @@ fn cpu_time(c: &mut Criterion<cpu::ThreadCpuTime>) {
     let sig = key.sign(&msg);
     let s = message_setup();
     let signing_public = s.tk.public().signing.clone();
-    let wire = encrypt(&s.topic, &s.keys, SENDER, s.tk.signing(), SEEN, &s.seen_root, &msg)
-        .expect("encrypt")
-        .to_wire();
+    let wire = encrypt(
+        &s.topic,
+        &s.keys,
+        SENDER,
+        s.tk.signing(),
+        SEEN,
+        &s.seen_root,
+        &msg,
+    )
+    .expect("encrypt")
+    .to_wire();
 
     let mut g = c.benchmark_group("cpu_time");
     g.bench_function("reference/ed25519_sign/100B", |b| {

@@ -421,3 +421,78 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
     assert!(v.failed.iter().any(|e| e.index == 2), "{v:?}");
     drop(server);
 }
+
+/// The host's log holds a message whose signature was made over another log root than the host's
+/// at its `seen` (what a forking host produces when it puts one branch's post into another):
+/// `verify` reports it, keeps `unbound_entry` evidence, and a third party checks that evidence
+/// with the hosting server's key alone; a mutated copy does not verify (`tag-log.md` §8.1).
+#[actix_rt::test]
+async fn an_entry_signed_over_another_root_is_kept_as_evidence() {
+    use rendezvous_protocol::crypto::transcript::LABEL_MESSAGE;
+    use rendezvous_protocol::message::MessageIn;
+    use rendezvous_protocol::topic::{LogEntry, ParsedEntry, UnboundEntry};
+    use serde_bytes::ByteBuf;
+    use sha2::{Digest, Sha256};
+
+    let dir = TempDir::new("forkbind");
+    let server = TestServer::start(&dir.join("server"));
+    let addr = server.addr;
+    let (alice, mut bob, topic) = pair_with_messages(&server, &dir, History::Shared, "m", 3).await;
+    assert!(bob.verify(&topic).await.unwrap().ok());
+    let (_, tk, _, _) = raw::keys(&server, &alice, &topic).await;
+    server.stop();
+
+    // Entry 2 (alice's second message) re-signed by alice's Topic Key over another root at its
+    // `seen`: header, ciphertext and tag, hence its leaf, stay as the host logged them.
+    {
+        let store = open_store_when_free(&dir.join("server").join("db"));
+        let mut bytes = store.entry(&topic, 2).unwrap().unwrap();
+        let ParsedEntry::Message(msg) = LogEntry::from_wire(&bytes).unwrap().parse().unwrap()
+        else {
+            panic!("entry 2 is a message");
+        };
+        let wire = &LogEntry::from_wire(&bytes).unwrap().1;
+        let (header, ciphertext, _): (ByteBuf, ByteBuf, ByteBuf) =
+            rendezvous_protocol::wire::decode(wire, 1 << 20).unwrap();
+        let other_root = [7u8; 32];
+        let signature = tk.signing().sign(
+            LABEL_MESSAGE,
+            &[
+                topic.as_str().as_bytes(),
+                &header,
+                &msg.tag().0,
+                &Sha256::digest(&ciphertext),
+                &other_root,
+            ],
+        );
+        let n = bytes.len();
+        bytes[n - 64..].copy_from_slice(&signature.0);
+        assert!(MessageIn::from_wire(&LogEntry::from_wire(&bytes).unwrap().1).is_ok());
+        store
+            .corrupt_entry_for_tests(&topic, 2, Some(bytes))
+            .unwrap();
+        store.sync().await.unwrap();
+    }
+    let server = TestServer::start_on(&dir.join("server"), addr);
+    let report = bob.verify(&topic).await.unwrap();
+    assert!(!report.ok(), "{report:?}");
+    assert!(report.failed.iter().any(|e| e.index == 2), "{report:?}");
+    assert_eq!(report.unbound.len(), 1, "{report:?}");
+
+    // A third party: the CBOR and the hosting server's public key, nothing else.
+    let cbor = report.unbound[0].to_cbor();
+    let host_key = rendezvous_testkit::transaction::server_key(&dir.join("server"));
+    let evidence = UnboundEntry::from_cbor(&cbor).unwrap();
+    assert_eq!(evidence.index.get(), 2);
+    evidence.verify(host_key.public(), "localhost").unwrap();
+    let mut mutated = evidence.clone();
+    mutated.bound_root.0[0] ^= 1;
+    assert!(mutated.verify(host_key.public(), "localhost").is_err());
+    let mut mutated = evidence.clone();
+    mutated.index = rendezvous_protocol::tlog::LeafIndex(1);
+    assert!(mutated.verify(host_key.public(), "localhost").is_err());
+    // Under another server's key it proves nothing.
+    let other = rendezvous_protocol::crypto::ServerKey::generate();
+    assert!(evidence.verify(other.public(), "localhost").is_err());
+    drop(server);
+}

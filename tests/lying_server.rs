@@ -86,7 +86,9 @@ fn member_reads(
         .ok_or(MessageError::NotAMember(
             rendezvous_protocol::topic::MemberIndex(0),
         ))
-        .and_then(|k| MessageIn::from_wire(wire)?.verify(&host.topic.id, &k, &seen_root(host, wire)))?;
+        .and_then(|k| {
+            MessageIn::from_wire(wire)?.verify(&host.topic.id, &k, &seen_root(host, wire))
+        })?;
     let proof = tree
         .inclusion_proof(LeafIndex(index), cp.size)
         .map_err(|_| MessageError::NotInLog)?;

@@ -1262,12 +1262,20 @@ fn committed_message_verifies_and_opens() {
     };
     assert_eq!(
         after_rekey
-            .check_message(MessageIn::from_wire(&wire).unwrap(), &HashSet::new(), &forked)
+            .check_message(
+                MessageIn::from_wire(&wire).unwrap(),
+                &HashSet::new(),
+                &forked
+            )
             .unwrap_err(),
         message::MessageError::BadSignature
     );
     let msg = after_rekey
-        .check_message(MessageIn::from_wire(&wire).unwrap(), &HashSet::new(), &roots)
+        .check_message(
+            MessageIn::from_wire(&wire).unwrap(),
+            &HashSet::new(),
+            &roots,
+        )
         .unwrap();
     assert_eq!(msg.leaf_data(), leaf);
     let mk = MessageKey::from_slice(&bytes(e, "message_key")).unwrap();
@@ -1285,7 +1293,11 @@ fn committed_message_verifies_and_opens() {
     );
     assert!(
         after_create
-            .check_message(MessageIn::from_wire(&wire).unwrap(), &HashSet::new(), &roots)
+            .check_message(
+                MessageIn::from_wire(&wire).unwrap(),
+                &HashSet::new(),
+                &roots
+            )
             .is_err()
     );
     let mut bad = wire.clone();

@@ -90,7 +90,9 @@ fn a_non_member_and_a_forged_sender_are_refused() {
         MemberIndex(1),
         mallory.tk.signing(),
         TreeSize(1),
-        &t.roots.root_at(TreeSize(1)).unwrap_or_else(|_| t.roots.root()),
+        &t.roots
+            .root_at(TreeSize(1))
+            .unwrap_or_else(|_| t.roots.root()),
         b"I am bob",
     )
     .unwrap()
@@ -126,7 +128,9 @@ fn wrong_epoch_and_seen_ahead_are_refused() {
         MemberIndex(1),
         b.tk.signing(),
         TreeSize(99),
-        &t.roots.root_at(TreeSize(99)).unwrap_or_else(|_| t.roots.root()),
+        &t.roots
+            .root_at(TreeSize(99))
+            .unwrap_or_else(|_| t.roots.root()),
         b"future",
     )
     .unwrap()
@@ -143,9 +147,15 @@ fn wrong_epoch_and_seen_ahead_are_refused() {
 #[test]
 fn only_an_admin_changes_the_topic() {
     let (_, b, _, t) = three(History::Shared);
-    let err = ChangeBuilder::new(&t.state, t.roots.root(), MemberIndex(1), &b.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap_err();
+    let err = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(1),
+        &b.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap_err();
     assert_eq!(
         err,
         ChangeError::NotAdmin {
@@ -153,9 +163,15 @@ fn only_an_admin_changes_the_topic() {
             role: "writer"
         }
     );
-    let err = ChangeBuilder::new(&t.state, t.roots.root(), MemberIndex(7), &b.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap_err();
+    let err = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(7),
+        &b.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap_err();
     assert_eq!(err, ChangeError::UnknownAuthor(MemberIndex(7)));
 }
 
@@ -203,7 +219,9 @@ fn removal_rekeys_and_the_removed_member_reads_nothing_new() {
         MemberIndex(1),
         b.tk.signing(),
         TreeSize(2),
-        &t.roots.root_at(TreeSize(2)).unwrap_or_else(|_| t.roots.root()),
+        &t.roots
+            .root_at(TreeSize(2))
+            .unwrap_or_else(|_| t.roots.root()),
         b"still here?",
     )
     .unwrap()
@@ -375,14 +393,24 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     leaked.member = MemberIndex(1);
     extra.boxes.insert(1, leaked);
     assert!(matches!(
-        before.check_change(resign(&extra, &a.tk, &root(&t, &before)), &root(&t, &before)).unwrap_err(),
+        before
+            .check_change(
+                resign(&extra, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::WrongRecipients { .. }
     ));
     // A missing box is refused.
     let mut missing = good.clone();
     missing.boxes.pop();
     assert_eq!(
-        before.check_change(resign(&missing, &a.tk, &root(&t, &before)), &root(&t, &before)).unwrap_err(),
+        before
+            .check_change(
+                resign(&missing, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::WrongRecipients {
             expected: vec![MemberIndex(0), MemberIndex(2)],
             got: vec![MemberIndex(0)]
@@ -392,14 +420,24 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     let mut wrong = good.clone();
     wrong.boxes[1].sealed = good.boxes[0].sealed.clone();
     assert_eq!(
-        before.check_change(resign(&wrong, &a.tk, &root(&t, &before)), &root(&t, &before)).unwrap_err(),
+        before
+            .check_change(
+                resign(&wrong, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::BoxWrongKey(MemberIndex(2))
     );
     // A wrong epoch or a missing key check is refused.
     let mut epoch = good.clone();
     epoch.epoch = Epoch(5);
     assert_eq!(
-        before.check_change(resign(&epoch, &a.tk, &root(&t, &before)), &root(&t, &before)).unwrap_err(),
+        before
+            .check_change(
+                resign(&epoch, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::WrongEpoch {
             expected: Epoch(1),
             got: Epoch(5)
@@ -408,7 +446,12 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     let mut nocheck = good.clone();
     nocheck.key_check = None;
     assert!(matches!(
-        before.check_change(resign(&nocheck, &a.tk, &root(&t, &before)), &root(&t, &before)).unwrap_err(),
+        before
+            .check_change(
+                resign(&nocheck, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::KeyCheck(_)
     ));
 }
@@ -416,9 +459,15 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
 #[test]
 fn an_admin_cannot_give_members_different_keys() {
     let (a, b, c, t) = three(History::Shared);
-    let (outcome, key) = ChangeBuilder::new(&t.state, t.roots.root(), MemberIndex(0), &a.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap();
+    let (outcome, key) = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(0),
+        &a.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap();
     let key = key.unwrap();
     // Replace carol's box with one holding a different key, sealed correctly to her.
     let mut split = outcome.change.value().clone();
@@ -434,7 +483,10 @@ fn an_admin_cannot_give_members_different_keys() {
     )
     .unwrap();
     // The server cannot tell (it has no keys), so the change is valid...
-    let accepted = t.state.check_change(resign(&split, &a.tk, &t.roots.root()), &t.roots.root()).unwrap();
+    let accepted = t
+        .state
+        .check_change(resign(&split, &a.tk, &t.roots.root()), &t.roots.root())
+        .unwrap();
     // ...but carol refuses the key, and bob accepts the real one.
     let mut carol = EpochKeyring::new();
     assert_eq!(
@@ -456,9 +508,15 @@ fn an_admin_cannot_give_members_different_keys() {
 fn stale_and_misplaced_changes_are_refused() {
     let (mut a, mut b, mut c, mut t) = three(History::Shared);
     let before = t.state.clone();
-    let (first, _) = ChangeBuilder::new(&before, root(&t, &before), MemberIndex(0), &a.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap();
+    let (first, _) = ChangeBuilder::new(
+        &before,
+        root(&t, &before),
+        MemberIndex(0),
+        &a.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap();
     t.change(
         &mut [&mut a, &mut b, &mut c],
         0,
@@ -466,7 +524,9 @@ fn stale_and_misplaced_changes_are_refused() {
     );
     // `first` was built on `before`; applied after another change, it is stale.
     assert_eq!(
-        t.state.check_change(first.change.unverified(), &t.roots.root()).unwrap_err(),
+        t.state
+            .check_change(first.change.unverified(), &t.roots.root())
+            .unwrap_err(),
         ChangeError::StaleChange
     );
     // A create is only valid as entry 0.
@@ -476,7 +536,8 @@ fn stale_and_misplaced_changes_are_refused() {
             .build(0, &mut Randomness::Os)
             .unwrap();
     assert_eq!(
-        t.state.check_change(created.change.unverified(), &t.roots.root())
+        t.state
+            .check_change(created.change.unverified(), &t.roots.root())
             .unwrap_err(),
         ChangeError::CreateNotFirst
     );
@@ -493,10 +554,12 @@ fn stale_and_misplaced_changes_are_refused() {
         &d.tk,
         Action::Rekey,
     )
-        .build(0, &mut Randomness::Os)
-        .unwrap();
+    .build(0, &mut Randomness::Os)
+    .unwrap();
     assert!(matches!(
-        t.state.check_change(other.change.unverified(), &t.roots.root()).unwrap_err(),
+        t.state
+            .check_change(other.change.unverified(), &t.roots.root())
+            .unwrap_err(),
         ChangeError::WrongTopic { .. }
     ));
     let _ = &mut d;
@@ -568,18 +631,30 @@ fn topic_key_certificates_are_checked_and_single_use() {
     let d = User::new("dave");
     let mut spec = d.spec(Role::Writer);
     spec.identity_key = User::new("x").ik.public().clone();
-    let err = ChangeBuilder::new(&t.state, t.roots.root(), MemberIndex(0), &a.tk, Action::Add(vec![spec]))
-        .current_key(Some(&k0))
-        .build(0, &mut Randomness::Os)
-        .unwrap_err();
+    let err = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![spec]),
+    )
+    .current_key(Some(&k0))
+    .build(0, &mut Randomness::Os)
+    .unwrap_err();
     assert!(matches!(err, ChangeError::BadTopicKeyCert { .. }));
     // A certificate for another user.
     let mut spec = d.spec(Role::Writer);
     spec.user = "@eve:a.example".parse().unwrap();
-    let err = ChangeBuilder::new(&t.state, t.roots.root(), MemberIndex(0), &a.tk, Action::Add(vec![spec]))
-        .current_key(Some(&k0))
-        .build(0, &mut Randomness::Os)
-        .unwrap_err();
+    let err = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![spec]),
+    )
+    .current_key(Some(&k0))
+    .build(0, &mut Randomness::Os)
+    .unwrap_err();
     assert!(matches!(err, ChangeError::BadTopicKeyCert { .. }));
     // A topic key used before in this topic (bob's, after he was removed and re-added).
     t.change(

@@ -65,7 +65,11 @@ impl RootAt for LogRoots<'_> {
         if size == self.frontier.size() {
             return Ok(self.frontier.root());
         }
-        Tree::open(TopicNodes::new(self.store, self.topic), self.frontier.size())?.root_at(size)
+        Tree::open(
+            TopicNodes::new(self.store, self.topic),
+            self.frontier.size(),
+        )?
+        .root_at(size)
     }
 }
 

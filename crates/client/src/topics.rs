@@ -340,7 +340,15 @@ impl Client {
                 })?;
         let seen = replay.checkpoint.size;
         // Signed over the root of the verified head (`protocol.md` §6.4), which is not sent.
-        let msg = encrypt(topic, keys, me, key.signing(), seen, &replay.checkpoint.root, text)?;
+        let msg = encrypt(
+            topic,
+            keys,
+            me,
+            key.signing(),
+            seen,
+            &replay.checkpoint.root,
+            text,
+        )?;
         let answer = self.append(topic, "/messages", msg.to_wire()).await?;
         self.check_append(topic, &answer).await?;
         Ok(answer.index.get())

@@ -103,8 +103,20 @@ pub async fn keys(
 
 /// A message encrypted and signed by `client` as its member, for the current epoch.
 pub async fn message(server: &impl Api, client: &Client, topic: &TopicId, text: &[u8]) -> Vec<u8> {
-    let (me, tk, keys, size) = keys(server, client, topic).await;
     let root = root(server, client, topic).await;
+    message_over(server, client, topic, text, root).await
+}
+
+/// [`message`], but signed over `root` as the log's root at `seen` (another branch's root, to
+/// test the fork binding of `protocol.md` §6.4).
+pub async fn message_over(
+    server: &impl Api,
+    client: &Client,
+    topic: &TopicId,
+    text: &[u8],
+    root: LogHash,
+) -> Vec<u8> {
+    let (me, tk, keys, size) = keys(server, client, topic).await;
     message::encrypt(
         topic,
         &keys,

@@ -150,9 +150,9 @@ impl Topic {
 
     /// The hosting server's check and append.
     pub fn post(&mut self, wire: &[u8]) -> Result<Message, message::MessageError> {
-        let msg =
-            self.state
-                .check_message(MessageIn::from_wire(wire)?, &self.tags, &self.roots)?;
+        let msg = self
+            .state
+            .check_message(MessageIn::from_wire(wire)?, &self.tags, &self.roots)?;
         self.state.append_message(&msg)?;
         self.tags.insert(*msg.tag());
         self.roots.append(&msg.leaf_data()).unwrap();

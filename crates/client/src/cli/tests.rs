@@ -156,6 +156,7 @@ fn report() -> ReadReport {
             },
         ],
         missing: vec![2],
+        unbound: vec![],
     }
 }
 
@@ -211,6 +212,7 @@ fn verify_in_json_and_text() {
             cosigned: vec![("b.example".into(), 1)],
             problems: vec![],
         },
+        unbound: vec![],
     };
     let lines = Output::verify(&r);
     assert_eq!(

@@ -24,6 +24,7 @@ mod apply;
 mod checkpoint;
 mod describe;
 mod fetch;
+mod forkbind;
 mod inclusion;
 mod replay;
 mod report;
@@ -89,6 +90,7 @@ impl Client {
                 .cloned()
                 .collect(),
             missing: replay.missing.clone(),
+            unbound: replay.unbound.clone(),
         })
     }
 
@@ -111,6 +113,7 @@ impl Client {
                     missing: Vec::new(),
                     root_matches: None,
                     witnesses,
+                    unbound: Vec::new(),
                 });
             }
             Err(e) => return Err(e),
@@ -131,6 +134,7 @@ impl Client {
             missing: replay.missing.clone(),
             root_matches: replay.root_matches,
             witnesses: self.check_witnesses(topic, Some(&replay.view)).await?,
+            unbound: replay.unbound.clone(),
         })
     }
 }

@@ -7,6 +7,7 @@
 use super::apply::StoredKeys;
 use super::checkpoint::Head;
 use super::fetch::Fetched;
+use super::forkbind::{self, Unbound};
 use super::inclusion::{Inclusion, RootCheck};
 use super::snapshot::Start;
 use super::{EntryContent, EntryReport};
@@ -17,7 +18,7 @@ use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::message::Message;
 use rendezvous_protocol::tlog::{Checkpoint, LogView};
 use rendezvous_protocol::topic::{
-    Applied, ENTRY_CHANGE, EpochKeyring, LogEntry, MemberIndex, Replayer, TopicState,
+    Applied, ENTRY_CHANGE, EpochKeyring, LogEntry, MemberIndex, Replayer, TopicState, UnboundEntry,
 };
 
 /// The topic as replayed by this device.
@@ -40,6 +41,12 @@ pub(crate) struct Replay {
     pub(crate) deferred: Vec<(usize, Message)>,
     /// Every change of the log so far with its index (signed wire form), for the snapshot.
     changes: Vec<(u64, Vec<u8>)>,
+    /// Entries of the host's signed log whose signature fails under this device's own root at
+    /// the size they bind (fork binding): evidence against the hosting server, verified
+    /// (`tag-log.md` §8.1, `unbound_entry`).
+    pub(crate) unbound: Vec<UnboundEntry>,
+    /// Such failures noted during the replay, turned into evidence after it.
+    pending_unbound: Vec<Unbound>,
 }
 
 impl Replay {
@@ -65,6 +72,8 @@ impl Replay {
             root_matches: None,
             deferred: Vec::new(),
             changes,
+            unbound: Vec::new(),
+            pending_unbound: Vec::new(),
         }
     }
 
@@ -160,6 +169,7 @@ impl Client {
         )
         .await;
         replay.open_deferred();
+        self.keep_unbound(&mut replay).await;
         replay.state = replayer.state().cloned();
         if !matches!(inclusion, Inclusion::Skip) {
             let changes = std::mem::take(&mut replay.changes);
@@ -167,6 +177,34 @@ impl Client {
         }
         replay.root_matches = root.and_then(|r| r.matches(size, &replay.checkpoint.root));
         Ok(replay)
+    }
+
+    /// Turns the fork-binding failures noted during the replay into evidence, and says in each
+    /// entry's report whether it was kept.
+    async fn keep_unbound(&mut self, replay: &mut Replay) {
+        let Some(head) = replay.view.latest().cloned() else {
+            return;
+        };
+        for unbound in std::mem::take(&mut replay.pending_unbound) {
+            let index = unbound.index();
+            let note = match self
+                .unbound_evidence(&replay.topic, &head, &replay.changes, unbound)
+                .await
+            {
+                Ok(Some(evidence)) => {
+                    replay.unbound.push(evidence);
+                    "the hosting server's signed log holds this entry although its signature fails \
+                     under the log's root at the size it binds (a fork, or an altered entry): \
+                     evidence kept"
+                        .to_owned()
+                }
+                Ok(None) => "no evidence of a fork could be made for it".to_owned(),
+                Err(e) => format!("no evidence of a fork could be fetched for it: {e}"),
+            };
+            if let Some(report) = replay.entries.iter_mut().find(|r| r.index == index) {
+                report.problems.push(note);
+            }
+        }
     }
 
     /// Pushes each fetched entry through the replayer, takes what it means for this device,
@@ -220,7 +258,12 @@ impl Client {
             .then(|| replayer.state().cloned())
             .flatten();
         match replayer.push(&entry) {
-            Err(e) => (EntryReport::invalid(index, e.to_string()), None),
+            Err(e) => {
+                if let Some(unbound) = forkbind::note(replayer, index, &entry, &e) {
+                    replay.pending_unbound.push(unbound);
+                }
+                (EntryReport::invalid(index, e.to_string()), None)
+            }
             Ok((applied, leaf)) => {
                 if let Applied::Change(outcome) = &applied {
                     replay.changes.push((

@@ -2,6 +2,7 @@
 //! failed, gathered into a [`ReadReport`] or a [`VerifyReport`].
 
 use rendezvous_protocol::ids::TopicId;
+use rendezvous_protocol::topic::UnboundEntry;
 
 /// What one log entry turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,10 @@ pub struct ReadReport {
     pub entries: Vec<EntryReport>,
     /// Log indices below the checkpoint size that the server did not return.
     pub missing: Vec<u64>,
+    /// Evidence that the hosting server logged entries signed over another log root (a fork;
+    /// `tag-log.md` §8.1 `unbound_entry`, CBOR with [`UnboundEntry::to_cbor`]). Not stored by the
+    /// client yet: the caller keeps it.
+    pub unbound: Vec<UnboundEntry>,
 }
 
 /// What [`Client::verify`](crate::Client::verify) found.
@@ -88,12 +93,15 @@ pub struct VerifyReport {
     pub root_matches: Option<bool>,
     /// The other views of the log: the hosting server's head, the mirror, cosignatures.
     pub witnesses: WitnessReport,
+    /// Fork-binding evidence found (as [`ReadReport::unbound`]).
+    pub unbound: Vec<UnboundEntry>,
 }
 
 impl VerifyReport {
     /// Whether the whole log verified.
     pub fn ok(&self) -> bool {
         self.failed.is_empty()
+            && self.unbound.is_empty()
             && self.missing.is_empty()
             && self.root_matches == Some(true)
             && self.witnesses.problems.is_empty()

@@ -107,15 +107,16 @@ fn restore(topic: &TopicId, snap: &LogSnapshot) -> Result<Start, ClientError> {
             .ok_or_else(|| ClientError::corrupt(topic.as_str(), "log snapshot change"))?;
         signed.push((LeafIndex(*index), change));
     }
-    let corrupt = |what: String| ClientError::corrupt(topic.as_str(), format!("log snapshot: {what}"));
+    let corrupt =
+        |what: String| ClientError::corrupt(topic.as_str(), format!("log snapshot: {what}"));
     let hash = |b: &[u8]| LogHash::from_slice(b).map_err(|e| corrupt(e.to_string()));
     let frontier = snap
         .frontier
         .iter()
         .map(|h| hash(h))
         .collect::<Result<Vec<_>, _>>()?;
-    let frontier = Frontier::from_parts(TreeSize(snap.size), frontier)
-        .map_err(|e| corrupt(e.to_string()))?;
+    let frontier =
+        Frontier::from_parts(TreeSize(snap.size), frontier).map_err(|e| corrupt(e.to_string()))?;
     let all = snap
         .roots
         .chunks(32)

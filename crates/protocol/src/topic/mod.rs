@@ -18,12 +18,14 @@
 
 mod builder;
 mod change;
+pub mod evidence;
 pub mod keys;
 mod log;
 mod state;
 
 pub use builder::ChangeBuilder;
 pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange};
+pub use evidence::{Signer, UnboundEntry, UnboundError};
 pub use keys::{EpochKeyring, KeyError};
 pub use log::{
     Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,

@@ -187,9 +187,7 @@ impl TopicState {
             .verify_bound(&author.topic_key.signing, root.as_bytes())
             .map_err(|e| match signed_error(e) {
                 // Entries after the last change: the author may have built it before them.
-                ChangeError::BadSignature
-                    if self.size > self.last_change_at.size_after() =>
-                {
+                ChangeError::BadSignature if self.size > self.last_change_at.size_after() => {
                     ChangeError::StaleRoot {
                         position: self.size.next_index(),
                     }

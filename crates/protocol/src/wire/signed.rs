@@ -100,11 +100,7 @@ impl<T: SignedPayload> Signed<T> {
     /// Signs `value` with `key` over its payload and `context`, bytes the signature covers but
     /// the object does not carry: `Ed25519(key, transcript(T::LABEL, [payload, context]))`
     /// (a topic change binds the log root at its position this way, `protocol.md` §7.2).
-    pub fn sign_bound(
-        value: T,
-        key: &SecretSigningKey<T::Signer>,
-        context: &[u8],
-    ) -> Verified<T> {
+    pub fn sign_bound(value: T, key: &SecretSigningKey<T::Signer>, context: &[u8]) -> Verified<T> {
         let payload = encode(&value);
         let signature = key.sign(T::LABEL, &[&payload, context]);
         Verified {
