@@ -70,7 +70,10 @@ fn altered(
 ) -> Vec<u8> {
     let mut bytes = store.entry(topic, index).unwrap().unwrap();
     let n = bytes.len();
-    bytes[n - 110] ^= 0x01;
+    // The signature's last byte: the leaf (header ‖ tag) stays the log's, so the reader's roots
+    // still follow the log (fork binding, protocol.md §6.4). (n − 110 fell inside the header of
+    // short messages, altering the leaf too.)
+    bytes[n - 1] ^= 0x01;
     bytes
 }
 

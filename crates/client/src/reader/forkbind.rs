@@ -47,7 +47,9 @@ pub(crate) fn note(
         }
     );
     let state = replayer.state()?;
-    if !fork_bound || state.size().get() != index {
+    // The replayer's roots follow the log as served, the failed entry included: only when they
+    // end right after it are they this device's roots below it.
+    if !fork_bound || replayer.roots().size().get() != index + 1 {
         return None;
     }
     let (bound, author) = match entry.parse().ok()? {

@@ -9,7 +9,7 @@ use super::{ChangeError, ChangeOutcome, LEAF_CHANGE, TopicChange, TopicState};
 use crate::ids::TopicId;
 use crate::message::{MAX_MESSAGE_LEN, Message, MessageIn};
 use crate::message::{MessageError, MessageTag};
-use crate::tlog::{Checkpoint, InclusionProof, LeafIndex, RootAt, Roots, leaf_hash};
+use crate::tlog::{Checkpoint, InclusionProof, LeafIndex, Roots, leaf_hash};
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
 /// One entry of a topic's log as stored and served: `[1, message bytes]` or `[2, signed change]`
@@ -180,26 +180,25 @@ impl Replayer {
         let parsed = entry
             .parse()
             .map_err(|error| EntryError::Malformed { index, error })?;
-        let (applied, leaf) = self.apply(index, parsed)?;
+        // The entry's leaf as the log holds it, whether or not the entry is valid: the roots
+        // follow the log as served, so one bad entry does not make every later signature fail
+        // (its leaf is checked against the log by inclusion, `tag-log.md` §9.1).
+        let leaf = leaf_of(&parsed);
+        let applied = self.apply(index, parsed);
         // A log of 2^64 entries cannot occur; the roots would then stop growing and later
         // signatures fail as `RootUnknown`.
         let _ = self.roots.append(&leaf);
-        Ok((applied, leaf))
+        Ok((applied?, leaf))
     }
 
     /// Checks and applies a parsed entry at `index` (the roots are those before it).
-    fn apply(
-        &mut self,
-        index: LeafIndex,
-        parsed: ParsedEntry,
-    ) -> Result<(Applied, Vec<u8>), EntryError> {
+    fn apply(&mut self, index: LeafIndex, parsed: ParsedEntry) -> Result<Applied, EntryError> {
         match (parsed, &mut self.state) {
             (ParsedEntry::Change(signed), None) => {
                 let outcome = TopicState::create(signed)
                     .map_err(|error| EntryError::Change { index, error })?;
-                let leaf = leaf_data_for_change(outcome.change.signed_bytes());
                 self.state = Some(outcome.next.clone());
-                Ok((Applied::Change(Box::new(outcome)), leaf))
+                Ok(Applied::Change(Box::new(outcome)))
             }
             (ParsedEntry::Message(_), None) => Err(EntryError::Change {
                 index,
@@ -207,15 +206,12 @@ impl Replayer {
             }),
             (ParsedEntry::Change(signed), Some(state)) => {
                 let err = |error| EntryError::Change { index, error };
-                let size = state.size();
-                let root = self
-                    .roots
-                    .root_at(size)
-                    .map_err(|error| err(ChangeError::RootUnknown { size, error }))?;
+                // The root of the log before this entry, as served (its end: the entry's own
+                // position in the log).
+                let root = self.roots.root();
                 let outcome = state.check_change(signed, &root).map_err(err)?;
-                let leaf = leaf_data_for_change(outcome.change.signed_bytes());
                 *state = outcome.next.clone();
-                Ok((Applied::Change(Box::new(outcome)), leaf))
+                Ok(Applied::Change(Box::new(outcome)))
             }
             (ParsedEntry::Message(msg), Some(state)) => {
                 let err = |error| EntryError::Message { index, error };
@@ -224,10 +220,24 @@ impl Replayer {
                     .map_err(err)?;
                 state.append_message(&msg).map_err(err)?;
                 self.tags.insert(*msg.tag());
-                let leaf = msg.leaf_data();
-                Ok((Applied::Message(msg), leaf))
+                Ok(Applied::Message(msg))
             }
         }
+    }
+}
+
+/// The leaf data of a decoded entry (`protocol.md` §8.1), valid or not.
+fn leaf_of(parsed: &ParsedEntry) -> Vec<u8> {
+    match parsed {
+        ParsedEntry::Message(m) => {
+            let header = m.header().to_bytes();
+            let mut out = Vec::with_capacity(1 + header.len() + 32);
+            out.push(super::LEAF_MESSAGE);
+            out.extend_from_slice(&header);
+            out.extend_from_slice(&m.tag().0);
+            out
+        }
+        ParsedEntry::Change(c) => leaf_data_for_change(c.signed_bytes()),
     }
 }
 
