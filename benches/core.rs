@@ -29,7 +29,7 @@ use rendezvous_protocol::crypto::{
 };
 use rendezvous_protocol::ids::{Epoch, ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{MessageIn, encrypt};
-use rendezvous_protocol::tlog::TreeSize;
+use rendezvous_protocol::tlog::{LogHash, RootAt, Roots, TreeSize, leaf_hash};
 use rendezvous_protocol::topic::{
     Action, ChangeBuilder, ChangeOutcome, History, MemberIndex, MemberSpec, Role, TopicState,
 };
@@ -51,6 +51,10 @@ struct MessageSetup {
     topic: TopicId,
     keys: EpochKeys,
     tk: TopicKey,
+    /// The reader's own roots of a log of `SEEN` entries (as a replaying client keeps them).
+    roots: Roots,
+    /// The root at `SEEN`, which the sender signs over.
+    seen_root: LogHash,
 }
 
 fn server() -> ServerName {
@@ -60,10 +64,17 @@ fn server() -> ServerName {
 fn message_setup() -> MessageSetup {
     let topic = TopicId::random(&server());
     let keys = MessageKey::generate().epoch_keys(&topic, Epoch(3));
+    let mut roots = Roots::new();
+    for i in 0..SEEN.get() {
+        roots.append(&i.to_be_bytes()).expect("append");
+    }
+    let seen_root = roots.root();
     MessageSetup {
         topic,
         keys,
         tk: TopicKey::generate(SUITE),
+        roots,
+        seen_root,
     }
 }
 
@@ -107,6 +118,7 @@ fn messages(c: &mut Criterion) {
             MemberIndex(sender),
             s.tk.signing(),
             TreeSize(seen),
+            &s.seen_root,
             &pt,
         )
         .expect("encrypt");
@@ -138,24 +150,37 @@ fn messages(c: &mut Criterion) {
                     SENDER,
                     s.tk.signing(),
                     SEEN,
+                    &s.seen_root,
                     black_box(pt),
                 )
                 .expect("encrypt")
             })
         });
-        let wire = encrypt(&s.topic, &s.keys, SENDER, s.tk.signing(), SEEN, &pt)
-            .expect("encrypt")
-            .to_wire();
+        let wire = encrypt(
+            &s.topic,
+            &s.keys,
+            SENDER,
+            s.tk.signing(),
+            SEEN,
+            &s.seen_root,
+            &pt,
+        )
+        .expect("encrypt")
+        .to_wire();
         // Sanity: the receive path round-trips.
         let opened = MessageIn::from_wire(&wire)
-            .and_then(|m| m.verify(&s.topic, &signing_public))
+            .and_then(|m| m.verify(&s.topic, &signing_public, &s.seen_root))
             .and_then(|m| m.open(&s.topic, &s.keys))
             .expect("receive");
         assert_eq!(&opened[..], &pt[..]);
         g.bench_with_input(BenchmarkId::new("receive", name), &wire, |b, wire| {
             b.iter(|| {
                 let msg = MessageIn::from_wire(black_box(wire)).expect("from_wire");
-                let msg = msg.verify(&s.topic, &signing_public).expect("verify");
+                // The reader's own root at `seen` (fork binding), then the signature.
+                let root = s.roots.root_at(msg.header().seen).expect("root");
+                let msg = msg
+                    .verify(&s.topic, &signing_public, &root)
+                    .expect("verify");
                 msg.open(&s.topic, &s.keys).expect("open")
             })
         });
@@ -164,7 +189,16 @@ fn messages(c: &mut Criterion) {
 
     // Where the time of each path goes, at 100 B.
     let pt = plaintext(100);
-    let msg = encrypt(&s.topic, &s.keys, SENDER, s.tk.signing(), SEEN, &pt).expect("encrypt");
+    let msg = encrypt(
+        &s.topic,
+        &s.keys,
+        SENDER,
+        s.tk.signing(),
+        SEEN,
+        &s.seen_root,
+        &pt,
+    )
+    .expect("encrypt");
     let wire = msg.to_wire();
     let decoded = MessageIn::from_wire(&wire).expect("from_wire");
     let mut g = c.benchmark_group("message_parts/100B");
@@ -175,7 +209,24 @@ fn messages(c: &mut Criterion) {
     g.bench_function("verify", |b| {
         b.iter_batched(
             || decoded.clone(),
-            |m| m.verify(&s.topic, &signing_public).expect("verify"),
+            |m| {
+                let root = s.roots.root_at(m.header().seen).expect("root");
+                m.verify(&s.topic, &signing_public, &root).expect("verify")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // What a replaying reader pays per entry to keep its roots (fork binding): the leaf hash,
+    // the frontier append and the fold to the new root, at a log of `SEEN` entries.
+    let leaf = msg.leaf_data();
+    g.bench_function("roots_append", |b| {
+        b.iter_batched(
+            || s.roots.frontier().clone(),
+            |mut f| {
+                f.append_leaf_hash(leaf_hash(black_box(&leaf)), |_, _, _| {})
+                    .expect("append");
+                f.root()
+            },
             BatchSize::SmallInput,
         )
     });
@@ -226,7 +277,9 @@ fn topic_with(n: usize) -> (TopicState, TopicKey) {
 }
 
 fn rekey(state: &TopicState, admin: &TopicKey) -> ChangeOutcome {
-    let (outcome, key) = ChangeBuilder::new(state, MemberIndex(0), admin, Action::Rekey)
+    // The root binding is a 32-byte transcript part; any root does for the cost.
+    let root = leaf_hash(b"log root");
+    let (outcome, key) = ChangeBuilder::new(state, root, MemberIndex(0), admin, Action::Rekey)
         .build(1_700_000_001, &mut Randomness::Os)
         .expect("rekey");
     debug_assert!(key.is_some());
@@ -356,9 +409,17 @@ fn cpu_time(c: &mut Criterion<cpu::ThreadCpuTime>) {
     let sig = key.sign(&msg);
     let s = message_setup();
     let signing_public = s.tk.public().signing.clone();
-    let wire = encrypt(&s.topic, &s.keys, SENDER, s.tk.signing(), SEEN, &msg)
-        .expect("encrypt")
-        .to_wire();
+    let wire = encrypt(
+        &s.topic,
+        &s.keys,
+        SENDER,
+        s.tk.signing(),
+        SEEN,
+        &s.seen_root,
+        &msg,
+    )
+    .expect("encrypt")
+    .to_wire();
 
     let mut g = c.benchmark_group("cpu_time");
     g.bench_function("reference/ed25519_sign/100B", |b| {
@@ -375,6 +436,7 @@ fn cpu_time(c: &mut Criterion<cpu::ThreadCpuTime>) {
                 SENDER,
                 s.tk.signing(),
                 SEEN,
+                &s.seen_root,
                 black_box(&msg),
             )
             .expect("encrypt")
@@ -383,7 +445,8 @@ fn cpu_time(c: &mut Criterion<cpu::ThreadCpuTime>) {
     g.bench_function("message/receive/100B", |b| {
         b.iter(|| {
             let m = MessageIn::from_wire(black_box(&wire)).expect("from_wire");
-            let m = m.verify(&s.topic, &signing_public).expect("verify");
+            let root = s.roots.root_at(m.header().seen).expect("root");
+            let m = m.verify(&s.topic, &signing_public, &root).expect("verify");
             m.open(&s.topic, &s.keys).expect("open")
         })
     });

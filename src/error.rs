@@ -113,6 +113,8 @@ impl From<MessageError> for ApiError {
             MessageError::NotAllowedToPost { .. } => ErrorCode::NotAllowedToPost,
             MessageError::Replayed => ErrorCode::Replayed,
             MessageError::SeenAhead { .. } => ErrorCode::SeenAhead,
+            // The server's own tag log failed it: never a verdict on the message.
+            MessageError::RootUnknown { .. } => ErrorCode::Internal,
         };
         ApiError::new(code, e.to_string())
     }
@@ -124,7 +126,8 @@ impl From<ChangeError> for ApiError {
             ChangeError::Malformed(w) => return w.clone().into(),
             ChangeError::BadSignature => ErrorCode::BadSignature,
             ChangeError::NotAdmin { .. } | ChangeError::UnknownAuthor(_) => ErrorCode::NotAdmin,
-            ChangeError::StaleChange => ErrorCode::StaleChange,
+            ChangeError::StaleChange | ChangeError::StaleRoot { .. } => ErrorCode::StaleChange,
+            ChangeError::RootUnknown { .. } => ErrorCode::Internal,
             ChangeError::WrongRecipients { .. } | ChangeError::BoxWrongKey(_) => {
                 ErrorCode::WrongRecipients
             }

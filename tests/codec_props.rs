@@ -29,7 +29,7 @@ fn fixture_message(seed: [u8; 32], text: &[u8], sender: u32, seen: u64) -> (Topi
         &keys,
         MemberIndex(sender),
         tk.signing(),
-        TreeSize(seen),
+        (TreeSize(seen), &rendezvous_protocol::tlog::empty_root()),
         text,
         &mut Randomness::Fixed(&mut rng),
     )

@@ -211,6 +211,17 @@ async fn malformed_oversize_and_unsigned_requests_get_their_codes() {
         send(&server, "POST", &msgs, CBOR, vec![0x80], Some(&token)).await,
         (400, "malformed".into())
     );
+    // Signed over another log's root at its `seen` (a fork's branch): the server checks with its
+    // own root and refuses it (protocol.md §6.4), and nothing is logged.
+    let size = raw::state(&server, &alice, &topic).await.size();
+    let mut other = raw::root(&server, &alice, &topic).await;
+    other.0[0] ^= 1;
+    let forked = raw::message_over(&server, &alice, &topic, b"other branch", other).await;
+    assert_eq!(
+        send(&server, "POST", &msgs, CBOR, forked, Some(&token)).await,
+        (400, "bad_signature".into())
+    );
+    assert_eq!(raw::state(&server, &alice, &topic).await.size(), size);
     // A bad query string.
     let entries = format!(
         "/v1/topics/{}/entries?from=minus-one",

@@ -70,7 +70,10 @@ fn altered(
 ) -> Vec<u8> {
     let mut bytes = store.entry(topic, index).unwrap().unwrap();
     let n = bytes.len();
-    bytes[n - 110] ^= 0x01;
+    // The signature's last byte: the leaf (header ‖ tag) stays the log's, so the reader's roots
+    // still follow the log (fork binding, protocol.md §6.4). (n − 110 fell inside the header of
+    // short messages, altering the leaf too.)
+    bytes[n - 1] ^= 0x01;
     bytes
 }
 
@@ -422,5 +425,67 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
     // ...but a full verify does, and flags it.
     let v = bob.verify(&topic).await.unwrap();
     assert!(v.failed.iter().any(|e| e.index == 2), "{v:?}");
+    drop(server);
+}
+
+/// The host's log holds a message whose signature was made over another log root than the host's
+/// at its `seen` (what a forking host produces when it puts one branch's post into another):
+/// `verify` reports it, keeps `unbound_entry` evidence, and a third party checks that evidence
+/// with the hosting server's key alone; a mutated copy does not verify (`tag-log.md` §8.1).
+#[actix_rt::test]
+async fn a_message_signed_over_another_root_fails_and_convicts_nobody() {
+    use rendezvous_protocol::crypto::transcript::LABEL_MESSAGE;
+    use rendezvous_protocol::message::MessageIn;
+    use rendezvous_protocol::topic::{LogEntry, ParsedEntry};
+    use serde_bytes::ByteBuf;
+    use sha2::{Digest, Sha256};
+
+    let dir = TempDir::new("forkbind");
+    let server = TestServer::start(&dir.join("server"));
+    let addr = server.addr;
+    let (alice, mut bob, topic) = pair_with_messages(&server, &dir, History::Shared, "m", 3).await;
+    assert!(bob.verify(&topic).await.unwrap().ok());
+    let (_, tk, _, _) = raw::keys(&server, &alice, &topic).await;
+    server.stop();
+
+    // Entry 2 (alice's second message) re-signed by alice's Topic Key over another root at its
+    // `seen`: header, ciphertext and tag, hence its leaf, stay as the host logged them.
+    {
+        let store = open_store_when_free(&dir.join("server").join("db"));
+        let mut bytes = store.entry(&topic, 2).unwrap().unwrap();
+        let ParsedEntry::Message(msg) = LogEntry::from_wire(&bytes).unwrap().parse().unwrap()
+        else {
+            panic!("entry 2 is a message");
+        };
+        let wire = &LogEntry::from_wire(&bytes).unwrap().1;
+        let (header, ciphertext, _): (ByteBuf, ByteBuf, ByteBuf) =
+            rendezvous_protocol::wire::decode(wire, 1 << 20).unwrap();
+        let other_root = [7u8; 32];
+        let signature = tk.signing().sign(
+            LABEL_MESSAGE,
+            &[
+                topic.as_str().as_bytes(),
+                &header,
+                &msg.tag().0,
+                &Sha256::digest(&ciphertext),
+                &other_root,
+            ],
+        );
+        let n = bytes.len();
+        bytes[n - 64..].copy_from_slice(&signature.0);
+        assert!(MessageIn::from_wire(&LogEntry::from_wire(&bytes).unwrap().1).is_ok());
+        store
+            .corrupt_entry_for_tests(&topic, 2, Some(bytes))
+            .unwrap();
+        store.sync().await.unwrap();
+    }
+    let server = TestServer::start_on(&dir.join("server"), addr);
+    let report = bob.verify(&topic).await.unwrap();
+    assert!(!report.ok(), "{report:?}");
+    assert!(report.failed.iter().any(|e| e.index == 2), "{report:?}");
+    // A message's leaf does not commit to its signature (`tag-log.md` §8.3): anyone on the way
+    // could have altered it, so the failure convicts nobody and no evidence is kept.
+    assert!(report.evidence.is_empty(), "{report:?}");
+    assert!(bob.evidence(Some(&topic)).unwrap().is_empty());
     drop(server);
 }

@@ -476,6 +476,70 @@ async fn send_events(
         .collect()
 }
 
+/// A mirror checks each entry's signature with its own root at the entry's `seen`
+/// (`protocol.md` §6.4): an entry batch, signed by the host, carrying a message signed over
+/// another branch's root is refused, and the mirror keeps its log.
+#[actix_rt::test]
+async fn a_mirror_refuses_a_message_signed_over_another_root() {
+    use rendezvous_protocol::federation::EventKind;
+    use rendezvous_protocol::federation::topic_events::EntryBatch;
+    use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, SignedCheckpoint};
+    use rendezvous_protocol::topic::{ENTRY_MESSAGE, LogEntry, log_origin};
+
+    let fed = federation("fed-forkbind");
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut carol = fed.register("c.example", "carol").await;
+    let topic = alice
+        .create_topic(&[(id("carol", "c.example"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"one log").await.unwrap();
+    assert_eq!(read_until(&mut carol, &topic, 1).await, vec!["one log"]);
+
+    let a = fed.server("a.example");
+    let (_, _, mut frontier) = log_on_a(&fed, &alice, &topic).await;
+    let n = frontier.size().0;
+    let mut other = frontier.root();
+    other.0[5] ^= 1;
+    let forked = raw::message_over(a, &alice, &topic, b"from another branch", other).await;
+    let entry = LogEntry(ENTRY_MESSAGE, forked);
+    let leaf = match entry.parse().unwrap() {
+        rendezvous_protocol::topic::ParsedEntry::Message(m) => {
+            [&[1u8][..], &m.header().to_bytes(), &m.tag().0].concat()
+        }
+        _ => unreachable!(),
+    };
+    frontier.append(&leaf).unwrap();
+    let a_key = server_key(&a.data_dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let checkpoint =
+        Checkpoint::new(&log_origin(&topic), frontier.size(), frontier.root(), now).unwrap();
+    let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example")
+        .unwrap()
+        .to_note();
+    let payload = EntryBatch {
+        first: LeafIndex(n),
+        entries: vec![serde_bytes::ByteBuf::from(entry.to_wire())],
+        checkpoint: note,
+    }
+    .to_wire();
+    let results = send_events(
+        &fed,
+        "a.example",
+        "c.example",
+        &a_key,
+        vec![(EventKind::TopicEntry, &topic, payload)],
+    )
+    .await;
+    assert_eq!(results, vec![(400, "bad_signature".to_string())]);
+    // c kept its log as it was: the entry was not mirrored.
+    let c = fed.server("c.example");
+    assert_eq!(raw::state(c, &carol, &topic).await.size().get(), n);
+}
+
 /// Every topic event a peer could forge or misdirect is refused with its code, and changes
 /// nothing (`federation-api.md` §9.2–§9.4).
 #[actix_rt::test]

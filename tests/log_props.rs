@@ -306,6 +306,7 @@ impl Log {
             state: replay.state().unwrap().clone(),
             tags: replay.tags().clone(),
             create: None,
+            roots: replay.roots().clone(),
         };
         let mut branch = self.entries[..m].to_vec();
         let me = topic.state.member_of(&self.users[0].id);

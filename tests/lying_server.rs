@@ -6,8 +6,8 @@
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::message::{MessageError, MessageIn};
 use rendezvous_protocol::tlog::{
-    Checkpoint, ConsistencyProof, Evidence, LeafIndex, LogView, MemoryNodeStore, SignedCheckpoint,
-    Tree, TreeSize, WitnessError,
+    Checkpoint, ConsistencyProof, Evidence, LeafIndex, LogHash, LogView, MemoryNodeStore, RootAt,
+    SignedCheckpoint, Tree, TreeSize, WitnessError,
 };
 use rendezvous_protocol::topic::{History, Role, check_in_log, log_origin};
 use rendezvous_testkit::topic::{Topic, User, read};
@@ -62,6 +62,12 @@ fn setup() -> (User, User, Host) {
     (a, b, host)
 }
 
+/// The root of the honest log at the `seen` of the message `wire` (what its signature binds).
+fn seen_root(host: &Host, wire: &[u8]) -> LogHash {
+    let seen = MessageIn::from_wire(wire).unwrap().header().seen;
+    host.topic.roots.root_at(seen).unwrap()
+}
+
 /// What a member does with one served message: verify, open, and check it is in the log.
 fn member_reads(
     host: &Host,
@@ -80,7 +86,9 @@ fn member_reads(
         .ok_or(MessageError::NotAMember(
             rendezvous_protocol::topic::MemberIndex(0),
         ))
-        .and_then(|k| MessageIn::from_wire(wire)?.verify(&host.topic.id, &k))?;
+        .and_then(|k| {
+            MessageIn::from_wire(wire)?.verify(&host.topic.id, &k, &seen_root(host, wire))
+        })?;
     let proof = tree
         .inclusion_proof(LeafIndex(index), cp.size)
         .map_err(|_| MessageError::NotInLog)?;
@@ -136,6 +144,7 @@ fn a_message_served_at_another_index_or_outside_the_log_is_caught() {
                 .unwrap()
                 .topic_key
                 .signing,
+            &seen_root(&host, &host.messages[0].1),
         )
         .unwrap();
     assert_eq!(
@@ -195,7 +204,12 @@ fn a_dropped_message_shows_as_a_gap_and_a_rewritten_history_as_a_fork() {
             .signing
             .clone();
         forked
-            .append(&leaf.verify(&host.topic.id, &sender).unwrap().leaf_data())
+            .append(
+                &leaf
+                    .verify(&host.topic.id, &sender, &seen_root(&host, wire))
+                    .unwrap()
+                    .leaf_data(),
+            )
             .unwrap();
     }
     let forked_cp = host.checkpoint(&forked, 20);

@@ -27,6 +27,7 @@ use rendezvous_protocol::crypto::{
 };
 use rendezvous_protocol::ids::{Epoch, TopicId};
 use rendezvous_protocol::message::{self, MessageHeader, MessageIn};
+use rendezvous_protocol::tlog::{CurrentRoot, LogHash, TreeSize};
 use rendezvous_protocol::topic::{
     Action, ChangeBuilder, ChangeHash, EpochKeyring, History, LogEntry, MemberIndex, MemberSpec,
     Role, TopicChange, TopicState, leaf_data_for_change,
@@ -420,10 +421,17 @@ fn build_topic() -> Topic {
     let mk0 = mk0.unwrap();
     let rekey_rng = seed("rng rekey");
     let mut rng = VectorRng::from_seed(rekey_rng);
-    let (rekey, mk1) = ChangeBuilder::new(&create.next, MemberIndex(0), &alice.tk, Action::Rekey)
-        .current_key(Some(&mk0))
-        .build(CREATED + 60, &mut Randomness::Fixed(&mut rng))
-        .unwrap();
+    // The rekey at position 1 is signed over the root of the log at size 1 (protocol.md §7.2).
+    let (rekey, mk1) = ChangeBuilder::new(
+        &create.next,
+        log_root(&[&create.change]),
+        MemberIndex(0),
+        &alice.tk,
+        Action::Rekey,
+    )
+    .current_key(Some(&mk0))
+    .build(CREATED + 60, &mut Randomness::Fixed(&mut rng))
+    .unwrap();
     Topic {
         create,
         mk0,
@@ -434,10 +442,24 @@ fn build_topic() -> Topic {
     }
 }
 
+/// The root of the log whose entries are `changes`, through the library's tree.
+fn log_root(
+    changes: &[&rendezvous_protocol::wire::Verified<TopicChange>],
+) -> rendezvous_protocol::tlog::LogHash {
+    let mut roots = rendezvous_protocol::tlog::Roots::new();
+    for c in changes {
+        roots
+            .append(&leaf_data_for_change(c.signed_bytes()))
+            .unwrap();
+    }
+    roots.root()
+}
+
 fn change_vector(
     outcome: &rendezvous_protocol::topic::ChangeOutcome,
     mk: &MessageKey,
     rng_seed: [u8; 32],
+    log_root: rendezvous_protocol::tlog::LogHash,
 ) -> Value {
     let change = &outcome.change;
     let boxes: Vec<Value> = change
@@ -463,7 +485,9 @@ fn change_vector(
         "prev": change.prev.map(|p| h(p.0)),
         "boxes": boxes,
         "payload": h(&change.signed_bytes().0),
-        "signature_input": h(transcript(transcript::LABEL_TOPIC_CHANGE, &[&change.signed_bytes().0])),
+        "position": outcome.next.size().get() - 1,
+        "log_root": h(log_root.0),
+        "signature_input": h(transcript(transcript::LABEL_TOPIC_CHANGE, &[&change.signed_bytes().0, &log_root.0])),
         "signature": h(change.signed_bytes().1.0),
         "wire": h(change.to_wire()),
         "change_hash": h(ChangeHash::of(change.signed_bytes()).0),
@@ -475,11 +499,11 @@ fn change_vector(
 
 fn compute_topic_changes(t: &Topic) -> Value {
     json!({
-        "description": "A create of a shared topic (alice admin 0, bob writer 1, carol reader 2; member specs use the topic key certificates of certs.json) and a rekey by alice — protocol.md §7.2, §7.3, §8.1. MK = the first 32 bytes of VectorRng(rng_seed); each box's ephemeral ikm follows in the stream, one box after another, ascending member index",
+        "description": "A create of a shared topic (alice admin 0, bob writer 1, carol reader 2; member specs use the topic key certificates of certs.json) and a rekey by alice — protocol.md §7.2, §7.3, §8.1. MK = the first 32 bytes of VectorRng(rng_seed); each box's ephemeral ikm follows in the stream, one box after another, ascending member index. Each signature covers the payload and log_root, the RFC 9162 root of the log at the change's position (create: SHA-256(\"\"), rekey: the leaf hash of the create's leaf data), which is not sent",
         "topic": TOPIC,
         "history": "shared",
-        "create": change_vector(&t.create, &t.mk0, t.create_rng),
-        "rekey": change_vector(&t.rekey, &t.mk1, t.rekey_rng),
+        "create": change_vector(&t.create, &t.mk0, t.create_rng, log_root(&[])),
+        "rekey": change_vector(&t.rekey, &t.mk1, t.rekey_rng, log_root(&[&t.create.change])),
     })
 }
 
@@ -514,12 +538,13 @@ fn compute_message(t: &Topic) -> Value {
     let mut rng = VectorRng::from_seed(rng_seed);
     let keys = t.mk1.epoch_keys(&topic(), Epoch(1));
     let seen = t.rekey.next.size();
+    let seen_root = log_root(&[&t.create.change, &t.rekey.change]);
     let msg = message::encrypt_with(
         &topic(),
         &keys,
         MemberIndex(0),
         alice.tk.signing(),
-        seen,
+        (seen, &seen_root),
         PLAINTEXT,
         &mut Randomness::Fixed(&mut rng),
     )
@@ -534,7 +559,13 @@ fn compute_message(t: &Topic) -> Value {
     let ct_hash = Sha256::digest(&ciphertext);
     let sig_input = transcript(
         transcript::LABEL_MESSAGE,
-        &[TOPIC.as_bytes(), &header_bytes, &msg.tag().0, &ct_hash],
+        &[
+            TOPIC.as_bytes(),
+            &header_bytes,
+            &msg.tag().0,
+            &ct_hash,
+            &seen_root.0,
+        ],
     );
     let sig = match cbor(&ct) {
         ciborium::Value::Array(items) => items[2].as_bytes().unwrap()[32..].to_vec(),
@@ -544,7 +575,7 @@ fn compute_message(t: &Topic) -> Value {
     let mut leaf_hash_input = vec![0u8];
     leaf_hash_input.extend_from_slice(&leaf);
     json!({
-        "description": "A message by alice (member 0, topic key of keys.json) in epoch 1 of topic_changes.json, after the rekey (log size 2); the nonce is the first 24 bytes of VectorRng(rng_seed) — protocol.md §6, §8",
+        "description": "A message by alice (member 0, topic key of keys.json) in epoch 1 of topic_changes.json, after the rekey (log size 2); the nonce is the first 24 bytes of VectorRng(rng_seed); the signature covers seen_root, the RFC 9162 root of the log of the create and the rekey (size 2), which is not sent — protocol.md §6, §8",
         "topic": TOPIC,
         "epoch": 1,
         "sender": 0,
@@ -557,6 +588,7 @@ fn compute_message(t: &Topic) -> Value {
         "tag_input": h(transcript(transcript::LABEL_MESSAGE_TAG, &[TOPIC.as_bytes(), &header_bytes, &ciphertext])),
         "tag": h(msg.tag().0),
         "ciphertext_hash": h(ct_hash),
+        "seen_root": h(seen_root.0),
         "signature_input": h(&sig_input),
         "signature": h(&sig),
         "wire": h(&ct),
@@ -987,8 +1019,37 @@ fn committed_topic() -> (TopicState, TopicState) {
     let create = Signed::<TopicChange>::from_wire(&bytes(&v["create"], "wire")).unwrap();
     let after_create = TopicState::create(create).unwrap().next;
     let rekey = Signed::<TopicChange>::from_wire(&bytes(&v["rekey"], "wire")).unwrap();
-    let after_rekey = after_create.check_change(rekey).unwrap().next;
+    let after_rekey = after_create
+        .check_change(rekey, &LogHash(root_at(1)))
+        .unwrap()
+        .next;
     (after_create, after_rekey)
+}
+
+/// The root of the committed log (create, rekey, message) at `size` ≤ 3, recomputed from the
+/// leaf data with sha2 as RFC 9162 §2.1.1 defines it.
+fn root_at(size: usize) -> [u8; 32] {
+    let changes = load("topic_changes.json");
+    let message = load("message.json");
+    let leaves = [
+        bytes(&changes["create"], "leaf_data"),
+        bytes(&changes["rekey"], "leaf_data"),
+        bytes(&message, "leaf_data"),
+    ];
+    let leaf = |d: &[u8]| -> [u8; 32] { Sha256::digest([&[0u8][..], d].concat()).into() };
+    let node = |l: &[u8; 32], r: &[u8; 32]| -> [u8; 32] {
+        Sha256::digest([&[1u8][..], l, r].concat()).into()
+    };
+    match size {
+        0 => Sha256::digest([]).into(),
+        1 => leaf(&leaves[0]),
+        2 => node(&leaf(&leaves[0]), &leaf(&leaves[1])),
+        3 => node(
+            &node(&leaf(&leaves[0]), &leaf(&leaves[1])),
+            &leaf(&leaves[2]),
+        ),
+        _ => unreachable!(),
+    }
 }
 
 #[test]
@@ -1001,9 +1062,24 @@ fn committed_topic_changes_are_accepted_and_deliver_their_keys() {
         let wire = bytes(c, "wire");
         let payload = bytes(c, "payload");
         let sig = arr::<64>(c, "signature");
-        // Signed by alice's topic key over transcript("rdv/v1/topic-change", [payload]).
-        let input = tr("rdv/v1/topic-change", &[&payload]);
+        // Signed by alice's topic key over transcript("rdv/v1/topic-change", [payload, root]),
+        // root = the log's root at the change's position (protocol.md §7.2), not sent.
+        let position = c["position"].as_u64().unwrap() as usize;
+        let root = root_at(position);
+        assert_eq!(root.to_vec(), bytes(c, "log_root"));
+        let input = tr("rdv/v1/topic-change", &[&payload, &root]);
         assert_eq!(input, bytes(c, "signature_input"));
+        // Not over the payload alone, nor over another size's root.
+        assert!(!ed25519_verify(
+            &arr(&keys["topic_keys"][0], "signing_public"),
+            &tr("rdv/v1/topic-change", &[&payload]),
+            &sig
+        ));
+        assert!(!ed25519_verify(
+            &arr(&keys["topic_keys"][0], "signing_public"),
+            &tr("rdv/v1/topic-change", &[&payload, &root_at(position + 1)]),
+            &sig
+        ));
         assert!(ed25519_verify(
             &arr(&keys["topic_keys"][0], "signing_public"),
             &input,
@@ -1025,7 +1101,11 @@ fn committed_topic_changes_are_accepted_and_deliver_their_keys() {
             None => TopicState::create(signed).unwrap(),
             Some(s) => {
                 assert_eq!(s.last_change().0.to_vec(), bytes(c, "prev"));
-                s.check_change(signed).unwrap()
+                // Another root at this position (a forked log) refuses it.
+                let mut forked = root;
+                forked[0] ^= 1;
+                assert!(s.check_change(signed.clone(), &LogHash(forked)).is_err());
+                s.check_change(signed, &LogHash(root)).unwrap()
             }
         };
         assert_eq!(
@@ -1069,7 +1149,11 @@ fn committed_topic_changes_are_accepted_and_deliver_their_keys() {
     // The rekey cannot be applied twice, nor before the create.
     let (after_create, after_rekey) = committed_topic();
     let rekey = Signed::<TopicChange>::from_wire(&bytes(&v["rekey"], "wire")).unwrap();
-    assert!(after_rekey.check_change(rekey.clone()).is_err());
+    assert!(
+        after_rekey
+            .check_change(rekey.clone(), &LogHash(root_at(2)))
+            .is_err()
+    );
     assert!(TopicState::create(rekey).is_err());
     assert_eq!(after_create.size(), 1);
 }
@@ -1111,9 +1195,12 @@ fn committed_message_verifies_and_opens() {
     assert_eq!(hmac_sha256(&bytes(e, "tag_key"), &tag_input), tag);
     let ct_hash = Sha256::digest(&ciphertext);
     assert_eq!(ct_hash.to_vec(), bytes(&v, "ciphertext_hash"));
+    // The root of the log at seen = 2 (create, rekey), recomputed from their leaf data.
+    let seen_root = root_at(2);
+    assert_eq!(seen_root.to_vec(), bytes(&v, "seen_root"));
     let sig_input = tr(
         "rdv/v1/message",
-        &[TOPIC.as_bytes(), &header, &tag, &ct_hash],
+        &[TOPIC.as_bytes(), &header, &tag, &ct_hash, &seen_root],
     );
     assert_eq!(sig_input, bytes(&v, "signature_input"));
     let sig = arr::<64>(&v, "signature");
@@ -1122,6 +1209,19 @@ fn committed_message_verifies_and_opens() {
         &sig_input,
         &sig
     ));
+    // The root is bound: without it, or with another log's root at size 2, the signature fails.
+    let mut other = seen_root;
+    other[31] ^= 1;
+    for parts in [
+        vec![TOPIC.as_bytes(), &header[..], &tag[..], &ct_hash[..]],
+        vec![TOPIC.as_bytes(), &header, &tag, &ct_hash, &other],
+    ] {
+        assert!(!ed25519_verify(
+            &arr(&keys["topic_keys"][0], "signing_public"),
+            &tr("rdv/v1/message", &parts),
+            &sig
+        ));
+    }
     // Wire: [header, ciphertext, tag ‖ signature], all byte strings.
     let wire = bytes(&v, "wire");
     assert_eq!(
@@ -1151,8 +1251,31 @@ fn committed_message_verifies_and_opens() {
 
     // Through the code: the state after the rekey accepts it, and it opens with the epoch's key.
     let (after_create, after_rekey) = committed_topic();
+    let roots = CurrentRoot {
+        size: TreeSize(2),
+        root: LogHash(seen_root),
+    };
+    // A forked log's root at size 2 refuses it (fork binding).
+    let forked = CurrentRoot {
+        size: TreeSize(2),
+        root: LogHash(other),
+    };
+    assert_eq!(
+        after_rekey
+            .check_message(
+                MessageIn::from_wire(&wire).unwrap(),
+                &HashSet::new(),
+                &forked
+            )
+            .unwrap_err(),
+        message::MessageError::BadSignature
+    );
     let msg = after_rekey
-        .check_message(MessageIn::from_wire(&wire).unwrap(), &HashSet::new())
+        .check_message(
+            MessageIn::from_wire(&wire).unwrap(),
+            &HashSet::new(),
+            &roots,
+        )
         .unwrap();
     assert_eq!(msg.leaf_data(), leaf);
     let mk = MessageKey::from_slice(&bytes(e, "message_key")).unwrap();
@@ -1165,12 +1288,16 @@ fn committed_message_verifies_and_opens() {
     let tags: HashSet<_> = [*msg.tag()].into();
     assert!(
         after_rekey
-            .check_message(MessageIn::from_wire(&wire).unwrap(), &tags)
+            .check_message(MessageIn::from_wire(&wire).unwrap(), &tags, &roots)
             .is_err()
     );
     assert!(
         after_create
-            .check_message(MessageIn::from_wire(&wire).unwrap(), &HashSet::new())
+            .check_message(
+                MessageIn::from_wire(&wire).unwrap(),
+                &HashSet::new(),
+                &roots
+            )
             .is_err()
     );
     let mut bad = wire.clone();
@@ -1178,7 +1305,7 @@ fn committed_message_verifies_and_opens() {
     bad[at] ^= 1;
     assert!(
         after_rekey
-            .check_message(MessageIn::from_wire(&bad).unwrap(), &HashSet::new())
+            .check_message(MessageIn::from_wire(&bad).unwrap(), &HashSet::new(), &roots)
             .is_err()
     );
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use rendezvous_protocol::crypto::{Randomness, TopicKey};
 use rendezvous_protocol::ids::Epoch;
 use rendezvous_protocol::message::{self, MessageError};
-use rendezvous_protocol::tlog::{LeafIndex, TreeSize};
+use rendezvous_protocol::tlog::{LeafIndex, LogHash, RootAt, Roots, TreeSize};
 use rendezvous_protocol::topic::{
     Action, ChangeBuilder, ChangeError, EntryError, EpochKeyring, History, KeyError, LogEntry,
     MemberIndex, Replayer, Role, TopicChange, TopicState,
@@ -28,8 +28,9 @@ fn three(history: History) -> (User, User, User, Topic) {
 }
 
 /// Re-signs a modified copy of a change as its author (a buggy or malicious admin client).
-fn resign(change: &TopicChange, key: &TopicKey) -> Signed<TopicChange> {
-    Signed::sign(change.clone(), key.signing()).unverified()
+/// `change` signed by `key` over the log root `root` at its position.
+fn resign(change: &TopicChange, key: &TopicKey, root: &LogHash) -> Signed<TopicChange> {
+    Signed::sign_bound(change.clone(), key.signing(), root.as_bytes()).unverified()
 }
 
 #[test]
@@ -89,6 +90,9 @@ fn a_non_member_and_a_forged_sender_are_refused() {
         MemberIndex(1),
         mallory.tk.signing(),
         TreeSize(1),
+        &t.roots
+            .root_at(TreeSize(1))
+            .unwrap_or_else(|_| t.roots.root()),
         b"I am bob",
     )
     .unwrap()
@@ -124,6 +128,9 @@ fn wrong_epoch_and_seen_ahead_are_refused() {
         MemberIndex(1),
         b.tk.signing(),
         TreeSize(99),
+        &t.roots
+            .root_at(TreeSize(99))
+            .unwrap_or_else(|_| t.roots.root()),
         b"future",
     )
     .unwrap()
@@ -140,9 +147,15 @@ fn wrong_epoch_and_seen_ahead_are_refused() {
 #[test]
 fn only_an_admin_changes_the_topic() {
     let (_, b, _, t) = three(History::Shared);
-    let err = ChangeBuilder::new(&t.state, MemberIndex(1), &b.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap_err();
+    let err = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(1),
+        &b.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap_err();
     assert_eq!(
         err,
         ChangeError::NotAdmin {
@@ -150,9 +163,15 @@ fn only_an_admin_changes_the_topic() {
             role: "writer"
         }
     );
-    let err = ChangeBuilder::new(&t.state, MemberIndex(7), &b.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap_err();
+    let err = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(7),
+        &b.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap_err();
     assert_eq!(err, ChangeError::UnknownAuthor(MemberIndex(7)));
 }
 
@@ -166,9 +185,9 @@ fn a_change_signed_by_someone_else_is_refused() {
         Action::SetRole(MemberIndex(2), Role::Writer),
     );
     // Bob re-signs alice's change (the server or bob trying to pass it off as an admin's).
-    let forged = resign(outcome.change.value(), &b.tk);
+    let forged = resign(outcome.change.value(), &b.tk, &root(&t, &before));
     assert_eq!(
-        before.check_change(forged).unwrap_err(),
+        before.check_change(forged, &root(&t, &before)).unwrap_err(),
         ChangeError::BadSignature
     );
 }
@@ -200,6 +219,9 @@ fn removal_rekeys_and_the_removed_member_reads_nothing_new() {
         MemberIndex(1),
         b.tk.signing(),
         TreeSize(2),
+        &t.roots
+            .root_at(TreeSize(2))
+            .unwrap_or_else(|_| t.roots.root()),
         b"still here?",
     )
     .unwrap()
@@ -251,6 +273,7 @@ fn protected_history_new_member_reads_only_new_epochs() {
     .unwrap();
     let err = ChangeBuilder::new(
         &t.state,
+        t.roots.root(),
         MemberIndex(0),
         &a.tk,
         Action::Add(vec![e.spec(Role::Reader)]),
@@ -265,6 +288,7 @@ fn protected_history_new_member_reads_only_new_epochs() {
     );
     let (ok, _) = ChangeBuilder::new(
         &t.state,
+        t.roots.root(),
         MemberIndex(0),
         &a.tk,
         Action::Add(vec![e.spec(Role::Reader)]),
@@ -284,7 +308,7 @@ fn protected_history_new_member_reads_only_new_epochs() {
         });
     assert_eq!(
         shared_state
-            .check_change(resign(&tampered, &a.tk))
+            .check_change(resign(&tampered, &a.tk, &t.roots.root()), &t.roots.root())
             .unwrap_err(),
         ChangeError::HistoryBox("the topic protects its history")
     );
@@ -333,6 +357,7 @@ fn shared_history_new_member_reads_the_current_epoch_and_requested_old_ones() {
     .unwrap();
     let (outcome, _) = ChangeBuilder::new(
         &t.state,
+        t.roots.root(),
         MemberIndex(0),
         &a.tk,
         Action::Add(vec![f.spec(Role::Reader)]),
@@ -368,14 +393,24 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     leaked.member = MemberIndex(1);
     extra.boxes.insert(1, leaked);
     assert!(matches!(
-        before.check_change(resign(&extra, &a.tk)).unwrap_err(),
+        before
+            .check_change(
+                resign(&extra, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::WrongRecipients { .. }
     ));
     // A missing box is refused.
     let mut missing = good.clone();
     missing.boxes.pop();
     assert_eq!(
-        before.check_change(resign(&missing, &a.tk)).unwrap_err(),
+        before
+            .check_change(
+                resign(&missing, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::WrongRecipients {
             expected: vec![MemberIndex(0), MemberIndex(2)],
             got: vec![MemberIndex(0)]
@@ -385,14 +420,24 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     let mut wrong = good.clone();
     wrong.boxes[1].sealed = good.boxes[0].sealed.clone();
     assert_eq!(
-        before.check_change(resign(&wrong, &a.tk)).unwrap_err(),
+        before
+            .check_change(
+                resign(&wrong, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::BoxWrongKey(MemberIndex(2))
     );
     // A wrong epoch or a missing key check is refused.
     let mut epoch = good.clone();
     epoch.epoch = Epoch(5);
     assert_eq!(
-        before.check_change(resign(&epoch, &a.tk)).unwrap_err(),
+        before
+            .check_change(
+                resign(&epoch, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::WrongEpoch {
             expected: Epoch(1),
             got: Epoch(5)
@@ -401,7 +446,12 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
     let mut nocheck = good.clone();
     nocheck.key_check = None;
     assert!(matches!(
-        before.check_change(resign(&nocheck, &a.tk)).unwrap_err(),
+        before
+            .check_change(
+                resign(&nocheck, &a.tk, &root(&t, &before)),
+                &root(&t, &before)
+            )
+            .unwrap_err(),
         ChangeError::KeyCheck(_)
     ));
 }
@@ -409,9 +459,15 @@ fn key_boxes_go_to_exactly_the_members_who_need_them() {
 #[test]
 fn an_admin_cannot_give_members_different_keys() {
     let (a, b, c, t) = three(History::Shared);
-    let (outcome, key) = ChangeBuilder::new(&t.state, MemberIndex(0), &a.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap();
+    let (outcome, key) = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(0),
+        &a.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap();
     let key = key.unwrap();
     // Replace carol's box with one holding a different key, sealed correctly to her.
     let mut split = outcome.change.value().clone();
@@ -427,7 +483,10 @@ fn an_admin_cannot_give_members_different_keys() {
     )
     .unwrap();
     // The server cannot tell (it has no keys), so the change is valid...
-    let accepted = t.state.check_change(resign(&split, &a.tk)).unwrap();
+    let accepted = t
+        .state
+        .check_change(resign(&split, &a.tk, &t.roots.root()), &t.roots.root())
+        .unwrap();
     // ...but carol refuses the key, and bob accepts the real one.
     let mut carol = EpochKeyring::new();
     assert_eq!(
@@ -449,9 +508,15 @@ fn an_admin_cannot_give_members_different_keys() {
 fn stale_and_misplaced_changes_are_refused() {
     let (mut a, mut b, mut c, mut t) = three(History::Shared);
     let before = t.state.clone();
-    let (first, _) = ChangeBuilder::new(&before, MemberIndex(0), &a.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap();
+    let (first, _) = ChangeBuilder::new(
+        &before,
+        root(&t, &before),
+        MemberIndex(0),
+        &a.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap();
     t.change(
         &mut [&mut a, &mut b, &mut c],
         0,
@@ -459,7 +524,9 @@ fn stale_and_misplaced_changes_are_refused() {
     );
     // `first` was built on `before`; applied after another change, it is stale.
     assert_eq!(
-        t.state.check_change(first.change.unverified()).unwrap_err(),
+        t.state
+            .check_change(first.change.unverified(), &t.roots.root())
+            .unwrap_err(),
         ChangeError::StaleChange
     );
     // A create is only valid as entry 0.
@@ -470,7 +537,7 @@ fn stale_and_misplaced_changes_are_refused() {
             .unwrap();
     assert_eq!(
         t.state
-            .check_change(created.change.unverified())
+            .check_change(created.change.unverified(), &t.roots.root())
             .unwrap_err(),
         ChangeError::CreateNotFirst
     );
@@ -480,11 +547,19 @@ fn stale_and_misplaced_changes_are_refused() {
         ChangeBuilder::create(&other_id, &d.tk, History::Shared, vec![d.spec(Role::Admin)])
             .build(0, &mut Randomness::Os)
             .unwrap();
-    let (other, _) = ChangeBuilder::new(&elsewhere.next, MemberIndex(0), &d.tk, Action::Rekey)
-        .build(0, &mut Randomness::Os)
-        .unwrap();
+    let (other, _) = ChangeBuilder::new(
+        &elsewhere.next,
+        t.roots.root(),
+        MemberIndex(0),
+        &d.tk,
+        Action::Rekey,
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap();
     assert!(matches!(
-        t.state.check_change(other.change.unverified()).unwrap_err(),
+        t.state
+            .check_change(other.change.unverified(), &t.roots.root())
+            .unwrap_err(),
         ChangeError::WrongTopic { .. }
     ));
     let _ = &mut d;
@@ -499,7 +574,7 @@ fn stale_and_misplaced_changes_are_refused() {
 fn membership_edge_rules() {
     let (mut a, mut b, mut c, mut t) = three(History::Shared);
     let plan = |t: &Topic, a: &User, action| {
-        ChangeBuilder::new(&t.state, MemberIndex(0), &a.tk, action)
+        ChangeBuilder::new(&t.state, t.roots.root(), MemberIndex(0), &a.tk, action)
             .build(0, &mut Randomness::Os)
             .map(|_| ())
     };
@@ -556,18 +631,30 @@ fn topic_key_certificates_are_checked_and_single_use() {
     let d = User::new("dave");
     let mut spec = d.spec(Role::Writer);
     spec.identity_key = User::new("x").ik.public().clone();
-    let err = ChangeBuilder::new(&t.state, MemberIndex(0), &a.tk, Action::Add(vec![spec]))
-        .current_key(Some(&k0))
-        .build(0, &mut Randomness::Os)
-        .unwrap_err();
+    let err = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![spec]),
+    )
+    .current_key(Some(&k0))
+    .build(0, &mut Randomness::Os)
+    .unwrap_err();
     assert!(matches!(err, ChangeError::BadTopicKeyCert { .. }));
     // A certificate for another user.
     let mut spec = d.spec(Role::Writer);
     spec.user = "@eve:a.example".parse().unwrap();
-    let err = ChangeBuilder::new(&t.state, MemberIndex(0), &a.tk, Action::Add(vec![spec]))
-        .current_key(Some(&k0))
-        .build(0, &mut Randomness::Os)
-        .unwrap_err();
+    let err = ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        MemberIndex(0),
+        &a.tk,
+        Action::Add(vec![spec]),
+    )
+    .current_key(Some(&k0))
+    .build(0, &mut Randomness::Os)
+    .unwrap_err();
     assert!(matches!(err, ChangeError::BadTopicKeyCert { .. }));
     // A topic key used before in this topic (bob's, after he was removed and re-added).
     t.change(
@@ -581,6 +668,7 @@ fn topic_key_certificates_are_checked_and_single_use() {
     .unwrap();
     let err = ChangeBuilder::new(
         &t.state,
+        t.roots.root(),
         MemberIndex(0),
         &a.tk,
         Action::Add(vec![b.spec(Role::Writer)]),
@@ -614,6 +702,14 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
         state: created.next.clone(),
         tags: HashSet::new(),
         create: None,
+        roots: {
+            let mut r = Roots::new();
+            r.append(&rendezvous_protocol::topic::leaf_data_for_change(
+                created.change.signed_bytes(),
+            ))
+            .unwrap();
+            r
+        },
     };
     t.deliver(&mut [&mut a, &mut b, &mut c], &created);
     let mut entries = vec![LogEntry::change(&created.change)];
@@ -735,7 +831,7 @@ fn a_state_restored_from_its_changes_equals_the_live_one() {
     // The create is rebuilt by the test fixture; take it from a fresh replay of the same topic.
     let mut all = vec![(LeafIndex(0), created_change(&t))];
     all.extend(changes);
-    let restored = TopicState::restore(all.clone(), t.state.size()).unwrap();
+    let restored = TopicState::restore(all.clone(), t.state.size(), &t.roots).unwrap();
     assert_eq!(restored.size(), t.state.size());
     assert_eq!(restored.epoch(), t.state.epoch());
     assert_eq!(restored.last_change(), t.state.last_change());
@@ -743,8 +839,17 @@ fn a_state_restored_from_its_changes_equals_the_live_one() {
     // Out of order, or a size smaller than the last change, is refused.
     let mut swapped = all.clone();
     swapped.swap(1, 2);
-    assert!(TopicState::restore(swapped, t.state.size()).is_err());
-    assert!(TopicState::restore(all, TreeSize(2)).is_err());
+    assert!(TopicState::restore(swapped, t.state.size(), &t.roots).is_err());
+    assert!(TopicState::restore(all.clone(), TreeSize(2), &t.roots).is_err());
+    // Restored against another log's roots (a fork), the changes' signatures fail.
+    let mut forked = Roots::new();
+    for i in 0..t.state.size().get() {
+        forked.append(&i.to_be_bytes()).unwrap();
+    }
+    assert!(matches!(
+        TopicState::restore(all, t.state.size(), &forked).unwrap_err(),
+        ChangeError::BadSignature | ChangeError::StaleRoot { .. }
+    ));
 }
 
 fn created_change(t: &Topic) -> Signed<TopicChange> {
@@ -844,4 +949,9 @@ fn entry_evidence_convicts_a_signed_log_with_an_invalid_entry_and_nothing_else()
         framed.verify(&t.id, host.public(), "a.example"),
         Err(EntryEvidenceError::NoContradiction(_))
     ));
+}
+
+/// The root of `t`'s log at the size of `state` (an earlier state of it).
+fn root(t: &Topic, state: &TopicState) -> LogHash {
+    t.roots.root_at(state.size()).unwrap()
 }

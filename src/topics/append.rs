@@ -10,10 +10,10 @@ use super::error::{TopicError, TopicResult};
 use super::hosted::{Hosted, Log, Topic};
 use super::service::TopicService;
 use super::{RemoteIdentities, lock};
-use crate::store::{Append, Store};
+use crate::store::{Append, Store, TopicNodes};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{Message, MessageError, MessageIn, MessageTag};
-use rendezvous_protocol::tlog::{Frontier, LogHash, leaf_hash};
+use rendezvous_protocol::tlog::{Frontier, LogHash, RootAt, TlogError, Tree, TreeSize, leaf_hash};
 use rendezvous_protocol::topic::{
     Action, ChangeError, ChangeOutcome, LogEntry, MemberSpec, TagSet, TopicChange, TopicState,
     leaf_data_for_change,
@@ -48,6 +48,28 @@ impl TagSet for StoreTags<'_> {
         self.store
             .tag_index(self.topic, tag.0)
             .map_or(true, |i| i.is_some())
+    }
+}
+
+/// The server's own roots of a topic's tag log (`protocol.md` §6.4, §7.2): the current one from
+/// the in-memory frontier, earlier ones from the stored nodes (every appended entry's nodes are
+/// written with it, pending or durable).
+pub(super) struct LogRoots<'a> {
+    pub(super) store: &'a Store,
+    pub(super) topic: &'a TopicId,
+    pub(super) frontier: &'a Frontier,
+}
+
+impl RootAt for LogRoots<'_> {
+    fn root_at(&self, size: TreeSize) -> Result<LogHash, TlogError> {
+        if size == self.frontier.size() {
+            return Ok(self.frontier.root());
+        }
+        Tree::open(
+            TopicNodes::new(self.store, self.topic),
+            self.frontier.size(),
+        )?
+        .root_at(size)
     }
 }
 
@@ -214,7 +236,7 @@ impl TopicService {
         if author.user != *caller {
             return Err(TopicError::NotTheCaller { role: "author" });
         }
-        let outcome = log.state.check_change(signed)?;
+        let outcome = log.state.check_change(signed, &log.frontier.root())?;
         if let Action::Add(members) = &outcome.change.action {
             self.check_identities(members, remote)?;
         }
@@ -240,7 +262,17 @@ impl TopicService {
             store: &self.store,
             topic,
         };
-        Ok(log.state.check_message(msg_in, &tags)?)
+        let roots = LogRoots {
+            store: &self.store,
+            topic,
+            frontier: &log.frontier,
+        };
+        log.state
+            .check_message(msg_in, &tags, &roots)
+            .map_err(|e| match e {
+                MessageError::RootUnknown { .. } => TopicError::internal("tag log root", e),
+                other => other.into(),
+            })
     }
 
     /// Writes a checked message as the topic's next entry and records it as pending.

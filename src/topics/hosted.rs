@@ -178,10 +178,11 @@ impl Topic {
             };
             changes.push((LeafIndex(index), signed));
         }
-        let state = TopicState::restore(changes, TreeSize(size))
-            .map_err(|e| TopicError::internal("stored topic does not replay", e))?;
         let tree = Tree::open(TopicNodes::new(store, topic), TreeSize(size))
             .map_err(|e| TopicError::internal("stored tag log does not open", e))?;
+        // Each change's signature is checked again with the stored root at its index.
+        let state = TopicState::restore(changes, TreeSize(size), &tree)
+            .map_err(|e| TopicError::internal("stored topic does not replay", e))?;
         let log = Log::new(state, tree.frontier().clone());
         Ok(match topic.server() == *own {
             true => Topic::Hosted(Hosted::new(log)),

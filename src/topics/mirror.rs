@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use serde_bytes::ByteBuf;
 
-use super::append::{Appended, StoreTags, grown, shared};
+use super::append::{Appended, LogRoots, StoreTags, shared};
 use super::error::{TopicError, TopicResult};
 use super::hosted::{Log, Mirror, Topic};
 use super::lock;
@@ -19,10 +19,10 @@ use crate::store::TopicNodes;
 use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{EntryBatch, MirrorEvidence};
 use rendezvous_protocol::ids::{ServerName, TopicId};
-use rendezvous_protocol::message::{Message, MessageTag};
+use rendezvous_protocol::message::{Message, MessageError, MessageTag};
 use rendezvous_protocol::tlog::{
-    Checkpoint, ConsistencyProof, Evidence, Frontier, LogHash, LogView, SignedCheckpoint, Tree,
-    TreeSize, WitnessError, leaf_hash,
+    Checkpoint, ConsistencyProof, Evidence, Frontier, LogHash, LogView, RootAt, Roots,
+    SignedCheckpoint, TlogError, Tree, TreeSize, WitnessError, leaf_hash,
 };
 use rendezvous_protocol::topic::{
     Action, ChangeOutcome, LogEntry, ParsedEntry, TagSet, TopicState, leaf_data_for_change,
@@ -83,6 +83,23 @@ struct BatchTags<'a> {
 impl TagSet for BatchTags<'_> {
     fn contains(&self, tag: &MessageTag) -> bool {
         self.batch.contains(tag) || self.store.contains(tag)
+    }
+}
+
+/// The mirror's own roots while it checks a batch (`protocol.md` §6.4): those within the batch
+/// from the batch's [`Roots`] (32 bytes per entry of the batch), earlier ones from its stored log.
+struct BatchRoots<'a> {
+    stored: LogRoots<'a>,
+    batch: &'a Roots,
+}
+
+impl RootAt for BatchRoots<'_> {
+    fn root_at(&self, size: TreeSize) -> Result<LogHash, TlogError> {
+        if size >= self.batch.start() {
+            self.batch.root_at(size)
+        } else {
+            self.stored.root_at(size)
+        }
     }
 }
 
@@ -311,7 +328,7 @@ impl TopicService {
         entries: &[ByteBuf],
     ) -> TopicResult<Plan> {
         let mut state = start.cloned();
-        let mut frontier = frontier.clone();
+        let mut roots = Roots::resume(frontier.clone());
         let mut seen = HashSet::new();
         let mut planned = Vec::with_capacity(entries.len());
         for bytes in entries {
@@ -330,7 +347,7 @@ impl TopicService {
                 }
                 (ParsedEntry::Message(_), None) => return Err(TopicError::LogWithoutCreation),
                 (ParsedEntry::Change(signed), Some(st)) => {
-                    let outcome = st.check_change(signed)?;
+                    let outcome = st.check_change(signed, &roots.root())?;
                     if let Action::Add(members) = &outcome.change.action {
                         self.check_identities(members, None)?;
                     }
@@ -345,20 +362,35 @@ impl TopicService {
                         },
                         batch: &seen,
                     };
-                    let msg = st.check_message(msg_in, &tags)?;
+                    let own = BatchRoots {
+                        stored: LogRoots {
+                            store: &self.store,
+                            topic,
+                            frontier,
+                        },
+                        batch: &roots,
+                    };
+                    let msg = st.check_message(msg_in, &tags, &own).map_err(|e| match e {
+                        MessageError::RootUnknown { .. } => {
+                            TopicError::internal("mirror tag log root", e)
+                        }
+                        other => other.into(),
+                    })?;
                     st.append_message(&msg)?;
                     seen.insert(*msg.tag());
                     let leaf = msg.leaf_data();
                     (Planned::Message(msg), leaf)
                 }
             };
-            frontier = grown(&frontier, &leaf)?.0;
+            roots
+                .append(&leaf)
+                .map_err(|e| TopicError::internal("tag log full", e))?;
             planned.push(next);
         }
         let after = state.ok_or(TopicError::NoEntries)?;
         Ok(Plan {
             entries: planned,
-            frontier,
+            frontier: roots.frontier().clone(),
             after,
         })
     }

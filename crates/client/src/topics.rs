@@ -235,7 +235,8 @@ impl Client {
             } else {
                 Vec::new()
             };
-        let (outcome, key) = ChangeBuilder::new(state, me, my_key, action)
+        // Signed over the root of the verified head it is built on (`protocol.md` §7.2).
+        let (outcome, key) = ChangeBuilder::new(state, replay.checkpoint.root, me, my_key, action)
             .current_key(current)
             .history_keys(&history)
             .build(now(), &mut Randomness::Os)?;
@@ -334,7 +335,16 @@ impl Client {
                     epoch: state.epoch().get(),
                 })?;
         let seen = replay.checkpoint.size;
-        let msg = encrypt(topic, keys, me, key.signing(), seen, text)?;
+        // Signed over the root of the verified head (`protocol.md` §6.4), which is not sent.
+        let msg = encrypt(
+            topic,
+            keys,
+            me,
+            key.signing(),
+            seen,
+            &replay.checkpoint.root,
+            text,
+        )?;
         let answer = self.append(topic, "/messages", msg.to_wire()).await?;
         self.check_append(topic, &answer, &msg.leaf_data()).await?;
         Ok(answer.index.get())

@@ -31,7 +31,7 @@ use rendezvous_client::http::Http;
 use rendezvous_protocol::api::TopicsResponse;
 use rendezvous_protocol::ids::{Epoch, MemberIndex, TopicId, UserId};
 use rendezvous_protocol::message::encrypt;
-use rendezvous_protocol::tlog::TreeSize;
+use rendezvous_protocol::tlog::{TreeSize, empty_root};
 use rendezvous_protocol::topic::{History, Role};
 
 use crate::Res;
@@ -342,6 +342,7 @@ fn prepare(slot: &Slot, n: usize, size: usize) -> Res<Vec<Bytes>> {
                 MemberIndex(slot.member),
                 slot.topic_key.signing(),
                 TreeSize(0),
+                &empty_root(),
                 &plaintext,
             )
             .map(|m| Bytes::from(m.to_wire()))

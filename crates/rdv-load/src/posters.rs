@@ -15,7 +15,7 @@ use rendezvous_client::tls::{Trust, client_config};
 use rendezvous_protocol::api::{AppendResponse, Body};
 use rendezvous_protocol::ids::{Epoch, MemberIndex};
 use rendezvous_protocol::message::encrypt;
-use rendezvous_protocol::tlog::TreeSize;
+use rendezvous_protocol::tlog::{TreeSize, empty_root};
 
 use crate::Res;
 use crate::clients::Slot;
@@ -157,6 +157,7 @@ fn encrypt_all(plans: &[PosterPlan], size: usize) -> Res<Vec<(Arc<Slot>, Vec<Byt
                 MemberIndex(s.member),
                 s.topic_key.signing(),
                 TreeSize(0),
+                &empty_root(),
                 &plaintext,
             )
             .map_err(|e| format!("encrypt: {e}"))?;

@@ -8,7 +8,7 @@ use rendezvous_protocol::api::EntriesResponse;
 use rendezvous_protocol::crypto::{EpochKeys, TopicKey};
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message;
-use rendezvous_protocol::tlog::TreeSize;
+use rendezvous_protocol::tlog::{LogHash, TreeSize};
 use rendezvous_protocol::topic::{LogEntry, MemberIndex, Replayer, TopicState};
 
 use crate::server::TestServer;
@@ -67,11 +67,25 @@ pub async fn entries(server: &impl Api, client: &Client, topic: &TopicId) -> Vec
 
 /// The topic's state, replayed from the server's log.
 pub async fn state(server: &impl Api, client: &Client, topic: &TopicId) -> TopicState {
+    replayed(server, client, topic)
+        .await
+        .state()
+        .unwrap()
+        .clone()
+}
+
+/// The root of `topic`'s log as replayed through `client`'s token.
+pub async fn root(server: &impl Api, client: &Client, topic: &TopicId) -> LogHash {
+    replayed(server, client, topic).await.roots().root()
+}
+
+/// Every entry of `topic`, replayed.
+async fn replayed(server: &impl Api, client: &Client, topic: &TopicId) -> Replayer {
     let mut r = Replayer::new();
     for e in entries(server, client, topic).await {
         r.push(&LogEntry::from_wire(&e).unwrap()).unwrap();
     }
-    r.state().unwrap().clone()
+    r
 }
 
 /// The device's Topic Key and current epoch keys for `topic`, straight from its keystore.
@@ -101,6 +115,19 @@ pub async fn keys(
 
 /// A message encrypted and signed by `client` as its member, for the current epoch.
 pub async fn message(server: &impl Api, client: &Client, topic: &TopicId, text: &[u8]) -> Vec<u8> {
+    let root = root(server, client, topic).await;
+    message_over(server, client, topic, text, root).await
+}
+
+/// [`message`], but signed over `root` as the log's root at `seen` (another branch's root, to
+/// test the fork binding of `protocol.md` §6.4).
+pub async fn message_over(
+    server: &impl Api,
+    client: &Client,
+    topic: &TopicId,
+    text: &[u8],
+    root: LogHash,
+) -> Vec<u8> {
     let (me, tk, keys, size) = keys(server, client, topic).await;
     message::encrypt(
         topic,
@@ -108,6 +135,7 @@ pub async fn message(server: &impl Api, client: &Client, topic: &TopicId, text: 
         MemberIndex(me),
         tk.signing(),
         TreeSize(size),
+        &root,
         text,
     )
     .unwrap()

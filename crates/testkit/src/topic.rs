@@ -7,8 +7,10 @@ use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::{IdentityKey, Randomness, Suite, TopicKey};
 use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::message::{self, Message, MessageIn};
+use rendezvous_protocol::tlog::Roots;
 use rendezvous_protocol::topic::{
     Action, ChangeBuilder, ChangeOutcome, EpochKeyring, MemberIndex, MemberSpec, Role, TopicState,
+    leaf_data_for_change,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -53,6 +55,8 @@ pub struct Topic {
     pub tags: HashSet<rendezvous_protocol::message::MessageTag>,
     /// The signed create change, when the fixture made it.
     pub create: Option<Signed<rendezvous_protocol::topic::TopicChange>>,
+    /// The root of the topic's log at every size (what signatures bind).
+    pub roots: Roots,
 }
 
 impl Topic {
@@ -68,11 +72,16 @@ impl Topic {
             .build(0, &mut Randomness::Os)
             .unwrap();
         assert!(key.is_some());
+        let mut roots = Roots::new();
+        roots
+            .append(&leaf_data_for_change(outcome.change.signed_bytes()))
+            .unwrap();
         let topic = Topic {
             id,
             state: outcome.next.clone(),
             tags: HashSet::new(),
             create: Some(outcome.change.unverified()),
+            roots,
         };
         topic.deliver(users, &outcome);
         topic
@@ -101,11 +110,20 @@ impl Topic {
             .keys
             .message_key(self.state.epoch())
             .map(|k| rendezvous_protocol::crypto::MessageKey::from_slice(k.as_bytes()).unwrap());
-        let (outcome, _) = ChangeBuilder::new(&self.state, me, &users[author].tk, action)
-            .current_key(current.as_ref())
-            .build(0, &mut Randomness::Os)
-            .unwrap();
+        let (outcome, _) = ChangeBuilder::new(
+            &self.state,
+            self.roots.root(),
+            me,
+            &users[author].tk,
+            action,
+        )
+        .current_key(current.as_ref())
+        .build(0, &mut Randomness::Os)
+        .unwrap();
         self.state = outcome.next.clone();
+        self.roots
+            .append(&leaf_data_for_change(outcome.change.signed_bytes()))
+            .unwrap();
         self.deliver(users, &outcome);
         outcome
     }
@@ -123,6 +141,7 @@ impl Topic {
             me,
             user.tk.signing(),
             self.state.size(),
+            &self.roots.root(),
             text,
         )
         .unwrap()
@@ -133,9 +152,10 @@ impl Topic {
     pub fn post(&mut self, wire: &[u8]) -> Result<Message, message::MessageError> {
         let msg = self
             .state
-            .check_message(MessageIn::from_wire(wire)?, &self.tags)?;
+            .check_message(MessageIn::from_wire(wire)?, &self.tags, &self.roots)?;
         self.state.append_message(&msg)?;
         self.tags.insert(*msg.tag());
+        self.roots.append(&msg.leaf_data()).unwrap();
         Ok(msg)
     }
 }

@@ -14,9 +14,12 @@ use rendezvous_protocol::ids::{ServerName, UserId};
 
 /// What a device keeps of a topic's log to go on checking it where it stopped
 /// (`topics/<id>/log.cbor`): every change with its index, to rebuild the topic state with
-/// [`rendezvous_protocol::topic::TopicState::restore`], and every message tag, to catch a replayed message.
-/// `[1, size, [* [index, signed change]], [* tag], [* subtree hash]]`. Saved only when every
-/// covered entry was present and valid and the root recomputed from them matched the head.
+/// [`rendezvous_protocol::topic::TopicState::restore`], every message tag, to catch a replayed message,
+/// and the log's root at every size with the frontier, which message and change signatures are
+/// checked against (fork binding, `protocol.md` §6.4): 32 bytes per entry.
+/// `[1, size, [* [index, signed change]], [* tag], [* frontier hash], roots: 32·(size + 1) bytes]`.
+/// Saved only when every covered entry was present and valid and the root recomputed from them
+/// matched the head.
 #[derive(Debug, Clone, Default, Serialize_tuple, Deserialize_tuple)]
 pub struct LogSnapshot {
     /// Always 1.
@@ -31,6 +34,8 @@ pub struct LogSnapshot {
     /// from the covered entries' leaves and equal to a verified checkpoint's root: a later check
     /// appends the new leaves to it and compares with the new head's root.
     pub frontier: Vec<serde_bytes::ByteBuf>,
+    /// The root at every size `0 ..= size`, concatenated.
+    pub roots: serde_bytes::ByteBuf,
 }
 
 /// The device's settings (`config.json`). Nothing secret, kept 0600 all the same.

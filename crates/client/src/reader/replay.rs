@@ -14,10 +14,11 @@ use crate::keystore::TopicRecord;
 use crate::{Client, ClientError};
 use rendezvous_protocol::crypto::TopicKey;
 use rendezvous_protocol::ids::{TopicId, UserId};
-use rendezvous_protocol::message::Message;
+use rendezvous_protocol::message::{Message, MessageError};
 use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, LogView};
 use rendezvous_protocol::topic::{
-    Applied, ENTRY_CHANGE, EpochKeyring, LogEntry, MemberIndex, Replayer, TopicState, leaf_data,
+    Applied, ChangeError, ENTRY_CHANGE, EntryError, EpochKeyring, LogEntry, MemberIndex, Replayer,
+    TopicState, leaf_data,
 };
 
 /// The kind name of [`rendezvous_protocol::topic::EntryEvidence`].
@@ -370,11 +371,24 @@ impl Client {
         let uncertain = replayer.uncertain_since();
         match replayer.push_at(LeafIndex(index), &entry) {
             Err(e) => {
+                let root_unknown = matches!(
+                    &e,
+                    EntryError::Message {
+                        error: MessageError::RootUnknown { .. },
+                        ..
+                    } | EntryError::Change {
+                        error: ChangeError::RootUnknown { .. },
+                        ..
+                    }
+                );
                 let problem = match uncertain {
                     // A change may be among the entries skipped: the rule it breaks may be one
                     // the missing change would have made it keep.
                     Some(since) => format!(
                         "{e} (cannot be checked for certain: entry {since} is missing or invalid, and the topic state after it is unknown)"
+                    ),
+                    None if root_unknown => format!(
+                        "{e} (cannot be checked for certain: an entry before it is missing or altered)"
                     ),
                     None => e.to_string(),
                 };

@@ -4,7 +4,7 @@
 
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message::MessageTag;
-use rendezvous_protocol::tlog::{Frontier, LeafIndex, LogHash, TreeSize};
+use rendezvous_protocol::tlog::{Frontier, LeafIndex, LogHash, Roots, TreeSize};
 use rendezvous_protocol::topic::{ENTRY_CHANGE, LogEntry, ParsedEntry, Replayer, TopicState};
 use rendezvous_protocol::wire::VERSION;
 
@@ -88,7 +88,23 @@ impl Client {
                 .iter()
                 .map(|h| serde_bytes::ByteBuf::from(h.as_bytes().to_vec()))
                 .collect(),
+            roots: serde_bytes::ByteBuf::from(
+                replayer
+                    .roots()
+                    .all()
+                    .iter()
+                    .flat_map(|h| h.0)
+                    .collect::<Vec<u8>>(),
+            ),
         };
+        // Roots from size 0 only: a replayer resumed without them cannot be saved as a snapshot;
+        // and they must be those of the leaves whose root was checked against the head.
+        if replayer.roots().start() != TreeSize(0)
+            || replayer.roots().size() != state.size()
+            || replayer.roots().root() != frontier.root()
+        {
+            return Ok(());
+        }
         self.keystore.save_log_snapshot(topic, &snapshot)
     }
 }
@@ -107,15 +123,25 @@ fn restore(topic: &TopicId, snap: &LogSnapshot) -> Result<Start, ClientError> {
             .ok_or_else(|| ClientError::corrupt(topic.as_str(), "log snapshot change"))?;
         signed.push((LeafIndex(*index), change));
     }
-    let state = TopicState::restore(signed, TreeSize(snap.size))
-        .map_err(|e| ClientError::corrupt(topic.as_str(), format!("log snapshot: {e}")))?;
-    let hashes = snap
+    let corrupt =
+        |what: String| ClientError::corrupt(topic.as_str(), format!("log snapshot: {what}"));
+    let hash = |b: &[u8]| LogHash::from_slice(b).map_err(|e| corrupt(e.to_string()));
+    let frontier = snap
         .frontier
         .iter()
-        .map(|h| LogHash::from_slice(h))
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|hashes| Frontier::from_parts(TreeSize(snap.size), hashes))
-        .map_err(|e| ClientError::corrupt(topic.as_str(), format!("log snapshot frontier: {e}")))?;
+        .map(|h| hash(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let frontier =
+        Frontier::from_parts(TreeSize(snap.size), frontier).map_err(|e| corrupt(e.to_string()))?;
+    let all = snap
+        .roots
+        .chunks(32)
+        .map(hash)
+        .collect::<Result<Vec<_>, _>>()?;
+    let roots_frontier = frontier.clone();
+    let roots = Roots::from_roots(frontier, all).map_err(|e| corrupt(e.to_string()))?;
+    let state = TopicState::restore(signed, TreeSize(snap.size), &roots)
+        .map_err(|e| corrupt(e.to_string()))?;
     let tags = snap
         .tags
         .iter()
@@ -123,9 +149,9 @@ fn restore(topic: &TopicId, snap: &LogSnapshot) -> Result<Start, ClientError> {
         .map(MessageTag)
         .collect();
     Ok(Start {
-        replayer: Replayer::resume(state, tags),
+        replayer: Replayer::resume(state, tags, roots),
         from: snap.size,
         changes: snap.changes.iter().map(|(i, b)| (*i, b.to_vec())).collect(),
-        frontier: hashes,
+        frontier: roots_frontier,
     })
 }

@@ -13,7 +13,7 @@ use crate::crypto::sign::{SecretSigningKey, TopicSigning};
 use crate::crypto::transcript::{LABEL_MESSAGE, LABEL_MESSAGE_TAG, feed};
 use crate::crypto::{EpochKeys, Randomness, Signature, TopicSigningPublicKey};
 use crate::ids::{Epoch, MemberIndex, TopicId};
-use crate::tlog::TreeSize;
+use crate::tlog::{LogHash, TreeSize};
 use crate::wire::{
     VERSION, WireError, check_version, decode, decode_versioned, encode, fixed_bytes,
 };
@@ -146,12 +146,16 @@ impl MessageIn {
         &self.tag
     }
 
-    /// Checks the sender's signature over the envelope. The caller (the topic state machine)
-    /// picks the key from the sender index and checks the sender's rights.
+    /// Checks the sender's signature over the envelope and `seen_root`, the verifier's own root
+    /// of the log at the header's `seen` size (`federation-spec/protocol.md` §6.4: the root is
+    /// not sent, so a message signed over another branch of the log fails here). The caller
+    /// (the topic state machine) picks the key from the sender index, the root from its own log,
+    /// and checks the sender's rights.
     pub fn verify(
         self,
         topic: &TopicId,
         sender_key: &TopicSigningPublicKey,
+        seen_root: &LogHash,
     ) -> Result<Message, MessageError> {
         let ct_hash = Sha256::digest(&self.ciphertext);
         sender_key
@@ -162,11 +166,17 @@ impl MessageIn {
                     &self.header_bytes,
                     &self.tag.0,
                     &ct_hash,
+                    seen_root.as_bytes(),
                 ],
                 &self.signature,
             )
             .map_err(|_| MessageError::BadSignature)?;
         Ok(Message(self))
+    }
+
+    /// The signature (unverified).
+    pub fn signature(&self) -> &Signature {
+        &self.signature
     }
 }
 
@@ -188,6 +198,11 @@ impl Message {
     /// The ciphertext length.
     pub fn ciphertext_len(&self) -> usize {
         self.0.ciphertext.len()
+    }
+
+    /// The sender's signature.
+    pub fn signature(&self) -> &Signature {
+        &self.0.signature
     }
 
     /// The wire form, byte for byte as it was signed.
@@ -254,13 +269,16 @@ fn apply_keystream(keys: &EpochKeys, nonce: &[u8; 24], data: &mut [u8]) {
     cipher.apply_keystream(data);
 }
 
-/// Encrypts, tags and signs `plaintext` for the topic's current epoch.
+/// Encrypts, tags and signs `plaintext` for the topic's current epoch. `seen` is the size of the
+/// log the sender verified and `seen_root` its root there: the signature covers it
+/// (`federation-spec/protocol.md` §6.4), the message does not carry it.
 pub fn encrypt(
     topic: &TopicId,
     keys: &EpochKeys,
     sender: MemberIndex,
     sender_key: &SecretSigningKey<TopicSigning>,
     seen: TreeSize,
+    seen_root: &LogHash,
     plaintext: &[u8],
 ) -> Result<Message, MessageError> {
     encrypt_with(
@@ -268,19 +286,20 @@ pub fn encrypt(
         keys,
         sender,
         sender_key,
-        seen,
+        (seen, seen_root),
         plaintext,
         &mut Randomness::Os,
     )
 }
 
-/// [`encrypt`] with explicit randomness (test vectors use a fixed one).
+/// [`encrypt`] with explicit randomness (test vectors use a fixed one); `seen` is the size and
+/// root of the log the sender verified.
 pub fn encrypt_with(
     topic: &TopicId,
     keys: &EpochKeys,
     sender: MemberIndex,
     sender_key: &SecretSigningKey<TopicSigning>,
-    seen: TreeSize,
+    (seen, seen_root): (TreeSize, &LogHash),
     plaintext: &[u8],
     rng: &mut Randomness<'_>,
 ) -> Result<Message, MessageError> {
@@ -303,7 +322,13 @@ pub fn encrypt_with(
     let ct_hash = Sha256::digest(&ciphertext);
     let signature = sender_key.sign(
         LABEL_MESSAGE,
-        &[topic.as_str().as_bytes(), &header_bytes, &tag.0, &ct_hash],
+        &[
+            topic.as_str().as_bytes(),
+            &header_bytes,
+            &tag.0,
+            &ct_hash,
+            seen_root.as_bytes(),
+        ],
     );
     Ok(Message(MessageIn {
         header,
@@ -318,6 +343,11 @@ pub fn encrypt_with(
 mod tests {
     use super::*;
     use crate::crypto::{MessageKey, Suite, TopicKey};
+
+    /// A stand-in for the root of some log at `size`.
+    fn root(size: u64) -> LogHash {
+        crate::tlog::leaf_hash(&size.to_be_bytes())
+    }
 
     fn setup() -> (TopicId, EpochKeys, TopicKey) {
         let topic = TopicId::random(&"a.example".parse().unwrap());
@@ -338,13 +368,14 @@ mod tests {
             MemberIndex(2),
             tk.signing(),
             TreeSize(10),
+            &root(10),
             b"hello topic",
         )
         .unwrap();
         let wire = msg.to_wire();
         let back = MessageIn::from_wire(&wire)
             .unwrap()
-            .verify(&topic, &tk.public().signing)
+            .verify(&topic, &tk.public().signing, &root(10))
             .unwrap();
         assert_eq!(back, msg);
         assert_eq!(&back.open(&topic, &keys).unwrap()[..], b"hello topic");
@@ -363,6 +394,7 @@ mod tests {
             MemberIndex(1000),
             tk.signing(),
             TreeSize(60_000),
+            &root(60_000),
             &[0u8; 100],
         )
         .unwrap();
@@ -373,6 +405,7 @@ mod tests {
             MemberIndex(1),
             tk.signing(),
             TreeSize(10),
+            &root(10),
             &[0u8; 100],
         )
         .unwrap();
@@ -388,6 +421,7 @@ mod tests {
             MemberIndex(2),
             tk.signing(),
             TreeSize(10),
+            &root(10),
             b"hello topic",
         )
         .unwrap();
@@ -397,7 +431,7 @@ mod tests {
             let mut w = wire.clone();
             w[i] ^= 0x01;
             let outcome = MessageIn::from_wire(&w)
-                .and_then(|m| m.verify(&topic, &tk.public().signing))
+                .and_then(|m| m.verify(&topic, &tk.public().signing, &root(10)))
                 .and_then(|m| m.open(&topic, &keys).map(|_| ()));
             assert!(outcome.is_err(), "flip at byte {i} went unnoticed");
         }
@@ -406,9 +440,38 @@ mod tests {
         assert_eq!(
             MessageIn::from_wire(&wire)
                 .unwrap()
-                .verify(&other, &tk.public().signing),
+                .verify(&other, &tk.public().signing, &root(10)),
             Err(MessageError::BadSignature)
         );
+    }
+
+    #[test]
+    fn signature_binds_the_root_at_seen() {
+        let (topic, keys, tk) = setup();
+        let msg = encrypt(
+            &topic,
+            &keys,
+            MemberIndex(2),
+            tk.signing(),
+            TreeSize(10),
+            &root(10),
+            b"hello topic",
+        )
+        .unwrap();
+        let wire = msg.to_wire();
+        let check = |r: &LogHash| {
+            MessageIn::from_wire(&wire)
+                .unwrap()
+                .verify(&topic, &tk.public().signing, r)
+        };
+        assert!(check(&root(10)).is_ok());
+        // Another branch's root at the same size, or the root at another size: refused.
+        assert_eq!(check(&root(11)), Err(MessageError::BadSignature));
+        let mut other = root(10);
+        other.0[31] ^= 1;
+        assert_eq!(check(&other), Err(MessageError::BadSignature));
+        // Nothing travels for it: the overhead is unchanged (see `overhead_within_budget`).
+        assert_eq!(msg.to_wire().len() - 11, 131);
     }
 
     #[test]
@@ -420,6 +483,7 @@ mod tests {
             MemberIndex(2),
             tk.signing(),
             TreeSize(10),
+            &root(10),
             b"x",
         )
         .unwrap();
@@ -442,6 +506,7 @@ mod tests {
                 MemberIndex(0),
                 tk.signing(),
                 TreeSize(0),
+                &root(0),
                 &vec![0; MAX_PLAINTEXT + 1]
             ),
             Err(MessageError::TooLarge { .. })
@@ -453,6 +518,7 @@ mod tests {
                 MemberIndex(0),
                 tk.signing(),
                 TreeSize(0),
+                &root(0),
                 &vec![0; MAX_PLAINTEXT]
             )
             .is_ok()

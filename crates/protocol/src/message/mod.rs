@@ -6,13 +6,15 @@
 //! enc_key, tag_key = HKDF-SHA256(MK, transcript("rdv/v1/epoch-keys", [topic, epoch]))
 //! ciphertext = plaintext ⊕ XChaCha20(enc_key, nonce)
 //! tag        = HMAC-SHA256(tag_key, transcript("rdv/v1/message-tag", [topic, header, ciphertext]))
-//! signature  = Ed25519(TK, transcript("rdv/v1/message", [topic, header, tag, SHA-256(ciphertext)]))
+//! signature  = Ed25519(TK, transcript("rdv/v1/message",
+//!                      [topic, header, tag, SHA-256(ciphertext), root of the log at `seen`]))
 //! wire       = CBOR [header: bstr, ciphertext: bstr, tag ‖ signature: bstr .size 96]
 //! ```
 //!
 //! Encrypt-then-MAC with HMAC makes the tag committing: no member can produce one tag that opens
 //! to two plaintexts. The signature covers the tag and a hash of the ciphertext, so the hosting
-//! server checks the whole envelope without the Message Key. There is no per-device counter:
+//! server checks the whole envelope without the Message Key. The root at `seen` is not sent: every
+//! verifier supplies its own, so a message signed on another branch of a forked log fails. There is no per-device counter:
 //! replay is caught by the tag, which is unique per message (random nonce) and logged.
 //!
 //! This module does the cryptography; *whether* a sender may post in an epoch at a log position
@@ -98,6 +100,16 @@ pub enum MessageError {
         seen: TreeSize,
         /// The message's position in the log.
         position: LeafIndex,
+    },
+    /// The verifier does not know its own log root at the message's `seen` size (its log is
+    /// incomplete there, or its store failed): the signature cannot be checked. A fault of the
+    /// verifier, never a verdict on the message.
+    #[error("no own log root at size {size} to check the signature with: {error}")]
+    RootUnknown {
+        /// The message's `seen`.
+        size: TreeSize,
+        /// Why the root is not known.
+        error: crate::tlog::TlogError,
     },
     /// The message is not in the topic's log (no valid inclusion proof).
     #[error("message is not in the topic log")]

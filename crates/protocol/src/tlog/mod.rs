@@ -13,6 +13,8 @@
 //! - [`cosignature`]: witness cosignatures (C2SP `tlog-cosignature`).
 //! - [`witness`]: a mirror's (or client's) view of one log.
 //! - [`evidence`]: portable, checkable evidence of a log's misbehaviour.
+//! - [`roots`]: a verifier's own roots at earlier sizes, which message and change signatures
+//!   bind (fork binding).
 //!
 //! Hashing is RFC 9162 §2.1.1: `leaf = SHA-256(0x00 ‖ data)`, `node = SHA-256(0x01 ‖ left ‖
 //! right)`, and the empty tree's root is `SHA-256("")`.
@@ -21,6 +23,7 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod evidence;
 pub mod proof;
+pub mod roots;
 pub mod tree;
 pub mod witness;
 
@@ -33,6 +36,7 @@ pub use checkpoint::{Checkpoint, CheckpointError, CheckpointNote, SignedCheckpoi
 pub use cosignature::Cosignature;
 pub use evidence::{Evidence, EvidenceError};
 pub use proof::{ConsistencyProof, InclusionProof};
+pub use roots::{CurrentRoot, RootAt, Roots};
 pub use tree::{Frontier, MemoryNodeStore, NodeStore, Tree};
 pub use witness::{LogView, Update, WitnessError};
 

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! ChangeBuilder::create(&topic, &creator_key, history, members)       // entry 0
-//! ChangeBuilder::new(&state, author, &author_key, action)             // every later change
+//! ChangeBuilder::new(&state, log_root, author, &author_key, action)   // every later change
 //!     .current_key(Some(&key))      // needed to add members without a new epoch
 //!     .history_keys(&[(epoch, &old_key)])  // older keys for new members of a shared topic
 //!     .build(time, &mut rng)
@@ -19,13 +19,15 @@ use super::{ChangeError, Epoch, History, MemberIndex};
 use crate::crypto::hpke::{self, SealPurpose};
 use crate::crypto::{MessageKey, Randomness, TopicKey};
 use crate::ids::TopicId;
+use crate::tlog::{LogHash, empty_root};
 use crate::wire::Signed;
 
 /// Where a change goes: the first entry of a new topic, or the next one of a known state.
 #[derive(Debug)]
 enum Base<'a> {
     Create(Box<TopicState>),
-    Next(&'a TopicState),
+    /// The state and the root of the log at its size, which the signature binds.
+    Next(&'a TopicState, LogHash),
 }
 
 /// A topic change being built. The constructors take everything a change cannot do without
@@ -61,15 +63,17 @@ impl<'a> ChangeBuilder<'a> {
     }
 
     /// The next change of the topic at `state`, by the admin `author` whose Topic Key is
-    /// `author_key`.
+    /// `author_key`. `log_root` is the root of the (verified) log at `state`'s size: the change
+    /// is signed over it and is valid only at that position (`federation-spec/protocol.md` §7.2).
     pub fn new(
         state: &'a TopicState,
+        log_root: LogHash,
         author: MemberIndex,
         author_key: &'a TopicKey,
         action: Action,
     ) -> Self {
         ChangeBuilder {
-            base: Base::Next(state),
+            base: Base::Next(state, log_root),
             author,
             author_key,
             action,
@@ -102,7 +106,7 @@ impl<'a> ChangeBuilder<'a> {
     ) -> Result<(ChangeOutcome, Option<MessageKey>), ChangeError> {
         let base = match &self.base {
             Base::Create(empty) => empty,
-            Base::Next(state) => *state,
+            Base::Next(state, _) => *state,
         };
         let topic = base.topic();
         let plan = base.plan(self.author, &self.action)?;
@@ -120,7 +124,7 @@ impl<'a> ChangeBuilder<'a> {
             topic: topic.clone(),
             prev: match self.base {
                 Base::Create(_) => None,
-                Base::Next(s) => Some(PrevHash(s.last_change().0)),
+                Base::Next(s, _) => Some(PrevHash(s.last_change().0)),
             },
             author: self.author,
             action: self.action,
@@ -130,9 +134,14 @@ impl<'a> ChangeBuilder<'a> {
             history,
             time,
         };
-        let signed = Signed::sign(change, self.author_key.signing()).unverified();
+        let root = match &self.base {
+            Base::Create(_) => empty_root(),
+            Base::Next(_, root) => *root,
+        };
+        let signed =
+            Signed::sign_bound(change, self.author_key.signing(), root.as_bytes()).unverified();
         let outcome = match self.base {
-            Base::Next(s) => s.check_change(signed)?,
+            Base::Next(s, root) => s.check_change(signed, &root)?,
             Base::Create(_) => TopicState::create(signed)?,
         };
         Ok((outcome, new_key.then_some(key)))

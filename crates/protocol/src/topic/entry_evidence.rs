@@ -48,7 +48,10 @@ pub enum EntryEvidenceError {
 pub fn committed(error: &EntryError) -> bool {
     use crate::message::MessageError as M;
     match error {
-        EntryError::Change { .. } => true,
+        // A verifier that lacks its own root cannot judge the change (a fault of its own log).
+        EntryError::Change { error, .. } => {
+            !matches!(error, super::ChangeError::RootUnknown { .. })
+        }
         EntryError::Message { error, .. } => matches!(
             error,
             M::WrongEpoch { .. }

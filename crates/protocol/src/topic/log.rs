@@ -9,7 +9,7 @@ use super::{ChangeError, ChangeOutcome, LEAF_CHANGE, TopicChange, TopicState};
 use crate::ids::TopicId;
 use crate::message::{MAX_MESSAGE_LEN, Message, MessageIn};
 use crate::message::{MessageError, MessageTag};
-use crate::tlog::{Checkpoint, InclusionProof, LeafIndex, leaf_hash};
+use crate::tlog::{Checkpoint, InclusionProof, LeafIndex, Roots, leaf_hash};
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
 /// One entry of a topic's log as stored and served: `[1, message bytes]` or `[2, signed change]`
@@ -145,7 +145,9 @@ pub enum Applied {
 }
 
 /// Replays a topic's log entry by entry with the same rules as the hosting server, as a member
-/// or mirror that validates a log does. Keeps every tag for replay detection.
+/// or mirror that validates a log does. Keeps every tag for replay detection, and the root of the
+/// replayed log at every size ([`Roots`], 32 bytes per entry): message and change signatures are
+/// checked against them (fork binding, `federation-spec/protocol.md` §6.4, §7.2).
 #[derive(Debug, Default)]
 pub struct Replayer {
     state: Option<TopicState>,
@@ -156,6 +158,10 @@ pub struct Replayer {
     skipped: Vec<LeafIndex>,
     /// The first skipped index not followed by an applied change.
     uncertain_since: Option<LeafIndex>,
+    roots: Roots,
+    /// Set once an index was passed over without its authentic leaf hash: the roots stop
+    /// there, and signatures bound to a later size cannot be checked (`RootUnknown`).
+    roots_stopped: bool,
 }
 
 impl Replayer {
@@ -164,9 +170,11 @@ impl Replayer {
         Self::default()
     }
 
-    /// Goes on from a known state and the tags of every message before it (a device resuming
-    /// its check of a log where it stopped).
-    pub fn resume(state: TopicState, tags: HashSet<MessageTag>) -> Self {
+    /// Goes on from a known state, the tags of every message before it and the roots of the log
+    /// so far (a device resuming its check of a log where it stopped). `roots` must end at the
+    /// state's size; messages whose `seen` is below [`Roots::start`] cannot be checked
+    /// ([`MessageError::RootUnknown`]).
+    pub fn resume(state: TopicState, tags: HashSet<MessageTag>, roots: Roots) -> Self {
         let next = state.size().next_index();
         Replayer {
             state: Some(state),
@@ -174,7 +182,14 @@ impl Replayer {
             next,
             skipped: Vec::new(),
             uncertain_since: None,
+            roots,
+            roots_stopped: false,
         }
+    }
+
+    /// The roots of the log replayed so far (with a resumed replayer, from where it resumed).
+    pub fn roots(&self) -> &Roots {
+        &self.roots
     }
 
     /// Tags of every message applied so far.
@@ -208,12 +223,14 @@ impl Replayer {
             return Err(EntryError::Position { index, next });
         }
         if index > next {
+            // Entries the caller does not have: the roots cannot follow them.
+            self.roots_stopped = true;
             self.skip(next..index);
         }
         if let Some(state) = &mut self.state {
             state.skip_to(index);
         }
-        let result = self.apply(index, entry);
+        let result = self.apply_entry(index, entry);
         match &result {
             Err(_) => self.skip(index..LeafIndex(index.0.saturating_add(1))),
             // A change chains to the last applied one (`prev`): none was among the skipped.
@@ -222,6 +239,34 @@ impl Replayer {
         }
         self.next = LeafIndex(index.0.saturating_add(1));
         result
+    }
+
+    /// Passes over the entry at `index` without applying it: missing from what was served, or
+    /// served altered (its inclusion proof failed). `leaf_hash` is its authentic leaf hash when
+    /// the caller has one (e.g. the level-0 sibling in a neighbour's verified inclusion proof,
+    /// `tag-log.md` §9.2); without it the roots stop and signatures bound to a later size cannot
+    /// be checked ([`MessageError::RootUnknown`]).
+    pub fn pass_over(&mut self, index: LeafIndex, leaf_hash: Option<crate::tlog::LogHash>) {
+        let next = self.next_index();
+        if index < next {
+            return;
+        }
+        if index > next {
+            self.roots_stopped = true;
+            self.skip(next..index);
+        }
+        match leaf_hash {
+            Some(h) if !self.roots_stopped => {
+                // A log of 2^64 entries cannot occur (see `apply_entry`).
+                let _ = self.roots.append_leaf_hash(h);
+            }
+            _ => self.roots_stopped = true,
+        }
+        self.skip(index..LeafIndex(index.0.saturating_add(1)));
+        if let Some(state) = &mut self.state {
+            state.skip_to(LeafIndex(index.0.saturating_add(1)));
+        }
+        self.next = LeafIndex(index.0.saturating_add(1));
     }
 
     fn skip(&mut self, range: std::ops::Range<LeafIndex>) {
@@ -253,7 +298,7 @@ impl Replayer {
         self.uncertain_since
     }
 
-    fn apply(
+    fn apply_entry(
         &mut self,
         index: LeafIndex,
         entry: &LogEntry,
@@ -261,35 +306,75 @@ impl Replayer {
         let parsed = entry
             .parse()
             .map_err(|error| EntryError::Malformed { index, error })?;
+        // The entry's leaf as the log holds it, whether or not the entry is valid: the roots
+        // follow the log as served, so one bad entry does not make every later signature fail
+        // (its leaf is checked against the log by inclusion, `tag-log.md` §9.1).
+        let leaf = leaf_of(&parsed);
+        let applied = self.apply(index, parsed);
+        // A log of 2^64 entries cannot occur; the roots would then stop growing and later
+        // signatures fail as `RootUnknown`.
+        if !self.roots_stopped {
+            let _ = self.roots.append(&leaf);
+        }
+        Ok((applied?, leaf))
+    }
+
+    /// Checks and applies a parsed entry at `index` (the roots are those before it).
+    fn apply(&mut self, index: LeafIndex, parsed: ParsedEntry) -> Result<Applied, EntryError> {
         match (parsed, &mut self.state) {
             (ParsedEntry::Change(signed), None) => {
                 let outcome = TopicState::create(signed)
                     .map_err(|error| EntryError::Change { index, error })?;
-                let leaf = leaf_data_for_change(outcome.change.signed_bytes());
                 self.state = Some(outcome.next.clone());
-                Ok((Applied::Change(Box::new(outcome)), leaf))
+                Ok(Applied::Change(Box::new(outcome)))
             }
             (ParsedEntry::Message(_), None) => Err(EntryError::Change {
                 index,
                 error: ChangeError::CreateNotFirst,
             }),
             (ParsedEntry::Change(signed), Some(state)) => {
-                let outcome = state
-                    .check_change(signed)
-                    .map_err(|error| EntryError::Change { index, error })?;
-                let leaf = leaf_data_for_change(outcome.change.signed_bytes());
+                let err = |error| EntryError::Change { index, error };
+                // The root of the log before this entry, as served (its end: the entry's own
+                // position in the log). Unknown when the roots stopped before it.
+                if self.roots.size().0 != index.0 {
+                    return Err(err(ChangeError::RootUnknown {
+                        size: crate::tlog::TreeSize(index.0),
+                        error: crate::tlog::TlogError::SizeOutOfRange {
+                            size: index.0,
+                            current: self.roots.size().0,
+                        },
+                    }));
+                }
+                let root = self.roots.root();
+                let outcome = state.check_change(signed, &root).map_err(err)?;
                 *state = outcome.next.clone();
-                Ok((Applied::Change(Box::new(outcome)), leaf))
+                Ok(Applied::Change(Box::new(outcome)))
             }
             (ParsedEntry::Message(msg), Some(state)) => {
                 let err = |error| EntryError::Message { index, error };
-                let msg = state.check_message(msg, &self.tags).map_err(err)?;
+                let msg = state
+                    .check_message(msg, &self.tags, &self.roots)
+                    .map_err(err)?;
                 state.append_message(&msg).map_err(err)?;
                 self.tags.insert(*msg.tag());
-                let leaf = msg.leaf_data();
-                Ok((Applied::Message(msg), leaf))
+                Ok(Applied::Message(msg))
             }
         }
+    }
+}
+
+/// The leaf data of a decoded entry (`protocol.md` §8.1), valid or not.
+fn leaf_of(parsed: &ParsedEntry) -> Vec<u8> {
+    match parsed {
+        ParsedEntry::Message(m) => {
+            let header = m.header().to_bytes();
+            let mut out = Vec::with_capacity(1 + header.len() + 32);
+            out.push(super::LEAF_MESSAGE);
+            out.extend_from_slice(&header);
+            out.extend_from_slice(&m.tag().0);
+            out
+        }
+        ParsedEntry::Change(c) => leaf_data_for_change(c.signed_bytes()),
     }
 }
 

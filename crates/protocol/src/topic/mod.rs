@@ -19,6 +19,7 @@
 mod builder;
 mod change;
 mod entry_evidence;
+pub mod evidence;
 pub mod keys;
 mod log;
 mod state;
@@ -26,6 +27,7 @@ mod state;
 pub use builder::ChangeBuilder;
 pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange};
 pub use entry_evidence::{EntryEvidence, EntryEvidenceError, MAX_ENTRY_EVIDENCE_SIZE, committed};
+pub use evidence::{Signer, UnboundEntry, UnboundError};
 pub use keys::{EpochKeyring, KeyError};
 pub use log::{
     Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
@@ -172,6 +174,25 @@ pub enum ChangeError {
     /// The change was built on another state of the topic (its `prev` is not the last change).
     #[error("stale change: built on another state of the topic")]
     StaleChange,
+    /// The signature does not verify over this log's root at the change's position, and entries
+    /// followed the last change: the author built it before some of them (a race: build it
+    /// again), on another branch of the log, or did not sign it. On the wire `stale_change`.
+    #[error(
+        "stale change: its signature does not cover this log's root at position {position} (built before later entries, on another log, or not by its author)"
+    )]
+    StaleRoot {
+        /// The change's position.
+        position: crate::tlog::LeafIndex,
+    },
+    /// The verifier does not know its own log root at a change's position (a fault of the
+    /// verifier's own log, never a verdict on the change).
+    #[error("no own log root at size {size} to check the change with: {error}")]
+    RootUnknown {
+        /// The position.
+        size: crate::tlog::TreeSize,
+        /// Why the root is not known.
+        error: crate::tlog::TlogError,
+    },
     /// The author index names nobody in the topic.
     #[error("author {0} is not a member")]
     UnknownAuthor(MemberIndex),

@@ -7,7 +7,7 @@ use super::{ChangeError, Epoch, History, MAX_MEMBERS, MemberIndex, Role};
 use crate::crypto::{IdentityPublicKey, KeyId, TopicPublicKey};
 use crate::ids::{TopicId, UserId};
 use crate::message::{Message, MessageError, MessageIn, MessageTag};
-use crate::tlog::{LeafIndex, TreeSize};
+use crate::tlog::{LeafIndex, LogHash, RootAt, TreeSize, empty_root};
 use crate::wire::{Signed, Verified};
 
 /// A member of a topic.
@@ -52,6 +52,8 @@ pub struct TopicState {
     /// Key check value of every epoch so far (index = epoch).
     epoch_checks: Vec<[u8; 32]>,
     last_change: ChangeHash,
+    /// Log position of the last change.
+    last_change_at: LeafIndex,
     size: TreeSize,
     used_topic_keys: HashSet<KeyId>,
 }
@@ -89,6 +91,7 @@ impl TopicState {
             epoch: Epoch::ZERO,
             epoch_checks: Vec::new(),
             last_change: ChangeHash([0; 32]),
+            last_change_at: LeafIndex(0),
             size: TreeSize(0),
             used_topic_keys: HashSet::new(),
         }
@@ -114,17 +117,21 @@ impl TopicState {
             });
         }
         let creator_key = verify_member_spec(creator)?;
-        let change = signed.verify(&creator_key.signing).map_err(signed_error)?;
+        // protocol.md §7.2: a change binds the root at its position; at 0, the empty log's.
+        let change = signed
+            .verify_bound(&creator_key.signing, empty_root().as_bytes())
+            .map_err(signed_error)?;
         empty.finish(change)
     }
 
     /// Rebuilds the state of a log of `size` entries from its changes alone (`(index, change)`,
-    /// ascending, the create at index 0). Every change is checked again; the messages between
-    /// them are taken as already checked (the caller's own durable log), since messages change
-    /// nothing but the size.
+    /// ascending, the create at index 0). Every change is checked again, its signature with the
+    /// caller's root at its index (`roots`); the messages between them are taken as already
+    /// checked (the caller's own durable log), since messages change nothing but the size.
     pub fn restore(
         changes: impl IntoIterator<Item = (LeafIndex, Signed<TopicChange>)>,
         size: TreeSize,
+        roots: &dyn RootAt,
     ) -> Result<TopicState, ChangeError> {
         let mut state: Option<TopicState> = None;
         for (index, change) in changes {
@@ -136,7 +143,13 @@ impl TopicState {
                         return Err(ChangeError::StaleChange);
                     }
                     s.size = TreeSize(index.0);
-                    s.check_change(change)?.next
+                    let root = roots
+                        .root_at(s.size)
+                        .map_err(|error| ChangeError::RootUnknown {
+                            size: s.size,
+                            error,
+                        })?;
+                    s.check_change(change, &root)?.next
                 }
             });
         }
@@ -148,8 +161,14 @@ impl TopicState {
         Ok(state)
     }
 
-    /// Checks `signed` as the next entry of the log and returns the state after it.
-    pub fn check_change(&self, signed: Signed<TopicChange>) -> Result<ChangeOutcome, ChangeError> {
+    /// Checks `signed` as the next entry of the log and returns the state after it. `root` is the
+    /// verifier's own root of the log at this state's size (the change's position): the
+    /// signature covers it (`federation-spec/protocol.md` §7.2).
+    pub fn check_change(
+        &self,
+        signed: Signed<TopicChange>,
+        root: &LogHash,
+    ) -> Result<ChangeOutcome, ChangeError> {
         let draft = signed.decode_unverified()?;
         if draft.topic != self.topic {
             return Err(ChangeError::WrongTopic {
@@ -165,8 +184,16 @@ impl TopicState {
         }
         let author = self.admin(draft.author)?;
         let change = signed
-            .verify(&author.topic_key.signing)
-            .map_err(signed_error)?;
+            .verify_bound(&author.topic_key.signing, root.as_bytes())
+            .map_err(|e| match signed_error(e) {
+                // Entries after the last change: the author may have built it before them.
+                ChangeError::BadSignature if self.size > self.last_change_at.size_after() => {
+                    ChangeError::StaleRoot {
+                        position: self.size.next_index(),
+                    }
+                }
+                other => other,
+            })?;
         self.finish(change)
     }
 
@@ -231,6 +258,7 @@ impl TopicState {
             next.epoch_checks.push(check.0);
         }
         next.last_change = ChangeHash::of(change.signed_bytes());
+        next.last_change_at = self.size.next_index();
         next.size = self.size.next_index().size_after();
         Ok(ChangeOutcome { change, next })
     }
@@ -399,12 +427,14 @@ impl TopicState {
         Ok(member)
     }
 
-    /// Checks a message as the next entry of the log: signature by the sender's Topic Key,
-    /// sender a member who may post, current epoch, causality, and a tag not seen before.
+    /// Checks a message as the next entry of the log: signature by the sender's Topic Key over
+    /// the verifier's own root at the message's `seen` (from `roots`), sender a member who may
+    /// post, current epoch, causality, and a tag not seen before.
     pub fn check_message(
         &self,
         msg: MessageIn,
         tags: &dyn TagSet,
+        roots: &dyn RootAt,
     ) -> Result<Message, MessageError> {
         let header = msg.header().clone();
         let sender = self
@@ -429,7 +459,13 @@ impl TopicState {
                 position: self.size.next_index(),
             });
         }
-        let msg = msg.verify(&self.topic, &sender.topic_key.signing)?;
+        let seen_root = roots
+            .root_at(header.seen)
+            .map_err(|error| MessageError::RootUnknown {
+                size: header.seen,
+                error,
+            })?;
+        let msg = msg.verify(&self.topic, &sender.topic_key.signing, &seen_root)?;
         if tags.contains(msg.tag()) {
             return Err(MessageError::Replayed);
         }
@@ -488,6 +524,11 @@ impl TopicState {
     /// Number of log entries this state covers (the position of the next entry).
     pub fn size(&self) -> TreeSize {
         self.size
+    }
+
+    /// Log position of the last change.
+    pub fn last_change_at(&self) -> LeafIndex {
+        self.last_change_at
     }
 
     /// Hash of the last change (the `prev` of the next change).

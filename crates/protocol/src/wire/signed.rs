@@ -97,6 +97,33 @@ impl<T: SignedPayload> Signed<T> {
         }
     }
 
+    /// Signs `value` with `key` over its payload and `context`, bytes the signature covers but
+    /// the object does not carry: `Ed25519(key, transcript(T::LABEL, [payload, context]))`
+    /// (a topic change binds the log root at its position this way, `protocol.md` §7.2).
+    pub fn sign_bound(value: T, key: &SecretSigningKey<T::Signer>, context: &[u8]) -> Verified<T> {
+        let payload = encode(&value);
+        let signature = key.sign(T::LABEL, &[&payload, context]);
+        Verified {
+            value,
+            bytes: SignedBytes(payload, signature),
+        }
+    }
+
+    /// Checks a signature made by [`Signed::sign_bound`] over the same `context`, then decodes
+    /// and validates the payload.
+    pub fn verify_bound(
+        self,
+        key: &PublicSigningKey<T::Signer>,
+        context: &[u8],
+    ) -> Result<Verified<T>, SignedError> {
+        key.verify(T::LABEL, &[&self.bytes.0, context], &self.bytes.1)?;
+        let value = self.decode_unverified()?;
+        Ok(Verified {
+            value,
+            bytes: self.bytes,
+        })
+    }
+
     /// Decodes the wire form (payload not yet decoded, signature not yet checked).
     pub fn from_wire(bytes: &[u8]) -> Result<Self, WireError> {
         let signed: SignedBytes = decode(bytes, T::MAX_LEN + SIGNED_OVERHEAD)?;
