@@ -3,6 +3,8 @@
 
 use awc::http::Method;
 
+use std::collections::HashMap;
+
 use super::topic_path;
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::ProofResponse;
@@ -89,6 +91,18 @@ impl Client {
         leaf: &[u8],
         checkpoint: &Checkpoint,
     ) -> Result<(), ClientError> {
+        let proof = self.inclusion_proof(topic, index, checkpoint).await?;
+        check_in_log(topic, leaf, &proof, checkpoint)?;
+        Ok(())
+    }
+
+    /// The server's inclusion proof for `index` in `checkpoint`'s tree (not checked).
+    async fn inclusion_proof(
+        &mut self,
+        topic: &TopicId,
+        index: u64,
+        checkpoint: &Checkpoint,
+    ) -> Result<InclusionProof, ClientError> {
         let size = checkpoint.size.0;
         let answer: ProofResponse = self
             .authed(
@@ -100,13 +114,36 @@ impl Client {
                 None,
             )
             .await?;
-        let proof = InclusionProof {
+        Ok(InclusionProof {
             index: LeafIndex(index),
             size: TreeSize(size),
             path: parse_path(&answer.path)
                 .map_err(|e| ClientError::Misbehaved(format!("inclusion proof: {e}")))?,
-        };
-        check_in_log(topic, leaf, &proof, checkpoint)?;
-        Ok(())
+        })
+    }
+
+    /// The authentic leaf hash of the entry at `index` that this device lacks (missing,
+    /// malformed or served altered), so that its roots keep following the log (`tag-log.md`
+    /// §9.2): the level-0 sibling in its neighbour's inclusion proof, once that proof verifies
+    /// against the head with the neighbour's own leaf (`leaves`, computed by this device).
+    /// `None` when the neighbour is past the end, missing too, or its proof fails.
+    pub(crate) async fn sibling_leaf_hash(
+        &mut self,
+        topic: &TopicId,
+        index: u64,
+        leaves: &HashMap<u64, Vec<u8>>,
+        checkpoint: &Checkpoint,
+    ) -> Option<LogHash> {
+        let neighbour = index ^ 1;
+        if neighbour >= checkpoint.size.0 {
+            return None;
+        }
+        let leaf = leaves.get(&neighbour)?;
+        let proof = self
+            .inclusion_proof(topic, neighbour, checkpoint)
+            .await
+            .ok()?;
+        check_in_log(topic, leaf, &proof, checkpoint).ok()?;
+        proof.path.first().copied()
     }
 }

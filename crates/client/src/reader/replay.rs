@@ -4,6 +4,8 @@
 //! device's keys ([`Client::apply`]), its inclusion in the head ([`Client::check_inclusion`]),
 //! and for a full check the root recomputed from every leaf ([`RootCheck`]).
 
+use std::collections::HashMap;
+
 use super::apply::StoredKeys;
 use super::checkpoint::Head;
 use super::fetch::Fetched;
@@ -312,34 +314,63 @@ impl Client {
         inclusion: Inclusion,
         root: &mut Option<RootCheck>,
     ) {
+        // Leaves as this device computes them from what was served.
+        let leaves: HashMap<u64, Vec<u8>> = entries
+            .iter()
+            .filter_map(|(i, e)| e.as_ref().ok().and_then(|e| leaf_data(e).ok()).map(|l| (*i, l)))
+            .collect();
+        let mut missing = replay.missing.clone().into_iter().peekable();
         for (index, entry) in entries {
-            // For an entry that fails: its leaf all the same, and whether the state it failed
-            // on is certain (no change can be missing before it).
-            let raw_leaf = entry.as_ref().ok().and_then(|e| leaf_data(e).ok());
+            // Entries the server left out before this one are passed over, with their authentic
+            // leaf hash when a neighbour's proof gives it, so later roots stay the log's.
+            while let Some(j) = missing.next_if(|j| *j < index) {
+                let hash = self
+                    .sibling_leaf_hash(&replay.topic, j, &leaves, &replay.checkpoint)
+                    .await;
+                replayer.pass_over(LeafIndex(j), hash);
+            }
+            let raw_leaf = leaves.get(&index).cloned();
+            let included = match &raw_leaf {
+                Some(raw) if inclusion.covers(index) => Some(
+                    self.check_inclusion(&replay.topic, index, raw, &replay.checkpoint)
+                        .await,
+                ),
+                _ => None,
+            };
+            if raw_leaf.is_none() || matches!(included, Some(Err(_))) {
+                // Malformed, or not in the log at this index (altered on the way or by the
+                // server): not replayed; the log's own leaf goes into the roots if known.
+                let hash = self
+                    .sibling_leaf_hash(&replay.topic, index, &leaves, &replay.checkpoint)
+                    .await;
+                let mut report = match (entry, included) {
+                    (Ok(_), Some(Err(e))) => EntryReport::invalid(
+                        index,
+                        format!("not the log's entry at this index: {e}"),
+                    ),
+                    (entry, _) => self.replay_entry(replay, replayer, index, entry, stored).0,
+                };
+                replayer.pass_over(LeafIndex(index), hash);
+                if let Some(root) = root.as_mut() {
+                    root.push(index, None);
+                }
+                report.problems.dedup();
+                replay.entries.push(report);
+                continue;
+            }
+            // For an entry that fails: whether the state it failed on is certain (no change can
+            // be missing before it).
             let certain = replayer.uncertain_since().is_none();
-            let (mut report, leaf) = self.replay_entry(replay, replayer, index, entry, stored);
+            let (report, leaf) = self.replay_entry(replay, replayer, index, entry, stored);
             if leaf.is_none()
                 && certain
-                && inclusion.covers(index)
+                && matches!(included, Some(Ok(())))
                 && replay.signed_invalid.is_none()
-                && let Some(raw) = &raw_leaf
-                && self
-                    .check_inclusion(&replay.topic, index, raw, &replay.checkpoint)
-                    .await
-                    .is_ok()
             {
                 replay.signed_invalid = Some(index);
             }
             if let Some(root) = root.as_mut() {
                 root.push(index, leaf.as_deref());
-            }
-            if let Some(leaf) = &leaf
-                && inclusion.covers(index)
-                && let Err(e) = self
-                    .check_inclusion(&replay.topic, index, leaf, &replay.checkpoint)
-                    .await
-            {
-                report.problems.push(e.to_string());
             }
             replay.entries.push(report);
         }
