@@ -9,7 +9,6 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiResult;
 use crate::state::{AppState, now};
 use rendezvous_protocol::crypto::DevicePublicKey;
-use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::UserId;
 
 /// Why an admin request was refused.
@@ -138,12 +137,12 @@ async fn devices(
         .into_iter()
         .map(|d| {
             // The key id, as `rdv device list` shows it and `rdv device remove` takes it.
-            let id = DevicePublicKey::from_slice(&d.device_key)
+            let id = DevicePublicKey::from_slice(d.device_key.as_bytes())
                 .ok()
                 .map(|k| k.key_id().to_hex());
             json!({
                 "id": id,
-                "device_key": hex_string(&d.device_key),
+                "device_key": d.device_key.to_string(),
                 "created": d.created,
                 "last_seen": d.last_seen,
             })

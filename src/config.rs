@@ -37,7 +37,8 @@ pub enum ConfigError {
         /// `client_api` or `federation`.
         section: &'static str,
     },
-    /// A name in `federation.allow`, `deny` or `overrides` is not a server name.
+    /// A name in `federation.overrides` is not a server name (`allow` and `deny` entries are
+    /// server names when the file is read: a bad one is a [`ConfigError::Parse`] naming it).
     #[error("invalid configuration: federation peer {name:?}: {source}")]
     PeerName {
         /// The name as written.
@@ -89,10 +90,10 @@ pub struct Federation {
     pub tls_key: Option<PathBuf>,
     /// PEM roots that peers' certificates must chain to; the system roots when unset.
     pub ca_file: Option<PathBuf>,
-    /// Only these peers, when non-empty.
-    pub allow: Vec<String>,
-    /// Never these peers.
-    pub deny: Vec<String>,
+    /// Only these peers, when non-empty (server names, checked when the file is read).
+    pub allow: Vec<ServerName>,
+    /// Never these peers (server names, checked when the file is read).
+    pub deny: Vec<ServerName>,
     /// DNS servers (`ip:port`) for discovery; the system's when empty.
     pub nameservers: Vec<SocketAddr>,
     /// Static `server name -> host:port` overrides, skipping DNS.
@@ -237,7 +238,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks the values (the server name was checked when it was parsed).
+    /// Checks the values (the server name and the peer lists were checked when they were
+    /// parsed).
     pub fn check(&self) -> Result<(), ConfigError> {
         if !self.admin.listen.ip().is_loopback() {
             return Err(ConfigError::AdminNotLoopback(self.admin.listen));
@@ -252,13 +254,7 @@ impl Config {
                 section: "federation",
             });
         }
-        for peer in self
-            .federation
-            .allow
-            .iter()
-            .chain(&self.federation.deny)
-            .chain(self.federation.overrides.keys())
-        {
+        for peer in self.federation.overrides.keys() {
             peer.parse::<ServerName>()
                 .map_err(|source| ConfigError::PeerName {
                     name: peer.clone(),
@@ -309,6 +305,31 @@ mod tests {
         assert!(Config::parse("[admin]\nlisten = \"0.0.0.0:1\"").is_err());
         assert!(Config::parse("unknown = 1").is_err());
         assert!(Config::parse("[client_api]\ntls_cert = \"x.pem\"").is_err());
+    }
+
+    /// `federation.allow` and `deny` are server names from the start: a bad entry stops the
+    /// server with a message that names the list and the entry; good ones arrive typed.
+    #[test]
+    fn bad_peer_entries_refused_by_name() {
+        for list in ["allow", "deny"] {
+            let text = format!("[federation]\n{list} = [\"b.example\", \"Bad_Peer\"]\n");
+            let err = Config::parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains(list) && err.contains("invalid server name \"Bad_Peer\""),
+                "{err}"
+            );
+        }
+        let c = Config::parse("[federation]\nallow = [\"b.example:8448\"]\ndeny = [\"c.example\"]")
+            .unwrap();
+        assert_eq!(
+            c.federation.allow,
+            ["b.example:8448".parse::<ServerName>().unwrap()]
+        );
+        assert_eq!(c.federation.deny[0].as_str(), "c.example");
+        let err = Config::parse("[federation.overrides]\n\"Bad\" = \"127.0.0.1:1\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("federation peer \"Bad\""), "{err}");
     }
 
     /// The docker compose set-up's configurations load and pass `check`, federate with a CA

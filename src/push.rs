@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::store::Store;
 use crate::topics::Publish;
 use rendezvous_protocol::api::{Body, StreamFrame};
-use rendezvous_protocol::ids::UserId;
+use rendezvous_protocol::ids::{DeviceId, UserId};
 use rendezvous_protocol::tlog::LeafIndex;
 
 /// Frames a connection may fall behind before it is dropped (it then catches up with sync).
@@ -22,12 +22,12 @@ pub const CONNECTION_BACKLOG: usize = 1000;
 
 struct Connection {
     id: u64,
-    device: [u8; 32],
+    device: DeviceId,
     frames: mpsc::Sender<Vec<u8>>,
 }
 
 /// A user's wake-up endpoints: `(device, url)`.
-type Endpoints = std::sync::Arc<Vec<([u8; 32], String)>>;
+type Endpoints = std::sync::Arc<Vec<(DeviceId, String)>>;
 
 /// Connected devices by user, and the wake-up queue.
 pub struct PushHub {
@@ -71,7 +71,7 @@ impl PushHub {
     }
 
     /// Registers a connected device; frames arrive on the returned receiver.
-    pub fn subscribe(&self, user: &UserId, device: [u8; 32]) -> (u64, mpsc::Receiver<Vec<u8>>) {
+    pub fn subscribe(&self, user: &UserId, device: DeviceId) -> (u64, mpsc::Receiver<Vec<u8>>) {
         let (tx, rx) = mpsc::channel(CONNECTION_BACKLOG);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.connections)
@@ -101,7 +101,7 @@ impl PushHub {
     }
 
     /// Drops every connection of a device (it was revoked).
-    pub fn disconnect_device(&self, user: &UserId, device: &[u8; 32]) {
+    pub fn disconnect_device(&self, user: &UserId, device: &DeviceId) {
         let mut conns = lock(&self.connections);
         if let Some(list) = conns.get_mut(user) {
             let before = list.len();
@@ -161,7 +161,7 @@ impl PushHub {
                 .to_cbor()
             })
             .collect();
-        let mut to_wake: Vec<(UserId, HashSet<[u8; 32]>)> = Vec::new();
+        let mut to_wake: Vec<(UserId, HashSet<DeviceId>)> = Vec::new();
         {
             let mut conns = lock(&self.connections);
             for user in &publish.members {

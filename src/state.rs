@@ -18,7 +18,7 @@ use crate::push::PushHub;
 use crate::store::Store;
 use crate::topics::{Deliver, Publish, Relay, ServerSigner, TopicService};
 use rendezvous_protocol::crypto::ServerKey;
-use rendezvous_protocol::ids::{ServerName, UserId};
+use rendezvous_protocol::ids::{DeviceId, ServerName, UserId};
 
 pub use crate::clock::now;
 
@@ -172,7 +172,7 @@ impl AuthCache {
 
 impl AppState {
     /// Forgets cached logins of a device (it was revoked).
-    pub fn forget_device(&self, user: &UserId, device: &[u8; 32]) {
+    pub fn forget_device(&self, user: &UserId, device: &DeviceId) {
         self.auth_cache
             .lock()
             .retain(|_, (c, _, _)| !(c.user == *user && c.device == *device));
@@ -196,8 +196,8 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 pub struct Caller {
     /// The user.
     pub user: UserId,
-    /// The device's public key bytes.
-    pub device: [u8; 32],
+    /// The device.
+    pub device: DeviceId,
 }
 
 impl FromRequest for Caller {

@@ -117,7 +117,7 @@ async fn register(
         pin_hash,
         &user,
         &r.registration,
-        cert.device_key.to_bytes(),
+        cert.device_key.device_id(),
         &r.device_cert,
         now(),
     )?;
@@ -159,7 +159,7 @@ async fn add_device(
     let cert = signed.verify(&ik)?;
     state
         .store()
-        .add_device(&user, cert.device_key.to_bytes(), &r.device_cert, now())?;
+        .add_device(&user, cert.device_key.device_id(), &r.device_cert, now())?;
     state.store().sync().await?;
     state.push().forget_endpoints(&user);
     tracing::info!(%user, "device added");
@@ -190,7 +190,7 @@ async fn revoke_device(
     let user = signed.decode_unverified()?.user;
     let ik = identity_key(&state, &user)?;
     let revocation = signed.verify(&ik)?;
-    let device = revocation.device_key.to_bytes();
+    let device = revocation.device_key.device_id();
     if !state.store().revoke_device(&user, device)? {
         return Err(AccountError::NoSuchDevice.into());
     }
@@ -208,7 +208,7 @@ async fn challenge(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: ChallengeRequest = cbor_body(&req, &body)?;
-    let device = r.device_key.to_bytes();
+    let device = r.device_key.device_id();
     if !state.store().device_active(&r.user, device)? {
         return Err(AccountError::NoActiveDevice.into());
     }
@@ -230,14 +230,14 @@ async fn login(
         .store()
         .take_challenge(r.challenge)?
         .ok_or(AccountError::UnknownChallenge)?;
-    let device_key = r.device_key.to_bytes();
+    let device_key = r.device_key.device_id();
     if user != r.user || device != device_key || expires <= now() {
         return Err(AccountError::ChallengeMismatch.into());
     }
     if !state.store().device_active(&user, device)? {
         return Err(AccountError::DeviceRemoved.into());
     }
-    let dk = DevicePublicKey::from_slice(&device)
+    let dk = DevicePublicKey::from_slice(device.as_bytes())
         .map_err(|e| AccountError::StoredDeviceKey(e.to_string()))?;
     dk.verify(
         LABEL_DEVICE_LOGIN,

@@ -94,7 +94,7 @@ async fn upload_prekeys(
         }
         .into());
     }
-    let dk = DevicePublicKey::from_slice(&caller.device)
+    let dk = DevicePublicKey::from_slice(caller.device.as_bytes())
         .map_err(|e| KeysError::CallerDeviceKey(e.to_string()))?;
     let mut keys = Vec::with_capacity(r.prekeys.len());
     for signed in r.prekeys {

@@ -9,7 +9,7 @@ use crate::error::ApiResult;
 use crate::state::{AppState, Caller, now};
 use rendezvous_protocol::api::{Empty, LinkMessage, LinkOpenRequest};
 use rendezvous_protocol::devices::link::{LinkError, LinkRequest, LinkResponse};
-use rendezvous_protocol::ids::UserId;
+use rendezvous_protocol::ids::{DeviceId, UserId};
 
 /// A relay slot lives ten minutes.
 const LINK_SECS: u64 = 600;
@@ -82,7 +82,7 @@ async fn open(
 }
 
 /// The opener of a slot, if it is open and not expired.
-fn opener(state: &AppState, id: [u8; 8]) -> ApiResult<(UserId, [u8; 32], Option<Vec<u8>>)> {
+fn opener(state: &AppState, id: [u8; 8]) -> ApiResult<(UserId, DeviceId, Option<Vec<u8>>)> {
     Ok(state
         .store()
         .link_request(id)?
@@ -90,7 +90,7 @@ fn opener(state: &AppState, id: [u8; 8]) -> ApiResult<(UserId, [u8; 32], Option<
 }
 
 /// The slot's opener must be the caller.
-fn check_opener(user: &UserId, device: &[u8; 32], caller: &Caller) -> Result<(), RelayError> {
+fn check_opener(user: &UserId, device: &DeviceId, caller: &Caller) -> Result<(), RelayError> {
     match *user == caller.user && *device == caller.device {
         true => Ok(()),
         false => Err(RelayError::OpenedByAnotherDevice),

@@ -3,7 +3,10 @@
 //!
 //! [`FederationClient`] is built from our client certificate and the federation roots (an
 //! `Arc<rustls::ClientConfig>`) and a [`PeerResolver`] for discovery (§7); the fetching of peers'
-//! key documents ([`super::keys::HttpPeerKeys`]) goes through it too. The URL's host is the server name's host, so the peer's certificate is
+//! key documents ([`super::keys::HttpPeerKeys`]) goes through it too, and so do the outbound
+//! transactions ([`super::outbound::AwcTransport`] is built on [`FederationClient::http`]): one
+//! mutual-TLS configuration for every request this server makes to a peer, each use with its own
+//! [`Timeouts`]. The URL's host is the server name's host, so the peer's certificate is
 //! checked for the server name, never for the address it resolved to. awc's client is not
 //! `Send`, so one is built per call; the [`FederationClient`] itself is cheap to clone and
 //! shareable between actix workers.
@@ -54,6 +57,21 @@ const MAX_ERROR_BODY: usize = 4 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for a whole query, connection included.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The time limits of one use of the federation client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To set up a connection (TCP and TLS).
+    pub connect: Duration,
+    /// For a whole request, connection included.
+    pub request: Duration,
+}
+
+/// The limits of queries (§5) and key fetches.
+pub const QUERY_TIMEOUTS: Timeouts = Timeouts {
+    connect: CONNECT_TIMEOUT,
+    request: QUERY_TIMEOUT,
+};
 
 /// Why a query to another server failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,6 +232,33 @@ impl FederationClient {
         self
     }
 
+    /// An awc client over this server's mutual-TLS configuration (our client certificate, the
+    /// federation roots) with `timeouts`: the one way this server's requests to peers are made.
+    /// With `addrs` it connects only to those, in order (the name was resolved before); without,
+    /// each request names its address (`ClientRequest::address`) and connections are pooled for
+    /// as long as the returned client lives.
+    pub fn http(&self, timeouts: Timeouts, addrs: Option<Vec<SocketAddr>>) -> awc::Client {
+        // Without fixed addresses, the system resolver awc would use by default (every request
+        // of such a client names its address, so it is not asked).
+        let resolver = match addrs {
+            Some(addrs) => Resolver::custom(Fixed(addrs)),
+            None => Resolver::default(),
+        };
+        let connector = awc::Connector::new()
+            .connector(actix_tls::connect::Connector::new(resolver).service())
+            .timeout(timeouts.connect)
+            .rustls_0_23(self.tls.clone());
+        awc::Client::builder()
+            .connector(connector)
+            .timeout(timeouts.request)
+            .finish()
+    }
+
+    /// The mutual-TLS configuration every request uses.
+    pub fn tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.tls
+    }
+
     /// `GET path_and_query` (starting with `/_rdv/federation/v1/`) on `server`; `Ok(body)` on
     /// 200 (CBOR, at most `limit` bytes).
     pub async fn get(
@@ -309,14 +354,7 @@ impl FederationClient {
             reason,
         };
         let addrs = (self.resolve)(server.clone()).await.map_err(unreachable)?;
-        let connector = awc::Connector::new()
-            .connector(actix_tls::connect::Connector::new(Resolver::custom(Fixed(addrs))).service())
-            .timeout(CONNECT_TIMEOUT)
-            .rustls_0_23(self.tls.clone());
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(QUERY_TIMEOUT)
-            .finish();
+        let client = self.http(QUERY_TIMEOUTS, Some(addrs));
         // federation-api.md §7: the URL's host is the server name's, so SNI and the
         // certificate check are for the name whatever address it resolved to.
         let url = format!(

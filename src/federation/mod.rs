@@ -5,7 +5,8 @@
 //! [`rendezvous_protocol::federation`].
 //!
 //! [`Federation`] is the one object a federating server has: one discovery cache, one peer
-//! policy, one mutual-TLS client configuration, the peer keys and the outbound queues. It is
+//! policy, one mutual-TLS client (queries, key fetches and outbound transactions all go through
+//! it), the peer keys and the outbound queues. It is
 //! absent when federation is off, and what needs it then answers [`FederationOff`].
 
 pub mod client;
@@ -75,10 +76,9 @@ impl Federation {
         .with_origin(name.clone())
         .with_policy(policy.clone());
         let peer_keys = Arc::new(HttpPeerKeys::with_client(client.clone()));
-        let transport = AwcTransport::new(
-            (*tls.client).clone(),
-            outbound::discovery_resolver(discovery),
-        );
+        // The outbound transport sends through the same client (and TLS configuration) as
+        // the queries and key fetches, with its own time limits.
+        let transport = AwcTransport::new(&client, outbound::discovery_resolver(discovery));
         let federation = Federation {
             tls,
             policy,

@@ -33,8 +33,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 pub use transport::{
-    AwcTransport, DEFAULT_PORT, MAX_RESPONSE_LEN, Resolve, ResolveFuture, SEND_TIMEOUT, Transport,
-    TransportError, client_tls, discovery_resolver, load_client_tls, static_resolver,
+    AwcTransport, DEFAULT_PORT, MAX_RESPONSE_LEN, Resolve, ResolveFuture, SEND_CONNECT_TIMEOUT,
+    SEND_TIMEOUT, SEND_TIMEOUTS, Transport, TransportError, client_tls, discovery_resolver,
+    load_client_tls, static_resolver,
 };
 
 use crate::store::{OutboundBackoff, OutboundInFlight, Store, StoreError};

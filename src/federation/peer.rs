@@ -73,13 +73,11 @@ pub struct PeerPolicy {
 }
 
 impl PeerPolicy {
-    /// The lists of the configuration (names that do not parse were refused by `Config::check`
-    /// and are skipped here).
+    /// The lists of the configuration (server names since the file was read).
     pub fn from_config(federation: &Federation) -> Self {
-        let parse = |names: &[String]| names.iter().filter_map(|n| n.parse().ok()).collect();
         PeerPolicy {
-            allow: parse(&federation.allow),
-            deny: parse(&federation.deny),
+            allow: federation.allow.clone(),
+            deny: federation.deny.clone(),
         }
     }
 
@@ -235,11 +233,11 @@ mod tests {
         let (a, b): (ServerName, ServerName) =
             ("a.example".parse().unwrap(), "b.example".parse().unwrap());
         assert!(PeerPolicy::from_config(&f).permits(&a));
-        f.deny = vec!["a.example".into()];
+        f.deny = vec![a.clone()];
         assert!(!PeerPolicy::from_config(&f).permits(&a));
         assert!(PeerPolicy::from_config(&f).permits(&b));
         f.deny.clear();
-        f.allow = vec!["b.example".into()];
+        f.allow = vec![b.clone()];
         assert!(!PeerPolicy::from_config(&f).permits(&a));
         assert!(PeerPolicy::from_config(&f).permits(&b));
     }

@@ -2,10 +2,10 @@
 //! (`federation-spec/client-api.md` §6, `PUT /v1/topics/{topic}/cursor`).
 
 use super::keys::{Key, read_u64};
-use super::{DeviceKeyBytes, OrBackend, Store, StoreError, user_device};
+use super::{DeviceId, OrBackend, Store, StoreError, user_device};
 use rendezvous_protocol::ids::{TopicId, UserId};
 
-fn cursor_key(user: &UserId, device_key: &DeviceKeyBytes, topic: &TopicId) -> Vec<u8> {
+fn cursor_key(user: &UserId, device_key: &DeviceId, topic: &TopicId) -> Vec<u8> {
     Key::new()
         .bytes(&user_device(user, device_key))
         .id(topic.as_str())
@@ -18,7 +18,7 @@ impl Store {
     pub fn set_cursor(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         topic: &TopicId,
         index: u64,
     ) -> Result<(), StoreError> {
@@ -40,7 +40,7 @@ impl Store {
     pub fn cursor(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         topic: &TopicId,
     ) -> Result<u64, StoreError> {
         match self

@@ -7,7 +7,7 @@ use sled::Transactional;
 use super::keys::KeyReader;
 use super::users::user_key;
 use super::{
-    Counter, DeviceKeyBytes, OrBackend, Store, StoreError, abort, decode_record, encode_record, tx,
+    Counter, DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, tx,
     user_device,
 };
 use rendezvous_protocol::ids::UserId;
@@ -20,7 +20,7 @@ pub const LAST_SEEN_GRANULARITY: u64 = 60;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
     /// The device's Ed25519 public key.
-    pub device_key: DeviceKeyBytes,
+    pub device_key: DeviceId,
     /// The IK-signed device certificate.
     pub cert: SignedBytes,
     /// When the device was added (Unix seconds).
@@ -41,7 +41,7 @@ impl Store {
     pub fn add_device(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         cert: &SignedBytes,
         now: u64,
     ) -> Result<(), StoreError> {
@@ -74,7 +74,7 @@ impl Store {
             let (k, v) = item.or_backend()?;
             let mut r = KeyReader::new(&k, "devices");
             r.skip_id()?;
-            let device_key = r.array::<32>()?;
+            let device_key = DeviceId::from_bytes(r.array::<32>()?);
             r.end()?;
             let StoredDevice(cert, created, last_seen) = decode_record(&v, "devices")?;
             out.push(DeviceRecord {
@@ -92,7 +92,7 @@ impl Store {
     pub fn touch_device(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         now: u64,
     ) -> Result<(), StoreError> {
         let dkey = user_device(user, &device_key);
@@ -114,11 +114,7 @@ impl Store {
     }
 
     /// Whether the device is registered and not revoked.
-    pub fn device_active(
-        &self,
-        user: &UserId,
-        device_key: DeviceKeyBytes,
-    ) -> Result<bool, StoreError> {
+    pub fn device_active(&self, user: &UserId, device_key: DeviceId) -> Result<bool, StoreError> {
         self.t()
             .devices
             .contains_key(user_device(user, &device_key))
@@ -130,7 +126,7 @@ impl Store {
     pub(super) fn require_device(
         &self,
         user: &UserId,
-        device_key: &DeviceKeyBytes,
+        device_key: &DeviceId,
     ) -> Result<(), StoreError> {
         let dkey = user_device(user, device_key);
         if self.t().devices.contains_key(&dkey).or_backend()? {
@@ -145,11 +141,7 @@ impl Store {
     /// Revokes a device key forever and, in the same transaction, deletes the device's tokens,
     /// unclaimed pre keys (and the routing of its claimed ones), inbox, cursors, push endpoint
     /// and counters. Returns whether the device was registered.
-    pub fn revoke_device(
-        &self,
-        user: &UserId,
-        device_key: DeviceKeyBytes,
-    ) -> Result<bool, StoreError> {
+    pub fn revoke_device(&self, user: &UserId, device_key: DeviceId) -> Result<bool, StoreError> {
         let t = self.t();
         // Writers to this device's data hold the same lock and check that the device is
         // registered, so nothing is added between the scans below and the transaction.

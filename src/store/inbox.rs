@@ -7,8 +7,8 @@ use sled::Transactional;
 
 use super::keys::{Key, KeyReader};
 use super::{
-    Counter, DeviceKeyBytes, OrBackend, Store, StoreError, decode_record, encode_record, tx,
-    tx_counter, user_device,
+    Counter, DeviceId, OrBackend, Store, StoreError, decode_record, encode_record, tx, tx_counter,
+    user_device,
 };
 use rendezvous_protocol::ids::UserId;
 
@@ -22,7 +22,7 @@ impl Store {
     pub fn inbox_push(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         kind: u8,
         body: &[u8],
     ) -> Result<u64, StoreError> {
@@ -46,7 +46,7 @@ impl Store {
     pub fn inbox(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, u8, Vec<u8>)>, StoreError> {
@@ -70,7 +70,7 @@ impl Store {
     pub fn inbox_ack(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         up_to: u64,
     ) -> Result<u64, StoreError> {
         let prefix = user_device(user, &device_key);

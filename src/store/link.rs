@@ -8,7 +8,7 @@ use serde_bytes::ByteBuf;
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
 use super::{
-    DeviceKeyBytes, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx, tx,
+    DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx, tx,
 };
 use rendezvous_protocol::ids::UserId;
 
@@ -16,8 +16,7 @@ use rendezvous_protocol::ids::UserId;
 #[derive(Serialize_tuple, Deserialize_tuple)]
 pub(super) struct StoredLink {
     pub(super) user: UserId,
-    #[serde(with = "serde_bytes")]
-    pub(super) device: DeviceKeyBytes,
+    pub(super) device: DeviceId,
     pub(super) expires: u64,
     pub(super) request: Option<ByteBuf>,
     pub(super) response: Option<ByteBuf>,
@@ -36,7 +35,7 @@ impl Store {
         &self,
         link_id: [u8; 8],
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         expires: u64,
     ) -> Result<(), StoreError> {
         let rec = encode_record(&StoredLink {
@@ -68,7 +67,7 @@ impl Store {
     pub fn link_request(
         &self,
         link_id: [u8; 8],
-    ) -> Result<Option<(UserId, DeviceKeyBytes, Option<Vec<u8>>)>, StoreError> {
+    ) -> Result<Option<(UserId, DeviceId, Option<Vec<u8>>)>, StoreError> {
         match self.t().links.get(link_id).or_backend()? {
             Some(v) => {
                 let slot: StoredLink = decode_record(&v, "links")?;

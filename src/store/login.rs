@@ -7,13 +7,13 @@ use sled::Transactional;
 use super::keys::{Key, read_u64};
 use super::link::StoredLink;
 use super::{
-    DeviceKeyBytes, OrBackend, Store, StoreError, decode_record, encode_record, tx, user_device,
+    DeviceId, OrBackend, Store, StoreError, decode_record, encode_record, tx, user_device,
 };
 use rendezvous_protocol::ids::UserId;
 
 /// `challenges` and `tokens` value: `[user, device, expires]`.
 #[derive(Serialize, Deserialize)]
-struct StoredGrant(UserId, #[serde(with = "serde_bytes")] DeviceKeyBytes, u64);
+struct StoredGrant(UserId, DeviceId, u64);
 
 impl Store {
     /// Records a login challenge for a device, valid until `expires`.
@@ -21,7 +21,7 @@ impl Store {
         &self,
         challenge: [u8; 32],
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         expires: u64,
     ) -> Result<(), StoreError> {
         let rec = encode_record(&StoredGrant(user.clone(), device_key, expires));
@@ -33,7 +33,7 @@ impl Store {
     pub fn take_challenge(
         &self,
         challenge: [u8; 32],
-    ) -> Result<Option<(UserId, DeviceKeyBytes, u64)>, StoreError> {
+    ) -> Result<Option<(UserId, DeviceId, u64)>, StoreError> {
         match self.t().challenges.remove(challenge).or_backend()? {
             Some(v) => {
                 let StoredGrant(user, device, expires) = decode_record(&v, "challenges")?;
@@ -48,7 +48,7 @@ impl Store {
         &self,
         token_hash: [u8; 32],
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         expires: u64,
     ) -> Result<(), StoreError> {
         let t = self.t();
@@ -72,7 +72,7 @@ impl Store {
     pub fn token(
         &self,
         token_hash: [u8; 32],
-    ) -> Result<Option<(UserId, DeviceKeyBytes, u64)>, StoreError> {
+    ) -> Result<Option<(UserId, DeviceId, u64)>, StoreError> {
         match self.t().tokens.get(token_hash).or_backend()? {
             Some(v) => {
                 let StoredGrant(user, device, expires) = decode_record(&v, "tokens")?;

@@ -88,10 +88,7 @@ pub use users::UserRecord;
 
 use commit::GroupCommit;
 use keys::Key;
-use rendezvous_protocol::ids::UserId;
-
-/// A device key: the 32 bytes of a device's Ed25519 public key.
-pub type DeviceKeyBytes = [u8; 32];
+use rendezvous_protocol::ids::{DeviceId, UserId};
 
 /// Number of striped locks that serialize writes to one device's data against its revocation.
 const LOCK_STRIPES: usize = 64;
@@ -228,7 +225,7 @@ impl Store {
     }
 
     /// The stripe lock of one device's data.
-    fn device_lock(&self, user: &UserId, device: &DeviceKeyBytes) -> MutexGuard<'_, ()> {
+    fn device_lock(&self, user: &UserId, device: &DeviceId) -> MutexGuard<'_, ()> {
         self.stripe(|h| {
             user.as_str().hash(h);
             device.hash(h);
@@ -253,8 +250,11 @@ impl Store {
 }
 
 /// `id(user) ‖ device`: the prefix of every per-device table.
-fn user_device(user: &UserId, device: &DeviceKeyBytes) -> Vec<u8> {
-    Key::new().id(user.as_str()).bytes(device).build()
+fn user_device(user: &UserId, device: &DeviceId) -> Vec<u8> {
+    Key::new()
+        .id(user.as_str())
+        .bytes(device.as_bytes())
+        .build()
 }
 
 /// Why [`Store::open`] failed. sled 0.34 reports a database locked by another process as an
@@ -359,10 +359,10 @@ enum Counter {
 
 impl Counter {
     /// `kind ‖ id(user) [‖ device]`.
-    fn key(self, user: &UserId, device: Option<&DeviceKeyBytes>) -> Vec<u8> {
+    fn key(self, user: &UserId, device: Option<&DeviceId>) -> Vec<u8> {
         let k = Key::new().u8(self as u8).id(user.as_str());
         match device {
-            Some(d) => k.bytes(d).build(),
+            Some(d) => k.bytes(d.as_bytes()).build(),
             None => k.build(),
         }
     }

@@ -11,8 +11,8 @@ use sled::Transactional;
 
 use super::keys::Key;
 use super::{
-    Counter, DeviceKeyBytes, OrBackend, Store, StoreError, abort, decode_record, encode_record,
-    in_tx, tx, tx_counter, user_device,
+    Counter, DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx,
+    tx, tx_counter, user_device,
 };
 use rendezvous_protocol::crypto::KeyId;
 use rendezvous_protocol::ids::UserId;
@@ -27,7 +27,7 @@ struct StoredPrekey(KeyId, SignedBytes);
 
 /// `prekey_owners` value: `[user, device]`.
 #[derive(Serialize, Deserialize, PartialEq, Eq)]
-struct StoredOwner(UserId, #[serde(with = "serde_bytes")] DeviceKeyBytes);
+struct StoredOwner(UserId, DeviceId);
 
 impl Store {
     /// Stores pre keys of a registered device; returns how many unclaimed pre keys the device
@@ -40,7 +40,7 @@ impl Store {
     pub fn add_prekeys(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         prekeys: Vec<(KeyId, SignedBytes)>,
     ) -> Result<u64, StoreError> {
         let t = self.t();
@@ -91,11 +91,7 @@ impl Store {
     }
 
     /// Number of unclaimed pre keys of a device.
-    pub fn prekey_count(
-        &self,
-        user: &UserId,
-        device_key: DeviceKeyBytes,
-    ) -> Result<u64, StoreError> {
+    pub fn prekey_count(&self, user: &UserId, device_key: DeviceId) -> Result<u64, StoreError> {
         self.counter(&Counter::PrekeyCount.key(user, Some(&device_key)))
     }
 
@@ -103,7 +99,7 @@ impl Store {
     pub fn claim_prekey(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
     ) -> Result<Option<(KeyId, SignedBytes)>, StoreError> {
         let t = self.t();
         // Claims of one device are serialized by its lock, so the oldest key found by the scan
@@ -128,7 +124,7 @@ impl Store {
     }
 
     /// The device a pre key id belongs to (kept after the claim, removed on revocation).
-    pub fn prekey_owner(&self, id: KeyId) -> Result<Option<(UserId, DeviceKeyBytes)>, StoreError> {
+    pub fn prekey_owner(&self, id: KeyId) -> Result<Option<(UserId, DeviceId)>, StoreError> {
         match self.t().prekey_owners.get(id.0).or_backend()? {
             Some(v) => {
                 let StoredOwner(user, device) = decode_record(&v, "prekey_owners")?;

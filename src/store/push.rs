@@ -1,6 +1,6 @@
 //! Wake-up push endpoints of devices (`federation-spec/client-api.md` §7).
 
-use super::{DeviceKeyBytes, OrBackend, Store, StoreError, user_device};
+use super::{DeviceId, OrBackend, Store, StoreError, user_device};
 use rendezvous_protocol::ids::UserId;
 
 impl Store {
@@ -8,7 +8,7 @@ impl Store {
     pub fn set_push(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         url: Option<String>,
     ) -> Result<(), StoreError> {
         let _lock = self.device_lock(user, &device_key);
@@ -29,7 +29,7 @@ impl Store {
     pub fn push_endpoint(
         &self,
         user: &UserId,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
     ) -> Result<Option<String>, StoreError> {
         match self
             .t()

@@ -6,7 +6,7 @@ use sled::Transactional;
 use super::devices::StoredDevice;
 use super::keys::{Key, KeyReader, read_u64};
 use super::{
-    DeviceKeyBytes, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx, tx,
+    DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx, tx,
     user_device,
 };
 use rendezvous_protocol::ids::UserId;
@@ -76,7 +76,7 @@ impl Store {
         pin_hash: [u8; 32],
         user: &UserId,
         registration: &SignedBytes,
-        device_key: DeviceKeyBytes,
+        device_key: DeviceId,
         device_cert: &SignedBytes,
         now: u64,
     ) -> Result<(), StoreError> {

@@ -355,7 +355,17 @@ mod tests {
         config.federation.ca_file = Some(dir.join("ca/ca.pem"));
         config.federation.tls_cert = Some(dir.join("b/cert.pem"));
         config.federation.tls_key = Some(dir.join("b/key.pem"));
-        FederationTls::load(&config).unwrap();
+        let tls = FederationTls::load(&config).unwrap();
+        // One mutual-TLS client: the queries, the key fetches and the outbound transport of
+        // the Federation built from it all use this one client configuration.
+        let client_tls = tls.client.clone();
+        let store = crate::store::Store::temporary().unwrap();
+        actix_rt::System::new().block_on(async {
+            let (federation, transport) =
+                crate::federation::Federation::build(&config, &name, tls, &store).unwrap();
+            assert!(Arc::ptr_eq(federation.client().tls(), &client_tls));
+            assert!(Arc::ptr_eq(transport.tls(), &client_tls));
+        });
 
         // A CA file that is not a certificate, or a key that is not the CA's, is refused.
         assert!(FederationCa::load(&dir.join("b/key.pem"), &dir.join("ca/ca.key")).is_err());

@@ -1,5 +1,6 @@
-//! Identifiers: server names, user ids and topic ids (`federation-spec/protocol.md` §2), and the
-//! small numbers that name things inside a topic: [`Epoch`] and [`MemberIndex`].
+//! Identifiers: server names, user ids and topic ids (`federation-spec/protocol.md` §2), a
+//! homeserver's local [`DeviceId`] (§2.4), and the small numbers that name things inside a topic:
+//! [`Epoch`] and [`MemberIndex`].
 //!
 //! Every identifier is validated when it is built ("parse, don't validate"); the only way to get
 //! one is through [`std::str::FromStr`] or a constructor that checks it. Every `u32` is a valid
@@ -32,6 +33,9 @@ pub enum IdError {
     /// The topic id is not `!<26 base32 chars>:server`.
     #[error("invalid topic id {0:?}: expected !<26 base32 characters>:server")]
     TopicId(String),
+    /// The device id is not 32 bytes (64 hexadecimal digits as text).
+    #[error("invalid device id {0:?}: expected 32 bytes (64 hexadecimal digits)")]
+    DeviceId(String),
 }
 
 /// A homeserver's name: a DNS name (`a.example`), optionally with `:port`.
@@ -200,6 +204,101 @@ impl FromStr for TopicId {
     }
 }
 
+/// A device, as its homeserver knows it: the 32 bytes of the device's public key
+/// (`federation-spec/protocol.md` §2.4). Device ids never leave the homeserver; inside it they
+/// key logins, pre keys, inboxes, cursors and push endpoints.
+///
+/// Text is lower-case hex (64 digits); serde writes the 32 bytes as one byte string, the same
+/// bytes a `#[serde(with = "serde_bytes")] [u8; 32]` wrote.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceId([u8; DeviceId::LEN]);
+
+impl DeviceId {
+    /// Number of bytes.
+    pub const LEN: usize = 32;
+
+    /// The device whose public key is `bytes`.
+    pub const fn from_bytes(bytes: [u8; DeviceId::LEN]) -> Self {
+        DeviceId(bytes)
+    }
+
+    /// Exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, IdError> {
+        bytes
+            .try_into()
+            .map(DeviceId)
+            .map_err(|_| IdError::DeviceId(format!("{} bytes", bytes.len())))
+    }
+
+    /// The bytes, borrowed.
+    pub fn as_bytes(&self) -> &[u8; DeviceId::LEN] {
+        &self.0
+    }
+
+    /// The bytes.
+    pub const fn to_bytes(self) -> [u8; DeviceId::LEN] {
+        self.0
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceId({self})")
+    }
+}
+
+impl FromStr for DeviceId {
+    type Err = IdError;
+
+    /// 64 hexadecimal digits (either case).
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let err = || IdError::DeviceId(s.chars().take(300).collect());
+        let digits = s.as_bytes();
+        if digits.len() != 2 * DeviceId::LEN {
+            return Err(err());
+        }
+        let mut out = [0u8; DeviceId::LEN];
+        for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+            let text = std::str::from_utf8(pair).map_err(|_| err())?;
+            if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err());
+            }
+            *byte = u8::from_str_radix(text, 16).map_err(|_| err())?;
+        }
+        Ok(DeviceId(out))
+    }
+}
+
+impl Serialize for DeviceId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = DeviceId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte string of 32 bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<DeviceId, E> {
+                <[u8; DeviceId::LEN]>::try_from(v)
+                    .map(DeviceId)
+                    .map_err(|_| E::invalid_length(v.len(), &self))
+            }
+        }
+        d.deserialize_bytes(Visit)
+    }
+}
+
 /// A topic epoch: the number of the Message Key in use, 0 at creation, one more at every change
 /// that starts a new key (`federation-spec/protocol.md` §7.3).
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -359,6 +458,47 @@ mod tests {
                 .parse::<UserId>()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn device_ids() {
+        let id = DeviceId::from_bytes([0xab; 32]);
+        let text = id.to_string();
+        assert_eq!(text, "ab".repeat(32));
+        assert_eq!(text.parse::<DeviceId>().unwrap(), id);
+        assert_eq!(text.to_uppercase().parse::<DeviceId>().unwrap(), id);
+        for bad in [
+            "",
+            "ab",
+            &"ab".repeat(33),
+            &format!("{}zz", "ab".repeat(31)),
+            "+b".repeat(32).as_str(),
+        ] {
+            assert!(bad.parse::<DeviceId>().is_err(), "{bad}");
+        }
+        assert!(DeviceId::from_slice(&[1; 31]).is_err());
+        assert_eq!(DeviceId::from_slice(&[1; 32]).unwrap().as_bytes(), &[1; 32]);
+    }
+
+    /// On the wire (and in stored records) a device id is the same CBOR byte string that
+    /// `#[serde(with = "serde_bytes")] [u8; 32]` wrote before it had a type.
+    #[test]
+    fn device_id_wire_bytes_unchanged() {
+        #[derive(Serialize)]
+        struct Before(#[serde(with = "serde_bytes")] [u8; 32]);
+        let bytes = [7u8; 32];
+        let mut before = Vec::new();
+        ciborium::into_writer(&Before(bytes), &mut before).unwrap();
+        let mut after = Vec::new();
+        ciborium::into_writer(&DeviceId::from_bytes(bytes), &mut after).unwrap();
+        assert_eq!(before, after);
+        let back: DeviceId = ciborium::from_reader(&before[..]).unwrap();
+        assert_eq!(back.to_bytes(), bytes);
+        let mut short = Vec::new();
+        ciborium::into_writer(&Before([7; 32]), &mut short).unwrap();
+        short[1] = 31; // header says 31 bytes
+        short.pop();
+        assert!(ciborium::from_reader::<DeviceId, _>(&short[..]).is_err());
     }
 
     #[test]

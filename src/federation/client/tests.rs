@@ -24,7 +24,7 @@ async fn denied_servers_are_never_contacted() {
     .with_root_certificates(rustls::RootCertStore::empty())
     .with_no_client_auth();
     let config = crate::config::Federation {
-        deny: vec!["evil.example".into()],
+        deny: vec!["evil.example".parse().unwrap()],
         ..Default::default()
     };
     let client = FederationClient::new(Arc::new(tls), resolve)

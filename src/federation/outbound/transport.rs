@@ -14,6 +14,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::federation::client::{FederationClient, Timeouts};
 use rendezvous_protocol::federation::{Transaction, TransactionResponse};
 use rendezvous_protocol::ids::ServerName;
 
@@ -24,6 +25,13 @@ pub const DEFAULT_PORT: u16 = 8448;
 pub const MAX_RESPONSE_LEN: usize = 64 * 1024;
 /// How long one transaction may take, connection included.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting to one endpoint (TCP and TLS) may take.
+pub const SEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The limits of one transaction.
+pub const SEND_TIMEOUTS: Timeouts = Timeouts {
+    connect: SEND_CONNECT_TIMEOUT,
+    request: SEND_TIMEOUT,
+};
 
 /// Why a transaction got no usable answer. Every variant means "try the same transaction
 /// again later": the peer may or may not have applied it, and will deduplicate the retry.
@@ -192,11 +200,13 @@ pub fn load_client_tls(
     client_tls(roots, chain, key)
 }
 
-/// The real transport: awc over rustls with a client certificate, to the address a
-/// [`Resolve`] callback gives. The URL, the `Host` header and the TLS server name are the
-/// destination's name, never the resolved address (`federation-api.md` §7).
+/// The real transport: the federation client's mutual-TLS awc client
+/// ([`FederationClient::http`], [`SEND_TIMEOUTS`]), to the address a [`Resolve`] callback gives.
+/// The URL, the `Host` header and the TLS server name are the destination's name, never the
+/// resolved address (`federation-api.md` §7). Connections are pooled for the transport's life.
 pub struct AwcTransport {
     client: awc::Client,
+    tls: Arc<rustls::ClientConfig>,
     resolve: Resolve,
     timeout: Duration,
 }
@@ -210,21 +220,22 @@ impl std::fmt::Debug for AwcTransport {
 }
 
 impl AwcTransport {
-    /// A transport with this client TLS configuration (see [`client_tls`]) and resolver.
-    pub fn new(tls: rustls::ClientConfig, resolve: Resolve) -> AwcTransport {
-        let client = awc::Client::builder()
-            .connector(
-                awc::Connector::new()
-                    .rustls_0_23(Arc::new(tls))
-                    .timeout(Duration::from_secs(10)),
-            )
-            .timeout(SEND_TIMEOUT)
-            .finish();
+    /// A transport that sends with `client`'s mutual-TLS configuration (the server's one
+    /// [`FederationClient`]) to the addresses `resolve` gives.
+    pub fn new(client: &FederationClient, resolve: Resolve) -> AwcTransport {
         AwcTransport {
-            client,
+            client: client.http(SEND_TIMEOUTS, None),
+            tls: client.tls().clone(),
             resolve,
             timeout: SEND_TIMEOUT,
         }
+    }
+}
+
+impl AwcTransport {
+    /// The mutual-TLS configuration it sends with (the federation client's).
+    pub fn tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.tls
     }
 }
 

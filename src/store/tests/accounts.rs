@@ -11,13 +11,13 @@ fn register_consumes_the_pin_once() {
     assert_eq!(rec.created, NOW);
     let devices = store.devices(&alice).unwrap();
     assert_eq!(devices.len(), 1);
-    assert_eq!(devices[0].device_key, [1; 32]);
+    assert_eq!(devices[0].device_key, dev(1));
     assert_eq!(devices[0].cert, signed(2));
 
     // The same pin again: refused, and nothing is created.
     let bob = user("bob");
     assert_eq!(
-        store.register_user([7; 32], &bob, &signed(3), [2; 32], &signed(4), NOW),
+        store.register_user([7; 32], &bob, &signed(3), dev(2), &signed(4), NOW),
         Err(StoreError::PinInvalid)
     );
     assert_eq!(store.user(&bob).unwrap(), None);
@@ -26,12 +26,12 @@ fn register_consumes_the_pin_once() {
     // An existing user: refused, and the pin is left for someone else.
     store.add_pin([8; 32], NOW + 100).unwrap();
     assert_eq!(
-        store.register_user([8; 32], &alice, &signed(3), [2; 32], &signed(4), NOW),
+        store.register_user([8; 32], &alice, &signed(3), dev(2), &signed(4), NOW),
         Err(StoreError::UserExists)
     );
-    assert!(!store.device_active(&alice, [2; 32]).unwrap());
+    assert!(!store.device_active(&alice, dev(2)).unwrap());
     store
-        .register_user([8; 32], &bob, &signed(3), [2; 32], &signed(4), NOW)
+        .register_user([8; 32], &bob, &signed(3), dev(2), &signed(4), NOW)
         .unwrap();
     assert_eq!(store.users().unwrap().len(), 2);
 }
@@ -42,7 +42,7 @@ fn expired_pin_is_refused() {
     let carol = user("carol");
     store.add_pin([9; 32], NOW).unwrap();
     assert_eq!(
-        store.register_user([9; 32], &carol, &signed(1), [3; 32], &signed(2), NOW),
+        store.register_user([9; 32], &carol, &signed(1), dev(3), &signed(2), NOW),
         Err(StoreError::PinInvalid)
     );
     assert_eq!(store.user(&carol).unwrap(), None);
@@ -67,40 +67,40 @@ fn users_and_disable() {
 fn devices_add_and_touch() {
     let (_dir, store, alice) = with_alice();
     assert_eq!(
-        store.add_device(&user("nobody"), [2; 32], &signed(5), NOW),
+        store.add_device(&user("nobody"), dev(2), &signed(5), NOW),
         Err(StoreError::NotFound)
     );
-    store.add_device(&alice, [2; 32], &signed(5), NOW).unwrap();
+    store.add_device(&alice, dev(2), &signed(5), NOW).unwrap();
     assert_eq!(
-        store.add_device(&alice, [2; 32], &signed(5), NOW),
+        store.add_device(&alice, dev(2), &signed(5), NOW),
         Err(StoreError::DeviceExists)
     );
     assert_eq!(store.devices(&alice).unwrap().len(), 2);
 
-    store.touch_device(&alice, [2; 32], NOW + 59).unwrap();
+    store.touch_device(&alice, dev(2), NOW + 59).unwrap();
     let seen = |s: &Store| {
         s.devices(&alice)
             .unwrap()
             .into_iter()
-            .find(|d| d.device_key == [2; 32])
+            .find(|d| d.device_key == dev(2))
             .unwrap()
             .last_seen
     };
     assert_eq!(seen(&store), NOW);
-    store.touch_device(&alice, [2; 32], NOW + 60).unwrap();
+    store.touch_device(&alice, dev(2), NOW + 60).unwrap();
     assert_eq!(seen(&store), NOW + 60);
     // Unknown devices are left alone.
-    store.touch_device(&alice, [9; 32], NOW).unwrap();
-    assert!(!store.device_active(&alice, [9; 32]).unwrap());
+    store.touch_device(&alice, dev(9), NOW).unwrap();
+    assert!(!store.device_active(&alice, dev(9)).unwrap());
 }
 
 #[test]
 fn revoke_wipes_the_device_and_blocks_it_forever() {
     let (_dir, store, alice) = with_alice();
     let t = topic('a');
-    let d = [2; 32];
+    let d = dev(2);
     store.add_device(&alice, d, &signed(5), NOW).unwrap();
-    for (dev, tok) in [(d, [20; 32]), ([1; 32], [10; 32])] {
+    for (dev, tok) in [(d, [20; 32]), (dev(1), [10; 32])] {
         store.put_token(tok, &alice, dev, NOW + 10).unwrap();
         store
             .add_prekeys(&alice, dev, vec![(KeyId([tok[0]; 16]), signed(6))])
@@ -151,7 +151,7 @@ fn revoke_wipes_the_device_and_blocks_it_forever() {
     assert!(!store.revoke_device(&alice, d).unwrap());
 
     // The other device is untouched.
-    let other = [1; 32];
+    let other = dev(1);
     assert!(store.token([10; 32]).unwrap().is_some());
     assert_eq!(store.prekey_count(&alice, other).unwrap(), 1);
     assert_eq!(store.inbox(&alice, other, 0, 10).unwrap().len(), 1);
@@ -163,7 +163,7 @@ fn revoke_wipes_the_device_and_blocks_it_forever() {
 fn revocation_racing_writers_leaves_nothing() {
     for round in 0..5u8 {
         let (_dir, store, alice) = with_alice();
-        let d = [100 + round; 32];
+        let d = dev(100 + round);
         store.add_device(&alice, d, &signed(5), NOW).unwrap();
         let t = topic('k');
         std::thread::scope(|s| {
@@ -206,28 +206,28 @@ fn revocation_racing_writers_leaves_nothing() {
 fn challenges_are_single_use_and_tokens_expire() {
     let (_dir, store, alice) = with_alice();
     store
-        .put_challenge([5; 32], &alice, [1; 32], NOW + 120)
+        .put_challenge([5; 32], &alice, dev(1), NOW + 120)
         .unwrap();
     assert_eq!(
         store.take_challenge([5; 32]).unwrap(),
-        Some((alice.clone(), [1; 32], NOW + 120))
+        Some((alice.clone(), dev(1), NOW + 120))
     );
     assert_eq!(store.take_challenge([5; 32]).unwrap(), None);
 
     assert_eq!(
-        store.put_token([1; 32], &alice, [9; 32], NOW),
+        store.put_token([1; 32], &alice, dev(9), NOW),
         Err(StoreError::NotFound)
     );
-    store.put_token([1; 32], &alice, [1; 32], NOW + 10).unwrap();
+    store.put_token([1; 32], &alice, dev(1), NOW + 10).unwrap();
     store
-        .put_token([2; 32], &alice, [1; 32], NOW + 1000)
+        .put_token([2; 32], &alice, dev(1), NOW + 1000)
         .unwrap();
     store
-        .put_challenge([6; 32], &alice, [1; 32], NOW + 5)
+        .put_challenge([6; 32], &alice, dev(1), NOW + 5)
         .unwrap();
     assert_eq!(
         store.token([1; 32]).unwrap(),
-        Some((alice.clone(), [1; 32], NOW + 10))
+        Some((alice.clone(), dev(1), NOW + 10))
     );
     assert_eq!(store.purge_expired(NOW + 10).unwrap(), 2);
     assert_eq!(store.token([1; 32]).unwrap(), None);

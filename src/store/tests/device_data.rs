@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn inbox_sequence_read_and_ack() {
     let (_dir, store, alice) = with_alice();
-    let d = [1; 32];
+    let d = dev(1);
     for i in 1u8..=5 {
         assert_eq!(store.inbox_push(&alice, d, 1, &[i]).unwrap(), u64::from(i));
     }
@@ -21,7 +21,7 @@ fn inbox_sequence_read_and_ack() {
     // Sequence numbers are never reused.
     assert_eq!(store.inbox_push(&alice, d, 2, b"x").unwrap(), 6);
     assert_eq!(
-        store.inbox_push(&alice, [9; 32], 1, b"x"),
+        store.inbox_push(&alice, dev(9), 1, b"x"),
         Err(StoreError::NotFound)
     );
 }
@@ -34,14 +34,14 @@ fn link_relay_slot() {
         store.link_put_request(id, b"req"),
         Err(StoreError::NotFound)
     );
-    store.link_open(id, &alice, [1; 32], NOW + 600).unwrap();
+    store.link_open(id, &alice, dev(1), NOW + 600).unwrap();
     assert_eq!(
-        store.link_open(id, &alice, [1; 32], NOW + 600),
+        store.link_open(id, &alice, dev(1), NOW + 600),
         Err(StoreError::Exists)
     );
     assert_eq!(
         store.link_request(id).unwrap(),
-        Some((alice.clone(), [1; 32], None))
+        Some((alice.clone(), dev(1), None))
     );
     store.link_put_request(id, b"req").unwrap();
     assert_eq!(
@@ -50,7 +50,7 @@ fn link_relay_slot() {
     );
     assert_eq!(
         store.link_request(id).unwrap(),
-        Some((alice.clone(), [1; 32], Some(b"req".to_vec())))
+        Some((alice.clone(), dev(1), Some(b"req".to_vec())))
     );
     assert_eq!(store.link_take_response(id).unwrap(), None);
     store.link_put_response(id, b"resp").unwrap();
@@ -61,7 +61,7 @@ fn link_relay_slot() {
     assert_eq!(store.link_take_response(id).unwrap(), None);
     assert_eq!(store.link_request(id).unwrap(), None);
 
-    store.link_open([4; 8], &alice, [1; 32], NOW).unwrap();
+    store.link_open([4; 8], &alice, dev(1), NOW).unwrap();
     assert_eq!(store.purge_expired(NOW).unwrap(), 1);
     assert_eq!(store.link_request([4; 8]).unwrap(), None);
 }
@@ -69,7 +69,7 @@ fn link_relay_slot() {
 #[test]
 fn cursors_and_push() {
     let (_dir, store, alice) = with_alice();
-    let (d, t) = ([1; 32], topic('b'));
+    let (d, t) = (dev(1), topic('b'));
     store.set_cursor(&alice, d, &t, 7).unwrap();
     store.set_cursor(&alice, d, &t, 3).unwrap();
     assert_eq!(store.cursor(&alice, d, &t).unwrap(), 7);

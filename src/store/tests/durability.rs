@@ -28,13 +28,13 @@ async fn everything_survives_a_restart() {
         let store = Store::open(dir.path()).unwrap();
         store.add_pin([7; 32], NOW + 100).unwrap();
         store
-            .register_user([7; 32], &alice, &signed(1), [1; 32], &signed(2), NOW)
+            .register_user([7; 32], &alice, &signed(1), dev(1), &signed(2), NOW)
             .unwrap();
-        store.put_token([3; 32], &alice, [1; 32], NOW + 10).unwrap();
+        store.put_token([3; 32], &alice, dev(1), NOW + 10).unwrap();
         store
-            .add_prekeys(&alice, [1; 32], vec![(KeyId([4; 16]), signed(4))])
+            .add_prekeys(&alice, dev(1), vec![(KeyId([4; 16]), signed(4))])
             .unwrap();
-        store.inbox_push(&alice, [1; 32], 1, b"box").unwrap();
+        store.inbox_push(&alice, dev(1), 1, b"box").unwrap();
         store.set_meta("server-key", b"seed").unwrap();
 
         let mut tree = Tree::open(TopicNodes::new(&store, &t), TreeSize(0)).unwrap();
@@ -68,10 +68,10 @@ async fn everything_survives_a_restart() {
     let store = reopen(dir.path());
     assert_eq!(store.meta("server-key").unwrap(), Some(b"seed".to_vec()));
     assert_eq!(store.user(&alice).unwrap().unwrap().registration, signed(1));
-    assert!(store.device_active(&alice, [1; 32]).unwrap());
+    assert!(store.device_active(&alice, dev(1)).unwrap());
     assert!(store.token([3; 32]).unwrap().is_some());
-    assert_eq!(store.prekey_count(&alice, [1; 32]).unwrap(), 1);
-    assert_eq!(store.inbox(&alice, [1; 32], 0, 10).unwrap().len(), 1);
+    assert_eq!(store.prekey_count(&alice, dev(1)).unwrap(), 1);
+    assert_eq!(store.inbox(&alice, dev(1), 0, 10).unwrap().len(), 1);
     assert_eq!(store.topic_size(&t).unwrap(), Some(37));
     assert_eq!(
         store.entry(&t, 36).unwrap(),
@@ -111,7 +111,7 @@ async fn concurrent_syncs_share_flushes() {
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             let seq = store
-                .inbox_push(&alice, [1; 32], 1, &i.to_be_bytes())
+                .inbox_push(&alice, dev(1), 1, &i.to_be_bytes())
                 .unwrap();
             barrier.wait().await;
             store.sync().await.unwrap();

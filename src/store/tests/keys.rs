@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn prekeys_cap_dedupe_and_order() {
     let (_dir, store, alice) = with_alice();
-    let d = [1; 32];
+    let d = dev(1);
     let id = |i: u32| {
         let mut b = [0u8; 16];
         b[..4].copy_from_slice(&i.to_be_bytes());
@@ -41,18 +41,18 @@ fn prekeys_cap_dedupe_and_order() {
     assert_eq!(store.add_prekeys(&alice, d, batch(0..1)).unwrap(), 898);
 
     // Another device cannot take over a key id.
-    store.add_device(&alice, [2; 32], &signed(5), NOW).unwrap();
+    store.add_device(&alice, dev(2), &signed(5), NOW).unwrap();
     assert_eq!(
-        store.add_prekeys(&alice, [2; 32], batch(5..6)),
+        store.add_prekeys(&alice, dev(2), batch(5..6)),
         Err(StoreError::Exists)
     );
-    assert_eq!(store.prekey_count(&alice, [2; 32]).unwrap(), 0);
+    assert_eq!(store.prekey_count(&alice, dev(2)).unwrap(), 0);
 }
 
 #[test]
 fn concurrent_claims_hand_out_each_prekey_once() {
     let (_dir, store, alice) = with_alice();
-    let d = [1; 32];
+    let d = dev(1);
     let keys: Vec<_> = (0u8..200).map(|i| (KeyId([i; 16]), signed(i))).collect();
     store.add_prekeys(&alice, d, keys).unwrap();
     let claimed: Vec<KeyId> = std::thread::scope(|s| {

@@ -62,6 +62,11 @@ pub(super) fn topic(c: char) -> TopicId {
         .unwrap()
 }
 
+/// The device whose key bytes are all `n`.
+pub(super) fn dev(n: u8) -> DeviceId {
+    DeviceId::from_bytes([n; 32])
+}
+
 pub(super) fn signed(tag: u8) -> SignedBytes {
     SignedBytes(vec![tag; 40], Signature([tag; 64]))
 }
@@ -74,7 +79,7 @@ pub(super) fn with_alice() -> (TempDir, Store, UserId) {
     let alice = user("alice");
     store.add_pin([7; 32], NOW + 100).unwrap();
     store
-        .register_user([7; 32], &alice, &signed(1), [1; 32], &signed(2), NOW)
+        .register_user([7; 32], &alice, &signed(1), dev(1), &signed(2), NOW)
         .unwrap();
     (dir, store, alice)
 }

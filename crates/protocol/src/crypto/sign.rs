@@ -50,6 +50,14 @@ pub type IdentityPublicKey = PublicSigningKey<Identity>;
 pub type DeviceKey = SecretSigningKey<Device>;
 /// The public half of a Device Key.
 pub type DevicePublicKey = PublicSigningKey<Device>;
+impl DevicePublicKey {
+    /// The id its homeserver knows the device by: the key's 32 bytes
+    /// (`federation-spec/protocol.md` §2.4).
+    pub fn device_id(&self) -> crate::ids::DeviceId {
+        crate::ids::DeviceId::from_bytes(self.to_bytes())
+    }
+}
+
 /// A homeserver's Server Key (private).
 pub type ServerKey = SecretSigningKey<Server>;
 /// The public half of a Server Key.

@@ -19,6 +19,15 @@ struct Pki {
     client: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
 }
 
+/// A federation client over `tls`, as the server's `Federation` owns one (the transport uses its
+/// TLS configuration and its own resolver, not the client's).
+fn peer_client(tls: rustls::ClientConfig) -> crate::federation::client::FederationClient {
+    crate::federation::client::FederationClient::new(
+        Arc::new(tls),
+        crate::federation::keys::static_resolver(Default::default()),
+    )
+}
+
 fn pki() -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -127,7 +136,7 @@ async fn awc_transport_puts_the_transaction_over_mutual_tls() {
         pki.client.1.clone_key(),
     )
     .unwrap();
-    let transport = AwcTransport::new(tls, resolve);
+    let transport = AwcTransport::new(&peer_client(tls), resolve);
     let evs = events(2);
     let txn = Transaction::new("txn-1".into(), a(), b(), evs.clone());
     let response = transport.send(&b(), &txn).await.unwrap();
@@ -154,7 +163,7 @@ async fn awc_transport_puts_the_transaction_over_mutual_tls() {
     let resolve: Resolve = Box::new(move |_: &ServerName| -> ResolveFuture {
         Box::pin(async move { Ok(vec![closed, addr]) })
     });
-    let transport = AwcTransport::new(tls, resolve);
+    let transport = AwcTransport::new(&peer_client(tls), resolve);
     let Attempt::Answered { delivered, .. } = f.outbound.attempt(&transport, &b()).await.unwrap()
     else {
         panic!("not answered")
