@@ -759,10 +759,25 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
         }
     );
     // Positions come from the log (`tag-log.md` §9.2): with entry 1 (a message) missing, the
-    // change at 2 and dave's message at 3 still verify at their own indices, and the state is
-    // certain again once the change chains to the create.
+    // change at 2 and dave's message at 3 still verify at their own indices once the reader has
+    // entry 1's authentic leaf hash (from a neighbour's inclusion proof), and the state is
+    // certain again once the change chains to the create. Without that hash the change's bound
+    // root is unknown: unchecked, never bad.
     let mut r = Replayer::new();
     r.push_at(LeafIndex(0), &entries[0]).unwrap();
+    assert!(matches!(
+        r.push_at(LeafIndex(2), &entries[2]).unwrap_err(),
+        EntryError::Change {
+            index: LeafIndex(2),
+            error: ChangeError::RootUnknown { .. }
+        }
+    ));
+    let hash_1 = rendezvous_protocol::tlog::leaf_hash(
+        &rendezvous_protocol::topic::leaf_data(&entries[1]).unwrap(),
+    );
+    let mut r = Replayer::new();
+    r.push_at(LeafIndex(0), &entries[0]).unwrap();
+    r.pass_over(LeafIndex(1), Some(hash_1));
     r.push_at(LeafIndex(2), &entries[2]).unwrap();
     assert_eq!(r.skipped(), &[LeafIndex(1)]);
     assert_eq!(r.uncertain_since(), None);

@@ -237,6 +237,8 @@ pub enum Output {
         cosigned: Vec<(String, u64)>,
         /// Contradictions between the views of the log.
         problems: Vec<String>,
+        /// Cosigners whose key is not known (reported, neither support nor a failure).
+        unknown_cosigners: Vec<String>,
         /// Seconds since the hosting server signed the head.
         age: u64,
         /// Whether that is more than `MAX_HEAD_AGE`.
@@ -371,6 +373,7 @@ impl Output {
             host_size: r.witnesses.host_size,
             cosigned: r.witnesses.cosigned.clone(),
             problems: r.witnesses.problems.clone(),
+            unknown_cosigners: r.witnesses.unknown_cosigners.clone(),
             age: r.age,
             stale: r.stale,
             evidence: r.evidence.clone(),

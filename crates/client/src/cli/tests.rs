@@ -232,6 +232,7 @@ fn verify_in_json_and_text() {
             host_size: Some(1),
             cosigned: vec![("b.example".into(), 1)],
             problems: vec![],
+            unknown_cosigners: vec![],
         },
         age: 3,
         stale: false,
@@ -243,13 +244,20 @@ fn verify_in_json_and_text() {
         json!({"type": "verify", "topic": TOPIC, "ok": true, "size": 1, "root": "ab",
                "consistent_with": 1, "root_matches": true, "failed": [], "missing": [],
                "host_size": 1, "cosigned": [["b.example", 1]], "problems": [],
-               "age": 3, "stale": false, "evidence": []})
+               "unknown_cosigners": [], "age": 3, "stale": false, "evidence": []})
     );
     assert_eq!(
         lines[0].to_text(),
         format!(
             "{TOPIC}: log verified — 1 entry, root ab, consistent with the size-1 head seen before; cosigned by b.example at 1; head signed 3 s ago"
         )
+    );
+    r.witnesses.unknown_cosigners = vec!["made-up.example".into()];
+    let text = Output::verify(&r)[0].to_text();
+    assert!(text.contains("log verified"), "{text}");
+    assert!(
+        text.contains("cosignature lines of unknown keys ignored: made-up.example"),
+        "{text}"
     );
     r.missing = vec![0];
     r.witnesses.problems = vec!["split view".into()];

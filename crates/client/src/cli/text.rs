@@ -219,6 +219,7 @@ fn verify_text(output: &Output) -> String {
         missing,
         cosigned,
         problems,
+        unknown_cosigners,
         age,
         stale,
         evidence,
@@ -258,6 +259,12 @@ fn verify_text(output: &Output) -> String {
             .map(|(server, size)| format!("{server} at {size}"))
             .collect();
         s.push_str(&format!("; cosigned by {}", by.join(", ")));
+    }
+    if !unknown_cosigners.is_empty() {
+        s.push_str(&format!(
+            "; cosignature lines of unknown keys ignored: {}",
+            unknown_cosigners.join(", ")
+        ));
     }
     s.push_str(&format!("; head signed {age} s ago"));
     if *stale {

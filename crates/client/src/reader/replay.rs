@@ -317,7 +317,12 @@ impl Client {
         // Leaves as this device computes them from what was served.
         let leaves: HashMap<u64, Vec<u8>> = entries
             .iter()
-            .filter_map(|(i, e)| e.as_ref().ok().and_then(|e| leaf_data(e).ok()).map(|l| (*i, l)))
+            .filter_map(|(i, e)| {
+                e.as_ref()
+                    .ok()
+                    .and_then(|e| leaf_data(e).ok())
+                    .map(|l| (*i, l))
+            })
             .collect();
         let mut missing = replay.missing.clone().into_iter().peekable();
         for (index, entry) in entries {

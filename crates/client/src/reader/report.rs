@@ -137,4 +137,7 @@ pub struct WitnessReport {
     pub cosigned: Vec<(String, u64)>,
     /// Contradictions: each one means some server was shown another log.
     pub problems: Vec<String>,
+    /// Names on cosignature lines whose key this device does not know (no key for the name,
+    /// or a line under another key hash): neither support nor a contradiction.
+    pub unknown_cosigners: Vec<String>,
 }

@@ -178,10 +178,17 @@ impl Client {
             }
             // A name without a known key is an unknown cosigner: neither support nor a
             // failure (C2SP: lines of unknown keys are ignored).
+            let unknown = |report: &mut WitnessReport| {
+                if !report.unknown_cosigners.iter().any(|n| n == name) {
+                    report.unknown_cosigners.push(name.to_owned());
+                }
+            };
             let Ok(server) = name.parse::<ServerName>() else {
+                unknown(report);
                 continue;
             };
             let Some(cosigner) = known_key(self.hosting_server_key(&server).await)? else {
+                unknown(report);
                 continue;
             };
             match signed.cosignature(&cosigner, name) {
@@ -192,7 +199,7 @@ impl Client {
                     }
                 }
                 // A line under another key hash of that name: an unknown key, not a lie.
-                Err(CheckpointError::MissingSignature { .. }) => {}
+                Err(CheckpointError::MissingSignature { .. }) => unknown(report),
                 Err(e) => report.problems.push(format!("cosignature of {name}: {e}")),
             }
         }
