@@ -693,24 +693,7 @@ async fn verify_fails(client: &mut Client, topic: &TopicId) -> (bool, String) {
 /// by: b's mirror (evidence) and bob's `verify`, on the smaller side, not only c.
 #[actix_rt::test]
 async fn an_unequal_fork_is_caught_on_the_smaller_side() {
-    let names = ["a.test", "b.test", "c.test"];
-    let mut fed = Federation::in_process("lying-unequal", &names).start();
-    let mut alice = fed.register("a.test", "alice").await;
-    let mut bob = fed.register("b.test", "bob").await;
-    let mut carol = fed.register("c.test", "carol").await;
-    let topic = alice
-        .create_topic(
-            &[
-                (user_id("bob", "b.test"), Role::Writer),
-                (user_id("carol", "c.test"), Role::Writer),
-            ],
-            History::Shared,
-        )
-        .await
-        .unwrap();
-    alice.send(&topic, b"before the fork").await.unwrap();
-    assert_eq!(read_until(&mut bob, &topic, 1).await, ["before the fork"]);
-    assert_eq!(read_until(&mut carol, &topic, 1).await, ["before the fork"]);
+    let (mut fed, _alice, mut bob, mut carol, topic) = three_servers("lying-unequal").await;
 
     // The fork: copy 1 (the original) reaches c only, copy 2 reaches b only.
     let copy = fork_federated(
@@ -811,24 +794,7 @@ async fn a_queued_post_refused_later_reaches_its_author() {
 /// (`split_view` to its users), and bob's `verify`.
 #[actix_rt::test]
 async fn a_host_key_per_peer_is_caught() {
-    let names = ["a.test", "b.test", "c.test"];
-    let mut fed = Federation::in_process("lying-per-peer-keys", &names).start();
-    let mut alice = fed.register("a.test", "alice").await;
-    let mut bob = fed.register("b.test", "bob").await;
-    let mut carol = fed.register("c.test", "carol").await;
-    let topic = alice
-        .create_topic(
-            &[
-                (user_id("bob", "b.test"), Role::Writer),
-                (user_id("carol", "c.test"), Role::Writer),
-            ],
-            History::Shared,
-        )
-        .await
-        .unwrap();
-    alice.send(&topic, b"before the fork").await.unwrap();
-    assert_eq!(read_until(&mut bob, &topic, 1).await, ["before the fork"]);
-    assert_eq!(read_until(&mut carol, &topic, 1).await, ["before the fork"]);
+    let (mut fed, _alice, _bob, mut carol, topic) = three_servers("lying-per-peer-keys").await;
 
     let copy = fork_federated(
         &mut fed,
@@ -863,4 +829,28 @@ async fn a_host_key_per_peer_is_caught() {
     let (caught, said) = verify_fails(&mut bob, &topic).await;
     assert!(caught, "{said}");
     drop(copy);
+}
+
+/// Three in-process federating servers `a.test` (the host), `b.test`, `c.test`, a user on each,
+/// and a topic of alice's on `a.test` with bob and carol as writers, one message read by both.
+async fn three_servers(test: &str) -> (Federation, Client, Client, Client, TopicId) {
+    let names = ["a.test", "b.test", "c.test"];
+    let fed = Federation::in_process(test, &names).start();
+    let mut alice = fed.register("a.test", "alice").await;
+    let mut bob = fed.register("b.test", "bob").await;
+    let mut carol = fed.register("c.test", "carol").await;
+    let topic = alice
+        .create_topic(
+            &[
+                (user_id("bob", "b.test"), Role::Writer),
+                (user_id("carol", "c.test"), Role::Writer),
+            ],
+            History::Shared,
+        )
+        .await
+        .unwrap();
+    alice.send(&topic, b"before the fork").await.unwrap();
+    assert_eq!(read_until(&mut bob, &topic, 1).await, ["before the fork"]);
+    assert_eq!(read_until(&mut carol, &topic, 1).await, ["before the fork"]);
+    (fed, alice, bob, carol, topic)
 }

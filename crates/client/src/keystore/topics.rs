@@ -14,6 +14,10 @@ use rendezvous_protocol::tlog::Evidence;
 use rendezvous_protocol::topic::EntryEvidence;
 use rendezvous_protocol::wire::decode_versioned;
 
+/// File name prefixes of the evidence a device keeps per topic (`tag-log.md` §9.4).
+const EVIDENCE: &str = "evidence-";
+const ENTRY_EVIDENCE: &str = "entry-evidence-";
+
 impl Keystore {
     pub(super) fn topic_dir(&self, topic: &TopicId) -> PathBuf {
         self.dir
@@ -78,40 +82,14 @@ impl Keystore {
     /// `evidence-<n>.cbor`, unless the same evidence is kept already.
     pub fn save_evidence(&self, topic: &TopicId, evidence: &Evidence) -> Result<(), ClientError> {
         let kept = self.evidence(topic)?;
-        if kept.contains(evidence) {
-            return Ok(());
-        }
-        let dir = self.topic_dir(topic);
-        make_dir(&self.dir.join(TOPICS))?;
-        make_dir(&dir)?;
-        write_atomic(
-            &dir.join(format!("evidence-{}.cbor", kept.len())),
-            &evidence.to_cbor(),
-        )
+        self.save_numbered(topic, EVIDENCE, &kept, evidence, Evidence::to_cbor)
     }
 
     /// The evidence kept against `topic`'s hosting server, oldest first.
     pub fn evidence(&self, topic: &TopicId) -> Result<Vec<Evidence>, ClientError> {
-        let dir = self.topic_dir(topic);
-        let mut found = Vec::new();
-        for name in list_dir(&dir)? {
-            let Some(n) = name
-                .strip_prefix("evidence-")
-                .and_then(|n| n.strip_suffix(".cbor"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            let path = dir.join(&name);
-            let Some(bytes) = read_optional(&path)? else {
-                continue;
-            };
-            let evidence =
-                Evidence::from_cbor(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
-            found.push((n, evidence));
-        }
-        found.sort_by_key(|(n, _)| *n);
-        Ok(found.into_iter().map(|(_, e)| e).collect())
+        self.numbered(topic, EVIDENCE, |b| {
+            Evidence::from_cbor(b).map_err(|e| e.to_string())
+        })
     }
 
     /// Keeps evidence that `topic`'s hosting server signed a log with an invalid entry
@@ -122,25 +100,56 @@ impl Keystore {
         evidence: &EntryEvidence,
     ) -> Result<(), ClientError> {
         let kept = self.entry_evidence(topic)?;
-        if kept.contains(evidence) {
+        self.save_numbered(
+            topic,
+            ENTRY_EVIDENCE,
+            &kept,
+            evidence,
+            EntryEvidence::to_cbor,
+        )
+    }
+
+    /// The invalid-entry evidence kept against `topic`'s hosting server, oldest first.
+    pub fn entry_evidence(&self, topic: &TopicId) -> Result<Vec<EntryEvidence>, ClientError> {
+        self.numbered(topic, ENTRY_EVIDENCE, |b| {
+            EntryEvidence::from_cbor(b).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Writes `item` as `<prefix><n>.cbor` in `topic`'s folder (`n` = how many are `kept`),
+    /// unless it is kept already.
+    fn save_numbered<T: PartialEq>(
+        &self,
+        topic: &TopicId,
+        prefix: &str,
+        kept: &[T],
+        item: &T,
+        to_cbor: impl Fn(&T) -> Vec<u8>,
+    ) -> Result<(), ClientError> {
+        if kept.contains(item) {
             return Ok(());
         }
         let dir = self.topic_dir(topic);
         make_dir(&self.dir.join(TOPICS))?;
         make_dir(&dir)?;
         write_atomic(
-            &dir.join(format!("entry-evidence-{}.cbor", kept.len())),
-            &evidence.to_cbor(),
+            &dir.join(format!("{prefix}{}.cbor", kept.len())),
+            &to_cbor(item),
         )
     }
 
-    /// The invalid-entry evidence kept against `topic`'s hosting server, oldest first.
-    pub fn entry_evidence(&self, topic: &TopicId) -> Result<Vec<EntryEvidence>, ClientError> {
+    /// Every `<prefix><n>.cbor` in `topic`'s folder, decoded, in the order of `n`.
+    fn numbered<T>(
+        &self,
+        topic: &TopicId,
+        prefix: &str,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<Vec<T>, ClientError> {
         let dir = self.topic_dir(topic);
         let mut found = Vec::new();
         for name in list_dir(&dir)? {
             let Some(n) = name
-                .strip_prefix("entry-evidence-")
+                .strip_prefix(prefix)
                 .and_then(|n| n.strip_suffix(".cbor"))
                 .and_then(|n| n.parse::<u64>().ok())
             else {
@@ -150,9 +159,8 @@ impl Keystore {
             let Some(bytes) = read_optional(&path)? else {
                 continue;
             };
-            let evidence =
-                EntryEvidence::from_cbor(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
-            found.push((n, evidence));
+            let item = decode(&bytes).map_err(|e| ClientError::corrupt(&path, e))?;
+            found.push((n, item));
         }
         found.sort_by_key(|(n, _)| *n);
         Ok(found.into_iter().map(|(_, e)| e).collect())
