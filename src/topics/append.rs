@@ -65,6 +65,10 @@ impl RootAt for LogRoots<'_> {
         if size == self.frontier.size() {
             return Ok(self.frontier.root());
         }
+        // The empty log's root needs no stored node.
+        if size.0 == 0 {
+            return Ok(rendezvous_protocol::tlog::empty_root());
+        }
         Tree::open(
             TopicNodes::new(self.store, self.topic),
             self.frontier.size(),
