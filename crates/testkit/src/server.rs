@@ -47,7 +47,8 @@ impl TestServer {
         };
         config.limits.workers = 2;
         config.push.allow_loopback_http = true;
-        let client = TcpListener::bind(addr).unwrap();
+        // A restart binds the address its previous run held a moment ago.
+        let client = crate::ports::bind_retrying(addr);
         let admin = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = client.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
