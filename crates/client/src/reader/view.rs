@@ -93,16 +93,10 @@ impl Client {
             record.checkpoint = view.latest().map(|l| l.to_note().into_string());
             return Ok(());
         }
-        // Smaller than the held head: the log may not have shrunk since (`tag-log.md` §4.2),
-        // and the held head must extend it.
-        if c.time > h.time {
-            return Err(self.forked(
-                topic,
-                &Evidence::Rollback {
-                    old: held,
-                    new: signed,
-                },
-            ));
+        // Smaller than the held head: the log may not have shrunk since (`tag-log.md` §4.2, the
+        // one rule: `Evidence::between`), and the held head must extend it.
+        if let Some(evidence) = Evidence::between(&held, &signed) {
+            return Err(self.forked(topic, &evidence));
         }
         if c.size.0 == 0 {
             return Ok(());
