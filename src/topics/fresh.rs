@@ -38,7 +38,7 @@ impl TopicService {
             return self.resigned_checkpoint(topic);
         }
         let held = self.checkpoint(topic)?;
-        if note_time(&held).is_some_and(|t| !due(t, now())) {
+        if note_time(&held).is_some_and(|t| !due(t, now())) || !self.claim_refresh(topic)? {
             return Ok(held);
         }
         let Some(relay) = self.relay_if_on() else {
@@ -70,6 +70,23 @@ impl TopicService {
             self.advance_head(topic, m, &host.note, &host.key)?;
         }
         m.checkpoint()
+    }
+
+    /// Whether this request may ask the hosting server for a fresh head now: one query per
+    /// topic per [`HEAD_RESIGN_AFTER`], so members asking often (or a host that does not answer)
+    /// cannot make this server query the host once per request.
+    fn claim_refresh(&self, topic: &TopicId) -> TopicResult<bool> {
+        let t = self.get(topic)?;
+        let mut t = lock(&t);
+        let Topic::Mirror(m) = &mut *t else {
+            return Ok(false);
+        };
+        let now = now();
+        if !due(m.refreshed_at, now) {
+            return Ok(false);
+        }
+        m.refreshed_at = now;
+        Ok(true)
     }
 
     /// A hosted topic's head, re-signed when due.

@@ -90,6 +90,9 @@ pub(crate) struct Mirror {
     pub(crate) head: Option<CheckpointNote>,
     /// Evidence was found against the hosting server: the mirror takes no more entries.
     pub(crate) stopped: bool,
+    /// When this mirror last asked the hosting server for a fresh head (Unix seconds): at most
+    /// once per `HEAD_RESIGN_AFTER`, however often members ask (`fresh.rs`).
+    pub(crate) refreshed_at: u64,
 }
 
 /// One topic in memory.
@@ -117,6 +120,7 @@ impl Mirror {
             log,
             head: None,
             stopped: false,
+            refreshed_at: 0,
         }
     }
 
@@ -195,6 +199,7 @@ impl Topic {
                     None => None,
                 },
                 stopped: store.mirror_evidence(topic)?.is_some(),
+                refreshed_at: 0,
             }),
         })
     }
