@@ -1,10 +1,9 @@
 //! The wall clock, in the one unit the protocol uses.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+pub use rendezvous_protocol::clock::Clock;
 
-/// Now, Unix seconds.
+/// Now, Unix seconds, on the machine's clock (what account tokens, challenges, links and pins
+/// are dated by; the topic service reads its own [`Clock`]).
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    rendezvous_protocol::clock::unix_now()
 }

@@ -36,6 +36,7 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::rt::task::JoinHandle;
 use actix_web::{App, HttpResponse, HttpServer, web};
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ApiResult;
 use crate::federation::Federation;
@@ -117,15 +118,17 @@ pub fn prepare(config: &Config) -> Result<(ServerIdentity, Store), ServerError> 
 }
 
 /// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests,
-/// flushes the store and returns.
+/// flushes the store and returns. The protocol's times are read from `clock`
+/// ([`Clock::system`] but in tests that move time forward).
 pub async fn run(
     config: Config,
     identity: ServerIdentity,
     store: Store,
     listeners: Listeners,
+    clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let built = build(config, identity, store)?;
+    let built = build(config, identity, store, clock)?;
     let servers = serve(&built.state, listeners).await?;
     let tasks = start_tasks(built);
     shutdown.await;
@@ -155,7 +158,12 @@ struct Tasks {
 
 /// Builds the state: the push hub, federation (once: one discovery cache, one peer policy,
 /// one mutual-TLS client, the peer keys, the outbound queues) and the topic service.
-fn build(config: Config, identity: ServerIdentity, store: Store) -> Result<Built, ServerError> {
+fn build(
+    config: Config,
+    identity: ServerIdentity,
+    store: Store,
+    clock: Clock,
+) -> Result<Built, ServerError> {
     let server_name = config.server_name.clone();
     let (hub, wake_rx) = PushHub::new();
     let federation = build_federation(&config, &server_name, &identity, &store)?;
@@ -170,6 +178,7 @@ fn build(config: Config, identity: ServerIdentity, store: Store) -> Result<Built
         store,
         Arc::new(hub),
         federation,
+        clock,
     ));
     if let Some(federation) = state.federation() {
         // A refused submit is told to the device waiting for it, or else filed in the

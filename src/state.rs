@@ -20,6 +20,7 @@ use crate::topics::{Deliver, Publish, Relay, ServerSigner, TopicService};
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::{DeviceId, ServerName, UserId};
 
+use crate::clock::Clock;
 pub use crate::clock::now;
 
 /// Shared server state. No globals: everything a handler needs is here.
@@ -46,6 +47,8 @@ pub struct AppState {
     /// Federation (discovery, peer policy, mutual-TLS client, peer keys, outbound queues);
     /// `None` when `federation.enabled` is false.
     federation: Option<Arc<Federation>>,
+    /// What checkpoints, cosignatures and federation events are dated and checked by.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for AppState {
@@ -68,6 +71,7 @@ impl AppState {
         store: Store,
         push: Arc<PushHub>,
         federation: Option<Arc<Federation>>,
+        clock: Clock,
     ) -> Self {
         let identity = Arc::new(identity);
         let relay = federation.clone().map(|f| f as Arc<dyn Relay>);
@@ -77,6 +81,7 @@ impl AppState {
             identity.clone(),
             push.clone(),
             relay,
+            clock.clone(),
         ));
         AppState {
             config,
@@ -88,7 +93,14 @@ impl AppState {
             auth_cache: AuthCache::default(),
             topics,
             federation,
+            clock,
         }
+    }
+
+    /// The clock the protocol's times are read from: checkpoints and their freshness,
+    /// cosignatures, federation events (the machine's, unless a test moves it).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The configuration the server started with.

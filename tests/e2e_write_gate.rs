@@ -4,8 +4,6 @@
 //! log with a hole, exactly what a host dropping an entry from `/entries` does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use rendezvous_client::{Client, ClientError, EntryContent, ReadReport};
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::tlog::HEAD_RESIGN_AFTER;
@@ -155,7 +153,8 @@ async fn a_deleted_entry_is_reported_at_its_index_and_later_entries_keep_verifyi
 }
 
 /// An idle topic's head does not go stale on an honest host: asked for its checkpoint after
-/// `HEAD_RESIGN_AFTER`, the hosting server re-signs it (same size, time now).
+/// `HEAD_RESIGN_AFTER`, the hosting server re-signs it (same size, time now). The server's
+/// and alice's clock move forward instead of the test waiting.
 #[actix_rt::test]
 async fn an_idle_topics_head_is_re_signed_when_asked() {
     let dir = TempDir::new("gate-fresh");
@@ -165,7 +164,7 @@ async fn an_idle_topics_head_is_re_signed_when_asked() {
     alice.send(&topic, b"one").await.unwrap();
     let first = alice.read(&topic).await.unwrap();
     assert!(first.age <= 2 && !first.stale, "{first:?}");
-    actix_rt::time::sleep(Duration::from_secs(HEAD_RESIGN_AFTER + 2)).await;
+    server.clock.advance(HEAD_RESIGN_AFTER + 2);
     let second = alice.read(&topic).await.unwrap();
     assert_eq!(second.size, first.size);
     assert!(second.age <= 2, "the head was not re-signed: {second:?}");

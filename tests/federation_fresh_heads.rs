@@ -42,7 +42,8 @@ async fn a_mirror_refreshes_an_old_head_from_the_host_and_keeps_serving_when_it_
     let first = read_to(&mut bob, &topic, 2).await;
     assert!(first.age <= 3, "{first:?}");
 
-    actix_rt::time::sleep(Duration::from_secs(HEAD_RESIGN_AFTER + 2)).await;
+    // The federation's clock (both servers', both clients') moves instead of the test waiting.
+    fed.clock.advance(HEAD_RESIGN_AFTER + 2);
     let fresh = bob.read(&topic).await.unwrap();
     assert_eq!(fresh.size, 2);
     assert!(
@@ -54,7 +55,7 @@ async fn a_mirror_refreshes_an_old_head_from_the_host_and_keeps_serving_when_it_
     let seen = read_to(&mut bob, &topic, 3).await;
 
     fed.stop("a.example");
-    actix_rt::time::sleep(Duration::from_secs(HEAD_RESIGN_AFTER + 2)).await;
+    fed.clock.advance(HEAD_RESIGN_AFTER + 2);
     let held = bob.read(&topic).await.unwrap();
     assert_eq!(held.size, seen.size);
     assert!(

@@ -343,6 +343,7 @@ impl Listener {
             store,
             Arc::new(rendezvous::push::PushHub::new().0),
             None,
+            rendezvous::clock::Clock::system(),
         ));
         let inbound =
             actix_web::web::Data::new(Inbound::new(policy, keys, CountingSink(applied.clone())));

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
+use rendezvous::clock::Clock;
 use rendezvous::config::Config;
 use rendezvous::{self as server, Listeners};
 use rendezvous_protocol::crypto::ServerKey;
@@ -177,9 +178,16 @@ fn run_with_federation_delivers_queued_events() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let ours = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            server::run(config, identity, store, listeners, async move {
-                let _ = stopped.await;
-            })
+            server::run(
+                config,
+                identity,
+                store,
+                listeners,
+                Clock::system(),
+                async move {
+                    let _ = stopped.await;
+                },
+            )
             .await
             .map_err(|e| e.to_string())
         })

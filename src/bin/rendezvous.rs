@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rendezvous::clock::Clock;
 use rendezvous::config::Config;
 use rendezvous::tls::issue::{self, FederationCa, ServerCertificate};
 use rendezvous::tls::{CertReloader, ReloadableCert};
@@ -175,7 +176,15 @@ fn serve(config_path: Option<&PathBuf>, ready_file: Option<&Path>) -> Result<(),
             ready.write(path)?;
         }
         let reloading = actix_web::rt::spawn(reload);
-        let result = server::run(config, identity, store, listeners, shutdown).await;
+        let result = server::run(
+            config,
+            identity,
+            store,
+            listeners,
+            Clock::system(),
+            shutdown,
+        )
+        .await;
         reloading.abort();
         if let Some(path) = ready_file {
             let _ = std::fs::remove_file(path);

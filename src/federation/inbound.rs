@@ -349,7 +349,7 @@ impl<'a, K: PeerKeys> OriginKeys<'a, K> {
                 self.origin,
                 state.server_name(),
                 &valid_at,
-                now(),
+                state.clock().now(),
             ) {
                 Ok(event) => return Ok(event),
                 Err(EventError::BadSignature) if !self.refreshed => {

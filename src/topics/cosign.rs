@@ -12,7 +12,6 @@ use super::lock;
 use super::mirror::host_checkpoint;
 use super::pinned::verify_host_key;
 use super::service::TopicService;
-use crate::clock::now;
 use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{cosignature_from_wire, cosignature_to_wire};
 use rendezvous_protocol::federation::{Event, EventKind};
@@ -176,7 +175,7 @@ impl TopicService {
             self.server_key(),
             own.as_str(),
             signed.unverified_checkpoint(),
-            now(),
+            self.clock.now(),
         )
         .map_err(|e| TopicError::internal("cosigning", e))?;
         signed
@@ -205,7 +204,7 @@ impl TopicService {
                 EventKind::TopicCosignature,
                 Some(topic),
                 payload.clone(),
-                now(),
+                self.clock.now(),
                 self.server_key(),
             );
             if let Err(e) = relay.queue(&server, event.signed_bytes()) {

@@ -11,7 +11,6 @@ use super::error::{TopicError, TopicResult};
 use super::hosted::{Hosted, Topic};
 use super::lock;
 use super::service::TopicService;
-use crate::clock::now;
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::tlog::{
     Checkpoint, CheckpointNote, Frontier, LogHash, SignedCheckpoint, TreeSize,
@@ -136,7 +135,7 @@ impl TopicService {
         size: TreeSize,
         root: LogHash,
     ) -> TopicResult<CheckpointNote> {
-        let cp = Checkpoint::new(&log_origin(topic), size, root, now())
+        let cp = Checkpoint::new(&log_origin(topic), size, root, self.clock.now())
             .map_err(|e| TopicError::internal("checkpoint", e))?;
         let signed = SignedCheckpoint::sign(&cp, self.server_key(), self.server_name.as_str())
             .map_err(|e| TopicError::internal("checkpoint", e))?;

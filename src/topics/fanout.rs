@@ -10,7 +10,6 @@ use serde_bytes::ByteBuf;
 use super::durable::still_pending;
 use super::hosted::{Durable, Hosted};
 use super::service::TopicService;
-use crate::clock::now;
 use rendezvous_protocol::federation::topic_events::{EntryBatch, batch_ranges};
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId};
@@ -72,7 +71,7 @@ impl TopicService {
                     EventKind::TopicEntry,
                     Some(topic),
                     payload.clone(),
-                    now(),
+                    self.clock.now(),
                     self.server_key(),
                 );
                 match relay.queue(server, event.signed_bytes()) {

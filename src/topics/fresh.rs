@@ -10,7 +10,6 @@ use super::hosted::Topic;
 use super::lock;
 use super::mirror::parse_host_checkpoint;
 use super::service::TopicService;
-use crate::clock::now;
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::tlog::{CheckpointNote, HEAD_RESIGN_AFTER};
 
@@ -38,7 +37,9 @@ impl TopicService {
             return self.resigned_checkpoint(topic);
         }
         let held = self.checkpoint(topic)?;
-        if note_time(&held).is_some_and(|t| !due(t, now())) || !self.claim_refresh(topic)? {
+        if note_time(&held).is_some_and(|t| !due(t, self.clock.now()))
+            || !self.claim_refresh(topic)?
+        {
             return Ok(held);
         }
         let Some(relay) = self.relay_if_on() else {
@@ -81,7 +82,7 @@ impl TopicService {
         let Topic::Mirror(m) = &mut *t else {
             return Ok(false);
         };
-        let now = now();
+        let now = self.clock.now();
         if !due(m.refreshed_at, now) {
             return Ok(false);
         }
@@ -97,7 +98,7 @@ impl TopicService {
         let Topic::Hosted(hosted) = &mut *t else {
             return Ok(head);
         };
-        let now = now();
+        let now = self.clock.now();
         if note_time(&head).is_some_and(|time| !due(time, now)) {
             return Ok(head);
         }

@@ -13,7 +13,6 @@ use super::mirror::Mirrored;
 use super::service::TopicService;
 use super::waiters::Landed;
 use super::{Unsynced, lock};
-use crate::clock::now;
 use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{
     ENTRY_BATCH_BYTES, EntryBatch, MAX_ENTRIES_PER_EVENT, Submit,
@@ -83,7 +82,7 @@ impl TopicService {
             EventKind::TopicSubmit,
             Some(topic),
             payload,
-            now(),
+            self.clock.now(),
             self.server_key(),
         );
         let landed = self

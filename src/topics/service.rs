@@ -10,6 +10,7 @@ use super::hosted::Topic;
 use super::relay::Relay;
 use super::waiters::SubmitWaiters;
 use super::{Deliver, ServerSigner, Unsynced, lock};
+use crate::clock::Clock;
 use crate::store::{Store, TopicNodes};
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
@@ -35,6 +36,8 @@ pub struct TopicService {
     /// mirrored by its transaction in progress, published by [`TopicService::settle`] after
     /// the transaction's one sync instead of one sync per event.
     pub(super) unsynced: Mutex<HashMap<ServerName, Unsynced>>,
+    /// What checkpoints, cosignatures and events are dated by, and heads' ages measured by.
+    pub(super) clock: Clock,
 }
 
 impl std::fmt::Debug for TopicService {
@@ -56,6 +59,7 @@ impl TopicService {
         signer: Arc<dyn ServerSigner>,
         deliver: Arc<dyn Deliver>,
         relay: Option<Arc<dyn Relay>>,
+        clock: Clock,
     ) -> Self {
         TopicService {
             server_name,
@@ -67,6 +71,7 @@ impl TopicService {
             waiters: SubmitWaiters::default(),
             cosigning: Mutex::new(HashSet::new()),
             unsynced: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 

@@ -42,6 +42,7 @@ pub use topics::TopicEntry;
 use self::http::Http;
 use self::keystore::{Config, Keystore};
 use rendezvous_protocol::api::{Body, ErrorCode};
+use rendezvous_protocol::clock::Clock;
 use rendezvous_protocol::crypto::{DeviceKey, IdentityKey};
 use rendezvous_protocol::ids::{ServerName, UserId};
 
@@ -60,6 +61,8 @@ pub struct Client {
     user: UserId,
     server: ServerName,
     token: Option<Zeroizing<String>>,
+    /// What heads' ages and checkpoints from the future are measured by.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Client {
@@ -90,7 +93,19 @@ impl Client {
             identity,
             device,
             token,
+            clock: Clock::system(),
         })
+    }
+
+    /// Reads time from `clock` from now on (the machine's clock unless a test moves it):
+    /// the age of a head, checkpoints from the future, and the dates this device signs.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// Now on this device's clock, Unix seconds.
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// This device's user.
@@ -180,10 +195,8 @@ impl Client {
     }
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
+/// Seconds since the Unix epoch on the machine's clock (0 if it is before 1970): what this
+/// device dates what it signs by before it has a [`Client`] (a new device's certificate).
 pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    rendezvous_protocol::clock::unix_now()
 }

@@ -18,6 +18,7 @@ use super::tls::Trust;
 use super::{Client, ClientError, PREKEY_STOCK, now};
 use rendezvous_protocol::api::{Body, LinkMessage, LinkOpenRequest};
 use rendezvous_protocol::certs::DeviceCert;
+use rendezvous_protocol::clock::Clock;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::{DeviceKey, IdentityKey, MessageKey};
 use rendezvous_protocol::devices::{
@@ -237,6 +238,7 @@ impl Client {
             user: payload.user.clone(),
             server,
             token: None,
+            clock: Clock::system(),
         };
         client.login().await?;
         client.upload_prekeys(PREKEY_STOCK).await?;

@@ -6,7 +6,7 @@
 use awc::http::Method;
 
 use super::reader::{Inclusion, Replay, topic_path};
-use super::{Client, ClientError, now};
+use super::{Client, ClientError};
 use rendezvous_protocol::api::{
     AppendResponse, Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse, TopicsResponse,
 };
@@ -121,7 +121,7 @@ impl Client {
         let my_key = self.own_topic_key(&specs[0])?;
         let topic = TopicId::random(&self.server);
         let (outcome, key) = ChangeBuilder::create(&topic, &my_key, history, specs)
-            .build(now(), &mut Randomness::Os)?;
+            .build(self.now(), &mut Randomness::Os)?;
         if let Some(key) = &key {
             self.keystore
                 .save_message_key(&topic, outcome.change.epoch.get(), key)?;
@@ -239,7 +239,7 @@ impl Client {
         let (outcome, key) = ChangeBuilder::new(state, replay.checkpoint.root, me, my_key, action)
             .current_key(current)
             .history_keys(&history)
-            .build(now(), &mut Randomness::Os)?;
+            .build(self.now(), &mut Randomness::Os)?;
         if let Some(key) = &key {
             self.keystore
                 .save_message_key(topic, outcome.change.epoch.get(), key)?;

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod certs;
+pub mod clock;
 pub mod crypto;
 pub mod devices;
 pub mod federation;

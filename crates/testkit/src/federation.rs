@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use rendezvous::clock::Clock;
 use rendezvous_client::Client;
 
 use crate::ca::{Ca, peer_client};
@@ -91,6 +92,7 @@ impl Builder {
             ca,
             dir,
             bin: self.bin,
+            clock: Clock::adjustable(),
         }
     }
 }
@@ -146,10 +148,10 @@ impl Node {
     }
 
     /// Starts it in this process, with its configuration's federation section.
-    fn start_in_process(&self) -> TestServer {
+    fn start_in_process(&self, clock: &Clock) -> TestServer {
         let parsed = rendezvous::config::Config::parse(&self.config.to_toml()).unwrap();
         let listener = bind_retrying(self.federation);
-        TestServer::start_with(&self.data_dir, self.client, move |c| {
+        TestServer::start_clocked(&self.data_dir, self.client, clock.clone(), move |c| {
             c.server_name = parsed.server_name;
             c.federation = parsed.federation;
             Some(listener)
@@ -209,6 +211,10 @@ pub struct Federation {
     pub ca: Ca,
     pub dir: TempDir,
     bin: Option<PathBuf>,
+    /// The clock of every in-process server and of the clients [`Federation::register`]
+    /// makes: [`Clock::advance`] moves the whole federation's time forward (servers that run as
+    /// processes keep the machine's).
+    pub clock: Clock,
 }
 
 impl Federation {
@@ -283,7 +289,7 @@ impl Federation {
                     .log_to(node.log.clone())
                     .start_retrying(),
             ),
-            None => Running::InProcess(node.start_in_process()),
+            None => Running::InProcess(node.start_in_process(&self.clock)),
         };
         self.running.insert(name.to_owned(), running);
     }
@@ -316,7 +322,7 @@ impl Federation {
             }
             (Running::Process(_), None) => unreachable!("processes have a binary"),
         };
-        Client::register(
+        let mut client = Client::register(
             &self.dir.join(&format!("devices/{user}@{server}")),
             &url,
             trust,
@@ -324,7 +330,9 @@ impl Federation {
             &user_id(user, server),
         )
         .await
-        .unwrap()
+        .unwrap();
+        client.set_clock(self.clock.clone());
+        client
     }
 
     /// An HTTPS client to `to`'s federation listener presenting a certificate of the CA for

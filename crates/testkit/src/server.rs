@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 
 use crate::TempDir;
 
+use rendezvous::clock::Clock;
 use rendezvous::config::Config;
 use rendezvous::{self as server, Listeners};
 use rendezvous_client::tls::{Fingerprint, Trust};
@@ -18,6 +19,9 @@ pub struct TestServer {
     pub admin: SocketAddr,
     pub fingerprint: String,
     pub data_dir: PathBuf,
+    /// The server's clock: [`Clock::advance`] moves its time (and that of the clients
+    /// [`register`] made for it) forward instead of waiting.
+    pub clock: Clock,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
@@ -38,6 +42,17 @@ impl TestServer {
     pub fn start_with(
         data_dir: &Path,
         addr: SocketAddr,
+        configure: impl FnOnce(&mut Config) -> Option<TcpListener>,
+    ) -> TestServer {
+        Self::start_clocked(data_dir, addr, Clock::adjustable(), configure)
+    }
+
+    /// As [`TestServer::start_with`], reading time from `clock` (one clock shared by the
+    /// servers of a federation).
+    pub fn start_clocked(
+        data_dir: &Path,
+        addr: SocketAddr,
+        clock: Clock,
         configure: impl FnOnce(&mut Config) -> Option<TcpListener>,
     ) -> TestServer {
         crate::init_test_log();
@@ -69,6 +84,7 @@ impl TestServer {
         };
         let fingerprint = identity.fingerprint();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server_clock = clock.clone();
         let listeners = Listeners {
             client,
             admin,
@@ -76,9 +92,16 @@ impl TestServer {
         };
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                server::run(config, identity, store, listeners, async move {
-                    let _ = stopped.await;
-                })
+                server::run(
+                    config,
+                    identity,
+                    store,
+                    listeners,
+                    server_clock,
+                    async move {
+                        let _ = stopped.await;
+                    },
+                )
                 .await
                 .map_err(|e| e.to_string())
             })
@@ -89,6 +112,7 @@ impl TestServer {
             admin: admin_addr,
             fingerprint,
             data_dir: data_dir.to_owned(),
+            clock,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -139,9 +163,10 @@ pub fn uid(name: &str) -> rendezvous_protocol::ids::UserId {
     crate::user_id(name, "localhost")
 }
 
-/// Registers `name` on `server` with a fresh pin, keystore in `dir/name`.
+/// Registers `name` on `server` with a fresh pin, keystore in `dir/name`; the client reads the
+/// server's clock.
 pub async fn register(server: &TestServer, dir: &TempDir, name: &str) -> rendezvous_client::Client {
-    rendezvous_client::Client::register(
+    let mut client = rendezvous_client::Client::register(
         &dir.join(name),
         &server.url,
         server.trust(),
@@ -149,7 +174,9 @@ pub async fn register(server: &TestServer, dir: &TempDir, name: &str) -> rendezv
         &uid(name),
     )
     .await
-    .unwrap()
+    .unwrap();
+    client.set_clock(server.clock.clone());
+    client
 }
 
 /// Opens a stopped server's store, waiting for its worker threads to let go of the database lock.

@@ -4,7 +4,7 @@
 use awc::http::Method;
 
 use crate::http::Http;
-use crate::{Client, ClientError, now};
+use crate::{Client, ClientError};
 use rendezvous_protocol::api::{AddDeviceRequest, Body, DevicesResponse, RevokeDeviceRequest};
 use rendezvous_protocol::certs::{DeviceCert, DeviceRevocation};
 use rendezvous_protocol::crypto::DevicePublicKey;
@@ -69,7 +69,7 @@ impl Client {
             return Err(ClientError::RemovingThisDevice);
         }
         let revocation = Signed::sign(
-            DeviceRevocation::new(self.user.clone(), device.clone(), now()),
+            DeviceRevocation::new(self.user.clone(), device.clone(), self.now()),
             &self.identity,
         );
         let request = RevokeDeviceRequest {

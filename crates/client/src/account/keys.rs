@@ -4,7 +4,7 @@
 use awc::http::Method;
 use serde_bytes::ByteBuf;
 
-use crate::{Client, ClientError, PREKEY_STOCK, TOPIC_KEY_STOCK, now};
+use crate::{Client, ClientError, PREKEY_STOCK, TOPIC_KEY_STOCK};
 use rendezvous_protocol::api::{
     Body, ClaimPreKeysResponse, CountResponse, Empty, KeyStatusResponse, UploadPreKeysRequest,
     UploadTopicKeysRequest,
@@ -116,7 +116,7 @@ impl Client {
             self.device.public(),
             claimed,
             rounds,
-            now(),
+            self.now(),
             &mut Randomness::Os,
         )?;
         for (key, upload) in batch.keys.iter().zip(&batch.uploads) {

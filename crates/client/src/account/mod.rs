@@ -19,6 +19,7 @@ use rendezvous_protocol::api::{
     RegisterRequest, RegisterResponse,
 };
 use rendezvous_protocol::certs::{DeviceCert, Registration};
+use rendezvous_protocol::clock::Clock;
 use rendezvous_protocol::crypto::transcript::LABEL_DEVICE_LOGIN;
 use rendezvous_protocol::crypto::{
     DeviceKey, DevicePublicKey, IdentityKey, IdentityPublicKey, ServerPublicKey,
@@ -221,6 +222,7 @@ impl Client {
             user: user.clone(),
             server,
             token: None,
+            clock: Clock::system(),
         };
         client.login().await?;
         client.upload_prekeys(PREKEY_STOCK).await?;

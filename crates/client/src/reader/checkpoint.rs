@@ -6,7 +6,7 @@ use awc::http::Method;
 
 use super::topic_path;
 use crate::keystore::TopicRecord;
-use crate::{Client, ClientError, now};
+use crate::{Client, ClientError};
 use rendezvous_protocol::api::{CheckpointResponse, ProofResponse};
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::tlog::proof::parse_path;
@@ -32,12 +32,12 @@ pub(crate) struct Head {
 
 impl Head {
     /// The head of `view` (which holds a checkpoint), its age at `now`.
-    fn of(view: LogView, consistent_with: Option<u64>) -> Result<Head, ClientError> {
+    fn of(view: LogView, consistent_with: Option<u64>, now: u64) -> Result<Head, ClientError> {
         let checkpoint = view
             .latest()
             .map(|s| s.unverified_checkpoint().clone())
             .ok_or(ClientError::Witness(WitnessError::NoCheckpoint))?;
-        let (age, stale) = match Freshness::of(checkpoint.time, now()) {
+        let (age, stale) = match Freshness::of(checkpoint.time, now) {
             Freshness::Fresh { age } => (age, false),
             Freshness::Stale { age } => (age, true),
             Freshness::FromTheFuture { .. } => (0, false),
@@ -83,7 +83,7 @@ impl Client {
         let view = self.held_view(topic, record).await?;
         match view.latest() {
             None => Ok(None),
-            Some(_) => Head::of(view, None).map(Some),
+            Some(_) => Head::of(view, None, self.now()).map(Some),
         }
     }
 
@@ -108,7 +108,7 @@ impl Client {
             .await?;
         let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
         let checkpoint = signed.verify(&key, host.as_str())?.clone();
-        not_from_the_future(&checkpoint)?;
+        not_from_the_future(&checkpoint, self.now())?;
         let size = checkpoint.size.0;
         let path = if held > 0 && size > held {
             self.consistency_path(topic, held, size).await?
@@ -121,7 +121,7 @@ impl Client {
             path,
         };
         self.offer(topic, &mut view, signed, &proof)?;
-        Head::of(view, record.checkpoint.as_ref().map(|_| held))
+        Head::of(view, record.checkpoint.as_ref().map(|_| held), self.now())
     }
 
     /// Offers a verified checkpoint to `view` ([`LogView::update`]); evidence is kept in the
@@ -177,8 +177,8 @@ impl Client {
 
 /// Refuses a checkpoint dated more than `MAX_CLOCK_SKEW` after this device's clock
 /// (`tag-log.md` §9.4): an honest host signs with its own clock, which is not that far ahead.
-pub(crate) fn not_from_the_future(c: &Checkpoint) -> Result<(), ClientError> {
-    match Freshness::of(c.time, now()) {
+pub(crate) fn not_from_the_future(c: &Checkpoint, now: u64) -> Result<(), ClientError> {
+    match Freshness::of(c.time, now) {
         Freshness::FromTheFuture { ahead } => Err(ClientError::Misbehaved(format!(
             "checkpoint of size {} is dated {ahead} s in the future (more than {} s ahead of this device's clock)",
             c.size,

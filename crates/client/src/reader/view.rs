@@ -37,7 +37,7 @@ impl Client {
                 c.origin, c.size
             )));
         }
-        not_from_the_future(&c)?;
+        not_from_the_future(&c, self.now())?;
         self.check_inclusion(topic, index, leaf, &c)
             .await
             .map_err(|e| {
