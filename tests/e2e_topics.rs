@@ -70,9 +70,9 @@ fn altered(
 ) -> Vec<u8> {
     let mut bytes = store.entry(topic, index).unwrap().unwrap();
     let n = bytes.len();
-    // The signature's last byte: the leaf (header ‖ tag) stays the log's, so the reader's roots
-    // still follow the log (fork binding, protocol.md §6.4). (n − 110 fell inside the header of
-    // short messages, altering the leaf too.)
+    // The signature's last byte (n − 110 fell inside the header of short messages). The leaf
+    // covers it (protocol.md §8.1): the altered entry is not the log's, and the reader passes
+    // over it with the log's own leaf hash from a neighbour's inclusion proof.
     bytes[n - 1] ^= 0x01;
     bytes
 }
@@ -428,12 +428,13 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
     drop(server);
 }
 
-/// The host's log holds a message whose signature was made over another log root than the host's
-/// at its `seen` (what a forking host produces when it puts one branch's post into another):
-/// `verify` reports it, keeps `unbound_entry` evidence, and a third party checks that evidence
-/// with the hosting server's key alone; a mutated copy does not verify (`tag-log.md` §8.1).
+/// A stored message re-signed by its author's Topic Key over another log root at its `seen`
+/// after the host logged it (what someone altering the store or the answer can make): its leaf
+/// commits to the signature (`protocol.md` §8.1), so the served copy is not the log's entry at
+/// its index. `verify` reports it and keeps no evidence: the host's signed log is intact. (A
+/// host that logs such a message is convicted: `lying_host`'s `a_forked_post_that_crosses_is_caught`.)
 #[actix_rt::test]
-async fn a_message_signed_over_another_root_fails_and_convicts_nobody() {
+async fn a_message_re_signed_after_it_was_logged_is_not_the_logs_and_convicts_nobody() {
     use rendezvous_protocol::crypto::transcript::LABEL_MESSAGE;
     use rendezvous_protocol::message::MessageIn;
     use rendezvous_protocol::topic::{LogEntry, ParsedEntry};
@@ -449,7 +450,7 @@ async fn a_message_signed_over_another_root_fails_and_convicts_nobody() {
     server.stop();
 
     // Entry 2 (alice's second message) re-signed by alice's Topic Key over another root at its
-    // `seen`: header, ciphertext and tag, hence its leaf, stay as the host logged them.
+    // `seen`: header, ciphertext and tag stay as the host logged them, the leaf does not.
     {
         let store = open_store_when_free(&dir.join("server").join("db"));
         let mut bytes = store.entry(&topic, 2).unwrap().unwrap();
@@ -483,8 +484,7 @@ async fn a_message_signed_over_another_root_fails_and_convicts_nobody() {
     let report = bob.verify(&topic).await.unwrap();
     assert!(!report.ok(), "{report:?}");
     assert!(report.failed.iter().any(|e| e.index == 2), "{report:?}");
-    // A message's leaf does not commit to its signature (`tag-log.md` §8.3): anyone on the way
-    // could have altered it, so the failure convicts nobody and no evidence is kept.
+    // Not the log's entry: it convicts nobody, and no evidence is kept.
     assert!(report.evidence.is_empty(), "{report:?}");
     assert!(bob.evidence(Some(&topic)).unwrap().is_empty());
     drop(server);

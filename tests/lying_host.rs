@@ -289,9 +289,9 @@ async fn real_entries(host: &Host, client: &Client, topic: &TopicId) -> Vec<Vec<
 /// consistency: this is all a log can give); the fork is caught as soon as one side's post that
 /// depends on its own branch reaches the other: alice's second message signs the root of her
 /// branch at `seen`, which bob's root at that size is not. Caught by: the reader (fork
-/// binding). A message's leaf does not commit to its signature, so the failure is a problem the
-/// reader reports and refuses to write on, not evidence anyone could check (`tag-log.md` §8.3,
-/// §11 item 4); a crossing change is evidence (next test).
+/// binding), with the evidence kept: a message's leaf commits to its signature (`protocol.md`
+/// §8.1), so the host's signed log holding it convicts the host (`tag-log.md` §8.4), checked
+/// here with the host's key alone, as a third party would.
 #[actix_rt::test]
 async fn a_forked_post_that_crosses_is_caught() {
     let host = Host::start(rendezvous_bin!(), "lying-fork");
@@ -325,35 +325,29 @@ async fn a_forked_post_that_crosses_is_caught() {
         log.push(LogEntry::from_wire(&x[2]).unwrap());
         log.push(LogEntry::from_wire(&x[3]).unwrap());
     });
-    let caught = bob.read(&topic).await;
+    let caught = bob.read(&topic).await.unwrap();
+    assert!(caught.forked.is_some(), "{caught:?}");
+    let bad: Vec<u64> = caught
+        .entries
+        .iter()
+        .filter(|e| !e.verified())
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(
+        bad,
+        [4],
+        "alice 2 at index 4 fails on bob's branch: {caught:?}"
+    );
     let verified = bob.verify(&topic).await;
-    match (&caught, &verified) {
-        (Err(e), _) => assert_eq!(code(e), "log_forked", "{e}"),
-        (Ok(report), _) if report.forked.is_some() => {}
-        (Ok(report), _) => {
-            let bad: Vec<u64> = report
-                .entries
-                .iter()
-                .filter(|e| !e.verified())
-                .map(|e| e.index)
-                .collect();
-            assert_eq!(
-                bad,
-                [4],
-                "alice 2 at index 4 fails on bob's branch: {report:?}"
-            );
-        }
-    }
     assert!(
         !matches!(&verified, Ok(v) if v.ok()),
         "bob's verify passes on a fork: {verified:?}"
     );
-    // Bob's device refuses to write on a view with an entry that does not verify.
+    // Bob's device refuses to write on a log it holds evidence against.
     let refused = bob.send(&topic, b"bob 2").await.unwrap_err();
-    assert!(
-        ["log_forked", "log_incomplete"].contains(&code(&refused)),
-        "{refused}"
-    );
+    assert_eq!(code(&refused), "log_forked", "{refused}");
+    let key = proxy.server_key().public().clone();
+    assert_eq!(evidence_exported(&host.home("bob"), &topic, &key).await, 1);
 }
 
 /// Issue 9 attack 4, reproduced as the issue did: two copies of one hosting server (same data
@@ -519,7 +513,7 @@ async fn one_bad_entry_does_not_blind_the_reader() {
     assert_eq!(problems, [bad], "{report:?}");
     assert_eq!(texts(&report), ["m1", "m3", "m4", "m5"], "{report:?}");
     // The proxy held only the TLS key: nothing here convicts the host, whose signed log is
-    // intact (a message's leaf does not cover its ciphertext).
+    // intact (the altered copy is not the log's entry: its leaf covers the ciphertext).
     let key = proxy.server_key().public().clone();
     assert_eq!(evidence_exported(&host.home("bob"), &topic, &key).await, 0);
     // Posted after the tampering: still shown.

@@ -1237,8 +1237,16 @@ fn committed_message_verifies_and_opens() {
             .collect()
         )
     );
-    // Leaf data 0x01 ‖ header ‖ tag and its RFC 9162 leaf hash.
-    let leaf = [&[1u8][..], &header, &tag].concat();
+    // Leaf data 0x01 ‖ header ‖ tag ‖ SHA-256(ciphertext) ‖ signature and its RFC 9162 leaf
+    // hash.
+    let leaf = [
+        &[1u8][..],
+        &header,
+        &tag,
+        &Sha256::digest(&ciphertext),
+        &sig,
+    ]
+    .concat();
     assert_eq!(leaf, bytes(&v, "leaf_data"));
     assert_eq!(
         Sha256::digest([&[0u8][..], &leaf].concat()).to_vec(),

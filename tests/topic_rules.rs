@@ -948,12 +948,12 @@ fn entry_evidence_convicts_a_signed_log_with_an_invalid_entry_and_nothing_else()
     let other = rendezvous_protocol::ids::TopicId::random(&"a.example".parse().unwrap());
     assert!(evidence.verify(&other, host.public(), "a.example").is_err());
 
-    // A message's ciphertext is not in its leaf: altered on the way, it fails its signature
-    // under an honest host's tree, and convicts nobody.
+    // A message's leaf commits to its ciphertext and signature (protocol.md §8.1): altered on
+    // the way, it is not the entry the host signed, and convicts nobody.
     let mut flipped = log[3].clone();
     let at = flipped.1.len() - 100;
     flipped.1[at] ^= 1;
-    assert_eq!(leaf_data(&flipped).unwrap(), leaf_data(&log[3]).unwrap());
+    assert_ne!(leaf_data(&flipped).unwrap(), leaf_data(&log[3]).unwrap());
     let honest_log = [create.clone(), msg.clone(), log[3].clone()];
     let framed = EntryEvidence {
         checkpoint: sign(&honest_log),
@@ -962,7 +962,7 @@ fn entry_evidence_convicts_a_signed_log_with_an_invalid_entry_and_nothing_else()
     };
     assert!(matches!(
         framed.verify(&t.id, host.public(), "a.example"),
-        Err(EntryEvidenceError::NoContradiction(_))
+        Err(EntryEvidenceError::NotInLog(_))
     ));
 }
 

@@ -49,6 +49,8 @@ pub enum Mirrored {
 }
 
 /// An entry checked against the state before it, to be written.
+// Most planned entries are messages: moved, not boxed (one allocation each otherwise).
+#[allow(clippy::large_enum_variant)]
 enum Planned {
     Message(Message),
     Change(Box<PlannedChange>),

@@ -31,6 +31,14 @@ impl Inclusion {
     pub(crate) fn covers(self, index: u64) -> bool {
         matches!(self, Inclusion::From(from) if index >= from)
     }
+
+    /// Proofs from `index` on at the latest ([`Inclusion::Skip`] stays as it is).
+    pub(crate) fn starting_by(self, index: u64) -> Self {
+        match self {
+            Inclusion::From(from) => Inclusion::From(from.min(index)),
+            Inclusion::Skip => Inclusion::Skip,
+        }
+    }
 }
 
 /// The root recomputed from every leaf in order; given up at the first gap or unknown leaf.

@@ -217,6 +217,11 @@ impl Client {
             frontier,
         } = self.resume(topic, full_root, size, record.processed)?;
         let (entries, missing) = self.fetch_entries(topic, from, size).await?;
+        // Entries after the last complete snapshot are read again (one of them failed a check
+        // before): each gets its inclusion proof again, so that one the server alters (whose
+        // leaf then differs from the log's) is passed over with the log's own leaf hash instead
+        // of shifting every later root.
+        let inclusion = inclusion.starting_by(from);
 
         let mut replay = Replay::new(topic, record, head, missing, changes);
         replay.forked = forked;

@@ -102,6 +102,8 @@ pub struct MessageIn {
     header: MessageHeader,
     header_bytes: Vec<u8>,
     ciphertext: Vec<u8>,
+    /// `SHA-256(ciphertext)`, computed once: the signature and the leaf cover it.
+    ciphertext_hash: [u8; 32],
     tag: MessageTag,
     signature: Signature,
 }
@@ -120,6 +122,7 @@ impl MessageIn {
         Ok(MessageIn {
             header,
             header_bytes: wire.header,
+            ciphertext_hash: Sha256::digest(&wire.ciphertext).into(),
             ciphertext: wire.ciphertext,
             tag: MessageTag(fixed_part(&wire.auth[..32])),
             signature: Signature(fixed_part(&wire.auth[32..])),
@@ -131,13 +134,18 @@ impl MessageIn {
         &self.header
     }
 
-    /// The data of the message's tag-log leaf, as [`Message::leaf_data`], before any check: a
-    /// leaf is computed from the bytes alone (`federation-spec/protocol.md` §8.1).
+    /// The data of the message's tag-log leaf, computed from the bytes alone, before any check
+    /// (`federation-spec/protocol.md` §8.1): `0x01 ‖ header ‖ tag ‖ SHA-256(ciphertext) ‖
+    /// signature`. It commits to everything the signature covers but the root at `seen`, so a
+    /// signed log holding a message whose signature fails on the log's own root convicts its
+    /// host (`tag-log.md` §8.4).
     pub fn leaf_data(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + self.header_bytes.len() + 32);
+        let mut out = Vec::with_capacity(1 + self.header_bytes.len() + 32 + 32 + 64);
         out.push(crate::topic::LEAF_MESSAGE);
         out.extend_from_slice(&self.header_bytes);
         out.extend_from_slice(&self.tag.0);
+        out.extend_from_slice(&self.ciphertext_hash);
+        out.extend_from_slice(&self.signature.0);
         out
     }
 
@@ -157,7 +165,6 @@ impl MessageIn {
         sender_key: &TopicSigningPublicKey,
         seen_root: &LogHash,
     ) -> Result<Message, MessageError> {
-        let ct_hash = Sha256::digest(&self.ciphertext);
         sender_key
             .verify(
                 LABEL_MESSAGE,
@@ -165,7 +172,7 @@ impl MessageIn {
                     topic.as_str().as_bytes(),
                     &self.header_bytes,
                     &self.tag.0,
-                    &ct_hash,
+                    &self.ciphertext_hash,
                     seen_root.as_bytes(),
                 ],
                 &self.signature,
@@ -217,14 +224,9 @@ impl Message {
         })
     }
 
-    /// The data of the message's tag-log leaf: `0x01 ‖ header ‖ tag`
-    /// (`federation-spec/protocol.md` §8.1).
+    /// The data of the message's tag-log leaf ([`MessageIn::leaf_data`]).
     pub fn leaf_data(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + self.0.header_bytes.len() + 32);
-        out.push(crate::topic::LEAF_MESSAGE);
-        out.extend_from_slice(&self.0.header_bytes);
-        out.extend_from_slice(&self.0.tag.0);
-        out
+        self.0.leaf_data()
     }
 
     /// Checks the tag (constant time) and, only if it matches, decrypts.
@@ -319,14 +321,14 @@ pub fn encrypt_with(
     let mut ciphertext = plaintext.to_vec();
     apply_keystream(keys, &header.nonce, &mut ciphertext);
     let tag = compute_tag(keys, topic, &header_bytes, &ciphertext);
-    let ct_hash = Sha256::digest(&ciphertext);
+    let ciphertext_hash: [u8; 32] = Sha256::digest(&ciphertext).into();
     let signature = sender_key.sign(
         LABEL_MESSAGE,
         &[
             topic.as_str().as_bytes(),
             &header_bytes,
             &tag.0,
-            &ct_hash,
+            &ciphertext_hash,
             seen_root.as_bytes(),
         ],
     );
@@ -334,6 +336,7 @@ pub fn encrypt_with(
         header,
         header_bytes,
         ciphertext,
+        ciphertext_hash,
         tag,
         signature,
     }))

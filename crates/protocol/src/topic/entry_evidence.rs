@@ -41,20 +41,23 @@ pub enum EntryEvidenceError {
 
 /// Whether a rule `error` fails on what the entry's leaf commits to (`protocol.md` §8.1), so
 /// that a signed tree holding the leaf convicts its host. A change's leaf is the hash of the
-/// whole signed change: every failure counts. A message's leaf is `0x01 ‖ header ‖ tag`: its
-/// ciphertext and signature are not in it, so only failures of the header and tag count
-/// (sender, role, epoch, `seen`, a replayed tag), never a bad signature or tag (anyone on the
-/// way could have altered those bytes).
+/// whole signed change, a message's leaf `0x01 ‖ header ‖ tag ‖ SHA-256(ciphertext) ‖
+/// signature`: everything a message's checks 5–10 read but the verifier's own root at `seen`,
+/// which the replay of the entries before it computes. So every failure of checks 5–10 counts,
+/// a bad signature too (what a post from another branch of a fork shows, `protocol.md` §6.4);
+/// not `RootUnknown` (the verifier's own log is incomplete), bytes that are no entry, nor the
+/// tag (it needs the Message Key, and the replay does not check it).
 pub fn committed(error: &EntryError) -> bool {
     use crate::message::MessageError as M;
     match error {
-        // A verifier that lacks its own root cannot judge the change (a fault of its own log).
+        // A verifier that lacks its own root cannot judge the entry (a fault of its own log).
         EntryError::Change { error, .. } => {
             !matches!(error, super::ChangeError::RootUnknown { .. })
         }
         EntryError::Message { error, .. } => matches!(
             error,
-            M::WrongEpoch { .. }
+            M::BadSignature
+                | M::WrongEpoch { .. }
                 | M::NotAMember(_)
                 | M::NotAllowedToPost { .. }
                 | M::Replayed
@@ -221,5 +224,168 @@ impl EntryEvidence {
     /// The size of the log prefix the evidence holds.
     pub fn prefix(&self) -> TreeSize {
         TreeSize(self.entries.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::TopicKeyCert;
+    use crate::crypto::{IdentityKey, Randomness, ServerKey, Suite, TopicKey};
+    use crate::ids::{Epoch, MemberIndex, UserId};
+    use crate::message::{MessageError, encrypt};
+    use crate::tlog::{Checkpoint, LeafIndex, MemoryNodeStore, RootAt, Roots, Tree};
+    use crate::topic::{ChangeBuilder, History, MemberSpec, Role, leaf_data_for_change};
+    use crate::wire::Signed;
+
+    const HOST: &str = "a.example";
+
+    fn member(name: &str, role: Role) -> (MemberSpec, TopicKey) {
+        let user: UserId = format!("@{name}:a.example").parse().unwrap();
+        let ik = IdentityKey::generate();
+        let tk = TopicKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
+        let cert = Signed::sign(TopicKeyCert::new(user.clone(), tk.public(), 0), &ik).unverified();
+        let spec = MemberSpec {
+            user,
+            identity_key: ik.public().clone(),
+            role,
+            topic_key_cert: cert,
+        };
+        (spec, tk)
+    }
+
+    /// A host's log that forked after the create: branch X (`x`) holds alice's message at 1, the
+    /// branch bob was shown (Y) another one. Bob's message, signed on Y, is then put into X at 2.
+    struct Fork {
+        topic: TopicId,
+        key: ServerKey,
+        x: Tree<MemoryNodeStore>,
+        entries: Vec<LogEntry>,
+    }
+
+    fn fork() -> Fork {
+        let topic = TopicId::random(&HOST.parse().unwrap());
+        let (a_spec, a_tk) = member("alice", Role::Admin);
+        let (b_spec, b_tk) = member("bob", Role::Writer);
+        let (created, mk) =
+            ChangeBuilder::create(&topic, &a_tk, History::Shared, vec![a_spec, b_spec])
+                .build(0, &mut Randomness::Os)
+                .unwrap();
+        let keys = mk.unwrap().epoch_keys(&topic, Epoch(0));
+        let mut x = Tree::new(MemoryNodeStore::new());
+        let mut y = Roots::new();
+        let leaf0 = leaf_data_for_change(created.change.signed_bytes());
+        x.append(&leaf0).unwrap();
+        y.append(&leaf0).unwrap();
+        let post = |sender: u32, tk: &TopicKey, seen: u64, root: &LogHash, text: &[u8]| {
+            encrypt(
+                &topic,
+                &keys,
+                MemberIndex(sender),
+                tk.signing(),
+                TreeSize(seen),
+                root,
+                text,
+            )
+            .unwrap()
+        };
+        let on_x = post(0, &a_tk, 1, &x.root(), b"x");
+        x.append(&on_x.leaf_data()).unwrap();
+        let on_y = post(0, &a_tk, 1, &y.root_at(TreeSize(1)).unwrap(), b"y");
+        y.append(&on_y.leaf_data()).unwrap();
+        // Bob saw Y (size 2) and signs over Y's root; the host appends it to X anyway.
+        let bob = post(1, &b_tk, 2, &y.root_at(TreeSize(2)).unwrap(), b"b");
+        x.append(&bob.leaf_data()).unwrap();
+        Fork {
+            topic,
+            key: ServerKey::generate(),
+            x,
+            entries: vec![
+                LogEntry::change(&created.change),
+                LogEntry::message(&on_x),
+                LogEntry::message(&bob),
+            ],
+        }
+    }
+
+    impl Fork {
+        /// The host's checkpoint of X and entries `0 ..= last` with the proof to it.
+        fn evidence(&self, last: usize) -> EntryEvidence {
+            let n = self.x.size();
+            let c = Checkpoint::new(&log_origin(&self.topic), n, self.x.root(), 7).unwrap();
+            let upto = TreeSize(last as u64 + 1);
+            EntryEvidence {
+                checkpoint: SignedCheckpoint::sign(&c, &self.key, HOST).unwrap(),
+                entries: self.entries[..=last].to_vec(),
+                proof: match upto == n {
+                    true => Vec::new(),
+                    false => self.x.consistency_proof(upto, n).unwrap().path,
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn a_reader_of_one_branch_refuses_the_other_branchs_message() {
+        let f = fork();
+        let mut r = Replayer::new();
+        r.push(&f.entries[0]).unwrap();
+        r.push(&f.entries[1]).unwrap();
+        assert_eq!(
+            r.roots().root_at(TreeSize(2)).unwrap(),
+            f.x.root_at(TreeSize(2)).unwrap()
+        );
+        assert!(matches!(
+            r.push(&f.entries[2]).unwrap_err(),
+            EntryError::Message {
+                index: LeafIndex(2),
+                error: MessageError::BadSignature
+            }
+        ));
+    }
+
+    /// The message leaf commits to the signature (`protocol.md` §8.1), so a signed log holding a
+    /// post from another branch convicts its host with its key alone.
+    #[test]
+    fn a_signed_log_holding_the_other_branchs_message_is_evidence() {
+        let f = fork();
+        let e = f.evidence(2);
+        let back = EntryEvidence::from_cbor(&e.to_cbor()).unwrap();
+        let public = f.key.public();
+        assert!(matches!(
+            back.verify(&f.topic, public, HOST),
+            Ok(EntryError::Message {
+                error: MessageError::BadSignature,
+                ..
+            })
+        ));
+        // Nothing before it is invalid.
+        assert!(matches!(
+            f.evidence(1).verify(&f.topic, public, HOST),
+            Err(EntryEvidenceError::NoContradiction(_))
+        ));
+        // Under another key, or for another topic, it shows nothing.
+        assert!(matches!(
+            e.verify(&f.topic, ServerKey::generate().public(), HOST),
+            Err(EntryEvidenceError::Checkpoint(_))
+        ));
+        let other = TopicId::random(&HOST.parse().unwrap());
+        assert!(e.verify(&other, public, HOST).is_err());
+    }
+
+    /// Anyone can alter a message's signature on the way, but then its leaf is not the one the
+    /// host signed: the altered copy is not in the log and convicts nobody.
+    #[test]
+    fn an_altered_signature_is_not_in_the_log_and_convicts_nobody() {
+        let f = fork();
+        let mut e = f.evidence(1);
+        let mut wire = e.entries[1].1.clone();
+        let n = wire.len();
+        wire[n - 1] ^= 1;
+        e.entries[1] = LogEntry(e.entries[1].0, wire);
+        assert!(matches!(
+            e.verify(&f.topic, f.key.public(), HOST),
+            Err(EntryEvidenceError::NotInLog(_))
+        ));
     }
 }

@@ -19,7 +19,6 @@
 mod builder;
 mod change;
 mod entry_evidence;
-pub mod evidence;
 pub mod keys;
 mod log;
 mod state;
@@ -27,7 +26,6 @@ mod state;
 pub use builder::ChangeBuilder;
 pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange};
 pub use entry_evidence::{EntryEvidence, EntryEvidenceError, MAX_ENTRY_EVIDENCE_SIZE, committed};
-pub use evidence::{Signer, UnboundEntry, UnboundError};
 pub use keys::{EpochKeyring, KeyError};
 pub use log::{
     Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
@@ -40,7 +38,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use crate::ids::{Epoch, MemberIndex};
 use crate::wire::WireError;
 
-/// Leaf type byte of a message leaf: `0x01 ‖ header ‖ tag`.
+/// Leaf type byte of a message leaf: `0x01 ‖ header ‖ tag ‖ SHA-256(ciphertext) ‖ signature`.
 pub const LEAF_MESSAGE: u8 = 1;
 /// Leaf type byte of a change leaf: `0x02 ‖ SHA-256(signed change)`.
 pub const LEAF_CHANGE: u8 = 2;

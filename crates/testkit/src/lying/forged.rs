@@ -14,31 +14,13 @@ use rendezvous_protocol::tlog::{
 };
 use rendezvous_protocol::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry, log_origin};
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
 
 use super::Answer;
 
-/// The tag-log leaf data of a log entry as served (`protocol.md` §8.1): `0x01 ‖ header ‖ tag`
-/// for a message, `0x02 ‖ SHA-256(signed change)` for a change; `None` for bytes that are no
-/// entry.
+/// The tag-log leaf data of a log entry as served (`protocol.md` §8.1), computed from its bytes
+/// alone by the protocol's one rule; `None` for bytes that are no entry.
 pub fn leaf_data(entry: &LogEntry) -> Option<Vec<u8>> {
-    match entry.0 {
-        ENTRY_MESSAGE => {
-            let (header, _ciphertext, auth): (ByteBuf, ByteBuf, ByteBuf) =
-                ciborium::from_reader(entry.1.as_slice()).ok()?;
-            let tag = auth.get(..32)?;
-            let mut out = vec![ENTRY_MESSAGE];
-            out.extend_from_slice(&header);
-            out.extend_from_slice(tag);
-            Some(out)
-        }
-        ENTRY_CHANGE => {
-            let mut out = vec![ENTRY_CHANGE];
-            out.extend_from_slice(&Sha256::digest(&entry.1));
-            Some(out)
-        }
-        _ => None,
-    }
+    rendezvous_protocol::topic::leaf_data(entry).ok()
 }
 
 /// One forged log of one topic: its entries and their tree.
