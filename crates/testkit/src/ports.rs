@@ -14,12 +14,27 @@ pub fn free_addr() -> SocketAddr {
     free_addr_on(Ipv4Addr::LOCALHOST)
 }
 
+/// Where [`free_addr_on`] picks ports: below Linux's default ephemeral range (32768–60999), so
+/// that the outgoing connections of other tests running at the same time (which take ephemeral
+/// ports) never take a port a test chose before its server binds it.
+const PICK_FROM: std::ops::Range<u16> = 20_000..32_000;
+
 /// An address on `ip` (of 127.0.0.0/8) that was free a moment ago.
 pub fn free_addr_on(ip: impl Into<IpAddr>) -> SocketAddr {
-    TcpListener::bind((ip.into(), 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::hash::{BuildHasher, RandomState};
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let ip = ip.into();
+    let span = u64::from(PICK_FROM.end - PICK_FROM.start);
+    for _ in 0..1_000 {
+        // Random per process and call, so that test binaries running at once pick apart.
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let offset = RandomState::new().hash_one((n, std::process::id())) % span;
+        let port = PICK_FROM.start + u16::try_from(offset).unwrap();
+        if let Ok(l) = TcpListener::bind((ip, port)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free port on {ip} in {PICK_FROM:?}")
 }
 
 /// Binds `addr`, waiting while a server stopped a moment ago still holds it.
