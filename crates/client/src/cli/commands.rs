@@ -283,6 +283,11 @@ pub(super) fn export_evidence(
         });
         bytes.extend_from_slice(cbor);
     }
+    if found.is_empty() {
+        out.emit(Output::NoEvidence {
+            topic: topic.map(|t| t.to_string()),
+        });
+    }
     if let Some(path) = file {
         std::fs::write(path, &bytes).map_err(|e| ClientError::io(path, e))?;
     }

@@ -206,6 +206,12 @@ pub enum Output {
         /// The evidence CBOR, hex.
         cbor: String,
     },
+    /// `evidence export` when this device keeps none (for `topic`, or for any topic): an empty
+    /// export is said, not silent.
+    NoEvidence {
+        /// The topic asked about, if one was.
+        topic: Option<String>,
+    },
     /// `read`, `watch`: log indices the server did not return.
     Missing {
         /// The topic id.

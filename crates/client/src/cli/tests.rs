@@ -53,6 +53,10 @@ fn command_answers_in_json() {
         ),
         (Output::Linked, json!({"type": "linked"})),
         (
+            Output::NoEvidence { topic: None },
+            json!({"type": "no_evidence", "topic": null}),
+        ),
+        (
             Output::Joined {
                 user: "@alice:a.example".into(),
             },

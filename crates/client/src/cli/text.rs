@@ -73,6 +73,10 @@ impl Output {
             Output::Evidence {
                 topic, host, kind, ..
             } => format!("{topic}: evidence against {host}: {kind}"),
+            Output::NoEvidence { topic: Some(topic) } => {
+                format!("{topic}: no evidence kept against its hosting server")
+            }
+            Output::NoEvidence { topic: None } => "no evidence kept".into(),
             Output::Missing { topic, indices } => format!(
                 "!! MISSING {} of {topic}: {}",
                 noun(indices.len(), "log entry", "log entries"),
