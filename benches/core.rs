@@ -25,13 +25,14 @@ use ed25519_dalek::{Signer, SigningKey};
 
 use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::{
-    EpochKeys, IdentityKey, MessageKey, Randomness, Suite, TopicKey,
+    EpochKeys, IdentityKey, MessageKey, Randomness, ServerKey, Suite, TopicKey,
 };
 use rendezvous_protocol::ids::{Epoch, ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{MessageIn, encrypt};
 use rendezvous_protocol::tlog::{LogHash, RootAt, Roots, TreeSize, leaf_hash};
 use rendezvous_protocol::topic::{
-    Action, ChangeBuilder, ChangeOutcome, History, MemberIndex, MemberSpec, Role, TopicState,
+    Action, ChangeBuilder, ChangeOutcome, History, HostKey, MemberIndex, MemberSpec, Role,
+    TopicState,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -268,9 +269,15 @@ fn topic_with(n: usize) -> (TopicState, TopicKey) {
         specs.push(spec);
     }
     let creator_key = creator_key.expect("n >= 1");
-    let (outcome, key) = ChangeBuilder::create(&topic, &creator_key, History::Shared, specs)
-        .build(1_700_000_000, &mut Randomness::Os)
-        .expect("create");
+    let (outcome, key) = ChangeBuilder::create(
+        &topic,
+        &creator_key,
+        History::Shared,
+        specs,
+        HostKey::of(ServerKey::generate().public()),
+    )
+    .build(1_700_000_000, &mut Randomness::Os)
+    .expect("create");
     assert!(key.is_some());
     assert_eq!(outcome.next.members().len(), n);
     (outcome.next, creator_key)

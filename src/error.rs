@@ -132,6 +132,7 @@ impl From<ChangeError> for ApiError {
                 ErrorCode::WrongRecipients
             }
             ChangeError::WrongEpoch { .. } => ErrorCode::WrongEpoch,
+            ChangeError::WrongHostKey { .. } => ErrorCode::WrongHostKey,
             ChangeError::NotAMember(_) => ErrorCode::NotAMember,
             ChangeError::BadTopicKeyCert { .. } => ErrorCode::BadSignature,
             ChangeError::WrongTopic { .. }

@@ -80,7 +80,7 @@ impl Log {
             entries: Vec::new(),
             topic,
             users,
-            key: ServerKey::generate(),
+            key: rendezvous_testkit::topic::host_key(),
         };
         log.entries.push(create);
         let mut next_new = 3;

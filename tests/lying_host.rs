@@ -29,7 +29,7 @@ use rendezvous_protocol::topic::{ENTRY_MESSAGE, EntryEvidence, History, LogEntry
 use rendezvous_protocol::wire::encode;
 use rendezvous_testkit::federation::Federation;
 use rendezvous_testkit::fork::{CopyKeys, HOST, Host, fork_federated, route};
-use rendezvous_testkit::lying::{LyingHost, Rule, point_at};
+use rendezvous_testkit::lying::{LyingHost, Rule, pin_server_key, point_at};
 use rendezvous_testkit::ports::free_addr_on;
 use rendezvous_testkit::{PATIENCE, raw, rendezvous_bin, user_id};
 
@@ -348,6 +348,70 @@ async fn a_forked_post_that_crosses_is_caught() {
     assert_eq!(code(&refused), "log_forked", "{refused}");
     let key = proxy.server_key().public().clone();
     assert_eq!(evidence_exported(&host.home("bob"), &topic, &key).await, 1);
+}
+
+/// Key substitution: bob's device holds another key for the host than the one it signs with (a
+/// TLS-key holder answered bob's first key lookup, or a homeserver substituted a remote host's
+/// key document), and a liar with the host's TLS key serves the topic's real entries under
+/// checkpoints it signs with that key: they verify. Caught by: the reader at entry 0, whose
+/// create, signed by the creator, names the host's real key (`tag-log.md` §7.5); bob writes
+/// nothing.
+#[actix_rt::test]
+async fn a_substituted_host_key_is_caught_at_entry_0() {
+    let host = Host::start(rendezvous_bin!(), "lying-substituted-key");
+    let mut alice = host.register("alice").await;
+    let _ = host.register("bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"hello").await.unwrap();
+    let proxy = host.server.lying_with_own_key(&host.dir.join("liar"));
+    proxy.forge(&topic, &real_entries(&host, &alice, &topic).await);
+    pin_server_key(&host.home("bob"), HOST, proxy.server_key().public());
+    let mut bob = behind(&host, "bob", &proxy);
+
+    let refused = bob.read(&topic).await.unwrap_err();
+    assert_eq!(code(&refused), "server_misbehaved", "{refused}");
+    assert!(refused.to_string().contains("host key"), "{refused}");
+    let refused = bob
+        .send(&topic, b"bob, on a substituted key")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused), "server_misbehaved", "{refused}");
+    assert!(
+        proxy.sent_entries(&topic).is_empty(),
+        "nothing left bob's device"
+    );
+}
+
+/// The hosting server refuses a create naming another key than its own (`wrong_host_key`,
+/// `protocol.md` §7.2), so that no log it signs starts with a create members would refuse; the
+/// same device creates once it has the right key.
+#[actix_rt::test]
+async fn a_create_naming_another_host_key_is_refused() {
+    let host = Host::start(rendezvous_bin!(), "lying-create-key");
+    let _ = host.register("alice").await;
+    let home = host.home("alice");
+    let real = rendezvous_client::keystore::Keystore::open(&home)
+        .unwrap()
+        .config()
+        .unwrap()
+        .server_key(HOST)
+        .unwrap()
+        .unwrap();
+    pin_server_key(&home, HOST, ServerKey::generate().public());
+    let mut alice = Client::open(&home).unwrap();
+    let refused = alice.create_topic(&[], History::Shared).await.unwrap_err();
+    assert_eq!(code(&refused), "wrong_host_key", "{refused}");
+    pin_server_key(&home, HOST, &real);
+    let mut alice = Client::open(&home).unwrap();
+    let topic = alice.create_topic(&[], History::Shared).await.unwrap();
+    alice.send(&topic, b"on the right key").await.unwrap();
+    assert_eq!(
+        texts(&alice.read(&topic).await.unwrap()),
+        ["on the right key"]
+    );
 }
 
 /// Issue 9 attack 4, reproduced as the issue did: two copies of one hosting server (same data

@@ -29,8 +29,8 @@ use rendezvous_protocol::ids::{Epoch, TopicId};
 use rendezvous_protocol::message::{self, MessageHeader, MessageIn};
 use rendezvous_protocol::tlog::{CurrentRoot, LogHash, TreeSize};
 use rendezvous_protocol::topic::{
-    Action, ChangeBuilder, ChangeHash, EpochKeyring, History, LogEntry, MemberIndex, MemberSpec,
-    Role, TopicChange, TopicState, leaf_data_for_change,
+    Action, ChangeBuilder, ChangeHash, EpochKeyring, History, HostKey, LogEntry, MemberIndex,
+    MemberSpec, Role, TopicChange, TopicState, leaf_data_for_change,
 };
 use rendezvous_protocol::wire::{Signed, SignedPayload, encode};
 use serde_json::{Value, json};
@@ -415,7 +415,9 @@ fn build_topic() -> Topic {
         member_spec(&bob, Role::Writer),
         member_spec(&carol, Role::Reader),
     ];
-    let (create, mk0) = ChangeBuilder::create(&topic(), &alice.tk, History::Shared, members)
+    // The hosting server a.example's key (federation.json's `server a.example` seed).
+    let host = HostKey::of(ServerKey::from_seed(&seed("server a.example")).public());
+    let (create, mk0) = ChangeBuilder::create(&topic(), &alice.tk, History::Shared, members, host)
         .build(CREATED, &mut Randomness::Fixed(&mut rng))
         .unwrap();
     let mk0 = mk0.unwrap();

@@ -15,6 +15,11 @@ use rendezvous_protocol::topic::{
 use rendezvous_protocol::wire::Signed;
 use rendezvous_testkit::topic::{Topic, User, read};
 
+/// The create's host key of the fixtures' hosting server.
+fn host() -> rendezvous_protocol::topic::HostKey {
+    rendezvous_protocol::topic::HostKey::of(rendezvous_testkit::topic::host_key().public())
+}
+
 fn three(history: History) -> (User, User, User, Topic) {
     let mut a = User::new("alice");
     let mut b = User::new("bob");
@@ -531,10 +536,15 @@ fn stale_and_misplaced_changes_are_refused() {
     );
     // A create is only valid as entry 0.
     let mut d = User::new("dave");
-    let (created, _) =
-        ChangeBuilder::create(&t.id, &d.tk, History::Shared, vec![d.spec(Role::Admin)])
-            .build(0, &mut Randomness::Os)
-            .unwrap();
+    let (created, _) = ChangeBuilder::create(
+        &t.id,
+        &d.tk,
+        History::Shared,
+        vec![d.spec(Role::Admin)],
+        host(),
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap();
     assert_eq!(
         t.state
             .check_change(created.change.unverified(), &t.roots.root())
@@ -543,10 +553,15 @@ fn stale_and_misplaced_changes_are_refused() {
     );
     // A change for another topic.
     let other_id = rendezvous_protocol::ids::TopicId::random(&"a.example".parse().unwrap());
-    let (elsewhere, _) =
-        ChangeBuilder::create(&other_id, &d.tk, History::Shared, vec![d.spec(Role::Admin)])
-            .build(0, &mut Randomness::Os)
-            .unwrap();
+    let (elsewhere, _) = ChangeBuilder::create(
+        &other_id,
+        &d.tk,
+        History::Shared,
+        vec![d.spec(Role::Admin)],
+        host(),
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap();
     let (other, _) = ChangeBuilder::new(
         &elsewhere.next,
         t.roots.root(),
@@ -694,6 +709,7 @@ fn a_log_replays_to_the_same_state_and_bad_entries_are_located() {
             b.spec(Role::Writer),
             c.spec(Role::Reader),
         ],
+        host(),
     )
     .build(0, &mut Randomness::Os)
     .unwrap();
@@ -888,7 +904,7 @@ fn entry_evidence_convicts_a_signed_log_with_an_invalid_entry_and_nothing_else()
     let later = LogEntry::message(&t.post(&t.compose(&a, b"later")).unwrap());
     // The host's log: create, message, the same message again (invalid), a valid one.
     let log = [create.clone(), msg.clone(), msg.clone(), later];
-    let host = ServerKey::generate();
+    let host = rendezvous_testkit::topic::host_key();
     let sign = |entries: &[LogEntry]| {
         let mut f = Frontier::new();
         for e in entries {

@@ -95,6 +95,8 @@ impl TopicService {
             });
         }
         let outcome = TopicState::create(signed)?;
+        // The create names the key this server signs the log with (`protocol.md` §7.2).
+        outcome.next.check_host_key(self.server_key().public())?;
         if let Action::Create { members, .. } = &outcome.change.action {
             if members.first().map(|m| &m.user) != Some(caller) {
                 return Err(TopicError::NotTheCaller { role: "creator" });

@@ -210,6 +210,12 @@ impl TopicService {
                 "planned log without creation",
             ));
         };
+        // The create names the key the host's checkpoints are under, which is pinned from here
+        // on (`tag-log.md` §7.5): a log whose creator named another key is not mirrored.
+        if let Err(e) = create.outcome.next.check_host_key(&host.key) {
+            tracing::error!(%topic, %e, "refusing to mirror: the create names another host key");
+            return Err(e.into());
+        }
         let log = Log::new(create.outcome.next.clone(), Frontier::new());
         // In the map before anything is written, so that no reader loads a half-written
         // topic from the store; taken out again if the writes fail.

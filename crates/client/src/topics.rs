@@ -16,7 +16,7 @@ use rendezvous_protocol::devices::topic_keys::verify_cert;
 use rendezvous_protocol::ids::{Epoch, TopicId, UserId};
 use rendezvous_protocol::message::encrypt;
 use rendezvous_protocol::topic::{
-    Action, ChangeBuilder, History, MemberSpec, Role, leaf_data_for_change,
+    Action, ChangeBuilder, History, HostKey, MemberSpec, Role, leaf_data_for_change,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -120,7 +120,10 @@ impl Client {
         let specs = self.claim_members(&all).await?;
         let my_key = self.own_topic_key(&specs[0])?;
         let topic = TopicId::random(&self.server);
-        let (outcome, key) = ChangeBuilder::create(&topic, &my_key, history, specs)
+        // The create names this server's key: every member and mirror pins it from entry 0.
+        let server = self.server.clone();
+        let host_key = HostKey::of(&self.hosting_server_key(&server).await?);
+        let (outcome, key) = ChangeBuilder::create(&topic, &my_key, history, specs, host_key)
             .build(self.now(), &mut Randomness::Os)?;
         if let Some(key) = &key {
             self.keystore

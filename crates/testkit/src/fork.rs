@@ -53,6 +53,18 @@ impl Copy {
     pub fn lying(&self) -> LyingHost {
         LyingHost::start(&self.data, HOST, self.url(), &self.trust())
     }
+
+    /// A lying host in front of this server with its TLS certificate and key but a Server Key
+    /// of its own (its data directory in `dir`): it passes a pinned fingerprint, and what it
+    /// signs verifies only for a device given its key.
+    pub fn lying_with_own_key(&self, dir: &Path) -> LyingHost {
+        let tls = dir.join("tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        for file in ["cert.pem", "key.pem"] {
+            std::fs::copy(self.data.join("tls").join(file), tls.join(file)).unwrap();
+        }
+        LyingHost::start(dir, HOST, self.url(), &self.trust())
+    }
 }
 
 /// A hosting server, before the fork.

@@ -287,6 +287,23 @@ impl crate::raw::Api for LyingHost {
     }
 }
 
+/// Makes the device whose keystore is `dir` hold `key` as server `server`'s Server Key, as if
+/// its first lookup had been answered by someone else (a TLS-key holder, or a homeserver that
+/// substitutes a remote server's key document).
+pub fn pin_server_key(
+    dir: &Path,
+    server: &str,
+    key: &rendezvous_protocol::crypto::ServerPublicKey,
+) {
+    let keystore = rendezvous_client::keystore::Keystore::open(dir).unwrap();
+    let mut config = keystore.config().unwrap();
+    config.server_keys.insert(
+        server.to_owned(),
+        rendezvous_protocol::crypto::sign::hex_string(key.as_bytes()),
+    );
+    keystore.save_config(&config).unwrap();
+}
+
 /// Points the device whose keystore is `dir` at `url` (its trust unchanged): what a DNS or
 /// routing change does for the lying host. Reopen the `Client` afterwards.
 pub fn point_at(dir: &Path, url: &str) {

@@ -9,8 +9,8 @@ use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::message::{self, Message, MessageIn};
 use rendezvous_protocol::tlog::Roots;
 use rendezvous_protocol::topic::{
-    Action, ChangeBuilder, ChangeOutcome, EpochKeyring, MemberIndex, MemberSpec, Role, TopicState,
-    leaf_data_for_change,
+    Action, ChangeBuilder, ChangeOutcome, EpochKeyring, HostKey, MemberIndex, MemberSpec, Role,
+    TopicState, leaf_data_for_change,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -59,8 +59,14 @@ pub struct Topic {
     pub roots: Roots,
 }
 
+/// The Server Key of the fixtures' hosting server `a.example` (fixed, so that tests signing
+/// checkpoints for a fixture topic use the key its create names).
+pub fn host_key() -> rendezvous_protocol::crypto::ServerKey {
+    rendezvous_protocol::crypto::ServerKey::from_seed(&[0xa5; 32])
+}
+
 impl Topic {
-    /// `users[0]` creates the topic with everyone in `roles`.
+    /// `users[0]` creates the topic with everyone in `roles`, hosted under [`host_key`].
     pub fn create(
         users: &mut [&mut User],
         roles: &[Role],
@@ -68,9 +74,15 @@ impl Topic {
     ) -> Topic {
         let id = TopicId::random(&"a.example".parse().unwrap());
         let members = users.iter().zip(roles).map(|(u, r)| u.spec(*r)).collect();
-        let (outcome, key) = ChangeBuilder::create(&id, &users[0].tk, history, members)
-            .build(0, &mut Randomness::Os)
-            .unwrap();
+        let (outcome, key) = ChangeBuilder::create(
+            &id,
+            &users[0].tk,
+            history,
+            members,
+            HostKey::of(host_key().public()),
+        )
+        .build(0, &mut Randomness::Os)
+        .unwrap();
         assert!(key.is_some());
         let mut roots = Roots::new();
         roots

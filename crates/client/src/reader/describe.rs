@@ -12,7 +12,9 @@ pub(super) fn describe(action: &Action, before: Option<&TopicState>, after: &Top
     };
     let list = |names: Vec<String>| names.join(", ");
     match action {
-        Action::Create { history, members } => format!(
+        Action::Create {
+            history, members, ..
+        } => format!(
             "create ({} history): {}",
             match history {
                 History::Shared => "shared",

@@ -259,6 +259,15 @@ impl Client {
                 state.topic()
             )));
         }
+        // Entry 0 names the key every checkpoint of this log is under (`tag-log.md` §7.5): a
+        // checkpoint this device verified under another key (a substituted key document) is
+        // not this topic's.
+        if let Some(state) = &replay.state {
+            let key = self.hosting_server_key(&topic.server()).await?;
+            state
+                .check_host_key(&key)
+                .map_err(|e| ClientError::Misbehaved(format!("the log served for {topic}: {e}")))?;
+        }
         replay.skipped = replayer.skipped().iter().map(|i| i.get()).collect();
         replay.root_matches = root
             .as_ref()

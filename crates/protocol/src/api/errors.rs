@@ -74,6 +74,9 @@ pub enum ErrorCode {
     WrongRecipients,
     /// 409, topic rule: a message or change for another epoch.
     WrongEpoch,
+    /// 409: a create naming another key than the hosting server's (`protocol.md` §7.2), or a
+    /// mirrored log whose create names another key than the one its checkpoints are under.
+    WrongHostKey,
     /// 409, topic rule: the sender is not a member.
     NotAMember,
     /// 409, topic rule: the sender's role may not post.
@@ -128,6 +131,7 @@ impl ErrorCode {
         ErrorCode::ChangeRejected,
         ErrorCode::WrongRecipients,
         ErrorCode::WrongEpoch,
+        ErrorCode::WrongHostKey,
         ErrorCode::NotAMember,
         ErrorCode::NotAllowedToPost,
         ErrorCode::Replayed,
@@ -167,6 +171,7 @@ impl ErrorCode {
             ErrorCode::ChangeRejected => "change_rejected",
             ErrorCode::WrongRecipients => "wrong_recipients",
             ErrorCode::WrongEpoch => "wrong_epoch",
+            ErrorCode::WrongHostKey => "wrong_host_key",
             ErrorCode::NotAMember => "not_a_member",
             ErrorCode::NotAllowedToPost => "not_allowed_to_post",
             ErrorCode::Replayed => "replayed",
@@ -207,6 +212,7 @@ impl ErrorCode {
             | ErrorCode::ChangeRejected
             | ErrorCode::WrongRecipients
             | ErrorCode::WrongEpoch
+            | ErrorCode::WrongHostKey
             | ErrorCode::NotAMember
             | ErrorCode::NotAllowedToPost
             | ErrorCode::Replayed

@@ -5,14 +5,16 @@
 //! exactly the members who must receive it, signs, and checks the result as everyone will.
 //!
 //! ```text
-//! ChangeBuilder::create(&topic, &creator_key, history, members)       // entry 0
+//! ChangeBuilder::create(&topic, &creator_key, history, members, host_key) // entry 0
 //! ChangeBuilder::new(&state, log_root, author, &author_key, action)   // every later change
 //!     .current_key(Some(&key))      // needed to add members without a new epoch
 //!     .history_keys(&[(epoch, &old_key)])  // older keys for new members of a shared topic
 //!     .build(time, &mut rng)
 //! ```
 
-use super::change::{Action, HistoryBox, KeyBox, KeyCheck, MemberSpec, PrevHash, TopicChange};
+use super::change::{
+    Action, HistoryBox, HostKey, KeyBox, KeyCheck, MemberSpec, PrevHash, TopicChange,
+};
 use super::keys::seal_context;
 use super::state::{ChangeOutcome, Plan, TopicState};
 use super::{ChangeError, Epoch, History, MemberIndex};
@@ -45,18 +47,28 @@ pub struct ChangeBuilder<'a> {
 
 impl<'a> ChangeBuilder<'a> {
     /// The `create` of a new topic `topic` (log position 0), authored by its creator, member 0,
-    /// whose Topic Key is `creator_key`. `members` starts with the creator, who must be an admin.
+    /// whose Topic Key is `creator_key`. `members` starts with the creator, who must be an admin;
+    /// `host_key` names the hosting server's Server Key ([`HostKey::of`]).
     pub fn create(
         topic: &TopicId,
         creator_key: &'a TopicKey,
         history: History,
         members: Vec<MemberSpec>,
+        host_key: HostKey,
     ) -> Self {
         ChangeBuilder {
-            base: Base::Create(Box::new(TopicState::empty(topic.clone(), history))),
+            base: Base::Create(Box::new(TopicState::empty(
+                topic.clone(),
+                history,
+                host_key,
+            ))),
             author: MemberIndex::CREATOR,
             author_key: creator_key,
-            action: Action::Create { history, members },
+            action: Action::Create {
+                history,
+                members,
+                host_key,
+            },
             current_key: None,
             history_keys: &[],
         }

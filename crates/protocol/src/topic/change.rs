@@ -12,7 +12,7 @@ use super::{Epoch, History, MAX_MEMBERS, MemberIndex, Role};
 use crate::certs::TopicKeyCert;
 use crate::crypto::sign::TopicSigning;
 use crate::crypto::transcript::LABEL_TOPIC_CHANGE;
-use crate::crypto::{IdentityPublicKey, SealedBox};
+use crate::crypto::{IdentityPublicKey, SealedBox, ServerPublicKey};
 use crate::ids::{TopicId, UserId};
 use crate::wire::{
     Signed, SignedBytes, SignedPayload, VERSION, WireError, check_version, encode, fixed_bytes,
@@ -78,12 +78,15 @@ pub struct HistoryBox {
 /// What a change does.
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// `[0, history, [+ member-spec]]`: the first entry; member 0 is the creator and an admin.
+    /// `[0, history, [+ member-spec], host-key]`: the first entry; member 0 is the creator and
+    /// an admin.
     Create {
         /// History setting, fixed for the topic's life.
         history: History,
         /// All initial members, creator first.
         members: Vec<MemberSpec>,
+        /// The hosting server's Server Key, which signs every checkpoint of the log.
+        host_key: HostKey,
     },
     /// `[1, [+ member-spec]]`.
     Add(Vec<MemberSpec>),
@@ -191,6 +194,34 @@ impl<'de> Deserialize<'de> for TopicChange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrevHash(#[serde(with = "fixed_bytes")] pub [u8; 32]);
 
+/// The hosting server's Server Key as a create names it: `SHA-256(key)` of its 32 bytes
+/// (`federation-spec/protocol.md` §7.2). Every checkpoint of the topic's log is under that key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HostKey(#[serde(with = "fixed_bytes")] pub [u8; 32]);
+
+impl HostKey {
+    /// The hash of `key`.
+    pub fn of(key: &ServerPublicKey) -> HostKey {
+        HostKey(Sha256::digest(key.as_bytes()).into())
+    }
+}
+
+impl std::fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostKey({self})")
+    }
+}
+
+/// The first 8 bytes, hex (enough to tell keys apart in a message).
+impl std::fmt::Display for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str("…")
+    }
+}
+
 /// A 32-byte key check value on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyCheck(#[serde(with = "fixed_bytes")] pub [u8; 32]);
@@ -224,16 +255,22 @@ impl SignedPayload for TopicChange {
 impl Serialize for Action {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let len = match self {
-            Action::Create { .. } | Action::SetRole(..) => 3,
+            Action::Create { .. } => 4,
+            Action::SetRole(..) => 3,
             Action::Add(_) | Action::Remove(_) => 2,
             Action::Rekey => 1,
         };
         let mut seq = s.serialize_seq(Some(len))?;
         match self {
-            Action::Create { history, members } => {
+            Action::Create {
+                history,
+                members,
+                host_key,
+            } => {
                 seq.serialize_element(&0u8)?;
                 seq.serialize_element(&history.to_wire())?;
                 seq.serialize_element(members)?;
+                seq.serialize_element(host_key)?;
             }
             Action::Add(members) => {
                 seq.serialize_element(&1u8)?;
@@ -278,6 +315,7 @@ impl<'de> Deserialize<'de> for Action {
                         Action::Create {
                             history,
                             members: next(&mut seq, 2)?,
+                            host_key: next(&mut seq, 3)?,
                         }
                     }
                     1 => Action::Add(next(&mut seq, 1)?),

@@ -136,13 +136,20 @@ impl EntryEvidence {
                 .push(entry)
                 .map_err(|e| EntryEvidenceError::NoContradiction(e.to_string()))?;
         }
+        // Entry 0 must create this topic, naming the key that signed the checkpoint (`tag-log.md`
+        // §9.2, §7.5): a log that breaks either ends at entry 0.
         let creates = |r: &Replayer| r.state().map(|s| s.topic() == topic);
-        if creates(&replayer) == Some(false) {
+        let names_key = |r: &Replayer| r.state().map(|s| s.check_host_key(key));
+        if creates(&replayer) == Some(false) || matches!(names_key(&replayer), Some(Err(_))) {
             return Err(EntryEvidenceError::NoContradiction(
-                "entry 0 creates another topic: the evidence should end there".into(),
+                "entry 0 creates another topic or names another host key: the evidence should end there".into(),
             ));
         }
         match replayer.push(last) {
+            Ok(_) if let Some(Err(error)) = names_key(&replayer) => Ok(EntryError::Change {
+                index: crate::tlog::LeafIndex(0),
+                error,
+            }),
             // Entry 0 of this log must create this topic (`tag-log.md` §9.2).
             Ok(_) if creates(&replayer) == Some(false) => Ok(EntryError::Change {
                 index: crate::tlog::LeafIndex(0),
@@ -235,7 +242,7 @@ mod tests {
     use crate::ids::{Epoch, MemberIndex, UserId};
     use crate::message::{MessageError, encrypt};
     use crate::tlog::{Checkpoint, LeafIndex, MemoryNodeStore, RootAt, Roots, Tree};
-    use crate::topic::{ChangeBuilder, History, MemberSpec, Role, leaf_data_for_change};
+    use crate::topic::{ChangeBuilder, History, HostKey, MemberSpec, Role, leaf_data_for_change};
     use crate::wire::Signed;
 
     const HOST: &str = "a.example";
@@ -267,10 +274,16 @@ mod tests {
         let topic = TopicId::random(&HOST.parse().unwrap());
         let (a_spec, a_tk) = member("alice", Role::Admin);
         let (b_spec, b_tk) = member("bob", Role::Writer);
-        let (created, mk) =
-            ChangeBuilder::create(&topic, &a_tk, History::Shared, vec![a_spec, b_spec])
-                .build(0, &mut Randomness::Os)
-                .unwrap();
+        let key = ServerKey::generate();
+        let (created, mk) = ChangeBuilder::create(
+            &topic,
+            &a_tk,
+            History::Shared,
+            vec![a_spec, b_spec],
+            HostKey::of(key.public()),
+        )
+        .build(0, &mut Randomness::Os)
+        .unwrap();
         let keys = mk.unwrap().epoch_keys(&topic, Epoch(0));
         let mut x = Tree::new(MemoryNodeStore::new());
         let mut y = Roots::new();
@@ -298,7 +311,7 @@ mod tests {
         x.append(&bob.leaf_data()).unwrap();
         Fork {
             topic,
-            key: ServerKey::generate(),
+            key,
             x,
             entries: vec![
                 LogEntry::change(&created.change),

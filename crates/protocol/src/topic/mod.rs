@@ -24,7 +24,9 @@ mod log;
 mod state;
 
 pub use builder::ChangeBuilder;
-pub use change::{Action, ChangeHash, HistoryBox, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange};
+pub use change::{
+    Action, ChangeHash, HistoryBox, HostKey, KeyBox, MAX_CHANGE_LEN, MemberSpec, TopicChange,
+};
 pub use entry_evidence::{EntryEvidence, EntryEvidenceError, MAX_ENTRY_EVIDENCE_SIZE, committed};
 pub use keys::{EpochKeyring, KeyError};
 pub use log::{
@@ -152,6 +154,14 @@ pub enum ChangeError {
     /// Not a well-formed change.
     #[error("malformed change: {0}")]
     Malformed(#[from] WireError),
+    /// The create names another Server Key than the one the log is (to be) signed with.
+    #[error("the create names host key {named}, but the log's checkpoints are under key {signing}")]
+    WrongHostKey {
+        /// The key hash the create names (first 8 bytes, hex).
+        named: String,
+        /// The hash of the key in use (first 8 bytes, hex).
+        signing: String,
+    },
     /// The author's Topic Key signature does not verify.
     #[error("bad signature on topic change")]
     BadSignature,

@@ -2,13 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::change::{Action, ChangeHash, MemberSpec, TopicChange};
+use super::change::{Action, ChangeHash, HostKey, MemberSpec, TopicChange};
 use super::{ChangeError, Epoch, History, MAX_MEMBERS, MemberIndex, Role};
-use crate::crypto::{IdentityPublicKey, KeyId, TopicPublicKey};
+use crate::crypto::{IdentityPublicKey, KeyId, ServerPublicKey, TopicPublicKey};
 use crate::ids::{TopicId, UserId};
-use crate::message::{Message, MessageError, MessageIn, MessageTag};
 use crate::tlog::{LeafIndex, LogHash, RootAt, TreeSize, empty_root};
 use crate::wire::{Signed, Verified};
+
+mod messages;
+pub use messages::TagSet;
 
 /// A member of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,24 +29,13 @@ pub struct Member {
     pub joined_epoch: Epoch,
 }
 
-/// The tags already in a topic's log, for replay detection. The server keeps them in its store;
-/// a client validating a log keeps a `HashSet`.
-pub trait TagSet {
-    /// Whether `tag` is already in the log.
-    fn contains(&self, tag: &MessageTag) -> bool;
-}
-
-impl TagSet for HashSet<MessageTag> {
-    fn contains(&self, tag: &MessageTag) -> bool {
-        HashSet::contains(self, tag)
-    }
-}
-
 /// The state of a topic after the first [`TopicState::size`] log entries.
 #[derive(Debug, Clone)]
 pub struct TopicState {
     topic: TopicId,
     history: History,
+    /// The hosting server's Server Key the create names.
+    host_key: HostKey,
     members: BTreeMap<MemberIndex, Member>,
     by_user: HashMap<UserId, MemberIndex>,
     next_member: MemberIndex,
@@ -81,10 +72,11 @@ pub(crate) struct Plan {
 
 impl TopicState {
     /// The state before any entry; only used to plan a create.
-    pub(crate) fn empty(topic: TopicId, history: History) -> TopicState {
+    pub(crate) fn empty(topic: TopicId, history: History, host_key: HostKey) -> TopicState {
         TopicState {
             topic,
             history,
+            host_key,
             members: BTreeMap::new(),
             by_user: HashMap::new(),
             next_member: MemberIndex::CREATOR,
@@ -97,13 +89,37 @@ impl TopicState {
         }
     }
 
+    /// The hosting server's Server Key, as the create names it.
+    pub fn host_key(&self) -> HostKey {
+        self.host_key
+    }
+
+    /// Whether `key` is the key the create names: the one rule for the hosting server (its own
+    /// key, before it accepts a create), a mirror (the key it pinned) and a member (the key it
+    /// verifies checkpoints with), `federation-spec/protocol.md` §7.2.
+    pub fn check_host_key(&self, key: &ServerPublicKey) -> Result<(), ChangeError> {
+        let signing = HostKey::of(key);
+        if signing == self.host_key {
+            return Ok(());
+        }
+        Err(ChangeError::WrongHostKey {
+            named: self.host_key.to_string(),
+            signing: signing.to_string(),
+        })
+    }
+
     /// Checks a `create` change (log position 0) and returns the topic's first state.
     pub fn create(signed: Signed<TopicChange>) -> Result<ChangeOutcome, ChangeError> {
         let draft = signed.decode_unverified()?;
-        let Action::Create { history, members } = &draft.action else {
+        let Action::Create {
+            history,
+            members,
+            host_key,
+        } = &draft.action
+        else {
             return Err(ChangeError::CreateNotFirst);
         };
-        let empty = TopicState::empty(draft.topic.clone(), *history);
+        let empty = TopicState::empty(draft.topic.clone(), *history, *host_key);
         if draft.prev.is_some() || draft.author != MemberIndex::CREATOR {
             return Err(ChangeError::InvalidCreate(
                 "a create has no prev and is authored by member 0",
@@ -425,76 +441,6 @@ impl TopicState {
             });
         }
         Ok(member)
-    }
-
-    /// Checks a message as the next entry of the log: signature by the sender's Topic Key over
-    /// the verifier's own root at the message's `seen` (from `roots`), sender a member who may
-    /// post, current epoch, causality, and a tag not seen before.
-    pub fn check_message(
-        &self,
-        msg: MessageIn,
-        tags: &dyn TagSet,
-        roots: &dyn RootAt,
-    ) -> Result<Message, MessageError> {
-        let header = msg.header().clone();
-        let sender = self
-            .members
-            .get(&header.sender)
-            .ok_or(MessageError::NotAMember(header.sender))?;
-        if !sender.role.can_post() {
-            return Err(MessageError::NotAllowedToPost {
-                sender: header.sender,
-                role: sender.role.name(),
-            });
-        }
-        if header.epoch != self.epoch {
-            return Err(MessageError::WrongEpoch {
-                got: header.epoch,
-                current: self.epoch,
-            });
-        }
-        if header.seen > self.size {
-            return Err(MessageError::SeenAhead {
-                seen: header.seen,
-                position: self.size.next_index(),
-            });
-        }
-        let seen_root = roots
-            .root_at(header.seen)
-            .map_err(|error| MessageError::RootUnknown {
-                size: header.seen,
-                error,
-            })?;
-        let msg = msg.verify(&self.topic, &sender.topic_key.signing, &seen_root)?;
-        if tags.contains(msg.tag()) {
-            return Err(MessageError::Replayed);
-        }
-        Ok(msg)
-    }
-
-    /// Records that a message checked by [`Self::check_message`] was appended; returns its index.
-    pub fn append_message(&mut self, msg: &Message) -> Result<LeafIndex, MessageError> {
-        // Cheap re-checks so that a message checked against another state cannot be recorded.
-        let sender = msg.header().sender;
-        let member = self
-            .members
-            .get(&sender)
-            .ok_or(MessageError::NotAMember(sender))?;
-        if !member.role.can_post() {
-            return Err(MessageError::NotAllowedToPost {
-                sender,
-                role: member.role.name(),
-            });
-        }
-        if msg.header().epoch != self.epoch {
-            return Err(MessageError::WrongEpoch {
-                got: msg.header().epoch,
-                current: self.epoch,
-            });
-        }
-        let index = self.size.next_index();
-        self.size = index.size_after();
-        Ok(index)
     }
 
     /// Moves the state to log position `index` without the entries before it (a reader that
