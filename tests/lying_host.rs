@@ -414,6 +414,55 @@ async fn a_create_naming_another_host_key_is_refused() {
     );
 }
 
+/// Fork binding makes a change valid only at its own position (`protocol.md` §7.2): a message
+/// that lands between an admin's build and post makes the change `stale_change`, and the admin's
+/// device builds it again on the new state. A real race: the proxy in front of alice lets bob post
+/// (straight to the host) before it forwards alice's first change.
+#[actix_rt::test]
+async fn a_change_that_lost_its_position_to_a_message_is_built_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let host = Host::start(rendezvous_bin!(), "lying-change-race");
+    let mut alice = host.register("alice").await;
+    let _ = host.register("bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    let proxy = liar(&host);
+    let mut alice = behind(&host, "alice", &proxy);
+    let raced = Arc::new(AtomicBool::new(false));
+    let (home, t) = (host.home("bob"), topic.clone());
+    proxy.before(move |req| {
+        let is_change = req.method == "POST" && req.topic().is_some_and(|(_, w)| w == "changes");
+        if is_change && !raced.swap(true, Ordering::SeqCst) {
+            let (home, t) = (home.clone(), t.clone());
+            std::thread::spawn(move || {
+                actix_rt::System::new().block_on(async move {
+                    let mut bob = Client::open(&home).unwrap();
+                    bob.send(&t, b"bob, between alice's build and post")
+                        .await
+                        .unwrap();
+                })
+            })
+            .join()
+            .unwrap();
+        }
+        None
+    });
+    let index = alice.rekey(&topic).await.unwrap();
+    assert_eq!(index, 2, "built again after bob's message at 1");
+    let posted = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.topic().is_some_and(|(_, w)| w == "changes"))
+        .count();
+    assert_eq!(posted, 2, "one stale attempt, one that landed");
+    let report = alice.read(&topic).await.unwrap();
+    assert_eq!(texts(&report), ["bob, between alice's build and post"]);
+    assert!(report.entries.iter().all(|e| e.verified()), "{report:?}");
+}
+
 /// Issue 9 attack 4, reproduced as the issue did: two copies of one hosting server (same data
 /// up to the fork, same Server Key and certificate), alice on copy 1 and bob on copy 2. Each
 /// copy's log is one a real server validated. Caught by: bob's reader, once a change of alice's

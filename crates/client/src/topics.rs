@@ -33,6 +33,9 @@ pub struct TopicEntry {
     pub epoch: u32,
 }
 
+/// How many times a change is built and posted before a `stale_change` answer is given up on.
+pub const CHANGE_ATTEMPTS: usize = 3;
+
 impl Client {
     /// Claims one Topic Key per user and checks each: the registration is self-signed by the
     /// user's Identity Key and names the user, the certificate is signed by that key and names the
@@ -214,11 +217,30 @@ impl Client {
         Ok(replay)
     }
 
-    /// Builds, signs and posts a change on the verified current state.
+    /// Builds, signs and posts a change on the verified current state; built again on the new
+    /// state when another entry took its position first (`stale_change`: a change is bound to
+    /// the root at its position, `protocol.md` §7.2), at most [`CHANGE_ATTEMPTS`] times in all.
     async fn change(
         &mut self,
         topic: &TopicId,
-        make: impl FnOnce(&Replay) -> Result<(Action, bool), ClientError>,
+        make: impl Fn(&Replay) -> Result<(Action, bool), ClientError>,
+    ) -> Result<u64, ClientError> {
+        let mut attempt = 1;
+        loop {
+            match self.change_once(topic, &make).await {
+                Err(e) if e.error_code() == "stale_change" && attempt < CHANGE_ATTEMPTS => {
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One attempt of [`Self::change`].
+    async fn change_once(
+        &mut self,
+        topic: &TopicId,
+        make: &impl Fn(&Replay) -> Result<(Action, bool), ClientError>,
     ) -> Result<u64, ClientError> {
         self.sync_inbox().await?;
         let replay = self.writable(topic).await?;
@@ -263,8 +285,10 @@ impl Client {
         share_history: bool,
     ) -> Result<u64, ClientError> {
         let specs = self.claim_members(members).await?;
-        self.change(topic, move |_| Ok((Action::Add(specs), share_history)))
-            .await
+        self.change(topic, move |_| {
+            Ok((Action::Add(specs.clone()), share_history))
+        })
+        .await
     }
 
     /// Removes members (a new epoch for everyone who stays).
