@@ -111,6 +111,19 @@ fn behind(host: &Host, name: &str, liar: &LyingHost) -> Client {
     Client::open(&host.home(name)).unwrap()
 }
 
+/// A hosting server (a real process) with alice and bob registered, and a shared topic alice
+/// created with bob as a writer.
+async fn alice_and_bob(test: &str) -> (Host, Client, TopicId) {
+    let host = Host::start(rendezvous_bin!(), test);
+    let mut alice = host.register("alice").await;
+    let _ = host.register("bob").await;
+    let topic = alice
+        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    (host, alice, topic)
+}
+
 /// The lying host in front of the hosting server.
 fn liar(host: &Host) -> LyingHost {
     host.server.lying()
@@ -120,13 +133,7 @@ fn liar(host: &Host) -> LyingHost {
 /// talked to the server (the control for every test below).
 #[actix_rt::test]
 async fn an_honest_proxy_is_invisible() {
-    let host = Host::start(rendezvous_bin!(), "lying-honest");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, mut alice, topic) = alice_and_bob("lying-honest").await;
     alice.send(&topic, b"hello bob").await.unwrap();
     let proxy = liar(&host);
     let mut bob = behind(&host, "bob", &proxy);
@@ -147,13 +154,7 @@ async fn an_honest_proxy_is_invisible() {
 /// talked to the server (the control for the fork tests).
 #[actix_rt::test]
 async fn a_forged_copy_of_the_real_log_is_indistinguishable() {
-    let host = Host::start(rendezvous_bin!(), "lying-forged-honest");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, mut alice, topic) = alice_and_bob("lying-forged-honest").await;
     alice.send(&topic, b"one").await.unwrap();
     alice.send(&topic, b"two").await.unwrap();
     let proxy = liar(&host);
@@ -244,13 +245,7 @@ async fn a_dropped_removal_stops_the_writer() {
 /// `an_idle_topics_head_is_re_signed_when_asked`.
 #[actix_rt::test]
 async fn a_frozen_view_goes_stale() {
-    let host = Host::start(rendezvous_bin!(), "lying-frozen");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, mut alice, topic) = alice_and_bob("lying-frozen").await;
     let proxy = liar(&host);
     let mut bob = behind(&host, "bob", &proxy);
     let clock = Clock::adjustable();
@@ -294,13 +289,7 @@ async fn real_entries(host: &Host, client: &Client, topic: &TopicId) -> Vec<Vec<
 /// here with the host's key alone, as a third party would.
 #[actix_rt::test]
 async fn a_forked_post_that_crosses_is_caught() {
-    let host = Host::start(rendezvous_bin!(), "lying-fork");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, mut alice, topic) = alice_and_bob("lying-fork").await;
     alice.send(&topic, b"before the fork").await.unwrap();
     let proxy = liar(&host);
     let mut bob = behind(&host, "bob", &proxy);
@@ -358,13 +347,7 @@ async fn a_forked_post_that_crosses_is_caught() {
 /// nothing.
 #[actix_rt::test]
 async fn a_substituted_host_key_is_caught_at_entry_0() {
-    let host = Host::start(rendezvous_bin!(), "lying-substituted-key");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, mut alice, topic) = alice_and_bob("lying-substituted-key").await;
     alice.send(&topic, b"hello").await.unwrap();
     let proxy = host.server.lying_with_own_key(&host.dir.join("liar"));
     proxy.forge(&topic, &real_entries(&host, &alice, &topic).await);
@@ -422,13 +405,7 @@ async fn a_create_naming_another_host_key_is_refused() {
 async fn a_change_that_lost_its_position_to_a_message_is_built_again() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let host = Host::start(rendezvous_bin!(), "lying-change-race");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, _, topic) = alice_and_bob("lying-change-race").await;
     let proxy = liar(&host);
     let mut alice = behind(&host, "alice", &proxy);
     let raced = Arc::new(AtomicBool::new(false));
@@ -594,13 +571,7 @@ async fn another_topics_log_signed_as_this_one_is_refused() {
 /// entry at its true position. Caught by: the reader, without being blinded.
 #[actix_rt::test]
 async fn one_bad_entry_does_not_blind_the_reader() {
-    let host = Host::start(rendezvous_bin!(), "lying-one-bad-entry");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, mut alice, topic) = alice_and_bob("lying-one-bad-entry").await;
     for i in 1..=5 {
         alice
             .send(&topic, format!("m{i}").as_bytes())
@@ -660,13 +631,7 @@ fn flip_in_entry(body: &mut Vec<u8>, index: u64) {
 /// checkpoint the host signed.
 #[actix_rt::test]
 async fn a_swallowed_post_is_evidence() {
-    let host = Host::start(rendezvous_bin!(), "lying-swallow");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, mut alice, topic) = alice_and_bob("lying-swallow").await;
     let proxy = liar(&host);
     proxy.add(Rule::Swallow(topic.clone()));
     let mut bob = behind(&host, "bob", &proxy);
@@ -707,13 +672,7 @@ fn inject_line(note: &CheckpointNote) -> CheckpointNote {
 /// reader, which reports unknown cosigners instead of failing.
 #[actix_rt::test]
 async fn injected_cosignature_lines_neither_count_nor_blind() {
-    let host = Host::start(rendezvous_bin!(), "lying-injected-lines");
-    let mut alice = host.register("alice").await;
-    let _ = host.register("bob").await;
-    let topic = alice
-        .create_topic(&[(uid("bob"), Role::Writer)], History::Shared)
-        .await
-        .unwrap();
+    let (host, mut alice, topic) = alice_and_bob("lying-injected-lines").await;
     alice.send(&topic, b"hello").await.unwrap();
     let proxy = liar(&host);
     proxy.after(|req, answer| {
