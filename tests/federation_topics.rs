@@ -484,7 +484,7 @@ async fn a_mirror_refuses_a_message_signed_over_another_root() {
     use rendezvous_protocol::federation::EventKind;
     use rendezvous_protocol::federation::topic_events::EntryBatch;
     use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, SignedCheckpoint};
-    use rendezvous_protocol::topic::{ENTRY_MESSAGE, LogEntry, log_origin};
+    use rendezvous_protocol::topic::{ENTRY_MESSAGE, LogEntry, leaf_data, log_origin};
 
     let fed = federation("fed-forkbind");
     let mut alice = fed.register("a.example", "alice").await;
@@ -503,13 +503,9 @@ async fn a_mirror_refuses_a_message_signed_over_another_root() {
     other.0[5] ^= 1;
     let forked = raw::message_over(a, &alice, &topic, b"from another branch", other).await;
     let entry = LogEntry(ENTRY_MESSAGE, forked);
-    let leaf = match entry.parse().unwrap() {
-        rendezvous_protocol::topic::ParsedEntry::Message(m) => {
-            [&[1u8][..], &m.header().to_bytes(), &m.tag().0].concat()
-        }
-        _ => unreachable!(),
-    };
-    frontier.append(&leaf).unwrap();
+    // The leaf as the protocol's one rule computes it (`protocol.md` §8.1), so that the
+    // checkpoint a signs does hold the entry and only its signature is wrong.
+    frontier.append(&leaf_data(&entry).unwrap()).unwrap();
     let a_key = server_key(&a.data_dir);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

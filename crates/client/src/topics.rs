@@ -8,7 +8,7 @@ use awc::http::Method;
 use super::reader::{Inclusion, Replay, topic_path};
 use super::{Client, ClientError};
 use rendezvous_protocol::api::{
-    AppendResponse, Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse, TopicsResponse,
+    AppendResponse, Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ErrorCode, TopicsResponse,
 };
 use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::Randomness;
@@ -228,7 +228,7 @@ impl Client {
         let mut attempt = 1;
         loop {
             match self.change_once(topic, &make).await {
-                Err(e) if e.error_code() == "stale_change" && attempt < CHANGE_ATTEMPTS => {
+                Err(e) if e.code() == Some(ErrorCode::StaleChange) && attempt < CHANGE_ATTEMPTS => {
                     attempt += 1;
                 }
                 done => return done,
