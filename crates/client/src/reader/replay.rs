@@ -251,22 +251,14 @@ impl Client {
             }
         }
         replay.state = replayer.state().cloned();
-        if let Some(state) = &replay.state
-            && state.topic() != topic
-        {
-            return Err(ClientError::Misbehaved(format!(
-                "entry 0 of the log served for {topic} creates another topic ({})",
-                state.topic()
-            )));
-        }
-        // Entry 0 names the key every checkpoint of this log is under (`tag-log.md` §7.5): a
-        // checkpoint this device verified under another key (a substituted key document) is
-        // not this topic's.
+        // Entry 0 creates this topic and names the key every checkpoint of the log is under
+        // (`tag-log.md` §9.2, §7.5): another topic's log, or checkpoints this device verified
+        // under another key (a substituted key document), are not this topic's.
         if let Some(state) = &replay.state {
             let key = self.hosting_server_key(&topic.server()).await?;
-            state
-                .check_host_key(&key)
-                .map_err(|e| ClientError::Misbehaved(format!("the log served for {topic}: {e}")))?;
+            state.check_log_of(topic, &key).map_err(|e| {
+                ClientError::Misbehaved(format!("entry 0 of the log served for {topic}: {e}"))
+            })?;
         }
         replay.skipped = replayer.skipped().iter().map(|i| i.get()).collect();
         replay.root_matches = root

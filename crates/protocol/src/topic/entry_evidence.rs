@@ -137,29 +137,17 @@ impl EntryEvidence {
                 .map_err(|e| EntryEvidenceError::NoContradiction(e.to_string()))?;
         }
         // Entry 0 must create this topic, naming the key that signed the checkpoint (`tag-log.md`
-        // §9.2, §7.5): a log that breaks either ends at entry 0.
-        let creates = |r: &Replayer| r.state().map(|s| s.topic() == topic);
-        let names_key = |r: &Replayer| r.state().map(|s| s.check_host_key(key));
-        if creates(&replayer) == Some(false) || matches!(names_key(&replayer), Some(Err(_))) {
+        // §9.2, §7.5): a log that breaks that ends at entry 0, which is then the broken rule.
+        let entry_0 = |r: &Replayer| r.state().map(|s| s.check_log_of(topic, key));
+        if matches!(entry_0(&replayer), Some(Err(_))) {
             return Err(EntryEvidenceError::NoContradiction(
                 "entry 0 creates another topic or names another host key: the evidence should end there".into(),
             ));
         }
         match replayer.push(last) {
-            Ok(_) if let Some(Err(error)) = names_key(&replayer) => Ok(EntryError::Change {
+            Ok(_) if let Some(Err(error)) = entry_0(&replayer) => Ok(EntryError::Change {
                 index: crate::tlog::LeafIndex(0),
                 error,
-            }),
-            // Entry 0 of this log must create this topic (`tag-log.md` §9.2).
-            Ok(_) if creates(&replayer) == Some(false) => Ok(EntryError::Change {
-                index: crate::tlog::LeafIndex(0),
-                error: super::ChangeError::WrongTopic {
-                    expected: topic.to_string(),
-                    got: replayer
-                        .state()
-                        .map(|s| s.topic().to_string())
-                        .unwrap_or_default(),
-                },
             }),
             Ok(_) => Err(EntryEvidenceError::NoContradiction(
                 "the last entry is valid".into(),

@@ -108,6 +108,19 @@ impl TopicState {
         })
     }
 
+    /// Whether this is the state of `topic`'s log under the hosting server key `key`: entry 0
+    /// created `topic` and names `key` (`federation-spec/tag-log.md` §9.2, §7.5). The one check
+    /// of a log's first entry for mirrors, readers and evidence.
+    pub fn check_log_of(&self, topic: &TopicId, key: &ServerPublicKey) -> Result<(), ChangeError> {
+        if self.topic != *topic {
+            return Err(ChangeError::WrongTopic {
+                expected: topic.to_string(),
+                got: self.topic.to_string(),
+            });
+        }
+        self.check_host_key(key)
+    }
+
     /// Checks a `create` change (log position 0) and returns the topic's first state.
     pub fn create(signed: Signed<TopicChange>) -> Result<ChangeOutcome, ChangeError> {
         let draft = signed.decode_unverified()?;
