@@ -783,3 +783,71 @@ async fn a_server_joining_later_backfills_the_log() {
     let on_b = read_until(&mut bob, &topic, want.len() + 1).await;
     assert_eq!(on_b[on_b.len() - 2..], ["welcome carol", "thanks"]);
 }
+
+/// A host that signs a log whose create names another Server Key than the one its checkpoints
+/// are under (`tag-log.md` §7.5) is not mirrored: c refuses the first batch `wrong_host_key` and
+/// holds nothing. The create is a genuine one of alice's, made while her device held another key
+/// for a (a lying host in front of a recorded it; a itself refused it); a's real key signs the
+/// checkpoint over it, as a lying a would.
+#[actix_rt::test]
+async fn a_log_whose_create_names_another_host_key_is_not_mirrored() {
+    use rendezvous_protocol::federation::EventKind;
+    use rendezvous_protocol::federation::topic_events::EntryBatch;
+    use rendezvous_protocol::tlog::{Checkpoint, Frontier, LeafIndex, SignedCheckpoint};
+    use rendezvous_protocol::topic::{ENTRY_CHANGE, LogEntry, ParsedEntry, leaf_data, log_origin};
+    use rendezvous_testkit::lying::{LyingHost, pin_server_key, point_at};
+
+    let fed = federation("fed-create-key");
+    let _ = fed.register("a.example", "alice").await;
+    let mut carol = fed.register("c.example", "carol").await;
+    let a = fed.server("a.example");
+    let proxy = LyingHost::start(&a.data_dir, "a.example", &a.url, &a.trust());
+    let home = fed.dir.join("devices/alice@a.example");
+    point_at(&home, &proxy.url);
+    let other = rendezvous_protocol::crypto::ServerKey::generate();
+    pin_server_key(&home, "a.example", other.public());
+    let mut alice = Client::open(&home).unwrap();
+    let refused = alice
+        .create_topic(&[(id("carol", "c.example"), Role::Writer)], History::Shared)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error_code(), "wrong_host_key", "{refused}");
+    let create = proxy
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path == "/v1/topics")
+        .expect("alice posted her create")
+        .body;
+    let entry = LogEntry(ENTRY_CHANGE, create);
+    let ParsedEntry::Change(signed) = entry.parse().unwrap() else {
+        panic!("a create is a change");
+    };
+    let topic = signed.decode_unverified().unwrap().topic;
+
+    let mut frontier = Frontier::new();
+    frontier.append(&leaf_data(&entry).unwrap()).unwrap();
+    let a_key = server_key(&a.data_dir);
+    let now = rendezvous_protocol::clock::unix_now();
+    let checkpoint =
+        Checkpoint::new(&log_origin(&topic), frontier.size(), frontier.root(), now).unwrap();
+    let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example")
+        .unwrap()
+        .to_note();
+    let payload = EntryBatch {
+        first: LeafIndex(0),
+        entries: vec![serde_bytes::ByteBuf::from(entry.to_wire())],
+        checkpoint: note,
+    }
+    .to_wire();
+    let results = send_events(
+        &fed,
+        "a.example",
+        "c.example",
+        &a_key,
+        vec![(EventKind::TopicEntry, &topic, payload)],
+    )
+    .await;
+    assert_eq!(results, vec![(409, "wrong_host_key".to_string())]);
+    let held = carol.read(&topic).await;
+    assert!(held.is_err(), "c mirrors nothing of it: {held:?}");
+}
