@@ -481,10 +481,7 @@ async fn send_events(
 /// another branch's root is refused, and the mirror keeps its log.
 #[actix_rt::test]
 async fn a_mirror_refuses_a_message_signed_over_another_root() {
-    use rendezvous_protocol::federation::EventKind;
-    use rendezvous_protocol::federation::topic_events::EntryBatch;
-    use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, SignedCheckpoint};
-    use rendezvous_protocol::topic::{ENTRY_MESSAGE, LogEntry, leaf_data, log_origin};
+    use rendezvous_protocol::topic::{ENTRY_MESSAGE, LogEntry};
 
     let fed = federation("fed-forkbind");
     let mut alice = fed.register("a.example", "alice").await;
@@ -505,35 +502,48 @@ async fn a_mirror_refuses_a_message_signed_over_another_root() {
     let entry = LogEntry(ENTRY_MESSAGE, forked);
     // The leaf as the protocol's one rule computes it (`protocol.md` §8.1), so that the
     // checkpoint a signs does hold the entry and only its signature is wrong.
-    frontier.append(&leaf_data(&entry).unwrap()).unwrap();
-    let a_key = server_key(&a.data_dir);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let checkpoint =
-        Checkpoint::new(&log_origin(&topic), frontier.size(), frontier.root(), now).unwrap();
-    let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example")
-        .unwrap()
-        .to_note();
-    let payload = EntryBatch {
-        first: LeafIndex(n),
-        entries: vec![serde_bytes::ByteBuf::from(entry.to_wire())],
-        checkpoint: note,
-    }
-    .to_wire();
-    let results = send_events(
-        &fed,
-        "a.example",
-        "c.example",
-        &a_key,
-        vec![(EventKind::TopicEntry, &topic, payload)],
-    )
-    .await;
+    let results = a_appends_for_c(&fed, &topic, &mut frontier, &entry).await;
     assert_eq!(results, vec![(400, "bad_signature".to_string())]);
     // c kept its log as it was: the entry was not mirrored.
     let c = fed.server("c.example");
     assert_eq!(raw::state(c, &carol, &topic).await.size().get(), n);
+}
+
+/// a, lying: appends `entry` to its log `frontier` (its leaf as `topic::leaf_data` computes it),
+/// signs the checkpoint with a's real key and sends c the `topic.entry` batch. c's answers.
+async fn a_appends_for_c(
+    fed: &Federation,
+    topic: &TopicId,
+    frontier: &mut rendezvous_protocol::tlog::Frontier,
+    entry: &rendezvous_protocol::topic::LogEntry,
+) -> Vec<(u16, String)> {
+    use rendezvous_protocol::federation::EventKind;
+    use rendezvous_protocol::federation::topic_events::EntryBatch;
+    use rendezvous_protocol::tlog::{Checkpoint, LeafIndex, SignedCheckpoint};
+    use rendezvous_protocol::topic::{leaf_data, log_origin};
+    let first = LeafIndex(frontier.size().0);
+    frontier.append(&leaf_data(entry).unwrap()).unwrap();
+    let a_key = server_key(&fed.server("a.example").data_dir);
+    let now = rendezvous_protocol::clock::unix_now();
+    let checkpoint =
+        Checkpoint::new(&log_origin(topic), frontier.size(), frontier.root(), now).unwrap();
+    let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example")
+        .unwrap()
+        .to_note();
+    let payload = EntryBatch {
+        first,
+        entries: vec![serde_bytes::ByteBuf::from(entry.to_wire())],
+        checkpoint: note,
+    }
+    .to_wire();
+    send_events(
+        fed,
+        "a.example",
+        "c.example",
+        &a_key,
+        vec![(EventKind::TopicEntry, topic, payload)],
+    )
+    .await
 }
 
 /// Every topic event a peer could forge or misdirect is refused with its code, and changes
@@ -791,10 +801,8 @@ async fn a_server_joining_later_backfills_the_log() {
 /// checkpoint over it, as a lying a would.
 #[actix_rt::test]
 async fn a_log_whose_create_names_another_host_key_is_not_mirrored() {
-    use rendezvous_protocol::federation::EventKind;
-    use rendezvous_protocol::federation::topic_events::EntryBatch;
-    use rendezvous_protocol::tlog::{Checkpoint, Frontier, LeafIndex, SignedCheckpoint};
-    use rendezvous_protocol::topic::{ENTRY_CHANGE, LogEntry, ParsedEntry, leaf_data, log_origin};
+    use rendezvous_protocol::tlog::Frontier;
+    use rendezvous_protocol::topic::{ENTRY_CHANGE, LogEntry, ParsedEntry};
     use rendezvous_testkit::lying::{LyingHost, pin_server_key, point_at};
 
     let fed = federation("fed-create-key");
@@ -824,29 +832,7 @@ async fn a_log_whose_create_names_another_host_key_is_not_mirrored() {
     };
     let topic = signed.decode_unverified().unwrap().topic;
 
-    let mut frontier = Frontier::new();
-    frontier.append(&leaf_data(&entry).unwrap()).unwrap();
-    let a_key = server_key(&a.data_dir);
-    let now = rendezvous_protocol::clock::unix_now();
-    let checkpoint =
-        Checkpoint::new(&log_origin(&topic), frontier.size(), frontier.root(), now).unwrap();
-    let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example")
-        .unwrap()
-        .to_note();
-    let payload = EntryBatch {
-        first: LeafIndex(0),
-        entries: vec![serde_bytes::ByteBuf::from(entry.to_wire())],
-        checkpoint: note,
-    }
-    .to_wire();
-    let results = send_events(
-        &fed,
-        "a.example",
-        "c.example",
-        &a_key,
-        vec![(EventKind::TopicEntry, &topic, payload)],
-    )
-    .await;
+    let results = a_appends_for_c(&fed, &topic, &mut Frontier::new(), &entry).await;
     assert_eq!(results, vec![(409, "wrong_host_key".to_string())]);
     let held = carol.read(&topic).await;
     assert!(held.is_err(), "c mirrors nothing of it: {held:?}");
