@@ -2,7 +2,7 @@
 //!
 //! | file | what | mode |
 //! |---|---|---|
-//! | `server.key` | Ed25519 Server Key seed (32 bytes) | 0600 |
+//! | `server.key` | Ed25519 Server Key seed (32 bytes); `server.key.next` while it rotates ([`rotation`]) | 0600 |
 //! | `tls/cert.pem`, `tls/key.pem` | self-signed TLS certificate, generated when none is configured | 0600 |
 //! | `admin.token` | bearer token of the admin endpoint (hex) | 0600 |
 //!
@@ -21,6 +21,8 @@ use crate::tls::{CertReloader, ReloadableCert};
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::ServerName;
+
+pub mod rotation;
 
 /// Why the server's identity could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,19 @@ pub enum IdentityError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// Reads a Server Key seed file (32 bytes).
+pub fn load_server_key(path: &Path) -> Result<ServerKey, IdentityError> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(io_err(path))?);
+    let seed: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| IdentityError::Invalid {
+            path: path.to_owned(),
+            reason: "expected a 32-byte Ed25519 seed".into(),
+        })?;
+    Ok(ServerKey::from_seed(&Zeroizing::new(seed)))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
@@ -120,18 +135,9 @@ impl ServerIdentity {
         std::fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
         let mut generated = false;
 
-        let key_path = data_dir.join("server.key");
+        let key_path = data_dir.join(rotation::SERVER_KEY);
         let server_key = if key_path.exists() {
-            let bytes = Zeroizing::new(std::fs::read(&key_path).map_err(io_err(&key_path))?);
-            let seed: [u8; 32] =
-                bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| IdentityError::Invalid {
-                        path: key_path.clone(),
-                        reason: "expected a 32-byte Ed25519 seed".into(),
-                    })?;
-            ServerKey::from_seed(&Zeroizing::new(seed))
+            load_server_key(&key_path)?
         } else {
             let key = ServerKey::generate();
             write_private(&key_path, &key.seed()[..])?;

@@ -114,6 +114,8 @@ pub fn prepare(config: &Config) -> Result<(ServerIdentity, Store), ServerError> 
         )?);
     }
     let store = Store::open(&config.data_dir.join("db"))?;
+    identity.server_key =
+        identity::rotation::settle(&config.data_dir, &store, &name, identity.server_key)?;
     Ok((identity, store))
 }
 

@@ -37,6 +37,7 @@ fn keystore_round_trip_with_private_files() {
         trust: Trust::Pinned(Fingerprint([9; 32])).to_string(),
         user: "@alice:a.example".into(),
         server_keys: Default::default(),
+        server_rotations: Default::default(),
         inbox_seq: 0,
         identities: Default::default(),
         refused_posts: Vec::new(),

@@ -375,7 +375,7 @@ impl Listener {
 #[actix_rt::test]
 async fn retries_and_duplicates_apply_nothing_twice() {
     let a_key = ServerKey::generate();
-    let a_doc = ServerKeys::sign(name("a.example"), vec![], &a_key, 0, u64::MAX);
+    let a_doc = ServerKeys::sign(name("a.example"), vec![], vec![], &a_key, 0, u64::MAX);
     let b = Listener::start("fed-once", ScriptedKeys::fixed(&a_doc));
     let count = b.applied.clone();
     let client = b.client_as("a.example");
@@ -412,7 +412,7 @@ async fn retries_and_duplicates_apply_nothing_twice() {
 async fn unavailable_keys_are_retried_and_rotated_keys_refetched() {
     let old = ServerKey::generate();
     let new = ServerKey::generate();
-    let stale = ServerKeys::sign(name("a.example"), vec![], &old, 0, u64::MAX);
+    let stale = ServerKeys::sign(name("a.example"), vec![], vec![], &old, 0, u64::MAX);
     let fresh = ServerKeys::sign(
         name("a.example"),
         vec![rendezvous_protocol::federation::ServerKeyEntry {
@@ -420,6 +420,7 @@ async fn unavailable_keys_are_retried_and_rotated_keys_refetched() {
             valid_from: 0,
             valid_until: 1,
         }],
+        vec![],
         &new,
         1,
         u64::MAX,

@@ -624,6 +624,7 @@ fn compute_federation(t: &Topic) -> Value {
             valid_from: CREATED,
             valid_until: CREATED + 7 * 86_400,
         }],
+        rotations: Vec::new(),
     };
     let entries = [
         LogEntry::change(&t.create.change),
@@ -675,7 +676,7 @@ fn compute_federation(t: &Topic) -> Value {
         entry: serde_bytes::ByteBuf::from(entries[1].to_wire()),
     };
     json!({
-        "description": "Federation objects — federation-api.md §2 (server-keys, signed by its newest key), §3 (event = [1, origin, destination, kind, topic, payload, time], signed; id = SHA-256(signed wire)), §3.2 (topic.entry payload [first, [log-entry], checkpoint note], topic.submit payload, cosigned note per tag-log.md §5), §4 (transaction). Server keys: seed(\"server a.example\"), seed(\"server b.example\").",
+        "description": "Federation objects — federation-api.md §2 (server-keys, signed by its newest key), tag-log.md §7.6 (key_rotation = [1, server, old, new, time], signed by the old and the new key; new key seed(\"server a.example next\")), §3 (event = [1, origin, destination, kind, topic, payload, time], signed; id = SHA-256(signed wire)), §3.2 (topic.entry payload [first, [log-entry], checkpoint note], topic.submit payload, cosigned note per tag-log.md §5), §4 (transaction). Server keys: seed(\"server a.example\"), seed(\"server b.example\").",
         "server_b_public": h(b_key.public().as_bytes()),
         "server_keys": signed_vector("server", keys, &a_key),
         "checkpoint_note": note.to_note(),
@@ -690,6 +691,32 @@ fn compute_federation(t: &Topic) -> Value {
         "transaction": h(txn.to_wire()),
         "cosigned_note": cosigned.to_note(),
         "topic_submit_payload": h(submit.to_wire()),
+        "key_rotation": rotation_vector(&a_key),
+    })
+}
+
+/// a.example rotates from its key to seed("server a.example next") at `CREATED + 100`
+/// (tag-log.md §7.6): the statement, signed by both keys.
+fn rotation_vector(old: &ServerKey) -> Value {
+    use rendezvous_protocol::tlog::KeyRotation;
+    let new = ServerKey::from_seed(&seed("server a.example next"));
+    let signed = KeyRotation::sign("a.example", old, &new, CREATED + 100);
+    let wire = signed.to_wire();
+    let fields = match cbor(&wire) {
+        ciborium::Value::Array(f) => f,
+        other => panic!("signed rotation is not an array: {other:?}"),
+    };
+    let part = |i: usize| fields[i].as_bytes().cloned().unwrap();
+    json!({
+        "label": transcript::LABEL_KEY_ROTATION,
+        "old_public": h(old.public().as_bytes()),
+        "new_public": h(new.public().as_bytes()),
+        "time": CREATED + 100,
+        "payload": h(part(0)),
+        "signature_input": h(transcript(transcript::LABEL_KEY_ROTATION, &[&part(0)])),
+        "old_signature": h(part(1)),
+        "new_signature": h(part(2)),
+        "wire": h(&wire),
     })
 }
 
@@ -1338,6 +1365,42 @@ fn federation_vectors_check_independently() {
         &tr("rdv/v1/server-keys", &[&bytes(doc, "payload")]),
         &sig
     ));
+    // The key rotation: [1, server, old, new, time], signed by both keys; the code reads it.
+    let r = &v["key_rotation"];
+    let payload = bytes(r, "payload");
+    let new_public: [u8; 32] =
+        ed25519_dalek::SigningKey::from_bytes(&seed("server a.example next"))
+            .verifying_key()
+            .to_bytes();
+    assert_eq!(bytes(r, "old_public"), a_public);
+    assert_eq!(bytes(r, "new_public"), new_public);
+    assert_eq!(
+        cbor(&payload),
+        ciborium::Value::Array(vec![
+            ciborium::Value::Integer(1.into()),
+            ciborium::Value::Text("a.example".into()),
+            ciborium::Value::Bytes(a_public.to_vec()),
+            ciborium::Value::Bytes(new_public.to_vec()),
+            ciborium::Value::Integer(r["time"].as_u64().unwrap().into()),
+        ])
+    );
+    let input = tr("rdv/v1/key-rotation", &[&payload]);
+    assert_eq!(bytes(r, "signature_input"), input);
+    for (key, sig) in [(a_public, "old_signature"), (new_public, "new_signature")] {
+        let sig: [u8; 64] = bytes(r, sig).try_into().unwrap();
+        assert!(ed25519_verify(&key, &input, &sig), "{sig:?}");
+    }
+    assert_eq!(
+        cbor(&bytes(r, "wire")),
+        ciborium::Value::Array(vec![
+            ciborium::Value::Bytes(payload.clone()),
+            ciborium::Value::Bytes(bytes(r, "old_signature")),
+            ciborium::Value::Bytes(bytes(r, "new_signature")),
+        ])
+    );
+    let read = rendezvous_protocol::tlog::SignedRotation::from_wire(&bytes(r, "wire"), "a.example")
+        .unwrap();
+    assert_eq!(read.rotation().time, r["time"].as_u64().unwrap());
     // The event: signature over transcript("rdv/v1/federation-event", [event bytes]), id.
     let e = &v["event"];
     let payload = bytes(e, "payload");

@@ -77,6 +77,14 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Rotate the Server Key, with the server stopped: a new key replaces `server.key`, and a
+    /// statement signed by the old and the new key lets peers and members follow the change
+    /// (federation-spec/tag-log.md §7.6). Prints the old and the new public key.
+    RotateServerKey {
+        /// The same configuration file the server runs with.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Operator commands against the running server's admin endpoint.
     Admin {
         /// The same configuration file the server runs with.
@@ -143,6 +151,7 @@ fn main() -> ExitCode {
             force,
         } => federation_ca(&name, &out, days, force),
         Command::Admin { config, action } => admin(config.as_ref(), action),
+        Command::RotateServerKey { config } => rotate_server_key(config.as_ref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -408,6 +417,38 @@ fn federation_ca(name: &str, out: &Path, days: u32, force: bool) -> Result<(), S
         "CA key:         {} (mode 0600; keep it offline)",
         out.join(issue::CA_KEY_FILE).display()
     );
+    Ok(())
+}
+
+/// `rendezvous rotate-server-key`.
+fn rotate_server_key(config_path: Option<&PathBuf>) -> Result<(), String> {
+    let config = load_config(config_path)?;
+    config.check().map_err(|e| e.to_string())?;
+    let db = config.data_dir.join("db");
+    if !db.exists() {
+        return Err(format!(
+            "no store at {}: start the server once before rotating its key",
+            db.display()
+        ));
+    }
+    let store = rendezvous::store::Store::open(&db).map_err(|e| {
+        format!(
+            "cannot open the store {} ({e}): stop the server first",
+            db.display()
+        )
+    })?;
+    let statement = actix_web::rt::System::new().block_on(server::identity::rotation::rotate(
+        &config.data_dir,
+        &store,
+        &config.server_name,
+        rendezvous::state::now(),
+    ));
+    let statement = statement.map_err(|e| e.to_string())?;
+    let r = statement.rotation();
+    let hex = rendezvous_protocol::crypto::sign::hex_string;
+    println!("rotated the Server Key of {} at {}", r.server, r.time);
+    println!("old key: {}", hex(r.old.as_bytes()));
+    println!("new key: {}", hex(r.new.as_bytes()));
     Ok(())
 }
 

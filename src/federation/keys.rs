@@ -15,7 +15,9 @@ use crate::store::{Store, StoreError};
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::federation::{ServerKeyEntry, ServerKeys};
 use rendezvous_protocol::ids::ServerName;
+use rendezvous_protocol::tlog::{KeyRotation, SignedRotation};
 use rendezvous_protocol::wire::{Signed, Verified, decode, encode};
+use serde_bytes::ByteBuf;
 
 /// How long ahead of now our current key is announced as valid (peers cache at most this).
 pub const KEY_VALIDITY_SECS: u64 = 7 * 24 * 3600;
@@ -26,9 +28,11 @@ pub const SERVER_KEYS_PATH: &str = "/_rdv/federation/v1/server-keys";
 
 /// `meta` key: `u64be` time our current Server Key was first announced.
 const META_VALID_FROM: &str = "federation.key_valid_from";
-/// `meta` key: CBOR list of retired [`ServerKeyEntry`]s, oldest first. Rotation (TODO) moves the
+/// `meta` key: CBOR list of retired [`ServerKeyEntry`]s, oldest first. A rotation moves the
 /// current key here with `valid_until` = the rotation time, and starts a new `valid_from`.
 const META_OLD_KEYS: &str = "federation.old_keys";
+/// `meta` key: CBOR list of signed rotations (`tag-log.md` §7.6, each as bytes), oldest first.
+const META_ROTATIONS: &str = "federation.rotations";
 
 /// This server's key document, signed now: the retired keys kept in the store, then the current
 /// key, valid from its first announcement until [`KEY_VALIDITY_SECS`] after `now`.
@@ -47,22 +51,74 @@ pub fn own_server_keys(
             now
         }
     };
-    let old: Vec<ServerKeyEntry> = match store.meta(META_OLD_KEYS)? {
-        Some(v) => decode(&v, v.len()).map_err(|_| StoreError::Corrupt { table: "meta" })?,
-        None => Vec::new(),
-    };
+    let old = retired_keys(store)?;
     Ok(ServerKeys::sign(
         server.clone(),
         old,
+        rotations(store, server)?,
         key,
         valid_from,
         now.saturating_add(KEY_VALIDITY_SECS),
     ))
 }
 
-/// Records retired keys (for the rotation to come); kept so old events still verify.
-pub fn set_retired_keys(store: &Store, old: &[ServerKeyEntry]) -> Result<(), StoreError> {
-    store.set_meta(META_OLD_KEYS, &encode(&old))
+fn retired_keys(store: &Store) -> Result<Vec<ServerKeyEntry>, StoreError> {
+    match store.meta(META_OLD_KEYS)? {
+        Some(v) => decode(&v, v.len()).map_err(|_| StoreError::Corrupt { table: "meta" }),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// This server's key rotations, oldest first (`tag-log.md` §7.6).
+pub fn rotations(store: &Store, server: &ServerName) -> Result<Vec<SignedRotation>, StoreError> {
+    let Some(v) = store.meta(META_ROTATIONS)? else {
+        return Ok(Vec::new());
+    };
+    let corrupt = |_| StoreError::Corrupt { table: "meta" };
+    let list: Vec<ByteBuf> = decode(&v, v.len()).map_err(corrupt)?;
+    list.iter()
+        .map(|r| {
+            SignedRotation::from_wire(r, server.as_str())
+                .map_err(|_| StoreError::Corrupt { table: "meta" })
+        })
+        .collect()
+}
+
+/// Records the rotation of this server's key from `old` to `new` at `now`, in one store batch:
+/// the statement signed by both keys, `old` retired with `valid_until` = `now`, and `new`'s
+/// `valid_from` = `now`. The caller puts `new` in place as `server.key` afterwards.
+pub fn record_rotation(
+    store: &Store,
+    server: &ServerName,
+    old: &ServerKey,
+    new: &ServerKey,
+    now: u64,
+) -> Result<SignedRotation, StoreError> {
+    let valid_from = match store.meta(META_VALID_FROM)? {
+        Some(v) => <[u8; 8]>::try_from(v.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt { table: "meta" })?,
+        None => now,
+    };
+    let mut old_keys = retired_keys(store)?;
+    old_keys.push(ServerKeyEntry {
+        key: old.public().clone(),
+        valid_from,
+        // A key document needs every period to be non-empty (two rotations in one second).
+        valid_until: now.max(valid_from.saturating_add(1)),
+    });
+    let mut list = rotations(store, server)?;
+    let last = list.last().map_or(0, |r| r.rotation().time);
+    let statement = KeyRotation::sign(server.as_str(), old, new, now.max(last));
+    list.push(statement.clone());
+    let wires: Vec<ByteBuf> = list.iter().map(|r| ByteBuf::from(r.to_wire())).collect();
+    let started = now.max(last).to_be_bytes();
+    store.set_metas(&[
+        (META_OLD_KEYS, &encode(&old_keys)),
+        (META_ROTATIONS, &encode(&wires)),
+        (META_VALID_FROM, &started),
+    ])?;
+    Ok(statement)
 }
 
 /// Why a peer's keys could not be had.
@@ -284,19 +340,34 @@ mod tests {
         assert_eq!(back.keys[0].valid_from, 1000);
         assert_eq!(back.keys[0].valid_until, 5000 + KEY_VALIDITY_SECS);
         assert_eq!(back.valid_at(2000), vec![key.public().clone()]);
-        // Retired keys stay in the document, before the current one.
-        let old = ServerKey::generate();
-        set_retired_keys(
-            &store,
-            &[ServerKeyEntry {
-                key: old.public().clone(),
-                valid_from: 10,
-                valid_until: 1000,
-            }],
-        )
-        .unwrap();
-        let doc = own_server_keys(&store, &name, &key, 6000).unwrap();
-        assert_eq!(doc.valid_at(500), vec![old.public().clone()]);
-        assert_eq!(doc.keys.last().unwrap().key, *key.public());
+        assert!(back.rotations.is_empty());
+    }
+
+    #[test]
+    fn a_rotation_retires_the_old_key_and_chains_the_new_one() {
+        let store = Store::temporary().unwrap();
+        let name: ServerName = "a.example".parse().unwrap();
+        let (k0, k1, k2) = (
+            ServerKey::generate(),
+            ServerKey::generate(),
+            ServerKey::generate(),
+        );
+        own_server_keys(&store, &name, &k0, 1000).unwrap();
+        record_rotation(&store, &name, &k0, &k1, 2000).unwrap();
+        // Two rotations in one second still make a valid document.
+        record_rotation(&store, &name, &k1, &k2, 2000).unwrap();
+        let doc = own_server_keys(&store, &name, &k2, 3000).unwrap();
+        let back = ServerKeys::check(Signed::from_wire(&doc.to_wire()).unwrap(), &name).unwrap();
+        // Retired keys stay in the document, before the current one, for old events.
+        assert_eq!(back.valid_at(1500), vec![k0.public().clone()]);
+        assert_eq!(back.keys.last().unwrap().key, *k2.public());
+        assert_eq!(back.keys.last().unwrap().valid_from, 2000);
+        assert_eq!(back.rotations.len(), 2);
+        // Whoever pinned k0 follows the chain to k2; whoever meets the document first pins
+        // the chain back to k0.
+        let mut pinned = rendezvous_protocol::tlog::HostKeys::new("a.example", k0.public().clone());
+        assert!(pinned.learn(&back.rotations).unwrap());
+        assert_eq!(pinned.current(), k2.public());
+        assert_eq!(back.host_keys().unwrap(), pinned);
     }
 }

@@ -18,7 +18,7 @@ use rendezvous_protocol::api::{Body, CheckpointResponse, ErrorCode, encode_segme
 use rendezvous_protocol::crypto::{IdentityPublicKey, ServerPublicKey};
 use rendezvous_protocol::federation::{EventKind, VerifiedEvent};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
-use rendezvous_protocol::tlog::CheckpointNote;
+use rendezvous_protocol::tlog::{CheckpointNote, HostKeys};
 use rendezvous_protocol::wire::SignedBytes;
 
 /// Path of the topic queries (`federation-api.md` §5): `{topic}/entries?from&limit` and
@@ -122,6 +122,22 @@ impl Relay for Federation {
                 .await
                 .map_err(|e| RelayError::unavailable(format!("keys of {server}: {e}")))?;
             Ok(doc.keys.iter().map(|k| k.key.clone()).collect())
+        })
+    }
+
+    fn key_chain<'a>(
+        &'a self,
+        server: &'a ServerName,
+        refresh: bool,
+    ) -> LocalBoxFuture<'a, Result<HostKeys, RelayError>> {
+        Box::pin(async move {
+            let doc = self
+                .peer_keys()
+                .server_keys(server, refresh)
+                .await
+                .map_err(|e| RelayError::unavailable(format!("keys of {server}: {e}")))?;
+            doc.host_keys()
+                .map_err(|e| RelayError::unavailable(format!("key rotations of {server}: {e}")))
         })
     }
 

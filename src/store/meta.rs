@@ -14,4 +14,14 @@ impl Store {
         self.t().meta.insert(key.as_bytes(), value).or_backend()?;
         Ok(())
     }
+
+    /// Stores every `(key, value)` at once (one sled batch: all or none).
+    pub fn set_metas(&self, values: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in values {
+            batch.insert(key.as_bytes(), *value);
+        }
+        self.t().meta.apply_batch(batch).or_backend()?;
+        Ok(())
+    }
 }

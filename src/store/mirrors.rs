@@ -7,12 +7,14 @@
 //! | `mirrors` | `id(topic) ‖ 0x01` | the hosting server's latest verified checkpoint note |
 //! | `mirrors` | `id(topic) ‖ 0x02` | evidence against the hosting server (`MirrorEvidence::to_wire`: reason and two notes; for a split view or rollback the two notes are `Evidence::notes`, in order) |
 //! | `mirrors` | `id(topic) ‖ 0x03 ‖ id(server)` | the newest cosigned note from `server` |
-//! | `mirrors` | `id(topic) ‖ 0x04` | the hosting server's Server Key pinned for the topic (32 bytes) |
+//! | `mirrors` | `id(topic) ‖ 0x04` | the hosting server's keys pinned for the topic: `HostKeys::to_wire` (32 bytes: one key, as pinned before rotations) |
 //! | `mirrors` | `id(topic) ‖ 0x05` | an alarm that does not stop the mirror: a cosigned note of the hosting server under another key (`MirrorEvidence::to_wire`) |
 
 use super::keys::Key;
 use super::{OrBackend, Store, StoreError};
+use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::ids::{ServerName, TopicId};
+use rendezvous_protocol::tlog::HostKeys;
 
 const HEAD: u8 = 1;
 const EVIDENCE: u8 = 2;
@@ -74,30 +76,35 @@ impl Store {
         Ok(())
     }
 
-    /// The hosting server's Server Key pinned for a mirrored topic (`tag-log.md` §7.5).
-    pub fn mirror_host_key(&self, topic: &TopicId) -> Result<Option<[u8; 32]>, StoreError> {
+    /// The hosting server's keys pinned for a mirrored topic (`tag-log.md` §7.5, §7.6): the
+    /// chain it signs the topic's checkpoints with, grown only by rotations both keys signed.
+    pub fn mirror_host_keys(&self, topic: &TopicId) -> Result<Option<HostKeys>, StoreError> {
+        let corrupt = || StoreError::Corrupt { table: "mirrors" };
         match self.t().mirrors.get(key(topic, HOST_KEY)).or_backend()? {
-            Some(v) => <[u8; 32]>::try_from(v.as_ref())
+            // One key, as pinned before rotations existed.
+            Some(v) if v.len() == 32 => ServerPublicKey::from_slice(&v)
+                .map(|k| Some(HostKeys::new(topic.server().as_str(), k)))
+                .map_err(|_| corrupt()),
+            Some(v) => HostKeys::from_wire(&v)
+                .ok()
+                .filter(|k| k.name() == topic.server().as_str())
                 .map(Some)
-                .map_err(|_| StoreError::Corrupt { table: "mirrors" }),
+                .ok_or_else(corrupt),
             None => Ok(None),
         }
     }
 
-    /// Pins the hosting server's Server Key for a mirrored topic; a key pinned before stays.
-    pub fn pin_mirror_host_key(
-        &self,
-        topic: &TopicId,
-        host_key: &[u8; 32],
-    ) -> Result<(), StoreError> {
-        let _ = self
-            .t()
+    /// Pins `keys` for a mirrored topic: when none are pinned, or when `keys` holds every key
+    /// pinned before (the chain grew); a chain that drops a pinned key is not stored.
+    pub fn pin_mirror_host_keys(&self, topic: &TopicId, keys: &HostKeys) -> Result<(), StoreError> {
+        if let Some(held) = self.mirror_host_keys(topic)?
+            && (held == *keys || !held.keys().all(|k| keys.contains(k)))
+        {
+            return Ok(());
+        }
+        self.t()
             .mirrors
-            .compare_and_swap(
-                key(topic, HOST_KEY),
-                None as Option<&[u8]>,
-                Some(&host_key[..]),
-            )
+            .insert(key(topic, HOST_KEY), keys.to_wire())
             .or_backend()?;
         Ok(())
     }

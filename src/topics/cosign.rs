@@ -10,13 +10,12 @@ use std::time::Duration;
 use super::error::{TopicError, TopicResult};
 use super::lock;
 use super::mirror::host_checkpoint;
-use super::pinned::verify_host_key;
+use super::pinned::{HostKeySet, verify_host_key};
 use super::service::TopicService;
-use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{cosignature_from_wire, cosignature_to_wire};
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId};
-use rendezvous_protocol::tlog::{CheckpointNote, Cosignature, SignedCheckpoint};
+use rendezvous_protocol::tlog::{CheckpointNote, Cosignature, HostKeys, SignedCheckpoint};
 
 /// Cosignatures of one topic are sent at most this often; the newest head is cosigned.
 const COSIGN_DELAY: Duration = Duration::from_millis(300);
@@ -89,18 +88,17 @@ impl TopicService {
             });
         }
         let hosted_here = topic.server() == self.server_name;
-        let host_keys = match hosted_here {
-            true => vec![self.server_key().public().clone()],
-            false => relay.server_keys(&topic.server()).await?,
-        };
         let host_key = match hosted_here {
-            true => verify_host_key(&signed, &host_keys, topic)?,
-            // tag-log.md §7.5: a mirror checks against the topic's pinned key; a note under
-            // another key is an alarm, kept, not a 400 that drops it.
-            false => match self.note_host_key(topic, &signed, &cosignature, &host_keys)? {
-                Some(key) => key,
-                None => return Ok(()),
-            },
+            true => verify_host_key(&signed, &[self.server_key().public().clone()], topic)?,
+            // tag-log.md §7.5: a mirror checks against the topic's pinned keys (following the
+            // host's rotations, §7.6); a note under another key is an alarm, kept, not a 400.
+            false => {
+                let keys = self.host_key_set(topic, Some(&signed)).await?;
+                match self.note_host_key(topic, &signed, &cosignature, &keys)? {
+                    Some(key) => key,
+                    None => return Ok(()),
+                }
+            }
         };
         // federation-api.md §9.4: only the host's line and the sender's verified cosignature
         // are kept; any other line is dropped before the note is stored or served.
@@ -111,14 +109,15 @@ impl TopicService {
             )
             .map_err(TopicError::bad_checkpoint)?;
         let note = kept.to_note();
-        let c = host_checkpoint(&note, topic, std::slice::from_ref(&host_key))?;
+        let one = HostKeySet::of(HostKeys::new(topic.server().as_str(), host_key));
+        let c = host_checkpoint(&note, topic, &one)?;
         if hosted_here {
             if self.root_at(topic, c.size)? != Some(c.root) {
                 return Err(TopicError::bad_checkpoint(
                     "the cosigned checkpoint is not of this server's log",
                 ));
             }
-        } else if let Err(e) = self.compare_witness(topic, &note, std::slice::from_ref(&host_key)) {
+        } else if let Err(e) = self.compare_witness(topic, &note, &one) {
             // Evidence against the hosting server stops the mirror; the cosignature itself
             // was fine, so it is kept (and answered 200).
             tracing::warn!(%topic, %origin, %e, "a witness's view contradicts this mirror");
@@ -219,19 +218,9 @@ impl TopicService {
         let Ok(notes) = self.store.witness_notes(topic) else {
             return;
         };
-        let Some(relay) = self.relay_if_on() else {
+        // The pinned keys when there are (tag-log.md §7.5), else the key document's.
+        let Ok(host_keys) = self.host_key_set(topic, None).await else {
             return;
-        };
-        // The pinned key when there is one (tag-log.md §7.5), else the key document's.
-        let host_keys = match self.store.mirror_host_key(topic) {
-            Ok(Some(pinned)) => match ServerPublicKey::from_slice(&pinned) {
-                Ok(k) => vec![k],
-                Err(_) => return,
-            },
-            _ => match relay.server_keys(&topic.server()).await {
-                Ok(keys) => keys,
-                Err(_) => return,
-            },
         };
         for (server, note) in notes {
             if server == self.server_name {

@@ -11,7 +11,7 @@ use super::lock;
 use super::mirror::parse_host_checkpoint;
 use super::service::TopicService;
 use rendezvous_protocol::ids::TopicId;
-use rendezvous_protocol::tlog::{CheckpointNote, HEAD_RESIGN_AFTER};
+use rendezvous_protocol::tlog::{CheckpointNote, HEAD_RESIGN_AFTER, SignedCheckpoint};
 
 /// Whether a head signed at `time` is due for a fresh signature at `now`: older than
 /// [`HEAD_RESIGN_AFTER`]. A re-signed head has `time = now`, so one topic gets at most one new
@@ -48,7 +48,8 @@ impl TopicService {
         let Some(fetched) = relay.head(topic).await else {
             return Ok(held);
         };
-        let Ok(keys) = relay.server_keys(&topic.server()).await else {
+        let signed = SignedCheckpoint::parse(fetched.as_str().as_bytes()).ok();
+        let Ok(keys) = self.host_key_set(topic, signed.as_ref()).await else {
             return Ok(held);
         };
         let Ok(host) = parse_host_checkpoint(fetched.as_str(), topic, &keys) else {
@@ -65,10 +66,13 @@ impl TopicService {
             .as_ref()
             .and_then(|h| h.signed().ok())
             .map(|s| s.unverified_checkpoint().size);
+        if let Some(reason) = &host.key_changed {
+            return Err(self.stop(topic, m, fetched.as_str(), reason));
+        }
         if held_size == Some(host.checkpoint.size) {
             // Same size: a fresher signature over the same tree, or a split view (evidence,
             // the mirror stops and this answers `split_view`).
-            self.advance_head(topic, m, &host.note, &host.key)?;
+            self.advance_head(topic, m, &host.note, &host.keys)?;
         }
         m.checkpoint()
     }

@@ -14,14 +14,15 @@ use super::append::{Appended, LogRoots, StoreTags, shared};
 use super::error::{TopicError, TopicResult};
 use super::hosted::{Log, Mirror, Topic};
 use super::lock;
+use super::pinned::HostKeySet;
 use super::service::TopicService;
 use crate::store::TopicNodes;
 use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{EntryBatch, MirrorEvidence};
-use rendezvous_protocol::ids::{ServerName, TopicId};
+use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message::{Message, MessageError, MessageTag};
 use rendezvous_protocol::tlog::{
-    Checkpoint, ConsistencyProof, Evidence, Frontier, LogHash, LogView, RootAt, Roots,
+    Checkpoint, ConsistencyProof, Evidence, Frontier, HostKeys, LogHash, LogView, RootAt, Roots,
     SignedCheckpoint, TlogError, Tree, TreeSize, WitnessError, leaf_hash,
 };
 use rendezvous_protocol::topic::{
@@ -69,11 +70,16 @@ struct Plan {
     after: TopicState,
 }
 
-/// A verified checkpoint of the hosting server, with its note and the key that signed it.
+/// A verified checkpoint of the hosting server, with its note, the key that signed it and the
+/// chain it was checked with.
 pub(super) struct HostCheckpoint {
     pub(super) note: SignedCheckpoint,
     pub(super) key: ServerPublicKey,
+    pub(super) keys: HostKeys,
     pub(super) checkpoint: Checkpoint,
+    /// Why the key that signed it is evidence against the host (off the pinned chain, or out of
+    /// its period), if it is.
+    pub(super) key_changed: Option<String>,
 }
 
 /// Tags of the store plus those earlier in the batch being checked.
@@ -105,38 +111,23 @@ impl RootAt for BatchRoots<'_> {
     }
 }
 
-/// The key of `host` that signed `note`, and the verified checkpoint.
-fn verify_host(
-    note: &SignedCheckpoint,
-    host_keys: &[ServerPublicKey],
-    host: &ServerName,
-) -> TopicResult<(ServerPublicKey, Checkpoint)> {
-    for key in host_keys {
-        if let Ok(c) = note.verify(key, host.as_str()) {
-            return Ok((key.clone(), c.clone()));
-        }
-    }
-    Err(TopicError::bad_checkpoint(format!(
-        "the checkpoint is not signed by a key of {host}"
-    )))
-}
-
 /// Parses and verifies a note of the hosting server for `topic`.
 pub(super) fn host_checkpoint(
     note: &str,
     topic: &TopicId,
-    host_keys: &[ServerPublicKey],
+    keys: &HostKeySet,
 ) -> TopicResult<Checkpoint> {
-    Ok(parse_host_checkpoint(note, topic, host_keys)?.checkpoint)
+    Ok(parse_host_checkpoint(note, topic, keys)?.checkpoint)
 }
 
 pub(super) fn parse_host_checkpoint(
     note: &str,
     topic: &TopicId,
-    host_keys: &[ServerPublicKey],
+    keys: &HostKeySet,
 ) -> TopicResult<HostCheckpoint> {
     let signed = SignedCheckpoint::parse(note.as_bytes()).map_err(TopicError::bad_checkpoint)?;
-    let (key, c) = verify_host(&signed, host_keys, &topic.server())?;
+    let (key, key_changed) = keys.check(&signed, topic)?;
+    let c = signed.unverified_checkpoint().clone();
     if c.origin != log_origin(topic) {
         return Err(TopicError::bad_checkpoint(format!(
             "checkpoint of log {:?}, not of {topic}",
@@ -146,27 +137,28 @@ pub(super) fn parse_host_checkpoint(
     Ok(HostCheckpoint {
         note: signed,
         key,
+        keys: keys.chain.clone(),
         checkpoint: c,
+        key_changed,
     })
 }
 
 impl TopicService {
-    /// Applies a `topic.entry` batch from the topic's hosting server, whose current keys are
-    /// `host_keys` (`federation-api.md` §9.2, checks 3–9). Nothing is written unless every new
-    /// entry passes and the log they make has the checkpoint's root.
+    /// Applies a `topic.entry` batch from the topic's hosting server, whose keys are `keys`
+    /// (`federation-api.md` §9.2, checks 3–9). Nothing is written unless every new entry
+    /// passes and the log they make has the checkpoint's root.
     pub(super) fn mirror(
         &self,
         topic: &TopicId,
         batch: &EntryBatch,
-        host_keys: &[ServerPublicKey],
+        keys: &HostKeySet,
     ) -> TopicResult<Mirrored> {
         if topic.server() == self.server_name {
             return Err(TopicError::HostedHere {
                 topic: topic.clone(),
             });
         }
-        let keys = self.pinned_first(topic, host_keys)?;
-        let host = parse_host_checkpoint(&batch.checkpoint, topic, &keys)?;
+        let host = parse_host_checkpoint(&batch.checkpoint, topic, keys)?;
         let c = &host.checkpoint;
         if c.size != batch.end() {
             return Err(TopicError::bad_checkpoint(format!(
@@ -210,11 +202,20 @@ impl TopicService {
                 "planned log without creation",
             ));
         };
-        // The create names the key the host's checkpoints are under, which is pinned from here
-        // on (`tag-log.md` §7.5): a log whose creator named another key is not mirrored.
-        if let Err(e) = create.outcome.next.check_host_key(&host.key) {
+        // The create names a key of the chain the host's checkpoints are under, which is pinned
+        // from here on (`tag-log.md` §7.5, §7.6): a log whose creator named another key, or
+        // whose checkpoint is under a key off the chain, is not mirrored.
+        let named = match &host.key_changed {
+            Some(reason) => Err(TopicError::bad_checkpoint(reason.clone())),
+            None => create
+                .outcome
+                .next
+                .check_host_keys(&host.keys)
+                .map_err(Into::into),
+        };
+        if let Err(e) = named {
             tracing::error!(%topic, %e, "refusing to mirror: the create names another host key");
-            return Err(e.into());
+            return Err(e);
         }
         let log = Log::new(create.outcome.next.clone(), Frontier::new());
         // In the map before anything is written, so that no reader loads a half-written
@@ -242,8 +243,8 @@ impl TopicService {
         host: &HostCheckpoint,
     ) -> TopicResult<Mirrored> {
         m.not_stopped()?;
-        if let Some(reason) = self.host_key_changed(topic, m, &host.key)? {
-            return Err(self.stop(topic, m, &batch.checkpoint, &reason));
+        if let Some(reason) = &host.key_changed {
+            return Err(self.stop(topic, m, &batch.checkpoint, reason));
         }
         let c = &host.checkpoint;
         let size = m.log.state.size().get();
@@ -286,9 +287,14 @@ impl TopicService {
         &self,
         topic: &TopicId,
         note: &str,
-        host_keys: &[ServerPublicKey],
+        keys: &HostKeySet,
     ) -> TopicResult<bool> {
-        let host = parse_host_checkpoint(note, topic, host_keys)?;
+        let host = parse_host_checkpoint(note, topic, keys)?;
+        if host.key_changed.is_some() {
+            return Err(TopicError::bad_checkpoint(
+                "the cosigned checkpoint is not under this topic's pinned keys",
+            ));
+        }
         let c = &host.checkpoint;
         let t = self.get(topic)?;
         let mut t = lock(&t);
@@ -450,8 +456,8 @@ impl TopicService {
             last = Some(appended);
         }
         let last = last.ok_or(TopicError::NoEntries)?;
-        self.advance_head(topic, m, &host.note, &host.key)?;
-        self.store.pin_mirror_host_key(topic, host.key.as_bytes())?;
+        self.advance_head(topic, m, &host.note, &host.keys)?;
+        self.store.pin_mirror_host_keys(topic, &host.keys)?;
         Ok(Mirrored::Applied { last, leaves })
     }
 
@@ -462,20 +468,19 @@ impl TopicService {
         topic: &TopicId,
         m: &mut Mirror,
         note: &SignedCheckpoint,
-        key: &ServerPublicKey,
+        keys: &HostKeys,
     ) -> TopicResult<()> {
-        let host = topic.server();
         let origin = log_origin(topic);
         let mut view = match m
             .head
             .as_deref()
             .map(|h| SignedCheckpoint::parse(h.as_bytes()))
         {
-            // The key was checked against the pinned one (`host_key_changed`): a head that does
-            // not verify under it is a fault of this server's store, never a fresh start.
-            Some(Ok(h)) => LogView::resume(&origin, key.clone(), host.as_str(), h)
+            // The keys are the pinned chain (`HostKeySet`): a head that does not verify under it
+            // is a fault of this server's store, never a fresh start.
+            Some(Ok(h)) => LogView::resume_with(&origin, keys.clone(), h)
                 .map_err(|e| TopicError::internal("stored mirror head", e))?,
-            _ => LogView::new(&origin, key.clone(), host.as_str()),
+            _ => LogView::with_keys(&origin, keys.clone()),
         };
         let new_size = note.unverified_checkpoint().size;
         let old_size = view
@@ -511,7 +516,13 @@ impl TopicService {
 
     /// Keeps evidence against the hosting server (the mirror's head against `other`) and stops
     /// the mirror (`federation-api.md` §9.4); returns the `split_view` error to answer with.
-    fn stop(&self, topic: &TopicId, m: &mut Mirror, other: &str, reason: &str) -> TopicError {
+    pub(super) fn stop(
+        &self,
+        topic: &TopicId,
+        m: &mut Mirror,
+        other: &str,
+        reason: &str,
+    ) -> TopicError {
         let a = m.head.as_ref().map(|n| n.to_string()).unwrap_or_default();
         self.stop_notes(topic, m, a, other.to_owned(), reason)
     }

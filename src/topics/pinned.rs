@@ -1,98 +1,147 @@
-//! The hosting server's Server Key pinned per mirrored topic (`tag-log.md` §7.5): a mirror
-//! follows one topic's log under one key. A checkpoint of the hosting server under another key
-//! — a key document that changed, or a host that gives each peer its own key (issue 9, attack
-//! 3) — is not a reason to start a fresh view: it is kept as evidence with the pinned head,
-//! raised at error, served by `witnesses`, and stops the mirror, until key rotation
-//! statements exist (`tag-log.md` §11).
+//! The hosting server's keys pinned per mirrored topic (`tag-log.md` §7.5, §7.6): a mirror
+//! follows one topic's log under one chain of keys, which grows only by rotation statements
+//! signed by both the old and the new key. A checkpoint of the hosting server under a key off
+//! the chain — a key document that changed without a rotation, or a host that gives each peer
+//! its own key (issue 9, attack 3) — or under a retired key after its rotation is not a reason
+//! to start a fresh view: it is kept as evidence with the pinned head, raised at error, served
+//! by `witnesses`, and stops the mirror.
 
 use super::error::{TopicError, TopicResult};
-use super::hosted::Mirror;
 use super::service::TopicService;
 use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::MirrorEvidence;
 use rendezvous_protocol::ids::TopicId;
-use rendezvous_protocol::tlog::{Cosignature, SignedCheckpoint};
+use rendezvous_protocol::tlog::{Cosignature, HostKeyError, HostKeys, SignedCheckpoint};
 
 /// Short form of a key, for reasons and logs: the first 8 bytes, hex.
 fn short(key: &[u8; 32]) -> String {
     key.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-impl TopicService {
-    /// Checks that `key`, which verified a checkpoint of `topic`'s hosting server, is the key
-    /// pinned for the topic; pins it when none is and the mirror's head (if any) verifies
-    /// under it. `Some(reason)` when it is another key: evidence, for the caller to keep.
-    pub(super) fn host_key_changed(
-        &self,
-        topic: &TopicId,
-        m: &Mirror,
-        key: &ServerPublicKey,
-    ) -> TopicResult<Option<String>> {
-        let host = topic.server();
-        match self.store.mirror_host_key(topic)? {
-            Some(pinned) if pinned == *key.as_bytes() => Ok(None),
-            Some(pinned) => Ok(Some(format!(
-                "{host} signed a checkpoint under key {}…, but this topic's pinned key is {}… and no rotation statement was given",
-                short(key.as_bytes()),
-                short(&pinned)
-            ))),
-            None => {
-                // A mirror from before keys were pinned: its head says which key it followed.
-                if let Some(head) = m.head.as_deref()
-                    && let Ok(head) = SignedCheckpoint::parse(head.as_bytes())
-                    && head.verify(key, host.as_str()).is_err()
-                {
-                    return Ok(Some(format!(
-                        "{host} signed a checkpoint under key {}…, not under the key of the head this mirror holds",
-                        short(key.as_bytes())
-                    )));
-                }
-                self.store.pin_mirror_host_key(topic, key.as_bytes())?;
-                Ok(None)
-            }
+/// The hosting server's keys a mirror checks one topic's checkpoints with.
+#[derive(Debug, Clone)]
+pub(super) struct HostKeySet {
+    /// The chain pinned for the topic (grown by the rotations the host showed), or, for a topic
+    /// not pinned yet, the chain of the host's key document.
+    pub(super) chain: HostKeys,
+    /// Keys of the host's document off the chain: a checkpoint under one is evidence.
+    others: Vec<ServerPublicKey>,
+}
+
+impl HostKeySet {
+    /// One key and nothing else (a note already checked under it).
+    pub(super) fn of(chain: HostKeys) -> Self {
+        HostKeySet {
+            chain,
+            others: Vec::new(),
         }
     }
 
-    /// The keys to verify a checkpoint of `topic`'s hosting server with: the pinned key first
-    /// (even when the host's key document no longer lists it), then the document's.
-    pub(super) fn pinned_first(
+    /// The key of the chain that signed `note` and `None`, or, when it is not signed by the
+    /// chain in its period, the reason it is evidence against the host (`Some`); an error when
+    /// no key of the host's signed it at all.
+    pub(super) fn check(
+        &self,
+        note: &SignedCheckpoint,
+        topic: &TopicId,
+    ) -> TopicResult<(ServerPublicKey, Option<String>)> {
+        let host = topic.server();
+        match self.chain.verify_by(note) {
+            Ok((key, _)) => Ok((key.clone(), None)),
+            Err(e @ HostKeyError::OutOfPeriod { .. }) => {
+                let key = self
+                    .chain
+                    .keys()
+                    .find(|k| note.verify(k, host.as_str()).is_ok())
+                    .cloned()
+                    .ok_or_else(|| TopicError::bad_checkpoint(e.to_string()))?;
+                Ok((key, Some(format!("{host}'s {e}"))))
+            }
+            Err(HostKeyError::Checkpoint(e)) => {
+                let Some(key) = self
+                    .others
+                    .iter()
+                    .find(|k| note.verify(k, host.as_str()).is_ok())
+                else {
+                    return Err(TopicError::bad_checkpoint(format!(
+                        "the checkpoint is not signed by a key of {host}: {e}"
+                    )));
+                };
+                let reason = format!(
+                    "{host} signed a checkpoint under key {}…, but this topic's pinned key is {}… and no rotation statement leads to it",
+                    short(key.as_bytes()),
+                    short(self.chain.current().as_bytes())
+                );
+                Ok((key.clone(), Some(reason)))
+            }
+        }
+    }
+}
+
+impl TopicService {
+    /// The keys to check a checkpoint `note` of `topic`'s hosting server with: the chain
+    /// pinned for the topic, or the chain of the host's key document when none is. A note that
+    /// the pinned chain does not verify makes the mirror fetch the host's document again and
+    /// follow its rotations from the pinned chain (both keys of each signed it); the grown
+    /// chain is pinned. Two rotations out of one key are an alarm, kept, and the chain stays.
+    pub(super) async fn host_key_set(
         &self,
         topic: &TopicId,
-        host_keys: &[ServerPublicKey],
-    ) -> TopicResult<Vec<ServerPublicKey>> {
-        let Some(pinned) = self.store.mirror_host_key(topic)? else {
-            return Ok(host_keys.to_vec());
+        note: Option<&SignedCheckpoint>,
+    ) -> TopicResult<HostKeySet> {
+        let relay = self.relay(|| "checking the hosting server's keys".into())?;
+        let host = topic.server();
+        let Some(mut chain) = self.store.mirror_host_keys(topic)? else {
+            let chain = relay.key_chain(&host, false).await?;
+            return Ok(HostKeySet::of(chain));
         };
-        let key = ServerPublicKey::from_slice(&pinned)
-            .map_err(|e| TopicError::internal("pinned host key", e))?;
-        let others = host_keys
-            .iter()
-            .filter(|k| *k.as_bytes() != pinned)
-            .cloned();
-        Ok(std::iter::once(key).chain(others).collect())
+        let stale =
+            note.is_some_and(|n| matches!(chain.verify(n), Err(HostKeyError::Checkpoint(_))));
+        let offered = relay.key_chain(&host, stale).await?;
+        if stale {
+            match chain.learn(offered.rotations()) {
+                Ok(true) => {
+                    tracing::info!(%topic, %host, key = %short(chain.current().as_bytes()), "following the hosting server's key rotation");
+                    self.store.pin_mirror_host_keys(topic, &chain)?;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let reason = format!(
+                        "{host}'s key rotations do not continue this topic's pinned keys: {e}"
+                    );
+                    tracing::error!(%topic, %host, reason, "alarm: the hosting server's key rotations");
+                    let alarm = MirrorEvidence {
+                        reason,
+                        a: self.store.mirror_head(topic)?.unwrap_or_default(),
+                        b: note.map(|n| n.to_note().to_string()).unwrap_or_default(),
+                    };
+                    self.store.set_mirror_alarm(topic, &alarm.to_wire())?;
+                }
+            }
+        }
+        let others = offered
+            .keys()
+            .filter(|k| !chain.contains(k))
+            .cloned()
+            .collect();
+        Ok(HostKeySet { chain, others })
     }
 
-    /// The hosting server's key to check a cosigned note of a mirrored topic with: the pinned
-    /// one. A note with a line of the hosting server's name that does not verify under it —
-    /// signed under another key, as a host giving each peer its own key does — is kept as an
-    /// alarm (the hosting server's lines and the cosigner's verified line), logged at error and
-    /// served by `witnesses`: `Ok(None)`, answered 200. Without a pinned key, the first of
-    /// `host_keys` that verifies.
+    /// The hosting server's key to check a cosigned note of a mirrored topic with: the key of
+    /// the pinned chain that signed it. A note with a line of the hosting server's name that
+    /// does not verify under the chain — signed under another key, as a host giving each peer
+    /// its own key does — is kept as an alarm (the hosting server's lines and the cosigner's
+    /// verified line), logged at error and served by `witnesses`: `Ok(None)`, answered 200.
     pub(super) fn note_host_key(
         &self,
         topic: &TopicId,
         signed: &SignedCheckpoint,
         cosignature: &Cosignature,
-        host_keys: &[ServerPublicKey],
+        keys: &HostKeySet,
     ) -> TopicResult<Option<ServerPublicKey>> {
         let host = topic.server();
-        let Some(pinned) = self.store.mirror_host_key(topic)? else {
-            return verify_host_key(signed, host_keys, topic).map(Some);
-        };
-        let key = ServerPublicKey::from_slice(&pinned)
-            .map_err(|e| TopicError::internal("pinned host key", e))?;
-        if signed.verify(&key, host.as_str()).is_ok() {
-            return Ok(Some(key));
+        if let Ok((key, _)) = keys.chain.verify_by(signed) {
+            return Ok(Some(key.clone()));
         }
         if !signed.signer_names().contains(&host.as_str()) {
             return Err(TopicError::bad_checkpoint(format!(
@@ -105,7 +154,7 @@ impl TopicService {
         let reason = format!(
             "{} cosigned a checkpoint of {host} that does not verify under this topic's pinned key {}…: {host} may show other servers another key",
             cosignature.witness,
-            short(&pinned)
+            short(keys.chain.current().as_bytes())
         );
         tracing::error!(%topic, %host, cosigner = %cosignature.witness, reason, "alarm: a checkpoint of the hosting server under another key");
         let alarm = MirrorEvidence {

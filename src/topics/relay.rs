@@ -8,7 +8,7 @@ use futures_util::future::LocalBoxFuture;
 use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::crypto::{IdentityPublicKey, ServerPublicKey};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
-use rendezvous_protocol::tlog::CheckpointNote;
+use rendezvous_protocol::tlog::{CheckpointNote, HostKeys};
 use rendezvous_protocol::wire::SignedBytes;
 
 /// A query to or a queue for another server failed, as the federation layer tells it: the
@@ -57,6 +57,15 @@ pub trait Relay: Send + Sync {
         &'a self,
         server: &'a ServerName,
     ) -> LocalBoxFuture<'a, Result<Vec<ServerPublicKey>, RelayError>>;
+
+    /// The chain of `server`'s checkpoint keys its key document shows: its newest key and the
+    /// rotations back from it (`tag-log.md` §7.6). `refresh` asks for a fresh document (a key
+    /// may have rotated; the federation layer limits how often).
+    fn key_chain<'a>(
+        &'a self,
+        server: &'a ServerName,
+        refresh: bool,
+    ) -> LocalBoxFuture<'a, Result<HostKeys, RelayError>>;
 
     /// One page of `topic`'s entries from `from` on, from its hosting server: a `topic.entry`
     /// payload, not yet decoded.

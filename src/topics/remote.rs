@@ -10,17 +10,17 @@ use serde_bytes::ByteBuf;
 use super::append::{Appended, NewEntry};
 use super::error::{TopicError, TopicResult};
 use super::mirror::Mirrored;
+use super::pinned::HostKeySet;
 use super::service::TopicService;
 use super::waiters::Landed;
 use super::{Unsynced, lock};
-use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{
     ENTRY_BATCH_BYTES, EntryBatch, MAX_ENTRIES_PER_EVENT, Submit,
 };
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::MessageIn;
-use rendezvous_protocol::tlog::{CheckpointNote, LeafIndex};
+use rendezvous_protocol::tlog::{CheckpointNote, LeafIndex, SignedCheckpoint};
 use rendezvous_protocol::topic::{ENTRY_CHANGE, ENTRY_MESSAGE, LogEntry, TopicChange};
 use rendezvous_protocol::wire::Signed;
 
@@ -148,8 +148,8 @@ impl TopicService {
             });
         }
         let batch = EntryBatch::from_wire(payload)?;
-        let relay = self.relay(|| "mirroring".into())?;
-        let keys = relay.server_keys(origin).await?;
+        let note = SignedCheckpoint::parse(batch.checkpoint.as_bytes()).ok();
+        let keys = self.host_key_set(topic, note.as_ref()).await?;
         let mut applied = Unsynced::new();
         let result = self
             .apply_unsynced(topic, &batch, &keys, &mut applied)
@@ -192,7 +192,7 @@ impl TopicService {
         &self,
         topic: &TopicId,
         batch: &EntryBatch,
-        host_keys: &[ServerPublicKey],
+        host_keys: &HostKeySet,
         applied: &mut Unsynced,
     ) -> TopicResult<()> {
         let mut pages = 0;

@@ -211,6 +211,7 @@ impl Client {
             server_name: server.to_string(),
             trust: trust.to_string(),
             user: payload.user.to_string(),
+            server_rotations: Default::default(),
             server_keys: [(server.to_string(), hex_string(status.key()?.as_bytes()))].into(),
             inbox_seq: 0,
             identities: Default::default(),

@@ -123,9 +123,10 @@ impl Client {
         let specs = self.claim_members(&all).await?;
         let my_key = self.own_topic_key(&specs[0])?;
         let topic = TopicId::random(&self.server);
-        // The create names this server's key: every member and mirror pins it from entry 0.
+        // The create names this server's current key (its rotations followed first,
+        // `tag-log.md` §7.6): every member and mirror pins it from entry 0.
         let server = self.server.clone();
-        let host_key = HostKey::of(&self.hosting_server_key(&server).await?);
+        let host_key = HostKey::of(self.follow_rotations(&server).await?.current());
         let (outcome, key) = ChangeBuilder::create(&topic, &my_key, history, specs, host_key)
             .build(self.now(), &mut Randomness::Os)?;
         if let Some(key) = &key {

@@ -176,6 +176,7 @@ impl Client {
             server_name: server.to_string(),
             trust: trust.to_string(),
             user: user.to_string(),
+            server_rotations: Default::default(),
             server_keys: [(
                 server.to_string(),
                 rendezvous_protocol::crypto::sign::hex_string(status.key()?.as_bytes()),

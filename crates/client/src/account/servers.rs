@@ -7,8 +7,11 @@ use crate::http::{Http, encode_segment};
 use crate::tls::Trust;
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::IdentityResponse;
+use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::{IdentityPublicKey, ServerPublicKey};
+use rendezvous_protocol::federation::ServerKeys;
 use rendezvous_protocol::ids::{ServerName, UserId};
+use rendezvous_protocol::tlog::{HostKeyError, HostKeys, SignedCheckpoint};
 
 use super::{server_status, verify_registration};
 
@@ -18,6 +21,86 @@ impl Client {
         let path = format!("/v1/users/{}/identity", encode_segment(user.as_str()));
         let answer: IdentityResponse = self.authed(Method::GET, &path, None).await?;
         verify_registration(answer.registration, user)
+    }
+
+    /// The chain of keys the server hosting a topic signs checkpoints with (`tag-log.md`
+    /// §7.6): the key pinned on first use ([`Self::hosting_server_key`]) and the rotations this
+    /// device verified since.
+    pub async fn hosting_server_keys(
+        &mut self,
+        host: &ServerName,
+    ) -> Result<HostKeys, ClientError> {
+        let anchor = self.hosting_server_key(host).await?;
+        let mut keys = HostKeys::new(host.as_str(), anchor);
+        let statements = self.config.server_rotations(host.as_str())?;
+        keys.learn(&statements)
+            .map_err(|e| ClientError::Misbehaved(format!("stored rotations of {host}: {e}")))?;
+        Ok(keys)
+    }
+
+    /// Follows `host`'s key rotations from the chain this device holds: fetches its key
+    /// document through the homeserver and keeps every rotation that continues the chain
+    /// (each signed by its old and its new key, so the document need not be trusted). Two
+    /// rotations out of one key, or times that go back, are `server_misbehaved`.
+    pub async fn follow_rotations(&mut self, host: &ServerName) -> Result<HostKeys, ClientError> {
+        let mut keys = self.hosting_server_keys(host).await?;
+        let doc = self.key_document(host).await?;
+        match keys.learn(&doc.rotations) {
+            Ok(false) => {}
+            Ok(true) => {
+                self.config.server_rotations.insert(
+                    host.to_string(),
+                    keys.rotations()
+                        .iter()
+                        .map(|r| hex_string(&r.to_wire()))
+                        .collect(),
+                );
+                self.save_config()?;
+            }
+            Err(e) => {
+                return Err(ClientError::Misbehaved(format!(
+                    "key rotations of {host}: {e}"
+                )));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Verifies the hosting server's signature on `note` with the chain of its keys, following
+    /// its rotations once when no key this device holds signed it; returns the chain. A key of
+    /// the chain used outside its period (a retired key after its rotation) is
+    /// `server_misbehaved`.
+    pub async fn verify_host_note(
+        &mut self,
+        host: &ServerName,
+        note: &SignedCheckpoint,
+    ) -> Result<HostKeys, ClientError> {
+        let mut keys = self.hosting_server_keys(host).await?;
+        if matches!(keys.verify(note), Err(HostKeyError::Checkpoint(_))) {
+            keys = self.follow_rotations(host).await?;
+        }
+        match keys.verify(note) {
+            Ok(_) => Ok(keys),
+            Err(HostKeyError::Checkpoint(e)) => Err(e.into()),
+            Err(e) => Err(ClientError::Misbehaved(format!("{host}: {e}"))),
+        }
+    }
+
+    /// `host`'s key document, through the homeserver (which fetched it over mutual TLS) or
+    /// the homeserver's own.
+    async fn key_document(&mut self, host: &ServerName) -> Result<ServerKeys, ClientError> {
+        let path = format!(
+            "/v1/servers/{}/keys",
+            rendezvous_protocol::api::encode_segment(host.as_str())
+        );
+        let doc: ServerKeys = self.authed(Method::GET, &path, None).await?;
+        if doc.server != *host {
+            return Err(ClientError::Misbehaved(format!(
+                "key document for {host} names {}",
+                doc.server
+            )));
+        }
+        Ok(doc)
     }
 
     /// The signing key of the server hosting a topic. The homeserver's key is learned at
@@ -34,18 +117,7 @@ impl Client {
         if *host != self.server {
             // Another server's key comes through our own, which fetched and checked its key
             // document over mutual TLS (`federation-api.md` §2); pinned on first use.
-            let path = format!(
-                "/v1/servers/{}/keys",
-                rendezvous_protocol::api::encode_segment(host.as_str())
-            );
-            let doc: rendezvous_protocol::federation::ServerKeys =
-                self.authed(Method::GET, &path, None).await?;
-            if doc.server != *host {
-                return Err(ClientError::Misbehaved(format!(
-                    "key document for {host} names {}",
-                    doc.server
-                )));
-            }
+            let doc = self.key_document(host).await?;
             let key = doc
                 .keys
                 .last()

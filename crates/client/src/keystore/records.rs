@@ -11,6 +11,7 @@ use crate::ClientError;
 use crate::tls::{Trust, decode_hex};
 use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::ids::{ServerName, UserId};
+use rendezvous_protocol::tlog::SignedRotation;
 
 /// What a device keeps of a topic's log to go on checking it where it stopped
 /// (`topics/<id>/log.cbor`): every change with its index, to rebuild the topic state with
@@ -53,6 +54,11 @@ pub struct Config {
     /// is learned at registration over the verified TLS channel.
     #[serde(default)]
     pub server_keys: BTreeMap<String, String>,
+    /// Key rotations (hex of each signed statement, `tag-log.md` §7.6) this device verified
+    /// for a server, by server name: with the key in `server_keys` they make the chain of keys
+    /// the server signs checkpoints with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_rotations: BTreeMap<String, Vec<String>>,
     /// Highest inbox sequence number processed and acknowledged.
     #[serde(default)]
     pub inbox_seq: u64,
@@ -98,6 +104,22 @@ impl Config {
         self.server_name
             .parse()
             .map_err(|e| ClientError::corrupt(CONFIG, format!("server_name: {e}")))
+    }
+
+    /// The key rotations of `server` this device verified (`tag-log.md` §7.6), oldest first;
+    /// each is checked again.
+    pub fn server_rotations(&self, server: &str) -> Result<Vec<SignedRotation>, ClientError> {
+        self.server_rotations
+            .get(server)
+            .into_iter()
+            .flatten()
+            .map(|hex| {
+                let bytes = decode_hex(hex)
+                    .ok_or_else(|| ClientError::corrupt(CONFIG, "rotation is not hex"))?;
+                SignedRotation::from_wire(&bytes, server)
+                    .map_err(|e| ClientError::corrupt(CONFIG, format!("rotation of {server}: {e}")))
+            })
+            .collect()
     }
 
     /// The signing key of `server`, if known.

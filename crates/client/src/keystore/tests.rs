@@ -24,6 +24,7 @@ fn config() -> Config {
         server_name: "a.example".into(),
         trust: "system-roots".into(),
         user: "@alice:a.example".into(),
+        server_rotations: Default::default(),
         server_keys: BTreeMap::from([("a.example".into(), hex_string(&[7u8; 32]))]),
         inbox_seq: 3,
         identities: BTreeMap::new(),

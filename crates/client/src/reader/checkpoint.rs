@@ -59,17 +59,13 @@ impl Client {
         topic: &TopicId,
         record: &TopicRecord,
     ) -> Result<LogView, ClientError> {
-        let host = topic.server();
-        let key = self.hosting_server_key(&host).await?;
+        let keys = self.hosting_server_keys(&topic.server()).await?;
         let origin = log_origin(topic);
         Ok(match &record.checkpoint {
-            Some(note) => LogView::resume(
-                &origin,
-                key,
-                host.as_str(),
-                SignedCheckpoint::parse(note.as_bytes())?,
-            )?,
-            None => LogView::new(&origin, key, host.as_str()),
+            Some(note) => {
+                LogView::resume_with(&origin, keys, SignedCheckpoint::parse(note.as_bytes())?)?
+            }
+            None => LogView::with_keys(&origin, keys),
         })
     }
 
@@ -96,18 +92,19 @@ impl Client {
         topic: &TopicId,
         record: &TopicRecord,
     ) -> Result<Head, ClientError> {
-        let mut view = self.held_view(topic, record).await?;
-        let host = topic.server();
-        let key = self.hosting_server_key(&host).await?;
-        let held = view
-            .latest()
-            .map(|c| c.unverified_checkpoint().size.0)
-            .unwrap_or(0);
         let answer: CheckpointResponse = self
             .authed(Method::GET, &topic_path(topic, "/checkpoint"), None)
             .await?;
         let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
-        let checkpoint = signed.verify(&key, host.as_str())?.clone();
+        // Verified first: a checkpoint under a key the host rotated to is followed
+        // (`tag-log.md` §7.6) before the held view is made with the chain.
+        self.verify_host_note(&topic.server(), &signed).await?;
+        let checkpoint = signed.unverified_checkpoint().clone();
+        let mut view = self.held_view(topic, record).await?;
+        let held = view
+            .latest()
+            .map(|c| c.unverified_checkpoint().size.0)
+            .unwrap_or(0);
         not_from_the_future(&checkpoint, self.now())?;
         let size = checkpoint.size.0;
         let path = if held > 0 && size > held {

@@ -48,8 +48,8 @@ impl Client {
             proof,
         };
         let host = topic.server();
-        let key = self.hosting_server_key(&host).await?;
-        if evidence.verify(topic, &key, host.as_str()).is_err() {
+        let keys = self.hosting_server_keys(&host).await?;
+        if evidence.verify_with(topic, &keys).is_err() {
             return Ok(None);
         }
         self.keystore.save_entry_evidence(topic, &evidence)?;

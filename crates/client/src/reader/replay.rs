@@ -255,8 +255,8 @@ impl Client {
         // (`tag-log.md` §9.2, §7.5): another topic's log, or checkpoints this device verified
         // under another key (a substituted key document), are not this topic's.
         if let Some(state) = &replay.state {
-            let key = self.hosting_server_key(&topic.server()).await?;
-            state.check_log_of(topic, &key).map_err(|e| {
+            let keys = self.hosting_server_keys(&topic.server()).await?;
+            state.check_log_of(topic, &keys).map_err(|e| {
                 ClientError::Misbehaved(format!("entry 0 of the log served for {topic}: {e}"))
             })?;
         }

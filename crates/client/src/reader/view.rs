@@ -27,9 +27,9 @@ impl Client {
         leaf: &[u8],
     ) -> Result<(), ClientError> {
         let host = topic.server();
-        let key = self.hosting_server_key(&host).await?;
         let signed = SignedCheckpoint::parse(answer.checkpoint.as_bytes())?;
-        let c = signed.verify(&key, host.as_str())?.clone();
+        self.verify_host_note(&host, &signed).await?;
+        let c = signed.unverified_checkpoint().clone();
         let index = answer.index.get();
         if c.origin != log_origin(topic) || c.size.0 <= index {
             return Err(ClientError::Misbehaved(format!(

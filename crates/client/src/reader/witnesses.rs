@@ -8,12 +8,12 @@ use awc::http::Method;
 use super::{WitnessReport, topic_path};
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::WitnessesResponse;
-use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::MirrorEvidence;
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::tlog::{
     Checkpoint, CheckpointError, ConsistencyProof, Evidence, LogView, SignedCheckpoint, TreeSize,
 };
+use rendezvous_protocol::tlog::{HostKeyError, HostKeys};
 use rendezvous_protocol::topic::log_origin;
 
 /// A proof between two checkpoints of the same size (not consulted by `LogView::update`).
@@ -40,7 +40,19 @@ impl Client {
             .authed(Method::GET, &topic_path(topic, "/witnesses"), None)
             .await?;
         let host = topic.server();
-        let key = self.hosting_server_key(&host).await?;
+        let mut keys = self.hosting_server_keys(&host).await?;
+        let unknown_key = |note: &str| {
+            SignedCheckpoint::parse(note.as_bytes())
+                .is_ok_and(|s| matches!(keys.verify(&s), Err(HostKeyError::Checkpoint(_))))
+        };
+        if views(&host, &answer)
+            .iter()
+            .any(|(_, note)| unknown_key(note))
+        {
+            // A view under a key this device does not hold yet: the host may have rotated
+            // (`tag-log.md` §7.6).
+            keys = self.follow_rotations(&host).await?;
+        }
         let mut report = WitnessReport::default();
         if let Some(evidence) = &answer.evidence {
             let reason = MirrorEvidence::from_wire(evidence)
@@ -51,7 +63,7 @@ impl Client {
             ));
         }
         for (what, note) in views(&host, &answer) {
-            self.check_view(topic, &key, view, &what, &note, &mut report)
+            self.check_view(topic, &keys, view, &what, &note, &mut report)
                 .await?;
         }
         Ok(report)
@@ -61,7 +73,7 @@ impl Client {
     async fn check_view(
         &mut self,
         topic: &TopicId,
-        key: &ServerPublicKey,
+        keys: &HostKeys,
         view: Option<&LogView>,
         what: &str,
         note: &str,
@@ -75,7 +87,7 @@ impl Client {
                 return Ok(());
             }
         };
-        let c = match signed.verify(key, host.as_str()) {
+        let c = match keys.verify(&signed) {
             Ok(c) => c.clone(),
             Err(e) => {
                 report.problems.push(format!("{what}: {e}"));
@@ -92,7 +104,7 @@ impl Client {
             return Ok(());
         }
         let agreement = match view {
-            Some(view) => self.agrees(topic, key, view, &signed, &c).await?,
+            Some(view) => self.agrees(topic, keys, view, &signed, &c).await?,
             None => Agreement::Agrees,
         };
         match agreement {
@@ -122,7 +134,7 @@ impl Client {
     async fn agrees(
         &mut self,
         topic: &TopicId,
-        key: &ServerPublicKey,
+        keys: &HostKeys,
         view: &LogView,
         signed: &SignedCheckpoint,
         c: &Checkpoint,
@@ -156,9 +168,8 @@ impl Client {
             new,
             path,
         };
-        let host = topic.server();
         Ok(agreement(
-            LogView::resume(&c.origin, key.clone(), host.as_str(), signed.clone())
+            LogView::resume_with(&c.origin, keys.clone(), signed.clone())
                 .and_then(|mut older| older.update(head, &proof))
                 .is_ok(),
         ))
@@ -187,11 +198,19 @@ impl Client {
                 unknown(report);
                 continue;
             };
-            let Some(cosigner) = known_key(self.hosting_server_key(&server).await)? else {
+            let Some(cosigner) = known_key(self.hosting_server_keys(&server).await)? else {
                 unknown(report);
                 continue;
             };
-            match signed.cosignature(&cosigner, name) {
+            // Any key of the cosigner's chain: a cosignature carries its own time.
+            let line = cosigner
+                .keys()
+                .map(|k| signed.cosignature(k, name))
+                .find(|r| !matches!(r, Err(CheckpointError::MissingSignature { .. })))
+                .unwrap_or(Err(CheckpointError::MissingSignature {
+                    key_name: name.to_owned(),
+                }));
+            match line {
                 Ok(_) => {
                     let entry = (name.to_owned(), c.size.0);
                     if !report.cosigned.contains(&entry) {
@@ -226,9 +245,7 @@ fn agreement(agrees: bool) -> Agreement {
 
 /// A cosigner's key, or `None` when no key is known for that name (its homeserver cannot
 /// give one); local faults (keystore) are still errors.
-fn known_key(
-    key: Result<ServerPublicKey, ClientError>,
-) -> Result<Option<ServerPublicKey>, ClientError> {
+fn known_key(key: Result<HostKeys, ClientError>) -> Result<Option<HostKeys>, ClientError> {
     match key {
         Ok(k) => Ok(Some(k)),
         Err(e @ (ClientError::Io { .. } | ClientError::Corrupt { .. })) => Err(e),

@@ -45,6 +45,8 @@ pub const LABEL_LINK_PROOF_KEY: &str = "rdv/v1/link-proof-key";
 pub const LABEL_DEVICE_LOGIN: &str = "rdv/v1/device-login";
 /// Server key document, signed by the server's newest key.
 pub const LABEL_SERVER_KEYS: &str = "rdv/v1/server-keys";
+/// Rotation of a Server Key, signed by the old and the new key (`tag-log.md` §7.6).
+pub const LABEL_KEY_ROTATION: &str = "rdv/v1/key-rotation";
 /// Federation event signed by a server key.
 pub const LABEL_FEDERATION_EVENT: &str = "rdv/v1/federation-event";
 

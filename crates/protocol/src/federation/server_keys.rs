@@ -3,9 +3,12 @@
 //! verify old events.
 //!
 //! ```text
-//! server-keys = [1, server, [+ [key, valid_from, valid_until]]]   signed by the newest key,
-//!                                                                 label "rdv/v1/server-keys"
+//! server-keys = [1, server, [+ [key, valid_from, valid_until]], [* signed-rotation]]
+//!               signed by the newest key, label "rdv/v1/server-keys"
 //! ```
+//!
+//! The rotations (`tag-log.md` §7.6) chain the keys: each is signed by its old and its new key,
+//! so whoever holds one key of the chain can follow it without trusting this document.
 
 use std::borrow::Cow;
 
@@ -16,8 +19,10 @@ use crate::crypto::sign::Server;
 use crate::crypto::transcript::LABEL_SERVER_KEYS;
 use crate::crypto::{ServerKey, ServerPublicKey};
 use crate::ids::ServerName;
+use crate::tlog::host_keys::{HostKeys, MAX_HOST_KEYS, RotationError, SignedRotation};
 use crate::wire::signed::SignedError;
 use crate::wire::{Signed, SignedPayload, VERSION, Verified, WireError, check_version};
+use serde_bytes::ByteBuf;
 
 /// `[key, valid_from, valid_until]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
@@ -30,13 +35,16 @@ pub struct ServerKeyEntry {
     pub valid_until: u64,
 }
 
-/// `[1, server, [+ entry]]`: every key the server signs with or signed with, newest last.
+/// `[1, server, [+ entry], [* signed-rotation]]`: every key the server signs with or signed
+/// with, newest last, and the rotations between them, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerKeys {
     /// The server.
     pub server: ServerName,
     /// Keys, oldest first; the last one signs the document.
     pub keys: Vec<ServerKeyEntry>,
+    /// Key rotations, oldest first, each checked (both signatures, this server) on decode.
+    pub rotations: Vec<SignedRotation>,
 }
 
 /// The wire form of [`ServerKeys`], with the version in front.
@@ -45,6 +53,7 @@ struct ServerKeysWire<'a> {
     version: u8,
     server: Cow<'a, ServerName>,
     keys: Cow<'a, [ServerKeyEntry]>,
+    rotations: Vec<ByteBuf>,
 }
 
 impl Serialize for ServerKeys {
@@ -53,6 +62,11 @@ impl Serialize for ServerKeys {
             version: VERSION,
             server: Cow::Borrowed(&self.server),
             keys: Cow::Borrowed(&self.keys),
+            rotations: self
+                .rotations
+                .iter()
+                .map(|r| ByteBuf::from(r.to_wire()))
+                .collect(),
         }
         .serialize(s)
     }
@@ -62,9 +76,19 @@ impl<'de> Deserialize<'de> for ServerKeys {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = ServerKeysWire::deserialize(d)?;
         check_version(w.version).map_err(serde::de::Error::custom)?;
+        if w.rotations.len() >= MAX_HOST_KEYS {
+            return Err(serde::de::Error::custom("too many rotations"));
+        }
+        let rotations = w
+            .rotations
+            .iter()
+            .map(|r| SignedRotation::from_wire(r, w.server.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(serde::de::Error::custom)?;
         Ok(ServerKeys {
             server: w.server.into_owned(),
             keys: w.keys.into_owned(),
+            rotations,
         })
     }
 }
@@ -96,6 +120,7 @@ impl ServerKeys {
     pub fn sign(
         server: ServerName,
         mut old: Vec<ServerKeyEntry>,
+        rotations: Vec<SignedRotation>,
         current: &ServerKey,
         valid_from: u64,
         valid_until: u64,
@@ -105,7 +130,27 @@ impl ServerKeys {
             valid_from,
             valid_until,
         });
-        Signed::sign(ServerKeys { server, keys: old }, current)
+        Signed::sign(
+            ServerKeys {
+                server,
+                keys: old,
+                rotations,
+            },
+            current,
+        )
+    }
+
+    /// The chain of checkpoint keys this document shows, from its newest key back through its
+    /// rotations (`tag-log.md` §7.6): what a party that holds no key of the server pins.
+    pub fn host_keys(&self) -> Result<HostKeys, RotationError> {
+        let newest = self
+            .keys
+            .last()
+            .map(|k| k.key.clone())
+            .ok_or(RotationError::Chain("no key"))?;
+        let mut keys = HostKeys::new(self.server.as_str(), newest);
+        keys.learn(&self.rotations)?;
+        Ok(keys)
     }
 
     /// Checks a fetched document: it names `server` and is signed by its newest key.
@@ -154,6 +199,7 @@ mod tests {
                 valid_from: 0,
                 valid_until: 100,
             }],
+            Vec::new(),
             &new,
             100,
             1000,

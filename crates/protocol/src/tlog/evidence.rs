@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::checkpoint::{CheckpointError, MAX_NOTE_SIZE, SignedCheckpoint};
+use super::host_keys::{HostKeyError, HostKeys};
 use super::proof::{ConsistencyProof, parse_path};
 use super::{TlogError, TreeSize};
 use crate::crypto::ServerPublicKey;
@@ -30,6 +31,9 @@ pub enum EvidenceError {
     /// A checkpoint in it is malformed or not signed by the given key.
     #[error("checkpoint in evidence: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// A key of the hosting server signed a checkpoint in it outside the key's period.
+    #[error("checkpoint in evidence: {0}")]
+    KeyOutOfPeriod(String),
     /// The two checkpoints are for different logs.
     #[error("checkpoints have different origins")]
     DifferentOrigins,
@@ -84,8 +88,22 @@ impl Evidence {
     /// Checks from scratch that this evidence shows misbehaviour by the log whose key is `key`
     /// and key name `key_name`.
     pub fn verify(&self, key: &ServerPublicKey, key_name: &str) -> Result<(), EvidenceError> {
+        self.verify_with(&HostKeys::new(key_name, key.clone()))
+    }
+
+    /// [`Self::verify`] for a hosting server whose key rotated: each checkpoint must verify
+    /// under the key of `keys` for its time (`tag-log.md` §7.6).
+    pub fn verify_with(&self, keys: &HostKeys) -> Result<(), EvidenceError> {
         let (a, b) = self.checkpoints();
-        let (a, b) = (a.verify(key, key_name)?, b.verify(key, key_name)?);
+        let verify = |note| {
+            keys.verify(note).map_err(|e| match e {
+                HostKeyError::Checkpoint(e) => EvidenceError::Checkpoint(e),
+                e @ HostKeyError::OutOfPeriod { .. } => {
+                    EvidenceError::KeyOutOfPeriod(e.to_string())
+                }
+            })
+        };
+        let (a, b) = (verify(a)?, verify(b)?);
         if a.origin != b.origin {
             return Err(EvidenceError::DifferentOrigins);
         }

@@ -22,6 +22,7 @@
 pub mod checkpoint;
 pub mod cosignature;
 pub mod evidence;
+pub mod host_keys;
 pub mod proof;
 pub mod roots;
 pub mod tree;
@@ -35,6 +36,7 @@ use sha2::{Digest, Sha256};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointNote, SignedCheckpoint};
 pub use cosignature::Cosignature;
 pub use evidence::{Evidence, EvidenceError};
+pub use host_keys::{HostKeyError, HostKeys, KeyRotation, RotationError, SignedRotation};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use roots::{CurrentRoot, RootAt, Roots};
 pub use tree::{Frontier, MemoryNodeStore, NodeStore, Tree};

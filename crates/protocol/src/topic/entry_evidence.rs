@@ -12,9 +12,8 @@ use serde_bytes::ByteBuf;
 use super::log::{EntryError, LogEntry, Replayer, leaf_data, log_origin};
 use crate::crypto::ServerPublicKey;
 use crate::ids::TopicId;
-use crate::tlog::{
-    CheckpointError, ConsistencyProof, Frontier, LogHash, SignedCheckpoint, TreeSize,
-};
+use crate::tlog::HostKeys;
+use crate::tlog::{ConsistencyProof, Frontier, LogHash, SignedCheckpoint, TreeSize};
 use crate::wire::{WireError, decode, encode};
 
 /// Largest encoded entry evidence accepted (a log prefix of up to this many bytes).
@@ -93,10 +92,20 @@ impl EntryEvidence {
         key: &ServerPublicKey,
         key_name: &str,
     ) -> Result<EntryError, EntryEvidenceError> {
-        let c = self
-            .checkpoint
-            .verify(key, key_name)
-            .map_err(|e: CheckpointError| EntryEvidenceError::Checkpoint(e.to_string()))?;
+        self.verify_with(topic, &HostKeys::new(key_name, key.clone()))
+    }
+
+    /// [`Self::verify`] for a hosting server whose key rotated (`tag-log.md` §7.6): the
+    /// checkpoint verifies under the key of `keys` for its time, and the create names a key of
+    /// the chain.
+    pub fn verify_with(
+        &self,
+        topic: &TopicId,
+        keys: &HostKeys,
+    ) -> Result<EntryError, EntryEvidenceError> {
+        let c = keys
+            .verify(&self.checkpoint)
+            .map_err(|e| EntryEvidenceError::Checkpoint(e.to_string()))?;
         if c.origin != log_origin(topic) {
             return Err(EntryEvidenceError::Checkpoint(format!(
                 "of log {:?}, not of {topic}",
@@ -138,7 +147,7 @@ impl EntryEvidence {
         }
         // Entry 0 must create this topic, naming the key that signed the checkpoint (`tag-log.md`
         // §9.2, §7.5): a log that breaks that ends at entry 0, which is then the broken rule.
-        let entry_0 = |r: &Replayer| r.state().map(|s| s.check_log_of(topic, key));
+        let entry_0 = |r: &Replayer| r.state().map(|s| s.check_log_of(topic, keys));
         if matches!(entry_0(&replayer), Some(Err(_))) {
             return Err(EntryEvidenceError::NoContradiction(
                 "entry 0 creates another topic or names another host key: the evidence should end there".into(),

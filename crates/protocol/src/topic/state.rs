@@ -6,7 +6,7 @@ use super::change::{Action, ChangeHash, HostKey, MemberSpec, TopicChange};
 use super::{ChangeError, Epoch, History, MAX_MEMBERS, MemberIndex, Role};
 use crate::crypto::{IdentityPublicKey, KeyId, ServerPublicKey, TopicPublicKey};
 use crate::ids::{TopicId, UserId};
-use crate::tlog::{LeafIndex, LogHash, RootAt, TreeSize, empty_root};
+use crate::tlog::{HostKeys, LeafIndex, LogHash, RootAt, TreeSize, empty_root};
 use crate::wire::{Signed, Verified};
 
 mod messages;
@@ -108,17 +108,26 @@ impl TopicState {
         })
     }
 
-    /// Whether this is the state of `topic`'s log under the hosting server key `key`: entry 0
-    /// created `topic` and names `key` (`federation-spec/tag-log.md` §9.2, §7.5). The one check
-    /// of a log's first entry for mirrors, readers and evidence.
-    pub fn check_log_of(&self, topic: &TopicId, key: &ServerPublicKey) -> Result<(), ChangeError> {
+    /// Whether the create names a key of the hosting server's chain `keys` (`tag-log.md`
+    /// §7.6): the key it signed with when the topic was made, before or after later rotations.
+    pub fn check_host_keys(&self, keys: &HostKeys) -> Result<(), ChangeError> {
+        if keys.keys().any(|k| HostKey::of(k) == self.host_key) {
+            return Ok(());
+        }
+        self.check_host_key(keys.current())
+    }
+
+    /// Whether this is the state of `topic`'s log under the hosting server's keys `keys`:
+    /// entry 0 created `topic` and names a key of the chain (`federation-spec/tag-log.md` §9.2,
+    /// §7.5, §7.6). The one check of a log's first entry for mirrors, readers and evidence.
+    pub fn check_log_of(&self, topic: &TopicId, keys: &HostKeys) -> Result<(), ChangeError> {
         if self.topic != *topic {
             return Err(ChangeError::WrongTopic {
                 expected: topic.to_string(),
                 got: self.topic.to_string(),
             });
         }
-        self.check_host_key(key)
+        self.check_host_keys(keys)
     }
 
     /// Checks a `create` change (log position 0) and returns the topic's first state.

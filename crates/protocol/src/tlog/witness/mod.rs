@@ -10,6 +10,7 @@ use super::TreeSize;
 use super::checkpoint::{CheckpointError, SignedCheckpoint};
 use super::cosignature::Cosignature;
 use super::evidence::Evidence;
+use super::host_keys::{HostKeyError, HostKeys, RotationError, SignedRotation};
 use super::proof::ConsistencyProof;
 use crate::crypto::{ServerKey, ServerPublicKey};
 
@@ -19,6 +20,10 @@ pub enum WitnessError {
     /// The checkpoint is malformed or not signed by the hosting server.
     #[error("checkpoint refused: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// A key of the hosting server signed the checkpoint outside its period (a retired key
+    /// after its rotation, `tag-log.md` §7.6).
+    #[error("checkpoint refused: {0}")]
+    KeyOutOfPeriod(String),
     /// The checkpoint is for another log.
     #[error("checkpoint is for origin {got:?}, expected {expected:?}")]
     WrongOrigin {
@@ -67,6 +72,17 @@ pub enum WitnessError {
     NoContradiction,
 }
 
+/// The hosting server's signature on `note`, by the key of `keys` for its time.
+fn verify<'a>(
+    keys: &HostKeys,
+    note: &'a SignedCheckpoint,
+) -> Result<&'a super::Checkpoint, WitnessError> {
+    keys.verify(note).map_err(|e| match e {
+        HostKeyError::Checkpoint(e) => WitnessError::Checkpoint(e),
+        e @ HostKeyError::OutOfPeriod { .. } => WitnessError::KeyOutOfPeriod(e.to_string()),
+    })
+}
+
 /// What an accepted update did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Update {
@@ -91,8 +107,7 @@ pub enum Update {
 #[derive(Debug, Clone)]
 pub struct LogView {
     origin: String,
-    key: ServerPublicKey,
-    key_name: String,
+    keys: HostKeys,
     latest: Option<SignedCheckpoint>,
     evidence: Option<Evidence>,
 }
@@ -101,13 +116,29 @@ impl LogView {
     /// A view of the log `origin`, whose checkpoints the hosting server signs with `key` under
     /// `key_name`. It holds no checkpoint yet.
     pub fn new(origin: &str, key: ServerPublicKey, key_name: &str) -> Self {
+        LogView::with_keys(origin, HostKeys::new(key_name, key))
+    }
+
+    /// A view of the log `origin`, whose checkpoints the hosting server signs with the keys of
+    /// `keys`, each in its period (`tag-log.md` §7.6).
+    pub fn with_keys(origin: &str, keys: HostKeys) -> Self {
         LogView {
             origin: origin.to_owned(),
-            key,
-            key_name: key_name.to_owned(),
+            keys,
             latest: None,
             evidence: None,
         }
+    }
+
+    /// The hosting server's keys this view checks checkpoints with.
+    pub fn keys(&self) -> &HostKeys {
+        &self.keys
+    }
+
+    /// Follows the hosting server's key rotations in `statements` ([`HostKeys::learn`]):
+    /// `Ok(true)` when the view now knows a key it did not.
+    pub fn learn_keys(&mut self, statements: &[SignedRotation]) -> Result<bool, RotationError> {
+        self.keys.learn(statements)
     }
 
     /// Resumes a view from a checkpoint stored earlier (e.g. by a mirror across restarts); the
@@ -118,8 +149,17 @@ impl LogView {
         key_name: &str,
         latest: SignedCheckpoint,
     ) -> Result<Self, WitnessError> {
-        let mut view = LogView::new(origin, key, key_name);
-        let size = latest.verify(&view.key, &view.key_name)?.size;
+        LogView::resume_with(origin, HostKeys::new(key_name, key), latest)
+    }
+
+    /// [`Self::resume`] with the keys of a chain.
+    pub fn resume_with(
+        origin: &str,
+        keys: HostKeys,
+        latest: SignedCheckpoint,
+    ) -> Result<Self, WitnessError> {
+        let mut view = LogView::with_keys(origin, keys);
+        let size = verify(&view.keys, &latest)?.size;
         let empty = ConsistencyProof {
             old: TreeSize(0),
             new: size,
@@ -134,7 +174,7 @@ impl LogView {
     /// must be about the view's origin; a view that already holds evidence keeps its own.
     pub fn restore_evidence(&mut self, evidence: Evidence) -> Result<(), WitnessError> {
         evidence
-            .verify(&self.key, &self.key_name)
+            .verify_with(&self.keys)
             .map_err(|_| WitnessError::NoContradiction)?;
         if evidence.origin() != self.origin {
             return Err(WitnessError::WrongOrigin {
@@ -182,7 +222,7 @@ impl LogView {
         if self.evidence.is_some() {
             return Err(WitnessError::Compromised);
         }
-        let c = new.verify(&self.key, &self.key_name)?.clone();
+        let c = verify(&self.keys, &new)?.clone();
         if c.origin != self.origin {
             return Err(WitnessError::WrongOrigin {
                 expected: self.origin.clone(),
