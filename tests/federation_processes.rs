@@ -351,15 +351,24 @@ fn server_name(s: &str) -> ServerName {
     s.parse().unwrap()
 }
 
-/// A `topic.entry` event from a.test to b.test signed by `key`.
+/// A `topic.entry` event from a.test to b.test signed by `key`, dated now.
 fn event(payload: &[u8], key: &ServerKey) -> rendezvous_protocol::wire::Verified<Event> {
+    event_at(payload, key, rendezvous::state::now())
+}
+
+/// [`event`] dated `time`.
+fn event_at(
+    payload: &[u8],
+    key: &ServerKey,
+    time: u64,
+) -> rendezvous_protocol::wire::Verified<Event> {
     Event::sign(
         &server_name("a.test"),
         &server_name("b.test"),
         EventKind::TopicEntry,
         Some(&TopicId::random(&server_name("a.test"))),
         payload.to_vec(),
-        rendezvous::state::now(),
+        time,
         key,
     )
 }
@@ -409,7 +418,12 @@ async fn a_real_federation_listener_authenticates_its_peers() {
     ]);
     let a_key = server_key(&a.data_dir);
     let genuine = event(b"not an entry batch", &a_key);
-    let forged = event(b"not an entry batch either", &ServerKey::generate());
+    // Dated before b fetches a's key document: a verdict (`federation-api.md` §2).
+    let forged = event_at(
+        b"not an entry batch either",
+        &ServerKey::generate(),
+        rendezvous::state::now() - 10,
+    );
     let txn = |id: &str| {
         Transaction::new(
             id.into(),
@@ -457,6 +471,34 @@ async fn a_real_federation_listener_authenticates_its_peers() {
             ),
         ]
     );
+    // Forged and dated after that fetch: a may have rotated its key since, and b may not fetch
+    // the document again yet, so "try later"; once it may, the verdict.
+    let late = event_at(
+        b"forged, dated later",
+        &ServerKey::generate(),
+        rendezvous::state::now() + 1,
+    );
+    let late_txn = |id: &str| {
+        Transaction::new(
+            id.into(),
+            server_name("a.test"),
+            server_name("b.test"),
+            vec![late.signed_bytes().clone()],
+        )
+    };
+    let codes = |body: &[u8]| -> Vec<(u16, String)> {
+        TransactionResponse::from_wire(body)
+            .unwrap()
+            .results
+            .into_iter()
+            .map(|r| (r.status, r.code))
+            .collect()
+    };
+    let (_, body) = put_transaction(&as_a, "b.test", &late_txn("late-1")).await;
+    assert_eq!(codes(&body), [(503, "unavailable".to_owned())]);
+    actix_rt::time::sleep(Duration::from_millis(2100)).await;
+    let (_, body) = put_transaction(&as_a, "b.test", &late_txn("late-2")).await;
+    assert_eq!(codes(&body), [(400, "bad_signature".to_owned())]);
     assert!(fed.dns().asked("_rendezvous._tcp.a.test.", RecordType::SRV));
     assert!(fed.dns().asked("fed.a.test.", RecordType::A));
 }

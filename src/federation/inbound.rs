@@ -300,6 +300,11 @@ async fn finish_transaction(
     Ok(response)
 }
 
+/// The `time` an event claims, unverified (for deciding only whether to try later).
+fn signed_time(signed: &Signed<Event>) -> Option<u64> {
+    signed.decode_unverified().ok().map(|e| e.time)
+}
+
 /// The origin's key document for one transaction: fetched when the first event needs it, and
 /// fetched again at most once when a signature does not verify (the origin may have rotated
 /// its key; the source rate-limits refreshes too).
@@ -355,6 +360,17 @@ impl<'a, K: PeerKeys> OriginKeys<'a, K> {
                 Err(EventError::BadSignature) if !self.refreshed => {
                     self.refreshed = true;
                     self.document(true).await?;
+                }
+                // Signed after the document was fetched, which could not be fetched again yet
+                // (refreshed moments ago): the origin may have rotated its key since, so this
+                // is "try later", not a verdict on the event (`federation-api.md` §2).
+                Err(EventError::BadSignature)
+                    if self
+                        .source
+                        .fetched_at(self.origin)
+                        .is_some_and(|f| signed_time(&signed).is_some_and(|t| t > f)) =>
+                {
+                    return Err(ErrorCode::Unavailable);
                 }
                 Err(e) => return Err(ApiError::from(e).code),
             }

@@ -31,8 +31,6 @@ const META_VALID_FROM: &str = "federation.key_valid_from";
 /// `meta` key: CBOR list of retired [`ServerKeyEntry`]s, oldest first. A rotation moves the
 /// current key here with `valid_until` = the rotation time, and starts a new `valid_from`.
 const META_OLD_KEYS: &str = "federation.old_keys";
-/// `meta` key: CBOR list of signed rotations (`tag-log.md` §7.6, each as bytes), oldest first.
-const META_ROTATIONS: &str = "federation.rotations";
 
 /// This server's key document, signed now: the retired keys kept in the store, then the current
 /// key, valid from its first announcement until [`KEY_VALIDITY_SECS`] after `now`.
@@ -55,7 +53,7 @@ pub fn own_server_keys(
     Ok(ServerKeys::sign(
         server.clone(),
         old,
-        rotations(store, server)?,
+        store.rotations(server)?,
         key,
         valid_from,
         now.saturating_add(KEY_VALIDITY_SECS),
@@ -67,21 +65,6 @@ fn retired_keys(store: &Store) -> Result<Vec<ServerKeyEntry>, StoreError> {
         Some(v) => decode(&v, v.len()).map_err(|_| StoreError::Corrupt { table: "meta" }),
         None => Ok(Vec::new()),
     }
-}
-
-/// This server's key rotations, oldest first (`tag-log.md` §7.6).
-pub fn rotations(store: &Store, server: &ServerName) -> Result<Vec<SignedRotation>, StoreError> {
-    let Some(v) = store.meta(META_ROTATIONS)? else {
-        return Ok(Vec::new());
-    };
-    let corrupt = |_| StoreError::Corrupt { table: "meta" };
-    let list: Vec<ByteBuf> = decode(&v, v.len()).map_err(corrupt)?;
-    list.iter()
-        .map(|r| {
-            SignedRotation::from_wire(r, server.as_str())
-                .map_err(|_| StoreError::Corrupt { table: "meta" })
-        })
-        .collect()
 }
 
 /// Records the rotation of this server's key from `old` to `new` at `now`, in one store batch:
@@ -104,10 +87,11 @@ pub fn record_rotation(
     old_keys.push(ServerKeyEntry {
         key: old.public().clone(),
         valid_from,
-        // A key document needs every period to be non-empty (two rotations in one second).
-        valid_until: now.max(valid_from.saturating_add(1)),
+        // Exclusive: the old key stays valid through the second of the rotation (events it
+        // signed in that second, still queued, verify), and a period is never empty.
+        valid_until: now.saturating_add(1).max(valid_from.saturating_add(1)),
     });
-    let mut list = rotations(store, server)?;
+    let mut list = store.rotations(server)?;
     let last = list.last().map_or(0, |r| r.rotation().time);
     let statement = KeyRotation::sign(server.as_str(), old, new, now.max(last));
     list.push(statement.clone());
@@ -115,7 +99,7 @@ pub fn record_rotation(
     let started = now.max(last).to_be_bytes();
     store.set_metas(&[
         (META_OLD_KEYS, &encode(&old_keys)),
-        (META_ROTATIONS, &encode(&wires)),
+        (crate::store::META_ROTATIONS, &encode(&wires)),
         (META_VALID_FROM, &started),
     ])?;
     Ok(statement)
@@ -151,6 +135,13 @@ pub trait PeerKeys: Send + Sync {
         server: &'a ServerName,
         refresh: bool,
     ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>>;
+
+    /// When the document [`Self::server_keys`] holds for `server` was fetched (Unix seconds),
+    /// if it keeps one: a signature made after it may be under a key rotated to since, which
+    /// only a later fetch can show.
+    fn fetched_at(&self, _server: &ServerName) -> Option<u64> {
+        None
+    }
 }
 
 /// A shared source serves the listener and the topic sink alike.
@@ -161,6 +152,10 @@ impl<T: PeerKeys + ?Sized> PeerKeys for Arc<T> {
         refresh: bool,
     ) -> LocalBoxFuture<'a, Result<Arc<ServerKeys>, PeerKeysError>> {
         (**self).server_keys(server, refresh)
+    }
+
+    fn fetched_at(&self, server: &ServerName) -> Option<u64> {
+        (**self).fetched_at(server)
     }
 }
 
@@ -212,7 +207,7 @@ struct Cached {
 }
 
 /// Least time between two forced refreshes of one peer's keys, seconds.
-const MIN_REFRESH_SECS: u64 = 60;
+pub const MIN_REFRESH_SECS: u64 = 2;
 /// Largest key document accepted.
 const MAX_DOCUMENT_LEN: usize = 64 * 1024;
 
@@ -304,6 +299,10 @@ impl HttpPeerKeys {
 }
 
 impl PeerKeys for HttpPeerKeys {
+    fn fetched_at(&self, server: &ServerName) -> Option<u64> {
+        self.cached(server).map(|(_, fetched, _)| fetched)
+    }
+
     fn server_keys<'a>(
         &'a self,
         server: &'a ServerName,

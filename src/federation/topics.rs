@@ -129,15 +129,17 @@ impl Relay for Federation {
         &'a self,
         server: &'a ServerName,
         refresh: bool,
-    ) -> LocalBoxFuture<'a, Result<HostKeys, RelayError>> {
+    ) -> LocalBoxFuture<'a, Result<(HostKeys, Option<u64>), RelayError>> {
         Box::pin(async move {
             let doc = self
                 .peer_keys()
                 .server_keys(server, refresh)
                 .await
                 .map_err(|e| RelayError::unavailable(format!("keys of {server}: {e}")))?;
-            doc.host_keys()
-                .map_err(|e| RelayError::unavailable(format!("key rotations of {server}: {e}")))
+            let chain = doc
+                .host_keys()
+                .map_err(|e| RelayError::unavailable(format!("key rotations of {server}: {e}")))?;
+            Ok((chain, self.peer_keys().fetched_at(server)))
         })
     }
 

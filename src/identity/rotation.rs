@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::{IdentityError, io_err, load_server_key, write_private};
 use crate::ServerError;
-use crate::federation::keys::{record_rotation, rotations};
+use crate::federation::keys::record_rotation;
 use crate::store::Store;
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::ids::ServerName;
@@ -67,7 +67,7 @@ pub fn settle(
     key: ServerKey,
 ) -> Result<ServerKey, ServerError> {
     let (key_path, next_path) = paths(data_dir);
-    let last = rotations(store, server)?.pop();
+    let last = store.rotations(server)?.pop();
     let mut key = key;
     if next_path.exists() {
         let next = load_server_key(&next_path)?;

@@ -79,6 +79,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
+pub use meta::META_ROTATIONS;
 pub use nodes::TopicNodes;
 pub use outbound::{OutboundBackoff, OutboundInFlight};
 pub use prekeys::MAX_PREKEYS;

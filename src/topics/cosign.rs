@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::error::{TopicError, TopicResult};
 use super::lock;
 use super::mirror::host_checkpoint;
-use super::pinned::{HostKeySet, verify_host_key};
+use super::pinned::HostKeySet;
 use super::service::TopicService;
 use rendezvous_protocol::federation::topic_events::{cosignature_from_wire, cosignature_to_wire};
 use rendezvous_protocol::federation::{Event, EventKind};
@@ -89,7 +89,17 @@ impl TopicService {
         }
         let hosted_here = topic.server() == self.server_name;
         let host_key = match hosted_here {
-            true => verify_host_key(&signed, &[self.server_key().public().clone()], topic)?,
+            // Its own notes under any key of its chain, each in its period (`tag-log.md` §7.6):
+            // a cosignature of a checkpoint signed before a rotation is still of this log.
+            true => {
+                let chain = self
+                    .store
+                    .own_host_keys(&self.server_name, self.server_key())?;
+                let (key, _) = chain
+                    .verify_by(&signed)
+                    .map_err(|e| TopicError::bad_checkpoint(e.to_string()))?;
+                key.clone()
+            }
             // tag-log.md §7.5: a mirror checks against the topic's pinned keys (following the
             // host's rotations, §7.6); a note under another key is an alarm, kept, not a 400.
             false => {

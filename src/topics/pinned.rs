@@ -7,6 +7,7 @@
 //! by `witnesses`, and stops the mirror.
 
 use super::error::{TopicError, TopicResult};
+use super::relay::RelayError;
 use super::service::TopicService;
 use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::MirrorEvidence;
@@ -92,12 +93,14 @@ impl TopicService {
         let relay = self.relay(|| "checking the hosting server's keys".into())?;
         let host = topic.server();
         let Some(mut chain) = self.store.mirror_host_keys(topic)? else {
-            let chain = relay.key_chain(&host, false).await?;
+            let (chain, _) = relay.key_chain(&host, false).await?;
             return Ok(HostKeySet::of(chain));
         };
-        let stale =
-            note.is_some_and(|n| matches!(chain.verify(n), Err(HostKeyError::Checkpoint(_))));
-        let offered = relay.key_chain(&host, stale).await?;
+        let unknown = |chain: &HostKeys| {
+            note.is_some_and(|n| matches!(chain.verify(n), Err(HostKeyError::Checkpoint(_))))
+        };
+        let stale = unknown(&chain);
+        let (offered, fetched_at) = relay.key_chain(&host, stale).await?;
         if stale {
             match chain.learn(offered.rotations()) {
                 Ok(true) => {
@@ -119,11 +122,23 @@ impl TopicService {
                 }
             }
         }
-        let others = offered
+        let others: Vec<ServerPublicKey> = offered
             .keys()
             .filter(|k| !chain.contains(k))
             .cloned()
             .collect();
+        let signed_by_other =
+            |n: &SignedCheckpoint| others.iter().any(|k| n.verify(k, host.as_str()).is_ok());
+        let after_fetch =
+            |n: &SignedCheckpoint| fetched_at.is_some_and(|f| n.unverified_checkpoint().time > f);
+        if unknown(&chain) && note.is_some_and(|n| after_fetch(n) && !signed_by_other(n)) {
+            // Signed after the host's document was fetched, which could not be fetched again
+            // yet: the host may have rotated since. Try later rather than refuse
+            // (`federation-api.md` §2).
+            return Err(TopicError::Relay(RelayError::unavailable(format!(
+                "{host}'s checkpoint is under a key this server does not know yet; its key document is fetched again shortly"
+            ))));
+        }
         Ok(HostKeySet { chain, others })
     }
 
@@ -165,20 +180,4 @@ impl TopicService {
         self.store.set_mirror_alarm(topic, &alarm.to_wire())?;
         Ok(None)
     }
-}
-
-/// The key among `host_keys` that signed `note` as the topic's hosting server.
-pub(super) fn verify_host_key(
-    note: &SignedCheckpoint,
-    host_keys: &[ServerPublicKey],
-    topic: &TopicId,
-) -> TopicResult<ServerPublicKey> {
-    let host = topic.server();
-    host_keys
-        .iter()
-        .find(|k| note.verify(k, host.as_str()).is_ok())
-        .cloned()
-        .ok_or_else(|| {
-            TopicError::bad_checkpoint(format!("the checkpoint is not signed by a key of {host}"))
-        })
 }

@@ -59,13 +59,14 @@ pub trait Relay: Send + Sync {
     ) -> LocalBoxFuture<'a, Result<Vec<ServerPublicKey>, RelayError>>;
 
     /// The chain of `server`'s checkpoint keys its key document shows: its newest key and the
-    /// rotations back from it (`tag-log.md` §7.6). `refresh` asks for a fresh document (a key
-    /// may have rotated; the federation layer limits how often).
+    /// rotations back from it (`tag-log.md` §7.6), and when that document was fetched (Unix
+    /// seconds, if known). `refresh` asks for a fresh document (a key may have rotated; the
+    /// federation layer limits how often, and then answers with the one it holds).
     fn key_chain<'a>(
         &'a self,
         server: &'a ServerName,
         refresh: bool,
-    ) -> LocalBoxFuture<'a, Result<HostKeys, RelayError>>;
+    ) -> LocalBoxFuture<'a, Result<(HostKeys, Option<u64>), RelayError>>;
 
     /// One page of `topic`'s entries from `from` on, from its hosting server: a `topic.entry`
     /// payload, not yet decoded.

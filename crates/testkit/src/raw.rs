@@ -65,6 +65,19 @@ pub async fn entries(server: &impl Api, client: &Client, topic: &TopicId) -> Vec
     }
 }
 
+/// `server`'s key document for server `of` (`GET /v1/servers/{of}/keys`), as `client` gets it.
+pub async fn key_document(
+    server: &impl Api,
+    client: &Client,
+    of: &str,
+) -> rendezvous_protocol::federation::ServerKeys {
+    let (http, token) = http(server, client);
+    let path = format!("/v1/servers/{}/keys", encode_segment(of));
+    http.call(Method::GET, &path, None, Some(&token))
+        .await
+        .unwrap()
+}
+
 /// The topic's state, replayed from the server's log.
 pub async fn state(server: &impl Api, client: &Client, topic: &TopicId) -> TopicState {
     replayed(server, client, topic)
