@@ -15,6 +15,7 @@ use crate::store::{Store, StoreError};
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::federation::{ServerKeyEntry, ServerKeys};
 use rendezvous_protocol::ids::ServerName;
+use rendezvous_protocol::tlog::host_keys::MAX_HOST_KEYS;
 use rendezvous_protocol::tlog::{KeyRotation, SignedRotation};
 use rendezvous_protocol::wire::{Signed, Verified, decode, encode};
 use serde_bytes::ByteBuf;
@@ -92,6 +93,16 @@ pub fn record_rotation(
         valid_until: now.saturating_add(1).max(valid_from.saturating_add(1)),
     });
     let mut list = store.rotations(server)?;
+    // A key document carries at most this many rotations, a chain that many keys
+    // (`tag-log.md` §7.6): one more would make peers refuse the document.
+    let limit = (MAX_HOST_KEYS - 1) as u64;
+    if list.len() as u64 >= limit {
+        return Err(StoreError::TooMany {
+            limit,
+            stored: list.len() as u64,
+            adding: 1,
+        });
+    }
     let last = list.last().map_or(0, |r| r.rotation().time);
     let statement = KeyRotation::sign(server.as_str(), old, new, now.max(last));
     list.push(statement.clone());
@@ -368,5 +379,26 @@ mod tests {
         assert!(pinned.learn(&back.rotations).unwrap());
         assert_eq!(pinned.current(), k2.public());
         assert_eq!(back.host_keys().unwrap(), pinned);
+    }
+
+    #[test]
+    fn rotations_stop_where_a_key_document_would_be_refused() {
+        let store = Store::temporary().unwrap();
+        let name: ServerName = "a.example".parse().unwrap();
+        let mut key = ServerKey::generate();
+        for i in 0..MAX_HOST_KEYS - 1 {
+            let next = ServerKey::generate();
+            record_rotation(&store, &name, &key, &next, 1000 + i as u64).unwrap();
+            key = next;
+        }
+        let refused = record_rotation(&store, &name, &key, &ServerKey::generate(), 5000);
+        assert!(
+            matches!(refused, Err(StoreError::TooMany { .. })),
+            "{refused:?}"
+        );
+        // The document with the most rotations allowed still decodes and chains.
+        let doc = own_server_keys(&store, &name, &key, 6000).unwrap();
+        let back = ServerKeys::check(Signed::from_wire(&doc.to_wire()).unwrap(), &name).unwrap();
+        assert_eq!(back.host_keys().unwrap().keys().count(), MAX_HOST_KEYS);
     }
 }

@@ -17,7 +17,6 @@ use super::lock;
 use super::pinned::HostKeySet;
 use super::service::TopicService;
 use crate::store::TopicNodes;
-use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::federation::topic_events::{EntryBatch, MirrorEvidence};
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message::{Message, MessageError, MessageTag};
@@ -70,11 +69,9 @@ struct Plan {
     after: TopicState,
 }
 
-/// A verified checkpoint of the hosting server, with its note, the key that signed it and the
-/// chain it was checked with.
+/// A verified checkpoint of the hosting server, with its note and the chain it was checked with.
 pub(super) struct HostCheckpoint {
     pub(super) note: SignedCheckpoint,
-    pub(super) key: ServerPublicKey,
     pub(super) keys: HostKeys,
     pub(super) checkpoint: Checkpoint,
     /// Why the key that signed it is evidence against the host (off the pinned chain, or out of
@@ -126,7 +123,7 @@ pub(super) fn parse_host_checkpoint(
     keys: &HostKeySet,
 ) -> TopicResult<HostCheckpoint> {
     let signed = SignedCheckpoint::parse(note.as_bytes()).map_err(TopicError::bad_checkpoint)?;
-    let (key, key_changed) = keys.check(&signed, topic)?;
+    let key_changed = keys.check(&signed, topic)?;
     let c = signed.unverified_checkpoint().clone();
     if c.origin != log_origin(topic) {
         return Err(TopicError::bad_checkpoint(format!(
@@ -136,7 +133,6 @@ pub(super) fn parse_host_checkpoint(
     }
     Ok(HostCheckpoint {
         note: signed,
-        key,
         keys: keys.chain.clone(),
         checkpoint: c,
         key_changed,
@@ -304,7 +300,7 @@ impl TopicService {
         m.not_stopped()?;
         // tag-log.md §8.1: the two notes contradict each other by themselves (a larger one
         // signed earlier than a smaller one, in either order), whatever the sizes.
-        if let Some(evidence) = head_contradiction(topic, m, &host) {
+        if let Some(evidence) = head_contradiction(m, &host) {
             let reason = format!(
                 "another server was shown a checkpoint that contradicts this mirror's head: {}",
                 evidence.kind()
@@ -572,9 +568,10 @@ impl TopicService {
 
 /// What the mirror's head and another verified note of the hosting server show together
 /// without a proof (`Evidence::between`); nothing when the head is signed by another key.
-fn head_contradiction(topic: &TopicId, m: &Mirror, host: &HostCheckpoint) -> Option<Evidence> {
+fn head_contradiction(m: &Mirror, host: &HostCheckpoint) -> Option<Evidence> {
     let head = SignedCheckpoint::parse(m.head.as_deref()?.as_bytes()).ok()?;
-    head.verify(&host.key, topic.server().as_str()).ok()?;
+    // Under the chain (`tag-log.md` §7.6): a head signed before a rotation is compared too.
+    host.keys.verify(&head).ok()?;
     Evidence::between(&head, &host.note)
 }
 

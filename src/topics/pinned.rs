@@ -38,26 +38,18 @@ impl HostKeySet {
         }
     }
 
-    /// The key of the chain that signed `note` and `None`, or, when it is not signed by the
-    /// chain in its period, the reason it is evidence against the host (`Some`); an error when
-    /// no key of the host's signed it at all.
+    /// `None` when a key of the chain signed `note` in its period; the reason it is evidence
+    /// against the host when a key of the chain signed it out of its period, or a key of the
+    /// host's document off the chain signed it; an error when no key of the host's did.
     pub(super) fn check(
         &self,
         note: &SignedCheckpoint,
         topic: &TopicId,
-    ) -> TopicResult<(ServerPublicKey, Option<String>)> {
+    ) -> TopicResult<Option<String>> {
         let host = topic.server();
         match self.chain.verify_by(note) {
-            Ok((key, _)) => Ok((key.clone(), None)),
-            Err(e @ HostKeyError::OutOfPeriod { .. }) => {
-                let key = self
-                    .chain
-                    .keys()
-                    .find(|k| note.verify(k, host.as_str()).is_ok())
-                    .cloned()
-                    .ok_or_else(|| TopicError::bad_checkpoint(e.to_string()))?;
-                Ok((key, Some(format!("{host}'s {e}"))))
-            }
+            Ok(_) => Ok(None),
+            Err(e @ HostKeyError::OutOfPeriod { .. }) => Ok(Some(format!("{host}'s {e}"))),
             Err(HostKeyError::Checkpoint(e)) => {
                 let Some(key) = self
                     .others
@@ -68,12 +60,11 @@ impl HostKeySet {
                         "the checkpoint is not signed by a key of {host}: {e}"
                     )));
                 };
-                let reason = format!(
+                Ok(Some(format!(
                     "{host} signed a checkpoint under key {}…, but this topic's pinned key is {}… and no rotation statement leads to it",
                     short(key.as_bytes()),
                     short(self.chain.current().as_bytes())
-                );
-                Ok((key.clone(), Some(reason)))
+                )))
             }
         }
     }
