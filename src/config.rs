@@ -73,6 +73,28 @@ pub struct Config {
     pub push: Push,
     /// Federation with other homeservers.
     pub federation: Federation,
+    /// Storage faults and free space.
+    pub storage: Storage,
+}
+
+/// Storage settings (`architecture.md` §5.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// Below this many free bytes on the data directory's file system, writes are refused
+    /// `503 unavailable` before the database meets a full disk (0: never).
+    pub min_free_bytes: u64,
+    /// How often the server checks whether a storage fault has cleared, seconds.
+    pub reopen_retry_secs: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            min_free_bytes: 256 * 1024 * 1024,
+            reopen_retry_secs: 5,
+        }
+    }
 }
 
 /// Federation settings (`federation-api.md`).
@@ -156,8 +178,25 @@ pub struct Limits {
     /// Slowest accepted body rate, bytes per second: a body of `n` bytes may take
     /// `body_timeout_secs + n / body_min_rate` seconds.
     pub body_min_rate: u64,
+    /// Open `/v1/stream` connections of one user (all devices).
+    pub ws_per_user: usize,
+    /// Open `/v1/stream` connections of one device; one more closes its oldest.
+    pub ws_per_device: usize,
+    /// Bytes queued for one stream connection before it is closed to catch up with sync.
+    pub ws_queue_bytes: usize,
     /// Rate limits of the client API (`[limits.rate]`, `client-api.md` §1.3).
     pub rate: crate::limits::RateConfig,
+}
+
+impl Limits {
+    /// The stream quotas.
+    pub fn stream_quota(&self) -> crate::push::StreamQuota {
+        crate::push::StreamQuota {
+            per_user: self.ws_per_user,
+            per_device: self.ws_per_device,
+            queued_bytes: self.ws_queue_bytes,
+        }
+    }
 }
 
 /// Push settings.
@@ -180,6 +219,7 @@ impl Default for Config {
             limits: Limits::default(),
             push: Push::default(),
             federation: Federation::default(),
+            storage: Storage::default(),
         }
     }
 }
@@ -211,6 +251,9 @@ impl Default for Limits {
             workers: 0,
             body_timeout_secs: 20,
             body_min_rate: 65536,
+            ws_per_user: 10,
+            ws_per_device: 2,
+            ws_queue_bytes: 2 * 1024 * 1024,
             rate: crate::limits::RateConfig::default(),
         }
     }
@@ -273,6 +316,9 @@ impl Config {
                     name: peer.clone(),
                     source,
                 })?;
+        }
+        if self.storage.reopen_retry_secs == 0 {
+            return Err(ConfigError::NotPositive("storage.reopen_retry_secs"));
         }
         if self.limits.max_entries_per_request == 0 {
             return Err(ConfigError::NotPositive("limits.max_entries_per_request"));

@@ -238,6 +238,15 @@ impl From<crate::api::gate::GateError> for ApiError {
     }
 }
 
+impl From<crate::api::StreamRefused> for ApiError {
+    fn from(e: crate::api::StreamRefused) -> Self {
+        match e {
+            crate::api::StreamRefused::Upgrade(_) => ApiError::said(ErrorCode::UpgradeRequired, e),
+            crate::api::StreamRefused::Quota(_) => ApiError::said(ErrorCode::QuotaExceeded, e),
+        }
+    }
+}
+
 // ---- client API handlers ---------------------------------------------------------------------
 
 impl From<RequestError> for ApiError {

@@ -80,6 +80,19 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// Second handles of the same sockets: the servers take these, and the sockets outlive a
+    /// restart of the servers after a storage fault.
+    fn try_clone(&self) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            client: self.client.try_clone()?,
+            admin: self.admin.try_clone()?,
+            federation: match &self.federation {
+                Some(l) => Some(l.try_clone()?),
+                None => None,
+            },
+        })
+    }
+
     /// Binds the addresses in the configuration.
     pub fn bind(config: &Config) -> std::io::Result<Listeners> {
         Ok(Listeners {
@@ -123,6 +136,11 @@ pub fn prepare(config: &Config) -> Result<(ServerIdentity, Store), ServerError> 
 /// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests,
 /// flushes the store and returns. The protocol's times are read from `clock`
 /// ([`Clock::system`] but in tests that move time forward).
+///
+/// A storage fault does not stop the server: requests that need the store answer `503
+/// unavailable` while it lasts; once it has cleared, the servers stop, the database is reopened
+/// and everything kept in memory is rebuilt from it, and they serve again on the same sockets
+/// (`architecture.md` §5.1).
 pub async fn run(
     config: Config,
     identity: ServerIdentity,
@@ -133,11 +151,59 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let limits = limits::Limits::new(&config.limits.rate, &config.federation.limits)
         .map_err(config::ConfigError::Invalid)?;
-    let built = build(config, identity, store, clock, Arc::new(limits))?;
-    let servers = serve(&built.state, listeners).await?;
-    let tasks = start_tasks(built);
-    shutdown.await;
-    shut_down(servers, tasks).await
+    let limits = Arc::new(limits);
+    let identity = Arc::new(identity);
+    let mut listeners = listeners;
+    if config.federation.enabled && listeners.federation.is_none() {
+        listeners.federation = Some(TcpListener::bind(config.federation.listen)?);
+    }
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut store = store;
+    loop {
+        let built = build(
+            config.clone(),
+            identity.clone(),
+            store.clone(),
+            clock.clone(),
+            limits.clone(),
+        )?;
+        let servers = serve(&built.state, listeners.try_clone()?).await?;
+        let tasks = start_tasks(built);
+        tokio::select! {
+            () = &mut shutdown => return shut_down(servers, tasks).await,
+            () = fault_cleared(&store, &config.storage) => {}
+        }
+        tracing::warn!("storage fault cleared: reopening the database and rebuilding the state");
+        stop(servers, tasks).await;
+        store = store.reopen().await?;
+        tracing::warn!("database reopened; serving again");
+    }
+}
+
+/// Completes once the store has failed (a write or flush error, which sled keeps until the
+/// database is reopened) and the fault looks cleared: free space back above the threshold, or,
+/// for other faults, `reopen_retry_secs` later.
+async fn fault_cleared(store: &Store, storage: &config::Storage) {
+    let every = Duration::from_secs(1);
+    let error = loop {
+        actix_web::rt::time::sleep(every).await;
+        if let Err(e) = store.probe() {
+            break e;
+        }
+    };
+    tracing::error!(%error, "storage fault: writes answer 503 until it clears");
+    // Room for sled to write its recovery and the next segment.
+    let needed = storage.min_free_bytes.max(1024 * 1024);
+    let retry = Duration::from_secs(storage.reopen_retry_secs);
+    loop {
+        actix_web::rt::time::sleep(retry).await;
+        match store.free_bytes() {
+            Some(free) if free < needed => {
+                tracing::warn!(free, needed, "storage fault: waiting for free space");
+            }
+            _ => return,
+        }
+    }
 }
 
 /// What [`build`] makes: the state every handler gets, and what the background tasks run on.
@@ -165,13 +231,13 @@ struct Tasks {
 /// one mutual-TLS client, the peer keys, the outbound queues) and the topic service.
 fn build(
     config: Config,
-    identity: ServerIdentity,
+    identity: Arc<ServerIdentity>,
     store: Store,
     clock: Clock,
     limits: Arc<limits::Limits>,
 ) -> Result<Built, ServerError> {
     let server_name = config.server_name.clone();
-    let (hub, wake_rx) = PushHub::new();
+    let (hub, wake_rx) = PushHub::new(config.limits.stream_quota());
     let federation = build_federation(&config, &server_name, &identity, &store)?;
     let (federation, transport) = match federation {
         Some((federation, transport)) => (Some(Arc::new(federation)), Some(transport)),
@@ -413,14 +479,22 @@ async fn purge_expired(state: web::Data<AppState>) {
 /// store.
 async fn shut_down(servers: Servers, tasks: Tasks) -> Result<(), ServerError> {
     tracing::info!("shutting down: finishing in-flight requests");
+    let store = tasks.state.store().clone();
+    stop(servers, tasks).await;
+    store.sync().await?;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
+
+/// Stops the servers (finishing in-flight requests) and the background tasks, and drops the
+/// state; the sockets stay open in [`run`]'s hands.
+async fn stop(servers: Servers, tasks: Tasks) {
     futures_util::future::join_all(servers.handles.iter().map(|h| h.stop(true))).await;
     let _ = servers.running.await;
     for task in tasks.running {
         task.abort();
+        let _ = task.await;
     }
-    tasks.state.store().sync().await?;
-    tracing::info!("store flushed; bye");
-    Ok(())
 }
 
 /// An HTTPS client for wake-up POSTs, trusting the system roots.

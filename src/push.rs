@@ -5,7 +5,7 @@
 //! body, and one pending wake-up per device absorbs bursts.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,10 +20,46 @@ use rendezvous_protocol::tlog::LeafIndex;
 /// Frames a connection may fall behind before it is dropped (it then catches up with sync).
 pub const CONNECTION_BACKLOG: usize = 1000;
 
+/// How many `/v1/stream` connections a user and a device may hold, and how far one may fall
+/// behind (`client-api.md` §7.1).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamQuota {
+    /// Open connections of one user (all devices); one more is refused `403 quota_exceeded`.
+    pub per_user: usize,
+    /// Open connections of one device; one more closes the device's oldest.
+    pub per_device: usize,
+    /// Bytes queued for one connection; over it the connection is closed (1013) and the device
+    /// catches up with `/v1/sync`.
+    pub queued_bytes: usize,
+}
+
+/// A user already holds [`StreamQuota::per_user`] connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this user holds {limit} open streams already (limits.ws_per_user)")]
+pub struct TooManyStreams {
+    /// The quota.
+    pub limit: usize,
+}
+
+/// One frame, encoded once and shared by every connection it is queued on.
+pub type Frame = actix_web::web::Bytes;
+
+/// What a connection's task reads: its frames, and the count of bytes queued for it (the task
+/// takes a frame's length off when it has sent it).
+pub struct Subscription {
+    /// The connection's id, for [`PushHub::unsubscribe`].
+    pub id: u64,
+    /// Frames to send; closed when the hub dropped the connection.
+    pub frames: mpsc::Receiver<Frame>,
+    /// Bytes queued and not yet sent.
+    pub queued: std::sync::Arc<AtomicUsize>,
+}
+
 struct Connection {
     id: u64,
     device: DeviceId,
-    frames: mpsc::Sender<Vec<u8>>,
+    frames: mpsc::Sender<Frame>,
+    queued: std::sync::Arc<AtomicUsize>,
 }
 
 /// A user's wake-up endpoints: `(device, url)`.
@@ -36,6 +72,7 @@ pub struct PushHub {
     wake: mpsc::UnboundedSender<String>,
     pending_wakes: Mutex<HashSet<String>>,
     connected: AtomicU64,
+    quota: StreamQuota,
     /// Wake-up endpoints by user, `(device, url)`, loaded from the store on first use and
     /// forgotten whenever a device or endpoint of the user changes.
     endpoints: Mutex<HashMap<UserId, Endpoints>>,
@@ -55,7 +92,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl PushHub {
     /// A hub and the receiving end of its wake-up queue (for [`run_wakeups`]).
-    pub fn new() -> (PushHub, mpsc::UnboundedReceiver<String>) {
+    pub fn new(quota: StreamQuota) -> (PushHub, mpsc::UnboundedReceiver<String>) {
         let (wake, rx) = mpsc::unbounded_channel();
         (
             PushHub {
@@ -64,26 +101,50 @@ impl PushHub {
                 wake,
                 pending_wakes: Mutex::new(HashSet::new()),
                 connected: AtomicU64::new(0),
+                quota,
                 endpoints: Mutex::new(HashMap::new()),
             },
             rx,
         )
     }
 
-    /// Registers a connected device; frames arrive on the returned receiver.
-    pub fn subscribe(&self, user: &UserId, device: DeviceId) -> (u64, mpsc::Receiver<Vec<u8>>) {
+    /// Registers a connected device; frames arrive on the returned receiver. A device over
+    /// its quota loses its oldest connection; a user over theirs gets none.
+    pub fn subscribe(
+        &self,
+        user: &UserId,
+        device: DeviceId,
+    ) -> Result<Subscription, TooManyStreams> {
         let (tx, rx) = mpsc::channel(CONNECTION_BACKLOG);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.connections)
-            .entry(user.clone())
-            .or_default()
-            .push(Connection {
-                id,
-                device,
-                frames: tx,
+        let queued = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut conns = lock(&self.connections);
+        let list = conns.entry(user.clone()).or_default();
+        let of_device = list.iter().filter(|c| c.device == device).count();
+        if of_device >= self.quota.per_device {
+            // Dropping its sender ends the oldest connection's task, which closes it.
+            if let Some(oldest) = list.iter().position(|c| c.device == device) {
+                list.remove(oldest);
+                self.connected.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if list.len() >= self.quota.per_user {
+            return Err(TooManyStreams {
+                limit: self.quota.per_user,
             });
+        }
+        list.push(Connection {
+            id,
+            device,
+            frames: tx,
+            queued: queued.clone(),
+        });
         self.connected.fetch_add(1, Ordering::Relaxed);
-        (id, rx)
+        Ok(Subscription {
+            id,
+            frames: rx,
+            queued,
+        })
     }
 
     /// Forgets a connection.
@@ -149,18 +210,23 @@ impl PushHub {
         if publish.entries.is_empty() {
             return;
         }
-        let frames: Vec<Vec<u8>> = publish
+        // Encoded once; each connection's queue holds a reference, not a copy.
+        let frames: Vec<Frame> = publish
             .entries
             .iter()
             .map(|(index, entry)| {
-                StreamFrame {
-                    topic: topic.clone(),
-                    index: LeafIndex(*index),
-                    entry: serde_bytes::ByteBuf::from(entry.clone()),
-                }
-                .to_cbor()
+                Frame::from(
+                    StreamFrame {
+                        topic: topic.clone(),
+                        index: LeafIndex(*index),
+                        entry: serde_bytes::ByteBuf::from(entry.clone()),
+                    }
+                    .to_cbor(),
+                )
             })
             .collect();
+        let bytes: usize = frames.iter().map(Frame::len).sum();
+        let cap = self.quota.queued_bytes;
         let mut to_wake: Vec<(UserId, HashSet<DeviceId>)> = Vec::new();
         {
             let mut conns = lock(&self.connections);
@@ -169,11 +235,14 @@ impl PushHub {
                 if let Some(list) = conns.get_mut(user) {
                     let before = list.len();
                     list.retain(|c| {
-                        let ok = frames.iter().all(|f| c.frames.try_send(f.clone()).is_ok());
+                        let queued = c.queued.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                        let ok = queued <= cap
+                            && frames.iter().all(|f| c.frames.try_send(f.clone()).is_ok());
                         if ok {
                             connected.insert(c.device);
                         }
-                        ok // a full or closed channel: drop the connection; it re-syncs
+                        // Too far behind, or closed: drop the connection; it re-syncs.
+                        ok
                     });
                     self.connected
                         .fetch_sub((before - list.len()) as u64, Ordering::Relaxed);

@@ -69,7 +69,7 @@ impl AppState {
     /// `federation`.
     pub fn new(
         config: Config,
-        identity: ServerIdentity,
+        identity: Arc<ServerIdentity>,
         store: Store,
         push: Arc<PushHub>,
         federation: Option<Arc<Federation>>,
@@ -77,7 +77,6 @@ impl AppState {
         limits: Arc<Limits>,
     ) -> Self {
         let server_name = config.server_name.clone();
-        let identity = Arc::new(identity);
         let relay = federation.clone().map(|f| f as Arc<dyn Relay>);
         let topics = Arc::new(TopicService::new(
             server_name.clone(),
@@ -105,6 +104,23 @@ impl AppState {
     /// Rate limits.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Refuses a write while the data directory's file system is below
+    /// `storage.min_free_bytes`, before the database meets a full disk (`architecture.md`
+    /// §5.1): `503 unavailable`. Reads go on.
+    pub fn refuse_writes_if_low_on_space(&self) -> Result<(), ApiError> {
+        let min = self.config.storage.min_free_bytes;
+        match self.store.free_bytes() {
+            Some(free) if free < min => {
+                tracing::warn!(free, min, "storage almost full: refusing writes");
+                Err(ApiError::new(
+                    rendezvous_protocol::api::ErrorCode::Unavailable,
+                    "the server's storage is full; try again later",
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The clock the protocol's times are read from: checkpoints and their freshness,
@@ -301,7 +317,10 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         Some(_) => {}
         None => return Err(unauthorized(AuthError::UnknownUser)),
     }
-    state.store().touch_device(&user, device, now)?;
+    // Best effort: a store that cannot take this write (a storage fault) must not stop reads.
+    if let Err(e) = state.store().touch_device(&user, device, now) {
+        tracing::warn!(error = %e, "recording a device's last use");
+    }
     let caller = Caller { user, device };
     let mut cache = state.auth_cache.lock();
     if cache.len() >= AUTH_CACHE_MAX {

@@ -341,9 +341,14 @@ impl Listener {
                 .unwrap();
         let state = actix_web::web::Data::new(rendezvous::state::AppState::new(
             config,
-            identity,
+            Arc::new(identity),
             store,
-            Arc::new(rendezvous::push::PushHub::new().0),
+            Arc::new(
+                rendezvous::push::PushHub::new(
+                    rendezvous::config::Limits::default().stream_quota(),
+                )
+                .0,
+            ),
             None,
             rendezvous::clock::Clock::system(),
             Arc::new(limits),

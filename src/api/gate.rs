@@ -63,6 +63,10 @@ pub(crate) struct Policy {
 }
 
 const KIB: usize = 1024;
+/// The WebSocket endpoint: its body is the connection's incoming frames.
+const STREAM_PATH: &str = "/v1/stream";
+/// Bodies up to this size are bookkeeping that a low disk does not stop.
+const SMALL_WRITE: usize = KIB;
 /// A signed topic change or create: the largest change plus its signature envelope.
 const CHANGE_CAP: usize =
     rendezvous_protocol::topic::MAX_CHANGE_LEN + rendezvous_protocol::wire::signed::SIGNED_OVERHEAD;
@@ -146,7 +150,7 @@ pub(crate) const POLICIES: &[Policy] = &[
     p("GET", "/v1/topics/{topic}/witnesses", Token, 0, &[]),
     p("GET", "/v1/servers/{server}/keys", Token, 0, &[]),
     p("GET", "/v1/sync", Token, 0, &[]),
-    p("GET", "/v1/stream", Token, 0, &[Stream]),
+    p("GET", STREAM_PATH, Token, 0, &[Stream]),
     p("PUT", "/v1/push", Token, 4 * KIB, &[Push]),
     p("DELETE", "/v1/push", Token, 0, &[Push]),
     p("GET", "/v1/status", Open, 0, &[]),
@@ -210,6 +214,11 @@ pub(crate) fn check(req: &mut ServiceRequest) -> Result<(), Refusal> {
         // No route: the router answers 404 (or 405), reading nothing.
         return Ok(());
     };
+    // Bookkeeping writes (bodies of at most 1 KiB: logins, cursors, acknowledgements, claims)
+    // go on; the threshold leaves them room.
+    if policy.method != "GET" && policy.cap > SMALL_WRITE {
+        state.refuse_writes_if_low_on_space()?;
+    }
     let limits = state.limits();
     let ip = req.peer_addr().map(|a| a.ip());
     let caller = match policy.auth {
@@ -241,6 +250,11 @@ pub(crate) fn check(req: &mut ServiceRequest) -> Result<(), Refusal> {
     }
     if let Some(caller) = caller {
         req.extensions_mut().insert(caller);
+    }
+    // The stream's "body" is its WebSocket, open for hours: the WebSocket codec bounds each
+    // incoming frame (`stream.rs`), and neither the cap nor the deadline applies.
+    if policy.path == STREAM_PATH {
+        return Ok(());
     }
     let deadline = body_deadline(&state, length.unwrap_or(policy.cap as u64));
     let payload = req.take_payload();

@@ -13,6 +13,7 @@ use actix_web::web;
 pub use accounts::AccountError;
 pub use keys::KeysError;
 pub use relay::RelayError;
+pub use stream::StreamRefused;
 
 pub(crate) use keys::federation_of;
 

@@ -5,13 +5,27 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{cbor_body, cbor_response};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::push::check_push_url;
 use crate::state::{AppState, Caller};
 use rendezvous_protocol::api::{Empty, PushRegisterRequest};
 
 /// Interval between pings.
 const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// Largest frame a device may send on its stream: it sends only pings, pongs and a close.
+const MAX_INCOMING_FRAME: usize = 4096;
+
+/// Why a stream was not opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamRefused {
+    /// Not a valid WebSocket upgrade request.
+    #[error("not a WebSocket upgrade: {0}")]
+    Upgrade(String),
+    /// The user holds as many streams as allowed.
+    #[error(transparent)]
+    Quota(#[from] crate::push::TooManyStreams),
+}
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/stream", web::get().to(stream))
@@ -25,8 +39,14 @@ async fn stream(
     caller: Caller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, mut session, mut messages) = actix_ws::handle(&req, body)?;
-    let (id, mut frames) = state.push().subscribe(&caller.user, caller.device);
+    let upgrade = actix_ws::handle(&req, body).map_err(|e| StreamRefused::Upgrade(e.to_string()));
+    let (response, mut session, messages) = upgrade.map_err(ApiError::from)?;
+    let mut messages = messages.max_frame_size(MAX_INCOMING_FRAME);
+    let sub = state
+        .push()
+        .subscribe(&caller.user, caller.device)
+        .map_err(|e| ApiError::from(StreamRefused::Quota(e)))?;
+    let (id, mut frames, queued) = (sub.id, sub.frames, sub.queued);
     let hub = state.push().clone();
     let user = caller.user.clone();
     actix_web::rt::spawn(async move {
@@ -35,7 +55,12 @@ async fn stream(
         loop {
             tokio::select! {
                 frame = frames.recv() => match frame {
-                    Some(bytes) => if session.binary(bytes).await.is_err() { break },
+                    Some(bytes) => {
+                        let len = bytes.len();
+                        let sent = session.binary(bytes).await;
+                        queued.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+                        if sent.is_err() { break }
+                    }
                     // Dropped by the hub: the device fell behind and must re-sync.
                     None => {
                         let _ = session.close(Some(actix_ws::CloseReason {

@@ -189,6 +189,8 @@ async fn send<K: PeerKeys, S: EventSink>(
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
     let (txn, events) = accept_transaction(&req, &path, &body, &state, &inbound)?;
+    // Nothing applied while the disk is almost full: the whole transaction is retried later.
+    state.refuse_writes_if_low_on_space()?;
     let origin = txn.origin.clone();
     let lock = inbound.lock_of(&origin);
     let _guard = lock.lock().await;

@@ -43,6 +43,10 @@ pub(super) struct GroupCommit {
     blob_dir: Option<std::path::PathBuf>,
     /// Blob files modified before this instant are known synced.
     blobs_synced_until: std::sync::Mutex<std::time::SystemTime>,
+    /// The first flush failure. Once a flush failed, sled's log may have a hole that its
+    /// recovery stops at, so no later flush of this handle counts as durable: every later
+    /// [`Store::sync`] fails until the database is reopened (`health.rs`).
+    fault: std::sync::Mutex<Option<String>>,
 }
 
 /// How long a flush waits for more writers before it starts.
@@ -62,6 +66,20 @@ impl GroupCommit {
             log_file,
             blob_dir,
             blobs_synced_until: std::sync::Mutex::new(std::time::UNIX_EPOCH),
+            fault: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The first flush failure of this handle, if any.
+    pub(super) fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records a failure; the first one stays.
+    pub(super) fn set_fault(&self, error: &str) {
+        let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        if fault.is_none() {
+            *fault = Some(error.to_owned());
         }
     }
 
@@ -75,26 +93,7 @@ impl GroupCommit {
             .blobs_synced_until
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("reading {}: {e}", dir.display())),
-        };
-        let mut synced_any = false;
-        for entry in entries {
-            let entry = entry.map_err(|e| e.to_string())?;
-            let modified = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .map_err(|e| e.to_string())?;
-            // A second of slack covers coarse file-system timestamps.
-            if modified + std::time::Duration::from_secs(1) >= since {
-                File::open(entry.path())
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| format!("fsync {}: {e}", entry.path().display()))?;
-                synced_any = true;
-            }
-        }
+        let synced_any = fsync_modified_since(dir, since)?;
         if synced_any {
             File::open(dir)
                 .and_then(|d| d.sync_all())
@@ -165,9 +164,12 @@ impl Store {
             // inside sled and an fdatasync). A lone writer pays the millisecond too, next to the
             // fdatasync it waits for anyway.
             std::thread::sleep(GATHER);
-            let result = db
-                .flush()
-                .map_err(|e| e.to_string())
+            let result = match commit.fault() {
+                Some(fault) => Err(format!("an earlier flush failed: {fault}")),
+                None => Ok(()),
+            };
+            let result = result
+                .and_then(|_| db.flush().map_err(|e| e.to_string()))
                 // Blobs first: a log record must never be durable before the blob it names.
                 .and_then(|_| commit.sync_blobs())
                 .and_then(|_| match &commit.log_file {
@@ -183,7 +185,10 @@ impl Store {
                 s.finished = n;
                 match result {
                     Ok(_) => s.durable = n,
-                    Err(e) => s.error = Some(e),
+                    Err(e) => {
+                        commit.set_fault(&e);
+                        s.error = Some(e);
+                    }
                 }
             });
         };
@@ -195,5 +200,85 @@ impl Store {
                 std::thread::spawn(job);
             }
         }
+    }
+}
+
+/// Fsyncs every file of `dir` modified since `since` (a second of slack); whether it synced any.
+/// sled removes blobs it no longer needs meanwhile: a file gone between the listing and its
+/// fsync needs no fsync, and is no failure.
+fn fsync_modified_since(
+    dir: &std::path::Path,
+    since: std::time::SystemTime,
+) -> Result<bool, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("reading {}: {e}", dir.display())),
+    };
+    let mut synced_any = false;
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let modified = match entry.metadata().and_then(|m| m.modified()) {
+            Ok(modified) => modified,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(format!("stat {}: {e}", entry.path().display())),
+        };
+        // A second of slack covers coarse file-system timestamps.
+        if modified + std::time::Duration::from_secs(1) >= since {
+            match File::open(entry.path()).and_then(|f| f.sync_all()) {
+                Ok(()) => synced_any = true,
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(format!("fsync {}: {e}", entry.path().display())),
+            }
+        }
+    }
+    Ok(synced_any)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::fsync_modified_since;
+
+    /// Files created and removed while the directory is synced (as sled does with its blobs)
+    /// never fail the sync.
+    #[test]
+    fn files_removed_during_the_sync_are_no_failure() {
+        let dir = crate::store::tests::TempDir::new();
+        let path = dir.path().to_owned();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let f = path.join(format!("{}", n % 400));
+                    let _ = std::fs::write(&f, b"blob");
+                    if n % 2 == 1 {
+                        let _ = std::fs::remove_file(path.join(format!("{}", (n + 200) % 400)));
+                    }
+                    n += 1;
+                }
+            })
+        };
+        while std::fs::read_dir(&path).map_or(0, Iterator::count) < 100 {
+            std::thread::yield_now();
+        }
+        let since = std::time::UNIX_EPOCH;
+        let results: Vec<_> = (0..60)
+            .map(|_| fsync_modified_since(&path, since))
+            .collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = churn.join();
+        assert!(
+            results.iter().all(Result::is_ok),
+            "{:?}",
+            results.iter().find(|r| r.is_err())
+        );
+        assert!(
+            results.iter().any(|r| r == &Ok(true)),
+            "some files were synced"
+        );
     }
 }

@@ -21,4 +21,23 @@ impl Store {
             None => self.t().log.remove(key).or_backend().map(|_| ()),
         }
     }
+
+    /// A switch that makes this store's message-tag reads fail (`true`) as a failing disk's
+    /// would, or work again; holding it does not hold the store.
+    #[doc(hidden)]
+    pub fn tag_read_faults_for_tests(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.inner.fail_tag_reads.clone()
+    }
+
+    /// The injected read fault, if [`Store::fail_tag_reads_for_tests`] turned it on.
+    pub(super) fn injected_read_fault(&self) -> Result<(), StoreError> {
+        match self
+            .inner
+            .fail_tag_reads
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            true => Err(StoreError::Backend("injected read fault".into())),
+            false => Ok(()),
+        }
+    }
 }

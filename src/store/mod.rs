@@ -49,6 +49,7 @@ mod cursors;
 mod devices;
 mod error;
 mod federation;
+mod health;
 mod inbox;
 mod keys;
 mod link;
@@ -79,6 +80,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
+pub use health::free_bytes;
 pub use meta::META_ROTATIONS;
 pub use nodes::TopicNodes;
 pub use outbound::{OutboundBackoff, OutboundInFlight};
@@ -102,6 +104,13 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
+    /// The database directory (`None` for a temporary store).
+    path: Option<std::path::PathBuf>,
+    /// The last free-space measurement of its file system (`health.rs`).
+    free: Mutex<Option<(std::time::Instant, u64)>>,
+    /// Test hook: tag reads fail as a failing disk's would (`corruption.rs`).
+    #[cfg(any(test, feature = "test-hooks"))]
+    fail_tag_reads: Arc<std::sync::atomic::AtomicBool>,
     t: Tables,
     /// Writes to a device's data (tokens, pre keys, inbox, cursors, push endpoint) and its
     /// revocation take the device's stripe, so that a revocation's scan-then-delete cannot miss
@@ -194,18 +203,19 @@ impl Store {
         // sled 0.34 keeps its log in `<path>/db`; see `GroupCommit::log_file`.
         let log_file = File::open(path.join("db"))
             .map_err(|e| StoreError::Backend(format!("opening the log to fsync it: {e}")))?;
-        Self::with_db(db, Some(log_file), Some(path.join("blobs")))
+        Self::with_db(db, Some(path), Some(log_file), Some(path.join("blobs")))
     }
 
     /// A database in a temporary location, removed when the last handle is dropped (tests).
     /// Its [`Store::sync`] flushes but does not fsync.
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open().or_backend()?;
-        Self::with_db(db, None, None)
+        Self::with_db(db, None, None, None)
     }
 
     fn with_db(
         db: sled::Db,
+        path: Option<&Path>,
         log_file: Option<File>,
         blob_dir: Option<std::path::PathBuf>,
     ) -> Result<Store, StoreError> {
@@ -214,6 +224,10 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
+                path: path.map(Path::to_owned),
+                free: Mutex::new(None),
+                #[cfg(any(test, feature = "test-hooks"))]
+                fail_tag_reads: Arc::default(),
                 t,
                 locks,
                 commit: Arc::new(GroupCommit::new(log_file, blob_dir)),

@@ -204,6 +204,8 @@ impl Store {
 
     /// The index of the entry that carries `tag`.
     pub fn tag_index(&self, topic: &TopicId, tag: [u8; 32]) -> Result<Option<u64>, StoreError> {
+        #[cfg(any(test, feature = "test-hooks"))]
+        self.injected_read_fault()?;
         match self.t().log.get(tag_key(topic, &tag)).or_backend()? {
             Some(v) => Ok(Some(read_u64(&v, "tags")?)),
             None => Ok(None),

@@ -20,6 +20,15 @@ pub struct ServerConfig {
     pub limits: Limits,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federation: Option<Federation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Storage {
+    pub min_free_bytes: u64,
+    pub reopen_retry_secs: u64,
 }
 
 /// `[client_api]`.
@@ -51,6 +60,12 @@ pub struct Limits {
     /// Slowest accepted body rate, bytes per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_min_rate: Option<u64>,
+    /// Open streams of one user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws_per_user: Option<usize>,
+    /// Open streams of one device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws_per_device: Option<usize>,
 }
 
 /// `[federation]`, on.
@@ -93,8 +108,11 @@ impl ServerConfig {
                 rate: rendezvous::limits::RateConfig::unlimited(),
                 body_timeout_secs: None,
                 body_min_rate: None,
+                ws_per_user: None,
+                ws_per_device: None,
             },
             federation: None,
+            storage: None,
         }
     }
 

@@ -55,6 +55,19 @@ impl TestServer {
         clock: Clock,
         configure: impl FnOnce(&mut Config) -> Option<TcpListener>,
     ) -> TestServer {
+        Self::start_inspecting(data_dir, addr, clock, configure, |_| {})
+    }
+
+    /// As [`TestServer::start_clocked`], showing the opened store to `inspect` before the
+    /// server starts (to take a test hook's switch; keeping the store itself would stop the
+    /// server from reopening it after a storage fault).
+    pub fn start_inspecting(
+        data_dir: &Path,
+        addr: SocketAddr,
+        clock: Clock,
+        configure: impl FnOnce(&mut Config) -> Option<TcpListener>,
+        inspect: impl FnOnce(&rendezvous::store::Store),
+    ) -> TestServer {
         crate::init_test_log();
         let mut config = Config {
             data_dir: data_dir.to_owned(),
@@ -85,6 +98,7 @@ impl TestServer {
                 Err(e) => panic!("server does not start: {e}"),
             }
         };
+        inspect(&store);
         let fingerprint = identity.fingerprint();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server_clock = clock.clone();

@@ -75,4 +75,17 @@ impl FrameStream {
             }
         }
     }
+
+    /// Sends a ping (a device behind a NAT keeps its stream open with one); the pong arrives
+    /// through [`Self::next_frame`], which passes over it.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        self.framed
+            .send(awc::ws::Message::Ping(payload.to_vec().into()))
+            .await
+            .map_err(|e| ClientError::Transport {
+                server: self.server.clone(),
+                what: "ping the live stream".into(),
+                reason: one_line(&e.to_string()),
+            })
+    }
 }
