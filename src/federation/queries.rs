@@ -12,7 +12,7 @@ use super::client::{CLAIM_TOPIC_KEYS_PATH, MAX_FEDERATION_CLAIMS, ORIGIN_HEADER,
 use super::inbound::{EventSink, Inbound};
 use super::keys::PeerKeys;
 use super::peer::{self, PeerCertificate, PeerError, PeerPolicy};
-use crate::claims::claim_local_topic_keys;
+use crate::claims::{check_distinct, claim_local_topic_keys};
 use crate::error::ApiResult;
 use crate::http::{RequestError, cbor_body, cbor_response, parse};
 use crate::state::AppState;
@@ -111,7 +111,8 @@ async fn identity<K: PeerKeys, S: EventSink>(
 }
 
 /// `POST /_rdv/federation/v1/topic-keys/claim` (`federation-api.md` §5): one topic key per
-/// user of this server, each handed out once; durable before the answer.
+/// user of this server, each user listed once; a one-time key while the per-victim limit
+/// allows, else the user's last-resort key (`claims`); durable before the answer.
 async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
     req: HttpRequest,
     body: web::Bytes,
@@ -128,6 +129,7 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
         .into());
     }
     // Checked before anything is claimed: the request fails as a whole.
+    check_distinct(&r.users)?;
     if let Some(other) = r.users.iter().find(|u| u.server() != *state.server_name()) {
         return Err(QueryRefusal::ForeignUser {
             user: other.clone(),
@@ -135,7 +137,7 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
         }
         .into());
     }
-    let keys = claim_local_topic_keys(state.store(), r.users)?;
+    let keys = claim_local_topic_keys(state.store(), r.users, |_| true)?;
     state.store().sync().await?;
     tracing::debug!(%origin, claimed = keys.len(), "topic keys claimed through federation");
     Ok(cbor_response(&ClaimTopicKeysResponse { keys }))

@@ -12,7 +12,11 @@
 //!   token                       the bearer token of the current login (text)
 //!   prekeys/<key id>.key        32 bytes: private Device Pre Key (X25519), deleted after use
 //!   topic-keys/<key id>.key     CBOR [1, suite, signing seed, kem secret, cert]: a private Topic
-//!                               Key and its IK-signed certificate (wire form of the cert)
+//!                               Key and its IK-signed certificate (wire form of the cert); kept
+//!                               for good (a topic may still use it)
+//!   topic-keys/<key id>.last-resort
+//!                               empty: the key is one of this user's last-resort keys (made
+//!                               here, or delivered as one: inbox kind 3)
 //!   topics/<hex topic id>/state.json
 //!                               topic id, my member index, processed index (exclusive), last
 //!                               verified checkpoint note
@@ -247,6 +251,20 @@ impl Keystore {
             return Err(ClientError::corrupt(&path, "key does not match its id"));
         }
         Ok(Some((key, cert)))
+    }
+
+    /// Marks the Topic Key `id` as one of this user's last-resort keys (`client-api.md` §4).
+    pub fn mark_last_resort(&self, id: &KeyId) -> Result<(), ClientError> {
+        let dir = self.subdir(TOPIC_KEYS)?;
+        write_atomic(&dir.join(format!("{}.last-resort", id.to_hex())), &[])
+    }
+
+    /// Whether the Topic Key `id` is one of this user's last-resort keys.
+    pub fn is_last_resort(&self, id: &KeyId) -> bool {
+        self.dir
+            .join(TOPIC_KEYS)
+            .join(format!("{}.last-resort", id.to_hex()))
+            .is_file()
     }
 
     /// Ids of all Topic Keys held.
