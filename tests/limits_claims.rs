@@ -422,3 +422,56 @@ async fn inbox(server: &impl Api, client: &Client) -> Vec<rendezvous_protocol::a
         .unwrap();
     answer.items
 }
+
+#[actix_rt::test]
+async fn one_time_key_served_twice_is_refused_by_its_owner() {
+    let host = Host::start(rendezvous_bin!(), "lc-twice");
+    let mut bob = host.register("bob").await;
+    host.register("carol").await;
+    // Carol's homeserver lies: it hands out bob's first claimed one-time key again, and calls
+    // it a last-resort key (`kind` is its word).
+    let proxy = host.server.lying();
+    let first: std::sync::Arc<std::sync::Mutex<Option<SignedBytes>>> = Default::default();
+    let kept = first.clone();
+    let bob_id = bob.user().clone();
+    proxy.after(move |req, answer| {
+        if req.path != "/v1/topic-keys/claim" || answer.status != 200 {
+            return;
+        }
+        let mut claimed = ClaimTopicKeysResponse::from_cbor(&answer.body).unwrap();
+        let mut kept = kept.lock().unwrap();
+        for key in claimed.keys.iter_mut().filter(|k| k.user == bob_id) {
+            match kept.as_ref() {
+                None => *kept = Some(key.topic_key_cert.clone()),
+                Some(cert) => {
+                    key.topic_key_cert = cert.clone();
+                    key.kind = ClaimedKind::LastResort;
+                }
+            }
+        }
+        answer.body = claimed.to_cbor();
+    });
+    point_at(&host.home("carol"), &proxy.url);
+    let mut carol = Client::open(&host.home("carol")).unwrap();
+    let members = [(bob.user().clone(), Role::Writer)];
+    let topic = carol.create_topic(&members, History::Shared).await.unwrap();
+    let second = carol.create_topic(&members, History::Shared).await.unwrap();
+    carol.send(&topic, b"first").await.unwrap();
+    carol.send(&second, b"second").await.unwrap();
+
+    // Bob reads the first topic; in the second he refuses his key: the change that added him
+    // is not verified and he opens nothing there.
+    read_until(&mut bob, &topic, &["first"]).await;
+    let report = bob.read(&second).await.unwrap();
+    let problems: Vec<&String> = report.entries.iter().flat_map(|e| &e.problems).collect();
+    assert!(
+        problems.iter().any(|p| p.contains("already used in topic")),
+        "{problems:?}"
+    );
+    assert!(
+        !report
+            .entries
+            .iter()
+            .any(|e| matches!(&e.content, EntryContent::Message { text: Some(_), .. }))
+    );
+}

@@ -67,8 +67,8 @@ impl Client {
         Ok(taken)
     }
 
-    /// Opens a topic key delivery: kind 1 (one-time) or 3 (last-resort, marked so in the
-    /// keystore; the server's word, `client-api.md` §4).
+    /// Opens a topic key delivery: kind 1 (one-time) or 3 (last-resort), marked so in the
+    /// keystore (the server's word, `client-api.md` §4; `protocol.md` §7.2).
     fn open_inbox_item(&self, kind: u8, body: &[u8]) -> Result<(), ClientError> {
         if kind != INBOX_TOPIC_KEY && kind != INBOX_LAST_RESORT_KEY {
             return Err(ClientError::Misbehaved(format!(
@@ -100,6 +100,8 @@ impl Client {
         self.keystore.save_topic_key(&key, &cert)?;
         if kind == INBOX_LAST_RESORT_KEY {
             self.keystore.mark_last_resort(&key.public().key_id())?;
+        } else {
+            self.keystore.mark_one_time(&key.public().key_id())?;
         }
         self.keystore.remove_prekey(&delivery.prekey_id)?;
         Ok(())

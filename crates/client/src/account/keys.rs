@@ -117,6 +117,7 @@ impl Client {
         let batch = self.topic_key_batch(count).await?;
         for (key, upload) in batch.keys.iter().zip(&batch.uploads) {
             self.keystore.save_topic_key(key, &upload.cert)?;
+            self.keystore.mark_one_time(&key.public().key_id())?;
         }
         for chunk in batch.uploads.chunks(TOPIC_KEYS_PER_REQUEST) {
             let request = UploadTopicKeysRequest {
