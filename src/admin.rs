@@ -161,6 +161,10 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpR
         "connections": state.push().connected(),
         "tls_fingerprint": state.identity().fingerprint(),
         "federation": federation_status(&state)?,
+        "limits": {
+            "window_secs": crate::limits::WINDOW_SECS,
+            "limited": state.limits().limited(),
+        },
     })))
 }
 

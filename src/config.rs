@@ -98,6 +98,8 @@ pub struct Federation {
     pub nameservers: Vec<SocketAddr>,
     /// Static `server name -> host:port` overrides, skipping DNS.
     pub overrides: std::collections::BTreeMap<String, String>,
+    /// Per-peer rate limits of the federation listener (`federation-api.md` §1.1).
+    pub limits: crate::limits::PeerRateConfig,
 }
 
 impl Default for Federation {
@@ -112,6 +114,7 @@ impl Default for Federation {
             deny: Vec::new(),
             nameservers: Vec::new(),
             overrides: std::collections::BTreeMap::new(),
+            limits: crate::limits::PeerRateConfig::default(),
         }
     }
 }
@@ -148,6 +151,13 @@ pub struct Limits {
     pub max_entries_per_request: usize,
     /// Worker threads for the HTTP server (0: one per core).
     pub workers: usize,
+    /// Base time any request body may take to arrive, seconds.
+    pub body_timeout_secs: u64,
+    /// Slowest accepted body rate, bytes per second: a body of `n` bytes may take
+    /// `body_timeout_secs + n / body_min_rate` seconds.
+    pub body_min_rate: u64,
+    /// Rate limits of the client API (`[limits.rate]`, `client-api.md` §1.3).
+    pub rate: crate::limits::RateConfig,
 }
 
 /// Push settings.
@@ -199,6 +209,9 @@ impl Default for Limits {
             pin_lifetime_secs: 7 * 24 * 3600,
             max_entries_per_request: 500,
             workers: 0,
+            body_timeout_secs: 20,
+            body_min_rate: 65536,
+            rate: crate::limits::RateConfig::default(),
         }
     }
 }
@@ -264,6 +277,8 @@ impl Config {
         if self.limits.max_entries_per_request == 0 {
             return Err(ConfigError::NotPositive("limits.max_entries_per_request"));
         }
+        crate::limits::Limits::new(&self.limits.rate, &self.federation.limits)
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

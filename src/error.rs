@@ -38,7 +38,13 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
+    /// Seconds after which a retry may pass (`Retry-After`): set for `rate_limited` and
+    /// `unavailable`.
+    pub retry_after: Option<u64>,
 }
+
+/// The `Retry-After` of `503 unavailable` (storage faults, unreachable peers).
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 impl ApiError {
     /// An error with a message. Outside this module, return a layer's typed error instead and
@@ -47,6 +53,10 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after: match code {
+                ErrorCode::Unavailable => Some(UNAVAILABLE_RETRY_SECS),
+                _ => None,
+            },
         }
     }
 
@@ -74,7 +84,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ApiErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(ApiErrorBody {
             code: self.code.as_str().to_owned(),
             message: self.message.clone(),
         })
@@ -114,8 +128,11 @@ impl From<MessageError> for ApiError {
             MessageError::NotAllowedToPost { .. } => ErrorCode::NotAllowedToPost,
             MessageError::Replayed => ErrorCode::Replayed,
             MessageError::SeenAhead { .. } => ErrorCode::SeenAhead,
-            // The server's own tag log failed it: never a verdict on the message.
-            MessageError::RootUnknown { .. } => ErrorCode::Internal,
+            // The server's own tag log or tags could not be read: never a verdict on the
+            // message (`client-api.md` §1.4).
+            MessageError::RootUnknown { .. } | MessageError::TagsUnavailable => {
+                return ApiError::new(ErrorCode::Unavailable, e.to_string());
+            }
         };
         ApiError::new(code, e.to_string())
     }
@@ -128,7 +145,9 @@ impl From<ChangeError> for ApiError {
             ChangeError::BadSignature => ErrorCode::BadSignature,
             ChangeError::NotAdmin { .. } | ChangeError::UnknownAuthor(_) => ErrorCode::NotAdmin,
             ChangeError::StaleChange | ChangeError::StaleRoot { .. } => ErrorCode::StaleChange,
-            ChangeError::RootUnknown { .. } => ErrorCode::Internal,
+            ChangeError::RootUnknown { .. } => {
+                return ApiError::new(ErrorCode::Unavailable, e.to_string());
+            }
             ChangeError::WrongRecipients { .. } | ChangeError::BoxWrongKey(_) => {
                 ErrorCode::WrongRecipients
             }
@@ -182,7 +201,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(ErrorCode::DeviceRevoked, "device key was revoked")
             }
             StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "not found"),
-            StoreError::TooMany { .. } => ApiError::new(ErrorCode::Invalid, e.to_string()),
+            StoreError::TooMany { .. } => ApiError::new(ErrorCode::QuotaExceeded, e.to_string()),
             StoreError::Exists => ApiError::new(ErrorCode::Forbidden, "already exists"),
             // Another append won the race for this position (e.g. two creates of one topic id).
             StoreError::Conflict { .. } => ApiError::new(ErrorCode::StaleChange, e.to_string()),
@@ -198,6 +217,24 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Corrupt { .. } => ApiError::internal("storage", e),
+        }
+    }
+}
+
+/// A rate class refused the request: `429 rate_limited`, `Retry-After` the wait.
+impl From<crate::limits::Limited> for ApiError {
+    fn from(e: crate::limits::Limited) -> Self {
+        let mut error = ApiError::said(ErrorCode::RateLimited, &e);
+        error.retry_after = Some(e.retry_after_secs);
+        error
+    }
+}
+
+impl From<crate::api::gate::GateError> for ApiError {
+    fn from(e: crate::api::gate::GateError) -> Self {
+        match e {
+            crate::api::gate::GateError::TooLarge { .. } => ApiError::said(ErrorCode::TooLarge, e),
+            crate::api::gate::GateError::Timeout { .. } => ApiError::said(ErrorCode::Timeout, e),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod federation;
 pub(crate) mod http;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod push;
 pub mod state;
@@ -130,7 +131,9 @@ pub async fn run(
     clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let built = build(config, identity, store, clock)?;
+    let limits = limits::Limits::new(&config.limits.rate, &config.federation.limits)
+        .map_err(config::ConfigError::Invalid)?;
+    let built = build(config, identity, store, clock, Arc::new(limits))?;
     let servers = serve(&built.state, listeners).await?;
     let tasks = start_tasks(built);
     shutdown.await;
@@ -165,6 +168,7 @@ fn build(
     identity: ServerIdentity,
     store: Store,
     clock: Clock,
+    limits: Arc<limits::Limits>,
 ) -> Result<Built, ServerError> {
     let server_name = config.server_name.clone();
     let (hub, wake_rx) = PushHub::new();
@@ -175,12 +179,12 @@ fn build(
     };
     let state = web::Data::new(AppState::new(
         config,
-        server_name,
         identity,
         store,
         Arc::new(hub),
         federation,
         clock,
+        limits,
     ));
     if let Some(federation) = state.federation() {
         // A refused submit is told to the device waiting for it, or else filed in the
@@ -267,6 +271,19 @@ fn client_server(
             .app_data(web::PayloadConfig::new(
                 rendezvous_protocol::topic::MAX_CHANGE_LEN + 1024,
             ))
+            .wrap_fn(|mut req, srv| {
+                // Auth, rate limits and the body cap, before any body byte is read.
+                let outcome = match api::gate::check(&mut req) {
+                    Ok(()) => Ok(actix_web::dev::Service::call(srv, req)),
+                    Err(refusal) => Err(req.into_response(refusal.response())),
+                };
+                async move {
+                    match outcome {
+                        Ok(fut) => fut.await.map(ServiceResponse::map_into_left_body),
+                        Err(res) => Ok(res.map_into_right_body()),
+                    }
+                }
+            })
             .wrap(ErrorHandlers::new().default_handler_client(json_error))
             .wrap_fn(move |req, srv| {
                 let state = metrics_state.clone();
@@ -360,7 +377,7 @@ fn start_tasks(built: Built) -> Tasks {
             push_client(),
             retry_for,
         )),
-        actix_web::rt::spawn(purge_expired(state.store().clone())),
+        actix_web::rt::spawn(purge_expired(state.clone())),
     ];
     if let (Some(federation), Some(transport)) = (state.federation(), transport) {
         // Outbound federation senders run as local tasks of this thread (awc is
@@ -379,14 +396,16 @@ fn start_tasks(built: Built) -> Tasks {
     Tasks { state, running }
 }
 
-/// Expired challenges, tokens, pins and link slots go once a minute.
-async fn purge_expired(store: Store) {
+/// Expired challenges, tokens, pins and link slots go once a minute, and so do rate-limit keys
+/// back to a fresh state.
+async fn purge_expired(state: web::Data<AppState>) {
     let mut every = actix_web::rt::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
-        if let Err(e) = store.purge_expired(state::now()) {
+        if let Err(e) = state.store().purge_expired(state::now()) {
             tracing::warn!(%e, "purging expired items failed");
         }
+        state.limits().prune();
     }
 }
 
@@ -437,17 +456,28 @@ fn json_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerRespo
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
-    let code = match status.as_u16() {
+    let mut code = match status.as_u16() {
         401 => ErrorCode::Unauthorized,
         404 | 405 => ErrorCode::NotFound,
+        408 => ErrorCode::Timeout,
         413 => ErrorCode::TooLarge,
         415 => ErrorCode::UnsupportedMediaType,
+        431 => ErrorCode::HeadersTooLarge,
         _ => ErrorCode::Malformed,
     };
-    let message = match res.response().error() {
+    let mut message = match res.response().error() {
         Some(e) => e.to_string(),
         None => status.canonical_reason().unwrap_or("error").to_owned(),
     };
+    // A body that broke its cap or deadline while being read (`api::gate`).
+    if let Some(e) = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<actix_web::error::PayloadError>())
+    {
+        (code, message) = api::gate::payload_code(e);
+    }
+    let status = actix_web::http::StatusCode::from_u16(code.status()).unwrap_or(status);
     let (req, _) = res.into_parts();
     let body = HttpResponse::build(status).json(ApiErrorBody {
         code: code.as_str().to_owned(),

@@ -6,13 +6,14 @@ use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::federation::{Federation, FederationOff};
 use crate::identity::ServerIdentity;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::push::PushHub;
 use crate::store::Store;
@@ -49,6 +50,8 @@ pub struct AppState {
     federation: Option<Arc<Federation>>,
     /// What checkpoints, cosignatures and federation events are dated and checked by.
     clock: Clock,
+    /// Rate limits (kept across a rebuild of the state after a storage fault).
+    limits: Arc<Limits>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,13 +69,14 @@ impl AppState {
     /// `federation`.
     pub fn new(
         config: Config,
-        server_name: ServerName,
         identity: ServerIdentity,
         store: Store,
         push: Arc<PushHub>,
         federation: Option<Arc<Federation>>,
         clock: Clock,
+        limits: Arc<Limits>,
     ) -> Self {
+        let server_name = config.server_name.clone();
         let identity = Arc::new(identity);
         let relay = federation.clone().map(|f| f as Arc<dyn Relay>);
         let topics = Arc::new(TopicService::new(
@@ -94,7 +98,13 @@ impl AppState {
             topics,
             federation,
             clock,
+            limits,
         }
+    }
+
+    /// Rate limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The clock the protocol's times are read from: checkpoints and their freshness,
@@ -217,6 +227,10 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Caller, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // The gate (`api::gate`) authenticated token endpoints before their body was read.
+        if let Some(caller) = req.extensions().get::<Caller>() {
+            return ready(Ok(caller.clone()));
+        }
         ready(authenticate(req))
     }
 }
@@ -248,7 +262,8 @@ pub enum AuthError {
     Disabled,
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+/// Checks the request's bearer token (through the login cache).
+pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let unauthorized = |e: AuthError| ApiError::from(e);
     let state = req
         .app_data::<web::Data<AppState>>()

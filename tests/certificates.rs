@@ -296,6 +296,7 @@ fn sighup_serves_new_certificates_and_keeps_them_when_the_new_files_are_bad() {
         nameservers: vec!["127.0.0.1:9".parse().unwrap()],
         deny: Vec::new(),
         overrides: Default::default(),
+        limits: rendezvous::limits::PeerRateConfig::unlimited(),
     });
     settings.write(&config);
     let server = Launch::new(rendezvous_bin!(), &config).start();

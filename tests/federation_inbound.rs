@@ -336,14 +336,17 @@ impl Listener {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let policy = PeerPolicy::from_config(&config.federation);
+        let limits =
+            rendezvous::limits::Limits::new(&config.limits.rate, &config.federation.limits)
+                .unwrap();
         let state = actix_web::web::Data::new(rendezvous::state::AppState::new(
             config,
-            name("b.example"),
             identity,
             store,
             Arc::new(rendezvous::push::PushHub::new().0),
             None,
             rendezvous::clock::Clock::system(),
+            Arc::new(limits),
         ));
         let inbound =
             actix_web::web::Data::new(Inbound::new(policy, keys, CountingSink(applied.clone())));

@@ -1,6 +1,7 @@
 //! Client API handlers (`federation-spec/client-api.md`), one module per group of endpoints.
 
 mod accounts;
+pub(crate) mod gate;
 mod keys;
 mod relay;
 mod status;

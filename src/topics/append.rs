@@ -15,8 +15,8 @@ use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::message::{Message, MessageError, MessageIn, MessageTag};
 use rendezvous_protocol::tlog::{Frontier, LogHash, RootAt, TlogError, Tree, TreeSize, leaf_hash};
 use rendezvous_protocol::topic::{
-    Action, ChangeError, ChangeOutcome, LogEntry, MemberSpec, TagSet, TopicChange, TopicState,
-    leaf_data_for_change,
+    Action, ChangeError, ChangeOutcome, LogEntry, MemberSpec, TagSet, TagsUnavailable, TopicChange,
+    TopicState, leaf_data_for_change,
 };
 use rendezvous_protocol::wire::Signed;
 
@@ -43,11 +43,16 @@ pub(super) struct StoreTags<'a> {
 }
 
 impl TagSet for StoreTags<'_> {
-    fn contains(&self, tag: &MessageTag) -> bool {
-        // A storage error counts as "seen": refusing a message is safe, accepting a replay is not.
-        self.store
-            .tag_index(self.topic, tag.0)
-            .map_or(true, |i| i.is_some())
+    fn contains(&self, tag: &MessageTag) -> Result<bool, TagsUnavailable> {
+        // A storage error is no verdict: neither "seen" (a client would drop a message that is
+        // not in the log) nor "new" (a replay could get in). The request answers 503.
+        match self.store.tag_index(self.topic, tag.0) {
+            Ok(index) => Ok(index.is_some()),
+            Err(e) => {
+                tracing::error!(error = %e, topic = %self.topic, "reading a message tag");
+                Err(TagsUnavailable)
+            }
+        }
     }
 }
 
@@ -273,12 +278,8 @@ impl TopicService {
             topic,
             frontier: &log.frontier,
         };
-        log.state
-            .check_message(msg_in, &tags, &roots)
-            .map_err(|e| match e {
-                MessageError::RootUnknown { .. } => TopicError::internal("tag log root", e),
-                other => other.into(),
-            })
+        // A tag or root the store cannot read is `unavailable`, never a verdict.
+        Ok(log.state.check_message(msg_in, &tags, &roots)?)
     }
 
     /// Writes a checked message as the topic's next entry and records it as pending.

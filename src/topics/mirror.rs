@@ -19,14 +19,14 @@ use super::service::TopicService;
 use crate::store::TopicNodes;
 use rendezvous_protocol::federation::topic_events::{EntryBatch, MirrorEvidence};
 use rendezvous_protocol::ids::TopicId;
-use rendezvous_protocol::message::{Message, MessageError, MessageTag};
+use rendezvous_protocol::message::{Message, MessageTag};
 use rendezvous_protocol::tlog::{
     Checkpoint, ConsistencyProof, Evidence, Frontier, HostKeys, LogHash, LogView, RootAt, Roots,
     SignedCheckpoint, TlogError, Tree, TreeSize, WitnessError, leaf_hash,
 };
 use rendezvous_protocol::topic::{
-    Action, ChangeOutcome, LogEntry, ParsedEntry, TagSet, TopicState, leaf_data_for_change,
-    log_origin,
+    Action, ChangeOutcome, LogEntry, ParsedEntry, TagSet, TagsUnavailable, TopicState,
+    leaf_data_for_change, log_origin,
 };
 
 /// What applying a `topic.entry` batch did.
@@ -86,8 +86,8 @@ struct BatchTags<'a> {
 }
 
 impl TagSet for BatchTags<'_> {
-    fn contains(&self, tag: &MessageTag) -> bool {
-        self.batch.contains(tag) || self.store.contains(tag)
+    fn contains(&self, tag: &MessageTag) -> Result<bool, TagsUnavailable> {
+        Ok(self.batch.contains(tag) || self.store.contains(tag)?)
     }
 }
 
@@ -380,12 +380,8 @@ impl TopicService {
                         },
                         batch: &roots,
                     };
-                    let msg = st.check_message(msg_in, &tags, &own).map_err(|e| match e {
-                        MessageError::RootUnknown { .. } => {
-                            TopicError::internal("mirror tag log root", e)
-                        }
-                        other => other.into(),
-                    })?;
+                    // A tag or root the store cannot read is `unavailable`: the host retries.
+                    let msg = st.check_message(msg_in, &tags, &own)?;
                     st.append_message(&msg)?;
                     seen.insert(*msg.tag());
                     let leaf = msg.leaf_data();

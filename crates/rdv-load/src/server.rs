@@ -69,6 +69,22 @@ pub(crate) fn free_port() -> Res<u16> {
         .map_err(|e| format!("bind: {e}"))
 }
 
+/// The rate classes the load reaches, set far above it: the benchmark measures the checks, not
+/// refusals (every other class keeps its default).
+const LOAD_RATES: &str = "[limits.rate]\n\
+    register_ip = { per_second = 1000000, burst = 1000000 }\n\
+    devices_ip = { per_second = 1000000, burst = 1000000 }\n\
+    login_ip = { per_second = 1000000, burst = 1000000 }\n\
+    upload = { per_second = 1000000, burst = 1000000 }\n\
+    topic_create = { per_second = 1000000, burst = 1000000 }\n\
+    send = { per_second = 1000000, burst = 1000000 }\n\
+    send_kib = { per_second = 1000000, burst = 1000000 }\n\
+    claim = { per_second = 1000000, burst = 1000000 }\n\
+    claim_victim = { per_second = 1000000, burst = 1000000 }\n\
+    stream = { per_second = 1000000, burst = 1000000 }\n\
+    any_ip = { per_second = 1000000, burst = 1000000 }\n\
+    any_user = { per_second = 1000000, burst = 1000000 }\n";
+
 impl Server {
     pub(crate) fn start(bin: &Path, dir: &Path, workers: usize) -> Res<Server> {
         Self::start_named(bin, dir, "localhost", workers, "")
@@ -89,7 +105,7 @@ impl Server {
         let text = format!(
             "server_name = \"{name}\"\ndata_dir = \"{}\"\n\n[client_api]\nlisten = \
              \"127.0.0.1:{client_port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n\
-             [limits]\nworkers = {workers}\n{extra}",
+             [limits]\nworkers = {workers}\n\n{LOAD_RATES}\n{extra}",
             data_dir.display()
         );
         std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;

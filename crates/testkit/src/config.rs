@@ -43,6 +43,14 @@ pub struct Admin {
 pub struct Limits {
     /// HTTP workers: 2, the cores CI has.
     pub workers: usize,
+    /// `[limits.rate]`: unlimited unless a test sets the classes it checks.
+    pub rate: rendezvous::limits::RateConfig,
+    /// Base time a request body may take, seconds (the server's default when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_timeout_secs: Option<u64>,
+    /// Slowest accepted body rate, bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_min_rate: Option<u64>,
 }
 
 /// `[federation]`, on.
@@ -59,6 +67,8 @@ pub struct Federation {
     pub deny: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, String>,
+    /// `[federation.limits]`: unlimited unless a test sets the classes it checks.
+    pub limits: rendezvous::limits::PeerRateConfig,
 }
 
 impl ServerConfig {
@@ -78,7 +88,12 @@ impl ServerConfig {
             admin: Admin {
                 listen: free_addr_on(ip),
             },
-            limits: Limits { workers: 2 },
+            limits: Limits {
+                workers: 2,
+                rate: rendezvous::limits::RateConfig::unlimited(),
+                body_timeout_secs: None,
+                body_min_rate: None,
+            },
             federation: None,
         }
     }

@@ -132,6 +132,7 @@ impl Node {
             nameservers: Vec::new(),
             deny: Vec::new(),
             overrides: BTreeMap::new(),
+            limits: rendezvous::limits::PeerRateConfig::unlimited(),
         });
         Node {
             name: name.to_owned(),

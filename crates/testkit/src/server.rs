@@ -61,6 +61,9 @@ impl TestServer {
             ..Config::default()
         };
         config.limits.workers = 2;
+        // Tests of a limit set it; the others must not meet one.
+        config.limits.rate = rendezvous::limits::RateConfig::unlimited();
+        config.federation.limits = rendezvous::limits::PeerRateConfig::unlimited();
         config.push.allow_loopback_http = true;
         // A restart binds the address its previous run held a moment ago.
         let client = crate::ports::bind_retrying(addr);

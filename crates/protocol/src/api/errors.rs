@@ -85,12 +85,20 @@ pub enum ErrorCode {
     Replayed,
     /// 409, topic rule: the message claims a log size ahead of its position.
     SeenAhead,
+    /// 403: the user holds as many of something as allowed (a quota); retrying cannot help.
+    QuotaExceeded,
+    /// 408: the request's head or body did not arrive in time.
+    Timeout,
     /// 413: body over the size limit.
     TooLarge,
     /// 415: body is not CBOR where CBOR is required.
     UnsupportedMediaType,
-    /// 429: too many requests.
+    /// 426: `/v1/stream` without a valid WebSocket upgrade.
+    UpgradeRequired,
+    /// 429: too many requests (`Retry-After` says when one more passes).
     RateLimited,
+    /// 431: too many header fields, or a request head too large.
+    HeadersTooLarge,
     /// 500: server fault (details are logged, not sent).
     Internal,
     /// 502: another server's answer, queried through federation, does not decode or verify.
@@ -136,9 +144,13 @@ impl ErrorCode {
         ErrorCode::NotAllowedToPost,
         ErrorCode::Replayed,
         ErrorCode::SeenAhead,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::Timeout,
         ErrorCode::TooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::UpgradeRequired,
         ErrorCode::RateLimited,
+        ErrorCode::HeadersTooLarge,
         ErrorCode::Internal,
         ErrorCode::BadGateway,
         ErrorCode::Unavailable,
@@ -176,9 +188,13 @@ impl ErrorCode {
             ErrorCode::NotAllowedToPost => "not_allowed_to_post",
             ErrorCode::Replayed => "replayed",
             ErrorCode::SeenAhead => "seen_ahead",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::UpgradeRequired => "upgrade_required",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Internal => "internal",
             ErrorCode::BadGateway => "bad_gateway",
             ErrorCode::Unavailable => "unavailable",
@@ -200,7 +216,8 @@ impl ErrorCode {
             | ErrorCode::UserDisabled
             | ErrorCode::WrongOrigin
             | ErrorCode::NotHosting
-            | ErrorCode::NotParticipant => 403,
+            | ErrorCode::NotParticipant
+            | ErrorCode::QuotaExceeded => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::SplitView
             | ErrorCode::UserExists
@@ -217,9 +234,12 @@ impl ErrorCode {
             | ErrorCode::NotAllowedToPost
             | ErrorCode::Replayed
             | ErrorCode::SeenAhead => 409,
+            ErrorCode::Timeout => 408,
             ErrorCode::TooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::UpgradeRequired => 426,
             ErrorCode::RateLimited => 429,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal => 500,
             ErrorCode::BadGateway => 502,
             ErrorCode::Unavailable => 503,

@@ -138,7 +138,6 @@ bodies!(
     InboxResponse,
     AckRequest,
     LinkOpenRequest,
-    LinkMessage,
     AppendResponse,
     TopicsResponse,
     CheckpointResponse,
@@ -147,6 +146,11 @@ bodies!(
     SyncResponse,
     PushRegisterRequest,
 );
+
+/// A link response carries a whole `link-payload` (`devices.md` §6: at most 4 MiB + 256 B).
+impl Body for LinkMessage {
+    const MAX_LEN: usize = 4 * 1024 * 1024 + 1024;
+}
 
 /// An inbox item's body has no version of its own: the item kind names its form.
 impl Body for TopicKeyDeliveryItem {

@@ -111,6 +111,10 @@ pub enum MessageError {
         /// Why the root is not known.
         error: crate::tlog::TlogError,
     },
+    /// The verifier could not read its own record of the log's tags (a storage fault): no
+    /// verdict on the message, which may be sent again.
+    #[error("the log's tags could not be read; try again")]
+    TagsUnavailable,
     /// The message is not in the topic's log (no valid inclusion proof).
     #[error("message is not in the topic log")]
     NotInLog,

@@ -33,7 +33,7 @@ pub use log::{
     Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
     check_in_log, leaf_data, leaf_data_for_change, log_origin,
 };
-pub use state::{ChangeOutcome, Member, TagSet, TopicState};
+pub use state::{ChangeOutcome, Member, TagSet, TagsUnavailable, TopicState};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

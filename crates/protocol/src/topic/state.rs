@@ -10,7 +10,7 @@ use crate::tlog::{HostKeys, LeafIndex, LogHash, RootAt, TreeSize, empty_root};
 use crate::wire::{Signed, Verified};
 
 mod messages;
-pub use messages::TagSet;
+pub use messages::{TagSet, TagsUnavailable};
 
 /// A member of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]

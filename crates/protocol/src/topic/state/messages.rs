@@ -10,13 +10,21 @@ use crate::tlog::{LeafIndex, RootAt};
 /// The tags already in a topic's log, for replay detection. The server keeps them in its store;
 /// a client validating a log keeps a `HashSet`.
 pub trait TagSet {
-    /// Whether `tag` is already in the log.
-    fn contains(&self, tag: &MessageTag) -> bool;
+    /// Whether `tag` is already in the log, or [`TagsUnavailable`] when the verifier cannot
+    /// read its own tags: then no verdict on the message may be given (neither "seen" nor
+    /// "new").
+    fn contains(&self, tag: &MessageTag) -> Result<bool, TagsUnavailable>;
 }
 
+/// The verifier's own record of tags could not be read (a storage fault): the check is not
+/// done, and the message is neither accepted nor refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the verifier's tag record could not be read")]
+pub struct TagsUnavailable;
+
 impl TagSet for HashSet<MessageTag> {
-    fn contains(&self, tag: &MessageTag) -> bool {
-        HashSet::contains(self, tag)
+    fn contains(&self, tag: &MessageTag) -> Result<bool, TagsUnavailable> {
+        Ok(HashSet::contains(self, tag))
     }
 }
 
@@ -60,7 +68,10 @@ impl TopicState {
                 error,
             })?;
         let msg = msg.verify(&self.topic, &sender.topic_key.signing, &seen_root)?;
-        if tags.contains(msg.tag()) {
+        if tags
+            .contains(msg.tag())
+            .map_err(|_| MessageError::TagsUnavailable)?
+        {
             return Err(MessageError::Replayed);
         }
         Ok(msg)

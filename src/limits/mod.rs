@@ -1,0 +1,341 @@
+//! Rate limits (`client-api.md` §1.3, `federation-api.md` §1.1): one keyed GCRA limiter per
+//! class, configured under `[limits.rate]` and `[federation.limits]`, checked before a request's
+//! body is read. A refused request changes nothing and answers `429 rate_limited` with
+//! `Retry-After`.
+
+mod rate;
+mod refusals;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use rate::{Limited, MAX_TRACKED_KEYS, Rate, RateClass};
+pub use refusals::{LimitedKey, MAX_LISTED, Refusals, WINDOW_SECS};
+
+/// The client API's rate classes (`[limits.rate]`), with the defaults of `client-api.md` §1.3.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateConfig {
+    /// Login challenges and logins, per client address.
+    pub login_ip: Rate,
+    /// Logins naming one (user, device), counted for active devices only.
+    pub login_device: Rate,
+    /// Registrations, per client address.
+    pub register_ip: Rate,
+    /// Device adds and revocations, per client address.
+    pub devices_ip: Rate,
+    /// Link slots opened, per user.
+    pub link_open: Rate,
+    /// Unauthenticated link relay requests, per client address.
+    pub link_relay_ip: Rate,
+    /// Authenticated link relay requests, per user.
+    pub link_relay: Rate,
+    /// Topic creations, per user.
+    pub topic_create: Rate,
+    /// Messages, changes and creates, per user.
+    pub send: Rate,
+    /// Body KiB of messages, changes and creates, per user.
+    pub send_kib: Rate,
+    /// Users listed in topic-key claims, per claiming user.
+    pub claim: Rate,
+    /// One-time topic keys handed out, per claimed user (over it: the last-resort key).
+    pub claim_victim: Rate,
+    /// Identity lookups, per user.
+    pub identity: Rate,
+    /// Distinct remote servers a user's requests make this server contact.
+    pub remote: Rate,
+    /// Push registrations and removals, per user.
+    pub push: Rate,
+    /// Pre-key and topic-key uploads, per user.
+    pub upload: Rate,
+    /// WebSocket upgrades, per user.
+    pub stream: Rate,
+    /// Every unauthenticated request, per client address.
+    pub any_ip: Rate,
+    /// Every authenticated request, per user.
+    pub any_user: Rate,
+    /// Addresses no IP class applies to (e.g. a monitoring host).
+    pub exempt_ips: Vec<IpAddr>,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        RateConfig {
+            login_ip: Rate::minute(60, 30),
+            login_device: Rate::minute(10, 10),
+            register_ip: Rate::hour(10, 5),
+            devices_ip: Rate::hour(30, 10),
+            link_open: Rate::hour(10, 5),
+            link_relay_ip: Rate::minute(120, 60),
+            link_relay: Rate::minute(120, 60),
+            topic_create: Rate::hour(30, 10),
+            send: Rate::second(10, 50),
+            send_kib: Rate::second(256, 8192),
+            claim: Rate::hour(600, 1000),
+            claim_victim: Rate::hour(20, 20),
+            identity: Rate::minute(120, 60),
+            remote: Rate::minute(30, 30),
+            push: Rate::hour(10, 10),
+            upload: Rate::hour(60, 30),
+            stream: Rate::minute(30, 10),
+            any_ip: Rate::second(20, 100),
+            any_user: Rate::second(50, 200),
+            exempt_ips: Vec::new(),
+        }
+    }
+}
+
+impl RateConfig {
+    /// Every class at [`Rate::unlimited`]: what the test kit's servers run with unless a test
+    /// sets the classes it checks.
+    pub fn unlimited() -> RateConfig {
+        let u = Rate::unlimited();
+        RateConfig {
+            login_ip: u,
+            login_device: u,
+            register_ip: u,
+            devices_ip: u,
+            link_open: u,
+            link_relay_ip: u,
+            link_relay: u,
+            topic_create: u,
+            send: u,
+            send_kib: u,
+            claim: u,
+            claim_victim: u,
+            identity: u,
+            remote: u,
+            push: u,
+            upload: u,
+            stream: u,
+            any_ip: u,
+            any_user: u,
+            exempt_ips: Vec::new(),
+        }
+    }
+}
+
+impl PeerRateConfig {
+    /// Every class at [`Rate::unlimited`] (the test kit's servers).
+    pub fn unlimited() -> PeerRateConfig {
+        let u = Rate::unlimited();
+        PeerRateConfig {
+            txn: u,
+            txn_kib: u,
+            query: u,
+            claim: u,
+        }
+    }
+}
+
+/// The federation listener's per-peer rate classes (`[federation.limits]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeerRateConfig {
+    /// Transactions, per peer.
+    pub txn: Rate,
+    /// Transaction body KiB, per peer.
+    pub txn_kib: Rate,
+    /// Queries (identity, entries, checkpoint, server keys), per peer.
+    pub query: Rate,
+    /// Users listed in topic-key claims, per peer.
+    pub claim: Rate,
+}
+
+impl Default for PeerRateConfig {
+    fn default() -> Self {
+        PeerRateConfig {
+            txn: Rate::second(20, 100),
+            txn_kib: Rate::second(4096, 32768),
+            query: Rate::second(50, 200),
+            claim: Rate::hour(600, 1000),
+        }
+    }
+}
+
+/// The largest body of a message, change or create, KiB rounded up: `send_kib.burst` must hold
+/// it, or such a request could never pass.
+const LARGEST_SEND_KIB: u32 =
+    (rendezvous_protocol::topic::MAX_CHANGE_LEN as u32).div_ceil(1024) + 1;
+/// The largest federation transaction, KiB.
+const LARGEST_TXN_KIB: u32 =
+    (rendezvous_protocol::federation::transaction::MAX_TRANSACTION_LEN as u32).div_ceil(1024);
+/// Most users one claim lists (client API).
+const LARGEST_CLAIM: u32 = 1000;
+
+/// Every rate class, built from the configuration.
+#[derive(Debug)]
+pub struct Limits {
+    /// `limits.rate.login_ip`.
+    pub login_ip: RateClass,
+    /// `limits.rate.login_device`.
+    pub login_device: RateClass,
+    /// `limits.rate.register_ip`.
+    pub register_ip: RateClass,
+    /// `limits.rate.devices_ip`.
+    pub devices_ip: RateClass,
+    /// `limits.rate.link_open`.
+    pub link_open: RateClass,
+    /// `limits.rate.link_relay_ip`.
+    pub link_relay_ip: RateClass,
+    /// `limits.rate.link_relay`.
+    pub link_relay: RateClass,
+    /// `limits.rate.topic_create`.
+    pub topic_create: RateClass,
+    /// `limits.rate.send`.
+    pub send: RateClass,
+    /// `limits.rate.send_kib`.
+    pub send_kib: RateClass,
+    /// `limits.rate.claim`.
+    pub claim: RateClass,
+    /// `limits.rate.claim_victim`.
+    pub claim_victim: RateClass,
+    /// `limits.rate.identity`.
+    pub identity: RateClass,
+    /// `limits.rate.remote`.
+    pub remote: RateClass,
+    /// `limits.rate.push`.
+    pub push: RateClass,
+    /// `limits.rate.upload`.
+    pub upload: RateClass,
+    /// `limits.rate.stream`.
+    pub stream: RateClass,
+    /// `limits.rate.any_ip`.
+    pub any_ip: RateClass,
+    /// `limits.rate.any_user`.
+    pub any_user: RateClass,
+    /// `federation.limits.txn`.
+    pub federation_txn: RateClass,
+    /// `federation.limits.txn_kib`.
+    pub federation_txn_kib: RateClass,
+    /// `federation.limits.query`.
+    pub federation_query: RateClass,
+    /// `federation.limits.claim`.
+    pub federation_claim: RateClass,
+    exempt_ips: Vec<IpAddr>,
+    refusals: Arc<Refusals>,
+}
+
+impl Limits {
+    /// Builds every class, or says which rate is not one.
+    pub fn new(rate: &RateConfig, peers: &PeerRateConfig) -> Result<Limits, String> {
+        check_burst("limits.rate.send_kib", &rate.send_kib, LARGEST_SEND_KIB)?;
+        check_burst("limits.rate.claim", &rate.claim, LARGEST_CLAIM)?;
+        check_burst("federation.limits.txn_kib", &peers.txn_kib, LARGEST_TXN_KIB)?;
+        let refusals = Arc::new(Refusals::default());
+        let class = |name: &'static str, scope: &'static str, r: &Rate| {
+            RateClass::new(name, scope, r, refusals.clone())
+        };
+        Ok(Limits {
+            login_ip: class("login_ip", "ip", &rate.login_ip)?,
+            login_device: class("login_device", "device", &rate.login_device)?,
+            register_ip: class("register_ip", "ip", &rate.register_ip)?,
+            devices_ip: class("devices_ip", "ip", &rate.devices_ip)?,
+            link_open: class("link_open", "user", &rate.link_open)?,
+            link_relay_ip: class("link_relay_ip", "ip", &rate.link_relay_ip)?,
+            link_relay: class("link_relay", "user", &rate.link_relay)?,
+            topic_create: class("topic_create", "user", &rate.topic_create)?,
+            send: class("send", "user", &rate.send)?,
+            send_kib: class("send_kib", "user", &rate.send_kib)?,
+            claim: class("claim", "user", &rate.claim)?,
+            claim_victim: class("claim_victim", "victim", &rate.claim_victim)?,
+            identity: class("identity", "user", &rate.identity)?,
+            remote: class("remote", "user", &rate.remote)?,
+            push: class("push", "user", &rate.push)?,
+            upload: class("upload", "user", &rate.upload)?,
+            stream: class("stream", "user", &rate.stream)?,
+            any_ip: class("any_ip", "ip", &rate.any_ip)?,
+            any_user: class("any_user", "user", &rate.any_user)?,
+            federation_txn: class("federation.txn", "peer", &peers.txn)?,
+            federation_txn_kib: class("federation.txn_kib", "peer", &peers.txn_kib)?,
+            federation_query: class("federation.query", "peer", &peers.query)?,
+            federation_claim: class("federation.claim", "peer", &peers.claim)?,
+            exempt_ips: rate.exempt_ips.clone(),
+            refusals,
+        })
+    }
+
+    /// Every class, for pruning and metrics.
+    fn all(&self) -> [&RateClass; 23] {
+        [
+            &self.login_ip,
+            &self.login_device,
+            &self.register_ip,
+            &self.devices_ip,
+            &self.link_open,
+            &self.link_relay_ip,
+            &self.link_relay,
+            &self.topic_create,
+            &self.send,
+            &self.send_kib,
+            &self.claim,
+            &self.claim_victim,
+            &self.identity,
+            &self.remote,
+            &self.push,
+            &self.upload,
+            &self.stream,
+            &self.any_ip,
+            &self.any_user,
+            &self.federation_txn,
+            &self.federation_txn_kib,
+            &self.federation_query,
+            &self.federation_claim,
+        ]
+    }
+
+    /// Takes one cell of an IP class for `ip` (nothing for an exempt address).
+    pub fn check_ip(&self, class: &RateClass, ip: Option<IpAddr>) -> Result<(), Limited> {
+        let Some(ip) = ip else {
+            return Ok(());
+        };
+        if self.exempt_ips.contains(&ip) {
+            return Ok(());
+        }
+        class.check(&ip_key(ip), 1)
+    }
+
+    /// The keys refused in the last window (`GET /admin/status`).
+    pub fn limited(&self) -> Vec<LimitedKey> {
+        self.refusals.recent()
+    }
+
+    /// Forgets keys that are back to a fresh state; run every minute.
+    pub fn prune(&self) {
+        for class in self.all() {
+            class.prune();
+        }
+    }
+}
+
+/// Refuses a burst below the largest single request of a class.
+fn check_burst(name: &str, rate: &Rate, largest: u32) -> Result<(), String> {
+    match rate.burst >= largest {
+        true => Ok(()),
+        false => Err(format!(
+            "{name}: burst {} is below the largest single request ({largest}), which could then \
+             never pass",
+            rate.burst
+        )),
+    }
+}
+
+/// The key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber's prefix), an
+/// IPv4-mapped IPv6 address as the IPv4 address.
+pub fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,366 @@
+//! The gate in front of every client API endpoint (`client-api.md` §1.2–§1.3), tried as an
+//! abusive client would against a real `rendezvous` process: bodies over each endpoint's cap are
+//! refused before they are read, token endpoints read nothing without a token, slow bodies time
+//! out, and floods get `429 rate_limited` with `Retry-After` while other callers go on.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rendezvous::limits::Rate;
+use rendezvous_client::Client;
+use rendezvous_protocol::topic::History;
+use rendezvous_testkit::config::ServerConfig;
+use rendezvous_testkit::process::{Launch, ServerProcess};
+use rendezvous_testkit::server::uid;
+use rendezvous_testkit::{TempDir, raw, rendezvous_bin};
+
+const SPEC: &str = include_str!("../federation-spec/client-api.md");
+
+/// What a refusal said.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    code: String,
+    retry_after: Option<u64>,
+}
+
+/// One request from `from` (a loopback address of the test's choosing).
+async fn request(
+    server: &ServerProcess,
+    from: IpAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> Answer {
+    let tls = rendezvous_client::tls::client_config(&server.trust()).unwrap();
+    let client = awc::Client::builder()
+        .connector(
+            awc::Connector::new()
+                .rustls_0_23(Arc::new(tls))
+                .local_address(from),
+        )
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let mut req = client
+        .request(method.parse().unwrap(), format!("{}{path}", server.url()))
+        .insert_header(("content-type", "application/cbor"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let mut resp = req.send_body(body).await.unwrap();
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let bytes = resp.body().limit(1 << 20).await.unwrap_or_default();
+    let code = match status >= 400 {
+        true => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{status} without a JSON body: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            });
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+            v["code"].as_str().unwrap().to_owned()
+        }
+        false => String::new(),
+    };
+    Answer {
+        status,
+        code,
+        retry_after,
+    }
+}
+
+const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
+const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+fn start(
+    dir: &TempDir,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> (ServerProcess, std::path::PathBuf) {
+    let config = dir.join("rendezvous.toml");
+    let mut c = ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]);
+    configure(&mut c);
+    c.write(&config);
+    (Launch::new(rendezvous_bin!(), &config).start(), config)
+}
+
+fn admin(config: &Path, args: &[&str]) -> String {
+    rendezvous_testkit::process::admin(rendezvous_bin!(), config, args)
+}
+
+async fn user(dir: &TempDir, server: &ServerProcess, config: &Path, name: &str) -> Client {
+    Client::register(
+        &dir.join(name),
+        server.url(),
+        server.trust(),
+        &admin(config, &["pin"]),
+        &uid(name),
+    )
+    .await
+    .unwrap()
+}
+
+/// The §1.2 table: (method, path with its parameters filled in, needs a token, cap).
+fn spec_caps() -> Vec<(String, String, bool, usize)> {
+    let start = SPEC.find("### 1.2").unwrap();
+    let end = start + SPEC[start..].find("### 1.3").unwrap();
+    SPEC[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let (method, path) = cells[0].trim_matches('`').split_once(' ').unwrap();
+            let path = path
+                .replace("{user}", "%40bob%3Alocalhost")
+                .replace("{topic}", "%21t1%3Alocalhost")
+                .replace("{server}", "localhost")
+                .replace("{id}", "0011223344556677");
+            (
+                method.to_owned(),
+                path,
+                cells[1] == "token",
+                cells[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn every_endpoint_refuses_one_byte_over_its_cap_before_reading_it() {
+    let dir = TempDir::new("caps");
+    let (server, config) = start(&dir, |_| {});
+    let alice = user(&dir, &server, &config, "alice").await;
+    let (_, token) = raw::http(&server, &alice);
+    let rows = spec_caps();
+    assert!(rows.len() > 30, "{rows:?}");
+    for (method, path, needs_token, cap) in rows {
+        let over = vec![0xa5; cap + 1];
+        if needs_token {
+            // No token: refused before the body, whatever its size.
+            let a = request(&server, HERE, &method, &path, None, over.clone()).await;
+            assert_eq!(
+                (a.status, a.code.as_str()),
+                (401, "unauthorized"),
+                "{method} {path}"
+            );
+        }
+        let a = request(&server, HERE, &method, &path, Some(&token), over).await;
+        assert_eq!(
+            (a.status, a.code.as_str()),
+            (413, "too_large"),
+            "{method} {path} over {cap}"
+        );
+        if cap > 0 {
+            // At the cap the body is read and judged by the endpoint's own rules.
+            let a = request(&server, HERE, &method, &path, Some(&token), vec![0xa5; cap]).await;
+            assert_ne!(a.status, 413, "{method} {path} at {cap}: {a:?}");
+        }
+    }
+    // A create one byte over the change cap is 413, not 400.
+    let a = request(
+        &server,
+        HERE,
+        "POST",
+        "/v1/topics",
+        Some(&token),
+        vec![0; 4 * 1024 * 1024 + 81],
+    )
+    .await;
+    assert_eq!((a.status, a.code.as_str()), (413, "too_large"));
+    server.terminate();
+}
+
+/// A raw TLS connection to the client API, for requests no HTTP client would send.
+fn raw_tls(server: &ServerProcess) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let tls = rendezvous_client::tls::client_config(&server.trust()).unwrap();
+    let addr = server.url().trim_start_matches("https://").to_owned();
+    let tcp = TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Reads an HTTP/1.1 answer until the connection closes or the body ends: status and text.
+fn answer(stream: &mut impl Read) -> (u16, String) {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+        let s = String::from_utf8_lossy(&text);
+        if let Some((head, body)) = s.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse::<usize>().ok());
+            if len.is_some_and(|len| body.len() >= len) {
+                break;
+            }
+        }
+    }
+    let s = String::from_utf8_lossy(&text).into_owned();
+    let status = s
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, s)
+}
+
+#[actix_rt::test]
+async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token() {
+    let dir = TempDir::new("slow");
+    let (server, _config) = start(&dir, |c| {
+        c.limits.body_timeout_secs = Some(1);
+        c.limits.body_min_rate = Some(1_000_000);
+    });
+    let (status, text) = tokio::task::spawn_blocking({
+        let mut s = raw_tls(&server);
+        move || {
+            // Ten bytes of a thousand announced, then nothing.
+            s.write_all(b"POST /v1/login/challenge HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cbor\r\ncontent-length: 1000\r\n\r\n0123456789").unwrap();
+            s.flush().unwrap();
+            let started = Instant::now();
+            let got = answer(&mut s);
+            assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+            got
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 408, "{text}");
+    assert!(text.contains("\"code\":\"timeout\""), "{text}");
+
+    // A token endpoint answers 401 at once, without waiting for the 4 MiB it was promised.
+    let (status, text) = tokio::task::spawn_blocking({
+        let mut s = raw_tls(&server);
+        move || {
+            s.write_all(b"POST /v1/topics HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cbor\r\ncontent-length: 4194000\r\n\r\n").unwrap();
+            s.flush().unwrap();
+            let started = Instant::now();
+            let got = answer(&mut s);
+            assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+            got
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("\"code\":\"unauthorized\""), "{text}");
+    server.terminate();
+}
+
+#[actix_rt::test]
+async fn a_challenge_flood_gets_429_with_retry_after_and_admin_status_names_it() {
+    let dir = TempDir::new("flood");
+    let (server, config) = start(&dir, |c| {
+        c.limits.rate.login_ip = Rate::minute(60, 5);
+    });
+    let mut refused = 0;
+    for i in 0..20 {
+        let a = request(
+            &server,
+            HERE,
+            "POST",
+            "/v1/login/challenge",
+            None,
+            vec![0x80],
+        )
+        .await;
+        if i < 5 {
+            // Within the burst the endpoint's own rules answer (an empty array is malformed).
+            assert_ne!(a.status, 429, "request {i}: {a:?}");
+        } else {
+            assert_eq!(
+                (a.status, a.code.as_str()),
+                (429, "rate_limited"),
+                "request {i}"
+            );
+            let wait = a.retry_after.expect("Retry-After");
+            assert!((1..=2).contains(&wait), "Retry-After {wait}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 15);
+    // Another address is not limited by this one's flood.
+    let a = request(
+        &server,
+        OTHER,
+        "POST",
+        "/v1/login/challenge",
+        None,
+        vec![0x80],
+    )
+    .await;
+    assert_ne!(a.status, 429, "{a:?}");
+    let status: serde_json::Value = serde_json::from_str(&admin(&config, &["status"])).unwrap();
+    let limited = status["limits"]["limited"].as_array().unwrap();
+    assert_eq!(limited.len(), 1, "{status}");
+    assert_eq!(limited[0]["class"], "login_ip");
+    assert_eq!(limited[0]["key"], "127.0.0.1");
+    assert_eq!(limited[0]["refused"], 15);
+    server.terminate();
+}
+
+#[actix_rt::test]
+async fn topic_and_send_floods_get_429_and_other_users_go_on() {
+    let dir = TempDir::new("sendflood");
+    let (server, config) = start(&dir, |c| {
+        c.limits.rate.topic_create = Rate::hour(30, 2);
+        c.limits.rate.send = Rate::minute(1, 4);
+    });
+    let mut eve = user(&dir, &server, &config, "eve").await;
+    let mut bob = user(&dir, &server, &config, "bob").await;
+    // A create takes a `send` cell too: two creates leave eve two messages.
+    let t1 = eve.create_topic(&[], History::Shared).await.unwrap();
+    eve.create_topic(&[], History::Shared).await.unwrap();
+    let third = eve.create_topic(&[], History::Shared).await.unwrap_err();
+    assert_eq!(
+        third.code().map(|c| c.as_str()),
+        Some("rate_limited"),
+        "{third}"
+    );
+    eve.send(&t1, b"one").await.unwrap();
+    eve.send(&t1, b"two").await.unwrap();
+    let flood = eve.send(&t1, b"three").await.unwrap_err();
+    assert_eq!(
+        flood.code().map(|c| c.as_str()),
+        Some("rate_limited"),
+        "{flood}"
+    );
+    // The refused message is not in the log.
+    let texts: Vec<_> = eve
+        .read(&t1)
+        .await
+        .unwrap()
+        .entries
+        .iter()
+        .filter_map(|e| match &e.content {
+            rendezvous_client::EntryContent::Message { text, .. } => text.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+    // Bob has cells of his own.
+    let tb = bob.create_topic(&[], History::Shared).await.unwrap();
+    bob.send(&tb, b"hello").await.unwrap();
+    server.terminate();
+}
