@@ -39,8 +39,9 @@ pub fn check_distinct(users: &[UserId]) -> Result<(), ClaimError> {
     }
 }
 
-/// Refuses a claim naming more than [`MAX_CLAIM_SERVERS`] servers other than `this`.
-pub fn check_servers(users: &[UserId], this: &ServerName) -> Result<(), ClaimError> {
+/// Refuses a claim naming more than [`MAX_CLAIM_SERVERS`] servers other than `this`; returns
+/// how many it names.
+pub fn check_servers(users: &[UserId], this: &ServerName) -> Result<usize, ClaimError> {
     let others: BTreeSet<ServerName> = users
         .iter()
         .map(UserId::server)
@@ -52,7 +53,7 @@ pub fn check_servers(users: &[UserId], this: &ServerName) -> Result<(), ClaimErr
             got: others.len(),
         });
     }
-    Ok(())
+    Ok(others.len())
 }
 
 /// Claims one topic key for each of `users` (all of this server, each once) from the store. For

@@ -2,9 +2,15 @@
 //! `federation-api.md` §5), against real `rendezvous` processes:
 //!
 //! - a claim listing a user twice is refused whole, on the client API and from a peer;
-//! - once an attacker has claimed all of a user's one-time keys, the user's last-resort key is
-//!   handed out (and kept), so anyone can still add the user, who reads the topic;
+//! - an attacker claiming a user over and over takes at most the per-victim limit of one-time
+//!   keys (`limits.rate.claim_victim`); after that, and once they are gone, the user's
+//!   last-resort key is handed out (and kept), so anyone can still add the user, who reads the
+//!   topic;
 //! - the last-resort key is marked served, the user's `sync` replaces it, the new one is served;
+//! - a federated peer cannot drain a user either, and is limited per user listed
+//!   (`federation.limits.claim`);
+//! - a claimer is rate-limited per user listed (`limits.rate.claim`: `429` with `Retry-After`);
+//! - a lying homeserver handing one one-time key to two topics is caught by its owner;
 //! - re-uploading known topic keys files nothing in the other devices' inboxes.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,7 +19,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use awc::http::Method;
-use rendezvous::federation::client::{CLAIM_TOPIC_KEYS_PATH, ORIGIN_HEADER};
+use rendezvous::federation::client::{CLAIM_TOPIC_KEYS_PATH, ORIGIN_HEADER, check_claimed};
+use rendezvous::limits::{PeerRateConfig, RateConfig};
 use rendezvous_client::{Client, ClientError, EntryContent, TOPIC_KEY_STOCK};
 use rendezvous_protocol::api::{
     Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedKind, ErrorCode, InboxResponse,
@@ -27,19 +34,42 @@ use rendezvous_testkit::federation::Federation;
 use rendezvous_testkit::fork::Host;
 use rendezvous_testkit::lying::point_at;
 use rendezvous_testkit::raw::{self, Api};
-use rendezvous_testkit::{PATIENCE, rendezvous_bin};
+use rendezvous_testkit::{PATIENCE, rendezvous_bin, user_id};
+
+/// `limits.rate.claim_victim`'s default burst: one-time keys of one user handed out in an hour
+/// to all claimers together.
+const VICTIM_BURST: usize = 20;
+
+/// Federating processes with the claim limits at their defaults (the test kit runs servers
+/// unlimited otherwise).
+fn servers(test: &str, names: &[(&str, Ipv4Addr)]) -> Federation {
+    Federation::processes(rendezvous_bin!(), test, names)
+        .adjust(|_, c| {
+            let (rate, peers) = (RateConfig::default(), PeerRateConfig::default());
+            c.limits.rate.claim = rate.claim;
+            c.limits.rate.claim_victim = rate.claim_victim;
+            c.limits.rate.remote = rate.remote;
+            if let Some(f) = c.federation.as_mut() {
+                f.limits.claim = peers.claim;
+            }
+        })
+        .start()
+}
 
 /// Two federating processes, `a.test` and `b.test`.
 fn pair(test: &str) -> Federation {
-    Federation::processes(
-        rendezvous_bin!(),
+    servers(
         test,
         &[
             ("a.test", Ipv4Addr::new(127, 0, 0, 2)),
             ("b.test", Ipv4Addr::new(127, 0, 0, 3)),
         ],
     )
-    .start()
+}
+
+/// One process, `a.test`.
+fn single(test: &str) -> Federation {
+    servers(test, &[("a.test", Ipv4Addr::new(127, 0, 0, 2))])
 }
 
 /// `POST /v1/topic-keys/claim` as `client`'s device sends it to `server`.
@@ -134,6 +164,17 @@ async fn read_until(client: &mut Client, topic: &TopicId, expected: &[&str]) {
 
 /// A raw claim to `to`'s federation listener from peer `from`: `(status, body)`.
 async fn peer_claim(fed: &Federation, from: &str, to: &str, users: &[UserId]) -> (u16, Vec<u8>) {
+    let (status, _, body) = peer_claim_with_headers(fed, from, to, users).await;
+    (status, body)
+}
+
+/// [`peer_claim`], with the `Retry-After` header.
+async fn peer_claim_with_headers(
+    fed: &Federation,
+    from: &str,
+    to: &str,
+    users: &[UserId],
+) -> (u16, Option<String>, Vec<u8>) {
     let peer = fed.peer_as(to, from);
     let body = ClaimTopicKeysRequest {
         users: users.to_vec(),
@@ -146,8 +187,13 @@ async fn peer_claim(fed: &Federation, from: &str, to: &str, users: &[UserId]) ->
         .send_body(body)
         .await
         .unwrap();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = resp.body().await.unwrap().to_vec();
-    (resp.status().as_u16(), body)
+    (resp.status().as_u16(), retry_after, body)
 }
 
 #[actix_rt::test]
@@ -208,11 +254,11 @@ async fn duplicate_users_in_a_claim_are_refused() {
 
 #[actix_rt::test]
 async fn drained_user_can_still_be_added() {
-    let host = Host::start(rendezvous_bin!(), "lc-drained");
-    let server = &host.server.process;
-    let mallory = host.register("mallory").await;
-    let mut bob = host.register("bob").await;
-    let mut carol = host.register("carol").await;
+    let fed = single("lc-drained");
+    let server = fed.process("a.test");
+    let mallory = fed.register("a.test", "mallory").await;
+    let mut bob = fed.register("a.test", "bob").await;
+    let mut carol = fed.register("a.test", "carol").await;
 
     // Mallory claims bob's keys over and over, more than he ever uploaded.
     let mut one_time = 0;
@@ -223,8 +269,8 @@ async fn drained_user_can_still_be_added() {
             (cert, ClaimedKind::LastResort) => last_resort.push(cert),
         }
     }
-    // All of his one-time keys went; then the last-resort key, kept.
-    assert_eq!(one_time, TOPIC_KEY_STOCK);
+    // At most the per-victim limit of one-time keys went; then the last-resort key, kept.
+    assert_eq!(one_time, VICTIM_BURST);
     assert!(last_resort.windows(2).all(|w| w[0] == w[1]));
     let status = bob.key_status().await.unwrap();
     assert_eq!(status.topic_keys_left, (TOPIC_KEY_STOCK - one_time) as u64);
@@ -326,6 +372,56 @@ async fn claim_until_last_resort(server: &impl Api, client: &Client, user: &User
         }
     }
     panic!("no last-resort key for {user}");
+}
+
+#[actix_rt::test]
+async fn peer_cannot_drain_a_user() {
+    let fed = pair("lc-peer");
+    let mut alice = fed.register("a.test", "alice").await;
+    let mut bob = fed.register("b.test", "bob").await;
+    let asked = [bob.user().clone()];
+
+    // a.test claims bob again and again, as a lying or compromised peer would.
+    let mut kinds = Vec::new();
+    for _ in 0..2 * VICTIM_BURST {
+        let (status, body) = peer_claim(&fed, "a.test", "b.test", &asked).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let answer = ClaimTopicKeysResponse::from_cbor(&body).unwrap();
+        let keys = check_claimed(&"b.test".parse().unwrap(), &asked, answer.keys).unwrap();
+        assert_eq!(keys.len(), 1);
+        kinds.push(keys[0].kind);
+    }
+    let one_time = kinds.iter().filter(|k| **k == ClaimedKind::OneTime).count();
+    assert_eq!(one_time, VICTIM_BURST, "{kinds:?}");
+    let status = bob.key_status().await.unwrap();
+    assert_eq!(
+        status.topic_keys_left,
+        (TOPIC_KEY_STOCK - VICTIM_BURST) as u64
+    );
+    assert_eq!(status.last_resort, LastResortStatus::Served);
+
+    // Alice, on a.test, can still add bob; he reads her message.
+    let topic = alice
+        .create_topic(&[(bob.user().clone(), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"hello from a").await.unwrap();
+    read_until(&mut bob, &topic, &["hello from a"]).await;
+
+    // The peer's own claim rate: 1000 users listed an hour in all (41 so far), then 429.
+    let hundred: Vec<UserId> = (0..100)
+        .map(|i| user_id(&format!("u{i}"), "b.test"))
+        .collect();
+    for _ in 0..9 {
+        let (status, body) = peer_claim(&fed, "a.test", "b.test", &hundred).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let (status, retry_after, body) =
+        peer_claim_with_headers(&fed, "a.test", "b.test", &hundred).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 429, "{text}");
+    assert!(text.contains("rate_limited"), "{text}");
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
 }
 
 #[actix_rt::test]
@@ -474,4 +570,75 @@ async fn one_time_key_served_twice_is_refused_by_its_owner() {
             .iter()
             .any(|e| matches!(&e.content, EntryContent::Message { text: Some(_), .. }))
     );
+}
+
+#[actix_rt::test]
+async fn claimer_rate_is_limited() {
+    let fed = single("lc-rate");
+    let server = fed.process("a.test");
+    let mallory = fed.register("a.test", "mallory").await;
+    let carol = fed.register("a.test", "carol").await;
+    let mut bob = fed.register("a.test", "bob").await;
+
+    // 1000 users listed (`limits.rate.claim`'s burst), nobody among them: all cells taken.
+    let many: Vec<UserId> = (0..1000)
+        .map(|i| user_id(&format!("u{i}"), "a.test"))
+        .collect();
+    assert!(
+        claim(server, &mallory, &many)
+            .await
+            .unwrap()
+            .keys
+            .is_empty()
+    );
+    let before = bob.key_status().await.unwrap();
+
+    // One more user listed: 429 with Retry-After, nothing claimed.
+    let (status, retry_after, body) = raw_claim(server, &mallory, bob.user()).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("rate_limited"), "{body}");
+    let retry: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    assert_eq!(bob.key_status().await.unwrap(), before);
+
+    // The limit is mallory's: carol still claims.
+    assert_eq!(
+        claim_one(server, &carol, bob.user()).await.1,
+        ClaimedKind::OneTime
+    );
+}
+
+/// A claim for `user` sent with awc, to see the headers: `(status, Retry-After, body)`.
+async fn raw_claim(
+    server: &impl Api,
+    client: &Client,
+    user: &UserId,
+) -> (u16, Option<String>, String) {
+    let (_, token) = raw::http(server, client);
+    let tls = rendezvous_client::tls::client_config(&server.trust()).unwrap();
+    let awc = awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
+        .finish();
+    let body = ClaimTopicKeysRequest {
+        users: vec![user.clone()],
+    }
+    .to_cbor();
+    let mut resp = awc
+        .post(format!("{}/v1/topic-keys/claim", server.url()))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("Content-Type", "application/cbor"))
+        .send_body(body)
+        .await
+        .unwrap();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.body().await.unwrap();
+    (
+        resp.status().as_u16(),
+        retry_after,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }

@@ -272,15 +272,17 @@ fn file_deliveries(
 
 /// `POST /v1/topic-keys/claim` (`client-api.md` §4): local users from the store, remote users
 /// through federation (`federation-api.md` §5), grouped by server. Refused before anything is
-/// claimed: a user listed twice, more than
-/// [`MAX_CLAIM_SERVERS`](crate::claims::MAX_CLAIM_SERVERS) other servers. A remote
+/// claimed: the caller's claim rate (`limits.rate.claim`, a cell per user listed), a user listed
+/// twice, more than [`MAX_CLAIM_SERVERS`](crate::claims::MAX_CLAIM_SERVERS) other servers, the
+/// caller's `limits.rate.remote` (a cell per other server). A one-time key of a local user is
+/// handed out only while `limits.rate.claim_victim` gives a cell for that user. A remote
 /// server that cannot be reached fails the whole request with `503 unavailable`; it is checked
 /// before any local key is claimed, but keys already claimed on other remote servers are used
 /// up.
 async fn claim_topic_keys(
     req: HttpRequest,
     body: web::Bytes,
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: ClaimTopicKeysRequest = cbor_body(&req, &body)?;
@@ -292,8 +294,14 @@ async fn claim_topic_keys(
         }
         .into());
     }
+    // One cell per user listed, duplicates included (`limits.rate.claim`), before anything else.
+    let limits = state.limits();
+    limits
+        .claim
+        .check(caller.user.as_str(), cost(r.users.len()))?;
     check_distinct(&r.users)?;
-    check_servers(&r.users, state.server_name())?;
+    let servers = check_servers(&r.users, state.server_name())?;
+    limits.remote.check(caller.user.as_str(), cost(servers))?;
     let mut local = Vec::new();
     let mut remote: BTreeMap<ServerName, Vec<UserId>> = BTreeMap::new();
     for user in r.users {
@@ -316,9 +324,16 @@ async fn claim_topic_keys(
             keys.extend(answer?);
         }
     }
-    keys.extend(claim_local_topic_keys(state.store(), local, |_| true)?);
+    keys.extend(claim_local_topic_keys(state.store(), local, |user| {
+        limits.claim_victim.check(user.as_str(), 1).is_ok()
+    })?);
     state.store().sync().await?;
     Ok(cbor_response(&ClaimTopicKeysResponse { keys }))
+}
+
+/// A count as a number of rate cells (counts here are bounded far below `u32::MAX`).
+pub(crate) fn cost(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The federation query client, or `invalid` when federation is off.

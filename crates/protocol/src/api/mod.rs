@@ -163,10 +163,10 @@ impl Body for UploadTopicKeysRequest {
     const MAX_LEN: usize = 4 * 1024 * 1024;
 }
 
-/// One upload: a certificate and a delivery per other device (`UPLOAD_MAX_LEN`), with room for
-/// the array and the byte string's head.
+/// One upload: a certificate and a delivery per other device (`UPLOAD_MAX_LEN`), in
+/// `[1, bstr]`: one byte of array head, one of version, three of byte-string head (33 797).
 impl Body for UploadLastResortRequest {
-    const MAX_LEN: usize = crate::devices::topic_keys::UPLOAD_MAX_LEN + 64;
+    const MAX_LEN: usize = crate::devices::topic_keys::UPLOAD_MAX_LEN + 5;
 }
 
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
