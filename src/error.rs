@@ -15,6 +15,7 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::admin::AdminError;
 use crate::api::{AccountError, KeysError, RelayError, RequestError};
+use crate::claims::ClaimError;
 use crate::federation::client::QueryError;
 use crate::federation::inbound::TransactionRefusal;
 use crate::federation::keys::PeerKeysError;
@@ -295,7 +296,8 @@ impl From<KeysError> for ApiError {
             | KeysError::PreKeyForAnotherUser { .. }
             | KeysError::TopicKeyUpload(_)
             | KeysError::UnknownPreKey(_)
-            | KeysError::DeliveryNotToOwnDevice => ApiError::said(ErrorCode::Invalid, e),
+            | KeysError::DeliveryNotToOwnDevice
+            | KeysError::KnownTopicKey(_) => ApiError::said(ErrorCode::Invalid, e),
             KeysError::CallerDeviceKey(_) => ApiError::internal("keys", e),
         }
     }
@@ -370,6 +372,16 @@ impl From<EventError> for ApiError {
 }
 
 /// Queries answered to other servers (`federation-api.md` §5).
+impl From<ClaimError> for ApiError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::Duplicate(_) | ClaimError::TooManyServers { .. } => {
+                ApiError::said(ErrorCode::Invalid, e)
+            }
+        }
+    }
+}
+
 impl From<QueryRefusal> for ApiError {
     fn from(e: QueryRefusal) -> Self {
         match e {

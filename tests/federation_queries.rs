@@ -14,7 +14,7 @@ use rendezvous::federation::client::{CLAIM_TOPIC_KEYS_PATH, ORIGIN_HEADER, check
 use rendezvous_client::Client;
 use rendezvous_client::http::{Http, encode_segment};
 use rendezvous_protocol::api::{
-    Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ErrorCode, IdentityResponse,
+    Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedKind, ErrorCode, IdentityResponse,
 };
 use rendezvous_protocol::certs::{Registration, TopicKeyCert};
 use rendezvous_protocol::ids::{ServerName, UserId};
@@ -150,20 +150,16 @@ async fn remote_topic_keys_are_claimed_through_the_home_server_each_once() {
     let before = bob.key_status().await.unwrap().topic_keys_left;
     let (a_http, token) = http(pair.server("a.example"), &alice);
 
-    // bob twice, carol, and alice (local) in one request to a.example.
+    // bob, carol, and alice (local) in one request to a.example; then bob again.
     let asked = [
         bob.user().clone(),
         carol.user().clone(),
         alice.user().clone(),
-        bob.user().clone(),
     ];
     let first = claim(&a_http, &token, &asked).await.unwrap();
-    assert_eq!(first.keys.len(), 4);
-    let remote: Vec<UserId> = asked[..2]
-        .iter()
-        .chain(&asked[3..])
-        .cloned()
-        .collect::<Vec<_>>();
+    assert_eq!(first.keys.len(), 3);
+    let again = claim(&a_http, &token, &asked[..1]).await.unwrap();
+    let remote = &asked[..2];
     let remote_keys: Vec<_> = first
         .keys
         .iter()
@@ -171,12 +167,14 @@ async fn remote_topic_keys_are_claimed_through_the_home_server_each_once() {
         .cloned()
         .collect();
     // What came through a.example checks as b.example's answer would.
-    check_claimed(&"b.example".parse().unwrap(), &remote, remote_keys).unwrap();
+    check_claimed(&"b.example".parse().unwrap(), remote, remote_keys).unwrap();
     let bob_certs: Vec<_> = first
         .keys
         .iter()
+        .chain(&again.keys)
         .filter(|k| k.user == *bob.user())
         .map(|k| {
+            assert_eq!(k.kind, ClaimedKind::OneTime);
             let reg = Signed::<Registration>::from_signed_bytes(k.registration.clone())
                 .unwrap()
                 .verify(&bob_ik)
@@ -384,6 +382,7 @@ fn start_liar(ca: &Ca) -> (SocketAddr, actix_web::dev::ServerHandle) {
             topic_key_cert: Signed::sign(TopicKeyCert::new(user, tk.public(), 0), ik)
                 .signed_bytes()
                 .clone(),
+            kind: rendezvous_protocol::api::ClaimedKind::OneTime,
         }
     }
     fn origin_named(req: &HttpRequest) -> bool {

@@ -70,6 +70,9 @@ const SMALL_WRITE: usize = KIB;
 /// A signed topic change or create: the largest change plus its signature envelope.
 const CHANGE_CAP: usize =
     rendezvous_protocol::topic::MAX_CHANGE_LEN + rendezvous_protocol::wire::signed::SIGNED_OVERHEAD;
+/// A last-resort key upload: one `topic-key-upload` in its request.
+const LAST_RESORT_CAP: usize =
+    <rendezvous_protocol::api::UploadLastResortRequest as rendezvous_protocol::api::Body>::MAX_LEN;
 /// A message: the largest message wire form.
 const MESSAGE_CAP: usize = rendezvous_protocol::message::MAX_MESSAGE_LEN;
 
@@ -105,6 +108,13 @@ pub(crate) const POLICIES: &[Policy] = &[
     p("POST", "/v1/prekeys", Token, 64 * KIB, &[Upload]),
     p("POST", "/v1/prekeys/claim", Token, 256, &[]),
     p("POST", "/v1/topic-keys", Token, 4096 * KIB, &[Upload]),
+    p(
+        "PUT",
+        "/v1/topic-keys/last-resort",
+        Token,
+        LAST_RESORT_CAP,
+        &[Upload],
+    ),
     p("POST", "/v1/topic-keys/claim", Token, 64 * KIB, &[]),
     p("GET", "/v1/keys/status", Token, 0, &[]),
     p("GET", "/v1/inbox", Token, 0, &[]),

@@ -9,19 +9,22 @@ use serde_bytes::ByteBuf;
 
 use super::accounts::identity_key;
 use super::{cbor_body, cbor_response};
-use crate::error::ApiResult;
+use crate::claims::{check_distinct, check_servers, claim_local_topic_keys};
+use crate::error::{ApiError, ApiResult};
 use crate::federation::client::{FederationClient, MAX_FEDERATION_CLAIMS};
 use crate::state::{AppState, Caller};
+use crate::store::StoreError;
 use rendezvous_protocol::api::{
     AckRequest, ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse,
-    ClaimedPreKeyBody, CountResponse, Empty, INBOX_TOPIC_KEY, InboxItem, InboxResponse,
-    KeyStatusResponse, TopicKeyDeliveryItem, UploadPreKeysRequest, UploadTopicKeysRequest,
+    ClaimedPreKeyBody, CountResponse, Empty, INBOX_LAST_RESORT_KEY, INBOX_TOPIC_KEY, InboxItem,
+    InboxResponse, KeyStatusResponse, LastResortStatus, TopicKeyDeliveryItem,
+    UploadLastResortRequest, UploadPreKeysRequest, UploadTopicKeysRequest,
 };
 use rendezvous_protocol::certs::PreKey;
-use rendezvous_protocol::crypto::{DevicePublicKey, KeyId};
+use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey, KeyId};
 use rendezvous_protocol::devices::topic_keys::{TopicKeyError, TopicKeyUpload};
-use rendezvous_protocol::ids::{ServerName, UserId};
-use rendezvous_protocol::wire::Signed;
+use rendezvous_protocol::ids::{DeviceId, ServerName, UserId};
+use rendezvous_protocol::wire::{Signed, SignedBytes};
 
 /// Below this many pre keys or topic keys, devices are told to refill.
 pub(crate) const LOW_WATER: u64 = 20;
@@ -67,12 +70,19 @@ pub enum KeysError {
     /// A delivery addressed to a pre key of no other active device of the caller.
     #[error("a delivery is addressed to a pre key of no other device of yours")]
     DeliveryNotToOwnDevice,
+    /// A last-resort key whose id the user uploaded before (as a one-time or last-resort key).
+    #[error("topic key {0} was uploaded before: a last-resort key must be new")]
+    KnownTopicKey(KeyId),
 }
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/prekeys", web::post().to(upload_prekeys))
         .route("/v1/prekeys/claim", web::post().to(claim_prekeys))
         .route("/v1/topic-keys", web::post().to(upload_topic_keys))
+        .route(
+            "/v1/topic-keys/last-resort",
+            web::put().to(upload_last_resort),
+        )
         .route("/v1/topic-keys/claim", web::post().to(claim_topic_keys))
         .route("/v1/keys/status", web::get().to(key_status))
         .route("/v1/inbox", web::get().to(inbox))
@@ -160,47 +170,119 @@ async fn upload_topic_keys(
     let mut certs = Vec::with_capacity(r.uploads.len());
     let mut deliveries = Vec::new();
     for bytes in &r.uploads {
-        let upload =
-            TopicKeyUpload::from_wire(bytes, &ik, &caller.user).map_err(KeysError::from)?;
-        let tk = upload.cert.topic_key()?;
-        certs.push((tk.key_id(), upload.cert.signed_bytes().clone()));
-        for d in &upload.deliveries {
-            // Route by pre key: it must belong to another active device of the same user.
-            let (owner, device) = state
-                .store()
-                .prekey_owner(d.prekey_id)?
-                .ok_or(KeysError::UnknownPreKey(d.prekey_id))?;
-            if owner != caller.user
-                || device == caller.device
-                || !state.store().device_active(&owner, device)?
-            {
-                return Err(KeysError::DeliveryNotToOwnDevice.into());
-            }
-            let item = TopicKeyDeliveryItem {
-                topic_key_cert: upload.cert.signed_bytes().clone(),
-                delivery: ByteBuf::from(d.to_wire()),
-            };
-            deliveries.push((device, rendezvous_protocol::api::Body::to_cbor(&item)));
+        let upload = checked_upload(&state, &caller, &ik, bytes)?;
+        certs.push((upload.id, upload.cert));
+        deliveries.push((upload.id, upload.deliveries));
+    }
+    let added = state.store().add_topic_keys(&caller.user, certs)?;
+    // A certificate seen before files nothing: re-uploading known keys cannot fill the other
+    // devices' inboxes (`client-api.md` §4).
+    for (id, items) in deliveries {
+        if added.new.contains(&id) {
+            file_deliveries(&state, &caller, INBOX_TOPIC_KEY, items)?;
         }
     }
-    let count = state.store().add_topic_keys(&caller.user, certs)?;
-    for (device, item) in deliveries {
+    state.store().sync().await?;
+    Ok(cbor_response(&CountResponse { count: added.left }))
+}
+
+/// `PUT /v1/topic-keys/last-resort` (`client-api.md` §4): the user's new last-resort key,
+/// checked as one item of `POST /v1/topic-keys`, with a key id never seen for the user; it
+/// replaces the previous one and its deliveries are filed as inbox kind 3.
+async fn upload_last_resort(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: UploadLastResortRequest = cbor_body(&req, &body)?;
+    let ik = identity_key(&state, &caller.user)?;
+    let upload = checked_upload(&state, &caller, &ik, &r.upload)?;
+    state
+        .store()
+        .set_last_resort_key(&caller.user, upload.id, upload.cert)
+        .map_err(|e| match e {
+            StoreError::Exists => KeysError::KnownTopicKey(upload.id).into(),
+            e => ApiError::from(e),
+        })?;
+    file_deliveries(&state, &caller, INBOX_LAST_RESORT_KEY, upload.deliveries)?;
+    state.store().sync().await?;
+    Ok(cbor_response(&Empty::default()))
+}
+
+/// One topic key upload, checked: its id, its certificate, and its deliveries as inbox item
+/// bodies for the devices they are addressed to.
+struct CheckedUpload {
+    id: KeyId,
+    cert: SignedBytes,
+    deliveries: Vec<(DeviceId, Vec<u8>)>,
+}
+
+/// Checks a `topic-key-upload` of the caller (`TopicKeyUpload::from_wire`: the certificate is
+/// signed by the user's Identity Key and names the user) and routes its deliveries by pre key:
+/// each must belong to another active device of the same user.
+fn checked_upload(
+    state: &AppState,
+    caller: &Caller,
+    ik: &IdentityPublicKey,
+    bytes: &[u8],
+) -> ApiResult<CheckedUpload> {
+    let upload = TopicKeyUpload::from_wire(bytes, ik, &caller.user).map_err(KeysError::from)?;
+    let id = upload.cert.topic_key()?.key_id();
+    let cert = upload.cert.signed_bytes().clone();
+    let mut deliveries = Vec::with_capacity(upload.deliveries.len());
+    for d in &upload.deliveries {
+        let (owner, device) = state
+            .store()
+            .prekey_owner(d.prekey_id)?
+            .ok_or(KeysError::UnknownPreKey(d.prekey_id))?;
+        if owner != caller.user
+            || device == caller.device
+            || !state.store().device_active(&owner, device)?
+        {
+            return Err(KeysError::DeliveryNotToOwnDevice.into());
+        }
+        let item = TopicKeyDeliveryItem {
+            topic_key_cert: cert.clone(),
+            delivery: ByteBuf::from(d.to_wire()),
+        };
+        deliveries.push((device, rendezvous_protocol::api::Body::to_cbor(&item)));
+    }
+    Ok(CheckedUpload {
+        id,
+        cert,
+        deliveries,
+    })
+}
+
+/// Files deliveries of one topic key in the caller's other devices' inboxes.
+fn file_deliveries(
+    state: &AppState,
+    caller: &Caller,
+    kind: u8,
+    items: Vec<(DeviceId, Vec<u8>)>,
+) -> ApiResult<()> {
+    for (device, item) in items {
         state
             .store()
-            .inbox_push(&caller.user, device, INBOX_TOPIC_KEY, &item)?;
+            .inbox_push(&caller.user, device, kind, &item)?;
     }
-    state.store().sync().await?;
-    Ok(cbor_response(&CountResponse { count }))
+    Ok(())
 }
 
 /// `POST /v1/topic-keys/claim` (`client-api.md` §4): local users from the store, remote users
-/// through federation (`federation-api.md` §5), grouped by server. A remote server that cannot
-/// be reached fails the whole request with `503 unavailable`; it is checked before any local
-/// key is claimed, but keys already claimed on other remote servers are used up.
+/// through federation (`federation-api.md` §5), grouped by server. Refused before anything is
+/// claimed: the caller's claim rate (`limits.rate.claim`, a cell per user listed), a user listed
+/// twice, more than [`MAX_CLAIM_SERVERS`](crate::claims::MAX_CLAIM_SERVERS) other servers, the
+/// caller's `limits.rate.remote` (a cell per other server). A one-time key of a local user is
+/// handed out only while `limits.rate.claim_victim` gives a cell for that user. A remote
+/// server that cannot be reached fails the whole request with `503 unavailable`; it is checked
+/// before any local key is claimed, but keys already claimed on other remote servers are used
+/// up.
 async fn claim_topic_keys(
     req: HttpRequest,
     body: web::Bytes,
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: ClaimTopicKeysRequest = cbor_body(&req, &body)?;
@@ -212,6 +294,14 @@ async fn claim_topic_keys(
         }
         .into());
     }
+    // One cell per user listed, duplicates included (`limits.rate.claim`), before anything else.
+    let limits = state.limits();
+    limits
+        .claim
+        .check(caller.user.as_str(), cost(r.users.len()))?;
+    check_distinct(&r.users)?;
+    let servers = check_servers(&r.users, state.server_name())?;
+    limits.remote.check(caller.user.as_str(), cost(servers))?;
     let mut local = Vec::new();
     let mut remote: BTreeMap<ServerName, Vec<UserId>> = BTreeMap::new();
     for user in r.users {
@@ -234,9 +324,16 @@ async fn claim_topic_keys(
             keys.extend(answer?);
         }
     }
-    keys.extend(crate::claims::claim_local_topic_keys(state.store(), local)?);
+    keys.extend(claim_local_topic_keys(state.store(), local, |user| {
+        limits.claim_victim.check(user.as_str(), 1).is_ok()
+    })?);
     state.store().sync().await?;
     Ok(cbor_response(&ClaimTopicKeysResponse { keys }))
+}
+
+/// A count as a number of rate cells (counts here are bounded far below `u32::MAX`).
+pub(crate) fn cost(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The federation query client, or `invalid` when federation is off.
@@ -244,13 +341,19 @@ pub(crate) fn federation_of(state: &AppState) -> ApiResult<&FederationClient> {
     Ok(state.federation_or_off()?.client())
 }
 
+/// `GET /v1/keys/status` (`client-api.md` §4): `refill` also while the user has no unused
+/// last-resort key (none yet, or the one held was handed out).
 async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let prekeys_left = state.store().prekey_count(&caller.user, caller.device)?;
     let topic_keys_left = state.store().topic_key_count(&caller.user)?;
+    let last_resort = state.store().last_resort_status(&caller.user)?;
     Ok(cbor_response(&KeyStatusResponse {
         prekeys_left,
         topic_keys_left,
-        refill: prekeys_left < LOW_WATER || topic_keys_left < LOW_WATER,
+        refill: prekeys_left < LOW_WATER
+            || topic_keys_left < LOW_WATER
+            || last_resort != LastResortStatus::Unused,
+        last_resort,
     }))
 }
 

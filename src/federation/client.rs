@@ -19,7 +19,7 @@
 //! [`FederationClient::claim_topic_keys`] checks every claimed key the same way, and that it is
 //! for a user that was asked for, on the server asked.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -404,9 +404,11 @@ impl FederationClient {
 }
 
 /// Checks a peer's claim answer for `users` on `server`: every entry is for a user that was
-/// asked for (no more entries per user than asked), its registration verifies under its own
-/// Identity Key and names the user, and its topic key certificate is signed by that key and
-/// names the user. A lying peer cannot hand out keys for users it does not host.
+/// asked for, at most one per user (users are asked once each, `federation-api.md` §5), its
+/// registration verifies under its own Identity Key and names the user, and its topic key
+/// certificate is signed by that key and names the user. A lying peer cannot hand out keys for
+/// users it does not host, nor several keys for one user. The `kind` of each entry is the
+/// peer's word (0 or 1, anything else does not decode); it is passed on unchecked.
 pub fn check_claimed(
     server: &ServerName,
     users: &[UserId],
@@ -416,19 +418,17 @@ pub fn check_claimed(
         server: server.clone(),
         reason,
     };
-    let mut asked: HashMap<&UserId, usize> = HashMap::new();
-    for user in users {
-        *asked.entry(user).or_default() += 1;
-    }
+    let asked: HashSet<&UserId> = users.iter().collect();
+    let mut answered: HashSet<&UserId> = HashSet::with_capacity(keys.len());
     for key in &keys {
-        match asked.get_mut(&key.user) {
-            Some(n) if *n > 0 => *n -= 1,
-            _ => {
-                return Err(invalid(format!(
-                    "a topic key for {}, who was not asked for",
-                    key.user
-                )));
-            }
+        if !asked.contains(&key.user) {
+            return Err(invalid(format!(
+                "a topic key for {}, who was not asked for",
+                key.user
+            )));
+        }
+        if !answered.insert(&key.user) {
+            return Err(invalid(format!("two topic keys for {}", key.user)));
         }
         let identity = RemoteIdentity::check(&key.user, key.registration.clone())
             .map_err(|e| invalid(e.to_string()))?;

@@ -12,7 +12,7 @@ use super::client::{CLAIM_TOPIC_KEYS_PATH, MAX_FEDERATION_CLAIMS, ORIGIN_HEADER,
 use super::inbound::{EventSink, Inbound};
 use super::keys::PeerKeys;
 use super::peer::{self, PeerCertificate, PeerError, PeerPolicy};
-use crate::claims::claim_local_topic_keys;
+use crate::claims::{check_distinct, claim_local_topic_keys};
 use crate::error::ApiResult;
 use crate::http::{RequestError, cbor_body, cbor_response, parse};
 use crate::state::AppState;
@@ -111,7 +111,9 @@ async fn identity<K: PeerKeys, S: EventSink>(
 }
 
 /// `POST /_rdv/federation/v1/topic-keys/claim` (`federation-api.md` §5): one topic key per
-/// user of this server, each handed out once; durable before the answer.
+/// user of this server, each user listed once, under the peer's `federation.limits.claim` (a
+/// cell per user listed); a one-time key while the per-victim limit (`limits.rate.claim_victim`)
+/// allows, else the user's last-resort key (`claims`); durable before the answer.
 async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
     req: HttpRequest,
     body: web::Bytes,
@@ -127,7 +129,12 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
         }
         .into());
     }
-    // Checked before anything is claimed: the request fails as a whole.
+    // Checked before anything is claimed: the request fails as a whole. One cell per user
+    // listed from the peer's `federation.limits.claim` first.
+    let limits = state.limits();
+    let cost = u32::try_from(r.users.len()).unwrap_or(u32::MAX);
+    limits.federation_claim.check(origin.as_str(), cost)?;
+    check_distinct(&r.users)?;
     if let Some(other) = r.users.iter().find(|u| u.server() != *state.server_name()) {
         return Err(QueryRefusal::ForeignUser {
             user: other.clone(),
@@ -135,7 +142,10 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
         }
         .into());
     }
-    let keys = claim_local_topic_keys(state.store(), r.users)?;
+    // The same per-victim limit as the client API's: peers and local claimers together.
+    let keys = claim_local_topic_keys(state.store(), r.users, |user| {
+        limits.claim_victim.check(user.as_str(), 1).is_ok()
+    })?;
     state.store().sync().await?;
     tracing::debug!(%origin, claimed = keys.len(), "topic keys claimed through federation");
     Ok(cbor_response(&ClaimTopicKeysResponse { keys }))

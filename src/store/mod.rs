@@ -27,6 +27,7 @@
 //! | `prekey_ids` | `id(user) ‖ device ‖ key id` | empty |
 //! | `topic_keys` | `id(user) ‖ u64be(seq)` | CBOR `[key id, topic key cert]` |
 //! | `topic_key_ids` | `id(user) ‖ key id` | empty |
+//! | `last_resort` | `id(user)` | CBOR `[key id, topic key cert, served]` (see `last_resort.rs`) |
 //! | `counters` | `kind ‖ id(user) [‖ device]` | `u64be` |
 //! | `inbox` | `id(user) ‖ device ‖ u64be(seq)` | CBOR `[kind, body]` |
 //! | `links` | link id (8 bytes) | CBOR `[user, device, expires, request?, response?]` |
@@ -52,6 +53,7 @@ mod federation;
 mod health;
 mod inbox;
 mod keys;
+mod last_resort;
 mod link;
 mod login;
 mod meta;
@@ -85,7 +87,7 @@ pub use meta::META_ROTATIONS;
 pub use nodes::TopicNodes;
 pub use outbound::{OutboundBackoff, OutboundInFlight};
 pub use prekeys::MAX_PREKEYS;
-pub use topic_keys::MAX_TOPIC_KEYS;
+pub use topic_keys::{MAX_TOPIC_KEYS, TopicKeysAdded};
 pub use topics::Append;
 pub use users::UserRecord;
 
@@ -133,6 +135,8 @@ struct Tables {
     prekey_ids: sled::Tree,
     topic_keys: sled::Tree,
     topic_key_ids: sled::Tree,
+    /// Each user's last-resort topic key (see `last_resort.rs`).
+    last_resort: sled::Tree,
     counters: sled::Tree,
     inbox: sled::Tree,
     links: sled::Tree,
@@ -164,6 +168,7 @@ impl Tables {
             prekey_ids: t("prekey_ids")?,
             topic_keys: t("topic_keys")?,
             topic_key_ids: t("topic_key_ids")?,
+            last_resort: t("last_resort")?,
             counters: t("counters")?,
             inbox: t("inbox")?,
             links: t("links")?,

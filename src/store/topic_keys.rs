@@ -17,19 +17,30 @@ use rendezvous_protocol::wire::SignedBytes;
 /// Most unclaimed topic keys stored per user.
 pub const MAX_TOPIC_KEYS: u64 = 1000;
 
+/// What [`Store::add_topic_keys`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicKeysAdded {
+    /// Unclaimed one-time topic keys of the user now.
+    pub left: u64,
+    /// The key ids stored by this call, in request order: ids seen before are not among them
+    /// (their deliveries must not be filed again, `client-api.md` §4).
+    pub new: Vec<KeyId>,
+}
+
 /// `topic_keys` value: `[key id, topic key certificate]`.
 #[derive(Serialize, Deserialize)]
 struct StoredTopicKey(KeyId, SignedBytes);
 
 impl Store {
     /// Stores topic key certificates of an existing user; returns how many unclaimed ones the
-    /// user has now. Key ids seen before (claimed or not) are skipped. Errors (nothing stored):
+    /// user has now and which ids were new. Key ids seen before (claimed or not, one-time or
+    /// last-resort) are skipped. Errors (nothing stored):
     /// [`StoreError::TooMany`] beyond [`MAX_TOPIC_KEYS`], [`StoreError::NotFound`] (no user).
     pub fn add_topic_keys(
         &self,
         user: &UserId,
         keys: Vec<(KeyId, SignedBytes)>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<TopicKeysAdded, StoreError> {
         let t = self.t();
         let _lock = self.user_lock(user);
         let ukey = user_key(user);
@@ -61,14 +72,19 @@ impl Store {
                             adding,
                         });
                     }
+                    let mut ids = Vec::with_capacity(new.len());
                     for (id, cert) in new {
                         seq += 1;
                         let k = Key::new().bytes(&ukey).u64(seq).build();
                         tx_keys.insert(k, encode_record(&StoredTopicKey(*id, cert.clone())))?;
+                        ids.push(*id);
                     }
                     tx_counters.insert(count_key.as_slice(), &(count + adding).to_be_bytes())?;
                     tx_counters.insert(seq_key.as_slice(), &seq.to_be_bytes())?;
-                    Ok(count + adding)
+                    Ok(TopicKeysAdded {
+                        left: count + adding,
+                        new: ids,
+                    })
                 },
             ),
         )

@@ -81,6 +81,7 @@ const LOAD_RATES: &str = "[limits.rate]\n\
     send_kib = { per_second = 1000000, burst = 1000000 }\n\
     claim = { per_second = 1000000, burst = 1000000 }\n\
     claim_victim = { per_second = 1000000, burst = 1000000 }\n\
+    remote = { per_second = 1000000, burst = 1000000 }\n\
     stream = { per_second = 1000000, burst = 1000000 }\n\
     any_ip = { per_second = 1000000, burst = 1000000 }\n\
     any_user = { per_second = 1000000, burst = 1000000 }\n";

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::ApiError;
+use rendezvous_protocol::api::{Body, ClaimedKind};
 use rendezvous_protocol::crypto::{IdentityKey, Suite, TopicKey};
 
 const SUITE: Suite = Suite::X25519Sha256ChaCha20Poly1305;
@@ -70,6 +71,7 @@ fn claimed(u: &UserId, ik: &IdentityKey) -> ClaimedTopicKey {
         topic_key_cert: Signed::sign(TopicKeyCert::new(u.clone(), tk.public(), 0), ik)
             .signed_bytes()
             .clone(),
+        kind: ClaimedKind::OneTime,
     }
 }
 
@@ -160,13 +162,33 @@ fn claimed_keys_must_be_asked_for_and_verify() {
     let mut other_user = claimed(&bob, &shared);
     other_user.topic_key_cert = claimed(&carol, &shared).topic_key_cert;
     assert!(refused(vec![other_user]));
-    // Asked twice: two keys are fine.
-    check_claimed(
-        &b,
-        &[bob.clone(), bob.clone()],
-        vec![claimed(&bob, &bob_ik), claimed(&bob, &bob_ik)],
-    )
-    .unwrap();
+    // Asked twice (which no honest server does, and no peer answers): still one key at most.
+    assert!(matches!(
+        check_claimed(
+            &b,
+            &[bob.clone(), bob.clone()],
+            vec![claimed(&bob, &bob_ik), claimed(&bob, &bob_ik)],
+        ),
+        Err(QueryError::Invalid { .. })
+    ));
+    // Either kind passes: it is the peer's word.
+    let mut last_resort = claimed(&bob, &bob_ik);
+    last_resort.kind = ClaimedKind::LastResort;
+    check_claimed(&b, &asked, vec![last_resort.clone()]).unwrap();
+    // A kind other than 0 or 1 does not decode: the whole answer is refused (502).
+    let k = &last_resort;
+    let answer = (
+        1u8,
+        vec![(&k.user, &k.registration, &k.topic_key_cert, 2u8)],
+    );
+    let bytes = rendezvous_protocol::wire::encode(&answer);
+    let err = ClaimTopicKeysResponse::from_cbor(&bytes).unwrap_err();
+    assert!(err.to_string().contains("kind 2"), "{err}");
+    let ok = (
+        1u8,
+        vec![(&k.user, &k.registration, &k.topic_key_cert, 1u8)],
+    );
+    ClaimTopicKeysResponse::from_cbor(&rendezvous_protocol::wire::encode(&ok)).unwrap();
 }
 
 #[test]

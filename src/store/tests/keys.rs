@@ -1,6 +1,7 @@
 //! Pre keys and topic keys.
 
 use super::*;
+use rendezvous_protocol::api::LastResortStatus;
 
 #[test]
 fn prekeys_cap_dedupe_and_order() {
@@ -91,7 +92,12 @@ fn topic_keys_cap_and_claim() {
             (KeyId(b), signed(i as u8))
         })
         .collect();
-    assert_eq!(store.add_topic_keys(&alice, keys.clone()).unwrap(), 1000);
+    let added = store.add_topic_keys(&alice, keys.clone()).unwrap();
+    assert_eq!(added.left, 1000);
+    assert_eq!(
+        added.new,
+        keys.iter().map(|(id, _)| *id).collect::<Vec<_>>()
+    );
     assert!(matches!(
         store.add_topic_keys(&alice, vec![(KeyId([0xff; 16]), signed(1))]),
         Err(StoreError::TooMany { .. })
@@ -99,6 +105,75 @@ fn topic_keys_cap_and_claim() {
     assert_eq!(store.claim_topic_key(&alice).unwrap(), Some(signed(0)));
     assert_eq!(store.claim_topic_key(&alice).unwrap(), Some(signed(1)));
     assert_eq!(store.topic_key_count(&alice).unwrap(), 998);
-    // Known ids (claimed or not) are skipped.
-    assert_eq!(store.add_topic_keys(&alice, keys).unwrap(), 998);
+    // Known ids (claimed or not) are skipped, and reported as not new.
+    let again = store.add_topic_keys(&alice, keys).unwrap();
+    assert_eq!((again.left, again.new), (998, Vec::new()));
+}
+
+#[test]
+fn last_resort_key_is_kept_served_and_replaced() {
+    let (_dir, store, alice) = with_alice();
+    let id = |n: u8| KeyId([n; 16]);
+    assert_eq!(
+        store.set_last_resort_key(&user("nobody"), id(1), signed(1)),
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store.last_resort_status(&alice).unwrap(),
+        LastResortStatus::None
+    );
+    assert_eq!(store.serve_last_resort_key(&alice).unwrap(), None);
+
+    store.set_last_resort_key(&alice, id(1), signed(1)).unwrap();
+    assert_eq!(
+        store.last_resort_status(&alice).unwrap(),
+        LastResortStatus::Unused
+    );
+    // Not a one-time key: not counted, not claimed.
+    assert_eq!(store.topic_key_count(&alice).unwrap(), 0);
+    assert_eq!(store.claim_topic_key(&alice).unwrap(), None);
+    // Served and kept, again and again.
+    for _ in 0..3 {
+        assert_eq!(
+            store.serve_last_resort_key(&alice).unwrap(),
+            Some(signed(1))
+        );
+    }
+    assert_eq!(
+        store.last_resort_status(&alice).unwrap(),
+        LastResortStatus::Served
+    );
+
+    // An id seen before, as last-resort or one-time key, is refused; nothing changes.
+    assert_eq!(
+        store.set_last_resort_key(&alice, id(1), signed(2)),
+        Err(StoreError::Exists)
+    );
+    store
+        .add_topic_keys(&alice, vec![(id(2), signed(2))])
+        .unwrap();
+    assert_eq!(
+        store.set_last_resort_key(&alice, id(2), signed(2)),
+        Err(StoreError::Exists)
+    );
+    assert_eq!(
+        store.last_resort_status(&alice).unwrap(),
+        LastResortStatus::Served
+    );
+    // And a last-resort id never becomes a one-time key.
+    let added = store
+        .add_topic_keys(&alice, vec![(id(1), signed(1))])
+        .unwrap();
+    assert_eq!((added.left, added.new), (1, Vec::new()));
+
+    // Replaced: the new one is unused and is the one served.
+    store.set_last_resort_key(&alice, id(3), signed(3)).unwrap();
+    assert_eq!(
+        store.last_resort_status(&alice).unwrap(),
+        LastResortStatus::Unused
+    );
+    assert_eq!(
+        store.serve_last_resort_key(&alice).unwrap(),
+        Some(signed(3))
+    );
 }

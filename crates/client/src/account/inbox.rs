@@ -5,8 +5,8 @@ use awc::http::Method;
 
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::{
-    AckRequest, Body, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxResponse, PostRefusedItem,
-    TopicKeyDeliveryItem,
+    AckRequest, Body, INBOX_LAST_RESORT_KEY, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxResponse,
+    PostRefusedItem, TopicKeyDeliveryItem,
 };
 use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
@@ -67,8 +67,10 @@ impl Client {
         Ok(taken)
     }
 
+    /// Opens a topic key delivery: kind 1 (one-time) or 3 (last-resort), marked so in the
+    /// keystore (the server's word, `client-api.md` §4; `protocol.md` §7.2).
     fn open_inbox_item(&self, kind: u8, body: &[u8]) -> Result<(), ClientError> {
-        if kind != INBOX_TOPIC_KEY {
+        if kind != INBOX_TOPIC_KEY && kind != INBOX_LAST_RESORT_KEY {
             return Err(ClientError::Misbehaved(format!(
                 "unknown inbox item kind {kind}"
             )));
@@ -96,6 +98,11 @@ impl Client {
         })?;
         let key = open_delivery(&prekey, &self.user, &delivery, &cert)?;
         self.keystore.save_topic_key(&key, &cert)?;
+        if kind == INBOX_LAST_RESORT_KEY {
+            self.keystore.mark_last_resort(&key.public().key_id())?;
+        } else {
+            self.keystore.mark_one_time(&key.public().key_id())?;
+        }
         self.keystore.remove_prekey(&delivery.prekey_id)?;
         Ok(())
     }

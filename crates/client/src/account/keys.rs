@@ -1,17 +1,17 @@
-//! Key stock: pre keys and Topic Keys, made here and uploaded, refilled when the server asks
-//! (`client-api.md` §4, `devices.md` §3).
+//! Key stock: pre keys, one-time Topic Keys and the last-resort Topic Key, made here and
+//! uploaded, refilled when the server asks (`client-api.md` §4, `devices.md` §3).
 
 use awc::http::Method;
 use serde_bytes::ByteBuf;
 
 use crate::{Client, ClientError, PREKEY_STOCK, TOPIC_KEY_STOCK};
 use rendezvous_protocol::api::{
-    Body, ClaimPreKeysResponse, CountResponse, Empty, KeyStatusResponse, UploadPreKeysRequest,
-    UploadTopicKeysRequest,
+    Body, ClaimPreKeysResponse, CountResponse, Empty, KeyStatusResponse, LastResortStatus,
+    UploadLastResortRequest, UploadPreKeysRequest, UploadTopicKeysRequest,
 };
 use rendezvous_protocol::certs::PreKey;
 use rendezvous_protocol::crypto::{KemSecretKey, Randomness, Suite};
-use rendezvous_protocol::devices::{ClaimedPreKey, make_batch};
+use rendezvous_protocol::devices::{ClaimedPreKey, TopicKeyBatch, make_batch};
 use rendezvous_protocol::wire::Signed;
 
 use super::KeyStatus;
@@ -55,11 +55,14 @@ impl Client {
             prekeys_left: s.prekeys_left,
             topic_keys_left: s.topic_keys_left,
             refill: s.refill,
+            last_resort: s.last_resort,
         })
     }
 
     /// Tops pre keys and topic keys up to their stock levels when the server asks for it
-    /// (or always, with `force`). Returns the status before the refill.
+    /// (or always, with `force`), and uploads a new last-resort key when the server has none
+    /// unused (none yet, or the one it holds was handed out). Returns the status before the
+    /// refill.
     pub async fn refill(&mut self, force: bool) -> Result<KeyStatus, ClientError> {
         let status = self.key_status().await?;
         if !(status.refill || force) {
@@ -75,7 +78,35 @@ impl Client {
         if topic_keys > 0 {
             self.make_topic_keys(topic_keys).await?;
         }
+        if status.last_resort != LastResortStatus::Unused {
+            self.upload_last_resort().await?;
+        }
         Ok(status)
+    }
+
+    /// Makes a new last-resort Topic Key, delivers it to every other device as
+    /// [`Self::make_topic_keys`] does, marks it in the keystore as this user's last-resort key
+    /// and uploads it (`PUT /v1/topic-keys/last-resort`), replacing the server's previous one.
+    /// The private halves of earlier last-resort keys stay in the keystore: topics joined with
+    /// them still use them.
+    pub async fn upload_last_resort(&mut self) -> Result<(), ClientError> {
+        let batch = self.topic_key_batch(1).await?;
+        let (Some(key), Some(upload)) = (batch.keys.first(), batch.uploads.first()) else {
+            return Err(ClientError::NoPreKeysLeft);
+        };
+        self.keystore.save_topic_key(key, &upload.cert)?;
+        self.keystore.mark_last_resort(&key.public().key_id())?;
+        let request = UploadLastResortRequest {
+            upload: ByteBuf::from(upload.to_wire()),
+        };
+        let _: Empty = self
+            .authed(
+                Method::PUT,
+                "/v1/topic-keys/last-resort",
+                Some(request.to_cbor()),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Makes up to `count` Topic Keys, seals each to one pre key of every other device of the
@@ -83,6 +114,25 @@ impl Client {
     /// pre key per other device, so a batch of n keys takes n claims; if a device runs out, the
     /// batch shrinks to the complete rounds. Returns how many keys were made.
     pub async fn make_topic_keys(&mut self, count: usize) -> Result<usize, ClientError> {
+        let batch = self.topic_key_batch(count).await?;
+        for (key, upload) in batch.keys.iter().zip(&batch.uploads) {
+            self.keystore.save_topic_key(key, &upload.cert)?;
+            self.keystore.mark_one_time(&key.public().key_id())?;
+        }
+        for chunk in batch.uploads.chunks(TOPIC_KEYS_PER_REQUEST) {
+            let request = UploadTopicKeysRequest {
+                uploads: chunk.iter().map(|u| ByteBuf::from(u.to_wire())).collect(),
+            };
+            let _: CountResponse = self
+                .authed(Method::POST, "/v1/topic-keys", Some(request.to_cbor()))
+                .await?;
+        }
+        Ok(batch.keys.len())
+    }
+
+    /// Up to `count` new Topic Keys with their certificates and deliveries, one pre key of
+    /// every other device claimed per key.
+    async fn topic_key_batch(&mut self, count: usize) -> Result<TopicKeyBatch, ClientError> {
         let count = count.min(rendezvous_protocol::devices::topic_keys::MAX_BATCH);
         let (directory, _) = self.directory().await?;
         let others = directory.len().saturating_sub(1);
@@ -110,7 +160,7 @@ impl Client {
         if rounds == 0 {
             return Err(ClientError::NoPreKeysLeft);
         }
-        let batch = make_batch(
+        Ok(make_batch(
             &self.identity,
             &directory,
             self.device.public(),
@@ -118,19 +168,7 @@ impl Client {
             rounds,
             self.now(),
             &mut Randomness::Os,
-        )?;
-        for (key, upload) in batch.keys.iter().zip(&batch.uploads) {
-            self.keystore.save_topic_key(key, &upload.cert)?;
-        }
-        for chunk in batch.uploads.chunks(TOPIC_KEYS_PER_REQUEST) {
-            let request = UploadTopicKeysRequest {
-                uploads: chunk.iter().map(|u| ByteBuf::from(u.to_wire())).collect(),
-            };
-            let _: CountResponse = self
-                .authed(Method::POST, "/v1/topic-keys", Some(request.to_cbor()))
-                .await?;
-        }
-        Ok(rounds)
+        )?)
     }
 }
 

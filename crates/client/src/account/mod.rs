@@ -79,10 +79,12 @@ pub struct DeviceEntry {
 pub struct KeyStatus {
     /// Pre keys left for this device.
     pub prekeys_left: u64,
-    /// Topic keys left for the user.
+    /// One-time topic keys left for the user.
     pub topic_keys_left: u64,
-    /// Whether the server asks for a refill.
+    /// Whether the server asks for a refill (also of the last-resort key).
     pub refill: bool,
+    /// The user's last-resort topic key on the server.
+    pub last_resort: rendezvous_protocol::api::LastResortStatus,
 }
 
 /// What [`Client::sync_inbox`] did.
@@ -147,8 +149,8 @@ pub(super) fn verify_registration(
 impl Client {
     /// Registers `user` on the server at `server_url` with the operator's one-time `pin`, and
     /// sets this keystore directory up as the user's first device: makes the Identity Key and
-    /// Device Key, registers both, logs in, uploads [`PREKEY_STOCK`] pre keys and
-    /// [`TOPIC_KEY_STOCK`] topic keys.
+    /// Device Key, registers both, logs in, uploads [`PREKEY_STOCK`] pre keys,
+    /// [`TOPIC_KEY_STOCK`] topic keys and a last-resort topic key.
     pub async fn register(
         dir: &std::path::Path,
         server_url: &str,
@@ -228,6 +230,7 @@ impl Client {
         client.login().await?;
         client.upload_prekeys(PREKEY_STOCK).await?;
         client.make_topic_keys(TOPIC_KEY_STOCK).await?;
+        client.upload_last_resort().await?;
         Ok(client)
     }
 

@@ -55,6 +55,8 @@ pub enum Output {
         topic_keys_left: u64,
         /// Whether the server asks for a refill.
         refill: bool,
+        /// The last-resort topic key on the server: `none`, `unused` or `served`.
+        last_resort: String,
     },
     /// `device link`, first: the link code and the command that enters it on the new device.
     LinkCode {
@@ -394,6 +396,7 @@ impl Output {
             prekeys_left: s.prekeys_left,
             topic_keys_left: s.topic_keys_left,
             refill: s.refill,
+            last_resort: last_resort_name(s.last_resort).to_owned(),
         }
     }
 
@@ -483,5 +486,14 @@ impl Printer {
 impl Sink for Printer {
     fn emit(&mut self, output: Output) {
         println!("{}", self.render(&output));
+    }
+}
+
+/// `none`, `unused`, `served`: the last-resort key in `account status`.
+fn last_resort_name(s: rendezvous_protocol::api::LastResortStatus) -> &'static str {
+    match s {
+        rendezvous_protocol::api::LastResortStatus::None => "none",
+        rendezvous_protocol::api::LastResortStatus::Unused => "unused",
+        rendezvous_protocol::api::LastResortStatus::Served => "served",
     }
 }

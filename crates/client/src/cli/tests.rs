@@ -40,9 +40,10 @@ fn command_answers_in_json() {
                 prekeys_left: 1,
                 topic_keys_left: 50,
                 refill: false,
+                last_resort: "unused".into(),
             },
             json!({"type": "status", "user": "@alice:a.example", "prekeys_left": 1,
-                   "topic_keys_left": 50, "refill": false}),
+                   "topic_keys_left": 50, "refill": false, "last_resort": "unused"}),
         ),
         (
             Output::LinkCode {
@@ -385,10 +386,23 @@ fn texts_for_people() {
         prekeys_left: 1,
         topic_keys_left: 2,
         refill: false,
+        last_resort: "unused".into(),
     };
     assert_eq!(
         status.to_text(),
         "@a:a: 1 pre key left on this device, 2 topic keys left"
+    );
+    let served = Output::Status {
+        user: "@a:a".into(),
+        prekeys_left: 1,
+        topic_keys_left: 2,
+        refill: true,
+        last_resort: "served".into(),
+    };
+    assert_eq!(
+        served.to_text(),
+        "@a:a: 1 pre key left on this device, 2 topic keys left, last-resort key handed out \
+         (refill needed: run `rdv sync`)"
     );
 }
 

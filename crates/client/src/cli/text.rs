@@ -101,12 +101,18 @@ fn status_text(output: &Output) -> String {
         prekeys_left,
         topic_keys_left,
         refill,
+        last_resort,
     } = output
     else {
         return String::new();
     };
+    let last_resort = match last_resort.as_str() {
+        "unused" => "",
+        "served" => ", last-resort key handed out",
+        _ => ", no last-resort key",
+    };
     format!(
-        "{user}: {} left on this device, {} left{}",
+        "{user}: {} left on this device, {} left{last_resort}{}",
         count(*prekeys_left, "pre key", "pre keys"),
         count(*topic_keys_left, "topic key", "topic keys"),
         if *refill {

@@ -12,7 +12,16 @@
 //!   token                       the bearer token of the current login (text)
 //!   prekeys/<key id>.key        32 bytes: private Device Pre Key (X25519), deleted after use
 //!   topic-keys/<key id>.key     CBOR [1, suite, signing seed, kem secret, cert]: a private Topic
-//!                               Key and its IK-signed certificate (wire form of the cert)
+//!                               Key and its IK-signed certificate (wire form of the cert); kept
+//!                               for good (a topic may still use it)
+//!   topic-keys/<key id>.last-resort
+//!                               empty: the key is one of this user's last-resort keys (made
+//!                               here, or delivered as one: inbox kind 3)
+//!   topic-keys/<key id>.one-time
+//!                               empty: the key is a one-time key (made here, or delivered as
+//!                               one: inbox kind 1); only these are held to one topic
+//!   topic-keys/<key id>.topic   the id of the first topic this device saw a one-time key used
+//!                               in (it is refused in any other, `protocol.md` §7.2)
 //!   topics/<hex topic id>/state.json
 //!                               topic id, my member index, processed index (exclusive), last
 //!                               verified checkpoint note
@@ -54,6 +63,9 @@ const DEVICE: &str = "device.key";
 const TOKEN: &str = "token";
 const PREKEYS: &str = "prekeys";
 const TOPIC_KEYS: &str = "topic-keys";
+/// Marker suffixes of a Topic Key: one of the user's last-resort keys, or a one-time key.
+const LAST_RESORT: &str = "last-resort";
+const ONE_TIME: &str = "one-time";
 const TOPICS: &str = "topics";
 const TOPIC_STATE: &str = "state.json";
 const TOPIC_LOG: &str = "log.cbor";
@@ -247,6 +259,63 @@ impl Keystore {
             return Err(ClientError::corrupt(&path, "key does not match its id"));
         }
         Ok(Some((key, cert)))
+    }
+
+    /// Marks the Topic Key `id` as one of this user's last-resort keys (`client-api.md` §4).
+    pub fn mark_last_resort(&self, id: &KeyId) -> Result<(), ClientError> {
+        self.mark(id, LAST_RESORT)
+    }
+
+    /// Whether the Topic Key `id` is one of this user's last-resort keys.
+    pub fn is_last_resort(&self, id: &KeyId) -> bool {
+        self.marked(id, LAST_RESORT)
+    }
+
+    /// Marks the Topic Key `id` as a one-time key of this user: made here for `POST
+    /// /v1/topic-keys`, or delivered as one (inbox kind 1).
+    pub fn mark_one_time(&self, id: &KeyId) -> Result<(), ClientError> {
+        self.mark(id, ONE_TIME)
+    }
+
+    /// Whether the Topic Key `id` is known to be a one-time key (keys received over a device
+    /// link, or stored before keys were marked, are neither one-time nor last-resort here).
+    pub fn is_one_time(&self, id: &KeyId) -> bool {
+        self.marked(id, ONE_TIME)
+    }
+
+    fn mark(&self, id: &KeyId, what: &str) -> Result<(), ClientError> {
+        let dir = self.subdir(TOPIC_KEYS)?;
+        write_atomic(&dir.join(format!("{}.{what}", id.to_hex())), &[])
+    }
+
+    fn marked(&self, id: &KeyId, what: &str) -> bool {
+        self.dir
+            .join(TOPIC_KEYS)
+            .join(format!("{}.{what}", id.to_hex()))
+            .is_file()
+    }
+
+    /// The first topic this device saw its Topic Key `id` used in, if any.
+    pub fn topic_key_use(&self, id: &KeyId) -> Result<Option<String>, ClientError> {
+        let path = self
+            .dir
+            .join(TOPIC_KEYS)
+            .join(format!("{}.topic", id.to_hex()));
+        match read_optional(&path)? {
+            Some(bytes) => String::from_utf8(bytes.to_vec())
+                .map(Some)
+                .map_err(|e| ClientError::corrupt(&path, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records `topic` as the first topic the Topic Key `id` is used in.
+    pub fn record_topic_key_use(&self, id: &KeyId, topic: &str) -> Result<(), ClientError> {
+        let dir = self.subdir(TOPIC_KEYS)?;
+        write_atomic(
+            &dir.join(format!("{}.topic", id.to_hex())),
+            topic.as_bytes(),
+        )
     }
 
     /// Ids of all Topic Keys held.

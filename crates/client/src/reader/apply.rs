@@ -92,7 +92,13 @@ impl Client {
         replay.me = after.member_of(&self.user);
         match replay.me {
             Some(me) => {
-                self.follow_topic_key(replay, after, me);
+                if self.follow_topic_key(replay, after, me)
+                    && let Some(problem) = self.check_key_use(replay)
+                {
+                    // Refused (`protocol.md` §7.2): not used to open anything in this topic.
+                    problems.push(problem);
+                    replay.my_key = None;
+                }
                 self.take_message_keys(replay, outcome, me, stored, problems);
             }
             None => replay.my_key = None,
@@ -126,8 +132,9 @@ impl Client {
         problems
     }
 
-    /// Loads the private Topic Key of this device's membership when the change gave it another.
-    fn follow_topic_key(&self, replay: &mut Replay, after: &TopicState, me: MemberIndex) {
+    /// Loads the private Topic Key of this device's membership when the change gave it another;
+    /// whether it did.
+    fn follow_topic_key(&self, replay: &mut Replay, after: &TopicState, me: MemberIndex) -> bool {
         let wanted = after.member(me).map(|m| m.topic_key.key_id());
         let have = replay.my_key.as_ref().map(|k| k.public().key_id());
         if wanted.is_some() && wanted != have {
@@ -138,6 +145,34 @@ impl Client {
                     .flatten()
                     .map(|(k, _)| k)
             });
+            return replay.my_key.is_some();
+        }
+        false
+    }
+
+    /// `protocol.md` §7.2: this user's one-time Topic Key is used in one topic only (its
+    /// homeserver hands each out once). Only keys this device marked one-time itself (made
+    /// here, or delivered as inbox kind 1) are held to it: its own last-resort keys are exempt,
+    /// and so are keys it cannot tell (received over a device link). Records the first topic
+    /// each is seen in; a problem when it already serves another topic.
+    fn check_key_use(&self, replay: &Replay) -> Option<String> {
+        let id = replay.my_key.as_ref()?.public().key_id();
+        if !self.keystore.is_one_time(&id) {
+            return None;
+        }
+        let topic = replay.topic.as_str();
+        match self.keystore.topic_key_use(&id) {
+            Ok(Some(first)) if first == topic => None,
+            Ok(Some(first)) => Some(format!(
+                "this device's one-time topic key {} is already used in topic {first}: the \
+                 homeserver handed it out twice; refusing it here",
+                id.to_hex()
+            )),
+            Ok(None) => match self.keystore.record_topic_key_use(&id, topic) {
+                Ok(()) => None,
+                Err(e) => Some(format!("recording the topic key's use: {e}")),
+            },
+            Err(e) => Some(format!("reading the topic key's use: {e}")),
         }
     }
 

@@ -12,6 +12,11 @@ use crate::wire::{SignedBytes, VERSION, check_version, fixed_bytes};
 /// Inbox item kind: a topic key delivery `[topic_key_cert, delivery]`.
 pub const INBOX_TOPIC_KEY: u8 = 1;
 
+/// Inbox item kind: a last-resort topic key delivery, body as [`INBOX_TOPIC_KEY`]'s
+/// (`client-api.md` §4 `PUT /v1/topic-keys/last-resort`): the server's word that the uploading
+/// device made the key as its user's last-resort key.
+pub const INBOX_LAST_RESORT_KEY: u8 = 3;
+
 /// Inbox item kind: a post the hosting server refused after it was answered `202 queued`
 /// (`federation-api.md` §9.3), body [`PostRefusedItem`].
 pub const INBOX_POST_REFUSED: u8 = 2;

@@ -23,12 +23,14 @@ pub use accounts::{
 };
 pub use errors::{ApiErrorBody, ErrorCode, UnknownErrorCode};
 pub use inbox::{
-    AckRequest, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxItem, InboxResponse, LinkMessage,
-    LinkOpenRequest, PostRefusedItem, PushRegisterRequest, TopicKeyDeliveryItem,
+    AckRequest, INBOX_LAST_RESORT_KEY, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxItem,
+    InboxResponse, LinkMessage, LinkOpenRequest, PostRefusedItem, PushRegisterRequest,
+    TopicKeyDeliveryItem,
 };
 pub use keys::{
-    ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedPreKeyBody,
-    ClaimedTopicKey, KeyStatusResponse, UploadPreKeysRequest, UploadTopicKeysRequest,
+    ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedKind,
+    ClaimedPreKeyBody, ClaimedTopicKey, KeyStatusResponse, LastResortStatus,
+    UploadLastResortRequest, UploadPreKeysRequest, UploadTopicKeysRequest,
 };
 pub use topics::{
     AppendResponse, CheckpointResponse, CursorRequest, EntriesResponse, IndexedEntry,
@@ -159,6 +161,12 @@ impl Body for TopicKeyDeliveryItem {
 
 impl Body for UploadTopicKeysRequest {
     const MAX_LEN: usize = 4 * 1024 * 1024;
+}
+
+/// One upload: a certificate and a delivery per other device (`UPLOAD_MAX_LEN`), in
+/// `[1, bstr]`: one byte of array head, one of version, three of byte-string head (33 797).
+impl Body for UploadLastResortRequest {
+    const MAX_LEN: usize = crate::devices::topic_keys::UPLOAD_MAX_LEN + 5;
 }
 
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
