@@ -68,6 +68,7 @@ impl Bench {
                             tag: Some(tag),
                             nodes: vec![(0, index, [1; 32])],
                             memberships: vec![],
+                            created_by: None,
                         },
                     )
                     .unwrap();

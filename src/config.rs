@@ -186,6 +186,8 @@ pub struct Limits {
     pub ws_queue_bytes: usize,
     /// Rate limits of the client API (`[limits.rate]`, `client-api.md` §1.3).
     pub rate: crate::limits::RateConfig,
+    /// Quotas per user and device (`[limits.quota]`, `client-api.md` §1.4).
+    pub quota: crate::limits::QuotaConfig,
 }
 
 impl Limits {
@@ -255,6 +257,7 @@ impl Default for Limits {
             ws_per_device: 2,
             ws_queue_bytes: 2 * 1024 * 1024,
             rate: crate::limits::RateConfig::default(),
+            quota: crate::limits::QuotaConfig::default(),
         }
     }
 }
@@ -325,6 +328,7 @@ impl Config {
         }
         crate::limits::Limits::new(&self.limits.rate, &self.federation.limits)
             .map_err(ConfigError::Invalid)?;
+        self.limits.quota.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

@@ -201,7 +201,9 @@ impl From<StoreError> for ApiError {
                 ApiError::new(ErrorCode::DeviceRevoked, "device key was revoked")
             }
             StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "not found"),
-            StoreError::TooMany { .. } => ApiError::new(ErrorCode::QuotaExceeded, e.to_string()),
+            StoreError::TooMany { .. } | StoreError::Quota { .. } => {
+                ApiError::new(ErrorCode::QuotaExceeded, e.to_string())
+            }
             StoreError::Exists => ApiError::new(ErrorCode::Forbidden, "already exists"),
             // Another append won the race for this position (e.g. two creates of one topic id).
             StoreError::Conflict { .. } => ApiError::new(ErrorCode::StaleChange, e.to_string()),

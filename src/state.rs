@@ -106,6 +106,19 @@ impl AppState {
         &self.limits
     }
 
+    /// Passes a store result on, noting a quota refusal of `user` for `GET /admin/status`.
+    pub fn quota<T>(
+        &self,
+        user: &UserId,
+        result: Result<T, crate::store::StoreError>,
+    ) -> Result<T, crate::store::StoreError> {
+        if let Err(crate::store::StoreError::Quota { quota, limit }) = &result {
+            tracing::info!(%user, quota, limit, "quota reached");
+            self.limits.quota_refused(quota, user.as_str());
+        }
+        result
+    }
+
     /// Refuses a write while the data directory's file system is below
     /// `storage.min_free_bytes`, before the database meets a full disk (`architecture.md`
     /// §5.1): `503 unavailable`. Reads go on.

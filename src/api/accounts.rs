@@ -157,9 +157,15 @@ async fn add_device(
     let ik = identity_key(&state, &user)?;
     // The Identity Key's signature is the authorization: no token is needed.
     let cert = signed.verify(&ik)?;
-    state
-        .store()
-        .add_device(&user, cert.device_key.device_id(), &r.device_cert, now())?;
+    let quota = state.config().limits.quota.devices_per_user;
+    let added = state.store().add_device_within(
+        &user,
+        cert.device_key.device_id(),
+        &r.device_cert,
+        now(),
+        quota,
+    );
+    state.quota(&user, added)?;
     state.store().sync().await?;
     state.push().forget_endpoints(&user);
     tracing::info!(%user, "device added");

@@ -174,6 +174,8 @@ async fn upload_topic_keys(
         certs.push((upload.id, upload.cert));
         deliveries.push((upload.id, upload.deliveries));
     }
+    let items: Vec<_> = deliveries.iter().flat_map(|(_, items)| items).collect();
+    state.quota(&caller.user, inbox_room(&state, &caller.user, &items))?;
     let added = state.store().add_topic_keys(&caller.user, certs)?;
     // A certificate seen before files nothing: re-uploading known keys cannot fill the other
     // devices' inboxes (`client-api.md` §4).
@@ -198,6 +200,8 @@ async fn upload_last_resort(
     let r: UploadLastResortRequest = cbor_body(&req, &body)?;
     let ik = identity_key(&state, &caller.user)?;
     let upload = checked_upload(&state, &caller, &ik, &r.upload)?;
+    let items: Vec<_> = upload.deliveries.iter().collect();
+    state.quota(&caller.user, inbox_room(&state, &caller.user, &items))?;
     state
         .store()
         .set_last_resort_key(&caller.user, upload.id, upload.cert)
@@ -253,6 +257,40 @@ fn checked_upload(
         cert,
         deliveries,
     })
+}
+
+/// Whether each device's inbox has room for the items addressed to it under
+/// `limits.quota.inbox_items_per_device` and `inbox_bytes_per_device` (checked before anything
+/// of the upload is stored; two concurrent uploads of one user may pass it together, so an
+/// inbox may exceed the quota by one upload).
+fn inbox_room(
+    state: &AppState,
+    user: &UserId,
+    items: &[&(DeviceId, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let quota = state.config().limits.quota;
+    let mut adding: BTreeMap<DeviceId, (u64, u64)> = BTreeMap::new();
+    for (device, item) in items {
+        let a = adding.entry(*device).or_default();
+        a.0 += 1;
+        a.1 += item.len() as u64;
+    }
+    for (device, (n, bytes)) in adding {
+        let (held, held_bytes) = state.store().inbox_usage(user, device)?;
+        if held + n > quota.inbox_items_per_device {
+            return Err(StoreError::Quota {
+                quota: "inbox_items_per_device",
+                limit: quota.inbox_items_per_device,
+            });
+        }
+        if held_bytes + bytes > quota.inbox_bytes_per_device {
+            return Err(StoreError::Quota {
+                quota: "inbox_bytes_per_device",
+                limit: quota.inbox_bytes_per_device,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Files deliveries of one topic key in the caller's other devices' inboxes.

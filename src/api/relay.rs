@@ -6,12 +6,12 @@ use serde_bytes::ByteBuf;
 
 use super::{cbor_body, cbor_response};
 use crate::error::ApiResult;
-use crate::state::{AppState, Caller, now};
+use crate::state::{AppState, Caller};
 use rendezvous_protocol::api::{Empty, LinkMessage, LinkOpenRequest};
 use rendezvous_protocol::devices::link::{LinkError, LinkRequest, LinkResponse};
 use rendezvous_protocol::ids::{DeviceId, UserId};
 
-/// A relay slot lives ten minutes.
+/// A relay slot lives ten minutes (on the server's clock, `AppState::clock`).
 const LINK_SECS: u64 = 600;
 
 /// Why a link relay request (`client-api.md` §5) was refused.
@@ -74,9 +74,17 @@ async fn open(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: LinkOpenRequest = cbor_body(&req, &body)?;
-    state
-        .store()
-        .link_open(r.link_id, &caller.user, caller.device, now() + LINK_SECS)?;
+    let quota = state.config().limits.quota.link_slots_per_user;
+    let t = state.clock().now();
+    let opened = state.store().link_open(
+        r.link_id,
+        &caller.user,
+        caller.device,
+        t + LINK_SECS,
+        t,
+        quota,
+    );
+    state.quota(&caller.user, opened)?;
     state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
@@ -85,7 +93,7 @@ async fn open(
 fn opener(state: &AppState, id: [u8; 8]) -> ApiResult<(UserId, DeviceId, Option<Vec<u8>>)> {
     Ok(state
         .store()
-        .link_request(id)?
+        .link_request(id, state.clock().now())?
         .ok_or(RelayError::NoOpenLink)?)
 }
 
@@ -109,7 +117,9 @@ async fn put_request(
     if request.link_id != id {
         return Err(RelayError::ForAnotherLink { what: "request" }.into());
     }
-    state.store().link_put_request(id, &r.body)?;
+    state
+        .store()
+        .link_put_request(id, &r.body, state.clock().now())?;
     state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
@@ -143,7 +153,9 @@ async fn put_response(
     if response.link_id != id {
         return Err(RelayError::ForAnotherLink { what: "response" }.into());
     }
-    state.store().link_put_response(id, &r.body)?;
+    state
+        .store()
+        .link_put_response(id, &r.body, state.clock().now())?;
     state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }
@@ -155,7 +167,7 @@ async fn get_response(
     let id = link_id(&path)?;
     let response = state
         .store()
-        .link_take_response(id)?
+        .link_take_response(id, state.clock().now())?
         .ok_or(RelayError::NoResponseYet)?;
     state.store().sync().await?;
     Ok(cbor_response(&LinkMessage {

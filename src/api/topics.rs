@@ -99,7 +99,12 @@ async fn create(
     require_cbor(&req)?;
     check_len(&body, MAX_CHANGE_LEN + 128)?;
     let change = Signed::<TopicChange>::from_wire(&body)?;
-    let (topic, appended) = state.topics().create(change, &caller.user).await?;
+    let quota = state.config().limits.quota.topics_per_user;
+    let created = state.topics().create(change, &caller.user, quota).await;
+    if let Err(crate::topics::TopicError::Store(e)) = &created {
+        let _ = state.quota(&caller.user, Err::<(), _>(e.clone()));
+    }
+    let (topic, appended) = created?;
     state.metrics().changes.inc();
     state.metrics().topics_created.inc();
     finish(&state, &topic, appended).await

@@ -3,6 +3,7 @@
 //! body is read. A refused request changes nothing and answers `429 rate_limited` with
 //! `Retry-After`.
 
+mod quota;
 mod rate;
 mod refusals;
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use quota::{MAX_DEVICES, QuotaConfig};
 pub use rate::{Limited, MAX_TRACKED_KEYS, Rate, RateClass};
 pub use refusals::{LimitedKey, MAX_LISTED, Refusals, WINDOW_SECS};
 
@@ -295,6 +297,11 @@ impl Limits {
             return Ok(());
         }
         class.check(&ip_key(ip), 1)
+    }
+
+    /// Records that a quota refused `user` (listed by `GET /admin/status` with scope `quota`).
+    pub fn quota_refused(&self, quota: &'static str, user: &str) {
+        self.refusals.record(quota, "quota", user, 0);
     }
 
     /// The keys refused in the last window (`GET /admin/status`).

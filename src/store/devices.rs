@@ -45,8 +45,30 @@ impl Store {
         cert: &SignedBytes,
         now: u64,
     ) -> Result<(), StoreError> {
+        self.add_device_within(user, device_key, cert, now, crate::limits::MAX_DEVICES)
+    }
+
+    /// [`Store::add_device`], refused [`StoreError::Quota`] when the user has `max_devices`
+    /// active devices already.
+    pub fn add_device_within(
+        &self,
+        user: &UserId,
+        device_key: DeviceId,
+        cert: &SignedBytes,
+        now: u64,
+        max_devices: u64,
+    ) -> Result<(), StoreError> {
         let t = self.t();
-        let _lock = self.device_lock(user, &device_key);
+        // The user's lock keeps two adds from both passing the count; the device's keeps
+        // this device's other writers out.
+        let _locks = self.user_and_device_lock(user, &device_key);
+        let active = t.devices.scan_prefix(user_key(user)).count() as u64;
+        if active >= max_devices {
+            return Err(StoreError::Quota {
+                quota: "devices_per_user",
+                limit: max_devices,
+            });
+        }
         let ukey = user_key(user);
         let dkey = user_device(user, &device_key);
         let rec = encode_record(&StoredDevice(cert.clone(), now, now));

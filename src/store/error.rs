@@ -38,6 +38,14 @@ pub enum StoreError {
         /// New items in the request.
         adding: u64,
     },
+    /// A per-user or per-device quota (`[limits.quota]`) is reached; nothing was stored.
+    #[error("quota {quota} reached: {limit}")]
+    Quota {
+        /// The quota's configuration key.
+        quota: &'static str,
+        /// Its value.
+        limit: u64,
+    },
     /// The slot or item exists already (link slot open, request or response already set, key id
     /// owned by another device).
     #[error("exists")]

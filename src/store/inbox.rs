@@ -66,6 +66,22 @@ impl Store {
         Ok(out)
     }
 
+    /// What the device's unacknowledged inbox holds: `(items, bytes)` (bodies' lengths).
+    pub fn inbox_usage(
+        &self,
+        user: &UserId,
+        device_key: DeviceId,
+    ) -> Result<(u64, u64), StoreError> {
+        let prefix = user_device(user, &device_key);
+        let (mut items, mut bytes) = (0u64, 0u64);
+        for item in self.t().inbox.scan_prefix(&prefix) {
+            let (_, v) = item.or_backend()?;
+            items += 1;
+            bytes += v.len() as u64;
+        }
+        Ok((items, bytes))
+    }
+
     /// Deletes the device's items up to and including `up_to`; returns how many were deleted.
     pub fn inbox_ack(
         &self,

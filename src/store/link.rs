@@ -2,7 +2,8 @@
 //!
 //! A slot is opened by an existing device, receives one request from the new device, then one
 //! response from the old device, and is deleted when the new device fetches the response. The
-//! caller gives the expiry (10 minutes); expired slots go with [`Store::purge_expired`].
+//! caller gives the expiry (10 minutes); a slot past it is gone for every operation at once, and
+//! is deleted with [`Store::purge_expired`]. A user holds at most a quota of open slots.
 
 use serde_bytes::ByteBuf;
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
@@ -30,14 +31,33 @@ enum Part {
 }
 
 impl Store {
-    /// Opens a relay slot for `user`'s device; [`StoreError::Exists`] if the id is in use.
+    /// Opens a relay slot for `user`'s device; [`StoreError::Exists`] if the id is in use (by
+    /// an unexpired slot), [`StoreError::Quota`] if the user holds `max_open` unexpired slots.
     pub fn link_open(
         &self,
         link_id: [u8; 8],
         user: &UserId,
         device_key: DeviceId,
         expires: u64,
+        now: u64,
+        max_open: u64,
     ) -> Result<(), StoreError> {
+        let _lock = self.user_lock(user);
+        let links = &self.t().links;
+        let mut open = 0u64;
+        for item in links.iter() {
+            let (_, v) = item.or_backend()?;
+            let slot: StoredLink = decode_record(&v, "links")?;
+            if slot.user == *user && slot.expires > now {
+                open += 1;
+            }
+        }
+        if open >= max_open {
+            return Err(StoreError::Quota {
+                quota: "link_slots_per_user",
+                limit: max_open,
+            });
+        }
         let rec = encode_record(&StoredLink {
             user: user.clone(),
             device: device_key,
@@ -45,10 +65,16 @@ impl Store {
             request: None,
             response: None,
         });
-        match self
-            .t()
-            .links
-            .compare_and_swap(link_id, None as Option<&[u8]>, Some(rec))
+        // An expired slot of the same id is replaced.
+        let current = links.get(link_id).or_backend()?;
+        if let Some(v) = &current {
+            let slot: StoredLink = decode_record(v, "links")?;
+            if slot.expires > now {
+                return Err(StoreError::Exists);
+            }
+        }
+        match links
+            .compare_and_swap(link_id, current, Some(rec))
             .or_backend()?
         {
             Ok(()) => Ok(()),
@@ -58,19 +84,28 @@ impl Store {
 
     /// Stores the new device's request ([`StoreError::NotFound`] without a slot,
     /// [`StoreError::Exists`] if a request was stored already).
-    pub fn link_put_request(&self, link_id: [u8; 8], bytes: &[u8]) -> Result<(), StoreError> {
-        self.link_set(link_id, Part::Request, bytes)
+    pub fn link_put_request(
+        &self,
+        link_id: [u8; 8],
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.link_set(link_id, Part::Request, bytes, now)
     }
 
-    /// The slot's owner and the request, if one arrived.
+    /// The slot's owner and the request, if one arrived; `None` without an unexpired slot.
     #[allow(clippy::type_complexity)]
     pub fn link_request(
         &self,
         link_id: [u8; 8],
+        now: u64,
     ) -> Result<Option<(UserId, DeviceId, Option<Vec<u8>>)>, StoreError> {
         match self.t().links.get(link_id).or_backend()? {
             Some(v) => {
                 let slot: StoredLink = decode_record(&v, "links")?;
+                if slot.expires <= now {
+                    return Ok(None);
+                }
                 Ok(Some((
                     slot.user,
                     slot.device,
@@ -83,17 +118,30 @@ impl Store {
 
     /// Stores the old device's response ([`StoreError::NotFound`] without a slot,
     /// [`StoreError::Exists`] if a response was stored already).
-    pub fn link_put_response(&self, link_id: [u8; 8], bytes: &[u8]) -> Result<(), StoreError> {
-        self.link_set(link_id, Part::Response, bytes)
+    pub fn link_put_response(
+        &self,
+        link_id: [u8; 8],
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.link_set(link_id, Part::Response, bytes, now)
     }
 
-    /// Takes the response and deletes the slot; `None` (slot kept) if no response is there yet.
-    pub fn link_take_response(&self, link_id: [u8; 8]) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Takes the response and deletes the slot; `None` (slot kept) if no response is there yet,
+    /// or no unexpired slot.
+    pub fn link_take_response(
+        &self,
+        link_id: [u8; 8],
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         tx(self.t().links.transaction(|links| {
             let Some(v) = links.get(link_id)? else {
                 return Ok(None);
             };
             let slot: StoredLink = in_tx(decode_record(&v, "links"))?;
+            if slot.expires <= now {
+                return Ok(None);
+            }
             match slot.response {
                 Some(response) => {
                     links.remove(&link_id[..])?;
@@ -104,12 +152,21 @@ impl Store {
         }))
     }
 
-    fn link_set(&self, link_id: [u8; 8], part: Part, bytes: &[u8]) -> Result<(), StoreError> {
+    fn link_set(
+        &self,
+        link_id: [u8; 8],
+        part: Part,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
         tx(self.t().links.transaction(|links| {
             let Some(v) = links.get(link_id)? else {
                 return abort(StoreError::NotFound);
             };
             let mut slot: StoredLink = in_tx(decode_record(&v, "links"))?;
+            if slot.expires <= now {
+                return abort(StoreError::NotFound);
+            }
             let field = match part {
                 Part::Request => &mut slot.request,
                 Part::Response => &mut slot.response,

@@ -257,16 +257,41 @@ impl Store {
         self.stripe(|h| user.as_str().hash(h))
     }
 
+    /// The user's and the device's stripe locks together (one lock when both fall on one
+    /// stripe), taken in stripe order so that two such callers cannot deadlock.
+    fn user_and_device_lock(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
+        let u = stripe_of(|h| user.as_str().hash(h));
+        let d = stripe_of(|h| {
+            user.as_str().hash(h);
+            device.hash(h);
+        });
+        let first = self.lock_stripe(u.min(d));
+        let second = (u != d).then(|| self.lock_stripe(u.max(d)));
+        (first, second)
+    }
+
     fn stripe(&self, feed: impl FnOnce(&mut DefaultHasher)) -> MutexGuard<'_, ()> {
-        let mut h = DefaultHasher::new();
-        feed(&mut h);
-        let i = (h.finish() % LOCK_STRIPES as u64) as usize;
+        self.lock_stripe(stripe_of(feed))
+    }
+
+    fn lock_stripe(&self, i: usize) -> MutexGuard<'_, ()> {
         // A poisoned stripe only means another thread panicked while holding it; the data it
         // guards lives in sled, whose writes are atomic, so it is safe to go on.
         self.inner.locks[i % LOCK_STRIPES]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The stripe a key falls on.
+fn stripe_of(feed: impl FnOnce(&mut DefaultHasher)) -> usize {
+    let mut h = DefaultHasher::new();
+    feed(&mut h);
+    (h.finish() % LOCK_STRIPES as u64) as usize
 }
 
 /// `id(user) ‖ device`: the prefix of every per-device table.

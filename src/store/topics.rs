@@ -20,6 +20,7 @@ const TAG: u8 = 3;
 const NODE: u8 = 4;
 const SIZE: u8 = 5;
 const MEMBERSHIP: u8 = 6;
+const CREATED: u8 = 7;
 
 /// Everything one log entry writes, applied atomically by [`Store::append`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub struct Append {
     pub nodes: Vec<(u8, u64, [u8; 32])>,
     /// Membership updates of local users: `Some(role)` sets, `None` removes.
     pub memberships: Vec<(UserId, Option<u8>)>,
+    /// For a create by a local user: the creator, counted against at most this many topics
+    /// created (`limits.quota.topics_per_user`).
+    pub created_by: Option<(UserId, u64)>,
 }
 
 fn topic_key(topic: &TopicId) -> Vec<u8> {
@@ -67,6 +71,11 @@ pub(super) fn node_key(topic_prefix: &[u8], level: u8, index: u64) -> Vec<u8> {
         .build()
 }
 
+/// `CREATED ‖ id(user)`: the topics a local user created here.
+fn created_prefix(user: &UserId) -> Vec<u8> {
+    Key::new().u8(CREATED).bytes(&user_key(user)).build()
+}
+
 fn membership_key(user: &UserId, topic: &TopicId) -> Vec<u8> {
     Key::new()
         .u8(MEMBERSHIP)
@@ -83,6 +92,20 @@ impl Store {
     /// [`StoreError::Replayed`] if the tag is in the log already.
     pub fn append(&self, topic: &TopicId, append: Append) -> Result<(), StoreError> {
         let log = &self.t().log;
+        // A creator's count and its new topic are written under the creator's lock.
+        let _creator = append
+            .created_by
+            .as_ref()
+            .map(|(user, _)| self.user_lock(user));
+        if let Some((user, limit)) = &append.created_by {
+            let created = log.scan_prefix(created_prefix(user)).count() as u64;
+            if created >= *limit {
+                return Err(StoreError::Quota {
+                    quota: "topics_per_user",
+                    limit: *limit,
+                });
+            }
+        }
         let size_key = size_key(topic);
         let size = match log.get(&size_key).or_backend()? {
             Some(v) => read_u64(&v, "sizes")?,
@@ -122,6 +145,13 @@ impl Store {
                 Some(role) => batch.insert(key, &[*role][..]),
                 None => batch.remove(key),
             }
+        }
+        if let Some((user, _)) = &append.created_by {
+            let key = Key::new()
+                .bytes(&created_prefix(user))
+                .id(topic.as_str())
+                .build();
+            batch.insert(key, &[][..]);
         }
         batch.insert(size_key, &(size + 1).to_be_bytes()[..]);
         log.apply_batch(batch).or_backend()

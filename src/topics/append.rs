@@ -90,6 +90,7 @@ impl TopicService {
         &self,
         signed: Signed<TopicChange>,
         caller: &UserId,
+        max_created: u64,
     ) -> TopicResult<(TopicId, Appended)> {
         let remote = self.remote_identities(&signed).await?;
         let draft = signed.decode_unverified()?;
@@ -110,7 +111,8 @@ impl TopicService {
         }
         let topic = outcome.next.topic().clone();
         let mut hosted = Hosted::new(Log::new(outcome.next.clone(), Frontier::new()));
-        let appended = self.append_hosted_change(&topic, &mut hosted, None, &outcome)?;
+        let creator = Some((caller.clone(), max_created));
+        let appended = self.append_hosted_change(&topic, &mut hosted, None, creator, &outcome)?;
         self.put(&topic, Topic::Hosted(hosted));
         Ok((topic, appended))
     }
@@ -129,7 +131,7 @@ impl TopicService {
         let hosted = t.hosted_mut(topic)?;
         let outcome = self.check_change_by(&hosted.log, change, caller, Some(&remote))?;
         let before = hosted.log.state.clone();
-        self.append_hosted_change(topic, hosted, Some(&before), &outcome)
+        self.append_hosted_change(topic, hosted, Some(&before), None, &outcome)
     }
 
     /// Checks and appends a message by `caller` to a topic hosted here.
@@ -301,6 +303,7 @@ impl TopicService {
                 tag: Some(msg.tag().0),
                 nodes,
                 memberships: Vec::new(),
+                created_by: None,
             },
         )?;
         log.state.append_message(msg)?;
@@ -315,21 +318,24 @@ impl TopicService {
         topic: &TopicId,
         hosted: &mut Hosted,
         before: Option<&TopicState>,
+        created_by: Option<(UserId, u64)>,
         outcome: &ChangeOutcome,
     ) -> TopicResult<Appended> {
-        let (appended, removed) = self.append_change(topic, &mut hosted.log, before, outcome)?;
+        let (appended, removed) =
+            self.append_change(topic, &mut hosted.log, before, created_by, outcome)?;
         hosted.removed_servers.extend(removed);
         Ok(appended)
     }
 
     /// Writes a checked change as the topic's next entry (with the membership changes of this
-    /// server's users) and records it as pending. Returns it and the other servers whose
-    /// members it removed.
+    /// server's users, and a create counted against its creator's quota, `created_by`) and
+    /// records it as pending. Returns it and the other servers whose members it removed.
     pub(super) fn append_change(
         &self,
         topic: &TopicId,
         log: &mut Log,
         before: Option<&TopicState>,
+        created_by: Option<(UserId, u64)>,
         outcome: &ChangeOutcome,
     ) -> TopicResult<(Appended, BTreeSet<ServerName>)> {
         let entry = LogEntry::change(&outcome.change).to_wire();
@@ -366,6 +372,7 @@ impl TopicService {
                 tag: None,
                 nodes,
                 memberships,
+                created_by,
             },
         )?;
         log.state = outcome.next.clone();

@@ -442,7 +442,8 @@ impl TopicService {
                     )));
                     // A mirror tells no one of removals: the hosting server does.
                     let before = c.before.as_ref();
-                    self.append_change(topic, &mut m.log, before, &c.outcome)?.0
+                    self.append_change(topic, &mut m.log, before, None, &c.outcome)?
+                        .0
                 }
             };
             last = Some(appended);

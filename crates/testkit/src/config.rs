@@ -66,6 +66,9 @@ pub struct Limits {
     /// Open streams of one device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ws_per_device: Option<usize>,
+    /// `[limits.quota]`: the server's defaults unless a test sets its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<rendezvous::limits::QuotaConfig>,
 }
 
 /// `[federation]`, on.
@@ -110,6 +113,7 @@ impl ServerConfig {
                 body_min_rate: None,
                 ws_per_user: None,
                 ws_per_device: None,
+                quota: None,
             },
             federation: None,
             storage: None,

@@ -154,6 +154,19 @@ impl TestServer {
         v["pin"].as_str().unwrap().to_owned()
     }
 
+    /// `GET /admin/status`, as `rendezvous admin status` prints it.
+    pub async fn admin_status(&self) -> serde_json::Value {
+        let token = std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap();
+        let mut resp = awc::Client::default()
+            .get(format!("http://{}/admin/status", self.admin))
+            .insert_header(("Authorization", format!("Bearer {}", token.trim())))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+        resp.json().await.unwrap()
+    }
+
     /// Graceful stop: in-flight requests finish, the store is flushed.
     pub fn stop(mut self) {
         self.shutdown();
@@ -194,6 +207,27 @@ pub async fn register(server: &TestServer, dir: &TempDir, name: &str) -> rendezv
     .unwrap();
     client.set_clock(server.clock.clone());
     client
+}
+
+/// Links a new device for `existing`'s user, keystore in `dir/name`, both ends at once: what
+/// the joining and the offering side got.
+pub async fn try_link(
+    server: &TestServer,
+    dir: &TempDir,
+    existing: &mut rendezvous_client::Client,
+    name: &str,
+) -> (
+    Result<rendezvous_client::Client, rendezvous_client::ClientError>,
+    Result<(), rendezvous_client::ClientError>,
+) {
+    let pending = existing.link_offer_start().await.unwrap();
+    let code = pending.code().to_string();
+    let (joined, offered) = futures_util::future::join(
+        rendezvous_client::Client::link_join(&dir.join(name), &server.url, server.trust(), &code),
+        existing.link_offer_finish(pending, std::time::Duration::from_secs(20)),
+    )
+    .await;
+    (joined, offered.map(|_| ()))
 }
 
 /// Opens a stopped server's store, waiting for its worker threads to let go of the database lock.

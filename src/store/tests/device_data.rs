@@ -31,39 +31,85 @@ fn link_relay_slot() {
     let (_dir, store, alice) = with_alice();
     let id = [3; 8];
     assert_eq!(
-        store.link_put_request(id, b"req"),
+        store.link_put_request(id, b"req", NOW),
         Err(StoreError::NotFound)
     );
-    store.link_open(id, &alice, dev(1), NOW + 600).unwrap();
+    store
+        .link_open(id, &alice, dev(1), NOW + 600, NOW, 2)
+        .unwrap();
     assert_eq!(
-        store.link_open(id, &alice, dev(1), NOW + 600),
+        store.link_open(id, &alice, dev(1), NOW + 600, NOW, 2),
         Err(StoreError::Exists)
     );
     assert_eq!(
-        store.link_request(id).unwrap(),
+        store.link_request(id, NOW).unwrap(),
         Some((alice.clone(), dev(1), None))
     );
-    store.link_put_request(id, b"req").unwrap();
+    store.link_put_request(id, b"req", NOW).unwrap();
     assert_eq!(
-        store.link_put_request(id, b"again"),
+        store.link_put_request(id, b"again", NOW),
         Err(StoreError::Exists)
     );
     assert_eq!(
-        store.link_request(id).unwrap(),
+        store.link_request(id, NOW).unwrap(),
         Some((alice.clone(), dev(1), Some(b"req".to_vec())))
     );
-    assert_eq!(store.link_take_response(id).unwrap(), None);
-    store.link_put_response(id, b"resp").unwrap();
+    assert_eq!(store.link_take_response(id, NOW).unwrap(), None);
+    store.link_put_response(id, b"resp", NOW).unwrap();
     assert_eq!(
-        store.link_take_response(id).unwrap(),
+        store.link_take_response(id, NOW).unwrap(),
         Some(b"resp".to_vec())
     );
-    assert_eq!(store.link_take_response(id).unwrap(), None);
-    assert_eq!(store.link_request(id).unwrap(), None);
+    assert_eq!(store.link_take_response(id, NOW).unwrap(), None);
+    assert_eq!(store.link_request(id, NOW).unwrap(), None);
 
-    store.link_open([4; 8], &alice, dev(1), NOW).unwrap();
-    assert_eq!(store.purge_expired(NOW).unwrap(), 1);
-    assert_eq!(store.link_request([4; 8]).unwrap(), None);
+    store
+        .link_open([4; 8], &alice, dev(1), NOW + 1, NOW, 2)
+        .unwrap();
+    assert_eq!(store.purge_expired(NOW + 1).unwrap(), 1);
+    assert_eq!(store.link_request([4; 8], NOW).unwrap(), None);
+}
+
+#[test]
+fn link_slots_expire_on_access_and_count_against_the_quota() {
+    let (_dir, store, alice) = with_alice();
+    store
+        .link_open([1; 8], &alice, dev(1), NOW + 600, NOW, 2)
+        .unwrap();
+    store
+        .link_open([2; 8], &alice, dev(1), NOW + 600, NOW, 2)
+        .unwrap();
+    assert_eq!(
+        store.link_open([3; 8], &alice, dev(1), NOW + 600, NOW, 2),
+        Err(StoreError::Quota {
+            quota: "link_slots_per_user",
+            limit: 2
+        })
+    );
+    assert_eq!(
+        store.link_request([3; 8], NOW).unwrap(),
+        None,
+        "nothing stored"
+    );
+    // Past the expiry, unpurged slots are gone for every operation and free the quota.
+    let later = NOW + 600;
+    assert_eq!(store.link_request([1; 8], later).unwrap(), None);
+    assert_eq!(
+        store.link_put_request([1; 8], b"req", later),
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store.link_put_response([2; 8], b"resp", later),
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(store.link_take_response([2; 8], later).unwrap(), None);
+    // An expired id may be opened again.
+    store
+        .link_open([1; 8], &alice, dev(1), later + 600, later, 2)
+        .unwrap();
+    store
+        .link_open([3; 8], &alice, dev(1), later + 600, later, 2)
+        .unwrap();
 }
 
 #[test]

@@ -56,6 +56,7 @@ async fn everything_survives_a_restart() {
                         tag: (i > 0).then_some([i as u8; 32]),
                         nodes: tree.store().take_pending(),
                         memberships,
+                        created_by: None,
                     },
                 )
                 .unwrap();

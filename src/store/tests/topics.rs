@@ -25,8 +25,43 @@ pub(super) fn append_entry(
             tag,
             nodes,
             memberships,
+            created_by: None,
         },
     )
+}
+
+#[test]
+fn a_creator_over_the_topic_quota_writes_nothing() {
+    let (_dir, store, alice) = with_alice();
+    let create = |t: &TopicId| {
+        store.append(
+            t,
+            Append {
+                entry: b"create".to_vec(),
+                change: true,
+                created_by: Some((alice.clone(), 2)),
+                ..Append::default()
+            },
+        )
+    };
+    create(&topic('a')).unwrap();
+    create(&topic('b')).unwrap();
+    assert_eq!(
+        create(&topic('c')),
+        Err(StoreError::Quota {
+            quota: "topics_per_user",
+            limit: 2
+        })
+    );
+    assert_eq!(store.topic_size(&topic('c')).unwrap(), None);
+    // Entries that are not creates do not count.
+    let message = Append {
+        index: 1,
+        entry: b"m".to_vec(),
+        tag: Some([3; 32]),
+        ..Append::default()
+    };
+    store.append(&topic('a'), message).unwrap();
 }
 
 #[test]
@@ -52,6 +87,7 @@ fn append_conflict_and_replay_leave_nothing_behind() {
         tag: Some([2; 32]),
         nodes: vec![(0, 2, [9; 32]), (1, 1, [9; 32])],
         memberships: vec![(alice.clone(), None)],
+        created_by: None,
     };
     assert_eq!(
         store.append(&t, bad.clone()),
