@@ -269,6 +269,66 @@ async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token()
 }
 
 #[actix_rt::test]
+async fn many_addresses_cannot_take_turns_at_one_device() {
+    use rendezvous_protocol::api::{Body, ChallengeRequest};
+    use rendezvous_protocol::crypto::DeviceKey;
+    let dir = TempDir::new("turns");
+    let (server, _config) = start(&dir, |c| {
+        c.limits.rate.login_device = Rate::minute(10, 3);
+    });
+    let challenge = |key: &DeviceKey| {
+        ChallengeRequest {
+            user: uid("alice"),
+            device_key: key.public().clone(),
+        }
+        .to_cbor()
+    };
+    let target = DeviceKey::generate();
+    let mut answers = Vec::new();
+    for i in 0..6u8 {
+        // Each from its own address: the per-address class never fills.
+        let from = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1, 1 + i));
+        let a = request(
+            &server,
+            from,
+            "POST",
+            "/v1/login/challenge",
+            None,
+            challenge(&target),
+        )
+        .await;
+        answers.push((a.status, a.code));
+    }
+    // The device is not registered: within the burst the answer is the endpoint's own.
+    for (status, code) in &answers[..3] {
+        assert_eq!(
+            (*status, code.as_str()),
+            (401, "unauthorized"),
+            "{answers:?}"
+        );
+    }
+    for (status, code) in &answers[3..] {
+        assert_eq!(
+            (*status, code.as_str()),
+            (429, "rate_limited"),
+            "{answers:?}"
+        );
+    }
+    // Another device key is not limited by this one's flood.
+    let other = request(
+        &server,
+        HERE,
+        "POST",
+        "/v1/login/challenge",
+        None,
+        challenge(&DeviceKey::generate()),
+    )
+    .await;
+    assert_ne!(other.status, 429, "{other:?}");
+    server.terminate();
+}
+
+#[actix_rt::test]
 async fn a_challenge_flood_gets_429_with_retry_after_and_admin_status_names_it() {
     let dir = TempDir::new("flood");
     let (server, config) = start(&dir, |c| {

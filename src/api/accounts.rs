@@ -215,6 +215,12 @@ async fn challenge(
 ) -> ApiResult<HttpResponse> {
     let r: ChallengeRequest = cbor_body(&req, &body)?;
     let device = r.device_key.device_id();
+    // Per device key, registered or not (`client-api.md` §1.3): many addresses cannot take
+    // turns at one device, and the answer tells nothing of which devices exist.
+    state
+        .limits()
+        .login_device
+        .check(&hex_string(device.as_bytes()), 1)?;
     if !state.store().device_active(&r.user, device)? {
         return Err(AccountError::NoActiveDevice.into());
     }
