@@ -28,10 +28,19 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{user}/disable", web::post().to(disable))
         .route("/admin/users/{user}/enable", web::post().to(enable))
         .route("/admin/users/{user}/devices", web::get().to(devices))
-        .route("/admin/status", web::get().to(status));
+        .route("/admin/status", web::get().to(status))
+        .route("/metrics", web::get().to(metrics));
 }
 
 fn authorize(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
+    match bearer_is(req, &state.identity().admin_token) {
+        true => Ok(()),
+        false => Err(AdminError::Unauthorized.into()),
+    }
+}
+
+/// Whether the request's bearer token is `token`.
+fn bearer_is(req: &HttpRequest, token: &str) -> bool {
     let given = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -40,11 +49,27 @@ fn authorize(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
         .unwrap_or("");
     // Compare hashes so the comparison's time says nothing about the token's length either.
     let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(state.identity().admin_token.as_bytes());
-    match bool::from(a.ct_eq(&b)) {
-        true => Ok(()),
-        false => Err(AdminError::Unauthorized.into()),
+    let b = Sha256::digest(token.as_bytes());
+    bool::from(a.ct_eq(&b))
+}
+
+/// `GET /metrics` (`client-api.md` §8): the metrics token, or the admin token.
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let identity = state.identity();
+    if !bearer_is(&req, &identity.metrics_token) && !bearer_is(&req, &identity.admin_token) {
+        return Err(AdminError::Unauthorized.into());
     }
+    state
+        .metrics()
+        .connections
+        .set(state.push().connected() as i64);
+    state
+        .metrics()
+        .wakeup_queue
+        .set(state.push().pending_wakeups() as i64);
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics().encode()))
 }
 
 /// A new pin: 12 characters of base32 (60 bits), in groups of four.

@@ -5,6 +5,7 @@
 //! | `server.key` | Ed25519 Server Key seed (32 bytes); `server.key.next` while it rotates ([`rotation`]) | 0600 |
 //! | `tls/cert.pem`, `tls/key.pem` | self-signed TLS certificate, generated when none is configured | 0600 |
 //! | `admin.token` | bearer token of the admin endpoint (hex) | 0600 |
+//! | `metrics.token` | bearer token of `GET /metrics` on the admin endpoint (hex): a scraper holds no admin rights | 0600 |
 //!
 //! Each is made on first start and reused afterwards.
 
@@ -22,7 +23,10 @@ use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::ServerName;
 
+mod private;
 pub mod rotation;
+
+pub use private::make_private;
 
 /// Why the server's identity could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +102,20 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IdentityE
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
+/// A bearer token kept in `path` (0600), made on first use.
+fn token_file(path: &Path, generated: &mut bool) -> Result<Zeroizing<String>, IdentityError> {
+    if path.exists() {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io_err(path))?);
+        return Ok(Zeroizing::new(text.trim().to_owned()));
+    }
+    let token = Zeroizing::new(hex_string(
+        &rendezvous_protocol::crypto::random_array::<32>(),
+    ));
+    write_private(path, token.as_bytes())?;
+    *generated = true;
+    Ok(token)
+}
+
 /// The server's keys, certificates and admin token.
 pub struct ServerIdentity {
     /// The Ed25519 Server Key.
@@ -111,6 +129,8 @@ pub struct ServerIdentity {
     pub federation: Option<FederationTls>,
     /// The admin bearer token.
     pub admin_token: Zeroizing<String>,
+    /// The bearer token of `GET /metrics` (on the admin listener).
+    pub metrics_token: Zeroizing<String>,
     /// Whether something was generated on this start (first start).
     pub generated: bool,
 }
@@ -145,18 +165,8 @@ impl ServerIdentity {
             key
         };
 
-        let token_path = data_dir.join("admin.token");
-        let admin_token = if token_path.exists() {
-            let text = std::fs::read_to_string(&token_path).map_err(io_err(&token_path))?;
-            Zeroizing::new(text.trim().to_owned())
-        } else {
-            let token = Zeroizing::new(hex_string(
-                &rendezvous_protocol::crypto::random_array::<32>(),
-            ));
-            write_private(&token_path, token.as_bytes())?;
-            generated = true;
-            token
-        };
+        let admin_token = token_file(&data_dir.join("admin.token"), &mut generated)?;
+        let metrics_token = token_file(&data_dir.join("metrics.token"), &mut generated)?;
 
         let (cert_path, tls_key_path) = match tls_files {
             Some((c, k)) => (c.to_owned(), k.to_owned()),
@@ -180,6 +190,7 @@ impl ServerIdentity {
             certificate,
             federation: None,
             admin_token,
+            metrics_token,
             generated,
         })
     }

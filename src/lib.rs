@@ -114,6 +114,7 @@ pub fn prepare(config: &Config) -> Result<(ServerIdentity, Store), ServerError> 
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         _ => None,
     };
+    identity::make_private(&config.data_dir)?;
     let mut identity = ServerIdentity::load_or_create(&config.data_dir, &name, tls)?;
     if config.federation.enabled {
         // One reloadable certificate when federation uses the client API's files.

@@ -64,11 +64,31 @@ async fn operator_lifecycle_with_a_real_process() {
         serde_json::from_str(&admin(&config, &["devices", "@alice:localhost"])).unwrap();
     assert_eq!(devices.as_array().unwrap().len(), 1);
 
-    // Metrics count what happened.
-    let metrics = reqwest_like_get(server.url(), &trust, "/metrics").await;
+    // Metrics count what happened, on the admin listener with the metrics token only.
+    let data = dir.join("data");
+    let token = std::fs::read_to_string(data.join("metrics.token")).unwrap();
+    let (status, metrics) = admin_get(&server, "/metrics", Some(token.trim())).await;
+    assert_eq!(status, 200);
     assert!(
         metrics.contains("rendezvous_messages_appended_total 5"),
         "{metrics}"
+    );
+    assert_eq!(admin_get(&server, "/metrics", None).await.0, 401);
+    // The metrics token opens nothing else of the admin endpoint.
+    assert_eq!(
+        admin_get(&server, "/admin/users", Some(token.trim()))
+            .await
+            .0,
+        401
+    );
+    let on_client_api = rendezvous_client::http::Http::new(server.url(), &trust)
+        .unwrap()
+        .send(awc::http::Method::GET, "/metrics", None, None, 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(
+        on_client_api.to_string().contains("not_found"),
+        "{on_client_api}"
     );
 
     server.terminate();
@@ -103,13 +123,18 @@ async fn operator_lifecycle_with_a_real_process() {
     server.terminate();
 }
 
-async fn reqwest_like_get(base: &str, trust: &rendezvous_client::tls::Trust, path: &str) -> String {
-    let http = rendezvous_client::http::Http::new(base, trust).unwrap();
-    let body = http
-        .send(awc::http::Method::GET, path, None, None, 1 << 20)
-        .await
-        .unwrap();
-    String::from_utf8(body).unwrap()
+/// A GET on the admin listener: status and body.
+async fn admin_get(server: &ServerProcess, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = awc::Client::default().get(format!("http://{}{path}", server.ready.admin));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let mut resp = req.send().await.unwrap();
+    let body = resp.body().await.unwrap();
+    (
+        resp.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 /// `rendezvous serve --config config`, expected to fail: its stderr.
@@ -194,4 +219,40 @@ fn a_log_written_to_a_file_has_no_colour_codes() {
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("INFO"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text}");
+}
+
+#[actix_rt::test]
+async fn the_data_directory_is_private_whatever_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("private");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("admin.token"), "0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(
+        data.join("admin.token"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let config = dir.join("rendezvous.toml");
+    ServerConfig::new("localhost", &data, [127, 0, 0, 1]).write(&config);
+    let server = start(&config);
+    server.wait_for("made private");
+    admin(&config, &["pin"]);
+    server.terminate();
+    let mut stack = vec![data.clone()];
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}", path.display());
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if meta.is_file() {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+            files += 1;
+        }
+    }
+    // Keys, tokens, certificates and the database's files.
+    assert!(files >= 5, "{files} files");
 }
