@@ -204,8 +204,18 @@ impl Deliver for PushHub {
 
 /// Tokens checked in the last [`AUTH_CACHE_SECS`] seconds, by hash. Revoking a device or
 /// disabling a user removes their entries at once, so the cache never outlives a lock-out.
+///
+/// A check that read the store before a revocation and finishes after it must not put its
+/// now stale login back: every removal bumps the generation under the lock, and a check caches
+/// its result only if the generation is the one it saw before it read the store.
 #[derive(Debug, Default)]
-pub struct AuthCache(Mutex<HashMap<[u8; 32], CachedLogin>>);
+pub struct AuthCache(Mutex<CacheInner>);
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    logins: HashMap<[u8; 32], CachedLogin>,
+    generation: u64,
+}
 
 /// A checked token: who it is, when it expires, when it was checked.
 type CachedLogin = (Caller, u64, Instant);
@@ -216,8 +226,42 @@ pub const AUTH_CACHE_SECS: u64 = 30;
 const AUTH_CACHE_MAX: usize = 100_000;
 
 impl AuthCache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], CachedLogin>> {
+    fn lock(&self) -> MutexGuard<'_, CacheInner> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes the logins `gone` selects, and makes checks begun before this one not cache.
+    fn forget(&self, gone: impl Fn(&Caller) -> bool) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.logins.retain(|_, (c, _, _)| !gone(c));
+    }
+
+    /// A cached login of `hash` checked less than [`AUTH_CACHE_SECS`] ago, and the generation
+    /// to pass to [`AuthCache::insert`] if there is none.
+    fn get(&self, hash: &[u8; 32], now: u64) -> Result<Caller, u64> {
+        let inner = self.lock();
+        match inner.logins.get(hash) {
+            Some((caller, expires, checked))
+                if *expires > now && checked.elapsed().as_secs() < AUTH_CACHE_SECS =>
+            {
+                Ok(caller.clone())
+            }
+            _ => Err(inner.generation),
+        }
+    }
+
+    /// Caches a login checked against the store since `generation` was read, unless a removal
+    /// happened meanwhile.
+    fn insert(&self, hash: [u8; 32], login: CachedLogin, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.logins.len() >= AUTH_CACHE_MAX {
+            inner.logins.clear();
+        }
+        inner.logins.insert(hash, login);
     }
 }
 
@@ -225,15 +269,12 @@ impl AppState {
     /// Forgets cached logins of a device (it was revoked).
     pub fn forget_device(&self, user: &UserId, device: &DeviceId) {
         self.auth_cache
-            .lock()
-            .retain(|_, (c, _, _)| !(c.user == *user && c.device == *device));
+            .forget(|c| c.user == *user && c.device == *device);
     }
 
     /// Forgets cached logins of a user (disabled or enabled by the operator).
     pub fn forget_user(&self, user: &UserId) {
-        self.auth_cache
-            .lock()
-            .retain(|_, (c, _, _)| c.user != *user);
+        self.auth_cache.forget(|c| c.user == *user);
     }
 }
 
@@ -307,12 +348,10 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .ok_or_else(|| unauthorized(AuthError::NotBearer))?;
     let hash = token_hash(token);
     let now = now();
-    if let Some((caller, expires, checked)) = state.auth_cache.lock().get(&hash).cloned()
-        && expires > now
-        && checked.elapsed().as_secs() < AUTH_CACHE_SECS
-    {
-        return Ok(caller);
-    }
+    let generation = match state.auth_cache.get(&hash, now) {
+        Ok(caller) => return Ok(caller),
+        Err(generation) => generation,
+    };
     let (user, device, expires) = state
         .store()
         .token(hash)?
@@ -335,10 +374,44 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         tracing::warn!(error = %e, "recording a device's last use");
     }
     let caller = Caller { user, device };
-    let mut cache = state.auth_cache.lock();
-    if cache.len() >= AUTH_CACHE_MAX {
-        cache.clear();
-    }
-    cache.insert(hash, (caller.clone(), expires, Instant::now()));
+    state
+        .auth_cache
+        .insert(hash, (caller.clone(), expires, Instant::now()), generation);
     Ok(caller)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{AuthCache, Caller};
+    use rendezvous_protocol::ids::DeviceId;
+
+    fn caller(n: u8) -> Caller {
+        Caller {
+            user: "@alice:localhost".parse().unwrap(),
+            device: DeviceId::from_bytes([n; 32]),
+        }
+    }
+
+    #[test]
+    fn a_check_that_straddles_a_revocation_caches_nothing() {
+        let cache = AuthCache::default();
+        let now = 1_000;
+        let login = |n| (caller(n), now + 60, std::time::Instant::now());
+        // An ordinary check caches.
+        let generation = cache.get(&[1; 32], now).unwrap_err();
+        cache.insert([1; 32], login(1), generation);
+        assert_eq!(cache.get(&[1; 32], now).unwrap().device, caller(1).device);
+        // A check reads the store, the device is revoked, then the check finishes.
+        let generation = cache.get(&[2; 32], now).unwrap_err();
+        cache.forget(|c| c.device == caller(2).device);
+        cache.insert([2; 32], login(2), generation);
+        assert!(
+            cache.get(&[2; 32], now).is_err(),
+            "the revoked login was cached"
+        );
+        // Removal takes cached logins at once.
+        cache.forget(|c| c.device == caller(1).device);
+        assert!(cache.get(&[1; 32], now).is_err());
+    }
 }
