@@ -190,7 +190,22 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpR
             "window_secs": crate::limits::WINDOW_SECS,
             "limited": state.limits().limited(),
         },
+        "storage": storage_status(&state),
     })))
+}
+
+/// The store's state (`architecture.md` §5.1): `ok`, `low_space` (writes over 1 KiB refused)
+/// or `faulted` (writes refused until the database is reopened).
+fn storage_status(state: &AppState) -> serde_json::Value {
+    let store = state.store();
+    let free = store.free_bytes();
+    let fault = store.fault();
+    let condition = match (&fault, free) {
+        (Some(_), _) => "faulted",
+        (None, Some(free)) if free < state.config().storage.min_free_bytes => "low_space",
+        _ => "ok",
+    };
+    json!({ "state": condition, "free_bytes": free, "last_error": fault })
 }
 
 /// Federation at a glance: each peer's queue and backoff, and the mirrors stopped by evidence

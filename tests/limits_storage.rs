@@ -161,6 +161,7 @@ async fn a_full_disk_answers_503_then_writes_resume_and_nothing_acknowledged_is_
     }
     assert_eq!(refused, 20, "the disk never filled up");
     assert!(!acknowledged.is_empty());
+    assert_eq!(storage_state(&config), "faulted");
     eprintln!(
         "acknowledged {} before the disk was full",
         acknowledged.len()
@@ -183,6 +184,7 @@ async fn a_full_disk_answers_503_then_writes_resume_and_nothing_acknowledged_is_
     }
     acknowledged.push(after);
     eprintln!("writes resumed after {:?}", started.elapsed());
+    assert_eq!(storage_state(&config), "ok");
 
     let check = |log: Vec<String>| {
         let mut seen = std::collections::HashSet::new();
@@ -221,13 +223,22 @@ async fn writes_are_refused_before_the_disk_is_full_and_reads_go_on() {
     actix_rt::time::sleep(Duration::from_millis(1100)).await;
     let e = alice.send(&topic, b"while low").await.unwrap_err();
     assert_eq!(e.code().map(|c| c.as_str()), Some("unavailable"), "{e}");
+    assert_eq!(storage_state(&config), "low_space");
     // Reads go on (a read saves the device's position: a small write that is let through).
     assert_eq!(texts(&mut alice, &topic).await, ["before"]);
     std::fs::remove_file(&filler).unwrap();
     actix_rt::time::sleep(Duration::from_millis(1100)).await;
     alice.send(&topic, b"after").await.unwrap();
     assert_eq!(texts(&mut alice, &topic).await, ["after"]);
+    assert_eq!(storage_state(&config), "ok");
     server.terminate();
+}
+
+/// `storage.state` in `rendezvous admin status`.
+fn storage_state(config: &Path) -> String {
+    let status = rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["status"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    status["storage"]["state"].as_str().unwrap().to_owned()
 }
 
 /// The tag check is no verdict when the tags cannot be read: a unique message posted while the

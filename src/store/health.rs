@@ -37,6 +37,12 @@ impl Store {
             })
     }
 
+    /// The first failure of this handle's flushes, if one failed (the database is then
+    /// refusing writes until it is reopened).
+    pub fn fault(&self) -> Option<String> {
+        self.inner.commit.fault()
+    }
+
     /// The database directory (`None` for a temporary store).
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
