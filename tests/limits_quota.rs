@@ -174,3 +174,73 @@ async fn uploads_cannot_fill_a_devices_inbox_past_its_quota() {
     );
     server.stop();
 }
+
+#[actix_rt::test]
+async fn a_link_response_goes_only_to_the_device_that_asked_for_it() {
+    use rendezvous_protocol::api::{Body, LinkMessage, LinkPickup};
+    use rendezvous_protocol::crypto::sign::hex_string;
+    use rendezvous_protocol::devices::link::{LinkJoiner, LinkResponse};
+    use serde_bytes::ByteBuf;
+    let dir = TempDir::new("pickup");
+    let server = start(&dir, QuotaConfig::default());
+    let mut alice = register(&server, &dir, "alice").await;
+    let pending = alice.link_offer_start().await.unwrap();
+    let code = pending.code().to_string();
+    // The joining device, by hand: its request, and the pickup token it is given.
+    let joiner = LinkJoiner::from_code(&code).unwrap();
+    let link_id = joiner.request().link_id;
+    let http = rendezvous_client::http::Http::new(&server.url, &server.trust()).unwrap();
+    let request = LinkMessage {
+        body: ByteBuf::from(joiner.request().to_wire()),
+    };
+    let base = format!("/v1/link/{}", hex_string(&link_id));
+    use awc::http::Method;
+    let answer = http
+        .send(
+            awc::http::Method::POST,
+            &format!("{base}/request"),
+            Some(request.to_cbor()),
+            None,
+            1024,
+        )
+        .await
+        .unwrap();
+    let pickup = hex_string(&LinkPickup::from_cbor(&answer).unwrap().pickup);
+    // The old device answers; the response waits in the slot.
+    alice
+        .link_offer_finish(pending, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    // Someone who learned the link id cannot take it, with no token or a made-up one, and
+    // the slot stays.
+    let response = format!("{base}/response");
+    for token in [None, Some(hex_string(&[9u8; 32]))] {
+        let e = http
+            .send(Method::GET, &response, None, token.as_deref(), 1 << 23)
+            .await;
+        let e = e.err().map(|e| e.code());
+        assert_eq!(
+            e,
+            Some(Some(ErrorCode::NotFound)),
+            "the thief got the response"
+        );
+    }
+    // The device that asked takes it, once.
+    let bytes = http
+        .send(Method::GET, &response, None, Some(&pickup), 1 << 23)
+        .await
+        .unwrap();
+    let message = LinkMessage::from_cbor(&bytes).unwrap();
+    let payload = joiner
+        .open(&LinkResponse::from_wire(&message.body).unwrap())
+        .unwrap();
+    assert_eq!(payload.user, uid("alice"));
+    let again = http
+        .send(Method::GET, &response, None, Some(&pickup), 1 << 23)
+        .await;
+    assert_eq!(
+        again.err().map(|e| e.code()),
+        Some(Some(ErrorCode::NotFound))
+    );
+    server.stop();
+}

@@ -7,7 +7,8 @@ use serde_bytes::ByteBuf;
 use super::{cbor_body, cbor_response};
 use crate::error::ApiResult;
 use crate::state::{AppState, Caller};
-use rendezvous_protocol::api::{Empty, LinkMessage, LinkOpenRequest};
+use rendezvous_protocol::api::{Empty, LinkMessage, LinkOpenRequest, LinkPickup};
+use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::devices::link::{LinkError, LinkRequest, LinkResponse};
 use rendezvous_protocol::ids::{DeviceId, UserId};
 
@@ -29,8 +30,9 @@ pub enum RelayError {
     /// The joining device has not put its request yet.
     #[error("no request yet")]
     NoRequestYet,
-    /// The old device has not put its response yet (or it was taken).
-    #[error("no response yet")]
+    /// The old device has not put its response yet (or it was taken), or the pickup token is
+    /// not the one given to the joining device.
+    #[error("no response yet for this pickup token")]
     NoResponseYet,
     /// The relayed request or response does not decode.
     #[error(transparent)]
@@ -117,11 +119,12 @@ async fn put_request(
     if request.link_id != id {
         return Err(RelayError::ForAnotherLink { what: "request" }.into());
     }
-    state
-        .store()
-        .link_put_request(id, &r.body, state.clock().now())?;
+    let pickup = rendezvous_protocol::crypto::random_array::<32>();
+    let hash = crate::state::token_hash(&hex_string(&pickup));
+    let now = state.clock().now();
+    state.store().link_put_request(id, &r.body, hash, now)?;
     state.store().sync().await?;
-    Ok(cbor_response(&Empty::default()))
+    Ok(cbor_response(&LinkPickup { pickup }))
 }
 
 async fn get_request(
@@ -160,14 +163,24 @@ async fn put_response(
     Ok(cbor_response(&Empty::default()))
 }
 
+/// The response, for the device that put the request: its pickup token as bearer token. A
+/// missing or wrong one is the same `404` as no response yet, and the slot stays.
 async fn get_response(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let id = link_id(&path)?;
+    let pickup = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let hash = crate::state::token_hash(pickup);
     let response = state
         .store()
-        .link_take_response(id, state.clock().now())?
+        .link_take_response(id, hash, state.clock().now())?
         .ok_or(RelayError::NoResponseYet)?;
     state.store().sync().await?;
     Ok(cbor_response(&LinkMessage {

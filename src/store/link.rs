@@ -13,7 +13,9 @@ use super::{
 };
 use rendezvous_protocol::ids::UserId;
 
-/// `links` value: `[user, device, expires, request / null, response / null]`.
+/// `links` value: `[user, device, expires, request / null, response / null, pickup hash /
+/// null]` (slots written before the pickup token have five elements: they are read with no
+/// pickup hash, and their response cannot be fetched; they expire within ten minutes).
 #[derive(Serialize_tuple, Deserialize_tuple)]
 pub(super) struct StoredLink {
     pub(super) user: UserId,
@@ -21,12 +23,38 @@ pub(super) struct StoredLink {
     pub(super) expires: u64,
     pub(super) request: Option<ByteBuf>,
     pub(super) response: Option<ByteBuf>,
+    pub(super) pickup: Option<ByteBuf>,
 }
 
-/// A link slot's request or response, set at most once.
+/// A slot as stored before the pickup token.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct StoredLinkV0 {
+    user: UserId,
+    device: DeviceId,
+    expires: u64,
+    request: Option<ByteBuf>,
+    response: Option<ByteBuf>,
+}
+
+/// Reads a `links` value of either form.
+pub(super) fn decode_link(v: &[u8]) -> Result<StoredLink, StoreError> {
+    decode_record::<StoredLink>(v, "links").or_else(|_| {
+        let old: StoredLinkV0 = decode_record(v, "links")?;
+        Ok(StoredLink {
+            user: old.user,
+            device: old.device,
+            expires: old.expires,
+            request: old.request,
+            response: old.response,
+            pickup: None,
+        })
+    })
+}
+
+/// A link slot's request (with the hash of its pickup token) or response, set at most once.
 #[derive(Clone, Copy)]
 enum Part {
-    Request,
+    Request([u8; 32]),
     Response,
 }
 
@@ -47,7 +75,7 @@ impl Store {
         let mut open = 0u64;
         for item in links.iter() {
             let (_, v) = item.or_backend()?;
-            let slot: StoredLink = decode_record(&v, "links")?;
+            let slot = decode_link(&v)?;
             if slot.user == *user && slot.expires > now {
                 open += 1;
             }
@@ -64,11 +92,12 @@ impl Store {
             expires,
             request: None,
             response: None,
+            pickup: None,
         });
         // An expired slot of the same id is replaced.
         let current = links.get(link_id).or_backend()?;
         if let Some(v) = &current {
-            let slot: StoredLink = decode_record(v, "links")?;
+            let slot = decode_link(v)?;
             if slot.expires > now {
                 return Err(StoreError::Exists);
             }
@@ -88,9 +117,10 @@ impl Store {
         &self,
         link_id: [u8; 8],
         bytes: &[u8],
+        pickup_hash: [u8; 32],
         now: u64,
     ) -> Result<(), StoreError> {
-        self.link_set(link_id, Part::Request, bytes, now)
+        self.link_set(link_id, Part::Request(pickup_hash), bytes, now)
     }
 
     /// The slot's owner and the request, if one arrived; `None` without an unexpired slot.
@@ -102,7 +132,7 @@ impl Store {
     ) -> Result<Option<(UserId, DeviceId, Option<Vec<u8>>)>, StoreError> {
         match self.t().links.get(link_id).or_backend()? {
             Some(v) => {
-                let slot: StoredLink = decode_record(&v, "links")?;
+                let slot = decode_link(&v)?;
                 if slot.expires <= now {
                     return Ok(None);
                 }
@@ -127,19 +157,24 @@ impl Store {
         self.link_set(link_id, Part::Response, bytes, now)
     }
 
-    /// Takes the response and deletes the slot; `None` (slot kept) if no response is there yet,
-    /// or no unexpired slot.
+    /// Takes the response and deletes the slot, for the holder of the pickup token whose hash
+    /// is `pickup_hash`; `None` (slot kept) if no response is there yet, no unexpired slot, or
+    /// another pickup hash.
     pub fn link_take_response(
         &self,
         link_id: [u8; 8],
+        pickup_hash: [u8; 32],
         now: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         tx(self.t().links.transaction(|links| {
             let Some(v) = links.get(link_id)? else {
                 return Ok(None);
             };
-            let slot: StoredLink = in_tx(decode_record(&v, "links"))?;
-            if slot.expires <= now {
+            let slot = in_tx(decode_link(&v))?;
+            let holder = slot.pickup.as_ref().is_some_and(|h| {
+                subtle::ConstantTimeEq::ct_eq(h.as_slice(), &pickup_hash[..]).into()
+            });
+            if slot.expires <= now || !holder {
                 return Ok(None);
             }
             match slot.response {
@@ -163,18 +198,21 @@ impl Store {
             let Some(v) = links.get(link_id)? else {
                 return abort(StoreError::NotFound);
             };
-            let mut slot: StoredLink = in_tx(decode_record(&v, "links"))?;
+            let mut slot = in_tx(decode_link(&v))?;
             if slot.expires <= now {
                 return abort(StoreError::NotFound);
             }
             let field = match part {
-                Part::Request => &mut slot.request,
+                Part::Request(_) => &mut slot.request,
                 Part::Response => &mut slot.response,
             };
             if field.is_some() {
                 return abort(StoreError::Exists);
             }
             *field = Some(ByteBuf::from(bytes.to_vec()));
+            if let Part::Request(hash) = part {
+                slot.pickup = Some(ByteBuf::from(hash.to_vec()));
+            }
             links.insert(&link_id[..], encode_record(&slot))?;
             Ok(())
         }))

@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::keys::{Key, read_u64};
-use super::link::StoredLink;
 use super::{
     DeviceId, OrBackend, Store, StoreError, decode_record, encode_record, tx, user_device,
 };
@@ -122,7 +121,7 @@ impl Store {
         }
         for item in t.links.iter() {
             let (k, v) = item.or_backend()?;
-            let slot: StoredLink = decode_record(&v, "links")?;
+            let slot = super::link::decode_link(&v)?;
             if slot.expires <= now {
                 t.links.remove(k).or_backend()?;
                 removed += 1;

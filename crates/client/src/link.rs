@@ -16,7 +16,7 @@ use super::http::Http;
 use super::keystore::{Config, Keystore};
 use super::tls::Trust;
 use super::{Client, ClientError, PREKEY_STOCK, now};
-use rendezvous_protocol::api::{Body, LinkMessage, LinkOpenRequest};
+use rendezvous_protocol::api::{Body, LinkMessage, LinkOpenRequest, LinkPickup};
 use rendezvous_protocol::certs::DeviceCert;
 use rendezvous_protocol::clock::Clock;
 use rendezvous_protocol::crypto::sign::hex_string;
@@ -173,15 +173,18 @@ impl Client {
         let request = LinkMessage {
             body: ByteBuf::from(joiner.request().to_wire()),
         };
-        http.send(
-            Method::POST,
-            &link_path(&link_id, "request"),
-            Some(request.to_cbor()),
-            None,
-            1024,
-        )
-        .await?;
-        let message = poll(&http, &link_path(&link_id, "response"), None, LINK_TIMEOUT).await?;
+        let answer: LinkPickup = http
+            .call(
+                Method::POST,
+                &link_path(&link_id, "request"),
+                Some(request.to_cbor()),
+                None,
+            )
+            .await?;
+        // Only the holder of the pickup token can take the response (`client-api.md` §5).
+        let pickup = zeroize::Zeroizing::new(hex_string(&answer.pickup));
+        let response_path = link_path(&link_id, "response");
+        let message = poll(&http, &response_path, Some(&pickup), LINK_TIMEOUT).await?;
         let response = LinkResponse::from_wire(&message.body)?;
         let payload = joiner.open(&response)?;
         check_home(&payload.user, &server)?;

@@ -26,12 +26,15 @@ fn inbox_sequence_read_and_ack() {
     );
 }
 
+/// The hash of the joining device's pickup token.
+const PICKUP: [u8; 32] = [7; 32];
+
 #[test]
 fn link_relay_slot() {
     let (_dir, store, alice) = with_alice();
     let id = [3; 8];
     assert_eq!(
-        store.link_put_request(id, b"req", NOW),
+        store.link_put_request(id, b"req", PICKUP, NOW),
         Err(StoreError::NotFound)
     );
     store
@@ -45,22 +48,24 @@ fn link_relay_slot() {
         store.link_request(id, NOW).unwrap(),
         Some((alice.clone(), dev(1), None))
     );
-    store.link_put_request(id, b"req", NOW).unwrap();
+    store.link_put_request(id, b"req", PICKUP, NOW).unwrap();
     assert_eq!(
-        store.link_put_request(id, b"again", NOW),
+        store.link_put_request(id, b"again", PICKUP, NOW),
         Err(StoreError::Exists)
     );
     assert_eq!(
         store.link_request(id, NOW).unwrap(),
         Some((alice.clone(), dev(1), Some(b"req".to_vec())))
     );
-    assert_eq!(store.link_take_response(id, NOW).unwrap(), None);
+    assert_eq!(store.link_take_response(id, PICKUP, NOW).unwrap(), None);
     store.link_put_response(id, b"resp", NOW).unwrap();
+    // Only the pickup token's holder takes the response; another leaves the slot.
+    assert_eq!(store.link_take_response(id, [8; 32], NOW).unwrap(), None);
     assert_eq!(
-        store.link_take_response(id, NOW).unwrap(),
+        store.link_take_response(id, PICKUP, NOW).unwrap(),
         Some(b"resp".to_vec())
     );
-    assert_eq!(store.link_take_response(id, NOW).unwrap(), None);
+    assert_eq!(store.link_take_response(id, PICKUP, NOW).unwrap(), None);
     assert_eq!(store.link_request(id, NOW).unwrap(), None);
 
     store
@@ -95,14 +100,17 @@ fn link_slots_expire_on_access_and_count_against_the_quota() {
     let later = NOW + 600;
     assert_eq!(store.link_request([1; 8], later).unwrap(), None);
     assert_eq!(
-        store.link_put_request([1; 8], b"req", later),
+        store.link_put_request([1; 8], b"req", PICKUP, later),
         Err(StoreError::NotFound)
     );
     assert_eq!(
         store.link_put_response([2; 8], b"resp", later),
         Err(StoreError::NotFound)
     );
-    assert_eq!(store.link_take_response([2; 8], later).unwrap(), None);
+    assert_eq!(
+        store.link_take_response([2; 8], PICKUP, later).unwrap(),
+        None
+    );
     // An expired id may be opened again.
     store
         .link_open([1; 8], &alice, dev(1), later + 600, later, 2)

@@ -170,6 +170,41 @@ impl<'de> Deserialize<'de> for LinkOpenRequest {
     }
 }
 
+/// `[1, pickup]`: the answer to a joining device's link request; `pickup` (32 random bytes,
+/// hex in `Authorization: Bearer`) is what fetching the response takes, so that nobody else who
+/// learns the link id can take the response away.
+#[derive(Debug, Clone)]
+pub struct LinkPickup {
+    /// The pickup token.
+    pub pickup: [u8; 32],
+}
+
+/// The wire form of [`LinkPickup`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct LinkPickupWire {
+    version: u8,
+    #[serde(with = "fixed_bytes")]
+    pickup: [u8; 32],
+}
+
+impl Serialize for LinkPickup {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LinkPickupWire {
+            version: VERSION,
+            pickup: self.pickup,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LinkPickup {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = LinkPickupWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(LinkPickup { pickup: w.pickup })
+    }
+}
+
 /// `[1, bstr .cbor link-request / link-response]`.
 #[derive(Debug, Clone)]
 pub struct LinkMessage {

@@ -24,7 +24,7 @@ pub use accounts::{
 pub use errors::{ApiErrorBody, ErrorCode, UnknownErrorCode};
 pub use inbox::{
     AckRequest, INBOX_LAST_RESORT_KEY, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxItem,
-    InboxResponse, LinkMessage, LinkOpenRequest, PostRefusedItem, PushRegisterRequest,
+    InboxResponse, LinkMessage, LinkOpenRequest, LinkPickup, PostRefusedItem, PushRegisterRequest,
     TopicKeyDeliveryItem,
 };
 pub use keys::{
@@ -138,6 +138,7 @@ bodies!(
     InboxResponse,
     AckRequest,
     LinkOpenRequest,
+    LinkPickup,
     AppendResponse,
     TopicsResponse,
     CheckpointResponse,
