@@ -75,6 +75,19 @@ pub struct Config {
     pub federation: Federation,
     /// Storage faults and free space.
     pub storage: Storage,
+    /// The addresses this server connects to (push, federation).
+    pub outbound: Outbound,
+}
+
+/// Which addresses this server connects to (`client-api.md` §7.2, `federation-api.md` §7.1):
+/// by default no loopback, private, link-local or other special address.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Outbound {
+    /// Admit every address (tests, compose, a closed federation on one LAN).
+    pub allow_private_targets: bool,
+    /// Special ranges admitted without opening everything (loopback only by the switch).
+    pub allow_cidrs: Vec<crate::net::Cidr>,
 }
 
 /// Storage settings (`architecture.md` §5.1).
@@ -220,6 +233,7 @@ impl Default for Config {
             push: Push::default(),
             federation: Federation::default(),
             storage: Storage::default(),
+            outbound: Outbound::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub(crate) mod http;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod net;
 pub mod push;
 pub mod state;
 pub mod store;
