@@ -319,7 +319,17 @@ impl From<RelayError> for ApiError {
 
 impl From<PushUrlError> for ApiError {
     fn from(e: PushUrlError) -> Self {
-        ApiError::said(ErrorCode::Invalid, e)
+        match &e {
+            // DNS did not answer: the URL may be fine; the detail is for our log.
+            PushUrlError::Target(crate::net::ResolveError::Failed { .. }) => {
+                tracing::info!(error = %e, "push URL lookup");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the push URL's host cannot be looked up now; try again later",
+                )
+            }
+            _ => ApiError::said(ErrorCode::Invalid, e),
+        }
     }
 }
 
