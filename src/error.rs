@@ -420,6 +420,7 @@ impl From<QueryError> for ApiError {
                     format!("{server} cannot be reached now; try again later"),
                 );
             }
+            QueryError::NotContacted { .. } => ErrorCode::Forbidden,
             QueryError::Refused { status: 404, .. } => ErrorCode::NotFound,
             QueryError::Refused { code, .. } => match ErrorCode::parse(code) {
                 // The peer did not accept *this server*; a device seeing `unauthorized` would
@@ -441,6 +442,7 @@ impl From<QueryError> for ApiError {
 impl From<PeerKeysError> for ApiError {
     fn from(e: PeerKeysError) -> Self {
         match &e {
+            PeerKeysError::Forbidden { .. } => ApiError::said(ErrorCode::Forbidden, e),
             PeerKeysError::Unreachable { server, .. } | PeerKeysError::Invalid { server, .. } => {
                 tracing::warn!(error = %e, "a federation peer's keys");
                 ApiError::new(
