@@ -155,6 +155,7 @@ impl Node {
         TestServer::start_clocked(&self.data_dir, self.client, clock.clone(), move |c| {
             c.server_name = parsed.server_name;
             c.federation = parsed.federation;
+            c.outbound = parsed.outbound;
             Some(listener)
         })
     }
