@@ -75,6 +75,19 @@ pub struct Config {
     pub federation: Federation,
     /// Storage faults and free space.
     pub storage: Storage,
+    /// The addresses this server connects to (push, federation).
+    pub outbound: Outbound,
+}
+
+/// Which addresses this server connects to (`client-api.md` §7.2, `federation-api.md` §7.1):
+/// by default no loopback, private, link-local or other special address.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Outbound {
+    /// Admit every address (tests, compose, a closed federation on one LAN).
+    pub allow_private_targets: bool,
+    /// Special ranges admitted without opening everything (loopback only by the switch).
+    pub allow_cidrs: Vec<crate::net::Cidr>,
 }
 
 /// Storage settings (`architecture.md` §5.1).
@@ -222,6 +235,7 @@ impl Default for Config {
             push: Push::default(),
             federation: Federation::default(),
             storage: Storage::default(),
+            outbound: Outbound::default(),
         }
     }
 }
@@ -415,6 +429,15 @@ mod tests {
             let f = &c.federation;
             assert!(f.enabled && f.ca_file.is_some() && f.tls_cert.is_some());
             assert!(!f.nameservers.is_empty() && !f.allow.is_empty());
+            // Peers are on the compose network, a private range the outbound policy admits.
+            let policy = crate::net::OutboundPolicy::from_config(&c.outbound);
+            for ns in &f.nameservers {
+                assert!(crate::net::refused_range(ns.ip()).is_some());
+                assert!(
+                    policy.check(ns.ip()).is_ok(),
+                    "{ns} is on the compose network"
+                );
+            }
             assert!(
                 !f.listen.ip().is_loopback(),
                 "peers must reach {}",
@@ -440,5 +463,25 @@ mod tests {
         let text = include_str!("../config/rendezvous.example.toml");
         let c = Config::parse(text).unwrap();
         assert_eq!(c.server_name.as_str(), "localhost");
+        // The example says the defaults.
+        assert_eq!(
+            c.outbound.allow_private_targets,
+            Outbound::default().allow_private_targets
+        );
+        assert_eq!(c.outbound.allow_cidrs, Outbound::default().allow_cidrs);
+        assert!(text.contains("[outbound]"));
+    }
+
+    #[test]
+    fn outbound_ranges_parse() {
+        let c =
+            Config::parse("[outbound]\nallow_cidrs = [\"10.20.0.0/16\", \"fd00::/8\"]").unwrap();
+        assert_eq!(c.outbound.allow_cidrs.len(), 2);
+        assert!(!c.outbound.allow_private_targets);
+        let err = Config::parse("[outbound]\nallow_cidrs = [\"10.20.0.0/33\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("10.20.0.0/33"), "{err}");
+        assert!(Config::parse("[outbound]\nallow_private = true").is_err());
     }
 }

@@ -321,7 +321,17 @@ impl From<RelayError> for ApiError {
 
 impl From<PushUrlError> for ApiError {
     fn from(e: PushUrlError) -> Self {
-        ApiError::said(ErrorCode::Invalid, e)
+        match &e {
+            // DNS did not answer: the URL may be fine; the detail is for our log.
+            PushUrlError::Target(crate::net::ResolveError::Failed { .. }) => {
+                tracing::info!(error = %e, "push URL lookup");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the push URL's host cannot be looked up now; try again later",
+                )
+            }
+            _ => ApiError::said(ErrorCode::Invalid, e),
+        }
     }
 }
 
@@ -412,6 +422,7 @@ impl From<QueryError> for ApiError {
                     format!("{server} cannot be reached now; try again later"),
                 );
             }
+            QueryError::NotContacted { .. } => ErrorCode::Forbidden,
             QueryError::Refused { status: 404, .. } => ErrorCode::NotFound,
             QueryError::Refused { code, .. } => match ErrorCode::parse(code) {
                 // The peer did not accept *this server*; a device seeing `unauthorized` would
@@ -433,6 +444,7 @@ impl From<QueryError> for ApiError {
 impl From<PeerKeysError> for ApiError {
     fn from(e: PeerKeysError) -> Self {
         match &e {
+            PeerKeysError::Forbidden { .. } => ApiError::said(ErrorCode::Forbidden, e),
             PeerKeysError::Unreachable { server, .. } | PeerKeysError::Invalid { server, .. } => {
                 tracing::warn!(error = %e, "a federation peer's keys");
                 ApiError::new(

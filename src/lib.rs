@@ -20,6 +20,7 @@ pub(crate) mod http;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod net;
 pub mod push;
 pub mod state;
 pub mod store;
@@ -212,6 +213,8 @@ struct Built {
     state: web::Data<AppState>,
     /// Wake-up URLs queued by the push hub.
     wake_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// The TLS configuration of wake-up POSTs (the system roots).
+    push_tls: Arc<rustls::ClientConfig>,
     /// The outbound federation transport (not `Send`: it runs on this thread).
     transport: Option<AwcTransport>,
 }
@@ -238,7 +241,16 @@ fn build(
     limits: Arc<limits::Limits>,
 ) -> Result<Built, ServerError> {
     let server_name = config.server_name.clone();
-    let (hub, wake_rx) = PushHub::new(config.limits.stream_quota());
+    let policy = net::OutboundPolicy::from_config(&config.outbound);
+    if policy.is_relaxed() {
+        tracing::warn!(outbound = ?config.outbound, "[outbound] admits special addresses: push and federation may reach private networks");
+    }
+    // Push hosts are looked up with the DNS servers of federation discovery (the system's
+    // when none are set).
+    let targets = net::TargetResolver::new(&config.federation.nameservers, policy)
+        .map_err(|e| config::ConfigError::Invalid(format!("push resolver: {e}")))?;
+    let (hub, wake_rx) = PushHub::new(config.limits.stream_quota(), targets);
+    let push_tls = push_tls()?;
     let federation = build_federation(&config, &server_name, &identity, &store)?;
     let (federation, transport) = match federation {
         Some((federation, transport)) => (Some(Arc::new(federation)), Some(transport)),
@@ -268,6 +280,7 @@ fn build(
     Ok(Built {
         state,
         wake_rx,
+        push_tls,
         transport,
     })
 }
@@ -434,6 +447,7 @@ fn start_tasks(built: Built) -> Tasks {
     let Built {
         state,
         wake_rx,
+        push_tls,
         transport,
     } = built;
     let retry_for = Duration::from_secs(state.config().push.retry_for_secs);
@@ -441,7 +455,8 @@ fn start_tasks(built: Built) -> Tasks {
         actix_web::rt::spawn(push::run_wakeups(
             state.push().clone(),
             wake_rx,
-            push_client(),
+            push_tls,
+            state.config().push.allow_loopback_http,
             retry_for,
         )),
         actix_web::rt::spawn(purge_expired(state.clone())),
@@ -498,8 +513,9 @@ async fn stop(servers: Servers, tasks: Tasks) {
     }
 }
 
-/// An HTTPS client for wake-up POSTs, trusting the system roots.
-fn push_client() -> awc::Client {
+/// The TLS configuration of wake-up POSTs, trusting the system roots (`SSL_CERT_FILE` when
+/// set).
+fn push_tls() -> Result<Arc<rustls::ClientConfig>, ServerError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -507,13 +523,10 @@ fn push_client() -> awc::Client {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-    match config {
-        Ok(config) => awc::Client::builder()
-            .connector(awc::Connector::new().rustls_0_23(Arc::new(config)))
-            .finish(),
-        Err(_) => awc::Client::default(),
-    }
+        .map_err(|e| config::ConfigError::Invalid(format!("push TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 async fn not_found() -> ApiResult<HttpResponse> {

@@ -7,9 +7,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
+
+mod wakeup;
+
+pub use wakeup::{MAX_PUSH_URL_LEN, PushTarget, PushUrlError, check_push_url, run_wakeups};
+
+use crate::net::TargetResolver;
 
 use crate::store::Store;
 use crate::topics::Publish;
@@ -76,6 +81,8 @@ pub struct PushHub {
     /// Wake-up endpoints by user, `(device, url)`, loaded from the store on first use and
     /// forgotten whenever a device or endpoint of the user changes.
     endpoints: Mutex<HashMap<UserId, Endpoints>>,
+    /// Resolves and checks wake-up hosts (`client-api.md` §7.2).
+    targets: TargetResolver,
 }
 
 impl std::fmt::Debug for PushHub {
@@ -91,8 +98,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PushHub {
-    /// A hub and the receiving end of its wake-up queue (for [`run_wakeups`]).
-    pub fn new(quota: StreamQuota) -> (PushHub, mpsc::UnboundedReceiver<String>) {
+    /// A hub and the receiving end of its wake-up queue (for [`run_wakeups`]); wake-up hosts
+    /// are resolved and checked by `targets`.
+    pub fn new(
+        quota: StreamQuota,
+        targets: TargetResolver,
+    ) -> (PushHub, mpsc::UnboundedReceiver<String>) {
         let (wake, rx) = mpsc::unbounded_channel();
         (
             PushHub {
@@ -103,6 +114,7 @@ impl PushHub {
                 connected: AtomicU64::new(0),
                 quota,
                 endpoints: Mutex::new(HashMap::new()),
+                targets,
             },
             rx,
         )
@@ -194,6 +206,11 @@ impl PushHub {
         list
     }
 
+    /// Resolves and checks wake-up hosts (`client-api.md` §7.2).
+    pub fn targets(&self) -> &TargetResolver {
+        &self.targets
+    }
+
     /// Number of open connections.
     pub fn connected(&self) -> u64 {
         self.connected.load(Ordering::Relaxed)
@@ -262,110 +279,7 @@ impl PushHub {
         }
     }
 
-    fn wake_done(&self, url: &str) {
+    pub(crate) fn wake_done(&self, url: &str) {
         lock(&self.pending_wakes).remove(url);
-    }
-}
-
-/// Delivers wake-ups: an empty POST per URL, retried with capped exponential backoff for up to
-/// `retry_for`. Runs until the hub is dropped.
-pub async fn run_wakeups(
-    hub: std::sync::Arc<PushHub>,
-    mut rx: mpsc::UnboundedReceiver<String>,
-    client: awc::Client,
-    retry_for: Duration,
-) {
-    while let Some(url) = rx.recv().await {
-        let hub = hub.clone();
-        let client = client.clone();
-        actix_web::rt::spawn(async move {
-            let started = std::time::Instant::now();
-            let mut delay = Duration::from_secs(1);
-            loop {
-                let sent = client
-                    .post(url.as_str())
-                    .timeout(Duration::from_secs(10))
-                    .send_body(Vec::<u8>::new())
-                    .await;
-                match sent {
-                    Ok(resp) if resp.status().is_success() => break,
-                    Ok(resp)
-                        if resp.status().is_client_error() && resp.status().as_u16() != 429 =>
-                    {
-                        tracing::info!(status = %resp.status(), "push endpoint refused a wake-up; giving up");
-                        break;
-                    }
-                    other => {
-                        if started.elapsed() + delay > retry_for {
-                            tracing::info!(?other, "push endpoint unreachable; giving up");
-                            break;
-                        }
-                        actix_web::rt::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(300));
-                    }
-                }
-            }
-            hub.wake_done(&url);
-        });
-    }
-}
-
-/// Longest wake-up URL accepted, bytes.
-pub const MAX_PUSH_URL_LEN: usize = 2048;
-
-/// Why a wake-up URL was refused (`client-api.md` §7).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PushUrlError {
-    /// Longer than [`MAX_PUSH_URL_LEN`].
-    #[error("push URL of {len} bytes, longer than {max}")]
-    TooLong {
-        /// Its length.
-        len: usize,
-        /// [`MAX_PUSH_URL_LEN`].
-        max: usize,
-    },
-    /// Not a URL.
-    #[error("push URL does not parse")]
-    Unparsable,
-    /// A URL without a host.
-    #[error("push URL has no host")]
-    NoHost,
-    /// Plain HTTP to a host that is not loopback, although allowed on loopback.
-    #[error("plain-HTTP push URLs are allowed on loopback only, not to {host}")]
-    PlainHttpNotLoopback {
-        /// The URL's host.
-        host: String,
-    },
-    /// Any other scheme than HTTPS (or HTTP on loopback when allowed).
-    #[error("push URLs must be https")]
-    NotHttps,
-}
-
-/// Whether a wake-up URL is acceptable: HTTPS, or HTTP on loopback when allowed.
-pub fn check_push_url(url: &str, allow_loopback_http: bool) -> Result<(), PushUrlError> {
-    if url.len() > MAX_PUSH_URL_LEN {
-        return Err(PushUrlError::TooLong {
-            len: url.len(),
-            max: MAX_PUSH_URL_LEN,
-        });
-    }
-    let uri: actix_web::http::Uri = url.parse().map_err(|_| PushUrlError::Unparsable)?;
-    let host = uri.host().ok_or(PushUrlError::NoHost)?;
-    match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") if allow_loopback_http => {
-            let loopback = host == "localhost"
-                || host
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            match loopback {
-                true => Ok(()),
-                false => Err(PushUrlError::PlainHttpNotLoopback {
-                    host: host.to_owned(),
-                }),
-            }
-        }
-        _ => Err(PushUrlError::NotHttps),
     }
 }

@@ -346,6 +346,7 @@ impl Listener {
             Arc::new(
                 rendezvous::push::PushHub::new(
                     rendezvous::config::Limits::default().stream_quota(),
+                    rendezvous::net::TargetResolver::new(&[], Default::default()).unwrap(),
                 )
                 .0,
             ),

@@ -140,6 +140,8 @@ fn run_with_federation_delivers_queued_events() {
         ..Config::default()
     };
     config.limits.workers = 1;
+    // The peer listens on loopback.
+    config.outbound.allow_private_targets = true;
     config.federation.enabled = true;
     config.federation.tls_cert = Some(dir.join("fed-cert.pem"));
     config.federation.tls_key = Some(dir.join("fed-key.pem"));

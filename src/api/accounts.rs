@@ -126,12 +126,18 @@ async fn register(
     Ok(cbor_response(&RegisterResponse { user }))
 }
 
-/// `GET /v1/users/{user}/identity` (`client-api.md` §2): from the store for a local user, from
-/// the user's homeserver through federation (`federation-api.md` §5) for a remote one, its
-/// registration checked there.
-async fn identity(path: web::Path<String>, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+/// `GET /v1/users/{user}/identity` (`client-api.md` §2), for a device with a token: from the
+/// store for a local user, from the user's homeserver through federation
+/// (`federation-api.md` §5) for a remote one, its registration checked there; a remote lookup
+/// also takes a cell of the caller's `limits.rate.remote` (the gate took `identity`'s).
+async fn identity(
+    path: web::Path<String>,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let user: UserId = parse("user", &path)?;
     if user.server() != *state.server_name() {
+        state.limits().remote.check(caller.user.as_str(), 1)?;
         let remote = super::federation_of(&state)?.identity(&user).await?;
         return Ok(cbor_response(&IdentityResponse {
             registration: remote.registration().clone(),

@@ -99,7 +99,7 @@ use Class::*;
 /// `any_ip` (unauthenticated) or `any_user` (token).
 pub(crate) const POLICIES: &[Policy] = &[
     p("POST", "/v1/register", Open, 4 * KIB, &[RegisterIp]),
-    p("GET", "/v1/users/{user}/identity", Open, 0, &[Identity]),
+    p("GET", "/v1/users/{user}/identity", Token, 0, &[Identity]),
     p("POST", "/v1/devices", Open, 2 * KIB, &[DevicesIp]),
     p("GET", "/v1/devices", Token, 0, &[]),
     p("POST", "/v1/devices/revoke", Open, 2 * KIB, &[DevicesIp]),
@@ -309,10 +309,7 @@ fn take(
                 .max(1);
             user(&limits.send_kib, kib)
         }
-        Class::Identity => match caller {
-            Some(_) => user(&limits.identity, 1),
-            None => limits.check_ip(&limits.identity, ip),
-        },
+        Class::Identity => user(&limits.identity, 1),
         Class::Push => user(&limits.push, 1),
         Class::Upload => user(&limits.upload, 1),
         Class::Stream => user(&limits.stream, 1),

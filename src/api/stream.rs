@@ -92,7 +92,12 @@ async fn register_push(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: PushRegisterRequest = cbor_body(&req, &body)?;
-    check_push_url(&r.url, state.config().push.allow_loopback_http)?;
+    // client-api.md §7.2: the form, then every address the host resolves to now.
+    let target = check_push_url(&r.url, state.config().push.allow_loopback_http)?;
+    target
+        .resolve(state.push().targets())
+        .await
+        .map_err(crate::push::PushUrlError::from)?;
     state
         .store()
         .set_push(&caller.user, caller.device, Some(r.url))?;

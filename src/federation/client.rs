@@ -24,10 +24,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_tls::connect::{Resolve, Resolver};
-use futures_util::future::LocalBoxFuture;
+use actix_tls::connect::Resolver;
 
 use super::keys::{DEFAULT_PORT, PeerResolver};
+use crate::net::{FixedAddrs, NoLookup, ResolveError};
 use rendezvous_protocol::api::{
     ApiErrorBody, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedTopicKey, ErrorCode,
     IdentityResponse,
@@ -95,6 +95,15 @@ pub enum QueryError {
         code: String,
         /// The peer's message.
         message: String,
+    },
+    /// This server does not contact the peer (`federation-api.md` §7.1): the allow and deny
+    /// lists shut it out, or it resolves to an address the outbound policy refuses.
+    #[error("{server} is not contacted: {reason}")]
+    NotContacted {
+        /// The peer.
+        server: ServerName,
+        /// Why.
+        reason: String,
     },
     /// The answer does not decode or does not verify.
     #[error("{server} sent an invalid answer: {reason}")]
@@ -172,19 +181,6 @@ impl RemoteIdentity {
     }
 }
 
-/// Fixed addresses for awc's connector (the name was resolved before connecting).
-struct Fixed(Vec<SocketAddr>);
-
-impl Resolve for Fixed {
-    fn lookup<'a>(
-        &'a self,
-        _host: &'a str,
-        _port: u16,
-    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
-        Box::pin(std::future::ready(Ok(self.0.clone())))
-    }
-}
-
 /// A request/response client for the federation API (`federation-api.md` §1, §5) over mutual
 /// TLS. Cheap to clone; `Send + Sync`; the futures it returns are not `Send` (awc), so they are
 /// awaited on the worker that made them, as actix handlers do.
@@ -225,6 +221,11 @@ impl FederationClient {
         self
     }
 
+    /// The allow and deny lists it contacts peers under.
+    pub fn policy(&self) -> &super::peer::PeerPolicy {
+        &self.policy
+    }
+
     /// Names this server in every request's [`ORIGIN_HEADER`] (our certificate must be valid
     /// for it).
     pub fn with_origin(mut self, origin: ServerName) -> Self {
@@ -234,15 +235,15 @@ impl FederationClient {
 
     /// An awc client over this server's mutual-TLS configuration (our client certificate, the
     /// federation roots) with `timeouts`: the one way this server's requests to peers are made.
-    /// With `addrs` it connects only to those, in order (the name was resolved before); without,
-    /// each request names its address (`ClientRequest::address`) and connections are pooled for
-    /// as long as the returned client lives.
+    /// With `addrs` it connects only to those, in order (the name was resolved and checked
+    /// before, §7.1); without, each request names its address (`ClientRequest::address`), a
+    /// request without one connects nowhere, and connections are pooled for as long as the
+    /// returned client lives. It never resolves a name and follows no redirect: a redirect's
+    /// target would be an address nobody checked.
     pub fn http(&self, timeouts: Timeouts, addrs: Option<Vec<SocketAddr>>) -> awc::Client {
-        // Without fixed addresses, the system resolver awc would use by default (every request
-        // of such a client names its address, so it is not asked).
         let resolver = match addrs {
-            Some(addrs) => Resolver::custom(Fixed(addrs)),
-            None => Resolver::default(),
+            Some(addrs) => Resolver::custom(FixedAddrs(addrs)),
+            None => Resolver::custom(NoLookup),
         };
         let connector = awc::Connector::new()
             .connector(actix_tls::connect::Connector::new(resolver).service())
@@ -250,6 +251,7 @@ impl FederationClient {
             .rustls_0_23(self.tls.clone());
         awc::Client::builder()
             .connector(connector)
+            .disable_redirects()
             .timeout(timeouts.request)
             .finish()
     }
@@ -342,18 +344,23 @@ impl FederationClient {
         limit: usize,
     ) -> Result<Vec<u8>, QueryError> {
         if !self.policy.permits(server) {
-            return Err(QueryError::Refused {
+            return Err(QueryError::NotContacted {
                 server: server.clone(),
-                status: 403,
-                code: ErrorCode::Forbidden.as_str().to_owned(),
-                message: format!("{server} is not allowed by this server's federation policy"),
+                reason: "not allowed by this server's federation policy".to_owned(),
             });
         }
         let unreachable = |reason: String| QueryError::Unreachable {
             server: server.clone(),
             reason,
         };
-        let addrs = (self.resolve)(server.clone()).await.map_err(unreachable)?;
+        // §7.1: every address discovery gives is checked before the first connection.
+        let addrs = (self.resolve)(server.clone()).await.map_err(|e| match e {
+            ResolveError::Refused(refusal) => QueryError::NotContacted {
+                server: server.clone(),
+                reason: refusal.to_string(),
+            },
+            e => unreachable(e.to_string()),
+        })?;
         let client = self.http(QUERY_TIMEOUTS, Some(addrs));
         // federation-api.md §7: the URL's host is the server name's, so SNI and the
         // certificate check are for the name whatever address it resolved to.

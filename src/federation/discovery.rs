@@ -18,11 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig, ResolverOpts,
-};
 use hickory_resolver::net::NetError;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use crate::config;
@@ -435,33 +431,9 @@ fn negative_or_error(name: &str, e: NetError, after: Duration) -> Result<Answer,
 }
 
 fn build_resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, DiscoveryError> {
-    let mut builder = if nameservers.is_empty() {
-        TokioResolver::builder_tokio().map_err(|e| DiscoveryError::SystemConfig(e.to_string()))?
-    } else {
-        let servers = nameservers
-            .iter()
-            .map(|addr| {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-            })
-            .collect();
-        TokioResolver::builder_with_config(
-            ResolverConfig::from_name_servers(servers),
-            TokioRuntimeProvider::default(),
-        )
-        .with_options(ResolverOpts::default())
-    };
-    let options = builder.options_mut();
-    // Our cache follows the injectable clock; the library's would answer behind its back.
-    options.cache_size = 0;
-    options.timeout = LOOKUP_TIMEOUT;
-    options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-    builder
-        .build()
-        .map_err(|e| DiscoveryError::SystemConfig(e.to_string()))
+    // Our cache follows the injectable clock; the library's (off there) would answer behind
+    // its back.
+    crate::net::build_resolver(nameservers).map_err(DiscoveryError::SystemConfig)
 }
 
 /// Parses one `server name -> host:port` override.

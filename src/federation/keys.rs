@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::LocalBoxFuture;
 
 use super::client::{FederationClient, QueryError};
+use super::discovery::DiscoveryError;
+
+use crate::net::{OutboundPolicy, ResolveError};
 
 use crate::store::{Store, StoreError};
 use rendezvous_protocol::crypto::ServerKey;
@@ -119,6 +122,15 @@ pub fn record_rotation(
 /// Why a peer's keys could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PeerKeysError {
+    /// This server does not contact the peer: the allow and deny lists, or its addresses
+    /// (`federation-api.md` §7.1).
+    #[error("{server} is not contacted: {reason}")]
+    Forbidden {
+        /// The peer.
+        server: ServerName,
+        /// Why.
+        reason: String,
+    },
     /// The peer could not be reached or answered with an error.
     #[error("fetching {server}'s keys: {reason}")]
     Unreachable {
@@ -170,15 +182,21 @@ impl<T: PeerKeys + ?Sized> PeerKeys for Arc<T> {
     }
 }
 
-/// Finds the socket addresses of a server name (discovery, `federation-api.md` §7).
+/// Finds the socket addresses of a server name (discovery, `federation-api.md` §7), each
+/// checked against the [`OutboundPolicy`] (§7.1).
 pub type PeerResolver = Arc<
-    dyn Fn(ServerName) -> LocalBoxFuture<'static, Result<Vec<SocketAddr>, String>> + Send + Sync,
+    dyn Fn(ServerName) -> LocalBoxFuture<'static, Result<Vec<SocketAddr>, ResolveError>>
+        + Send
+        + Sync,
 >;
 
 /// A resolver from static overrides (`[federation.overrides]`, name → `host:port`), falling back
-/// to the system's resolver for the host on the name's port or 8448.
-/// TODO(discovery): SRV records and configured nameservers.
-pub fn static_resolver(overrides: BTreeMap<String, String>) -> PeerResolver {
+/// to the system's resolver for the host on the name's port or 8448, its addresses checked
+/// against `policy`. A stand-in for tests; the server resolves with [`discovery_resolver`].
+pub fn static_resolver(
+    overrides: BTreeMap<String, String>,
+    policy: OutboundPolicy,
+) -> PeerResolver {
     let overrides = Arc::new(overrides);
     Arc::new(move |server: ServerName| {
         let target = overrides.get(server.as_str()).cloned().unwrap_or_else(|| {
@@ -188,25 +206,46 @@ pub fn static_resolver(overrides: BTreeMap<String, String>) -> PeerResolver {
                 server.port().unwrap_or(DEFAULT_PORT)
             )
         });
+        let policy = policy.clone();
         Box::pin(async move {
-            tokio::net::lookup_host(target.as_str())
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target.as_str())
                 .await
-                .map(|addrs| addrs.collect())
-                .map_err(|e| format!("resolving {target}: {e}"))
+                .map_err(|e| ResolveError::Failed {
+                    name: target.clone(),
+                    detail: e.to_string(),
+                })?
+                .collect();
+            policy.check_all(&addrs)?;
+            Ok(addrs)
         })
     })
 }
 
-/// A resolver backed by DNS discovery (`federation-api.md` §7), addresses in discovery's order.
-pub fn discovery_resolver(discovery: Arc<crate::federation::discovery::Discovery>) -> PeerResolver {
+/// A resolver backed by DNS discovery (`federation-api.md` §7), addresses in discovery's order,
+/// every one checked against `policy` before the first connection (§7.1): one refused address
+/// refuses the server.
+pub fn discovery_resolver(
+    discovery: Arc<crate::federation::discovery::Discovery>,
+    policy: OutboundPolicy,
+) -> PeerResolver {
     Arc::new(move |server: ServerName| {
-        let discovery = discovery.clone();
+        let (discovery, policy) = (discovery.clone(), policy.clone());
         Box::pin(async move {
-            discovery
+            let addrs = discovery
                 .resolve(&server)
                 .await
-                .map(|endpoints| endpoints.into_iter().map(|e| e.addr).collect())
-                .map_err(|e| e.to_string())
+                .map_err(|e| match e {
+                    DiscoveryError::NotFound { name } => ResolveError::NotFound(name),
+                    e => ResolveError::Failed {
+                        name: server.to_string(),
+                        detail: e.to_string(),
+                    },
+                })?
+                .into_iter()
+                .map(|e| e.addr)
+                .collect::<Vec<_>>();
+            policy.check_all(&addrs)?;
+            Ok(addrs)
         })
     })
 }
@@ -279,6 +318,9 @@ impl HttpPeerKeys {
             .await
             .map_err(|e| match e {
                 QueryError::Invalid { server, reason } => PeerKeysError::Invalid { server, reason },
+                QueryError::NotContacted { server, reason } => {
+                    PeerKeysError::Forbidden { server, reason }
+                }
                 e => PeerKeysError::Unreachable {
                     server: server.clone(),
                     reason: e.to_string(),

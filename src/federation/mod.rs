@@ -22,6 +22,7 @@ pub mod topics;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
+use crate::net::OutboundPolicy;
 use crate::store::Store;
 use client::FederationClient;
 use discovery::Discovery;
@@ -69,22 +70,27 @@ impl Federation {
                 .map_err(|e| ConfigError::Invalid(format!("federation discovery: {e}")))?,
         );
         let policy = PeerPolicy::from_config(&config.federation);
+        // §7.1: every address discovery gives passes one outbound policy.
+        let targets = OutboundPolicy::from_config(&config.outbound);
         let client = FederationClient::new(
             tls.client.clone(),
-            keys::discovery_resolver(discovery.clone()),
+            keys::discovery_resolver(discovery.clone(), targets.clone()),
         )
         .with_origin(name.clone())
         .with_policy(policy.clone());
         let peer_keys = Arc::new(HttpPeerKeys::with_client(client.clone()));
         // The outbound transport sends through the same client (and TLS configuration) as
         // the queries and key fetches, with its own time limits.
-        let transport = AwcTransport::new(&client, outbound::discovery_resolver(discovery));
+        let transport =
+            AwcTransport::new(&client, outbound::discovery_resolver(discovery, targets));
+        let outbound =
+            Arc::new(Outbound::new(store.clone(), name.clone()).with_policy(policy.clone()));
         let federation = Federation {
             tls,
             policy,
             client,
             peer_keys,
-            outbound: Arc::new(Outbound::new(store.clone(), name.clone())),
+            outbound,
         };
         Ok((federation, transport))
     }

@@ -38,6 +38,7 @@ pub use transport::{
     load_client_tls, static_resolver,
 };
 
+use crate::federation::peer::PeerPolicy;
 use crate::store::{OutboundBackoff, OutboundInFlight, Store, StoreError};
 use batch::{Settled, fit, new_txn_id, refused_for_good, settle};
 use rendezvous_protocol::api::ErrorCode;
@@ -168,6 +169,8 @@ pub struct Outbound {
     new_peer: Notify,
     /// Told of each event a peer refused for good: `(signed event, status, code)`.
     on_refused: Mutex<Option<RefusalHook>>,
+    /// The allow and deny lists: events for a server they shut out are never queued.
+    policy: PeerPolicy,
     /// Destinations that refused a whole transaction as malformed: sent one event per
     /// transaction until one is answered, to find the event they cannot take.
     singles: Mutex<HashSet<ServerName>>,
@@ -206,7 +209,14 @@ impl Outbound {
             new_peer: Notify::new(),
             on_refused: Mutex::new(None),
             singles: Mutex::new(HashSet::new()),
+            policy: PeerPolicy::default(),
         }
+    }
+
+    /// Queues only for servers `policy` admits (`[federation] allow`, `deny`, §1).
+    pub fn with_policy(mut self, policy: PeerPolicy) -> Outbound {
+        self.policy = policy;
+        self
     }
 
     fn singles(&self) -> std::sync::MutexGuard<'_, HashSet<ServerName>> {
@@ -219,13 +229,14 @@ impl Outbound {
         *self.on_refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
     }
 
-    /// Queues a signed event for `destination`; returns its sequence number once it is durable,
-    /// and wakes the destination's sender.
+    /// Queues a signed event for `destination`; returns its sequence number once it is durable
+    /// (`None`: dropped, the allow and deny lists shut the destination out), and wakes the
+    /// destination's sender.
     pub async fn enqueue(
         &self,
         destination: &ServerName,
         event: &SignedBytes,
-    ) -> Result<u64, OutboundError> {
+    ) -> Result<Option<u64>, OutboundError> {
         let seq = self.enqueue_unsynced(destination, event)?;
         self.store.sync().await?;
         Ok(seq)
@@ -238,9 +249,13 @@ impl Outbound {
         &self,
         destination: &ServerName,
         event: &SignedBytes,
-    ) -> Result<u64, OutboundError> {
+    ) -> Result<Option<u64>, OutboundError> {
         if *destination == self.origin {
             return Err(OutboundError::ToSelf(destination.to_string()));
+        }
+        if !self.policy.permits(destination) {
+            tracing::info!(%destination, "event for a server the federation policy shuts out; dropped");
+            return Ok(None);
         }
         // `federation-api.md` §3.3 check 1: a larger event would be refused by every peer.
         if event.0.len() > MAX_EVENT_LEN {
@@ -251,7 +266,7 @@ impl Outbound {
         }
         let seq = self.store.outbound_enqueue(destination, event)?;
         self.wake(destination);
-        Ok(seq)
+        Ok(Some(seq))
     }
 
     /// Called when `peer` has been heard from (an authenticated inbound transaction): it is up,
@@ -409,8 +424,12 @@ impl Outbound {
         match answer {
             Ok(settled) => self.answered(destination, in_flight, &events, settled),
             Err(error) => match refused_for_good(&error) {
-                Some(_) if in_flight.seqs.len() > 1 => self.split(destination, in_flight, &error),
-                Some(status) => self.drop_refused(destination, in_flight, &events, status, &error),
+                Some((_, ErrorCode::Malformed)) if in_flight.seqs.len() > 1 => {
+                    self.split(destination, in_flight, &error)
+                }
+                Some(refused) => {
+                    self.drop_refused(destination, in_flight, &events, refused, &error)
+                }
                 None => self.failed(destination, in_flight, error),
             },
         }
@@ -497,19 +516,20 @@ impl Outbound {
     }
 
     /// A transaction of one event refused as a whole: that event is the one the peer cannot
-    /// take in any transaction; it is dropped, and batching resumes.
+    /// take in any transaction; it is dropped, and batching resumes. A destination this server
+    /// does not send to (§7.1) loses the whole transaction this way.
     fn drop_refused(
         &self,
         destination: &ServerName,
         in_flight: OutboundInFlight,
         events: &[(u64, SignedBytes)],
-        status: u16,
+        (status, code): (u16, ErrorCode),
         error: &TransportError,
     ) -> Result<Attempt, OutboundError> {
-        tracing::error!(%destination, txn_id = %in_flight.txn_id, %error, "peer refuses this event in any transaction; dropped");
+        tracing::error!(%destination, txn_id = %in_flight.txn_id, %error, "events refused for good; dropped");
         if let Some(hook) = self.refusal_hook() {
             for (_, event) in events {
-                hook(event, status, ErrorCode::Malformed.as_str());
+                hook(event, status, code.as_str());
             }
         }
         self.store.outbound_finish(destination, &in_flight.seqs)?;

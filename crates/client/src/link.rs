@@ -189,21 +189,6 @@ impl Client {
         let payload = joiner.open(&response)?;
         check_home(&payload.user, &server)?;
 
-        // The identity the server has on record must be the one we received.
-        let path = format!(
-            "/v1/users/{}/identity",
-            super::http::encode_segment(payload.user.as_str())
-        );
-        let answer: rendezvous_protocol::api::IdentityResponse =
-            http.call(Method::GET, &path, None, None).await?;
-        let on_record = super::account::verify_registration(answer.registration, &payload.user)?;
-        if on_record != *payload.identity.public() {
-            return Err(ClientError::Misbehaved(
-                "the identity key received over the link is not the one the server has on record"
-                    .into(),
-            ));
-        }
-
         let device = DeviceKey::generate();
         let cert = Signed::sign(
             DeviceCert::new(payload.user.clone(), device.public().clone(), now()),
@@ -220,17 +205,8 @@ impl Client {
             identities: Default::default(),
             refused_posts: Vec::new(),
         };
-        keystore.save_identity(&payload.identity)?;
-        keystore.save_device(&device)?;
-        keystore.save_config(&config)?;
-        for tk in &payload.topic_keys {
-            keystore.save_topic_key(&tk.key, &tk.cert)?;
-        }
-        for mk in &payload.message_keys {
-            let key = MessageKey::from_slice(mk.key.as_bytes())
-                .map_err(|e| ClientError::Misbehaved(format!("linked message key: {e}")))?;
-            keystore.save_message_key(&mk.topic, mk.epoch.get(), &key)?;
-        }
+        // The device is added and logs in before anything received over the link is kept: the
+        // identity lookup needs a token (`client-api.md` §2).
         Client::add_device(&http, &cert).await?;
         let identity = IdentityKey::from_seed(&payload.identity.seed());
         let mut client = Client {
@@ -244,7 +220,27 @@ impl Client {
             token: None,
             clock: Clock::system(),
         };
+        client.keystore.save_device(&client.device)?;
+        client.keystore.save_config(&client.config)?;
         client.login().await?;
+        // The identity the server has on record must be the one we received.
+        if client.identity_of(&payload.user).await? != *payload.identity.public() {
+            return Err(ClientError::Misbehaved(
+                "the identity key received over the link is not the one the server has on record"
+                    .into(),
+            ));
+        }
+        client.keystore.save_identity(&payload.identity)?;
+        for tk in &payload.topic_keys {
+            client.keystore.save_topic_key(&tk.key, &tk.cert)?;
+        }
+        for mk in &payload.message_keys {
+            let key = MessageKey::from_slice(mk.key.as_bytes())
+                .map_err(|e| ClientError::Misbehaved(format!("linked message key: {e}")))?;
+            client
+                .keystore
+                .save_message_key(&mk.topic, mk.epoch.get(), &key)?;
+        }
         client.upload_prekeys(PREKEY_STOCK).await?;
         Ok(client)
     }

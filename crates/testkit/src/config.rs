@@ -22,6 +22,25 @@ pub struct ServerConfig {
     pub federation: Option<Federation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<Push>,
+    pub outbound: Outbound,
+}
+
+/// `[push]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Push {
+    pub allow_loopback_http: bool,
+    pub retry_for_secs: u64,
+}
+
+/// `[outbound]`: every test server runs on 127.0.0.0/8, so the test kit admits every address
+/// (`allow_private_targets = true`); the SSRF tests turn it off.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outbound {
+    pub allow_private_targets: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_cidrs: Vec<String>,
 }
 
 /// `[storage]`.
@@ -117,6 +136,11 @@ impl ServerConfig {
             },
             federation: None,
             storage: None,
+            push: None,
+            outbound: Outbound {
+                allow_private_targets: true,
+                allow_cidrs: Vec::new(),
+            },
         }
     }
 

@@ -29,9 +29,32 @@ pub struct Builder {
     bin: Option<PathBuf>,
     dns: bool,
     adjust: Adjust,
+    /// More records for the DNS zone, and rebinding names (`dns::DnsServer::start_rebinding`).
+    records: Vec<hickory_server::proto::rr::Record>,
+    rebinding: Vec<(String, Vec<Ipv4Addr>)>,
+    /// Environment of the processes.
+    env: Vec<(String, String)>,
 }
 
 impl Builder {
+    /// More records in the DNS zone (with DNS discovery).
+    pub fn records(mut self, records: Vec<hickory_server::proto::rr::Record>) -> Builder {
+        self.records.extend(records);
+        self
+    }
+
+    /// A name of the DNS zone whose successive A queries are answered with the next of `ips`.
+    pub fn rebinding(mut self, host: &str, ips: Vec<Ipv4Addr>) -> Builder {
+        self.rebinding.push((host.to_owned(), ips));
+        self
+    }
+
+    /// An environment variable of every server process (`SSL_CERT_FILE`).
+    pub fn env(mut self, key: &str, value: &str) -> Builder {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Changes each server's configuration (`adjust(server_name, config)`): deny lists, more
     /// overrides.
     pub fn adjust(mut self, adjust: impl Fn(&str, &mut ServerConfig) + 'static) -> Builder {
@@ -69,9 +92,12 @@ impl Builder {
             .iter()
             .map(|(name, ip)| (name.clone(), Node::new(&dir, &ca, name, *ip)))
             .collect();
-        let dns = self
-            .dns
-            .then(|| DnsServer::start(&zone_origin(&nodes), zone(&nodes)));
+        let (records, rebinding) = (self.records, self.rebinding);
+        let dns = self.dns.then(|| {
+            let mut all = zone(&nodes);
+            all.extend(records);
+            DnsServer::start_rebinding(&zone_origin(&nodes), all, rebinding)
+        });
         let overrides: BTreeMap<String, String> = nodes
             .values()
             .map(|n| (n.name.clone(), n.federation.to_string()))
@@ -93,6 +119,7 @@ impl Builder {
             dir,
             bin: self.bin,
             clock: Clock::adjustable(),
+            env: self.env,
         }
     }
 }
@@ -155,6 +182,7 @@ impl Node {
         TestServer::start_clocked(&self.data_dir, self.client, clock.clone(), move |c| {
             c.server_name = parsed.server_name;
             c.federation = parsed.federation;
+            c.outbound = parsed.outbound;
             Some(listener)
         })
     }
@@ -216,6 +244,7 @@ pub struct Federation {
     /// makes: [`Clock::advance`] moves the whole federation's time forward (servers that run as
     /// processes keep the machine's).
     pub clock: Clock,
+    env: Vec<(String, String)>,
 }
 
 impl Federation {
@@ -231,6 +260,9 @@ impl Federation {
             bin: None,
             dns: false,
             adjust: Box::new(|_, _| {}),
+            records: Vec::new(),
+            rebinding: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -246,6 +278,9 @@ impl Federation {
             bin: Some(bin.to_owned()),
             dns: true,
             adjust: Box::new(|_, _| {}),
+            records: Vec::new(),
+            rebinding: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -288,6 +323,7 @@ impl Federation {
             Some(bin) => Running::Process(
                 Launch::new(bin, &node.config_file)
                     .log_to(node.log.clone())
+                    .envs(self.env.clone())
                     .start_retrying(),
             ),
             None => Running::InProcess(node.start_in_process(&self.clock)),

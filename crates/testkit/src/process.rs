@@ -65,6 +65,7 @@ pub struct Launch {
     bin: PathBuf,
     config: PathBuf,
     log: Log,
+    env: Vec<(String, String)>,
 }
 
 impl Launch {
@@ -74,7 +75,14 @@ impl Launch {
             bin: bin.to_owned(),
             config: config.to_owned(),
             log: Log::default(),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets environment variables of the process.
+    pub fn envs(mut self, env: Vec<(String, String)>) -> Launch {
+        self.env.extend(env);
+        self
     }
 
     /// Appends what the processes print to `log` (shared by restarts of one server).
@@ -127,6 +135,7 @@ impl Launch {
                 "RUST_LOG",
                 std::env::var("RDV_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -78,6 +78,9 @@ impl TestServer {
         config.limits.rate = rendezvous::limits::RateConfig::unlimited();
         config.federation.limits = rendezvous::limits::PeerRateConfig::unlimited();
         config.push.allow_loopback_http = true;
+        // Every test server, peer and push endpoint is on 127.0.0.0/8; the SSRF tests
+        // (`tests/limits_ssrf.rs`) turn this off.
+        config.outbound.allow_private_targets = true;
         // A restart binds the address its previous run held a moment ago.
         let client = crate::ports::bind_retrying(addr);
         let admin = TcpListener::bind("127.0.0.1:0").unwrap();

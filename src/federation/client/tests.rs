@@ -15,7 +15,9 @@ async fn denied_servers_are_never_contacted() {
     let counted = lookups.clone();
     let resolve: PeerResolver = Arc::new(move |_| {
         counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Box::pin(std::future::ready(Err("no DNS in this test".to_owned())))
+        Box::pin(std::future::ready(Err(crate::net::ResolveError::NotFound(
+            "no DNS in this test".to_owned(),
+        ))))
     });
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -38,7 +40,7 @@ async fn denied_servers_are_never_contacted() {
         )
         .await;
     assert!(
-        matches!(denied, Err(QueryError::Refused { status: 403, .. })),
+        matches!(denied, Err(QueryError::NotContacted { .. })),
         "{denied:?}"
     );
     assert_eq!(lookups.load(std::sync::atomic::Ordering::SeqCst), 0);

@@ -5,16 +5,22 @@
 use base64::Engine;
 
 use super::TransportError;
+use rendezvous_protocol::api::ErrorCode;
 use rendezvous_protocol::federation::transaction::MAX_TRANSACTION_LEN;
 use rendezvous_protocol::federation::{Event, TransactionResponse};
 use rendezvous_protocol::ids::ServerName;
 use rendezvous_protocol::wire::SignedBytes;
 
-/// Whole-transaction statuses that no retry of the same bytes can change (`federation-api.md`
-/// §8): the body is malformed, too large or of the wrong type for the peer.
-pub(super) fn refused_for_good(error: &TransportError) -> Option<u16> {
+/// Whole-transaction refusals that no retry of the same bytes can change (`federation-api.md`
+/// §8), with the status and code the events' authors are told: the body is malformed, too
+/// large or of the wrong type for the peer (`malformed`); or this server does not send to the
+/// destination at all (§7.1, `forbidden`: every event goes, whatever the batch).
+pub(super) fn refused_for_good(error: &TransportError) -> Option<(u16, ErrorCode)> {
     match error {
-        TransportError::Status { status, .. } if matches!(status, 400 | 413 | 415) => Some(*status),
+        TransportError::Status { status, .. } if matches!(status, 400 | 413 | 415) => {
+            Some((*status, ErrorCode::Malformed))
+        }
+        TransportError::Forbidden { .. } => Some((403, ErrorCode::Forbidden)),
         _ => None,
     }
 }

@@ -15,6 +15,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::federation::client::{FederationClient, Timeouts};
+use crate::federation::peer::PeerPolicy;
+use crate::net::OutboundPolicy;
 use rendezvous_protocol::federation::{Transaction, TransactionResponse};
 use rendezvous_protocol::ids::ServerName;
 
@@ -70,6 +72,15 @@ pub enum TransportError {
         /// What is wrong with it.
         reason: String,
     },
+    /// This server does not send to the destination: the allow and deny lists, or an address
+    /// it resolves to (`federation-api.md` §7.1). Its events are dropped, as refused for good.
+    #[error("{destination} is not contacted: {reason}")]
+    Forbidden {
+        /// The destination.
+        destination: String,
+        /// Why.
+        reason: String,
+    },
     /// The client TLS configuration (certificate, key, roots) could not be built.
     #[error("client TLS configuration: {0}")]
     Tls(String),
@@ -96,11 +107,15 @@ pub type ResolveFuture = Pin<Box<dyn Future<Output = Result<Vec<SocketAddr>, Tra
 pub type Resolve = Box<dyn Fn(&ServerName) -> ResolveFuture>;
 
 /// A resolver backed by DNS discovery (`federation-api.md` §7: overrides, explicit port, SRV,
-/// then A/AAAA on 8448): every endpoint, in discovery's order. The TLS name stays the
-/// destination's server name whatever address it resolves to.
-pub fn discovery_resolver(discovery: Arc<crate::federation::discovery::Discovery>) -> Resolve {
+/// then A/AAAA on 8448): every endpoint, in discovery's order, each checked against `policy`
+/// (§7.1: one refused address refuses the destination). The TLS name stays the destination's
+/// server name whatever address it resolves to.
+pub fn discovery_resolver(
+    discovery: Arc<crate::federation::discovery::Discovery>,
+    policy: OutboundPolicy,
+) -> Resolve {
     Box::new(move |destination: &ServerName| {
-        let discovery = discovery.clone();
+        let (discovery, policy) = (discovery.clone(), policy.clone());
         let destination = destination.clone();
         Box::pin(async move {
             let endpoints =
@@ -111,13 +126,20 @@ pub fn discovery_resolver(discovery: Arc<crate::federation::discovery::Discovery
                         destination: destination.to_string(),
                         reason: e.to_string(),
                     })?;
-            match endpoints.is_empty() {
-                true => Err(TransportError::Resolve {
+            let addrs: Vec<SocketAddr> = endpoints.into_iter().map(|e| e.addr).collect();
+            if addrs.is_empty() {
+                return Err(TransportError::Resolve {
                     destination: destination.to_string(),
                     reason: "no endpoint".into(),
-                }),
-                false => Ok(endpoints.into_iter().map(|e| e.addr).collect()),
+                });
             }
+            policy
+                .check_all(&addrs)
+                .map_err(|refusal| TransportError::Forbidden {
+                    destination: destination.to_string(),
+                    reason: refusal.to_string(),
+                })?;
+            Ok(addrs)
         })
     })
 }
@@ -207,6 +229,7 @@ pub fn load_client_tls(
 pub struct AwcTransport {
     client: awc::Client,
     tls: Arc<rustls::ClientConfig>,
+    policy: PeerPolicy,
     resolve: Resolve,
     timeout: Duration,
 }
@@ -220,12 +243,13 @@ impl std::fmt::Debug for AwcTransport {
 }
 
 impl AwcTransport {
-    /// A transport that sends with `client`'s mutual-TLS configuration (the server's one
-    /// [`FederationClient`]) to the addresses `resolve` gives.
+    /// A transport that sends with `client`'s mutual-TLS configuration and allow and deny
+    /// lists (the server's one [`FederationClient`]) to the addresses `resolve` gives.
     pub fn new(client: &FederationClient, resolve: Resolve) -> AwcTransport {
         AwcTransport {
             client: client.http(SEND_TIMEOUTS, None),
             tls: client.tls().clone(),
+            policy: client.policy().clone(),
             resolve,
             timeout: SEND_TIMEOUT,
         }
@@ -245,6 +269,13 @@ impl Transport for AwcTransport {
         destination: &ServerName,
         txn: &Transaction,
     ) -> Result<TransactionResponse, TransportError> {
+        // §1: a server the allow and deny lists shut out is refused before any lookup.
+        if !self.policy.permits(destination) {
+            return Err(TransportError::Forbidden {
+                destination: destination.to_string(),
+                reason: "not allowed by this server's federation policy".into(),
+            });
+        }
         let addrs = (self.resolve)(destination).await?;
         let send_err = |reason: String| TransportError::Send {
             destination: destination.to_string(),

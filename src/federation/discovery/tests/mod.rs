@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_server::Server;
-use hickory_server::net::runtime::Time;
+use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
 use hickory_server::proto::rr::rdata::{A, AAAA, SOA, SRV};
 use hickory_server::proto::rr::{LowerName, Name, Record};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};

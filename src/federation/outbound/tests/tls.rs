@@ -24,7 +24,10 @@ struct Pki {
 fn peer_client(tls: rustls::ClientConfig) -> crate::federation::client::FederationClient {
     crate::federation::client::FederationClient::new(
         Arc::new(tls),
-        crate::federation::keys::static_resolver(Default::default()),
+        crate::federation::keys::static_resolver(
+            Default::default(),
+            crate::net::OutboundPolicy::any(),
+        ),
     )
 }
 
