@@ -353,6 +353,7 @@ impl From<TransactionRefusal> for ApiError {
         match e {
             TransactionRefusal::PathMismatch { .. }
             | TransactionRefusal::WrongDestination { .. } => ApiError::said(ErrorCode::Invalid, e),
+            TransactionRefusal::OriginMismatch { .. } => ApiError::said(ErrorCode::Unauthorized, e),
         }
     }
 }

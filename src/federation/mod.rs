@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod gate;
 pub mod inbound;
 pub mod keys;
 pub mod outbound;

@@ -531,6 +531,23 @@ impl Outbound {
     ) -> Result<Attempt, OutboundError> {
         tracing::info!(%destination, txn_id = %in_flight.txn_id, %error, "transaction failed; will retry");
         self.back_off(destination)?;
+        // federation-api.md §8: a whole-request 429 or 503 retries the same transaction, not
+        // before its Retry-After.
+        if let TransportError::Status {
+            retry_after: Some(secs),
+            ..
+        } = &error
+        {
+            let earliest = self
+                .clock
+                .now_ms()
+                .saturating_add(secs.min(&BACKOFF_CAP.as_secs()).saturating_mul(1000));
+            let mut b = self.store.outbound_backoff(destination)?;
+            if b.next_attempt_ms < earliest {
+                b.next_attempt_ms = earliest;
+                self.store.outbound_set_backoff(destination, b)?;
+            }
+        }
         Ok(Attempt::Failed {
             txn_id: in_flight.txn_id,
             error,

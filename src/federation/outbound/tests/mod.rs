@@ -203,6 +203,7 @@ impl Transport for TestTransport {
             return Err(TransportError::Status {
                 destination: destination.to_string(),
                 status: 400,
+                retry_after: None,
             });
         }
         // What a receiver does with it: validate the shape, dedupe by id, apply.
