@@ -327,9 +327,15 @@ impl Config {
         for (name, value) in [
             ("federation.limits.queue_events", peers.queue_events),
             ("federation.limits.queue_bytes", peers.queue_bytes),
-            ("federation.limits.queue_max_age_secs", peers.queue_max_age_secs),
+            (
+                "federation.limits.queue_max_age_secs",
+                peers.queue_max_age_secs,
+            ),
             ("federation.limits.txn_memory", peers.txn_memory as u64),
-            ("federation.limits.txn_retention_secs", peers.txn_retention_secs),
+            (
+                "federation.limits.txn_retention_secs",
+                peers.txn_retention_secs,
+            ),
             (
                 "federation.limits.applied_retention_secs",
                 peers.applied_retention_secs,

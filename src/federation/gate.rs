@@ -51,7 +51,9 @@ fn content_length(req: &HttpRequest) -> Option<u64> {
 /// chunked body), never more than the cap, at least 1.
 fn kib(req: &HttpRequest, cap: usize) -> u32 {
     let bytes = content_length(req).unwrap_or(cap as u64).min(cap as u64);
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1)
+    u32::try_from(bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 /// The origin of a query (`federation-api.md` §1.1, §5): [`ORIGIN_HEADER`], the certificate

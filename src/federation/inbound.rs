@@ -325,12 +325,26 @@ async fn finish_transaction(
     let is_final = results.iter().all(|r| r.status < 500);
     let response = TransactionResponse { results }.to_wire();
     if is_final {
-        state
-            .store()
-            .set_federation_txn(&txn.origin, &txn.txn_id, &response)?;
+        state.store().set_federation_txn(
+            &txn.origin,
+            &txn.txn_id,
+            &response,
+            state.clock().now(),
+            retention(state),
+        )?;
     }
     state.store().sync().await?;
     Ok(response)
+}
+
+/// How long inbound bookkeeping is kept (`[federation.limits]`, `federation-api.md` §1.1).
+pub fn retention(state: &AppState) -> crate::store::FederationRetention {
+    let limits = &state.config().federation.limits;
+    crate::store::FederationRetention {
+        txn_memory: limits.txn_memory,
+        txn_secs: limits.txn_retention_secs,
+        applied_secs: limits.applied_retention_secs,
+    }
 }
 
 /// The `time` an event claims, unverified (for deciding only whether to try later).
@@ -389,7 +403,18 @@ impl<'a, K: PeerKeys> OriginKeys<'a, K> {
                 &valid_at,
                 state.clock().now(),
             ) {
-                Ok(event) => return Ok(event),
+                // federation-api.md §3.3 check 5b: older than the applied ids are kept, it
+                // could apply twice once its id is purged.
+                Ok(event) => {
+                    let oldest = state
+                        .clock()
+                        .now()
+                        .saturating_sub(retention(state).applied_secs);
+                    return match event.event.value().time < oldest {
+                        true => Err(ErrorCode::Invalid),
+                        false => Ok(event),
+                    };
+                }
                 Err(EventError::BadSignature) if !self.refreshed => {
                     self.refreshed = true;
                     self.document(true).await?;
