@@ -448,6 +448,7 @@ impl From<OutboundError> for ApiError {
         match e {
             OutboundError::Store(s) => s.into(),
             OutboundError::TooLarge { .. } => ApiError::said(ErrorCode::TooLarge, e),
+            OutboundError::QueueFull { .. } => ApiError::said(ErrorCode::Unavailable, e),
             OutboundError::ToSelf(_) => ApiError::internal("outbound", e),
         }
     }

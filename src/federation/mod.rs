@@ -85,7 +85,15 @@ impl Federation {
             policy,
             client,
             peer_keys,
-            outbound: Arc::new(Outbound::new(store.clone(), name.clone())),
+            outbound: Arc::new(Outbound::new(store.clone(), name.clone()).with_limits(
+                outbound::QueueLimits {
+                    size: crate::store::QueueBounds {
+                        events: config.federation.limits.queue_events,
+                        bytes: config.federation.limits.queue_bytes,
+                    },
+                    max_age_secs: config.federation.limits.queue_max_age_secs,
+                },
+            )),
         };
         Ok((federation, transport))
     }

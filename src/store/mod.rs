@@ -86,7 +86,7 @@ pub use federation::FederationRetention;
 pub use health::free_bytes;
 pub use meta::META_ROTATIONS;
 pub use nodes::TopicNodes;
-pub use outbound::{OutboundBackoff, OutboundInFlight};
+pub use outbound::{OutboundBackoff, OutboundInFlight, QueueBounds};
 pub use prekeys::MAX_PREKEYS;
 pub use topic_keys::{MAX_TOPIC_KEYS, TopicKeysAdded};
 pub use topics::Append;
