@@ -512,6 +512,7 @@ impl From<crate::topics::TopicError> for ApiError {
             E::NoCosignature { .. } => ErrorCode::BadSignature,
             E::NoEntries | E::UnknownEntryKind { .. } => ErrorCode::Malformed,
             E::WrongOrigin { .. } => ErrorCode::WrongOrigin,
+            E::TooManyMirrors { .. } => ErrorCode::QuotaExceeded,
         };
         ApiError::new(code, e.to_string())
     }

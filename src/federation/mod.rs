@@ -44,6 +44,8 @@ pub struct Federation {
     client: FederationClient,
     peer_keys: Arc<HttpPeerKeys>,
     outbound: Arc<Outbound>,
+    /// `[federation.limits]`.
+    limits: crate::limits::PeerRateConfig,
 }
 
 impl std::fmt::Debug for Federation {
@@ -94,6 +96,7 @@ impl Federation {
                     max_age_secs: config.federation.limits.queue_max_age_secs,
                 },
             )),
+            limits: config.federation.limits.clone(),
         };
         Ok((federation, transport))
     }
