@@ -139,6 +139,23 @@ impl Store {
         )
     }
 
+    /// How many transaction answers and applied event ids are kept for `origin`.
+    pub fn federation_bookkeeping(
+        &self,
+        origin: &ServerName,
+    ) -> Result<(usize, usize), StoreError> {
+        let prefix = Key::new().id(origin.as_str()).build();
+        let count = |tree: &sled::Tree| -> Result<usize, StoreError> {
+            let mut n = 0;
+            for k in tree.scan_prefix(&prefix).keys() {
+                k.or_backend()?;
+                n += 1;
+            }
+            Ok(n)
+        };
+        Ok((count(&self.t().fed_txns)?, count(&self.t().fed_applied)?))
+    }
+
     /// Forgets answers older than `retention.txn_secs` and applied ids older than
     /// `retention.applied_secs` (`federation-api.md` §1.1); returns how many went.
     pub fn purge_federation(
