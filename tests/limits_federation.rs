@@ -269,7 +269,7 @@ fn open_store(fed: &Federation, server: &str) -> Store {
 #[actix_rt::test]
 async fn full_queue_refuses_submits_and_coalesces_cosignatures() {
     let mut fed = Federation::in_process("fedlim-queue", &["a.example", "b.example", "c.example"])
-        .adjust(limits_of_b(|l| l.queue_events = 2))
+        .adjust(limits_of_b(|l| l.queue_events = 3))
         .start();
     let mut alice = fed.register("a.example", "alice").await;
     let mut bob = fed.register("b.example", "bob").await;
@@ -300,7 +300,7 @@ async fn full_queue_refuses_submits_and_coalesces_cosignatures() {
     // The host is down: bob's posts are queued for it, until b's queue for a is full.
     fed.stop("a.example");
     let mut refused = None;
-    for i in 0..3 {
+    for i in 0..4 {
         match bob.send(&topic, format!("q{i}").as_bytes()).await {
             Err(ClientError::Queued { .. }) => {}
             Err(e) => {
@@ -314,9 +314,10 @@ async fn full_queue_refuses_submits_and_coalesces_cosignatures() {
     assert_eq!(code.as_deref(), Some("unavailable"), "refused at q{at}");
     fed.stop("b.example");
     let store = open_store(&fed, "b.example");
-    // Five cosignatures for c, one kept; two events for a.
-    assert_eq!(store.outbound_len(&name("c.example")).unwrap(), 1);
-    assert_eq!(store.outbound_len(&name("a.example")).unwrap(), 2);
+    // Five cosignatures for c: the first, in flight (its retries must carry it), and the
+    // newest; three submits for a.
+    assert_eq!(store.outbound_len(&name("c.example")).unwrap(), 2);
+    assert_eq!(store.outbound_len(&name("a.example")).unwrap(), 3);
 }
 
 #[actix_rt::test]
