@@ -567,14 +567,14 @@ mod tests {
             store.outbound_enqueue_bounded(&b, &one, two, None).unwrap(),
             None
         );
-        assert_eq!(co(4).unwrap(), Some(5));
+        assert_eq!(co(4).unwrap(), Some(4));
         // One in flight is not replaced (a retry must send exactly it); then the bound holds.
         store
             .outbound_begin(
                 &b,
                 &OutboundInFlight {
                     txn_id: "t".into(),
-                    seqs: vec![5],
+                    seqs: vec![4],
                 },
             )
             .unwrap();
@@ -587,7 +587,7 @@ mod tests {
             store
                 .outbound_enqueue_bounded(&b, &one, by_bytes, None)
                 .unwrap(),
-            Some(7)
+            Some(5)
         );
         assert_eq!(
             store
@@ -596,7 +596,7 @@ mod tests {
             None
         );
         // Removing keeps the size; the head outside the transaction in flight can be dropped.
-        store.outbound_finish(&b, &[5]).unwrap();
+        store.outbound_finish(&b, &[4]).unwrap();
         assert_eq!(store.outbound_size(&b).unwrap(), (2, 2 * len));
         let gone = store.outbound_drop_head(&b, |e| *e == signed(1)).unwrap();
         assert_eq!(gone.len(), 2);
