@@ -340,6 +340,28 @@ impl Config {
         if self.limits.max_entries_per_request == 0 {
             return Err(ConfigError::NotPositive("limits.max_entries_per_request"));
         }
+        let peers = &self.federation.limits;
+        for (name, value) in [
+            ("federation.limits.queue_events", peers.queue_events),
+            ("federation.limits.queue_bytes", peers.queue_bytes),
+            (
+                "federation.limits.queue_max_age_secs",
+                peers.queue_max_age_secs,
+            ),
+            ("federation.limits.txn_memory", peers.txn_memory as u64),
+            (
+                "federation.limits.txn_retention_secs",
+                peers.txn_retention_secs,
+            ),
+            (
+                "federation.limits.applied_retention_secs",
+                peers.applied_retention_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::NotPositive(name));
+            }
+        }
         crate::limits::Limits::new(&self.limits.rate, &self.federation.limits)
             .map_err(ConfigError::Invalid)?;
         self.limits.quota.check().map_err(ConfigError::Invalid)?;
@@ -470,6 +492,15 @@ mod tests {
         );
         assert_eq!(c.outbound.allow_cidrs, Outbound::default().allow_cidrs);
         assert!(text.contains("[outbound]"));
+        assert_eq!(
+            format!("{:?}", c.federation.limits),
+            format!("{:?}", crate::limits::PeerRateConfig::default())
+        );
+        assert_eq!(
+            format!("{:?}", c.limits.rate),
+            format!("{:?}", crate::limits::RateConfig::default())
+        );
+        assert_eq!(c.limits.quota, crate::limits::QuotaConfig::default());
     }
 
     #[test]

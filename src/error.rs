@@ -365,6 +365,7 @@ impl From<TransactionRefusal> for ApiError {
         match e {
             TransactionRefusal::PathMismatch { .. }
             | TransactionRefusal::WrongDestination { .. } => ApiError::said(ErrorCode::Invalid, e),
+            TransactionRefusal::OriginMismatch { .. } => ApiError::said(ErrorCode::Unauthorized, e),
         }
     }
 }
@@ -461,6 +462,7 @@ impl From<OutboundError> for ApiError {
         match e {
             OutboundError::Store(s) => s.into(),
             OutboundError::TooLarge { .. } => ApiError::said(ErrorCode::TooLarge, e),
+            OutboundError::QueueFull { .. } => ApiError::said(ErrorCode::Unavailable, e),
             OutboundError::ToSelf(_) => ApiError::internal("outbound", e),
         }
     }
@@ -524,6 +526,7 @@ impl From<crate::topics::TopicError> for ApiError {
             E::NoCosignature { .. } => ErrorCode::BadSignature,
             E::NoEntries | E::UnknownEntryKind { .. } => ErrorCode::Malformed,
             E::WrongOrigin { .. } => ErrorCode::WrongOrigin,
+            E::TooManyMirrors { .. } => ErrorCode::QuotaExceeded,
         };
         ApiError::new(code, e.to_string())
     }

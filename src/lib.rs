@@ -478,14 +478,24 @@ fn start_tasks(built: Built) -> Tasks {
     Tasks { state, running }
 }
 
-/// Expired challenges, tokens, pins and link slots go once a minute, and so do rate-limit keys
-/// back to a fresh state.
+/// Expired challenges, tokens, pins and link slots go once a minute (and at start), and so do
+/// rate-limit keys back to a fresh state and old federation bookkeeping.
 async fn purge_expired(state: web::Data<AppState>) {
     let mut every = actix_web::rt::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
         if let Err(e) = state.store().purge_expired(state::now()) {
             tracing::warn!(%e, "purging expired items failed");
+        }
+        // federation-api.md §1.1: stored answers and applied event ids are bounded in time.
+        let retention = federation::inbound::retention(&state);
+        match state
+            .store()
+            .purge_federation(state.clock().now(), retention)
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(n, "purged federation bookkeeping"),
+            Err(e) => tracing::warn!(%e, "purging federation bookkeeping failed"),
         }
         state.limits().prune();
     }

@@ -142,6 +142,7 @@ async fn a_peer_transaction_is_applied_per_event_and_only_once() {
     let mut resp = client
         .put("https://b.example:8448/_rdv/federation/v1/send/t-4")
         .insert_header(("Content-Type", "application/cbor"))
+        .insert_header(("X-Rdv-Origin", "a.example"))
         .send_body(wire.clone())
         .await
         .unwrap();
@@ -149,6 +150,7 @@ async fn a_peer_transaction_is_applied_per_event_and_only_once() {
     assert_eq!(json_code(&resp.body().await.unwrap()), "invalid");
     let mut resp = client
         .put("https://b.example:8448/_rdv/federation/v1/send/t-3")
+        .insert_header(("X-Rdv-Origin", "a.example"))
         .send_body(wire)
         .await
         .unwrap();

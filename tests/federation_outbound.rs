@@ -171,7 +171,8 @@ fn run_with_federation_delivers_queued_events() {
             EventKind::TopicEntry,
             Some(&topic),
             vec![i],
-            1,
+            // Now: a queued event older than `federation.limits.queue_max_age_secs` is dropped.
+            rendezvous::state::now(),
             &key,
         );
         store.outbound_enqueue(&b, e.signed_bytes()).unwrap();

@@ -2,22 +2,28 @@
 //! demands client certificates chaining to the federation roots, serves this server's key
 //! document, receives transactions and answers queries ([`super::queries`]).
 //!
-//! A transaction is handled as follows: decode it (`Transaction::from_wire`); check that the
-//! connection's certificate is valid for its `origin` (`401 unauthorized`) and that the allow and
-//! deny lists let that origin in (`403 forbidden`); check its `destination`; under a per-origin
-//! lock, answer a known transaction id with the stored response; else check each event
-//! (`Event::check`, keys from [`PeerKeys`]) and hand it to the [`EventSink`], one result per
-//! event; record applied event ids and the response, flush the store, then answer.
+//! A transaction is handled as follows (`federation-api.md` §1.1, §4). Before any body byte is
+//! read ([`super::gate`]): the origin named in `X-Rdv-Origin`, the connection's certificate valid
+//! for it (`401 unauthorized`), the allow and deny lists (`403 forbidden`), the peer's `txn` and
+//! `txn_kib` rates (`429 rate_limited`), the announced length (`413 too_large`), and the
+//! per-origin lock (waited for at most [`LOCK_WAIT`], then `429`). Then the body is read under
+//! its cap and decoded (`Transaction::from_wire`); its `origin` must be the header's and its
+//! `destination` this server; a known transaction id is answered with the stored response;
+//! else each event is checked (`Event::check`, keys from [`PeerKeys`], and its age) and handed
+//! to the [`EventSink`], one result per event; applied event ids and the response are recorded,
+//! the store flushed, then the answer sent.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
+use super::gate;
 use super::keys::{PeerKeys, SERVER_KEYS_PATH, own_server_keys};
 use super::peer::{self, PeerCertificate, PeerPolicy};
 use crate::error::{ApiError, ApiResult};
@@ -34,6 +40,9 @@ use rendezvous_protocol::wire::Signed;
 
 /// Path of the transaction endpoint (`{txn_id}` appended).
 pub const SEND_PATH: &str = "/_rdv/federation/v1/send";
+/// How long a transaction waits for the one before it from the same origin (only one body per
+/// origin is read at a time) before it is refused `429` (`federation-api.md` §1.1).
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Why a transaction was refused as a whole (`federation-api.md` §4), before any event in it
 /// was looked at.
@@ -46,6 +55,14 @@ pub enum TransactionRefusal {
         path: String,
         /// The id in the body.
         body: String,
+    },
+    /// The body names another origin than [`gate::ORIGIN_HEADER`].
+    #[error("{ORIGIN_HEADER} names {header}, the transaction {body}", ORIGIN_HEADER = gate::ORIGIN_HEADER)]
+    OriginMismatch {
+        /// The origin of the header.
+        header: ServerName,
+        /// The transaction's `origin`.
+        body: ServerName,
     },
     /// The transaction is for another server.
     #[error("transaction for {got}, this is {expected}")]
@@ -118,8 +135,7 @@ impl<K: PeerKeys, S: EventSink> Inbound<K, S> {
 
 /// Routes of the federation listener.
 pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::PayloadConfig::new(MAX_TRANSACTION_LEN))
-        .route(SERVER_KEYS_PATH, web::get().to(server_keys))
+    cfg.route(SERVER_KEYS_PATH, web::get().to(server_keys))
         .route(
             &format!("{SEND_PATH}/{{txn_id}}"),
             web::put().to(send::<K, S>),
@@ -160,6 +176,11 @@ fn cbor(body: Vec<u8>) -> HttpResponse {
 
 /// `GET /_rdv/federation/v1/server-keys` (`federation-api.md` §2).
 async fn server_keys(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    // federation-api.md §1.1: no origin is named, so the certificate is the key.
+    state
+        .limits()
+        .federation_query
+        .check(&gate::certificate_key(&req)?, 1)?;
     // federation-api.md §8: a peer that asks for our keys is up. If we hold events for a server
     // its certificate names, that server's backoff ends now (a restarted host asks at start).
     if let (Some(federation), Some(cert)) = (state.federation(), req.conn_data::<PeerCertificate>())
@@ -180,20 +201,35 @@ async fn server_keys(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<
     Ok(cbor(doc.to_wire()))
 }
 
-/// `PUT /_rdv/federation/v1/send/{txn_id}` (`federation-api.md` §4).
+/// `PUT /_rdv/federation/v1/send/{txn_id}` (`federation-api.md` §1.1, §4).
 async fn send<K: PeerKeys, S: EventSink>(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
-    let (txn, events) = accept_transaction(&req, &path, &body, &state, &inbound)?;
+    // federation-api.md §1.1: everything the head can settle, before any body byte is read.
+    let origin =
+        gate::transaction_origin(&req, &inbound.policy, state.limits(), MAX_TRANSACTION_LEN)?;
+    // federation-api.md §8: hearing from a peer resets our backoff towards it.
+    if let Some(federation) = state.federation() {
+        federation.outbound().peer_heard_from(&origin);
+    }
+    crate::http::require_cbor(&req)?;
+    gate::check_length(&req, MAX_TRANSACTION_LEN)?;
     // Nothing applied while the disk is almost full: the whole transaction is retried later.
     state.refuse_writes_if_low_on_space()?;
-    let origin = txn.origin.clone();
+    // One body per origin is read at a time; a retry racing the original waits for it.
     let lock = inbound.lock_of(&origin);
-    let _guard = lock.lock().await;
+    let _guard = actix_web::rt::time::timeout(LOCK_WAIT, lock.lock())
+        .await
+        .map_err(|_| crate::limits::Limited {
+            class: "federation.txn",
+            retry_after_secs: 1,
+        })?;
+    let body = gate::read_body(payload, MAX_TRANSACTION_LEN).await?;
+    let (txn, events) = accept_transaction(&origin, &path, &body, &state)?;
     // federation-api.md §4: a known transaction id gets the stored results, nothing applied.
     if let Some(stored) = state.store().federation_txn(&origin, &txn.txn_id)? {
         return Ok(cbor(stored));
@@ -208,17 +244,15 @@ async fn send<K: PeerKeys, S: EventSink>(
     Ok(cbor(response))
 }
 
-/// Decodes a transaction and checks it as a whole (`federation-api.md` §1, §4): the path's id is
-/// the body's, the connection's certificate is valid for its `origin`, the allow and deny lists
-/// let that origin in, and its `destination` is this server.
-fn accept_transaction<K: PeerKeys, S: EventSink>(
-    req: &HttpRequest,
+/// Decodes a transaction and checks it as a whole (`federation-api.md` §4): the path's id is
+/// the body's, its `origin` is the authenticated one of the header, and its `destination` is
+/// this server.
+fn accept_transaction(
+    origin: &ServerName,
     path: &str,
     body: &[u8],
     state: &AppState,
-    inbound: &Inbound<K, S>,
 ) -> ApiResult<(Transaction, Vec<Signed<Event>>)> {
-    crate::http::require_cbor(req)?;
     let (txn, events) = Transaction::from_wire(body)?;
     if path != txn.txn_id {
         return Err(TransactionRefusal::PathMismatch {
@@ -227,15 +261,12 @@ fn accept_transaction<K: PeerKeys, S: EventSink>(
         }
         .into());
     }
-    // federation-api.md §1: the certificate must be valid for the claimed origin; allow/deny.
-    peer::authenticate(
-        req.conn_data::<PeerCertificate>(),
-        &txn.origin,
-        &inbound.policy,
-    )?;
-    // federation-api.md §8: hearing from a peer resets our backoff towards it.
-    if let Some(federation) = state.federation() {
-        federation.outbound().peer_heard_from(&txn.origin);
+    if txn.origin != *origin {
+        return Err(TransactionRefusal::OriginMismatch {
+            header: origin.clone(),
+            body: txn.origin.clone(),
+        }
+        .into());
     }
     if txn.destination != *state.server_name() {
         return Err(TransactionRefusal::WrongDestination {
@@ -294,12 +325,26 @@ async fn finish_transaction(
     let is_final = results.iter().all(|r| r.status < 500);
     let response = TransactionResponse { results }.to_wire();
     if is_final {
-        state
-            .store()
-            .set_federation_txn(&txn.origin, &txn.txn_id, &response)?;
+        state.store().set_federation_txn(
+            &txn.origin,
+            &txn.txn_id,
+            &response,
+            state.clock().now(),
+            retention(state),
+        )?;
     }
     state.store().sync().await?;
     Ok(response)
+}
+
+/// How long inbound bookkeeping is kept (`[federation.limits]`, `federation-api.md` §1.1).
+pub fn retention(state: &AppState) -> crate::store::FederationRetention {
+    let limits = &state.config().federation.limits;
+    crate::store::FederationRetention {
+        txn_memory: limits.txn_memory,
+        txn_secs: limits.txn_retention_secs,
+        applied_secs: limits.applied_retention_secs,
+    }
 }
 
 /// The `time` an event claims, unverified (for deciding only whether to try later).
@@ -358,7 +403,18 @@ impl<'a, K: PeerKeys> OriginKeys<'a, K> {
                 &valid_at,
                 state.clock().now(),
             ) {
-                Ok(event) => return Ok(event),
+                // federation-api.md §3.3 check 5b: older than the applied ids are kept, it
+                // could apply twice once its id is purged.
+                Ok(event) => {
+                    let oldest = state
+                        .clock()
+                        .now()
+                        .saturating_sub(retention(state).applied_secs);
+                    return match event.event.value().time < oldest {
+                        true => Err(ErrorCode::Invalid),
+                        false => Ok(event),
+                    };
+                }
                 Err(EventError::BadSignature) if !self.refreshed => {
                     self.refreshed = true;
                     self.document(true).await?;

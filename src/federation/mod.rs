@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod gate;
 pub mod inbound;
 pub mod keys;
 pub mod outbound;
@@ -44,6 +45,8 @@ pub struct Federation {
     client: FederationClient,
     peer_keys: Arc<HttpPeerKeys>,
     outbound: Arc<Outbound>,
+    /// `[federation.limits]`.
+    limits: crate::limits::PeerRateConfig,
 }
 
 impl std::fmt::Debug for Federation {
@@ -83,14 +86,24 @@ impl Federation {
         // the queries and key fetches, with its own time limits.
         let transport =
             AwcTransport::new(&client, outbound::discovery_resolver(discovery, targets));
-        let outbound =
-            Arc::new(Outbound::new(store.clone(), name.clone()).with_policy(policy.clone()));
+        let outbound = Arc::new(
+            Outbound::new(store.clone(), name.clone())
+                .with_policy(policy.clone())
+                .with_limits(outbound::QueueLimits {
+                    size: crate::store::QueueBounds {
+                        events: config.federation.limits.queue_events,
+                        bytes: config.federation.limits.queue_bytes,
+                    },
+                    max_age_secs: config.federation.limits.queue_max_age_secs,
+                }),
+        );
         let federation = Federation {
             tls,
             policy,
             client,
             peer_keys,
             outbound,
+            limits: config.federation.limits.clone(),
         };
         Ok((federation, transport))
     }

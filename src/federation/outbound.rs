@@ -19,19 +19,21 @@
 //! listener) clears a peer's backoff and wakes its sender at once.
 
 mod batch;
+mod bounds;
+mod clock;
 #[cfg(test)]
 mod tests;
 mod transport;
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use bounds::QueueLimits;
+pub use clock::{Clock, Jitter, SystemClock, random_jitter};
 pub use transport::{
     AwcTransport, DEFAULT_PORT, MAX_RESPONSE_LEN, Resolve, ResolveFuture, SEND_CONNECT_TIMEOUT,
     SEND_TIMEOUT, SEND_TIMEOUTS, Transport, TransportError, client_tls, discovery_resolver,
@@ -70,6 +72,13 @@ pub enum OutboundError {
     /// Events for this server itself are never queued.
     #[error("{0} is this server")]
     ToSelf(String),
+    /// The destination's queue is at its bound (`federation.limits.queue_events`,
+    /// `queue_bytes`): nothing was queued.
+    #[error("the queue for {destination} is full")]
+    QueueFull {
+        /// The destination.
+        destination: String,
+    },
     /// The event is larger than any peer accepts.
     #[error("event of {len} bytes, over the limit of {max}")]
     TooLarge {
@@ -78,43 +87,6 @@ pub enum OutboundError {
         /// [`MAX_EVENT_LEN`].
         max: usize,
     },
-}
-
-/// Time, injectable for tests: wall-clock milliseconds (backoff deadlines are stored and
-/// survive restarts) and sleeping.
-pub trait Clock: Send + Sync {
-    /// Now, Unix milliseconds.
-    fn now_ms(&self) -> u64;
-    /// Completes after `duration`.
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-}
-
-/// The system clock and tokio's timers.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-}
-
-/// Full jitter: a uniformly random number of milliseconds in `0..=upper`. Injectable for tests.
-pub type Jitter = Arc<dyn Fn(u64) -> u64 + Send + Sync>;
-
-/// [`Jitter`] from the operating system's random number generator.
-pub fn random_jitter() -> Jitter {
-    Arc::new(|upper: u64| match upper.checked_add(1) {
-        // The modulo bias is below 2^-40 for delays under an hour in milliseconds.
-        Some(n) => getrandom::u64().map_or(upper, |r| r % n),
-        None => upper,
-    })
 }
 
 /// What one [`Outbound::attempt`] did.
@@ -161,6 +133,7 @@ pub enum Attempt {
 pub struct Outbound {
     store: Store,
     origin: ServerName,
+    limits: QueueLimits,
     clock: Arc<dyn Clock>,
     jitter: Jitter,
     /// Wake-ups of the destinations that have (or had) work since start.
@@ -203,6 +176,7 @@ impl Outbound {
         Outbound {
             store,
             origin,
+            limits: QueueLimits::default(),
             clock,
             jitter,
             peers: Mutex::new(HashMap::new()),
@@ -216,6 +190,12 @@ impl Outbound {
     /// Queues only for servers `policy` admits (`[federation] allow`, `deny`, §1).
     pub fn with_policy(mut self, policy: PeerPolicy) -> Outbound {
         self.policy = policy;
+        self
+    }
+
+    /// The same service with its queues bounded by `limits`.
+    pub fn with_limits(mut self, limits: QueueLimits) -> Outbound {
+        self.limits = limits;
         self
     }
 
@@ -264,7 +244,7 @@ impl Outbound {
                 max: MAX_EVENT_LEN,
             });
         }
-        let seq = self.store.outbound_enqueue(destination, event)?;
+        let seq = self.enqueue_bounded(destination, event)?;
         self.wake(destination);
         Ok(Some(seq))
     }
@@ -446,6 +426,7 @@ impl Outbound {
         if let Some(in_flight) = self.store.outbound_in_flight(destination)? {
             return Ok(Some(in_flight));
         }
+        self.drop_aged(destination)?;
         let most = match self.singles().contains(destination) {
             true => 1,
             false => MAX_EVENTS,
@@ -551,6 +532,23 @@ impl Outbound {
     ) -> Result<Attempt, OutboundError> {
         tracing::info!(%destination, txn_id = %in_flight.txn_id, %error, "transaction failed; will retry");
         self.back_off(destination)?;
+        // federation-api.md §8: a whole-request 429 or 503 retries the same transaction, not
+        // before its Retry-After.
+        if let TransportError::Status {
+            retry_after: Some(secs),
+            ..
+        } = &error
+        {
+            let earliest = self
+                .clock
+                .now_ms()
+                .saturating_add(secs.min(&BACKOFF_CAP.as_secs()).saturating_mul(1000));
+            let mut b = self.store.outbound_backoff(destination)?;
+            if b.next_attempt_ms < earliest {
+                b.next_attempt_ms = earliest;
+                self.store.outbound_set_backoff(destination, b)?;
+            }
+        }
         Ok(Attempt::Failed {
             txn_id: in_flight.txn_id,
             error,

@@ -60,10 +60,9 @@ pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::S
         &format!("{USERS_PATH}/{{user}}/identity"),
         web::get().to(identity::<K, S>),
     )
-    .service(
-        web::resource(CLAIM_TOPIC_KEYS_PATH)
-            .app_data(web::PayloadConfig::new(MAX_BODY))
-            .route(web::post().to(claim_topic_keys::<K, S>)),
+    .route(
+        CLAIM_TOPIC_KEYS_PATH,
+        web::post().to(claim_topic_keys::<K, S>),
     );
 }
 
@@ -95,7 +94,7 @@ async fn identity<K: PeerKeys, S: EventSink>(
     state: web::Data<AppState>,
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
-    authenticate(&req, inbound.policy())?;
+    super::gate::query_origin(&req, inbound.policy(), state.limits())?;
     let user: UserId = parse("user", &path)?;
     if user.server() != *state.server_name() {
         return Err(QueryRefusal::NoSuchUser(user).into());
@@ -116,11 +115,14 @@ async fn identity<K: PeerKeys, S: EventSink>(
 /// allows, else the user's last-resort key (`claims`); durable before the answer.
 async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
+    // federation-api.md §1.1: the origin before any body byte is read.
     let origin = authenticate(&req, inbound.policy())?;
+    super::gate::check_length(&req, MAX_BODY)?;
+    let body = super::gate::read_body(payload, MAX_BODY).await?;
     let r: ClaimTopicKeysRequest = cbor_body(&req, &body)?;
     if r.users.is_empty() || r.users.len() > MAX_FEDERATION_CLAIMS {
         return Err(QueryRefusal::ClaimCount {

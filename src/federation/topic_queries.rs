@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 use super::inbound::{EventSink, Inbound};
 use super::keys::PeerKeys;
-use super::queries::authenticate;
 use super::topics::TOPICS_PATH;
 use crate::error::ApiResult;
 use crate::http::{cbor_response, parse};
@@ -41,7 +40,7 @@ fn participant_topic<K: PeerKeys, S: EventSink>(
     state: &AppState,
     inbound: &Inbound<K, S>,
 ) -> ApiResult<TopicId> {
-    let origin = authenticate(req, inbound.policy())?;
+    let origin = super::gate::query_origin(req, inbound.policy(), state.limits())?;
     let topic: TopicId = parse("topic", path)?;
     state.topics().participant(&topic, &origin)?;
     Ok(topic)

@@ -80,6 +80,21 @@ fn query_failed(e: QueryError) -> RelayError {
 }
 
 impl Relay for Federation {
+    fn reachable(&self, server: &ServerName) -> bool {
+        // federation-api.md §9.4: not a destination failing for over an hour.
+        self.outbound().backoff(server).is_ok_and(|b| {
+            super::outbound::backoff_ceiling(b.attempts) < super::outbound::BACKOFF_CAP
+        })
+    }
+
+    fn cosign_fanout(&self) -> usize {
+        self.limits.cosign_fanout
+    }
+
+    fn mirrors_per_host(&self) -> u64 {
+        self.limits.mirrored_topics_per_peer
+    }
+
     fn queue(&self, server: &ServerName, event: &SignedBytes) -> Result<(), RelayError> {
         self.outbound()
             .enqueue_unsynced(server, event)

@@ -120,19 +120,31 @@ impl RateConfig {
 }
 
 impl PeerRateConfig {
-    /// Every class at [`Rate::unlimited`] (the test kit's servers).
+    /// Every class at [`Rate::unlimited`] and every bound out of reach (the test kit's
+    /// servers); the values stay within TOML's integers.
     pub fn unlimited() -> PeerRateConfig {
         let u = Rate::unlimited();
+        let far = 1u64 << 40;
         PeerRateConfig {
             txn: u,
             txn_kib: u,
             query: u,
             claim: u,
+            queue_events: far,
+            queue_bytes: far,
+            queue_max_age_secs: far,
+            cosign_fanout: 1 << 20,
+            mirrored_topics_per_peer: far,
+            txn_memory: 1 << 20,
+            txn_retention_secs: far,
+            applied_retention_secs: far,
         }
     }
 }
 
-/// The federation listener's per-peer rate classes (`[federation.limits]`).
+/// The federation listener's per-peer limits (`[federation.limits]`, `federation-api.md` §1.1):
+/// rate classes, outbound queue bounds, cosignature fan-out, mirrors per host and how long
+/// inbound bookkeeping is kept.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PeerRateConfig {
@@ -144,6 +156,23 @@ pub struct PeerRateConfig {
     pub query: Rate,
     /// Users listed in topic-key claims, per peer.
     pub claim: Rate,
+    /// Most events queued for one destination.
+    pub queue_events: u64,
+    /// Most bytes queued for one destination.
+    pub queue_bytes: u64,
+    /// Queued events older than this are dropped, seconds.
+    pub queue_max_age_secs: u64,
+    /// Other participating servers one cosignature is sent to, besides the hosting server.
+    pub cosign_fanout: usize,
+    /// Most topics hosted by one peer that this server mirrors.
+    pub mirrored_topics_per_peer: u64,
+    /// Most stored transaction answers per origin.
+    pub txn_memory: usize,
+    /// Stored transaction answers older than this are purged, seconds.
+    pub txn_retention_secs: u64,
+    /// Applied event ids older than this are purged, and events older than this refused,
+    /// seconds.
+    pub applied_retention_secs: u64,
 }
 
 impl Default for PeerRateConfig {
@@ -153,6 +182,14 @@ impl Default for PeerRateConfig {
             txn_kib: Rate::second(4096, 32768),
             query: Rate::second(50, 200),
             claim: Rate::hour(600, 1000),
+            queue_events: 100_000,
+            queue_bytes: 1 << 30,
+            queue_max_age_secs: 7 * 86_400,
+            cosign_fanout: 8,
+            mirrored_topics_per_peer: 10_000,
+            txn_memory: 64,
+            txn_retention_secs: 86_400,
+            applied_retention_secs: 14 * 86_400,
         }
     }
 }

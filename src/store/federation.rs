@@ -1,14 +1,24 @@
 //! Inbound federation (`federation-spec/federation-api.md` §4): which transactions and events
-//! have been processed, so that a retry applies nothing twice.
+//! have been processed, so that a retry applies nothing twice — kept bounded (§1.1): at most
+//! `txn_memory` answers per origin, none older than `txn_retention_secs`, and applied event ids
+//! for `applied_retention_secs` (older events are refused, so a purged id cannot apply twice).
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `fed_txns` | `id(origin) ‖ id(txn id)` | transaction response bytes |
+//! | `fed_txns` | `id(origin) ‖ id(txn id)` | `0xff ‖ u64be(time stored) ‖` transaction response bytes |
 //! | `fed_applied` | `id(origin) ‖ event id` | `u64be` time applied |
+//! | `fed_applied_by_time` | `u64be(time applied) ‖ id(origin) ‖ event id` | empty |
+//!
+//! A `fed_txns` value without the `0xff` tag (a response is CBOR, whose first byte is never
+//! `0xff`) was stored before times were kept: it counts as stored at time 0.
 
 use super::keys::{Key, read_u64};
-use super::{OrBackend, Store, StoreError};
+use super::{OrBackend, Store, StoreError, tx};
 use rendezvous_protocol::ids::ServerName;
+use sled::Transactional;
+
+/// First byte of a `fed_txns` value that carries its time.
+const TIMED: u8 = 0xff;
 
 fn txn_key(origin: &ServerName, txn_id: &str) -> Vec<u8> {
     Key::new().id(origin.as_str()).id(txn_id).build()
@@ -16,6 +26,28 @@ fn txn_key(origin: &ServerName, txn_id: &str) -> Vec<u8> {
 
 fn event_key(origin: &ServerName, id: &[u8; 32]) -> Vec<u8> {
     Key::new().id(origin.as_str()).bytes(id).build()
+}
+
+/// A stored answer: when it was stored and the response.
+fn split_answer(v: &[u8]) -> Result<(u64, &[u8]), StoreError> {
+    match v.split_first() {
+        Some((&TIMED, rest)) => {
+            let time = read_u64(rest.get(..8).unwrap_or_default(), "fed_txns")?;
+            Ok((time, rest.get(8..).unwrap_or_default()))
+        }
+        _ => Ok((0, v)),
+    }
+}
+
+/// How long stored answers and applied ids are kept, and how many answers per origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FederationRetention {
+    /// Most answers kept per origin.
+    pub txn_memory: usize,
+    /// Answers older than this go, seconds.
+    pub txn_secs: u64,
+    /// Applied event ids older than this go, seconds.
+    pub applied_secs: u64,
 }
 
 impl Store {
@@ -30,20 +62,44 @@ impl Store {
             .fed_txns
             .get(txn_key(origin, txn_id))
             .or_backend()?;
-        Ok(v.map(|v| v.to_vec()))
+        v.map(|v| split_answer(&v).map(|(_, r)| r.to_vec()))
+            .transpose()
     }
 
-    /// Records the response to transaction `txn_id` from `origin`.
+    /// Records the response to transaction `txn_id` from `origin` at `now`, then forgets the
+    /// origin's answers beyond `retention.txn_memory` (oldest first) and those older than
+    /// `retention.txn_secs`.
     pub fn set_federation_txn(
         &self,
         origin: &ServerName,
         txn_id: &str,
         response: &[u8],
+        now: u64,
+        retention: FederationRetention,
     ) -> Result<(), StoreError> {
-        self.t()
-            .fed_txns
-            .insert(txn_key(origin, txn_id), response)
-            .or_backend()?;
+        let fed_txns = &self.t().fed_txns;
+        let mut value = Vec::with_capacity(9 + response.len());
+        value.push(TIMED);
+        value.extend_from_slice(&now.to_be_bytes());
+        value.extend_from_slice(response);
+        let key = txn_key(origin, txn_id);
+        fed_txns.insert(key.as_slice(), value).or_backend()?;
+        let mut kept = Vec::new();
+        let mut batch = sled::Batch::default();
+        for item in fed_txns.scan_prefix(Key::new().id(origin.as_str()).build()) {
+            let (k, v) = item.or_backend()?;
+            let (time, _) = split_answer(&v)?;
+            match time.saturating_add(retention.txn_secs) <= now && k.as_ref() != key {
+                true => batch.remove(k),
+                false => kept.push((time, k)),
+            }
+        }
+        // The newest stay; the one just stored is the newest.
+        kept.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (a.1 != key).cmp(&(b.1 != key))));
+        for (_, k) in kept.into_iter().skip(retention.txn_memory.max(1)) {
+            batch.remove(k);
+        }
+        fed_txns.apply_batch(batch).or_backend()?;
         Ok(())
     }
 
@@ -71,10 +127,129 @@ impl Store {
         id: &[u8; 32],
         time: u64,
     ) -> Result<(), StoreError> {
-        self.t()
-            .fed_applied
-            .insert(event_key(origin, id), &time.to_be_bytes())
-            .or_backend()?;
-        Ok(())
+        let t = self.t();
+        let key = event_key(origin, id);
+        let by_time = Key::new().u64(time).bytes(&key).build();
+        tx(
+            (&t.fed_applied, &t.fed_applied_by_time).transaction(|(applied, index)| {
+                applied.insert(key.as_slice(), &time.to_be_bytes())?;
+                index.insert(by_time.as_slice(), &[])?;
+                Ok(())
+            }),
+        )
+    }
+
+    /// How many transaction answers and applied event ids are kept for `origin`.
+    pub fn federation_bookkeeping(
+        &self,
+        origin: &ServerName,
+    ) -> Result<(usize, usize), StoreError> {
+        let prefix = Key::new().id(origin.as_str()).build();
+        let count = |tree: &sled::Tree| -> Result<usize, StoreError> {
+            let mut n = 0;
+            for k in tree.scan_prefix(&prefix).keys() {
+                k.or_backend()?;
+                n += 1;
+            }
+            Ok(n)
+        };
+        Ok((count(&self.t().fed_txns)?, count(&self.t().fed_applied)?))
+    }
+
+    /// Forgets answers older than `retention.txn_secs` and applied ids older than
+    /// `retention.applied_secs` (`federation-api.md` §1.1); returns how many went.
+    pub fn purge_federation(
+        &self,
+        now: u64,
+        retention: FederationRetention,
+    ) -> Result<u64, StoreError> {
+        let t = self.t();
+        let mut removed = 0u64;
+        let mut batch = sled::Batch::default();
+        for item in t.fed_txns.iter() {
+            let (k, v) = item.or_backend()?;
+            if split_answer(&v)?.0.saturating_add(retention.txn_secs) <= now {
+                batch.remove(k);
+                removed += 1;
+            }
+        }
+        t.fed_txns.apply_batch(batch).or_backend()?;
+        // The index is in time order: only what goes is read.
+        let before = now.saturating_sub(retention.applied_secs);
+        let end = Key::new().u64(before).build();
+        for item in t.fed_applied_by_time.range(..end) {
+            let (k, _) = item.or_backend()?;
+            let event = k.get(8..).unwrap_or_default();
+            let (index, applied) = (&t.fed_applied_by_time, &t.fed_applied);
+            tx((index, applied).transaction(|(index, applied)| {
+                index.remove(k.as_ref())?;
+                applied.remove(event)?;
+                Ok(())
+            }))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::open;
+    use super::*;
+
+    fn name(s: &str) -> ServerName {
+        s.parse().unwrap()
+    }
+
+    const KEEP: FederationRetention = FederationRetention {
+        txn_memory: 3,
+        txn_secs: 100,
+        applied_secs: 1000,
+    };
+
+    #[test]
+    fn answers_are_bounded_per_origin_and_by_age() {
+        let (_dir, store) = open();
+        let (a, b) = (name("a.example"), name("b.example"));
+        store
+            .set_federation_txn(&b, "b1", b"\x80", 1, KEEP)
+            .unwrap();
+        for i in 0..5u64 {
+            store
+                .set_federation_txn(&a, &format!("t{i}"), &[0x81, i as u8], 10 + i, KEEP)
+                .unwrap();
+        }
+        // The three newest of a stay, b's is untouched by a's writes.
+        for i in 0..5u64 {
+            let kept = store.federation_txn(&a, &format!("t{i}")).unwrap();
+            assert_eq!(kept.is_some(), i >= 2, "t{i}");
+        }
+        assert_eq!(store.federation_txn(&a, "t4").unwrap(), Some(vec![0x81, 4]));
+        assert!(store.federation_txn(&b, "b1").unwrap().is_some());
+        // An untimed answer (stored before times were kept) is served and counts as old.
+        store
+            .t()
+            .fed_txns
+            .insert(txn_key(&b, "old"), &[0x80][..])
+            .unwrap();
+        assert_eq!(store.federation_txn(&b, "old").unwrap(), Some(vec![0x80]));
+        assert_eq!(store.purge_federation(101, KEEP).unwrap(), 2);
+        assert!(store.federation_txn(&b, "b1").unwrap().is_none());
+        assert!(store.federation_txn(&a, "t4").unwrap().is_some());
+        assert_eq!(store.purge_federation(1000, KEEP).unwrap(), 3);
+    }
+
+    #[test]
+    fn applied_ids_are_purged_by_age() {
+        let (_dir, store) = open();
+        let a = name("a.example");
+        store.mark_federation_applied(&a, &[1; 32], 10).unwrap();
+        store.mark_federation_applied(&a, &[2; 32], 500).unwrap();
+        assert_eq!(store.purge_federation(1009, KEEP).unwrap(), 0);
+        assert_eq!(store.purge_federation(1011, KEEP).unwrap(), 1);
+        assert_eq!(store.federation_applied(&a, &[1; 32]).unwrap(), None);
+        assert_eq!(store.federation_applied(&a, &[2; 32]).unwrap(), Some(500));
+        assert_eq!(store.purge_federation(2000, KEEP).unwrap(), 1);
+        assert_eq!(store.federation_applied(&a, &[2; 32]).unwrap(), None);
     }
 }

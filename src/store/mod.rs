@@ -40,7 +40,7 @@
 //! | `cursors` | `id(user) ‖ device ‖ id(topic)` | `u64be` index |
 //! | `push` | `id(user) ‖ device` | utf-8 URL |
 //! | `outbound`, `outbound_state` | see `store/outbound.rs` | |
-//! | `fed_txns`, `fed_applied` | see `federation.rs` | |
+//! | `fed_txns`, `fed_applied`, `fed_applied_by_time` | see `federation.rs` | |
 //! | `mirrors` | see `mirrors.rs` | |
 
 mod commit;
@@ -82,10 +82,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
+pub use federation::FederationRetention;
 pub use health::free_bytes;
 pub use meta::META_ROTATIONS;
 pub use nodes::TopicNodes;
-pub use outbound::{OutboundBackoff, OutboundInFlight};
+pub use outbound::{OutboundBackoff, OutboundInFlight, QueueBounds};
 pub use prekeys::MAX_PREKEYS;
 pub use topic_keys::{MAX_TOPIC_KEYS, TopicKeysAdded};
 pub use topics::Append;
@@ -147,6 +148,8 @@ struct Tables {
     outbound: outbound::OutboundTables,
     fed_txns: sled::Tree,
     fed_applied: sled::Tree,
+    /// `fed_applied` by time, for purging (see `federation.rs`).
+    fed_applied_by_time: sled::Tree,
     /// Mirrored topics' heads, evidence and witness notes (see `mirrors.rs`).
     mirrors: sled::Tree,
 }
@@ -178,6 +181,7 @@ impl Tables {
             outbound: outbound::OutboundTables::open(db)?,
             fed_txns: t("fed_txns")?,
             fed_applied: t("fed_applied")?,
+            fed_applied_by_time: t("fed_applied_by_time")?,
             mirrors: t("mirrors")?,
         })
     }

@@ -7,6 +7,8 @@
 //! | `outbound_state` | `id(destination) ‖ 1` | `u64be` last sequence number given out |
 //! | `outbound_state` | `id(destination) ‖ 2` | CBOR `[txn_id, [* seq]]`: the transaction in flight |
 //! | `outbound_state` | `id(destination) ‖ 3` | CBOR `[attempts, next_attempt_ms]`: the backoff |
+//! | `outbound_state` | `id(destination) ‖ 4` | CBOR `[events, bytes]` queued (kept with every change) |
+//! | `outbound_state` | `id(destination) ‖ 5 ‖ id(topic)` | `u64be` seq of the queued `topic.cosignature` |
 //!
 //! Sequence numbers start at 1, grow per destination and are never reused. Writes are applied
 //! at once; callers that must not lose them (an event acknowledged to a user, a transaction id
@@ -17,7 +19,7 @@ use sled::Transactional;
 
 use super::keys::{Key, KeyReader, read_u64};
 use super::{OrBackend, Store, StoreError, decode_record, encode_record, tx, tx_counter};
-use rendezvous_protocol::ids::ServerName;
+use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::wire::SignedBytes;
 
 /// The trees of the outbound queues, opened with the others in [`super::Tables`].
@@ -39,9 +41,19 @@ impl OutboundTables {
 const STATE_SEQ: u8 = 1;
 const STATE_IN_FLIGHT: u8 = 2;
 const STATE_BACKOFF: u8 = 3;
+const STATE_SIZE: u8 = 4;
+const STATE_COSIGNATURE: u8 = 5;
 
 fn state_key(destination: &ServerName, kind: u8) -> Vec<u8> {
     Key::new().id(destination.as_str()).u8(kind).build()
+}
+
+fn cosignature_key(destination: &ServerName, topic: &TopicId) -> Vec<u8> {
+    Key::new()
+        .id(destination.as_str())
+        .u8(STATE_COSIGNATURE)
+        .id(topic.as_str())
+        .build()
 }
 
 fn queue_prefix(destination: &ServerName) -> Vec<u8> {
@@ -71,6 +83,48 @@ pub struct OutboundBackoff {
     pub next_attempt_ms: u64,
 }
 
+/// How much one destination's queue may hold (`federation-api.md` §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// Most events.
+    pub events: u64,
+    /// Most bytes (of stored events).
+    pub bytes: u64,
+}
+
+impl QueueBounds {
+    /// No bound.
+    pub const NONE: QueueBounds = QueueBounds {
+        events: u64::MAX,
+        bytes: u64::MAX,
+    };
+}
+
+/// `[events, bytes]` queued for one destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct QueueSize(u64, u64);
+
+type TxResult<T> = Result<T, sled::transaction::ConflictableTransactionError<StoreError>>;
+
+fn tx_size(state: &sled::transaction::TransactionalTree, key: &[u8]) -> TxResult<QueueSize> {
+    match state.get(key)? {
+        Some(v) => super::in_tx(decode_record(&v, "outbound_state")),
+        None => Ok(QueueSize::default()),
+    }
+}
+
+/// Removes queued event `seq` in a transaction; the size it freed.
+fn tx_remove(
+    queue: &sled::transaction::TransactionalTree,
+    destination: &ServerName,
+    seq: u64,
+) -> TxResult<QueueSize> {
+    Ok(match queue.remove(queue_key(destination, seq))? {
+        Some(v) => QueueSize(1, v.len() as u64),
+        None => QueueSize::default(),
+    })
+}
+
 impl Store {
     /// Appends a signed event to `destination`'s queue; returns its sequence number. Durable
     /// after the next [`Store::sync`].
@@ -79,14 +133,146 @@ impl Store {
         destination: &ServerName,
         event: &SignedBytes,
     ) -> Result<u64, StoreError> {
+        Ok(self
+            .outbound_enqueue_bounded(destination, event, QueueBounds::NONE, None)?
+            .unwrap_or_default())
+    }
+
+    /// Appends a signed event to `destination`'s queue unless that would take it over
+    /// `bounds` (then `None`, nothing queued); returns its sequence number. With `replaces`, the
+    /// event is a cosignature of that topic and takes the place of the one queued before (unless
+    /// that one is in flight). Durable after the next [`Store::sync`].
+    pub fn outbound_enqueue_bounded(
+        &self,
+        destination: &ServerName,
+        event: &SignedBytes,
+        bounds: QueueBounds,
+        replaces: Option<&TopicId>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.outbound_size_init(destination)?;
         let o = &self.t().outbound;
         let seq_key = state_key(destination, STATE_SEQ);
+        let size_key = state_key(destination, STATE_SIZE);
+        let in_flight_key = state_key(destination, STATE_IN_FLIGHT);
+        let cosignature = replaces.map(|t| cosignature_key(destination, t));
         let value = encode_record(event);
         tx((&o.queue, &o.state).transaction(|(queue, state)| {
+            let mut size = tx_size(state, &size_key)?;
+            if let Some(key) = &cosignature
+                && let Some(old) = state.get(key.as_slice())?
+            {
+                let old = super::in_tx(read_u64(&old, "outbound_state"))?;
+                let in_flight: Option<OutboundInFlight> =
+                    match state.get(in_flight_key.as_slice())? {
+                        Some(v) => Some(super::in_tx(decode_record(&v, "outbound_state"))?),
+                        None => None,
+                    };
+                if !in_flight.is_some_and(|t| t.seqs.contains(&old)) {
+                    let freed = tx_remove(queue, destination, old)?;
+                    size = QueueSize(size.0 - freed.0.min(size.0), size.1 - freed.1.min(size.1));
+                }
+            }
+            let grown = QueueSize(size.0 + 1, size.1.saturating_add(value.len() as u64));
+            if grown.0 > bounds.events || grown.1 > bounds.bytes {
+                return Ok(None);
+            }
             let seq = tx_counter(state, &seq_key)? + 1;
             queue.insert(queue_key(destination, seq), value.as_slice())?;
             state.insert(seq_key.as_slice(), &seq.to_be_bytes())?;
-            Ok(seq)
+            state.insert(size_key.as_slice(), encode_record(&grown))?;
+            if let Some(key) = &cosignature {
+                state.insert(key.as_slice(), &seq.to_be_bytes())?;
+            }
+            Ok(Some(seq))
+        }))
+    }
+
+    /// Events and bytes queued for `destination`.
+    pub fn outbound_size(&self, destination: &ServerName) -> Result<(u64, u64), StoreError> {
+        self.outbound_size_init(destination)?;
+        let v = self
+            .t()
+            .outbound
+            .state
+            .get(state_key(destination, STATE_SIZE))
+            .or_backend()?;
+        let size: QueueSize = match v {
+            Some(v) => decode_record(&v, "outbound_state")?,
+            None => QueueSize::default(),
+        };
+        Ok((size.0, size.1))
+    }
+
+    /// Counts the queue once when it has no size record (a database from before sizes were
+    /// kept), or recounts it when `force`.
+    fn outbound_size_count(&self, destination: &ServerName, force: bool) -> Result<(), StoreError> {
+        let o = &self.t().outbound;
+        let key = state_key(destination, STATE_SIZE);
+        if !force && o.state.get(&key).or_backend()?.is_some() {
+            return Ok(());
+        }
+        let mut size = QueueSize::default();
+        for item in o.queue.scan_prefix(queue_prefix(destination)) {
+            let (_, v) = item.or_backend()?;
+            size = QueueSize(size.0 + 1, size.1 + v.len() as u64);
+        }
+        o.state.insert(key, encode_record(&size)).or_backend()?;
+        Ok(())
+    }
+
+    fn outbound_size_init(&self, destination: &ServerName) -> Result<(), StoreError> {
+        self.outbound_size_count(destination, false)
+    }
+
+    /// Removes events from the head of `destination`'s queue, outside the transaction in
+    /// flight, while `drop` says so; returns them.
+    pub fn outbound_drop_head(
+        &self,
+        destination: &ServerName,
+        drop: impl Fn(&SignedBytes) -> bool,
+    ) -> Result<Vec<SignedBytes>, StoreError> {
+        let in_flight = self.outbound_in_flight(destination)?;
+        let mut gone = Vec::new();
+        let mut seqs = Vec::new();
+        for (seq, event) in self.outbound_peek_batch(destination, usize::MAX)? {
+            if in_flight.as_ref().is_some_and(|t| t.seqs.contains(&seq)) {
+                continue;
+            }
+            if !drop(&event) {
+                break;
+            }
+            seqs.push(seq);
+            gone.push(event);
+        }
+        if !seqs.is_empty() {
+            self.outbound_remove(destination, &seqs, false)?;
+        }
+        Ok(gone)
+    }
+
+    /// Removes queued events `seqs` (and, with `finish`, the transaction in flight), keeping
+    /// the size record, atomically.
+    fn outbound_remove(
+        &self,
+        destination: &ServerName,
+        seqs: &[u64],
+        finish: bool,
+    ) -> Result<(), StoreError> {
+        self.outbound_size_init(destination)?;
+        let o = &self.t().outbound;
+        let in_flight = state_key(destination, STATE_IN_FLIGHT);
+        let size_key = state_key(destination, STATE_SIZE);
+        tx((&o.queue, &o.state).transaction(|(queue, state)| {
+            let mut size = tx_size(state, &size_key)?;
+            for &seq in seqs {
+                let freed = tx_remove(queue, destination, seq)?;
+                size = QueueSize(size.0 - freed.0.min(size.0), size.1 - freed.1.min(size.1));
+            }
+            state.insert(size_key.as_slice(), encode_record(&size))?;
+            if finish {
+                state.remove(in_flight.as_slice())?;
+            }
+            Ok(())
         }))
     }
 
@@ -140,6 +326,7 @@ impl Store {
             n += 1;
         }
         queue.apply_batch(batch).or_backend()?;
+        self.outbound_size_count(destination, true)?;
         Ok(n)
     }
 
@@ -180,15 +367,7 @@ impl Store {
         destination: &ServerName,
         done: &[u64],
     ) -> Result<(), StoreError> {
-        let o = &self.t().outbound;
-        let in_flight = state_key(destination, STATE_IN_FLIGHT);
-        tx((&o.queue, &o.state).transaction(|(queue, state)| {
-            for &seq in done {
-                queue.remove(queue_key(destination, seq))?;
-            }
-            state.remove(in_flight.as_slice())?;
-            Ok(())
-        }))
+        self.outbound_remove(destination, done, true)
     }
 
     /// The backoff state of `destination` (default: no failures, no wait).
@@ -360,5 +539,68 @@ mod tests {
         );
         // Another destination's queue is untouched.
         assert_eq!(store.outbound_len(&c).unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn bounds_sizes_and_coalesced_cosignatures() {
+        let (_dir, store) = open();
+        let b = name("b.example");
+        let topic = TopicId::random(&name("a.example"));
+        let one = signed(1);
+        let len = encode_record(&one).len() as u64;
+        let two = QueueBounds {
+            events: 2,
+            bytes: u64::MAX,
+        };
+        assert_eq!(
+            store.outbound_enqueue_bounded(&b, &one, two, None).unwrap(),
+            Some(1)
+        );
+        // A cosignature replaces the one queued before it for the same topic.
+        let co = |tag| store.outbound_enqueue_bounded(&b, &signed(tag), two, Some(&topic));
+        assert_eq!(co(2).unwrap(), Some(2));
+        assert_eq!(co(3).unwrap(), Some(3));
+        assert_eq!(store.outbound_size(&b).unwrap(), (2, 2 * len));
+        assert_eq!(store.outbound_events(&b, &[1, 2, 3]).unwrap().len(), 2);
+        // Full: nothing more is queued, but a cosignature still replaces its predecessor.
+        assert_eq!(
+            store.outbound_enqueue_bounded(&b, &one, two, None).unwrap(),
+            None
+        );
+        assert_eq!(co(4).unwrap(), Some(4));
+        // One in flight is not replaced (a retry must send exactly it); then the bound holds.
+        store
+            .outbound_begin(
+                &b,
+                &OutboundInFlight {
+                    txn_id: "t".into(),
+                    seqs: vec![4],
+                },
+            )
+            .unwrap();
+        assert_eq!(co(6).unwrap(), None);
+        let by_bytes = QueueBounds {
+            events: 10,
+            bytes: 3 * len,
+        };
+        assert_eq!(
+            store
+                .outbound_enqueue_bounded(&b, &one, by_bytes, None)
+                .unwrap(),
+            Some(5)
+        );
+        assert_eq!(
+            store
+                .outbound_enqueue_bounded(&b, &one, by_bytes, None)
+                .unwrap(),
+            None
+        );
+        // Removing keeps the size; the head outside the transaction in flight can be dropped.
+        store.outbound_finish(&b, &[4]).unwrap();
+        assert_eq!(store.outbound_size(&b).unwrap(), (2, 2 * len));
+        let gone = store.outbound_drop_head(&b, |e| *e == signed(1)).unwrap();
+        assert_eq!(gone.len(), 2);
+        assert_eq!(store.outbound_size(&b).unwrap(), (0, 0));
+        assert_eq!(store.outbound_len(&b).unwrap(), 0);
     }
 }

@@ -195,16 +195,7 @@ impl TopicService {
         let Some(relay) = self.relay_if_on() else {
             return Ok(());
         };
-        let members = self.state(topic)?;
-        let mut servers: Vec<ServerName> = members
-            .members()
-            .values()
-            .map(|m| m.user.server())
-            .chain(std::iter::once(topic.server()))
-            .filter(|s| s != own)
-            .collect();
-        servers.sort();
-        servers.dedup();
+        let servers = self.cosignature_destinations(topic, relay)?;
         let payload = cosignature_to_wire(&note);
         for server in servers {
             let event = Event::sign(
@@ -221,6 +212,40 @@ impl TopicService {
             }
         }
         Ok(())
+    }
+
+    /// Where one cosignature goes (`federation-api.md` §9.4): the hosting server, and at most
+    /// `cosign_fanout` other participating servers drawn at random among those not failing for
+    /// over an hour; random each round, so gossip still reaches them all.
+    fn cosignature_destinations(
+        &self,
+        topic: &TopicId,
+        relay: &dyn super::Relay,
+    ) -> TopicResult<Vec<ServerName>> {
+        let own = &self.server_name;
+        let host = topic.server();
+        let members = self.state(topic)?;
+        let mut others: Vec<ServerName> = members
+            .members()
+            .values()
+            .map(|m| m.user.server())
+            .filter(|s| s != own && *s != host)
+            .collect();
+        others.sort();
+        others.dedup();
+        others.retain(|s| relay.reachable(s));
+        // A partial Fisher–Yates shuffle: the first `fanout` are a uniform sample.
+        let fanout = relay.cosign_fanout().min(others.len());
+        for i in 0..fanout {
+            let span = (others.len() - i) as u64;
+            let j = i + usize::try_from(getrandom::u64().unwrap_or(0) % span).unwrap_or(0);
+            others.swap(i, j);
+        }
+        others.truncate(fanout);
+        if host != *own {
+            others.insert(0, host);
+        }
+        Ok(others)
     }
 
     /// Compares the kept witness notes that were ahead of the mirror with its log now.

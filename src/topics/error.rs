@@ -105,6 +105,15 @@ pub enum TopicError {
         /// This server.
         server: ServerName,
     },
+    /// This server mirrors as many topics of the hosting server as it allows
+    /// (`federation.limits.mirrored_topics_per_peer`).
+    #[error("{host} already has {max} topics mirrored here")]
+    TooManyMirrors {
+        /// The hosting server.
+        host: ServerName,
+        /// The quota.
+        max: u64,
+    },
     /// A cosignature for a topic this server neither hosts nor mirrors.
     #[error("{server} does not take part in {topic}")]
     NotTakingPart {

@@ -192,6 +192,7 @@ impl TopicService {
         let plan = self.plan(topic, None, &Frontier::new(), &batch.entries)?;
         check_root(&plan.frontier, &host.checkpoint)?;
         self.participates(None, &plan)?;
+        self.mirror_quota(&topic.server())?;
         let Some(Planned::Change(create)) = plan.entries.first() else {
             return Err(TopicError::internal(
                 "mirror",
@@ -223,8 +224,9 @@ impl TopicService {
             return Err(TopicError::internal("mirror", "a fresh mirror is hosted"));
         };
         let written = self.write(topic, m, plan.entries, host);
-        if written.is_err() {
-            self.forget(topic);
+        match &written {
+            Ok(_) => self.mirror_added(&topic.server()),
+            Err(_) => self.forget(topic),
         }
         written
     }

@@ -26,6 +26,7 @@ mod fanout;
 mod fresh;
 mod hosted;
 mod mirror;
+mod mirror_quota;
 mod pinned;
 mod refused;
 mod relay;

@@ -39,6 +39,25 @@ pub trait Relay: Send + Sync {
     /// store before acknowledging anything that depends on it. Events leave in queue order.
     fn queue(&self, server: &ServerName, event: &SignedBytes) -> Result<(), RelayError>;
 
+    /// Whether `server` is worth a cosignature: not in a backoff that reached its cap
+    /// (`federation-api.md` §8, §9.4).
+    fn reachable(&self, server: &ServerName) -> bool {
+        let _ = server;
+        true
+    }
+
+    /// Other participating servers one cosignature goes to besides the hosting server
+    /// (`federation.limits.cosign_fanout`).
+    fn cosign_fanout(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Most topics of one hosting server mirrored here
+    /// (`federation.limits.mirrored_topics_per_peer`).
+    fn mirrors_per_host(&self) -> u64 {
+        u64::MAX
+    }
+
     /// Queues a signed event for `server`; durable when this returns.
     fn send<'a>(
         &'a self,

@@ -38,6 +38,8 @@ pub struct TopicService {
     pub(super) unsynced: Mutex<HashMap<ServerName, Unsynced>>,
     /// What checkpoints, cosignatures and events are dated by, and heads' ages measured by.
     pub(super) clock: Clock,
+    /// Mirrored topics per hosting server, counted from the store on first use.
+    pub(super) mirrors_by_host: Mutex<Option<HashMap<ServerName, u64>>>,
 }
 
 impl std::fmt::Debug for TopicService {
@@ -72,6 +74,7 @@ impl TopicService {
             cosigning: Mutex::new(HashSet::new()),
             unsynced: Mutex::new(HashMap::new()),
             clock,
+            mirrors_by_host: Mutex::new(None),
         }
     }
 

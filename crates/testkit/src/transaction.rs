@@ -10,24 +10,51 @@ use rendezvous_protocol::federation::{
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::wire::Verified;
 
-/// `PUT send/{txn}` to `to` (the SNI and `Host`) over `client` (a [`crate::ca::peer_client`]);
-/// the status and body, or `Err` when the connection fails.
+/// `PUT send/{txn}` to `to` (the SNI and `Host`) over `client` (a [`crate::ca::peer_client`]),
+/// naming the transaction's origin in `X-Rdv-Origin` as a peer does; the status and body, or
+/// `Err` when the connection fails.
 pub async fn send(
     client: &awc::Client,
     to: &str,
     txn: &Transaction,
 ) -> Result<(u16, Vec<u8>), String> {
-    let mut resp = client
+    send_as(client, to, Some(txn.origin.as_str()), txn)
+        .await
+        .map(|(status, _, body)| (status, body))
+}
+
+/// [`send`] with `origin` in `X-Rdv-Origin` (none: no header), whatever the transaction says;
+/// the status, the `Retry-After` and the body.
+pub async fn send_as(
+    client: &awc::Client,
+    to: &str,
+    origin: Option<&str>,
+    txn: &Transaction,
+) -> Result<(u16, Option<u64>, Vec<u8>), String> {
+    let mut req = client
         .put(format!(
             "https://{to}:8448/_rdv/federation/v1/send/{}",
             txn.txn_id
         ))
-        .insert_header(("Content-Type", "application/cbor"))
+        .insert_header(("Content-Type", "application/cbor"));
+    if let Some(origin) = origin {
+        req = req.insert_header(("X-Rdv-Origin", origin));
+    }
+    let mut resp = req
         .send_body(txn.to_wire())
         .await
         .map_err(|e| e.to_string())?;
-    let body = resp.body().await.map_err(|e| e.to_string())?;
-    Ok((resp.status().as_u16(), body.to_vec()))
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body = resp
+        .body()
+        .limit(1 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((resp.status().as_u16(), retry_after, body.to_vec()))
 }
 
 /// A transaction from `from` to `to` carrying `events`.

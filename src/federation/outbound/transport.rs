@@ -14,7 +14,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::federation::client::{FederationClient, Timeouts};
+use crate::federation::client::{FederationClient, ORIGIN_HEADER, Timeouts};
 use crate::federation::peer::PeerPolicy;
 use crate::net::OutboundPolicy;
 use rendezvous_protocol::federation::{Transaction, TransactionResponse};
@@ -62,6 +62,8 @@ pub enum TransportError {
         destination: String,
         /// The HTTP status.
         status: u16,
+        /// Its `Retry-After`, seconds (with `429` and `503`): no retry before.
+        retry_after: Option<u64>,
     },
     /// The peer answered 200 with a body that is not a response to this transaction (does not
     /// decode, or not one result per event in order).
@@ -299,6 +301,9 @@ impl Transport for AwcTransport {
                 .address(addr)
                 .timeout(self.timeout)
                 .content_type("application/cbor")
+                // federation-api.md §1.1: the origin in the head, so that the peer
+                // authenticates and rate-limits it before reading the body.
+                .insert_header((ORIGIN_HEADER, txn.origin.as_str()))
                 .send_body(txn.to_wire())
                 .await
             {
@@ -317,9 +322,15 @@ impl Transport for AwcTransport {
         };
         let status = res.status().as_u16();
         if status != 200 {
+            let retry_after = res
+                .headers()
+                .get(awc::http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
             return Err(TransportError::Status {
                 destination: destination.to_string(),
                 status,
+                retry_after,
             });
         }
         let body = res

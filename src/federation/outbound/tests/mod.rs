@@ -5,7 +5,9 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -203,6 +205,7 @@ impl Transport for TestTransport {
             return Err(TransportError::Status {
                 destination: destination.to_string(),
                 status: 400,
+                retry_after: None,
             });
         }
         // What a receiver does with it: validate the shape, dedupe by id, apply.

@@ -1,0 +1,414 @@
+//! Per-peer limits of federation (`federation-api.md` §1.1), tried as a hostile peer would
+//! against real homeservers federating over mutual TLS with a test CA: a `send` without its
+//! origin in the head reads no body, floods get `429` with `Retry-After` while honest peers go
+//! on, full queues refuse submits and keep one cosignature per topic, bookkeeping tables are
+//! purged (and events too old to be remembered refused), and a host cannot make us mirror
+//! unbounded topics.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rendezvous::limits::Rate;
+use rendezvous::store::Store;
+use rendezvous_client::{Client, ClientError, EntryContent};
+use rendezvous_protocol::crypto::ServerKey;
+use rendezvous_protocol::federation::{Event, EventKind};
+use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
+use rendezvous_protocol::topic::{History, Role};
+use rendezvous_protocol::wire::Verified;
+use rendezvous_testkit::ca::client_config;
+use rendezvous_testkit::federation::Federation;
+use rendezvous_testkit::transaction::{fresh_id, results, send_as, server_key, transaction};
+
+fn name(s: &str) -> ServerName {
+    s.parse().unwrap()
+}
+
+fn id(user: &str, server: &str) -> UserId {
+    format!("@{user}:{server}").parse().unwrap()
+}
+
+fn json_code(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(body)));
+    v["code"].as_str().unwrap().to_owned()
+}
+
+/// An event from `from` to b.example with a made-up payload (b's topic logic refuses it
+/// `malformed` once every federation check passed), signed at `time`.
+fn event_at(from: &str, payload: &[u8], key: &ServerKey, time: u64) -> Verified<Event> {
+    Event::sign(
+        &name(from),
+        &name("b.example"),
+        EventKind::TopicEntry,
+        Some(&TopicId::random(&name("a.example"))),
+        payload.to_vec(),
+        time,
+        key,
+    )
+}
+
+fn event(from: &str, payload: &[u8], key: &ServerKey) -> Verified<Event> {
+    event_at(from, payload, key, rendezvous::state::now())
+}
+
+/// Reads an HTTP/1.1 answer until the body ends or the connection closes: status and text.
+fn answer(stream: &mut impl Read) -> (u16, String) {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+        let s = String::from_utf8_lossy(&text);
+        if let Some((head, body)) = s.split_once("\r\n\r\n") {
+            let len = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+            });
+            if len.is_some_and(|len| body.len() >= len) {
+                break;
+            }
+        }
+    }
+    let s = String::from_utf8_lossy(&text).into_owned();
+    let status = s
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, s)
+}
+
+/// Where and as whom a raw connection to b's federation listener goes.
+struct Peer {
+    roots: std::path::PathBuf,
+    cert: (std::path::PathBuf, std::path::PathBuf),
+    addr: std::net::SocketAddr,
+}
+
+impl Peer {
+    fn to_b(fed: &Federation, as_name: &str) -> Peer {
+        let cert = match as_name {
+            "a.example" | "b.example" => fed.node(as_name).certificate.clone(),
+            other => fed.ca.issue(other),
+        };
+        Peer {
+            roots: fed.ca.ca_file(),
+            cert,
+            addr: fed.node("b.example").federation,
+        }
+    }
+
+    /// Sends `head` (a request head announcing a body), then nothing: the answer, and how
+    /// long it took.
+    fn head_only(&self, head: &str) -> ((u16, String), Duration) {
+        let tls = client_config(&self.roots, Some(&self.cert));
+        let tcp = TcpStream::connect(self.addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let sni = rustls_pki_types::ServerName::try_from("b.example").unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(tls), sni).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        s.write_all(head.as_bytes()).unwrap();
+        s.flush().unwrap();
+        let started = Instant::now();
+        let got = answer(&mut s);
+        (got, started.elapsed())
+    }
+}
+
+#[actix_rt::test]
+async fn send_without_origin_header_reads_no_body() {
+    let fed = Federation::in_process("fedlim-head", &["a.example", "b.example"])
+        .adjust(|n, c| {
+            if n == "b.example" {
+                c.federation.as_mut().unwrap().deny = vec!["d.example".into()];
+            }
+        })
+        .start();
+    let head = |origin: Option<&str>| {
+        let origin = origin.map_or(String::new(), |o| format!("x-rdv-origin: {o}\r\n"));
+        format!(
+            "PUT /_rdv/federation/v1/send/t1 HTTP/1.1\r\nhost: b.example\r\ncontent-type: application/cbor\r\n{origin}content-length: 16000000\r\n\r\n"
+        )
+    };
+    let cases = [
+        // No origin in the head.
+        ("a.example", None, 401, "unauthorized"),
+        // An origin the certificate is not valid for.
+        ("c.example", Some("a.example"), 401, "unauthorized"),
+        // A denied peer with a valid certificate for its name.
+        ("d.example", Some("d.example"), 403, "forbidden"),
+    ];
+    for (as_name, origin, status, code) in cases {
+        let peer = Peer::to_b(&fed, as_name);
+        let head = head(origin);
+        let ((got, text), took) = tokio::task::spawn_blocking(move || peer.head_only(&head))
+            .await
+            .unwrap();
+        // Answered at once, with 16 MB announced and none sent: the body was never waited for.
+        assert_eq!(got, status, "{as_name} {origin:?}: {text}");
+        assert!(text.contains(&format!("\"code\":\"{code}\"")), "{text}");
+        assert!(took < Duration::from_secs(2), "{as_name}: {took:?}");
+    }
+}
+
+fn limits_of_b(
+    change: impl Fn(&mut rendezvous::limits::PeerRateConfig) + 'static,
+) -> impl Fn(&str, &mut rendezvous_testkit::config::ServerConfig) + 'static {
+    move |n, c| {
+        if n == "b.example" {
+            change(&mut c.federation.as_mut().unwrap().limits);
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn peer_transaction_flood_gets_429_and_honest_peers_go_on() {
+    let fed = Federation::in_process("fedlim-flood", &["a.example", "b.example", "c.example"])
+        .adjust(limits_of_b(|l| {
+            l.txn = Rate::minute(60, 5);
+            l.txn_kib = Rate::minute(16384, 16384);
+        }))
+        .start();
+    let c_key = server_key(&fed.node("c.example").data_dir);
+    let a_key = server_key(&fed.node("a.example").data_dir);
+    let c = fed.peer_as("b.example", "c.example");
+    let a = fed.peer_as("b.example", "a.example");
+    let from = |who: &str, key: &ServerKey, payload: &[u8]| {
+        transaction(&fresh_id(), who, "b.example", &[&event(who, payload, key)])
+    };
+    for i in 0..12 {
+        let t = from("c.example", &c_key, b"flood");
+        let (status, retry, body) = send_as(&c, "b.example", Some("c.example"), &t)
+            .await
+            .unwrap();
+        if i < 5 {
+            assert_eq!(status, 200, "transaction {i}");
+        } else {
+            assert_eq!(
+                (status, json_code(&body).as_str()),
+                (429, "rate_limited"),
+                "{i}"
+            );
+            let wait = retry.expect("Retry-After");
+            assert!((1..=2).contains(&wait), "Retry-After {wait}");
+        }
+    }
+    // The honest peer has cells of its own.
+    let (status, _, body) = send_as(
+        &a,
+        "b.example",
+        Some("a.example"),
+        &from("a.example", &a_key, b"hi"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(results(&body)[0].2, "malformed");
+    // After its Retry-After the flooder passes again.
+    actix_rt::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, _) = send_as(
+        &c,
+        "b.example",
+        Some("c.example"),
+        &from("c.example", &c_key, b"later"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+
+    // Bytes: two 9 MiB transactions in a minute are one too many for a 16 MiB burst.
+    let big: Vec<Verified<Event>> = (0..3u8)
+        .map(|i| event("a.example", &vec![i; 3 << 20], &a_key))
+        .collect();
+    let big: Vec<&Verified<Event>> = big.iter().collect();
+    let t = transaction(&fresh_id(), "a.example", "b.example", &big);
+    let (status, _, _) = send_as(&a, "b.example", Some("a.example"), &t)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let t = transaction(&fresh_id(), "a.example", "b.example", &big);
+    let (status, retry, body) = send_as(&a, "b.example", Some("a.example"), &t)
+        .await
+        .unwrap();
+    assert_eq!((status, json_code(&body).as_str()), (429, "rate_limited"));
+    assert!(retry.is_some_and(|s| s >= 1));
+}
+
+/// Reads `topic` as `client` until `want` message texts arrived in all, or panics after 30 s.
+async fn read_until(client: &mut Client, topic: &TopicId, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = 0;
+    loop {
+        if let Ok(report) = client.read(topic).await {
+            got += report
+                .entries
+                .iter()
+                .filter(|e| matches!(e.content, EntryContent::Message { .. }))
+                .count();
+        }
+        if got >= want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {got} of {want} messages");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn open_store(fed: &Federation, server: &str) -> Store {
+    rendezvous_testkit::server::open_store_when_free(&fed.node(server).data_dir.join("db"))
+}
+
+#[actix_rt::test]
+async fn full_queue_refuses_submits_and_coalesces_cosignatures() {
+    let mut fed = Federation::in_process("fedlim-queue", &["a.example", "b.example", "c.example"])
+        .adjust(limits_of_b(|l| l.queue_events = 3))
+        .start();
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let _carol = fed.register("c.example", "carol").await;
+    let topic = alice
+        .create_topic(
+            &[
+                (id("bob", "b.example"), Role::Writer),
+                (id("carol", "c.example"), Role::Reader),
+            ],
+            History::Shared,
+        )
+        .await
+        .unwrap();
+    alice.send(&topic, b"m0").await.unwrap();
+    read_until(&mut bob, &topic, 1).await;
+    // c is down: every head b mirrors is cosigned for c too, and queued.
+    fed.stop("c.example");
+    for i in 1..=5 {
+        alice
+            .send(&topic, format!("m{i}").as_bytes())
+            .await
+            .unwrap();
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+    }
+    read_until(&mut bob, &topic, 5).await;
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    // The host is down: bob's posts are queued for it, until b's queue for a is full.
+    fed.stop("a.example");
+    let mut refused = None;
+    for i in 0..4 {
+        match bob.send(&topic, format!("q{i}").as_bytes()).await {
+            Err(ClientError::Queued { .. }) => {}
+            Err(e) => {
+                refused = Some((i, e.code().map(|c| c.as_str().to_owned())));
+                break;
+            }
+            Ok(index) => panic!("q{i} landed at {index} with its host down"),
+        }
+    }
+    let (at, code) = refused.expect("a full queue refuses a submit");
+    assert_eq!(code.as_deref(), Some("unavailable"), "refused at q{at}");
+    fed.stop("b.example");
+    let store = open_store(&fed, "b.example");
+    // Five cosignatures for c: the first, in flight (its retries must carry it), and the
+    // newest; three submits for a.
+    assert_eq!(store.outbound_len(&name("c.example")).unwrap(), 2);
+    assert_eq!(store.outbound_len(&name("a.example")).unwrap(), 3);
+}
+
+#[actix_rt::test]
+async fn federation_tables_are_purged_and_old_events_refused() {
+    let mut fed = Federation::in_process("fedlim-purge", &["a.example", "b.example"])
+        .adjust(limits_of_b(|l| {
+            l.txn_memory = 3;
+            l.txn_retention_secs = 3600;
+            l.applied_retention_secs = 7200;
+        }))
+        .start();
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let topic = alice
+        .create_topic(&[(id("bob", "b.example"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"one").await.unwrap();
+    read_until(&mut bob, &topic, 1).await;
+    let a_key = server_key(&fed.node("a.example").data_dir);
+    let a = fed.peer_as("b.example", "a.example");
+    for _ in 0..6 {
+        let t = transaction(
+            &fresh_id(),
+            "a.example",
+            "b.example",
+            &[&event("a.example", b"x", &a_key)],
+        );
+        let (status, _, _) = send_as(&a, "b.example", Some("a.example"), &t)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+    }
+    drop(a);
+    fed.stop("b.example");
+    let (answers, applied) = open_store(&fed, "b.example")
+        .federation_bookkeeping(&name("a.example"))
+        .unwrap();
+    assert_eq!(answers, 3, "txn_memory");
+    assert!(
+        applied >= 2,
+        "the topic's entries from a were applied: {applied}"
+    );
+
+    // Two hours later b starts again: it purges at start.
+    fed.clock.advance(7201);
+    fed.up("b.example");
+    let a = fed.peer_as("b.example", "a.example");
+    // An event signed two hours ago is too old to be remembered: refused, whatever it says.
+    let old = event_at("a.example", b"x", &a_key, rendezvous::state::now());
+    let t = transaction(&fresh_id(), "a.example", "b.example", &[&old]);
+    let (status, _, body) = send_as(&a, "b.example", Some("a.example"), &t)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(results(&body)[0].1, 400);
+    assert_eq!(results(&body)[0].2, "invalid");
+    drop(a);
+    fed.stop("b.example");
+    let (answers, applied) = open_store(&fed, "b.example")
+        .federation_bookkeeping(&name("a.example"))
+        .unwrap();
+    assert_eq!((answers, applied), (1, 0), "purged but the last answer");
+}
+
+#[actix_rt::test]
+async fn host_cannot_make_us_mirror_unbounded_topics() {
+    let mut fed = Federation::in_process("fedlim-mirrors", &["a.example", "b.example"])
+        .adjust(limits_of_b(|l| l.mirrored_topics_per_peer = 1))
+        .start();
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let members = [(id("bob", "b.example"), Role::Writer)];
+    let t1 = alice.create_topic(&members, History::Shared).await.unwrap();
+    alice.send(&t1, b"one").await.unwrap();
+    read_until(&mut bob, &t1, 1).await;
+    let t2 = alice.create_topic(&members, History::Shared).await.unwrap();
+    alice.send(&t2, b"two").await.unwrap();
+    // b never mirrors the second topic...
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        assert!(
+            bob.read(&t2).await.is_err(),
+            "b mirrors a second topic of a"
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ...because it refused it, not because it has not arrived: a's queue for b is empty.
+    alice.send(&t1, b"still").await.unwrap();
+    read_until(&mut bob, &t1, 1).await;
+    fed.stop("a.example");
+    let store = open_store(&fed, "a.example");
+    assert_eq!(store.outbound_len(&name("b.example")).unwrap(), 0);
+}
