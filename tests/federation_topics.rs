@@ -10,8 +10,8 @@ use rendezvous_client::{Client, ClientError, EntryContent, ReadReport};
 use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::topic::{History, Role};
 use rendezvous_testkit::federation::Federation;
+use rendezvous_testkit::raw;
 use rendezvous_testkit::transaction::{self, server_key};
-use rendezvous_testkit::{TestServer, raw};
 
 const NAMES: [&str; 3] = ["a.example", "b.example", "c.example"];
 
@@ -180,7 +180,7 @@ async fn a_topic_hosted_on_a_reaches_members_on_b_and_c() {
             .unwrap();
     }
     // The operator of a sees the entries waiting for b.
-    let status = admin_status(fed.server("a.example")).await;
+    let status = fed.server("a.example").admin_status().await;
     let to_b = status["federation"]["peers"]
         .as_array()
         .unwrap()
@@ -264,19 +264,6 @@ async fn log_on_a(
         })
         .collect();
     (wires, replayer, frontier)
-}
-
-/// The server's `rendezvous admin status` answer.
-async fn admin_status(server: &TestServer) -> serde_json::Value {
-    let token = std::fs::read_to_string(server.data_dir.join("admin.token")).unwrap();
-    let mut resp = awc::Client::default()
-        .get(format!("http://{}/admin/status", server.admin))
-        .insert_header(("Authorization", format!("Bearer {}", token.trim())))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    resp.json().await.unwrap()
 }
 
 /// Waits until `member`'s server answers its checkpoint with `split_view`.
@@ -390,7 +377,7 @@ async fn a_split_view_is_caught_by_the_mirrors_and_by_verify() {
     // b learns of c's view through c's cosignature of the forged head.
     until_split_view(&mut bob, &topic).await;
     // c's operator sees the stopped mirror and why.
-    let status = admin_status(fed.server("c.example")).await;
+    let status = fed.server("c.example").admin_status().await;
     let stopped = status["federation"]["stopped_mirrors"].as_array().unwrap();
     assert_eq!(stopped.len(), 1, "{status}");
     assert_eq!(stopped[0]["topic"], topic.as_str());

@@ -7,7 +7,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,36 +56,6 @@ fn event(from: &str, payload: &[u8], key: &ServerKey) -> Verified<Event> {
     event_at(from, payload, key, rendezvous::state::now())
 }
 
-/// Reads an HTTP/1.1 answer until the body ends or the connection closes: status and text.
-fn answer(stream: &mut impl Read) -> (u16, String) {
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-        }
-        let s = String::from_utf8_lossy(&text);
-        if let Some((head, body)) = s.split_once("\r\n\r\n") {
-            let len = head.lines().find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-            });
-            if len.is_some_and(|len| body.len() >= len) {
-                break;
-            }
-        }
-    }
-    let s = String::from_utf8_lossy(&text).into_owned();
-    let status = s
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, s)
-}
-
 /// Where and as whom a raw connection to b's federation listener goes.
 struct Peer {
     roots: std::path::PathBuf,
@@ -118,7 +88,7 @@ impl Peer {
         s.write_all(head.as_bytes()).unwrap();
         s.flush().unwrap();
         let started = Instant::now();
-        let got = answer(&mut s);
+        let got = rendezvous_testkit::raw::read_answer(&mut s);
         (got, started.elapsed())
     }
 }

@@ -5,7 +5,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use rendezvous::limits::Rate;
 use rendezvous_client::Client;
 use rendezvous_protocol::topic::History;
 use rendezvous_testkit::config::ServerConfig;
-use rendezvous_testkit::process::{Launch, ServerProcess};
+use rendezvous_testkit::process::ServerProcess;
 use rendezvous_testkit::server::uid;
 use rendezvous_testkit::{TempDir, raw, rendezvous_bin};
 
@@ -88,11 +88,7 @@ fn start(
     dir: &TempDir,
     configure: impl FnOnce(&mut ServerConfig),
 ) -> (ServerProcess, std::path::PathBuf) {
-    let config = dir.join("rendezvous.toml");
-    let mut c = ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]);
-    configure(&mut c);
-    c.write(&config);
-    (Launch::new(rendezvous_bin!(), &config).start(), config)
+    rendezvous_testkit::process::start_configured(rendezvous_bin!(), dir, configure)
 }
 
 fn admin(config: &Path, args: &[&str]) -> String {
@@ -192,39 +188,6 @@ fn raw_tls(server: &ServerProcess) -> rustls::StreamOwned<rustls::ClientConnecti
     rustls::StreamOwned::new(conn, tcp)
 }
 
-/// Reads an HTTP/1.1 answer until the connection closes or the body ends: status and text.
-fn answer(stream: &mut impl Read) -> (u16, String) {
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-        }
-        let s = String::from_utf8_lossy(&text);
-        if let Some((head, body)) = s.split_once("\r\n\r\n") {
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().to_owned())
-                })
-                .and_then(|v| v.parse::<usize>().ok());
-            if len.is_some_and(|len| body.len() >= len) {
-                break;
-            }
-        }
-    }
-    let s = String::from_utf8_lossy(&text).into_owned();
-    let status = s
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, s)
-}
-
 #[actix_rt::test]
 async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token() {
     let dir = TempDir::new("slow");
@@ -239,7 +202,7 @@ async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token()
             s.write_all(b"POST /v1/login/challenge HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cbor\r\ncontent-length: 1000\r\n\r\n0123456789").unwrap();
             s.flush().unwrap();
             let started = Instant::now();
-            let got = answer(&mut s);
+            let got = raw::read_answer(&mut s);
             assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
             got
         }
@@ -256,7 +219,7 @@ async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token()
             s.write_all(b"POST /v1/topics HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cbor\r\ncontent-length: 4194000\r\n\r\n").unwrap();
             s.flush().unwrap();
             let started = Instant::now();
-            let got = answer(&mut s);
+            let got = raw::read_answer(&mut s);
             assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
             got
         }

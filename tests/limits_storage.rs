@@ -90,16 +90,7 @@ fn start(dir: &TempDir, data: &Path, storage: Storage) -> (ServerProcess, PathBu
 }
 
 async fn register(dir: &TempDir, server: &ServerProcess, config: &Path, name: &str) -> Client {
-    let pin = rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["pin"]);
-    Client::register(
-        &dir.join(name),
-        server.url(),
-        server.trust(),
-        &pin,
-        &uid(name),
-    )
-    .await
-    .unwrap()
+    rendezvous_testkit::process::register(rendezvous_bin!(), dir, server, config, name).await
 }
 
 /// The topic's messages as the device reads them. A connection the server closed while it

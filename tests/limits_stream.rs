@@ -14,7 +14,7 @@ use std::time::Duration;
 use rendezvous_client::Client;
 use rendezvous_protocol::topic::{History, Role};
 use rendezvous_testkit::config::ServerConfig;
-use rendezvous_testkit::process::{Launch, ServerProcess};
+use rendezvous_testkit::process::ServerProcess;
 use rendezvous_testkit::server::uid;
 use rendezvous_testkit::{TempDir, raw, rendezvous_bin};
 
@@ -22,24 +22,11 @@ fn start(
     dir: &TempDir,
     configure: impl FnOnce(&mut ServerConfig),
 ) -> (ServerProcess, std::path::PathBuf) {
-    let config = dir.join("rendezvous.toml");
-    let mut c = ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]);
-    configure(&mut c);
-    c.write(&config);
-    (Launch::new(rendezvous_bin!(), &config).start(), config)
+    rendezvous_testkit::process::start_configured(rendezvous_bin!(), dir, configure)
 }
 
 async fn user(dir: &TempDir, server: &ServerProcess, config: &Path, name: &str) -> Client {
-    let pin = rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["pin"]);
-    Client::register(
-        &dir.join(name),
-        server.url(),
-        server.trust(),
-        &pin,
-        &uid(name),
-    )
-    .await
-    .unwrap()
+    rendezvous_testkit::process::register(rendezvous_bin!(), dir, server, config, name).await
 }
 
 /// A stream opened by hand over TLS that never reads after the handshake: a hog.

@@ -47,6 +47,13 @@ pub(crate) struct Args {
     /// HTTP worker threads of the server (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub(crate) server_workers: usize,
+    /// Abusers beside the posters, with the server's default limits for them (see
+    /// `abuse.rs`): login floods, oversized bodies, made-up tokens, streams that never read.
+    #[arg(long)]
+    pub(crate) abuse: bool,
+    /// Abusive connections of each kind (flood, oversize, guess), each from its own address.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) abusers_per_kind: usize,
     /// Memory mode: create this many 2-member topics and report server RSS.
     #[arg(long)]
     pub(crate) idle_topics: Option<usize>,

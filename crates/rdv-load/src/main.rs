@@ -29,6 +29,7 @@
 
 use clap::Parser;
 
+mod abuse;
 mod args;
 mod clients;
 mod federation;

@@ -14,6 +14,7 @@ use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::topic::{History, Role};
 
 use crate::Res;
+use crate::abuse::{ABUSE_LIMITS, ABUSE_RATES, AbuseReport, AbuseSettings, abuser_thread};
 use crate::args::Args;
 use crate::clients::{Slot, register_users, slots_for, token_of};
 use crate::perf::{start_perf, stop_perf};
@@ -31,9 +32,20 @@ pub(crate) fn post_mode(args: &Args) -> Res<()> {
     }
     let bin = server_bin(args)?;
     let work = WorkDir::new(args.keep)?;
-    let mut server = Server::start(&bin, &work.path, args.server_workers)?;
+    let mut server = match args.abuse {
+        true => Server::start_configured(
+            &bin,
+            &work.path,
+            "localhost",
+            args.server_workers,
+            (ABUSE_LIMITS, ABUSE_RATES),
+            "",
+        )?,
+        false => Server::start(&bin, &work.path, args.server_workers)?,
+    };
     log(format!("server pid {} at {}", server.pid(), server.url));
-    let (slots, watch_tokens) = actix_rt::System::new().block_on(set_up(args, &server, &work))?;
+    let (slots, watch_tokens, member_tokens) =
+        actix_rt::System::new().block_on(set_up(args, &server, &work))?;
     let slots: Vec<Arc<Slot>> = slots.into_iter().map(Arc::new).collect();
     let (total, deadline) = budget(args);
     let per_thread = plan_posters(args.posters, args.threads, &slots, total)?;
@@ -41,7 +53,22 @@ pub(crate) fn post_mode(args: &Args) -> Res<()> {
         "encrypting {total} messages of {} bytes for {} posters",
         args.size, args.posters
     ));
-    let run = timed_run(args, &server, &slots, watch_tokens, per_thread, deadline)?;
+    let trust = server.trust()?;
+    let abusers = args.abuse.then(|| AbuseSettings {
+        url: server.url.clone(),
+        trust,
+        per_kind: args.abusers_per_kind,
+        hog_tokens: member_tokens,
+    });
+    let run = timed_run(
+        args,
+        &server,
+        &slots,
+        watch_tokens,
+        per_thread,
+        deadline,
+        abusers,
+    )?;
     let report = post_report(args, &run);
     server.stop()?;
     print_report(args.json, &report)
@@ -49,7 +76,11 @@ pub(crate) fn post_mode(args: &Args) -> Res<()> {
 
 /// Registers the members, creates the topics and gathers every member's slot in each, and the
 /// watchers' tokens.
-async fn set_up(args: &Args, server: &Server, work: &WorkDir) -> Res<(Vec<Slot>, Vec<String>)> {
+async fn set_up(
+    args: &Args,
+    server: &Server,
+    work: &WorkDir,
+) -> Res<(Vec<Slot>, Vec<String>, Vec<String>)> {
     server.wait_ready().await?;
     let mut users = register_users(
         server,
@@ -89,7 +120,8 @@ async fn set_up(args: &Args, server: &Server, work: &WorkDir) -> Res<(Vec<Slot>,
     let watch_tokens = (0..args.ws_watchers)
         .map(|w| token_of(&users[w % users.len()]))
         .collect::<Res<Vec<_>>>()?;
-    Ok((slots, watch_tokens))
+    let member_tokens = users.iter().map(token_of).collect::<Res<Vec<_>>>()?;
+    Ok((slots, watch_tokens, member_tokens))
 }
 
 /// How many messages to prepare, and when to stop posting.
@@ -116,6 +148,7 @@ pub(crate) struct Run {
     pub(crate) load: (String, String),
     pub(crate) generator_cpu_secs: f64,
     pub(crate) wire: Option<(u64, u64)>,
+    pub(crate) abuse: Option<AbuseReport>,
 }
 
 /// The timed phase: the poster threads and the watcher thread start together, the clock runs
@@ -127,6 +160,7 @@ fn timed_run(
     watch_tokens: Vec<String>,
     per_thread: Vec<Vec<PosterPlan>>,
     deadline: Option<Duration>,
+    abusers: Option<AbuseSettings>,
 ) -> Res<Run> {
     let trust = server.trust()?;
     let topic_names: HashMap<String, u32> = slots
@@ -135,7 +169,9 @@ fn timed_run(
         .collect();
     // Everyone waits here: the poster threads once their messages are encrypted, the watcher
     // thread once its streams are open, and this thread to start the clock.
-    let barrier = Arc::new(Barrier::new(per_thread.len() + 2));
+    let barrier = Arc::new(Barrier::new(
+        per_thread.len() + 2 + usize::from(abusers.is_some()),
+    ));
     // The poster threads meet here again when they are done, and keep their connections open
     // until this thread has read the server side's socket counters.
     let end = Arc::new(EndBarriers::new(per_thread.len() + 1));
@@ -146,6 +182,11 @@ fn timed_run(
             watcher_thread(url, trust, watch_tokens, topic_names, barrier, stop_rx)
         })
     };
+    let stop_abuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let abuser = abusers.map(|settings| {
+        let (barrier, stop) = (barrier.clone(), stop_abuse.clone());
+        std::thread::spawn(move || abuser_thread(settings, barrier, stop))
+    });
     let mut handles = Vec::new();
     for plans in per_thread {
         let settings = PosterSettings {
@@ -178,6 +219,7 @@ fn timed_run(
     end.done.wait();
     let elapsed = start.elapsed();
     let after = server.stats();
+    stop_abuse.store(true, std::sync::atomic::Ordering::Relaxed);
     let generator_cpu_secs = ProcStats::read(std::process::id()).cpu_secs - gen_before.cpu_secs;
     let load_after = format!("{} (cpu pressure {})", loadavg(), cpu_pressure());
     let wire = socket_bytes(&server.url);
@@ -195,6 +237,10 @@ fn timed_run(
     let arrivals = watcher
         .join()
         .map_err(|_| "the watcher thread panicked")??;
+    let abuse = match abuser {
+        Some(a) => Some(a.join().map_err(|_| "the abuser thread panicked")??),
+        None => None,
+    };
     Ok(Run {
         result,
         arrivals,
@@ -204,6 +250,7 @@ fn timed_run(
         load: (load_before, load_after),
         generator_cpu_secs,
         wire,
+        abuse,
     })
 }
 
@@ -262,7 +309,7 @@ pub(crate) fn watcher_thread(
 }
 
 #[derive(Debug, Serialize)]
-pub(crate) struct PostReport {
+pub(crate) struct PostReport<'a> {
     pub(crate) mode: &'static str,
     pub(crate) topics: usize,
     pub(crate) members: usize,
@@ -299,10 +346,12 @@ pub(crate) struct PostReport {
     pub(crate) generator_cpu_cores: f64,
     pub(crate) loadavg_before: String,
     pub(crate) loadavg_after: String,
+    /// What the abusers sent and were answered (`--abuse`).
+    pub(crate) abuse: Option<&'a AbuseReport>,
 }
 
 /// The report of a timed run.
-pub(crate) fn post_report(args: &Args, run: &Run) -> PostReport {
+pub(crate) fn post_report<'a>(args: &Args, run: &'a Run) -> PostReport<'a> {
     let Run {
         result: r,
         arrivals,
@@ -312,6 +361,7 @@ pub(crate) fn post_report(args: &Args, run: &Run) -> PostReport {
         load,
         generator_cpu_secs,
         wire,
+        abuse,
     } = run;
     let (elapsed, generator_cpu_secs, wire) = (*elapsed, *generator_cpu_secs, *wire);
     let n = r.samples.len();
@@ -371,5 +421,6 @@ pub(crate) fn post_report(args: &Args, run: &Run) -> PostReport {
         generator_cpu_cores: generator_cpu_secs / elapsed.as_secs_f64(),
         loadavg_before: load.0.clone(),
         loadavg_after: load.1.clone(),
+        abuse: abuse.as_ref(),
     }
 }

@@ -100,13 +100,27 @@ impl Server {
         workers: usize,
         extra: &str,
     ) -> Res<Server> {
+        Self::start_configured(bin, dir, name, workers, ("", LOAD_RATES), extra)
+    }
+
+    /// As [`Server::start_named`], with `limits.0` added to `[limits]` and `limits.1` as the
+    /// `[limits.rate]` section.
+    pub(crate) fn start_configured(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        workers: usize,
+        limits: (&str, &str),
+        extra: &str,
+    ) -> Res<Server> {
+        let (limit_lines, rates) = limits;
         let data_dir = dir.join("server");
         let config = dir.join("server.toml");
         let (client_port, admin_port) = (free_port()?, free_port()?);
         let text = format!(
             "server_name = \"{name}\"\ndata_dir = \"{}\"\n\n[client_api]\nlisten = \
              \"127.0.0.1:{client_port}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n\
-             [limits]\nworkers = {workers}\n\n{LOAD_RATES}\n{extra}",
+             [limits]\nworkers = {workers}\n{limit_lines}\n{rates}\n{extra}",
             data_dir.display()
         );
         std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;

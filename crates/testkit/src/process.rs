@@ -309,3 +309,39 @@ pub fn admin(bin: &Path, config: &Path, args: &[&str]) -> String {
     all.extend_from_slice(args);
     run_ok(bin, &all)
 }
+
+/// Writes a configuration for `localhost` with its data in `dir/data`, as `configure` adjusts
+/// it, to `dir/rendezvous.toml`, and starts `bin` on it: the process and the file (to restart
+/// it, or to run admin commands).
+pub fn start_configured(
+    bin: &Path,
+    dir: &crate::TempDir,
+    configure: impl FnOnce(&mut crate::config::ServerConfig),
+) -> (ServerProcess, PathBuf) {
+    let config = dir.join("rendezvous.toml");
+    let mut c = crate::config::ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]);
+    configure(&mut c);
+    c.write(&config);
+    (Launch::new(bin, &config).start(), config)
+}
+
+/// Registers `name` on a server process with a pin from `rendezvous admin pin` (`bin`,
+/// `config`), keystore in `dir/name`.
+pub async fn register(
+    bin: &Path,
+    dir: &crate::TempDir,
+    server: &ServerProcess,
+    config: &Path,
+    name: &str,
+) -> rendezvous_client::Client {
+    let pin = admin(bin, config, &["pin"]);
+    rendezvous_client::Client::register(
+        &dir.join(name),
+        server.url(),
+        server.trust(),
+        &pin,
+        &crate::server::uid(name),
+    )
+    .await
+    .unwrap()
+}
