@@ -232,6 +232,51 @@ async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token()
 }
 
 #[actix_rt::test]
+async fn made_up_tokens_cost_their_address() {
+    let dir = TempDir::new("guess");
+    let (server, config) = start(&dir, |c| {
+        c.limits.rate.any_ip = Rate::minute(60, 5);
+    });
+    let alice =
+        rendezvous_testkit::process::register(rendezvous_bin!(), &dir, &server, &config, "alice")
+            .await;
+    let (_, token) = raw::http(&server, &alice);
+    let mut statuses = Vec::new();
+    for i in 0..12u64 {
+        let token = format!("{i:064x}");
+        let a = request(&server, OTHER, "GET", "/v1/sync", Some(&token), Vec::new()).await;
+        statuses.push((a.status, a.code));
+    }
+    for (status, code) in &statuses[..5] {
+        assert_eq!(
+            (*status, code.as_str()),
+            (401, "unauthorized"),
+            "{statuses:?}"
+        );
+    }
+    for (status, code) in &statuses[5..] {
+        assert_eq!(
+            (*status, code.as_str()),
+            (429, "rate_limited"),
+            "{statuses:?}"
+        );
+    }
+    // A device with a real token, from the same address, is not refused for them: its
+    // requests count under its user.
+    let a = request(
+        &server,
+        OTHER,
+        "GET",
+        "/v1/topics",
+        Some(&token),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    server.terminate();
+}
+
+#[actix_rt::test]
 async fn many_addresses_cannot_take_turns_at_one_device() {
     use rendezvous_protocol::api::{Body, ChallengeRequest};
     use rendezvous_protocol::crypto::DeviceKey;

@@ -233,7 +233,15 @@ pub(crate) fn check(req: &mut ServiceRequest) -> Result<(), Refusal> {
     let ip = req.peer_addr().map(|a| a.ip());
     let caller = match policy.auth {
         Auth::Token => {
-            let caller = crate::state::authenticate(req.request())?;
+            // A refused token costs its address an `any_ip` cell: made-up tokens are no
+            // unlimited way to keep the server busy (`client-api.md` §1.3).
+            let caller =
+                crate::state::authenticate(req.request()).map_err(|refused| {
+                    match limits.check_ip(&limits.any_ip, ip) {
+                        Err(limited) => ApiError::from(limited),
+                        Ok(()) => refused,
+                    }
+                })?;
             limits.any_user.check(caller.user.as_str(), 1)?;
             Some(caller)
         }
