@@ -1,6 +1,10 @@
 //! The admin endpoint (`client-api.md` §8): loopback only, plain HTTP, bearer admin token.
 //! `rendezvous admin …` talks to it.
 
+mod table;
+
+pub use table::status_table;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use sha2::{Digest, Sha256};

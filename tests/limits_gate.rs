@@ -379,7 +379,8 @@ async fn a_challenge_flood_gets_429_with_retry_after_and_admin_status_names_it()
     )
     .await;
     assert_ne!(a.status, 429, "{a:?}");
-    let status: serde_json::Value = serde_json::from_str(&admin(&config, &["status"])).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&admin(&config, &["status", "--json"])).unwrap();
     let limited = status["limits"]["limited"].as_array().unwrap();
     assert_eq!(limited.len(), 1, "{status}");
     assert_eq!(limited[0]["class"], "login_ip");

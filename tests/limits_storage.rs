@@ -227,7 +227,8 @@ async fn writes_are_refused_before_the_disk_is_full_and_reads_go_on() {
 
 /// `storage.state` in `rendezvous admin status`.
 fn storage_state(config: &Path) -> String {
-    let status = rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["status"]);
+    let status =
+        rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     status["storage"]["state"].as_str().unwrap().to_owned()
 }

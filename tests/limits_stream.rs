@@ -189,7 +189,8 @@ async fn streams_that_never_read_are_closed_and_memory_stays_bounded() {
 
 /// Open streams, as `rendezvous admin status` counts them.
 fn connections(config: &Path) -> u64 {
-    let status = rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["status"]);
+    let status =
+        rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     status["connections"].as_u64().unwrap()
 }

@@ -116,8 +116,13 @@ enum AdminAction {
         /// `@name:server`.
         user: String,
     },
-    /// Server status.
-    Status,
+    /// Server status: the store, who is being limited, federation peers (`--json`: all of
+    /// `GET /admin/status`).
+    Status {
+        /// Print the JSON answer instead of the tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// The TLS certificate fingerprint clients pin (`rdv account register --fingerprint`).
     Fingerprint,
 }
@@ -468,7 +473,9 @@ fn admin(config_path: Option<&PathBuf>, action: AdminAction) -> Result<(), Strin
         AdminAction::Disable { user } => ("POST", format!("/admin/users/{}/disable", encode(user))),
         AdminAction::Enable { user } => ("POST", format!("/admin/users/{}/enable", encode(user))),
         AdminAction::Devices { user } => ("GET", format!("/admin/users/{}/devices", encode(user))),
-        AdminAction::Status | AdminAction::Fingerprint => ("GET", "/admin/status".to_owned()),
+        AdminAction::Status { .. } | AdminAction::Fingerprint => {
+            ("GET", "/admin/status".to_owned())
+        }
     };
     actix_web::rt::System::new().block_on(async move {
         let client = awc::Client::default();
@@ -495,6 +502,9 @@ fn admin(config_path: Option<&PathBuf>, action: AdminAction) -> Result<(), Strin
             AdminAction::Pin => println!("{}", value["pin"].as_str().unwrap_or_default()),
             AdminAction::Fingerprint => {
                 println!("{}", value["tls_fingerprint"].as_str().unwrap_or_default())
+            }
+            AdminAction::Status { json: false } => {
+                print!("{}", rendezvous::admin::status_table(&value))
             }
             _ => println!(
                 "{}",
