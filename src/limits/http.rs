@@ -213,7 +213,7 @@ pub fn count_connection(connections: &Arc<Connections>, conn: &dyn Any, ext: &mu
     };
     match connections.open(peer.ip()) {
         Some(slot) => {
-            ext.insert(Arc::new(slot));
+            ext.insert(slot);
         }
         None => {
             tracing::debug!(%peer, "connections per address: closed");
