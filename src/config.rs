@@ -191,6 +191,25 @@ pub struct Limits {
     /// Slowest accepted body rate, bytes per second: a body of `n` bytes may take
     /// `body_timeout_secs + n / body_min_rate` seconds.
     pub body_min_rate: u64,
+    /// Bytes all request bodies being read may reserve together (their `Content-Length`,
+    /// chunked: their cap); over it `503 unavailable`.
+    pub body_memory_bytes: u64,
+    /// Bodies over 64 KiB of one user being read at once; over it `429 rate_limited`.
+    pub bodies_per_user: usize,
+    /// Open client API connections per client address (IPv6: per /64).
+    pub connections_per_ip: usize,
+    /// Open client API connections in all (divided over the workers).
+    pub max_connections: usize,
+    /// Time for a request's head (request line and headers), milliseconds.
+    pub head_timeout_ms: u64,
+    /// Time for a TLS handshake, milliseconds.
+    pub tls_handshake_ms: u64,
+    /// Idle time of a kept-alive connection, seconds.
+    pub keep_alive_secs: u64,
+    /// Most header fields of a request (at most 96, actix's own limit).
+    pub max_headers: usize,
+    /// Most bytes of a request's head (request line and header fields).
+    pub max_head_bytes: usize,
     /// Open `/v1/stream` connections of one user (all devices).
     pub ws_per_user: usize,
     /// Open `/v1/stream` connections of one device; one more closes its oldest.
@@ -267,6 +286,15 @@ impl Default for Limits {
             workers: 0,
             body_timeout_secs: 20,
             body_min_rate: 65536,
+            body_memory_bytes: 256 * 1024 * 1024,
+            bodies_per_user: 4,
+            connections_per_ip: 128,
+            max_connections: 20_000,
+            head_timeout_ms: 10_000,
+            tls_handshake_ms: 5_000,
+            keep_alive_secs: 30,
+            max_headers: 64,
+            max_head_bytes: 16 * 1024,
             ws_per_user: 10,
             ws_per_device: 2,
             ws_queue_bytes: 2 * 1024 * 1024,
@@ -340,6 +368,7 @@ impl Config {
         if self.limits.max_entries_per_request == 0 {
             return Err(ConfigError::NotPositive("limits.max_entries_per_request"));
         }
+        self.check_http()?;
         let peers = &self.federation.limits;
         for (name, value) in [
             ("federation.limits.queue_events", peers.queue_events),
@@ -357,6 +386,10 @@ impl Config {
                 "federation.limits.applied_retention_secs",
                 peers.applied_retention_secs,
             ),
+            (
+                "federation.limits.connections_per_ip",
+                peers.connections_per_ip as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::NotPositive(name));
@@ -368,6 +401,37 @@ impl Config {
         Ok(())
     }
 }
+
+impl Config {
+    /// The connection, head and body limits of `[limits]` (`client-api.md` §1.2).
+    fn check_http(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        for (name, value) in [
+            ("limits.body_memory_bytes", l.body_memory_bytes),
+            ("limits.bodies_per_user", l.bodies_per_user as u64),
+            ("limits.connections_per_ip", l.connections_per_ip as u64),
+            ("limits.max_connections", l.max_connections as u64),
+            ("limits.head_timeout_ms", l.head_timeout_ms),
+            ("limits.tls_handshake_ms", l.tls_handshake_ms),
+            ("limits.max_headers", l.max_headers as u64),
+            ("limits.max_head_bytes", l.max_head_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::NotPositive(name));
+            }
+        }
+        if l.max_headers > MAX_HEADERS {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_headers: {} is over actix's own limit of {MAX_HEADERS}",
+                l.max_headers
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// actix-http refuses a head of more header fields itself, with a bodiless `431`.
+const MAX_HEADERS: usize = 96;
 
 /// The default server name.
 fn localhost() -> ServerName {
@@ -501,6 +565,10 @@ mod tests {
             format!("{:?}", crate::limits::RateConfig::default())
         );
         assert_eq!(c.limits.quota, crate::limits::QuotaConfig::default());
+        assert_eq!(
+            format!("{:?}", c.limits),
+            format!("{:?}", Limits::default())
+        );
     }
 
     #[test]

@@ -237,7 +237,24 @@ impl From<crate::api::gate::GateError> for ApiError {
         match e {
             crate::api::gate::GateError::TooLarge { .. } => ApiError::said(ErrorCode::TooLarge, e),
             crate::api::gate::GateError::Timeout { .. } => ApiError::said(ErrorCode::Timeout, e),
+            crate::api::gate::GateError::HeadTooLarge { .. } => {
+                ApiError::said(ErrorCode::HeadersTooLarge, e)
+            }
         }
+    }
+}
+
+/// The body-memory budget refused a body before it was read (`client-api.md` §1.2):
+/// `503 unavailable` or `429 rate_limited`, both with `Retry-After: 1`.
+impl From<crate::limits::BudgetRefusal> for ApiError {
+    fn from(e: crate::limits::BudgetRefusal) -> Self {
+        let code = match e {
+            crate::limits::BudgetRefusal::Full { .. } => ErrorCode::Unavailable,
+            crate::limits::BudgetRefusal::User { .. } => ErrorCode::RateLimited,
+        };
+        let mut error = ApiError::said(code, e);
+        error.retry_after = Some(1);
+        error
     }
 }
 

@@ -152,7 +152,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let limits = limits::Limits::new(&config.limits.rate, &config.federation.limits)
-        .map_err(config::ConfigError::Invalid)?;
+        .map_err(config::ConfigError::Invalid)?
+        .with_http(&config);
     let limits = Arc::new(limits);
     let identity = Arc::new(identity);
     let mut listeners = listeners;
@@ -343,6 +344,8 @@ fn client_server(
     workers: usize,
 ) -> Result<Server, ServerError> {
     let tls = state.identity().tls.clone();
+    let limits = limits::ListenerLimits::new(&state.config().limits, workers);
+    let connections = state.limits().connections.clone();
     let state = state.clone();
     Ok(HttpServer::new(move || {
         let metrics_state = state.clone();
@@ -382,6 +385,11 @@ fn client_server(
             .configure(api::configure)
             .default_service(web::to(not_found))
     })
+    .on_connect(move |conn, ext| limits::count_connection(&connections, conn, ext))
+    .client_request_timeout(limits.head)
+    .tls_handshake_timeout(limits.handshake)
+    .keep_alive(limits.keep_alive)
+    .max_connections(limits.per_worker)
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(5)

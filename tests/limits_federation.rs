@@ -88,7 +88,7 @@ impl Peer {
         s.write_all(head.as_bytes()).unwrap();
         s.flush().unwrap();
         let started = Instant::now();
-        let got = rendezvous_testkit::raw::read_answer(&mut s);
+        let got = rendezvous_testkit::http1::answer(&mut s);
         (got, started.elapsed())
     }
 }

@@ -6,80 +6,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
-use std::net::{IpAddr, TcpStream};
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rendezvous::limits::Rate;
 use rendezvous_client::Client;
 use rendezvous_protocol::topic::History;
 use rendezvous_testkit::config::ServerConfig;
+use rendezvous_testkit::http1::{answer, raw_tls, request};
 use rendezvous_testkit::process::ServerProcess;
 use rendezvous_testkit::server::uid;
 use rendezvous_testkit::{TempDir, raw, rendezvous_bin};
 
 const SPEC: &str = include_str!("../federation-spec/client-api.md");
-
-/// What a refusal said.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    code: String,
-    retry_after: Option<u64>,
-}
-
-/// One request from `from` (a loopback address of the test's choosing).
-async fn request(
-    server: &ServerProcess,
-    from: IpAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Vec<u8>,
-) -> Answer {
-    let tls = rendezvous_client::tls::client_config(&server.trust()).unwrap();
-    let client = awc::Client::builder()
-        .connector(
-            awc::Connector::new()
-                .rustls_0_23(Arc::new(tls))
-                .local_address(from),
-        )
-        .timeout(Duration::from_secs(30))
-        .finish();
-    let mut req = client
-        .request(method.parse().unwrap(), format!("{}{path}", server.url()))
-        .insert_header(("content-type", "application/cbor"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let mut resp = req.send_body(body).await.unwrap();
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let bytes = resp.body().limit(1 << 20).await.unwrap_or_default();
-    let code = match status >= 400 {
-        true => {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!(
-                    "{status} without a JSON body: {:?}",
-                    String::from_utf8_lossy(&bytes)
-                )
-            });
-            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-            v["code"].as_str().unwrap().to_owned()
-        }
-        false => String::new(),
-    };
-    Answer {
-        status,
-        code,
-        retry_after,
-    }
-}
 
 const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
 const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
@@ -177,17 +117,6 @@ async fn every_endpoint_refuses_one_byte_over_its_cap_before_reading_it() {
     server.terminate();
 }
 
-/// A raw TLS connection to the client API, for requests no HTTP client would send.
-fn raw_tls(server: &ServerProcess) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let tls = rendezvous_client::tls::client_config(&server.trust()).unwrap();
-    let addr = server.url().trim_start_matches("https://").to_owned();
-    let tcp = TcpStream::connect(&addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
-    rustls::StreamOwned::new(conn, tcp)
-}
-
 #[actix_rt::test]
 async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token() {
     let dir = TempDir::new("slow");
@@ -196,13 +125,13 @@ async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token()
         c.limits.body_min_rate = Some(1_000_000);
     });
     let (status, text) = tokio::task::spawn_blocking({
-        let mut s = raw_tls(&server);
+        let mut s = raw_tls(&server, HERE);
         move || {
             // Ten bytes of a thousand announced, then nothing.
             s.write_all(b"POST /v1/login/challenge HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cbor\r\ncontent-length: 1000\r\n\r\n0123456789").unwrap();
             s.flush().unwrap();
             let started = Instant::now();
-            let got = raw::read_answer(&mut s);
+            let got = answer(&mut s);
             assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
             got
         }
@@ -214,12 +143,12 @@ async fn slow_bodies_time_out_and_token_endpoints_read_nothing_without_a_token()
 
     // A token endpoint answers 401 at once, without waiting for the 4 MiB it was promised.
     let (status, text) = tokio::task::spawn_blocking({
-        let mut s = raw_tls(&server);
+        let mut s = raw_tls(&server, HERE);
         move || {
             s.write_all(b"POST /v1/topics HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cbor\r\ncontent-length: 4194000\r\n\r\n").unwrap();
             s.flush().unwrap();
             let started = Instant::now();
-            let got = raw::read_answer(&mut s);
+            let got = answer(&mut s);
             assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
             got
         }

@@ -19,7 +19,7 @@ use actix_web::web::{Bytes, Data};
 use futures_util::Stream;
 
 use crate::error::ApiError;
-use crate::limits::{Limited, Limits, RateClass};
+use crate::limits::{Limited, Limits, RateClass, Reservation};
 use crate::state::{AppState, Caller};
 use rendezvous_protocol::api::ErrorCode;
 
@@ -184,6 +184,20 @@ pub enum GateError {
         /// The announced length.
         got: u64,
     },
+    /// The head has more header fields or more bytes than allowed.
+    #[error(
+        "request head of {fields} header fields and {bytes} bytes is over the limit of {max_fields} fields, {max_bytes} bytes"
+    )]
+    HeadTooLarge {
+        /// Header fields.
+        fields: usize,
+        /// Bytes of the request line and header fields.
+        bytes: usize,
+        /// `limits.max_headers`.
+        max_fields: usize,
+        /// `limits.max_head_bytes`.
+        max_bytes: usize,
+    },
     /// The body did not arrive before its deadline.
     #[error("the request body did not arrive within {secs} s")]
     Timeout {
@@ -219,6 +233,7 @@ pub(crate) fn check(req: &mut ServiceRequest) -> Result<(), Refusal> {
     let Some(state) = req.app_data::<Data<AppState>>().cloned() else {
         return Err(ApiError::internal("app state", "missing").into());
     };
+    check_head(req, &state.config().limits)?;
     let pattern = req.match_pattern();
     let Some(policy) = pattern.as_deref().and_then(|p| policy(req.method(), p)) else {
         // No route: the router answers 404 (or 405), reading nothing.
@@ -266,6 +281,7 @@ pub(crate) fn check(req: &mut ServiceRequest) -> Result<(), Refusal> {
             close: true,
         });
     }
+    let caller_user = caller.as_ref().map(|c| c.user.as_str().to_owned());
     if let Some(caller) = caller {
         req.extensions_mut().insert(caller);
     }
@@ -274,7 +290,21 @@ pub(crate) fn check(req: &mut ServiceRequest) -> Result<(), Refusal> {
     if policy.path == STREAM_PATH {
         return Ok(());
     }
-    let deadline = body_deadline(&state, length.unwrap_or(policy.cap as u64));
+    // A body reserves what it may hold from the body-memory budget, before it is read.
+    let reserve = length.unwrap_or(policy.cap as u64);
+    let reservation = match reserve {
+        0 => None,
+        bytes => Some(
+            limits
+                .bodies
+                .reserve(bytes, caller_user.as_deref())
+                .map_err(|e| Refusal {
+                    error: e.into(),
+                    close: true,
+                })?,
+        ),
+    };
+    let deadline = body_deadline(&state, reserve);
     let payload = req.take_payload();
     req.set_payload(Payload::Stream {
         payload: Box::pin(Bounded {
@@ -283,9 +313,34 @@ pub(crate) fn check(req: &mut ServiceRequest) -> Result<(), Refusal> {
             cap: policy.cap,
             deadline: Box::pin(actix_web::rt::time::sleep(deadline)),
             secs: deadline.as_secs(),
+            reservation,
         }),
     });
     Ok(())
+}
+
+/// Refuses a head of more than `max_headers` fields or `max_head_bytes` bytes (`431
+/// headers_too_large`). The bytes are those of the request line and of each field as sent
+/// (`name: value` and its line end); actix itself refuses more than 96 fields, bodiless.
+fn check_head(req: &ServiceRequest, limits: &crate::config::Limits) -> Result<(), Refusal> {
+    let fields = req.headers().len();
+    let line = req.method().as_str().len() + req.uri().to_string().len() + " HTTP/1.1\r\n".len();
+    let bytes = req.headers().iter().fold(line, |n, (name, value)| {
+        n + name.as_str().len() + value.len() + 4
+    });
+    match fields <= limits.max_headers && bytes <= limits.max_head_bytes {
+        true => Ok(()),
+        false => Err(Refusal {
+            error: GateError::HeadTooLarge {
+                fields,
+                bytes,
+                max_fields: limits.max_headers,
+                max_bytes: limits.max_head_bytes,
+            }
+            .into(),
+            close: true,
+        }),
+    }
 }
 
 /// Takes the cells of one class.
@@ -347,6 +402,9 @@ struct Bounded {
     cap: usize,
     deadline: Pin<Box<actix_web::rt::time::Sleep>>,
     secs: u64,
+    /// The body's share of the body-memory budget: given back when the body has ended or is
+    /// dropped unread.
+    reservation: Option<Reservation>,
 }
 
 /// The I/O error a late body ends with; [`timed_out`] recognizes it.
@@ -382,7 +440,11 @@ impl Stream for Bounded {
                 Poll::Ready(()) => Poll::Ready(Some(Err(late(this.secs)))),
                 Poll::Pending => Poll::Pending,
             },
-            other => other,
+            other => {
+                // Ended or failed: the handler holds what it read; the reservation goes.
+                this.reservation = None;
+                other
+            }
         }
     }
 }

@@ -152,6 +152,8 @@ pub fn serve<K: PeerKeys + 'static, S: EventSink + 'static>(
     listener: TcpListener,
     workers: usize,
 ) -> std::io::Result<Server> {
+    let limits = crate::limits::ListenerLimits::new(&state.config().limits, workers);
+    let connections = state.limits().federation_connections.clone();
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -160,7 +162,14 @@ pub fn serve<K: PeerKeys + 'static, S: EventSink + 'static>(
             .configure(configure::<K, S>)
             .default_service(web::to(crate::not_found))
     })
-    .on_connect(peer::on_connect)
+    .on_connect(move |conn, ext| {
+        crate::limits::count_connection(&connections, conn, ext);
+        peer::on_connect(conn, ext);
+    })
+    .client_request_timeout(limits.head)
+    .tls_handshake_timeout(limits.handshake)
+    .keep_alive(limits.keep_alive)
+    .max_connections(limits.per_worker)
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(5)

@@ -3,6 +3,7 @@
 //! body is read. A refused request changes nothing and answers `429 rate_limited` with
 //! `Retry-After`.
 
+mod http;
 mod quota;
 mod rate;
 mod refusals;
@@ -12,6 +13,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use http::{
+    BodyBudget, BudgetRefusal, ConnectionSlot, Connections, LARGE_BODY, ListenerLimits,
+    Reservation, count_connection,
+};
 pub use quota::{MAX_DEVICES, QuotaConfig};
 pub use rate::{Limited, MAX_TRACKED_KEYS, Rate, RateClass};
 pub use refusals::{LimitedKey, MAX_LISTED, Refusals, WINDOW_SECS};
@@ -138,6 +143,7 @@ impl PeerRateConfig {
             txn_memory: 1 << 20,
             txn_retention_secs: far,
             applied_retention_secs: far,
+            connections_per_ip: 1 << 20,
         }
     }
 }
@@ -173,6 +179,8 @@ pub struct PeerRateConfig {
     /// Applied event ids older than this are purged, and events older than this refused,
     /// seconds.
     pub applied_retention_secs: u64,
+    /// Open connections to the federation listener per client address.
+    pub connections_per_ip: usize,
 }
 
 impl Default for PeerRateConfig {
@@ -190,6 +198,7 @@ impl Default for PeerRateConfig {
             txn_memory: 64,
             txn_retention_secs: 86_400,
             applied_retention_secs: 14 * 86_400,
+            connections_per_ip: 32,
         }
     }
 }
@@ -253,6 +262,12 @@ pub struct Limits {
     pub federation_query: RateClass,
     /// `federation.limits.claim`.
     pub federation_claim: RateClass,
+    /// The memory of client API bodies being read (`limits.body_memory_bytes`).
+    pub bodies: Arc<BodyBudget>,
+    /// Open client API connections per address (`limits.connections_per_ip`).
+    pub connections: Arc<Connections>,
+    /// Open federation connections per address (`federation.limits.connections_per_ip`).
+    pub federation_connections: Arc<Connections>,
     exempt_ips: Vec<IpAddr>,
     refusals: Arc<Refusals>,
 }
@@ -291,9 +306,21 @@ impl Limits {
             federation_txn_kib: class("federation.txn_kib", "peer", &peers.txn_kib)?,
             federation_query: class("federation.query", "peer", &peers.query)?,
             federation_claim: class("federation.claim", "peer", &peers.claim)?,
+            bodies: BodyBudget::new(u64::MAX, usize::MAX),
+            connections: Connections::new(usize::MAX),
+            federation_connections: Connections::new(usize::MAX),
             exempt_ips: rate.exempt_ips.clone(),
             refusals,
         })
+    }
+
+    /// With the connection and body-memory limits of `config` (without: none).
+    pub fn with_http(mut self, config: &crate::config::Config) -> Limits {
+        let l = &config.limits;
+        self.bodies = BodyBudget::new(l.body_memory_bytes, l.bodies_per_user);
+        self.connections = Connections::new(l.connections_per_ip);
+        self.federation_connections = Connections::new(config.federation.limits.connections_per_ip);
+        self
     }
 
     /// Every class, for pruning and metrics.

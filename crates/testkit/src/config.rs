@@ -85,6 +85,16 @@ pub struct Limits {
     /// Open streams of one device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ws_per_device: Option<usize>,
+    /// Open connections per client address: out of reach unless a test sets it.
+    pub connections_per_ip: usize,
+    /// Large bodies of one user being read at once: out of reach unless a test sets it.
+    pub bodies_per_user: usize,
+    /// Bytes of bodies being read (the server's default when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_memory_bytes: Option<u64>,
+    /// Time for a request head, milliseconds (the server's default when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_timeout_ms: Option<u64>,
     /// `[limits.quota]`: the server's defaults unless a test sets its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<rendezvous::limits::QuotaConfig>,
@@ -132,6 +142,10 @@ impl ServerConfig {
                 body_min_rate: None,
                 ws_per_user: None,
                 ws_per_device: None,
+                connections_per_ip: 1 << 20,
+                bodies_per_user: 1 << 20,
+                body_memory_bytes: None,
+                head_timeout_ms: None,
                 quota: None,
             },
             federation: None,

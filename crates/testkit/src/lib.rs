@@ -11,7 +11,9 @@
 //!   federation transaction as a peer would.
 //! - [`lying`]: a lying hosting server (a TLS proxy holding the real server's certificate and
 //!   Server Key) and [`fork`]: two copies of one hosting server, for the attacks of issue 9.
-//! - [`raw`]: the client API as a device reaches it, for requests an honest client never sends.
+//! - [`raw`]: the client API as a device reaches it, for requests an honest client never sends;
+//!   [`http1`]: the same at the HTTP level, from a chosen loopback address (raw TLS connections,
+//!   heads and bodies by hand).
 //! - [`topic`]: users with keys and topics, for tests of the protocol rules without a server.
 //! - [`ports`], [`dir`]: free loopback ports, temporary directories.
 // A test kit: a failed unwrap is a failed test, with the test's own backtrace.
@@ -24,6 +26,7 @@ pub mod dir;
 pub mod dns;
 pub mod federation;
 pub mod fork;
+pub mod http1;
 pub mod lying;
 pub mod ports;
 pub mod process;

@@ -178,34 +178,3 @@ pub async fn post(
 pub fn messages_path(topic: &TopicId) -> String {
     format!("/v1/topics/{}/messages", encode_segment(topic.as_str()))
 }
-
-/// Reads an HTTP/1.1 answer from a raw connection until its body ends (by `Content-Length`) or
-/// the connection closes: the status (0 if none came) and the whole text.
-pub fn read_answer(stream: &mut impl std::io::Read) -> (u16, String) {
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-        }
-        let s = String::from_utf8_lossy(&text);
-        if let Some((head, body)) = s.split_once("\r\n\r\n") {
-            let len = head.lines().find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-            });
-            if len.is_some_and(|len| body.len() >= len) {
-                break;
-            }
-        }
-    }
-    let s = String::from_utf8_lossy(&text).into_owned();
-    let status = s
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, s)
-}

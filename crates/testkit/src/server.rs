@@ -76,6 +76,8 @@ impl TestServer {
         config.limits.workers = 2;
         // Tests of a limit set it; the others must not meet one.
         config.limits.rate = rendezvous::limits::RateConfig::unlimited();
+        config.limits.connections_per_ip = 1 << 20;
+        config.limits.bodies_per_user = 1 << 20;
         config.federation.limits = rendezvous::limits::PeerRateConfig::unlimited();
         config.push.allow_loopback_http = true;
         // Every test server, peer and push endpoint is on 127.0.0.0/8; the SSRF tests

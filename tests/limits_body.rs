@@ -1,0 +1,239 @@
+//! Connection, head and body-memory limits of the client API (`client-api.md` §1.2), tried as an
+//! abusive client would against a real `rendezvous` process: unfinished large bodies beyond the
+//! budget are refused without being read, one address cannot hold more than its connections, a
+//! slow head is cut without delaying others, and an oversized head gets the JSON `431`.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rendezvous_client::Client;
+use rendezvous_protocol::topic::History;
+use rendezvous_testkit::config::ServerConfig;
+use rendezvous_testkit::http1::{RawTls, answer, answer_within, raw_tls, rss, send};
+use rendezvous_testkit::process::{Launch, ServerProcess};
+use rendezvous_testkit::server::uid;
+use rendezvous_testkit::{TempDir, raw, rendezvous_bin};
+
+const HERE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+const MIB: usize = 1024 * 1024;
+
+fn start(dir: &TempDir, configure: impl FnOnce(&mut ServerConfig)) -> (ServerProcess, PathBuf) {
+    let config = dir.join("rendezvous.toml");
+    let mut c = ServerConfig::new("localhost", &dir.join("data"), [127, 0, 0, 1]);
+    configure(&mut c);
+    c.write(&config);
+    (Launch::new(rendezvous_bin!(), &config).start(), config)
+}
+
+async fn user(dir: &TempDir, server: &ServerProcess, config: &Path, name: &str) -> Client {
+    let pin = rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["pin"]);
+    Client::register(
+        &dir.join(name),
+        server.url(),
+        server.trust(),
+        &pin,
+        &uid(name),
+    )
+    .await
+    .unwrap()
+}
+
+/// A connection that announced a 4 MiB topic-key upload and sent its head only.
+fn large_upload(server: &ServerProcess, token: &str) -> RawTls {
+    let mut s = raw_tls(server, HERE);
+    let head = format!(
+        "POST /v1/topic-keys HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/cbor\r\ncontent-length: {}\r\n\r\n",
+        4 * MIB
+    );
+    assert!(send(&mut s, head.as_bytes()));
+    s
+}
+
+/// Whether the server is still waiting for this connection's body (no answer, not closed).
+fn waiting(s: &mut RawTls) -> Result<(), (u16, String)> {
+    match answer_within(s, Duration::from_millis(700)) {
+        None => Ok(()),
+        Some(answer) => Err(answer),
+    }
+}
+
+/// The refusal of a body that was not read: status, code and `Retry-After: 1`, at once.
+fn refused(s: &mut RawTls, status: u16, code: &str) {
+    let started = Instant::now();
+    let (got, text) = answer_within(s, Duration::from_secs(5)).expect("an answer");
+    assert_eq!(got, status, "{text}");
+    assert!(text.contains(&format!("\"code\":\"{code}\"")), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("retry-after: 1\r\n"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// After a refusal the connection closes soon (actix discards what is still in flight, without
+/// keeping it, for its 1 s `client_disconnect_timeout`): the rest of the body goes nowhere.
+fn closes_soon(s: &mut RawTls) {
+    let started = Instant::now();
+    let chunk = vec![0u8; MIB];
+    while send(s, &chunk) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the server goes on reading a refused body"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[actix_rt::test]
+async fn body_budget_answers_503_with_retry_after() {
+    let dir = TempDir::new("budget");
+    let (server, config) = start(&dir, |c| {
+        c.limits.body_memory_bytes = Some(26 * MIB as u64);
+        c.limits.bodies_per_user = 4;
+    });
+    let mut tokens = Vec::new();
+    let mut clients = Vec::new();
+    for name in ["alice", "bob", "carol", "dave", "erin"] {
+        let client = user(&dir, &server, &config, name).await;
+        tokens.push(raw::http(&server, &client).1);
+        clients.push(client);
+    }
+    let pid = server.ready.pid;
+    let before = rss(pid);
+    // (Blocking I/O in the test's task: the server is another process.)
+    let mut held = Vec::new();
+    // Alice: four bodies over 64 KiB at once, the fifth is refused (429).
+    for _ in 0..4 {
+        let mut s = large_upload(&server, &tokens[0]);
+        waiting(&mut s).unwrap();
+        held.push(s);
+    }
+    let mut fifth = large_upload(&server, &tokens[0]);
+    refused(&mut fifth, 429, "rate_limited");
+    closes_soon(&mut fifth);
+    // Bob: two more fill 24 of the 26 MiB; the third does not fit (503).
+    for _ in 0..2 {
+        let mut s = large_upload(&server, &tokens[1]);
+        waiting(&mut s).unwrap();
+        held.push(s);
+    }
+    let mut third = large_upload(&server, &tokens[1]);
+    refused(&mut third, 503, "unavailable");
+    closes_soon(&mut third);
+    // Everyone else's large bodies: 503 without reading, however many. Their senders go on
+    // sending and keep their connections: what they send is not kept.
+    let mut gone = Vec::new();
+    for token in &tokens[2..] {
+        for _ in 0..4 {
+            let mut s = large_upload(&server, token);
+            refused(&mut s, 503, "unavailable");
+            let _ = send(&mut s, &vec![0u8; 4 * MIB - 1]);
+            gone.push(s);
+        }
+    }
+    // The held bodies arrive but for their last byte.
+    for s in &mut held {
+        assert!(send(s, &vec![0u8; 4 * MIB - 1]));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let grown = rss(pid).saturating_sub(before);
+    // 24 MiB of bodies admitted; without the budget 22 bodies, 88 MiB.
+    assert!(
+        grown < 64 * MIB as u64,
+        "RSS grew by {grown} bytes with 26 MiB of bodies admitted"
+    );
+    // A small request still goes through.
+    let mut carol = clients.remove(2);
+    carol.create_topic(&[], History::Shared).await.unwrap();
+    // Dropped bodies give their share back: alice may upload again.
+    drop((held, gone, fifth, third));
+    std::thread::sleep(Duration::from_millis(500));
+    let mut again = large_upload(&server, &tokens[0]);
+    waiting(&mut again).unwrap();
+    server.terminate();
+}
+
+#[actix_rt::test]
+async fn connections_per_ip_are_capped() {
+    let dir = TempDir::new("conns");
+    let (server, _config) = start(&dir, |c| c.limits.connections_per_ip = 4);
+    let crowded = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+    let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
+    let status = |s: &mut RawTls| {
+        if !send(s, b"GET /v1/status HTTP/1.1\r\nhost: localhost\r\n\r\n") {
+            return 0;
+        }
+        answer(s).0
+    };
+    let mut open: Vec<RawTls> = (0..4).map(|_| raw_tls(&server, crowded)).collect();
+    for s in &mut open {
+        assert_eq!(status(s), 200);
+    }
+    // The fifth from that address is closed before any request is read.
+    let mut fifth = raw_tls(&server, crowded);
+    assert_eq!(status(&mut fifth), 0, "a fifth connection was served");
+    // Other addresses are not limited by it.
+    assert_eq!(status(&mut raw_tls(&server, other)), 200);
+    // A closed connection frees its place.
+    drop(open.pop());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(status(&mut raw_tls(&server, crowded)), 200);
+    server.terminate();
+}
+
+#[actix_rt::test]
+async fn slow_head_times_out() {
+    let dir = TempDir::new("slowhead");
+    let (server, _config) = start(&dir, |c| c.limits.head_timeout_ms = Some(1000));
+    let started = Instant::now();
+    let mut slow = raw_tls(&server, HERE);
+    assert!(send(&mut slow, b"GET /v1/status HTTP/1.1\r\nhost: loc"));
+    // Meanwhile another request is served at once.
+    let mut quick = raw_tls(&server, HERE);
+    assert!(send(
+        &mut quick,
+        b"GET /v1/status HTTP/1.1\r\nhost: localhost\r\n\r\n"
+    ));
+    assert_eq!(answer(&mut quick).0, 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The slow head is cut: 408 or closed, well before actix's own 5 s.
+    let (status, text) = answer_within(&mut slow, Duration::from_secs(10)).unwrap();
+    assert!(matches!(status, 0 | 408), "{status}: {text}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    server.terminate();
+}
+
+/// A `GET /v1/status` with `fields` header fields besides `host`, each of `value` bytes.
+fn head_with(server: &ServerProcess, fields: usize, value: usize) -> (u16, String) {
+    let mut s = raw_tls(server, HERE);
+    let mut head = String::from("GET /v1/status HTTP/1.1\r\nhost: localhost\r\n");
+    for i in 0..fields {
+        head.push_str(&format!("x-field-{i}: {}\r\n", "v".repeat(value)));
+    }
+    head.push_str("\r\n");
+    assert!(send(&mut s, head.as_bytes()));
+    answer(&mut s)
+}
+
+#[actix_rt::test]
+async fn too_many_headers_get_json_431() {
+    let dir = TempDir::new("headers");
+    let (server, _config) = start(&dir, |_| {});
+    // 64 fields (host and 63 more) pass; 65 are refused with the JSON body.
+    assert_eq!(head_with(&server, 63, 1).0, 200);
+    let (status, text) = head_with(&server, 64, 1);
+    assert_eq!(status, 431, "{text}");
+    assert!(text.contains("\"code\":\"headers_too_large\""), "{text}");
+    // Few fields but more than 16 KiB of head: the same.
+    let (status, text) = head_with(&server, 3, 6000);
+    assert_eq!(status, 431, "{text}");
+    assert!(text.contains("\"code\":\"headers_too_large\""), "{text}");
+    // Over 96 fields actix refuses the head itself, bodiless (client-api.md §1.2).
+    assert_eq!(head_with(&server, 100, 1).0, 431);
+    server.terminate();
+}
