@@ -574,3 +574,58 @@ async fn fake_member_servers_cost_bounded_queue_rows() {
     );
     assert!(store.outbound_len(&name("a.example")).unwrap() <= 1);
 }
+
+/// A submit queued for a host that stays unreachable longer than `queue_max_age_secs` is
+/// dropped, its transaction in flight given up, and the author's devices told: the kind-2
+/// inbox item (`503 unavailable`) reports a refused post.
+#[actix_rt::test]
+async fn old_queued_submit_is_reported_refused() {
+    let mut fed = Federation::in_process("fedlim-age", &["a.example", "b.example"])
+        .adjust(limits_of_b(|l| l.queue_max_age_secs = 60))
+        .start();
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let topic = alice
+        .create_topic(&[(id("bob", "b.example"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"m0").await.unwrap();
+    read_until(&mut bob, &topic, 1).await;
+    fed.stop("a.example");
+    match bob.send(&topic, b"late").await {
+        Err(ClientError::Queued { .. }) => {}
+        other => panic!("with its host down a post is queued: {other:?}"),
+    }
+    // b tries, fails, and keeps the submit in flight; a minute later it is too old.
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    assert!(bob.sync_inbox().await.is_ok());
+    assert!(
+        bob.take_refused_posts().unwrap().is_empty(),
+        "refused early"
+    );
+    fed.clock.advance(61);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        bob.sync_inbox().await.unwrap();
+        let refused = bob.take_refused_posts().unwrap();
+        if !refused.is_empty() {
+            break refused;
+        }
+        assert!(Instant::now() < deadline, "no refused post reported");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let post = &refused[0];
+    assert_eq!(
+        (
+            post.topic.as_str(),
+            post.entry.as_str(),
+            post.status,
+            post.code.as_str()
+        ),
+        (topic.to_string().as_str(), "message", 503, "unavailable")
+    );
+    fed.stop("b.example");
+    let store = open_store(&fed, "b.example");
+    assert_eq!(store.outbound_len(&name("a.example")).unwrap(), 0);
+}
