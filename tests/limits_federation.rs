@@ -629,3 +629,68 @@ async fn old_queued_submit_is_reported_refused() {
     let store = open_store(&fed, "b.example");
     assert_eq!(store.outbound_len(&name("a.example")).unwrap(), 0);
 }
+
+/// `GET path` on b's federation listener as the peer `client` is, naming `origin`: the
+/// status and `Retry-After`.
+async fn query(client: &awc::Client, origin: &str, path: &str) -> (u16, Option<u64>) {
+    let mut resp = client
+        .get(format!("https://b.example:8448{path}"))
+        .insert_header(("X-Rdv-Origin", origin))
+        .send()
+        .await
+        .unwrap();
+    let _ = resp.body().limit(1 << 20).await;
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (resp.status().as_u16(), retry)
+}
+
+/// Identity, entries and checkpoint queries share one `query` class per peer: over it a peer
+/// gets `429` with `Retry-After`, while another peer's queries go on.
+#[actix_rt::test]
+async fn peer_query_flood_gets_429_and_other_peers_go_on() {
+    use rendezvous_client::http::encode_segment;
+    let fed = Federation::in_process("fedlim-query", &["a.example", "b.example", "c.example"])
+        .adjust(limits_of_b(|l| l.query = Rate::hour(60, 4)))
+        .start();
+    let mut bob = fed.register("b.example", "bob").await;
+    let _carol = fed.register("c.example", "carol").await;
+    let topic = bob
+        .create_topic(&[(id("carol", "c.example"), Role::Reader)], History::Shared)
+        .await
+        .unwrap();
+    let topic = encode_segment(&topic.to_string());
+    let identity = format!(
+        "/_rdv/federation/v1/users/{}/identity",
+        encode_segment("@bob:b.example")
+    );
+    let entries = format!("/_rdv/federation/v1/topics/{topic}/entries?from=0&limit=10");
+    let checkpoint = format!("/_rdv/federation/v1/topics/{topic}/checkpoint");
+    let c = fed.peer_as("b.example", "c.example");
+    // The burst: c's own lookups of b's topic may have spent some of it already, so the
+    // first answers are 200 until the class is spent.
+    let mut passed = 0;
+    for path in [&identity, &entries, &checkpoint, &identity] {
+        let (status, _) = query(&c, "c.example", path).await;
+        match status {
+            200 => passed += 1,
+            429 => {}
+            other => panic!("{path}: {other}"),
+        }
+    }
+    assert!(passed >= 1, "the burst lets queries through");
+    for path in [&identity, &entries, &checkpoint] {
+        let (status, retry) = query(&c, "c.example", path).await;
+        assert_eq!(status, 429, "{path}");
+        assert!(
+            retry.is_some_and(|s| s >= 1),
+            "{path}: Retry-After {retry:?}"
+        );
+    }
+    // Another peer has cells of its own.
+    let a = fed.peer_as("b.example", "a.example");
+    assert_eq!(query(&a, "a.example", &identity).await.0, 200);
+}
