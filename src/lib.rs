@@ -252,7 +252,7 @@ fn build(
         .map_err(|e| config::ConfigError::Invalid(format!("push resolver: {e}")))?;
     let (hub, wake_rx) = PushHub::new(config.limits.stream_quota(), targets);
     let push_tls = push_tls()?;
-    let federation = build_federation(&config, &server_name, &identity, &store)?;
+    let federation = build_federation(&config, &server_name, &identity, &store, &clock)?;
     let (federation, transport) = match federation {
         Some((federation, transport)) => (Some(Arc::new(federation)), Some(transport)),
         None => (None, None),
@@ -292,6 +292,7 @@ fn build_federation(
     name: &ServerName,
     identity: &ServerIdentity,
     store: &Store,
+    clock: &Clock,
 ) -> Result<Option<(Federation, AwcTransport)>, ServerError> {
     if !config.federation.enabled {
         return Ok(None);
@@ -300,7 +301,7 @@ fn build_federation(
         Some(tls) => tls.clone(),
         None => federation::peer::FederationTls::load(config)?,
     };
-    Ok(Some(Federation::build(config, name, tls, store)?))
+    Ok(Some(Federation::build(config, name, tls, store, clock)?))
 }
 
 /// Number of HTTP workers per server.

@@ -18,7 +18,7 @@ use rendezvous_client::{Client, ClientError, EntryContent};
 use rendezvous_protocol::crypto::ServerKey;
 use rendezvous_protocol::federation::{Event, EventKind};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
-use rendezvous_protocol::topic::{History, Role};
+use rendezvous_protocol::topic::{History, MemberSpec, Role};
 use rendezvous_protocol::wire::Verified;
 use rendezvous_testkit::ca::client_config;
 use rendezvous_testkit::federation::Federation;
@@ -381,4 +381,286 @@ async fn host_cannot_make_us_mirror_unbounded_topics() {
     fed.stop("a.example");
     let store = open_store(&fed, "a.example");
     assert_eq!(store.outbound_len(&name("b.example")).unwrap(), 0);
+}
+
+/// `count` member servers that exist nowhere: every peer's overrides send them to a port where
+/// nothing listens.
+fn fake_servers(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("fake{i}.example")).collect()
+}
+
+/// Reads `topic` as `client` until a change arrived, or panics after 30 s.
+async fn read_until_change(client: &mut Client, topic: &TopicId) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(report) = client.read(topic).await
+            && report
+                .entries
+                .iter()
+                .any(|e| matches!(e.content, EntryContent::Change { .. }))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no change arrived");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A user of `server` with a fresh identity key and topic key, and its member spec.
+fn made_up(user: &str, server: &str, role: Role) -> (rendezvous_testkit::topic::User, MemberSpec) {
+    let mut u = rendezvous_testkit::topic::User::new(user);
+    u.id = id(user, server);
+    let spec = u.spec(role);
+    (u, spec)
+}
+
+/// `bob`'s member spec from a topic key claimed for him (as alice, through a).
+async fn claimed_spec(fed: &Federation, alice: &Client, bob: &UserId) -> MemberSpec {
+    use rendezvous_protocol::api::{Body, ClaimTopicKeysRequest, ClaimTopicKeysResponse};
+    use rendezvous_protocol::certs::Registration;
+    use rendezvous_protocol::wire::Signed;
+    let (http, token) = rendezvous_testkit::raw::http(fed.server("a.example"), alice);
+    let request = ClaimTopicKeysRequest {
+        users: vec![bob.clone()],
+    };
+    let answer: ClaimTopicKeysResponse = http
+        .call(
+            awc::http::Method::POST,
+            "/v1/topic-keys/claim",
+            Some(request.to_cbor()),
+            Some(&token),
+        )
+        .await
+        .unwrap();
+    let key = answer.keys.into_iter().next().unwrap();
+    let registration = Signed::<Registration>::from_signed_bytes(key.registration)
+        .unwrap()
+        .decode_unverified()
+        .unwrap();
+    MemberSpec {
+        user: bob.clone(),
+        identity_key: registration.identity_key,
+        role: Role::Writer,
+        topic_key_cert: Signed::from_signed_bytes(key.topic_key_cert).unwrap(),
+    }
+}
+
+/// a, hostile: sends b the create of a topic it hosts (`members`, created by `creator`), as
+/// one `topic.entry` under a checkpoint signed with a's real Server Key. b's result.
+async fn a_creates_on_b(
+    fed: &Federation,
+    creator: &rendezvous_testkit::topic::User,
+    members: Vec<MemberSpec>,
+) -> (TopicId, String) {
+    use rendezvous_protocol::crypto::Randomness;
+    use rendezvous_protocol::federation::topic_events::EntryBatch;
+    use rendezvous_protocol::tlog::{Checkpoint, Frontier, LeafIndex, SignedCheckpoint};
+    use rendezvous_protocol::topic::{ChangeBuilder, HostKey, LogEntry, leaf_data, log_origin};
+    let a_key = server_key(&fed.node("a.example").data_dir);
+    let topic = TopicId::random(&name("a.example"));
+    let now = rendezvous::state::now();
+    let (outcome, _) = ChangeBuilder::create(
+        &topic,
+        &creator.tk,
+        History::Shared,
+        members,
+        HostKey::of(a_key.public()),
+    )
+    .build(now, &mut Randomness::Os)
+    .unwrap();
+    let entry = LogEntry::change(&outcome.change);
+    let mut frontier = Frontier::new();
+    frontier.append(&leaf_data(&entry).unwrap()).unwrap();
+    let checkpoint =
+        Checkpoint::new(&log_origin(&topic), frontier.size(), frontier.root(), now).unwrap();
+    let note = SignedCheckpoint::sign(&checkpoint, &a_key, "a.example")
+        .unwrap()
+        .to_note();
+    let payload = EntryBatch {
+        first: LeafIndex(0),
+        entries: vec![serde_bytes::ByteBuf::from(entry.to_wire())],
+        checkpoint: note,
+    }
+    .to_wire();
+    let event = Event::sign(
+        &name("a.example"),
+        &name("b.example"),
+        EventKind::TopicEntry,
+        Some(&topic),
+        payload,
+        now,
+        &a_key,
+    );
+    let t = transaction(&fresh_id(), "a.example", "b.example", &[&event]);
+    let a = fed.peer_as("b.example", "a.example");
+    let (status, _, body) = send_as(&a, "b.example", Some("a.example"), &t)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let code = results(&body)[0].2.clone();
+    (topic, code)
+}
+
+/// A hosting server that names 200 member servers that exist nowhere costs a participant the
+/// host's row and at most `cosign_fanout` more per cosigning round, not one per server.
+#[actix_rt::test]
+async fn fake_member_servers_cost_bounded_queue_rows() {
+    let fakes = fake_servers(200);
+    let unreachable = fakes.clone();
+    let mut fed = Federation::in_process("fedlim-fanout", &["a.example", "b.example"])
+        .adjust(move |n, c| {
+            let fed = c.federation.as_mut().unwrap();
+            for fake in &unreachable {
+                fed.overrides.insert(fake.clone(), "127.0.0.1:1".into());
+            }
+            if n == "b.example" {
+                fed.limits.cosign_fanout = 8;
+            }
+        })
+        .start();
+    let alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let (creator, admin) = made_up("mallory", "a.example", Role::Admin);
+    let mut members = vec![
+        admin,
+        claimed_spec(&fed, &alice, &id("bob", "b.example")).await,
+    ];
+    members.extend(fakes.iter().map(|s| made_up("mallory", s, Role::Reader).1));
+    let (topic, code) = a_creates_on_b(&fed, &creator, members).await;
+    assert_eq!(code, "", "b mirrors the topic");
+    read_until_change(&mut bob, &topic).await;
+    // One head on b, one cosigning round (300 ms later), its rows queued.
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    fed.stop("b.example");
+    let store = open_store(&fed, "b.example");
+    let queued: usize = fakes
+        .iter()
+        .map(|s| store.outbound_len(&name(s)).unwrap())
+        .sum();
+    // The hosting server (up: delivered, or one row) and at most `cosign_fanout` others.
+    assert!(
+        (1..=8).contains(&queued),
+        "{queued} cosignatures queued for fake servers"
+    );
+    assert!(store.outbound_len(&name("a.example")).unwrap() <= 1);
+}
+
+/// A submit queued for a host that stays unreachable longer than `queue_max_age_secs` is
+/// dropped, its transaction in flight given up, and the author's devices told: the kind-2
+/// inbox item (`503 unavailable`) reports a refused post.
+#[actix_rt::test]
+async fn old_queued_submit_is_reported_refused() {
+    let mut fed = Federation::in_process("fedlim-age", &["a.example", "b.example"])
+        .adjust(limits_of_b(|l| l.queue_max_age_secs = 60))
+        .start();
+    let mut alice = fed.register("a.example", "alice").await;
+    let mut bob = fed.register("b.example", "bob").await;
+    let topic = alice
+        .create_topic(&[(id("bob", "b.example"), Role::Writer)], History::Shared)
+        .await
+        .unwrap();
+    alice.send(&topic, b"m0").await.unwrap();
+    read_until(&mut bob, &topic, 1).await;
+    fed.stop("a.example");
+    match bob.send(&topic, b"late").await {
+        Err(ClientError::Queued { .. }) => {}
+        other => panic!("with its host down a post is queued: {other:?}"),
+    }
+    // b tries, fails, and keeps the submit in flight; a minute later it is too old.
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    assert!(bob.sync_inbox().await.is_ok());
+    assert!(
+        bob.take_refused_posts().unwrap().is_empty(),
+        "refused early"
+    );
+    fed.clock.advance(61);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        bob.sync_inbox().await.unwrap();
+        let refused = bob.take_refused_posts().unwrap();
+        if !refused.is_empty() {
+            break refused;
+        }
+        assert!(Instant::now() < deadline, "no refused post reported");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let post = &refused[0];
+    assert_eq!(
+        (
+            post.topic.as_str(),
+            post.entry.as_str(),
+            post.status,
+            post.code.as_str()
+        ),
+        (topic.to_string().as_str(), "message", 503, "unavailable")
+    );
+    fed.stop("b.example");
+    let store = open_store(&fed, "b.example");
+    assert_eq!(store.outbound_len(&name("a.example")).unwrap(), 0);
+}
+
+/// `GET path` on b's federation listener as the peer `client` is, naming `origin`: the
+/// status and `Retry-After`.
+async fn query(client: &awc::Client, origin: &str, path: &str) -> (u16, Option<u64>) {
+    let mut resp = client
+        .get(format!("https://b.example:8448{path}"))
+        .insert_header(("X-Rdv-Origin", origin))
+        .send()
+        .await
+        .unwrap();
+    let _ = resp.body().limit(1 << 20).await;
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (resp.status().as_u16(), retry)
+}
+
+/// Identity, entries and checkpoint queries share one `query` class per peer: over it a peer
+/// gets `429` with `Retry-After`, while another peer's queries go on.
+#[actix_rt::test]
+async fn peer_query_flood_gets_429_and_other_peers_go_on() {
+    use rendezvous_client::http::encode_segment;
+    let fed = Federation::in_process("fedlim-query", &["a.example", "b.example", "c.example"])
+        .adjust(limits_of_b(|l| l.query = Rate::hour(60, 4)))
+        .start();
+    let mut bob = fed.register("b.example", "bob").await;
+    let _carol = fed.register("c.example", "carol").await;
+    let topic = bob
+        .create_topic(&[(id("carol", "c.example"), Role::Reader)], History::Shared)
+        .await
+        .unwrap();
+    let topic = encode_segment(&topic.to_string());
+    let identity = format!(
+        "/_rdv/federation/v1/users/{}/identity",
+        encode_segment("@bob:b.example")
+    );
+    let entries = format!("/_rdv/federation/v1/topics/{topic}/entries?from=0&limit=10");
+    let checkpoint = format!("/_rdv/federation/v1/topics/{topic}/checkpoint");
+    let c = fed.peer_as("b.example", "c.example");
+    // The burst: c's own lookups of b's topic may have spent some of it already, so the
+    // first answers are 200 until the class is spent.
+    let mut passed = 0;
+    for path in [&identity, &entries, &checkpoint, &identity] {
+        let (status, _) = query(&c, "c.example", path).await;
+        match status {
+            200 => passed += 1,
+            429 => {}
+            other => panic!("{path}: {other}"),
+        }
+    }
+    assert!(passed >= 1, "the burst lets queries through");
+    for path in [&identity, &entries, &checkpoint] {
+        let (status, retry) = query(&c, "c.example", path).await;
+        assert_eq!(status, 429, "{path}");
+        assert!(
+            retry.is_some_and(|s| s >= 1),
+            "{path}: Retry-After {retry:?}"
+        );
+    }
+    // Another peer has cells of its own.
+    let a = fed.peer_as("b.example", "a.example");
+    assert_eq!(query(&a, "a.example", &identity).await.0, 200);
 }

@@ -67,6 +67,7 @@ impl Federation {
         name: &ServerName,
         tls: FederationTls,
         store: &Store,
+        clock: &crate::clock::Clock,
     ) -> Result<(Federation, AwcTransport), ConfigError> {
         let discovery = Arc::new(
             Discovery::new(&config.federation)
@@ -87,15 +88,20 @@ impl Federation {
         let transport =
             AwcTransport::new(&client, outbound::discovery_resolver(discovery, targets));
         let outbound = Arc::new(
-            Outbound::new(store.clone(), name.clone())
-                .with_policy(policy.clone())
-                .with_limits(outbound::QueueLimits {
-                    size: crate::store::QueueBounds {
-                        events: config.federation.limits.queue_events,
-                        bytes: config.federation.limits.queue_bytes,
-                    },
-                    max_age_secs: config.federation.limits.queue_max_age_secs,
-                }),
+            Outbound::with_clock(
+                store.clone(),
+                name.clone(),
+                Arc::new(outbound::ServerClock(clock.clone())),
+                outbound::random_jitter(),
+            )
+            .with_policy(policy.clone())
+            .with_limits(outbound::QueueLimits {
+                size: crate::store::QueueBounds {
+                    events: config.federation.limits.queue_events,
+                    bytes: config.federation.limits.queue_bytes,
+                },
+                max_age_secs: config.federation.limits.queue_max_age_secs,
+            }),
         );
         let federation = Federation {
             tls,

@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use bounds::QueueLimits;
-pub use clock::{Clock, Jitter, SystemClock, random_jitter};
+pub use clock::{Clock, Jitter, ServerClock, SystemClock, random_jitter};
 pub use transport::{
     AwcTransport, DEFAULT_PORT, MAX_RESPONSE_LEN, Resolve, ResolveFuture, SEND_CONNECT_TIMEOUT,
     SEND_TIMEOUT, SEND_TIMEOUTS, Transport, TransportError, client_tls, discovery_resolver,
@@ -423,10 +423,10 @@ impl Outbound {
         &self,
         destination: &ServerName,
     ) -> Result<Option<OutboundInFlight>, OutboundError> {
+        self.drop_aged(destination)?;
         if let Some(in_flight) = self.store.outbound_in_flight(destination)? {
             return Ok(Some(in_flight));
         }
-        self.drop_aged(destination)?;
         let most = match self.singles().contains(destination) {
             true => 1,
             false => MAX_EVENTS,

@@ -10,12 +10,17 @@
 //! | `fed_applied_by_time` | `u64be(time applied) ‖ id(origin) ‖ event id` | empty |
 //!
 //! A `fed_txns` value without the `0xff` tag (a response is CBOR, whose first byte is never
-//! `0xff`) was stored before times were kept: it counts as stored at time 0.
+//! `0xff`) was stored before times were kept: it counts as stored at time 0. `fed_applied`
+//! rows written before `fed_applied_by_time` existed are indexed once, when the store opens
+//! ([`META_APPLIED_INDEXED`] marks it done), so that they are purged too.
 
 use super::keys::{Key, read_u64};
 use super::{OrBackend, Store, StoreError, tx};
 use rendezvous_protocol::ids::ServerName;
 use sled::Transactional;
+
+/// `meta` key: present once every `fed_applied` row has its `fed_applied_by_time` entry.
+pub const META_APPLIED_INDEXED: &str = "federation.applied_indexed";
 
 /// First byte of a `fed_txns` value that carries its time.
 const TIMED: u8 = 0xff;
@@ -139,6 +144,27 @@ impl Store {
         )
     }
 
+    /// Gives every `fed_applied` row its `fed_applied_by_time` entry, once (rows of a database
+    /// written before the index existed would never be purged); returns how many rows were
+    /// indexed. Idempotent: interrupted, it is done again at the next open.
+    pub(super) fn backfill_applied_index(&self) -> Result<u64, StoreError> {
+        if self.meta(META_APPLIED_INDEXED)?.is_some() {
+            return Ok(0);
+        }
+        let t = self.t();
+        let mut batch = sled::Batch::default();
+        let mut n = 0u64;
+        for item in t.fed_applied.iter() {
+            let (k, v) = item.or_backend()?;
+            let time = read_u64(&v, "fed_applied")?;
+            batch.insert(Key::new().u64(time).bytes(&k).build(), &[][..]);
+            n += 1;
+        }
+        t.fed_applied_by_time.apply_batch(batch).or_backend()?;
+        self.set_meta(META_APPLIED_INDEXED, &[1])?;
+        Ok(n)
+    }
+
     /// How many transaction answers and applied event ids are kept for `origin`.
     pub fn federation_bookkeeping(
         &self,
@@ -251,5 +277,41 @@ mod tests {
         assert_eq!(store.federation_applied(&a, &[2; 32]).unwrap(), Some(500));
         assert_eq!(store.purge_federation(2000, KEEP).unwrap(), 1);
         assert_eq!(store.federation_applied(&a, &[2; 32]).unwrap(), None);
+    }
+
+    #[test]
+    fn applied_ids_of_before_the_index_are_indexed_once_and_purged() {
+        let (dir, store) = open();
+        let a = name("a.example");
+        store.mark_federation_applied(&a, &[1; 32], 10).unwrap();
+        // Two rows as a server before the index wrote them: no index entry, no flag.
+        for (id, time) in [([2u8; 32], 20u64), ([3; 32], 5000)] {
+            store
+                .t()
+                .fed_applied
+                .insert(event_key(&a, &id), &time.to_be_bytes())
+                .unwrap();
+        }
+        store.t().meta.remove(META_APPLIED_INDEXED).unwrap();
+        assert_eq!(store.purge_federation(2000, KEEP).unwrap(), 1);
+        assert_eq!(store.federation_applied(&a, &[2; 32]).unwrap(), Some(20));
+        drop(store);
+        // Opening the store indexes them; the old one is purged, the new one kept.
+        let store = loop {
+            match Store::open(dir.path()) {
+                Ok(store) => break store,
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        };
+        assert!(store.meta(META_APPLIED_INDEXED).unwrap().is_some());
+        assert_eq!(store.backfill_applied_index().unwrap(), 0, "once");
+        assert_eq!(store.purge_federation(2000, KEEP).unwrap(), 1);
+        assert_eq!(store.federation_applied(&a, &[2; 32]).unwrap(), None);
+        assert_eq!(store.federation_applied(&a, &[3; 32]).unwrap(), Some(5000));
+        assert_eq!(store.purge_federation(7000, KEEP).unwrap(), 1);
+        assert_eq!(store.federation_bookkeeping(&a).unwrap(), (0, 0));
     }
 }

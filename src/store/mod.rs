@@ -230,7 +230,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let t = Tables::open(&db)?;
         let locks = std::array::from_fn(|_| Mutex::new(()));
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 db,
                 path: path.map(Path::to_owned),
@@ -241,7 +241,10 @@ impl Store {
                 locks,
                 commit: Arc::new(GroupCommit::new(log_file, blob_dir)),
             }),
-        })
+        };
+        // Rows of before the `fed_applied_by_time` index, once.
+        store.backfill_applied_index()?;
+        Ok(store)
     }
 
     fn t(&self) -> &Tables {

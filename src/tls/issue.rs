@@ -361,8 +361,14 @@ mod tests {
         let client_tls = tls.client.clone();
         let store = crate::store::Store::temporary().unwrap();
         actix_rt::System::new().block_on(async {
-            let (federation, transport) =
-                crate::federation::Federation::build(&config, &name, tls, &store).unwrap();
+            let (federation, transport) = crate::federation::Federation::build(
+                &config,
+                &name,
+                tls,
+                &store,
+                &crate::clock::Clock::system(),
+            )
+            .unwrap();
             assert!(Arc::ptr_eq(federation.client().tls(), &client_tls));
             assert!(Arc::ptr_eq(transport.tls(), &client_tls));
         });

@@ -70,7 +70,9 @@ pub(crate) fn free_port() -> Res<u16> {
 }
 
 /// The rate classes the load reaches, set far above it: the benchmark measures the checks, not
-/// refusals (every other class keeps its default).
+/// refusals (every other class keeps its default). The per-peer classes and bounds
+/// (`federation-api.md` §1.1) are lifted too: with `--federation` the peers are the load's own
+/// servers, whose transactions, queries and claims carry every simulated user's traffic.
 const LOAD_RATES: &str = "[limits.rate]\n\
     register_ip = { per_second = 1000000, burst = 1000000 }\n\
     devices_ip = { per_second = 1000000, burst = 1000000 }\n\
@@ -84,7 +86,15 @@ const LOAD_RATES: &str = "[limits.rate]\n\
     remote = { per_second = 1000000, burst = 1000000 }\n\
     stream = { per_second = 1000000, burst = 1000000 }\n\
     any_ip = { per_second = 1000000, burst = 1000000 }\n\
-    any_user = { per_second = 1000000, burst = 1000000 }\n";
+    any_user = { per_second = 1000000, burst = 1000000 }\n\n\
+    [federation.limits]\n\
+    txn = { per_second = 1000000, burst = 1000000 }\n\
+    txn_kib = { per_second = 1000000, burst = 1000000 }\n\
+    query = { per_second = 1000000, burst = 1000000 }\n\
+    claim = { per_second = 1000000, burst = 1000000 }\n\
+    queue_events = 100000000\n\
+    queue_bytes = 1099511627776\n\
+    mirrored_topics_per_peer = 100000000\n";
 
 impl Server {
     pub(crate) fn start(bin: &Path, dir: &Path, workers: usize) -> Res<Server> {

@@ -64,15 +64,23 @@ impl Outbound {
         }
     }
 
-    /// Drops the events at the head of `destination`'s queue older than `queue_max_age_secs`
-    /// (not those in flight); a dropped submit is told to the refusal hook as `503
-    /// unavailable` (its author's devices get the kind-2 inbox item, `federation-api.md` §9.3).
+    /// Drops the events at the head of `destination`'s queue older than `queue_max_age_secs`;
+    /// a dropped submit is told to the refusal hook as `503 unavailable` (its author's devices
+    /// get the kind-2 inbox item, `federation-api.md` §9.3). A transaction in flight that holds
+    /// such an event is given up first (a peer down that long keeps it in flight): its younger
+    /// events go again under a new id, which the receiver deduplicates by event id (§8).
     pub(super) fn drop_aged(&self, destination: &ServerName) -> Result<usize, OutboundError> {
         let now = self.clock.now_ms() / 1000;
         let oldest = now.saturating_sub(self.limits.max_age_secs);
-        let gone = self.store.outbound_drop_head(destination, |event| {
-            describe(event).is_some_and(|(_, _, time)| time < oldest)
-        })?;
+        let aged = |event: &SignedBytes| describe(event).is_some_and(|(_, _, time)| time < oldest);
+        if let Some(in_flight) = self.store.outbound_in_flight(destination)? {
+            let events = self.store.outbound_events(destination, &in_flight.seqs)?;
+            if events.iter().any(|(_, e)| aged(e)) {
+                tracing::warn!(%destination, txn_id = %in_flight.txn_id, "transaction in flight holds events too old; given up");
+                self.store.outbound_finish(destination, &[])?;
+            }
+        }
+        let gone = self.store.outbound_drop_head(destination, aged)?;
         if gone.is_empty() {
             return Ok(0);
         }

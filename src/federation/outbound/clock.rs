@@ -30,6 +30,23 @@ impl Clock for SystemClock {
     }
 }
 
+/// The server's clock ([`crate::clock::Clock`], which tests move forward) with tokio's timers:
+/// queue ages and backoff deadlines are read on the same clock as the events' `time`.
+#[derive(Debug, Clone)]
+pub struct ServerClock(pub crate::clock::Clock);
+
+impl Clock for ServerClock {
+    fn now_ms(&self) -> u64 {
+        // The server's seconds, the machine's milliseconds within them.
+        let within = SystemClock.now_ms() % 1000;
+        self.0.now().saturating_mul(1000).saturating_add(within)
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
 /// Full jitter: a uniformly random number of milliseconds in `0..=upper`. Injectable for tests.
 pub type Jitter = Arc<dyn Fn(u64) -> u64 + Send + Sync>;
 
