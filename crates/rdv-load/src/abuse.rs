@@ -7,7 +7,9 @@
 //! - **oversize** senders post 64 KiB registrations (cap 4 KiB: `413`, unread);
 //! - **guessers** call `/v1/sync` with made-up tokens (`401`, then `any_ip`);
 //! - **hogs** hold `/v1/stream` open on members' devices and never read: each falls 2 MiB
-//!   behind and is closed.
+//!   behind and is closed;
+//! - a registered **abuser** drains the members' topic keys (`claim`, `claim_victim`: the
+//!   last-resort key is served instead) and floods topic creates (`topic_create`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,13 +26,13 @@ use crate::Res;
 
 /// The configuration of an abuse run: `[limits]` lines and `[limits.rate]`. Only the classes
 /// of the members' own traffic are lifted (they post as fast as they can, which the per-user
-/// defaults would refuse); the address classes keep their defaults, with the posters' address
-/// exempt.
+/// defaults would refuse; `topic_create`'s burst holds the setup's creates); the address
+/// classes keep their defaults, with the posters' address exempt.
 pub(crate) const ABUSE_LIMITS: &str = "ws_per_device = 8\n";
 pub(crate) const ABUSE_RATES: &str = "[limits.rate]\n\
     exempt_ips = [\"127.0.0.1\"]\n\
     upload = { per_second = 1000000, burst = 1000000 }\n\
-    topic_create = { per_second = 1000000, burst = 1000000 }\n\
+    topic_create = { per_hour = 30, burst = 64 }\n\
     send = { per_second = 1000000, burst = 1000000 }\n\
     send_kib = { per_second = 1000000, burst = 1000000 }\n\
     stream = { per_second = 1000000, burst = 1000000 }\n\
@@ -55,6 +57,19 @@ pub(crate) struct AbuseSettings {
     pub(crate) per_kind: usize,
     /// Members' tokens whose devices the hogs hold streams on (two each).
     pub(crate) hog_tokens: Vec<String>,
+    /// The abusive user's token (claims and topic creates).
+    pub(crate) abuser_token: String,
+    /// The users whose topic keys the abuser claims.
+    pub(crate) victims: Vec<rendezvous_protocol::ids::UserId>,
+}
+
+/// How an abusive request authenticates.
+#[derive(Clone)]
+enum Auth {
+    None,
+    /// A new made-up token each time.
+    Guess,
+    Token(String),
 }
 
 /// Runs the abusers from when `barrier` opens until `stop` is set.
@@ -81,28 +96,53 @@ pub(crate) fn abuser_thread(
         }
         report.hogs = hogs.len();
         barrier.wait();
-        let kinds: [(&'static str, &'static str, &'static str, Vec<u8>, bool); 3] = [
-            ("flood", "POST", "/v1/login/challenge", vec![0x80], false),
+        use rendezvous_protocol::api::{Body, ClaimTopicKeysRequest};
+        let claim = ClaimTopicKeysRequest {
+            users: settings.victims.clone(),
+        }
+        .to_cbor();
+        let abuser = Auth::Token(settings.abuser_token.clone());
+        let kinds: [(&'static str, &'static str, &'static str, Vec<u8>, Auth); 5] = [
+            (
+                "flood",
+                "POST",
+                "/v1/login/challenge",
+                vec![0x80],
+                Auth::None,
+            ),
             (
                 "oversize",
                 "POST",
                 "/v1/register",
                 vec![0x5a; 64 * 1024],
-                false,
+                Auth::None,
             ),
-            ("guess", "GET", "/v1/sync?since=0", Vec::new(), true),
+            ("guess", "GET", "/v1/sync?since=0", Vec::new(), Auth::Guess),
+            (
+                "claim",
+                "POST",
+                "/v1/topic-keys/claim",
+                claim,
+                abuser.clone(),
+            ),
+            ("topics", "POST", "/v1/topics", vec![0x80], abuser),
         ];
         let mut tasks = Vec::new();
         let mut address = 2u8;
-        for (kind, method, path, body, token) in kinds {
-            for _ in 0..settings.per_kind {
+        for (kind, method, path, body, auth) in kinds {
+            // One abusive user: one connection for each of its kinds.
+            let connections = match auth {
+                Auth::Token(_) => 1,
+                _ => settings.per_kind,
+            };
+            for _ in 0..connections {
                 let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, address));
                 address = address.wrapping_add(1).max(2);
                 let (url, stop) = (format!("{}{path}", settings.url), stop.clone());
                 let tls = client_config(&settings.trust).map_err(|e| e.to_string())?;
-                let body = body.clone();
+                let (body, auth) = (body.clone(), auth.clone());
                 tasks.push(actix_rt::spawn(async move {
-                    abuse_loop(kind, method, url, body, token, from, tls, stop).await
+                    abuse_loop(kind, method, url, body, auth, from, tls, stop).await
                 }));
             }
         }
@@ -125,7 +165,7 @@ async fn abuse_loop(
     method: &'static str,
     url: String,
     body: Vec<u8>,
-    token: bool,
+    auth: Auth,
     from: IpAddr,
     tls: rustls::ClientConfig,
     stop: Arc<AtomicBool>,
@@ -146,9 +186,13 @@ async fn abuse_loop(
         let mut req = client
             .request(method.clone(), &url)
             .insert_header(("content-type", "application/cbor"));
-        if token {
-            guess += 1;
-            req = req.bearer_auth(format!("{guess:064x}"));
+        match &auth {
+            Auth::None => {}
+            Auth::Guess => {
+                guess += 1;
+                req = req.bearer_auth(format!("{guess:064x}"));
+            }
+            Auth::Token(t) => req = req.bearer_auth(t),
         }
         sent += 1;
         let answer = match req.send_body(body.clone()).await {

@@ -44,7 +44,7 @@ pub(crate) fn post_mode(args: &Args) -> Res<()> {
         false => Server::start(&bin, &work.path, args.server_workers)?,
     };
     log(format!("server pid {} at {}", server.pid(), server.url));
-    let (slots, watch_tokens, member_tokens) =
+    let (slots, watch_tokens, members) =
         actix_rt::System::new().block_on(set_up(args, &server, &work))?;
     let slots: Vec<Arc<Slot>> = slots.into_iter().map(Arc::new).collect();
     let (total, deadline) = budget(args);
@@ -53,13 +53,14 @@ pub(crate) fn post_mode(args: &Args) -> Res<()> {
         "encrypting {total} messages of {} bytes for {} posters",
         args.size, args.posters
     ));
-    let trust = server.trust()?;
-    let abusers = args.abuse.then(|| AbuseSettings {
-        url: server.url.clone(),
-        trust,
-        per_kind: args.abusers_per_kind,
-        hog_tokens: member_tokens,
-    });
+    let abusers = match args.abuse {
+        true => {
+            let (tokens, victims) = members.into_iter().unzip();
+            let set_up = set_up_abuser(args, &server, &work, tokens, victims);
+            Some(actix_rt::System::new().block_on(set_up)?)
+        }
+        false => None,
+    };
     let run = timed_run(
         args,
         &server,
@@ -80,7 +81,7 @@ async fn set_up(
     args: &Args,
     server: &Server,
     work: &WorkDir,
-) -> Res<(Vec<Slot>, Vec<String>, Vec<String>)> {
+) -> Res<(Vec<Slot>, Vec<String>, Vec<(String, UserId)>)> {
     server.wait_ready().await?;
     let mut users = register_users(
         server,
@@ -120,8 +121,31 @@ async fn set_up(
     let watch_tokens = (0..args.ws_watchers)
         .map(|w| token_of(&users[w % users.len()]))
         .collect::<Res<Vec<_>>>()?;
-    let member_tokens = users.iter().map(token_of).collect::<Res<Vec<_>>>()?;
-    Ok((slots, watch_tokens, member_tokens))
+    let members = users
+        .iter()
+        .map(|c| token_of(c).map(|t| (t, c.user().clone())))
+        .collect::<Res<Vec<_>>>()?;
+    Ok((slots, watch_tokens, members))
+}
+
+/// The abusers of `--abuse`: a registered abuser, the members as its victims, and the members'
+/// devices for the hogs.
+async fn set_up_abuser(
+    args: &Args,
+    server: &Server,
+    work: &WorkDir,
+    member_tokens: Vec<String>,
+    victims: Vec<UserId>,
+) -> Res<AbuseSettings> {
+    let abuser = register_users(server, &work.path, "abuser", 1, 1).await?;
+    Ok(AbuseSettings {
+        url: server.url.clone(),
+        trust: server.trust()?,
+        per_kind: args.abusers_per_kind,
+        hog_tokens: member_tokens,
+        abuser_token: token_of(abuser.first().ok_or("no abuser")?)?,
+        victims,
+    })
 }
 
 /// How many messages to prepare, and when to stop posting.
