@@ -71,6 +71,22 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Http
         .metrics()
         .wakeup_queue
         .set(state.push().pending_wakeups() as i64);
+    for ((class, scope), total) in state.limits().refused_totals() {
+        let labels = crate::metrics::LimitedLabels {
+            class: class.to_owned(),
+            scope: scope.to_owned(),
+        };
+        let counter = state.metrics().limited.get_or_create(&labels);
+        counter
+            .inner()
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+    }
+    let storage = match storage_status(&state)["state"].as_str() {
+        Some("faulted") => 2,
+        Some("low_space") => 1,
+        _ => 0,
+    };
+    state.metrics().storage_state.set(storage);
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics().encode()))

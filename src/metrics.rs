@@ -14,6 +14,15 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Labels of the refusal counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitedLabels {
+    /// The rate class or quota.
+    pub class: String,
+    /// What its keys are: `ip`, `user`, `device`, `peer`, `victim`, or `quota`.
+    pub scope: String,
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -33,6 +42,10 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Wake-ups waiting to be delivered.
     pub wakeup_queue: Gauge,
+    /// Requests refused by a rate class or a quota, since start (set at each scrape).
+    pub limited: Family<LimitedLabels, Counter>,
+    /// The store: 0 ok, 1 low on space (large writes refused), 2 faulted (writes refused).
+    pub storage_state: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -54,6 +67,18 @@ impl Default for Metrics {
         let topics_loaded = Gauge::default();
         let connections = Gauge::default();
         let wakeup_queue = Gauge::default();
+        let limited = Family::<LimitedLabels, Counter>::default();
+        let storage_state = Gauge::default();
+        registry.register(
+            "limited",
+            "Requests refused by a rate class or a quota",
+            limited.clone(),
+        );
+        registry.register(
+            "storage_state",
+            "The store: 0 ok, 1 low space, 2 faulted",
+            storage_state.clone(),
+        );
         registry.register(
             "http_requests",
             "Client API requests answered",
@@ -100,6 +125,8 @@ impl Default for Metrics {
             topics_loaded,
             connections,
             wakeup_queue,
+            limited,
+            storage_state,
         }
     }
 }

@@ -315,6 +315,20 @@ async fn a_challenge_flood_gets_429_with_retry_after_and_admin_status_names_it()
     assert_eq!(limited[0]["class"], "login_ip");
     assert_eq!(limited[0]["key"], "127.0.0.1");
     assert_eq!(limited[0]["refused"], 15);
+    // And the metrics count them (on the admin listener, with the metrics token).
+    let token = std::fs::read_to_string(dir.join("data").join("metrics.token")).unwrap();
+    let mut resp = awc::Client::default()
+        .get(format!("http://{}/metrics", server.ready.admin))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        metrics.contains("rendezvous_limited_total{class=\"login_ip\",scope=\"ip\"} 15"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rendezvous_storage_state 0"), "{metrics}");
     server.terminate();
 }
 

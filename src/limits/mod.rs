@@ -368,6 +368,11 @@ impl Limits {
         self.refusals.record(quota, "quota", user, 0);
     }
 
+    /// Refusals since start by `(class, scope)` (quotas with scope `quota`).
+    pub fn refused_totals(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.refusals.totals()
+    }
+
     /// The keys refused in the last window (`GET /admin/status`).
     pub fn limited(&self) -> Vec<LimitedKey> {
         self.refusals.recent()

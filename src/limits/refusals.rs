@@ -32,13 +32,22 @@ pub struct LimitedKey {
     pub retry_after_secs: u64,
 }
 
-/// The refusals of every class.
+/// The refusals of every class: the recent ones by key, and totals by class since start.
 #[derive(Debug, Default)]
-pub struct Refusals(Mutex<HashMap<(&'static str, String), LimitedKey>>);
+pub struct Refusals(
+    Mutex<HashMap<(&'static str, String), LimitedKey>>,
+    Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+);
 
 impl Refusals {
     /// Records one refusal.
     pub fn record(&self, class: &'static str, scope: &'static str, key: &str, retry_after: u64) {
+        *self
+            .1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((class, scope))
+            .or_default() += 1;
         let now = crate::state::now();
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_REMEMBERED && !map.contains_key(&(class, key.to_owned())) {
@@ -58,6 +67,12 @@ impl Refusals {
         row.refused += 1;
         row.last = now;
         row.retry_after_secs = retry_after;
+    }
+
+    /// Refusals since start by `(class, scope)`, for `rendezvous_limited_total`.
+    pub fn totals(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let totals = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        totals.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     /// The keys refused in the last [`WINDOW_SECS`], most refused first, at most
