@@ -274,3 +274,30 @@ async fn bad_content_length_gets_json_400() {
     assert_eq!(answer(&mut s).0, 200);
     server.terminate();
 }
+
+#[actix_rt::test]
+async fn http2_is_served_unchecked() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("h2");
+    let (server, _config) = start(&dir, |_| {});
+    let mut tls = rendezvous_client::tls::client_config(&server.trust()).unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let addr = server.url().trim_start_matches("https://").to_owned();
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(tls), name).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    // The client preface and an empty SETTINGS frame; the server's first frame is its SETTINGS.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    s.flush().unwrap();
+    let mut frame = [0u8; 9];
+    s.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[3], 0x04, "not a SETTINGS frame: {frame:?}");
+    server.terminate();
+}

@@ -46,6 +46,8 @@ pub(crate) fn client_server(
             let http = HttpService::build()
                 .keep_alive(limits.keep_alive)
                 .client_request_timeout(limits.head + HEAD_BACKSTOP)
+                // What `HttpServer` sets: a refused body is discarded for at most 1 s.
+                .client_disconnect_timeout(Duration::from_secs(1))
                 .finish(map_config(app, |()| AppConfig::default()));
             let mut acceptor = Acceptor::new((*tls).clone());
             acceptor.set_handshake_timeout(limits.handshake);
