@@ -34,16 +34,24 @@ pub(crate) fn client_server(
     let limits = ListenerLimits::new(&state.config().limits, workers);
     let connections = state.limits().connections.clone();
     let state = state.clone();
-    let server = actix_server::Server::build()
+    let builder = actix_server::Server::build();
+    // As `HttpServer`: a graceful stop also closes idle kept-alive connections.
+    let stopping = builder.graceful_shutdown_signal();
+    let server = builder
         .workers(workers)
         .max_concurrent_connections(limits.per_worker)
         .disable_signals()
         .shutdown_timeout(5)
         .listen("rendezvous-client-api", listener, move || {
+            let stopping = stopping.clone();
             let app = client_app(state.clone())
                 .into_factory()
                 .map_err(|e| e.error_response());
             let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
                 .keep_alive(limits.keep_alive)
                 .client_request_timeout(limits.head + HEAD_BACKSTOP)
                 // What `HttpServer` sets: a refused body is discarded for at most 1 s.
