@@ -44,7 +44,6 @@ use crate::error::ApiResult;
 use crate::federation::Federation;
 use crate::federation::outbound::AwcTransport;
 use crate::identity::ServerIdentity;
-use crate::metrics::RequestLabels;
 use crate::push::PushHub;
 use crate::state::AppState;
 use crate::store::Store;
@@ -315,7 +314,7 @@ fn workers(config: &Config) -> usize {
 /// Starts the client API, the admin endpoint and (when federating) the federation listener.
 async fn serve(state: &web::Data<AppState>, listeners: Listeners) -> Result<Servers, ServerError> {
     let workers = workers(state.config());
-    let client = client_server(state, listeners.client, workers)?;
+    let client = api::listener::client_server(state, listeners.client, workers)?;
     let admin = admin_server(state, listeners.admin)?;
     let federation = match state.federation() {
         Some(federation) => {
@@ -336,66 +335,6 @@ async fn serve(state: &web::Data<AppState>, listeners: Listeners) -> Result<Serv
         a.and(b).and(c)
     });
     Ok(Servers { handles, running })
-}
-
-/// The client API over TLS, counting requests by status.
-fn client_server(
-    state: &web::Data<AppState>,
-    listener: TcpListener,
-    workers: usize,
-) -> Result<Server, ServerError> {
-    let tls = state.identity().tls.clone();
-    let limits = limits::ListenerLimits::new(&state.config().limits, workers);
-    let connections = state.limits().connections.clone();
-    let state = state.clone();
-    Ok(HttpServer::new(move || {
-        let metrics_state = state.clone();
-        App::new()
-            .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(
-                rendezvous_protocol::topic::MAX_CHANGE_LEN + 1024,
-            ))
-            .wrap_fn(|mut req, srv| {
-                // Auth, rate limits and the body cap, before any body byte is read.
-                let outcome = match api::gate::check(&mut req) {
-                    Ok(()) => Ok(actix_web::dev::Service::call(srv, req)),
-                    Err(refusal) => Err(req.into_response(refusal.response())),
-                };
-                async move {
-                    match outcome {
-                        Ok(fut) => fut.await.map(ServiceResponse::map_into_left_body),
-                        Err(res) => Ok(res.map_into_right_body()),
-                    }
-                }
-            })
-            .wrap(ErrorHandlers::new().default_handler_client(json_error))
-            .wrap_fn(move |req, srv| {
-                let state = metrics_state.clone();
-                let fut = actix_web::dev::Service::call(srv, req);
-                async move {
-                    let res = fut.await?;
-                    let status = res.status().as_u16();
-                    state
-                        .metrics()
-                        .requests
-                        .get_or_create(&RequestLabels { status })
-                        .inc();
-                    Ok(res)
-                }
-            })
-            .configure(api::configure)
-            .default_service(web::to(not_found))
-    })
-    .on_connect(move |conn, ext| limits::count_connection(&connections, conn, ext))
-    .client_request_timeout(limits.head)
-    .tls_handshake_timeout(limits.handshake)
-    .keep_alive(limits.keep_alive)
-    .max_connections(limits.per_worker)
-    .workers(workers)
-    .disable_signals()
-    .shutdown_timeout(5)
-    .listen_rustls_0_23(listener, (*tls).clone())?
-    .run())
 }
 
 /// The admin endpoint, plain HTTP on loopback.
@@ -548,13 +487,13 @@ fn push_tls() -> Result<Arc<rustls::ClientConfig>, ServerError> {
     Ok(Arc::new(config))
 }
 
-async fn not_found() -> ApiResult<HttpResponse> {
+pub(crate) async fn not_found() -> ApiResult<HttpResponse> {
     Err(http::RequestError::NoSuchEndpoint.into())
 }
 
 /// Gives every client error that did not come from our own handlers (bad query string, payload
 /// over the limit, wrong method) the same JSON shape as ours.
-fn json_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+pub(crate) fn json_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let is_json = res
         .headers()
         .get(CONTENT_TYPE)

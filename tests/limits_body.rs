@@ -1,7 +1,8 @@
 //! Connection, head and body-memory limits of the client API (`client-api.md` §1.2), tried as an
 //! abusive client would against a real `rendezvous` process: unfinished large bodies beyond the
 //! budget are refused without being read, one address cannot hold more than its connections, a
-//! slow head is cut without delaying others, and an oversized head gets the JSON `431`.
+//! slow head is cut without delaying others, and an oversized or malformed head gets the JSON
+//! refusal (`431`, `400`), even where actix-http would refuse it bodiless.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -200,9 +201,10 @@ async fn slow_head_times_out() {
     ));
     assert_eq!(answer(&mut quick).0, 200);
     assert!(started.elapsed() < Duration::from_secs(1));
-    // The slow head is cut: 408 or closed, well before actix's own 5 s.
+    // The slow head is cut with the JSON 408, well before actix's own 5 s.
     let (status, text) = answer_within(&mut slow, Duration::from_secs(10)).unwrap();
-    assert!(matches!(status, 0 | 408), "{status}: {text}");
+    assert_eq!(status, 408, "{text}");
+    assert!(text.contains("\"code\":\"timeout\""), "{text}");
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "{took:?}");
     server.terminate();
@@ -233,7 +235,69 @@ async fn too_many_headers_get_json_431() {
     let (status, text) = head_with(&server, 3, 6000);
     assert_eq!(status, 431, "{text}");
     assert!(text.contains("\"code\":\"headers_too_large\""), "{text}");
-    // Over 96 fields actix refuses the head itself, bodiless (client-api.md §1.2).
-    assert_eq!(head_with(&server, 100, 1).0, 431);
+    // Over 96 fields, which actix-http would refuse bodiless, the first-head check answers.
+    let (status, text) = head_with(&server, 100, 1);
+    assert_eq!(status, 431, "{text}");
+    assert!(text.contains("\"code\":\"headers_too_large\""), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    server.terminate();
+}
+
+#[actix_rt::test]
+async fn bad_content_length_gets_json_400() {
+    let dir = TempDir::new("badlength");
+    let (server, _config) = start(&dir, |_| {});
+    for head in [
+        "POST /v1/login HTTP/1.1\r\nhost: localhost\r\ncontent-length: abc\r\n\r\n",
+        "POST /v1/login HTTP/1.1\r\nhost: localhost\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+        "GET /v1/status HTTP/1.1\r\nhost: localhost\r\nbad field\r\n\r\n",
+    ] {
+        let mut s = raw_tls(&server, HERE);
+        assert!(send(&mut s, head.as_bytes()));
+        let (status, text) = answer(&mut s);
+        assert_eq!(status, 400, "{head:?}: {text}");
+        assert!(text.contains("\"code\":\"malformed\""), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
+    }
+    // A good head on the next connection is served as before.
+    let mut s = raw_tls(&server, HERE);
+    assert!(send(
+        &mut s,
+        b"GET /v1/status HTTP/1.1\r\nhost: localhost\r\n\r\n"
+    ));
+    assert_eq!(answer(&mut s).0, 200);
+    server.terminate();
+}
+
+#[actix_rt::test]
+async fn http2_is_served_unchecked() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("h2");
+    let (server, _config) = start(&dir, |_| {});
+    let mut tls = rendezvous_client::tls::client_config(&server.trust()).unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let addr = server.url().trim_start_matches("https://").to_owned();
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(tls), name).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    // The client preface and an empty SETTINGS frame; the server's first frame is its SETTINGS.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    s.flush().unwrap();
+    let mut frame = [0u8; 9];
+    s.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[3], 0x04, "not a SETTINGS frame: {frame:?}");
     server.terminate();
 }

@@ -321,7 +321,8 @@ pub(crate) fn check(req: &mut ServiceRequest) -> Result<(), Refusal> {
 
 /// Refuses a head of more than `max_headers` fields or `max_head_bytes` bytes (`431
 /// headers_too_large`). The bytes are those of the request line and of each field as sent
-/// (`name: value` and its line end); actix itself refuses more than 96 fields, bodiless.
+/// (`name: value` and its line end); more than 96 fields the first-head check refuses
+/// ([`super::head`]), or actix on a later head, bodiless.
 fn check_head(req: &ServiceRequest, limits: &crate::config::Limits) -> Result<(), Refusal> {
     let fields = req.headers().len();
     let line = req.method().as_str().len() + req.uri().to_string().len() + " HTTP/1.1\r\n".len();

@@ -2,7 +2,9 @@
 
 mod accounts;
 pub(crate) mod gate;
+pub mod head;
 mod keys;
+pub(crate) mod listener;
 mod relay;
 mod status;
 mod stream;

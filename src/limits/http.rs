@@ -200,7 +200,8 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// `HttpServer::on_connect` hook (it runs once the TLS handshake is done): counts the
+/// The federation listener's `HttpServer::on_connect` hook (it runs once the TLS handshake is
+/// done; the client API counts before it, `api::listener`): counts the
 /// connection in `connections`, keeping its [`ConnectionSlot`] with the connection, or, when
 /// its address has `connections_per_ip` open, shuts the socket down before any request is read.
 pub fn count_connection(connections: &Arc<Connections>, conn: &dyn Any, ext: &mut Extensions) {
@@ -226,7 +227,8 @@ pub fn count_connection(connections: &Arc<Connections>, conn: &dyn Any, ext: &mu
 /// The times and counts of a listener, from `[limits]` (`client-api.md` §1.2).
 #[derive(Debug, Clone, Copy)]
 pub struct ListenerLimits {
-    /// `head_timeout_ms` (actix `client_request_timeout`: `408`, bodiless).
+    /// `head_timeout_ms` (on the client API, the first head's check answers the JSON `408`;
+    /// elsewhere actix's `client_request_timeout`, bodiless).
     pub head: Duration,
     /// `tls_handshake_ms` (actix `tls_handshake_timeout`).
     pub handshake: Duration,
