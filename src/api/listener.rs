@@ -113,6 +113,14 @@ async fn accept(
         tracing::debug!(%peer, "connections per address: closed");
         return None;
     };
+    // At most 256 handshakes at once per worker (actix-tls's counter, which only its
+    // readiness enforces), as under `HttpServer`: the rest wait in the accept queue.
+    if futures_util::future::poll_fn(|cx| tls.poll_ready(cx))
+        .await
+        .is_err()
+    {
+        return None;
+    }
     let stream = match tls.call(tcp).await {
         Ok(stream) => stream,
         Err(e) => {
