@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rendezvous_client::{Client, EntryContent};
+use rendezvous_client::Client;
 use rendezvous_protocol::topic::{History, Role};
 use rendezvous_testkit::config::{ServerConfig, Storage};
 use rendezvous_testkit::process::{Launch, ServerProcess};
@@ -104,14 +104,7 @@ async fn texts(client: &mut Client, topic: &rendezvous_protocol::ids::TopicId) -
             client.read(topic).await.unwrap()
         }
     };
-    report
-        .entries
-        .iter()
-        .filter_map(|e| match &e.content {
-            EntryContent::Message { text, .. } => text.clone(),
-            _ => None,
-        })
-        .collect()
+    rendezvous_testkit::raw::texts(&report)
 }
 
 #[actix_rt::test]

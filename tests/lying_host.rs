@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use rendezvous_client::cli::{Cli, Printer};
-use rendezvous_client::{Client, ClientError, EntryContent, ReadReport};
+use rendezvous_client::{Client, ClientError};
 use rendezvous_protocol::api::{Body, CheckpointResponse, WitnessesResponse};
 use rendezvous_protocol::clock::Clock;
 use rendezvous_protocol::crypto::{ServerKey, ServerPublicKey};
@@ -37,17 +37,7 @@ fn uid(name: &str) -> rendezvous_protocol::ids::UserId {
     user_id(name, HOST)
 }
 
-/// The texts a read showed, in log order.
-fn texts(report: &ReadReport) -> Vec<String> {
-    report
-        .entries
-        .iter()
-        .filter_map(|e| match &e.content {
-            EntryContent::Message { text, .. } => text.clone(),
-            _ => None,
-        })
-        .collect()
-}
+use rendezvous_testkit::raw::texts;
 
 /// The code of an error, as `rdv --json` prints it.
 fn code(e: &ClientError) -> &'static str {

@@ -178,3 +178,15 @@ pub async fn post(
 pub fn messages_path(topic: &TopicId) -> String {
     format!("/v1/topics/{}/messages", encode_segment(topic.as_str()))
 }
+
+/// The texts of the messages a read showed, in log order (undecryptable ones left out).
+pub fn texts(report: &rendezvous_client::ReadReport) -> Vec<String> {
+    report
+        .entries
+        .iter()
+        .filter_map(|e| match &e.content {
+            rendezvous_client::EntryContent::Message { text, .. } => text.clone(),
+            _ => None,
+        })
+        .collect()
+}
