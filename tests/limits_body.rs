@@ -2,7 +2,8 @@
 //! abusive client would against a real `rendezvous` process: unfinished large bodies beyond the
 //! budget are refused without being read, one address cannot hold more than its connections, a
 //! slow head is cut without delaying others, and an oversized or malformed head gets the JSON
-//! refusal (`431`, `400`), even where actix-http would refuse it bodiless.
+//! refusal (`431`, `400`), even where actix-http would refuse it bodiless — the first head of a
+//! connection or a later one, after a body of either framing.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -272,6 +273,86 @@ async fn bad_content_length_gets_json_400() {
         b"GET /v1/status HTTP/1.1\r\nhost: localhost\r\n\r\n"
     ));
     assert_eq!(answer(&mut s).0, 200);
+    server.terminate();
+}
+
+/// Everything the server writes until it closes the connection.
+fn until_closed(s: &mut RawTls) -> String {
+    use std::io::Read;
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        text.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// `text` is an answer with status `first`, then the JSON `400 malformed`, and nothing else.
+fn answered_then_refused(text: &str, first: u16) {
+    let starts: Vec<_> = text.match_indices("HTTP/1.1 ").map(|(i, _)| i).collect();
+    assert_eq!(starts.len(), 2, "{text}");
+    assert!(text.starts_with(&format!("HTTP/1.1 {first} ")), "{text}");
+    let refusal = &text[starts[1]..];
+    assert!(refusal.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(refusal.contains("\"code\":\"malformed\""), "{text}");
+    assert!(
+        refusal.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+}
+
+const BAD_LATER: &str = "GET /v1/status HTTP/1.1\r\nhost: localhost\r\ncontent-length: abc\r\n\r\n";
+
+#[actix_rt::test]
+async fn a_later_head_is_checked() {
+    let dir = TempDir::new("laterhead");
+    let (server, _config) = start(&dir, |_| {});
+    // Kept alive: a good request answered, then a bad head on the same connection.
+    let mut s = raw_tls(&server, HERE);
+    assert!(send(
+        &mut s,
+        b"GET /v1/status HTTP/1.1\r\nhost: localhost\r\n\r\n"
+    ));
+    assert_eq!(answer(&mut s).0, 200);
+    assert!(send(&mut s, BAD_LATER.as_bytes()));
+    let (status, text) = answer(&mut s);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("\"code\":\"malformed\""), "{text}");
+    server.terminate();
+}
+
+/// A `POST /v1/login` with a JSON body, where the endpoint takes CBOR: its JSON refusal.
+const LOGIN_REFUSED: u16 = 415;
+
+#[actix_rt::test]
+async fn a_head_after_a_length_body_is_checked() {
+    let dir = TempDir::new("afterlength");
+    let (server, _config) = start(&dir, |_| {});
+    // Pipelined in one write: a POST with a Content-Length body, then the bad head.
+    let body = r#"{"user":"nobody"}"#;
+    let post = format!(
+        "POST /v1/login HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}{BAD_LATER}",
+        body.len()
+    );
+    let mut s = raw_tls(&server, HERE);
+    assert!(send(&mut s, post.as_bytes()));
+    answered_then_refused(&until_closed(&mut s), LOGIN_REFUSED);
+    server.terminate();
+}
+
+#[actix_rt::test]
+async fn a_head_after_a_chunked_body_is_checked() {
+    let dir = TempDir::new("afterchunked");
+    let (server, _config) = start(&dir, |_| {});
+    // A chunked POST (an extension, a trailer), split across writes, then the bad head.
+    let mut s = raw_tls(&server, HERE);
+    let chunked = "POST /v1/login HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+                   transfer-encoding: chunked\r\n\r\n5;x=1\r\n{\"use\r\n";
+    assert!(send(&mut s, chunked.as_bytes()));
+    let rest = format!("c\r\nr\":\"nobody\"}}\r\n0\r\nx-t: 1\r\n\r\n{BAD_LATER}");
+    assert!(send(&mut s, rest.as_bytes()));
+    answered_then_refused(&until_closed(&mut s), LOGIN_REFUSED);
     server.terminate();
 }
 

@@ -1,5 +1,5 @@
 //! The client API listener (`client-api.md` §1.2): per connection, the count per address
-//! (before the TLS handshake), the handshake, the first head's check ([`super::head`]), then
+//! (before the TLS handshake), the handshake, the check of each request head ([`super::head`]), then
 //! actix-http with the app. Built from actix-server and actix-http rather than `HttpServer`,
 //! which has no place for a stream of our own between TLS and the HTTP dispatcher.
 

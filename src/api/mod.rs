@@ -1,6 +1,7 @@
 //! Client API handlers (`federation-spec/client-api.md`), one module per group of endpoints.
 
 mod accounts;
+pub mod framing;
 pub(crate) mod gate;
 pub mod head;
 mod keys;
