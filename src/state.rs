@@ -332,20 +332,24 @@ pub enum AuthError {
     Disabled,
 }
 
+/// The request's `Authorization: Bearer <token>`: the one place that reads it (device tokens,
+/// the admin and metrics tokens, link pickup tokens).
+pub(crate) fn bearer(req: &HttpRequest) -> Result<&str, AuthError> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AuthError::MissingToken)?
+        .strip_prefix("Bearer ")
+        .ok_or(AuthError::NotBearer)
+}
+
 /// Checks the request's bearer token (through the login cache).
 pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let unauthorized = |e: AuthError| ApiError::from(e);
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("app state", "missing"))?;
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| unauthorized(AuthError::MissingToken))?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .ok_or_else(|| unauthorized(AuthError::NotBearer))?;
+    let token = bearer(req).map_err(unauthorized)?;
     let hash = token_hash(token);
     let now = now();
     let generation = match state.auth_cache.get(&hash, now) {

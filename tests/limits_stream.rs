@@ -5,10 +5,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rendezvous_client::Client;
@@ -16,7 +14,7 @@ use rendezvous_protocol::topic::{History, Role};
 use rendezvous_testkit::config::ServerConfig;
 use rendezvous_testkit::process::ServerProcess;
 use rendezvous_testkit::server::uid;
-use rendezvous_testkit::{TempDir, raw, rendezvous_bin};
+use rendezvous_testkit::{TempDir, http1, raw, rendezvous_bin};
 
 fn start(
     dir: &TempDir,
@@ -30,39 +28,29 @@ async fn user(dir: &TempDir, server: &ServerProcess, config: &Path, name: &str) 
 }
 
 /// A stream opened by hand over TLS that never reads after the handshake: a hog.
-fn hog(
-    server: &ServerProcess,
-    token: &str,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let tls = rendezvous_client::tls::client_config(&server.trust()).unwrap();
-    let tcp = TcpStream::connect(server.url().trim_start_matches("https://")).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    // A small receive window, so that what the hog does not read stays on the server's side.
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, tcp);
-    write!(
-        s,
+fn hog(server: &ServerProcess, token: &str) -> http1::RawTls {
+    let here = std::net::IpAddr::from([127, 0, 0, 1]);
+    let mut s = http1::raw_tls(server, here);
+    let head = format!(
         "GET /v1/stream HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
          upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-version: 13\r\n\
          sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .unwrap();
-    s.flush().unwrap();
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).unwrap();
-    assert_eq!(&head[9..12], b"101", "{}", String::from_utf8_lossy(&head));
+    );
+    assert!(http1::send(&mut s, head.as_bytes()));
+    let mut status = [0u8; 12];
+    s.read_exact(&mut status).unwrap();
+    assert_eq!(
+        &status[9..12],
+        b"101",
+        "{}",
+        String::from_utf8_lossy(&status)
+    );
     s
 }
 
 /// The server's resident memory, KiB.
 fn rss_kib(server: &ServerProcess) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    http1::rss(server.child.id()) / 1024
 }
 
 #[actix_rt::test]

@@ -171,12 +171,7 @@ async fn get_response(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let id = link_id(&path)?;
-    let pickup = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let pickup = crate::state::bearer(&req).unwrap_or("");
     let hash = crate::state::token_hash(pickup);
     let response = state
         .store()
