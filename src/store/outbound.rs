@@ -174,7 +174,13 @@ impl Store {
             }
             let grown = QueueSize(size.0 + 1, size.1.saturating_add(value.len() as u64));
             if grown.0 > bounds.events || grown.1 > bounds.bytes {
-                return Ok(None);
+                // Aborted, not committed: a cosignature it would have replaced stays queued,
+                // and the recorded size with it.
+                return super::abort(StoreError::TooMany {
+                    limit: bounds.events,
+                    stored: size.0,
+                    adding: 1,
+                });
             }
             let seq = tx_counter(state, &seq_key)? + 1;
             queue.insert(queue_key(destination, seq), value.as_slice())?;
@@ -185,6 +191,10 @@ impl Store {
             }
             Ok(Some(seq))
         }))
+        .or_else(|e| match e {
+            StoreError::TooMany { .. } => Ok(None),
+            e => Err(e),
+        })
     }
 
     /// Events and bytes queued for `destination`.
@@ -595,6 +605,28 @@ mod tests {
                 .unwrap(),
             None
         );
+        // A cosignature too large for the room its predecessor leaves changes nothing: the
+        // predecessor stays queued and the size with it.
+        let c = name("c.example");
+        let room = QueueBounds {
+            events: 10,
+            bytes: 2 * len,
+        };
+        let on_c = |e: &SignedBytes| store.outbound_enqueue_bounded(&c, e, room, Some(&topic));
+        assert_eq!(on_c(&one).unwrap(), Some(1));
+        assert_eq!(
+            store
+                .outbound_enqueue_bounded(&c, &one, room, None)
+                .unwrap(),
+            Some(2)
+        );
+        let big = SignedBytes(
+            vec![7; 4 * len as usize],
+            rendezvous_protocol::crypto::Signature([7; 64]),
+        );
+        assert_eq!(on_c(&big).unwrap(), None);
+        assert_eq!(store.outbound_len(&c).unwrap(), 2);
+        assert_eq!(store.outbound_size(&c).unwrap(), (2, 2 * len));
         // Removing keeps the size; the head outside the transaction in flight can be dropped.
         store.outbound_finish(&b, &[4]).unwrap();
         assert_eq!(store.outbound_size(&b).unwrap(), (2, 2 * len));
