@@ -74,8 +74,8 @@ pub enum TransportError {
         /// What is wrong with it.
         reason: String,
     },
-    /// This server does not send to the destination: the allow and deny lists, or an address
-    /// it resolves to (`federation-api.md` §7.1). Its events are dropped, as refused for good.
+    /// This server does not send to the destination: its allow and deny lists
+    /// (`federation-api.md` §1). Its events are dropped, as refused for good.
     #[error("{destination} is not contacted: {reason}")]
     Forbidden {
         /// The destination.
@@ -135,9 +135,12 @@ pub fn discovery_resolver(
                     reason: "no endpoint".into(),
                 });
             }
+            // A refused address is not a verdict on the destination: one wrong or spoofed DNS
+            // answer must not drop its queue. It is retried with backoff like an unreachable
+            // one (`federation-api.md` §8), never connected to.
             policy
                 .check_all(&addrs)
-                .map_err(|refusal| TransportError::Forbidden {
+                .map_err(|refusal| TransportError::Resolve {
                     destination: destination.to_string(),
                     reason: refusal.to_string(),
                 })?;

@@ -200,3 +200,20 @@ async fn awc_transport_puts_the_transaction_over_mutual_tls() {
     assert!(refused.is_err() || refused.is_ok_and(|r| r.status() == 401));
     handle.stop(false).await;
 }
+
+/// A destination that resolves to a refused address is not contacted, and the refusal is no
+/// verdict: an error the queue retries with backoff, not one that drops its events.
+#[actix_rt::test]
+async fn a_refused_address_is_retried_not_refused_for_good() {
+    let mut config = crate::config::Federation::default();
+    config
+        .overrides
+        .insert("b.example".into(), "127.0.0.1:8448".into());
+    let discovery = Arc::new(crate::federation::discovery::Discovery::new(&config).unwrap());
+    let policy = crate::net::OutboundPolicy::from_config(&crate::config::Outbound::default());
+    let resolve = discovery_resolver(discovery, policy);
+    let b: ServerName = "b.example".parse().unwrap();
+    let error = resolve(&b).await.unwrap_err();
+    assert!(matches!(error, TransportError::Resolve { .. }), "{error:?}");
+    assert_eq!(super::super::batch::refused_for_good(&error), None);
+}
