@@ -125,6 +125,9 @@ fn tx_remove(
     })
 }
 
+/// Most events one [`Store::outbound_drop_head`] removes.
+const MAX_DROPPED_PER_CALL: usize = 1000;
+
 impl Store {
     /// Appends a signed event to `destination`'s queue; returns its sequence number. Durable
     /// after the next [`Store::sync`].
@@ -244,11 +247,17 @@ impl Store {
         let in_flight = self.outbound_in_flight(destination)?;
         let mut gone = Vec::new();
         let mut seqs = Vec::new();
-        for (seq, event) in self.outbound_peek_batch(destination, usize::MAX)? {
+        // Read in order and stop at the first event kept: a long queue is not decoded on every
+        // send attempt, and one call drops at most `MAX_DROPPED_PER_CALL` (the next goes on).
+        let prefix = queue_prefix(destination);
+        for item in self.t().outbound.queue.scan_prefix(&prefix) {
+            let (k, v) = item.or_backend()?;
+            let seq = read_seq(&k, prefix.len())?;
             if in_flight.as_ref().is_some_and(|t| t.seqs.contains(&seq)) {
                 continue;
             }
-            if !drop(&event) {
+            let event: SignedBytes = decode_record(&v, "outbound")?;
+            if !drop(&event) || gone.len() >= MAX_DROPPED_PER_CALL {
                 break;
             }
             seqs.push(seq);
