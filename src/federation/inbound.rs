@@ -302,14 +302,21 @@ async fn handle_event<K: PeerKeys, S: EventSink>(
     if state.store().federation_applied(origin, &id.0)?.is_some() {
         return Ok(event_result(&id, None));
     }
-    let outcome = match keys.check(state, signed).await {
-        Ok(event) => sink.apply(event).await,
-        Err(code) => Err(code),
+    let (outcome, time) = match keys.check(state, signed).await {
+        Ok(event) => {
+            let time = event.event.value().time;
+            (sink.apply(event).await, time)
+        }
+        Err(code) => (Err(code), 0),
     };
     if outcome.is_ok() {
+        // Dated on the clock the age check reads, and never before the event's own time: an
+        // event dated ahead (within the allowed skew) keeps its id until it is too old to
+        // apply, so the purge cannot let it apply twice (`federation-api.md` §3.3).
+        let applied_at = state.clock().now().max(time);
         state
             .store()
-            .mark_federation_applied(origin, &id.0, now())?;
+            .mark_federation_applied(origin, &id.0, applied_at)?;
     }
     Ok(event_result(&id, outcome.err()))
 }
