@@ -25,6 +25,7 @@ use crate::federation::queries::QueryRefusal;
 use crate::push::PushUrlError;
 use crate::store::StoreError;
 use rendezvous_protocol::api::{ApiErrorBody, ErrorCode};
+use rendezvous_protocol::devices::DirectoryError;
 use rendezvous_protocol::federation::event::EventError;
 use rendezvous_protocol::message::MessageError;
 use rendezvous_protocol::topic::{ChangeError, EntryError};
@@ -200,6 +201,7 @@ impl From<StoreError> for ApiError {
             StoreError::DeviceRevoked => {
                 ApiError::new(ErrorCode::DeviceRevoked, "device key was revoked")
             }
+            StoreError::EndorserInactive => ApiError::new(ErrorCode::Forbidden, e.to_string()),
             StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "not found"),
             StoreError::TooMany { .. } | StoreError::Quota { .. } => {
                 ApiError::new(ErrorCode::QuotaExceeded, e.to_string())
@@ -302,9 +304,38 @@ impl From<AccountError> for ApiError {
             | AccountError::ChallengeMismatch
             | AccountError::DeviceRemoved => ErrorCode::Unauthorized,
             AccountError::BadLoginSignature => ErrorCode::BadSignature,
+            AccountError::EndorsementRequired => ErrorCode::EndorsementRequired,
+            AccountError::RevocationForAnotherUser => ErrorCode::Forbidden,
             AccountError::StoredDeviceKey(_) => return ApiError::internal("login", e),
         };
         ApiError::said(code, e)
+    }
+}
+
+/// A device certificate or endorsement the user's device set refuses (`devices.md` §2).
+impl From<DirectoryError> for ApiError {
+    fn from(e: DirectoryError) -> Self {
+        let code = match &e {
+            DirectoryError::Malformed(w) => return w.clone().into(),
+            DirectoryError::BadSignature { .. }
+            | DirectoryError::BadEndorsementSignature { .. } => ErrorCode::BadSignature,
+            DirectoryError::WrongUser { .. } | DirectoryError::EndorsementMismatch { .. } => {
+                ErrorCode::Invalid
+            }
+            DirectoryError::Revoked { .. } => ErrorCode::DeviceRevoked,
+            DirectoryError::UnknownDevice { .. } => ErrorCode::NotFound,
+            DirectoryError::Duplicate { .. } => ErrorCode::DeviceExists,
+            DirectoryError::TooManyDevices { limit } => {
+                return ApiError::new(
+                    ErrorCode::QuotaExceeded,
+                    format!("quota devices_per_user (protocol limit {limit}) reached"),
+                );
+            }
+            DirectoryError::UnknownEndorser { .. }
+            | DirectoryError::EndorserRevoked { .. }
+            | DirectoryError::SelfEndorsed { .. } => ErrorCode::Forbidden,
+        };
+        ApiError::said(code, &e)
     }
 }
 

@@ -187,7 +187,11 @@ async fn a_link_response_goes_only_to_the_device_that_asked_for_it() {
     let pending = alice.link_offer_start().await.unwrap();
     let code = pending.code().to_string();
     // The joining device, by hand: its request, and the pickup token it is given.
-    let joiner = LinkJoiner::from_code(&code).unwrap();
+    let joiner = LinkJoiner::from_code(
+        &code,
+        rendezvous_protocol::crypto::DeviceKey::generate().public(),
+    )
+    .unwrap();
     let link_id = joiner.request().link_id;
     let http = rendezvous_client::http::Http::new(&server.url, &server.trust()).unwrap();
     let request = LinkMessage {
@@ -241,6 +245,63 @@ async fn a_link_response_goes_only_to_the_device_that_asked_for_it() {
     assert_eq!(
         again.err().map(|e| e.code()),
         Some(Some(ErrorCode::NotFound))
+    );
+    server.stop();
+}
+
+/// The protocol's limit with the default quota (`devices_per_user` = 64): each of the 63 added
+/// devices endorsed, the 65th refused naming the quota, and the list of 64 still served and
+/// checked by the client.
+#[actix_rt::test]
+async fn the_sixty_fifth_device_is_refused_and_sixty_four_still_list() {
+    use awc::http::Method;
+    use rendezvous_protocol::api::{AddDeviceRequest, Body};
+    use rendezvous_protocol::certs::{DeviceCert, DeviceEndorsement};
+    use rendezvous_protocol::crypto::DeviceKey;
+    use rendezvous_protocol::wire::Signed;
+
+    let dir = TempDir::new("quota-64-devices");
+    let server = start(&dir, QuotaConfig::default());
+    assert_eq!(QuotaConfig::default().devices_per_user, 64);
+    let mut alice = register(&server, &dir, "alice").await;
+    let ik = alice.keystore().identity().unwrap();
+    let dk = alice.keystore().device().unwrap();
+    let http = rendezvous_client::http::Http::new(&server.url, &server.trust()).unwrap();
+    let add = |new: DeviceKey| {
+        let cert = Signed::sign(DeviceCert::new(uid("alice"), new.public().clone(), 1), &ik);
+        let e = DeviceEndorsement::new(uid("alice"), new.public().clone(), dk.public().clone(), 1);
+        let request = AddDeviceRequest {
+            device_cert: cert.signed_bytes().clone(),
+            endorsement: Some(Signed::sign(e, &dk).signed_bytes().clone()),
+        };
+        http.send(
+            Method::POST,
+            "/v1/devices",
+            Some(request.to_cbor()),
+            None,
+            1024,
+        )
+    };
+    for _ in 1..64 {
+        add(DeviceKey::generate()).await.unwrap();
+    }
+    let refused_add = add(DeviceKey::generate()).await.unwrap_err();
+    assert_eq!(
+        refused_add.code(),
+        Some(ErrorCode::QuotaExceeded),
+        "{refused_add}"
+    );
+    assert!(
+        refused_add.to_string().contains("devices_per_user"),
+        "{refused_add}"
+    );
+    assert_eq!(alice.devices().await.unwrap().len(), 64);
+    let report = alice.sync_inbox().await.unwrap();
+    assert_eq!(report.devices_added.len(), 63);
+    assert!(report.devices_added.iter().all(|d| d.problem.is_none()));
+    assert_eq!(
+        refused(&server, "devices_per_user").await,
+        vec![uid("alice").to_string()]
     );
     server.stop();
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use rendezvous_protocol::certs::{
-    DeviceCert, DeviceRevocation, PreKey, Registration, TopicKeyCert,
+    DeviceCert, DeviceEndorsement, DeviceRevocation, PreKey, Registration, TopicKeyCert,
 };
 use rendezvous_protocol::crypto::transcript::{self, transcript};
 use rendezvous_protocol::crypto::{
@@ -45,10 +45,11 @@ const CREATED: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const PLAINTEXT: &[u8] = b"hello, topic";
 
 /// Every label of `crypto::transcript`, in the order of protocol.md §4.
-const LABELS: [&str; 16] = [
+const LABELS: [&str; 17] = [
     transcript::LABEL_REGISTRATION,
     transcript::LABEL_DEVICE_CERT,
     transcript::LABEL_DEVICE_REVOCATION,
+    transcript::LABEL_DEVICE_ENDORSEMENT,
     transcript::LABEL_PREKEY,
     transcript::LABEL_TOPIC_KEY_CERT,
     transcript::LABEL_TOPIC_CHANGE,
@@ -335,9 +336,25 @@ fn compute_certs() -> Value {
         "registration": signed_vector("identity", Registration::new(ALICE.parse().unwrap(), alice.ik.public().clone()), &alice.ik),
         "device_cert": signed_vector("identity", DeviceCert::new(alice_id, dk.public().clone(), CREATED), &alice.ik),
         "device_revocation": signed_vector("identity", DeviceRevocation::new(ALICE.parse().unwrap(), dk.public().clone(), CREATED + 86_400), &alice.ik),
+        "device_endorsement": endorsement_vector(&dk),
         "prekey": signed_vector("device", PreKey::new(ALICE.parse().unwrap(), prekey.public()), &dk),
         "topic_key_certs": tk_certs,
     })
+}
+
+/// Alice's device endorses her second device (`devices.md` §2).
+fn endorsement_vector(dk: &DeviceKey) -> Value {
+    let new = DeviceKey::from_seed(&seed("device 2 @alice:a.example"));
+    let e = DeviceEndorsement::new(
+        ALICE.parse().unwrap(),
+        new.public().clone(),
+        dk.public().clone(),
+        CREATED + 60,
+    );
+    let mut v = signed_vector("device", e, dk);
+    v["new_device_seed"] = json!(h(seed("device 2 @alice:a.example")));
+    v["new_device_public"] = json!(h(new.public().as_bytes()));
+    v
 }
 
 fn sealed_box_vector(
@@ -926,6 +943,12 @@ fn committed_certificates_verify() {
     );
     let rev: DeviceRevocation = check_signed(&v["device_revocation"], &ik);
     assert_eq!((rev.user.as_str(), &rev.device_key), (ALICE, &dk));
+    let e: DeviceEndorsement = check_signed(&v["device_endorsement"], &dk);
+    assert_eq!((e.user.as_str(), &e.endorser), (ALICE, &dk));
+    assert_eq!(
+        e.new_device_key.as_bytes().to_vec(),
+        bytes(&v["device_endorsement"], "new_device_public")
+    );
     let pre: PreKey = check_signed(&v["prekey"], &dk);
     assert_eq!(
         pre.key_id().unwrap().0.to_vec(),

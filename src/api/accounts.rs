@@ -6,15 +6,18 @@ use sha2::{Digest, Sha256};
 use super::{cbor_body, cbor_response, parse};
 use crate::error::ApiResult;
 use crate::state::{AppState, Caller, now, token_hash};
+use crate::store::Endorsed;
 use rendezvous_protocol::api::{
     AddDeviceRequest, ChallengeRequest, ChallengeResponse, DeviceInfo, DevicesResponse, Empty,
     IdentityResponse, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
     RevokeDeviceRequest,
 };
-use rendezvous_protocol::certs::{DeviceCert, DeviceRevocation, Registration};
+use rendezvous_protocol::api::{DeviceAddedItem, INBOX_DEVICE_ADDED};
+use rendezvous_protocol::certs::{DeviceCert, DeviceEndorsement, DeviceRevocation, Registration};
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::transcript::LABEL_DEVICE_LOGIN;
 use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey};
+use rendezvous_protocol::devices::DeviceDirectory;
 use rendezvous_protocol::ids::{ServerName, UserId};
 use rendezvous_protocol::wire::Signed;
 
@@ -65,6 +68,15 @@ pub enum AccountError {
     /// The login signature does not verify under the device key.
     #[error("login signature does not verify")]
     BadLoginSignature,
+    /// `POST /v1/devices` without an endorsement by an active device (`devices.md` §2).
+    #[error(
+        "adding a device needs an endorsement by an active device of the user: link the new \
+         device from one (rdv device link)"
+    )]
+    EndorsementRequired,
+    /// A revocation of another user's device, sent with this user's token.
+    #[error("a device can only revoke devices of its own user")]
+    RevocationForAnotherUser,
 }
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -152,6 +164,10 @@ async fn identity(
     }))
 }
 
+/// `POST /v1/devices` (`client-api.md` §3): the IK-signed certificate **and** an endorsement
+/// by another active device of the user, both checked by the user's [`DeviceDirectory`]
+/// (`devices.md` §2); the add and the `device added` notices for the other devices are one
+/// transaction.
 async fn add_device(
     req: HttpRequest,
     body: web::Bytes,
@@ -161,8 +177,16 @@ async fn add_device(
     let signed = Signed::<DeviceCert>::from_signed_bytes(r.device_cert.clone())?;
     let user = signed.decode_unverified()?.user;
     let ik = identity_key(&state, &user)?;
-    // The Identity Key's signature is the authorization: no token is needed.
-    let cert = signed.verify(&ik)?;
+    // The IK signature alone no longer authorizes an add: every linked device holds the IK.
+    let endorsement = r.endorsement.ok_or(AccountError::EndorsementRequired)?;
+    let endorsement = Signed::<DeviceEndorsement>::from_signed_bytes(endorsement)?;
+    let (cert, endorsement) =
+        directory_of(&state, &user, ik)?.check_endorsed(signed, endorsement)?;
+    let notice = DeviceAddedItem {
+        device_cert: cert.signed_bytes().clone(),
+        endorsement: endorsement.signed_bytes().clone(),
+    }
+    .to_wire();
     let quota = state.config().limits.quota.devices_per_user;
     let added = state.store().add_device_within(
         &user,
@@ -170,12 +194,38 @@ async fn add_device(
         &r.device_cert,
         now(),
         quota,
+        Some(Endorsed {
+            endorser: endorsement.endorser.device_id(),
+            kind: INBOX_DEVICE_ADDED,
+            body: &notice,
+        }),
     );
     state.quota(&user, added)?;
     state.store().sync().await?;
     state.push().forget_endpoints(&user);
     tracing::info!(%user, "device added");
     Ok(cbor_response(&Empty::default()))
+}
+
+/// The user's device set as this server holds it: active certificates and revoked keys.
+fn directory_of(
+    state: &AppState,
+    user: &UserId,
+    identity_key: IdentityPublicKey,
+) -> ApiResult<DeviceDirectory> {
+    let stored = |e: String| AccountError::StoredDeviceKey(e);
+    let mut directory = DeviceDirectory::new(user.clone(), identity_key);
+    for device in state.store().devices(user)? {
+        let cert = Signed::<DeviceCert>::from_signed_bytes(device.cert)
+            .map_err(|e| stored(e.to_string()))?;
+        directory.add(cert).map_err(|e| stored(e.to_string()))?;
+    }
+    for device in state.store().revoked_devices(user)? {
+        let key =
+            DevicePublicKey::from_slice(device.as_bytes()).map_err(|e| stored(e.to_string()))?;
+        directory.remember_revoked(&key);
+    }
+    Ok(directory)
 }
 
 async fn list_devices(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -192,14 +242,20 @@ async fn list_devices(caller: Caller, state: web::Data<AppState>) -> ApiResult<H
     Ok(cbor_response(&DevicesResponse { devices }))
 }
 
+/// `POST /v1/devices/revoke` (`client-api.md` §3): the IK-signed revocation, sent with the token
+/// of an active device of the same user (a device may revoke itself).
 async fn revoke_device(
     req: HttpRequest,
     body: web::Bytes,
+    caller: Caller,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: RevokeDeviceRequest = cbor_body(&req, &body)?;
     let signed = Signed::<DeviceRevocation>::from_signed_bytes(r.revocation)?;
     let user = signed.decode_unverified()?.user;
+    if user != caller.user {
+        return Err(AccountError::RevocationForAnotherUser.into());
+    }
     let ik = identity_key(&state, &user)?;
     let revocation = signed.verify(&ik)?;
     let device = revocation.device_key.device_id();

@@ -4,11 +4,14 @@
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
-use super::keys::KeyReader;
+use serde_bytes::ByteBuf;
+
+use super::inbox::StoredItem;
+use super::keys::{Key, KeyReader};
 use super::users::user_key;
 use super::{
     Counter, DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, tx,
-    user_device,
+    tx_counter, user_device,
 };
 use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::wire::SignedBytes;
@@ -29,6 +32,22 @@ pub struct DeviceRecord {
     pub last_seen: u64,
 }
 
+/// How often [`Store::add_device_within`] scans and locks again when devices were added
+/// between its scan and its locks.
+const LOCK_ATTEMPTS: usize = 8;
+
+/// An add endorsed by another device: the endorser, and the inbox item (`kind`, `body`) filed
+/// for every other active device.
+#[derive(Debug, Clone, Copy)]
+pub struct Endorsed<'a> {
+    /// The endorsing device, which must still be active.
+    pub endorser: DeviceId,
+    /// The inbox item kind.
+    pub kind: u8,
+    /// The inbox item body.
+    pub body: &'a [u8],
+}
+
 /// `devices` value: `[cert, created, last_seen]`.
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredDevice(pub(super) SignedBytes, pub(super) u64, pub(super) u64);
@@ -45,11 +64,20 @@ impl Store {
         cert: &SignedBytes,
         now: u64,
     ) -> Result<(), StoreError> {
-        self.add_device_within(user, device_key, cert, now, crate::limits::MAX_DEVICES)
+        self.add_device_within(
+            user,
+            device_key,
+            cert,
+            now,
+            crate::limits::MAX_DEVICES,
+            None,
+        )
     }
 
     /// [`Store::add_device`], refused [`StoreError::Quota`] when the user has `max_devices`
-    /// active devices already.
+    /// active devices already. With `endorsed`, the endorser must still be an active device
+    /// ([`StoreError::EndorserInactive`] otherwise) and the notice is filed, in the same
+    /// transaction, in the inbox of every other active device (`client-api.md` §3).
     pub fn add_device_within(
         &self,
         user: &UserId,
@@ -57,36 +85,110 @@ impl Store {
         cert: &SignedBytes,
         now: u64,
         max_devices: u64,
+        endorsed: Option<Endorsed<'_>>,
+    ) -> Result<(), StoreError> {
+        for _ in 0..LOCK_ATTEMPTS {
+            let before = self.device_ids(user)?;
+            // The user's lock keeps two adds from both passing the count; the devices' locks
+            // keep their other writers (a revocation) out while their inboxes are written.
+            let _locks = self.user_and_devices_lock(user, before.iter().chain([&device_key]));
+            let others = self.device_ids(user)?;
+            if others.iter().any(|d| !before.contains(d)) {
+                // A device was added between the scan and the locks: lock it too.
+                continue;
+            }
+            if others.len() as u64 >= max_devices {
+                return Err(StoreError::Quota {
+                    quota: "devices_per_user",
+                    limit: max_devices,
+                });
+            }
+            return self.insert_device(user, device_key, cert, now, &others, endorsed);
+        }
+        Err(StoreError::Backend(
+            "devices kept changing while a device was added".into(),
+        ))
+    }
+
+    /// The transaction of [`Store::add_device_within`]; the caller holds the locks of the user
+    /// and of `others`, the user's active devices.
+    fn insert_device(
+        &self,
+        user: &UserId,
+        device_key: DeviceId,
+        cert: &SignedBytes,
+        now: u64,
+        others: &[DeviceId],
+        endorsed: Option<Endorsed<'_>>,
     ) -> Result<(), StoreError> {
         let t = self.t();
-        // The user's lock keeps two adds from both passing the count; the device's keeps
-        // this device's other writers out.
-        let _locks = self.user_and_device_lock(user, &device_key);
-        let active = t.devices.scan_prefix(user_key(user)).count() as u64;
-        if active >= max_devices {
-            return Err(StoreError::Quota {
-                quota: "devices_per_user",
-                limit: max_devices,
-            });
-        }
         let ukey = user_key(user);
         let dkey = user_device(user, &device_key);
         let rec = encode_record(&StoredDevice(cert.clone(), now, now));
+        let notice = endorsed.map(|e| {
+            let item = encode_record(&StoredItem(e.kind, ByteBuf::from(e.body.to_vec())));
+            (user_device(user, &e.endorser), item)
+        });
+        let inboxes: Vec<_> = others
+            .iter()
+            .map(|d| (user_device(user, d), Counter::InboxSeq.key(user, Some(d))))
+            .collect();
         tx(
-            (&t.users, &t.devices, &t.revoked).transaction(|(users, devices, revoked)| {
-                if users.get(ukey.as_slice())?.is_none() {
-                    return abort(StoreError::NotFound);
-                }
-                if revoked.get(dkey.as_slice())?.is_some() {
-                    return abort(StoreError::DeviceRevoked);
-                }
-                if devices.get(dkey.as_slice())?.is_some() {
-                    return abort(StoreError::DeviceExists);
-                }
-                devices.insert(dkey.as_slice(), rec.as_slice())?;
-                Ok(())
-            }),
+            (&t.users, &t.devices, &t.revoked, &t.inbox, &t.counters).transaction(
+                |(users, devices, revoked, inbox, counters)| {
+                    if users.get(ukey.as_slice())?.is_none() {
+                        return abort(StoreError::NotFound);
+                    }
+                    if revoked.get(dkey.as_slice())?.is_some() {
+                        return abort(StoreError::DeviceRevoked);
+                    }
+                    if devices.get(dkey.as_slice())?.is_some() {
+                        return abort(StoreError::DeviceExists);
+                    }
+                    if let Some((endorser, item)) = &notice {
+                        if devices.get(endorser.as_slice())?.is_none() {
+                            return abort(StoreError::EndorserInactive);
+                        }
+                        for (prefix, seq_key) in &inboxes {
+                            let seq = tx_counter(counters, seq_key)? + 1;
+                            inbox.insert(
+                                Key::new().bytes(prefix).u64(seq).build(),
+                                item.as_slice(),
+                            )?;
+                            counters.insert(seq_key.as_slice(), &seq.to_be_bytes())?;
+                        }
+                    }
+                    devices.insert(dkey.as_slice(), rec.as_slice())?;
+                    Ok(())
+                },
+            ),
         )
+    }
+
+    /// The user's active devices' keys.
+    fn device_ids(&self, user: &UserId) -> Result<Vec<DeviceId>, StoreError> {
+        let mut out = Vec::new();
+        for k in self.t().devices.scan_prefix(user_key(user)).keys() {
+            let k = k.or_backend()?;
+            let mut r = KeyReader::new(&k, "devices");
+            r.skip_id()?;
+            out.push(DeviceId::from_bytes(r.array::<32>()?));
+            r.end()?;
+        }
+        Ok(out)
+    }
+
+    /// Every Device Key ever revoked for the user.
+    pub fn revoked_devices(&self, user: &UserId) -> Result<Vec<DeviceId>, StoreError> {
+        let mut out = Vec::new();
+        for k in self.t().revoked.scan_prefix(user_key(user)).keys() {
+            let k = k.or_backend()?;
+            let mut r = KeyReader::new(&k, "revoked");
+            r.skip_id()?;
+            out.push(DeviceId::from_bytes(r.array::<32>()?));
+            r.end()?;
+        }
+        Ok(out)
     }
 
     /// The user's registered devices, in device-key order.

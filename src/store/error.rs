@@ -28,6 +28,9 @@ pub enum StoreError {
     /// The device key was revoked and can never be used again.
     #[error("device revoked")]
     DeviceRevoked,
+    /// The device that endorsed an add is no active device of the user (any more).
+    #[error("the endorsing device is not an active device of the user")]
+    EndorserInactive,
     /// Storing the items would exceed the per-owner cap.
     #[error("too many items: {stored} stored, {adding} more would exceed the cap of {limit}")]
     TooMany {

@@ -14,7 +14,7 @@ use rendezvous_protocol::ids::UserId;
 
 /// `inbox` value: `[kind, body]`.
 #[derive(Serialize, Deserialize)]
-struct StoredItem(u8, ByteBuf);
+pub(super) struct StoredItem(pub(super) u8, pub(super) ByteBuf);
 
 impl Store {
     /// Files an item for a registered device; returns its sequence number (from 1, increasing

@@ -80,7 +80,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 
-pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
+pub use devices::{DeviceRecord, Endorsed, LAST_SEEN_GRANULARITY};
 pub use error::StoreError;
 pub use federation::FederationRetention;
 pub use health::free_bytes;
@@ -264,21 +264,22 @@ impl Store {
         self.stripe(|h| user.as_str().hash(h))
     }
 
-    /// The user's and the device's stripe locks together (one lock when both fall on one
-    /// stripe), taken in stripe order so that two such callers cannot deadlock.
-    fn user_and_device_lock(
+    /// The user's stripe lock and those of `devices`, each stripe once, taken in stripe order
+    /// so that no two callers deadlock.
+    fn user_and_devices_lock<'a>(
         &self,
         user: &UserId,
-        device: &DeviceId,
-    ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
-        let u = stripe_of(|h| user.as_str().hash(h));
-        let d = stripe_of(|h| {
-            user.as_str().hash(h);
-            device.hash(h);
-        });
-        let first = self.lock_stripe(u.min(d));
-        let second = (u != d).then(|| self.lock_stripe(u.max(d)));
-        (first, second)
+        devices: impl IntoIterator<Item = &'a DeviceId>,
+    ) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes = std::collections::BTreeSet::new();
+        stripes.insert(stripe_of(|h| user.as_str().hash(h)));
+        for device in devices {
+            stripes.insert(stripe_of(|h| {
+                user.as_str().hash(h);
+                device.hash(h);
+            }));
+        }
+        stripes.into_iter().map(|i| self.lock_stripe(i)).collect()
     }
 
     fn stripe(&self, feed: impl FnOnce(&mut DefaultHasher)) -> MutexGuard<'_, ()> {

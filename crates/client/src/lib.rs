@@ -33,7 +33,7 @@ mod watch;
 use awc::http::Method;
 use zeroize::Zeroizing;
 
-pub use account::{DeviceEntry, InboxReport, KeyStatus, ServerStatus};
+pub use account::{DeviceAdded, DeviceEntry, InboxReport, KeyStatus, ServerStatus};
 pub use error::{CLIENT_CODES, ClientError};
 pub use link::PendingLink;
 pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport, WitnessReport};

@@ -17,7 +17,7 @@ use super::keystore::{Config, Keystore};
 use super::tls::Trust;
 use super::{Client, ClientError, PREKEY_STOCK, now};
 use rendezvous_protocol::api::{Body, LinkMessage, LinkOpenRequest, LinkPickup};
-use rendezvous_protocol::certs::DeviceCert;
+use rendezvous_protocol::certs::{DeviceCert, DeviceEndorsement};
 use rendezvous_protocol::clock::Clock;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::{DeviceKey, IdentityKey, MessageKey};
@@ -120,7 +120,18 @@ impl Client {
             actix_rt::time::sleep(POLL).await;
         };
         let request = LinkRequest::from_wire(&message.body)?;
-        let payload = self.link_payload()?;
+        // This device vouches for the new Device Key (`devices.md` §4.3 step 4): without it the
+        // homeserver does not add the new device.
+        let endorsement = Signed::sign(
+            DeviceEndorsement::new(
+                self.user.clone(),
+                request.device_key.clone(),
+                self.device.public().clone(),
+                self.now(),
+            ),
+            &self.device,
+        );
+        let payload = self.link_payload(endorsement.unverified())?;
         let response = pending.offer.accept(&request, &payload)?;
         let body = LinkMessage {
             body: ByteBuf::from(response.to_wire()),
@@ -135,10 +146,13 @@ impl Client {
         Ok(())
     }
 
-    /// Everything a new device needs: identity, Topic Keys, Message Keys.
-    fn link_payload(&self) -> Result<LinkPayload, ClientError> {
+    /// Everything a new device needs: identity, its endorsement, Topic Keys, Message Keys.
+    fn link_payload(
+        &self,
+        endorsement: Signed<DeviceEndorsement>,
+    ) -> Result<LinkPayload, ClientError> {
         let identity = IdentityKey::from_seed(&self.identity.seed());
-        let mut payload = LinkPayload::new(self.user.clone(), identity);
+        let mut payload = LinkPayload::new(self.user.clone(), identity, endorsement);
         for id in self.keystore.topic_key_ids()? {
             if let Some((key, cert)) = self.keystore.topic_key(&id, self.identity.public())? {
                 payload.topic_keys.push(LinkedTopicKey { cert, key });
@@ -165,7 +179,10 @@ impl Client {
         trust: Trust,
         code: &str,
     ) -> Result<Client, ClientError> {
-        let joiner = LinkJoiner::from_code(code)?;
+        // The Device Key is made here and never leaves this device; the link request carries
+        // its public half for the existing device to endorse (`devices.md` §4.3).
+        let device = DeviceKey::generate();
+        let joiner = LinkJoiner::from_code(code, device.public())?;
         let http = Http::new(server_url, &trust)?;
         let keystore = Keystore::create(dir)?;
         let (status, server) = server_status(&http).await?;
@@ -189,7 +206,6 @@ impl Client {
         let payload = joiner.open(&response)?;
         check_home(&payload.user, &server)?;
 
-        let device = DeviceKey::generate();
         let cert = Signed::sign(
             DeviceCert::new(payload.user.clone(), device.public().clone(), now()),
             &payload.identity,
@@ -207,7 +223,7 @@ impl Client {
         };
         // The device is added and logs in before anything received over the link is kept: the
         // identity lookup needs a token (`client-api.md` §2).
-        Client::add_device(&http, &cert).await?;
+        Client::add_device(&http, &cert, &payload.endorsement).await?;
         let identity = IdentityKey::from_seed(&payload.identity.seed());
         let mut client = Client {
             keystore,
@@ -222,6 +238,13 @@ impl Client {
         };
         client.keystore.save_device(&client.device)?;
         client.keystore.save_config(&client.config)?;
+        if let Ok(e) = payload.endorsement.decode_unverified() {
+            // Checked by `LinkJoiner::open` and by the server's add.
+            client.keystore.record_device_seen(
+                &client.device.public().key_id().to_hex(),
+                &e.endorser.key_id().to_hex(),
+            )?;
+        }
         client.login().await?;
         // The identity the server has on record must be the one we received.
         if client.identity_of(&payload.user).await? != *payload.identity.public() {

@@ -1,6 +1,6 @@
 //! Certificates (`federation-spec/protocol.md` §3.5): the signed statements that tie keys
 //! together. Identity Key → device certificate and device revocation, and topic-key
-//! certificates; Device Key → pre keys. Each is a [`SignedPayload`] with its own label.
+//! certificates; Device Key → pre keys and endorsements of new devices. Each is a [`SignedPayload`] with its own label.
 
 use serde_bytes::ByteBuf;
 use std::borrow::Cow;
@@ -11,8 +11,8 @@ use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use crate::crypto::hpke::{KemPublicKey, Suite};
 use crate::crypto::sign::{Device, Identity};
 use crate::crypto::transcript::{
-    LABEL_DEVICE_CERT, LABEL_DEVICE_REVOCATION, LABEL_PREKEY, LABEL_REGISTRATION,
-    LABEL_TOPIC_KEY_CERT,
+    LABEL_DEVICE_CERT, LABEL_DEVICE_ENDORSEMENT, LABEL_DEVICE_REVOCATION, LABEL_PREKEY,
+    LABEL_REGISTRATION, LABEL_TOPIC_KEY_CERT,
 };
 use crate::crypto::{
     DevicePublicKey, IdentityPublicKey, KeyId, TopicPublicKey, TopicSigningPublicKey,
@@ -193,6 +193,81 @@ impl SignedPayload for DeviceRevocation {
     const LABEL: &'static str = LABEL_DEVICE_REVOCATION;
     const MAX_LEN: usize = 512;
     type Signer = Identity;
+}
+
+/// An active device vouches for a new one: `[1, user, new_device_key, endorser_device_key, time]`,
+/// signed by the endorser's Device Key (`federation-spec/devices.md` §2). A homeserver adds a
+/// device only with its IK certificate **and** an endorsement by another active device of the
+/// user, so the Identity Key alone (which every linked device holds) adds nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceEndorsement {
+    /// The user of both devices.
+    pub user: UserId,
+    /// The Device Key being added.
+    pub new_device_key: DevicePublicKey,
+    /// The Device Key that signs this: an active device of `user`.
+    pub endorser: DevicePublicKey,
+    /// Signing time, seconds since the Unix epoch.
+    pub time: u64,
+}
+
+/// The wire form of [`DeviceEndorsement`], with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct DeviceEndorsementWire<'a> {
+    version: u8,
+    user: Cow<'a, UserId>,
+    new_device_key: Cow<'a, DevicePublicKey>,
+    endorser: Cow<'a, DevicePublicKey>,
+    time: u64,
+}
+
+impl Serialize for DeviceEndorsement {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeviceEndorsementWire {
+            version: VERSION,
+            user: Cow::Borrowed(&self.user),
+            new_device_key: Cow::Borrowed(&self.new_device_key),
+            endorser: Cow::Borrowed(&self.endorser),
+            time: self.time,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceEndorsement {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = DeviceEndorsementWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(DeviceEndorsement {
+            user: w.user.into_owned(),
+            new_device_key: w.new_device_key.into_owned(),
+            endorser: w.endorser.into_owned(),
+            time: w.time,
+        })
+    }
+}
+
+impl DeviceEndorsement {
+    /// `endorser` vouches for `new_device_key`.
+    pub fn new(
+        user: UserId,
+        new_device_key: DevicePublicKey,
+        endorser: DevicePublicKey,
+        time: u64,
+    ) -> Self {
+        DeviceEndorsement {
+            user,
+            new_device_key,
+            endorser,
+            time,
+        }
+    }
+}
+
+impl SignedPayload for DeviceEndorsement {
+    const LABEL: &'static str = LABEL_DEVICE_ENDORSEMENT;
+    const MAX_LEN: usize = 512;
+    type Signer = Device;
 }
 
 /// DK signs a one-time Device Pre Key. `[1, user, suite, kem_key]`.

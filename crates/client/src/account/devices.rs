@@ -6,7 +6,7 @@ use awc::http::Method;
 use crate::http::Http;
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::{AddDeviceRequest, Body, DevicesResponse, RevokeDeviceRequest};
-use rendezvous_protocol::certs::{DeviceCert, DeviceRevocation};
+use rendezvous_protocol::certs::{DeviceCert, DeviceEndorsement, DeviceRevocation};
 use rendezvous_protocol::crypto::DevicePublicKey;
 use rendezvous_protocol::devices::DeviceDirectory;
 use rendezvous_protocol::wire::{Signed, Verified};
@@ -19,6 +19,7 @@ impl Client {
         let answer: DevicesResponse = self.authed(Method::GET, "/v1/devices", None).await?;
         let mut directory = DeviceDirectory::new(self.user.clone(), self.identity.public().clone());
         let mut entries = Vec::with_capacity(answer.devices.len());
+        let seen = self.keystore.devices_seen()?;
         for info in answer.devices {
             let signed =
                 Signed::<DeviceCert>::from_signed_bytes(info.device_cert).map_err(|error| {
@@ -33,6 +34,7 @@ impl Client {
                 created: info.created,
                 last_seen: info.last_seen,
                 this_device: cert.device_key == *self.device.public(),
+                endorsed_by: seen.get(&cert.device_key.key_id().to_hex()).cloned(),
             });
         }
         if !directory.is_active(self.device.public()) {
@@ -85,13 +87,16 @@ impl Client {
         Ok(device)
     }
 
-    /// Registers a device certificate (no token: the IK signature authorizes it).
+    /// Registers a device certificate with an active device's endorsement of it (no token: the
+    /// IK signature and the endorsement authorize it, `devices.md` §2).
     pub(crate) async fn add_device(
         http: &Http,
         cert: &Verified<DeviceCert>,
+        endorsement: &Signed<DeviceEndorsement>,
     ) -> Result<(), ClientError> {
         let request = AddDeviceRequest {
             device_cert: cert.signed_bytes().clone(),
+            endorsement: Some(endorsement.signed_bytes().clone()),
         };
         http.send(
             Method::POST,

@@ -1,19 +1,20 @@
 //! The inbox: Topic Keys made by the account's other devices, sealed to this device's pre keys
-//! (`client-api.md` §5, `devices.md` §3.1).
+//! (`client-api.md` §5, `devices.md` §3.1), refused posts, and notices of devices added.
 
 use awc::http::Method;
 
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::{
-    AckRequest, Body, INBOX_LAST_RESORT_KEY, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxResponse,
-    PostRefusedItem, TopicKeyDeliveryItem,
+    AckRequest, Body, DeviceAddedItem, INBOX_DEVICE_ADDED, INBOX_LAST_RESORT_KEY,
+    INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxResponse, PostRefusedItem, TopicKeyDeliveryItem,
 };
-use rendezvous_protocol::certs::TopicKeyCert;
+use rendezvous_protocol::certs::{DeviceCert, DeviceEndorsement, TopicKeyCert};
+use rendezvous_protocol::devices::DeviceDirectory;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
 use rendezvous_protocol::devices::{Delivery, open_delivery};
 use rendezvous_protocol::wire::Signed;
 
-use super::InboxReport;
+use super::{DeviceAdded, InboxReport};
 use crate::keystore::RefusedPost;
 
 impl Client {
@@ -34,6 +35,11 @@ impl Client {
             }
             for item in &answer.items {
                 if item.seq <= self.config.inbox_seq {
+                    continue;
+                }
+                if item.kind == INBOX_DEVICE_ADDED {
+                    let notice = self.device_added(&item.body).await?;
+                    report.devices_added.push(notice);
                     continue;
                 }
                 if item.kind == INBOX_POST_REFUSED {
@@ -65,6 +71,29 @@ impl Client {
             self.save_config()?;
         }
         Ok(taken)
+    }
+
+    /// A `device added` notice (kind 4, `client-api.md` §5): checked against the device set
+    /// the server lists now, recorded in the keystore when it verifies, reported either way.
+    async fn device_added(&mut self, body: &[u8]) -> Result<DeviceAdded, ClientError> {
+        let item = match DeviceAddedItem::from_wire(body) {
+            Ok(item) => item,
+            Err(e) => {
+                return Ok(DeviceAdded {
+                    device: None,
+                    endorser: None,
+                    problem: Some(format!("the notice does not decode: {e}")),
+                });
+            }
+        };
+        let (directory, _) = self.directory().await?;
+        let notice = check_device_added(&directory, item);
+        if let (None, Some(device), Some(endorser)) =
+            (&notice.problem, &notice.device, &notice.endorser)
+        {
+            self.keystore.record_device_seen(device, endorser)?;
+        }
+        Ok(notice)
     }
 
     /// Opens a topic key delivery: kind 1 (one-time) or 3 (last-resort), marked so in the
@@ -105,6 +134,39 @@ impl Client {
         }
         self.keystore.remove_prekey(&delivery.prekey_id)?;
         Ok(())
+    }
+}
+
+/// Checks a `device added` notice as the homeserver checked the add (`devices.md` §2): the
+/// certificate under the user's IK, the endorsement by an active device of `directory` (the
+/// endorser may have been removed since: that is reported too).
+pub(crate) fn check_device_added(
+    directory: &DeviceDirectory,
+    item: DeviceAddedItem,
+) -> DeviceAdded {
+    let cert = Signed::<DeviceCert>::from_signed_bytes(item.device_cert);
+    let endorsement = Signed::<DeviceEndorsement>::from_signed_bytes(item.endorsement);
+    let device = cert
+        .as_ref()
+        .ok()
+        .and_then(|c| c.decode_unverified().ok())
+        .map(|c| c.device_key.key_id().to_hex());
+    let endorser = endorsement
+        .as_ref()
+        .ok()
+        .and_then(|e| e.decode_unverified().ok())
+        .map(|e| e.endorser.key_id().to_hex());
+    let problem = match (cert, endorsement) {
+        (Ok(cert), Ok(endorsement)) => directory
+            .check_endorsed(cert, endorsement)
+            .err()
+            .map(|e| e.to_string()),
+        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+    };
+    DeviceAdded {
+        device,
+        endorser,
+        problem,
     }
 }
 

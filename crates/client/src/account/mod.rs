@@ -72,6 +72,9 @@ pub struct DeviceEntry {
     pub last_seen: u64,
     /// Whether it is this device.
     pub this_device: bool,
+    /// The key id (hex) of the device that endorsed it, when this device learned it (its own
+    /// link, or a `device added` notice; `devices.md` §2).
+    pub endorsed_by: Option<String>,
 }
 
 /// `GET /v1/keys/status`.
@@ -87,11 +90,25 @@ pub struct KeyStatus {
     pub last_resort: rendezvous_protocol::api::LastResortStatus,
 }
 
+/// A `device added` notice of the inbox (`client-api.md` §5, kind 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAdded {
+    /// The new device's key id (hex), when the certificate decodes.
+    pub device: Option<String>,
+    /// The endorser's key id (hex), when the endorsement decodes.
+    pub endorser: Option<String>,
+    /// `None` when certificate and endorsement verify against this device's view of the device
+    /// set; otherwise why not (the notice is reported, never dropped).
+    pub problem: Option<String>,
+}
+
 /// What [`Client::sync_inbox`] did.
 #[derive(Debug, Clone, Default)]
 pub struct InboxReport {
     /// Topic keys received and stored.
     pub topic_keys: usize,
+    /// Devices added to the account, as the inbox told.
+    pub devices_added: Vec<DeviceAdded>,
     /// Items that could not be used, with the reason (they are acknowledged all the same:
     /// they can never be opened).
     pub failed: Vec<(u64, String)>,

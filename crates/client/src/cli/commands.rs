@@ -317,10 +317,14 @@ pub(super) async fn verify(
     Ok(())
 }
 
-/// `rdv sync`: topic keys from the inbox, then a refill if the server asks for one.
-pub(super) async fn sync(home: &Path) -> Result<Output, ClientError> {
+/// `rdv sync`: topic keys from the inbox (and a `device_added` line per notice of a device
+/// added, each shown once), then a refill if the server asks for one.
+pub(super) async fn sync(home: &Path, out: &mut dyn Sink) -> Result<Output, ClientError> {
     let mut client = Client::open(home)?;
     let inbox = client.sync_inbox().await?;
+    for notice in &inbox.devices_added {
+        out.emit(Output::device_added(notice));
+    }
     let status = client.refill(false).await?;
     // client-api.md §9: a queued post the hosting server refused later is a failure to show.
     let refused = client.take_refused_posts()?;

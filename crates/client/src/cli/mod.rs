@@ -37,7 +37,8 @@ pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
         Command::Watch => commands::watch(&home, out).await,
         Command::Verify { topic } => commands::verify(&home, &topic, out).await,
         Command::Sync => {
-            out.emit(commands::sync(&home).await?);
+            let synced = commands::sync(&home, out).await?;
+            out.emit(synced);
             Ok(())
         }
         Command::Evidence(EvidenceCommand::Export { topic, out: file }) => {

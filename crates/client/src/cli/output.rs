@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use crate::{
-    ClientError, DeviceEntry, EntryContent, EntryReport, InboxReport, KeyStatus, ReadReport,
-    TopicEntry, VerifyReport,
+    ClientError, DeviceAdded, DeviceEntry, EntryContent, EntryReport, InboxReport, KeyStatus,
+    ReadReport, TopicEntry, VerifyReport,
 };
 use rendezvous_protocol::ids::TopicId;
 
@@ -82,6 +82,26 @@ pub enum Output {
         last_seen: u64,
         /// Whether it is this device.
         this_device: bool,
+        /// The key id of the device that endorsed it, when this device learned it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        endorsed_by: Option<String>,
+    },
+    /// `sync`: a device was added to the account (inbox notice), its certificate and
+    /// endorsement verified.
+    DeviceAdded {
+        /// The new device's key id (hex).
+        id: String,
+        /// The endorsing device's key id (hex).
+        endorser: String,
+    },
+    /// `sync`: a `device added` notice that does not verify: reported, never dropped.
+    DeviceAddedUnverified {
+        /// The new device's key id (hex), when the certificate decodes.
+        id: Option<String>,
+        /// The endorser's key id (hex), when the endorsement decodes.
+        endorser: Option<String>,
+        /// Why it does not verify.
+        error: String,
     },
     /// `device remove`: the removed device.
     DeviceRemoved {
@@ -407,6 +427,24 @@ impl Output {
             created: d.created,
             last_seen: d.last_seen,
             this_device: d.this_device,
+            endorsed_by: d.endorsed_by.clone(),
+        }
+    }
+
+    /// `sync`: one `device added` notice.
+    pub fn device_added(d: &DeviceAdded) -> Output {
+        match (&d.problem, &d.device, &d.endorser) {
+            (None, Some(id), Some(endorser)) => Output::DeviceAdded {
+                id: id.clone(),
+                endorser: endorser.clone(),
+            },
+            (problem, id, endorser) => Output::DeviceAddedUnverified {
+                id: id.clone(),
+                endorser: endorser.clone(),
+                error: problem
+                    .clone()
+                    .unwrap_or_else(|| "incomplete notice".into()),
+            },
         }
     }
 

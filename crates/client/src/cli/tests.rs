@@ -69,9 +69,38 @@ fn command_answers_in_json() {
                 created: 1,
                 last_seen: 2,
                 this_device: true,
+                endorsed_by: None,
             },
             json!({"type": "device", "id": "00ff", "created": 1, "last_seen": 2,
                    "this_device": true}),
+        ),
+        (
+            Output::Device {
+                id: "00ff".into(),
+                created: 1,
+                last_seen: 2,
+                this_device: false,
+                endorsed_by: Some("11ee".into()),
+            },
+            json!({"type": "device", "id": "00ff", "created": 1, "last_seen": 2,
+                   "this_device": false, "endorsed_by": "11ee"}),
+        ),
+        (
+            Output::device_added(&crate::DeviceAdded {
+                device: Some("00ff".into()),
+                endorser: Some("11ee".into()),
+                problem: None,
+            }),
+            json!({"type": "device_added", "id": "00ff", "endorser": "11ee"}),
+        ),
+        (
+            Output::device_added(&crate::DeviceAdded {
+                device: Some("00ff".into()),
+                endorser: Some("11ee".into()),
+                problem: Some("endorsement not signed by endorser 11ee".into()),
+            }),
+            json!({"type": "device_added_unverified", "id": "00ff", "endorser": "11ee",
+                   "error": "endorsement not signed by endorser 11ee"}),
         ),
         (
             Output::DeviceRemoved { id: "00ff".into() },
@@ -118,6 +147,7 @@ fn command_answers_in_json() {
             Output::synced(
                 &crate::InboxReport {
                     topic_keys: 2,
+                    devices_added: Vec::new(),
                     failed: vec![(7, "no pre key".into())],
                 },
                 true,
@@ -376,6 +406,7 @@ fn texts_for_people() {
         created: 1_796_594_400,
         last_seen: 0,
         this_device: true,
+        endorsed_by: None,
     };
     assert_eq!(
         device.to_text(),

@@ -14,17 +14,9 @@ impl Output {
             ),
             Output::Linked => "device linked".into(),
             Output::Joined { user } => format!("this device now belongs to {user}"),
-            Output::Device {
-                id,
-                created,
-                last_seen,
-                this_device,
-            } => format!(
-                "{id}  created {}  last seen {}{}",
-                utc(*created),
-                seen(*last_seen),
-                if *this_device { "  (this device)" } else { "" }
-            ),
+            Output::Device { .. }
+            | Output::DeviceAdded { .. }
+            | Output::DeviceAddedUnverified { .. } => device_text(self),
             Output::DeviceRemoved { id } => format!("removed device {id}"),
             Output::TopicCreated { topic } => format!("created {topic}"),
             Output::Changed {
@@ -330,4 +322,39 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + u64::from(m <= 2);
     (y, m, d)
+}
+
+/// `device list` lines and `sync`'s notices of devices added.
+fn device_text(output: &Output) -> String {
+    match output {
+        Output::Device {
+            id,
+            created,
+            last_seen,
+            this_device,
+            endorsed_by,
+        } => format!(
+            "{id}  created {}  last seen {}{}{}",
+            utc(*created),
+            seen(*last_seen),
+            match endorsed_by {
+                Some(e) => format!("  endorsed by {e}"),
+                None => String::new(),
+            },
+            if *this_device { "  (this device)" } else { "" }
+        ),
+        Output::DeviceAdded { id, endorser } => {
+            format!("device {id} was added to this account, endorsed by device {endorser}")
+        }
+        Output::DeviceAddedUnverified {
+            id,
+            endorser,
+            error,
+        } => format!(
+            "warning: the server says device {} was added, endorsed by {}, but that does not verify: {error}",
+            id.as_deref().unwrap_or("?"),
+            endorser.as_deref().unwrap_or("?")
+        ),
+        _ => String::new(),
+    }
 }

@@ -10,6 +10,8 @@
 //!   identity.key                32 bytes: Identity Key seed (Ed25519)
 //!   device.key                  32 bytes: Device Key seed (Ed25519)
 //!   token                       the bearer token of the current login (text)
+//!   devices-seen.json           which device endorsed which (key ids, hex): the link that
+//!                               made this device and the inbox's `device added` notices
 //!   prekeys/<key id>.key        32 bytes: private Device Pre Key (X25519), deleted after use
 //!   topic-keys/<key id>.key     CBOR [1, suite, signing seed, kem secret, cert]: a private Topic
 //!                               Key and its IK-signed certificate (wire form of the cert); kept
@@ -37,6 +39,7 @@
 //! Key ids are the protocol's 16-byte key ids in hex. Secrets are read into zeroized buffers and
 //! the key types zeroize themselves on drop.
 
+mod devices_seen;
 mod files;
 mod records;
 mod topics;

@@ -121,37 +121,62 @@ impl<'de> Deserialize<'de> for IdentityResponse {
     }
 }
 
-/// `[1, device_cert]`.
+/// `[1, device_cert, endorsement]` (`client-api.md` §3). A body without the endorsement (the
+/// form before endorsements, `[1, device_cert]`) still decodes, with `endorsement: None`, so that
+/// the server can answer it `endorsement_required` rather than `malformed`.
 #[derive(Debug, Clone)]
 pub struct AddDeviceRequest {
     /// IK-signed device certificate.
     pub device_cert: SignedBytes,
-}
-
-/// The wire form of [`AddDeviceRequest`], with the version in front.
-#[derive(Serialize_tuple, Deserialize_tuple)]
-struct AddDeviceRequestWire<'a> {
-    version: u8,
-    device_cert: Cow<'a, SignedBytes>,
+    /// The endorsement of the new Device Key by an active device of the user (DK-signed).
+    pub endorsement: Option<SignedBytes>,
 }
 
 impl Serialize for AddDeviceRequest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        AddDeviceRequestWire {
-            version: VERSION,
-            device_cert: Cow::Borrowed(&self.device_cert),
+        use serde::ser::SerializeSeq;
+        let len = if self.endorsement.is_some() { 3 } else { 2 };
+        let mut seq = s.serialize_seq(Some(len))?;
+        seq.serialize_element(&VERSION)?;
+        seq.serialize_element(&self.device_cert)?;
+        if let Some(e) = &self.endorsement {
+            seq.serialize_element(e)?;
         }
-        .serialize(s)
+        seq.end()
     }
 }
 
 impl<'de> Deserialize<'de> for AddDeviceRequest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let w = AddDeviceRequestWire::deserialize(d)?;
-        check_version(w.version).map_err(serde::de::Error::custom)?;
-        Ok(AddDeviceRequest {
-            device_cert: w.device_cert.into_owned(),
-        })
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = AddDeviceRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("[1, device_cert, endorsement]")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AddDeviceRequest, A::Error> {
+                use serde::de::Error;
+                let version: u8 = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                check_version(version).map_err(A::Error::custom)?;
+                let device_cert = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let endorsement = seq.next_element()?;
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::invalid_length(4, &self));
+                }
+                Ok(AddDeviceRequest {
+                    device_cert,
+                    endorsement,
+                })
+            }
+        }
+        d.deserialize_seq(Visit)
     }
 }
 

@@ -46,6 +46,9 @@ pub enum ErrorCode {
     PinInvalid,
     /// 403: the account was disabled by the operator.
     UserDisabled,
+    /// 403: adding a device needs an endorsement by an active device of the user
+    /// (`devices.md` §2), and the request carries none.
+    EndorsementRequired,
     /// 403, federation: an event, or the user it names, is not of the server that sent it.
     WrongOrigin,
     /// 403, federation: the origin does not host the event's topic.
@@ -125,6 +128,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::PinInvalid,
         ErrorCode::UserDisabled,
+        ErrorCode::EndorsementRequired,
         ErrorCode::WrongOrigin,
         ErrorCode::NotHosting,
         ErrorCode::NotParticipant,
@@ -169,6 +173,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::PinInvalid => "pin_invalid",
             ErrorCode::UserDisabled => "user_disabled",
+            ErrorCode::EndorsementRequired => "endorsement_required",
             ErrorCode::WrongOrigin => "wrong_origin",
             ErrorCode::NotHosting => "not_hosting",
             ErrorCode::NotParticipant => "not_participant",
@@ -214,6 +219,7 @@ impl ErrorCode {
             ErrorCode::Forbidden
             | ErrorCode::PinInvalid
             | ErrorCode::UserDisabled
+            | ErrorCode::EndorsementRequired
             | ErrorCode::WrongOrigin
             | ErrorCode::NotHosting
             | ErrorCode::NotParticipant

@@ -17,6 +17,36 @@ pub const INBOX_TOPIC_KEY: u8 = 1;
 /// device made the key as its user's last-resort key.
 pub const INBOX_LAST_RESORT_KEY: u8 = 3;
 
+/// Inbox item kind: a device was added to the user's account, body [`DeviceAddedItem`]
+/// (`client-api.md` §3, §5): filed by the server for every other active device, atomically
+/// with the add.
+pub const INBOX_DEVICE_ADDED: u8 = 4;
+
+/// Largest [`DeviceAddedItem`] body accepted.
+pub const DEVICE_ADDED_MAX_LEN: usize = 2048;
+
+/// `[device_cert, endorsement]`: body of an [`INBOX_DEVICE_ADDED`] item, as the new device posted
+/// them. The receiving device checks both itself (`devices.md` §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct DeviceAddedItem {
+    /// The IK-signed certificate of the new device.
+    pub device_cert: SignedBytes,
+    /// The endorsing device's DK-signed endorsement.
+    pub endorsement: SignedBytes,
+}
+
+impl DeviceAddedItem {
+    /// Encodes the item body.
+    pub fn to_wire(&self) -> Vec<u8> {
+        crate::wire::encode(self)
+    }
+
+    /// Decodes an item body.
+    pub fn from_wire(bytes: &[u8]) -> Result<DeviceAddedItem, crate::wire::WireError> {
+        crate::wire::decode(bytes, DEVICE_ADDED_MAX_LEN)
+    }
+}
+
 /// Inbox item kind: a post the hosting server refused after it was answered `202 queued`
 /// (`federation-api.md` §9.3), body [`PostRefusedItem`].
 pub const INBOX_POST_REFUSED: u8 = 2;

@@ -23,9 +23,9 @@ pub use accounts::{
 };
 pub use errors::{ApiErrorBody, ErrorCode, UnknownErrorCode};
 pub use inbox::{
-    AckRequest, INBOX_LAST_RESORT_KEY, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxItem,
-    InboxResponse, LinkMessage, LinkOpenRequest, LinkPickup, PostRefusedItem, PushRegisterRequest,
-    TopicKeyDeliveryItem,
+    AckRequest, DEVICE_ADDED_MAX_LEN, DeviceAddedItem, INBOX_DEVICE_ADDED, INBOX_LAST_RESORT_KEY,
+    INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxItem, InboxResponse, LinkMessage, LinkOpenRequest,
+    LinkPickup, PostRefusedItem, PushRegisterRequest, TopicKeyDeliveryItem,
 };
 pub use keys::{
     ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedKind,

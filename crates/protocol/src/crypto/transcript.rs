@@ -17,6 +17,9 @@ pub const LABEL_REGISTRATION: &str = "rdv/v1/registration";
 pub const LABEL_DEVICE_CERT: &str = "rdv/v1/device-cert";
 /// Device revocation: IK signs the removal of a device.
 pub const LABEL_DEVICE_REVOCATION: &str = "rdv/v1/device-revocation";
+/// Device endorsement: an active device's DK vouches for a new Device Key
+/// (`federation-spec/devices.md` §2).
+pub const LABEL_DEVICE_ENDORSEMENT: &str = "rdv/v1/device-endorsement";
 /// Device pre key: DK signs a one-time HPKE public key.
 pub const LABEL_PREKEY: &str = "rdv/v1/prekey";
 /// Topic key certificate: IK signs a topic key's public halves.

@@ -8,11 +8,14 @@
 //! Rules:
 //! - a device certificate counts only if the user's Identity Key signed it and it names this user;
 //! - a revocation counts only under the same two conditions, and removes the device;
-//! - a revoked Device Key never comes back, whatever certificate is shown for it later.
+//! - a revoked Device Key never comes back, whatever certificate is shown for it later;
+//! - a device joins an existing set only with an endorsement by another **active** device of
+//!   the user ([`DeviceDirectory::check_endorsed`]), so a copy of the Identity Key alone adds
+//!   nothing (`federation-spec/devices.md` §2, §5.4).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::certs::{DeviceCert, DeviceRevocation};
+use crate::certs::{DeviceCert, DeviceEndorsement, DeviceRevocation};
 use crate::crypto::{DevicePublicKey, IdentityPublicKey, KeyId};
 use crate::ids::UserId;
 use crate::wire::signed::SignedError;
@@ -68,6 +71,77 @@ pub enum DirectoryError {
         /// [`MAX_DEVICES`].
         limit: usize,
     },
+    /// The endorsement names a Device Key that is no device of this user (never added, or
+    /// another user's).
+    #[error("endorser {endorser} is not a device of this user")]
+    UnknownEndorser {
+        /// The endorser's key id.
+        endorser: KeyId,
+    },
+    /// The endorsing device has been revoked.
+    #[error("endorser {endorser} is revoked")]
+    EndorserRevoked {
+        /// The endorser's key id.
+        endorser: KeyId,
+    },
+    /// The new device endorses itself.
+    #[error("device {device} endorses itself")]
+    SelfEndorsed {
+        /// The device's key id.
+        device: KeyId,
+    },
+    /// The endorsement's signature does not verify under the endorser's Device Key.
+    #[error("endorsement not signed by endorser {endorser}")]
+    BadEndorsementSignature {
+        /// The endorser's key id.
+        endorser: KeyId,
+    },
+    /// The endorsement vouches for another Device Key than the certificate's.
+    #[error("endorsement is for device {got}, the certificate for {expected}")]
+    EndorsementMismatch {
+        /// The certificate's device.
+        expected: KeyId,
+        /// The device the endorsement names.
+        got: KeyId,
+    },
+}
+
+/// Checks an endorsement on its own, without a directory: it is signed by the Device Key it
+/// names as endorser, that key is not `new_device`, and it names `user` and `new_device`.
+/// Whether the endorser is an active device is [`DeviceDirectory::check_endorsement`]'s part.
+pub fn verify_endorsement(
+    endorsement: Signed<DeviceEndorsement>,
+    user: &UserId,
+    new_device: &DevicePublicKey,
+) -> Result<Verified<DeviceEndorsement>, DirectoryError> {
+    let endorser = endorsement
+        .decode_unverified()
+        .map_err(DirectoryError::Malformed)?
+        .endorser;
+    if endorser == *new_device {
+        return Err(DirectoryError::SelfEndorsed {
+            device: new_device.key_id(),
+        });
+    }
+    let verified = endorsement.verify(&endorser).map_err(|e| match e {
+        SignedError::BadSignature => DirectoryError::BadEndorsementSignature {
+            endorser: endorser.key_id(),
+        },
+        SignedError::Wire(w) => DirectoryError::Malformed(w),
+    })?;
+    if verified.user != *user {
+        return Err(DirectoryError::WrongUser {
+            expected: user.clone(),
+            got: verified.user.clone(),
+        });
+    }
+    if verified.new_device_key != *new_device {
+        return Err(DirectoryError::EndorsementMismatch {
+            expected: new_device.key_id(),
+            got: verified.new_device_key.key_id(),
+        });
+    }
+    Ok(verified)
 }
 
 /// The current devices of one user, as certified by their Identity Key.
@@ -137,6 +211,53 @@ impl DeviceDirectory {
             return Err(DirectoryError::TooManyDevices { limit: MAX_DEVICES });
         }
         Ok(self.active.entry(key).or_insert(cert))
+    }
+
+    /// Checks that a device may join a set that has one already: the certificate passes
+    /// [`Self::check_cert`] and the endorsement [`Self::check_endorsement`] (`devices.md` §2).
+    /// Adding it ([`Self::add`]: not a duplicate, not over [`MAX_DEVICES`]) is the caller's
+    /// next step; a homeserver does it in its store, atomically with its quota.
+    pub fn check_endorsed(
+        &self,
+        cert: Signed<DeviceCert>,
+        endorsement: Signed<DeviceEndorsement>,
+    ) -> Result<(Verified<DeviceCert>, Verified<DeviceEndorsement>), DirectoryError> {
+        let cert = self.check_cert(cert)?;
+        let endorsement = self.check_endorsement(&cert.device_key, endorsement)?;
+        Ok((cert, endorsement))
+    }
+
+    /// Checks that `endorsement` vouches for `new_device` and is signed by another device that
+    /// is active in this directory (not revoked, not unknown: another user's device is unknown
+    /// here), naming this user.
+    pub fn check_endorsement(
+        &self,
+        new_device: &DevicePublicKey,
+        endorsement: Signed<DeviceEndorsement>,
+    ) -> Result<Verified<DeviceEndorsement>, DirectoryError> {
+        let endorser = endorsement
+            .decode_unverified()
+            .map_err(DirectoryError::Malformed)?
+            .endorser;
+        if endorser != *new_device && !self.is_active(&endorser) {
+            return Err(match self.is_revoked(&endorser) {
+                true => DirectoryError::EndorserRevoked {
+                    endorser: endorser.key_id(),
+                },
+                false => DirectoryError::UnknownEndorser {
+                    endorser: endorser.key_id(),
+                },
+            });
+        }
+        verify_endorsement(endorsement, &self.user, new_device)
+    }
+
+    /// Records a Device Key as revoked on the word of whoever holds this directory's record of
+    /// revocations (the homeserver's own store), without a signed revocation: removes it if
+    /// active; it can never be added again.
+    pub fn remember_revoked(&mut self, device: &DevicePublicKey) {
+        self.active.remove(device.as_bytes());
+        self.revoked.insert(device.to_bytes());
     }
 
     /// Removes a device for good. Refused if the IK did not sign the revocation, it names another
@@ -349,5 +470,123 @@ mod tests {
                 .unwrap_err(),
             DirectoryError::TooManyDevices { limit: MAX_DEVICES }
         );
+    }
+
+    fn endorse(
+        by: &DeviceKey,
+        user: UserId,
+        new: &DeviceKey,
+    ) -> Signed<crate::certs::DeviceEndorsement> {
+        let e = crate::certs::DeviceEndorsement::new(
+            user,
+            new.public().clone(),
+            by.public().clone(),
+            30,
+        );
+        Signed::sign(e, by).unverified()
+    }
+
+    #[test]
+    fn endorsements_by_active_devices_only() {
+        let ik = IdentityKey::generate();
+        let mut dir = DeviceDirectory::new(alice(), ik.public().clone());
+        let (a, old, n) = (
+            DeviceKey::generate(),
+            DeviceKey::generate(),
+            DeviceKey::generate(),
+        );
+        dir.add(cert(&ik, alice(), &a)).unwrap();
+        dir.add(cert(&ik, alice(), &old)).unwrap();
+        dir.revoke(revocation(&ik, alice(), &old)).unwrap();
+        let stranger = DeviceKey::generate();
+        let bob: UserId = "@bob:a.example".parse().unwrap();
+        let refusals = [
+            (
+                endorse(&stranger, alice(), &n),
+                DirectoryError::UnknownEndorser {
+                    endorser: stranger.public().key_id(),
+                },
+            ),
+            (
+                endorse(&old, alice(), &n),
+                DirectoryError::EndorserRevoked {
+                    endorser: old.public().key_id(),
+                },
+            ),
+            (
+                endorse(&n, alice(), &n),
+                DirectoryError::SelfEndorsed {
+                    device: n.public().key_id(),
+                },
+            ),
+            (
+                endorse(&a, bob.clone(), &n),
+                DirectoryError::WrongUser {
+                    expected: alice(),
+                    got: bob,
+                },
+            ),
+            (
+                endorse(&a, alice(), &stranger),
+                DirectoryError::EndorsementMismatch {
+                    expected: n.public().key_id(),
+                    got: stranger.public().key_id(),
+                },
+            ),
+        ];
+        for (endorsement, expected) in refusals {
+            assert_eq!(
+                dir.check_endorsed(cert(&ik, alice(), &n), endorsement)
+                    .unwrap_err(),
+                expected
+            );
+        }
+        // Signed by someone else in the endorser's name.
+        let forged = crate::certs::DeviceEndorsement::new(
+            alice(),
+            n.public().clone(),
+            a.public().clone(),
+            30,
+        );
+        let forged = Signed::sign(forged, &stranger).unverified();
+        assert_eq!(
+            dir.check_endorsed(cert(&ik, alice(), &n), forged)
+                .unwrap_err(),
+            DirectoryError::BadEndorsementSignature {
+                endorser: a.public().key_id()
+            }
+        );
+        // A certificate not signed by the IK is refused even with a good endorsement.
+        let mallory = IdentityKey::generate();
+        assert_eq!(
+            dir.check_endorsed(cert(&mallory, alice(), &n), endorse(&a, alice(), &n))
+                .unwrap_err(),
+            DirectoryError::BadSignature { user: alice() }
+        );
+        let (added, endorsement) = dir
+            .check_endorsed(cert(&ik, alice(), &n), endorse(&a, alice(), &n))
+            .unwrap();
+        assert_eq!(added.device_key, *n.public());
+        assert_eq!(endorsement.endorser, *a.public());
+        dir.add(added.unverified()).unwrap();
+        assert!(dir.is_active(n.public()));
+    }
+
+    #[test]
+    fn remembered_revocations_hold() {
+        let ik = IdentityKey::generate();
+        let mut dir = DeviceDirectory::new(alice(), ik.public().clone());
+        let (a, b) = (DeviceKey::generate(), DeviceKey::generate());
+        dir.add(cert(&ik, alice(), &a)).unwrap();
+        dir.remember_revoked(a.public());
+        assert!(!dir.is_active(a.public()) && dir.is_revoked(a.public()));
+        assert!(matches!(
+            dir.add(cert(&ik, alice(), &a)),
+            Err(DirectoryError::Revoked { .. })
+        ));
+        assert!(matches!(
+            dir.check_endorsement(b.public(), endorse(&a, alice(), &b)),
+            Err(DirectoryError::EndorserRevoked { .. })
+        ));
     }
 }

@@ -55,7 +55,7 @@ pub mod link;
 pub mod link_code;
 pub mod topic_keys;
 
-pub use directory::{DeviceDirectory, DirectoryError, MAX_DEVICES};
+pub use directory::{DeviceDirectory, DirectoryError, MAX_DEVICES, verify_endorsement};
 pub use link::{
     LinkError, LinkJoiner, LinkOffer, LinkPayload, LinkRequest, LinkResponse, LinkedMessageKey,
     LinkedTopicKey,

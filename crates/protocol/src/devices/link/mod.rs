@@ -6,19 +6,22 @@
 //! 1. The existing device makes a [`LinkOffer`] and shows its [`LinkCode`]: an 8-byte link id
 //!    (the relay's mailbox name), a 16-byte secret and a CRC-8, as 40 Crockford base32
 //!    characters in groups of five.
-//! 2. The new device parses the code ([`LinkJoiner::from_code`]), makes a fresh HPKE key and sends
-//!    a [`LinkRequest`]: the link id, its public key and
-//!    `proof = HMAC-SHA256(proof_key, transcript("rdv/v1/link-proof", [link id, suite, key]))`,
+//! 2. The new device makes its Device Key, parses the code ([`LinkJoiner::from_code`]), makes a
+//!    fresh HPKE key and sends a [`LinkRequest`]: the link id, its HPKE public key, its Device Key
+//!    and `proof = HMAC-SHA256(proof_key, transcript("rdv/v1/link-proof", [link id, suite, key,
+//!    device key]))`,
 //!    where `proof_key = HKDF-SHA256(secret, info = transcript("rdv/v1/link-proof-key", [link id]))`.
 //! 3. The existing device checks the proof in constant time — so the relay cannot substitute a key
-//!    of its own — and seals the [`LinkPayload`] (user, Identity Key, Topic Keys, Message Keys) to
+//!    of its own — endorses the new Device Key with its own, and seals the [`LinkPayload`] (user,
+//!    Identity Key, the endorsement, Topic Keys, Message Keys) to
 //!    the request's key with HPKE **PSK mode**:
 //!    `psk = HKDF-SHA256(secret, info = transcript("rdv/v1/link-psk", [link id]))`, `psk_id = link
 //!    id`, purpose [`SealPurpose::DeviceLink`], context `[link id]`. The PSK proves to the new
 //!    device that the payload comes from whoever showed the code.
 //! 4. The new device opens the [`LinkResponse`] ([`LinkJoiner::open`]) and checks the payload: the
-//!    Topic Key certificates verify with the Identity Key it received and each private key matches
-//!    its certificate.
+//!    endorsement is for its Device Key and signed by the endorser it names, the Topic Key
+//!    certificates verify with the Identity Key it received and each private key matches its
+//!    certificate.
 //!
 //! The relay sees the link id, the new device's public key, the proof (an HMAC under a key derived
 //! from 128 secret bits: no offline guessing) and ciphertext. An offer is used at most once: a
@@ -49,7 +52,8 @@ use crate::crypto::sign::hex_string;
 use crate::crypto::transcript::{
     LABEL_LINK_PROOF, LABEL_LINK_PROOF_KEY, LABEL_LINK_PSK, transcript,
 };
-use crate::crypto::{CryptoError, KemPublicKey, KemSecretKey, Randomness};
+use crate::crypto::{CryptoError, DevicePublicKey, KemPublicKey, KemSecretKey, Randomness};
+use crate::devices::directory::{DirectoryError, verify_endorsement};
 use crate::wire::{VERSION, WireError, decode_versioned, encode};
 
 /// Largest encoded [`LinkPayload`].
@@ -97,6 +101,9 @@ pub enum LinkError {
         /// What is wrong with it.
         error: TopicKeyError,
     },
+    /// The payload's endorsement is not one for this device (`devices.md` §4.3 step 5).
+    #[error("endorsement in the payload: {0}")]
+    Endorsement(DirectoryError),
     /// Bytes that are not a well-formed object.
     #[error("malformed: {0}")]
     Malformed(#[from] WireError),
@@ -114,8 +121,12 @@ fn derive(code: &LinkCode, label: &str) -> Zeroizing<[u8; 32]> {
     out
 }
 
-/// The proof that the sender of `kem_key` knows this code.
-fn proof(code: &LinkCode, kem_key: &KemPublicKey) -> Result<[u8; 32], LinkError> {
+/// The proof that the sender of `kem_key` and `device_key` knows this code.
+fn proof(
+    code: &LinkCode,
+    kem_key: &KemPublicKey,
+    device_key: &DevicePublicKey,
+) -> Result<[u8; 32], LinkError> {
     let key = derive(code, LABEL_LINK_PROOF_KEY);
     let mut mac =
         <HmacSha256 as KeyInit>::new_from_slice(&key[..]).map_err(|_| LinkError::BadProof)?;
@@ -125,6 +136,7 @@ fn proof(code: &LinkCode, kem_key: &KemPublicKey) -> Result<[u8; 32], LinkError>
             &code.link_id(),
             &kem_key.suite().id().to_be_bytes(),
             kem_key.as_bytes(),
+            device_key.as_bytes(),
         ],
     ));
     Ok(mac.finalize().into_bytes().into())
@@ -189,7 +201,7 @@ impl LinkOffer {
         rng: &mut Randomness<'_>,
     ) -> Result<LinkResponse, LinkError> {
         check_link(&self.code, &request.link_id)?;
-        let expected = proof(&self.code, &request.kem_key)?;
+        let expected = proof(&self.code, &request.kem_key, &request.device_key)?;
         if !bool::from(expected.ct_eq(&request.proof)) {
             return Err(LinkError::BadProof);
         }
@@ -224,14 +236,16 @@ pub struct LinkJoiner {
 }
 
 impl LinkJoiner {
-    /// Parses the typed code and makes the request to send through the relay.
-    pub fn from_code(text: &str) -> Result<Self, LinkError> {
+    /// Parses the typed code and makes the request to send through the relay, for the new
+    /// device's Device Key `device_key` (which the existing device will endorse).
+    pub fn from_code(text: &str, device_key: &DevicePublicKey) -> Result<Self, LinkError> {
         let code = LinkCode::parse(text)?;
         let kem = KemSecretKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
         let request = LinkRequest {
             link_id: code.link_id(),
             kem_key: kem.public().clone(),
-            proof: proof(&code, kem.public())?,
+            device_key: device_key.clone(),
+            proof: proof(&code, kem.public(), device_key)?,
         };
         Ok(LinkJoiner { code, kem, request })
     }
@@ -241,7 +255,7 @@ impl LinkJoiner {
         &self.request
     }
 
-    /// Opens the response and checks the payload.
+    /// Opens the response and checks the payload, its endorsement included.
     pub fn open(self, response: &LinkResponse) -> Result<LinkPayload, LinkError> {
         check_link(&self.code, &response.link_id)?;
         let psk = derive(&self.code, LABEL_LINK_PSK);
@@ -254,7 +268,14 @@ impl LinkJoiner {
             Some((&psk[..], &link_id)),
         )
         .map_err(|_| LinkError::OpenFailed)?;
-        LinkPayload::from_bytes(&plaintext)
+        let payload = LinkPayload::from_bytes(&plaintext)?;
+        verify_endorsement(
+            payload.endorsement.clone(),
+            &payload.user,
+            &self.request.device_key,
+        )
+        .map_err(LinkError::Endorsement)?;
+        Ok(payload)
     }
 }
 
@@ -274,11 +295,13 @@ pub struct LinkRequest {
     pub link_id: [u8; LINK_ID_LEN],
     /// The new device's fresh HPKE key, to seal the payload to.
     pub kem_key: KemPublicKey,
-    /// HMAC proving that whoever sent `kem_key` knows the code.
+    /// The new device's Device Key, for the existing device to endorse.
+    pub device_key: DevicePublicKey,
+    /// HMAC proving that whoever sent `kem_key` and `device_key` knows the code.
     pub proof: [u8; 32],
 }
 
-/// `[1, link_id, suite, kem_key, proof]`.
+/// `[1, link_id, suite, kem_key, device_key, proof]`.
 #[derive(Serialize_tuple, Deserialize_tuple)]
 struct LinkRequestWire {
     version: u8,
@@ -286,18 +309,20 @@ struct LinkRequestWire {
     link_id: [u8; LINK_ID_LEN],
     suite: u16,
     kem_key: ByteBuf,
+    device_key: DevicePublicKey,
     #[serde(with = "crate::wire::fixed_bytes")]
     proof: [u8; 32],
 }
 
 impl LinkRequest {
-    /// The wire form `[1, link_id, suite, kem_key, proof]`.
+    /// The wire form `[1, link_id, suite, kem_key, device_key, proof]`.
     pub fn to_wire(&self) -> Vec<u8> {
         encode(&LinkRequestWire {
             version: VERSION,
             link_id: self.link_id,
             suite: self.kem_key.suite().id(),
             kem_key: ByteBuf::from(self.kem_key.as_bytes().to_vec()),
+            device_key: self.device_key.clone(),
             proof: self.proof,
         })
     }
@@ -309,6 +334,7 @@ impl LinkRequest {
         Ok(LinkRequest {
             link_id: w.link_id,
             kem_key: KemPublicKey::from_slice(suite, &w.kem_key)?,
+            device_key: w.device_key,
             proof: w.proof,
         })
     }

@@ -7,7 +7,7 @@ use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use zeroize::Zeroizing;
 
 use super::{LINK_PAYLOAD_MAX_LEN, LinkError};
-use crate::certs::TopicKeyCert;
+use crate::certs::{DeviceEndorsement, TopicKeyCert};
 use crate::crypto::hpke::Suite;
 use crate::crypto::{CryptoError, IdentityKey, MessageKey, TopicKey};
 use crate::devices::topic_keys::{TopicKeyError, verify_cert};
@@ -42,18 +42,23 @@ pub struct LinkPayload {
     pub user: UserId,
     /// The user's Identity Key.
     pub identity: IdentityKey,
+    /// The existing device's endorsement of the new device's Device Key (`devices.md` §2),
+    /// checked by [`super::LinkJoiner::open`]; the new device sends it with its certificate.
+    pub endorsement: Signed<DeviceEndorsement>,
     /// The user's Topic Keys in use and made ahead of time.
     pub topic_keys: Vec<LinkedTopicKey>,
     /// The Message Keys of the epochs the user can read.
     pub message_keys: Vec<LinkedMessageKey>,
 }
 
-/// `[1, user, identity_seed, [* [cert, signing_seed, kem_secret]], [* [topic, epoch, key]]]`.
+/// `[1, user, identity_seed, endorsement, [* [cert, signing_seed, kem_secret]],
+/// [* [topic, epoch, key]]]`.
 #[derive(Serialize_tuple, Deserialize_tuple)]
 struct PayloadWire {
     version: u8,
     user: UserId,
     identity_seed: Secret32,
+    endorsement: SignedBytes,
     topic_keys: Vec<TopicKeyEntry>,
     message_keys: Vec<MessageKeyEntry>,
 }
@@ -73,11 +78,17 @@ struct MessageKeyEntry {
 }
 
 impl LinkPayload {
-    /// A payload with the identity only; push Topic Keys and Message Keys to the lists.
-    pub fn new(user: UserId, identity: IdentityKey) -> Self {
+    /// A payload with the identity and the endorsement only; push Topic Keys and Message Keys to
+    /// the lists.
+    pub fn new(
+        user: UserId,
+        identity: IdentityKey,
+        endorsement: Signed<DeviceEndorsement>,
+    ) -> Self {
         LinkPayload {
             user,
             identity,
+            endorsement,
             topic_keys: Vec::new(),
             message_keys: Vec::new(),
         }
@@ -89,6 +100,7 @@ impl LinkPayload {
             version: VERSION,
             user: self.user.clone(),
             identity_seed: Secret32(self.identity.seed()),
+            endorsement: self.endorsement.signed_bytes().clone(),
             topic_keys: self
                 .topic_keys
                 .iter()
@@ -123,6 +135,7 @@ impl LinkPayload {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LinkError> {
         let w: PayloadWire = decode_versioned(bytes, LINK_PAYLOAD_MAX_LEN)?;
         let identity = IdentityKey::from_seed(&w.identity_seed.0);
+        let endorsement = Signed::from_signed_bytes(w.endorsement)?;
         let mut topic_keys = Vec::with_capacity(w.topic_keys.len());
         for (index, t) in w.topic_keys.into_iter().enumerate() {
             let key = topic_key_entry(t, &identity, &w.user)
@@ -143,6 +156,7 @@ impl LinkPayload {
         Ok(LinkPayload {
             user: w.user,
             identity,
+            endorsement,
             topic_keys,
             message_keys,
         })

@@ -1,9 +1,9 @@
 //! Tests of device linking: the exchange through a relay and the payload checks.
 
 use super::*;
-use crate::certs::TopicKeyCert;
+use crate::certs::{DeviceEndorsement, TopicKeyCert};
 use crate::crypto::transcript::LABEL_MESSAGE;
-use crate::crypto::{IdentityKey, MessageKey, TopicKey};
+use crate::crypto::{DeviceKey, IdentityKey, MessageKey, TopicKey};
 use crate::devices::link_code::{LINK_CODE_LEN, LINK_SECRET_LEN};
 use crate::ids::{Epoch, TopicId, UserId};
 use crate::wire::Signed;
@@ -14,8 +14,25 @@ fn alice() -> UserId {
     "@alice:a.example".parse().unwrap()
 }
 
+/// The joining device of every test (the endorsement in [`payload`] is for it).
+fn new_device() -> DeviceKey {
+    DeviceKey::from_seed(&[9; 32])
+}
+
+/// The existing device's endorsement of [`new_device`].
+fn endorsement() -> Signed<DeviceEndorsement> {
+    let endorser = DeviceKey::from_seed(&[8; 32]);
+    let e = DeviceEndorsement::new(
+        alice(),
+        new_device().public().clone(),
+        endorser.public().clone(),
+        1,
+    );
+    Signed::sign(e, &endorser).unverified()
+}
+
 fn payload(ik: &IdentityKey) -> LinkPayload {
-    let mut p = LinkPayload::new(alice(), IdentityKey::from_seed(&ik.seed()));
+    let mut p = LinkPayload::new(alice(), IdentityKey::from_seed(&ik.seed()), endorsement());
     for created in 0..3 {
         let key = TopicKey::generate(SUITE);
         let cert = Signed::sign(TopicKeyCert::new(alice(), key.public(), created), ik);
@@ -48,7 +65,7 @@ fn full_round_trip_through_the_relay() {
     let offer = LinkOffer::new();
     let text = offer.code().to_text();
     assert_eq!(text.len(), LINK_CODE_LEN);
-    let joiner = LinkJoiner::from_code(&text).unwrap();
+    let joiner = LinkJoiner::from_code(&text, new_device().public()).unwrap();
     assert_eq!(joiner.request().link_id, offer.link_id());
     let response = offer
         .accept(&relay_request(joiner.request()), &sent)
@@ -83,14 +100,17 @@ fn full_round_trip_through_the_relay() {
 }
 
 fn joiner_wire_of(text: &str) -> Vec<u8> {
-    LinkJoiner::from_code(text).unwrap().request().to_wire()
+    LinkJoiner::from_code(text, new_device().public())
+        .unwrap()
+        .request()
+        .to_wire()
 }
 
 #[test]
 fn a_relay_that_swaps_the_key_is_caught() {
     let ik = IdentityKey::generate();
     let offer = LinkOffer::new();
-    let joiner = LinkJoiner::from_code(&offer.code().to_text()).unwrap();
+    let joiner = LinkJoiner::from_code(&offer.code().to_text(), new_device().public()).unwrap();
     // The relay keeps the proof and puts in a key of its own.
     let relay_key = KemSecretKey::generate(SUITE);
     let mut swapped = relay_request(joiner.request());
@@ -102,7 +122,7 @@ fn a_relay_that_swaps_the_key_is_caught() {
 
     // Or changes the link id.
     let offer = LinkOffer::new();
-    let joiner = LinkJoiner::from_code(&offer.code().to_text()).unwrap();
+    let joiner = LinkJoiner::from_code(&offer.code().to_text(), new_device().public()).unwrap();
     let mut moved = relay_request(joiner.request());
     moved.link_id[0] ^= 1;
     assert!(matches!(
@@ -112,7 +132,7 @@ fn a_relay_that_swaps_the_key_is_caught() {
 
     // Or flips a bit of the proof.
     let offer = LinkOffer::new();
-    let joiner = LinkJoiner::from_code(&offer.code().to_text()).unwrap();
+    let joiner = LinkJoiner::from_code(&offer.code().to_text(), new_device().public()).unwrap();
     let mut bent = relay_request(joiner.request());
     bent.proof[31] ^= 1;
     assert_eq!(
@@ -126,7 +146,7 @@ fn a_code_with_the_right_id_but_another_secret_fails_the_proof() {
     let ik = IdentityKey::generate();
     let offer = LinkOffer::new();
     let guess = LinkCode::from_parts(offer.link_id(), Zeroizing::new([0u8; LINK_SECRET_LEN]));
-    let joiner = LinkJoiner::from_code(&guess.to_text()).unwrap();
+    let joiner = LinkJoiner::from_code(&guess.to_text(), new_device().public()).unwrap();
     assert_eq!(
         offer.accept(joiner.request(), &payload(&ik)).unwrap_err(),
         LinkError::BadProof
@@ -137,7 +157,8 @@ fn a_code_with_the_right_id_but_another_secret_fails_the_proof() {
 fn another_codes_joiner_is_refused() {
     let ik = IdentityKey::generate();
     let offer = LinkOffer::new();
-    let joiner = LinkJoiner::from_code(&LinkOffer::new().code().to_text()).unwrap();
+    let joiner =
+        LinkJoiner::from_code(&LinkOffer::new().code().to_text(), new_device().public()).unwrap();
     assert!(matches!(
         offer.accept(joiner.request(), &payload(&ik)),
         Err(LinkError::WrongLink { .. })
@@ -149,13 +170,13 @@ fn responses_open_only_for_their_joiner_and_untouched() {
     let ik = IdentityKey::generate();
     let offer = LinkOffer::new();
     let text = offer.code().to_text();
-    let joiner = LinkJoiner::from_code(&text).unwrap();
+    let joiner = LinkJoiner::from_code(&text, new_device().public()).unwrap();
     // A second joiner with the same code (the relay's, or a second device of the user).
-    let other = LinkJoiner::from_code(&text).unwrap();
+    let other = LinkJoiner::from_code(&text, new_device().public()).unwrap();
     let response = offer.accept(joiner.request(), &payload(&ik)).unwrap();
     assert_eq!(other.open(&response).unwrap_err(), LinkError::OpenFailed);
 
-    let joiner = || LinkJoiner::from_code(&text);
+    let joiner = || LinkJoiner::from_code(&text, new_device().public());
     let mut tampered = response.clone();
     tampered.sealed.ciphertext[10] ^= 1;
     let j = joiner().unwrap();
@@ -174,7 +195,7 @@ fn a_relay_cannot_make_a_response_without_the_code() {
     // or in PSK mode with a PSK it guessed.
     let offer = LinkOffer::new();
     let text = offer.code().to_text();
-    let joiner = LinkJoiner::from_code(&text).unwrap();
+    let joiner = LinkJoiner::from_code(&text, new_device().public()).unwrap();
     let fake = payload(&IdentityKey::generate()).to_bytes().unwrap();
     let link_id = joiner.request().link_id;
     for psk in [None, Some(([5u8; 32], link_id))] {
@@ -248,7 +269,7 @@ fn payload_contents_are_checked() {
 #[test]
 fn oversized_payloads_are_refused_before_sealing() {
     let ik = IdentityKey::generate();
-    let mut p = LinkPayload::new(alice(), IdentityKey::from_seed(&ik.seed()));
+    let mut p = LinkPayload::new(alice(), IdentityKey::from_seed(&ik.seed()), endorsement());
     let topic = TopicId::random(&"a.example".parse().unwrap());
     // About 80 bytes per entry: 60 000 entries is over 4 MiB.
     for epoch in (0..60_000).map(Epoch) {
@@ -266,7 +287,7 @@ fn oversized_payloads_are_refused_before_sealing() {
         })
     ));
     let offer = LinkOffer::new();
-    let joiner = LinkJoiner::from_code(&offer.code().to_text()).unwrap();
+    let joiner = LinkJoiner::from_code(&offer.code().to_text(), new_device().public()).unwrap();
     assert!(matches!(
         offer.accept(joiner.request(), &p),
         Err(LinkError::PayloadTooLarge { .. })
@@ -279,7 +300,7 @@ fn debug_shows_no_secrets() {
     let offer = LinkOffer::new();
     let text = offer.code().to_text();
     let secret_hex = hex_string(&offer.code().secret()[..]);
-    let joiner = LinkJoiner::from_code(&text).unwrap();
+    let joiner = LinkJoiner::from_code(&text, new_device().public()).unwrap();
     let kem_hex = hex_string(&joiner.kem.to_bytes()[..]);
     let p = payload(&ik);
     let mut secrets = vec![
@@ -325,13 +346,38 @@ mod prop {
         #[test]
         fn mutated_requests_fail_the_proof(pos in 0usize..200, bit in 0u8..8) {
             let offer = LinkOffer::new();
-            let joiner = LinkJoiner::from_code(&offer.code().to_text()).unwrap();
+            let joiner = LinkJoiner::from_code(&offer.code().to_text(), new_device().public()).unwrap();
             let mut wire = joiner.request().to_wire();
             let pos = pos % wire.len();
             wire[pos] ^= 1 << bit;
             if let Some(r) = LinkRequest::from_wire(&wire).ok().filter(|r| r != joiner.request()) {
-                prop_assert!(offer.accept(&r, &LinkPayload::new(alice(), IdentityKey::generate())).is_err());
+                prop_assert!(offer.accept(&r, &LinkPayload::new(alice(), IdentityKey::generate(), endorsement())).is_err());
             }
         }
     }
+}
+
+#[test]
+fn the_device_key_is_bound_by_the_proof_and_the_endorsement() {
+    let ik = IdentityKey::generate();
+    // The relay swaps the Device Key to get its own endorsed: the proof fails.
+    let offer = LinkOffer::new();
+    let joiner = LinkJoiner::from_code(&offer.code().to_text(), new_device().public()).unwrap();
+    let mut swapped = relay_request(joiner.request());
+    swapped.device_key = DeviceKey::generate().public().clone();
+    assert_eq!(
+        offer.accept(&swapped, &payload(&ik)).unwrap_err(),
+        LinkError::BadProof
+    );
+    // A payload whose endorsement is for another device does not open as a link.
+    let other = DeviceKey::generate();
+    let offer = LinkOffer::new();
+    let joiner = LinkJoiner::from_code(&offer.code().to_text(), other.public()).unwrap();
+    let response = offer.accept(joiner.request(), &payload(&ik)).unwrap();
+    assert!(matches!(
+        joiner.open(&response),
+        Err(LinkError::Endorsement(
+            DirectoryError::EndorsementMismatch { .. }
+        ))
+    ));
 }
