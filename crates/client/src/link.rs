@@ -1,9 +1,10 @@
 //! Linking a new device through the homeserver's relay (`devices.md` §4, `client-api.md` §5).
 //!
 //! The existing device opens a relay slot named by the code's link id and shows the code; the
-//! new device posts its request, the existing device checks the proof and posts the sealed
-//! payload (identity, Topic Keys, Message Keys); the new device opens it, has the Identity Key
-//! sign its own device certificate, registers it and logs in. Link ids travel in paths as 16
+//! new device makes its Device Key and posts its request (with that key), the existing device
+//! checks the proof, endorses the new key and posts the sealed payload (identity, endorsement,
+//! Topic Keys, Message Keys); the new device opens it, has the Identity Key sign its own device
+//! certificate, registers it with the endorsement and logs in. Link ids travel in paths as 16
 //! lowercase hex digits.
 
 use std::time::Duration;

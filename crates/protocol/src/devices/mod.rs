@@ -6,7 +6,7 @@
 //!
 //! - [`directory`]: a user's set of devices. The IK certifies every Device Key (DK) and revokes
 //!   them; [`DeviceDirectory`] accepts only IK-signed certificates that name its user and never
-//!   takes back a revoked key. The homeserver keeps one per local user (to enforce), every device
+//!   takes back a revoked key, and a new device only with an active device's endorsement. The homeserver keeps one per local user (to enforce), every device
 //!   keeps one for its own user (to check what the homeserver tells it).
 //! - [`topic_keys`]: Topic Keys made ahead of time. A device makes a batch of Topic Keys (TK); for
 //!   each it uploads an IK-signed [`crate::certs::TopicKeyCert`] and, for every *other* device of
@@ -27,9 +27,11 @@
 //! ```text
 //! new device D        homeserver            old device A
 //!   ── link code typed by the user (shown by A) ──
-//!   LinkRequest ───────► relay ─────────────────► check proof (constant time)
-//!   open ◄────────────── relay ◄───────────────── LinkResponse (PSK-mode HPKE)
-//!   D makes a DK; the IK (now on D) signs D's DeviceCert; D registers it and uploads DPKs.
+//!   D makes its DK
+//!   LinkRequest(DK) ───► relay ─────────────────► check proof (constant time), endorse DK
+//!   open ◄────────────── relay ◄───────────────── LinkResponse (PSK-mode HPKE, endorsement in)
+//!   the IK (now on D) signs D's DeviceCert; D registers it with A's endorsement and uploads
+//!   DPKs; the homeserver tells A and the other devices (inbox kind 4).
 //!
 //! device A            homeserver                          devices B, C
 //!   claim 1 DPK per TK per other device ◄── DPKs (DK-signed) uploaded earlier
