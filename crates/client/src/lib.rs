@@ -35,6 +35,7 @@ use zeroize::Zeroizing;
 
 pub use account::{DeviceEntry, InboxReport, KeyStatus, ServerStatus};
 pub use error::{CLIENT_CODES, ClientError};
+pub use keystore::Passphrase;
 pub use link::PendingLink;
 pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport, WitnessReport};
 pub use topics::TopicEntry;
@@ -76,9 +77,10 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Opens the account in keystore directory `dir`.
-    pub fn open(dir: &std::path::Path) -> Result<Client, ClientError> {
-        let keystore = Keystore::open(dir)?;
+    /// Opens the account in keystore directory `dir`, unlocked with `passphrase`
+    /// (`federation-spec/devices.md` §5.5).
+    pub fn open(dir: &std::path::Path, passphrase: &Passphrase) -> Result<Client, ClientError> {
+        let keystore = Keystore::open(dir, passphrase)?;
         let config = keystore.config()?;
         let http = Http::new(&config.server_url, &config.trust()?)?;
         let identity = keystore.identity()?;

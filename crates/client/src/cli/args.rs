@@ -16,6 +16,10 @@ pub struct Cli {
     /// Keystore directory of this device (created by `account register` / `device join`).
     #[arg(long, env = "RDV_HOME", global = true, default_value = ".rdv")]
     pub home: PathBuf,
+    /// Read the keystore's passphrase from the first line of this file (else `RDV_PASSPHRASE`,
+    /// else it is asked on the terminal).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub passphrase_file: Option<PathBuf>,
     /// Print one JSON object per line instead of text.
     #[arg(long, global = true)]
     pub json: bool,

@@ -9,6 +9,7 @@
 mod args;
 mod commands;
 mod output;
+mod passphrase;
 mod text;
 
 #[cfg(test)]
@@ -19,12 +20,13 @@ pub use args::{
     TopicCommand, TrustArgs,
 };
 pub use output::{ChangeKind, InboxFailure, Output, Printer, Sink};
+pub use passphrase::PASSPHRASE_ENV;
 
 use crate::ClientError;
 
 /// Runs one command, handing its answers to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
-    let home = cli.home;
+    let home = passphrase::Unlock::new(&cli.home, cli.passphrase_file);
     match cli.command {
         Command::Account(cmd) => commands::account(&home, cmd, out).await,
         Command::Device(cmd) => commands::device(&home, cmd, out).await,
