@@ -47,16 +47,10 @@ impl Unlock {
     }
 
     /// The passphrase for a new keystore in `home` (refused first if `home` holds an account;
-    /// asked twice on a terminal; not empty).
+    /// asked twice on a terminal). [`Keystore::create`] refuses an empty one.
     pub(super) fn new_passphrase(&self) -> Result<Passphrase, ClientError> {
         Keystore::check_new(&self.home)?;
-        let passphrase = self.get(true)?;
-        if passphrase.is_empty() {
-            return Err(ClientError::InvalidInput(
-                "an empty passphrase protects nothing: choose one".into(),
-            ));
-        }
-        Ok(passphrase)
+        self.get(true)
     }
 
     fn get(&self, twice: bool) -> Result<Passphrase, ClientError> {
