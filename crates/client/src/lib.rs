@@ -2,7 +2,8 @@
 //!
 //! - [`tls`]: how the homeserver's certificate is trusted (system roots, CA file, pinned
 //!   fingerprint; never "accept anything");
-//! - [`keystore`]: the per-device key directory (layout in its docs);
+//! - [`keystore`]: the per-device key directory (layout in its docs), every secret in it sealed
+//!   with a key derived from its [`Passphrase`] (`federation-spec/devices.md` §5.5);
 //! - [`http`]: the typed client–server API over HTTPS and the WebSocket stream;
 //! - [`cli`]: `rdv`'s commands, whose answers are one type ([`cli::Output`]) printed as text or
 //!   JSON in one place; every error has a stable code ([`ClientError::error_code`]);

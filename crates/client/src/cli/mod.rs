@@ -2,9 +2,10 @@
 //! [`Client`](crate::Client), and their answers as one type ([`Output`]) that is printed as text
 //! or JSON in one place ([`Printer`]).
 //!
-//! `rdv --home DIR [--json] <command>`. Human output by default; `--json` prints one JSON object
-//! per line, and a failure as exactly one `{"type":"error","code":…,"error":…}` object
-//! (`client-api.md` §9). The binary `src/bin/rdv.rs` only parses, runs and prints.
+//! `rdv --home DIR [--json] [--passphrase-file PATH] <command>`. The keystore's passphrase comes
+//! from `--passphrase-file`, `RDV_PASSPHRASE` or the terminal (`passphrase`). Human output by
+//! default; `--json` prints one JSON object per line, and a failure as exactly one
+//! `{"type":"error","code":…,"error":…}` object (`client-api.md` §9). The binary `src/bin/rdv.rs` only parses, runs and prints.
 
 mod args;
 mod commands;
