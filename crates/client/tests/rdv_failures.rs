@@ -244,4 +244,36 @@ mod passphrase {
         assert_eq!(error_code(&out), "passphrase_required");
         assert!(!home.exists());
     }
+
+    #[test]
+    fn passphrase_change_locks_the_keystore_with_the_new_one() {
+        let home = keystore("change");
+        let before = snapshot(&home);
+        // No new passphrase and no terminal: refused, nothing changed.
+        let out = rdv(&home, Some(PASSPHRASE), &["passphrase", "change"]);
+        assert_eq!(error_code(&out), "passphrase_required");
+        assert_eq!(snapshot(&home), before);
+
+        let new = home.with_extension("new-passphrase");
+        std::fs::write(&new, "a new passphrase\n").unwrap();
+        let change = [
+            "passphrase",
+            "change",
+            "--new-passphrase-file",
+            new.to_str().unwrap(),
+        ];
+        let out = rdv(&home, Some("not the passphrase"), &change);
+        assert_eq!(error_code(&out), "wrong_passphrase");
+        assert_eq!(snapshot(&home), before);
+        let out = rdv(&home, Some(PASSPHRASE), &change);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("\"passphrase_changed\""));
+
+        let out = rdv(&home, Some(PASSPHRASE), &["evidence", "export"]);
+        assert_eq!(error_code(&out), "wrong_passphrase");
+        let out = rdv(&home, Some("a new passphrase"), &["evidence", "export"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let _ = std::fs::remove_dir_all(home);
+        let _ = std::fs::remove_file(new);
+    }
 }

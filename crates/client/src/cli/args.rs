@@ -64,6 +64,21 @@ pub enum Command {
     /// Evidence against hosting servers kept on this device.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// The keystore's passphrase.
+    #[command(subcommand)]
+    Passphrase(PassphraseCommand),
+}
+
+/// `rdv passphrase …`.
+#[derive(Debug, Subcommand)]
+pub enum PassphraseCommand {
+    /// Lock the keystore with a new passphrase (the current one as for any command; the new one
+    /// from --new-passphrase-file, else asked twice on the terminal).
+    Change {
+        /// Read the new passphrase from the first line of this file.
+        #[arg(long, value_name = "PATH")]
+        new_passphrase_file: Option<PathBuf>,
+    },
 }
 
 /// `rdv evidence …`.

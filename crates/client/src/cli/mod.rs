@@ -17,8 +17,8 @@ mod text;
 mod tests;
 
 pub use args::{
-    AccountCommand, Cli, Command, DeviceCommand, EvidenceCommand, HistoryArg, RoleArg,
-    TopicCommand, TrustArgs,
+    AccountCommand, Cli, Command, DeviceCommand, EvidenceCommand, HistoryArg, PassphraseCommand,
+    RoleArg, TopicCommand, TrustArgs,
 };
 pub use output::{ChangeKind, InboxFailure, Output, Printer, Sink};
 pub use passphrase::PASSPHRASE_ENV;
@@ -45,6 +45,13 @@ pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
         }
         Command::Evidence(EvidenceCommand::Export { topic, out: file }) => {
             commands::export_evidence(&home, topic.as_ref(), file.as_deref(), out)
+        }
+        Command::Passphrase(PassphraseCommand::Change {
+            new_passphrase_file,
+        }) => {
+            home.change(new_passphrase_file.as_deref())?;
+            out.emit(Output::PassphraseChanged);
+            Ok(())
         }
     }
 }

@@ -46,6 +46,18 @@ impl Unlock {
         Client::open(&self.home, &passphrase)
     }
 
+    /// `rdv passphrase change`: opens the keystore with the current passphrase, takes the new one
+    /// from `new_file` or the terminal (twice), and writes the new header.
+    pub(super) fn change(&self, new_file: Option<&Path>) -> Result<(), ClientError> {
+        Keystore::check_existing(&self.home)?;
+        let keystore = Keystore::open(&self.home, &self.get(false)?)?;
+        let new = match new_file {
+            Some(path) => self.read_file(path)?,
+            None => self.prompt(true)?,
+        };
+        keystore.change_passphrase(&new)
+    }
+
     /// The passphrase for a new keystore in `home` (refused first if `home` holds an account;
     /// asked twice on a terminal). [`Keystore::create`] refuses an empty one.
     pub(super) fn new_passphrase(&self) -> Result<Passphrase, ClientError> {

@@ -1,6 +1,8 @@
 //! The keystore at rest (`federation-spec/devices.md` §5.5): the passphrase, the key derived
-//! from it with argon2id under the parameters of the header file `keystore.json`, and the
-//! XChaCha20-Poly1305 sealing of every secret file, bound to the file's path in the keystore.
+//! from it with argon2id under the parameters of the header file `keystore.json`, the random file
+//! key the header keeps sealed under it, and the XChaCha20-Poly1305 sealing of every secret file
+//! with the file key, bound to the file's path in the keystore. Changing the passphrase rewrites
+//! the header alone.
 //!
 //! A sealed file is `MAGIC ‖ FORMAT ‖ nonce (24 bytes) ‖ ciphertext ‖ tag (16 bytes)`, with
 //! additional data `MAGIC ‖ FORMAT ‖ path` (the file's path relative to the keystore root,
@@ -26,8 +28,6 @@ const MAGIC: &[u8; 4] = b"RDVK";
 pub const FORMAT: u8 = 1;
 /// The KDF's name in the header.
 const KDF: &str = "argon2id";
-/// What the header's key check encrypts (with the header's own name as the path).
-const LABEL_CHECK: &[u8] = b"rdv/v1/keystore-check";
 /// argon2id defaults: OWASP's recommendation (m = 19 MiB, t = 2, p = 1; devices.md §5.5).
 pub const M_COST_KIB: u32 = 19 * 1024;
 /// Passes.
@@ -70,7 +70,7 @@ impl std::fmt::Debug for Passphrase {
     }
 }
 
-/// `keystore.json`: the KDF and its parameters, the salt and the key check. Not secret.
+/// `keystore.json`: the KDF and its parameters, the salt and the sealed file key. Not secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HeaderFile {
@@ -81,8 +81,9 @@ struct HeaderFile {
     p_cost: u32,
     /// 16 bytes, hex.
     salt: String,
-    /// The sealed `LABEL_CHECK` (nonce ‖ ciphertext ‖ tag, hex; path `keystore.json`).
-    check: String,
+    /// The file key sealed under the passphrase's key (nonce ‖ ciphertext ‖ tag, hex; path
+    /// `keystore.json`): also the key check, as it opens only with the right passphrase.
+    key: String,
 }
 
 /// Only the version, read first.
@@ -96,7 +97,7 @@ struct VersionOnly {
 pub(super) struct Header {
     params: (u32, u32, u32),
     salt: [u8; SALT_LEN],
-    check: Vec<u8>,
+    wrapped: Vec<u8>,
 }
 
 impl Header {
@@ -130,13 +131,13 @@ impl Header {
         let salt = decode_hex(&file.salt)
             .and_then(|s| <[u8; SALT_LEN]>::try_from(s.as_slice()).ok())
             .ok_or_else(|| format!("salt is not {SALT_LEN} bytes of hex"))?;
-        let check = decode_hex(&file.check)
-            .filter(|c| c.len() == NONCE_LEN + LABEL_CHECK.len() + TAG_LEN)
-            .ok_or_else(|| "key check is not the sealed label in hex".to_owned())?;
+        let wrapped = decode_hex(&file.key)
+            .filter(|c| c.len() == NONCE_LEN + 32 + TAG_LEN)
+            .ok_or_else(|| "key is not a sealed 32-byte key in hex".to_owned())?;
         Ok(Header {
             params: (file.m_cost_kib, file.t_cost, file.p_cost),
             salt,
-            check,
+            wrapped,
         })
     }
 
@@ -149,7 +150,7 @@ impl Header {
             t_cost,
             p_cost,
             salt: hex_string(&self.salt),
-            check: hex_string(&self.check),
+            key: hex_string(&self.wrapped),
         };
         serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())
     }
@@ -181,36 +182,48 @@ pub(super) enum OpenError {
     Inauthentic,
 }
 
-/// The key every secret file is sealed with, derived from the passphrase. Zeroized on drop.
+/// An XChaCha20-Poly1305 key: the file key every secret file is sealed with (random, made with
+/// the keystore), or the key derived from the passphrase that seals the file key in the header.
+/// Zeroized on drop.
 pub(super) struct FileKey(Zeroizing<[u8; 32]>);
 
 impl FileKey {
-    /// A new header (fresh salt, the default parameters) and its key, for a new keystore.
+    /// A new file key and its header (fresh salt, the default parameters), for a new keystore.
     pub(super) fn create(passphrase: &Passphrase) -> Result<(Header, Vec<u8>, FileKey), String> {
-        let salt = random_array::<SALT_LEN>();
-        let params = (M_COST_KIB, T_COST, P_COST);
-        let key = FileKey::derive(passphrase, params, &salt)?;
-        let check = key.seal(HEADER, LABEL_CHECK)?;
-        let header = Header {
-            params,
-            salt,
-            check,
-        };
-        let json = header.to_json()?;
+        let key = FileKey(Zeroizing::new(random_array::<32>()));
+        let (header, json) = key.header(passphrase)?;
         Ok((header, json, key))
     }
 
-    /// The key of an existing header; `None` when the passphrase is not the one it was made
-    /// with (the key check does not open).
+    /// A new header that keeps this file key under `passphrase` (a fresh salt, the default
+    /// parameters): what changing the passphrase writes.
+    pub(super) fn header(&self, passphrase: &Passphrase) -> Result<(Header, Vec<u8>), String> {
+        let salt = random_array::<SALT_LEN>();
+        let params = (M_COST_KIB, T_COST, P_COST);
+        let wrapping = FileKey::derive(passphrase, params, &salt)?;
+        let wrapped = wrapping.seal(HEADER, &self.0[..])?;
+        let header = Header {
+            params,
+            salt,
+            wrapped,
+        };
+        let json = header.to_json()?;
+        Ok((header, json))
+    }
+
+    /// The file key of an existing header; `None` when the passphrase is not the one it was
+    /// sealed with (the sealed key does not open).
     pub(super) fn unlock(
         header: &Header,
         passphrase: &Passphrase,
     ) -> Result<Option<FileKey>, String> {
-        let key = FileKey::derive(passphrase, header.params, &header.salt)?;
-        match key.open(HEADER, &header.check) {
-            Ok(label) if label.as_slice() == LABEL_CHECK => Ok(Some(key)),
-            _ => Ok(None),
-        }
+        let wrapping = FileKey::derive(passphrase, header.params, &header.salt)?;
+        let Ok(key) = wrapping.open(HEADER, &header.wrapped) else {
+            return Ok(None);
+        };
+        let key = <[u8; 32]>::try_from(key.as_slice())
+            .map_err(|_| "the sealed key is not 32 bytes".to_owned())?;
+        Ok(Some(FileKey(Zeroizing::new(key))))
     }
 
     fn derive(

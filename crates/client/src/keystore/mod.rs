@@ -9,8 +9,9 @@
 //! ```text
 //! DIR/
 //!   keystore.json               the header: format version, KDF (argon2id) and its parameters,
-//!                               salt, key check (the sealed label, so that a wrong passphrase
-//!                               is told apart from a corrupt file)
+//!                               salt, the random file key sealed under the passphrase's key
+//!                               (it opens only with the right passphrase: a wrong one is told
+//!                               apart from a corrupt file; a new passphrase rewrites only this)
 //!   config.json                 server URL, server name, trust mode, user, the homeserver's
 //!                               signing key (hex) and other servers' keys, last inbox sequence
 //!   identity.key                sealed; 32 bytes: Identity Key seed (Ed25519)
@@ -112,11 +113,7 @@ impl Keystore {
     /// `passphrase`: writes its header (`keystore.json`). Refused if `dir` already holds an
     /// account, or if the passphrase is empty.
     pub fn create(dir: &Path, passphrase: &Passphrase) -> Result<Keystore, ClientError> {
-        if passphrase.is_empty() {
-            return Err(ClientError::InvalidInput(
-                "an empty passphrase protects nothing: choose one".into(),
-            ));
-        }
+        refuse_empty(passphrase)?;
         Keystore::check_new(dir)?;
         make_dir(dir)?;
         let path = dir.join(HEADER);
@@ -165,6 +162,16 @@ impl Keystore {
             dir: dir.to_owned(),
             key,
         })
+    }
+
+    /// Locks the keystore with `new` from now on: writes a new header (a new salt) keeping the
+    /// same file key, atomically, so no secret file is rewritten and the old passphrase opens
+    /// nothing from then on (`devices.md` §5.5). Refused if `new` is empty.
+    pub fn change_passphrase(&self, new: &Passphrase) -> Result<(), ClientError> {
+        refuse_empty(new)?;
+        let path = self.dir.join(HEADER);
+        let (_, json) = self.key.header(new).map_err(on(&path))?;
+        write_atomic(&path, &json)
     }
 
     /// The directory.
@@ -443,6 +450,16 @@ impl Keystore {
         out.copy_from_slice(&bytes);
         Ok(out)
     }
+}
+
+/// An empty passphrase is refused for a new keystore or a new header.
+fn refuse_empty(passphrase: &Passphrase) -> Result<(), ClientError> {
+    if passphrase.is_empty() {
+        return Err(ClientError::InvalidInput(
+            "an empty passphrase protects nothing: choose one".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

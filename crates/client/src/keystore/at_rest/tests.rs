@@ -53,7 +53,7 @@ fn a_bad_header_is_an_error_not_a_panic() {
     assert!(bad("\"m_cost_kib\": 19456", "\"m_cost_kib\": 1").contains("m=1 KiB"));
     assert!(bad("\"t_cost\": 2", "\"t_cost\": 0").contains("t=0"));
     assert!(bad("\"salt\": \"", "\"salt\": \"00").contains("salt"));
-    assert!(bad("\"check\": \"", "\"check\": \"00").contains("key check"));
+    assert!(bad("\"key\": \"", "\"key\": \"00").contains("sealed 32-byte key"));
     assert!(bad("\"p_cost\": 1", "\"p_cost\": 1, \"extra\": 0").contains("unknown field"));
     assert!(Header::parse(b"\x00\xff garbage").is_err());
     assert!(Header::parse(&vec![b' '; MAX_HEADER + 1]).is_err());
@@ -105,6 +105,28 @@ fn a_sealed_file_opens_only_under_its_own_path_and_key() {
     );
 }
 
+/// A new header for another passphrase keeps the same file key: what the old one sealed, the
+/// new one opens; the old passphrase opens the new header no more.
+#[test]
+fn a_new_header_keeps_the_file_key_under_the_new_passphrase() {
+    let (_, _, key) = FileKey::create(&Passphrase::new("old")).unwrap();
+    let sealed = key.seal_file("token", b"t").unwrap();
+    let (header, json) = key.header(&Passphrase::new("new")).unwrap();
+    assert_eq!(Header::parse(&json).unwrap(), header);
+    assert!(
+        FileKey::unlock(&header, &Passphrase::new("old"))
+            .unwrap()
+            .is_none()
+    );
+    let reopened = FileKey::unlock(&header, &Passphrase::new("new"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reopened.open_file("token", &sealed).unwrap().as_slice(),
+        b"t"
+    );
+}
+
 #[test]
 fn a_passphrase_is_never_printed() {
     assert_eq!(
@@ -113,7 +135,7 @@ fn a_passphrase_is_never_printed() {
     );
 }
 
-/// What one unlock costs (the argon2id derivation and the key check) with the default
+/// What one unlock costs (the argon2id derivation and opening the sealed key) with the default
 /// parameters: `cargo test -p rendezvous-client [--release] -- --ignored --nocapture unlock_time`.
 #[test]
 #[ignore]

@@ -182,3 +182,28 @@ fn a_damaged_header_is_a_corrupt_keystore() {
     }
     let _ = fs::remove_dir_all(dir);
 }
+
+#[test]
+fn changing_the_passphrase_rewrites_only_the_header() {
+    let (dir, ks, _) = full_keystore("change");
+    let before = snapshot(&dir);
+    let header = dir.join(HEADER);
+    let err = ks.change_passphrase(&Passphrase::new("")).unwrap_err();
+    assert_eq!(err.error_code(), "invalid_input", "{err}");
+    assert_eq!(snapshot(&dir), before);
+
+    ks.change_passphrase(&Passphrase::new("the new one"))
+        .unwrap();
+    let err = Keystore::open(&dir, &pass()).unwrap_err();
+    assert_eq!(err.error_code(), "wrong_passphrase", "{err}");
+    let reopened = Keystore::open(&dir, &Passphrase::new("the new one")).unwrap();
+    assert_eq!(
+        reopened.identity().unwrap().public(),
+        ks.identity().unwrap().public()
+    );
+    let mut after = snapshot(&dir);
+    let mut before = before;
+    assert_ne!(after.remove(&header), before.remove(&header));
+    assert_eq!(after, before, "a secret file was rewritten");
+    let _ = fs::remove_dir_all(dir);
+}
