@@ -123,7 +123,7 @@ impl Unlock {
         let second = ask("The same again: ")?;
         if !bool::from(first.as_bytes().ct_eq(second.as_bytes())) {
             return Err(ClientError::InvalidInput(
-                "the two passphrases differ: nothing was created".into(),
+                "the two passphrases differ: nothing was created or changed".into(),
             ));
         }
         Ok(Passphrase::new(first.as_str()))
