@@ -30,7 +30,7 @@ fn mode(p: &Path) -> u32 {
 #[test]
 fn keystore_round_trip_with_private_files() {
     let dir = temp("ks").join("home");
-    let ks = Keystore::create(&dir).unwrap();
+    let ks = Keystore::create(&dir, &rendezvous_testkit::passphrase()).unwrap();
     let config = Config {
         server_url: "https://a.example".into(),
         server_name: "a.example".into(),
@@ -48,7 +48,7 @@ fn keystore_round_trip_with_private_files() {
     ks.save_identity(&ik).unwrap();
     ks.save_device(&dk).unwrap();
 
-    let ks = Keystore::open(&dir).unwrap();
+    let ks = Keystore::open(&dir, &rendezvous_testkit::passphrase()).unwrap();
     assert_eq!(ks.config().unwrap(), config);
     assert_eq!(
         ks.config().unwrap().trust().unwrap(),
@@ -74,10 +74,10 @@ fn keystore_round_trip_with_private_files() {
     }
     // A second account in the same directory is refused; a missing one is a clear error.
     assert!(matches!(
-        Keystore::create(&dir),
+        Keystore::create(&dir, &rendezvous_testkit::passphrase()),
         Err(ClientError::AlreadyRegistered(_))
     ));
-    let err = Keystore::open(&dir.join("nothing")).unwrap_err();
+    let err = Keystore::open(&dir.join("nothing"), &rendezvous_testkit::passphrase()).unwrap_err();
     assert!(err.to_string().contains("rdv account register"), "{err}");
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }

@@ -151,6 +151,7 @@ async fn malformed_oversize_and_unsigned_requests_get_their_codes() {
     // Oversize bodies: a message over 64 KiB, a change over 4 MiB.
     let mut alice = Client::register(
         &dir.join("alice"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         server.trust(),
         &server.pin().await,
@@ -160,6 +161,7 @@ async fn malformed_oversize_and_unsigned_requests_get_their_codes() {
     .unwrap();
     let _bob = Client::register(
         &dir.join("bob"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         server.trust(),
         &server.pin().await,

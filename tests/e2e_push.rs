@@ -26,6 +26,7 @@ async fn registration_refuses_a_used_pin_and_an_impostor_certificate() {
     let pin = server.pin().await;
     Client::register(
         &dir.join("a"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         server.trust(),
         &pin,
@@ -35,6 +36,7 @@ async fn registration_refuses_a_used_pin_and_an_impostor_certificate() {
     .unwrap();
     let err = Client::register(
         &dir.join("b"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         server.trust(),
         &pin,
@@ -45,6 +47,7 @@ async fn registration_refuses_a_used_pin_and_an_impostor_certificate() {
     assert_eq!(err.code().map(|c| c.as_str()), Some("pin_invalid"), "{err}");
     let err = Client::register(
         &dir.join("c"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         server.trust(),
         "no-such-pin",
@@ -61,6 +64,7 @@ async fn registration_refuses_a_used_pin_and_an_impostor_certificate() {
     );
     let err = Client::register(
         &dir.join("d"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         wrong,
         &server.pin().await,

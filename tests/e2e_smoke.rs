@@ -15,6 +15,7 @@ async fn two_people_talk() {
     let bob_id: UserId = "@bob:localhost".parse().unwrap();
     let mut alice = Client::register(
         &dir.join("alice"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         server.trust(),
         &server.pin().await,
@@ -24,6 +25,7 @@ async fn two_people_talk() {
     .unwrap();
     let mut bob = Client::register(
         &dir.join("bob"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         server.trust(),
         &server.pin().await,

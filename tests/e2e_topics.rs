@@ -16,7 +16,13 @@ async fn link(server: &TestServer, dir: &TempDir, existing: &mut Client, name: &
     let pending = existing.link_offer_start().await.unwrap();
     let code = pending.code().to_string();
     let (joined, offered) = futures_util::future::join(
-        Client::link_join(&dir.join(name), &server.url, server.trust(), &code),
+        Client::link_join(
+            &dir.join(name),
+            &rendezvous_testkit::passphrase(),
+            &server.url,
+            server.trust(),
+            &code,
+        ),
         existing.link_offer_finish(pending, Duration::from_secs(20)),
     )
     .await;
@@ -337,7 +343,7 @@ async fn a_restart_loses_nothing() {
     }
     server.stop();
     let server = TestServer::start_on(&dir.join("server"), addr);
-    let mut bob = Client::open(&dir.join("bob")).unwrap();
+    let mut bob = Client::open(&dir.join("bob"), &rendezvous_testkit::passphrase()).unwrap();
     let report = bob.read(&topic).await.unwrap();
     let want: Vec<String> = (0..20).map(|i| format!("message {i}")).collect();
     assert_eq!(opened(&report), want);

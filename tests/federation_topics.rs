@@ -812,7 +812,7 @@ async fn a_log_whose_create_names_another_host_key_is_not_mirrored() {
     point_at(&home, &proxy.url);
     let other = rendezvous_protocol::crypto::ServerKey::generate();
     pin_server_key(&home, "a.example", other.public());
-    let mut alice = Client::open(&home).unwrap();
+    let mut alice = Client::open(&home, &rendezvous_testkit::passphrase()).unwrap();
     let refused = alice
         .create_topic(&[(id("carol", "c.example"), Role::Writer)], History::Shared)
         .await

@@ -134,9 +134,11 @@ async fn an_honest_rotation_is_followed_by_members_and_the_mirror() {
     }
     // Both devices keep the rotation they followed.
     for home in ["alice@a.test", "bob@b.test"] {
-        let keystore =
-            rendezvous_client::keystore::Keystore::open(&fed.dir.join(&format!("devices/{home}")))
-                .unwrap();
+        let keystore = rendezvous_client::keystore::Keystore::open(
+            &fed.dir.join(&format!("devices/{home}")),
+            &rendezvous_testkit::passphrase(),
+        )
+        .unwrap();
         assert_eq!(
             keystore
                 .config()
@@ -208,7 +210,8 @@ async fn the_command_refuses_a_running_server_and_a_cut_short_rotation_is_settle
     assert!(!data.join("server.key.next").exists());
     assert_eq!(seed_hex(&data), new_key);
     point_at(&dir.join("home-alice"), process.url());
-    let mut alice = Client::open(&dir.join("home-alice")).unwrap();
+    let mut alice =
+        Client::open(&dir.join("home-alice"), &rendezvous_testkit::passphrase()).unwrap();
     alice.send(&topic, b"two").await.unwrap();
     read_until(&mut alice, &topic, &["one", "two"]).await;
     process.terminate();
@@ -252,10 +255,10 @@ async fn a_retired_key_signs_nothing_after_its_rotation() {
     let process = Launch::new(rendezvous_bin!(), &server.config).start_retrying();
     let home = dir.join("home-bob");
     point_at(&home, process.url());
-    let mut bob = Client::open(&home).unwrap();
+    let mut bob = Client::open(&home, &rendezvous_testkit::passphrase()).unwrap();
     alice = {
         point_at(&dir.join("home-alice"), process.url());
-        Client::open(&dir.join("home-alice")).unwrap()
+        Client::open(&dir.join("home-alice"), &rendezvous_testkit::passphrase()).unwrap()
     };
     alice.send(&topic, b"after").await.unwrap();
     // Bob follows the rotation on his next read.
@@ -268,7 +271,7 @@ async fn a_retired_key_signs_nothing_after_its_rotation() {
     // key's period includes the second of its rotation).
     liar.with_forged(&topic, |log| log.time_offset = 2);
     point_at(&home, &liar.url);
-    let mut bob = Client::open(&home).unwrap();
+    let mut bob = Client::open(&home, &rendezvous_testkit::passphrase()).unwrap();
     let e = bob.read(&topic).await.unwrap_err();
     assert!(matches!(e, ClientError::Misbehaved(_)), "{e}");
     assert!(e.to_string().contains("period"), "{e}");

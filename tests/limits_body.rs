@@ -34,6 +34,7 @@ async fn user(dir: &TempDir, server: &ServerProcess, config: &Path, name: &str) 
     let pin = rendezvous_testkit::process::admin(rendezvous_bin!(), config, &["pin"]);
     Client::register(
         &dir.join(name),
+        &rendezvous_testkit::passphrase(),
         server.url(),
         server.trust(),
         &pin,

@@ -434,7 +434,7 @@ async fn known_certs_file_nothing() {
     // Bob's first device talks through an honest proxy that records what it sends.
     let proxy = host.server.lying();
     point_at(&host.home("bob"), &proxy.url);
-    let mut bob = Client::open(&host.home("bob")).unwrap();
+    let mut bob = Client::open(&host.home("bob"), &rendezvous_testkit::passphrase()).unwrap();
     assert_eq!(bob.make_topic_keys(3).await.unwrap(), 3);
     bob.upload_last_resort().await.unwrap();
     let sent = |method: &str, path: &str| {
@@ -498,6 +498,7 @@ async fn link(host: &Host, existing: &mut Client, name: &str) -> Client {
     let (joined, offered) = futures_util::future::join(
         Client::link_join(
             &host.home(name),
+            &rendezvous_testkit::passphrase(),
             host.server.url(),
             host.server.trust(),
             &code,
@@ -548,7 +549,7 @@ async fn one_time_key_served_twice_is_refused_by_its_owner() {
         answer.body = claimed.to_cbor();
     });
     point_at(&host.home("carol"), &proxy.url);
-    let mut carol = Client::open(&host.home("carol")).unwrap();
+    let mut carol = Client::open(&host.home("carol"), &rendezvous_testkit::passphrase()).unwrap();
     let members = [(bob.user().clone(), Role::Writer)];
     let topic = carol.create_topic(&members, History::Shared).await.unwrap();
     let second = carol.create_topic(&members, History::Shared).await.unwrap();

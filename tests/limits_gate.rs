@@ -38,6 +38,7 @@ fn admin(config: &Path, args: &[&str]) -> String {
 async fn user(dir: &TempDir, server: &ServerProcess, config: &Path, name: &str) -> Client {
     Client::register(
         &dir.join(name),
+        &rendezvous_testkit::passphrase(),
         server.url(),
         server.trust(),
         &admin(config, &["pin"]),

@@ -88,6 +88,7 @@ async fn link_slots_are_capped_and_expire_on_access() {
     server.clock.advance(601);
     let joined = Client::link_join(
         &dir.join("late"),
+        &rendezvous_testkit::passphrase(),
         &server.url,
         server.trust(),
         &first.code(),

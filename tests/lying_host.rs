@@ -58,10 +58,13 @@ fn message_epochs(entries: &[LogEntry]) -> Vec<u32> {
 /// `EntryEvidence::verify` for entry evidence), as a third party checks it. Their number.
 async fn evidence_exported(home: &Path, topic: &TopicId, key: &ServerPublicKey) -> usize {
     let file = home.join("evidence.cbor");
+    let passphrase = rendezvous_testkit::passphrase_file(home);
     let args = [
         "rdv",
         "--home",
         home.to_str().unwrap(),
+        "--passphrase-file",
+        passphrase.to_str().unwrap(),
         "evidence",
         "export",
         "--topic",
@@ -98,7 +101,7 @@ async fn evidence_exported(home: &Path, topic: &TopicId, key: &ServerPublicKey) 
 /// `name`'s device, pointed at the lying host (same trust: the same certificate).
 fn behind(host: &Host, name: &str, liar: &LyingHost) -> Client {
     point_at(&host.home(name), &liar.url);
-    Client::open(&host.home(name)).unwrap()
+    Client::open(&host.home(name), &rendezvous_testkit::passphrase()).unwrap()
 }
 
 /// A hosting server (a real process) with alice and bob registered, and a shared topic alice
@@ -366,19 +369,20 @@ async fn a_create_naming_another_host_key_is_refused() {
     let host = Host::start(rendezvous_bin!(), "lying-create-key");
     let _ = host.register("alice").await;
     let home = host.home("alice");
-    let real = rendezvous_client::keystore::Keystore::open(&home)
-        .unwrap()
-        .config()
-        .unwrap()
-        .server_key(HOST)
-        .unwrap()
-        .unwrap();
+    let real =
+        rendezvous_client::keystore::Keystore::open(&home, &rendezvous_testkit::passphrase())
+            .unwrap()
+            .config()
+            .unwrap()
+            .server_key(HOST)
+            .unwrap()
+            .unwrap();
     pin_server_key(&home, HOST, ServerKey::generate().public());
-    let mut alice = Client::open(&home).unwrap();
+    let mut alice = Client::open(&home, &rendezvous_testkit::passphrase()).unwrap();
     let refused = alice.create_topic(&[], History::Shared).await.unwrap_err();
     assert_eq!(code(&refused), "wrong_host_key", "{refused}");
     pin_server_key(&home, HOST, &real);
-    let mut alice = Client::open(&home).unwrap();
+    let mut alice = Client::open(&home, &rendezvous_testkit::passphrase()).unwrap();
     let topic = alice.create_topic(&[], History::Shared).await.unwrap();
     alice.send(&topic, b"on the right key").await.unwrap();
     assert_eq!(
@@ -406,7 +410,7 @@ async fn a_change_that_lost_its_position_to_a_message_is_built_again() {
             let (home, t) = (home.clone(), t.clone());
             std::thread::spawn(move || {
                 actix_rt::System::new().block_on(async move {
-                    let mut bob = Client::open(&home).unwrap();
+                    let mut bob = Client::open(&home, &rendezvous_testkit::passphrase()).unwrap();
                     bob.send(&t, b"bob, between alice's build and post")
                         .await
                         .unwrap();
@@ -471,7 +475,11 @@ async fn two_copies_of_a_host_are_caught_when_a_post_crosses() {
     );
     proxy.with_forged(&topic, |log| log.push(LogEntry::from_wire(&x[3]).unwrap()));
     point_at(&fork.dir.join("home-bob"), &proxy.url);
-    let mut bob = Client::open(&fork.dir.join("home-bob")).unwrap();
+    let mut bob = Client::open(
+        &fork.dir.join("home-bob"),
+        &rendezvous_testkit::passphrase(),
+    )
+    .unwrap();
     let verified = bob.verify(&topic).await;
     assert!(
         !matches!(&verified, Ok(v) if v.ok()),
@@ -788,7 +796,15 @@ async fn an_unequal_fork_is_caught_on_the_smaller_side() {
 /// Runs `rdv --json ARGS` for the device whose keystore is `home`: every JSON line it would
 /// print, and its error code if it fails.
 async fn rdv_json(home: &Path, args: &[&str]) -> (Vec<String>, Option<&'static str>) {
-    let mut all = vec!["rdv", "--json", "--home", home.to_str().unwrap()];
+    let passphrase = rendezvous_testkit::passphrase_file(home);
+    let mut all = vec![
+        "rdv",
+        "--json",
+        "--home",
+        home.to_str().unwrap(),
+        "--passphrase-file",
+        passphrase.to_str().unwrap(),
+    ];
     all.extend_from_slice(args);
     let cli = Cli::try_parse_from(all).unwrap();
     let mut outputs: Vec<rendezvous_client::cli::Output> = Vec::new();
@@ -819,7 +835,7 @@ async fn a_queued_post_refused_later_reaches_its_author() {
     let a = fed.node("a.test").federation;
     route(&mut fed, "b.test", "a.test", free_addr_on([127, 0, 0, 1]));
     let home = fed.dir.join("devices/bob@b.test");
-    let mut bob = Client::open(&home).unwrap();
+    let mut bob = Client::open(&home, &rendezvous_testkit::passphrase()).unwrap();
     let queued = bob.send(&topic, b"queued, then refused").await.unwrap_err();
     assert_eq!(code(&queued), "queued", "{queued}");
     alice.rekey(&topic).await.unwrap();
@@ -862,7 +878,11 @@ async fn a_host_key_per_peer_is_caught() {
         CopyKeys::Own,
     );
     route(&mut fed, "b.test", "a.test", copy.federation);
-    let mut bob = Client::open(&fed.dir.join("devices/bob@b.test")).unwrap();
+    let mut bob = Client::open(
+        &fed.dir.join("devices/bob@b.test"),
+        &rendezvous_testkit::passphrase(),
+    )
+    .unwrap();
     carol
         .send(&topic, b"c 1, under the topic's key")
         .await

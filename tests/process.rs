@@ -32,6 +32,7 @@ async fn operator_lifecycle_with_a_real_process() {
 
     let mut alice = Client::register(
         &dir.join("alice"),
+        &rendezvous_testkit::passphrase(),
         server.url(),
         trust.clone(),
         &admin(&config, &["pin"]),
@@ -41,6 +42,7 @@ async fn operator_lifecycle_with_a_real_process() {
     .unwrap();
     let _bob = Client::register(
         &dir.join("bob"),
+        &rendezvous_testkit::passphrase(),
         server.url(),
         trust.clone(),
         &admin(&config, &["pin"]),
@@ -93,7 +95,7 @@ async fn operator_lifecycle_with_a_real_process() {
 
     server.terminate();
     let server = start(&config);
-    let mut bob = Client::open(&dir.join("bob")).unwrap();
+    let mut bob = Client::open(&dir.join("bob"), &rendezvous_testkit::passphrase()).unwrap();
     let report = bob.read(&topic).await.unwrap();
     let texts: Vec<String> = report
         .entries

@@ -42,6 +42,25 @@ pub enum ClientError {
     /// The keystore directory holds no account yet.
     #[error("no account in {0}: run `rdv account register` or `rdv device join` first")]
     NotRegistered(PathBuf),
+    /// The keystore is locked and no passphrase was given (`--passphrase-file`, `RDV_PASSPHRASE`,
+    /// or a terminal to ask on): nothing was opened or changed.
+    #[error(
+        "the keystore {home} is locked and no passphrase was given: {why}; give --passphrase-file FILE or set RDV_PASSPHRASE. Nothing was opened or changed"
+    )]
+    PassphraseRequired {
+        /// The keystore directory.
+        home: PathBuf,
+        /// Why none could be had (no terminal to ask on, unreadable file).
+        why: String,
+    },
+    /// The passphrase does not unlock the keystore (the header's key check does not open).
+    #[error("wrong passphrase for the keystore {0}: nothing was opened or changed")]
+    WrongPassphrase(PathBuf),
+    /// The keystore was written by an older rdv that kept its secrets unencrypted.
+    #[error(
+        "{0} holds a keystore written by an older rdv, with its keys unencrypted; this rdv does not open it. To move the account to an encrypted keystore: with the older rdv run `rdv --home {0} device link`, here run the `rdv --home NEW device join …` it shows, then delete {0}"
+    )]
+    PlaintextKeystore(PathBuf),
     /// The keystore directory already holds an account.
     #[error("{0} already holds an account; use another --home")]
     AlreadyRegistered(PathBuf),
@@ -275,6 +294,9 @@ pub const CLIENT_CODES: &[&str] = &[
     "keystore_corrupt",
     "not_registered",
     "already_registered",
+    "passphrase_required",
+    "wrong_passphrase",
+    "plaintext_keystore",
     "bad_fingerprint",
     "tls_setup",
     "bad_url",
@@ -361,6 +383,9 @@ impl ClientError {
             ClientError::Corrupt { .. } => "keystore_corrupt",
             ClientError::NotRegistered(_) => "not_registered",
             ClientError::AlreadyRegistered(_) => "already_registered",
+            ClientError::PassphraseRequired { .. } => "passphrase_required",
+            ClientError::WrongPassphrase(_) => "wrong_passphrase",
+            ClientError::PlaintextKeystore(_) => "plaintext_keystore",
             ClientError::BadFingerprint(_) => "bad_fingerprint",
             ClientError::Tls(_) => "tls_setup",
             ClientError::BadUrl { .. } => "bad_url",

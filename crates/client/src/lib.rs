@@ -2,7 +2,8 @@
 //!
 //! - [`tls`]: how the homeserver's certificate is trusted (system roots, CA file, pinned
 //!   fingerprint; never "accept anything");
-//! - [`keystore`]: the per-device key directory (layout in its docs);
+//! - [`keystore`]: the per-device key directory (layout in its docs), every secret in it sealed
+//!   with a key derived from its [`Passphrase`] (`federation-spec/devices.md` §5.5);
 //! - [`http`]: the typed client–server API over HTTPS and the WebSocket stream;
 //! - [`cli`]: `rdv`'s commands, whose answers are one type ([`cli::Output`]) printed as text or
 //!   JSON in one place; every error has a stable code ([`ClientError::error_code`]);
@@ -35,6 +36,7 @@ use zeroize::Zeroizing;
 
 pub use account::{DeviceAdded, DeviceEntry, InboxReport, KeyStatus, ServerStatus};
 pub use error::{CLIENT_CODES, ClientError};
+pub use keystore::Passphrase;
 pub use link::PendingLink;
 pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport, WitnessReport};
 pub use topics::TopicEntry;
@@ -76,9 +78,10 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Opens the account in keystore directory `dir`.
-    pub fn open(dir: &std::path::Path) -> Result<Client, ClientError> {
-        let keystore = Keystore::open(dir)?;
+    /// Opens the account in keystore directory `dir`, unlocked with `passphrase`
+    /// (`federation-spec/devices.md` §5.5).
+    pub fn open(dir: &std::path::Path, passphrase: &Passphrase) -> Result<Client, ClientError> {
+        let keystore = Keystore::open(dir, passphrase)?;
         let config = keystore.config()?;
         let http = Http::new(&config.server_url, &config.trust()?)?;
         let identity = keystore.identity()?;

@@ -173,9 +173,10 @@ impl Client {
 
     /// Joins an account as a new device with a link code shown by an existing device. Sets up
     /// keystore directory `dir`, registers a new Device Key certified by the received Identity
-    /// Key, logs in and uploads pre keys.
+    /// Key, logs in and uploads pre keys. The keystore is locked with `passphrase` (not empty).
     pub async fn link_join(
         dir: &std::path::Path,
+        passphrase: &super::Passphrase,
         server_url: &str,
         trust: Trust,
         code: &str,
@@ -185,7 +186,7 @@ impl Client {
         let device = DeviceKey::generate();
         let joiner = LinkJoiner::from_code(code, device.public())?;
         let http = Http::new(server_url, &trust)?;
-        let keystore = Keystore::create(dir)?;
+        let keystore = Keystore::create(dir, passphrase)?;
         let (status, server) = server_status(&http).await?;
         let link_id = joiner.request().link_id;
         let request = LinkMessage {

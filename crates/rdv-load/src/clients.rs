@@ -41,6 +41,7 @@ pub(crate) async fn register_users(
                     .map_err(|e| format!("user id: {e}"))?;
                 Client::register(
                     &dir.join(format!("{prefix}{i}")),
+                    &crate::clients::passphrase(),
                     &server.url,
                     trust,
                     &pin,
@@ -55,6 +56,12 @@ pub(crate) async fn register_users(
         }
     }
     Ok(out)
+}
+
+/// The passphrase of the keystores rdv-load makes: they are throwaway load-test accounts, locked
+/// all the same because the client library has no unlocked keystore (`devices.md` §5.5).
+pub(crate) fn passphrase() -> rendezvous_client::Passphrase {
+    rendezvous_client::Passphrase::new("rdv-load throwaway keystore")
 }
 
 pub(crate) fn token_of(client: &Client) -> Res<String> {

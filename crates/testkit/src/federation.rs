@@ -361,6 +361,7 @@ impl Federation {
         };
         let mut client = Client::register(
             &self.dir.join(&format!("devices/{user}@{server}")),
+            &crate::passphrase(),
             &url,
             trust,
             &pin,

@@ -98,6 +98,7 @@ impl Host {
         let pin = admin(&self.bin, &self.server.config, &["pin"]);
         Client::register(
             &self.home(name),
+            &crate::passphrase(),
             self.server.url(),
             self.server.trust(),
             &pin,
@@ -150,7 +151,7 @@ impl Fork {
     pub fn point(&self, name: &str, copy: usize) -> Client {
         let home = self.dir.join(&format!("home-{name}"));
         point_at(&home, self.copies[copy].url());
-        Client::open(&home).unwrap()
+        Client::open(&home, &crate::passphrase()).unwrap()
     }
 }
 

@@ -53,6 +53,23 @@ macro_rules! rendezvous_bin {
     };
 }
 
+/// The passphrase every test keystore is locked with (`devices.md` §5.5); `rdv` processes get
+/// it as `RDV_PASSPHRASE` or from [`passphrase_file`].
+pub const PASSPHRASE: &str = "rendezvous test keystore";
+
+/// [`PASSPHRASE`] as the client library takes it.
+pub fn passphrase() -> rendezvous_client::Passphrase {
+    rendezvous_client::Passphrase::new(PASSPHRASE)
+}
+
+/// A file holding [`PASSPHRASE`] next to the keystore `home` (`HOME.passphrase`), for
+/// `rdv --passphrase-file`.
+pub fn passphrase_file(home: &std::path::Path) -> std::path::PathBuf {
+    let path = home.with_extension("passphrase");
+    std::fs::write(&path, format!("{PASSPHRASE}\n")).unwrap();
+    path
+}
+
 /// `@name:server`.
 pub fn user_id(name: &str, server: &str) -> rendezvous_protocol::ids::UserId {
     format!("@{name}:{server}").parse().unwrap()

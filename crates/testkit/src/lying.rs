@@ -295,7 +295,7 @@ pub fn pin_server_key(
     server: &str,
     key: &rendezvous_protocol::crypto::ServerPublicKey,
 ) {
-    let keystore = rendezvous_client::keystore::Keystore::open(dir).unwrap();
+    let keystore = rendezvous_client::keystore::Keystore::open(dir, &crate::passphrase()).unwrap();
     let mut config = keystore.config().unwrap();
     config.server_keys.insert(
         server.to_owned(),
@@ -307,7 +307,7 @@ pub fn pin_server_key(
 /// Points the device whose keystore is `dir` at `url` (its trust unchanged): what a DNS or
 /// routing change does for the lying host. Reopen the `Client` afterwards.
 pub fn point_at(dir: &Path, url: &str) {
-    let keystore = rendezvous_client::keystore::Keystore::open(dir).unwrap();
+    let keystore = rendezvous_client::keystore::Keystore::open(dir, &crate::passphrase()).unwrap();
     let mut config = keystore.config().unwrap();
     config.server_url = url.to_owned();
     keystore.save_config(&config).unwrap();

@@ -337,6 +337,7 @@ pub async fn register(
     let pin = admin(bin, config, &["pin"]);
     rendezvous_client::Client::register(
         &dir.join(name),
+        &crate::passphrase(),
         server.url(),
         server.trust(),
         &pin,

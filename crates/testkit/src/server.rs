@@ -203,6 +203,7 @@ pub fn uid(name: &str) -> rendezvous_protocol::ids::UserId {
 pub async fn register(server: &TestServer, dir: &TempDir, name: &str) -> rendezvous_client::Client {
     let mut client = rendezvous_client::Client::register(
         &dir.join(name),
+        &crate::passphrase(),
         &server.url,
         server.trust(),
         &server.pin().await,
@@ -228,7 +229,13 @@ pub async fn try_link(
     let pending = existing.link_offer_start().await.unwrap();
     let code = pending.code().to_string();
     let (joined, offered) = futures_util::future::join(
-        rendezvous_client::Client::link_join(&dir.join(name), &server.url, server.trust(), &code),
+        rendezvous_client::Client::link_join(
+            &dir.join(name),
+            &crate::passphrase(),
+            &server.url,
+            server.trust(),
+            &code,
+        ),
         existing.link_offer_finish(pending, std::time::Duration::from_secs(20)),
     )
     .await;

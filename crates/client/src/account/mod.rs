@@ -167,16 +167,18 @@ impl Client {
     /// Registers `user` on the server at `server_url` with the operator's one-time `pin`, and
     /// sets this keystore directory up as the user's first device: makes the Identity Key and
     /// Device Key, registers both, logs in, uploads [`PREKEY_STOCK`] pre keys,
-    /// [`TOPIC_KEY_STOCK`] topic keys and a last-resort topic key.
+    /// [`TOPIC_KEY_STOCK`] topic keys and a last-resort topic key. The keystore is locked with
+    /// `passphrase` (not empty).
     pub async fn register(
         dir: &std::path::Path,
+        passphrase: &super::Passphrase,
         server_url: &str,
         trust: Trust,
         pin: &str,
         user: &UserId,
     ) -> Result<Client, ClientError> {
         let http = Http::new(server_url, &trust)?;
-        let keystore = Keystore::create(dir)?;
+        let keystore = Keystore::create(dir, passphrase)?;
         let (status, server) = server_status(&http).await?;
         check_home(user, &server)?;
 

@@ -16,6 +16,10 @@ pub struct Cli {
     /// Keystore directory of this device (created by `account register` / `device join`).
     #[arg(long, env = "RDV_HOME", global = true, default_value = ".rdv")]
     pub home: PathBuf,
+    /// Read the keystore's passphrase from the first line of this file (else `RDV_PASSPHRASE`,
+    /// else it is asked on the terminal).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub passphrase_file: Option<PathBuf>,
     /// Print one JSON object per line instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -60,6 +64,21 @@ pub enum Command {
     /// Evidence against hosting servers kept on this device.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// The keystore's passphrase.
+    #[command(subcommand)]
+    Passphrase(PassphraseCommand),
+}
+
+/// `rdv passphrase …`.
+#[derive(Debug, Subcommand)]
+pub enum PassphraseCommand {
+    /// Lock the keystore with a new passphrase (the current one as for any command; the new one
+    /// from --new-passphrase-file, else asked twice on the terminal).
+    Change {
+        /// Read the new passphrase from the first line of this file.
+        #[arg(long, value_name = "PATH")]
+        new_passphrase_file: Option<PathBuf>,
+    },
 }
 
 /// `rdv evidence …`.

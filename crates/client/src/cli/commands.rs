@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::args::{AccountCommand, DeviceCommand, TopicCommand};
 use super::output::{ChangeKind, Output, Sink};
+use super::passphrase::Unlock;
 use crate::tls::Trust;
 use crate::{Client, ClientError};
 use rendezvous_protocol::ids::{TopicId, UserId};
@@ -16,7 +17,7 @@ const LINK_WAIT: Duration = Duration::from_secs(600);
 
 /// `rdv account …`.
 pub(super) async fn account(
-    home: &Path,
+    home: &Unlock,
     cmd: AccountCommand,
     out: &mut dyn Sink,
 ) -> Result<(), ClientError> {
@@ -27,14 +28,17 @@ pub(super) async fn account(
             pin,
             user,
         } => {
-            let client = Client::register(home, &server, trust.trust()?, &pin, &user).await?;
+            let trust = trust.trust()?;
+            let passphrase = home.new_passphrase()?;
+            let client =
+                Client::register(home.dir(), &passphrase, &server, trust, &pin, &user).await?;
             out.emit(Output::Registered {
                 user: client.user().to_string(),
                 server: client.server_name().to_string(),
             });
         }
         AccountCommand::Status => {
-            let mut client = Client::open(home)?;
+            let mut client = home.open()?;
             let status = client.key_status().await?;
             out.emit(Output::status(client.user().as_str(), &status));
         }
@@ -44,13 +48,13 @@ pub(super) async fn account(
 
 /// `rdv device …`.
 pub(super) async fn device(
-    home: &Path,
+    home: &Unlock,
     cmd: DeviceCommand,
     out: &mut dyn Sink,
 ) -> Result<(), ClientError> {
     match cmd {
         DeviceCommand::Link => {
-            let mut client = Client::open(home)?;
+            let mut client = home.open()?;
             let pending = client.link_offer_start().await?;
             let code = pending.code();
             out.emit(Output::LinkCode {
@@ -65,19 +69,21 @@ pub(super) async fn device(
             trust,
             code,
         } => {
-            let client = Client::link_join(home, &server, trust.trust()?, &code).await?;
+            let trust = trust.trust()?;
+            let passphrase = home.new_passphrase()?;
+            let client = Client::link_join(home.dir(), &passphrase, &server, trust, &code).await?;
             out.emit(Output::Joined {
                 user: client.user().to_string(),
             });
         }
         DeviceCommand::List => {
-            let mut client = Client::open(home)?;
+            let mut client = home.open()?;
             for d in client.devices().await? {
                 out.emit(Output::device(&d));
             }
         }
         DeviceCommand::Remove { device } => {
-            let mut client = Client::open(home)?;
+            let mut client = home.open()?;
             let removed = client.remove_device(&device).await?;
             out.emit(Output::DeviceRemoved {
                 id: removed.key_id().to_hex(),
@@ -116,11 +122,11 @@ fn shell_word(word: &str) -> String {
 
 /// `rdv topic …`.
 pub(super) async fn topic(
-    home: &Path,
+    home: &Unlock,
     cmd: TopicCommand,
     out: &mut dyn Sink,
 ) -> Result<(), ClientError> {
-    let mut client = Client::open(home)?;
+    let mut client = home.open()?;
     let (topic, index, change) = match cmd {
         TopicCommand::Create {
             members,
@@ -178,12 +184,12 @@ pub(super) async fn topic(
 
 /// `rdv send`: the message's index, or where it is queued.
 pub(super) async fn send(
-    home: &Path,
+    home: &Unlock,
     topic: &TopicId,
     text: Option<String>,
 ) -> Result<Output, ClientError> {
     let text = read_text(text)?;
-    let mut client = Client::open(home)?;
+    let mut client = home.open()?;
     match client.send(topic, &text).await {
         Ok(index) => Ok(Output::Sent {
             topic: topic.to_string(),
@@ -216,8 +222,8 @@ fn read_text(text: Option<String>) -> Result<Vec<u8>, ClientError> {
 }
 
 /// `rdv watch`: every topic's new entries as they come, each line naming its topic.
-pub(super) async fn watch(home: &Path, out: &mut dyn Sink) -> Result<(), ClientError> {
-    let mut client = Client::open(home)?;
+pub(super) async fn watch(home: &Unlock, out: &mut dyn Sink) -> Result<(), ClientError> {
+    let mut client = home.open()?;
     client
         .watch(|topic, result| match result {
             Ok(r) => Output::read(r, true).into_iter().for_each(|o| out.emit(o)),
@@ -229,11 +235,11 @@ pub(super) async fn watch(home: &Path, out: &mut dyn Sink) -> Result<(), ClientE
 /// `rdv read`: the head, the entries, the missing indices; an error after them when the read
 /// reports a problem (`log_forked` with evidence, else `log_incomplete` naming the indices).
 pub(super) async fn read(
-    home: &Path,
+    home: &Unlock,
     topic: &TopicId,
     out: &mut dyn Sink,
 ) -> Result<(), ClientError> {
-    let report = Client::open(home)?.read(topic).await?;
+    let report = home.open()?.read(topic).await?;
     Output::read(&report, false)
         .into_iter()
         .for_each(|o| out.emit(o));
@@ -266,12 +272,12 @@ pub(super) async fn read(
 /// `rdv evidence export`: one `evidence` line per piece kept, and with `file` the CBOR items
 /// one after another in that file.
 pub(super) fn export_evidence(
-    home: &Path,
+    home: &Unlock,
     topic: Option<&TopicId>,
     file: Option<&Path>,
     out: &mut dyn Sink,
 ) -> Result<(), ClientError> {
-    let client = Client::open(home)?;
+    let client = home.open()?;
     let found = client.evidence(topic)?;
     let mut bytes = Vec::new();
     for (t, kind, cbor) in &found {
@@ -296,11 +302,11 @@ pub(super) fn export_evidence(
 
 /// `rdv verify`: the failed entries and the verdict; an error when the log does not verify.
 pub(super) async fn verify(
-    home: &Path,
+    home: &Unlock,
     topic: &TopicId,
     out: &mut dyn Sink,
 ) -> Result<(), ClientError> {
-    let mut client = Client::open(home)?;
+    let mut client = home.open()?;
     let report = client.verify(topic).await?;
     Output::verify(&report)
         .into_iter()
@@ -319,8 +325,8 @@ pub(super) async fn verify(
 
 /// `rdv sync`: topic keys from the inbox (and a `device_added` line per notice of a device
 /// added, each shown once), then a refill if the server asks for one.
-pub(super) async fn sync(home: &Path, out: &mut dyn Sink) -> Result<Output, ClientError> {
-    let mut client = Client::open(home)?;
+pub(super) async fn sync(home: &Unlock, out: &mut dyn Sink) -> Result<Output, ClientError> {
+    let mut client = home.open()?;
     let inbox = client.sync_inbox().await?;
     for notice in &inbox.devices_added {
         out.emit(Output::device_added(notice));

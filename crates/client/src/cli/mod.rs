@@ -2,29 +2,32 @@
 //! [`Client`](crate::Client), and their answers as one type ([`Output`]) that is printed as text
 //! or JSON in one place ([`Printer`]).
 //!
-//! `rdv --home DIR [--json] <command>`. Human output by default; `--json` prints one JSON object
-//! per line, and a failure as exactly one `{"type":"error","code":…,"error":…}` object
-//! (`client-api.md` §9). The binary `src/bin/rdv.rs` only parses, runs and prints.
+//! `rdv --home DIR [--json] [--passphrase-file PATH] <command>`. The keystore's passphrase comes
+//! from `--passphrase-file`, `RDV_PASSPHRASE` or the terminal (`passphrase`). Human output by
+//! default; `--json` prints one JSON object per line, and a failure as exactly one
+//! `{"type":"error","code":…,"error":…}` object (`client-api.md` §9). The binary `src/bin/rdv.rs` only parses, runs and prints.
 
 mod args;
 mod commands;
 mod output;
+mod passphrase;
 mod text;
 
 #[cfg(test)]
 mod tests;
 
 pub use args::{
-    AccountCommand, Cli, Command, DeviceCommand, EvidenceCommand, HistoryArg, RoleArg,
-    TopicCommand, TrustArgs,
+    AccountCommand, Cli, Command, DeviceCommand, EvidenceCommand, HistoryArg, PassphraseCommand,
+    RoleArg, TopicCommand, TrustArgs,
 };
 pub use output::{ChangeKind, InboxFailure, Output, Printer, Sink};
+pub use passphrase::PASSPHRASE_ENV;
 
 use crate::ClientError;
 
 /// Runs one command, handing its answers to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
-    let home = cli.home;
+    let home = passphrase::Unlock::new(&cli.home, cli.passphrase_file);
     match cli.command {
         Command::Account(cmd) => commands::account(&home, cmd, out).await,
         Command::Device(cmd) => commands::device(&home, cmd, out).await,
@@ -43,6 +46,13 @@ pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
         }
         Command::Evidence(EvidenceCommand::Export { topic, out: file }) => {
             commands::export_evidence(&home, topic.as_ref(), file.as_deref(), out)
+        }
+        Command::Passphrase(PassphraseCommand::Change {
+            new_passphrase_file,
+        }) => {
+            home.change(new_passphrase_file.as_deref())?;
+            out.emit(Output::PassphraseChanged);
+            Ok(())
         }
     }
 }

@@ -67,6 +67,8 @@ pub enum Output {
     },
     /// `device link`, at the end: the new device joined.
     Linked,
+    /// `passphrase change`: the keystore is locked with the new passphrase.
+    PassphraseChanged,
     /// `device join`: this device joined.
     Joined {
         /// The account's user id.

@@ -54,6 +54,10 @@ fn command_answers_in_json() {
         ),
         (Output::Linked, json!({"type": "linked"})),
         (
+            Output::PassphraseChanged,
+            json!({"type": "passphrase_changed"}),
+        ),
+        (
             Output::NoEvidence { topic: None },
             json!({"type": "no_evidence", "topic": null}),
         ),

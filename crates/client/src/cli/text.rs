@@ -13,6 +13,7 @@ impl Output {
                 "On the new device run:\n  {command}\n(with `--home DIR` after `rdv` to keep its keystore somewhere else than ./.rdv)\nWaiting up to 10 minutes…"
             ),
             Output::Linked => "device linked".into(),
+            Output::PassphraseChanged => "passphrase changed".into(),
             Output::Joined { user } => format!("this device now belongs to {user}"),
             Output::Device { .. }
             | Output::DeviceAdded { .. }

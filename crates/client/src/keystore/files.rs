@@ -37,6 +37,23 @@ pub(super) fn read_optional(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, C
     }
 }
 
+/// The file at `path`, refused if it is longer than `limit` bytes (read no further).
+pub(super) fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, ClientError> {
+    use std::io::Read;
+    let file = fs::File::open(path).map_err(|e| ClientError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ClientError::io(path, e))?;
+    if bytes.len() > limit {
+        return Err(ClientError::corrupt(
+            path,
+            format!("more than {limit} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Creates `dir` with mode 0700 (parents as needed) and tightens an existing one to 0700.
 pub(super) fn make_dir(dir: &Path) -> Result<(), ClientError> {
     fs::DirBuilder::new()

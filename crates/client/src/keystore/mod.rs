@@ -1,19 +1,26 @@
 //! The device's keystore: one directory per device (`rdv --home DIR`).
 //!
 //! Layout (directory mode 0700, every file 0600, every write atomic: a temporary file in the
-//! same directory, fsync, rename):
+//! same directory, fsync, rename). Files marked *sealed* are encrypted at rest with a key derived
+//! from the passphrase (`federation-spec/devices.md` §5.5, [`at_rest`]): on disk they are
+//! `"RDVK" ‖ 0x01 ‖ nonce ‖ XChaCha20-Poly1305 ciphertext ‖ tag`, bound to their path; what
+//! is described below is what they hold once opened. The others are plaintext: nothing secret.
 //!
 //! ```text
 //! DIR/
+//!   keystore.json               the header: format version, KDF (argon2id) and its parameters,
+//!                               salt, the random file key sealed under the passphrase's key
+//!                               (it opens only with the right passphrase: a wrong one is told
+//!                               apart from a corrupt file; a new passphrase rewrites only this)
 //!   config.json                 server URL, server name, trust mode, user, the homeserver's
 //!                               signing key (hex) and other servers' keys, last inbox sequence
-//!   identity.key                32 bytes: Identity Key seed (Ed25519)
-//!   device.key                  32 bytes: Device Key seed (Ed25519)
-//!   token                       the bearer token of the current login (text)
+//!   identity.key                sealed; 32 bytes: Identity Key seed (Ed25519)
+//!   device.key                  sealed; 32 bytes: Device Key seed (Ed25519)
+//!   token                       sealed; the bearer token of the current login (text)
 //!   devices-seen.json           which device endorsed which (key ids, hex): the link that
 //!                               made this device and the inbox's `device added` notices
-//!   prekeys/<key id>.key        32 bytes: private Device Pre Key (X25519), deleted after use
-//!   topic-keys/<key id>.key     CBOR [1, suite, signing seed, kem secret, cert]: a private Topic
+//!   prekeys/<key id>.key        sealed; 32 bytes: private Device Pre Key (X25519), deleted after use
+//!   topic-keys/<key id>.key     sealed; CBOR [1, suite, signing seed, kem secret, cert]: a private Topic
 //!                               Key and its IK-signed certificate (wire form of the cert); kept
 //!                               for good (a topic may still use it)
 //!   topic-keys/<key id>.last-resort
@@ -28,7 +35,7 @@
 //!                               topic id, my member index, processed index (exclusive), last
 //!                               verified checkpoint note
 //!   topics/<hex topic id>/epoch-<n>.key
-//!                               32 bytes: the Message Key of epoch n
+//!                               sealed; 32 bytes: the Message Key of epoch n
 //!   topics/<hex topic id>/log.cbor
 //!                               the log snapshot a check resumes from (`LogSnapshot`)
 //!   topics/<hex topic id>/evidence-<n>.cbor
@@ -37,8 +44,10 @@
 //! ```
 //!
 //! Key ids are the protocol's 16-byte key ids in hex. Secrets are read into zeroized buffers and
-//! the key types zeroize themselves on drop.
+//! the key types zeroize themselves on drop; the file key is derived once per open and kept in a
+//! zeroized buffer inside [`Keystore`].
 
+mod at_rest;
 mod devices_seen;
 mod files;
 mod records;
@@ -58,6 +67,9 @@ use rendezvous_protocol::crypto::{DeviceKey, IdentityKey, KemSecretKey, KeyId, S
 use rendezvous_protocol::devices::{Secret32, encode_secret};
 use rendezvous_protocol::wire::{Signed, SignedBytes, VERSION, Verified, decode_versioned};
 
+use at_rest::{FileKey, HEADER, Header, MAX_HEADER, on};
+
+pub use at_rest::{FORMAT, M_COST_KIB, P_COST, Passphrase, T_COST};
 pub use records::{Config, LogSnapshot, RefusedPost, TopicRecord};
 
 const CONFIG: &str = "config.json";
@@ -85,33 +97,84 @@ struct TopicKeyFile {
     cert: SignedBytes,
 }
 
-/// A device keystore directory.
-#[derive(Debug, Clone)]
+/// A device keystore directory, unlocked: it holds the key its secret files are sealed with.
 pub struct Keystore {
     dir: PathBuf,
+    key: FileKey,
+}
+
+impl std::fmt::Debug for Keystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keystore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Keystore {
-    /// Creates a new, empty keystore in `dir` (created with mode 0700 if missing). Refused if
-    /// `dir` already holds an account.
-    pub fn create(dir: &Path) -> Result<Keystore, ClientError> {
+    /// Creates a new, empty keystore in `dir` (created with mode 0700 if missing), locked with
+    /// `passphrase`: writes its header (`keystore.json`). Refused if `dir` already holds an
+    /// account, or if the passphrase is empty.
+    pub fn create(dir: &Path, passphrase: &Passphrase) -> Result<Keystore, ClientError> {
+        refuse_empty(passphrase)?;
+        Keystore::check_new(dir)?;
         make_dir(dir)?;
-        if dir.join(CONFIG).exists() || dir.join(IDENTITY).exists() {
-            return Err(ClientError::AlreadyRegistered(dir.to_owned()));
-        }
+        let path = dir.join(HEADER);
+        let (_, json, key) = FileKey::create(passphrase).map_err(on(&path))?;
+        write_atomic(&path, &json)?;
         Ok(Keystore {
             dir: dir.to_owned(),
+            key,
         })
     }
 
-    /// Opens the keystore of an existing account.
-    pub fn open(dir: &Path) -> Result<Keystore, ClientError> {
+    /// Refused with [`ClientError::AlreadyRegistered`] if `dir` holds an account: what
+    /// [`Self::create`] checks first, for a caller to check before it asks for a passphrase.
+    pub fn check_new(dir: &Path) -> Result<(), ClientError> {
+        if dir.join(CONFIG).exists() || dir.join(IDENTITY).exists() {
+            return Err(ClientError::AlreadyRegistered(dir.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Whether `dir` holds an account this rdv can open (it may still ask for a passphrase):
+    /// [`ClientError::NotRegistered`] if none, [`ClientError::PlaintextKeystore`] if an older
+    /// rdv wrote it unencrypted. Reads nothing secret and changes nothing.
+    pub fn check_existing(dir: &Path) -> Result<(), ClientError> {
         if !dir.join(CONFIG).is_file() {
             return Err(ClientError::NotRegistered(dir.to_owned()));
         }
+        if !dir.join(HEADER).exists() {
+            return Err(ClientError::PlaintextKeystore(dir.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Opens the keystore of an existing account with its passphrase: derives the key from the
+    /// header's parameters and checks it. Writes nothing; a wrong passphrase is
+    /// [`ClientError::WrongPassphrase`].
+    pub fn open(dir: &Path, passphrase: &Passphrase) -> Result<Keystore, ClientError> {
+        Keystore::check_existing(dir)?;
+        let path = dir.join(HEADER);
+        let bytes = files::read_limited(&path, MAX_HEADER)?;
+        let header = Header::parse(&bytes).map_err(on(&path))?;
+        let Some(key) = FileKey::unlock(&header, passphrase).map_err(on(&path))? else {
+            return Err(ClientError::WrongPassphrase(dir.to_owned()));
+        };
         Ok(Keystore {
             dir: dir.to_owned(),
+            key,
         })
+    }
+
+    /// Locks the keystore with `new` from now on: writes a new header (a new salt) keeping the
+    /// same file key, atomically, so no secret file is rewritten and the old passphrase opens
+    /// nothing from then on (`devices.md` §5.5). Refused if `new` is empty.
+    pub fn change_passphrase(&self, new: &Passphrase) -> Result<(), ClientError> {
+        refuse_empty(new)?;
+        let path = self.dir.join(HEADER);
+        let (_, json) = self.key.header(new).map_err(on(&path))?;
+        write_atomic(&path, &json)
     }
 
     /// The directory.
@@ -122,7 +185,7 @@ impl Keystore {
     /// Deletes the account files of a registration the server refused, so that the directory
     /// can be used again.
     pub fn forget_account(&self) -> Result<(), ClientError> {
-        for name in [CONFIG, IDENTITY, DEVICE, TOKEN] {
+        for name in [CONFIG, IDENTITY, DEVICE, TOKEN, HEADER] {
             let path = self.dir.join(name);
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -149,7 +212,7 @@ impl Keystore {
 
     /// Stores the Identity Key seed.
     pub fn save_identity(&self, key: &IdentityKey) -> Result<(), ClientError> {
-        write_atomic(&self.dir.join(IDENTITY), &key.seed()[..])
+        self.write_secret(&self.dir.join(IDENTITY), &key.seed()[..])
     }
 
     /// The Identity Key.
@@ -160,7 +223,7 @@ impl Keystore {
 
     /// Stores the Device Key seed.
     pub fn save_device(&self, key: &DeviceKey) -> Result<(), ClientError> {
-        write_atomic(&self.dir.join(DEVICE), &key.seed()[..])
+        self.write_secret(&self.dir.join(DEVICE), &key.seed()[..])
     }
 
     /// The Device Key.
@@ -171,32 +234,31 @@ impl Keystore {
 
     /// Stores the bearer token.
     pub fn save_token(&self, token: &str) -> Result<(), ClientError> {
-        write_atomic(&self.dir.join(TOKEN), token.as_bytes())
+        self.write_secret(&self.dir.join(TOKEN), token.as_bytes())
     }
 
     /// The stored bearer token, if any.
     pub fn token(&self) -> Result<Option<Zeroizing<String>>, ClientError> {
         let path = self.dir.join(TOKEN);
-        match fs::read(&path) {
-            Ok(bytes) => String::from_utf8(bytes)
-                .map(|s| Some(Zeroizing::new(s)))
-                .map_err(|_| ClientError::corrupt(&path, "token is not text")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ClientError::io(&path, e)),
-        }
+        let Some(bytes) = self.read_secret(&path)? else {
+            return Ok(None);
+        };
+        std::str::from_utf8(&bytes)
+            .map(|s| Some(Zeroizing::new(s.to_owned())))
+            .map_err(|_| ClientError::corrupt(&path, "token is not text"))
     }
 
     /// Stores a private pre key under its key id.
     pub fn save_prekey(&self, key: &KemSecretKey) -> Result<(), ClientError> {
         let dir = self.subdir(PREKEYS)?;
         let name = format!("{}.key", key.public().key_id().to_hex());
-        write_atomic(&dir.join(name), &key.to_bytes()[..])
+        self.write_secret(&dir.join(name), &key.to_bytes()[..])
     }
 
     /// The private pre key with id `id`, if this device still holds it.
     pub fn prekey(&self, id: &KeyId) -> Result<Option<KemSecretKey>, ClientError> {
         let path = self.dir.join(PREKEYS).join(format!("{}.key", id.to_hex()));
-        let Some(bytes) = read_optional(&path)? else {
+        let Some(bytes) = self.read_secret(&path)? else {
             return Ok(None);
         };
         let key = KemSecretKey::from_bytes(Suite::X25519Sha256ChaCha20Poly1305, &bytes)
@@ -233,7 +295,7 @@ impl Keystore {
         };
         let path = dir.join(format!("{}.key", key.public().key_id().to_hex()));
         let bytes = encode_secret(&file).map_err(|e| ClientError::corrupt(&path, e))?;
-        write_atomic(&path, &bytes)
+        self.write_secret(&path, &bytes)
     }
 
     /// The private Topic Key with id `id` and its certificate (checked again with `identity`).
@@ -246,7 +308,7 @@ impl Keystore {
             .dir
             .join(TOPIC_KEYS)
             .join(format!("{}.key", id.to_hex()));
-        let Some(bytes) = read_optional(&path)? else {
+        let Some(bytes) = self.read_secret(&path)? else {
             return Ok(None);
         };
         let file: TopicKeyFile =
@@ -345,8 +407,42 @@ impl Keystore {
         list_dir(&self.dir.join(name))
     }
 
+    /// Seals `plaintext` for `path` (under the keystore root) and writes it atomically.
+    fn write_secret(&self, path: &Path, plaintext: &[u8]) -> Result<(), ClientError> {
+        let sealed = self
+            .key
+            .seal_file(&self.relative(path)?, plaintext)
+            .map_err(on(path))?;
+        write_atomic(path, &sealed)
+    }
+
+    /// The opened secret file at `path`, if it exists.
+    fn read_secret(&self, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
+        let Some(bytes) = read_optional(path)? else {
+            return Ok(None);
+        };
+        self.key
+            .open_file(&self.relative(path)?, &bytes)
+            .map(Some)
+            .map_err(|e| ClientError::corrupt(path, e))
+    }
+
+    /// `path` relative to the keystore root, `/`-separated: the additional data it is sealed
+    /// under (`devices.md` §5.5).
+    fn relative(&self, path: &Path) -> Result<String, ClientError> {
+        let rel = path
+            .strip_prefix(&self.dir)
+            .map_err(|_| ClientError::corrupt(path, "not inside the keystore"))?;
+        let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+        parts
+            .map(|p| p.join("/"))
+            .ok_or_else(|| ClientError::corrupt(path, "file name is not UTF-8"))
+    }
+
     fn read_32(&self, path: &Path) -> Result<Zeroizing<[u8; 32]>, ClientError> {
-        let bytes = Zeroizing::new(fs::read(path).map_err(|e| ClientError::io(path, e))?);
+        let bytes = self.read_secret(path)?.ok_or_else(|| {
+            ClientError::io(path, std::io::Error::from(std::io::ErrorKind::NotFound))
+        })?;
         let mut out = Zeroizing::new([0u8; 32]);
         if bytes.len() != 32 {
             return Err(ClientError::corrupt(
@@ -357,6 +453,16 @@ impl Keystore {
         out.copy_from_slice(&bytes);
         Ok(out)
     }
+}
+
+/// An empty passphrase is refused for a new keystore or a new header.
+fn refuse_empty(passphrase: &Passphrase) -> Result<(), ClientError> {
+    if passphrase.is_empty() {
+        return Err(ClientError::InvalidInput(
+            "an empty passphrase protects nothing: choose one".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

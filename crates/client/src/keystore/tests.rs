@@ -1,4 +1,4 @@
-//! Keystore round trips, permissions and corrupt files.
+//! Keystore round trips, permissions and corrupt files; the keystore at rest in `at_rest_files`.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +16,10 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
     ));
     let _ = fs::remove_dir_all(&dir);
     dir
+}
+
+pub(crate) fn pass() -> Passphrase {
+    Passphrase::new("keystore unit tests")
 }
 
 fn config() -> Config {
@@ -39,17 +43,17 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn round_trip_and_permissions() {
     let dir = temp_dir("rt");
-    let ks = Keystore::create(&dir).unwrap();
+    let ks = Keystore::create(&dir, &pass()).unwrap();
     assert!(matches!(
-        Keystore::open(&dir),
+        Keystore::open(&dir, &pass()),
         Err(ClientError::NotRegistered(_))
     ));
     ks.save_config(&config()).unwrap();
     assert!(matches!(
-        Keystore::create(&dir),
+        Keystore::create(&dir, &pass()),
         Err(ClientError::AlreadyRegistered(_))
     ));
-    let ks = Keystore::open(&dir).unwrap();
+    let ks = Keystore::open(&dir, &pass()).unwrap();
     assert_eq!(ks.config().unwrap(), config());
 
     let ik = IdentityKey::generate();
@@ -136,8 +140,14 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn corrupt_files_are_clear_errors() {
     let dir = temp_dir("corrupt");
-    let ks = Keystore::create(&dir).unwrap();
+    let ks = Keystore::create(&dir, &pass()).unwrap();
     fs::write(dir.join(IDENTITY), b"short").unwrap();
+    let err = ks.identity().unwrap_err();
+    assert!(
+        err.to_string().contains("not an encrypted keystore file"),
+        "{err}"
+    );
+    ks.write_secret(&dir.join(IDENTITY), b"short").unwrap();
     let err = ks.identity().unwrap_err();
     assert!(err.to_string().contains("expected 32 bytes"), "{err}");
     fs::write(dir.join(CONFIG), b"{").unwrap();
@@ -155,7 +165,7 @@ fn evidence_survives_reopening_and_is_kept_once() {
     use rendezvous_protocol::topic::log_origin;
 
     let dir = temp_dir("evidence");
-    let ks = Keystore::create(&dir).unwrap();
+    let ks = Keystore::create(&dir, &pass()).unwrap();
     ks.save_config(&config()).unwrap();
     let topic: TopicId = "!aaaaaaaaaaaaaaaaaaaaaaaaaa:a.example".parse().unwrap();
     let key = ServerKey::generate();
@@ -171,7 +181,7 @@ fn evidence_survives_reopening_and_is_kept_once() {
     assert!(ks.evidence(&topic).unwrap().is_empty());
     ks.save_evidence(&topic, &evidence).unwrap();
     ks.save_evidence(&topic, &evidence).unwrap();
-    let reopened = Keystore::open(&dir).unwrap();
+    let reopened = Keystore::open(&dir, &pass()).unwrap();
     assert_eq!(reopened.evidence(&topic).unwrap(), vec![evidence.clone()]);
     evidence.verify(key.public(), "a.example").unwrap();
 
@@ -183,3 +193,5 @@ fn evidence_survives_reopening_and_is_kept_once() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+mod at_rest_files;

@@ -190,7 +190,7 @@ impl Keystore {
         let dir = self.topic_dir(topic);
         make_dir(&self.dir.join(TOPICS))?;
         make_dir(&dir)?;
-        write_atomic(&dir.join(format!("epoch-{epoch}.key")), key.as_bytes())
+        self.write_secret(&dir.join(format!("epoch-{epoch}.key")), key.as_bytes())
     }
 
     /// All Message Keys held for `topic`, by epoch.
