@@ -15,6 +15,7 @@ pub mod certs;
 pub mod clock;
 pub mod crypto;
 pub mod devices;
+pub mod directory;
 pub mod federation;
 pub mod ids;
 pub mod message;

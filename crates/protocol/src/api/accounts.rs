@@ -87,11 +87,13 @@ impl<'de> Deserialize<'de> for RegisterResponse {
     }
 }
 
-/// `[1, registration]`.
+/// `[1, registration, directory-proof]` (`directory.md` §4).
 #[derive(Debug, Clone)]
 pub struct IdentityResponse {
     /// The user's IK-signed registration.
     pub registration: SignedBytes,
+    /// The user's directory entry with its inclusion and consistency proofs.
+    pub proof: crate::directory::DirectoryProof,
 }
 
 /// The wire form of [`IdentityResponse`], with the version in front.
@@ -99,6 +101,7 @@ pub struct IdentityResponse {
 struct IdentityResponseWire<'a> {
     version: u8,
     registration: Cow<'a, SignedBytes>,
+    proof: Cow<'a, crate::directory::DirectoryProof>,
 }
 
 impl Serialize for IdentityResponse {
@@ -106,6 +109,7 @@ impl Serialize for IdentityResponse {
         IdentityResponseWire {
             version: VERSION,
             registration: Cow::Borrowed(&self.registration),
+            proof: Cow::Borrowed(&self.proof),
         }
         .serialize(s)
     }
@@ -117,6 +121,7 @@ impl<'de> Deserialize<'de> for IdentityResponse {
         check_version(w.version).map_err(serde::de::Error::custom)?;
         Ok(IdentityResponse {
             registration: w.registration.into_owned(),
+            proof: w.proof.into_owned(),
         })
     }
 }

@@ -11,6 +11,7 @@ use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use crate::wire::{VERSION, WireError, check_version, decode_versioned, encode};
 
 mod accounts;
+mod directory;
 mod errors;
 mod inbox;
 mod keys;
@@ -20,6 +21,9 @@ pub use accounts::{
     AddDeviceRequest, ChallengeRequest, ChallengeResponse, DeviceInfo, DevicesResponse,
     IdentityResponse, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
     RevokeDeviceRequest,
+};
+pub use directory::{
+    DirectoryCheckpointResponse, DirectoryCosignatureRequest, DirectoryEntriesResponse,
 };
 pub use errors::{ApiErrorBody, ErrorCode, UnknownErrorCode};
 pub use inbox::{

@@ -52,6 +52,10 @@ pub const LABEL_SERVER_KEYS: &str = "rdv/v1/server-keys";
 pub const LABEL_KEY_ROTATION: &str = "rdv/v1/key-rotation";
 /// Federation event signed by a server key.
 pub const LABEL_FEDERATION_EVENT: &str = "rdv/v1/federation-event";
+/// Identity rotation signed by the old and the new Identity Key (`directory.md` §8).
+pub const LABEL_IDENTITY_ROTATION: &str = "rdv/v1/identity-rotation";
+/// Start of a verification-code fingerprint (`directory.md` §7).
+pub const LABEL_SAFETY_NUMBER: &str = "rdv/v1/safety-number";
 
 /// Builds `label ‖ 0x00 ‖ (u32be len ‖ part)*`.
 pub fn transcript(label: &str, parts: &[&[u8]]) -> Vec<u8> {
