@@ -549,5 +549,6 @@ impl From<crate::topics::TopicError> for ApiError {
     }
 }
 
+mod directory;
 #[cfg(test)]
 mod tests;
