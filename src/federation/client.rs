@@ -401,6 +401,22 @@ impl FederationClient {
                     message,
                 })
             }
+            // directory.md §4: a binding not witnessed yet is worth telling apart (the asking
+            // server witnesses and asks again); every other 5xx is "unreachable".
+            503 => {
+                let body = resp.body().limit(MAX_ERROR_BODY).await.unwrap_or_default();
+                match serde_json::from_slice::<ApiErrorBody>(&body) {
+                    Ok(e) if e.code == ErrorCode::DirectoryPending.as_str() => {
+                        Err(QueryError::Refused {
+                            server: server.clone(),
+                            status,
+                            code: e.code,
+                            message: e.message,
+                        })
+                    }
+                    _ => Err(unreachable(format!("HTTP {status}"))),
+                }
+            }
             500..=599 => Err(unreachable(format!("HTTP {status}"))),
             _ => Err(QueryError::Invalid {
                 server: server.clone(),

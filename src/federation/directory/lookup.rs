@@ -13,7 +13,10 @@ use rendezvous_protocol::wire::decode_versioned;
 use super::witness::unverified;
 use super::{DirectoryWitness, WitnessError};
 use crate::directory::log::add_line_keeping_newest;
-use crate::federation::client::{MAX_IDENTITY_ANSWER, RemoteIdentity, USERS_PATH, encode_segment};
+use crate::federation::client::{
+    MAX_IDENTITY_ANSWER, QueryError, RemoteIdentity, USERS_PATH, encode_segment,
+};
+use rendezvous_protocol::api::ErrorCode;
 
 /// A remote user's identity that passed the directory check.
 #[derive(Debug, Clone)]
@@ -35,7 +38,7 @@ impl DirectoryWitness {
             "{USERS_PATH}/{}/identity?known={known}",
             encode_segment(user.as_str())
         );
-        let body = self.client.get(&server, &path, MAX_IDENTITY_ANSWER).await?;
+        let body = self.query_witnessing(&server, &path).await?;
         let mut answer: IdentityResponse =
             decode_versioned(&body, MAX_IDENTITY_ANSWER).map_err(|e| unverified(&server, e))?;
         let identity = RemoteIdentity::check(user, answer.registration.clone())
@@ -65,6 +68,32 @@ impl DirectoryWitness {
             .map_err(|e| WitnessError::Internal(e.to_string()))?;
         answer.proof.checkpoint = cosigned.to_note().to_string();
         Ok(CheckedIdentity { identity, answer })
+    }
+
+    /// The identity query `path` to `server`; while it answers `directory_pending` (the user's
+    /// entry is not in a witnessed checkpoint yet), this server witnesses `server`'s newest
+    /// checkpoint on demand (§5.1 steps 1–4: its cosignature makes that checkpoint the served
+    /// one) and asks again, at most twice, the second time in the next second (a checkpoint is
+    /// signed at most once a second, §2.3).
+    async fn query_witnessing(
+        &self,
+        server: &rendezvous_protocol::ids::ServerName,
+        path: &str,
+    ) -> Result<Vec<u8>, WitnessError> {
+        let pending = |e: &QueryError| matches!(e, QueryError::Refused { code, .. } if code == ErrorCode::DirectoryPending.as_str());
+        let mut attempt = 0;
+        loop {
+            match self.client.get(server, path, MAX_IDENTITY_ANSWER).await {
+                Err(e) if pending(&e) && attempt < 2 => {
+                    if attempt == 1 {
+                        actix_web::rt::time::sleep(std::time::Duration::from_millis(1100)).await;
+                    }
+                    attempt += 1;
+                    self.witness(server).await?;
+                }
+                answer => return Ok(answer?),
+            }
+        }
     }
 
     /// A view of `user`'s server's directory at exactly `note`'s checkpoint, consistent with
