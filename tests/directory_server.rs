@@ -316,7 +316,9 @@ async fn a_storage_fault_during_a_registration_leaves_no_user_and_no_entry() {
         &uid("bob"),
     )
     .await;
-    let e = refused.err().expect("registered during a storage fault");
+    let Err(e) = refused else {
+        panic!("registered during a storage fault");
+    };
     assert_eq!(code(e).0, 503, "a storage fault is no verdict");
     faults.store(false, Ordering::SeqCst);
     let status = server.admin_status().await;
