@@ -319,3 +319,138 @@ async fn a_split_directory_is_caught_by_the_cosigning_witness() {
         .unwrap_err();
     assert_eq!(code(e), (502, ErrorCode::DirectoryForked));
 }
+
+/// A checkpoint of `topic`'s log at its size, signed with a's key.
+fn a_checkpoint(
+    fed: &Federation,
+    topic: &rendezvous_testkit::topic::Topic,
+) -> rendezvous_protocol::tlog::CheckpointNote {
+    let c = Checkpoint::new(
+        &rendezvous_protocol::topic::log_origin(&topic.id),
+        topic.state.size(),
+        topic.roots.root(),
+        rendezvous::state::now(),
+    )
+    .unwrap();
+    SignedCheckpoint::sign(&c, &key_of(fed, A), A)
+        .unwrap()
+        .to_note()
+}
+
+/// a (the test, holding a's Server Key) sends b one `topic.entry` event: the status of its
+/// result.
+async fn entry_to_b(
+    fed: &Federation,
+    topic: &rendezvous_testkit::topic::Topic,
+    first: u64,
+    entry: &[u8],
+) -> (u16, String) {
+    use rendezvous_protocol::federation::EventKind;
+    use rendezvous_protocol::federation::topic_events::EntryBatch;
+    let payload = EntryBatch {
+        first: rendezvous_protocol::tlog::LeafIndex(first),
+        entries: vec![serde_bytes::ByteBuf::from(entry.to_vec())],
+        checkpoint: a_checkpoint(fed, topic),
+    }
+    .to_wire();
+    let event = rendezvous_testkit::transaction::event(
+        A,
+        B,
+        EventKind::TopicEntry,
+        &topic.id,
+        payload,
+        &key_of(fed, A),
+    );
+    let txn = rendezvous_testkit::transaction::transaction(
+        &rendezvous_testkit::transaction::fresh_id(),
+        A,
+        B,
+        &[&event],
+    );
+    let (status, body) = rendezvous_testkit::transaction::send(&fed.peer_as(B, A), B, &txn)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (_, status, code) = rendezvous_testkit::transaction::results(&body).remove(0);
+    (status, code)
+}
+
+#[actix_rt::test]
+async fn a_mirrors_refusal_of_a_wrong_identity_key_is_kept_and_shown_to_the_members() {
+    use rendezvous_protocol::crypto::{IdentityKey, Randomness, TopicKey};
+    use rendezvous_protocol::topic::{
+        Action, ChangeBuilder, EpochKeyring, History, HostKey, LogEntry, Role, leaf_data_for_change,
+    };
+    use rendezvous_testkit::topic::{SUITE, Topic, User};
+
+    let fed = pair("dir-refusal", 3600);
+    let bob_client = fed.register(B, "bob").await;
+    let _carol_client = fed.register(B, "carol").await;
+    // A topic "hosted by a" (the test signs as a) with bob, under bob's real Identity Key.
+    let user = |id: UserId, ik: IdentityKey| User {
+        id,
+        ik,
+        tk: TopicKey::generate(SUITE),
+        keys: EpochKeyring::new(),
+    };
+    let mut alice = user(id("alice", A), IdentityKey::generate());
+    let mut bob = user(id("bob", B), bob_client.keystore().identity().unwrap());
+    let topic_id = rendezvous_protocol::ids::TopicId::random(&A.parse().unwrap());
+    let (outcome, _) = ChangeBuilder::create(
+        &topic_id,
+        &alice.tk,
+        History::Shared,
+        vec![alice.spec(Role::Admin), bob.spec(Role::Writer)],
+        HostKey::of(key_of(&fed, A).public()),
+    )
+    .build(0, &mut Randomness::Os)
+    .unwrap();
+    let mut roots = rendezvous_protocol::tlog::Roots::new();
+    roots
+        .append(&leaf_data_for_change(outcome.change.signed_bytes()))
+        .unwrap();
+    let mut topic = Topic {
+        id: topic_id.clone(),
+        state: outcome.next.clone(),
+        tags: Default::default(),
+        create: Some(outcome.change.unverified()),
+        roots,
+    };
+    topic.deliver(&mut [&mut alice, &mut bob], &outcome);
+    let create = LogEntry::change(&outcome.change).to_wire();
+    assert_eq!(
+        entry_to_b(&fed, &topic, 0, &create).await,
+        (200, String::new())
+    );
+
+    // a adds carol of b under a key that is not carol's: b's mirror refuses it, and keeps it.
+    let mut ghost = user(id("carol", B), IdentityKey::generate());
+    let ghost_ik = ghost.ik.public().clone();
+    let spec = ghost.spec(Role::Writer);
+    let added = topic.change(
+        &mut [&mut alice, &mut bob, &mut ghost],
+        0,
+        Action::Add(vec![spec]),
+    );
+    let add = LogEntry::change(&added.change).to_wire();
+    assert_eq!(
+        entry_to_b(&fed, &topic, 1, &add).await,
+        (400, "invalid".into())
+    );
+
+    // bob, a member, is shown the refusal: the entry, its index, the user and the key in it.
+    let w: rendezvous_protocol::api::WitnessesResponse = get(
+        fed.server(B),
+        &bob_client,
+        &format!("/v1/topics/{}/witnesses", encode_segment(topic_id.as_str())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.refusals.len(), 1, "{:?}", w.refusals);
+    let r = &w.refusals[0];
+    assert_eq!(
+        (r.index, &r.user, &r.identity_key),
+        (1, &id("carol", B), &ghost_ik)
+    );
+    assert_eq!(r.entry.as_ref(), add.as_slice());
+}
