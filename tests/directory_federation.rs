@@ -318,6 +318,59 @@ async fn a_split_directory_is_caught_by_the_cosigning_witness() {
         .await
         .unwrap_err();
     assert_eq!(code(e), (502, ErrorCode::DirectoryForked));
+    // Nor can alice add bob to a topic: a checks his key against the same view.
+    let mut alice = alice;
+    let e = alice
+        .create_topic(
+            &[(id("bob", B), rendezvous_protocol::topic::Role::Writer)],
+            rendezvous_protocol::topic::History::Shared,
+        )
+        .await
+        .err()
+        .map(|e| e.error_code());
+    assert_eq!(e, Some("directory_forked"));
+}
+
+#[actix_rt::test]
+async fn a_lookup_answer_that_does_not_verify_is_not_relayed() {
+    use rendezvous_protocol::certs::Registration;
+    use rendezvous_protocol::crypto::IdentityKey;
+    use rendezvous_protocol::directory::DirectoryEntry;
+    use rendezvous_protocol::wire::Signed;
+
+    let fed = pair("dir-unverified", 3600);
+    let alice = fed.register(A, "alice").await;
+    let _bob = fed.register(B, "bob").await;
+    fed.clock.advance(2);
+    let _: IdentityResponse = get(fed.server(A), &alice, &identity_path(&id("bob", B), 0))
+        .await
+        .unwrap();
+    // b logs a forged key for bob (hook a): bob's last entry now binds another key than the
+    // registration b serves with it.
+    let forged_ik = IdentityKey::generate();
+    let forged = Signed::sign(
+        Registration::new(id("bob", B), forged_ik.public().clone()),
+        &forged_ik,
+    );
+    let entry = DirectoryEntry::registration(forged.signed_bytes(), 0).unwrap();
+    fed.store(B)
+        .forge_directory_entry_for_tests(&id("bob", B), &entry.to_bytes())
+        .unwrap();
+    // A lookup of a newer user makes a witness b's grown log (on demand), which b then serves.
+    let _dave = fed.register(B, "dave").await;
+    fed.clock.advance(2);
+    let _: IdentityResponse = get(fed.server(A), &alice, &identity_path(&id("dave", B), 0))
+        .await
+        .unwrap();
+    let e = get::<IdentityResponse>(fed.server(A), &alice, &identity_path(&id("bob", B), 0))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert_eq!(code(e), (502, ErrorCode::BadGateway));
+    assert!(
+        message.contains("registration served is not for the key"),
+        "{message}"
+    );
 }
 
 /// A checkpoint of `topic`'s log at its size, signed with a's key.
