@@ -223,3 +223,46 @@ pub fn add_line_keeping_newest(
         *note = kept;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DirectoryLog;
+    use crate::store::Store;
+    use rendezvous_protocol::certs::Registration;
+    use rendezvous_protocol::crypto::IdentityKey;
+    use rendezvous_protocol::directory::DirectoryEntry;
+    use rendezvous_protocol::ids::{DeviceId, UserId};
+    use rendezvous_protocol::wire::Signed;
+
+    #[test]
+    fn a_store_from_before_the_directory_gets_one_entry_per_user_in_key_order() {
+        let store = Store::temporary().unwrap();
+        for (i, name) in ["carol", "alice", "bob"].iter().enumerate() {
+            let user: UserId = format!("@{name}:localhost").parse().unwrap();
+            let ik = IdentityKey::generate();
+            let reg = Signed::sign(Registration::new(user.clone(), ik.public().clone()), &ik);
+            let entry = DirectoryEntry::registration(reg.signed_bytes(), 1).unwrap();
+            store.add_pin([i as u8; 32], u64::MAX / 2).unwrap();
+            let device = DeviceId::from_bytes([i as u8; 32]);
+            let (r, e) = (reg.signed_bytes(), entry.to_bytes());
+            store
+                .register_user([i as u8; 32], &user, r, device, r, &e, 1)
+                .unwrap();
+        }
+        assert_eq!(store.directory_size().unwrap(), 3);
+        store.clear_directory_for_tests();
+        let log = DirectoryLog::new(store.clone(), "localhost".parse().unwrap());
+        assert_eq!(log.backfill().unwrap(), 3);
+        // Once only: a restart appends nothing more.
+        assert_eq!(log.backfill().unwrap(), 0);
+        let users = store.users().unwrap();
+        for (index, (user, record)) in users.iter().enumerate() {
+            let entry =
+                DirectoryEntry::decode(&store.directory_entry(index as u64).unwrap().unwrap())
+                    .unwrap();
+            assert_eq!(&entry.user, user);
+            assert_eq!(entry.identity_key, record.identity_key().unwrap());
+            entry.check(&"localhost".parse().unwrap()).unwrap();
+        }
+    }
+}

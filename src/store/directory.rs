@@ -321,3 +321,11 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+impl Store {
+    /// Empties the directory, as a store from before it (`directory.md` §2.2).
+    pub(crate) fn clear_directory_for_tests(&self) {
+        self.t().directory.clear().unwrap();
+    }
+}
