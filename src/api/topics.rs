@@ -13,7 +13,8 @@ use crate::store::TopicNodes;
 use crate::topics::{Appended, NewEntry, Submitted};
 use rendezvous_protocol::api::{
     AppendResponse, CheckpointResponse, CursorRequest, Empty, EntriesResponse, IndexedEntry,
-    ProofResponse, SyncItem, SyncResponse, TopicSummary, TopicsResponse, WitnessesResponse,
+    MAX_REFUSAL_BYTES, MAX_REFUSALS, MirrorRefusal, ProofResponse, SyncItem, SyncResponse,
+    TopicSummary, TopicsResponse, WitnessesResponse,
 };
 use rendezvous_protocol::ids::{ServerName, TopicId};
 use rendezvous_protocol::message::{MAX_MESSAGE_LEN, MessageIn};
@@ -359,11 +360,26 @@ async fn witnesses(
     let topic: TopicId = parse("topic", &path)?;
     member_state(&state, &topic, &caller)?;
     let w = state.topics().witnesses(&topic).await?;
+    // directory.md §6.5: the entries this server's mirror refused for a wrong IK of one of
+    // its users, newest kept when there are many, served in index order.
+    let mut refusals: Vec<MirrorRefusal> = state
+        .store()
+        .mirror_refusals(&topic, MAX_REFUSALS, MAX_REFUSAL_BYTES)?
+        .into_iter()
+        .map(|r| MirrorRefusal {
+            index: r.index,
+            user: r.user,
+            identity_key: r.identity_key,
+            entry: ByteBuf::from(r.entry),
+        })
+        .collect();
+    refusals.reverse();
     Ok(cbor_response(&WitnessesResponse {
         host: w.host,
         mirror: w.mirror,
         witnesses: w.witnesses,
         evidence: w.evidence.map(ByteBuf::from),
+        refusals,
     }))
 }
 

@@ -352,7 +352,8 @@ impl TopicService {
                         return Err(TopicError::CreationForAnotherTopic);
                     }
                     if let Action::Create { members, .. } = &outcome.change.action {
-                        self.check_identities(members, None)?;
+                        let index = frontier.size().0 + planned.len() as u64;
+                        self.check_mirrored_identities(topic, index, members, bytes)?;
                     }
                     state = Some(outcome.next.clone());
                     planned_change(None, outcome)
@@ -361,7 +362,8 @@ impl TopicService {
                 (ParsedEntry::Change(signed), Some(st)) => {
                     let outcome = st.check_change(signed, &roots.root())?;
                     if let Action::Add(members) = &outcome.change.action {
-                        self.check_identities(members, None)?;
+                        let index = frontier.size().0 + planned.len() as u64;
+                        self.check_mirrored_identities(topic, index, members, bytes)?;
                     }
                     let before = std::mem::replace(st, outcome.next.clone());
                     planned_change(Some(before), outcome)

@@ -25,6 +25,7 @@ mod error;
 mod fanout;
 mod fresh;
 mod hosted;
+mod ik_refusals;
 mod mirror;
 mod mirror_quota;
 mod pinned;

@@ -108,6 +108,15 @@ pub enum ErrorCode {
     BadGateway,
     /// 503: shutting down, storage unavailable, or a peer that could not be reached; try again.
     Unavailable,
+    /// 503: the user's directory entry is not in the served (witnessed) checkpoint yet
+    /// (`directory.md` §4); `Retry-After` says when the next witness round is.
+    DirectoryPending,
+    /// 409: the client holds a larger directory checkpoint than the one served
+    /// (`directory.md` §4).
+    DirectoryRollback,
+    /// 502: the user's homeserver's directory contradicted this server's view of it; the
+    /// evidence is kept (`directory.md` §4, §5).
+    DirectoryForked,
 }
 
 /// A code's text that is none of [`ErrorCode::ALL`].
@@ -158,6 +167,9 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::BadGateway,
         ErrorCode::Unavailable,
+        ErrorCode::DirectoryPending,
+        ErrorCode::DirectoryRollback,
+        ErrorCode::DirectoryForked,
     ];
 
     /// The code's text, as it travels.
@@ -203,6 +215,9 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::BadGateway => "bad_gateway",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::DirectoryPending => "directory_pending",
+            ErrorCode::DirectoryRollback => "directory_rollback",
+            ErrorCode::DirectoryForked => "directory_forked",
         }
     }
 
@@ -239,7 +254,8 @@ impl ErrorCode {
             | ErrorCode::NotAMember
             | ErrorCode::NotAllowedToPost
             | ErrorCode::Replayed
-            | ErrorCode::SeenAhead => 409,
+            | ErrorCode::SeenAhead
+            | ErrorCode::DirectoryRollback => 409,
             ErrorCode::Timeout => 408,
             ErrorCode::TooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -247,8 +263,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal => 500,
-            ErrorCode::BadGateway => 502,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::BadGateway | ErrorCode::DirectoryForked => 502,
+            ErrorCode::Unavailable | ErrorCode::DirectoryPending => 503,
         }
     }
 

@@ -38,8 +38,8 @@ pub use keys::{
 };
 pub use topics::{
     AppendResponse, CheckpointResponse, CursorRequest, EntriesResponse, IndexedEntry,
-    ProofResponse, ServerKeysResponse, StreamFrame, SyncItem, SyncResponse, TopicSummary,
-    TopicsResponse, WitnessesResponse,
+    MAX_REFUSAL_BYTES, MAX_REFUSALS, MirrorRefusal, ProofResponse, ServerKeysResponse, StreamFrame,
+    SyncItem, SyncResponse, TopicSummary, TopicsResponse, WitnessesResponse,
 };
 
 /// Largest body of any request except topic changes and messages.
@@ -121,7 +121,6 @@ impl<'de> Deserialize<'de> for Empty {
 }
 
 bodies!(
-    WitnessesResponse,
     RegisterRequest,
     RegisterResponse,
     IdentityResponse,
@@ -151,6 +150,12 @@ bodies!(
     SyncResponse,
     PushRegisterRequest,
 );
+
+/// Witnesses with the mirror's refusals (`directory.md` §6.5): at most [`MAX_REFUSALS`], whose
+/// entries a server serves up to [`MAX_REFUSAL_BYTES`] of.
+impl Body for WitnessesResponse {
+    const MAX_LEN: usize = MAX_BODY + MAX_REFUSAL_BYTES + 64 * 1024;
+}
 
 /// A link response carries a whole `link-payload` (`devices.md` §6: at most 4 MiB + 256 B).
 impl Body for LinkMessage {

@@ -196,7 +196,30 @@ pub struct WitnessesResponse {
     pub witnesses: Vec<CheckpointNote>,
     /// Evidence that the hosting server showed contradicting logs (`[reason, note, note]`).
     pub evidence: Option<ByteBuf>,
+    /// Entries this server's mirror refused because a member spec for one of its own users
+    /// carried another Identity Key than the user's (`directory.md` §6.5), in index order.
+    pub refusals: Vec<MirrorRefusal>,
 }
+
+/// `[index, user, identity_key, entry]`: an entry of a mirrored topic that this server refused
+/// because the member spec for its user `user` names `identity_key`, not the user's
+/// (`directory.md` §6.5). `entry` is the refused log entry's wire bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct MirrorRefusal {
+    /// The entry's log index.
+    pub index: u64,
+    /// The user of this server the member spec is for.
+    pub user: crate::ids::UserId,
+    /// The Identity Key the member spec named.
+    pub identity_key: crate::crypto::IdentityPublicKey,
+    /// The refused entry (log-entry wire bytes).
+    pub entry: ByteBuf,
+}
+
+/// Most refusals served in one answer.
+pub const MAX_REFUSALS: usize = 64;
+/// Most bytes of refused entries served in one answer (the newest refusals first).
+pub const MAX_REFUSAL_BYTES: usize = 8 * 1024 * 1024;
 
 /// The wire form of [`WitnessesResponse`], with the version in front.
 #[derive(Serialize_tuple, Deserialize_tuple)]
@@ -206,6 +229,7 @@ struct WitnessesResponseWire<'a> {
     mirror: Cow<'a, Option<CheckpointNote>>,
     witnesses: Cow<'a, [CheckpointNote]>,
     evidence: Cow<'a, Option<ByteBuf>>,
+    refusals: Cow<'a, [MirrorRefusal]>,
 }
 
 impl Serialize for WitnessesResponse {
@@ -216,6 +240,7 @@ impl Serialize for WitnessesResponse {
             mirror: Cow::Borrowed(&self.mirror),
             witnesses: Cow::Borrowed(&self.witnesses),
             evidence: Cow::Borrowed(&self.evidence),
+            refusals: Cow::Borrowed(&self.refusals),
         }
         .serialize(s)
     }
@@ -225,11 +250,17 @@ impl<'de> Deserialize<'de> for WitnessesResponse {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = WitnessesResponseWire::deserialize(d)?;
         check_version(w.version).map_err(serde::de::Error::custom)?;
+        if w.refusals.len() > MAX_REFUSALS {
+            return Err(serde::de::Error::custom(
+                "more refusals than an answer holds",
+            ));
+        }
         Ok(WitnessesResponse {
             host: w.host.into_owned(),
             mirror: w.mirror.into_owned(),
             witnesses: w.witnesses.into_owned(),
             evidence: w.evidence.into_owned(),
+            refusals: w.refusals.into_owned(),
         })
     }
 }
