@@ -364,6 +364,8 @@ async fn witnesses(
         mirror: w.mirror,
         witnesses: w.witnesses,
         evidence: w.evidence.map(ByteBuf::from),
+        // The mirror keeps no IK refusals yet (`directory.md` §6.5).
+        refusals: Vec::new(),
     }))
 }
 

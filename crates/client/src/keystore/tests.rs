@@ -27,7 +27,6 @@ fn config() -> Config {
         server_rotations: Default::default(),
         server_keys: BTreeMap::from([("a.example".into(), hex_string(&[7u8; 32]))]),
         inbox_seq: 3,
-        identities: BTreeMap::new(),
         refused_posts: Vec::new(),
     }
 }
@@ -91,6 +90,7 @@ fn round_trip_and_permissions() {
         processed: 9,
         checkpoint: Some("note".into()),
         appends: Vec::new(),
+        refused: Vec::new(),
     };
     ks.save_topic(&record).unwrap();
     assert_eq!(ks.topic(&topic).unwrap().unwrap(), record);

@@ -105,6 +105,15 @@ pub enum ErrorCode {
     BadGateway,
     /// 503: shutting down, storage unavailable, or a peer that could not be reached; try again.
     Unavailable,
+    /// 503: the user's directory entry is not witnessed yet (`directory.md` §4); try again
+    /// after `Retry-After`.
+    DirectoryPending,
+    /// 409: the client holds a larger checkpoint of the directory than the server serves
+    /// (`directory.md` §4).
+    DirectoryRollback,
+    /// 502: the user's server showed this server contradicting directories; evidence is kept
+    /// (`directory.md` §5).
+    DirectoryForked,
 }
 
 /// A code's text that is none of [`ErrorCode::ALL`].
@@ -154,6 +163,9 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::BadGateway,
         ErrorCode::Unavailable,
+        ErrorCode::DirectoryPending,
+        ErrorCode::DirectoryRollback,
+        ErrorCode::DirectoryForked,
     ];
 
     /// The code's text, as it travels.
@@ -198,6 +210,9 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::BadGateway => "bad_gateway",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::DirectoryPending => "directory_pending",
+            ErrorCode::DirectoryRollback => "directory_rollback",
+            ErrorCode::DirectoryForked => "directory_forked",
         }
     }
 
@@ -233,7 +248,8 @@ impl ErrorCode {
             | ErrorCode::NotAMember
             | ErrorCode::NotAllowedToPost
             | ErrorCode::Replayed
-            | ErrorCode::SeenAhead => 409,
+            | ErrorCode::SeenAhead
+            | ErrorCode::DirectoryRollback => 409,
             ErrorCode::Timeout => 408,
             ErrorCode::TooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -241,8 +257,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal => 500,
-            ErrorCode::BadGateway => 502,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::BadGateway | ErrorCode::DirectoryForked => 502,
+            ErrorCode::Unavailable | ErrorCode::DirectoryPending => 503,
         }
     }
 

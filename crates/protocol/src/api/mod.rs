@@ -37,7 +37,7 @@ pub use keys::{
     UploadLastResortRequest, UploadPreKeysRequest, UploadTopicKeysRequest,
 };
 pub use topics::{
-    AppendResponse, CheckpointResponse, CursorRequest, EntriesResponse, IndexedEntry,
+    AppendResponse, CheckpointResponse, CursorRequest, EntriesResponse, IkRefusal, IndexedEntry,
     ProofResponse, ServerKeysResponse, StreamFrame, SyncItem, SyncResponse, TopicSummary,
     TopicsResponse, WitnessesResponse,
 };

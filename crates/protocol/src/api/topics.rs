@@ -181,9 +181,10 @@ impl<'de> Deserialize<'de> for CheckpointResponse {
     }
 }
 
-/// `[1, host head / null, mirror head / null, [* cosigned note], evidence / null]`: what a
-/// server knows of a topic's log beyond its own entries (`client-api.md` §6 `witnesses`,
-/// `federation-api.md` §9.4).
+/// `[1, host head / null, mirror head / null, [* cosigned note], evidence / null, refusals]`:
+/// what a server knows of a topic's log beyond its own entries (`client-api.md` §6
+/// `witnesses`, `federation-api.md` §9.4, `directory.md` §6.5). `refusals` is absent in the
+/// answers of servers from before it (decoded as empty).
 #[derive(Debug, Clone)]
 pub struct WitnessesResponse {
     /// The hosting server's current checkpoint note (fetched live for a topic hosted
@@ -196,16 +197,37 @@ pub struct WitnessesResponse {
     pub witnesses: Vec<CheckpointNote>,
     /// Evidence that the hosting server showed contradicting logs (`[reason, note, note]`).
     pub evidence: Option<ByteBuf>,
+    /// Entries this server's mirror refused because a member spec for one of its users
+    /// carries another IK than the user's (`directory.md` §6.5).
+    pub refusals: Vec<IkRefusal>,
 }
 
+/// `[index, user, identity_key, entry]`: an entry a mirror refused for a wrong IK of one of
+/// its users (`directory.md` §6.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct IkRefusal {
+    /// The entry's log index.
+    pub index: u64,
+    /// The user whose IK is wrong.
+    pub user: crate::ids::UserId,
+    /// The IK in the entry.
+    pub identity_key: crate::crypto::IdentityPublicKey,
+    /// The refused entry (its wire form).
+    pub entry: ByteBuf,
+}
+
+/// Most refusals decoded from one answer.
+const MAX_REFUSALS: usize = 1000;
+
 /// The wire form of [`WitnessesResponse`], with the version in front.
-#[derive(Serialize_tuple, Deserialize_tuple)]
+#[derive(Serialize_tuple)]
 struct WitnessesResponseWire<'a> {
     version: u8,
     host: Cow<'a, Option<CheckpointNote>>,
     mirror: Cow<'a, Option<CheckpointNote>>,
     witnesses: Cow<'a, [CheckpointNote]>,
     evidence: Cow<'a, Option<ByteBuf>>,
+    refusals: Cow<'a, [IkRefusal]>,
 }
 
 impl Serialize for WitnessesResponse {
@@ -216,21 +238,51 @@ impl Serialize for WitnessesResponse {
             mirror: Cow::Borrowed(&self.mirror),
             witnesses: Cow::Borrowed(&self.witnesses),
             evidence: Cow::Borrowed(&self.evidence),
+            refusals: Cow::Borrowed(&self.refusals),
         }
         .serialize(s)
     }
 }
 
+/// Decodes 5 elements (servers from before `refusals`) or 6.
+struct WitnessesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for WitnessesVisitor {
+    type Value = WitnessesResponse;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[1, host, mirror, [* note], evidence, ? refusals]")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let missing = |n: usize| A::Error::invalid_length(n, &self);
+        let version: u8 = seq.next_element()?.ok_or_else(|| missing(0))?;
+        check_version(version).map_err(A::Error::custom)?;
+        let host = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let mirror = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let witnesses = seq.next_element()?.ok_or_else(|| missing(3))?;
+        let evidence = seq.next_element()?.ok_or_else(|| missing(4))?;
+        let refusals: Vec<IkRefusal> = seq.next_element()?.unwrap_or_default();
+        if refusals.len() > MAX_REFUSALS {
+            return Err(A::Error::custom("too many refusals"));
+        }
+        if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            return Err(A::Error::custom("trailing elements"));
+        }
+        Ok(WitnessesResponse {
+            host,
+            mirror,
+            witnesses,
+            evidence,
+            refusals,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for WitnessesResponse {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let w = WitnessesResponseWire::deserialize(d)?;
-        check_version(w.version).map_err(serde::de::Error::custom)?;
-        Ok(WitnessesResponse {
-            host: w.host.into_owned(),
-            mirror: w.mirror.into_owned(),
-            witnesses: w.witnesses.into_owned(),
-            evidence: w.evidence.into_owned(),
-        })
+        d.deserialize_seq(WitnessesVisitor)
     }
 }
 

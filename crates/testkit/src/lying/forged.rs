@@ -106,6 +106,7 @@ impl ForgedLog {
                 mirror: None,
                 witnesses: Vec::new(),
                 evidence: None,
+                refusals: Vec::new(),
             })),
             ("GET", "entries") => {
                 let from = q("from").unwrap_or(0);

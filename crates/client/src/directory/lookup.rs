@@ -1,0 +1,171 @@
+//! Accepting another user's Identity Key (`directory.md` §6.1): `GET
+//! /v1/users/{user}/identity?known={held size}`, [`check_lookup`] against this device's view of
+//! the user's server's directory, and the accepted binding kept per user.
+
+use awc::http::Method;
+
+use crate::http::encode_segment;
+use crate::keystore::ContactRecord;
+use crate::{Client, ClientError};
+use rendezvous_protocol::api::IdentityResponse;
+use rendezvous_protocol::crypto::sign::hex_string;
+use rendezvous_protocol::directory::{
+    Binding, Checked, DirectoryError, LookupCheck, LookupOutcome, check_lookup,
+};
+use rendezvous_protocol::ids::UserId;
+
+/// What a lookup may do with a key that differs from the accepted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Use the accepted binding (or follow a rotation); a changed key is refused.
+    Use,
+    /// `rdv contact accept`: take a changed key of an unverified contact.
+    Accept,
+    /// `rdv contact verify`: the key the directory binds now, for a code, without taking it.
+    Show,
+    /// `rdv contact verify --confirm`: take the key the directory binds now, verified.
+    Confirm,
+}
+
+/// A lookup's result: the binding the directory gives now and what it means.
+#[derive(Debug, Clone)]
+pub(crate) struct Looked {
+    /// The binding now.
+    pub(crate) binding: Binding,
+    /// The IK it replaced, when the lookup followed a rotation (`identity_rotated`).
+    pub(crate) rotated_from: Option<String>,
+}
+
+impl Client {
+    /// Looks `user` up in its homeserver's directory and accepts the binding by the rules of
+    /// `directory.md` §6.1; the view (and any evidence) is kept whatever the outcome. Returns
+    /// the accepted binding.
+    pub async fn lookup_identity(&mut self, user: &UserId) -> Result<Binding, ClientError> {
+        Ok(self.lookup(user, Mode::Use).await?.binding)
+    }
+
+    pub(crate) async fn lookup(
+        &mut self,
+        user: &UserId,
+        mode: Mode,
+    ) -> Result<Looked, ClientError> {
+        let server = user.server();
+        let mut view = self.directory_view(&server).await?;
+        let held = view
+            .latest()
+            .map_or(0, |l| l.unverified_checkpoint().size.0);
+        let path = format!(
+            "/v1/users/{}/identity?known={held}",
+            encode_segment(user.as_str())
+        );
+        let answer: IdentityResponse = self.authed(Method::GET, &path, None).await?;
+        let (witnesses, witness_required) = self
+            .directory_witnesses(&server, &answer.proof.checkpoint)
+            .await?;
+        let contact = self.keystore.contact(user)?;
+        let accepted = contact.as_ref().map(|c| c.accepted.binding()).transpose()?;
+        let check = LookupCheck {
+            user,
+            witnesses: &witnesses,
+            witness_required,
+            accepted: accepted.as_ref(),
+            verified: contact.as_ref().is_some_and(ContactRecord::is_verified),
+        };
+        let result = check_lookup(&mut view, &answer.registration, &answer.proof, &check);
+        // A key that changed passed every step before the comparison with the accepted one
+        // (§6.1 step 6 comes last, after the rollback check): the same proof, checked as a
+        // first sight, gives the binding the directory holds now.
+        let changed = match &result {
+            Err(DirectoryError::IdentityChanged { .. }) => {
+                let first = LookupCheck {
+                    accepted: None,
+                    verified: false,
+                    ..check.clone()
+                };
+                check_lookup(&mut view, &answer.registration, &answer.proof, &first)
+                    .ok()
+                    .map(|c| c.outcome.binding().clone())
+            }
+            _ => None,
+        };
+        self.save_directory_view(&server, &view)?;
+        match result {
+            Ok(checked) => self.accept_checked(user, contact, checked, mode),
+            Err(e @ DirectoryError::IdentityChanged { .. }) => {
+                let (Some(record), Some(binding)) = (contact, changed) else {
+                    return Err(e.into());
+                };
+                self.changed_key(user, record, binding, mode, e)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keeps the binding of a lookup that passed.
+    fn accept_checked(
+        &mut self,
+        user: &UserId,
+        contact: Option<ContactRecord>,
+        checked: Checked,
+        mode: Mode,
+    ) -> Result<Looked, ClientError> {
+        self.note_witnessed(&user.server(), &checked.witnessed_by)?;
+        let binding = checked.outcome.binding().clone();
+        let mut record = contact.unwrap_or_else(|| ContactRecord::new(&binding));
+        let mut rotated_from = None;
+        if let LookupOutcome::Rotated { from, .. } = &checked.outcome {
+            let from = hex_string(from.as_bytes());
+            record.rotated_from = Some(from.clone());
+            rotated_from = Some(from);
+        }
+        record.accept(&binding);
+        if mode == Mode::Confirm {
+            record.verified = Some(record.accepted.identity_key.clone());
+        }
+        self.keystore.save_contact(user, &record)?;
+        Ok(Looked {
+            binding,
+            rotated_from,
+        })
+    }
+
+    /// A key that differs from the accepted one without a rotation it may follow: kept as
+    /// `changed` and refused, unless the user accepts it (`rdv contact accept`, unverified
+    /// contacts only) or confirms a new verification.
+    fn changed_key(
+        &mut self,
+        user: &UserId,
+        mut record: ContactRecord,
+        binding: Binding,
+        mode: Mode,
+        refusal: DirectoryError,
+    ) -> Result<Looked, ClientError> {
+        match mode {
+            Mode::Show => {
+                return Ok(Looked {
+                    binding,
+                    rotated_from: None,
+                });
+            }
+            Mode::Confirm => {
+                record.accept(&binding);
+                record.rotated_from = None;
+                record.verified = Some(record.accepted.identity_key.clone());
+            }
+            Mode::Accept if !record.is_verified() => {
+                record.accept(&binding);
+                record.rotated_from = None;
+            }
+            Mode::Accept | Mode::Use => {
+                record.changed = Some(crate::keystore::StoredBinding::of(&binding));
+                self.keystore.save_contact(user, &record)?;
+                return Err(refusal.into());
+            }
+        }
+        self.keystore.save_contact(user, &record)?;
+        Ok(Looked {
+            binding,
+            rotated_from: None,
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! The directory records: views, bindings, contact states.
