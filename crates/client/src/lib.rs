@@ -36,7 +36,7 @@ use awc::http::Method;
 use zeroize::Zeroizing;
 
 pub use account::{DeviceEntry, InboxReport, KeyStatus, ServerStatus};
-pub use directory::{AlarmEvidence, Contact, DirectoryAlarm, MonitorSummary, SafetyCode};
+pub use directory::{AlarmEvidence, Contact, DirectoryAlarm, MonitorSummary, Rotation, SafetyCode};
 pub use error::{CLIENT_CODES, ClientError, IDENTITY_CODES};
 pub use link::PendingLink;
 pub use reader::{

@@ -60,6 +60,45 @@ pub enum Command {
     /// Evidence against hosting servers kept on this device.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Contacts: verification codes and the keys accepted from their directories.
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Your homeserver's identity directory: self-monitoring and its alarms.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+/// `rdv contact …` (`directory.md` §7).
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Show the verification code (and a QR code) to compare with the contact; with
+    /// `--confirm`, mark the contact verified for that key.
+    Verify {
+        /// The contact.
+        user: UserId,
+        /// The codes matched: mark the contact verified.
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// List contacts: key fingerprint, state, where the key was accepted.
+    List,
+    /// Accept the changed key of an unverified contact (shown first).
+    Accept {
+        /// The contact.
+        user: UserId,
+    },
+}
+
+/// `rdv directory …` (`directory.md` §6.3).
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Check every new entry of your homeserver's directory for keys you do not hold.
+    Check,
+    /// Acknowledge the alarm of a directory entry: it is no longer shown.
+    Ack {
+        /// The entry's index.
+        index: u64,
+    },
 }
 
 /// `rdv evidence …`.

@@ -8,24 +8,51 @@
 
 mod args;
 mod commands;
+mod directory;
 mod output;
+mod printer;
 mod text;
 
 #[cfg(test)]
 mod tests;
 
 pub use args::{
-    AccountCommand, Cli, Command, DeviceCommand, EvidenceCommand, HistoryArg, RoleArg,
-    TopicCommand, TrustArgs,
+    AccountCommand, Cli, Command, ContactCommand, DeviceCommand, DirectoryCommand, EvidenceCommand,
+    HistoryArg, RoleArg, TopicCommand, TrustArgs,
 };
-pub use output::{ChangeKind, InboxFailure, Output, Printer, Sink};
+pub use output::{ChangeKind, InboxFailure, Output};
+pub use printer::{Printer, Sink};
 
 use crate::ClientError;
 
-/// Runs one command, handing its answers to `out`.
+/// Runs one command, handing its answers to `out`. Every command on an account first runs
+/// the directory's self-monitoring when due and shows its alarms, and last shows the contacts'
+/// key rotations it followed (`directory.md` §6.3, §6.1).
 pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
     let home = cli.home;
-    match cli.command {
+    let on_account = !matches!(
+        cli.command,
+        Command::Account(AccountCommand::Register { .. })
+            | Command::Device(DeviceCommand::Join { .. })
+    ) && home.join("config.json").is_file();
+    let monitor = on_account && !matches!(cli.command, Command::Directory(_));
+    if monitor {
+        directory::preflight(&home, out).await;
+    }
+    let result = command(&home, cli.command, out).await;
+    if on_account {
+        directory::rotations(&home, out);
+    }
+    result
+}
+
+async fn command(
+    home: &std::path::Path,
+    command: Command,
+    out: &mut dyn Sink,
+) -> Result<(), ClientError> {
+    let home = home.to_owned();
+    match command {
         Command::Account(cmd) => commands::account(&home, cmd, out).await,
         Command::Device(cmd) => commands::device(&home, cmd, out).await,
         Command::Topic(cmd) => commands::topic(&home, cmd, out).await,
@@ -43,5 +70,7 @@ pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
         Command::Evidence(EvidenceCommand::Export { topic, out: file }) => {
             commands::export_evidence(&home, topic.as_ref(), file.as_deref(), out)
         }
+        Command::Contact(cmd) => directory::contact(&home, cmd, out).await,
+        Command::Directory(cmd) => directory::directory(&home, cmd, out).await,
     }
 }

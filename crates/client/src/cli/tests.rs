@@ -175,6 +175,9 @@ fn report() -> ReadReport {
         age: 7,
         stale: true,
         forked: None,
+        refused: vec![],
+        unchecked: vec![],
+        mirror_refused: vec![],
     }
 }
 
@@ -238,6 +241,7 @@ fn verify_in_json_and_text() {
             cosigned: vec![("b.example".into(), 1)],
             problems: vec![],
             unknown_cosigners: vec![],
+            mirror_refused: vec![],
         },
         age: 3,
         stale: false,

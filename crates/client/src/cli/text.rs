@@ -6,6 +6,9 @@ use super::output::{ChangeKind, Output};
 impl Output {
     /// The text of this answer (one line, or a few for `device link` and `verify`).
     pub fn to_text(&self) -> String {
+        if let Some(text) = super::directory::text(self) {
+            return text;
+        }
         match self {
             Output::Registered { user, server } => format!("registered {user} on {server}"),
             Output::Status { .. } => status_text(self),
@@ -90,6 +93,8 @@ impl Output {
                 ..
             } => format!("!! {topic}: {error}"),
             Output::Error { error, .. } => format!("rdv: error: {error}"),
+            // Texts of the directory's answers (`directory`).
+            _ => String::new(),
         }
     }
 }

@@ -56,11 +56,11 @@ impl Client {
             ));
         }
         let mode = if confirm { Mode::Confirm } else { Mode::Show };
-        let looked = self.lookup(contact, mode).await?;
-        let code = self.code_with(contact, &looked.binding.identity_key);
+        let binding = self.lookup(contact, mode).await?;
+        let code = self.code_with(contact, &binding.identity_key);
         Ok(SafetyCode {
             user: contact.clone(),
-            identity_key: hex(&looked.binding.identity_key),
+            identity_key: hex(&binding.identity_key),
             qr: qr_payload(&code),
             code,
             verified: confirm,

@@ -27,13 +27,15 @@ pub(crate) enum Mode {
     Confirm,
 }
 
-/// A lookup's result: the binding the directory gives now and what it means.
-#[derive(Debug, Clone)]
-pub(crate) struct Looked {
-    /// The binding now.
-    pub(crate) binding: Binding,
-    /// The IK it replaced, when the lookup followed a rotation (`identity_rotated`).
-    pub(crate) rotated_from: Option<String>,
+/// A rotation followed and not shown before (`identity_rotated`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The contact.
+    pub user: String,
+    /// The IK rotated from (hex).
+    pub from: String,
+    /// The IK now (hex).
+    pub to: String,
 }
 
 impl Client {
@@ -41,14 +43,14 @@ impl Client {
     /// `directory.md` §6.1; the view (and any evidence) is kept whatever the outcome. Returns
     /// the accepted binding.
     pub async fn lookup_identity(&mut self, user: &UserId) -> Result<Binding, ClientError> {
-        Ok(self.lookup(user, Mode::Use).await?.binding)
+        self.lookup(user, Mode::Use).await
     }
 
     pub(crate) async fn lookup(
         &mut self,
         user: &UserId,
         mode: Mode,
-    ) -> Result<Looked, ClientError> {
+    ) -> Result<Binding, ClientError> {
         let server = user.server();
         let mut view = self.directory_view(&server).await?;
         let held = view
@@ -108,25 +110,20 @@ impl Client {
         contact: Option<ContactRecord>,
         checked: Checked,
         mode: Mode,
-    ) -> Result<Looked, ClientError> {
+    ) -> Result<Binding, ClientError> {
         self.note_witnessed(&user.server(), &checked.witnessed_by)?;
         let binding = checked.outcome.binding().clone();
         let mut record = contact.unwrap_or_else(|| ContactRecord::new(&binding));
-        let mut rotated_from = None;
         if let LookupOutcome::Rotated { from, .. } = &checked.outcome {
-            let from = hex_string(from.as_bytes());
-            record.rotated_from = Some(from.clone());
-            rotated_from = Some(from);
+            record.rotated_from = Some(hex_string(from.as_bytes()));
+            record.rotation_unshown = true;
         }
         record.accept(&binding);
         if mode == Mode::Confirm {
             record.verified = Some(record.accepted.identity_key.clone());
         }
         self.keystore.save_contact(user, &record)?;
-        Ok(Looked {
-            binding,
-            rotated_from,
-        })
+        Ok(binding)
     }
 
     /// A key that differs from the accepted one without a rotation it may follow: kept as
@@ -139,14 +136,9 @@ impl Client {
         binding: Binding,
         mode: Mode,
         refusal: DirectoryError,
-    ) -> Result<Looked, ClientError> {
+    ) -> Result<Binding, ClientError> {
         match mode {
-            Mode::Show => {
-                return Ok(Looked {
-                    binding,
-                    rotated_from: None,
-                });
-            }
+            Mode::Show => return Ok(binding),
             Mode::Confirm => {
                 record.accept(&binding);
                 record.rotated_from = None;
@@ -163,9 +155,29 @@ impl Client {
             }
         }
         self.keystore.save_contact(user, &record)?;
-        Ok(Looked {
-            binding,
-            rotated_from: None,
-        })
+        Ok(binding)
+    }
+
+    /// The rotations followed since they were last shown (each shown once).
+    pub fn take_rotations(&self) -> Result<Vec<Rotation>, ClientError> {
+        let mut out = Vec::new();
+        for server in self.keystore.directory_servers()? {
+            for (user, mut record) in self.keystore.contacts(&server)? {
+                if !record.rotation_unshown {
+                    continue;
+                }
+                record.rotation_unshown = false;
+                let id: UserId = user
+                    .parse()
+                    .map_err(|e| ClientError::corrupt("directory bindings", format!("{e}")))?;
+                self.keystore.save_contact(&id, &record)?;
+                out.push(Rotation {
+                    user,
+                    from: record.rotated_from.clone().unwrap_or_default(),
+                    to: record.accepted.identity_key.clone(),
+                });
+            }
+        }
+        Ok(out)
     }
 }

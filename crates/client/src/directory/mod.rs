@@ -20,6 +20,7 @@ mod tests;
 
 pub use alarm::AlarmEvidence;
 pub use contacts::{Contact, SafetyCode};
+pub use lookup::Rotation;
 pub use monitor::{DirectoryAlarm, MonitorSummary};
 
 use crate::{Client, ClientError};

@@ -125,6 +125,9 @@ pub struct ContactRecord {
     /// while one of them was the binding still names it.
     #[serde(default)]
     pub earlier: Vec<String>,
+    /// A rotation was followed and not yet shown (`identity_rotated`, shown once).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rotation_unshown: bool,
 }
 
 /// A contact's state (`directory.md` §7).
@@ -161,6 +164,7 @@ impl ContactRecord {
             rotated_from: None,
             changed: None,
             earlier: Vec::new(),
+            rotation_unshown: false,
         }
     }
 

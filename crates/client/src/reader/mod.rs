@@ -49,6 +49,7 @@ pub(crate) use replay::Replay;
 pub use report::{
     EntryContent, EntryReport, MirrorRefusal, ReadReport, VerifyReport, WitnessReport,
 };
+pub(crate) use roster::gate as roster_gate;
 
 /// The path of a topic's resource `rest` (`client-api.md` §6).
 pub(crate) fn topic_path(topic: &TopicId, rest: &str) -> String {

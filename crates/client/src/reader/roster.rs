@@ -136,20 +136,20 @@ impl Roster {
 
 /// The write gate's part of the roster check.
 pub(crate) fn gate(
-    topic: &str,
+    topic: &impl std::fmt::Display,
     refused: &[RosterRefusal],
     unchecked: &[String],
 ) -> Result<(), ClientError> {
     if let Some(r) = refused.first() {
         return Err(ClientError::TopicRefused {
-            topic: topic.to_owned(),
+            topic: topic.to_string(),
             index: r.index,
             reason: r.reason.clone(),
         });
     }
     if !unchecked.is_empty() {
         return Err(ClientError::RosterUnchecked {
-            topic: topic.to_owned(),
+            topic: topic.to_string(),
             users: unchecked.join("; "),
         });
     }

@@ -39,7 +39,7 @@ pub struct SignedIdentityRotation(#[serde(with = "serde_bytes")] Vec<u8>, Signat
 impl SignedIdentityRotation {
     /// This rotation with the new key's signature replaced by the old key's (a test forgery).
     pub(crate) fn with_new_signature_copied(mut self) -> Self {
-        self.2 = self.1.clone();
+        self.2 = self.1;
         self
     }
 }
