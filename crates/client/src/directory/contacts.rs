@@ -68,7 +68,7 @@ impl Client {
     }
 
     /// The verification code of this user's IK and `contact`'s `key`.
-    fn code_with(&self, contact: &UserId, key: &IdentityPublicKey) -> String {
+    pub(crate) fn code_with(&self, contact: &UserId, key: &IdentityPublicKey) -> String {
         safety_code((&self.user, self.identity.public()), (contact, key))
     }
 

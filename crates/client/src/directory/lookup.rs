@@ -52,7 +52,7 @@ impl Client {
         mode: Mode,
     ) -> Result<Binding, ClientError> {
         let server = user.server();
-        let mut view = self.directory_view(&server).await?;
+        let view = self.directory_view(&server).await?;
         let held = view
             .latest()
             .map_or(0, |l| l.unverified_checkpoint().size.0);
@@ -61,6 +61,19 @@ impl Client {
             encode_segment(user.as_str())
         );
         let answer: IdentityResponse = self.authed(Method::GET, &path, None).await?;
+        self.check_answer(user, &answer, mode).await
+    }
+
+    /// The checks of a lookup's answer (`directory.md` §6.1) with this device's view, and
+    /// what it keeps of them.
+    pub(crate) async fn check_answer(
+        &mut self,
+        user: &UserId,
+        answer: &IdentityResponse,
+        mode: Mode,
+    ) -> Result<Binding, ClientError> {
+        let server = user.server();
+        let mut view = self.directory_view(&server).await?;
         let (witnesses, witness_required) = self
             .directory_witnesses(&server, &answer.proof.checkpoint)
             .await?;

@@ -380,4 +380,4 @@ impl Keystore {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -89,10 +89,14 @@ impl Client {
             _ => &[],
         };
         // `directory.md` §6.4: each added member's IK is the one its directory binds.
+        let members: Vec<_> = specs
+            .iter()
+            .map(|s| (s.user.clone(), s.identity_key.clone()))
+            .collect();
         problems.extend(replay.roster.check(
             (&self.user, self.identity.public()),
             index,
-            specs,
+            &members,
             &mut replay.record.refused,
             &mut replay.unchecked,
         ));

@@ -49,6 +49,8 @@ pub(crate) use replay::Replay;
 pub use report::{
     EntryContent, EntryReport, MirrorRefusal, ReadReport, VerifyReport, WitnessReport,
 };
+#[cfg(test)]
+pub(crate) use roster::Roster;
 pub(crate) use roster::gate as roster_gate;
 
 /// The path of a topic's resource `rest` (`client-api.md` §6).

@@ -83,24 +83,32 @@ impl Client {
 }
 
 impl Roster {
+    /// A roster with one accepted binding (tests).
+    #[cfg(test)]
+    pub(crate) fn with_binding(user: UserId, record: ContactRecord) -> Roster {
+        Roster {
+            lookups: HashMap::from([(user, Lookup::Bound(record))]),
+        }
+    }
+
     /// Checks the member specs a change at `index` adds: problems for the entry's report,
     /// refusals kept for the topic, and members left unchecked.
     pub(crate) fn check(
         &self,
         me: (&UserId, &IdentityPublicKey),
         index: u64,
-        specs: &[MemberSpec],
+        members: &[(UserId, IdentityPublicKey)],
         refused: &mut Vec<RosterRefusal>,
         unchecked: &mut Vec<String>,
     ) -> Vec<String> {
         let mut problems = Vec::new();
-        for spec in specs {
-            let user = spec.user.to_string();
-            let known = if spec.user == *me.0 {
-                Ok(spec.identity_key == *me.1)
+        for (member, key) in members {
+            let user = member.to_string();
+            let known = if member == me.0 {
+                Ok(key == me.1)
             } else {
-                match self.lookups.get(&spec.user) {
-                    Some(Lookup::Bound(c)) => Ok(c.knows(&spec.identity_key)),
+                match self.lookups.get(member) {
+                    Some(Lookup::Bound(c)) => Ok(c.knows(key)),
                     Some(Lookup::Unchecked(why)) => Err(why.clone()),
                     None => Err("not looked up".to_owned()),
                 }
