@@ -183,8 +183,8 @@ impl<'de> Deserialize<'de> for CheckpointResponse {
 
 /// `[1, host head / null, mirror head / null, [* cosigned note], evidence / null, refusals]`:
 /// what a server knows of a topic's log beyond its own entries (`client-api.md` §6
-/// `witnesses`, `federation-api.md` §9.4, `directory.md` §6.5). `refusals` is absent in the
-/// answers of servers from before it (decoded as empty).
+/// `witnesses`, `federation-api.md` §9.4, `directory.md` §6.5). `refusals` is left out when
+/// empty (its canonical form: servers from before it send 5 elements).
 #[derive(Debug, Clone)]
 pub struct WitnessesResponse {
     /// The hosting server's current checkpoint note (fetched live for a topic hosted
@@ -219,26 +219,46 @@ pub struct IkRefusal {
 /// Most refusals decoded from one answer.
 const MAX_REFUSALS: usize = 1000;
 
-/// The wire form of [`WitnessesResponse`], with the version in front.
+/// The wire form of [`WitnessesResponse`] without refusals, with the version in front.
 #[derive(Serialize_tuple)]
 struct WitnessesResponseWire<'a> {
     version: u8,
-    host: Cow<'a, Option<CheckpointNote>>,
-    mirror: Cow<'a, Option<CheckpointNote>>,
-    witnesses: Cow<'a, [CheckpointNote]>,
-    evidence: Cow<'a, Option<ByteBuf>>,
-    refusals: Cow<'a, [IkRefusal]>,
+    host: &'a Option<CheckpointNote>,
+    mirror: &'a Option<CheckpointNote>,
+    witnesses: &'a [CheckpointNote],
+    evidence: &'a Option<ByteBuf>,
+}
+
+/// The wire form of [`WitnessesResponse`] with refusals.
+#[derive(Serialize_tuple)]
+struct WitnessesRefusalsWire<'a> {
+    version: u8,
+    host: &'a Option<CheckpointNote>,
+    mirror: &'a Option<CheckpointNote>,
+    witnesses: &'a [CheckpointNote],
+    evidence: &'a Option<ByteBuf>,
+    refusals: &'a [IkRefusal],
 }
 
 impl Serialize for WitnessesResponse {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        WitnessesResponseWire {
+        if self.refusals.is_empty() {
+            return WitnessesResponseWire {
+                version: VERSION,
+                host: &self.host,
+                mirror: &self.mirror,
+                witnesses: &self.witnesses,
+                evidence: &self.evidence,
+            }
+            .serialize(s);
+        }
+        WitnessesRefusalsWire {
             version: VERSION,
-            host: Cow::Borrowed(&self.host),
-            mirror: Cow::Borrowed(&self.mirror),
-            witnesses: Cow::Borrowed(&self.witnesses),
-            evidence: Cow::Borrowed(&self.evidence),
-            refusals: Cow::Borrowed(&self.refusals),
+            host: &self.host,
+            mirror: &self.mirror,
+            witnesses: &self.witnesses,
+            evidence: &self.evidence,
+            refusals: &self.refusals,
         }
         .serialize(s)
     }
@@ -424,5 +444,38 @@ impl Body for StreamFrame {
 
     fn from_cbor(bytes: &[u8]) -> Result<Self, WireError> {
         crate::wire::decode(bytes, Self::MAX_LEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::IdentityKey;
+
+    /// `refusals` is the last field; an answer of a server from before it (5 elements)
+    /// decodes with none, and more than 6 elements is refused.
+    #[test]
+    fn witnesses_answers_with_and_without_refusals() {
+        let refusal = IkRefusal {
+            index: 3,
+            user: "@bob:b.example".parse().unwrap(),
+            identity_key: IdentityKey::generate().public().clone(),
+            entry: ByteBuf::from(vec![1, 2, 3]),
+        };
+        let answer = WitnessesResponse {
+            host: None,
+            mirror: None,
+            witnesses: Vec::new(),
+            evidence: None,
+            refusals: vec![refusal.clone()],
+        };
+        let back = WitnessesResponse::from_cbor(&answer.to_cbor()).unwrap();
+        assert_eq!(back.refusals, vec![refusal]);
+        let old = crate::wire::encode(&(1u8, (), (), Vec::<String>::new(), ()));
+        assert!(WitnessesResponse::from_cbor(&old).unwrap().refusals.is_empty());
+        let empty = crate::wire::encode(&(1u8, (), (), Vec::<String>::new(), (), [(); 0]));
+        assert!(WitnessesResponse::from_cbor(&empty).is_err(), "empty refusals are left out");
+        let longer = crate::wire::encode(&(1u8, (), (), Vec::<String>::new(), (), [(); 0], 7u8));
+        assert!(WitnessesResponse::from_cbor(&longer).is_err());
     }
 }
