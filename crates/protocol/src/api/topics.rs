@@ -472,9 +472,17 @@ mod tests {
         let back = WitnessesResponse::from_cbor(&answer.to_cbor()).unwrap();
         assert_eq!(back.refusals, vec![refusal]);
         let old = crate::wire::encode(&(1u8, (), (), Vec::<String>::new(), ()));
-        assert!(WitnessesResponse::from_cbor(&old).unwrap().refusals.is_empty());
+        assert!(
+            WitnessesResponse::from_cbor(&old)
+                .unwrap()
+                .refusals
+                .is_empty()
+        );
         let empty = crate::wire::encode(&(1u8, (), (), Vec::<String>::new(), (), [(); 0]));
-        assert!(WitnessesResponse::from_cbor(&empty).is_err(), "empty refusals are left out");
+        assert!(
+            WitnessesResponse::from_cbor(&empty).is_err(),
+            "empty refusals are left out"
+        );
         let longer = crate::wire::encode(&(1u8, (), (), Vec::<String>::new(), (), [(); 0], 7u8));
         assert!(WitnessesResponse::from_cbor(&longer).is_err());
     }
