@@ -93,8 +93,16 @@ impl Output {
                 ..
             } => format!("!! {topic}: {error}"),
             Output::Error { error, .. } => format!("rdv: error: {error}"),
-            // Texts of the directory's answers (`directory`).
-            _ => String::new(),
+            // Their texts are the directory's (`super::directory::text`, above).
+            Output::SafetyCode { .. }
+            | Output::Contact { .. }
+            | Output::IdentityRotated { .. }
+            | Output::DirectoryForeignKey { .. }
+            | Output::DirectoryStale { .. }
+            | Output::DirectoryWarning { .. }
+            | Output::DirectoryChecked { .. }
+            | Output::AlarmAcked { .. }
+            | Output::MirrorRefused { .. } => String::new(),
         }
     }
 }
