@@ -82,6 +82,16 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Http
         _ => 0,
     };
     state.metrics().storage_state.set(storage);
+    let evidence = state
+        .store()
+        .directory_witnesses()?
+        .iter()
+        .filter(|(_, r)| r.evidence.is_some())
+        .count();
+    state
+        .metrics()
+        .directory_evidence
+        .set(i64::try_from(evidence).unwrap_or(i64::MAX));
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics().encode()))
@@ -206,7 +216,34 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpR
             "limited": state.limits().limited(),
         },
         "storage": storage_status(&state),
+        "directory": directory_status(&state)?,
     })))
+}
+
+/// This server's directory size, and each peer whose directory it witnesses: the size
+/// witnessed, when it last cosigned, and the kind of evidence held against it
+/// (`directory.md` §5).
+fn directory_status(state: &AppState) -> ApiResult<serde_json::Value> {
+    let mut peers = Vec::new();
+    for (peer, record) in state.store().directory_witnesses()? {
+        let size = record.note.as_deref().and_then(|n| {
+            rendezvous_protocol::tlog::SignedCheckpoint::parse(n.as_bytes())
+                .ok()
+                .map(|c| c.unverified_checkpoint().size.0)
+        });
+        let evidence = record.evidence.as_deref().map(|e| {
+            rendezvous_protocol::tlog::Evidence::from_cbor(e)
+                .map(|e| e.kind().to_owned())
+                .unwrap_or_else(|_| "undecodable evidence".into())
+        });
+        peers.push(json!({
+            "peer": peer.as_str(),
+            "size": size,
+            "last_cosigned": record.cosigned,
+            "evidence": evidence,
+        }));
+    }
+    Ok(json!({ "size": state.store().directory_size()?, "peers": peers }))
 }
 
 /// The store's state (`architecture.md` §5.1): `ok`, `low_space` (writes over 1 KiB refused)

@@ -135,6 +135,11 @@ pub struct Federation {
     pub overrides: std::collections::BTreeMap<String, String>,
     /// Per-peer rate limits of the federation listener (`federation-api.md` §1.1).
     pub limits: crate::limits::PeerRateConfig,
+    /// Servers whose directories are witnessed besides the peers in the store
+    /// (`directory.md` §5).
+    pub directory_witness: Vec<ServerName>,
+    /// Seconds between witness rounds (1 to 3600; `directory.md` §5).
+    pub directory_witness_secs: u64,
 }
 
 impl Default for Federation {
@@ -150,6 +155,8 @@ impl Default for Federation {
             nameservers: Vec::new(),
             overrides: std::collections::BTreeMap::new(),
             limits: crate::limits::PeerRateConfig::default(),
+            directory_witness: Vec::new(),
+            directory_witness_secs: 10,
         }
     }
 }
@@ -361,6 +368,11 @@ impl Config {
                     name: peer.clone(),
                     source,
                 })?;
+        }
+        if !(1..=3600).contains(&self.federation.directory_witness_secs) {
+            return Err(ConfigError::Invalid(
+                "federation.directory_witness_secs must be 1 to 3600".into(),
+            ));
         }
         if self.storage.reopen_retry_secs == 0 {
             return Err(ConfigError::NotPositive("storage.reopen_retry_secs"));

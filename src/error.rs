@@ -446,6 +446,12 @@ impl From<QueryError> for ApiError {
                 // The peer did not accept *this server*; a device seeing `unauthorized` would
                 // take its own token for bad.
                 Some(ErrorCode::Unauthorized) => ErrorCode::Forbidden,
+                // directory.md §4: the user's binding is not witnessed yet; try again.
+                Some(ErrorCode::DirectoryPending) => {
+                    let mut error = ApiError::said(ErrorCode::DirectoryPending, &e);
+                    error.retry_after = Some(1);
+                    return error;
+                }
                 // Our own request was fine for our client; a 5xx-like code in a 4xx is not one
                 // of the peer's documented answers.
                 Some(c) if (400..500).contains(&c.status()) => c,
@@ -549,5 +555,6 @@ impl From<crate::topics::TopicError> for ApiError {
     }
 }
 
+mod directory;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ pub mod api;
 pub mod claims;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod federation;
 pub(crate) mod http;
@@ -252,6 +253,12 @@ fn build(
     let (hub, wake_rx) = PushHub::new(config.limits.stream_quota(), targets);
     let push_tls = push_tls()?;
     let federation = build_federation(&config, &server_name, &identity, &store, &clock)?;
+    let federation = federation.map(|(f, transport)| {
+        (
+            f.with_witness(&config, identity.clone(), &store, &clock),
+            transport,
+        )
+    });
     let (federation, transport) = match federation {
         Some((federation, transport)) => (Some(Arc::new(federation)), Some(transport)),
         None => (None, None),
@@ -265,6 +272,15 @@ fn build(
         clock,
         limits,
     ));
+    // directory.md §2.2: users of before the directory get their entries before anything is
+    // served.
+    match state.directory().backfill()? {
+        0 => {}
+        n => tracing::info!(
+            n,
+            "directory: appended the entries of users registered before it"
+        ),
+    }
     if let Some(federation) = state.federation() {
         // A refused submit is told to the device waiting for it, or else filed in the
         // author's devices' inboxes (`federation-api.md` §9.3).
@@ -415,6 +431,10 @@ fn start_tasks(built: Built) -> Tasks {
         running.push(actix_web::rt::spawn(
             federation.outbound().clone().run(transport),
         ));
+        // directory.md §5: every peer's directory, every `directory_witness_secs`.
+        if let Some(witness) = federation.witness() {
+            running.push(actix_web::rt::spawn(witness.clone().run()));
+        }
         let state = state.clone();
         actix_web::rt::spawn(async move {
             if let Some(federation) = state.federation() {

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub limited: Family<LimitedLabels, Counter>,
     /// The store: 0 ok, 1 low on space (large writes refused), 2 faulted (writes refused).
     pub storage_state: Gauge,
+    /// Peers' directories this server holds evidence against (`directory.md` §5).
+    pub directory_evidence: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,6 +71,12 @@ impl Default for Metrics {
         let wakeup_queue = Gauge::default();
         let limited = Family::<LimitedLabels, Counter>::default();
         let storage_state = Gauge::default();
+        let directory_evidence = Gauge::default();
+        registry.register(
+            "directory_evidence",
+            "Peers whose directory contradicted itself (evidence kept)",
+            directory_evidence.clone(),
+        );
         registry.register(
             "limited",
             "Requests refused by a rate class or a quota",
@@ -127,6 +135,7 @@ impl Default for Metrics {
             wakeup_queue,
             limited,
             storage_state,
+            directory_evidence,
         }
     }
 }

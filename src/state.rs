@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::directory::DirectoryLog;
 use crate::error::ApiError;
 use crate::federation::{Federation, FederationOff};
 use crate::identity::ServerIdentity;
@@ -52,6 +53,8 @@ pub struct AppState {
     clock: Clock,
     /// Rate limits (kept across a rebuild of the state after a storage fault).
     limits: Arc<Limits>,
+    /// This server's identity directory (`directory.md`).
+    directory: Arc<DirectoryLog>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -86,7 +89,9 @@ impl AppState {
             relay,
             clock.clone(),
         ));
+        let directory = Arc::new(DirectoryLog::new(store.clone(), server_name.clone()));
         AppState {
+            directory,
             config,
             server_name,
             identity,
@@ -99,6 +104,11 @@ impl AppState {
             clock,
             limits,
         }
+    }
+
+    /// This server's identity directory.
+    pub fn directory(&self) -> &Arc<DirectoryLog> {
+        &self.directory
     }
 
     /// Rate limits.

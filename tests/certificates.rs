@@ -297,6 +297,8 @@ fn sighup_serves_new_certificates_and_keeps_them_when_the_new_files_are_bad() {
         deny: Vec::new(),
         overrides: Default::default(),
         limits: rendezvous::limits::PeerRateConfig::unlimited(),
+        directory_witness: Vec::new(),
+        directory_witness_secs: None,
     });
     settings.write(&config);
     let server = Launch::new(rendezvous_bin!(), &config).start();

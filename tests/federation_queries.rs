@@ -399,6 +399,13 @@ fn start_liar(ca: &Ca) -> (SocketAddr, actix_web::dev::ServerHandle) {
         HttpResponse::Ok().body(
             IdentityResponse {
                 registration: mallory.registration,
+                proof: rendezvous_protocol::directory::DirectoryProof {
+                    entry: Vec::new(),
+                    index: 0,
+                    checkpoint: String::new(),
+                    inclusion: Vec::new(),
+                    consistency: Vec::new(),
+                },
             }
             .to_cbor(),
         )

@@ -41,7 +41,24 @@ pub fn status_table(status: &Value) -> String {
     );
     limited(&mut out, status);
     federation(&mut out, &status["federation"]);
+    directory(&mut out, &status["directory"]);
     out
+}
+
+/// The directory's size and the peers' directories witnessed (`directory.md` §5).
+fn directory(out: &mut String, directory: &Value) {
+    let _ = writeln!(out, "directory: {} entries", text(&directory["size"]));
+    let rows: Vec<[String; 4]> = directory["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| ["peer", "size", "last_cosigned", "evidence"].map(|k| text(&p[k])))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "directories witnessed:");
+    table(out, ["peer", "size", "last cosigned", "evidence"], &rows);
 }
 
 /// Who was refused in the window.

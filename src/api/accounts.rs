@@ -4,17 +4,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use sha2::{Digest, Sha256};
 
 use super::{cbor_body, cbor_response, parse};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Caller, now, token_hash};
 use rendezvous_protocol::api::{
     AddDeviceRequest, ChallengeRequest, ChallengeResponse, DeviceInfo, DevicesResponse, Empty,
-    IdentityResponse, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
-    RevokeDeviceRequest,
+    LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, RevokeDeviceRequest,
 };
 use rendezvous_protocol::certs::{DeviceCert, DeviceRevocation, Registration};
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::transcript::LABEL_DEVICE_LOGIN;
 use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey};
+use rendezvous_protocol::directory::DirectoryEntry;
 use rendezvous_protocol::ids::{ServerName, UserId};
 use rendezvous_protocol::wire::Signed;
 
@@ -113,12 +113,16 @@ async fn register(
         .into());
     }
     let pin_hash: [u8; 32] = Sha256::digest(r.pin.trim().as_bytes()).into();
+    // directory.md §2.2: the user's kind 1 entry, in the same batch as the user.
+    let entry = DirectoryEntry::registration(&r.registration, now())?;
+    entry.check(state.server_name())?;
     state.store().register_user(
         pin_hash,
         &user,
         &r.registration,
         cert.device_key.device_id(),
         &r.device_cert,
+        &entry.to_bytes(),
         now(),
     )?;
     state.store().sync().await?;
@@ -126,30 +130,47 @@ async fn register(
     Ok(cbor_response(&RegisterResponse { user }))
 }
 
-/// `GET /v1/users/{user}/identity` (`client-api.md` §2), for a device with a token: from the
-/// store for a local user, from the user's homeserver through federation
-/// (`federation-api.md` §5) for a remote one, its registration checked there; a remote lookup
-/// also takes a cell of the caller's `limits.rate.remote` (the gate took `identity`'s).
+/// `known` of an identity lookup (`directory.md` §4): the size of the client's held
+/// checkpoint of the user's server.
+#[derive(serde::Deserialize)]
+struct KnownQuery {
+    #[serde(default)]
+    known: u64,
+}
+
+/// `GET /v1/users/{user}/identity?known=m` (`client-api.md` §2, `directory.md` §4), for a
+/// device with a token: the registration and its directory proof, from this server's
+/// directory against its served checkpoint for a local user; for a remote one from the
+/// user's homeserver through federation (`federation-api.md` §5), checked against this
+/// server's witness view of that server's directory and cosigned by this server. A remote
+/// lookup also takes a cell of the caller's `limits.rate.remote` (the gate took `identity`'s).
 async fn identity(
     path: web::Path<String>,
+    query: web::Query<KnownQuery>,
     caller: Caller,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let user: UserId = parse("user", &path)?;
     if user.server() != *state.server_name() {
         state.limits().remote.check(caller.user.as_str(), 1)?;
-        let remote = super::federation_of(&state)?.identity(&user).await?;
-        return Ok(cbor_response(&IdentityResponse {
-            registration: remote.registration().clone(),
-        }));
+        let witness = state
+            .federation_or_off()?
+            .witness()
+            .ok_or_else(|| ApiError::internal("directory", "no witness"))?;
+        let checked = witness.lookup(&user, query.known).await?;
+        return Ok(cbor_response(&checked.answer));
     }
-    let record = state
-        .store()
-        .user(&user)?
-        .ok_or(AccountError::NoSuchUser(user))?;
-    Ok(cbor_response(&IdentityResponse {
-        registration: record.registration,
-    }))
+    let answer = state
+        .directory()
+        .identity(
+            &state.identity().server_key,
+            state.clock().now(),
+            &user,
+            query.known,
+            state.config().federation.directory_witness_secs,
+        )
+        .await?;
+    Ok(cbor_response(&answer))
 }
 
 async fn add_device(

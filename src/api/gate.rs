@@ -100,6 +100,10 @@ use Class::*;
 pub(crate) const POLICIES: &[Policy] = &[
     p("POST", "/v1/register", Open, 4 * KIB, &[RegisterIp]),
     p("GET", "/v1/users/{user}/identity", Token, 0, &[Identity]),
+    p("GET", "/v1/directory/checkpoint", Token, 0, &[Identity]),
+    p("GET", "/v1/directory/entries", Token, 0, &[Identity]),
+    p("GET", "/v1/directory/consistency", Token, 0, &[Identity]),
+    p("GET", "/v1/directory/proof", Token, 0, &[Identity]),
     p("POST", "/v1/devices", Open, 2 * KIB, &[DevicesIp]),
     p("GET", "/v1/devices", Token, 0, &[]),
     p("POST", "/v1/devices/revoke", Open, 2 * KIB, &[DevicesIp]),

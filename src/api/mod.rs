@@ -1,6 +1,7 @@
 //! Client API handlers (`federation-spec/client-api.md`), one module per group of endpoints.
 
 mod accounts;
+mod directory;
 pub mod framing;
 pub(crate) mod gate;
 pub mod head;
@@ -18,11 +19,10 @@ pub use keys::KeysError;
 pub use relay::RelayError;
 pub use stream::StreamRefused;
 
-pub(crate) use keys::federation_of;
-
 /// Registers every client API route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     accounts::configure(cfg);
+    directory::configure(cfg);
     keys::configure(cfg);
     relay::configure(cfg);
     topics::configure(cfg);

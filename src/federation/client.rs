@@ -47,8 +47,8 @@ pub const USERS_PATH: &str = "/_rdv/federation/v1/users";
 pub const CLAIM_TOPIC_KEYS_PATH: &str = "/_rdv/federation/v1/topic-keys/claim";
 /// Most users in one federation claim (`federation-api.md` §5).
 pub const MAX_FEDERATION_CLAIMS: usize = 100;
-/// Largest identity answer read from a peer.
-pub const MAX_IDENTITY_ANSWER: usize = 4 * 1024;
+/// Largest identity answer read from a peer (with its directory proof, `directory.md` §4).
+pub const MAX_IDENTITY_ANSWER: usize = 16 * 1024;
 /// Largest claim answer read from a peer (100 entries of at most ~2 KiB each).
 pub const MAX_CLAIM_ANSWER: usize = 256 * 1024;
 /// Largest error body read from a peer.
@@ -401,6 +401,22 @@ impl FederationClient {
                     message,
                 })
             }
+            // directory.md §4: a binding not witnessed yet is worth telling apart (the asking
+            // server witnesses and asks again); every other 5xx is "unreachable".
+            503 => {
+                let body = resp.body().limit(MAX_ERROR_BODY).await.unwrap_or_default();
+                match serde_json::from_slice::<ApiErrorBody>(&body) {
+                    Ok(e) if e.code == ErrorCode::DirectoryPending.as_str() => {
+                        Err(QueryError::Refused {
+                            server: server.clone(),
+                            status,
+                            code: e.code,
+                            message: e.message,
+                        })
+                    }
+                    _ => Err(unreachable(format!("HTTP {status}"))),
+                }
+            }
             500..=599 => Err(unreachable(format!("HTTP {status}"))),
             _ => Err(QueryError::Invalid {
                 server: server.clone(),
@@ -448,7 +464,7 @@ pub fn check_claimed(
 }
 
 /// Percent-encodes a path segment (everything but RFC 3986 unreserved characters).
-fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -127,6 +127,11 @@ impl<K: PeerKeys, S: EventSink> Inbound<K, S> {
         &self.policy
     }
 
+    /// Where peers' keys come from.
+    pub(super) fn peer_keys(&self) -> &K {
+        &self.keys
+    }
+
     fn lock_of(&self, origin: &ServerName) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(origin.clone()).or_default().clone()
@@ -141,7 +146,8 @@ pub fn configure<K: PeerKeys + 'static, S: EventSink + 'static>(cfg: &mut web::S
             web::put().to(send::<K, S>),
         )
         .configure(super::queries::configure::<K, S>)
-        .configure(super::topic_queries::configure::<K, S>);
+        .configure(super::topic_queries::configure::<K, S>)
+        .configure(super::directory::queries::configure::<K, S>);
 }
 
 /// Starts the federation listener on `listener` (mutual TLS with `tls`).

@@ -10,6 +10,7 @@
 //! absent when federation is off, and what needs it then answers [`FederationOff`].
 
 pub mod client;
+pub mod directory;
 pub mod discovery;
 pub mod gate;
 pub mod inbound;
@@ -47,6 +48,9 @@ pub struct Federation {
     outbound: Arc<Outbound>,
     /// `[federation.limits]`.
     limits: crate::limits::PeerRateConfig,
+    /// The witness of peers' directories (`directory.md` §5), once [`Federation::with_witness`]
+    /// gave it this server's keys.
+    witness: Option<Arc<directory::DirectoryWitness>>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -110,8 +114,37 @@ impl Federation {
             peer_keys,
             outbound,
             limits: config.federation.limits.clone(),
+            witness: None,
         };
         Ok((federation, transport))
+    }
+
+    /// Federation that witnesses its peers' directories with this server's keys
+    /// (`directory.md` §5: `federation.directory_witness`, `directory_witness_secs`).
+    pub fn with_witness(
+        mut self,
+        config: &Config,
+        identity: Arc<crate::identity::ServerIdentity>,
+        store: &Store,
+        clock: &crate::clock::Clock,
+    ) -> Self {
+        let setup = directory::WitnessSetup {
+            client: self.client.clone(),
+            peer_keys: self.peer_keys.clone(),
+            store: store.clone(),
+            name: config.server_name.clone(),
+            identity,
+            clock: clock.clone(),
+            configured: config.federation.directory_witness.clone(),
+            every: std::time::Duration::from_secs(config.federation.directory_witness_secs),
+        };
+        self.witness = Some(Arc::new(directory::DirectoryWitness::new(setup)));
+        self
+    }
+
+    /// The witness of peers' directories.
+    pub fn witness(&self) -> Option<&Arc<directory::DirectoryWitness>> {
+        self.witness.as_ref()
     }
 
     /// The TLS configurations (listener and client).

@@ -16,9 +16,7 @@ use crate::claims::{check_distinct, claim_local_topic_keys};
 use crate::error::ApiResult;
 use crate::http::{RequestError, cbor_body, cbor_response, parse};
 use crate::state::AppState;
-use rendezvous_protocol::api::{
-    ClaimTopicKeysRequest, ClaimTopicKeysResponse, IdentityResponse, MAX_BODY,
-};
+use rendezvous_protocol::api::{ClaimTopicKeysRequest, ClaimTopicKeysResponse, MAX_BODY};
 use rendezvous_protocol::ids::{ServerName, UserId};
 
 /// Why a query from another server (`federation-api.md` §5) was refused.
@@ -85,12 +83,21 @@ pub fn authenticate(req: &HttpRequest, policy: &PeerPolicy) -> Result<ServerName
     Ok(origin)
 }
 
-/// `GET /_rdv/federation/v1/users/{user}/identity` (`federation-api.md` §5): the IK-signed
-/// registration of a user of this server; `404 not_found` for anyone else, disabled users
+/// `known` of an identity query (`directory.md` §4).
+#[derive(serde::Deserialize)]
+struct KnownQuery {
+    #[serde(default)]
+    known: u64,
+}
+
+/// `GET /_rdv/federation/v1/users/{user}/identity?known=m` (`federation-api.md` §5,
+/// `directory.md` §4): the IK-signed registration of a user of this server with its directory
+/// proof against the served checkpoint; `404 not_found` for anyone else, disabled users
 /// included.
 async fn identity<K: PeerKeys, S: EventSink>(
     req: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<KnownQuery>,
     state: web::Data<AppState>,
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
@@ -99,14 +106,17 @@ async fn identity<K: PeerKeys, S: EventSink>(
     if user.server() != *state.server_name() {
         return Err(QueryRefusal::NoSuchUser(user).into());
     }
-    let record = state
-        .store()
-        .user(&user)?
-        .filter(|r| !r.disabled)
-        .ok_or(QueryRefusal::NoSuchUser(user))?;
-    Ok(cbor_response(&IdentityResponse {
-        registration: record.registration,
-    }))
+    let answer = state
+        .directory()
+        .identity(
+            &state.identity().server_key,
+            state.clock().now(),
+            &user,
+            query.known,
+            state.config().federation.directory_witness_secs,
+        )
+        .await?;
+    Ok(cbor_response(&answer))
 }
 
 /// `POST /_rdv/federation/v1/topic-keys/claim` (`federation-api.md` §5): one topic key per

@@ -121,8 +121,19 @@ impl Relay for Federation {
         user: &'a UserId,
     ) -> LocalBoxFuture<'a, Result<IdentityPublicKey, RelayError>> {
         Box::pin(async move {
-            let identity = self.client().identity(user).await.map_err(query_failed)?;
-            Ok(identity.identity_key().clone())
+            // directory.md §6.4: a member's IK is the one its homeserver's directory binds,
+            // checked against this server's witness view, as the client API's relay does.
+            let witness = self
+                .witness()
+                .ok_or_else(|| RelayError::unavailable("the directory witness is not running"))?;
+            let checked = witness.lookup(user, 0).await.map_err(|e| {
+                let e = ApiError::from(e);
+                RelayError {
+                    code: e.code,
+                    message: e.message,
+                }
+            })?;
+            Ok(checked.identity.identity_key().clone())
         })
     }
 

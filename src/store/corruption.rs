@@ -41,3 +41,71 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// A switch that makes directory appends fail (`true`) as a failing disk's would, inside
+    /// the registration's transaction after the user's rows were written.
+    #[doc(hidden)]
+    pub fn directory_write_faults_for_tests(
+        &self,
+    ) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.inner.fail_directory_writes.clone()
+    }
+
+    pub(super) fn injected_directory_fault(&self) -> Result<(), StoreError> {
+        match self
+            .inner
+            .fail_directory_writes
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            true => Err(StoreError::Backend("injected directory write fault".into())),
+            false => Ok(()),
+        }
+    }
+
+    /// A lying homeserver logs a forged key (`directory.md` §1): appends `entry` (any bytes,
+    /// e.g. a kind 1 entry for an existing user with a fresh IK) to the directory, as the
+    /// server's own appends do.
+    #[doc(hidden)]
+    pub fn forge_directory_entry_for_tests(
+        &self,
+        user: &rendezvous_protocol::ids::UserId,
+        entry: &[u8],
+    ) -> Result<u64, StoreError> {
+        self.directory_append(user, entry)
+    }
+
+    /// A split directory: rewrites entry `index`'s bytes and recomputes every tree node, so
+    /// that the server serves another log of the same size; the newest and served checkpoints
+    /// are forgotten, so that the next one asked for is signed over the forked log. Appends
+    /// go on on the fork.
+    #[doc(hidden)]
+    pub fn fork_directory_for_tests(&self, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        use rendezvous_protocol::tlog::{Frontier, leaf_hash};
+        let d = &self.t().directory;
+        let size = self.directory_size()?;
+        let mut frontier = Frontier::new();
+        let mut batch = sled::Batch::default();
+        for i in 0..size {
+            let entry = match i == index {
+                true => bytes.to_vec(),
+                false => self
+                    .directory_entry(i)?
+                    .ok_or(StoreError::Corrupt { table: "directory" })?,
+            };
+            let mut nodes = Vec::new();
+            frontier
+                .append_leaf_hash(leaf_hash(&entry), |l, n, h| nodes.push((l, n, h)))
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            for (level, n, hash) in nodes {
+                batch.insert(super::directory::node_key(level, n), &hash.0[..]);
+            }
+            if i == index {
+                batch.insert(super::directory::entry_key(i), bytes);
+            }
+        }
+        batch.remove(&[0x06u8][..]);
+        batch.remove(&[0x07u8][..]);
+        d.apply_batch(batch).or_backend()
+    }
+}

@@ -218,6 +218,23 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every server whose federation transactions this server keeps answers for (its inbound
+    /// peers), in key order.
+    pub fn federation_origins(&self) -> Result<Vec<ServerName>, StoreError> {
+        let mut out: Vec<ServerName> = Vec::new();
+        for k in self.t().fed_txns.iter().keys() {
+            let k = k.or_backend()?;
+            let mut r = super::keys::KeyReader::new(&k, "fed_txns");
+            let origin: ServerName = r.id()?;
+            if out.last() != Some(&origin) {
+                out.push(origin);
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::open;

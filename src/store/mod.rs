@@ -42,12 +42,14 @@
 //! | `outbound`, `outbound_state` | see `store/outbound.rs` | |
 //! | `fed_txns`, `fed_applied`, `fed_applied_by_time` | see `federation.rs` | |
 //! | `mirrors` | see `mirrors.rs` | |
+//! | `directory` | see `directory.rs` | |
 
 mod commit;
 #[cfg(any(test, feature = "test-hooks"))]
 mod corruption;
 mod cursors;
 mod devices;
+mod directory;
 mod error;
 mod federation;
 mod health;
@@ -81,11 +83,12 @@ use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 
 pub use devices::{DeviceRecord, LAST_SEEN_GRANULARITY};
+pub use directory::DirectoryWitnessRecord;
 pub use error::StoreError;
 pub use federation::FederationRetention;
 pub use health::free_bytes;
 pub use meta::META_ROTATIONS;
-pub use nodes::TopicNodes;
+pub use nodes::{LogNodes, TopicNodes};
 pub use outbound::{OutboundBackoff, OutboundInFlight, QueueBounds};
 pub use prekeys::MAX_PREKEYS;
 pub use topic_keys::{MAX_TOPIC_KEYS, TopicKeysAdded};
@@ -114,6 +117,9 @@ struct Inner {
     /// Test hook: tag reads fail as a failing disk's would (`corruption.rs`).
     #[cfg(any(test, feature = "test-hooks"))]
     fail_tag_reads: Arc<std::sync::atomic::AtomicBool>,
+    /// Test hook: directory appends fail as a failing disk's would (`corruption.rs`).
+    #[cfg(any(test, feature = "test-hooks"))]
+    fail_directory_writes: Arc<std::sync::atomic::AtomicBool>,
     t: Tables,
     /// Writes to a device's data (tokens, pre keys, inbox, cursors, push endpoint) and its
     /// revocation take the device's stripe, so that a revocation's scan-then-delete cannot miss
@@ -152,6 +158,8 @@ struct Tables {
     fed_applied_by_time: sled::Tree,
     /// Mirrored topics' heads, evidence and witness notes (see `mirrors.rs`).
     mirrors: sled::Tree,
+    /// This server's directory log and its witness views of peers' (see `directory.rs`).
+    directory: sled::Tree,
 }
 
 impl Tables {
@@ -183,6 +191,7 @@ impl Tables {
             fed_applied: t("fed_applied")?,
             fed_applied_by_time: t("fed_applied_by_time")?,
             mirrors: t("mirrors")?,
+            directory: t("directory")?,
         })
     }
 }
@@ -237,6 +246,8 @@ impl Store {
                 free: Mutex::new(None),
                 #[cfg(any(test, feature = "test-hooks"))]
                 fail_tag_reads: Arc::default(),
+                #[cfg(any(test, feature = "test-hooks"))]
+                fail_directory_writes: Arc::default(),
                 t,
                 locks,
                 commit: Arc::new(GroupCommit::new(log_file, blob_dir)),

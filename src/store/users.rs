@@ -66,11 +66,15 @@ impl Store {
         Ok(())
     }
 
-    /// Registers `user` with its first device, consuming the pin, all in one transaction.
+    /// Registers `user` with its first device, consuming the pin, and appends `entry` (the
+    /// user's kind 1 directory entry, `directory.md` §2.2) to the directory, all in one
+    /// transaction.
     ///
     /// Fails with [`StoreError::PinInvalid`] if the pin is unknown, used or expired (`expires <=
     /// now`), and with [`StoreError::UserExists`] if the user exists; either way nothing is
     /// written and the pin is left as it was.
+    // One argument per row written: a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn register_user(
         &self,
         pin_hash: [u8; 32],
@@ -78,6 +82,7 @@ impl Store {
         registration: &SignedBytes,
         device_key: DeviceId,
         device_cert: &SignedBytes,
+        entry: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
         let t = self.t();
@@ -85,25 +90,31 @@ impl Store {
         let dkey = user_device(user, &device_key);
         let urec = encode_record(&StoredUser(registration.clone(), false, now));
         let drec = encode_record(&StoredDevice(device_cert.clone(), now, now));
-        tx((&t.pins, &t.users, &t.devices, &t.revoked).transaction(
-            |(pins, users, devices, revoked)| {
-                let Some(expires) = pins.remove(&pin_hash[..])? else {
-                    return abort(StoreError::PinInvalid);
-                };
-                if in_tx(read_u64(&expires, "pins"))? <= now {
-                    return abort(StoreError::PinInvalid);
-                }
-                if users.get(ukey.as_slice())?.is_some() {
-                    return abort(StoreError::UserExists);
-                }
-                if revoked.get(dkey.as_slice())?.is_some() {
-                    return abort(StoreError::DeviceRevoked);
-                }
-                users.insert(ukey.as_slice(), urec.as_slice())?;
-                devices.insert(dkey.as_slice(), drec.as_slice())?;
-                Ok(())
-            },
-        ))
+        tx(
+            (&t.pins, &t.users, &t.devices, &t.revoked, &t.directory).transaction(
+                |(pins, users, devices, revoked, directory)| {
+                    let Some(expires) = pins.remove(&pin_hash[..])? else {
+                        return abort(StoreError::PinInvalid);
+                    };
+                    if in_tx(read_u64(&expires, "pins"))? <= now {
+                        return abort(StoreError::PinInvalid);
+                    }
+                    if users.get(ukey.as_slice())?.is_some() {
+                        return abort(StoreError::UserExists);
+                    }
+                    if revoked.get(dkey.as_slice())?.is_some() {
+                        return abort(StoreError::DeviceRevoked);
+                    }
+                    users.insert(ukey.as_slice(), urec.as_slice())?;
+                    devices.insert(dkey.as_slice(), drec.as_slice())?;
+                    // Test hook: the disk fails between the user's rows and the entry's.
+                    #[cfg(any(test, feature = "test-hooks"))]
+                    in_tx(self.injected_directory_fault())?;
+                    super::directory::tx_append(directory, user, entry)?;
+                    Ok(())
+                },
+            ),
+        )
     }
 
     /// The user's record.

@@ -116,6 +116,12 @@ pub struct Federation {
     pub overrides: BTreeMap<String, String>,
     /// `[federation.limits]`: unlimited unless a test sets the classes it checks.
     pub limits: rendezvous::limits::PeerRateConfig,
+    /// Servers whose directories are witnessed besides the peers in the store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub directory_witness: Vec<String>,
+    /// Seconds between witness rounds (the server's default, 10, when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory_witness_secs: Option<u64>,
 }
 
 impl ServerConfig {

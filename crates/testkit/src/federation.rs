@@ -113,6 +113,7 @@ impl Builder {
         }
         Federation {
             running: BTreeMap::new(),
+            stores: BTreeMap::new(),
             dns,
             nodes,
             ca,
@@ -160,6 +161,8 @@ impl Node {
             deny: Vec::new(),
             overrides: BTreeMap::new(),
             limits: rendezvous::limits::PeerRateConfig::unlimited(),
+            directory_witness: Vec::new(),
+            directory_witness_secs: None,
         });
         Node {
             name: name.to_owned(),
@@ -176,15 +179,24 @@ impl Node {
     }
 
     /// Starts it in this process, with its configuration's federation section.
-    fn start_in_process(&self, clock: &Clock) -> TestServer {
+    /// Also hands back a handle of its store, for the test hooks.
+    fn start_in_process(&self, clock: &Clock) -> (TestServer, rendezvous::store::Store) {
         let parsed = rendezvous::config::Config::parse(&self.config.to_toml()).unwrap();
         let listener = bind_retrying(self.federation);
-        TestServer::start_clocked(&self.data_dir, self.client, clock.clone(), move |c| {
-            c.server_name = parsed.server_name;
-            c.federation = parsed.federation;
-            c.outbound = parsed.outbound;
-            Some(listener)
-        })
+        let mut store = None;
+        let server = TestServer::start_inspecting(
+            &self.data_dir,
+            self.client,
+            clock.clone(),
+            move |c| {
+                c.server_name = parsed.server_name;
+                c.federation = parsed.federation;
+                c.outbound = parsed.outbound;
+                Some(listener)
+            },
+            |s| store = Some(s.clone()),
+        );
+        (server, store.unwrap())
     }
 }
 
@@ -235,6 +247,8 @@ enum Running {
 pub struct Federation {
     // Fields drop in order: the servers first, the directory last.
     running: BTreeMap<String, Running>,
+    /// The stores of in-process servers (test hooks: `corrupt_*`, `forge_*`, `fork_*`).
+    stores: BTreeMap<String, rendezvous::store::Store>,
     pub dns: Option<DnsServer>,
     nodes: BTreeMap<String, Node>,
     pub ca: Ca,
@@ -301,6 +315,11 @@ impl Federation {
         }
     }
 
+    /// The store of the in-process server `name` (its test hooks).
+    pub fn store(&self, name: &str) -> &rendezvous::store::Store {
+        &self.stores[name]
+    }
+
     /// The running process `name`.
     pub fn process(&self, name: &str) -> &ServerProcess {
         match &self.running[name] {
@@ -326,7 +345,11 @@ impl Federation {
                     .envs(self.env.clone())
                     .start_retrying(),
             ),
-            None => Running::InProcess(node.start_in_process(&self.clock)),
+            None => {
+                let (server, store) = node.start_in_process(&self.clock);
+                self.stores.insert(name.to_owned(), store);
+                Running::InProcess(server)
+            }
         };
         self.running.insert(name.to_owned(), running);
     }
@@ -334,7 +357,10 @@ impl Federation {
     /// A clean stop (SIGTERM and exit status 0 for a process); its data stays.
     pub fn stop(&mut self, name: &str) {
         match self.running.remove(name) {
-            Some(Running::InProcess(s)) => s.stop(),
+            Some(Running::InProcess(s)) => {
+                self.stores.remove(name);
+                s.stop()
+            }
             Some(Running::Process(p)) => p.terminate(),
             None => {}
         }

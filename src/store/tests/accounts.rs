@@ -17,7 +17,7 @@ fn register_consumes_the_pin_once() {
     // The same pin again: refused, and nothing is created.
     let bob = user("bob");
     assert_eq!(
-        store.register_user([7; 32], &bob, &signed(3), dev(2), &signed(4), NOW),
+        store.register_user([7; 32], &bob, &signed(3), dev(2), &signed(4), b"entry", NOW),
         Err(StoreError::PinInvalid)
     );
     assert_eq!(store.user(&bob).unwrap(), None);
@@ -26,12 +26,20 @@ fn register_consumes_the_pin_once() {
     // An existing user: refused, and the pin is left for someone else.
     store.add_pin([8; 32], NOW + 100).unwrap();
     assert_eq!(
-        store.register_user([8; 32], &alice, &signed(3), dev(2), &signed(4), NOW),
+        store.register_user(
+            [8; 32],
+            &alice,
+            &signed(3),
+            dev(2),
+            &signed(4),
+            b"entry",
+            NOW
+        ),
         Err(StoreError::UserExists)
     );
     assert!(!store.device_active(&alice, dev(2)).unwrap());
     store
-        .register_user([8; 32], &bob, &signed(3), dev(2), &signed(4), NOW)
+        .register_user([8; 32], &bob, &signed(3), dev(2), &signed(4), b"entry", NOW)
         .unwrap();
     assert_eq!(store.users().unwrap().len(), 2);
 }
@@ -42,7 +50,15 @@ fn expired_pin_is_refused() {
     let carol = user("carol");
     store.add_pin([9; 32], NOW).unwrap();
     assert_eq!(
-        store.register_user([9; 32], &carol, &signed(1), dev(3), &signed(2), NOW),
+        store.register_user(
+            [9; 32],
+            &carol,
+            &signed(1),
+            dev(3),
+            &signed(2),
+            b"entry",
+            NOW
+        ),
         Err(StoreError::PinInvalid)
     );
     assert_eq!(store.user(&carol).unwrap(), None);

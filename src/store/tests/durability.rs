@@ -28,7 +28,15 @@ async fn everything_survives_a_restart() {
         let store = Store::open(dir.path()).unwrap();
         store.add_pin([7; 32], NOW + 100).unwrap();
         store
-            .register_user([7; 32], &alice, &signed(1), dev(1), &signed(2), NOW)
+            .register_user(
+                [7; 32],
+                &alice,
+                &signed(1),
+                dev(1),
+                &signed(2),
+                b"entry",
+                NOW,
+            )
             .unwrap();
         store.put_token([3; 32], &alice, dev(1), NOW + 10).unwrap();
         store

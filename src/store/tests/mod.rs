@@ -79,7 +79,15 @@ pub(super) fn with_alice() -> (TempDir, Store, UserId) {
     let alice = user("alice");
     store.add_pin([7; 32], NOW + 100).unwrap();
     store
-        .register_user([7; 32], &alice, &signed(1), dev(1), &signed(2), NOW)
+        .register_user(
+            [7; 32],
+            &alice,
+            &signed(1),
+            dev(1),
+            &signed(2),
+            b"entry",
+            NOW,
+        )
         .unwrap();
     (dir, store, alice)
 }

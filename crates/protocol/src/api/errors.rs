@@ -105,14 +105,14 @@ pub enum ErrorCode {
     BadGateway,
     /// 503: shutting down, storage unavailable, or a peer that could not be reached; try again.
     Unavailable,
-    /// 503: the user's directory entry is not witnessed yet (`directory.md` §4); try again
-    /// after `Retry-After`.
+    /// 503: the user's directory entry is not in the served (witnessed) checkpoint yet
+    /// (`directory.md` §4); `Retry-After` says when the next witness round is.
     DirectoryPending,
-    /// 409: the client holds a larger checkpoint of the directory than the server serves
+    /// 409: the client holds a larger directory checkpoint than the one served
     /// (`directory.md` §4).
     DirectoryRollback,
-    /// 502: the user's server showed this server contradicting directories; evidence is kept
-    /// (`directory.md` §5).
+    /// 502: the user's homeserver's directory contradicted this server's view of it; the
+    /// evidence is kept (`directory.md` §4, §5).
     DirectoryForked,
 }
 
