@@ -7,12 +7,16 @@ use awc::http::Method;
 use crate::http::encode_segment;
 use crate::keystore::ContactRecord;
 use crate::{Client, ClientError};
-use rendezvous_protocol::api::IdentityResponse;
+use rendezvous_protocol::api::{ErrorCode, IdentityResponse};
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::directory::{
     Binding, Checked, DirectoryError, LookupCheck, LookupOutcome, check_lookup,
 };
 use rendezvous_protocol::ids::UserId;
+
+/// How often a `directory_pending` lookup is asked again, and how long apart.
+const PENDING_TRIES: usize = 3;
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a lookup may do with a key that differs from the accepted one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +64,21 @@ impl Client {
             "/v1/users/{}/identity?known={held}",
             encode_segment(user.as_str())
         );
-        let answer: IdentityResponse = self.authed(Method::GET, &path, None).await?;
+        // A binding is served once a witness saw it (`directory.md` §4): a user registered
+        // moments ago is `directory_pending` for a witness round. Asked again a few times,
+        // then the error says to try again later.
+        let mut tries = 0;
+        let answer: IdentityResponse = loop {
+            match self.authed(Method::GET, &path, None).await {
+                Err(e)
+                    if e.code() == Some(ErrorCode::DirectoryPending) && tries < PENDING_TRIES =>
+                {
+                    tries += 1;
+                    actix_rt::time::sleep(PENDING_WAIT).await;
+                }
+                other => break other?,
+            }
+        };
         self.check_answer(user, &answer, mode).await
     }
 
