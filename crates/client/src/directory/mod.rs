@@ -23,7 +23,10 @@ pub use contacts::{Contact, SafetyCode};
 pub use lookup::Rotation;
 pub use monitor::{DirectoryAlarm, MonitorSummary};
 
+use awc::http::Method;
+
 use crate::{Client, ClientError};
+use rendezvous_protocol::api::DirectoryCheckpointResponse;
 use rendezvous_protocol::crypto::ServerPublicKey;
 use rendezvous_protocol::directory::directory_origin;
 use rendezvous_protocol::ids::ServerName;
@@ -96,7 +99,17 @@ impl Client {
             let keys = self.hosting_server_keys(&home).await?;
             return Ok((vec![(home.to_string(), keys.current().clone())], true));
         }
-        let record = self.keystore.directory_record(server)?;
+        let mut record = self.keystore.directory_record(server)?;
+        if !record.federated_known {
+            // Whether a witness is required depends on what the server says of itself.
+            let answer: DirectoryCheckpointResponse = self
+                .authed(Method::GET, "/v1/directory/checkpoint", None)
+                .await?;
+            record = self.keystore.directory_record(server)?;
+            record.federated = answer.federated;
+            record.federated_known = true;
+            self.keystore.save_directory_record(server, &record)?;
+        }
         let mut witnesses = Vec::new();
         if let Ok(signed) = SignedCheckpoint::parse(note.as_bytes()) {
             let names: Vec<String> = signed

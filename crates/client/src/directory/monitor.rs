@@ -71,6 +71,7 @@ impl Client {
             .await?;
         let mut record = self.keystore.directory_record(&server)?;
         record.federated = answer.federated;
+        record.federated_known = true;
         self.keystore.save_directory_record(&server, &record)?;
         let note = answer.checkpoint;
         let consistency = self.directory_consistency(&view, &note).await?;

@@ -37,6 +37,10 @@ pub struct DirectoryRecord {
     /// What the server said last in `GET /v1/directory/checkpoint` (homeserver only).
     #[serde(default)]
     pub federated: bool,
+    /// Whether `federated` was learned (it is asked before the first lookup of a user of the
+    /// homeserver).
+    #[serde(default)]
+    pub federated_known: bool,
     /// Self-monitoring (homeserver only): entries below this index were checked.
     #[serde(default)]
     pub monitor_next: u64,
