@@ -39,7 +39,6 @@ fn keystore_round_trip_with_private_files() {
         server_keys: Default::default(),
         server_rotations: Default::default(),
         inbox_seq: 0,
-        identities: Default::default(),
         refused_posts: Vec::new(),
     };
     ks.save_config(&config).unwrap();
@@ -63,6 +62,7 @@ fn keystore_round_trip_with_private_files() {
         processed: 1,
         checkpoint: None,
         appends: Vec::new(),
+        refused: Vec::new(),
     })
     .unwrap();
     ks.save_message_key(&topic, 0, &MessageKey::generate())

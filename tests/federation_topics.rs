@@ -812,6 +812,23 @@ async fn a_log_whose_create_names_another_host_key_is_not_mirrored() {
     point_at(&home, &proxy.url);
     let other = rendezvous_protocol::crypto::ServerKey::generate();
     pin_server_key(&home, "a.example", other.public());
+    // The lying host also cosigns carol's directory checkpoint as a.example under the key the
+    // device holds, so that alice's lookup of carol (`directory.md` §6.1) passes.
+    let cosigner = rendezvous_protocol::crypto::ServerKey::from_seed(&other.seed());
+    proxy.after(move |req, answer| {
+        use rendezvous_protocol::api::{Body, IdentityResponse};
+        use rendezvous_protocol::tlog::{Cosignature, SignedCheckpoint};
+        if !req.path.ends_with("/identity") || answer.status != 200 {
+            return;
+        }
+        let mut r = IdentityResponse::from_cbor(&answer.body).unwrap();
+        let mut note = SignedCheckpoint::parse(r.proof.checkpoint.as_bytes()).unwrap();
+        let c = note.unverified_checkpoint().clone();
+        let co = Cosignature::sign(&cosigner, "a.example", &c, c.time).unwrap();
+        note.add_cosignature(&co).unwrap();
+        r.proof.checkpoint = note.to_note().into_string();
+        answer.body = r.to_cbor();
+    });
     let mut alice = Client::open(&home, &rendezvous_testkit::passphrase()).unwrap();
     let refused = alice
         .create_topic(&[(id("carol", "c.example"), Role::Writer)], History::Shared)

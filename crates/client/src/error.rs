@@ -285,7 +285,59 @@ pub enum ClientError {
     /// this device; the message lists them).
     #[error("the hosting server refused queued posts: {0}")]
     PostRefused(String),
+    /// A user's Identity Key could not be accepted from its homeserver's directory
+    /// (`directory.md` §6.1); the code is the directory's ([`IDENTITY_CODES`]).
+    #[error("identity directory: {0}")]
+    Identity(#[from] rendezvous_protocol::directory::DirectoryError),
+    /// This device refused a change of the topic: an added member's IK is not the one the
+    /// member's directory binds (`directory.md` §6.4). Nothing more is written to the topic.
+    #[error(
+        "this device refused change {index} of {topic}: {reason}; nothing more is written to this topic (`rdv read` shows the change)"
+    )]
+    TopicRefused {
+        /// The topic.
+        topic: String,
+        /// The refused change's index.
+        index: u64,
+        /// Why (names the member).
+        reason: String,
+    },
+    /// An added member's IK could not be checked against its directory now
+    /// (`directory.md` §6.4): nothing is written to the topic until it is.
+    #[error(
+        "the identity keys of members added to {topic} could not be checked yet ({users}): nothing was encrypted or sent; try again later"
+    )]
+    RosterUnchecked {
+        /// The topic.
+        topic: String,
+        /// The members not checked and why.
+        users: String,
+    },
+    /// Self-monitoring found entries of the homeserver's directory that bind this user to a
+    /// key no device of it holds (`directory.md` §6.3).
+    #[error(
+        "the directory of {server} binds this user to an identity key this device does not hold (entries {indices}): someone may be impersonating you; the evidence is kept (`rdv directory check`), `rdv directory ack INDEX` silences an alarm"
+    )]
+    ForeignKey {
+        /// The homeserver.
+        server: String,
+        /// The entry indices.
+        indices: String,
+    },
 }
+
+/// The machine-readable codes of [`ClientError::Identity`]: the identity directory's own
+/// ([`rendezvous_protocol::directory::DirectoryError::code`], `client-api.md` §9).
+pub const IDENTITY_CODES: &[&str] = &[
+    "directory_invalid_entry",
+    "directory_mismatch",
+    "directory_unwitnessed",
+    "directory_forked",
+    "directory_rollback",
+    "directory_bad_checkpoint",
+    "identity_changed",
+    "directory_entries_mismatch",
+];
 
 /// The machine-readable codes of errors the client finds itself (`client-api.md` §9); a refusal
 /// by the server carries the server's own code (§1.1) instead. None of them is a server code.
@@ -332,6 +384,9 @@ pub const CLIENT_CODES: &[&str] = &[
     "stale_head",
     "log_forked",
     "post_refused",
+    "topic_refused",
+    "roster_unchecked",
+    "directory_foreign_key",
 ];
 
 /// `: entries 2, 5` for a message, or nothing.
@@ -359,6 +414,9 @@ fn hint(code: ErrorCode) -> &'static str {
         ErrorCode::Unavailable => "; the server is shutting down or busy: try again later",
         ErrorCode::Internal => "; the server's log says more",
         ErrorCode::SplitView => "; `rdv verify` shows the evidence",
+        ErrorCode::DirectoryPending => {
+            "; the user's directory entry is not witnessed yet: try again in a few seconds"
+        }
         _ => "",
     }
 }
@@ -421,7 +479,32 @@ impl ClientError {
             ClientError::StaleHead { .. } => "stale_head",
             ClientError::LogForked { .. } => "log_forked",
             ClientError::PostRefused(_) => "post_refused",
+            ClientError::TopicRefused { .. } => "topic_refused",
+            ClientError::RosterUnchecked { .. } => "roster_unchecked",
+            ClientError::ForeignKey { .. } => "directory_foreign_key",
+            ClientError::Identity(e) => e.code(),
         }
+    }
+
+    /// Whether the error says only that something could not be reached or answered now
+    /// (transport, `unavailable`, `directory_pending`, rate limits, a peer's bad answer): a
+    /// check that fails so is left to later, not taken as a lie (`directory.md` §6.3, §6.4).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Transport { .. } | ClientError::UnexpectedStatus { .. }
+        ) || matches!(
+            self.code(),
+            Some(
+                ErrorCode::Unavailable
+                    | ErrorCode::DirectoryPending
+                    | ErrorCode::RateLimited
+                    | ErrorCode::Timeout
+                    | ErrorCode::BadGateway
+                    | ErrorCode::DirectoryForked
+                    | ErrorCode::Internal
+            )
+        )
     }
 
     /// An I/O error on `path`.
@@ -461,12 +544,13 @@ mod tests {
             .filter_map(|s| s.split('"').next())
             .collect();
         let mut sorted = returned.clone();
+        assert!(CLIENT_CODES.iter().all(|c| !IDENTITY_CODES.contains(c)));
         sorted.sort_unstable();
         let mut listed = CLIENT_CODES.to_vec();
         listed.sort_unstable();
         assert_eq!(sorted, listed);
         let spec = include_str!("../../../federation-spec/client-api.md");
-        for code in CLIENT_CODES {
+        for code in CLIENT_CODES.iter().chain(IDENTITY_CODES) {
             assert!(
                 spec.contains(&format!("| `{code}` |")),
                 "{code} not in client-api.md §9"

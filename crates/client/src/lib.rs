@@ -7,7 +7,8 @@
 //! - [`http`]: the typed client–server API over HTTPS and the WebSocket stream;
 //! - [`cli`]: `rdv`'s commands, whose answers are one type ([`cli::Output`]) printed as text or
 //!   JSON in one place; every error has a stable code ([`ClientError::error_code`]);
-//! - [`Client`]: the operations. Account and keys in `account`, device linking in `link`,
+//! - [`Client`]: the operations. Account and keys in `account`, the identity directory
+//!   (lookups, self-monitoring, contacts) in `directory`, device linking in `link`,
 //!   topic changes and sending in `topics`, reading and log verification in `reader`, live
 //!   following in `watch`.
 //!
@@ -22,6 +23,7 @@
 
 mod account;
 pub mod cli;
+mod directory;
 mod error;
 pub mod http;
 pub mod keystore;
@@ -35,10 +37,13 @@ use awc::http::Method;
 use zeroize::Zeroizing;
 
 pub use account::{DeviceAdded, DeviceEntry, InboxReport, KeyStatus, ServerStatus};
-pub use error::{CLIENT_CODES, ClientError};
+pub use directory::{AlarmEvidence, Contact, DirectoryAlarm, MonitorSummary, Rotation, SafetyCode};
+pub use error::{CLIENT_CODES, ClientError, IDENTITY_CODES};
 pub use keystore::Passphrase;
 pub use link::PendingLink;
-pub use reader::{EntryContent, EntryReport, ReadReport, VerifyReport, WitnessReport};
+pub use reader::{
+    EntryContent, EntryReport, MirrorRefusal, ReadReport, VerifyReport, WitnessReport,
+};
 pub use topics::TopicEntry;
 
 use self::http::Http;

@@ -220,7 +220,6 @@ impl Client {
             server_rotations: Default::default(),
             server_keys: [(server.to_string(), hex_string(status.key()?.as_bytes()))].into(),
             inbox_seq: 0,
-            identities: Default::default(),
             refused_posts: Vec::new(),
         };
         // The device is added and logs in before anything received over the link is kept: the

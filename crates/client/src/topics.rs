@@ -13,6 +13,7 @@ use rendezvous_protocol::api::{
 use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::Randomness;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
+use rendezvous_protocol::directory::DirectoryError;
 use rendezvous_protocol::ids::{Epoch, TopicId, UserId};
 use rendezvous_protocol::message::encrypt;
 use rendezvous_protocol::topic::{
@@ -39,11 +40,19 @@ pub const CHANGE_ATTEMPTS: usize = 3;
 impl Client {
     /// Claims one Topic Key per user and checks each: the registration is self-signed by the
     /// user's Identity Key and names the user, the certificate is signed by that key and names the
-    /// user. For this user, the Identity Key must be our own.
+    /// user. For this user, the Identity Key must be our own; for every other user, the one its
+    /// homeserver's directory binds, as this device accepted it (`directory.md` §6.1: looked up
+    /// first).
     async fn claim_members(
         &mut self,
         members: &[(UserId, Role)],
     ) -> Result<Vec<MemberSpec>, ClientError> {
+        let mut bindings = Vec::with_capacity(members.len());
+        for (user, _) in members {
+            if *user != self.user {
+                bindings.push((user.clone(), self.lookup_identity(user).await?.identity_key));
+            }
+        }
         let request = ClaimTopicKeysRequest {
             users: members.iter().map(|(u, _)| u.clone()).collect(),
         };
@@ -63,12 +72,19 @@ impl Client {
                 .ok_or_else(|| ClientError::NoTopicKeyLeft(user.to_string()))?;
             let identity_key =
                 super::account::verify_registration(claimed.registration.clone(), user)?;
-            if user == &self.user && identity_key != *self.identity.public() {
-                return Err(ClientError::Misbehaved(
-                    "the server holds another identity key for this user".into(),
-                ));
+            let expected = match bindings.iter().find(|(u, _)| u == user) {
+                Some((_, key)) => key,
+                None => self.identity.public(),
+            };
+            if identity_key != *expected {
+                return Err(DirectoryError::Mismatch {
+                    user: user.to_string(),
+                    reason: "the topic key claim names another identity key than the directory \
+                             binds"
+                        .into(),
+                }
+                .into());
             }
-            self.pin_identity(user, &identity_key)?;
             let cert = Signed::<TopicKeyCert>::from_signed_bytes(claimed.topic_key_cert.clone())
                 .map_err(|error| ClientError::Malformed {
                     what: format!("topic key certificate of {user}"),
@@ -83,25 +99,6 @@ impl Client {
             });
         }
         Ok(specs)
-    }
-
-    /// Pins `user`'s Identity Key on first sight; refuses a different one later.
-    fn pin_identity(
-        &mut self,
-        user: &UserId,
-        key: &rendezvous_protocol::crypto::IdentityPublicKey,
-    ) -> Result<(), ClientError> {
-        let hex = rendezvous_protocol::crypto::sign::hex_string(key.as_bytes());
-        match self.config.identities.get(user.as_str()) {
-            Some(known) if *known == hex => Ok(()),
-            Some(_) => Err(ClientError::Misbehaved(format!(
-                "the identity key of {user} changed since it was first seen; refusing it"
-            ))),
-            None => {
-                self.config.identities.insert(user.to_string(), hex);
-                self.save_config()
-            }
-        }
     }
 
     /// Creates a topic hosted on the homeserver with this user as admin (member 0) and `members`

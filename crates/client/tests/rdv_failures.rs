@@ -92,7 +92,6 @@ mod passphrase {
             server_keys: BTreeMap::new(),
             server_rotations: BTreeMap::new(),
             inbox_seq: 0,
-            identities: BTreeMap::new(),
             refused_posts: Vec::new(),
         })
         .unwrap();

@@ -204,7 +204,6 @@ impl Client {
             )]
             .into(),
             inbox_seq: 0,
-            identities: Default::default(),
             refused_posts: Vec::new(),
         };
         // Keys reach the disk before the server hears of them, so an answer lost on the way

@@ -67,6 +67,12 @@ pub enum Command {
     /// The keystore's passphrase.
     #[command(subcommand)]
     Passphrase(PassphraseCommand),
+    /// Contacts: verification codes and the keys accepted from their directories.
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Your homeserver's identity directory: self-monitoring and its alarms.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
 }
 
 /// `rdv passphrase …`.
@@ -78,6 +84,39 @@ pub enum PassphraseCommand {
         /// Read the new passphrase from the first line of this file.
         #[arg(long, value_name = "PATH")]
         new_passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// `rdv contact …` (`directory.md` §7).
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Show the verification code (and a QR code) to compare with the contact; with
+    /// `--confirm`, mark the contact verified for that key.
+    Verify {
+        /// The contact.
+        user: UserId,
+        /// The codes matched: mark the contact verified.
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// List contacts: key fingerprint, state, where the key was accepted.
+    List,
+    /// Accept the changed key of an unverified contact (shown first).
+    Accept {
+        /// The contact.
+        user: UserId,
+    },
+}
+
+/// `rdv directory …` (`directory.md` §6.3).
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Check every new entry of your homeserver's directory for keys you do not hold.
+    Check,
+    /// Acknowledge the alarm of a directory entry: it is no longer shown.
+    Ack {
+        /// The entry's index.
+        index: u64,
     },
 }
 

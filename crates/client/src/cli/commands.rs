@@ -5,8 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::args::{AccountCommand, DeviceCommand, TopicCommand};
-use super::output::{ChangeKind, Output, Sink};
+use super::output::{ChangeKind, Output};
 use super::passphrase::Unlock;
+use super::printer::Sink;
 use crate::tls::Trust;
 use crate::{Client, ClientError};
 use rendezvous_protocol::ids::{TopicId, UserId};
@@ -243,6 +244,8 @@ pub(super) async fn read(
     Output::read(&report, false)
         .into_iter()
         .for_each(|o| out.emit(o));
+    // `directory.md` §6.4: a refused change, or members not checked yet.
+    crate::reader::roster_gate(topic, &report.refused, &report.unchecked)?;
     if let Some(kind) = &report.forked {
         return Err(ClientError::LogForked {
             topic: topic.to_string(),

@@ -9,43 +9,70 @@
 
 mod args;
 mod commands;
+mod directory;
 mod output;
 mod passphrase;
+mod printer;
 mod text;
 
 #[cfg(test)]
 mod tests;
 
 pub use args::{
-    AccountCommand, Cli, Command, DeviceCommand, EvidenceCommand, HistoryArg, PassphraseCommand,
-    RoleArg, TopicCommand, TrustArgs,
+    AccountCommand, Cli, Command, ContactCommand, DeviceCommand, DirectoryCommand, EvidenceCommand,
+    HistoryArg, PassphraseCommand, RoleArg, TopicCommand, TrustArgs,
 };
-pub use output::{ChangeKind, InboxFailure, Output, Printer, Sink};
+pub use output::{ChangeKind, InboxFailure, Output};
 pub use passphrase::PASSPHRASE_ENV;
+pub use printer::{Printer, Sink};
 
 use crate::ClientError;
 
-/// Runs one command, handing its answers to `out`.
+/// Runs one command, handing its answers to `out`. Every command on an account first runs
+/// the directory's self-monitoring when due and shows its alarms, and last shows the contacts'
+/// key rotations it followed (`directory.md` §6.3, §6.1).
 pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
     let home = passphrase::Unlock::new(&cli.home, cli.passphrase_file);
-    match cli.command {
-        Command::Account(cmd) => commands::account(&home, cmd, out).await,
-        Command::Device(cmd) => commands::device(&home, cmd, out).await,
-        Command::Topic(cmd) => commands::topic(&home, cmd, out).await,
+    let on_account = !matches!(
+        cli.command,
+        Command::Account(AccountCommand::Register { .. })
+            | Command::Device(DeviceCommand::Join { .. })
+            | Command::Passphrase(_)
+    ) && cli.home.join("config.json").is_file();
+    let monitor = on_account && !matches!(cli.command, Command::Directory(_));
+    if monitor {
+        directory::preflight(&home, out).await;
+    }
+    let result = command(&home, cli.command, out).await;
+    if on_account {
+        directory::rotations(&home, out);
+    }
+    result
+}
+
+async fn command(
+    home: &passphrase::Unlock,
+    command: Command,
+    out: &mut dyn Sink,
+) -> Result<(), ClientError> {
+    match command {
+        Command::Account(cmd) => commands::account(home, cmd, out).await,
+        Command::Device(cmd) => commands::device(home, cmd, out).await,
+        Command::Topic(cmd) => commands::topic(home, cmd, out).await,
         Command::Send { topic, text } => {
-            out.emit(commands::send(&home, &topic, text).await?);
+            out.emit(commands::send(home, &topic, text).await?);
             Ok(())
         }
-        Command::Read { topic } => commands::read(&home, &topic, out).await,
-        Command::Watch => commands::watch(&home, out).await,
-        Command::Verify { topic } => commands::verify(&home, &topic, out).await,
+        Command::Read { topic } => commands::read(home, &topic, out).await,
+        Command::Watch => commands::watch(home, out).await,
+        Command::Verify { topic } => commands::verify(home, &topic, out).await,
         Command::Sync => {
-            let synced = commands::sync(&home, out).await?;
+            let synced = commands::sync(home, out).await?;
             out.emit(synced);
             Ok(())
         }
         Command::Evidence(EvidenceCommand::Export { topic, out: file }) => {
-            commands::export_evidence(&home, topic.as_ref(), file.as_deref(), out)
+            commands::export_evidence(home, topic.as_ref(), file.as_deref(), out)
         }
         Command::Passphrase(PassphraseCommand::Change {
             new_passphrase_file,
@@ -54,5 +81,7 @@ pub async fn run(cli: Cli, out: &mut dyn Sink) -> Result<(), ClientError> {
             out.emit(Output::PassphraseChanged);
             Ok(())
         }
+        Command::Contact(cmd) => directory::contact(home, cmd, out).await,
+        Command::Directory(cmd) => directory::directory(home, cmd, out).await,
     }
 }

@@ -286,6 +286,103 @@ pub enum Output {
         /// Whether pre keys and topic keys were refilled.
         refilled: bool,
     },
+    /// `contact verify`: the verification code to compare, and its QR code (text only).
+    SafetyCode {
+        /// The contact.
+        user: String,
+        /// The contact's IK the code is for (hex).
+        identity_key: String,
+        /// 60 digits in 12 groups of 5.
+        code: String,
+        /// The QR code's payload, `rdv-verify:1:<60 digits>`.
+        qr_payload: String,
+        /// Whether the contact is now verified for that key (`--confirm`).
+        verified: bool,
+    },
+    /// `contact list`, one per contact; `contact accept`: the contact after it.
+    Contact {
+        /// The user id.
+        user: String,
+        /// The accepted IK's fingerprint (30 digits, the user's half of a code).
+        fingerprint: String,
+        /// `unverified`, `verified`, `changed` or `rotated`.
+        state: String,
+        /// The directory entry index it was accepted at.
+        index: u64,
+        /// The checkpoint size it was accepted at.
+        size: u64,
+        /// For `changed`: the key the directory binds now, refused until accepted (hex).
+        changed_to: Option<String>,
+    },
+    /// Any command (on stderr as text): a contact's key rotation was followed (shown once).
+    IdentityRotated {
+        /// The contact.
+        user: String,
+        /// The IK rotated from (hex).
+        from: String,
+        /// The IK now (hex).
+        to: String,
+    },
+    /// Any command (on stderr as text), until `directory ack`: the homeserver's directory
+    /// binds this user to a key no device of it holds.
+    DirectoryForeignKey {
+        /// The homeserver.
+        server: String,
+        /// The entry's index.
+        index: u64,
+        /// The key it binds (hex).
+        identity_key: String,
+        /// The file that keeps the evidence.
+        evidence: String,
+    },
+    /// Any command (on stderr as text): no witness confirmed the homeserver's directory
+    /// checkpoint for more than `MONITOR_MAX_AGE`.
+    DirectoryStale {
+        /// The homeserver.
+        server: String,
+        /// Seconds since the newest witness cosignature.
+        age: u64,
+    },
+    /// Any command (on stderr as text): self-monitoring could not be done, or found entries
+    /// that break a rule; the command itself goes on.
+    DirectoryWarning {
+        /// The code of what failed.
+        code: String,
+        /// What happened.
+        warning: String,
+    },
+    /// `directory check`: the pass's result.
+    DirectoryChecked {
+        /// The homeserver.
+        server: String,
+        /// The checkpoint size checked up to.
+        size: u64,
+        /// Entries read in this pass.
+        checked: u64,
+        /// Witnesses whose cosignature verified.
+        witnessed_by: Vec<String>,
+        /// Seconds since the newest witness cosignature.
+        witness_age: Option<u64>,
+        /// Alarms not acknowledged.
+        alarms: Vec<u64>,
+    },
+    /// `directory ack`: the alarm acknowledged.
+    AlarmAcked {
+        /// The entry's index.
+        index: u64,
+    },
+    /// `read`, `verify`: an entry the homeserver's mirror refused because a member spec for
+    /// one of its users carries another IK (`directory.md` §6.5).
+    MirrorRefused {
+        /// The topic id.
+        topic: String,
+        /// The entry's index.
+        index: u64,
+        /// The user.
+        user: String,
+        /// The IK in the entry (hex).
+        identity_key: String,
+    },
     /// A failure: of the whole command (the last line, on stdout with `--json`, else on
     /// stderr), or of one topic in `watch` (with `topic`).
     Error {
@@ -381,7 +478,21 @@ impl Output {
                 indices: r.missing.clone(),
             });
         }
+        out.extend(Output::mirror_refused(&r.topic, &r.mirror_refused));
         out
+    }
+
+    /// `mirror_refused` lines.
+    pub fn mirror_refused(topic: &TopicId, refusals: &[crate::MirrorRefusal]) -> Vec<Output> {
+        refusals
+            .iter()
+            .map(|m| Output::MirrorRefused {
+                topic: topic.to_string(),
+                index: m.index,
+                user: m.user.clone(),
+                identity_key: m.identity_key.clone(),
+            })
+            .collect()
     }
 
     /// A verification: the entries that failed, then the verdict.
@@ -391,6 +502,10 @@ impl Output {
             .iter()
             .map(|e| Output::entry(&r.topic, e, false))
             .collect();
+        out.extend(Output::mirror_refused(
+            &r.topic,
+            &r.witnesses.mirror_refused,
+        ));
         out.push(Output::Verify {
             topic: r.topic.to_string(),
             ok: r.ok(),
@@ -474,58 +589,6 @@ impl Output {
                 .collect(),
             refilled,
         }
-    }
-}
-
-/// Where a command's answers go, one [`Output`] at a time.
-pub trait Sink {
-    /// Takes one answer.
-    fn emit(&mut self, output: Output);
-}
-
-/// Collects answers (for tests and programs that run commands).
-impl Sink for Vec<Output> {
-    fn emit(&mut self, output: Output) {
-        self.push(output);
-    }
-}
-
-/// Prints answers on stdout, as text or JSON lines; [`Printer::fail`] prints the final error.
-#[derive(Debug, Clone, Copy)]
-pub struct Printer {
-    json: bool,
-}
-
-impl Printer {
-    /// A printer of JSON lines (`json`) or text.
-    pub fn new(json: bool) -> Self {
-        Printer { json }
-    }
-
-    /// The line(s) printed for `output`.
-    pub fn render(&self, output: &Output) -> String {
-        if self.json {
-            output.to_json()
-        } else {
-            output.to_text()
-        }
-    }
-
-    /// Prints the error that ends the command: with `--json`, exactly one JSON object on stdout;
-    /// else one line on stderr.
-    pub fn fail(&self, e: &ClientError) {
-        let line = self.render(&Output::error(e, None));
-        if self.json {
-            println!("{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-}
-
-impl Sink for Printer {
-    fn emit(&mut self, output: Output) {
-        println!("{}", self.render(&output));
     }
 }
 

@@ -19,10 +19,13 @@ const MAX_FILE: u64 = 64 * 1024;
 
 /// How this run of `rdv` gets the passphrase of the keystore in `home`; asked only when a
 /// command needs the keystore.
+/// The passphrase is asked once per run (the directory's checks before and after a command
+/// open the keystore too) and kept for the run.
 #[derive(Debug)]
 pub(super) struct Unlock {
     home: PathBuf,
     file: Option<PathBuf>,
+    known: std::cell::RefCell<Option<Passphrase>>,
 }
 
 impl Unlock {
@@ -30,6 +33,7 @@ impl Unlock {
         Unlock {
             home: home.to_owned(),
             file,
+            known: std::cell::RefCell::new(None),
         }
     }
 
@@ -42,8 +46,14 @@ impl Unlock {
     /// account (or an unencrypted one).
     pub(super) fn open(&self) -> Result<Client, ClientError> {
         Keystore::check_existing(&self.home)?;
-        let passphrase = self.get(false)?;
-        Client::open(&self.home, &passphrase)
+        let known = self.known.borrow().clone();
+        let passphrase = match known {
+            Some(p) => p,
+            None => self.get(false)?,
+        };
+        let client = Client::open(&self.home, &passphrase)?;
+        *self.known.borrow_mut() = Some(passphrase);
+        Ok(client)
     }
 
     /// `rdv passphrase change`: opens the keystore with the current passphrase, takes the new one

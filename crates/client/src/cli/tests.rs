@@ -209,6 +209,9 @@ fn report() -> ReadReport {
         age: 7,
         stale: true,
         forked: None,
+        refused: vec![],
+        unchecked: vec![],
+        mirror_refused: vec![],
     }
 }
 
@@ -272,6 +275,7 @@ fn verify_in_json_and_text() {
             cosigned: vec![("b.example".into(), 1)],
             problems: vec![],
             unknown_cosigners: vec![],
+            mirror_refused: vec![],
         },
         age: 3,
         stale: false,
@@ -472,4 +476,138 @@ fn link_shows_the_real_join_command() {
         !text.contains("<url>") && !text.contains("<trust>"),
         "{text}"
     );
+}
+
+#[test]
+fn directory_answers_in_json() {
+    let cases = [
+        (
+            Output::SafetyCode {
+                user: "@bob:b.example".into(),
+                identity_key: "ab".into(),
+                code: "12345 67890".into(),
+                qr_payload: "rdv-verify:1:1234567890".into(),
+                verified: false,
+            },
+            json!({"type": "safety_code", "user": "@bob:b.example", "identity_key": "ab",
+                   "code": "12345 67890", "qr_payload": "rdv-verify:1:1234567890",
+                   "verified": false}),
+        ),
+        (
+            Output::Contact {
+                user: "@bob:b.example".into(),
+                fingerprint: "11111 22222".into(),
+                state: "changed".into(),
+                index: 4,
+                size: 9,
+                changed_to: Some("cd".into()),
+            },
+            json!({"type": "contact", "user": "@bob:b.example", "fingerprint": "11111 22222",
+                   "state": "changed", "index": 4, "size": 9, "changed_to": "cd"}),
+        ),
+        (
+            Output::DirectoryForeignKey {
+                server: "a.example".into(),
+                index: 7,
+                identity_key: "ef".into(),
+                evidence: "/k/directory/a.example/alarm-7.cbor".into(),
+            },
+            json!({"type": "directory_foreign_key", "server": "a.example", "index": 7,
+                   "identity_key": "ef", "evidence": "/k/directory/a.example/alarm-7.cbor"}),
+        ),
+        (
+            Output::DirectoryStale {
+                server: "a.example".into(),
+                age: 4000,
+            },
+            json!({"type": "directory_stale", "server": "a.example", "age": 4000}),
+        ),
+        (
+            Output::MirrorRefused {
+                topic: TOPIC.into(),
+                index: 3,
+                user: "@bob:b.example".into(),
+                identity_key: "aa".into(),
+            },
+            json!({"type": "mirror_refused", "topic": TOPIC, "index": 3,
+                   "user": "@bob:b.example", "identity_key": "aa"}),
+        ),
+        (
+            Output::IdentityRotated {
+                user: "@bob:b.example".into(),
+                from: "aa".into(),
+                to: "bb".into(),
+            },
+            json!({"type": "identity_rotated", "user": "@bob:b.example", "from": "aa",
+                   "to": "bb"}),
+        ),
+        (
+            Output::DirectoryChecked {
+                server: "a.example".into(),
+                size: 5,
+                checked: 2,
+                witnessed_by: vec!["b.example".into()],
+                witness_age: Some(3),
+                alarms: vec![],
+            },
+            json!({"type": "directory_checked", "server": "a.example", "size": 5,
+                   "checked": 2, "witnessed_by": ["b.example"], "witness_age": 3,
+                   "alarms": []}),
+        ),
+        (
+            Output::AlarmAcked { index: 7 },
+            json!({"type": "alarm_acked", "index": 7}),
+        ),
+    ];
+    let spec = include_str!("../../../../federation-spec/client-api.md");
+    for (output, expected) in cases {
+        assert_eq!(json_of(&output), expected, "{output:?}");
+        let kind = expected["type"].as_str().unwrap();
+        assert!(spec.contains(&format!("| `{kind}` |")), "{kind} not in §9");
+        assert!(!output.to_text().is_empty(), "{kind} has a text");
+    }
+}
+
+#[test]
+fn a_verification_code_is_shown_with_its_qr_code() {
+    let code = rendezvous_protocol::directory::safety_code(
+        (
+            &"@alice:a.example".parse().unwrap(),
+            rendezvous_protocol::crypto::IdentityKey::generate().public(),
+        ),
+        (
+            &"@bob:b.example".parse().unwrap(),
+            rendezvous_protocol::crypto::IdentityKey::generate().public(),
+        ),
+    );
+    let text = Output::SafetyCode {
+        user: "@bob:b.example".into(),
+        identity_key: "ab".into(),
+        code: code.clone(),
+        qr_payload: rendezvous_protocol::directory::qr_payload(&code),
+        verified: false,
+    }
+    .to_text();
+    assert!(text.contains(&code), "{text}");
+    // The QR code: block characters over several lines.
+    assert!(text.lines().count() > 15, "{text}");
+    assert!(text.contains('█') || text.contains('▀'), "{text}");
+    assert!(text.contains("rdv contact verify --confirm @bob:b.example"));
+    let alarm = Output::DirectoryForeignKey {
+        server: "a.example".into(),
+        index: 7,
+        identity_key: "ef".into(),
+        evidence: "f".into(),
+    }
+    .to_text();
+    assert!(alarm.contains("rdv directory ack 7"), "{alarm}");
+}
+
+/// Warnings go to stderr as text (the [`Printer`]) and, for a program, into the sink like
+/// any answer.
+#[test]
+fn warnings_reach_the_sink() {
+    let mut out: Vec<Output> = Vec::new();
+    out.warn(Output::AlarmAcked { index: 1 });
+    assert_eq!(out, vec![Output::AlarmAcked { index: 1 }]);
 }

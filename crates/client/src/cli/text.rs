@@ -6,6 +6,9 @@ use super::output::{ChangeKind, Output};
 impl Output {
     /// The text of this answer (one line, or a few for `device link` and `verify`).
     pub fn to_text(&self) -> String {
+        if let Some(text) = super::directory::text(self) {
+            return text;
+        }
         match self {
             Output::Registered { user, server } => format!("registered {user} on {server}"),
             Output::Status { .. } => status_text(self),
@@ -83,6 +86,16 @@ impl Output {
                 ..
             } => format!("!! {topic}: {error}"),
             Output::Error { error, .. } => format!("rdv: error: {error}"),
+            // Their texts are the directory's (`super::directory::text`, above).
+            Output::SafetyCode { .. }
+            | Output::Contact { .. }
+            | Output::IdentityRotated { .. }
+            | Output::DirectoryForeignKey { .. }
+            | Output::DirectoryStale { .. }
+            | Output::DirectoryWarning { .. }
+            | Output::DirectoryChecked { .. }
+            | Output::AlarmAcked { .. }
+            | Output::MirrorRefused { .. } => String::new(),
         }
     }
 }

@@ -45,7 +45,8 @@ const TAG_LEN: usize = 16;
 /// Largest header file read.
 pub(super) const MAX_HEADER: usize = 4096;
 
-/// The passphrase that unlocks a keystore. Zeroized on drop, never printed.
+/// The passphrase that unlocks a keystore. Zeroized on drop (every copy), never printed.
+#[derive(Clone)]
 pub struct Passphrase(Zeroizing<String>);
 
 impl Passphrase {

@@ -41,7 +41,28 @@
 //!   topics/<hex topic id>/evidence-<n>.cbor
 //!                               evidence against the hosting server (`tag-log.md` §8.2 CBOR),
 //!                               kept for good: the topic is refused (`log_forked`) from then on
+//!   directory/<server>/view     the checkpoint note of this device's view of the server's
+//!                               identity directory (`directory.md` §6.2; text), moved forward
+//!                               only with consistency proofs
+//!   directory/<server>/evidence-<n>.cbor
+//!                               evidence against the server's directory (`tag-log.md` §8.2
+//!                               CBOR), kept for good: `directory_forked` from then on
+//!   directory/<server>/bindings.json
+//!                               per user id of that server: the accepted binding (IK hex, entry
+//!                               index, checkpoint size), the IK verified with a verification
+//!                               code, the key rotated from, a changed key refused until
+//!                               accepted, the keys accepted before (`directory.md` §6.1, §7)
+//!   directory/<server>/state.json
+//!                               whether a witness cosignature was ever seen (sticky), whether
+//!                               the server says it is federated, and for the homeserver the
+//!                               self-monitoring state: next entry index, frontier hashes (hex),
+//!                               time of the last pass, acknowledged alarms (`directory.md` §6.3)
+//!   directory/<server>/alarm-<index>.cbor
+//!                               a self-monitoring alarm's evidence: `[1, held note, new note,
+//!                               index, entry, inclusion proof]` (`directory.md` §6.3)
 //! ```
+//!
+//! Nothing under `directory/` is secret.
 //!
 //! Key ids are the protocol's 16-byte key ids in hex. Secrets are read into zeroized buffers and
 //! the key types zeroize themselves on drop; the file key is derived once per open and kept in a
@@ -49,6 +70,7 @@
 
 mod at_rest;
 mod devices_seen;
+mod directory;
 mod files;
 mod records;
 mod topics;
@@ -70,7 +92,8 @@ use rendezvous_protocol::wire::{Signed, SignedBytes, VERSION, Verified, decode_v
 use at_rest::{FileKey, HEADER, Header, MAX_HEADER, on};
 
 pub use at_rest::{FORMAT, M_COST_KIB, P_COST, Passphrase, T_COST};
-pub use records::{Config, LogSnapshot, RefusedPost, TopicRecord};
+pub use directory::{ContactRecord, ContactState, DirectoryRecord, StoredBinding};
+pub use records::{Config, LogSnapshot, RefusedPost, RosterRefusal, TopicRecord};
 
 const CONFIG: &str = "config.json";
 const IDENTITY: &str = "identity.key";
@@ -466,4 +489,4 @@ fn refuse_empty(passphrase: &Passphrase) -> Result<(), ClientError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

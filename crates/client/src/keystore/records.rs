@@ -62,10 +62,6 @@ pub struct Config {
     /// Highest inbox sequence number processed and acknowledged.
     #[serde(default)]
     pub inbox_seq: u64,
-    /// Identity Keys (hex) of other users, pinned the first time they were seen: a later
-    /// different key for the same user is refused.
-    #[serde(default)]
-    pub identities: BTreeMap<String, String>,
     /// Posts the hosting server refused after they were queued, from the inbox, not yet shown
     /// (`rdv sync` shows them once).
     #[serde(default)]
@@ -151,4 +147,20 @@ pub struct TopicRecord {
     /// include this device's entry at that index and to be consistent with the view.
     #[serde(default)]
     pub appends: Vec<(u64, String)>,
+    /// Changes this device refused because an added member's IK is not the one the member's
+    /// directory binds (`directory.md` §6.4): kept for good, nothing more is written to the
+    /// topic (`topic_refused`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RosterRefusal>,
+}
+
+/// A topic change refused by the roster check (`directory.md` §6.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterRefusal {
+    /// The change's log index.
+    pub index: u64,
+    /// The member whose IK is refused.
+    pub user: String,
+    /// Why (with its code).
+    pub reason: String,
 }

@@ -31,7 +31,6 @@ fn config() -> Config {
         server_rotations: Default::default(),
         server_keys: BTreeMap::from([("a.example".into(), hex_string(&[7u8; 32]))]),
         inbox_seq: 3,
-        identities: BTreeMap::new(),
         refused_posts: Vec::new(),
     }
 }
@@ -95,6 +94,7 @@ fn round_trip_and_permissions() {
         processed: 9,
         checkpoint: Some("note".into()),
         appends: Vec::new(),
+        refused: Vec::new(),
     };
     ks.save_topic(&record).unwrap();
     assert_eq!(ks.topic(&topic).unwrap().unwrap(), record);
@@ -195,3 +195,108 @@ fn evidence_survives_reopening_and_is_kept_once() {
 }
 
 mod at_rest_files;
+
+/// `directory/<server>/…`: the view's note, evidence kept once, the record with its frontier,
+/// contacts by user, alarms by index; every file 0600 in a 0700 folder.
+#[test]
+fn directory_records_round_trip() {
+    use rendezvous_protocol::crypto::IdentityKey;
+    use rendezvous_protocol::directory::Binding;
+    use rendezvous_protocol::ids::ServerName;
+    use rendezvous_protocol::tlog::Frontier;
+
+    let dir = temp_dir("directory");
+    let ks = Keystore::create(&dir, &pass()).unwrap();
+    let server: ServerName = "b.example".parse().unwrap();
+    assert_eq!(ks.directory_note(&server).unwrap(), None);
+    assert_eq!(
+        ks.directory_record(&server).unwrap(),
+        DirectoryRecord::default()
+    );
+    assert!(ks.contacts(&server).unwrap().is_empty());
+    ks.save_directory_note(&server, "note\n").unwrap();
+    assert_eq!(
+        ks.directory_note(&server).unwrap().as_deref(),
+        Some("note\n")
+    );
+
+    let mut frontier = Frontier::new();
+    for leaf in [&b"a"[..], b"b", b"c"] {
+        frontier.append(leaf).unwrap();
+    }
+    let mut record = DirectoryRecord {
+        witness_seen: true,
+        acked: vec![4],
+        ..DirectoryRecord::default()
+    };
+    record.set_frontier(&frontier);
+    ks.save_directory_record(&server, &record).unwrap();
+    let back = ks.directory_record(&server).unwrap();
+    assert_eq!(back, record);
+    assert_eq!(back.monitor_next, 3);
+    assert_eq!(back.frontier().unwrap().root(), frontier.root());
+
+    let bob: UserId = "@bob:b.example".parse().unwrap();
+    let ik = IdentityKey::generate();
+    let binding = Binding {
+        identity_key: ik.public().clone(),
+        index: 2,
+        size: 5,
+    };
+    let mut contact = ContactRecord::new(&binding);
+    assert_eq!(contact.state(), ContactState::Unverified);
+    contact.verified = Some(contact.accepted.identity_key.clone());
+    ks.save_contact(&bob, &contact).unwrap();
+    assert_eq!(ks.contact(&bob).unwrap(), Some(contact.clone()));
+    assert_eq!(
+        ks.contact(&bob).unwrap().unwrap().state(),
+        ContactState::Verified
+    );
+    assert_eq!(ks.directory_servers().unwrap(), vec![server.clone()]);
+
+    ks.save_directory_alarm(&server, 9, b"nine").unwrap();
+    ks.save_directory_alarm(&server, 10, b"ten").unwrap();
+    let alarms = ks.directory_alarms(&server).unwrap();
+    let kept: Vec<(u64, &[u8])> = alarms.iter().map(|(i, _, b)| (*i, &b[..])).collect();
+    assert_eq!(kept, vec![(9, &b"nine"[..]), (10, &b"ten"[..])]);
+
+    let folder = dir.join("directory/b.example");
+    assert_eq!(mode(&folder), 0o700);
+    for name in ["view", "state.json", "bindings.json", "alarm-9.cbor"] {
+        assert_eq!(mode(&folder.join(name)), 0o600, "{name}");
+    }
+    fs::write(folder.join("state.json"), b"{").unwrap();
+    assert!(matches!(
+        ks.directory_record(&server),
+        Err(ClientError::Corrupt { .. })
+    ));
+}
+
+/// §7: a contact's state; accepting another key keeps the old one as accepted before, and a
+/// verified mark is for one key only.
+#[test]
+fn contact_states_follow_the_accepted_key() {
+    use rendezvous_protocol::crypto::IdentityKey;
+    use rendezvous_protocol::directory::Binding;
+
+    let (k1, k2) = (IdentityKey::generate(), IdentityKey::generate());
+    let b = |k: &IdentityKey, index| Binding {
+        identity_key: k.public().clone(),
+        index,
+        size: index + 1,
+    };
+    let mut c = ContactRecord::new(&b(&k1, 0));
+    c.verified = Some(c.accepted.identity_key.clone());
+    c.changed = Some(StoredBinding::of(&b(&k2, 3)));
+    assert_eq!(c.state(), ContactState::Changed);
+    c.accept(&b(&k2, 3));
+    assert_eq!(c.changed, None);
+    // Verified for k1, not for k2.
+    assert!(!c.is_verified());
+    assert_eq!(c.state(), ContactState::Unverified);
+    assert!(c.knows(k1.public()) && c.knows(k2.public()));
+    assert!(!c.knows(IdentityKey::generate().public()));
+    c.rotated_from = Some("k1".into());
+    assert_eq!(c.state(), ContactState::Rotated);
+    assert_eq!(c.accepted.binding().unwrap(), b(&k2, 3));
+}

@@ -1,5 +1,5 @@
 //! What each replayed entry means for this device (`protocol.md` §7–8): from a change, its place
-//! in the topic, its Topic Key and the Message Keys addressed to it (pinned identities checked);
+//! in the topic, its Topic Key and the Message Keys addressed to it (each added member's IK checked against its directory, `roster`);
 //! from a message, its plaintext.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,6 @@ use super::replay::Replay;
 use super::{EntryContent, EntryReport};
 use crate::{Client, ClientError};
 use rendezvous_protocol::crypto::MessageKey;
-use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::Epoch;
 use rendezvous_protocol::message::Message;
 use rendezvous_protocol::topic::{
@@ -62,7 +61,7 @@ impl Client {
         let mut problems = Vec::new();
         let content = match applied {
             Applied::Change(outcome) => {
-                self.apply_change(replay, &outcome, before, stored, &mut problems)
+                self.apply_change(replay, &outcome, before, index, stored, &mut problems)
             }
             Applied::Message(msg) => open_message(replay, replayer, msg, &mut problems),
         };
@@ -78,6 +77,7 @@ impl Client {
         replay: &mut Replay,
         outcome: &ChangeOutcome,
         before: Option<&TopicState>,
+        index: u64,
         stored: &StoredKeys,
         problems: &mut Vec<String>,
     ) -> EntryContent {
@@ -88,7 +88,18 @@ impl Client {
             Action::Add(specs) => specs,
             _ => &[],
         };
-        problems.extend(self.check_identities(specs));
+        // `directory.md` §6.4: each added member's IK is the one its directory binds.
+        let members: Vec<_> = specs
+            .iter()
+            .map(|s| (s.user.clone(), s.identity_key.clone()))
+            .collect();
+        problems.extend(replay.roster.check(
+            (&self.user, self.identity.public()),
+            index,
+            &members,
+            &mut replay.record.refused,
+            &mut replay.unchecked,
+        ));
         replay.me = after.member_of(&self.user);
         match replay.me {
             Some(me) => {
@@ -109,27 +120,6 @@ impl Client {
             description: describe(&outcome.change.action, before, after),
             epoch: outcome.change.epoch.get(),
         }
-    }
-
-    /// Problems with the Identity Keys of added members: each must be the one this device
-    /// pinned for that user (its own, for this user).
-    fn check_identities(&self, specs: &[MemberSpec]) -> Vec<String> {
-        let mut problems = Vec::new();
-        for spec in specs {
-            let hex = hex_string(spec.identity_key.as_bytes());
-            let pinned = if spec.user == self.user {
-                Some(hex_string(self.identity.public().as_bytes()))
-            } else {
-                self.config.identities.get(spec.user.as_str()).cloned()
-            };
-            if pinned.is_some_and(|p| p != hex) {
-                problems.push(format!(
-                    "identity key of {} is not the one this device knows",
-                    spec.user
-                ));
-            }
-        }
-        problems
     }
 
     /// Loads the private Topic Key of this device's membership when the change gave it another;

@@ -28,6 +28,7 @@ mod fetch;
 mod inclusion;
 mod replay;
 mod report;
+mod roster;
 mod snapshot;
 mod view;
 mod witnesses;
@@ -45,7 +46,12 @@ use rendezvous_protocol::tlog::LeafIndex;
 
 pub(crate) use inclusion::Inclusion;
 pub(crate) use replay::Replay;
-pub use report::{EntryContent, EntryReport, ReadReport, VerifyReport, WitnessReport};
+pub use report::{
+    EntryContent, EntryReport, MirrorRefusal, ReadReport, VerifyReport, WitnessReport,
+};
+#[cfg(test)]
+pub(crate) use roster::Roster;
+pub(crate) use roster::gate as roster_gate;
 
 /// The path of a topic's resource `rest` (`client-api.md` §6).
 pub(crate) fn topic_path(topic: &TopicId, rest: &str) -> String {
@@ -101,6 +107,9 @@ impl Client {
             age: replay.age,
             stale: replay.stale,
             forked: replay.forked.clone(),
+            refused: replay.record.refused.clone(),
+            unchecked: replay.unchecked.clone(),
+            mirror_refused: self.mirror_refusals(topic).await,
         })
     }
 

@@ -10,6 +10,7 @@ use super::apply::StoredKeys;
 use super::checkpoint::Head;
 use super::fetch::Fetched;
 use super::inclusion::{Inclusion, RootCheck};
+use super::roster::Roster;
 use super::snapshot::Start;
 use super::{EntryContent, EntryReport};
 use crate::keystore::TopicRecord;
@@ -58,6 +59,11 @@ pub(crate) struct Replay {
     pub(crate) deferred: Vec<(usize, Message, bool)>,
     /// Every change of the log so far with its index (signed wire form), for the snapshot.
     changes: Vec<(u64, Vec<u8>)>,
+    /// The roster check's lookups of the members the fetched changes add (`directory.md`
+    /// §6.4).
+    pub(crate) roster: Roster,
+    /// Added members that could not be checked now (`roster_unchecked`): no writes.
+    pub(crate) unchecked: Vec<String>,
 }
 
 impl Replay {
@@ -88,6 +94,8 @@ impl Replay {
             signed_invalid: None,
             deferred: Vec::new(),
             changes,
+            roster: Roster::default(),
+            unchecked: Vec::new(),
         }
     }
 
@@ -103,6 +111,7 @@ impl Replay {
     /// recomputed from all leaves equal to the head's), fresh, and free of evidence.
     pub(crate) fn gate(&self) -> Result<(), ClientError> {
         let topic = self.topic.to_string();
+        super::roster::gate(&topic, &self.record.refused, &self.unchecked)?;
         if let Some(kind) = &self.forked {
             return Err(ClientError::LogForked {
                 topic,
@@ -206,6 +215,7 @@ impl Client {
             processed: 0,
             checkpoint: None,
             appends: Vec::new(),
+            refused: Vec::new(),
         });
         let (head, forked) = self.head_or_held(topic, &record).await?;
         let size = head.checkpoint.size.0;
@@ -225,6 +235,8 @@ impl Client {
 
         let mut replay = Replay::new(topic, record, head, missing, changes);
         replay.forked = forked;
+        replay.roster = self.roster_lookups(&entries).await;
+        let refused_before = replay.record.refused.len();
         replay.entries.reserve(entries.len());
         self.resume_keys(&mut replay, &replayer, &stored)?;
         let mut root = Some(RootCheck::resume(frontier));
@@ -238,6 +250,10 @@ impl Client {
         )
         .await;
         replay.open_deferred();
+        if replay.record.refused.len() > refused_before {
+            // A refusal is kept for good, whatever the read does next (`directory.md` §6.4).
+            self.keystore.save_topic(&replay.record)?;
+        }
         if let Some(index) = replay.signed_invalid
             && replay.forked.is_none()
         {
@@ -264,8 +280,11 @@ impl Client {
         replay.root_matches = root
             .as_ref()
             .and_then(|r| r.matches(size, &replay.checkpoint.root));
+        // A change whose added members could not be checked is replayed again by the next
+        // read: the snapshot does not move past it.
         let complete = replay.missing.is_empty()
             && replay.skipped.is_empty()
+            && replay.unchecked.is_empty()
             && replay.root_matches == Some(true);
         if complete
             && !matches!(inclusion, Inclusion::Skip)

@@ -76,6 +76,26 @@ pub struct ReadReport {
     /// The kind of evidence this device holds against the hosting server: the read went only
     /// up to the head verified before (`log_forked`).
     pub forked: Option<String>,
+    /// Changes this device refused by the roster check (`directory.md` §6.4): nothing more is
+    /// written to the topic (`topic_refused`).
+    pub refused: Vec<crate::keystore::RosterRefusal>,
+    /// Added members whose IK could not be checked now (`roster_unchecked`).
+    pub unchecked: Vec<String>,
+    /// Entries the homeserver's mirror refused for a wrong IK of one of its users
+    /// (`directory.md` §6.5, `mirror_refused`).
+    pub mirror_refused: Vec<MirrorRefusal>,
+}
+
+/// An entry the homeserver's mirror refused because a member spec for one of its users
+/// carries another IK than the user's (`directory.md` §6.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorRefusal {
+    /// The entry's log index.
+    pub index: u64,
+    /// The user.
+    pub user: String,
+    /// The IK in the entry (hex).
+    pub identity_key: String,
 }
 
 impl ReadReport {
@@ -83,6 +103,8 @@ impl ReadReport {
     /// evidence (`rdv read` then exits non-zero).
     pub fn has_problems(&self) -> bool {
         self.forked.is_some()
+            || !self.refused.is_empty()
+            || !self.unchecked.is_empty()
             || !self.missing.is_empty()
             || self.entries.iter().any(|e| !e.verified())
     }
@@ -140,4 +162,7 @@ pub struct WitnessReport {
     /// Names on cosignature lines whose key this device does not know (no key for the name,
     /// or a line under another key hash): neither support nor a contradiction.
     pub unknown_cosigners: Vec<String>,
+    /// Entries the homeserver's mirror refused for a wrong IK of one of its users
+    /// (`directory.md` §6.5).
+    pub mirror_refused: Vec<MirrorRefusal>,
 }

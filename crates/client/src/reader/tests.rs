@@ -30,6 +30,7 @@ fn replay(missing: Vec<u64>, age: u64, stale: bool) -> Replay {
         processed: 0,
         checkpoint: None,
         appends: Vec::new(),
+        refused: Vec::new(),
     };
     let mut r = Replay::new(&topic, record, head, missing, Vec::new());
     r.root_matches = Some(true);

@@ -52,6 +52,7 @@ impl Client {
             processed: 0,
             checkpoint: None,
             appends: Vec::new(),
+            refused: Vec::new(),
         });
         self.join_view(topic, &mut record, signed.clone()).await?;
         record.appends.push((index, signed.to_note().into_string()));

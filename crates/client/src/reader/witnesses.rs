@@ -5,6 +5,7 @@
 
 use awc::http::Method;
 
+use super::report::MirrorRefusal;
 use super::{WitnessReport, topic_path};
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::WitnessesResponse;
@@ -53,7 +54,10 @@ impl Client {
             // (`tag-log.md` §7.6).
             keys = self.follow_rotations(&host).await?;
         }
-        let mut report = WitnessReport::default();
+        let mut report = WitnessReport {
+            mirror_refused: mirror_refusals(&answer),
+            ..WitnessReport::default()
+        };
         if let Some(evidence) = &answer.evidence {
             let reason = MirrorEvidence::from_wire(evidence)
                 .map(|e| e.reason)
@@ -67,6 +71,23 @@ impl Client {
                 .await?;
         }
         Ok(report)
+    }
+
+    /// The entries the homeserver's mirror refused for a wrong IK of one of its users
+    /// (`directory.md` §6.5), for a read: a failure to ask is not the read's (`rdv verify`
+    /// asks again and reports it).
+    pub(crate) async fn mirror_refusals(&mut self, topic: &TopicId) -> Vec<MirrorRefusal> {
+        if topic.server() == self.server {
+            // Hosted here: this server mirrors nothing of it.
+            return Vec::new();
+        }
+        match self
+            .authed::<WitnessesResponse>(Method::GET, &topic_path(topic, "/witnesses"), None)
+            .await
+        {
+            Ok(answer) => mirror_refusals(&answer),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Checks one view of the log (`what` says which) against the verified head in `view`.
@@ -254,6 +275,18 @@ fn known_key(key: Result<HostKeys, ClientError>) -> Result<Option<HostKeys>, Cli
 }
 
 /// The views the server returned, each with what it is: `(what, checkpoint note)`.
+fn mirror_refusals(answer: &WitnessesResponse) -> Vec<MirrorRefusal> {
+    answer
+        .refusals
+        .iter()
+        .map(|r| MirrorRefusal {
+            index: r.index,
+            user: r.user.to_string(),
+            identity_key: rendezvous_protocol::crypto::sign::hex_string(r.identity_key.as_bytes()),
+        })
+        .collect()
+}
+
 fn views(host: &ServerName, answer: &WitnessesResponse) -> Vec<(String, String)> {
     let mut views = Vec::new();
     if let Some(note) = &answer.host {
