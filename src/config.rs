@@ -482,6 +482,15 @@ mod tests {
         assert!(Config::parse("[admin]\nlisten = \"0.0.0.0:1\"").is_err());
         assert!(Config::parse("unknown = 1").is_err());
         assert!(Config::parse("[client_api]\ntls_cert = \"x.pem\"").is_err());
+        // directory.md §5: a witness round every 1 to 3600 s.
+        for secs in [0, 3601] {
+            let text = format!("[federation]\ndirectory_witness_secs = {secs}");
+            let err = Config::parse(&text).unwrap_err().to_string();
+            assert!(err.contains("directory_witness_secs"), "{err}");
+        }
+        let c = Config::parse("[federation]\ndirectory_witness = [\"b.example\"]").unwrap();
+        assert_eq!(c.federation.directory_witness_secs, 10);
+        assert!(Config::parse("[federation]\ndirectory_witness = [\"Bad\"]").is_err());
     }
 
     /// `federation.allow` and `deny` are server names from the start: a bad entry stops the

@@ -47,6 +47,9 @@ pub fn status_table(status: &Value) -> String {
 
 /// The directory's size and the peers' directories witnessed (`directory.md` §5).
 fn directory(out: &mut String, directory: &Value) {
+    if !directory.is_object() {
+        return;
+    }
     let _ = writeln!(out, "directory: {} entries", text(&directory["size"]));
     let rows: Vec<[String; 4]> = directory["peers"]
         .as_array()
@@ -180,5 +183,32 @@ mod tests {
             "  topics_per_user  quota  @eve:a.example  3        2     0"
         );
         assert_eq!(lines.len(), 6);
+    }
+
+    #[test]
+    fn the_table_shows_the_directories_witnessed_and_the_evidence() {
+        let status = json!({
+            "server_name": "a.example", "version": "0.1.0", "users": 1, "topics": 0,
+            "connections": 0,
+            "storage": {"state": "ok", "free_bytes": 0, "last_error": null},
+            "limits": {"window_secs": 600, "limited": []},
+            "federation": {"enabled": true, "peers": [], "stopped_mirrors": []},
+            "directory": {"size": 4, "peers": [
+                {"peer": "b.example", "size": 7, "last_cosigned": 1700000000, "evidence": "split_view"},
+                {"peer": "c.example", "size": 2, "last_cosigned": 1700000001, "evidence": null}]},
+        });
+        let text = super::status_table(&status);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| *l == "directory: 4 entries")
+            .unwrap();
+        assert_eq!(lines[at + 1], "directories witnessed:");
+        assert_eq!(lines[at + 2], "  peer       size  last cosigned  evidence");
+        assert_eq!(
+            lines[at + 3],
+            "  b.example  7     1700000000     split_view"
+        );
+        assert_eq!(lines[at + 4], "  c.example  2     1700000001     -");
     }
 }

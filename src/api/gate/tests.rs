@@ -3,8 +3,9 @@
 use super::*;
 
 const SPEC: &str = include_str!("../../../federation-spec/client-api.md");
-const ROUTES: [&str; 6] = [
+const ROUTES: [&str; 7] = [
     include_str!("../accounts.rs"),
+    include_str!("../directory.rs"),
     include_str!("../keys.rs"),
     include_str!("../relay.rs"),
     include_str!("../topics.rs"),

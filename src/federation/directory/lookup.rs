@@ -6,7 +6,7 @@ use rendezvous_protocol::api::IdentityResponse;
 use rendezvous_protocol::directory::{LookupCheck, check_lookup, directory_origin};
 use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::tlog::{
-    ConsistencyProof, Cosignature, LogView, SignedCheckpoint, TreeSize,
+    ConsistencyProof, Cosignature, Evidence, LogView, SignedCheckpoint, TreeSize,
 };
 use rendezvous_protocol::wire::decode_versioned;
 
@@ -123,30 +123,50 @@ impl DirectoryWitness {
         let keys = held.view.keys().clone();
         let view = LogView::resume_with(&directory_origin(&server), keys, note.clone())
             .map_err(|e| unverified(&server, format!("checkpoint: {e}")))?;
-        let Some(latest) = held.view.latest() else {
+        let Some(latest) = held.view.latest().cloned() else {
             return Err(WitnessError::Internal(
                 "a held view without a checkpoint".into(),
             ));
         };
+        // tag-log.md §8.1: smaller yet signed later than the checkpoint witnessed is a rollback.
+        if let Some(evidence) = Evidence::between(&latest, note) {
+            return Err(self.found(&server, evidence).await);
+        }
         let path = self.consistency(&server, c.size.0, size).await?;
         let proof = ConsistencyProof {
             old: c.size,
             new: TreeSize(size),
             path,
         };
+        // RFC 9162 §2.1.4.2: the older checkpoint must be a prefix of the one witnessed.
         if c.size.0 > 0
             && proof
                 .verify(&c.root, &latest.unverified_checkpoint().root)
                 .is_err()
         {
-            return Err(unverified(
-                &server,
-                format!(
-                    "checkpoint of size {} is not consistent with the size {size} this server witnessed",
-                    c.size.0
-                ),
-            ));
+            let evidence = Evidence::Inconsistent {
+                old: note.clone(),
+                new: latest,
+                proof,
+            };
+            return Err(self.found(&server, evidence).await);
         }
         Ok(view)
+    }
+
+    /// Keeps `evidence` against `server`'s directory (§5) and returns the error that says so; a
+    /// storage fault keeping it is told as such.
+    async fn found(
+        &self,
+        server: &rendezvous_protocol::ids::ServerName,
+        evidence: Evidence,
+    ) -> WitnessError {
+        match self.keep_evidence(server, &evidence).await {
+            Ok(()) => WitnessError::Forked {
+                server: server.clone(),
+                kind: evidence.kind().to_owned(),
+            },
+            Err(e) => e,
+        }
     }
 }

@@ -234,7 +234,7 @@ impl DirectoryWitness {
     }
 
     /// Keeps evidence against `peer`'s directory, durably, and says so at error (§5).
-    async fn keep_evidence(
+    pub(super) async fn keep_evidence(
         &self,
         peer: &ServerName,
         evidence: &rendezvous_protocol::tlog::Evidence,
