@@ -65,7 +65,7 @@ async fn served(fed: &Federation, server: &str, client: &Client) -> SignedCheckp
         get(fed.server(server), client, "/v1/directory/checkpoint")
             .await
             .unwrap();
-    assert!(r.federated);
+    assert!(r.witnessed);
     let signed = SignedCheckpoint::parse(r.checkpoint.as_bytes()).unwrap();
     signed.verify(key_of(fed, server).public(), server).unwrap();
     signed

@@ -64,7 +64,7 @@ async fn served(server: &TestServer, client: &Client) -> (SignedCheckpoint, Chec
     let key = server_key(&server.data_dir);
     let c = signed.verify(key.public(), "localhost").unwrap().clone();
     assert_eq!(c.origin, "localhost/directory");
-    (signed, c, r.federated)
+    (signed, c, r.witnessed)
 }
 
 async fn all_entries(server: &TestServer, client: &Client) -> Vec<Vec<u8>> {

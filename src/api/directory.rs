@@ -21,13 +21,13 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/directory/proof", web::get().to(inclusion));
 }
 
-/// `[1, served note, federated]`.
+/// `[1, served note, witnessed]`.
 async fn checkpoint(_caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let key = &state.identity().server_key;
-    let (served, _) = state.directory().served(key, state.clock().now()).await?;
+    let (served, witnessed) = state.directory().served(key, state.clock().now()).await?;
     Ok(cbor_response(&DirectoryCheckpointResponse {
         checkpoint: served.to_note().to_string(),
-        federated: state.federation().is_some(),
+        witnessed: state.federation().is_some() && witnessed,
     }))
 }
 

@@ -39,13 +39,13 @@ async fn checkpoint<K: PeerKeys, S: EventSink>(
     inbound: web::Data<Inbound<K, S>>,
 ) -> ApiResult<HttpResponse> {
     crate::federation::gate::query_origin(&req, inbound.policy(), state.limits())?;
-    let newest = state
-        .directory()
-        .newest(&state.identity().server_key, state.clock().now())
-        .await?;
+    let directory = state.directory();
+    let now = state.clock().now();
+    let newest = directory.newest(&state.identity().server_key, now).await?;
+    let (_, witnessed) = directory.served(&state.identity().server_key, now).await?;
     Ok(cbor_response(&DirectoryCheckpointResponse {
         checkpoint: newest.to_note().to_string(),
-        federated: true,
+        witnessed,
     }))
 }
 

@@ -88,7 +88,7 @@ impl Client {
     /// whether one is required (`directory.md` §6.1 step 2): for another server, this
     /// device's homeserver, always; for the homeserver, the cosigners named on the note whose
     /// keys the homeserver gives (`GET /v1/servers/{name}/keys`), required when the server
-    /// says it is federated or a witness was seen before.
+    /// says it is witnessed or a witness was seen before.
     pub(crate) async fn directory_witnesses(
         &mut self,
         server: &ServerName,
@@ -106,7 +106,7 @@ impl Client {
                 .authed(Method::GET, "/v1/directory/checkpoint", None)
                 .await?;
             record = self.keystore.directory_record(server)?;
-            record.federated = answer.federated;
+            record.federated = answer.witnessed;
             record.federated_known = true;
             self.keystore.save_directory_record(server, &record)?;
         }

@@ -70,7 +70,7 @@ impl Client {
             .authed(Method::GET, "/v1/directory/checkpoint", None)
             .await?;
         let mut record = self.keystore.directory_record(&server)?;
-        record.federated = answer.federated;
+        record.federated = answer.witnessed;
         record.federated_known = true;
         self.keystore.save_directory_record(&server, &record)?;
         let note = answer.checkpoint;

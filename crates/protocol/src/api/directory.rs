@@ -8,21 +8,22 @@ use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use super::Body;
 use crate::wire::{VERSION, check_version};
 
-/// `[1, note, federated]`: `GET /v1/directory/checkpoint` (client API; the federation query
-/// answers the same with `federated` true).
+/// `[1, note, witnessed]`: `GET /v1/directory/checkpoint` (client API) and the federation query
+/// of the same name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryCheckpointResponse {
     /// The checkpoint note (served checkpoint for clients, newest for witnesses).
     pub checkpoint: String,
-    /// Whether federation is enabled on the server.
-    pub federated: bool,
+    /// Whether federation is enabled on the server and a witness has cosigned its directory
+    /// (`directory.md` §4): clients then require a witness cosignature (§6.1 step 2).
+    pub witnessed: bool,
 }
 
 #[derive(Serialize_tuple, Deserialize_tuple)]
 struct CheckpointWire {
     version: u8,
     checkpoint: String,
-    federated: bool,
+    witnessed: bool,
 }
 
 impl Serialize for DirectoryCheckpointResponse {
@@ -30,7 +31,7 @@ impl Serialize for DirectoryCheckpointResponse {
         CheckpointWire {
             version: VERSION,
             checkpoint: self.checkpoint.clone(),
-            federated: self.federated,
+            witnessed: self.witnessed,
         }
         .serialize(s)
     }
@@ -42,7 +43,7 @@ impl<'de> Deserialize<'de> for DirectoryCheckpointResponse {
         check_version(w.version).map_err(serde::de::Error::custom)?;
         Ok(DirectoryCheckpointResponse {
             checkpoint: w.checkpoint,
-            federated: w.federated,
+            witnessed: w.witnessed,
         })
     }
 }
