@@ -30,7 +30,15 @@ fn code(e: &ClientError) -> &'static str {
 
 /// `rdv --json ARGS` for the device in `home`: its answers and its error code.
 async fn rdv(home: &Path, args: &[&str]) -> (Vec<Output>, Option<&'static str>) {
-    let mut all = vec!["rdv", "--json", "--home", home.to_str().unwrap()];
+    let passphrase = rendezvous_testkit::passphrase_file(home);
+    let mut all = vec![
+        "rdv",
+        "--json",
+        "--home",
+        home.to_str().unwrap(),
+        "--passphrase-file",
+        passphrase.to_str().unwrap(),
+    ];
     all.extend_from_slice(args);
     let cli = Cli::try_parse_from(all).unwrap();
     let mut out: Vec<Output> = Vec::new();

@@ -102,8 +102,8 @@ async fn a_registration_is_logged_and_lookups_verify_against_the_served_checkpoi
     let bob = register(&server, &dir, "bob").await;
     // A checkpoint is signed at most once a second (directory.md §2.3).
     server.clock.advance(2);
-    let (_, c, federated) = served(&server, &alice).await;
-    assert!(!federated);
+    let (_, c, witnessed) = served(&server, &alice).await;
+    assert!(!witnessed, "no federation, no witness");
     assert_eq!(c.size.0, 2, "one entry per registration");
     // The entries are the log the checkpoint signs, and alice's is hers and nobody else's.
     let entries = all_entries(&server, &alice).await;

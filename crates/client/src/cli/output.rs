@@ -533,7 +533,7 @@ impl Output {
             prekeys_left: s.prekeys_left,
             topic_keys_left: s.topic_keys_left,
             refill: s.refill,
-            last_resort: last_resort_name(s.last_resort).to_owned(),
+            last_resort: s.last_resort.name().to_owned(),
         }
     }
 
@@ -589,14 +589,5 @@ impl Output {
                 .collect(),
             refilled,
         }
-    }
-}
-
-/// `none`, `unused`, `served`: the last-resort key in `account status`.
-fn last_resort_name(s: rendezvous_protocol::api::LastResortStatus) -> &'static str {
-    match s {
-        rendezvous_protocol::api::LastResortStatus::None => "none",
-        rendezvous_protocol::api::LastResortStatus::Unused => "unused",
-        rendezvous_protocol::api::LastResortStatus::Served => "served",
     }
 }

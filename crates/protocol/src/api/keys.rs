@@ -290,6 +290,15 @@ pub enum LastResortStatus {
 }
 
 impl LastResortStatus {
+    /// `none`, `unused`, `served` (as `rdv account status` prints it).
+    pub fn name(self) -> &'static str {
+        match self {
+            LastResortStatus::None => "none",
+            LastResortStatus::Unused => "unused",
+            LastResortStatus::Served => "served",
+        }
+    }
+
     /// The wire value.
     pub fn to_wire(self) -> u8 {
         match self {
