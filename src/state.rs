@@ -111,6 +111,24 @@ impl AppState {
         &self.directory
     }
 
+    /// A local user's `identity-response` for a client holding a checkpoint of size `known`
+    /// (`directory.md` §4): the one answer of the client endpoint and the federation query.
+    pub async fn local_identity(
+        &self,
+        user: &rendezvous_protocol::ids::UserId,
+        known: u64,
+    ) -> crate::directory::DirectoryResult<rendezvous_protocol::api::IdentityResponse> {
+        self.directory
+            .identity(
+                &self.identity().server_key,
+                self.clock().now(),
+                user,
+                known,
+                self.config().federation.directory_witness_secs,
+            )
+            .await
+    }
+
     /// Rate limits.
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -172,17 +172,9 @@ async fn identity(
         let checked = witness.lookup(&user, query.known).await?;
         return Ok(cbor_response(&checked.answer));
     }
-    let answer = state
-        .directory()
-        .identity(
-            &state.identity().server_key,
-            state.clock().now(),
-            &user,
-            query.known,
-            state.config().federation.directory_witness_secs,
-        )
-        .await?;
-    Ok(cbor_response(&answer))
+    Ok(cbor_response(
+        &state.local_identity(&user, query.known).await?,
+    ))
 }
 
 /// `POST /v1/devices` (`client-api.md` §3): the IK-signed certificate **and** an endorsement

@@ -106,17 +106,9 @@ async fn identity<K: PeerKeys, S: EventSink>(
     if user.server() != *state.server_name() {
         return Err(QueryRefusal::NoSuchUser(user).into());
     }
-    let answer = state
-        .directory()
-        .identity(
-            &state.identity().server_key,
-            state.clock().now(),
-            &user,
-            query.known,
-            state.config().federation.directory_witness_secs,
-        )
-        .await?;
-    Ok(cbor_response(&answer))
+    Ok(cbor_response(
+        &state.local_identity(&user, query.known).await?,
+    ))
 }
 
 /// `POST /_rdv/federation/v1/topic-keys/claim` (`federation-api.md` §5): one topic key per
