@@ -385,3 +385,31 @@ fn verification_codes_are_symmetric_and_follow_the_keys() {
         safety_fingerprint(&bob, a.public())
     );
 }
+
+#[test]
+fn monitoring_checks_its_own_users_statements_and_every_entrys_server() {
+    let mut log = Log::new();
+    let bob = user("bob");
+    let ik = IdentityKey::generate();
+    log.register(&bob, &ik);
+    // bob's entry with a key the statement does not name: an alarm, and invalid.
+    let mut broken = DirectoryEntry::registration(&registration(&bob, &ik), 5).unwrap();
+    broken.identity_key = IdentityKey::generate().public().clone();
+    log.append(&broken);
+    // carol's entry with the same flaw: carol's devices check it, not bob's.
+    let carol = user("carol");
+    let carol_ik = IdentityKey::generate();
+    let mut other = DirectoryEntry::registration(&registration(&carol, &carol_ik), 5).unwrap();
+    other.identity_key = IdentityKey::generate().public().clone();
+    log.append(&other);
+    // A user of another server in this server's log: invalid for every reader.
+    let stranger: UserId = "@dave:c.example".parse().unwrap();
+    let dave = IdentityKey::generate();
+    log.append(&DirectoryEntry::registration(&registration(&stranger, &dave), 5).unwrap());
+    let c = log.note(true).unverified_checkpoint().clone();
+    let keys = vec![ik.public().clone()];
+    let (_, report) = monitor(&MonitorState::default(), &bob, &keys, &log.entries, &c).unwrap();
+    assert_eq!(report.alarms.iter().map(|a| a.index).collect::<Vec<_>>(), vec![1]);
+    let invalid: Vec<u64> = report.invalid.iter().map(|(i, _)| *i).collect();
+    assert_eq!(invalid, vec![1, 3], "{:?}", report.invalid);
+}
