@@ -331,3 +331,69 @@ async fn an_unverified_contact_whose_key_the_server_replaces_is_refused_until_ac
     let binding = alice.lookup_identity(&uid("bob")).await.unwrap();
     assert_eq!(&binding.identity_key, forged.public());
 }
+
+/// Scenario: as above, but the ghost is a user b does not have (`@nobody:b.example`). dave's
+/// roster check cannot look nobody up (b answers `not_found`, which proves nothing: the
+/// directory is a log, without proofs of absence), so the change is `roster_unchecked` and
+/// dave's client writes nothing to the topic (`roster_unchecked`), on every read. b's mirror
+/// refuses the entry (no such user) and keeps and shows the refusal as for a wrong key.
+/// Defences: `Roster::check` (a failed lookup leaves the member unchecked) and the write gate;
+/// `check_mirrored_identities` on b.
+#[actix_rt::test]
+async fn a_ghost_of_a_user_that_does_not_exist_leaves_the_topic_unchecked_and_unwritable() {
+    let fed = pair("dirl-nobody");
+    let mut alice = fed.register(A, "alice").await;
+    let mut dave = fed.register(A, "dave").await;
+    let mut bob = fed.register(B, "bob").await;
+    fed.clock.advance(2);
+    let topic = alice
+        .create_topic(
+            &[(id("dave", A), Role::Writer), (id("bob", B), Role::Writer)],
+            History::Shared,
+        )
+        .await
+        .unwrap();
+    for member in [&mut dave, &mut bob] {
+        read_until(member, &topic, "read the create", |r| r.size == 1).await;
+    }
+    let nobody = id("nobody", B);
+    let ghost = IdentityKey::generate();
+    let add = add_as(&fed, &alice, &topic, ghost_spec(&nobody, &ghost)).await;
+    let (http, token) = raw::http(fed.server(A), &alice);
+    let path = format!(
+        "/v1/topics/{}/changes",
+        rendezvous_protocol::api::encode_segment(topic.as_str())
+    );
+    fed.store(A)
+        .identity_check_skips_for_tests()
+        .store(true, Ordering::SeqCst);
+    assert_eq!(
+        raw::post(&http, Some(&token), &path, add).await,
+        (200, None)
+    );
+
+    let report = read_until(&mut dave, &topic, "read the ghost", |r| r.size == 2).await;
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(report.unchecked.len(), 1, "{report:?}");
+    assert!(
+        report.unchecked[0].starts_with(nobody.as_str()),
+        "{report:?}"
+    );
+    let e = dave.send(&topic, b"to nobody?").await.unwrap_err();
+    assert_eq!(code(&e), "roster_unchecked", "{e}");
+    // Checked again on the next read, and still not writable.
+    let again = dave.read(&topic).await.unwrap();
+    assert_eq!(again.unchecked.len(), 1, "{again:?}");
+    let e = dave.send(&topic, b"to nobody?").await.unwrap_err();
+    assert_eq!(code(&e), "roster_unchecked", "{e}");
+
+    let report = read_until(&mut bob, &topic, "shown b's refusal", |r| {
+        !r.mirror_refused.is_empty()
+    })
+    .await;
+    let r = &report.mirror_refused[0];
+    assert_eq!(
+        (r.index, r.user.as_str(), r.identity_key.as_str()),
+        (1, nobody.as_str(), hex(ghost.public()).as_str())
+    );
+}

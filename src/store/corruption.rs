@@ -145,9 +145,9 @@ impl Store {
 impl Store {
     /// A colluding hosting server (`directory.md` §1, the ghost member): a switch that makes
     /// this server check no Identity Key in the member specs of the changes it hosts or
-    /// mirrors (`true`), neither its own users' registered ones nor the ones other servers
-    /// gave (`federation-api.md` §9.1, §9.2), so that only the members' clients can catch a
-    /// ghost (§6.4).
+    /// mirrors (`true`), neither its own users' registered ones nor other servers' users'
+    /// (which it then does not fetch either: `federation-api.md` §9.1, §9.2), so that only the
+    /// members' clients and the other servers' mirrors can catch a ghost (§6.4, §6.5).
     #[doc(hidden)]
     pub fn identity_check_skips_for_tests(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         self.inner.skip_identity_checks.clone()
