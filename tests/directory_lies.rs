@@ -68,10 +68,10 @@ async fn read_until(
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let last = client.read(topic).await;
-        if let Ok(report) = &last {
-            if done(report) {
-                return report.clone();
-            }
+        if let Ok(report) = &last
+            && done(report)
+        {
+            return report.clone();
         }
         assert!(Instant::now() < deadline, "never {what}: {last:?}");
         actix_rt::time::sleep(Duration::from_millis(200)).await;
