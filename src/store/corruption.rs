@@ -1,9 +1,15 @@
-//! The test-only corruption hook: tests play a lying hosting server by editing its log while the
-//! server is stopped, and check that clients catch every lie (`read`, `verify`). Nothing in the
-//! server calls it.
+//! The test-only corruption hooks: tests play a lying hosting server by editing its log while the
+//! server is stopped, a lying directory by appending or forking entries, a colluding host by
+//! turning its Identity Key checks off, and check that clients catch every lie (`read`,
+//! `verify`, lookups, self-monitoring). Nothing in the server calls them; they exist only with
+//! the `test-hooks` feature.
 
-use super::{OrBackend, Store, StoreError};
-use rendezvous_protocol::ids::TopicId;
+use sled::Transactional;
+
+use super::users::{StoredUser, user_key};
+use super::{OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx, tx};
+use rendezvous_protocol::ids::{TopicId, UserId};
+use rendezvous_protocol::wire::SignedBytes;
 
 impl Store {
     /// Replaces (`Some`) or deletes (`None`) the stored bytes of log entry `index` of `topic`,
@@ -69,10 +75,36 @@ impl Store {
     #[doc(hidden)]
     pub fn forge_directory_entry_for_tests(
         &self,
-        user: &rendezvous_protocol::ids::UserId,
+        user: &UserId,
         entry: &[u8],
     ) -> Result<u64, StoreError> {
         self.directory_append(user, entry)
+    }
+
+    /// A lying homeserver re-registers its user under a key it holds (`directory.md` §1, the
+    /// last row): replaces the user's stored registration with `registration` and appends
+    /// `entry` (its kind 1 entry) to the directory, in one transaction, as a registration
+    /// does. Lookups of the user then pass `directory.md` §6.1 steps 1–5 with the new key;
+    /// only step 6 (the contact's accepted binding) and the user's own self-monitoring see
+    /// it. The user's devices are left as they are. Returns the entry's index.
+    #[doc(hidden)]
+    pub fn reregister_user_for_tests(
+        &self,
+        user: &UserId,
+        registration: &SignedBytes,
+        entry: &[u8],
+    ) -> Result<u64, StoreError> {
+        let t = self.t();
+        let ukey = user_key(user);
+        tx((&t.users, &t.directory).transaction(|(users, directory)| {
+            let Some(v) = users.get(ukey.as_slice())? else {
+                return abort(StoreError::Corrupt { table: "users" });
+            };
+            let old = in_tx(decode_record::<StoredUser>(&v, "users"))?;
+            let new = StoredUser(registration.clone(), old.1, old.2);
+            users.insert(ukey.as_slice(), encode_record(&new))?;
+            super::directory::tx_append(directory, user, entry)
+        }))
     }
 
     /// A split directory: rewrites entry `index`'s bytes and recomputes every tree node, so
@@ -107,5 +139,25 @@ impl Store {
         batch.remove(&[0x06u8][..]);
         batch.remove(&[0x07u8][..]);
         d.apply_batch(batch).or_backend()
+    }
+}
+
+impl Store {
+    /// A colluding hosting server (`directory.md` §1, the ghost member): a switch that makes
+    /// this server check no Identity Key in the member specs of the changes it hosts or
+    /// mirrors (`true`), neither its own users' registered ones nor other servers' users'
+    /// (which it then does not fetch either: `federation-api.md` §9.1, §9.2), so that only the
+    /// members' clients and the other servers' mirrors can catch a ghost (§6.4, §6.5).
+    #[doc(hidden)]
+    pub fn identity_check_skips_for_tests(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.inner.skip_identity_checks.clone()
+    }
+
+    /// Whether [`Store::identity_check_skips_for_tests`] turned the checks off.
+    #[doc(hidden)]
+    pub fn identity_checks_skipped_for_tests(&self) -> bool {
+        self.inner
+            .skip_identity_checks
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 }

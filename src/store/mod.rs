@@ -122,6 +122,10 @@ struct Inner {
     /// Test hook: directory appends fail as a failing disk's would (`corruption.rs`).
     #[cfg(any(test, feature = "test-hooks"))]
     fail_directory_writes: Arc<std::sync::atomic::AtomicBool>,
+    /// Test hook: the server checks no Identity Key in a member spec, a colluding host's
+    /// (`corruption.rs`).
+    #[cfg(any(test, feature = "test-hooks"))]
+    skip_identity_checks: Arc<std::sync::atomic::AtomicBool>,
     t: Tables,
     /// Writes to a device's data (tokens, pre keys, inbox, cursors, push endpoint) and its
     /// revocation take the device's stripe, so that a revocation's scan-then-delete cannot miss
@@ -250,6 +254,8 @@ impl Store {
                 fail_tag_reads: Arc::default(),
                 #[cfg(any(test, feature = "test-hooks"))]
                 fail_directory_writes: Arc::default(),
+                #[cfg(any(test, feature = "test-hooks"))]
+                skip_identity_checks: Arc::default(),
                 t,
                 locks,
                 commit: Arc::new(GroupCommit::new(log_file, blob_dir)),

@@ -39,7 +39,7 @@ impl UserRecord {
 
 /// `users` value: `[registration, disabled, created]`.
 #[derive(Serialize, Deserialize)]
-struct StoredUser(SignedBytes, bool, u64);
+pub(super) struct StoredUser(pub(super) SignedBytes, pub(super) bool, pub(super) u64);
 
 impl StoredUser {
     fn record(self) -> UserRecord {

@@ -181,6 +181,11 @@ impl TopicService {
     ) -> TopicResult<RemoteIdentities> {
         let users = remote_members_added(change, &self.server_name)?;
         let mut out = RemoteIdentities::new();
+        // Test hook: a colluding host asks nobody (`Store::identity_check_skips_for_tests`).
+        #[cfg(any(test, feature = "test-hooks"))]
+        if self.store.identity_checks_skipped_for_tests() {
+            return Ok(out);
+        }
         if users.is_empty() {
             return Ok(out);
         }
@@ -202,6 +207,11 @@ impl TopicService {
         members: &[MemberSpec],
         remote: Option<&RemoteIdentities>,
     ) -> TopicResult<()> {
+        // Test hook: a colluding host checks nothing (`Store::identity_check_skips_for_tests`).
+        #[cfg(any(test, feature = "test-hooks"))]
+        if self.store.identity_checks_skipped_for_tests() {
+            return Ok(());
+        }
         for m in members {
             let registered = if m.user.server() == self.server_name {
                 let record = self
