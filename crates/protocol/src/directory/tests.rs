@@ -409,7 +409,10 @@ fn monitoring_checks_its_own_users_statements_and_every_entrys_server() {
     let c = log.note(true).unverified_checkpoint().clone();
     let keys = vec![ik.public().clone()];
     let (_, report) = monitor(&MonitorState::default(), &bob, &keys, &log.entries, &c).unwrap();
-    assert_eq!(report.alarms.iter().map(|a| a.index).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        report.alarms.iter().map(|a| a.index).collect::<Vec<_>>(),
+        vec![1]
+    );
     let invalid: Vec<u64> = report.invalid.iter().map(|(i, _)| *i).collect();
     assert_eq!(invalid, vec![1, 3], "{:?}", report.invalid);
 }
