@@ -23,6 +23,10 @@ const PICK_FROM: std::ops::Range<u16> = 20_000..32_000;
 pub fn free_addr_on(ip: impl Into<IpAddr>) -> SocketAddr {
     use std::hash::{BuildHasher, RandomState};
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // Ports handed out by this process: two tests of one binary (threads) never get the same
+    // port, even when the first has not bound it yet — the window in which a port that was
+    // free a moment ago is not free any more, which made servers of two tests meet.
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let ip = ip.into();
     let span = u64::from(PICK_FROM.end - PICK_FROM.start);
     for _ in 0..1_000 {
@@ -30,7 +34,12 @@ pub fn free_addr_on(ip: impl Into<IpAddr>) -> SocketAddr {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let offset = RandomState::new().hash_one((n, std::process::id())) % span;
         let port = PICK_FROM.start + u16::try_from(offset).unwrap();
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed.contains(&port) {
+            continue;
+        }
         if let Ok(l) = TcpListener::bind((ip, port)) {
+            handed.push(port);
             return l.local_addr().unwrap();
         }
     }
