@@ -209,6 +209,7 @@ impl From<StoreError> for ApiError {
             StoreError::Exists => ApiError::new(ErrorCode::Forbidden, "already exists"),
             // Another append won the race for this position (e.g. two creates of one topic id).
             StoreError::Conflict { .. } => ApiError::new(ErrorCode::StaleChange, e.to_string()),
+            StoreError::RotationStale => ApiError::new(ErrorCode::Invalid, e.to_string()),
             StoreError::Replayed { .. } => ApiError::new(
                 ErrorCode::Replayed,
                 "replayed message: tag already in the log",
@@ -303,9 +304,16 @@ impl From<AccountError> for ApiError {
             | AccountError::UnknownChallenge
             | AccountError::ChallengeMismatch
             | AccountError::DeviceRemoved => ErrorCode::Unauthorized,
-            AccountError::BadLoginSignature => ErrorCode::BadSignature,
+            AccountError::BadLoginSignature | AccountError::BadRotation(_) => {
+                ErrorCode::BadSignature
+            }
             AccountError::EndorsementRequired => ErrorCode::EndorsementRequired,
-            AccountError::RevocationForAnotherUser => ErrorCode::Forbidden,
+            AccountError::RevocationForAnotherUser
+            | AccountError::RotationForAnotherUser
+            | AccountError::RotationFromAnotherKey { .. } => ErrorCode::Forbidden,
+            AccountError::RegistrationMismatch | AccountError::DeviceSetMismatch(_) => {
+                ErrorCode::Invalid
+            }
             AccountError::StoredDeviceKey(_) => return ApiError::internal("login", e),
         };
         ApiError::said(code, e)

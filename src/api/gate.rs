@@ -107,6 +107,7 @@ pub(crate) const POLICIES: &[Policy] = &[
     p("POST", "/v1/devices", Open, 2 * KIB, &[DevicesIp]),
     p("GET", "/v1/devices", Token, 0, &[]),
     p("POST", "/v1/devices/revoke", Token, 2 * KIB, &[DevicesIp]),
+    p("POST", "/v1/identity/rotate", Token, 64 * KIB, &[DevicesIp]),
     p("POST", "/v1/login/challenge", Open, KIB, &[LoginIp]),
     p("POST", "/v1/login", Open, KIB, &[LoginIp]),
     p("POST", "/v1/prekeys", Token, 64 * KIB, &[Upload]),

@@ -166,7 +166,7 @@ impl Store {
     }
 
     /// The user's active devices' keys.
-    fn device_ids(&self, user: &UserId) -> Result<Vec<DeviceId>, StoreError> {
+    pub(super) fn device_ids(&self, user: &UserId) -> Result<Vec<DeviceId>, StoreError> {
         let mut out = Vec::new();
         for k in self.t().devices.scan_prefix(user_key(user)).keys() {
             let k = k.or_backend()?;

@@ -61,6 +61,10 @@ pub enum StoreError {
         /// The index the append asked for.
         got: u64,
     },
+    /// An identity rotation's view of the user (registration, active devices) is no longer
+    /// the stored one: another rotation or a device change came between.
+    #[error("the user's identity key or devices changed during the rotation")]
+    RotationStale,
     /// The message tag is already in this topic's log.
     #[error("replayed tag, already at index {index}")]
     Replayed {

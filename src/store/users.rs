@@ -117,6 +117,61 @@ impl Store {
         )
     }
 
+    /// Rotates `user`'s Identity Key (`directory.md` §8): replaces the stored registration
+    /// (which must still be `old`) with `registration`, the certificate of every active device
+    /// with the one in `certs` (which must name exactly the active devices), and appends
+    /// `entry` (the kind 2 directory entry), in one transaction. Returns the entry's index.
+    ///
+    /// Fails with [`StoreError::NotFound`] if there is no such user and with
+    /// [`StoreError::RotationStale`] if the registration or the device set is no longer the
+    /// one given; either way nothing is written.
+    pub fn rotate_identity(
+        &self,
+        user: &UserId,
+        old: &SignedBytes,
+        registration: &SignedBytes,
+        certs: &[(DeviceId, SignedBytes)],
+        entry: &[u8],
+    ) -> Result<u64, StoreError> {
+        let ids: Vec<DeviceId> = certs.iter().map(|(d, _)| *d).collect();
+        // The user's lock keeps adds out, the devices' locks revocations: the device set read
+        // below stays the set until the transaction ends.
+        let _locks = self.user_and_devices_lock(user, ids.iter());
+        let mut active = self.device_ids(user)?;
+        let mut given = ids.clone();
+        active.sort();
+        given.sort();
+        if active != given {
+            return Err(StoreError::RotationStale);
+        }
+        let t = self.t();
+        let ukey = user_key(user);
+        tx(
+            (&t.users, &t.devices, &t.directory).transaction(|(users, devices, directory)| {
+                let Some(v) = users.get(ukey.as_slice())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let stored = in_tx(decode_record::<StoredUser>(&v, "users"))?;
+                if stored.0 != *old {
+                    return abort(StoreError::RotationStale);
+                }
+                for (device, cert) in certs {
+                    let dkey = user_device(user, device);
+                    let Some(v) = devices.get(dkey.as_slice())? else {
+                        return abort(StoreError::RotationStale);
+                    };
+                    let StoredDevice(_, created, last_seen) =
+                        in_tx(decode_record::<StoredDevice>(&v, "devices"))?;
+                    let rec = StoredDevice(cert.clone(), created, last_seen);
+                    devices.insert(dkey.as_slice(), encode_record(&rec))?;
+                }
+                let new = StoredUser(registration.clone(), stored.1, stored.2);
+                users.insert(ukey.as_slice(), encode_record(&new))?;
+                super::directory::tx_append(directory, user, entry)
+            }),
+        )
+    }
+
     /// The user's record.
     pub fn user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
         match self.t().users.get(user_key(user)).or_backend()? {

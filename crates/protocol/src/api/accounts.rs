@@ -219,6 +219,51 @@ impl<'de> Deserialize<'de> for RevokeDeviceRequest {
     }
 }
 
+/// `[1, rotation, registration, [+ device_cert]]` (`client-api.md` §3.1, `directory.md` §8):
+/// the signed identity rotation's wire bytes, the registration signed by the new Identity Key
+/// and the new key's certificates of every active device of the user.
+#[derive(Debug, Clone)]
+pub struct RotateIdentityRequest {
+    /// `SignedIdentityRotation` wire bytes (signed by the old and the new IK).
+    pub rotation: Vec<u8>,
+    /// The registration signed by the new IK.
+    pub registration: SignedBytes,
+    /// The new IK's certificate of every active device.
+    pub device_certs: Vec<SignedBytes>,
+}
+
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct RotateIdentityRequestWire<'a> {
+    version: u8,
+    rotation: Cow<'a, serde_bytes::Bytes>,
+    registration: Cow<'a, SignedBytes>,
+    device_certs: Cow<'a, [SignedBytes]>,
+}
+
+impl Serialize for RotateIdentityRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RotateIdentityRequestWire {
+            version: VERSION,
+            rotation: Cow::Borrowed(serde_bytes::Bytes::new(&self.rotation)),
+            registration: Cow::Borrowed(&self.registration),
+            device_certs: Cow::Borrowed(&self.device_certs),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RotateIdentityRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = RotateIdentityRequestWire::deserialize(d)?;
+        check_version(w.version).map_err(serde::de::Error::custom)?;
+        Ok(RotateIdentityRequest {
+            rotation: w.rotation.into_owned().into_vec(),
+            registration: w.registration.into_owned(),
+            device_certs: w.device_certs.into_owned(),
+        })
+    }
+}
+
 /// `[device_cert, created, last_seen]`.
 #[derive(Debug, Clone, Serialize_tuple, Deserialize_tuple)]
 pub struct DeviceInfo {

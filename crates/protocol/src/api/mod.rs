@@ -20,7 +20,7 @@ mod topics;
 pub use accounts::{
     AddDeviceRequest, ChallengeRequest, ChallengeResponse, DeviceInfo, DevicesResponse,
     IdentityResponse, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
-    RevokeDeviceRequest,
+    RevokeDeviceRequest, RotateIdentityRequest,
 };
 pub use directory::{
     DirectoryCheckpointResponse, DirectoryCosignatureRequest, DirectoryEntriesResponse,
@@ -126,6 +126,7 @@ bodies!(
     IdentityResponse,
     AddDeviceRequest,
     RevokeDeviceRequest,
+    RotateIdentityRequest,
     DevicesResponse,
     ChallengeRequest,
     ChallengeResponse,
