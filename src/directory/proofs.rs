@@ -42,6 +42,17 @@ impl DirectoryLog {
             .store()
             .directory_entry(index)?
             .ok_or_else(|| internal(format!("entry {index} is missing")))?;
+        // directory.md §8: a rotation after the served checkpoint replaced the registration;
+        // the served entry still binds the old key, so the answer waits like a new user's.
+        let bound = rendezvous_protocol::directory::DirectoryEntry::decode(&entry)
+            .map_err(internal)?
+            .identity_key;
+        if bound != record.identity_key()? {
+            return Err(DirectoryServeError::Pending {
+                user: user.clone(),
+                retry_after,
+            });
+        }
         let tree = self.tree()?;
         let inclusion = tree
             .inclusion_proof(LeafIndex(index), TreeSize(size))

@@ -87,6 +87,54 @@ impl Client {
         Ok(device)
     }
 
+    /// Rotates the account's Identity Key (`directory.md` §8, `client-api.md` §3.1): a new key,
+    /// the rotation signed by the old and the new one, the registration and a certificate of
+    /// every active device under the new one; on the server's success the new key replaces the
+    /// old in the keystore. Returns the new key's public half.
+    ///
+    /// The old key is not kept: the self-monitor (§6.3) reads the keys it rotated from out of
+    /// the directory's own kind 2 entries. The user's other devices still hold the old key
+    /// until it is delivered to them (not done yet, §8).
+    pub async fn rotate_identity(
+        &mut self,
+    ) -> Result<rendezvous_protocol::crypto::IdentityPublicKey, ClientError> {
+        use rendezvous_protocol::api::RotateIdentityRequest;
+        use rendezvous_protocol::certs::Registration;
+        use rendezvous_protocol::crypto::IdentityKey;
+        use rendezvous_protocol::directory::SignedIdentityRotation;
+        let devices = self.devices().await?;
+        let new = IdentityKey::generate();
+        let now = self.now();
+        let rotation = SignedIdentityRotation::sign(&self.user, &self.identity, &new, now);
+        let registration = Signed::sign(
+            Registration::new(self.user.clone(), new.public().clone()),
+            &new,
+        );
+        let device_certs = devices
+            .iter()
+            .map(|d| {
+                let cert = DeviceCert::new(self.user.clone(), d.device_key.clone(), now);
+                Signed::sign(cert, &new).signed_bytes().clone()
+            })
+            .collect();
+        let request = RotateIdentityRequest {
+            rotation: rotation.to_wire(),
+            registration: registration.signed_bytes().clone(),
+            device_certs,
+        };
+        self.authed_raw(
+            Method::POST,
+            "/v1/identity/rotate",
+            Some(request.to_cbor()),
+            1024,
+        )
+        .await?;
+        self.keystore.save_identity(&new)?;
+        let public = new.public().clone();
+        self.identity = new;
+        Ok(public)
+    }
+
     /// Registers a device certificate with an active device's endorsement of it (no token: the
     /// IK signature and the endorsement authorize it, `devices.md` §2).
     pub(crate) async fn add_device(
