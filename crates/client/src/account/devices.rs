@@ -92,9 +92,9 @@ impl Client {
     /// every active device under the new one; on the server's success the new key replaces the
     /// old in the keystore. Returns the new key's public half.
     ///
-    /// The old key is not kept: the self-monitor (§6.3) reads the keys it rotated from out of
-    /// the directory's own kind 2 entries. The user's other devices still hold the old key
-    /// until it is delivered to them (not done yet, §8).
+    /// The old key is not kept (`directory.md` §11: the self-monitor's "keys it rotated from",
+    /// §6.3, are not done). The user's other devices still hold the old key until the new one
+    /// is delivered to them (not done yet, §8).
     pub async fn rotate_identity(
         &mut self,
     ) -> Result<rendezvous_protocol::crypto::IdentityPublicKey, ClientError> {
