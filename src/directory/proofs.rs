@@ -42,12 +42,12 @@ impl DirectoryLog {
             .store()
             .directory_entry(index)?
             .ok_or_else(|| internal(format!("entry {index} is missing")))?;
-        // directory.md §8: a rotation after the served checkpoint replaced the registration;
-        // the served entry still binds the old key, so the answer waits like a new user's.
-        let bound = rendezvous_protocol::directory::DirectoryEntry::decode(&entry)
-            .map_err(internal)?
-            .identity_key;
-        if bound != record.identity_key()? {
+        // directory.md §8: the user has a newer entry (a rotation) than the served checkpoint
+        // holds; the stored registration is already the rotated-to one, so the answer waits
+        // like a new user's until a witness cosigned a checkpoint with it. Only a newer entry
+        // counts: a registration that disagrees with the user's latest entry is served as it
+        // is, for the client (or relay) to catch (directory.md §6.1).
+        if self.store().directory_user_entry(user, u64::MAX)? != Some(index) {
             return Err(DirectoryServeError::Pending {
                 user: user.clone(),
                 retry_after,
