@@ -162,6 +162,7 @@ impl From<ChangeError> for ApiError {
             | ChangeError::AlreadyMember(_)
             | ChangeError::TopicKeyReused
             | ChangeError::SelfRemoval
+            | ChangeError::InvalidMove(_)
             | ChangeError::LastAdmin
             | ChangeError::NoOp
             | ChangeError::TooManyMembers { .. }

@@ -120,6 +120,13 @@ pub(crate) const POLICIES: &[Policy] = &[
         LAST_RESORT_CAP,
         &[Upload],
     ),
+    p(
+        "POST",
+        "/v1/topic-keys/own",
+        Token,
+        LAST_RESORT_CAP,
+        &[Upload],
+    ),
     p("POST", "/v1/topic-keys/claim", Token, 64 * KIB, &[]),
     p("GET", "/v1/keys/status", Token, 0, &[]),
     p("GET", "/v1/inbox", Token, 0, &[]),

@@ -18,7 +18,8 @@ use rendezvous_protocol::api::{
     AckRequest, ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse,
     ClaimedPreKeyBody, CountResponse, Empty, INBOX_LAST_RESORT_KEY, INBOX_TOPIC_KEY, InboxItem,
     InboxResponse, KeyStatusResponse, LastResortStatus, TopicKeyDeliveryItem,
-    UploadLastResortRequest, UploadPreKeysRequest, UploadTopicKeysRequest,
+    UploadLastResortRequest, UploadOwnTopicKeyRequest, UploadPreKeysRequest,
+    UploadTopicKeysRequest,
 };
 use rendezvous_protocol::certs::PreKey;
 use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey, KeyId};
@@ -70,8 +71,8 @@ pub enum KeysError {
     /// A delivery addressed to a pre key of no other active device of the caller.
     #[error("a delivery is addressed to a pre key of no other device of yours")]
     DeliveryNotToOwnDevice,
-    /// A last-resort key whose id the user uploaded before (as a one-time or last-resort key).
-    #[error("topic key {0} was uploaded before: a last-resort key must be new")]
+    /// A last-resort or own key whose id the user uploaded before (as any kind of key).
+    #[error("topic key {0} was uploaded before: a last-resort or own key must be new")]
     KnownTopicKey(KeyId),
 }
 
@@ -83,6 +84,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             "/v1/topic-keys/last-resort",
             web::put().to(upload_last_resort),
         )
+        .route("/v1/topic-keys/own", web::post().to(upload_own_topic_key))
         .route("/v1/topic-keys/claim", web::post().to(claim_topic_keys))
         .route("/v1/keys/status", web::get().to(key_status))
         .route("/v1/inbox", web::get().to(inbox))
@@ -210,6 +212,34 @@ async fn upload_last_resort(
             e => ApiError::from(e),
         })?;
     file_deliveries(&state, &caller, INBOX_LAST_RESORT_KEY, upload.deliveries)?;
+    state.store().sync().await?;
+    Ok(cbor_response(&Empty::default()))
+}
+
+/// `POST /v1/topic-keys/own` (`client-api.md` §4): a Topic Key the user made for its own use in
+/// one topic (a move after an identity rotation, `protocol.md` §7.2): checked as one item of
+/// `POST /v1/topic-keys`, with a key id never seen for the user; it is never handed out, and
+/// its deliveries are filed as inbox kind 1 (a one-time key: the other devices hold it to the
+/// one topic it is first used in).
+async fn upload_own_topic_key(
+    req: HttpRequest,
+    body: web::Bytes,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let r: UploadOwnTopicKeyRequest = cbor_body(&req, &body)?;
+    let ik = identity_key(&state, &caller.user)?;
+    let upload = checked_upload(&state, &caller, &ik, &r.upload)?;
+    let items: Vec<_> = upload.deliveries.iter().collect();
+    state.quota(&caller.user, inbox_room(&state, &caller.user, &items))?;
+    state
+        .store()
+        .mark_own_topic_key(&caller.user, upload.id)
+        .map_err(|e| match e {
+            StoreError::Exists => KeysError::KnownTopicKey(upload.id).into(),
+            e => ApiError::from(e),
+        })?;
+    file_deliveries(&state, &caller, INBOX_TOPIC_KEY, upload.deliveries)?;
     state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }

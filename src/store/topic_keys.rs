@@ -90,6 +90,29 @@ impl Store {
         )
     }
 
+    /// Marks `id` seen for the user without storing a certificate: a Topic Key the user keeps
+    /// for its own use in one topic (a move, `client-api.md` §4), never handed out, and never
+    /// accepted again as a one-time or last-resort key. Errors (nothing stored):
+    /// [`StoreError::Exists`] when the id was seen before, [`StoreError::NotFound`] (no user).
+    pub fn mark_own_topic_key(&self, user: &UserId, id: KeyId) -> Result<(), StoreError> {
+        let t = self.t();
+        let _lock = self.user_lock(user);
+        let ukey = user_key(user);
+        let id_key = Key::new().bytes(&ukey).bytes(&id.0).build();
+        tx(
+            (&t.users, &t.topic_key_ids).transaction(|(tx_users, tx_ids)| {
+                if tx_users.get(ukey.as_slice())?.is_none() {
+                    return abort(StoreError::NotFound);
+                }
+                if tx_ids.get(id_key.as_slice())?.is_some() {
+                    return abort(StoreError::Exists);
+                }
+                tx_ids.insert(id_key.as_slice(), &[][..])?;
+                Ok(())
+            }),
+        )
+    }
+
     /// Takes the user's oldest unclaimed topic key certificate (each is handed out once).
     pub fn claim_topic_key(&self, user: &UserId) -> Result<Option<SignedBytes>, StoreError> {
         let t = self.t();

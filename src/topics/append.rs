@@ -260,8 +260,10 @@ impl TopicService {
             return Err(TopicError::NotTheCaller { role: "author" });
         }
         let outcome = log.state.check_change(signed, &log.frontier.root())?;
-        if let Action::Add(members) = &outcome.change.action {
-            self.check_identities(members, remote)?;
+        // directory.md §6.4: every IK a change introduces (an add's, a move's).
+        let introduced = outcome.change.action.introduced_members();
+        if !introduced.is_empty() {
+            self.check_identities(introduced, remote)?;
         }
         Ok(outcome)
     }
@@ -403,11 +405,9 @@ fn remote_members_added(
     own: &ServerName,
 ) -> TopicResult<Vec<UserId>> {
     let draft = change.decode_unverified()?;
-    let members = match &draft.action {
-        Action::Create { members, .. } | Action::Add(members) => members,
-        _ => return Ok(Vec::new()),
-    };
-    Ok(members
+    Ok(draft
+        .action
+        .introduced_members()
         .iter()
         .filter(|m| m.user.server() != *own)
         .map(|m| m.user.clone())

@@ -25,7 +25,7 @@ use rendezvous_protocol::tlog::{
     SignedCheckpoint, TlogError, Tree, TreeSize, WitnessError, leaf_hash,
 };
 use rendezvous_protocol::topic::{
-    Action, ChangeOutcome, LogEntry, ParsedEntry, TagSet, TagsUnavailable, TopicState,
+    ChangeOutcome, LogEntry, ParsedEntry, TagSet, TagsUnavailable, TopicState,
     leaf_data_for_change, log_origin,
 };
 
@@ -351,7 +351,8 @@ impl TopicService {
                     if outcome.next.topic() != topic {
                         return Err(TopicError::CreationForAnotherTopic);
                     }
-                    if let Action::Create { members, .. } = &outcome.change.action {
+                    let members = outcome.change.action.introduced_members();
+                    if !members.is_empty() {
                         let index = frontier.size().0 + planned.len() as u64;
                         self.check_mirrored_identities(topic, index, members, bytes)?;
                     }
@@ -361,7 +362,8 @@ impl TopicService {
                 (ParsedEntry::Message(_), None) => return Err(TopicError::LogWithoutCreation),
                 (ParsedEntry::Change(signed), Some(st)) => {
                     let outcome = st.check_change(signed, &roots.root())?;
-                    if let Action::Add(members) = &outcome.change.action {
+                    let members = outcome.change.action.introduced_members();
+                    if !members.is_empty() {
                         let index = frontier.size().0 + planned.len() as u64;
                         self.check_mirrored_identities(topic, index, members, bytes)?;
                     }

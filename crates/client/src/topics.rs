@@ -332,6 +332,34 @@ impl Client {
         .await
     }
 
+    /// Moves this user's membership of `topic` to its current Identity Key and a new Topic Key
+    /// (`protocol.md` §7.2, after an identity rotation, `directory.md` §8): any role, the same
+    /// role, a new epoch whose key only the new Topic Key opens for this user. Returns the
+    /// change's log index, or `None` when the membership is already under the current key.
+    pub async fn move_topic(&mut self, topic: &TopicId) -> Result<Option<u64>, ClientError> {
+        let replay = self.writable(topic).await?;
+        let state = replay.state()?;
+        let me = replay.me(&self.user)?;
+        let member = state.member(me).ok_or_else(|| ClientError::NotAMember {
+            topic: topic.to_string(),
+            user: self.user.to_string(),
+        })?;
+        if member.identity_key == *self.identity.public() {
+            return Ok(None);
+        }
+        let role = member.role;
+        let cert = self.make_own_topic_key().await?;
+        let spec = rendezvous_protocol::topic::MemberSpec {
+            user: self.user.clone(),
+            identity_key: self.identity.public().clone(),
+            role,
+            topic_key_cert: cert.unverified(),
+        };
+        self.change(topic, move |_| Ok((Action::Move(spec.clone()), false)))
+            .await
+            .map(Some)
+    }
+
     /// Starts a new epoch for the same members.
     pub async fn rekey(&mut self, topic: &TopicId) -> Result<u64, ClientError> {
         self.change(topic, |_| Ok((Action::Rekey, false))).await

@@ -7,7 +7,8 @@ use serde_bytes::ByteBuf;
 use crate::{Client, ClientError, PREKEY_STOCK, TOPIC_KEY_STOCK};
 use rendezvous_protocol::api::{
     Body, ClaimPreKeysResponse, CountResponse, Empty, KeyStatusResponse, LastResortStatus,
-    UploadLastResortRequest, UploadPreKeysRequest, UploadTopicKeysRequest,
+    UploadLastResortRequest, UploadOwnTopicKeyRequest, UploadPreKeysRequest,
+    UploadTopicKeysRequest,
 };
 use rendezvous_protocol::certs::PreKey;
 use rendezvous_protocol::crypto::{KemSecretKey, Randomness, Suite};
@@ -107,6 +108,31 @@ impl Client {
             )
             .await?;
         Ok(())
+    }
+
+    /// Makes a Topic Key for this user's own use in one topic (a move, `protocol.md` §7.2),
+    /// delivers it to every other device as [`Self::make_topic_keys`] does, keeps it as a
+    /// one-time key and registers it (`POST /v1/topic-keys/own`: never handed out). Returns
+    /// its certificate, signed by the current Identity Key.
+    pub(crate) async fn make_own_topic_key(
+        &mut self,
+    ) -> Result<
+        rendezvous_protocol::wire::Verified<rendezvous_protocol::certs::TopicKeyCert>,
+        ClientError,
+    > {
+        let batch = self.topic_key_batch(1).await?;
+        let (Some(key), Some(upload)) = (batch.keys.first(), batch.uploads.first()) else {
+            return Err(ClientError::NoPreKeysLeft);
+        };
+        self.keystore.save_topic_key(key, &upload.cert)?;
+        self.keystore.mark_one_time(&key.public().key_id())?;
+        let request = UploadOwnTopicKeyRequest {
+            upload: ByteBuf::from(upload.to_wire()),
+        };
+        let _: Empty = self
+            .authed(Method::POST, "/v1/topic-keys/own", Some(request.to_cbor()))
+            .await?;
+        Ok(upload.cert.clone())
     }
 
     /// Makes up to `count` Topic Keys, seals each to one pre key of every other device of the

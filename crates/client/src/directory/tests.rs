@@ -417,7 +417,7 @@ async fn a_ghost_member_refuses_the_change_and_every_write() {
     let mut unchecked = Vec::new();
     let spec = |ik: &IdentityKey| (w.bob.clone(), ik.public().clone());
     let honest = roster.check(
-        (&me.0, &me.1),
+        (&me.0, std::slice::from_ref(&me.1)),
         4,
         &[spec(&w.bob_ik)],
         &mut refused,
@@ -426,7 +426,7 @@ async fn a_ghost_member_refuses_the_change_and_every_write() {
     assert!(honest.is_empty(), "{honest:?}");
     roster_gate(&"t", &refused, &unchecked).unwrap();
     let problems = roster.check(
-        (&me.0, &me.1),
+        (&me.0, std::slice::from_ref(&me.1)),
         5,
         &[spec(&ghost)],
         &mut refused,
@@ -444,7 +444,7 @@ async fn a_ghost_member_refuses_the_change_and_every_write() {
     // Another user of the admin's making, never looked up: unchecked, no writes.
     let stranger = (uid("@eve:b.example"), ghost.public().clone());
     let problems = roster.check(
-        (&me.0, &me.1),
+        (&me.0, std::slice::from_ref(&me.1)),
         6,
         &[stranger],
         &mut Vec::new(),
@@ -458,7 +458,7 @@ async fn a_ghost_member_refuses_the_change_and_every_write() {
     // This user is checked against its own IK.
     let me_forged = (me.0.clone(), ghost.public().clone());
     let problems = roster.check(
-        (&me.0, &me.1),
+        (&me.0, std::slice::from_ref(&me.1)),
         7,
         &[me_forged],
         &mut refused,

@@ -11,9 +11,7 @@ use crate::{Client, ClientError};
 use rendezvous_protocol::crypto::MessageKey;
 use rendezvous_protocol::ids::Epoch;
 use rendezvous_protocol::message::Message;
-use rendezvous_protocol::topic::{
-    Action, Applied, ChangeOutcome, MemberIndex, MemberSpec, Replayer, TopicState,
-};
+use rendezvous_protocol::topic::{Applied, ChangeOutcome, MemberIndex, Replayer, TopicState};
 
 /// Message Keys this device holds for a topic, by epoch.
 pub(super) type StoredKeys = BTreeMap<u32, MessageKey>;
@@ -83,18 +81,16 @@ impl Client {
     ) -> EntryContent {
         let after = &outcome.next;
         let author = member_name(before, after, outcome.change.author);
-        let specs: &[MemberSpec] = match &outcome.change.action {
-            Action::Create { members, .. } => members,
-            Action::Add(specs) => specs,
-            _ => &[],
-        };
-        // `directory.md` §6.4: each added member's IK is the one its directory binds.
+        let specs = outcome.change.action.introduced_members();
+        // `directory.md` §6.4: each added (or moved) member's IK is the one its directory
+        // binds; this user's own, one this device holds or held (a rotation, §8).
+        let own = self.own_identity_keys();
         let members: Vec<_> = specs
             .iter()
             .map(|s| (s.user.clone(), s.identity_key.clone()))
             .collect();
         problems.extend(replay.roster.check(
-            (&self.user, self.identity.public()),
+            (&self.user, own.as_slice()),
             index,
             &members,
             &mut replay.record.refused,

@@ -26,5 +26,6 @@ pub(super) fn describe(action: &Action, before: Option<&TopicState>, after: &Top
         Action::Remove(ms) => format!("remove {}", list(ms.iter().map(name).collect())),
         Action::SetRole(m, role) => format!("set role of {} to {}", name(m), role.name()),
         Action::Rekey => "rekey".into(),
+        Action::Move(s) => format!("move {} to a new identity key", s.user),
     }
 }

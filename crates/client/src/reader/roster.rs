@@ -12,7 +12,7 @@ use crate::keystore::{ContactRecord, RosterRefusal};
 use crate::{Client, ClientError};
 use rendezvous_protocol::crypto::IdentityPublicKey;
 use rendezvous_protocol::ids::UserId;
-use rendezvous_protocol::topic::{Action, ENTRY_CHANGE, MemberSpec, TopicChange};
+use rendezvous_protocol::topic::{ENTRY_CHANGE, MemberSpec, TopicChange};
 use rendezvous_protocol::wire::Signed;
 
 /// What the directory says of one added member.
@@ -30,7 +30,8 @@ pub(crate) struct Roster {
     lookups: HashMap<UserId, Lookup>,
 }
 
-/// The members a change adds, from its unverified wire form (the replay verifies it).
+/// The members a change introduces (adds, or moves to a new IK), from its unverified wire
+/// form (the replay verifies it).
 fn added_members(entry: &rendezvous_protocol::topic::LogEntry) -> Vec<MemberSpec> {
     if entry.0 != ENTRY_CHANGE {
         return Vec::new();
@@ -39,14 +40,16 @@ fn added_members(entry: &rendezvous_protocol::topic::LogEntry) -> Vec<MemberSpec
     else {
         return Vec::new();
     };
-    match change.action {
-        Action::Create { members, .. } => members,
-        Action::Add(specs) => specs,
-        _ => Vec::new(),
-    }
+    change.action.introduced_members().to_vec()
 }
 
 impl Client {
+    /// The Identity Keys that are this user's own for a roster check: the current one and
+    /// the ones this device rotated from (`directory.md` §6.4, §8).
+    pub(crate) fn own_identity_keys(&self) -> Vec<IdentityPublicKey> {
+        vec![self.identity.public().clone()]
+    }
+
     /// Looks up every member the fetched changes add that this device has no binding for
     /// with that key (`directory.md` §6.1); this user is checked against its own IK instead.
     pub(crate) async fn roster_lookups(&mut self, entries: &Fetched) -> Roster {
@@ -95,7 +98,7 @@ impl Roster {
     /// refusals kept for the topic, and members left unchecked.
     pub(crate) fn check(
         &self,
-        me: (&UserId, &IdentityPublicKey),
+        me: (&UserId, &[IdentityPublicKey]),
         index: u64,
         members: &[(UserId, IdentityPublicKey)],
         refused: &mut Vec<RosterRefusal>,
@@ -105,7 +108,7 @@ impl Roster {
         for (member, key) in members {
             let user = member.to_string();
             let known = if member == me.0 {
-                Ok(key == me.1)
+                Ok(me.1.contains(key))
             } else {
                 match self.lookups.get(member) {
                     Some(Lookup::Bound(c)) => Ok(c.knows(key)),

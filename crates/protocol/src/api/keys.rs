@@ -250,6 +250,9 @@ pub struct UploadLastResortRequest {
     pub upload: ByteBuf,
 }
 
+/// `POST /v1/topic-keys/own`: `[1, upload]`, the same wire form as a last-resort upload.
+pub type UploadOwnTopicKeyRequest = UploadLastResortRequest;
+
 /// The wire form of [`UploadLastResortRequest`], with the version in front.
 #[derive(Serialize_tuple, Deserialize_tuple)]
 struct UploadLastResortRequestWire<'a> {

@@ -34,7 +34,8 @@ pub use inbox::{
 pub use keys::{
     ClaimPreKeysResponse, ClaimTopicKeysRequest, ClaimTopicKeysResponse, ClaimedKind,
     ClaimedPreKeyBody, ClaimedTopicKey, KeyStatusResponse, LastResortStatus,
-    UploadLastResortRequest, UploadPreKeysRequest, UploadTopicKeysRequest,
+    UploadLastResortRequest, UploadOwnTopicKeyRequest, UploadPreKeysRequest,
+    UploadTopicKeysRequest,
 };
 pub use topics::{
     AppendResponse, CheckpointResponse, CursorRequest, EntriesResponse, IndexedEntry,

@@ -96,6 +96,9 @@ pub enum Action {
     SetRole(MemberIndex, Role),
     /// `[4]`: a new epoch for the same members.
     Rekey,
+    /// `[5, member-spec]`: the author moves itself to a new Identity Key and Topic Key (after
+    /// an identity rotation, `directory.md` §8); any role, same role, a new epoch.
+    Move(MemberSpec),
 }
 
 impl Action {
@@ -107,6 +110,19 @@ impl Action {
             Action::Remove(_) => "remove",
             Action::SetRole(..) => "set-role",
             Action::Rekey => "rekey",
+            Action::Move(_) => "move",
+        }
+    }
+
+    /// The member specs whose Identity Keys this change introduces into the roster: a
+    /// create's and an add's members, a move's new binding. The one list that the hosting
+    /// server, mirrors and members' clients check against the users' directories
+    /// (`directory.md` §6.4).
+    pub fn introduced_members(&self) -> &[MemberSpec] {
+        match self {
+            Action::Create { members, .. } | Action::Add(members) => members,
+            Action::Move(spec) => std::slice::from_ref(spec),
+            Action::Remove(_) | Action::SetRole(..) | Action::Rekey => &[],
         }
     }
 }
@@ -257,7 +273,7 @@ impl Serialize for Action {
         let len = match self {
             Action::Create { .. } => 4,
             Action::SetRole(..) => 3,
-            Action::Add(_) | Action::Remove(_) => 2,
+            Action::Add(_) | Action::Remove(_) | Action::Move(_) => 2,
             Action::Rekey => 1,
         };
         let mut seq = s.serialize_seq(Some(len))?;
@@ -286,6 +302,10 @@ impl Serialize for Action {
                 seq.serialize_element(role)?;
             }
             Action::Rekey => seq.serialize_element(&4u8)?,
+            Action::Move(spec) => {
+                seq.serialize_element(&5u8)?;
+                seq.serialize_element(spec)?;
+            }
         }
         seq.end()
     }
@@ -322,6 +342,7 @@ impl<'de> Deserialize<'de> for Action {
                     2 => Action::Remove(next(&mut seq, 1)?),
                     3 => Action::SetRole(next(&mut seq, 1)?, next(&mut seq, 2)?),
                     4 => Action::Rekey,
+                    5 => Action::Move(next(&mut seq, 1)?),
                     other => return Err(de::Error::custom(format!("unknown action kind {other}"))),
                 };
                 Ok(action)

@@ -229,6 +229,10 @@ pub enum ChangeError {
     /// A Topic Key was already used in this topic (keys are single use).
     #[error("topic key already used in this topic")]
     TopicKeyReused,
+    /// A move that names another user or another role than the author's, or that keeps the
+    /// author's Topic Key.
+    #[error("invalid move: {0}")]
+    InvalidMove(&'static str),
     /// An admin tried to remove themselves.
     #[error("an admin cannot remove themselves")]
     SelfRemoval,

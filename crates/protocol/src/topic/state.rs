@@ -220,7 +220,7 @@ impl TopicState {
         if draft.prev.map(|p| p.0) != Some(self.last_change.0) {
             return Err(ChangeError::StaleChange);
         }
-        let author = self.admin(draft.author)?;
+        let author = self.author(draft.author, &draft.action)?;
         let change = signed
             .verify_bound(&author.topic_key.signing, root.as_bytes())
             .map_err(|e| match signed_error(e) {
@@ -279,6 +279,11 @@ impl TopicState {
                 next.used_topic_keys.insert(member.topic_key.key_id());
             }
         }
+        if let Action::Move(_) = &change.action
+            && let Some(member) = plan.members_after.get(&change.author)
+        {
+            next.used_topic_keys.insert(member.topic_key.key_id());
+        }
         if let Action::Remove(list) = &change.action {
             for m in list {
                 if let Some(member) = self.members.get(m) {
@@ -334,7 +339,7 @@ impl TopicState {
     pub(crate) fn plan(&self, author: MemberIndex, action: &Action) -> Result<Plan, ChangeError> {
         let is_create = matches!(action, Action::Create { .. });
         if !is_create {
-            self.admin(author)?;
+            self.author(author, action)?;
         }
         let mut members = self.members.clone();
         let mut added = Vec::new();
@@ -366,6 +371,10 @@ impl TopicState {
                 false
             }
             Action::Rekey => true,
+            Action::Move(spec) => {
+                self.plan_move(&mut members, author, spec)?;
+                true
+            }
         };
         if !members.values().any(|m| m.role == Role::Admin) {
             return Err(ChangeError::LastAdmin);
@@ -444,6 +453,33 @@ impl TopicState {
         Ok(added)
     }
 
+    /// A move (`protocol.md` §7.2, rules 21–23): the author, whatever its role, binds itself to
+    /// the spec's Identity Key and a Topic Key never used in the topic; it keeps its index,
+    /// role, join position and join epoch, so its history stays its own.
+    fn plan_move(
+        &self,
+        members: &mut BTreeMap<MemberIndex, Member>,
+        author: MemberIndex,
+        spec: &MemberSpec,
+    ) -> Result<(), ChangeError> {
+        let member = members
+            .get_mut(&author)
+            .ok_or(ChangeError::UnknownAuthor(author))?;
+        if spec.user != member.user {
+            return Err(ChangeError::InvalidMove("a member moves only itself"));
+        }
+        if spec.role != member.role {
+            return Err(ChangeError::InvalidMove("a move keeps the member's role"));
+        }
+        let topic_key = verify_member_spec(spec)?;
+        if self.used_topic_keys.contains(&topic_key.key_id()) {
+            return Err(ChangeError::TopicKeyReused);
+        }
+        member.identity_key = spec.identity_key.clone();
+        member.topic_key = topic_key;
+        Ok(())
+    }
+
     fn epoch_after_add(&self) -> Epoch {
         match self.history {
             History::Shared => self.epoch,
@@ -451,12 +487,14 @@ impl TopicState {
         }
     }
 
-    fn admin(&self, author: MemberIndex) -> Result<&Member, ChangeError> {
+    /// The author of `action`: a current member, an admin unless the action is a move (any
+    /// member moves itself, rule 6).
+    fn author(&self, author: MemberIndex, action: &Action) -> Result<&Member, ChangeError> {
         let member = self
             .members
             .get(&author)
             .ok_or(ChangeError::UnknownAuthor(author))?;
-        if !member.role.can_change() {
+        if !member.role.can_change() && !matches!(action, Action::Move(_)) {
             return Err(ChangeError::NotAdmin {
                 author,
                 role: member.role.name(),
