@@ -289,6 +289,18 @@ pub enum ClientError {
     /// (`directory.md` §6.1); the code is the directory's ([`IDENTITY_CODES`]).
     #[error("identity directory: {0}")]
     Identity(#[from] rendezvous_protocol::directory::DirectoryError),
+    /// After an identity rotation, some topic memberships could not be moved to the new key
+    /// now (`rdv topic move` moves each later).
+    #[error(
+        "the identity key was rotated, but these topics still have your old key: {topics}; run `rdv topic move TOPIC` for each later"
+    )]
+    TopicsNotMoved {
+        /// Each topic with why it was not moved.
+        topics: String,
+    },
+    /// `topic move` of a membership already under the current Identity Key.
+    #[error("your membership of {0} is already under your current identity key")]
+    AlreadyMoved(String),
     /// This device refused a change of the topic: an added member's IK is not the one the
     /// member's directory binds (`directory.md` §6.4). Nothing more is written to the topic.
     #[error(
@@ -481,6 +493,8 @@ impl ClientError {
             ClientError::PostRefused(_) => "post_refused",
             ClientError::TopicRefused { .. } => "topic_refused",
             ClientError::RosterUnchecked { .. } => "roster_unchecked",
+            ClientError::TopicsNotMoved { .. } => "topics_not_moved",
+            ClientError::AlreadyMoved(_) => "already_moved",
             ClientError::ForeignKey { .. } => "directory_foreign_key",
             ClientError::Identity(e) => e.code(),
         }

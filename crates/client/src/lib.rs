@@ -121,6 +121,11 @@ impl Client {
         &self.user
     }
 
+    /// This account's current Identity Key (public half).
+    pub fn identity_key(&self) -> &rendezvous_protocol::crypto::IdentityPublicKey {
+        self.identity.public()
+    }
+
     /// The homeserver's name.
     pub fn server_name(&self) -> &ServerName {
         &self.server

@@ -360,6 +360,19 @@ impl Client {
             .map(Some)
     }
 
+    /// [`Self::move_topic`] for every topic of this user's (after a rotation): each topic with
+    /// its outcome, in the order `GET /v1/topics` lists them.
+    pub async fn move_topics(
+        &mut self,
+    ) -> Result<Vec<(TopicId, Result<Option<u64>, ClientError>)>, ClientError> {
+        let mut moved = Vec::new();
+        for t in self.topics().await? {
+            let outcome = self.move_topic(&t.topic).await;
+            moved.push((t.topic, outcome));
+        }
+        Ok(moved)
+    }
+
     /// Starts a new epoch for the same members.
     pub async fn rekey(&mut self, topic: &TopicId) -> Result<u64, ClientError> {
         self.change(topic, |_| Ok((Action::Rekey, false))).await

@@ -209,6 +209,10 @@ pub enum DeviceCommand {
     Remove {
         /// The device's key id (hex) or a unique prefix.
         device: String,
+        /// The device was lost or stolen: also rotate the Identity Key (its copy of the old one
+        /// then adds nothing) and move every topic membership to the new key.
+        #[arg(long)]
+        lost: bool,
     },
 }
 
@@ -303,6 +307,12 @@ pub enum TopicCommand {
     },
     /// Start a new key epoch.
     Rekey {
+        /// The topic.
+        topic: TopicId,
+    },
+    /// Move your membership to your current Identity Key and a new Topic Key (after a
+    /// rotation; what `device remove --lost` does for every topic).
+    Move {
         /// The topic.
         topic: TopicId,
     },

@@ -83,15 +83,50 @@ pub(super) async fn device(
                 out.emit(Output::device(&d));
             }
         }
-        DeviceCommand::Remove { device } => {
+        DeviceCommand::Remove { device, lost } => {
             let mut client = home.open()?;
             let removed = client.remove_device(&device).await?;
             out.emit(Output::DeviceRemoved {
                 id: removed.key_id().to_hex(),
             });
+            if lost {
+                rotate_and_move(&mut client, out).await?;
+            }
         }
     }
     Ok(())
+}
+
+/// `device remove --lost` after the removal (`devices.md` §5.4, `directory.md` §8): a new
+/// Identity Key, then every topic membership moved to it. Topics that could not be moved now
+/// are named in the error; `rdv topic move` moves them later.
+async fn rotate_and_move(client: &mut Client, out: &mut dyn Sink) -> Result<(), ClientError> {
+    use rendezvous_protocol::crypto::sign::hex_string;
+    let from = hex_string(client.identity_key().as_bytes());
+    let to = client.rotate_identity().await?;
+    out.emit(Output::IdentityRotated {
+        user: client.user().to_string(),
+        from,
+        to: hex_string(to.as_bytes()),
+    });
+    let mut failed = Vec::new();
+    for (topic, moved) in client.move_topics().await? {
+        match moved {
+            Ok(Some(index)) => out.emit(Output::Changed {
+                topic: topic.to_string(),
+                index,
+                change: ChangeKind::Moved,
+            }),
+            Ok(None) => {}
+            Err(e) => failed.push(format!("{topic} ({}: {e})", e.error_code())),
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(ClientError::TopicsNotMoved {
+        topics: failed.join("; "),
+    })
 }
 
 /// The command that joins a new device to this one's account: the same server, the same trust.
@@ -174,6 +209,10 @@ pub(super) async fn topic(
             let index = client.rekey(&topic).await?;
             (topic, index, ChangeKind::Rekeyed)
         }
+        TopicCommand::Move { topic } => match client.move_topic(&topic).await? {
+            Some(index) => (topic, index, ChangeKind::Moved),
+            None => return Err(ClientError::AlreadyMoved(topic.to_string())),
+        },
     };
     out.emit(Output::Changed {
         topic: topic.to_string(),

@@ -22,6 +22,8 @@ pub enum ChangeKind {
     RoleChanged,
     /// `topic rekey`.
     Rekeyed,
+    /// `topic move`, `device remove --lost`.
+    Moved,
 }
 
 /// An inbox item that could not be used (`synced.failed`).

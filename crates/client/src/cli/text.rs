@@ -33,6 +33,7 @@ impl Output {
                     ChangeKind::Removed => "removed from",
                     ChangeKind::RoleChanged => "role changed in",
                     ChangeKind::Rekeyed => "new epoch in",
+                    ChangeKind::Moved => "moved to your new identity key in",
                 };
                 format!("{what} {topic} (log index {index})")
             }
