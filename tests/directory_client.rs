@@ -7,10 +7,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-
-use clap::Parser;
-use rendezvous_client::cli::{Cli, Output};
+use rendezvous_client::cli::Output;
 use rendezvous_client::{AlarmEvidence, Client, ClientError};
 use rendezvous_protocol::api::{Body, ClaimTopicKeysResponse, IdentityResponse};
 use rendezvous_protocol::certs::{Registration, TopicKeyCert};
@@ -20,30 +17,13 @@ use rendezvous_protocol::tlog::HostKeys;
 use rendezvous_protocol::topic::{History, Role};
 use rendezvous_protocol::wire::Signed;
 use rendezvous_testkit::TempDir;
+use rendezvous_testkit::cli::rdv;
 use rendezvous_testkit::lying::{LyingHost, point_at};
 use rendezvous_testkit::server::{TestServer, register, uid};
 use rendezvous_testkit::transaction::server_key;
 
 fn code(e: &ClientError) -> &'static str {
     e.error_code()
-}
-
-/// `rdv --json ARGS` for the device in `home`: its answers and its error code.
-async fn rdv(home: &Path, args: &[&str]) -> (Vec<Output>, Option<&'static str>) {
-    let passphrase = rendezvous_testkit::passphrase_file(home);
-    let mut all = vec![
-        "rdv",
-        "--json",
-        "--home",
-        home.to_str().unwrap(),
-        "--passphrase-file",
-        passphrase.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    let cli = Cli::try_parse_from(all).unwrap();
-    let mut out: Vec<Output> = Vec::new();
-    let result = rendezvous_client::cli::run(cli, &mut out).await;
-    (out, result.err().map(|e| e.error_code()))
 }
 
 fn alarms(out: &[Output]) -> Vec<u64> {

@@ -52,9 +52,15 @@ fn build_move(
     signer: &TopicKey,
     spec: MemberSpec,
 ) -> Result<ChangeOutcome, ChangeError> {
-    ChangeBuilder::new(&t.state, t.roots.root(), author, signer, Action::Move(spec))
-        .build(0, &mut Randomness::Os)
-        .map(|(outcome, _)| outcome)
+    ChangeBuilder::new(
+        &t.state,
+        t.roots.root(),
+        author,
+        signer,
+        Action::Move(Box::new(spec)),
+    )
+    .build(0, &mut Randomness::Os)
+    .map(|(outcome, _)| outcome)
 }
 
 fn apply(t: &mut Topic, outcome: &ChangeOutcome) {

@@ -398,6 +398,8 @@ pub const CLIENT_CODES: &[&str] = &[
     "post_refused",
     "topic_refused",
     "roster_unchecked",
+    "topics_not_moved",
+    "already_moved",
     "directory_foreign_key",
 ];
 

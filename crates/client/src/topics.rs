@@ -355,9 +355,11 @@ impl Client {
             role,
             topic_key_cert: cert.unverified(),
         };
-        self.change(topic, move |_| Ok((Action::Move(spec.clone()), false)))
-            .await
-            .map(Some)
+        self.change(topic, move |_| {
+            Ok((Action::Move(Box::new(spec.clone())), false))
+        })
+        .await
+        .map(Some)
     }
 
     /// [`Self::move_topic`] for every topic of this user's (after a rotation): each topic with

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ca;
+pub mod cli;
 pub mod config;
 pub mod dir;
 pub mod dns;

@@ -129,6 +129,7 @@ impl Client {
             1024,
         )
         .await?;
+        self.keystore.add_rotated_from(self.identity.public())?;
         self.keystore.save_identity(&new)?;
         let public = new.public().clone();
         self.identity = new;

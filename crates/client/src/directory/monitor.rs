@@ -86,7 +86,7 @@ impl Client {
             next: record.monitor_next,
             frontier: record.frontier()?,
         };
-        let keys = vec![self.identity.public().clone()];
+        let keys = self.own_identity_keys();
         let user = self.user.clone();
         let mut pass = MonitorPass::start(&state, &user, &keys);
         while pass.next() < checkpoint.size.0 {

@@ -73,6 +73,7 @@ mod devices_seen;
 mod directory;
 mod files;
 mod records;
+mod rotated_from;
 mod topics;
 
 use std::fs;
@@ -321,7 +322,9 @@ impl Keystore {
         self.write_secret(&path, &bytes)
     }
 
-    /// The private Topic Key with id `id` and its certificate (checked again with `identity`).
+    /// The private Topic Key with id `id` and its certificate (checked again with `identity`,
+    /// or with one of the keys this user rotated from: a Topic Key certified before a rotation
+    /// still opens the epochs of before it).
     pub fn topic_key(
         &self,
         id: &KeyId,
@@ -340,9 +343,15 @@ impl Keystore {
         let key = TopicKey::from_bytes(suite, &file.signing_seed.0[..], &file.kem_secret.0[..])
             .map_err(|e| ClientError::corrupt(&path, e))?;
         let cert = Signed::<TopicKeyCert>::from_signed_bytes(file.cert)
-            .map_err(|e| ClientError::corrupt(&path, e))?
-            .verify(identity)
-            .map_err(|e| ClientError::corrupt(&path, format!("certificate: {e}")))?;
+            .map_err(|e| ClientError::corrupt(&path, e))?;
+        let cert = match cert.clone().verify(identity) {
+            Ok(cert) => cert,
+            Err(e) => self
+                .rotated_from()?
+                .iter()
+                .find_map(|old| cert.clone().verify(old).ok())
+                .ok_or_else(|| ClientError::corrupt(&path, format!("certificate: {e}")))?,
+        };
         if key.public().key_id() != *id || cert.topic_key().ok().as_ref() != Some(key.public()) {
             return Err(ClientError::corrupt(&path, "key does not match its id"));
         }

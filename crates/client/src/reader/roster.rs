@@ -47,7 +47,11 @@ impl Client {
     /// The Identity Keys that are this user's own for a roster check: the current one and
     /// the ones this device rotated from (`directory.md` §6.4, §8).
     pub(crate) fn own_identity_keys(&self) -> Vec<IdentityPublicKey> {
-        vec![self.identity.public().clone()]
+        let mut keys = vec![self.identity.public().clone()];
+        // An unreadable list leaves only the current key: older changes are then refused on
+        // this device, never accepted unchecked.
+        keys.extend(self.keystore.rotated_from().unwrap_or_default());
+        keys
     }
 
     /// Looks up every member the fetched changes add that this device has no binding for

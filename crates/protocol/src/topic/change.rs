@@ -98,7 +98,7 @@ pub enum Action {
     Rekey,
     /// `[5, member-spec]`: the author moves itself to a new Identity Key and Topic Key (after
     /// an identity rotation, `directory.md` §8); any role, same role, a new epoch.
-    Move(MemberSpec),
+    Move(Box<MemberSpec>),
 }
 
 impl Action {
@@ -121,7 +121,7 @@ impl Action {
     pub fn introduced_members(&self) -> &[MemberSpec] {
         match self {
             Action::Create { members, .. } | Action::Add(members) => members,
-            Action::Move(spec) => std::slice::from_ref(spec),
+            Action::Move(spec) => std::slice::from_ref(spec.as_ref()),
             Action::Remove(_) | Action::SetRole(..) | Action::Rekey => &[],
         }
     }
@@ -342,7 +342,7 @@ impl<'de> Deserialize<'de> for Action {
                     2 => Action::Remove(next(&mut seq, 1)?),
                     3 => Action::SetRole(next(&mut seq, 1)?, next(&mut seq, 2)?),
                     4 => Action::Rekey,
-                    5 => Action::Move(next(&mut seq, 1)?),
+                    5 => Action::Move(Box::new(next(&mut seq, 1)?)),
                     other => return Err(de::Error::custom(format!("unknown action kind {other}"))),
                 };
                 Ok(action)
