@@ -223,16 +223,38 @@ impl Store {
     /// peers), in key order.
     pub fn federation_origins(&self) -> Result<Vec<ServerName>, StoreError> {
         let mut out: Vec<ServerName> = Vec::new();
-        for k in self.t().fed_txns.iter().keys() {
-            let k = k.or_backend()?;
+        let txns = &self.t().fed_txns;
+        let mut from: Vec<u8> = Vec::new();
+        // One seek per origin, not one step per stored transaction: past an origin's keys is
+        // the successor of its key prefix.
+        while let Some(item) = txns.range(from.as_slice()..).next() {
+            let (k, _) = item.or_backend()?;
             let mut r = super::keys::KeyReader::new(&k, "fed_txns");
             let origin: ServerName = r.id()?;
-            if out.last() != Some(&origin) {
-                out.push(origin);
+            match prefix_successor(&Key::new().id(origin.as_str()).build()) {
+                Some(next) => from = next,
+                None => {
+                    out.push(origin);
+                    break;
+                }
             }
+            out.push(origin);
         }
         Ok(out)
     }
+}
+
+/// The smallest key greater than every key starting with `prefix` (`None`: there is none,
+/// the prefix is all `0xff`).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < 0xff {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -280,6 +302,32 @@ mod tests {
         assert!(store.federation_txn(&b, "b1").unwrap().is_none());
         assert!(store.federation_txn(&a, "t4").unwrap().is_some());
         assert_eq!(store.purge_federation(1000, KEEP).unwrap(), 3);
+    }
+
+    #[test]
+    fn origins_are_listed_once_each_in_key_order() {
+        let (_dir, store) = open();
+        assert!(store.federation_origins().unwrap().is_empty());
+        // Names whose keys share prefixes ("a.example" is a prefix of "a.example.org").
+        let names = ["b.example", "a.example.org", "a.example", "c.example"];
+        for (n, origin) in names.iter().enumerate() {
+            for i in 0..3 {
+                store
+                    .set_federation_txn(
+                        &name(origin),
+                        &format!("t{i}"),
+                        b"\x80",
+                        1 + n as u64,
+                        KEEP,
+                    )
+                    .unwrap();
+            }
+        }
+        let mut expected: Vec<ServerName> = names.iter().map(|n| name(n)).collect();
+        expected.sort_by_key(|n| Key::new().id(n.as_str()).build());
+        assert_eq!(store.federation_origins().unwrap(), expected);
+        assert_eq!(prefix_successor(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xff, 0xff]), None);
     }
 
     #[test]

@@ -29,6 +29,8 @@ use super::keys::{HttpPeerKeys, PeerKeysError};
 pub const DIRECTORY_PATH: &str = "/_rdv/federation/v1/directory";
 /// Largest checkpoint answer read from a peer.
 pub const MAX_CHECKPOINT_ANSWER: usize = 8 * 1024;
+/// Most peers one witness round takes (`directory.md` §5, §10).
+pub const MAX_WITNESSED_PEERS: usize = 256;
 /// Largest proof answer read from a peer (a consistency proof has at most 126 hashes).
 pub const MAX_PROOF_ANSWER: usize = 8 * 1024;
 
@@ -147,21 +149,78 @@ impl DirectoryWitness {
         locks.entry(peer.clone()).or_default().clone()
     }
 
-    /// The peers witnessed: the configured ones, those this server exchanged federation
-    /// requests with, and those it witnessed before; never itself.
+    /// The peers witnessed (`directory.md` §5), never itself, at most
+    /// [`MAX_WITNESSED_PEERS`], in this order of precedence: the configured ones, those this
+    /// server sends federation events to (its users chose them), those it witnessed before,
+    /// then those that sent it requests (any server can, so they come last and are cut first).
     pub fn peers(&self) -> Result<Vec<ServerName>, StoreError> {
-        let mut peers = self.configured.clone();
-        peers.extend(self.store.outbound_peers()?);
-        peers.extend(self.store.federation_origins()?);
-        peers.extend(
-            self.store
-                .directory_witnesses()?
-                .into_iter()
-                .map(|(p, _)| p),
-        );
-        peers.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        peers.dedup();
-        peers.retain(|p| *p != self.name);
+        let candidates = self
+            .configured
+            .iter()
+            .cloned()
+            .chain(self.store.outbound_peers()?)
+            .chain(
+                self.store
+                    .directory_witnesses()?
+                    .into_iter()
+                    .map(|(p, _)| p),
+            )
+            .chain(self.store.federation_origins()?);
+        let (peers, left_out) = choose_peers(&self.name, candidates);
+        if left_out > 0 {
+            tracing::info!(
+                left_out,
+                limit = MAX_WITNESSED_PEERS,
+                "more peers than a witness round takes: the ones that only sent requests are left out"
+            );
+        }
         Ok(peers)
+    }
+}
+
+/// The first [`MAX_WITNESSED_PEERS`] distinct candidates other than `own`, in their order, and
+/// how many more there were.
+fn choose_peers(
+    own: &ServerName,
+    candidates: impl Iterator<Item = ServerName>,
+) -> (Vec<ServerName>, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let mut peers = Vec::new();
+    let mut left_out = 0usize;
+    for peer in candidates {
+        if peer == *own || !seen.insert(peer.clone()) {
+            continue;
+        }
+        if peers.len() < MAX_WITNESSED_PEERS {
+            peers.push(peer);
+        } else {
+            left_out += 1;
+        }
+    }
+    (peers, left_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> ServerName {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_witnessed_set_is_bounded_and_the_first_candidates_win() {
+        let own = name("me.example");
+        let first = [
+            name("configured.example"),
+            own.clone(),
+            name("configured.example"),
+        ];
+        let flood = (0..1000).map(|i| name(&format!("s{i}.flood.example")));
+        let (peers, left_out) = choose_peers(&own, first.into_iter().chain(flood));
+        assert_eq!(peers.len(), MAX_WITNESSED_PEERS);
+        assert_eq!(peers[0], name("configured.example"));
+        assert!(!peers.contains(&own));
+        assert_eq!(left_out, 1000 - (MAX_WITNESSED_PEERS - 1));
     }
 }
