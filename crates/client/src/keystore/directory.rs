@@ -4,7 +4,6 @@
 //! the self-monitoring state and alarms (§6.3). None of them is secret: plain JSON, CBOR and
 //! text, written atomically like every keystore file.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -16,13 +15,12 @@ use crate::tls::decode_hex;
 use rendezvous_protocol::crypto::IdentityPublicKey;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::directory::Binding;
-use rendezvous_protocol::ids::{ServerName, UserId};
+use rendezvous_protocol::ids::ServerName;
 use rendezvous_protocol::tlog::{Evidence, Frontier, LogHash, TreeSize};
 
 const DIRECTORY: &str = "directory";
 const VIEW: &str = "view";
 const STATE: &str = "state.json";
-const BINDINGS: &str = "bindings.json";
 const EVIDENCE: &str = "evidence-";
 const ALARM: &str = "alarm-";
 
@@ -109,7 +107,7 @@ impl StoredBinding {
     }
 }
 
-/// What this device knows of one user of a server (`directory/<server>/bindings.json`, by
+/// What this device knows of one user of a server (`directory/<server>/contacts/`, by
 /// user id): the accepted binding and the contact state of `directory.md` §7.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactRecord {
@@ -212,15 +210,15 @@ impl ContactRecord {
 fn parse_key(hex: &str) -> Result<IdentityPublicKey, ClientError> {
     decode_hex(hex)
         .and_then(|b| IdentityPublicKey::from_slice(&b).ok())
-        .ok_or_else(|| ClientError::corrupt(BINDINGS, "identity key"))
+        .ok_or_else(|| ClientError::corrupt("contact record", "identity key"))
 }
 
 impl Keystore {
-    fn directory_dir(&self, server: &ServerName) -> PathBuf {
+    pub(super) fn directory_dir(&self, server: &ServerName) -> PathBuf {
         self.dir.join(DIRECTORY).join(server.as_str())
     }
 
-    fn make_directory_dir(&self, server: &ServerName) -> Result<PathBuf, ClientError> {
+    pub(super) fn make_directory_dir(&self, server: &ServerName) -> Result<PathBuf, ClientError> {
         make_dir(&self.dir.join(DIRECTORY))?;
         let dir = self.directory_dir(server);
         make_dir(&dir)?;
@@ -290,35 +288,6 @@ impl Keystore {
         let dir = self.make_directory_dir(server)?;
         let json = serde_json::to_vec_pretty(record).map_err(|e| ClientError::corrupt(&dir, e))?;
         write_atomic(&dir.join(STATE), &json)
-    }
-
-    /// Every contact of `server` this device accepted a binding for, by user id.
-    pub fn contacts(
-        &self,
-        server: &ServerName,
-    ) -> Result<BTreeMap<String, ContactRecord>, ClientError> {
-        let path = self.directory_dir(server).join(BINDINGS);
-        match read_optional(&path)? {
-            Some(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| ClientError::corrupt(&path, e))
-            }
-            None => Ok(BTreeMap::new()),
-        }
-    }
-
-    /// The contact record of `user`, if a binding was accepted for it.
-    pub fn contact(&self, user: &UserId) -> Result<Option<ContactRecord>, ClientError> {
-        Ok(self.contacts(&user.server())?.remove(user.as_str()))
-    }
-
-    /// Stores the contact record of `user`.
-    pub fn save_contact(&self, user: &UserId, record: &ContactRecord) -> Result<(), ClientError> {
-        let server = user.server();
-        let mut all = self.contacts(&server)?;
-        all.insert(user.to_string(), record.clone());
-        let dir = self.make_directory_dir(&server)?;
-        let json = serde_json::to_vec_pretty(&all).map_err(|e| ClientError::corrupt(&dir, e))?;
-        write_atomic(&dir.join(BINDINGS), &json)
     }
 
     /// Servers this device keeps a directory folder for.

@@ -47,11 +47,12 @@
 //!   directory/<server>/evidence-<n>.cbor
 //!                               evidence against the server's directory (`tag-log.md` §8.2
 //!                               CBOR), kept for good: `directory_forked` from then on
-//!   directory/<server>/bindings.json
-//!                               per user id of that server: the accepted binding (IK hex, entry
-//!                               index, checkpoint size), the IK verified with a verification
-//!                               code, the key rotated from, a changed key refused until
-//!                               accepted, the keys accepted before (`directory.md` §6.1, §7)
+//!   directory/<server>/contacts/<16-byte hex of SHA-256(user id)>
+//!                               sealed, one per user id of that server: the accepted binding
+//!                               (IK hex, entry index, checkpoint size), the IK verified with a
+//!                               verification code, the key rotated from, a changed key refused
+//!                               until accepted, the keys accepted before (`directory.md` §6.1,
+//!                               §7); an older `bindings.json` is moved into them when read
 //!   directory/<server>/state.json
 //!                               whether a witness cosignature was ever seen (sticky), whether
 //!                               the server says it is federated, and for the homeserver the
@@ -69,6 +70,7 @@
 //! zeroized buffer inside [`Keystore`].
 
 mod at_rest;
+mod contacts;
 mod devices_seen;
 mod directory;
 mod files;

@@ -262,9 +262,29 @@ fn directory_records_round_trip() {
 
     let folder = dir.join("directory/b.example");
     assert_eq!(mode(&folder), 0o700);
-    for name in ["view", "state.json", "bindings.json", "alarm-9.cbor"] {
+    for name in ["view", "state.json", "alarm-9.cbor"] {
         assert_eq!(mode(&folder.join(name)), 0o600, "{name}");
     }
+    assert_eq!(mode(&folder.join("contacts")), 0o700);
+    let files: Vec<_> = fs::read_dir(folder.join("contacts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(mode(&files[0]), 0o600);
+    // Sealed: a contact file edited on disk is refused, not believed.
+    let mut bytes = fs::read(&files[0]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&files[0], &bytes).unwrap();
+    assert!(matches!(ks.contact(&bob), Err(ClientError::Corrupt { .. })));
+    fs::remove_file(&files[0]).unwrap();
+    // A keystore from before per-contact files: its bindings.json is moved into them.
+    let old = serde_json::json!({ "@bob:b.example": contact.clone() });
+    fs::write(folder.join("bindings.json"), old.to_string()).unwrap();
+    assert_eq!(ks.contact(&bob).unwrap(), Some(contact.clone()));
+    assert!(!folder.join("bindings.json").exists());
+    assert_eq!(ks.contacts(&server).unwrap().len(), 1);
     fs::write(folder.join("state.json"), b"{").unwrap();
     assert!(matches!(
         ks.directory_record(&server),
