@@ -17,9 +17,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
-use rendezvous_client::{Client, ClientError, ReadReport};
+use rendezvous_client::{Client, ClientError};
 use rendezvous_protocol::certs::{Registration, TopicKeyCert};
 use rendezvous_protocol::crypto::{IdentityKey, IdentityPublicKey, Randomness};
 use rendezvous_protocol::directory::{DirectoryEntry, safety_code};
@@ -27,10 +26,11 @@ use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::topic::{Action, ChangeBuilder, History, MemberIndex, MemberSpec, Role};
 use rendezvous_protocol::wire::{Signed, SignedBytes};
 use rendezvous_testkit::TempDir;
-use rendezvous_testkit::federation::Federation;
+use rendezvous_testkit::federation::{Federation, witnessing_pair};
 use rendezvous_testkit::raw;
 use rendezvous_testkit::server::{TestServer, register, uid};
 use rendezvous_testkit::topic::SUITE;
+use rendezvous_testkit::wait::read_until;
 
 const A: &str = "a.example";
 const B: &str = "b.example";
@@ -45,37 +45,6 @@ fn code(e: &ClientError) -> &'static str {
 
 fn hex(key: &IdentityPublicKey) -> String {
     rendezvous_protocol::crypto::sign::hex_string(key.as_bytes())
-}
-
-/// a and b, each witnessing the other every second.
-fn pair(test: &str) -> Federation {
-    Federation::in_process(test, &[A, B])
-        .adjust(|name, c| {
-            let f = c.federation.as_mut().unwrap();
-            f.directory_witness = vec![if name == A { B } else { A }.to_owned()];
-            f.directory_witness_secs = Some(1);
-        })
-        .start()
-}
-
-/// Reads `topic` as `client` until `done` holds for a report, or panics after 30 s.
-async fn read_until(
-    client: &mut Client,
-    topic: &TopicId,
-    what: &str,
-    done: impl Fn(&ReadReport) -> bool,
-) -> ReadReport {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let last = client.read(topic).await;
-        if let Ok(report) = &last
-            && done(report)
-        {
-            return report.clone();
-        }
-        assert!(Instant::now() < deadline, "never {what}: {last:?}");
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A member spec for `user` under a key the test made (`ik`), with a Topic Key certified by it.
@@ -122,7 +91,7 @@ async fn add_as(fed: &Federation, admin: &Client, topic: &TopicId, spec: MemberS
 /// `a_mirrors_refusal_of_a_wrong_identity_key_is_kept_and_shown_to_the_members`).
 #[actix_rt::test]
 async fn a_ghost_member_added_through_a_colluding_host_is_refused_by_every_honest_member() {
-    let fed = pair("dirl-ghost");
+    let fed = witnessing_pair("dirl-ghost", A, B);
     let mut alice = fed.register(A, "alice").await;
     let mut dave = fed.register(A, "dave").await;
     let mut bob = fed.register(B, "bob").await;
@@ -341,7 +310,7 @@ async fn an_unverified_contact_whose_key_the_server_replaces_is_refused_until_ac
 /// `check_mirrored_identities` on b.
 #[actix_rt::test]
 async fn a_ghost_of_a_user_that_does_not_exist_leaves_the_topic_unchecked_and_unwritable() {
-    let fed = pair("dirl-nobody");
+    let fed = witnessing_pair("dirl-nobody", A, B);
     let mut alice = fed.register(A, "alice").await;
     let mut dave = fed.register(A, "dave").await;
     let mut bob = fed.register(B, "bob").await;

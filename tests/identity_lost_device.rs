@@ -8,12 +8,11 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use rendezvous_client::Client;
 use rendezvous_client::cli::{ChangeKind, Output};
-use rendezvous_client::{Client, ReadReport};
 use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::{IdentityKey, Randomness, TopicKey};
 use rendezvous_protocol::ids::{TopicId, UserId};
@@ -23,61 +22,18 @@ use rendezvous_protocol::topic::{
 };
 use rendezvous_protocol::wire::Signed;
 use rendezvous_testkit::cli::rdv;
-use rendezvous_testkit::federation::Federation;
+use rendezvous_testkit::federation::{Federation, witnessing_pair};
+use rendezvous_testkit::fork::copy_dir;
 use rendezvous_testkit::raw;
 use rendezvous_testkit::server::try_link;
 use rendezvous_testkit::topic::SUITE;
+use rendezvous_testkit::wait::read_until;
 
 const A: &str = "a.example";
 const B: &str = "b.example";
 
 fn id(user: &str, server: &str) -> UserId {
     format!("@{user}:{server}").parse().unwrap()
-}
-
-/// a and b, each witnessing the other every second.
-fn pair(test: &str) -> Federation {
-    Federation::in_process(test, &[A, B])
-        .adjust(|name, c| {
-            let f = c.federation.as_mut().unwrap();
-            f.directory_witness = vec![if name == A { B } else { A }.to_owned()];
-            f.directory_witness_secs = Some(1);
-        })
-        .start()
-}
-
-/// Reads `topic` as `client` until `done` holds for a report, or panics after 30 s.
-async fn read_until(
-    client: &mut Client,
-    topic: &TopicId,
-    what: &str,
-    done: impl Fn(&ReadReport) -> bool,
-) -> ReadReport {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let last = client.read(topic).await;
-        if let Ok(report) = &last
-            && done(report)
-        {
-            return report.clone();
-        }
-        assert!(Instant::now() < deadline, "never {what}: {last:?}");
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A copy of a keystore directory: what a thief takes with the device.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// alice on a with a laptop and a phone, bob on b; a topic hosted on a with one message each
@@ -111,7 +67,7 @@ async fn setup(fed: &Federation) -> (Client, Client, Client, TopicId) {
 /// device is refused, its IK adds no device, and its Topic Key opens nothing after the move.
 #[actix_rt::test]
 async fn a_lost_device_is_rotated_out_and_every_topic_moves_on() {
-    let fed = pair("lost-device");
+    let fed = witnessing_pair("lost-device", A, B);
     let (laptop, phone, mut bob, topic) = setup(&fed).await;
     let stolen = fed.dir.join("thief");
     copy_dir(phone.keystore().dir(), &stolen);
@@ -262,7 +218,7 @@ async fn a_lost_device_is_rotated_out_and_every_topic_moves_on() {
 /// binds her real key) and write nothing more to the topic.
 #[actix_rt::test]
 async fn a_thiefs_move_through_a_colluding_host_is_refused_by_every_member() {
-    let fed = pair("lost-thief-move");
+    let fed = witnessing_pair("lost-thief-move", A, B);
     let (mut laptop, thief, mut bob, topic) = setup(&fed).await;
     let a = fed.server(A);
     let state = raw::state(a, &thief, &topic).await;

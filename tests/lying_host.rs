@@ -796,22 +796,10 @@ async fn an_unequal_fork_is_caught_on_the_smaller_side() {
 /// Runs `rdv --json ARGS` for the device whose keystore is `home`: every JSON line it would
 /// print, and its error code if it fails.
 async fn rdv_json(home: &Path, args: &[&str]) -> (Vec<String>, Option<&'static str>) {
-    let passphrase = rendezvous_testkit::passphrase_file(home);
-    let mut all = vec![
-        "rdv",
-        "--json",
-        "--home",
-        home.to_str().unwrap(),
-        "--passphrase-file",
-        passphrase.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    let cli = Cli::try_parse_from(all).unwrap();
-    let mut outputs: Vec<rendezvous_client::cli::Output> = Vec::new();
-    let result = rendezvous_client::cli::run(cli, &mut outputs).await;
+    let (outputs, failed) = rendezvous_testkit::cli::rdv(home, args).await;
     let printer = Printer::new(true);
     let lines = outputs.iter().map(|o| printer.render(o)).collect();
-    (lines, result.err().map(|e| e.error_code()))
+    (lines, failed)
 }
 
 /// Issue 9 attack 7 (silent losses): a post that bob's server queued for the hosting server

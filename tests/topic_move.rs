@@ -14,22 +14,10 @@ use rendezvous_protocol::topic::{
     MemberSpec, Role, TopicState, leaf_data_for_change,
 };
 use rendezvous_protocol::wire::Signed;
-use rendezvous_testkit::topic::{Topic, User, read};
+use rendezvous_testkit::topic::{Topic, User, read, three};
 
 const SUITE: rendezvous_protocol::crypto::hpke::Suite =
     rendezvous_protocol::crypto::hpke::Suite::X25519Sha256ChaCha20Poly1305;
-
-fn three() -> (User, User, User, Topic) {
-    let mut a = User::new("alice");
-    let mut b = User::new("bob");
-    let mut c = User::new("carol");
-    let t = Topic::create(
-        &mut [&mut a, &mut b, &mut c],
-        &[Role::Admin, Role::Writer, Role::Reader],
-        History::Shared,
-    );
-    (a, b, c, t)
-}
 
 /// `user`'s binding to a new IK and TK, certified by the new IK.
 fn new_binding(user: &User, role: Role) -> (IdentityKey, TopicKey, MemberSpec) {
@@ -72,7 +60,7 @@ fn apply(t: &mut Topic, outcome: &ChangeOutcome) {
 
 #[test]
 fn a_member_moves_itself_and_keeps_its_place_and_history() {
-    let (mut a, mut b, mut c, mut t) = three();
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
     let before = t.compose(&b, b"before the move");
     let before = t.post(&before).unwrap();
     let old_ik = b.ik.public().clone();
@@ -144,7 +132,7 @@ fn a_member_moves_itself_and_keeps_its_place_and_history() {
 
 #[test]
 fn any_role_may_move_itself() {
-    let (mut a, mut b, mut c, mut t) = three();
+    let (mut a, mut b, mut c, mut t) = three(History::Shared);
     let (ik, tk, spec) = new_binding(&c, Role::Reader);
     let outcome = build_move(&t, MemberIndex(2), &c.tk, spec).unwrap();
     apply(&mut t, &outcome);
@@ -163,7 +151,7 @@ fn any_role_may_move_itself() {
 
 #[test]
 fn a_move_of_another_a_new_role_or_an_old_key_is_refused() {
-    let (a, b, _, t) = three();
+    let (a, b, _, t) = three(History::Shared);
     // Bob moves alice to a key he holds.
     let (_, _, alice) = new_binding(&a, Role::Admin);
     assert_eq!(
@@ -208,7 +196,7 @@ fn a_move_of_another_a_new_role_or_an_old_key_is_refused() {
 
 #[test]
 fn a_move_signed_by_anyone_but_the_member_is_refused() {
-    let (a, b, _, t) = three();
+    let (a, b, _, t) = three(History::Shared);
     let (_, _, spec) = new_binding(&b, Role::Writer);
     // The admin (or a server holding some member's key) moves bob: the author is bob, the
     // signature is alice's.

@@ -13,23 +13,11 @@ use rendezvous_protocol::topic::{
     MemberIndex, Replayer, Role, TopicChange, TopicState,
 };
 use rendezvous_protocol::wire::Signed;
-use rendezvous_testkit::topic::{Topic, User, read};
+use rendezvous_testkit::topic::{Topic, User, read, three};
 
 /// The create's host key of the fixtures' hosting server.
 fn host() -> rendezvous_protocol::topic::HostKey {
     rendezvous_protocol::topic::HostKey::of(rendezvous_testkit::topic::host_key().public())
-}
-
-fn three(history: History) -> (User, User, User, Topic) {
-    let mut a = User::new("alice");
-    let mut b = User::new("bob");
-    let mut c = User::new("carol");
-    let t = Topic::create(
-        &mut [&mut a, &mut b, &mut c],
-        &[Role::Admin, Role::Writer, Role::Reader],
-        history,
-    );
-    (a, b, c, t)
 }
 
 /// Re-signs a modified copy of a change as its author (a buggy or malicious admin client).

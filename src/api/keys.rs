@@ -200,20 +200,14 @@ async fn upload_last_resort(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: UploadLastResortRequest = cbor_body(&req, &body)?;
-    let ik = identity_key(&state, &caller.user)?;
-    let upload = checked_upload(&state, &caller, &ik, &r.upload)?;
-    let items: Vec<_> = upload.deliveries.iter().collect();
-    state.quota(&caller.user, inbox_room(&state, &caller.user, &items))?;
-    state
-        .store()
-        .set_last_resort_key(&caller.user, upload.id, upload.cert)
-        .map_err(|e| match e {
-            StoreError::Exists => KeysError::KnownTopicKey(upload.id).into(),
-            e => ApiError::from(e),
-        })?;
-    file_deliveries(&state, &caller, INBOX_LAST_RESORT_KEY, upload.deliveries)?;
-    state.store().sync().await?;
-    Ok(cbor_response(&Empty::default()))
+    single_upload(
+        &state,
+        &caller,
+        &r.upload,
+        INBOX_LAST_RESORT_KEY,
+        |id, cert| state.store().set_last_resort_key(&caller.user, id, cert),
+    )
+    .await
 }
 
 /// `POST /v1/topic-keys/own` (`client-api.md` §4): a Topic Key the user made for its own use in
@@ -228,18 +222,31 @@ async fn upload_own_topic_key(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let r: UploadOwnTopicKeyRequest = cbor_body(&req, &body)?;
-    let ik = identity_key(&state, &caller.user)?;
-    let upload = checked_upload(&state, &caller, &ik, &r.upload)?;
+    single_upload(&state, &caller, &r.upload, INBOX_TOPIC_KEY, |id, _| {
+        state.store().mark_own_topic_key(&caller.user, id)
+    })
+    .await
+}
+
+/// One upload of a key id never seen for the user: checked as an item of `POST
+/// /v1/topic-keys`, kept by `keep` (which answers [`StoreError::Exists`] for a seen id), its
+/// deliveries filed as inbox items of `kind`.
+async fn single_upload(
+    state: &AppState,
+    caller: &Caller,
+    bytes: &[u8],
+    kind: u8,
+    keep: impl FnOnce(KeyId, SignedBytes) -> Result<(), StoreError>,
+) -> ApiResult<HttpResponse> {
+    let ik = identity_key(state, &caller.user)?;
+    let upload = checked_upload(state, caller, &ik, bytes)?;
     let items: Vec<_> = upload.deliveries.iter().collect();
-    state.quota(&caller.user, inbox_room(&state, &caller.user, &items))?;
-    state
-        .store()
-        .mark_own_topic_key(&caller.user, upload.id)
-        .map_err(|e| match e {
-            StoreError::Exists => KeysError::KnownTopicKey(upload.id).into(),
-            e => ApiError::from(e),
-        })?;
-    file_deliveries(&state, &caller, INBOX_TOPIC_KEY, upload.deliveries)?;
+    state.quota(&caller.user, inbox_room(state, &caller.user, &items))?;
+    keep(upload.id, upload.cert).map_err(|e| match e {
+        StoreError::Exists => KeysError::KnownTopicKey(upload.id).into(),
+        e => ApiError::from(e),
+    })?;
+    file_deliveries(state, caller, kind, upload.deliveries)?;
     state.store().sync().await?;
     Ok(cbor_response(&Empty::default()))
 }

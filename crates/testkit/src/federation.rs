@@ -261,6 +261,19 @@ pub struct Federation {
     env: Vec<(String, String)>,
 }
 
+/// Servers `a` and `b`, each witnessing the other's directory every second
+/// (`directory.md` §5): the pair the directory tests run on.
+pub fn witnessing_pair(test: &str, a: &str, b: &str) -> Federation {
+    let (a, b) = (a.to_owned(), b.to_owned());
+    Federation::in_process(test, &[a.as_str(), b.as_str()])
+        .adjust(move |name, c| {
+            let f = c.federation.as_mut().unwrap();
+            f.directory_witness = vec![if name == a { b.clone() } else { a.clone() }];
+            f.directory_witness_secs = Some(1);
+        })
+        .start()
+}
+
 impl Federation {
     /// Servers named `names` in this process, all on 127.0.0.1, finding each other through
     /// overrides.

@@ -35,6 +35,7 @@ pub mod raw;
 pub mod server;
 pub mod topic;
 pub mod transaction;
+pub mod wait;
 
 pub use dir::TempDir;
 pub use process::ServerProcess;

@@ -48,6 +48,19 @@ impl User {
     }
 }
 
+/// alice (admin), bob (writer) and carol (reader) in a new topic with `history`.
+pub fn three(history: rendezvous_protocol::topic::History) -> (User, User, User, Topic) {
+    let mut a = User::new("alice");
+    let mut b = User::new("bob");
+    let mut c = User::new("carol");
+    let t = Topic::create(
+        &mut [&mut a, &mut b, &mut c],
+        &[Role::Admin, Role::Writer, Role::Reader],
+        history,
+    );
+    (a, b, c, t)
+}
+
 /// A topic with its log position, as every participant sees it.
 pub struct Topic {
     pub id: TopicId,
