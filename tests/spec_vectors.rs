@@ -191,6 +191,18 @@ fn user(name: &'static str) -> User {
     }
 }
 
+/// `name` after an identity rotation: another IK and Topic Key, from seeds of their own.
+fn user_rotated(name: &'static str) -> User {
+    let tk_rng_seed = seed(&format!("rng topic-key {name} rotated"));
+    let mut rng = VectorRng::from_seed(tk_rng_seed);
+    User {
+        name,
+        ik: IdentityKey::from_seed(&seed(&format!("identity {name} rotated"))),
+        tk: TopicKey::generate_with(SUITE, &mut Randomness::Fixed(&mut rng)),
+        tk_rng_seed,
+    }
+}
+
 fn users() -> [User; 3] {
     [user(ALICE), user(BOB), user(CAROL)]
 }
@@ -421,6 +433,11 @@ struct Topic {
     mk1: MessageKey,
     create_rng: [u8; 32],
     rekey_rng: [u8; 32],
+    /// bob's move to a new IK and Topic Key at position 2 (after the rekey).
+    moved: rendezvous_protocol::topic::ChangeOutcome,
+    mk2: MessageKey,
+    move_rng: [u8; 32],
+    bob_moved: User,
 }
 
 fn build_topic() -> Topic {
@@ -451,13 +468,32 @@ fn build_topic() -> Topic {
     .current_key(Some(&mk0))
     .build(CREATED + 60, &mut Randomness::Fixed(&mut rng))
     .unwrap();
+    let mk1 = mk1.unwrap();
+    // bob (a writer) moves himself to a new IK and TK, signed with his current TK over the
+    // root at size 2 (protocol.md §7.2 rules 21-23).
+    let bob_moved = user_rotated(BOB);
+    let move_rng = seed("rng move");
+    let mut rng = VectorRng::from_seed(move_rng);
+    let (moved, mk2) = ChangeBuilder::new(
+        &rekey.next,
+        log_root(&[&create.change, &rekey.change]),
+        MemberIndex(1),
+        &bob.tk,
+        Action::Move(Box::new(member_spec(&bob_moved, Role::Writer))),
+    )
+    .build(CREATED + 120, &mut Randomness::Fixed(&mut rng))
+    .unwrap();
     Topic {
         create,
         mk0,
         rekey,
-        mk1: mk1.unwrap(),
+        mk1,
         create_rng,
         rekey_rng,
+        moved,
+        mk2: mk2.unwrap(),
+        move_rng,
+        bob_moved,
     }
 }
 
@@ -523,6 +559,14 @@ fn compute_topic_changes(t: &Topic) -> Value {
         "history": "shared",
         "create": change_vector(&t.create, &t.mk0, t.create_rng, log_root(&[])),
         "rekey": change_vector(&t.rekey, &t.mk1, t.rekey_rng, log_root(&[&t.create.change])),
+        "move": {
+            "description": "bob (member 1, a writer) moves himself, after the rekey, to the IK of seed identity_seed and the TK made from VectorRng(topic_key_rng_seed) (as keys.json makes topic keys), signed with his topic key of before; the change starts epoch 2, its box for bob sealed to the new TK",
+            "identity_seed": h(seed(&format!("identity {BOB} rotated"))),
+            "identity_key": h(t.bob_moved.ik.public().as_bytes()),
+            "topic_key_rng_seed": h(t.bob_moved.tk_rng_seed),
+            "topic_key_id": h(t.bob_moved.tk.public().key_id().0),
+            "change": change_vector(&t.moved, &t.mk2, t.move_rng, log_root(&[&t.create.change, &t.rekey.change])),
+        },
     })
 }
 
