@@ -55,7 +55,7 @@ fn two_servers(test: &str) -> Federation {
 /// Stops b and opens its store.
 fn stop_b(servers: &mut Federation) -> Store {
     servers.stop("b.example");
-    Store::open(&servers.node("b.example").data_dir.join("db")).unwrap()
+    rendezvous_testkit::server::open_store_when_free(&servers.node("b.example").data_dir.join("db"))
 }
 
 fn event(
