@@ -11,7 +11,8 @@ use awc::http::Method;
 use rendezvous_client::http::Http;
 use rendezvous_client::{Client, ClientError};
 use rendezvous_protocol::api::{
-    AddDeviceRequest, Body, ClaimPreKeysResponse, Empty, ErrorCode, RotateIdentityRequest,
+    AddDeviceRequest, Body, ClaimPreKeysResponse, DevicesResponse, Empty, ErrorCode,
+    RotateIdentityRequest,
 };
 use rendezvous_protocol::certs::{DeviceCert, DeviceEndorsement, Registration};
 use rendezvous_protocol::crypto::{DeviceKey, IdentityKey};
@@ -426,7 +427,7 @@ async fn a_rotation_that_leaves_out_a_device_or_adds_a_foreign_prekey_is_refused
 #[actix_rt::test]
 async fn a_delivery_that_does_not_open_replaces_nothing() {
     use rendezvous_protocol::crypto::Randomness;
-    use rendezvous_protocol::devices::{ClaimedPreKey, make_identity_deliveries};
+    use rendezvous_protocol::devices::{ClaimedPreKey, DeviceDirectory, make_identity_deliveries};
     let dir = TempDir::new("rotation-delivery-wrong");
     let server = TestServer::start(&dir.join("data"));
     let (mut a, mut b) = two_devices(&server, &dir).await;
@@ -472,6 +473,53 @@ async fn a_delivery_that_does_not_open_replaces_nothing() {
     assert!(problem.contains("does not open"), "{problem}");
     assert_eq!(*b.keystore().identity().unwrap().public(), *ik.public());
     assert!(b.keystore().rotated_from().unwrap().is_empty());
+
+    // The next rotation, from the key B never received, with a delivery that opens: B holds
+    // another key than the rotation's old one, so it applies nothing.
+    let devices = DevicesResponse::from_cbor(
+        &http(&server)
+            .send(Method::GET, "/v1/devices", None, Some(&token), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut directory = DeviceDirectory::new(user.clone(), new.public().clone());
+    for d in devices.devices {
+        directory
+            .add(Signed::from_signed_bytes(d.device_cert).unwrap())
+            .unwrap();
+    }
+    let claimed: Vec<ClaimedPreKey> = claim(&server, &a)
+        .await
+        .prekeys
+        .into_iter()
+        .map(|c| ClaimedPreKey {
+            device_cert: Signed::from_signed_bytes(c.device_cert).unwrap(),
+            prekey: Signed::from_signed_bytes(c.prekey).unwrap(),
+        })
+        .collect();
+    let next = IdentityKey::generate();
+    let rotation = SignedIdentityRotation::sign(&user, &new, &next, 2);
+    let deliveries = make_identity_deliveries(
+        &rotation,
+        &next,
+        &directory,
+        dka.public(),
+        claimed,
+        &mut Randomness::Os,
+    )
+    .unwrap();
+    let mut r = request(&user, &new, &next, &[&dka, &dkb]);
+    r.rotation = rotation.to_wire();
+    r.deliveries = deliveries
+        .iter()
+        .map(|d| serde_bytes::ByteBuf::from(d.to_wire()))
+        .collect();
+    post(&server, Some(&token), &r).await.unwrap();
+    let report = b.sync_inbox().await.unwrap();
+    let problem = report.identity_rotations[0].problem.clone().unwrap();
+    assert!(problem.contains("not applied"), "{problem}");
+    assert_eq!(*b.keystore().identity().unwrap().public(), *ik.public());
 }
 
 #[actix_rt::test]
