@@ -312,9 +312,9 @@ impl From<AccountError> for ApiError {
             AccountError::RevocationForAnotherUser
             | AccountError::RotationForAnotherUser
             | AccountError::RotationFromAnotherKey { .. } => ErrorCode::Forbidden,
-            AccountError::RegistrationMismatch | AccountError::DeviceSetMismatch(_) => {
-                ErrorCode::Invalid
-            }
+            AccountError::RegistrationMismatch
+            | AccountError::DeviceSetMismatch(_)
+            | AccountError::DeliverySetMismatch(_) => ErrorCode::Invalid,
             AccountError::StoredDeviceKey(_) => return ApiError::internal("login", e),
         };
         ApiError::said(code, e)

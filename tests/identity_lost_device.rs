@@ -80,6 +80,13 @@ async fn a_lost_device_is_rotated_out_and_every_topic_moves_on() {
         .to_hex();
     drop(phone);
     let old_ik = laptop.identity_key().clone();
+    // alice's tablet stays hers: it must follow the rotation and the move.
+    let mut laptop = laptop;
+    let (tablet, offered) = try_link(fed.server(A), &fed.dir, &mut laptop, "alice-tablet").await;
+    offered.unwrap();
+    let mut tablet = tablet.unwrap();
+    tablet.set_clock(fed.clock.clone());
+    read_until(&mut tablet, &topic, "read on the tablet", |r| r.size == 3).await;
 
     // `rdv device remove --lost`, as the user runs it on the laptop.
     let home = laptop.keystore().dir().to_owned();
@@ -109,7 +116,7 @@ async fn a_lost_device_is_rotated_out_and_every_topic_moves_on() {
             },
         ]
     );
-    assert_eq!(laptop.devices().await.unwrap().len(), 1);
+    assert_eq!(laptop.devices().await.unwrap().len(), 2, "the laptop and the tablet");
 
     // The move is in a's log: alice's member binds the new IK and a new Topic Key.
     let state = raw::state(fed.server(A), &laptop, &topic).await;
@@ -159,6 +166,23 @@ async fn a_lost_device_is_rotated_out_and_every_topic_moves_on() {
         assert!(Instant::now() < deadline, "the rotation was never served");
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The tablet takes the new IK and the move's Topic Key from its inbox, reads on and
+    // writes under the new key; self-monitoring on it raises no alarm either.
+    let report = tablet.sync_inbox().await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(*tablet.identity_key(), new_ik);
+    let r = read_until(&mut tablet, &topic, "read on after the move", |r| {
+        r.size == 6
+    })
+    .await;
+    assert!(!r.has_problems(), "{r:?}");
+    assert_eq!(raw::texts(&r), ["after", "welcome back"]);
+    tablet.send(&topic, b"from the tablet").await.unwrap();
+    let r = read_until(&mut bob, &topic, "read the tablet", |r| r.size == 7).await;
+    assert_eq!(raw::texts(&r), ["welcome back", "from the tablet"]);
+    let summary = tablet.monitor_directory().await.unwrap();
+    assert!(summary.new_alarms.is_empty(), "{summary:?}");
 
     // The thief opens the stolen keystore: the device is refused by the server.
     let mut thief = Client::open(&stolen, &rendezvous_testkit::passphrase()).unwrap();

@@ -10,7 +10,6 @@ use crate::store::Endorsed;
 use rendezvous_protocol::api::{
     AddDeviceRequest, ChallengeRequest, ChallengeResponse, DeviceInfo, DevicesResponse, Empty,
     LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, RevokeDeviceRequest,
-    RotateIdentityRequest,
 };
 use rendezvous_protocol::api::{DeviceAddedItem, INBOX_DEVICE_ADDED};
 use rendezvous_protocol::certs::{DeviceCert, DeviceEndorsement, DeviceRevocation, Registration};
@@ -18,7 +17,7 @@ use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::transcript::LABEL_DEVICE_LOGIN;
 use rendezvous_protocol::crypto::{DevicePublicKey, IdentityPublicKey};
 use rendezvous_protocol::devices::DeviceDirectory;
-use rendezvous_protocol::directory::{DirectoryEntry, EntryKind, SignedIdentityRotation};
+use rendezvous_protocol::directory::DirectoryEntry;
 use rendezvous_protocol::ids::{ServerName, UserId};
 use rendezvous_protocol::wire::Signed;
 
@@ -98,6 +97,9 @@ pub enum AccountError {
     /// The certificates sent with a rotation are not exactly the user's active devices.
     #[error("the certificates must be exactly the active devices: {0}")]
     DeviceSetMismatch(String),
+    /// The identity deliveries sent with a rotation are not one for each other active device.
+    #[error("the deliveries must be one for each other active device: {0}")]
+    DeliverySetMismatch(String),
 }
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -106,7 +108,10 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/devices", web::post().to(add_device))
         .route("/v1/devices", web::get().to(list_devices))
         .route("/v1/devices/revoke", web::post().to(revoke_device))
-        .route("/v1/identity/rotate", web::post().to(rotate_identity))
+        .route(
+            "/v1/identity/rotate",
+            web::post().to(super::rotation::rotate_identity),
+        )
         .route("/v1/login/challenge", web::post().to(challenge))
         .route("/v1/login", web::post().to(login));
 }
@@ -275,105 +280,6 @@ async fn list_devices(caller: Caller, state: web::Data<AppState>) -> ApiResult<H
         })
         .collect();
     Ok(cbor_response(&DevicesResponse { devices }))
-}
-
-/// `POST /v1/identity/rotate` (`client-api.md` §3.1, `directory.md` §8), with the token of an
-/// active device of the user: the rotation (signed by the current and the new IK), the
-/// registration under the new IK and the new IK's certificate of every active device, exactly
-/// those. The registration, the certificates and the kind 2 directory entry are one
-/// transaction; on a refusal nothing changes.
-async fn rotate_identity(
-    req: HttpRequest,
-    body: web::Bytes,
-    caller: Caller,
-    state: web::Data<AppState>,
-) -> ApiResult<HttpResponse> {
-    let r: RotateIdentityRequest = cbor_body(&req, &body)?;
-    let user = caller.user.clone();
-    let signed = SignedIdentityRotation::from_wire(&r.rotation)?;
-    // directory.md §8: signed by the old key and by the new one.
-    let rotation = signed
-        .verify()
-        .map_err(|e| AccountError::BadRotation(e.to_string()))?;
-    if rotation.user != user {
-        return Err(AccountError::RotationForAnotherUser.into());
-    }
-    let record = state
-        .store()
-        .user(&user)?
-        .ok_or_else(|| AccountError::NoSuchUser(user.clone()))?;
-    let current = record.identity_key()?;
-    // directory.md §6.1 step 6: a rotation counts only if signed by the accepted key.
-    if rotation.old_identity_key != current {
-        return Err(AccountError::RotationFromAnotherKey {
-            expected: hex_string(current.as_bytes()),
-            got: hex_string(rotation.old_identity_key.as_bytes()),
-        }
-        .into());
-    }
-    let new = rotation.new_identity_key.clone();
-    let registration =
-        Signed::<Registration>::from_signed_bytes(r.registration.clone())?.verify(&new)?;
-    if registration.user != user || registration.identity_key != new {
-        return Err(AccountError::RegistrationMismatch.into());
-    }
-    // Exactly the active devices, each certified by the new key (devices.md §2).
-    let active = state.store().devices(&user)?;
-    let mut certs = Vec::with_capacity(r.device_certs.len());
-    for bytes in &r.device_certs {
-        let cert = Signed::<DeviceCert>::from_signed_bytes(bytes.clone())?.verify(&new)?;
-        if cert.user != user {
-            return Err(AccountError::CertificateForAnotherUser {
-                expected: user,
-                got: cert.user.clone(),
-            }
-            .into());
-        }
-        let id = cert.device_key.device_id();
-        if !active.iter().any(|d| d.device_key == id) {
-            return Err(AccountError::DeviceSetMismatch(format!(
-                "{} is not an active device",
-                hex_string(id.as_bytes())
-            ))
-            .into());
-        }
-        if certs.iter().any(|(d, _)| *d == id) {
-            return Err(AccountError::DeviceSetMismatch(format!(
-                "{} is certified twice",
-                hex_string(id.as_bytes())
-            ))
-            .into());
-        }
-        certs.push((id, bytes.clone()));
-    }
-    if certs.len() != active.len() {
-        return Err(AccountError::DeviceSetMismatch(format!(
-            "{} certificates for {} active devices",
-            certs.len(),
-            active.len()
-        ))
-        .into());
-    }
-    // directory.md §2.1: the kind 2 entry, statement = the rotation's wire bytes.
-    let entry = DirectoryEntry {
-        user: user.clone(),
-        identity_key: new,
-        kind: EntryKind::Rotation,
-        statement: r.rotation.clone(),
-        time: now(),
-    };
-    entry.check(state.server_name())?;
-    state.store().rotate_identity(
-        &user,
-        &record.registration,
-        &r.registration,
-        &certs,
-        &entry.to_bytes(),
-    )?;
-    state.store().sync().await?;
-    state.push().forget_endpoints(&user);
-    tracing::info!(%user, "identity key rotated");
-    Ok(cbor_response(&Empty::default()))
 }
 
 /// `POST /v1/devices/revoke` (`client-api.md` §3): the IK-signed revocation, sent with the token

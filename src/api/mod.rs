@@ -8,6 +8,7 @@ pub mod head;
 mod keys;
 pub(crate) mod listener;
 mod relay;
+mod rotation;
 mod status;
 mod stream;
 pub(crate) mod topics;

@@ -50,7 +50,8 @@ impl Store {
 
 impl Store {
     /// A switch that makes directory appends fail (`true`) as a failing disk's would, inside
-    /// the registration's transaction after the user's rows were written.
+    /// the registration's (or an identity rotation's) transaction after the user's rows were
+    /// written.
     #[doc(hidden)]
     pub fn directory_write_faults_for_tests(
         &self,

@@ -95,7 +95,7 @@ pub use prekeys::MAX_PREKEYS;
 pub use refusals::MirrorRefusal;
 pub use topic_keys::{MAX_TOPIC_KEYS, TopicKeysAdded};
 pub use topics::Append;
-pub use users::UserRecord;
+pub use users::{RotationNotices, UserRecord};
 
 use commit::GroupCommit;
 use keys::Key;

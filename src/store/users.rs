@@ -3,11 +3,14 @@
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
+use serde_bytes::ByteBuf;
+
 use super::devices::StoredDevice;
+use super::inbox::StoredItem;
 use super::keys::{Key, KeyReader, read_u64};
 use super::{
-    DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx, tx,
-    user_device,
+    Counter, DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx,
+    tx, tx_counter, user_device,
 };
 use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::wire::SignedBytes;
@@ -49,6 +52,16 @@ impl StoredUser {
             created: self.2,
         }
     }
+}
+
+/// The inbox items a rotation files (`client-api.md` §3): one of `kind` per other active device,
+/// `(device, body)`.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationNotices<'a> {
+    /// The inbox item kind.
+    pub kind: u8,
+    /// Each device's item body.
+    pub items: &'a [(DeviceId, Vec<u8>)],
 }
 
 pub(super) fn user_key(user: &UserId) -> Vec<u8> {
@@ -120,7 +133,8 @@ impl Store {
     /// Rotates `user`'s Identity Key (`directory.md` §8): replaces the stored registration
     /// (which must still be `old`) with `registration`, the certificate of every active device
     /// with the one in `certs` (which must name exactly the active devices), and appends
-    /// `entry` (the kind 2 directory entry), in one transaction. Returns the entry's index.
+    /// `entry` (the kind 2 directory entry), and files `notices` in the named devices' inboxes
+    /// (each must be one of the active devices), in one transaction. Returns the entry's index.
     ///
     /// Fails with [`StoreError::NotFound`] if there is no such user and with
     /// [`StoreError::RotationStale`] if the registration or the device set is no longer the
@@ -132,6 +146,7 @@ impl Store {
         registration: &SignedBytes,
         certs: &[(DeviceId, SignedBytes)],
         entry: &[u8],
+        notices: RotationNotices<'_>,
     ) -> Result<u64, StoreError> {
         let ids: Vec<DeviceId> = certs.iter().map(|(d, _)| *d).collect();
         // The user's lock keeps adds out, the devices' locks revocations: the device set read
@@ -144,31 +159,53 @@ impl Store {
         if active != given {
             return Err(StoreError::RotationStale);
         }
+        if notices.items.iter().any(|(d, _)| !ids.contains(d)) {
+            return Err(StoreError::RotationStale);
+        }
         let t = self.t();
         let ukey = user_key(user);
+        let items: Vec<_> = notices
+            .items
+            .iter()
+            .map(|(d, body)| {
+                let item = StoredItem(notices.kind, ByteBuf::from(body.clone()));
+                let seq_key = Counter::InboxSeq.key(user, Some(d));
+                (user_device(user, d), seq_key, encode_record(&item))
+            })
+            .collect();
         tx(
-            (&t.users, &t.devices, &t.directory).transaction(|(users, devices, directory)| {
-                let Some(v) = users.get(ukey.as_slice())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let stored = in_tx(decode_record::<StoredUser>(&v, "users"))?;
-                if stored.0 != *old {
-                    return abort(StoreError::RotationStale);
-                }
-                for (device, cert) in certs {
-                    let dkey = user_device(user, device);
-                    let Some(v) = devices.get(dkey.as_slice())? else {
-                        return abort(StoreError::RotationStale);
+            (&t.users, &t.devices, &t.inbox, &t.counters, &t.directory).transaction(
+                |(users, devices, inbox, counters, directory)| {
+                    let Some(v) = users.get(ukey.as_slice())? else {
+                        return abort(StoreError::NotFound);
                     };
-                    let StoredDevice(_, created, last_seen) =
-                        in_tx(decode_record::<StoredDevice>(&v, "devices"))?;
-                    let rec = StoredDevice(cert.clone(), created, last_seen);
-                    devices.insert(dkey.as_slice(), encode_record(&rec))?;
-                }
-                let new = StoredUser(registration.clone(), stored.1, stored.2);
-                users.insert(ukey.as_slice(), encode_record(&new))?;
-                super::directory::tx_append(directory, user, entry)
-            }),
+                    let stored = in_tx(decode_record::<StoredUser>(&v, "users"))?;
+                    if stored.0 != *old {
+                        return abort(StoreError::RotationStale);
+                    }
+                    for (device, cert) in certs {
+                        let dkey = user_device(user, device);
+                        let Some(v) = devices.get(dkey.as_slice())? else {
+                            return abort(StoreError::RotationStale);
+                        };
+                        let StoredDevice(_, created, last_seen) =
+                            in_tx(decode_record::<StoredDevice>(&v, "devices"))?;
+                        let rec = StoredDevice(cert.clone(), created, last_seen);
+                        devices.insert(dkey.as_slice(), encode_record(&rec))?;
+                    }
+                    let new = StoredUser(registration.clone(), stored.1, stored.2);
+                    users.insert(ukey.as_slice(), encode_record(&new))?;
+                    for (prefix, seq_key, item) in &items {
+                        let seq = tx_counter(counters, seq_key)? + 1;
+                        inbox.insert(Key::new().bytes(prefix).u64(seq).build(), item.as_slice())?;
+                        counters.insert(seq_key.as_slice(), &seq.to_be_bytes())?;
+                    }
+                    // Test hook: the disk fails between the rotation's rows and the entry's.
+                    #[cfg(any(test, feature = "test-hooks"))]
+                    in_tx(self.injected_directory_fault())?;
+                    super::directory::tx_append(directory, user, entry)
+                },
+            ),
         )
     }
 

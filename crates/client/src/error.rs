@@ -14,7 +14,9 @@
 use std::path::PathBuf;
 
 use rendezvous_protocol::api::ErrorCode;
-use rendezvous_protocol::devices::{DirectoryError, LinkError, TopicKeyError};
+use rendezvous_protocol::devices::{
+    DirectoryError, IdentityDeliveryError, LinkError, TopicKeyError,
+};
 use rendezvous_protocol::message::MessageError;
 use rendezvous_protocol::tlog::{CheckpointError, WitnessError};
 use rendezvous_protocol::topic::{ChangeError, EntryError, KeyError};
@@ -160,6 +162,9 @@ pub enum ClientError {
     /// A topic key batch or delivery does not hold.
     #[error("topic key: {0}")]
     TopicKey(#[from] TopicKeyError),
+    /// Identity deliveries could not be made, or one does not open (`directory.md` §8).
+    #[error("identity delivery: {0}")]
+    IdentityDelivery(#[from] IdentityDeliveryError),
     /// Device linking failed.
     #[error("device link: {0}")]
     Link(#[from] LinkError),
@@ -372,6 +377,7 @@ pub const CLIENT_CODES: &[&str] = &[
     "server_misbehaved",
     "bad_device_set",
     "bad_topic_key",
+    "bad_identity_delivery",
     "link_failed",
     "bad_change",
     "bad_log_entry",
@@ -469,6 +475,7 @@ impl ClientError {
             ClientError::Misbehaved(_) => "server_misbehaved",
             ClientError::Directory(_) => "bad_device_set",
             ClientError::TopicKey(_) => "bad_topic_key",
+            ClientError::IdentityDelivery(_) => "bad_identity_delivery",
             ClientError::Link(_) => "link_failed",
             ClientError::Change(_) => "bad_change",
             ClientError::Entry(_) => "bad_log_entry",

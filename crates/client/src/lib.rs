@@ -36,7 +36,9 @@ mod watch;
 use awc::http::Method;
 use zeroize::Zeroizing;
 
-pub use account::{DeviceAdded, DeviceEntry, InboxReport, KeyStatus, ServerStatus};
+pub use account::{
+    DeviceAdded, DeviceEntry, IdentityRotatedNotice, InboxReport, KeyStatus, ServerStatus,
+};
 pub use directory::{AlarmEvidence, Contact, DirectoryAlarm, MonitorSummary, Rotation, SafetyCode};
 pub use error::{CLIENT_CODES, ClientError, IDENTITY_CODES};
 pub use keystore::Passphrase;

@@ -156,7 +156,16 @@ impl Client {
         let mut payload = LinkPayload::new(self.user.clone(), identity, endorsement);
         for id in self.keystore.topic_key_ids()? {
             if let Some((key, cert)) = self.keystore.topic_key(&id, self.identity.public())? {
-                payload.topic_keys.push(LinkedTopicKey { cert, key });
+                // A key certified by an IK this device rotated from stays here for the topics
+                // that name it; the new device gets the current IK's only (`directory.md` §11).
+                let current =
+                    Signed::<rendezvous_protocol::certs::TopicKeyCert>::from_signed_bytes(
+                        cert.signed_bytes().clone(),
+                    )
+                    .is_ok_and(|s| s.verify(self.identity.public()).is_ok());
+                if current {
+                    payload.topic_keys.push(LinkedTopicKey { cert, key });
+                }
             }
         }
         for topic in self.keystore.topics()? {

@@ -89,23 +89,44 @@ impl Client {
 
     /// Rotates the account's Identity Key (`directory.md` §8, `client-api.md` §3.1): a new key,
     /// the rotation signed by the old and the new one, the registration and a certificate of
-    /// every active device under the new one; on the server's success the new key replaces the
-    /// old in the keystore. Returns the new key's public half.
-    ///
-    /// The old key is not kept (`directory.md` §11: the self-monitor's "keys it rotated from",
-    /// §6.3, are not done). The user's other devices still hold the old key until the new one
-    /// is delivered to them (not done yet, §8).
+    /// every active device under the new one, and the new key sealed to one claimed pre key of
+    /// every other active device (checked as a Topic Key batch's are, `devices.md` §3.3). On the
+    /// server's success the old key's public half joins the keystore's rotated-from keys (the
+    /// self-monitor accepts them, §6.3) and the new key replaces the old. Returns the new key's
+    /// public half.
     pub async fn rotate_identity(
         &mut self,
     ) -> Result<rendezvous_protocol::crypto::IdentityPublicKey, ClientError> {
-        use rendezvous_protocol::api::RotateIdentityRequest;
+        use rendezvous_protocol::api::{ClaimPreKeysResponse, Empty, RotateIdentityRequest};
         use rendezvous_protocol::certs::Registration;
-        use rendezvous_protocol::crypto::IdentityKey;
+        use rendezvous_protocol::crypto::{IdentityKey, Randomness};
+        use rendezvous_protocol::devices::make_identity_deliveries;
         use rendezvous_protocol::directory::SignedIdentityRotation;
-        let devices = self.devices().await?;
+        let (directory, devices) = self.directory().await?;
+        let mut claimed = Vec::new();
+        if devices.len() > 1 {
+            let answer: ClaimPreKeysResponse = self
+                .authed(
+                    Method::POST,
+                    "/v1/prekeys/claim",
+                    Some(Empty::default().to_cbor()),
+                )
+                .await?;
+            for c in answer.prekeys {
+                claimed.push(super::keys::claimed_prekey(c)?);
+            }
+        }
         let new = IdentityKey::generate();
         let now = self.now();
         let rotation = SignedIdentityRotation::sign(&self.user, &self.identity, &new, now);
+        let deliveries = make_identity_deliveries(
+            &rotation,
+            &new,
+            &directory,
+            self.device.public(),
+            claimed,
+            &mut Randomness::Os,
+        )?;
         let registration = Signed::sign(
             Registration::new(self.user.clone(), new.public().clone()),
             &new,
@@ -121,6 +142,10 @@ impl Client {
             rotation: rotation.to_wire(),
             registration: registration.signed_bytes().clone(),
             device_certs,
+            deliveries: deliveries
+                .iter()
+                .map(|d| serde_bytes::ByteBuf::from(d.to_wire()))
+                .collect(),
         };
         self.authed_raw(
             Method::POST,
@@ -129,7 +154,7 @@ impl Client {
             1024,
         )
         .await?;
-        self.keystore.add_rotated_from(self.identity.public())?;
+        self.keystore.record_rotated_from(self.identity.public())?;
         self.keystore.save_identity(&new)?;
         let public = new.public().clone();
         self.identity = new;

@@ -1,20 +1,24 @@
 //! The inbox: Topic Keys made by the account's other devices, sealed to this device's pre keys
-//! (`client-api.md` §5, `devices.md` §3.1), refused posts, and notices of devices added.
+//! (`client-api.md` §5, `devices.md` §3.1), refused posts, notices of devices added, and the
+//! user's new Identity Key after another device rotated it (`directory.md` §8).
 
 use awc::http::Method;
 
 use crate::{Client, ClientError};
 use rendezvous_protocol::api::{
-    AckRequest, Body, DeviceAddedItem, INBOX_DEVICE_ADDED, INBOX_LAST_RESORT_KEY,
-    INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxResponse, PostRefusedItem, TopicKeyDeliveryItem,
+    AckRequest, Body, DeviceAddedItem, INBOX_DEVICE_ADDED, INBOX_IDENTITY_ROTATED,
+    INBOX_LAST_RESORT_KEY, INBOX_POST_REFUSED, INBOX_TOPIC_KEY, IdentityRotatedItem, InboxResponse,
+    PostRefusedItem, TopicKeyDeliveryItem,
 };
 use rendezvous_protocol::certs::{DeviceCert, DeviceEndorsement, TopicKeyCert};
+use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::devices::DeviceDirectory;
 use rendezvous_protocol::devices::topic_keys::verify_cert;
-use rendezvous_protocol::devices::{Delivery, open_delivery};
+use rendezvous_protocol::devices::{Delivery, open_delivery, open_identity_delivery};
+use rendezvous_protocol::directory::SignedIdentityRotation;
 use rendezvous_protocol::wire::Signed;
 
-use super::{DeviceAdded, InboxReport};
+use super::{DeviceAdded, IdentityRotatedNotice, InboxReport};
 use crate::keystore::RefusedPost;
 
 impl Client {
@@ -40,6 +44,11 @@ impl Client {
                 if item.kind == INBOX_DEVICE_ADDED {
                     let notice = self.device_added(&item.body).await?;
                     report.devices_added.push(notice);
+                    continue;
+                }
+                if item.kind == INBOX_IDENTITY_ROTATED {
+                    let notice = self.identity_rotated(&item.body)?;
+                    report.identity_rotations.push(notice);
                     continue;
                 }
                 if item.kind == INBOX_POST_REFUSED {
@@ -93,6 +102,89 @@ impl Client {
         {
             self.keystore.record_device_seen(device, endorser)?;
         }
+        Ok(notice)
+    }
+
+    /// An `identity rotated` item (kind 5, `client-api.md` §5, `directory.md` §8): the rotation
+    /// must verify, name this user and rotate from the key this device holds; the delivery must
+    /// open with one of this device's pre keys to the rotation's new key. Then the old key's
+    /// public half joins the rotated-from keys and the new key replaces it in the keystore.
+    /// Anything else is reported with its reason and replaces nothing.
+    fn identity_rotated(&mut self, body: &[u8]) -> Result<IdentityRotatedNotice, ClientError> {
+        let mut notice = IdentityRotatedNotice {
+            from: None,
+            to: None,
+            problem: None,
+        };
+        let item = match IdentityRotatedItem::from_wire(body) {
+            Ok(item) => item,
+            Err(e) => {
+                notice.problem = Some(format!("the notice does not decode: {e}"));
+                return Ok(notice);
+            }
+        };
+        let signed = match SignedIdentityRotation::from_wire(&item.rotation) {
+            Ok(s) => s,
+            Err(e) => {
+                notice.problem = Some(e.to_string());
+                return Ok(notice);
+            }
+        };
+        let rotation = match signed.verify() {
+            Ok(r) => r,
+            Err(e) => {
+                notice.problem = Some(e.to_string());
+                return Ok(notice);
+            }
+        };
+        notice.from = Some(hex_string(rotation.old_identity_key.as_bytes()));
+        notice.to = Some(hex_string(rotation.new_identity_key.as_bytes()));
+        let held = self.identity.public().clone();
+        let problem = if rotation.user != self.user {
+            Some(format!(
+                "the rotation is of {}, not of this user",
+                rotation.user
+            ))
+        } else if rotation.old_identity_key != held {
+            Some(format!(
+                "the rotation is from {}, this device holds {}: not applied",
+                rotation.old_identity_key.key_id(),
+                held.key_id()
+            ))
+        } else {
+            None
+        };
+        if problem.is_some() {
+            notice.problem = problem;
+            return Ok(notice);
+        }
+        let delivery = match Delivery::from_wire(&item.delivery) {
+            Ok(d) => d,
+            Err(e) => {
+                notice.problem = Some(format!("the delivery does not decode: {e}"));
+                return Ok(notice);
+            }
+        };
+        let Some(prekey) = self.keystore.prekey(&delivery.prekey_id)? else {
+            notice.problem = Some(format!(
+                "the delivery is sealed to pre key {}, which this device does not hold",
+                delivery.prekey_id
+            ));
+            return Ok(notice);
+        };
+        let key = match open_identity_delivery(&prekey, &self.user, &signed, &delivery) {
+            Ok(k) => k,
+            Err(e) => {
+                notice.problem = Some(e.to_string());
+                return Ok(notice);
+            }
+        };
+        // The old key is kept as rotated-from before it is replaced, so that no moment
+        // exists in which the self-monitor would take the entries binding it for foreign.
+        self.keystore.record_rotated_from(&held)?;
+        self.keystore.save_identity(&key)?;
+        self.identity = key;
+        self.keystore.remove_prekey(&delivery.prekey_id)?;
         Ok(notice)
     }
 

@@ -198,7 +198,7 @@ impl Client {
     }
 }
 
-fn claimed_prekey(
+pub(super) fn claimed_prekey(
     c: rendezvous_protocol::api::ClaimedPreKeyBody,
 ) -> Result<ClaimedPreKey, ClientError> {
     let malformed = |error| ClientError::Malformed {

@@ -102,6 +102,19 @@ pub struct DeviceAdded {
     pub problem: Option<String>,
 }
 
+/// An `identity rotated` inbox item (kind 5, `client-api.md` §5): another device of the user
+/// rotated the Identity Key (`directory.md` §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRotatedNotice {
+    /// The IK rotated from (hex), when the rotation decodes.
+    pub from: Option<String>,
+    /// The IK rotated to (hex), when the rotation decodes.
+    pub to: Option<String>,
+    /// `None` when the new key was received and replaced this device's; otherwise why not
+    /// (nothing was replaced; the notice is reported, never dropped).
+    pub problem: Option<String>,
+}
+
 /// What [`Client::sync_inbox`] did.
 #[derive(Debug, Clone, Default)]
 pub struct InboxReport {
@@ -109,6 +122,8 @@ pub struct InboxReport {
     pub topic_keys: usize,
     /// Devices added to the account, as the inbox told.
     pub devices_added: Vec<DeviceAdded>,
+    /// Identity Key rotations made by another device, as the inbox told.
+    pub identity_rotations: Vec<IdentityRotatedNotice>,
     /// Items that could not be used, with the reason (they are acknowledged all the same:
     /// they can never be opened).
     pub failed: Vec<(u64, String)>,

@@ -366,12 +366,16 @@ pub(super) async fn verify(
 }
 
 /// `rdv sync`: topic keys from the inbox (and a `device_added` line per notice of a device
-/// added, each shown once), then a refill if the server asks for one.
+/// added, an `identity_key_received` line per rotation by another device, each shown once),
+/// then a refill if the server asks for one.
 pub(super) async fn sync(home: &Unlock, out: &mut dyn Sink) -> Result<Output, ClientError> {
     let mut client = home.open()?;
     let inbox = client.sync_inbox().await?;
     for notice in &inbox.devices_added {
         out.emit(Output::device_added(notice));
+    }
+    for notice in &inbox.identity_rotations {
+        out.emit(Output::identity_rotated(notice));
     }
     let status = client.refill(false).await?;
     // client-api.md §9: a queued post the hosting server refused later is a failure to show.

@@ -65,6 +65,16 @@ fn warnings(summary: &MonitorSummary, out: &mut dyn Sink) {
             ),
         });
     }
+    for (index, key) in &summary.pending_rotations {
+        out.warn(Output::DirectoryWarning {
+            code: "directory_rotation_pending".into(),
+            warning: format!(
+                "entry {index} of the directory of {} rotates your identity key to {key}, signed \
+                 by your key, and this device has not received the new key yet: run rdv sync",
+                summary.server
+            ),
+        });
+    }
     if summary.stale {
         out.warn(Output::DirectoryStale {
             server: summary.server.clone(),

@@ -9,6 +9,7 @@
 
 mod args;
 mod commands;
+mod device_output;
 mod directory;
 mod output;
 mod passphrase;

@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use crate::{
-    ClientError, DeviceAdded, DeviceEntry, EntryContent, EntryReport, InboxReport, KeyStatus,
-    ReadReport, TopicEntry, VerifyReport,
+    ClientError, EntryContent, EntryReport, InboxReport, KeyStatus, ReadReport, TopicEntry,
+    VerifyReport,
 };
 use rendezvous_protocol::ids::TopicId;
 
@@ -105,6 +105,23 @@ pub enum Output {
         /// The endorser's key id (hex), when the endorsement decodes.
         endorser: Option<String>,
         /// Why it does not verify.
+        error: String,
+    },
+    /// `sync`: another device rotated the account's Identity Key (inbox notice, `directory.md`
+    /// §8) and this device now holds the new key.
+    IdentityKeyReceived {
+        /// The IK rotated from (hex).
+        from: String,
+        /// The IK rotated to (hex).
+        to: String,
+    },
+    /// `sync`: a rotation notice not applied (this device keeps its key): reported, never dropped.
+    IdentityKeyRefused {
+        /// The IK rotated from (hex), when the rotation decodes.
+        from: Option<String>,
+        /// The IK rotated to (hex), when the rotation decodes.
+        to: Option<String>,
+        /// Why it was not applied.
         error: String,
     },
     /// `device remove`: the removed device.
@@ -536,34 +553,6 @@ impl Output {
             topic_keys_left: s.topic_keys_left,
             refill: s.refill,
             last_resort: s.last_resort.name().to_owned(),
-        }
-    }
-
-    /// `device list`: one device.
-    pub fn device(d: &DeviceEntry) -> Output {
-        Output::Device {
-            id: d.device_key.key_id().to_hex(),
-            created: d.created,
-            last_seen: d.last_seen,
-            this_device: d.this_device,
-            endorsed_by: d.endorsed_by.clone(),
-        }
-    }
-
-    /// `sync`: one `device added` notice.
-    pub fn device_added(d: &DeviceAdded) -> Output {
-        match (&d.problem, &d.device, &d.endorser) {
-            (None, Some(id), Some(endorser)) => Output::DeviceAdded {
-                id: id.clone(),
-                endorser: endorser.clone(),
-            },
-            (problem, id, endorser) => Output::DeviceAddedUnverified {
-                id: id.clone(),
-                endorser: endorser.clone(),
-                error: problem
-                    .clone()
-                    .unwrap_or_else(|| "incomplete notice".into()),
-            },
         }
     }
 

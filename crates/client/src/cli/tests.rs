@@ -107,6 +107,23 @@ fn command_answers_in_json() {
                    "error": "endorsement not signed by endorser 11ee"}),
         ),
         (
+            Output::identity_rotated(&crate::IdentityRotatedNotice {
+                from: Some("aa".into()),
+                to: Some("bb".into()),
+                problem: None,
+            }),
+            json!({"type": "identity_key_received", "from": "aa", "to": "bb"}),
+        ),
+        (
+            Output::identity_rotated(&crate::IdentityRotatedNotice {
+                from: None,
+                to: None,
+                problem: Some("the notice does not decode".into()),
+            }),
+            json!({"type": "identity_key_refused", "from": null, "to": null,
+                   "error": "the notice does not decode"}),
+        ),
+        (
             Output::DeviceRemoved { id: "00ff".into() },
             json!({"type": "device_removed", "id": "00ff"}),
         ),
@@ -152,6 +169,7 @@ fn command_answers_in_json() {
                 &crate::InboxReport {
                     topic_keys: 2,
                     devices_added: Vec::new(),
+                    identity_rotations: Vec::new(),
                     failed: vec![(7, "no pre key".into())],
                 },
                 true,

@@ -20,7 +20,9 @@ impl Output {
             Output::Joined { user } => format!("this device now belongs to {user}"),
             Output::Device { .. }
             | Output::DeviceAdded { .. }
-            | Output::DeviceAddedUnverified { .. } => device_text(self),
+            | Output::DeviceAddedUnverified { .. }
+            | Output::IdentityKeyReceived { .. }
+            | Output::IdentityKeyRefused { .. } => device_text(self),
             Output::DeviceRemoved { id } => format!("removed device {id}"),
             Output::TopicCreated { topic } => format!("created {topic}"),
             Output::Changed {
@@ -369,6 +371,14 @@ fn device_text(output: &Output) -> String {
             "warning: the server says device {} was added, endorsed by {}, but that does not verify: {error}",
             id.as_deref().unwrap_or("?"),
             endorser.as_deref().unwrap_or("?")
+        ),
+        Output::IdentityKeyReceived { from, to } => format!(
+            "another device rotated this account's identity key from {from} to {to}; this device now holds the new key"
+        ),
+        Output::IdentityKeyRefused { from, to, error } => format!(
+            "warning: the server says the identity key was rotated from {} to {}, but this device did not take it: {error}",
+            from.as_deref().unwrap_or("?"),
+            to.as_deref().unwrap_or("?")
         ),
         _ => String::new(),
     }

@@ -48,6 +48,10 @@ pub struct MonitorSummary {
     pub invalid: Vec<(u64, String)>,
     /// New alarms of this pass.
     pub new_alarms: Vec<u64>,
+    /// Rotations of this user by another device whose new key this device has not received
+    /// yet (`directory.md` §6.3 step 3): `(index, new key hex)`. While there is one, the pass's
+    /// state is not kept: the next pass reads those entries again.
+    pub pending_rotations: Vec<(u64, String)>,
 }
 
 impl Client {
@@ -86,7 +90,9 @@ impl Client {
             next: record.monitor_next,
             frontier: record.frontier()?,
         };
-        let keys = self.own_identity_keys();
+        // directory.md §6.3 step 3: the current IK and the ones this device rotated from.
+        let mut keys = vec![self.identity.public().clone()];
+        keys.extend(self.keystore.rotated_from()?);
         let user = self.user.clone();
         let mut pass = MonitorPass::start(&state, &user, &keys);
         while pass.next() < checkpoint.size.0 {
@@ -117,9 +123,13 @@ impl Client {
             self.keystore
                 .save_directory_alarm(&server, alarm.index, &evidence.to_cbor())?;
         }
-        record.set_frontier(&state.frontier);
-        record.monitored_at = self.now();
-        self.keystore.save_directory_record(&server, &record)?;
+        // A rotation whose key is still in the inbox: read its entry again next time, when
+        // the key (`rdv sync`) has arrived.
+        if report.pending_rotations.is_empty() {
+            record.set_frontier(&state.frontier);
+            record.monitored_at = self.now();
+            self.keystore.save_directory_record(&server, &record)?;
+        }
         let witness_age = newest_cosignature(&signed, &witnesses, &witnessed_by)
             .map(|t| self.now().saturating_sub(t));
         Ok(MonitorSummary {
@@ -131,6 +141,16 @@ impl Client {
             stale: witness_age.is_some_and(|a| a > MONITOR_MAX_AGE),
             invalid: report.invalid,
             new_alarms: report.alarms.iter().map(|a| a.index).collect(),
+            pending_rotations: report
+                .pending_rotations
+                .iter()
+                .map(|(i, k)| {
+                    (
+                        *i,
+                        rendezvous_protocol::crypto::sign::hex_string(k.as_bytes()),
+                    )
+                })
+                .collect(),
         })
     }
 

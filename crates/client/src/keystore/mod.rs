@@ -19,6 +19,10 @@
 //!   token                       sealed; the bearer token of the current login (text)
 //!   devices-seen.json           which device endorsed which (key ids, hex): the link that
 //!                               made this device and the inbox's `device added` notices
+//!   rotated-from                sealed (for its integrity); CBOR list of the Identity Keys (public)
+//!                               this device rotated from, itself or by an `identity rotated` inbox
+//!                               item; oldest first, at most 64 (`MAX_ROTATED_FROM`); the
+//!                               self-monitor and the roster check accept them as this user's
 //!   prekeys/<key id>.key        sealed; 32 bytes: private Device Pre Key (X25519), deleted after use
 //!   topic-keys/<key id>.key     sealed; CBOR [1, suite, signing seed, kem secret, cert]: a private Topic
 //!                               Key and its IK-signed certificate (wire form of the cert); kept
@@ -97,6 +101,7 @@ use at_rest::{FileKey, HEADER, Header, MAX_HEADER, on};
 pub use at_rest::{FORMAT, M_COST_KIB, P_COST, Passphrase, T_COST};
 pub use directory::{ContactRecord, ContactState, DirectoryRecord, StoredBinding};
 pub use records::{Config, LogSnapshot, RefusedPost, RosterRefusal, TopicRecord};
+pub use rotated_from::MAX_ROTATED_FROM;
 
 const CONFIG: &str = "config.json";
 const IDENTITY: &str = "identity.key";
@@ -324,9 +329,9 @@ impl Keystore {
         self.write_secret(&path, &bytes)
     }
 
-    /// The private Topic Key with id `id` and its certificate (checked again with `identity`,
-    /// or with one of the keys this user rotated from: a Topic Key certified before a rotation
-    /// still opens the epochs of before it).
+    /// The private Topic Key with id `id` and its certificate, checked again with `identity` or
+    /// an Identity Key this device rotated from (`directory.md` §8: a key certified before a
+    /// rotation stays the one its topics name).
     pub fn topic_key(
         &self,
         id: &KeyId,
@@ -344,14 +349,14 @@ impl Keystore {
         let suite = Suite::from_id(file.suite).map_err(|e| ClientError::corrupt(&path, e))?;
         let key = TopicKey::from_bytes(suite, &file.signing_seed.0[..], &file.kem_secret.0[..])
             .map_err(|e| ClientError::corrupt(&path, e))?;
-        let cert = Signed::<TopicKeyCert>::from_signed_bytes(file.cert)
+        let signed = Signed::<TopicKeyCert>::from_signed_bytes(file.cert)
             .map_err(|e| ClientError::corrupt(&path, e))?;
-        let cert = match cert.clone().verify(identity) {
+        let cert = match signed.clone().verify(identity) {
             Ok(cert) => cert,
             Err(e) => self
                 .rotated_from()?
                 .iter()
-                .find_map(|old| cert.clone().verify(old).ok())
+                .find_map(|old| signed.clone().verify(old).ok())
                 .ok_or_else(|| ClientError::corrupt(&path, format!("certificate: {e}")))?,
         };
         if key.public().key_id() != *id || cert.topic_key().ok().as_ref() != Some(key.public()) {

@@ -33,7 +33,7 @@ impl Keystore {
 
     /// Adds `key` to the rotated-from keys (once; the oldest dropped past
     /// [`MAX_ROTATED_FROM`]).
-    pub fn add_rotated_from(&self, key: &IdentityPublicKey) -> Result<(), ClientError> {
+    pub fn record_rotated_from(&self, key: &IdentityPublicKey) -> Result<(), ClientError> {
         let mut keys = self.rotated_from()?;
         if keys.contains(key) {
             return Ok(());

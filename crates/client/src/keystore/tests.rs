@@ -320,3 +320,37 @@ fn contact_states_follow_the_accepted_key() {
     assert_eq!(c.state(), ContactState::Rotated);
     assert_eq!(c.accepted.binding().unwrap(), b(&k2, 3));
 }
+
+#[test]
+fn rotated_from_keys_are_bounded_and_still_check_topic_keys() {
+    let dir = temp_dir("rotated-from");
+    let ks = Keystore::create(&dir, &pass()).unwrap();
+    assert!(ks.rotated_from().unwrap().is_empty());
+    let keys: Vec<IdentityKey> = (0..MAX_ROTATED_FROM + 2)
+        .map(|_| IdentityKey::generate())
+        .collect();
+    for k in &keys {
+        ks.record_rotated_from(k.public()).unwrap();
+    }
+    // Recorded once; the oldest dropped beyond the bound.
+    ks.record_rotated_from(keys[MAX_ROTATED_FROM + 1].public())
+        .unwrap();
+    let kept = ks.rotated_from().unwrap();
+    assert_eq!(kept.len(), MAX_ROTATED_FROM);
+    assert_eq!(kept[0], *keys[2].public());
+    assert_eq!(kept.last(), Some(keys[MAX_ROTATED_FROM + 1].public()));
+    assert_eq!(mode(&dir.join("rotated-from")), 0o600);
+
+    // A topic key certified by a key rotated from still loads under the current key; one
+    // certified by a key never held does not.
+    let current = IdentityKey::generate();
+    let user: UserId = "@alice:a.example".parse().unwrap();
+    for (signer, loads) in [(&keys[10], true), (&IdentityKey::generate(), false)] {
+        let tk = TopicKey::generate_with(Suite::X25519Sha256ChaCha20Poly1305, &mut Randomness::Os);
+        let cert = Signed::sign(TopicKeyCert::new(user.clone(), tk.public(), 5), signer);
+        ks.save_topic_key(&tk, &cert).unwrap();
+        let got = ks.topic_key(&tk.public().key_id(), current.public());
+        assert_eq!(got.is_ok(), loads);
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}

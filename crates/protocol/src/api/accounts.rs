@@ -219,9 +219,10 @@ impl<'de> Deserialize<'de> for RevokeDeviceRequest {
     }
 }
 
-/// `[1, rotation, registration, [+ device_cert]]` (`client-api.md` §3.1, `directory.md` §8):
-/// the signed identity rotation's wire bytes, the registration signed by the new Identity Key
-/// and the new key's certificates of every active device of the user.
+/// `[1, rotation, registration, [+ device_cert], [* delivery]]` (`client-api.md` §3.1,
+/// `directory.md` §8): the signed identity rotation's wire bytes, the registration signed by the
+/// new Identity Key, the new key's certificates of every active device of the user, and the new
+/// key sealed to one pre key of every other active device (`delivery` wire bytes each).
 #[derive(Debug, Clone)]
 pub struct RotateIdentityRequest {
     /// `SignedIdentityRotation` wire bytes (signed by the old and the new IK).
@@ -230,6 +231,8 @@ pub struct RotateIdentityRequest {
     pub registration: SignedBytes,
     /// The new IK's certificate of every active device.
     pub device_certs: Vec<SignedBytes>,
+    /// One identity delivery (`Delivery` wire bytes) per other active device.
+    pub deliveries: Vec<serde_bytes::ByteBuf>,
 }
 
 #[derive(Serialize_tuple, Deserialize_tuple)]
@@ -238,6 +241,7 @@ struct RotateIdentityRequestWire<'a> {
     rotation: Cow<'a, serde_bytes::Bytes>,
     registration: Cow<'a, SignedBytes>,
     device_certs: Cow<'a, [SignedBytes]>,
+    deliveries: Cow<'a, [serde_bytes::ByteBuf]>,
 }
 
 impl Serialize for RotateIdentityRequest {
@@ -247,6 +251,7 @@ impl Serialize for RotateIdentityRequest {
             rotation: Cow::Borrowed(serde_bytes::Bytes::new(&self.rotation)),
             registration: Cow::Borrowed(&self.registration),
             device_certs: Cow::Borrowed(&self.device_certs),
+            deliveries: Cow::Borrowed(&self.deliveries),
         }
         .serialize(s)
     }
@@ -260,6 +265,7 @@ impl<'de> Deserialize<'de> for RotateIdentityRequest {
             rotation: w.rotation.into_owned().into_vec(),
             registration: w.registration.into_owned(),
             device_certs: w.device_certs.into_owned(),
+            deliveries: w.deliveries.into_owned(),
         })
     }
 }

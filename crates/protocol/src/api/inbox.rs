@@ -47,6 +47,37 @@ impl DeviceAddedItem {
     }
 }
 
+/// Inbox item kind: the user's Identity Key was rotated by another device, body
+/// [`IdentityRotatedItem`] (`client-api.md` §3, §5; `directory.md` §8): filed by the server for
+/// every other active device, in the rotation's transaction.
+pub const INBOX_IDENTITY_ROTATED: u8 = 5;
+
+/// Largest [`IdentityRotatedItem`] body accepted: a signed rotation and one delivery.
+pub const IDENTITY_ROTATED_MAX_LEN: usize = 2048;
+
+/// `[rotation, delivery]`: body of an [`INBOX_IDENTITY_ROTATED`] item — the signed rotation's
+/// wire bytes and the new key's delivery to this device (`Delivery` wire bytes), as the rotating
+/// device posted them. The receiving device checks both itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct IdentityRotatedItem {
+    /// `SignedIdentityRotation` wire bytes.
+    pub rotation: ByteBuf,
+    /// `Delivery` wire bytes, sealed to one of this device's pre keys.
+    pub delivery: ByteBuf,
+}
+
+impl IdentityRotatedItem {
+    /// Encodes the item body.
+    pub fn to_wire(&self) -> Vec<u8> {
+        crate::wire::encode(self)
+    }
+
+    /// Decodes an item body.
+    pub fn from_wire(bytes: &[u8]) -> Result<IdentityRotatedItem, crate::wire::WireError> {
+        crate::wire::decode(bytes, IDENTITY_ROTATED_MAX_LEN)
+    }
+}
+
 /// Inbox item kind: a post the hosting server refused after it was answered `202 queued`
 /// (`federation-api.md` §9.3), body [`PostRefusedItem`].
 pub const INBOX_POST_REFUSED: u8 = 2;

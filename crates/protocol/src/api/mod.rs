@@ -27,8 +27,9 @@ pub use directory::{
 };
 pub use errors::{ApiErrorBody, ErrorCode, UnknownErrorCode};
 pub use inbox::{
-    AckRequest, DEVICE_ADDED_MAX_LEN, DeviceAddedItem, INBOX_DEVICE_ADDED, INBOX_LAST_RESORT_KEY,
-    INBOX_POST_REFUSED, INBOX_TOPIC_KEY, InboxItem, InboxResponse, LinkMessage, LinkOpenRequest,
+    AckRequest, DEVICE_ADDED_MAX_LEN, DeviceAddedItem, IDENTITY_ROTATED_MAX_LEN,
+    INBOX_DEVICE_ADDED, INBOX_IDENTITY_ROTATED, INBOX_LAST_RESORT_KEY, INBOX_POST_REFUSED,
+    INBOX_TOPIC_KEY, IdentityRotatedItem, InboxItem, InboxResponse, LinkMessage, LinkOpenRequest,
     LinkPickup, PostRefusedItem, PushRegisterRequest, TopicKeyDeliveryItem,
 };
 pub use keys::{

@@ -52,6 +52,9 @@ pub enum SealPurpose {
     TopicKeyDelivery = 2,
     /// The identity and keys handed to a newly linked device. Context: link id.
     DeviceLink = 3,
+    /// A user's new Identity Key, sealed to a Device Pre Key of each other device of the user
+    /// after a rotation (`directory.md` §8). Context: user id, the new key.
+    IdentityDelivery = 4,
 }
 
 type X25519 = X25519HkdfSha256;

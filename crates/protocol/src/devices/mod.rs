@@ -14,6 +14,8 @@
 //!   making device checks the whole chain IK → device certificate → DK-signed pre key itself, so
 //!   a homeserver cannot slip in a key of its own. The receiving device opens its delivery with the
 //!   DPK's private key and checks that what it got is the certified key.
+//! - [`identity_delivery`]: after an Identity Key rotation, the new IK sealed to one pre key of
+//!   every other device, checked like a batch of one Topic Key (`directory.md` §8).
 //! - [`link_code`]: the human-typable one-time code (link id, 128-bit secret, CRC-8 that catches
 //!   every single typo), parsed strictly.
 //! - [`link`]: adding a device. An existing device shows a one-time link code; the new device types
@@ -53,11 +55,15 @@
 //! what it would be with one device (tested in [`topic_keys`]).
 
 pub mod directory;
+pub mod identity_delivery;
 pub mod link;
 pub mod link_code;
 pub mod topic_keys;
 
 pub use directory::{DeviceDirectory, DirectoryError, MAX_DEVICES, verify_endorsement};
+pub use identity_delivery::{
+    IdentityDeliveryError, make_identity_deliveries, open_identity_delivery,
+};
 pub use link::{
     LinkError, LinkJoiner, LinkOffer, LinkPayload, LinkRequest, LinkResponse, LinkedMessageKey,
     LinkedTopicKey,

@@ -37,6 +37,11 @@ pub struct MonitorReport {
     pub alarms: Vec<Alarm>,
     /// Entries that break a rule of §2.1 (`directory_invalid_entry`), by index.
     pub invalid: Vec<(u64, String)>,
+    /// Kind 2 entries for this user that rotate, with a valid statement, from a key the device
+    /// holds to one it does not hold yet (`directory.md` §6.3 step 3): another device of the user
+    /// rotated, and the new key waits in this device's inbox. Not alarms; the caller does not
+    /// keep the pass's state, so the entry is checked again once the key arrived.
+    pub pending_rotations: Vec<(u64, IdentityPublicKey)>,
 }
 
 /// One pass, fed page by page.
@@ -108,6 +113,18 @@ impl<'a> MonitorPass<'a> {
                 self.report.invalid.push((index, e.to_string()));
             }
             if !self.keys.contains(&entry.identity_key) {
+                // directory.md §6.3 step 3: a rotation signed by a key this device holds is
+                // another device's; its new key comes through the inbox (§8).
+                if let Some(r) = entry.rotation()
+                    && self.keys.contains(&r.old_identity_key)
+                    && r.new_identity_key == entry.identity_key
+                    && r.user == *self.user
+                {
+                    self.report
+                        .pending_rotations
+                        .push((index, entry.identity_key));
+                    continue;
+                }
                 self.report.alarms.push(Alarm {
                     index,
                     entry: bytes.clone(),

@@ -416,3 +416,41 @@ fn monitoring_checks_its_own_users_statements_and_every_entrys_server() {
     let invalid: Vec<u64> = report.invalid.iter().map(|(i, _)| *i).collect();
     assert_eq!(invalid, vec![1, 3], "{:?}", report.invalid);
 }
+
+#[test]
+fn monitoring_follows_own_rotations() {
+    let bob = user("bob");
+    let mut log = Log::new();
+    let old = IdentityKey::generate();
+    log.register(&bob, &old);
+    let new = IdentityKey::generate();
+    let rotation = |from: &IdentityKey, to: &IdentityKey| DirectoryEntry {
+        user: bob.clone(),
+        identity_key: to.public().clone(),
+        kind: EntryKind::Rotation,
+        statement: SignedIdentityRotation::sign(&bob, from, to, 9).to_wire(),
+        time: 9,
+    };
+    log.append(&rotation(&old, &new));
+    // A rotation by a key bob never held, and one whose entry binds another key than its
+    // statement's new key.
+    let stranger = IdentityKey::generate();
+    let third = IdentityKey::generate();
+    log.append(&rotation(&stranger, &third));
+    let mut mismatched = rotation(&new, &third);
+    mismatched.identity_key = stranger.public().clone();
+    log.append(&mismatched);
+    let c = log.note(true).unverified_checkpoint().clone();
+    let alarms = |r: &MonitorReport| r.alarms.iter().map(|a| a.index).collect::<Vec<_>>();
+
+    // The device that holds the new key and the one it rotated from: no alarm for 0 and 1.
+    let both = vec![new.public().clone(), old.public().clone()];
+    let (_, report) = monitor(&MonitorState::default(), &bob, &both, &log.entries, &c).unwrap();
+    assert_eq!(alarms(&report), vec![2, 3]);
+    assert!(report.pending_rotations.is_empty());
+    // A device that holds the old key only: the rotation from it is pending, not an alarm.
+    let held = vec![old.public().clone()];
+    let (_, report) = monitor(&MonitorState::default(), &bob, &held, &log.entries, &c).unwrap();
+    assert_eq!(report.pending_rotations, vec![(1, new.public().clone())]);
+    assert_eq!(alarms(&report), vec![2, 3]);
+}

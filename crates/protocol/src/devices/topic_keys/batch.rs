@@ -52,25 +52,7 @@ pub fn make_batch(
         });
     }
     let user = directory.user();
-    let per_device = check_claimed(directory, own_device, claimed)?;
-    for device in directory.devices() {
-        if device.device_key != *own_device
-            && !per_device.contains_key(device.device_key.as_bytes())
-        {
-            return Err(TopicKeyError::MissingDevice {
-                device: device.device_key.key_id(),
-            });
-        }
-    }
-    for (device, prekeys) in per_device.values() {
-        if prekeys.len() != count {
-            return Err(TopicKeyError::PreKeyCount {
-                device: device.key_id(),
-                expected: count,
-                got: prekeys.len(),
-            });
-        }
-    }
+    let per_device = check_claimed_exactly(directory, own_device, claimed, count)?;
 
     // All keys first, then the boxes: a Topic Key does not depend on how many devices there are.
     let suite = Suite::X25519Sha256ChaCha20Poly1305;
@@ -113,6 +95,39 @@ pub fn make_batch(
         uploads.push(TopicKeyUpload { cert, deliveries });
     }
     Ok(TopicKeyBatch { uploads, keys })
+}
+
+/// Checks every claimed pre key's chain ([`check_claimed`]) and that every active device in
+/// `directory` other than `own_device` got exactly `count` of them (`devices.md` §3.1 step 2.5):
+/// the homeserver can neither add a key of its own nor leave a device out.
+#[allow(clippy::type_complexity)]
+pub(crate) fn check_claimed_exactly(
+    directory: &DeviceDirectory,
+    own_device: &DevicePublicKey,
+    claimed: Vec<ClaimedPreKey>,
+    count: usize,
+) -> Result<BTreeMap<[u8; 32], (DevicePublicKey, Vec<KemPublicKey>)>, TopicKeyError> {
+    let per_device = check_claimed(directory, own_device, claimed)?;
+    for device in directory.devices() {
+        if device.device_key != *own_device
+            && !per_device.contains_key(device.device_key.as_bytes())
+        {
+            return Err(TopicKeyError::MissingDevice {
+                device: device.device_key.key_id(),
+            });
+        }
+    }
+    for (device, prekeys) in per_device.values() {
+        if prekeys.len() != count {
+            return Err(TopicKeyError::PreKeyCount {
+                device: device.key_id(),
+                expected: count,
+                got: prekeys.len(),
+            });
+        }
+    }
+
+    Ok(per_device)
 }
 
 /// Checks every claimed pre key's chain; groups the pre keys by device.

@@ -21,6 +21,7 @@
 mod batch;
 mod delivery;
 
+pub(crate) use batch::check_claimed_exactly;
 pub use batch::{TopicKeyBatch, make_batch};
 pub use delivery::{Delivery, TopicKeyUpload, open_delivery};
 
