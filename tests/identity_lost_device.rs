@@ -116,7 +116,11 @@ async fn a_lost_device_is_rotated_out_and_every_topic_moves_on() {
             },
         ]
     );
-    assert_eq!(laptop.devices().await.unwrap().len(), 2, "the laptop and the tablet");
+    assert_eq!(
+        laptop.devices().await.unwrap().len(),
+        2,
+        "the laptop and the tablet"
+    );
 
     // The move is in a's log: alice's member binds the new IK and a new Topic Key.
     let state = raw::state(fed.server(A), &laptop, &topic).await;
