@@ -30,13 +30,7 @@ const B: &str = "b.example";
 
 /// a and b, each witnessing the other every `secs`.
 fn pair(test: &str, secs: u64) -> Federation {
-    Federation::in_process(test, &[A, B])
-        .adjust(move |name, c| {
-            let f = c.federation.as_mut().unwrap();
-            f.directory_witness = vec![if name == A { B } else { A }.to_owned()];
-            f.directory_witness_secs = Some(secs);
-        })
-        .start()
+    rendezvous_testkit::federation::witnessing_pair_every(test, A, B, secs)
 }
 
 fn id(user: &str, server: &str) -> UserId {

@@ -264,12 +264,18 @@ pub struct Federation {
 /// Servers `a` and `b`, each witnessing the other's directory every second
 /// (`directory.md` §5): the pair the directory tests run on.
 pub fn witnessing_pair(test: &str, a: &str, b: &str) -> Federation {
+    witnessing_pair_every(test, a, b, 1)
+}
+
+/// Servers `a` and `b`, each witnessing the other's directory every `secs` seconds (the first
+/// round at start).
+pub fn witnessing_pair_every(test: &str, a: &str, b: &str, secs: u64) -> Federation {
     let (a, b) = (a.to_owned(), b.to_owned());
     Federation::in_process(test, &[a.as_str(), b.as_str()])
         .adjust(move |name, c| {
             let f = c.federation.as_mut().unwrap();
             f.directory_witness = vec![if name == a { b.clone() } else { a.clone() }];
-            f.directory_witness_secs = Some(1);
+            f.directory_witness_secs = Some(secs);
         })
         .start()
 }
