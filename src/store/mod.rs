@@ -460,3 +460,23 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+impl Store {
+    /// Opens the store again after the previous instance in this process was dropped. sled's
+    /// own background threads release the database lock a moment after the last handle goes,
+    /// so a reopen within the same process retries briefly (a restarted process never races
+    /// with them).
+    pub(crate) fn reopen_for_tests(dir: &Path) -> Store {
+        for _ in 0..250 {
+            match Store::open(dir) {
+                Ok(store) => return store,
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+        panic!("the previous store never released its lock")
+    }
+}

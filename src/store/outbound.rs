@@ -521,7 +521,7 @@ mod tests {
         store.sync().await.unwrap();
         drop(store);
 
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::reopen_for_tests(dir.path());
         assert_eq!(
             store.outbound_destinations().unwrap(),
             vec![b.clone(), c.clone()]

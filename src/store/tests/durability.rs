@@ -3,22 +3,6 @@
 use super::topics::append_entry;
 use super::*;
 
-/// Opens the store again after the previous instance in this process was dropped. sled's own
-/// background threads release the database lock a moment after the last handle goes, so a
-/// reopen within the same process retries briefly (a restarted process never races with them).
-fn reopen(dir: &Path) -> Store {
-    for _ in 0..100 {
-        match Store::open(dir) {
-            Ok(store) => return store,
-            Err(e) if e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            Err(e) => panic!("reopen: {e}"),
-        }
-    }
-    panic!("the previous store never released its lock")
-}
-
 #[tokio::test]
 async fn everything_survives_a_restart() {
     let dir = TempDir::new();
@@ -74,7 +58,7 @@ async fn everything_survives_a_restart() {
         (tree.root(), tree.size())
     };
 
-    let store = reopen(dir.path());
+    let store = Store::reopen_for_tests(dir.path());
     assert_eq!(store.meta("server-key").unwrap(), Some(b"seed".to_vec()));
     assert_eq!(store.user(&alice).unwrap().unwrap().registration, signed(1));
     assert!(store.device_active(&alice, dev(1)).unwrap());
@@ -213,7 +197,7 @@ async fn values_too_large_for_the_log_go_to_synced_blob_files_and_survive() {
             "expected the large value to be stored as a blob file"
         );
     }
-    let store = reopen(dir.path());
+    let store = Store::reopen_for_tests(dir.path());
     assert_eq!(store.entry(&t, 0).unwrap().unwrap(), big);
     assert_eq!(store.changes(&t).unwrap()[0].1, big);
 }

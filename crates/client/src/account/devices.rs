@@ -97,25 +97,16 @@ impl Client {
     pub async fn rotate_identity(
         &mut self,
     ) -> Result<rendezvous_protocol::crypto::IdentityPublicKey, ClientError> {
-        use rendezvous_protocol::api::{ClaimPreKeysResponse, Empty, RotateIdentityRequest};
+        use rendezvous_protocol::api::RotateIdentityRequest;
         use rendezvous_protocol::certs::Registration;
         use rendezvous_protocol::crypto::{IdentityKey, Randomness};
         use rendezvous_protocol::devices::make_identity_deliveries;
         use rendezvous_protocol::directory::SignedIdentityRotation;
         let (directory, devices) = self.directory().await?;
-        let mut claimed = Vec::new();
-        if devices.len() > 1 {
-            let answer: ClaimPreKeysResponse = self
-                .authed(
-                    Method::POST,
-                    "/v1/prekeys/claim",
-                    Some(Empty::default().to_cbor()),
-                )
-                .await?;
-            for c in answer.prekeys {
-                claimed.push(super::keys::claimed_prekey(c)?);
-            }
-        }
+        let claimed = match devices.len() > 1 {
+            true => self.claim_prekey_round().await?,
+            false => Vec::new(),
+        };
         let new = IdentityKey::generate();
         let now = self.now();
         let rotation = SignedIdentityRotation::sign(&self.user, &self.identity, &new, now);

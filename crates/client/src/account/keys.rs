@@ -167,19 +167,11 @@ impl Client {
         if others > 0 {
             rounds = 0;
             for _ in 0..count {
-                let answer: ClaimPreKeysResponse = self
-                    .authed(
-                        Method::POST,
-                        "/v1/prekeys/claim",
-                        Some(Empty::default().to_cbor()),
-                    )
-                    .await?;
-                if answer.prekeys.len() < others {
+                let round = self.claim_prekey_round().await?;
+                if round.len() < others {
                     break;
                 }
-                for c in answer.prekeys {
-                    claimed.push(claimed_prekey(c)?);
-                }
+                claimed.extend(round);
                 rounds += 1;
             }
         }
@@ -195,6 +187,22 @@ impl Client {
             self.now(),
             &mut Randomness::Os,
         )?)
+    }
+}
+
+impl Client {
+    /// One pre key of every other device of the user (`POST /v1/prekeys/claim`), decoded; the
+    /// caller checks them against its device directory (`make_batch`,
+    /// `make_identity_deliveries`).
+    pub(super) async fn claim_prekey_round(&mut self) -> Result<Vec<ClaimedPreKey>, ClientError> {
+        let answer: ClaimPreKeysResponse = self
+            .authed(
+                Method::POST,
+                "/v1/prekeys/claim",
+                Some(Empty::default().to_cbor()),
+            )
+            .await?;
+        answer.prekeys.into_iter().map(claimed_prekey).collect()
     }
 }
 

@@ -23,7 +23,7 @@ async fn restart_retries_the_same_transaction_and_delivers_once() {
     };
 
     // Reopened: a new event arrives before the retry; it must not join the old transaction.
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::reopen_for_tests(dir.path());
     let (jitter, _) = max_jitter();
     let o = Arc::new(Outbound::with_clock(
         store.clone(),
