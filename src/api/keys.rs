@@ -273,16 +273,7 @@ fn checked_upload(
     let cert = upload.cert.signed_bytes().clone();
     let mut deliveries = Vec::with_capacity(upload.deliveries.len());
     for d in &upload.deliveries {
-        let (owner, device) = state
-            .store()
-            .prekey_owner(d.prekey_id)?
-            .ok_or(KeysError::UnknownPreKey(d.prekey_id))?;
-        if owner != caller.user
-            || device == caller.device
-            || !state.store().device_active(&owner, device)?
-        {
-            return Err(KeysError::DeliveryNotToOwnDevice.into());
-        }
+        let device = own_delivery_device(state, caller, d.prekey_id)?;
         let item = TopicKeyDeliveryItem {
             topic_key_cert: cert.clone(),
             delivery: ByteBuf::from(d.to_wire()),
@@ -294,6 +285,27 @@ fn checked_upload(
         cert,
         deliveries,
     })
+}
+
+/// The device a delivery sealed to `prekey` goes to: one of the caller's user's other active
+/// devices, else the delivery is refused (`client-api.md` §3, §4). The one routing rule of
+/// topic key and identity deliveries.
+pub(super) fn own_delivery_device(
+    state: &AppState,
+    caller: &Caller,
+    prekey: KeyId,
+) -> ApiResult<DeviceId> {
+    let (owner, device) = state
+        .store()
+        .prekey_owner(prekey)?
+        .ok_or(KeysError::UnknownPreKey(prekey))?;
+    if owner != caller.user
+        || device == caller.device
+        || !state.store().device_active(&owner, device)?
+    {
+        return Err(KeysError::DeliveryNotToOwnDevice.into());
+    }
+    Ok(device)
 }
 
 /// Whether each device's inbox has room for the items addressed to it under

@@ -62,8 +62,17 @@ pub(super) async fn rotate_identity(
     if registration.user != user || registration.identity_key != new {
         return Err(AccountError::RegistrationMismatch.into());
     }
-    // Exactly the active devices, each certified by the new key (devices.md §2).
+    // Exactly the active devices, each certified by the new key (devices.md §2); counted
+    // before any certificate's signature is checked.
     let active = state.store().devices(&user)?;
+    if r.device_certs.len() != active.len() {
+        return Err(AccountError::DeviceSetMismatch(format!(
+            "{} certificates for {} active devices",
+            r.device_certs.len(),
+            active.len()
+        ))
+        .into());
+    }
     let mut certs = Vec::with_capacity(r.device_certs.len());
     for bytes in &r.device_certs {
         let cert = Signed::<DeviceCert>::from_signed_bytes(bytes.clone())?.verify(&new)?;
@@ -90,14 +99,6 @@ pub(super) async fn rotate_identity(
             .into());
         }
         certs.push((id, bytes.clone()));
-    }
-    if certs.len() != active.len() {
-        return Err(AccountError::DeviceSetMismatch(format!(
-            "{} certificates for {} active devices",
-            certs.len(),
-            active.len()
-        ))
-        .into());
     }
     let items = route_deliveries(&state, &caller, &active, &r)?;
     // directory.md §2.1: the kind 2 entry, statement = the rotation's wire bytes.
@@ -153,23 +154,8 @@ fn route_deliveries(
     for (i, bytes) in r.deliveries.iter().enumerate() {
         let delivery =
             Delivery::from_wire(bytes).map_err(|e| mismatch(format!("delivery {i}: {e}")))?;
-        let owner = state.store().prekey_owner(delivery.prekey_id)?;
-        let device = match owner {
-            Some((user, device))
-                if user == caller.user
-                    && device != caller.device
-                    && active.iter().any(|d| d.device_key == device) =>
-            {
-                device
-            }
-            _ => {
-                return Err(mismatch(format!(
-                    "delivery {i}: pre key {} is not one of another active device of the user",
-                    delivery.prekey_id
-                ))
-                .into());
-            }
-        };
+        // The one routing rule of deliveries (topic keys too, `client-api.md` §4).
+        let device = super::keys::own_delivery_device(state, caller, delivery.prekey_id)?;
         if items.iter().any(|(d, _)| *d == device) {
             return Err(mismatch(format!(
                 "two deliveries for device {}",
