@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::keys::{Key, KeyReader};
 use super::{
@@ -15,6 +16,28 @@ use rendezvous_protocol::ids::UserId;
 /// `inbox` value: `[kind, body]`.
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredItem(pub(super) u8, pub(super) ByteBuf);
+
+/// Files an item in `device`'s inbox inside a transaction over the `inbox` and `counters`
+/// trees (the caller holds the device's lock): the next sequence number, returned.
+pub(super) fn tx_inbox_push(
+    inbox: &TransactionalTree,
+    counters: &TransactionalTree,
+    user: &UserId,
+    device: &DeviceId,
+    kind: u8,
+    body: &[u8],
+) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    let seq_key = Counter::InboxSeq.key(user, Some(device));
+    let seq = tx_counter(counters, &seq_key)? + 1;
+    let value = encode_record(&StoredItem(kind, ByteBuf::from(body.to_vec())));
+    let key = Key::new()
+        .bytes(&user_device(user, device))
+        .u64(seq)
+        .build();
+    inbox.insert(key, value.as_slice())?;
+    counters.insert(seq_key.as_slice(), &seq.to_be_bytes())?;
+    Ok(seq)
+}
 
 impl Store {
     /// Files an item for a registered device; returns its sequence number (from 1, increasing
@@ -29,15 +52,9 @@ impl Store {
         let t = self.t();
         let _lock = self.device_lock(user, &device_key);
         self.require_device(user, &device_key)?;
-        let prefix = user_device(user, &device_key);
-        let seq_key = Counter::InboxSeq.key(user, Some(&device_key));
-        let value = encode_record(&StoredItem(kind, ByteBuf::from(body.to_vec())));
         tx(
             (&t.inbox, &t.counters).transaction(|(tx_inbox, tx_counters)| {
-                let seq = tx_counter(tx_counters, &seq_key)? + 1;
-                tx_inbox.insert(Key::new().bytes(&prefix).u64(seq).build(), value.as_slice())?;
-                tx_counters.insert(seq_key.as_slice(), &seq.to_be_bytes())?;
-                Ok(seq)
+                tx_inbox_push(tx_inbox, tx_counters, user, &device_key, kind, body)
             }),
         )
     }

@@ -3,14 +3,12 @@
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
-use serde_bytes::ByteBuf;
-
 use super::devices::StoredDevice;
-use super::inbox::StoredItem;
+use super::inbox::tx_inbox_push;
 use super::keys::{Key, KeyReader, read_u64};
 use super::{
-    Counter, DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx,
-    tx, tx_counter, user_device,
+    DeviceId, OrBackend, Store, StoreError, abort, decode_record, encode_record, in_tx, tx,
+    user_device,
 };
 use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::wire::SignedBytes;
@@ -164,15 +162,6 @@ impl Store {
         }
         let t = self.t();
         let ukey = user_key(user);
-        let items: Vec<_> = notices
-            .items
-            .iter()
-            .map(|(d, body)| {
-                let item = StoredItem(notices.kind, ByteBuf::from(body.clone()));
-                let seq_key = Counter::InboxSeq.key(user, Some(d));
-                (user_device(user, d), seq_key, encode_record(&item))
-            })
-            .collect();
         tx(
             (&t.users, &t.devices, &t.inbox, &t.counters, &t.directory).transaction(
                 |(users, devices, inbox, counters, directory)| {
@@ -195,10 +184,8 @@ impl Store {
                     }
                     let new = StoredUser(registration.clone(), stored.1, stored.2);
                     users.insert(ukey.as_slice(), encode_record(&new))?;
-                    for (prefix, seq_key, item) in &items {
-                        let seq = tx_counter(counters, seq_key)? + 1;
-                        inbox.insert(Key::new().bytes(prefix).u64(seq).build(), item.as_slice())?;
-                        counters.insert(seq_key.as_slice(), &seq.to_be_bytes())?;
+                    for (device, body) in notices.items {
+                        tx_inbox_push(inbox, counters, user, device, notices.kind, body)?;
                     }
                     // Test hook: the disk fails between the rotation's rows and the entry's.
                     #[cfg(any(test, feature = "test-hooks"))]
