@@ -91,8 +91,7 @@ impl Client {
             frontier: record.frontier()?,
         };
         // directory.md §6.3 step 3: the current IK and the ones this device rotated from.
-        let mut keys = vec![self.identity.public().clone()];
-        keys.extend(self.keystore.rotated_from()?);
+        let keys = self.own_identity_keys()?;
         let user = self.user.clone();
         let mut pass = MonitorPass::start(&state, &user, &keys);
         while pass.next() < checkpoint.size.0 {

@@ -84,7 +84,7 @@ impl Client {
         let specs = outcome.change.action.introduced_members();
         // `directory.md` §6.4: each added (or moved) member's IK is the one its directory
         // binds; this user's own, one this device holds or held (a rotation, §8).
-        let own = self.own_identity_keys();
+        let own = replay.roster.own.clone();
         let members: Vec<_> = specs
             .iter()
             .map(|s| (s.user.clone(), s.identity_key.clone()))

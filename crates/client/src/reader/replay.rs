@@ -235,7 +235,7 @@ impl Client {
 
         let mut replay = Replay::new(topic, record, head, missing, changes);
         replay.forked = forked;
-        replay.roster = self.roster_lookups(&entries).await;
+        replay.roster = self.roster_lookups(&entries).await?;
         let refused_before = replay.record.refused.len();
         replay.entries.reserve(entries.len());
         self.resume_keys(&mut replay, &replayer, &stored)?;

@@ -28,6 +28,8 @@ enum Lookup {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Roster {
     lookups: HashMap<UserId, Lookup>,
+    /// This user's own Identity Keys (`Client::own_identity_keys`), read once per replay.
+    pub(crate) own: Vec<IdentityPublicKey>,
 }
 
 /// The members a change introduces (adds, or moves to a new IK), from its unverified wire
@@ -46,18 +48,23 @@ fn added_members(entry: &rendezvous_protocol::topic::LogEntry) -> Vec<MemberSpec
 impl Client {
     /// The Identity Keys that are this user's own for a roster check: the current one and
     /// the ones this device rotated from (`directory.md` §6.4, §8).
-    pub(crate) fn own_identity_keys(&self) -> Vec<IdentityPublicKey> {
+    /// A keystore that cannot be read is an error, never a verdict on a change or an entry.
+    pub(crate) fn own_identity_keys(&self) -> Result<Vec<IdentityPublicKey>, ClientError> {
         let mut keys = vec![self.identity.public().clone()];
-        // An unreadable list leaves only the current key: older changes are then refused on
-        // this device, never accepted unchecked.
-        keys.extend(self.keystore.rotated_from().unwrap_or_default());
-        keys
+        keys.extend(self.keystore.rotated_from()?);
+        Ok(keys)
     }
 
     /// Looks up every member the fetched changes add that this device has no binding for
     /// with that key (`directory.md` §6.1); this user is checked against its own IK instead.
-    pub(crate) async fn roster_lookups(&mut self, entries: &Fetched) -> Roster {
-        let mut roster = Roster::default();
+    pub(crate) async fn roster_lookups(
+        &mut self,
+        entries: &Fetched,
+    ) -> Result<Roster, ClientError> {
+        let mut roster = Roster {
+            own: self.own_identity_keys()?,
+            ..Roster::default()
+        };
         for (_, entry) in entries {
             let Ok(entry) = entry else { continue };
             for spec in added_members(entry) {
@@ -68,7 +75,7 @@ impl Client {
                 roster.lookups.insert(spec.user, lookup);
             }
         }
-        roster
+        Ok(roster)
     }
 
     async fn roster_lookup(&mut self, user: &UserId, key: &IdentityPublicKey) -> Lookup {
@@ -95,6 +102,7 @@ impl Roster {
     pub(crate) fn with_binding(user: UserId, record: ContactRecord) -> Roster {
         Roster {
             lookups: HashMap::from([(user, Lookup::Bound(record))]),
+            own: Vec::new(),
         }
     }
 
