@@ -140,6 +140,17 @@ impl Client {
         notice.from = Some(hex_string(rotation.old_identity_key.as_bytes()));
         notice.to = Some(hex_string(rotation.new_identity_key.as_bytes()));
         let held = self.identity.public().clone();
+        // Applied already (the device stopped after replacing its key and before the item was
+        // acknowledged): nothing to do again, and nothing to report as refused.
+        if rotation.user == self.user
+            && rotation.new_identity_key == held
+            && self
+                .keystore
+                .rotated_from()?
+                .contains(&rotation.old_identity_key)
+        {
+            return Ok(notice);
+        }
         let problem = if rotation.user != self.user {
             Some(format!(
                 "the rotation is of {}, not of this user",
