@@ -154,6 +154,9 @@ impl Client {
             record.verified = Some(record.accepted.identity_key.clone());
         }
         self.keystore.save_contact(user, &record)?;
+        if record.rotation_unshown {
+            self.keystore.note_rotation_unshown(user)?;
+        }
         Ok(binding)
     }
 
@@ -192,22 +195,25 @@ impl Client {
     /// The rotations followed since they were last shown (each shown once).
     pub fn take_rotations(&self) -> Result<Vec<Rotation>, ClientError> {
         let mut out = Vec::new();
-        for server in self.keystore.directory_servers()? {
-            for (user, mut record) in self.keystore.contacts(&server)? {
-                if !record.rotation_unshown {
-                    continue;
-                }
-                record.rotation_unshown = false;
-                let id: UserId = user
-                    .parse()
-                    .map_err(|e| ClientError::corrupt("directory bindings", format!("{e}")))?;
-                self.keystore.save_contact(&id, &record)?;
-                out.push(Rotation {
-                    user,
-                    from: record.rotated_from.clone().unwrap_or_default(),
-                    to: record.accepted.identity_key.clone(),
-                });
+        // Only the contacts noted when their rotation was followed: not every contact file
+        // after every command.
+        for user in self.keystore.take_rotations_unshown()? {
+            let id: UserId = user
+                .parse()
+                .map_err(|e| ClientError::corrupt("rotations-unshown.json", format!("{e}")))?;
+            let Some(mut record) = self.keystore.contact(&id)? else {
+                continue;
+            };
+            if !record.rotation_unshown {
+                continue;
             }
+            record.rotation_unshown = false;
+            self.keystore.save_contact(&id, &record)?;
+            out.push(Rotation {
+                user,
+                from: record.rotated_from.clone().unwrap_or_default(),
+                to: record.accepted.identity_key.clone(),
+            });
         }
         Ok(out)
     }

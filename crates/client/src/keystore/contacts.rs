@@ -20,6 +20,9 @@ use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::ids::{ServerName, UserId};
 
 const CONTACTS: &str = "contacts";
+/// The users whose followed rotation was not shown yet (`rotations-unshown.json`):
+/// what every command reads after it ran, so that it need not read every contact file.
+const UNSHOWN: &str = "rotations-unshown.json";
 /// The one file of keystores from before per-contact files.
 const OLD_BINDINGS: &str = "bindings.json";
 /// Largest contact file read (a record with its earlier keys is far smaller).
@@ -125,5 +128,40 @@ impl Keystore {
         let server = user.server();
         self.migrate_bindings(&server)?;
         self.write_contact_file(&server, user.as_str(), record)
+    }
+
+    /// Notes that `user`'s followed rotation is to be shown (once).
+    pub fn note_rotation_unshown(&self, user: &UserId) -> Result<(), ClientError> {
+        let mut users = self.rotations_unshown()?;
+        if !users.iter().any(|u| u == user.as_str()) {
+            users.push(user.to_string());
+        }
+        self.write_unshown(&users)
+    }
+
+    /// The users whose followed rotation is still to be shown, and forgets them.
+    pub fn take_rotations_unshown(&self) -> Result<Vec<String>, ClientError> {
+        let users = self.rotations_unshown()?;
+        if !users.is_empty() {
+            self.write_unshown(&[])?;
+        }
+        Ok(users)
+    }
+
+    fn rotations_unshown(&self) -> Result<Vec<String>, ClientError> {
+        let path = self.dir.join(UNSHOWN);
+        match read_optional(&path)? {
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| ClientError::corrupt(&path, e))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn write_unshown(&self, users: &[String]) -> Result<(), ClientError> {
+        // Beside `directory/`, not in it: every folder there is a server's.
+        let path = self.dir.join(UNSHOWN);
+        let json = serde_json::to_vec(users).map_err(|e| ClientError::corrupt(&path, e))?;
+        super::files::write_atomic(&path, &json)
     }
 }

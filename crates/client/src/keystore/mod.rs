@@ -17,6 +17,8 @@
 //!   identity.key                sealed; 32 bytes: Identity Key seed (Ed25519)
 //!   device.key                  sealed; 32 bytes: Device Key seed (Ed25519)
 //!   token                       sealed; the bearer token of the current login (text)
+//!   rotations-unshown.json      user ids whose followed key rotation `rdv` has not shown yet
+//!                               (shown once after the next command, then forgotten)
 //!   devices-seen.json           which device endorsed which (key ids, hex): the link that
 //!                               made this device and the inbox's `device added` notices
 //!   rotated-from                sealed (for its integrity); CBOR list of the Identity Keys (public)
