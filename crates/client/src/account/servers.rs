@@ -6,7 +6,6 @@ use awc::http::Method;
 use crate::http::{Http, encode_segment};
 use crate::tls::Trust;
 use crate::{Client, ClientError};
-use rendezvous_protocol::api::IdentityResponse;
 use rendezvous_protocol::crypto::sign::hex_string;
 use rendezvous_protocol::crypto::{IdentityPublicKey, ServerPublicKey};
 use rendezvous_protocol::federation::ServerKeys;
@@ -16,10 +15,11 @@ use rendezvous_protocol::tlog::{HostKeyError, HostKeys, SignedCheckpoint};
 use super::{server_status, verify_registration};
 
 impl Client {
-    /// The Identity Key the server has on record for `user`, self-signature checked.
+    /// The Identity Key the server has on record for `user`, self-signature checked (asked
+    /// again while it is `directory_pending`, as a lookup is).
     pub async fn identity_of(&mut self, user: &UserId) -> Result<IdentityPublicKey, ClientError> {
         let path = format!("/v1/users/{}/identity", encode_segment(user.as_str()));
-        let answer: IdentityResponse = self.authed(Method::GET, &path, None).await?;
+        let answer = self.identity_answer(&path).await?;
         verify_registration(answer.registration, user)
     }
 

@@ -14,8 +14,9 @@ use rendezvous_protocol::directory::{
 };
 use rendezvous_protocol::ids::UserId;
 
-/// How often a `directory_pending` lookup is asked again, and how long apart.
-const PENDING_TRIES: usize = 3;
+/// How often a `directory_pending` lookup is asked again, and how long apart: long enough to
+/// span a witness round of the default configuration (10 s, `directory.md` §5).
+const PENDING_TRIES: usize = 12;
 const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a lookup may do with a key that differs from the accepted one.
@@ -64,22 +65,29 @@ impl Client {
             "/v1/users/{}/identity?known={held}",
             encode_segment(user.as_str())
         );
-        // A binding is served once a witness saw it (`directory.md` §4): a user registered
-        // moments ago is `directory_pending` for a witness round. Asked again a few times,
-        // then the error says to try again later.
+        let answer = self.identity_answer(&path).await?;
+        self.check_answer(user, &answer, mode).await
+    }
+
+    /// `GET` of an identity path. A binding is served once a witness saw it (`directory.md`
+    /// §4): a user registered moments ago is `directory_pending` for a witness round. Asked
+    /// again a few times, then the error says to try again later.
+    pub(crate) async fn identity_answer(
+        &mut self,
+        path: &str,
+    ) -> Result<IdentityResponse, ClientError> {
         let mut tries = 0;
-        let answer: IdentityResponse = loop {
-            match self.authed(Method::GET, &path, None).await {
+        loop {
+            match self.authed(Method::GET, path, None).await {
                 Err(e)
                     if e.code() == Some(ErrorCode::DirectoryPending) && tries < PENDING_TRIES =>
                 {
                     tries += 1;
                     actix_rt::time::sleep(PENDING_WAIT).await;
                 }
-                other => break other?,
+                other => return other,
             }
-        };
-        self.check_answer(user, &answer, mode).await
+        }
     }
 
     /// The checks of a lookup's answer (`directory.md` §6.1) with this device's view, and
