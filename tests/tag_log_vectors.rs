@@ -41,6 +41,12 @@ const CHECKPOINT_TIME: u64 = 1_767_225_600;
 const COSIGNATURE_TIME: u64 = 1_767_225_660;
 /// Time of the second, contradicting checkpoint in the split-view evidence.
 const FORK_TIME: u64 = 1_767_225_601;
+/// Time of the size-4 checkpoint of the inconsistency evidence (before the size-7 one).
+const SMALL_TIME: u64 = 1_767_225_540;
+/// Time of the size-4 checkpoint of the rollback evidence (after the size-7 one).
+const ROLLBACK_TIME: u64 = 1_767_225_720;
+/// The smaller size of the inconsistency and rollback evidence.
+const SMALL_SIZE: u64 = 4;
 const SIZE: u64 = 7;
 /// Consistency proofs in the file: `(old, 7)`.
 const CONSISTENCY_OLD: [u64; 4] = [1, 3, 4, 6];
@@ -174,7 +180,8 @@ fn compute() -> Value {
     let checkpoint = Checkpoint::new(&origin, tree.size(), tree.root(), CHECKPOINT_TIME).unwrap();
     let signed = SignedCheckpoint::sign(&checkpoint, &log_key, LOG_NAME).unwrap();
     let note = signed.to_note();
-    let log_line = note.lines().last().unwrap().to_owned();
+    // The signature line as it ends the note, its `\n` included (§4.3).
+    let log_line = format!("{}\n", note.lines().last().unwrap());
 
     let witness_seed = seed("tag-log witness key");
     let witness_key = ServerKey::from_seed(&witness_seed);
@@ -182,7 +189,7 @@ fn compute() -> Value {
     let mut cosigned = signed.clone();
     cosigned.add_cosignature(&co).unwrap();
     let cosigned_note = cosigned.to_note();
-    let witness_line = cosigned_note.lines().last().unwrap().to_owned();
+    let witness_line = format!("{}\n", cosigned_note.lines().last().unwrap());
 
     // The split view: a second head of size 7 whose last leaf differs.
     let mut fork = Tree::new(MemoryNodeStore::new());
@@ -197,8 +204,30 @@ fn compute() -> Value {
         b: fork_signed.clone(),
     };
 
+    // Inconsistent (kind 2): the size-4 checkpoint, the size-7 one, and PROOF(4, 7) with the
+    // first bit of its first hash flipped.
+    let small_root = tree.root_at(TreeSize(SMALL_SIZE)).unwrap();
+    let small = Checkpoint::new(&origin, TreeSize(SMALL_SIZE), small_root, SMALL_TIME).unwrap();
+    let small_signed = SignedCheckpoint::sign(&small, &log_key, LOG_NAME).unwrap();
+    let mut bad = tree
+        .consistency_proof(TreeSize(SMALL_SIZE), TreeSize(SIZE))
+        .unwrap();
+    bad.path[0].0[0] ^= 1;
+    let inconsistent = Evidence::Inconsistent {
+        old: small_signed.clone(),
+        new: signed.clone(),
+        proof: bad.clone(),
+    };
+    // Rollback (kind 3): the size-7 checkpoint, then the size-4 tree signed again later.
+    let back = Checkpoint::new(&origin, TreeSize(SMALL_SIZE), small_root, ROLLBACK_TIME).unwrap();
+    let back_signed = SignedCheckpoint::sign(&back, &log_key, LOG_NAME).unwrap();
+    let rollback = Evidence::Rollback {
+        old: signed.clone(),
+        new: back_signed.clone(),
+    };
+
     json!({
-        "description": "Tag log (federation-spec/tag-log.md): RFC 9162 hashes, roots and proofs over seven fixed leaves; a C2SP checkpoint signed by the hosting server, a witness cosignature, and split-view evidence. Checked by tests/tag_log_vectors.rs.",
+        "description": "Tag log (federation-spec/tag-log.md): RFC 9162 hashes, roots and proofs over seven fixed leaves; a C2SP checkpoint signed by the hosting server, a witness cosignature, and evidence of the three kinds (split view, inconsistent, rollback). Checked by tests/tag_log_vectors.rs.",
         "leaves": leaf_json,
         "roots": roots,
         "inclusion": inclusion,
@@ -215,8 +244,8 @@ fn compute() -> Value {
             "key_name": LOG_NAME,
             "seed": hex::encode(log_seed),
             "public_key": hex::encode(log_key.public().as_bytes()),
-            "key_hash": hex::encode(&STANDARD.decode(&log_line[LOG_NAME.len() + 5..]).unwrap()[..4]),
-            "signature": hex::encode(&STANDARD.decode(&log_line[LOG_NAME.len() + 5..]).unwrap()[4..]),
+            "key_hash": hex::encode(&STANDARD.decode(log_line[LOG_NAME.len() + 5..].trim_end()).unwrap()[..4]),
+            "signature": hex::encode(&STANDARD.decode(log_line[LOG_NAME.len() + 5..].trim_end()).unwrap()[4..]),
             "line": log_line,
             "note": note,
         },
@@ -225,8 +254,8 @@ fn compute() -> Value {
             "seed": hex::encode(witness_seed),
             "public_key": hex::encode(witness_key.public().as_bytes()),
             "time": COSIGNATURE_TIME,
-            "key_hash": hex::encode(&STANDARD.decode(&witness_line[WITNESS_NAME.len() + 5..]).unwrap()[..4]),
-            "signature": hex::encode(&STANDARD.decode(&witness_line[WITNESS_NAME.len() + 5..]).unwrap()[12..]),
+            "key_hash": hex::encode(&STANDARD.decode(witness_line[WITNESS_NAME.len() + 5..].trim_end()).unwrap()[..4]),
+            "signature": hex::encode(&STANDARD.decode(witness_line[WITNESS_NAME.len() + 5..].trim_end()).unwrap()[12..]),
             "signed_message": format!("cosignature/v1\ntime {COSIGNATURE_TIME}\n{}", checkpoint.body()),
             "line": witness_line,
             "note": cosigned_note,
@@ -237,6 +266,26 @@ fn compute() -> Value {
             "other_time": FORK_TIME,
             "other_note": fork_signed.to_note(),
             "evidence_cbor": hex::encode(evidence.to_cbor()),
+        },
+        "inconsistent": {
+            "inputs": {
+                "old_size": SMALL_SIZE,
+                "old_time": SMALL_TIME,
+                "new": "the size-7 checkpoint (log_signature.note)",
+                "proof": "consistency PROOF(4, 7) with bit 0 of byte 0 of path[0] flipped",
+            },
+            "old_note": small_signed.to_note(),
+            "proof_path": hexes(&bad.path),
+            "evidence_cbor": hex::encode(inconsistent.to_cbor()),
+        },
+        "rollback": {
+            "inputs": {
+                "old": "the size-7 checkpoint (log_signature.note)",
+                "new_size": SMALL_SIZE,
+                "new_time": ROLLBACK_TIME,
+            },
+            "new_note": back_signed.to_note(),
+            "evidence_cbor": hex::encode(rollback.to_cbor()),
         },
     })
 }
@@ -630,9 +679,9 @@ fn committed_checkpoint_and_signatures_verify() {
     assert!(verify_strict(&public, body.as_bytes(), &signature));
     let mut raw = key_hash.to_vec();
     raw.extend_from_slice(&signature);
-    let line = format!("\u{2014} {name} {}", STANDARD.encode(&raw));
+    let line = format!("\u{2014} {name} {}\n", STANDARD.encode(&raw));
     assert_eq!(txt(&ls["line"]), line);
-    assert_eq!(txt(&ls["note"]), format!("{body}\n{line}\n"));
+    assert_eq!(txt(&ls["note"]), format!("{body}\n{line}"));
     let (text, sigs) = split_note(txt(&ls["note"]));
     assert_eq!(text, body);
     assert_eq!(sigs, vec![(name, raw.clone())]);
@@ -659,9 +708,9 @@ fn committed_checkpoint_and_signatures_verify() {
     let mut w_raw = w_hash.to_vec();
     w_raw.extend_from_slice(&time.to_be_bytes());
     w_raw.extend_from_slice(&w_signature);
-    let w_line = format!("\u{2014} {w_name} {}", STANDARD.encode(&w_raw));
+    let w_line = format!("\u{2014} {w_name} {}\n", STANDARD.encode(&w_raw));
     assert_eq!(txt(&co["line"]), w_line);
-    assert_eq!(txt(&co["note"]), format!("{body}\n{line}\n{w_line}\n"));
+    assert_eq!(txt(&co["note"]), format!("{body}\n{line}{w_line}"));
     let (text, sigs) = split_note(txt(&co["note"]));
     assert_eq!(text, body);
     assert_eq!(sigs, vec![(name, raw), (w_name, w_raw)]);
@@ -754,4 +803,132 @@ fn committed_split_view_evidence_verifies() {
     evidence.verify(log_key.public(), LOG_NAME).unwrap();
     let other = ServerKey::from_seed(&hx32(&v["cosignature"]["seed"]));
     assert!(evidence.verify(other.public(), LOG_NAME).is_err());
+}
+
+/// Reads evidence `[1, kind, note a, note b, proof old, proof new, [* hash]]` with ciborium.
+fn evidence_items(cbor: &[u8]) -> (u64, String, String, u64, u64, Vec<[u8; 32]>) {
+    let items = ciborium::from_reader::<ciborium::Value, _>(cbor)
+        .unwrap()
+        .into_array()
+        .unwrap();
+    assert_eq!(items.len(), 7);
+    assert_eq!(items[0], ciborium::Value::from(1u8), "version");
+    let int = |v: &ciborium::Value| u64::try_from(v.as_integer().unwrap()).unwrap();
+    let note = |v: &ciborium::Value| String::from_utf8(v.as_bytes().unwrap().clone()).unwrap();
+    let hashes = items[6]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_bytes().unwrap().clone().try_into().unwrap())
+        .collect();
+    // Canonical: re-encoding gives the same bytes.
+    let mut again = Vec::new();
+    ciborium::into_writer(&ciborium::Value::Array(items.clone()), &mut again).unwrap();
+    assert_eq!(again, cbor);
+    (
+        int(&items[1]),
+        note(&items[2]),
+        note(&items[3]),
+        int(&items[4]),
+        int(&items[5]),
+        hashes,
+    )
+}
+
+/// Checks a note's one log signature with ed25519-dalek and returns its body lines.
+fn log_signed_lines(note: &str, public: &[u8; 32]) -> Vec<String> {
+    let (text, sigs) = split_note(note);
+    assert_eq!(sigs.len(), 1);
+    assert_eq!(sigs[0].0, LOG_NAME);
+    assert_eq!(sigs[0].1[..4], ref_key_hash(LOG_NAME, 0x01, public));
+    assert!(verify_strict(public, text.as_bytes(), &sigs[0].1[4..]));
+    text.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn committed_inconsistency_and_rollback_evidence_verify() {
+    let v = load(FILE);
+    let public = hx32(&v["log_signature"]["public_key"]);
+    let note7 = txt(&v["log_signature"]["note"]);
+    let roots: Vec<[u8; 32]> = v["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| hx32(&r["root"]))
+        .collect();
+    let log_key = ServerKey::from_seed(&hx32(&v["log_signature"]["seed"]));
+    let other = ServerKey::from_seed(&hx32(&v["cosignature"]["seed"]));
+
+    // Kind 2: two genuine checkpoints (4, then 7) and a proof between them that fails.
+    let inc = &v["inconsistent"];
+    let cbor = hx(&inc["evidence_cbor"]);
+    let (kind, a, b, old, new, path) = evidence_items(&cbor);
+    assert_eq!((kind, old, new), (2, SMALL_SIZE, SIZE));
+    assert_eq!((a.as_str(), b.as_str()), (txt(&inc["old_note"]), note7));
+    assert_eq!(path, path_of(&json!({"path": inc["proof_path"]})));
+    let la = log_signed_lines(&a, &public);
+    let lb = log_signed_lines(&b, &public);
+    assert_eq!(la[0], lb[0], "same origin");
+    assert_eq!(la[1], SMALL_SIZE.to_string());
+    assert_eq!(la[3], format!("time {}", uint(&inc["inputs"]["old_time"])));
+    let old_root = STANDARD.decode(&la[2]).unwrap();
+    assert_eq!(old_root, roots[SMALL_SIZE as usize]);
+    // RFC 9162 §2.1.4.2 on the given proof does not lead to the two signed roots.
+    assert_ne!(
+        ref_verify_consistency(SMALL_SIZE, SIZE, roots[SMALL_SIZE as usize], &path),
+        Some((roots[SMALL_SIZE as usize], roots[SIZE as usize]))
+    );
+    // With the honest proof of the file the same two checkpoints are consistent.
+    let honest = v["consistency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| uint(&c["old"]) == SMALL_SIZE)
+        .unwrap();
+    assert_eq!(
+        ref_verify_consistency(
+            SMALL_SIZE,
+            SIZE,
+            roots[SMALL_SIZE as usize],
+            &path_of(honest)
+        ),
+        Some((roots[SMALL_SIZE as usize], roots[SIZE as usize]))
+    );
+    let evidence = Evidence::from_cbor(&cbor).unwrap();
+    evidence.verify(log_key.public(), LOG_NAME).unwrap();
+    assert!(evidence.verify(other.public(), LOG_NAME).is_err());
+
+    // Kind 3: the size-7 checkpoint, then a size-4 one signed strictly later.
+    let rb = &v["rollback"];
+    let cbor = hx(&rb["evidence_cbor"]);
+    let (kind, a, b, old, new, path) = evidence_items(&cbor);
+    assert_eq!((kind, old, new, path.len()), (3, 0, 0, 0));
+    assert_eq!((a.as_str(), b.as_str()), (note7, txt(&rb["new_note"])));
+    let la = log_signed_lines(&a, &public);
+    let lb = log_signed_lines(&b, &public);
+    assert_eq!(la[0], lb[0], "same origin");
+    let time = |l: &[String]| l[3].strip_prefix("time ").unwrap().parse::<u64>().unwrap();
+    let size = |l: &[String]| l[1].parse::<u64>().unwrap();
+    assert!(
+        size(&la) > size(&lb) && time(&la) < time(&lb),
+        "larger and earlier"
+    );
+    assert_eq!(time(&lb), uint(&rb["inputs"]["new_time"]));
+    assert_eq!(STANDARD.decode(&lb[2]).unwrap(), roots[SMALL_SIZE as usize]);
+    let evidence = Evidence::from_cbor(&cbor).unwrap();
+    evidence.verify(log_key.public(), LOG_NAME).unwrap();
+    assert!(evidence.verify(other.public(), LOG_NAME).is_err());
+}
+
+/// The example of tag-log.md §4.1 is the vectors' `checkpoint.body`, so it cannot go stale.
+#[test]
+fn spec_checkpoint_example_is_the_vector() {
+    let spec = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("federation-spec/tag-log.md"),
+    )
+    .unwrap();
+    let marker = "For example (the vectors, `checkpoint.body`):\n\n```text\n";
+    let at = spec.find(marker).expect("the example of §4.1") + marker.len();
+    let example = &spec[at..at + spec[at..].find("```").unwrap()];
+    assert_eq!(example, txt(&load(FILE)["checkpoint"]["body"]));
 }
