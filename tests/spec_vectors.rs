@@ -43,9 +43,17 @@ const BOB: &str = "@bob:b.example";
 const CAROL: &str = "@carol:b.example";
 const CREATED: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const PLAINTEXT: &[u8] = b"hello, topic";
+/// The transaction id of federation.json.
+const TXN_ID: &str = "txn-1";
 
-/// Every label of `crypto::transcript`, in the order of protocol.md §4.
-const LABELS: [&str; 17] = [
+#[path = "spec_vectors/devices.rs"]
+mod devices;
+#[path = "spec_vectors/topics.rs"]
+mod topics;
+
+/// Every label of `crypto::transcript`, in the order of protocol.md §4.2 (checked against the
+/// source by [`every_label_has_two_transcript_cases_and_a_table_row`]).
+const LABELS: [&str; 22] = [
     transcript::LABEL_REGISTRATION,
     transcript::LABEL_DEVICE_CERT,
     transcript::LABEL_DEVICE_REVOCATION,
@@ -60,9 +68,14 @@ const LABELS: [&str; 17] = [
     transcript::LABEL_KEY_ID,
     transcript::LABEL_SEAL,
     transcript::LABEL_LINK_PROOF,
+    transcript::LABEL_LINK_PROOF_KEY,
     transcript::LABEL_LINK_PSK,
     transcript::LABEL_DEVICE_LOGIN,
     transcript::LABEL_FEDERATION_EVENT,
+    transcript::LABEL_SERVER_KEYS,
+    transcript::LABEL_KEY_ROTATION,
+    transcript::LABEL_IDENTITY_ROTATION,
+    transcript::LABEL_SAFETY_NUMBER,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +280,7 @@ fn compute_keys() -> Value {
     let ed = |role: &str, seed_name: &str, public: [u8; 32], key_id: KeyId| {
         json!({
             "role": role,
+            "seed_name": seed_name,
             "seed": h(seed(seed_name)),
             "public": h(public),
             "key_id": h(key_id.0),
@@ -283,7 +297,9 @@ fn compute_keys() -> Value {
             let kem_ikm = rng.array::<32>();
             json!({
                 "user": u.name,
+                "rng_seed_name": format!("rng topic-key {}", u.name),
                 "rng_seed": h(u.tk_rng_seed),
+                "rng_use": "VectorRng(rng_seed): bytes 0-31 signing_seed (the Ed25519 seed of the signing half), 32-63 kem_ikm (the KEM half is DeriveKeyPair(kem_ikm))",
                 "signing_seed": h(signing_seed),
                 "signing_public": h(u.tk.public().signing.as_bytes()),
                 "signing_key_id": h(u.tk.public().signing.key_id().0),
@@ -316,6 +332,7 @@ fn compute_keys() -> Value {
         "server": ed("server", "server a.example", sk.public().to_bytes(), sk.public().key_id()),
         "prekey": {
             "suite": SUITE.id(),
+            "ikm_seed_name": "prekey @alice:a.example",
             "ikm": h(seed("prekey @alice:a.example")),
             "secret": h(*prekey.to_bytes()),
             "public": h(prekey.public().as_bytes()),
@@ -339,17 +356,33 @@ fn compute_certs() -> Value {
                 &u.ik,
             );
             v["user"] = json!(u.name);
+            v["inputs"] = json!({
+                "user": u.name,
+                "identity_seed_name": format!("identity {}", u.name),
+                "topic_key": format!("keys.json topic_keys of {}", u.name),
+                "created": CREATED,
+            });
             v
         })
         .collect();
+    let with = |mut v: Value, inputs: Value| {
+        v["inputs"] = inputs;
+        v
+    };
+    let ik_input = |u: &str| format!("identity {u}");
     json!({
-        "description": "Signed objects [payload, signature]: signature = Ed25519(key, transcript(label, [payload])) — protocol.md §3.5, §4.3",
+        "description": "Signed objects [payload, signature]: signature = Ed25519(key, transcript(label, [payload])) — protocol.md §3.5, §4.3. Keys are those of keys.json (seed names in `inputs`)",
         "created": CREATED,
-        "registration": signed_vector("identity", Registration::new(ALICE.parse().unwrap(), alice.ik.public().clone()), &alice.ik),
-        "device_cert": signed_vector("identity", DeviceCert::new(alice_id, dk.public().clone(), CREATED), &alice.ik),
-        "device_revocation": signed_vector("identity", DeviceRevocation::new(ALICE.parse().unwrap(), dk.public().clone(), CREATED + 86_400), &alice.ik),
-        "device_endorsement": endorsement_vector(&dk),
-        "prekey": signed_vector("device", PreKey::new(ALICE.parse().unwrap(), prekey.public()), &dk),
+        "registration": with(signed_vector("identity", Registration::new(ALICE.parse().unwrap(), alice.ik.public().clone()), &alice.ik),
+            json!({"user": ALICE, "identity_seed_name": ik_input(ALICE)})),
+        "device_cert": with(signed_vector("identity", DeviceCert::new(alice_id, dk.public().clone(), CREATED), &alice.ik),
+            json!({"user": ALICE, "identity_seed_name": ik_input(ALICE), "device_seed_name": "device @alice:a.example", "created": CREATED})),
+        "device_revocation": with(signed_vector("identity", DeviceRevocation::new(ALICE.parse().unwrap(), dk.public().clone(), CREATED + 86_400), &alice.ik),
+            json!({"user": ALICE, "identity_seed_name": ik_input(ALICE), "device_seed_name": "device @alice:a.example", "time": CREATED + 86_400})),
+        "device_endorsement": with(endorsement_vector(&dk),
+            json!({"user": ALICE, "endorser_seed_name": "device @alice:a.example", "new_device_seed_name": "device 2 @alice:a.example", "time": CREATED + 60})),
+        "prekey": with(signed_vector("device", PreKey::new(ALICE.parse().unwrap(), prekey.public()), &dk),
+            json!({"user": ALICE, "device_seed_name": "device @alice:a.example", "prekey": "keys.json prekey", "suite": SUITE.id()})),
         "topic_key_certs": tk_certs,
     })
 }
@@ -374,8 +407,9 @@ fn sealed_box_vector(
     purpose: SealPurpose,
     context: &[&[u8]],
     plaintext: &[u8],
-    rng_seed: [u8; 32],
+    rng_seed_name: &str,
 ) -> Value {
+    let rng_seed = seed(rng_seed_name);
     let mut rng = VectorRng::from_seed(rng_seed);
     let ikm_e = VectorRng::from_seed(rng_seed).array::<32>();
     let sealed = rdv_hpke::seal(
@@ -396,6 +430,11 @@ fn sealed_box_vector(
     info_parts.push(&key_id.0);
     info_parts.extend_from_slice(context);
     json!({
+        "inputs": {
+            "rng_seed_name": rng_seed_name,
+            "rng_seed": h(rng_seed),
+            "rng_use": "VectorRng(rng_seed): bytes 0-31 ikm_e",
+        },
         "suite": SUITE.id(),
         "purpose": purpose as u8,
         "recipient_secret": h(*recipient.to_bytes()),
@@ -405,7 +444,6 @@ fn sealed_box_vector(
         "info": h(transcript(transcript::LABEL_SEAL, &info_parts)),
         "aad": "",
         "plaintext": h(plaintext),
-        "rng_seed": h(rng_seed),
         "ikm_e": h(ikm_e),
         "enc": h(&sealed.enc),
         "ciphertext": h(&sealed.ciphertext),
@@ -415,13 +453,23 @@ fn sealed_box_vector(
 
 fn compute_sealed_boxes() -> Value {
     let [_, bob, _] = users();
-    let prekey = KemSecretKey::derive(SUITE, &seed("prekey @alice:a.example"));
     let epoch = 0u32.to_be_bytes();
     let mk = seed("sealed message key");
+    let mut message_key = sealed_box_vector(
+        bob.tk.kem(),
+        SealPurpose::MessageKey,
+        &[TOPIC.as_bytes(), &epoch],
+        &mk,
+        "rng sealed message key",
+    );
+    message_key["inputs"]["message_key_seed_name"] = json!("sealed message key");
+    message_key["inputs"]["recipient"] =
+        json!("the KEM half of bob's Topic Key, keys.json topic_keys[1]");
+    message_key["inputs"]["context"] = json!({"topic": TOPIC, "epoch": 0});
     json!({
-        "description": "HPKE base mode (RFC 9180 §5.1.1, single-shot §6.1), suite 1 = DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305; info = transcript(\"rdv/v1/seal\", [purpose, u16be suite, recipient key id, context…]), aad empty; the ephemeral key is DeriveKeyPair(ikm_e), ikm_e = the first 32 bytes of VectorRng(rng_seed) — protocol.md §3.3",
-        "message_key": sealed_box_vector(bob.tk.kem(), SealPurpose::MessageKey, &[TOPIC.as_bytes(), &epoch], &mk, seed("rng sealed message key")),
-        "topic_key_delivery": sealed_box_vector(&prekey, SealPurpose::TopicKeyDelivery, &[ALICE.as_bytes()], &[bob.tk.signing().seed().as_slice(), &bob.tk.kem().to_bytes()[..]].concat(), seed("rng sealed topic key")),
+        "description": "HPKE base mode (RFC 9180 §5.1.1, single-shot §6.1), suite 1 = DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305; info = transcript(\"rdv/v1/seal\", [purpose, u16be suite, recipient key id, context…]), aad empty; the ephemeral key is DeriveKeyPair(ikm_e), ikm_e from VectorRng(rng_seed) as `inputs.rng_use` says — protocol.md §3.3. topic_key_delivery is the box of devices.json topic_key_batch, made by make_batch: context [user, Topic Key id], plaintext topic-key-plaintext [1, suite, signing_seed, kem_secret] (71 bytes), sealed to alice's pre key (keys.json prekey)",
+        "message_key": message_key,
+        "topic_key_delivery": devices::delivery_box_vector(&devices::batch()),
     })
 }
 
@@ -512,9 +560,10 @@ fn log_root(
 
 fn change_vector(
     outcome: &rendezvous_protocol::topic::ChangeOutcome,
-    mk: &MessageKey,
+    mk: Option<&MessageKey>,
     rng_seed: [u8; 32],
     log_root: rendezvous_protocol::tlog::LogHash,
+    inputs: Value,
 ) -> Value {
     let change = &outcome.change;
     let boxes: Vec<Value> = change
@@ -530,15 +579,23 @@ fn change_vector(
         })
         .collect();
     json!({
+        "inputs": inputs,
         "action": change.action.name(),
         "author": change.author,
         "epoch": change.epoch,
         "time": change.time,
         "rng_seed": h(rng_seed),
-        "message_key": h(mk.as_bytes()),
-        "key_check": h(change.key_check.map(|k| k.0).unwrap()),
+        "message_key": mk.map(|k| h(k.as_bytes())),
+        "key_check": change.key_check.map(|k| h(k.0)),
         "prev": change.prev.map(|p| h(p.0)),
         "boxes": boxes,
+        "history_boxes": change.history.iter().map(|b| json!({
+            "member": b.member,
+            "epoch": b.epoch,
+            "recipient_key_id": h(b.sealed.recipient.0),
+            "enc": h(&b.sealed.enc),
+            "ciphertext": h(&b.sealed.ciphertext),
+        })).collect::<Vec<_>>(),
         "payload": h(&change.signed_bytes().0),
         "position": outcome.next.size().get() - 1,
         "log_root": h(log_root.0),
@@ -553,21 +610,54 @@ fn change_vector(
 }
 
 fn compute_topic_changes(t: &Topic) -> Value {
-    json!({
+    let mut v = json!({
         "description": "A create of a shared topic (alice admin 0, bob writer 1, carol reader 2; member specs use the topic key certificates of certs.json) and a rekey by alice — protocol.md §7.2, §7.3, §8.1. MK = the first 32 bytes of VectorRng(rng_seed); each box's ephemeral ikm follows in the stream, one box after another, ascending member index. Each signature covers the payload and log_root, the RFC 9162 root of the log at the change's position (create: SHA-256(\"\"), rekey: the leaf hash of the create's leaf data), which is not sent",
         "topic": TOPIC,
         "history": "shared",
-        "create": change_vector(&t.create, &t.mk0, t.create_rng, log_root(&[])),
-        "rekey": change_vector(&t.rekey, &t.mk1, t.rekey_rng, log_root(&[&t.create.change])),
+        "create": change_vector(&t.create, Some(&t.mk0), t.create_rng, log_root(&[]), json!({
+            "topic": TOPIC,
+            "history": "shared",
+            "author": 0,
+            "members": [
+                {"user": ALICE, "role": "admin", "identity_seed_name": format!("identity {ALICE}"), "topic_key_cert": "certs.json topic_key_certs[0]"},
+                {"user": BOB, "role": "writer", "identity_seed_name": format!("identity {BOB}"), "topic_key_cert": "certs.json topic_key_certs[1]"},
+                {"user": CAROL, "role": "reader", "identity_seed_name": format!("identity {CAROL}"), "topic_key_cert": "certs.json topic_key_certs[2]"},
+            ],
+            "host_key": "the Server Key of seed(\"server a.example\") (keys.json server)",
+            "time": CREATED,
+            "rng_seed_name": "rng create",
+            "rng_use": "VectorRng(rng_seed): bytes 0-31 MK, then 32 bytes of ikm_e per box, ascending member index",
+        })),
+        "rekey": change_vector(&t.rekey, Some(&t.mk1), t.rekey_rng, log_root(&[&t.create.change]), json!({
+            "author": 0,
+            "signer": "alice's Topic Key (keys.json topic_keys[0])",
+            "prev": "create.change_hash",
+            "time": CREATED + 60,
+            "rng_seed_name": "rng rekey",
+            "rng_use": "VectorRng(rng_seed): bytes 0-31 MK, then 32 bytes of ikm_e per box, ascending member index",
+        })),
         "move": {
             "description": "bob (member 1, a writer) moves himself, after the rekey, to the IK of seed identity_seed and the TK made from VectorRng(topic_key_rng_seed) (as keys.json makes topic keys), signed with his topic key of before; the change starts epoch 2, its box for bob sealed to the new TK",
             "identity_seed": h(seed(&format!("identity {BOB} rotated"))),
             "identity_key": h(t.bob_moved.ik.public().as_bytes()),
             "topic_key_rng_seed": h(t.bob_moved.tk_rng_seed),
             "topic_key_id": h(t.bob_moved.tk.public().key_id().0),
-            "change": change_vector(&t.moved, &t.mk2, t.move_rng, log_root(&[&t.create.change, &t.rekey.change])),
+            "change": change_vector(&t.moved, Some(&t.mk2), t.move_rng, log_root(&[&t.create.change, &t.rekey.change]), json!({
+                "author": 1,
+                "signer": "bob's Topic Key before the move (keys.json topic_keys[1])",
+                "new_identity_seed_name": format!("identity {BOB} rotated"),
+                "new_topic_key_rng_seed_name": format!("rng topic-key {BOB} rotated"),
+                "role": "writer",
+                "new_topic_key_cert_created": CREATED,
+                "prev": "rekey.change_hash",
+                "time": CREATED + 120,
+                "rng_seed_name": "rng move",
+                "rng_use": "VectorRng(rng_seed): bytes 0-31 MK, then 32 bytes of ikm_e per box, ascending member index",
+            })),
         },
-    })
+    });
+    topics::add_vectors(&mut v, t);
+    v
 }
 
 fn epoch_vector(mk: &MessageKey, epoch: u32) -> Value {
@@ -638,6 +728,15 @@ fn compute_message(t: &Topic) -> Value {
     let mut leaf_hash_input = vec![0u8];
     leaf_hash_input.extend_from_slice(&leaf);
     json!({
+        "inputs": {
+            "sender": "alice, member 0, keys.json topic_keys[0]",
+            "epoch": 1,
+            "epoch_keys": "epoch_keys.json epochs[1]",
+            "seen": 2,
+            "plaintext": h(PLAINTEXT),
+            "rng_seed_name": "rng message",
+            "rng_use": "VectorRng(rng_seed): bytes 0-23 nonce",
+        },
         "description": "A message by alice (member 0, topic key of keys.json) in epoch 1 of topic_changes.json, after the rekey (log size 2); the nonce is the first 24 bytes of VectorRng(rng_seed); the signature covers seen_root, the RFC 9162 root of the log of the create and the rekey (size 2), which is not sent — protocol.md §6, §8",
         "topic": TOPIC,
         "epoch": 1,
@@ -724,7 +823,7 @@ fn compute_federation(t: &Topic) -> Value {
     );
     let event_wire = event.to_wire();
     let txn = Transaction::new(
-        "txn-1".into(),
+        TXN_ID.into(),
         a.clone(),
         b,
         vec![event.signed_bytes().clone()],
@@ -742,9 +841,20 @@ fn compute_federation(t: &Topic) -> Value {
         "server_keys": signed_vector("server", keys, &a_key),
         "checkpoint_note": note.to_note(),
         "topic_entry_payload": h(batch.to_wire()),
+        "inputs": {
+            "server_a_seed_name": "server a.example",
+            "server_b_seed_name": "server b.example",
+            "server_keys": {"server": "a.example", "valid_from": CREATED, "valid_until": CREATED + 7 * 86_400, "rotations": []},
+            "checkpoint": {"origin": rendezvous_protocol::topic::log_origin(&topic()), "entries": "topic_changes.json create and rekey", "time": CREATED + 61, "signer": "a.example"},
+            "event": {"origin": "a.example", "destination": "b.example", "kind": 1, "topic": TOPIC, "payload": "topic_entry_payload", "time": CREATED + 62},
+            "transaction": {"id": TXN_ID, "origin": "a.example", "destination": "b.example", "events": ["event"]},
+            "cosignature": {"signer": "b.example", "time": CREATED + 63},
+            "topic_submit": {"submitter": BOB, "entry": "topic_changes.json rekey.log_entry"},
+            "key_rotation": {"server": "a.example", "new_key_seed_name": "server a.example next", "time": CREATED + 100},
+        },
         "event": {
             "label": transcript::LABEL_FEDERATION_EVENT,
-            "payload": h(&event.signed_bytes().0),
+            "event_bytes": h(&event.signed_bytes().0),
             "signature": h(event.signed_bytes().1.0),
             "wire": h(&event_wire),
             "id": h(Event::id(event.signed_bytes()).0),
@@ -792,6 +902,7 @@ fn compute_all() -> BTreeMap<&'static str, Value> {
         ("epoch_keys.json", compute_epoch_keys(&t)),
         ("message.json", compute_message(&t)),
         ("federation.json", compute_federation(&t)),
+        ("devices.json", devices::compute_devices(&t)),
     ])
 }
 
@@ -850,11 +961,8 @@ fn committed_transcripts_parse_back() {
     let v = load("transcripts.json");
     let cases = v["cases"].as_array().unwrap();
     let labels: HashSet<&str> = cases.iter().map(|c| text(c, "label")).collect();
-    assert_eq!(
-        labels,
-        LABELS.iter().copied().collect(),
-        "one case per label"
-    );
+    assert_eq!(labels, LABELS.iter().copied().collect(), "every label");
+    assert_eq!(cases.len(), 2 * LABELS.len(), "two cases per label");
     for c in cases {
         let parts: Vec<Vec<u8>> = c["parts"]
             .as_array()
@@ -1470,7 +1578,7 @@ fn federation_vectors_check_independently() {
     assert_eq!(read.rotation().time, r["time"].as_u64().unwrap());
     // The event: signature over transcript("rdv/v1/federation-event", [event bytes]), id.
     let e = &v["event"];
-    let payload = bytes(e, "payload");
+    let payload = bytes(e, "event_bytes");
     let sig: [u8; 64] = bytes(e, "signature").try_into().unwrap();
     assert!(ed25519_verify(
         &a_public,
@@ -1541,4 +1649,84 @@ fn federation_vectors_check_independently() {
         message.as_bytes(),
         &raw[12..].try_into().unwrap()
     ));
+}
+
+/// Every `LABEL_*` constant of `crypto/transcript.rs` is in [`LABELS`], has two cases in
+/// `transcripts.json` and a row in the table of protocol.md §4.2, so a new label cannot be left
+/// out of either.
+#[test]
+fn every_label_has_two_transcript_cases_and_a_table_row() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let source =
+        std::fs::read_to_string(root.join("crates/protocol/src/crypto/transcript.rs")).unwrap();
+    let defined: HashSet<String> = source
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub const LABEL_"))
+        .map(|l| l.split('"').nth(1).expect("a quoted label").to_owned())
+        .collect();
+    assert!(defined.len() >= 20, "labels found: {defined:?}");
+    let listed: HashSet<String> = LABELS.iter().map(|l| (*l).to_owned()).collect();
+    assert_eq!(defined, listed, "LABELS against transcript.rs");
+    let v = load("transcripts.json");
+    for label in &defined {
+        let n = v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| text(c, "label") == label)
+            .count();
+        assert_eq!(n, 2, "transcripts.json cases for {label}");
+    }
+    let spec = std::fs::read_to_string(root.join("federation-spec/protocol.md")).unwrap();
+    let start = spec.find("### 4.2 Labels").unwrap();
+    let end = start + spec[start..].find("### 4.3").unwrap();
+    let rows: HashSet<String> = spec[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.split('`').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        rows, defined,
+        "protocol.md §4.2 table against transcript.rs"
+    );
+}
+
+/// Every long hex or base64 value the spec text quotes (at least 32 hex digits, or a 44-character
+/// base64 hash) is a value of some vector file, so a quote cannot go stale when the vectors
+/// change.
+#[test]
+fn spec_quotes_match_the_vectors() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("federation-spec");
+    let mut vectors = String::new();
+    for e in std::fs::read_dir(root.join("vectors")).unwrap() {
+        vectors.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+    }
+    let mut quoted = Vec::new();
+    for e in std::fs::read_dir(&root).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "md") {
+            continue;
+        }
+        let spec = std::fs::read_to_string(&path).unwrap();
+        for word in spec.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c))) {
+            let hex = word.len() >= 32 && word.chars().all(|c| c.is_ascii_hexdigit());
+            let b64 = word.len() == 44
+                && word.ends_with('=')
+                && base64::Engine::decode(&base64::engine::general_purpose::STANDARD, word)
+                    .is_ok_and(|b| b.len() == 32);
+            if hex || b64 {
+                quoted.push(word.to_owned());
+                let v = word.to_owned();
+                assert!(
+                    vectors.contains(&v.to_lowercase()) || vectors.contains(&v),
+                    "{}: quoted value {v} is in no vector file",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(
+        !quoted.is_empty(),
+        "the checkpoint example of tag-log.md §4.1 is found"
+    );
 }

@@ -239,8 +239,19 @@ impl LinkJoiner {
     /// Parses the typed code and makes the request to send through the relay, for the new
     /// device's Device Key `device_key` (which the existing device will endorse).
     pub fn from_code(text: &str, device_key: &DevicePublicKey) -> Result<Self, LinkError> {
+        Self::from_code_with(text, device_key, &mut Randomness::Os)
+    }
+
+    /// [`Self::from_code`] with the given randomness (test vectors use a fixed one): the HPKE key
+    /// is `DeriveKeyPair` of its first 32 bytes.
+    pub fn from_code_with(
+        text: &str,
+        device_key: &DevicePublicKey,
+        rng: &mut Randomness<'_>,
+    ) -> Result<Self, LinkError> {
         let code = LinkCode::parse(text)?;
-        let kem = KemSecretKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
+        let ikm = Zeroizing::new(rng.array::<32>());
+        let kem = KemSecretKey::derive(Suite::X25519Sha256ChaCha20Poly1305, &ikm);
         let request = LinkRequest {
             link_id: code.link_id(),
             kem_key: kem.public().clone(),
