@@ -660,13 +660,14 @@ fn compute_topic_changes(t: &Topic) -> Value {
     v
 }
 
-fn epoch_vector(mk: &MessageKey, epoch: u32) -> Value {
+fn epoch_vector(mk: &MessageKey, epoch: u32, source: &str) -> Value {
     let info = transcript(
         transcript::LABEL_EPOCH_KEYS,
         &[TOPIC.as_bytes(), &epoch.to_be_bytes()],
     );
     let (enc_key, tag_key) = hkdf_epoch_keys(mk.as_bytes(), &info);
     json!({
+        "inputs": {"topic": TOPIC, "epoch": epoch, "message_key": source},
         "topic": TOPIC,
         "epoch": epoch,
         "message_key": h(mk.as_bytes()),
@@ -681,7 +682,10 @@ fn epoch_vector(mk: &MessageKey, epoch: u32) -> Value {
 fn compute_epoch_keys(t: &Topic) -> Value {
     json!({
         "description": "Per-epoch keys: enc_key ‖ tag_key = HKDF-SHA256(salt absent, IKM = MK, info = transcript(\"rdv/v1/epoch-keys\", [topic, u32be epoch]), L = 64); key_check = HMAC-SHA256(MK, transcript(\"rdv/v1/epoch-key-check\", [topic, u32be epoch])) — protocol.md §5. The message keys are those of topic_changes.json",
-        "epochs": [epoch_vector(&t.mk0, 0), epoch_vector(&t.mk1, 1)],
+        "epochs": [
+            epoch_vector(&t.mk0, 0, "topic_changes.json create.message_key"),
+            epoch_vector(&t.mk1, 1, "topic_changes.json rekey.message_key"),
+        ],
     })
 }
 

@@ -103,7 +103,23 @@ fn generate() -> Value {
     let (payload, _, _): (ByteBuf, ByteBuf, ByteBuf) =
         ciborium::from_reader(&rotation.to_wire()[..]).unwrap();
     json!({
-        "description": "directory.md: entries (§2.1), a rotation (§8), a log of three entries with its checkpoint, a witness cosignature and an inclusion proof (§2.3, §3, §4), and a verification code (§7)",
+        "description": "directory.md: entries (§2.1), a rotation (§8), a log of three entries with its checkpoint, a witness cosignature and an inclusion proof (§2.3, §3, §4), and a verification code (§7). Keys are Ed25519 seeds seed(name) = SHA-256(\"rdv vector \" ‖ name), names in inputs.seeds",
+        "inputs": {
+            "seeds": {
+                "bob": "directory bob ik",
+                "bob_new": "directory bob new ik",
+                "carol": "directory carol ik",
+                "server": "directory server key",
+                "witness": "directory witness key",
+            },
+            "entries": [
+                {"kind": "registration", "user": bob.as_str(), "identity_key": "bob", "time": TIME},
+                {"kind": "registration", "user": carol.as_str(), "identity_key": "carol", "time": TIME + 1},
+                {"kind": "rotation", "user": bob.as_str(), "from": "bob", "to": "bob_new", "time": TIME + 2},
+            ],
+            "checkpoint_time": TIME + 3,
+            "cosignature_time": TIME + 4,
+        },
         "server": SERVER,
         "witness": WITNESS,
         "origin": directory_origin(&server),
@@ -175,6 +191,28 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
         d.update(p);
     }
     d.finalize().into()
+}
+
+/// The inputs name every seed and time: the keys follow from the seed names alone.
+#[test]
+fn committed_inputs_give_the_keys() {
+    let v = load();
+    let seeds = &v["inputs"]["seeds"];
+    let public = |name: &str| {
+        h(
+            ed25519_dalek::SigningKey::from_bytes(&seed(seeds[name].as_str().unwrap()))
+                .verifying_key()
+                .to_bytes(),
+        )
+    };
+    for name in ["bob", "bob_new", "carol"] {
+        assert_eq!(public(name), v["identity_keys"][name].as_str().unwrap());
+    }
+    assert_eq!(public("server"), v["server_public"].as_str().unwrap());
+    assert_eq!(public("witness"), v["witness_public"].as_str().unwrap());
+    let note = v["checkpoint_note"].as_str().unwrap();
+    let time = v["inputs"]["checkpoint_time"].as_u64().unwrap();
+    assert!(note.contains(&format!("\ntime {time}\n")));
 }
 
 #[test]
