@@ -611,7 +611,7 @@ fn change_vector(
 
 fn compute_topic_changes(t: &Topic) -> Value {
     let mut v = json!({
-        "description": "A create of a shared topic (alice admin 0, bob writer 1, carol reader 2; member specs use the topic key certificates of certs.json) and a rekey by alice — protocol.md §7.2, §7.3, §8.1. MK = the first 32 bytes of VectorRng(rng_seed); each box's ephemeral ikm follows in the stream, one box after another, ascending member index. Each signature covers the payload and log_root, the RFC 9162 root of the log at the change's position (create: SHA-256(\"\"), rekey: the leaf hash of the create's leaf data), which is not sent",
+        "description": "A create of a shared topic (alice admin 0, bob writer 1, carol reader 2; member specs use the topic key certificates of certs.json), a rekey by alice, bob's move, then alice adds dave (reader 3, with history boxes for epochs 0 and 1), makes carol a writer and removes her; and a protected topic (`protected`) — protocol.md §7.2, §7.3, §8.1. Each change's inputs say how its VectorRng(rng_seed) is used: the MK first when the change starts an epoch, then each box's ikm_e, one box after another, ascending member index, then the history boxes. Each signature covers the payload and log_root, the RFC 9162 root of the log at the change's position (create: SHA-256(\"\"), rekey: the leaf hash of the create's leaf data), which is not sent",
         "topic": TOPIC,
         "history": "shared",
         "create": change_vector(&t.create, Some(&t.mk0), t.create_rng, log_root(&[]), json!({
