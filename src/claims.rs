@@ -58,7 +58,7 @@ pub fn check_servers(users: &[UserId], this: &ServerName) -> Result<usize, Claim
 
 /// The first of `users` (all of this server) that is unknown or disabled: a claim naming one is
 /// refused with `404 not_found` naming the user before anything is claimed (`client-api.md` §4
-/// step 5, `federation-api.md` §5), so that a claimer is told the user does not exist rather
+/// step 4, `federation-api.md` §5), so that a claimer is told the user does not exist rather
 /// than that no key is left.
 pub fn unknown_user<'a>(
     store: &Store,

@@ -11,6 +11,7 @@ use rendezvous_protocol::certs::{DeviceCert, TopicKeyCert};
 use rendezvous_protocol::crypto::DeviceKey;
 use rendezvous_protocol::crypto::transcript::{LABEL_DEVICE_LOGIN, transcript};
 use rendezvous_protocol::devices::topic_keys::TopicKeyUpload;
+use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::wire::{Signed, SignedBytes, encode};
 use serde_bytes::ByteBuf;
 
@@ -277,4 +278,20 @@ pub async fn topic_keys(t: &Target, v: &Vectors, token: &str, r: &mut Report<'_>
         )
     };
     r.check("topic_keys_claim", claimed.await);
+    let unknown = async {
+        let nobody = UserId::new("nobody", &v.server).map_err(|e| e.to_string())?;
+        let body = ClaimTopicKeysRequest {
+            users: vec![nobody],
+        };
+        let path = "/v1/topic-keys/claim";
+        t.refused(
+            Method::POST,
+            path,
+            Some(body.to_cbor()),
+            Some(token),
+            (404, "not_found"),
+        )
+        .await
+    };
+    r.check("topic_keys_claim_unknown_user", unknown.await);
 }
