@@ -56,6 +56,22 @@ pub fn check_servers(users: &[UserId], this: &ServerName) -> Result<usize, Claim
     Ok(others.len())
 }
 
+/// The first of `users` (all of this server) that is unknown or disabled: a claim naming one is
+/// refused with `404 not_found` naming the user before anything is claimed (`client-api.md` §4
+/// step 4, `federation-api.md` §5), so that a claimer is told the user does not exist rather
+/// than that no key is left.
+pub fn unknown_user<'a>(
+    store: &Store,
+    users: impl IntoIterator<Item = &'a UserId>,
+) -> Result<Option<&'a UserId>, StoreError> {
+    for user in users {
+        if store.user(user)?.is_none_or(|r| r.disabled) {
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
+}
+
 /// Claims one topic key for each of `users` (all of this server, each once) from the store. For
 /// each user, not unknown and not disabled: the oldest one-time key if one is left and
 /// `one_time_allowed(user)` says yes (the per-victim limit, asked only when a one-time key is

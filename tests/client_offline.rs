@@ -226,23 +226,35 @@ fn cli_parses_every_command() {
         "@dave:a.example",
         "--role",
         "reader",
-        "--share-history",
+        "--no-history",
     ])
     .unwrap()
     .command
     {
         Command::Topic(TopicCommand::Add {
             role,
-            share_history,
+            no_history,
             users,
             ..
         }) => {
             assert_eq!(role, RoleArg::Reader);
-            assert!(share_history);
+            assert!(no_history);
             assert_eq!(users.len(), 1);
         }
         other => panic!("{other:?}"),
     }
+    // Sharing the older epochs is the default (`--history shared` means new members read older
+    // messages); `--share-history` is gone.
+    assert!(matches!(
+        parse(&["topic", "add", t, "@dave:a.example"])
+            .unwrap()
+            .command,
+        Command::Topic(TopicCommand::Add {
+            no_history: false,
+            ..
+        })
+    ));
+    assert!(parse(&["topic", "add", t, "@dave:a.example", "--share-history"]).is_err());
     assert!(parse(&["topic", "add", t]).is_err());
     assert!(matches!(
         parse(&["topic", "remove", t, "@b:a"]).unwrap().command,

@@ -247,7 +247,7 @@ async fn protected_topics_hide_old_messages_from_new_members_shared_ones_do_not(
         .unwrap();
     alice.send(&protected, b"old secret").await.unwrap();
     alice
-        .add_members(&protected, &[(uid("dave"), Role::Writer)], false)
+        .add_members(&protected, &[(uid("dave"), Role::Writer)])
         .await
         .unwrap();
     alice.send(&protected, b"new").await.unwrap();
@@ -265,7 +265,7 @@ async fn protected_topics_hide_old_messages_from_new_members_shared_ones_do_not(
         .unwrap();
     alice.send(&shared, b"old news").await.unwrap();
     alice
-        .add_members(&shared, &[(uid("erin"), Role::Reader)], false)
+        .add_members_without_history(&shared, &[(uid("erin"), Role::Reader)])
         .await
         .unwrap();
     alice.send(&shared, b"new").await.unwrap();

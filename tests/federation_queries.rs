@@ -202,11 +202,12 @@ async fn remote_topic_keys_are_claimed_through_the_home_server_each_once() {
     assert!(!bob_certs.contains(&second.keys[0].topic_key_cert));
     assert_eq!(bob.key_status().await.unwrap().topic_keys_left, before - 3);
 
-    // A user b.example does not have is missing from the answer, like a local one.
-    let none = claim(&a_http, &token, &[uid("@nobody:b.example")])
-        .await
-        .unwrap();
-    assert!(none.keys.is_empty());
+    // A user b.example does not have fails the claim with b's 404 not_found, like a local one
+    // (issue 12: the claimer is told the user does not exist, not that no key is left).
+    assert_eq!(
+        claim_code(&a_http, &token, &[uid("@nobody:b.example")]).await,
+        Some(ErrorCode::NotFound)
+    );
 }
 
 #[actix_rt::test]

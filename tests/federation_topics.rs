@@ -777,7 +777,7 @@ async fn a_server_joining_later_backfills_the_log() {
     }
     bob.send(&topic, b"bob before carol").await.unwrap();
     alice
-        .add_members(&topic, &[(id("carol", "c.example"), Role::Writer)], true)
+        .add_members(&topic, &[(id("carol", "c.example"), Role::Writer)])
         .await
         .unwrap();
     alice.send(&topic, b"welcome carol").await.unwrap();

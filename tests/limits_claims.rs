@@ -408,13 +408,14 @@ async fn peer_cannot_drain_a_user() {
     alice.send(&topic, b"hello from a").await.unwrap();
     read_until(&mut bob, &topic, &["hello from a"]).await;
 
-    // The peer's own claim rate: 1000 users listed an hour in all (41 so far), then 429.
+    // The peer's own claim rate: 1000 users listed an hour in all (41 so far), then 429. The
+    // cells are taken before anything else: these claims of unknown users are `404 not_found`.
     let hundred: Vec<UserId> = (0..100)
         .map(|i| user_id(&format!("u{i}"), "b.test"))
         .collect();
     for _ in 0..9 {
         let (status, body) = peer_claim(&fed, "a.test", "b.test", &hundred).await;
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
     }
     let (status, retry_after, body) =
         peer_claim_with_headers(&fed, "a.test", "b.test", &hundred).await;
@@ -581,16 +582,16 @@ async fn claimer_rate_is_limited() {
     let carol = fed.register("a.test", "carol").await;
     let mut bob = fed.register("a.test", "bob").await;
 
-    // 1000 users listed (`limits.rate.claim`'s burst), nobody among them: all cells taken.
+    // 1000 users listed (`limits.rate.claim`'s burst), nobody among them: all cells taken,
+    // then the claim refused for its unknown users (`404 not_found`).
     let many: Vec<UserId> = (0..1000)
         .map(|i| user_id(&format!("u{i}"), "a.test"))
         .collect();
-    assert!(
-        claim(server, &mallory, &many)
-            .await
-            .unwrap()
-            .keys
-            .is_empty()
+    let refused = claim(server, &mallory, &many).await.unwrap_err();
+    assert_eq!(
+        refused.code().map(|c| c.as_str()),
+        Some("not_found"),
+        "{refused}"
     );
     let before = bob.key_status().await.unwrap();
 

@@ -12,7 +12,7 @@ use super::client::{CLAIM_TOPIC_KEYS_PATH, MAX_FEDERATION_CLAIMS, ORIGIN_HEADER,
 use super::inbound::{EventSink, Inbound};
 use super::keys::PeerKeys;
 use super::peer::{self, PeerCertificate, PeerError, PeerPolicy};
-use crate::claims::{check_distinct, claim_local_topic_keys};
+use crate::claims::{check_distinct, claim_local_topic_keys, unknown_user};
 use crate::error::ApiResult;
 use crate::http::{RequestError, cbor_body, cbor_response, parse};
 use crate::state::AppState;
@@ -145,6 +145,9 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
             server: state.server_name().clone(),
         }
         .into());
+    }
+    if let Some(user) = unknown_user(state.store(), &r.users)? {
+        return Err(QueryRefusal::NoSuchUser(user.clone()).into());
     }
     // The same per-victim limit as the client API's: peers and local claimers together.
     let keys = claim_local_topic_keys(state.store(), r.users, |user| {

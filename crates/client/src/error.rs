@@ -213,6 +213,10 @@ pub enum ClientError {
     /// A user had no Topic Key left to claim.
     #[error("no topic key left for {0}: they must bring a device online to refill")]
     NoTopicKeyLeft(String),
+    /// The user's homeserver knows no such user (or it is disabled): it answered a lookup or a
+    /// claim naming them `404 not_found`. Its code is the server's, `not_found`.
+    #[error("{0} does not exist: their homeserver has no such user (check the spelling)")]
+    NoSuchUser(String),
     /// Another device of the account has no pre keys left, so no Topic Key can be sealed to it.
     #[error(
         "another device of this account has no pre keys left, so no topic keys can be made for it: bring that device online and run `rdv sync` there"
@@ -447,6 +451,7 @@ impl ClientError {
         match self {
             ClientError::Api { code, .. } => Some(*code),
             ClientError::DeviceRemoved { .. } => Some(ErrorCode::Unauthorized),
+            ClientError::NoSuchUser(_) => Some(ErrorCode::NotFound),
             _ => None,
         }
     }
@@ -457,6 +462,7 @@ impl ClientError {
         match self {
             ClientError::Api { code, .. } => code.as_str(),
             ClientError::DeviceRemoved { .. } => ErrorCode::Unauthorized.as_str(),
+            ClientError::NoSuchUser(_) => ErrorCode::NotFound.as_str(),
             ClientError::Io { .. } => "keystore_io",
             ClientError::Corrupt { .. } => "keystore_corrupt",
             ClientError::NotRegistered(_) => "not_registered",

@@ -50,7 +50,11 @@ impl Client {
         let mut bindings = Vec::with_capacity(members.len());
         for (user, _) in members {
             if *user != self.user {
-                bindings.push((user.clone(), self.lookup_identity(user).await?.identity_key));
+                let binding = self
+                    .lookup_identity(user)
+                    .await
+                    .map_err(|e| no_such_user(e, std::iter::once(user)))?;
+                bindings.push((user.clone(), binding.identity_key));
             }
         }
         let request = ClaimTopicKeysRequest {
@@ -62,7 +66,8 @@ impl Client {
                 "/v1/topic-keys/claim",
                 Some(request.to_cbor()),
             )
-            .await?;
+            .await
+            .map_err(|e| no_such_user(e, &request.users))?;
         let mut specs = Vec::with_capacity(members.len());
         for (user, role) in members {
             let claimed = answer
@@ -275,8 +280,29 @@ impl Client {
         Ok(answer.index.get())
     }
 
-    /// Adds members. In a shared topic, `share_history` also hands them the older epochs' keys.
+    /// Adds members. In a `shared` topic they also receive the keys of the older epochs this
+    /// device holds, so they read the messages from before they joined (`protocol.md` §7.3,
+    /// §9.4); [`Self::add_members_without_history`] gives them only the current epoch's.
     pub async fn add_members(
+        &mut self,
+        topic: &TopicId,
+        members: &[(UserId, Role)],
+    ) -> Result<u64, ClientError> {
+        self.add(topic, members, true).await
+    }
+
+    /// Adds members with only the current epoch's key (`rdv topic add --no-history`): in a
+    /// `shared` topic they read from the current epoch on. In a `protected` topic this is what
+    /// every add does.
+    pub async fn add_members_without_history(
+        &mut self,
+        topic: &TopicId,
+        members: &[(UserId, Role)],
+    ) -> Result<u64, ClientError> {
+        self.add(topic, members, false).await
+    }
+
+    async fn add(
         &mut self,
         topic: &TopicId,
         members: &[(UserId, Role)],
@@ -433,5 +459,25 @@ impl Client {
                 })
             })
             .collect()
+    }
+}
+
+/// A `404 not_found` answer to a lookup or claim naming `users` as [`ClientError::NoSuchUser`]
+/// for the one the server's message names (`client-api.md` §2, §4): the user does not exist, which
+/// is not a missing Topic Key. Any other error is passed on.
+fn no_such_user<'a>(
+    error: ClientError,
+    users: impl IntoIterator<Item = &'a UserId>,
+) -> ClientError {
+    match &error {
+        ClientError::Api {
+            code: ErrorCode::NotFound,
+            message,
+            ..
+        } => match users.into_iter().find(|u| message.contains(u.as_str())) {
+            Some(user) => ClientError::NoSuchUser(user.to_string()),
+            None => error,
+        },
+        _ => error,
     }
 }

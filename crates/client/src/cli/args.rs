@@ -283,9 +283,10 @@ pub enum TopicCommand {
         /// Their role.
         #[arg(long, value_enum, default_value = "writer")]
         role: RoleArg,
-        /// In a shared topic, also give them the keys of earlier epochs.
+        /// In a shared topic, give them only the current epoch's key: they cannot read the
+        /// messages from before they joined (by default they can).
         #[arg(long)]
-        share_history: bool,
+        no_history: bool,
     },
     /// Remove members.
     Remove {

@@ -190,11 +190,15 @@ pub(super) async fn topic(
             topic,
             users,
             role,
-            share_history,
+            no_history,
         } => {
             let members: Vec<(UserId, Role)> =
                 users.into_iter().map(|u| (u, role.into())).collect();
-            let index = client.add_members(&topic, &members, share_history).await?;
+            let index = if no_history {
+                client.add_members_without_history(&topic, &members).await?
+            } else {
+                client.add_members(&topic, &members).await?
+            };
             (topic, index, ChangeKind::Added)
         }
         TopicCommand::Remove { topic, users } => {
