@@ -286,3 +286,27 @@ fn the_section_reference_checker_catches_wrong_numbers() {
         assert!(broken_references(good, "t", &docs).is_empty(), "{good}");
     }
 }
+
+/// `protocol.md` §6.1 derives the largest well-formed header (45 bytes) and §1.2 refers to it:
+/// the figure is what the encoder makes of the largest field values, and the decoder takes it.
+#[test]
+fn the_header_figure_is_the_real_maximum() {
+    use rendezvous_protocol::ids::{Epoch, MemberIndex};
+    use rendezvous_protocol::message::MessageHeader;
+    use rendezvous_protocol::tlog::TreeSize;
+    const PROTOCOL: &str = include_str!("../federation-spec/protocol.md");
+    let largest = MessageHeader {
+        epoch: Epoch(u32::MAX),
+        sender: MemberIndex(u32::MAX),
+        nonce: [0xff; 24],
+        seen: TreeSize(u64::MAX),
+    };
+    let bytes = largest.to_bytes();
+    assert_eq!(bytes.len(), 45);
+    assert_eq!(MessageHeader::from_bytes(&bytes).unwrap(), largest);
+    let section = section(PROTOCOL, "### 6.1 Header");
+    assert!(
+        section.contains("**45 bytes**"),
+        "protocol.md §6.1 does not say 45 bytes"
+    );
+}
