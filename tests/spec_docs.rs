@@ -123,8 +123,8 @@ fn section_numbers(doc: &str) -> Vec<String> {
 }
 
 /// The section numbers that `text` cites after `§` at byte `at`: `§7.2`, `§2–3` (both ends),
-/// `§6–§7`, `§3.3, §4.2` … (a list goes on while the next number follows `–`, `, ` or ` and `
-/// with or without its own `§`).
+/// `§6–§7`, `§3.3, §4.2`, `§8.1 or §8.4` … (a list goes on while the next number follows `–`,
+/// `–§`, `, §`, ` and §` or ` or §`).
 fn cited_numbers(text: &str, mut at: usize) -> Vec<String> {
     let mut numbers = Vec::new();
     loop {
@@ -140,7 +140,7 @@ fn cited_numbers(text: &str, mut at: usize) -> Vec<String> {
         at += number.len();
         numbers.push(number);
         let rest = &text[at..];
-        let Some(next) = ["–§", "–", ", §", " and §"]
+        let Some(next) = ["–§", "–", ", §", " and §", " or §"]
             .iter()
             .find(|sep| rest.starts_with(**sep))
         else {
@@ -273,6 +273,7 @@ fn the_section_reference_checker_catches_wrong_numbers() {
         "// federation-spec/federation-api.md §9.9",
         "(`client-api.md` §1–10)",
         "(`tag-log.md` §4.1, §4.8)",
+        "(`tag-log.md` §8.1 or §8.9)",
     ] {
         assert_eq!(broken_references(bad, "t", &docs).len(), 1, "{bad}");
     }
