@@ -523,6 +523,29 @@ mod tests {
         assert!(KemPublicKey::from_slice(SUITE, &good).is_ok());
     }
 
+    /// `protocol.md` §3.6: RFC 9180 Appendix A.1.1 prints `skRm` unclamped; its clamped form is
+    /// the same key (same public key `pkRm`), and both are accepted.
+    #[test]
+    fn clamped_and_unclamped_secrets_are_one_key() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let sk_rm = hex("4612c550263fc8ad58375df3f557aac531d26850903e55a9f23f21d8534e8ac8");
+        let pk_rm = hex("3948cfe0ad1ddb695d780e59077195da6c56506b027329794ab02bca80815c4d");
+        let mut clamped = sk_rm.clone();
+        clamped[0] &= 248;
+        clamped[31] &= 127;
+        clamped[31] |= 64;
+        assert_ne!(clamped, sk_rm);
+        for secret in [&sk_rm, &clamped] {
+            let key = KemSecretKey::from_bytes(SUITE, secret).unwrap();
+            assert_eq!(key.public().as_bytes(), &pk_rm[..]);
+        }
+    }
+
     #[test]
     fn secret_round_trip() {
         let sk = KemSecretKey::generate(SUITE);
