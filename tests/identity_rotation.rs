@@ -1,4 +1,4 @@
-//! Identity rotation against a running server (`directory.md` §8, `client-api.md` §3.1): the
+//! Identity rotation against a running server (`directory.md` §8, `client-api.md` §3): the
 //! server replaces the registration and the device certificates and appends a kind 2 entry in
 //! one transaction; contacts follow the rotation, verified ones are told the key changed; the
 //! old key certifies nothing any more; a refused rotation changes nothing; the user's other

@@ -1,4 +1,4 @@
-//! The directory's client endpoints (`directory.md` §4, `client-api.md` §2.1): this server's
+//! The directory's client endpoints (`directory.md` §4, `client-api.md` §2): this server's
 //! served checkpoint, its entries, and consistency and inclusion proofs. The identity lookup
 //! that carries a directory proof is `accounts::identity`.
 

@@ -21,7 +21,7 @@ use rendezvous_protocol::directory::{DirectoryEntry, EntryKind, SignedIdentityRo
 use rendezvous_protocol::ids::DeviceId;
 use rendezvous_protocol::wire::Signed;
 
-/// `POST /v1/identity/rotate` (`client-api.md` §3.1, `directory.md` §8), with the token of an
+/// `POST /v1/identity/rotate` (`client-api.md` §3, `directory.md` §8), with the token of an
 /// active device of the user: the rotation (signed by the current and the new IK), the
 /// registration under the new IK and the new IK's certificate of every active device, exactly
 /// those, and one identity delivery for each other active device. The registration, the

@@ -209,7 +209,8 @@ impl Client {
 
     /// The verified current state to write on: the replay without inclusion proofs, through
     /// the write gate ([`Replay::gate`]: complete, root recomputed, fresh, no evidence); its head
-    /// is kept as this device's view before anything is encrypted or signed.
+    /// is kept as this device's view before anything is encrypted or signed
+    /// (`client-rules.md` C12, C3).
     async fn writable(&mut self, topic: &TopicId) -> Result<Replay, ClientError> {
         let replay = self.replay(topic, Inclusion::Skip, false).await?;
         replay.gate()?;

@@ -510,6 +510,45 @@ mod tests {
         assert_eq!(back.topic_key().unwrap(), *tk.public());
     }
 
+    /// `protocol.md` §3.3: a KEM key of small order is refused wherever one is accepted.
+    #[test]
+    fn small_order_kem_keys_refused_in_pre_keys_and_topic_key_certs() {
+        let low_order = serde_bytes::ByteBuf::from(vec![0u8; 32]);
+        let dk = DeviceKey::generate();
+        let pk = KemSecretKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
+        let mut pre_key = PreKey::new(alice(), pk.public());
+        pre_key.kem_key = low_order.clone();
+        let signed = Signed::sign(pre_key, &dk);
+        let err = Signed::<PreKey>::from_wire(&signed.to_wire())
+            .unwrap()
+            .verify(dk.public())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            SignedError::Wire(WireError::InvalidField {
+                field: "kem_key",
+                ..
+            })
+        ));
+
+        let ik = IdentityKey::generate();
+        let tk = TopicKey::generate(Suite::X25519Sha256ChaCha20Poly1305);
+        let mut cert = TopicKeyCert::new(alice(), tk.public(), 5);
+        cert.kem_key = low_order;
+        let signed = Signed::sign(cert, &ik);
+        let err = Signed::<TopicKeyCert>::from_wire(&signed.to_wire())
+            .unwrap()
+            .verify(ik.public())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            SignedError::Wire(WireError::InvalidField {
+                field: "kem_key",
+                ..
+            })
+        ));
+    }
+
     #[test]
     fn unknown_suite_refused_after_signature() {
         let ik = IdentityKey::generate();

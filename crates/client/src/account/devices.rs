@@ -87,7 +87,7 @@ impl Client {
         Ok(device)
     }
 
-    /// Rotates the account's Identity Key (`directory.md` §8, `client-api.md` §3.1): a new key,
+    /// Rotates the account's Identity Key (`directory.md` §8, `client-api.md` §3): a new key,
     /// the rotation signed by the old and the new one, the registration and a certificate of
     /// every active device under the new one, and the new key sealed to one claimed pre key of
     /// every other active device (checked as a Topic Key batch's are, `devices.md` §3.3). On the

@@ -140,7 +140,7 @@ impl Client {
     /// homeserver hands each out once). Only keys this device marked one-time itself (made
     /// here, or delivered as inbox kind 1) are held to it: its own last-resort keys are exempt,
     /// and so are keys it cannot tell (received over a device link). Records the first topic
-    /// each is seen in; a problem when it already serves another topic.
+    /// each is seen in; a problem when it already serves another topic. `client-rules.md` C9.
     fn check_key_use(&self, replay: &Replay) -> Option<String> {
         let id = replay.my_key.as_ref()?.public().key_id();
         if !self.keystore.is_one_time(&id) {
@@ -163,6 +163,8 @@ impl Client {
     }
 
     /// Opens the Message Keys the change addressed to this device and stores the new ones.
+    /// A box that does not open or a key that fails its key check is not used and is reported
+    /// as a problem of the change (`client-rules.md` C10).
     fn take_message_keys(
         &self,
         replay: &mut Replay,
@@ -214,7 +216,8 @@ fn add_stored_keys(
 }
 
 /// A message's sender and plaintext; a message whose epoch key this device does not hold yet is
-/// deferred (a later change may hand it over).
+/// deferred (a later change may hand it over). The tag is checked before decryption
+/// (`Message::open`, `client-rules.md` C11).
 fn open_message(
     replay: &mut Replay,
     replayer: &Replayer,

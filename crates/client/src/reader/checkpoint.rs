@@ -86,7 +86,8 @@ impl Client {
     /// Fetches the topic's checkpoint and checks it: the hosting server's signature, a time not
     /// more than `MAX_CLOCK_SKEW` ahead (`server_misbehaved`), and a consistency proof from the
     /// checkpoint in `record` (the last one verified) to it. Evidence is kept in the keystore
-    /// and answered `log_forked`.
+    /// and answered `log_forked`. Enforces `client-rules.md` C1 (signature under the host's
+    /// key chain), C2 (time) and C3 (consistency with the persisted view).
     pub(crate) async fn verified_head(
         &mut self,
         topic: &TopicId,
@@ -139,6 +140,7 @@ impl Client {
 
     /// Keeps `evidence` against `topic`'s hosting server; the `log_forked` error to answer with
     /// (a keystore fault instead when it cannot be kept: evidence is never dropped silently).
+    /// `client-rules.md` C3.
     pub(crate) fn forked(
         &self,
         topic: &TopicId,
@@ -174,6 +176,7 @@ impl Client {
 
 /// Refuses a checkpoint dated more than `MAX_CLOCK_SKEW` after this device's clock
 /// (`tag-log.md` §9.4): an honest host signs with its own clock, which is not that far ahead.
+/// `client-rules.md` C2.
 pub(crate) fn not_from_the_future(c: &Checkpoint, now: u64) -> Result<(), ClientError> {
     match Freshness::of(c.time, now) {
         Freshness::FromTheFuture { ahead } => Err(ClientError::Misbehaved(format!(

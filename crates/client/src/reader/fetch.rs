@@ -17,7 +17,8 @@ pub(crate) type Fetched = Vec<(u64, Result<LogEntry, String>)>;
 
 impl Client {
     /// Fetches entries `from..size` page by page. Returns each entry (or why it does not decode)
-    /// with its index, and the indices the server did not return.
+    /// with its index, and the indices the server did not return: missing entries
+    /// (`client-rules.md` C8), reported by index.
     pub(crate) async fn fetch_entries(
         &mut self,
         topic: &TopicId,

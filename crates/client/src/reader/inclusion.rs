@@ -41,7 +41,8 @@ impl Inclusion {
     }
 }
 
-/// The root recomputed from every leaf in order; given up at the first gap or unknown leaf.
+/// The root recomputed from every leaf in order; given up at the first gap or unknown leaf
+/// (`client-rules.md` C5 (b)).
 pub(super) struct RootCheck {
     frontier: Option<Frontier>,
     expected: u64,
@@ -91,7 +92,8 @@ impl RootCheck {
 
 impl Client {
     /// Checks that the entry at `index` with leaf data `leaf` is in `checkpoint`'s tree, with
-    /// the server's inclusion proof.
+    /// the server's inclusion proof (`client-rules.md` C5 (a): the leaf data is the one this
+    /// device computed).
     pub(crate) async fn check_inclusion(
         &mut self,
         topic: &TopicId,

@@ -1,4 +1,6 @@
-//! Reading a topic and checking its log (`protocol.md` §7–8, `tag-log.md` §9).
+//! Reading a topic and checking its log (`protocol.md` §7–8, `tag-log.md` §9). The rules a
+//! client must follow are `federation-spec/client-rules.md` C1–C14; each function that enforces
+//! one names it.
 //!
 //! A read is a replay (`replay`) made of separate checks, each its own function so that writes
 //! (`send`, `change` in `topics`) can call the same ones:

@@ -106,9 +106,10 @@ impl Replay {
         })
     }
 
-    /// The write gate (`tag-log.md` §9.4): nothing is encrypted, posted or signed on a view
-    /// that is not complete (every index below the head's size present and valid, the root
-    /// recomputed from all leaves equal to the head's), fresh, and free of evidence.
+    /// The write gate (`tag-log.md` §9.4, `client-rules.md` C12): nothing is encrypted, posted
+    /// or signed on a view that is not complete (every index below the head's size present and
+    /// valid, the root recomputed from all leaves equal to the head's: C8, C5 (b)), fresh, free
+    /// of evidence (C3), and whose added members were all checked (C7).
     pub(crate) fn gate(&self) -> Result<(), ClientError> {
         let topic = self.topic.to_string();
         super::roster::gate(&topic, &self.record.refused, &self.unchecked)?;
@@ -268,8 +269,9 @@ impl Client {
         }
         replay.state = replayer.state().cloned();
         // Entry 0 creates this topic and names the key every checkpoint of the log is under
-        // (`tag-log.md` §9.2, §7.5): another topic's log, or checkpoints this device verified
-        // under another key (a substituted key document), are not this topic's.
+        // (`tag-log.md` §9.2, §7.5; `client-rules.md` C4): another topic's log, or checkpoints
+        // this device verified under another key (a substituted key document), are not this
+        // topic's.
         if let Some(state) = &replay.state {
             let keys = self.hosting_server_keys(&topic.server()).await?;
             state.check_log_of(topic, &keys).map_err(|e| {
@@ -428,7 +430,8 @@ impl Client {
         let before = (entry.0 == ENTRY_CHANGE)
             .then(|| replayer.state().cloned())
             .flatten();
-        // The position comes from the log (`tag-log.md` §9.2), whatever was missing before.
+        // The position comes from the log (`tag-log.md` §9.2, `client-rules.md` C6), whatever
+        // was missing before.
         let uncertain = replayer.uncertain_since();
         match replayer.push_at(LeafIndex(index), &entry) {
             Err(e) => {

@@ -1,5 +1,5 @@
-//! Roster checks (`directory.md` §6.4): every member a change adds (create, add) must carry
-//! the IK its homeserver's directory binds. The lookups are made before the replay (async);
+//! Roster checks (`directory.md` §6.4, `client-rules.md` C7): every member a change adds
+//! (create, add) must carry the IK its homeserver's directory binds. The lookups are made before the replay (async);
 //! [`Roster::check`] then compares each added member spec with them while the change is
 //! applied. A mismatch refuses the change on this device for good (`directory_mismatch`,
 //! kept in the topic record: `topic_refused`); a member that cannot be checked now

@@ -19,7 +19,7 @@ impl Client {
     /// Checks an append answer for the entry whose leaf data is `leaf`: the checkpoint is
     /// signed by the hosting server, for this topic's log, not from the future, covers the
     /// answered index, and includes the entry there (inclusion proof); then it joins the
-    /// persisted view ([`Self::join_view`]) and is kept with the index.
+    /// persisted view ([`Self::join_view`]) and is kept with the index. `client-rules.md` C13.
     pub(crate) async fn check_append(
         &mut self,
         topic: &TopicId,

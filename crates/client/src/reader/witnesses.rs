@@ -30,7 +30,7 @@ impl Client {
     /// Compares the verified head with the hosting server's current head, this server's
     /// mirror and every cosigned checkpoint: equal sizes must have equal roots, a smaller
     /// checkpoint must be consistent with the verified head (proof from this server's log),
-    /// and cosignatures must verify with their servers' keys. Without a verified head (the
+    /// and cosignatures must verify with their servers' keys (`client-rules.md` C14). Without a verified head (the
     /// server stopped following the log), only signatures and the server's evidence are checked.
     pub(crate) async fn check_witnesses(
         &mut self,

@@ -219,7 +219,7 @@ impl<'de> Deserialize<'de> for RevokeDeviceRequest {
     }
 }
 
-/// `[1, rotation, registration, [+ device_cert], [* delivery]]` (`client-api.md` §3.1,
+/// `[1, rotation, registration, [+ device_cert], [* delivery]]` (`client-api.md` §3,
 /// `directory.md` §8): the signed identity rotation's wire bytes, the registration signed by the
 /// new Identity Key, the new key's certificates of every active device of the user, and the new
 /// key sealed to one pre key of every other active device (`delivery` wire bytes each).

@@ -68,9 +68,17 @@ pub struct KemPublicKey {
 
 impl KemPublicKey {
     /// Parses a suite's public key bytes.
+    ///
+    /// Refused (`federation-spec/protocol.md` §3.6): encodings that are not
+    /// canonical (bit 255 set, or u ≥ 2^255 − 19) and the five u-coordinates of small order, whose
+    /// X25519 output is all zeros for every private key. The KEM (RFC 9180 §7.1.4) would only
+    /// find the latter at seal time; refusing them at parse makes every party refuse the same
+    /// certificate, not only the one that seals to it.
     pub fn from_slice(suite: Suite, bytes: &[u8]) -> Result<Self, CryptoError> {
         let bytes: [u8; 32] = fixed(bytes)?;
-        // Refuse keys the KEM itself rejects (RFC 9180 §7.1.4 is checked again at encap).
+        if !is_canonical_x25519(&bytes) || X25519_SMALL_ORDER.contains(&bytes) {
+            return Err(CryptoError::InvalidPublicKey);
+        }
         <X25519 as Kem>::PublicKey::from_bytes(&bytes)
             .map_err(|_| CryptoError::InvalidPublicKey)?;
         Ok(KemPublicKey { suite, bytes })
@@ -101,6 +109,47 @@ impl fmt::Debug for KemPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "kem{}:{}", self.suite.id(), hex_string(&self.bytes))
     }
+}
+
+/// The canonical little-endian encodings of the X25519 u-coordinates of small order (on the
+/// curve and on its twist): 0, 1, the two points of order 8, and p − 1. A clamped scalar is a
+/// multiple of 8, so X25519 of any private key with one of them is all zeros.
+const X25519_SMALL_ORDER: [[u8; 32]; 5] = [
+    [0; 32],
+    {
+        let mut one = [0; 32];
+        one[0] = 1;
+        one
+    },
+    [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
+        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
+        0xb8, 0x00,
+    ],
+    [
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef,
+        0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f,
+        0x11, 0x57,
+    ],
+    P_MINUS_ONE,
+];
+
+/// p − 1 = 2^255 − 20, little-endian.
+const P_MINUS_ONE: [u8; 32] = {
+    let mut v = [0xff; 32];
+    v[0] = 0xec;
+    v[31] = 0x7f;
+    v
+};
+
+/// Whether `u` (little-endian) is below p = 2^255 − 19, i.e. bit 255 is clear and `u` is not one
+/// of p … 2^255 − 1 (all bytes 0xff but the first ≥ 0xed and the last 0x7f).
+fn is_canonical_x25519(u: &[u8; 32]) -> bool {
+    if u[31] & 0x80 != 0 {
+        return false;
+    }
+    let top_all_ones = u[31] == 0x7f && u[1..31].iter().all(|&b| b == 0xff);
+    !(top_all_ones && u[0] >= 0xed)
 }
 
 /// An HPKE private key. Zeroized on drop; `Debug` shows only the public key.
@@ -423,6 +472,78 @@ mod tests {
             open(&sk, &b, SealPurpose::DeviceLink, &[b"l"], None),
             Err(CryptoError::OpenFailed)
         );
+    }
+
+    #[test]
+    fn small_order_and_non_canonical_x25519_keys_refused() {
+        for bytes in X25519_SMALL_ORDER {
+            assert_eq!(
+                KemPublicKey::from_slice(SUITE, &bytes),
+                Err(CryptoError::InvalidPublicKey),
+                "{bytes:x?}"
+            );
+            // The KEM itself finds each of them only when sealing: the DH output is all zeros.
+            let raw = KemPublicKey {
+                suite: SUITE,
+                bytes,
+            };
+            let sealed = seal(
+                &raw,
+                SealPurpose::MessageKey,
+                &[],
+                None,
+                b"x",
+                &mut Randomness::Os,
+            );
+            assert_eq!(sealed.unwrap_err(), CryptoError::InvalidPublicKey);
+        }
+        // Non-canonical: p and p + 1 (the other encodings of 0 and 1), bit 255 set.
+        let mut p = P_MINUS_ONE;
+        p[0] = 0xed;
+        let mut p_plus_one = P_MINUS_ONE;
+        p_plus_one[0] = 0xee;
+        let good = *KemSecretKey::generate(SUITE)
+            .public()
+            .as_bytes()
+            .first_chunk::<32>()
+            .unwrap();
+        let mut high_bit = good;
+        high_bit[31] |= 0x80;
+        for bytes in [p, p_plus_one, high_bit] {
+            assert_eq!(
+                KemPublicKey::from_slice(SUITE, &bytes),
+                Err(CryptoError::InvalidPublicKey),
+                "{bytes:x?}"
+            );
+        }
+        // Just below p, and an ordinary key, are accepted.
+        let mut below = P_MINUS_ONE;
+        below[0] = 0xeb;
+        assert!(KemPublicKey::from_slice(SUITE, &below).is_ok());
+        assert!(KemPublicKey::from_slice(SUITE, &good).is_ok());
+    }
+
+    /// `protocol.md` §3.6: RFC 9180 Appendix A.1.1 prints `skRm` unclamped; its clamped form is
+    /// the same key (same public key `pkRm`), and both are accepted.
+    #[test]
+    fn clamped_and_unclamped_secrets_are_one_key() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let sk_rm = hex("4612c550263fc8ad58375df3f557aac531d26850903e55a9f23f21d8534e8ac8");
+        let pk_rm = hex("3948cfe0ad1ddb695d780e59077195da6c56506b027329794ab02bca80815c4d");
+        let mut clamped = sk_rm.clone();
+        clamped[0] &= 248;
+        clamped[31] &= 127;
+        clamped[31] |= 64;
+        assert_ne!(clamped, sk_rm);
+        for secret in [&sk_rm, &clamped] {
+            let key = KemSecretKey::from_bytes(SUITE, secret).unwrap();
+            assert_eq!(key.public().as_bytes(), &pk_rm[..]);
+        }
     }
 
     #[test]

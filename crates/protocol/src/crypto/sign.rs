@@ -202,11 +202,13 @@ pub struct PublicSigningKey<R: KeyRole> {
 }
 
 impl<R: KeyRole> PublicSigningKey<R> {
-    /// Parses 32 bytes; weak (small-order) keys are refused.
+    /// Parses 32 bytes (`federation-spec/protocol.md` §3.2): refused are bytes that are not a
+    /// point, non-canonical encodings (y ≥ p, or x = 0 with the sign bit set: RFC 8032 §5.1.3
+    /// decoding fails on them, `ed25519-dalek` alone would accept them) and points of small order.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let key =
-            VerifyingKey::from_bytes(&fixed(bytes)?).map_err(|_| CryptoError::InvalidPublicKey)?;
-        if key.is_weak() {
+        let bytes: [u8; 32] = fixed(bytes)?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
+        if key.to_edwards().compress().to_bytes() != bytes || key.is_weak() {
             return Err(CryptoError::InvalidPublicKey);
         }
         Ok(PublicSigningKey {
@@ -365,6 +367,35 @@ mod tests {
             IdentityPublicKey::from_slice(&[0u8; 31]),
             Err(CryptoError::BadLength { .. })
         ));
+    }
+
+    #[test]
+    fn non_canonical_keys_refused() {
+        // y = p + 3 (little-endian 0xf0, 0xff…, 0x7f) decodes to the point with y = 3, which is
+        // on the curve and not of small order: only the canonical encoding (y = 3) is accepted.
+        let mut y3 = [0u8; 32];
+        y3[0] = 3;
+        assert!(DevicePublicKey::from_slice(&y3).is_ok());
+        let mut p_plus_3 = [0xffu8; 32];
+        p_plus_3[0] = 0xf0;
+        p_plus_3[31] = 0x7f;
+        assert_eq!(
+            DevicePublicKey::from_slice(&p_plus_3),
+            Err(CryptoError::InvalidPublicKey)
+        );
+        // x = 0 with the sign bit set (y = 1, the identity): non-canonical and small order.
+        let mut negative_zero = [0u8; 32];
+        negative_zero[0] = 1;
+        negative_zero[31] = 0x80;
+        assert_eq!(
+            DevicePublicKey::from_slice(&negative_zero),
+            Err(CryptoError::InvalidPublicKey)
+        );
+        // A device key inside a CBOR payload is parsed the same way.
+        let cbor = crate::wire::encode(&serde_bytes::ByteBuf::from(p_plus_3.to_vec()));
+        assert!(crate::wire::decode::<DevicePublicKey>(&cbor, 64).is_err());
+        let cbor = crate::wire::encode(&serde_bytes::ByteBuf::from(y3.to_vec()));
+        assert!(crate::wire::decode::<DevicePublicKey>(&cbor, 64).is_ok());
     }
 
     #[test]

@@ -10,12 +10,18 @@ use crate::ids::TopicId;
 use crate::message::{MAX_MESSAGE_LEN, Message, MessageIn};
 use crate::message::{MessageError, MessageTag};
 use crate::tlog::{Checkpoint, InclusionProof, LeafIndex, Roots, leaf_hash};
+use crate::wire::signed::SIGNED_OVERHEAD;
 use crate::wire::{Signed, SignedBytes, Verified, WireError, decode, encode};
 
 /// One entry of a topic's log as stored and served: `[1, message bytes]` or `[2, signed change]`
 /// (the kinds are the leaf type bytes, [`super::LEAF_MESSAGE`] and [`super::LEAF_CHANGE`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry(pub u8, #[serde(with = "serde_bytes")] pub Vec<u8>);
+
+/// Largest encoded entry accepted (`federation-spec/protocol.md` §8.1): the largest signed
+/// change any party accepts ([`super::MAX_CHANGE_LEN`] + [`SIGNED_OVERHEAD`]) in its `[2, bstr]`
+/// framing (array head 1, kind 1, byte-string head 5 bytes).
+pub const MAX_ENTRY_LEN: usize = super::MAX_CHANGE_LEN + SIGNED_OVERHEAD + 7;
 
 /// Entry kind: a message (the message leaf type byte).
 pub const ENTRY_MESSAGE: u8 = super::LEAF_MESSAGE;
@@ -35,7 +41,7 @@ impl LogEntry {
 
     /// Decodes an entry (its content is decoded by [`LogEntry::parse`]).
     pub fn from_wire(bytes: &[u8]) -> Result<LogEntry, WireError> {
-        decode(bytes, super::MAX_CHANGE_LEN + 64)
+        decode(bytes, MAX_ENTRY_LEN)
     }
 
     /// The entry's wire form.
@@ -391,4 +397,31 @@ pub fn check_in_log(
     proof
         .verify(&leaf_hash(leaf), &checkpoint.root)
         .map_err(|_| MessageError::NotInLog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_bytes::ByteBuf;
+
+    /// A change as large as the signed-form limit lets through is a valid log entry, so a
+    /// change the host accepts is never an entry mirrors and readers refuse.
+    #[test]
+    fn the_largest_signed_change_fits_an_entry() {
+        let signed = encode(&(
+            ByteBuf::from(vec![0u8; super::super::MAX_CHANGE_LEN]),
+            ByteBuf::from(vec![0u8; 64]),
+        ));
+        assert!(signed.len() <= super::super::MAX_CHANGE_LEN + SIGNED_OVERHEAD);
+        let entry = LogEntry(ENTRY_CHANGE, signed).to_wire();
+        assert_eq!(entry.len(), super::super::MAX_CHANGE_LEN + 79);
+        assert!(LogEntry::from_wire(&entry).is_ok());
+        let mut too_long = LogEntry(ENTRY_CHANGE, vec![0; MAX_ENTRY_LEN]).to_wire();
+        assert!(matches!(
+            LogEntry::from_wire(&too_long),
+            Err(WireError::TooLarge { .. })
+        ));
+        too_long.truncate(MAX_ENTRY_LEN);
+        assert!(LogEntry::from_wire(&too_long).is_err());
+    }
 }

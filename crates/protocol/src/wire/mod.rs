@@ -254,6 +254,57 @@ mod tests {
         assert!(decode::<ciborium::Value>(&deep, 100_000).is_err());
     }
 
+    /// `protocol.md` §1.2 rule 3: the outermost array is depth 1, each array inside adds one;
+    /// 16 is accepted, 17 refused (even for a type that would take any value).
+    #[test]
+    fn nesting_depth_boundary() {
+        let nested = |depth: usize| {
+            let mut bytes = vec![0x81u8; depth];
+            bytes.push(0x01);
+            bytes
+        };
+        assert!(decode::<ciborium::Value>(&nested(16), 100).is_ok());
+        assert_eq!(
+            decode::<ciborium::Value>(&nested(17), 100),
+            Err(WireError::Malformed("nested too deeply".into()))
+        );
+    }
+
+    /// `protocol.md` §1.2 rule 4: no protocol type has a tag or a float. A tag in front of a
+    /// field is skipped by the decoder and caught by the re-encoding; a float is not an integer.
+    #[test]
+    fn tags_and_floats_refused() {
+        // Tag 1 (epoch time) in front of the second field; tag 2 (bignum) carrying 7.
+        for tagged in [
+            &[0x83, 0x01, 0xc1, 0x07, 0x43, 1, 2, 3][..],
+            &[0x83, 0x01, 0xc2, 0x41, 0x07, 0x43, 1, 2, 3][..],
+        ] {
+            assert_eq!(
+                decode::<Thing>(tagged, 100),
+                Err(WireError::NonCanonical),
+                "{tagged:x?}"
+            );
+        }
+        // A tag in front of the whole object: not an array that starts with the version.
+        assert!(matches!(
+            decode_versioned::<Thing>(&[0xd8, 0x18, 0x83, 0x01, 0x07, 0x43, 1, 2, 3], 100),
+            Err(WireError::Malformed(_))
+        ));
+        // 7.0 as a half, single and double float where an integer belongs.
+        for float in [
+            &[0x83, 0x01, 0xf9, 0x47, 0x00, 0x43, 1, 2, 3][..],
+            &[0x83, 0x01, 0xfa, 0x40, 0xe0, 0x00, 0x00, 0x43, 1, 2, 3][..],
+            &[
+                0x83, 0x01, 0xfb, 0x40, 0x1c, 0, 0, 0, 0, 0, 0, 0x43, 1, 2, 3,
+            ][..],
+        ] {
+            assert!(
+                matches!(decode::<Thing>(float, 100), Err(WireError::Malformed(_))),
+                "{float:x?}"
+            );
+        }
+    }
+
     #[test]
     fn huge_declared_length_does_not_allocate() {
         // A byte string that claims 2^63 bytes in a 10-byte input.
