@@ -1205,6 +1205,13 @@ fn json_bodies_match_their_rules() {
         message: "not a participant".into(),
     };
     json_check("error-body", serde_json::to_value(&error).unwrap()).unwrap();
+    // Every code of the code is an `error-code` (the JSON bodies and the federation results).
+    for code in rendezvous_protocol::api::ErrorCode::ALL {
+        let body = serde_json::json!({"code": code.as_str(), "message": ""});
+        json_check("error-body", body).unwrap();
+    }
+    let bad = serde_json::json!({"code": "Not Found", "message": ""});
+    assert!(json_check("error-body", bad).is_err());
     // /v1/status as src/api/status.rs writes it.
     let key = rendezvous_protocol::crypto::ServerKey::from_seed(&[5; 32]);
     let status = serde_json::json!({
