@@ -13,6 +13,8 @@
 //!    everything fails the test.
 //! 4. [`api_bodies_match_their_rules`]: the code's body types, encoded from constructed values,
 //!    match their rules, so the CDDL cannot drift from the code.
+//! 5. [`markdown_does_not_redefine_the_documents_rules`]: no ```cddl block of the markdown
+//!    restates a rule of the document (one rule, one place), but the few listed in [`RESTATED`].
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1230,4 +1232,50 @@ fn json_bodies_match_their_rules() {
     let mut missing = status;
     missing.as_object_mut().unwrap().remove("tls_fingerprint");
     assert!(json_check("status-response", missing).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. One rule, one place
+
+/// Rules that a ```cddl block of a markdown document restates although the document defines
+/// them (to be replaced by references to the rule; a new restatement fails the test).
+const RESTATED: &[(&str, &str)] = &[
+    ("directory.md", "directory-entry"),
+    ("directory.md", "directory-proof"),
+    ("directory.md", "identity-response"),
+    ("directory.md", "identity-rotation"),
+    ("directory.md", "signed-identity-rotation"),
+];
+
+#[test]
+fn markdown_does_not_redefine_the_documents_rules() {
+    let (document_rules, _) = rule_names(&document());
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("federation-spec");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&spec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    files.sort();
+    let mut failures = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        for block in text.split("```cddl\n").skip(1) {
+            let block = block.split("```").next().unwrap_or("");
+            let (defined, _) = rule_names(block);
+            for rule in defined {
+                let known = RESTATED.contains(&(name.as_str(), rule.as_str()));
+                if document_rules.contains(&rule) && !known {
+                    failures.push(format!(
+                        "{name} restates `{rule}` of the CDDL document: name the rule instead"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The scan finds a restatement.
+    let (defined, _) = rule_names("sealed-box = {\n  \"suite\": uint,\n}\n");
+    assert!(defined.contains("sealed-box") && document_rules.contains("sealed-box"));
 }
