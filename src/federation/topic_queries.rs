@@ -47,8 +47,8 @@ fn participant_topic<K: PeerKeys, S: EventSink>(
 }
 
 /// `GET /_rdv/federation/v1/topics/{topic}/entries?from&limit`: durable entries from `from`
-/// (at most `limit` ≤ 1000 and about 1 MiB), as a `topic.entry` payload with the checkpoint of
-/// their end.
+/// (at most `limit` ≤ 1000 and about 1 MiB) with the checkpoint of their end: a
+/// `topic-entries-response`, the `topic.entry` payload's fields with the version in front.
 async fn entries<K: PeerKeys, S: EventSink>(
     req: HttpRequest,
     path: web::Path<String>,
@@ -60,7 +60,7 @@ async fn entries<K: PeerKeys, S: EventSink>(
     let batch = state.topics().backfill(&topic, query.from, query.limit)?;
     Ok(HttpResponse::Ok()
         .content_type("application/cbor")
-        .body(batch.to_wire()))
+        .body(batch.to_backfill_wire()))
 }
 
 /// `GET /_rdv/federation/v1/topics/{topic}/checkpoint`: the current checkpoint, fresh

@@ -87,8 +87,8 @@ pub trait Relay: Send + Sync {
         refresh: bool,
     ) -> LocalBoxFuture<'a, Result<(HostKeys, Option<u64>), RelayError>>;
 
-    /// One page of `topic`'s entries from `from` on, from its hosting server: a `topic.entry`
-    /// payload, not yet decoded.
+    /// One page of `topic`'s entries from `from` on, from its hosting server: a
+    /// `topic-entries-response` (`federation-api.md` §5), not yet decoded.
     fn entries<'a>(
         &'a self,
         topic: &'a TopicId,

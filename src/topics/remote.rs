@@ -225,7 +225,7 @@ impl TopicService {
     async fn backfill_page(&self, topic: &TopicId, from: u64) -> TopicResult<EntryBatch> {
         let relay = self.relay(|| "backfill".into())?;
         let body = relay.entries(topic, from).await?;
-        Ok(EntryBatch::from_wire(&body)?)
+        Ok(EntryBatch::from_backfill_wire(&body)?)
     }
 
     /// Durable entries of a topic hosted here from `from` (at most `limit`, clamped to

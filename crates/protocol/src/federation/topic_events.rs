@@ -4,6 +4,7 @@
 //! topic.entry        = [first, [1*1000 bstr .cbor log-entry], checkpoint note]
 //! topic.submit       = [submitter user, bstr .cbor log-entry]
 //! topic.cosignature  = checkpoint note with the cosigner's line
+//! backfill answer    = [1, first, [1*1000 bstr .cbor log-entry], checkpoint note]
 //! ```
 //!
 //! Decoding checks only the shape; the topic rules, checkpoint signatures and log consistency
@@ -15,7 +16,7 @@ use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 use super::event::MAX_EVENT_LEN;
 use crate::ids::UserId;
 use crate::tlog::{CheckpointNote, LeafIndex, TreeSize};
-use crate::wire::{WireError, decode, encode};
+use crate::wire::{VERSION, WireError, check_version, decode, decode_versioned, encode};
 
 /// Most entries in one `topic.entry` event.
 pub const MAX_ENTRIES_PER_EVENT: usize = 1000;
@@ -42,7 +43,37 @@ impl EntryBatch {
 
     /// Decodes a payload: 1 to [`MAX_ENTRIES_PER_EVENT`] entries.
     pub fn from_wire(bytes: &[u8]) -> Result<EntryBatch, WireError> {
-        let batch: EntryBatch = decode(bytes, MAX_EVENT_LEN)?;
+        decode::<EntryBatch>(bytes, MAX_EVENT_LEN)?.checked()
+    }
+
+    /// Encodes the answer to a backfill query (`topic-entries-response`, `federation-api.md`
+    /// §5): the payload's fields with the version in front, as every answer has it.
+    pub fn to_backfill_wire(&self) -> Vec<u8> {
+        encode(&BackfillWire {
+            version: VERSION,
+            first: self.first,
+            entries: self.entries.clone(),
+            checkpoint: self.checkpoint.clone(),
+        })
+    }
+
+    /// Decodes the answer to a backfill query: size, version first, then as [`from_wire`].
+    ///
+    /// [`from_wire`]: EntryBatch::from_wire
+    pub fn from_backfill_wire(bytes: &[u8]) -> Result<EntryBatch, WireError> {
+        let w: BackfillWire = decode_versioned(bytes, MAX_EVENT_LEN)?;
+        check_version(w.version)?;
+        EntryBatch {
+            first: w.first,
+            entries: w.entries,
+            checkpoint: w.checkpoint,
+        }
+        .checked()
+    }
+
+    /// 1 to [`MAX_ENTRIES_PER_EVENT`] entries, whose indices do not overflow.
+    fn checked(self) -> Result<EntryBatch, WireError> {
+        let batch = self;
         if batch.entries.is_empty() || batch.entries.len() > MAX_ENTRIES_PER_EVENT {
             return Err(WireError::InvalidField {
                 field: "entries",
@@ -67,6 +98,15 @@ impl EntryBatch {
     pub fn end(&self) -> TreeSize {
         TreeSize(self.first.0.saturating_add(self.entries.len() as u64))
     }
+}
+
+/// The wire form of a backfill answer: an [`EntryBatch`] with the version in front.
+#[derive(Serialize_tuple, Deserialize_tuple)]
+struct BackfillWire {
+    version: u8,
+    first: LeafIndex,
+    entries: Vec<ByteBuf>,
+    checkpoint: CheckpointNote,
 }
 
 /// Splits `(index, entry)` pairs (consecutive, in order) into batches of at most
@@ -209,5 +249,32 @@ mod tests {
             ..b
         };
         assert!(EntryBatch::from_wire(&overflow.to_wire()).is_err());
+    }
+
+    #[test]
+    fn backfill_answers_carry_the_version_first() {
+        let b = EntryBatch {
+            first: LeafIndex(3),
+            entries: vec![ByteBuf::from(vec![1, 2])],
+            checkpoint: note(),
+        };
+        let wire = b.to_backfill_wire();
+        // [1, first, entries, checkpoint]: an array of 4 whose first element is the version.
+        assert_eq!(&wire[..2], &[0x84, 0x01]);
+        assert_eq!(EntryBatch::from_backfill_wire(&wire).unwrap(), b);
+        // The event payload (no version) is not a backfill answer, nor the reverse.
+        assert!(EntryBatch::from_backfill_wire(&b.to_wire()).is_err());
+        assert!(EntryBatch::from_wire(&wire).is_err());
+        let mut v2 = wire.clone();
+        v2[1] = 0x02;
+        assert!(matches!(
+            EntryBatch::from_backfill_wire(&v2),
+            Err(WireError::UnsupportedVersion { .. })
+        ));
+        let empty = EntryBatch {
+            entries: vec![],
+            ..b
+        };
+        assert!(EntryBatch::from_backfill_wire(&empty.to_backfill_wire()).is_err());
     }
 }
