@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use rendezvous_client::{Client, EntryContent, ReadReport};
+use rendezvous_client::Client;
 use rendezvous_protocol::topic::{History, Role};
 use rendezvous_testkit::server::{TestServer, open_store_when_free, register, uid};
 use rendezvous_testkit::{TempDir, raw};
@@ -28,21 +28,6 @@ async fn link(server: &TestServer, dir: &TempDir, existing: &mut Client, name: &
     .await;
     offered.unwrap();
     joined.unwrap()
-}
-
-fn texts(report: &ReadReport) -> Vec<Option<String>> {
-    report
-        .entries
-        .iter()
-        .filter_map(|e| match &e.content {
-            EntryContent::Message { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn opened(report: &ReadReport) -> Vec<String> {
-    texts(report).into_iter().flatten().collect()
 }
 
 /// Alice and Bob (a writer) in a new topic, with `count` messages from Alice.
@@ -116,7 +101,7 @@ async fn every_device_of_every_member_reads_every_message() {
     ] {
         let report = device.read(&topic).await.unwrap();
         assert_eq!(
-            opened(&report),
+            raw::texts(&report),
             vec!["from alice's second device", "from bob's third device"],
             "{:?} read {:?}",
             device.user(),
@@ -203,11 +188,11 @@ async fn a_removed_member_reads_nothing_posted_after_removal() {
         .await
         .unwrap();
     alice.send(&topic, b"before").await.unwrap();
-    assert_eq!(opened(&bob.read(&topic).await.unwrap()), vec!["before"]);
+    assert_eq!(raw::texts(&bob.read(&topic).await.unwrap()), vec!["before"]);
     alice.remove_members(&topic, &[uid("bob")]).await.unwrap();
     alice.send(&topic, b"after bob left").await.unwrap();
     assert_eq!(
-        opened(&carol.read(&topic).await.unwrap()),
+        raw::texts(&carol.read(&topic).await.unwrap()),
         vec!["before", "after bob left"]
     );
     // Bob gets nothing readable: the server refuses him the log, and even the raw ciphertext is
@@ -215,7 +200,10 @@ async fn a_removed_member_reads_nothing_posted_after_removal() {
     let report = bob.read(&topic).await;
     match report {
         Err(e) => assert_eq!(e.code().map(|c| c.as_str()), Some("forbidden"), "{e}"),
-        Ok(r) => assert!(!opened(&r).contains(&"after bob left".to_owned()), "{r:?}"),
+        Ok(r) => assert!(
+            !raw::texts(&r).contains(&"after bob left".to_owned()),
+            "{r:?}"
+        ),
     }
     let epochs: Vec<u32> = bob
         .keystore()
@@ -253,7 +241,7 @@ async fn protected_topics_hide_old_messages_from_new_members_shared_ones_do_not(
     alice.send(&protected, b"new").await.unwrap();
     let report = dave.read(&protected).await.unwrap();
     assert_eq!(
-        texts(&report),
+        raw::message_texts(&report),
         vec![None, Some("new".to_owned())],
         "{:?}",
         report.entries
@@ -271,7 +259,7 @@ async fn protected_topics_hide_old_messages_from_new_members_shared_ones_do_not(
     alice.send(&shared, b"new").await.unwrap();
     let report = erin.read(&shared).await.unwrap();
     assert_eq!(
-        opened(&report),
+        raw::texts(&report),
         vec!["old news", "new"],
         "{:?}",
         report.entries
@@ -295,7 +283,7 @@ async fn a_new_linked_device_reads_existing_topics_and_a_removed_one_is_locked_o
 
     let mut phone = link(&server, &dir, &mut alice, "phone").await;
     assert_eq!(
-        opened(&phone.read(&topic).await.unwrap()),
+        raw::texts(&phone.read(&topic).await.unwrap()),
         vec!["written before the new device"]
     );
     phone.send(&topic, b"from the phone").await.unwrap();
@@ -319,7 +307,7 @@ async fn a_new_linked_device_reads_existing_topics_and_a_removed_one_is_locked_o
     assert!(err.code().is_some(), "{err}");
     // Alice's own device goes on.
     assert_eq!(
-        opened(&alice.read(&topic).await.unwrap()),
+        raw::texts(&alice.read(&topic).await.unwrap()),
         vec!["written before the new device", "from the phone"]
     );
 }
@@ -346,10 +334,10 @@ async fn a_restart_loses_nothing() {
     let mut bob = Client::open(&dir.join("bob"), &rendezvous_testkit::passphrase()).unwrap();
     let report = bob.read(&topic).await.unwrap();
     let want: Vec<String> = (0..20).map(|i| format!("message {i}")).collect();
-    assert_eq!(opened(&report), want);
+    assert_eq!(raw::texts(&report), want);
     alice.send(&topic, b"after restart").await.unwrap();
     assert_eq!(
-        opened(&bob.read(&topic).await.unwrap()),
+        raw::texts(&bob.read(&topic).await.unwrap()),
         vec!["after restart"]
     );
     assert!(alice.verify(&topic).await.unwrap().ok());
@@ -402,12 +390,12 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
     let addr = server.addr;
     let (mut alice, mut bob, topic) =
         pair_with_messages(&server, &dir, History::Protected, "first ", 5).await;
-    assert_eq!(opened(&bob.read(&topic).await.unwrap()).len(), 5);
+    assert_eq!(raw::texts(&bob.read(&topic).await.unwrap()).len(), 5);
     // A rekey and more messages: bob resumes from his snapshot and still gets the new key.
     alice.rekey(&topic).await.unwrap();
     bob.send(&topic, b"after rekey").await.unwrap();
     assert_eq!(
-        opened(&bob.read(&topic).await.unwrap()),
+        raw::texts(&bob.read(&topic).await.unwrap()),
         vec!["after rekey"]
     );
     // Alice verifies the log too: only a device whose verified view covers entry 2 may write
@@ -426,7 +414,7 @@ async fn reads_resume_where_they_stopped_and_verify_still_checks_everything() {
     let server = TestServer::start_on(&dir.join("server"), addr);
     alice.send(&topic, b"later").await.unwrap();
     let report = bob.read(&topic).await.unwrap();
-    assert_eq!(opened(&report), vec!["later"]);
+    assert_eq!(raw::texts(&report), vec!["later"]);
     assert!(report.entries.iter().all(|e| e.verified()), "{report:?}");
     // ...but a full verify does, and flags it.
     let v = bob.verify(&topic).await.unwrap();

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use rendezvous_client::{Client, ClientError, EntryContent, ReadReport};
+use rendezvous_client::{Client, ClientError};
 use rendezvous_protocol::ids::{TopicId, UserId};
 use rendezvous_protocol::topic::{History, Role};
 use rendezvous_testkit::federation::Federation;
@@ -24,19 +24,6 @@ fn id(user: &str, server: &str) -> UserId {
     format!("@{user}:{server}").parse().unwrap()
 }
 
-fn opened(report: &ReadReport) -> Vec<String> {
-    report
-        .entries
-        .iter()
-        .filter_map(|e| match &e.content {
-            EntryContent::Message {
-                text: Some(text), ..
-            } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Reads `topic` as `client` until `want` texts have been read in all (across reads), or
 /// panics after 30 s. Returns every text read, in order.
 async fn read_until(client: &mut Client, topic: &TopicId, want: usize) -> Vec<String> {
@@ -44,7 +31,7 @@ async fn read_until(client: &mut Client, topic: &TopicId, want: usize) -> Vec<St
     let mut got = Vec::new();
     loop {
         match client.read(topic).await {
-            Ok(report) => got.extend(opened(&report)),
+            Ok(report) => got.extend(raw::texts(&report)),
             Err(e) if Instant::now() < deadline => {
                 let _ = e;
             }

@@ -421,34 +421,19 @@ fn sealed_box_vector(
         &mut Randomness::Fixed(&mut rng),
     )
     .unwrap();
-    let key_id = recipient.public().key_id();
-    let mut info_parts: Vec<&[u8]> = Vec::new();
-    let purpose_byte = [purpose as u8];
-    let suite = SUITE.id().to_be_bytes();
-    info_parts.push(&purpose_byte);
-    info_parts.push(&suite);
-    info_parts.push(&key_id.0);
-    info_parts.extend_from_slice(context);
-    json!({
-        "inputs": {
+    devices::box_json(
+        recipient,
+        purpose,
+        context,
+        plaintext,
+        json!({
             "rng_seed_name": rng_seed_name,
             "rng_seed": h(rng_seed),
             "rng_use": "VectorRng(rng_seed): bytes 0-31 ikm_e",
-        },
-        "suite": SUITE.id(),
-        "purpose": purpose as u8,
-        "recipient_secret": h(*recipient.to_bytes()),
-        "recipient_public": h(recipient.public().as_bytes()),
-        "recipient_key_id": h(key_id.0),
-        "context": context.iter().map(h).collect::<Vec<_>>(),
-        "info": h(transcript(transcript::LABEL_SEAL, &info_parts)),
-        "aad": "",
-        "plaintext": h(plaintext),
-        "ikm_e": h(ikm_e),
-        "enc": h(&sealed.enc),
-        "ciphertext": h(&sealed.ciphertext),
-        "sealed_box": h(encode(&sealed)),
-    })
+        }),
+        ikm_e,
+        &sealed,
+    )
 }
 
 fn compute_sealed_boxes() -> Value {

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rendezvous_client::cli::Output;
-use rendezvous_client::{EntryContent, ReadReport};
+
 use rendezvous_protocol::api::{Body, ClaimTopicKeysRequest};
 use rendezvous_protocol::ids::UserId;
 use rendezvous_protocol::topic::{History, Role};
@@ -13,17 +13,6 @@ use rendezvous_testkit::cli::rdv;
 use rendezvous_testkit::federation::Federation;
 use rendezvous_testkit::server::{TestServer, register, uid};
 use rendezvous_testkit::{TempDir, raw};
-
-fn texts(report: &ReadReport) -> Vec<Option<String>> {
-    report
-        .entries
-        .iter()
-        .filter_map(|e| match &e.content {
-            EntryContent::Message { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 #[actix_rt::test]
 async fn a_plain_add_to_a_shared_topic_shares_the_epochs_before_a_rekey_and_no_history_does_not() {
@@ -56,7 +45,7 @@ async fn a_plain_add_to_a_shared_topic_shares_the_epochs_before_a_rekey_and_no_h
 
     // Carol, added plainly, holds epoch 0's key too and reads both messages.
     assert_eq!(
-        texts(&carol.read(&topic).await.unwrap()),
+        raw::message_texts(&carol.read(&topic).await.unwrap()),
         vec![
             Some("before the rekey".to_owned()),
             Some("after the rekey".to_owned())
@@ -64,7 +53,7 @@ async fn a_plain_add_to_a_shared_topic_shares_the_epochs_before_a_rekey_and_no_h
     );
     // Dave, added with --no-history, holds only the current epoch's key.
     assert_eq!(
-        texts(&dave.read(&topic).await.unwrap()),
+        raw::message_texts(&dave.read(&topic).await.unwrap()),
         vec![None, Some("after the rekey".to_owned())]
     );
     let epochs: Vec<u32> = dave

@@ -181,11 +181,16 @@ pub fn messages_path(topic: &TopicId) -> String {
 
 /// The texts of the messages a read showed, in log order (undecryptable ones left out).
 pub fn texts(report: &rendezvous_client::ReadReport) -> Vec<String> {
+    message_texts(report).into_iter().flatten().collect()
+}
+
+/// Every message a read showed, in log order: its text, or `None` when it could not be opened.
+pub fn message_texts(report: &rendezvous_client::ReadReport) -> Vec<Option<String>> {
     report
         .entries
         .iter()
         .filter_map(|e| match &e.content {
-            rendezvous_client::EntryContent::Message { text, .. } => text.clone(),
+            rendezvous_client::EntryContent::Message { text, .. } => Some(text.clone()),
             _ => None,
         })
         .collect()
