@@ -14,7 +14,7 @@
 //! 4. [`api_bodies_match_their_rules`]: the code's body types, encoded from constructed values,
 //!    match their rules, so the CDDL cannot drift from the code.
 //! 5. [`markdown_does_not_redefine_the_documents_rules`]: no ```cddl block of the markdown
-//!    restates a rule of the document (one rule, one place), but the few listed in [`RESTATED`].
+//!    restates a rule of the document (one rule, one place): the markdown names the rule.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1320,16 +1320,6 @@ fn json_bodies_match_their_rules() {
 // ---------------------------------------------------------------------------------------------
 // 5. One rule, one place
 
-/// Rules that a ```cddl block of a markdown document restates although the document defines
-/// them (to be replaced by references to the rule; a new restatement fails the test).
-const RESTATED: &[(&str, &str)] = &[
-    ("directory.md", "directory-entry"),
-    ("directory.md", "directory-proof"),
-    ("directory.md", "identity-response"),
-    ("directory.md", "identity-rotation"),
-    ("directory.md", "signed-identity-rotation"),
-];
-
 #[test]
 fn markdown_does_not_redefine_the_documents_rules() {
     let (document_rules, _) = rule_names(&document());
@@ -1348,8 +1338,7 @@ fn markdown_does_not_redefine_the_documents_rules() {
             let block = block.split("```").next().unwrap_or("");
             let (defined, _) = rule_names(block);
             for rule in defined {
-                let known = RESTATED.contains(&(name.as_str(), rule.as_str()));
-                if document_rules.contains(&rule) && !known {
+                if document_rules.contains(&rule) {
                     failures.push(format!(
                         "{name} restates `{rule}` of the CDDL document: name the rule instead"
                     ));
