@@ -14,7 +14,9 @@
 //! 4. [`api_bodies_match_their_rules`]: the code's body types, encoded from constructed values,
 //!    match their rules, so the CDDL cannot drift from the code.
 //! 5. [`markdown_does_not_redefine_the_documents_rules`]: no ```cddl block of the markdown
-//!    restates a rule of the document (one rule, one place), but the few listed in [`RESTATED`].
+//!    restates a rule of the document (one rule, one place): the markdown names the rule; nor
+//!    does a ```text block give a CBOR array shape in another notation
+//!    ([`markdown_text_blocks_do_not_restate_cbor_shapes`]).
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1320,16 +1322,6 @@ fn json_bodies_match_their_rules() {
 // ---------------------------------------------------------------------------------------------
 // 5. One rule, one place
 
-/// Rules that a ```cddl block of a markdown document restates although the document defines
-/// them (to be replaced by references to the rule; a new restatement fails the test).
-const RESTATED: &[(&str, &str)] = &[
-    ("directory.md", "directory-entry"),
-    ("directory.md", "directory-proof"),
-    ("directory.md", "identity-response"),
-    ("directory.md", "identity-rotation"),
-    ("directory.md", "signed-identity-rotation"),
-];
-
 #[test]
 fn markdown_does_not_redefine_the_documents_rules() {
     let (document_rules, _) = rule_names(&document());
@@ -1348,8 +1340,7 @@ fn markdown_does_not_redefine_the_documents_rules() {
             let block = block.split("```").next().unwrap_or("");
             let (defined, _) = rule_names(block);
             for rule in defined {
-                let known = RESTATED.contains(&(name.as_str(), rule.as_str()));
-                if document_rules.contains(&rule) && !known {
+                if document_rules.contains(&rule) {
                     failures.push(format!(
                         "{name} restates `{rule}` of the CDDL document: name the rule instead"
                     ));
@@ -1361,4 +1352,47 @@ fn markdown_does_not_redefine_the_documents_rules() {
     // The scan finds a restatement.
     let (defined, _) = rule_names("sealed-box = {\n  \"suite\": uint,\n}\n");
     assert!(defined.contains("sealed-box") && document_rules.contains("sealed-box"));
+}
+
+/// A line of a ```text block of `markdown` that gives a CBOR array shape (`name = [ … ]` or
+/// `name = CBOR [ … ]`): a second notation of what a rule of the CDDL document defines.
+fn text_shapes(markdown: &str) -> Vec<String> {
+    let mut shapes = Vec::new();
+    for block in markdown.split("```text\n").skip(1) {
+        let block = block.split("```").next().unwrap_or("");
+        for line in block.lines() {
+            let Some((_, rhs)) = line.split_once(" = ") else {
+                continue;
+            };
+            let rhs = rhs.trim_start();
+            if rhs.starts_with('[') || rhs.starts_with("CBOR [") {
+                shapes.push(line.trim().to_owned());
+            }
+        }
+    }
+    shapes
+}
+
+#[test]
+fn markdown_text_blocks_do_not_restate_cbor_shapes() {
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("federation-spec");
+    let mut failures = Vec::new();
+    for e in std::fs::read_dir(&spec).unwrap() {
+        let file = e.unwrap().path();
+        if file.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text_shapes(&text) {
+            failures.push(format!(
+                "{}: `{line}` restates a CBOR shape: name the CDDL rule instead",
+                file.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The scan finds both notations, and leaves formulas alone.
+    let sample = "```text\nevent = [1, origin]\nheader = nonce ‖ x\nmessage = CBOR [h, c]\n\
+                  sig = Ed25519(k, transcript(\"l\", [p]))\n```\n";
+    assert_eq!(text_shapes(sample).len(), 2, "{:?}", text_shapes(sample));
 }

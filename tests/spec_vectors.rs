@@ -1719,3 +1719,46 @@ fn spec_quotes_match_the_vectors() {
         "the checkpoint example of tag-log.md §4.1 is found"
     );
 }
+
+/// The link codes the spec text quotes (`devices.md` §4.1) are the vector's: every word shaped
+/// like a link code (8 groups of 5 characters joined by `-`) is `devices.json` `link.code`, or
+/// the all-zero key test (link id and secret all zero, checked in `devices/link_code.rs`); and
+/// `devices.md` quotes the vector's code, so the example cannot go stale.
+#[test]
+fn spec_link_codes_match_the_vector() {
+    const ZERO: &str = "00000-00000-00000-00000-00000-00000-00000-00000";
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("federation-spec");
+    let devices = load("devices.json");
+    let code = text(&devices["link"], "code");
+    let is_code = |w: &str| {
+        w.len() == 47
+            && w.split('-').count() == 8
+            && w.split('-')
+                .all(|g| g.len() == 5 && g.chars().all(|c| c.is_ascii_alphanumeric()))
+    };
+    assert!(is_code(code) && is_code(ZERO) && !is_code("z5b6c-peeaf"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.sort();
+    let mut quoted_in_devices = false;
+    for path in files {
+        let spec = std::fs::read_to_string(&path).unwrap();
+        for word in spec.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            if is_code(word) {
+                assert!(
+                    word == code || word == ZERO,
+                    "{}: link code {word} is not devices.json link.code ({code})",
+                    path.display()
+                );
+                quoted_in_devices |= word == code && path.ends_with("devices.md");
+            }
+        }
+    }
+    assert!(
+        quoted_in_devices,
+        "devices.md §4.1 quotes devices.json link.code"
+    );
+}

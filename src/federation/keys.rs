@@ -72,7 +72,8 @@ fn retired_keys(store: &Store) -> Result<Vec<ServerKeyEntry>, StoreError> {
 }
 
 /// Records the rotation of this server's key from `old` to `new` at `now`, in one store batch:
-/// the statement signed by both keys, `old` retired with `valid_until` = `now`, and `new`'s
+/// the statement signed by both keys, `old` retired with `valid_until` = `now + 1` (exclusive,
+/// so valid through the second of the rotation; at least `valid_from + 1`), and `new`'s
 /// `valid_from` = `now`. The caller puts `new` in place as `server.key` afterwards.
 pub fn record_rotation(
     store: &Store,
