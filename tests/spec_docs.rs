@@ -122,6 +122,42 @@ fn section_numbers(doc: &str) -> Vec<String> {
         .collect()
 }
 
+/// The section numbers that head more than one section of `doc` (a reference to one of them
+/// could mean either).
+fn duplicate_section_numbers(doc: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut twice = Vec::new();
+    for number in section_numbers(doc) {
+        if !seen.insert(number.clone()) {
+            twice.push(number);
+        }
+    }
+    twice
+}
+
+/// No spec document has two headings with one number: `devices.md §5.5` names one section.
+#[test]
+fn no_document_numbers_two_sections_alike() {
+    let docs = spec_documents();
+    assert!(docs.len() >= 8, "only {} documents", docs.len());
+    let mut failures = Vec::new();
+    for (name, doc) in &docs {
+        for number in duplicate_section_numbers(doc) {
+            failures.push(format!("{name}: two headings numbered {number}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The check finds a planted duplicate, at any depth, and leaves distinct numbers alone.
+    let (_, devices) = docs.iter().find(|(n, _)| n == "devices.md").unwrap();
+    let planted = format!("{devices}\n### 5.5 Another section\n");
+    assert_eq!(duplicate_section_numbers(&planted), vec!["5.5".to_owned()]);
+    assert_eq!(
+        duplicate_section_numbers("## 2. A\n### 2.1 B\n## 3. C\n#### 2.1 D\n"),
+        vec!["2.1".to_owned()]
+    );
+    assert!(duplicate_section_numbers("## 1. A\n### 1.1 B\n## 11. C\n").is_empty());
+}
+
 /// The section numbers that `text` cites after `§` at byte `at`: `§7.2`, `§2–3` (both ends),
 /// `§6–§7`, `§3.3, §4.2`, `§8.1 or §8.4` … (a list goes on while the next number follows `–`,
 /// `–§`, `, §`, ` and §` or ` or §`).
