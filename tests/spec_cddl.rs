@@ -16,7 +16,8 @@
 //! 5. [`markdown_does_not_redefine_the_documents_rules`]: no ```cddl block of the markdown
 //!    restates a rule of the document (one rule, one place): the markdown names the rule; nor
 //!    does a ```text block give a CBOR array shape in another notation
-//!    ([`markdown_text_blocks_do_not_restate_cbor_shapes`]).
+//!    ([`markdown_text_blocks_do_not_restate_cbor_shapes`]), nor an inline code span of the prose
+//!    (`` `[1, user]` ``, [`markdown_prose_does_not_restate_cbor_shapes`]).
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -938,6 +939,24 @@ mod bodies {
                 .to_cbor(),
             ),
             (
+                "upload-own-topic-key-request",
+                UploadOwnTopicKeyRequest {
+                    upload: ByteBuf::from(upload.clone()),
+                }
+                .to_cbor(),
+            ),
+            (
+                "alarm-evidence",
+                rendezvous_client::AlarmEvidence::new(
+                    &note_text,
+                    &note_text,
+                    0,
+                    &directory_entry,
+                    &[hash],
+                )
+                .to_cbor(),
+            ),
+            (
                 "claim-topic-keys-request",
                 ClaimTopicKeysRequest {
                     users: vec![user.clone()],
@@ -1395,4 +1414,119 @@ fn markdown_text_blocks_do_not_restate_cbor_shapes() {
     let sample = "```text\nevent = [1, origin]\nheader = nonce ‖ x\nmessage = CBOR [h, c]\n\
                   sig = Ed25519(k, transcript(\"l\", [p]))\n```\n";
     assert_eq!(text_shapes(sample).len(), 2, "{:?}", text_shapes(sample));
+}
+
+/// Documents whose inline shapes are not definitions: the changelog says what a body *was*.
+const SHAPE_HISTORY: &[&str] = &["CHANGELOG.md"];
+
+/// Whether an inline code span gives a CBOR array shape: `[` followed by a version (`[1, …]`,
+/// `[1]`, `[version, …]`) or an occurrence (`[+ …]`, `[* …]`, `[1*1000 …]`), or a rule written
+/// out (`name = [ … ]`). Lists of transcript inputs (`[payload, signature]`), TOML tables
+/// (`[limits]`) and JSON (`[{"id"}]`, `[]`) are not shapes.
+fn is_cbor_shape(span: &str) -> bool {
+    let span = span.trim();
+    if let Some((name, _)) = span.split_once(" = [")
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return true;
+    }
+    let Some(inner) = span.strip_prefix('[') else {
+        return false;
+    };
+    let inner = inner.trim_start();
+    let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
+    inner.starts_with("version")
+        || inner.starts_with(['+', '*'])
+        || (digits > 0 && {
+            // `[1]` is a body; `[8]A` (a multiple of a point) is not.
+            let after = inner[digits..].trim_start();
+            after.starts_with([',', '*']) || after == "]"
+        })
+}
+
+/// The inline code spans of `markdown` (outside fenced blocks) that give a CBOR array shape.
+/// A span may run over a line break, not over a paragraph.
+fn inline_shapes(markdown: &str) -> Vec<String> {
+    let mut prose = String::with_capacity(markdown.len());
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            prose.push('\n');
+        } else if !fenced {
+            prose.push_str(line);
+            prose.push('\n');
+        }
+    }
+    let mut shapes = Vec::new();
+    for paragraph in prose.split("\n\n") {
+        for span in paragraph.split('`').skip(1).step_by(2) {
+            if is_cbor_shape(span) {
+                shapes.push(span.replace('\n', " "));
+            }
+        }
+    }
+    shapes
+}
+
+#[test]
+fn markdown_prose_does_not_restate_cbor_shapes() {
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("federation-spec");
+    let mut failures = Vec::new();
+    let mut scanned = 0;
+    for e in std::fs::read_dir(&spec).unwrap() {
+        let file = e.unwrap().path();
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        if file.extension().is_none_or(|e| e != "md") || SHAPE_HISTORY.contains(&name.as_str()) {
+            continue;
+        }
+        scanned += 1;
+        let text = std::fs::read_to_string(&file).unwrap();
+        for shape in inline_shapes(&text) {
+            failures.push(format!(
+                "{name}: `{shape}` restates a CBOR shape: name the CDDL rule instead"
+            ));
+        }
+    }
+    assert!(scanned >= 8, "only {scanned} documents scanned");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The scan finds a shape put back into client-api.md, across a line break too.
+    let client_api = std::fs::read_to_string(spec.join("client-api.md")).unwrap();
+    let planted = client_api.replacen("`register-response`", "`[1,\nuser]`", 1);
+    assert!(
+        planted != client_api,
+        "client-api.md names no `register-response`"
+    );
+    assert_eq!(inline_shapes(&planted), vec!["[1, user]".to_owned()]);
+    for shape in [
+        "[1]",
+        "[version, user]",
+        "[+ bstr]",
+        "[* [seq, kind, body]]",
+        "[1*1000 bstr .cbor log-entry]",
+        "[ 1, x ]",
+        "mirror-evidence = [reason, a, b]",
+    ] {
+        assert!(is_cbor_shape(shape), "{shape}");
+    }
+    for not_shape in [
+        "[limits.quota]",
+        "[]",
+        "[\"10.20.0.0/16\"]",
+        "[{\"id\", \"device_key\"}]",
+        "[[server, size]]",
+        "[payload, signature]",
+        "[size, first)",
+        "[8]A",
+        "[8][S]B = [8]R + [8][k]A",
+        "signature = Ed25519(DK, transcript(\"l\", [server name, user]))",
+    ] {
+        assert!(!is_cbor_shape(not_shape), "{not_shape}");
+    }
+    // Fenced blocks are left to the other checks.
+    assert!(inline_shapes("```text\n`[1, x]`\n```\n").is_empty());
 }
