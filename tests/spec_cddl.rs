@@ -18,6 +18,8 @@
 //!    does a ```text block give a CBOR array shape in another notation
 //!    ([`markdown_text_blocks_do_not_restate_cbor_shapes`]), nor an inline code span of the prose
 //!    (`` `[1, user]` ``, [`markdown_prose_does_not_restate_cbor_shapes`]).
+//! 6. [`prose_names_wire_fields_as_the_cddl_does`]: the markdown calls a wire field by its CDDL
+//!    member name (`old-identity-key`), not the code's (`old_identity_key`).
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1529,4 +1531,125 @@ fn markdown_prose_does_not_restate_cbor_shapes() {
     }
     // Fenced blocks are left to the other checks.
     assert!(inline_shapes("```text\n`[1, x]`\n```\n").is_empty());
+}
+
+/// The member keys of the CDDL document with a `-` (`old-identity-key:`), comments aside.
+fn kebab_member_keys(cddl: &str) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for line in cddl.lines() {
+        let code = strip_strings(line.split(';').next().unwrap_or(""));
+        for (at, _) in code.match_indices(':') {
+            let name: String = code[..at]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if name.contains('-') && name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                keys.insert(name);
+            }
+        }
+    }
+    keys
+}
+
+/// `(file, word)`: snake_case names that are not wire fields where they stand: JSON keys of
+/// `rdv --json` and the admin API (client-api.md §8, §9), vector JSON fields.
+const SNAKE_NOT_WIRE: &[(&str, &str)] = &[
+    ("client-api.md", "device_key"),
+    ("client-api.md", "identity_key"),
+    ("client-api.md", "last_resort"),
+    ("client-api.md", "last_seen"),
+    ("client-api.md", "prekeys_left"),
+    ("client-api.md", "topic_keys_left"),
+    ("conformance.md", "device_cert"),
+    ("protocol.md", "device_cert"),
+    ("protocol.md", "host_key"),
+    ("protocol.md", "kem_secret"),
+    ("protocol.md", "topic_keys"),
+];
+
+/// The words of `markdown`'s code spans and fenced blocks that are the snake_case form of one of
+/// `keys` (`old_identity_key` for `old-identity-key`). Path parameters (`{link_id}`), quoted
+/// strings (`"kem_key"`) and file names (`topic_keys.rs`) are not wire fields.
+fn snake_wire_names(markdown: &str, keys: &BTreeSet<String>) -> Vec<String> {
+    let snake: BTreeSet<String> = keys.iter().map(|k| k.replace('-', "_")).collect();
+    let mut found = Vec::new();
+    for (i, piece) in markdown.split('`').enumerate() {
+        if i % 2 == 0 {
+            continue;
+        }
+        let bytes = piece.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            if !(bytes[at].is_ascii_lowercase() || bytes[at] == b'_') {
+                at += 1;
+                continue;
+            }
+            let start = at;
+            while at < bytes.len() && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'_') {
+                at += 1;
+            }
+            let word = &piece[start..at];
+            let before = piece[..start].chars().next_back();
+            let after = &piece[at..];
+            let not_a_field = matches!(before, Some('{' | '"' | '-'))
+                || after.starts_with(['}', '"', '-'])
+                || after.starts_with(".rs");
+            if snake.contains(word) && !not_a_field {
+                found.push(word.to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn prose_names_wire_fields_as_the_cddl_does() {
+    let keys = kebab_member_keys(&document());
+    assert!(
+        keys.contains("old-identity-key") && keys.contains("key-check"),
+        "{keys:?}"
+    );
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("federation-spec");
+    let mut failures = Vec::new();
+    let mut allowed = BTreeSet::new();
+    for e in std::fs::read_dir(&spec).unwrap() {
+        let file = e.unwrap().path();
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        if file.extension().is_none_or(|e| e != "md") || SHAPE_HISTORY.contains(&name.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for word in snake_wire_names(&text, &keys) {
+            if let Some(entry) = SNAKE_NOT_WIRE
+                .iter()
+                .find(|(f, w)| *f == name && *w == word)
+            {
+                allowed.insert(*entry);
+            } else {
+                failures.push(format!(
+                    "{name}: `{word}`: the wire field is `{}` (CDDL)",
+                    word.replace('_', "-")
+                ));
+            }
+        }
+    }
+    for entry in SNAKE_NOT_WIRE {
+        if !allowed.contains(entry) {
+            failures.push(format!("{entry:?} in SNAKE_NOT_WIRE is no longer used"));
+        }
+    }
+    failures.sort();
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The scan finds a code name where the CDDL's belongs, and leaves the other uses alone.
+    let sample = "`rotation.new_identity_key` and `[old_identity_key, x]`; `/v1/link/{link_id}`, \
+                  `InvalidField { field: \"kem_key\" }`, `topic_keys.rs`, `new-identity-key`";
+    assert_eq!(
+        snake_wire_names(sample, &keys),
+        vec!["new_identity_key".to_owned(), "old_identity_key".to_owned()]
+    );
 }
