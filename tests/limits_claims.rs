@@ -335,6 +335,16 @@ async fn last_resort_is_served_kept_and_replaced() {
     );
     assert!(bob.keystore().is_last_resort(&key_id(&first)));
 
+    // One-time keys alone do not answer the request: a sync asks for the last-resort key too
+    // (its `refill` is the key status's), and the device's sync uploads one.
+    bob.make_topic_keys(TOPIC_KEY_STOCK).await.unwrap();
+    let status = bob.key_status().await.unwrap();
+    assert!(status.topic_keys_left >= 20 && status.refill, "{status:?}");
+    bob.sync().await.unwrap();
+    let status = bob.key_status().await.unwrap();
+    assert_eq!(status.last_resort, LastResortStatus::Unused, "{status:?}");
+    assert!(!status.refill);
+
     // Bob's sync replaces it (and refills the one-time keys).
     bob.sync_inbox().await.unwrap();
     bob.refill(false).await.unwrap();

@@ -436,17 +436,23 @@ pub(crate) fn federation_of(state: &AppState) -> ApiResult<&FederationClient> {
 /// `GET /v1/keys/status` (`client-api.md` §4): `refill` also while the user has no unused
 /// last-resort key (none yet, or the one held was handed out).
 async fn key_status(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    Ok(cbor_response(&key_status_of(&state, &caller)?))
+}
+
+/// The caller's key stock and whether its devices are asked to refill: one rule for
+/// `GET /v1/keys/status` and `GET /v1/sync` (`client-api.md` §4, §6).
+pub(crate) fn key_status_of(state: &AppState, caller: &Caller) -> ApiResult<KeyStatusResponse> {
     let prekeys_left = state.store().prekey_count(&caller.user, caller.device)?;
     let topic_keys_left = state.store().topic_key_count(&caller.user)?;
     let last_resort = state.store().last_resort_status(&caller.user)?;
-    Ok(cbor_response(&KeyStatusResponse {
+    Ok(KeyStatusResponse {
         prekeys_left,
         topic_keys_left,
         refill: prekeys_left < LOW_WATER
             || topic_keys_left < LOW_WATER
             || last_resort != LastResortStatus::Unused,
         last_resort,
-    }))
+    })
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
-use super::keys::LOW_WATER;
 use super::{RequestError, cbor_body, cbor_response, parse, require_cbor};
 use crate::error::{ApiError, ApiResult};
 use crate::federation::keys::{PeerKeys, own_server_keys};
@@ -345,8 +344,7 @@ async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
             cursor: LeafIndex(cursor),
         });
     }
-    let refill = state.store().prekey_count(&caller.user, caller.device)? < LOW_WATER
-        || state.store().topic_key_count(&caller.user)? < LOW_WATER;
+    let refill = super::keys::key_status_of(&state, &caller)?.refill;
     Ok(cbor_response(&SyncResponse { topics, refill }))
 }
 
