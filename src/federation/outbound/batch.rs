@@ -6,7 +6,9 @@ use base64::Engine;
 
 use super::TransportError;
 use rendezvous_protocol::api::ErrorCode;
-use rendezvous_protocol::federation::transaction::MAX_TRANSACTION_LEN;
+use rendezvous_protocol::federation::limits::{
+    MAX_TRANSACTION_LEN, SIGNED_EVENT_FRAMING, TRANSACTION_HEADER_LEN,
+};
 use rendezvous_protocol::federation::{Event, TransactionResponse};
 use rendezvous_protocol::ids::ServerName;
 use rendezvous_protocol::wire::SignedBytes;
@@ -72,20 +74,16 @@ pub(super) fn settle(
     Ok(s)
 }
 
-/// Room for a transaction's own fields (version, id, origin, destination, array headers).
-const TRANSACTION_OVERHEAD: usize = 1024;
-/// Bound on what a signed event adds to a transaction beyond its event bytes (signature, CBOR
-/// headers).
-const SIGNED_EVENT_OVERHEAD: usize = 128;
-
 /// The longest head of `batch` that fits one transaction of at most [`MAX_TRANSACTION_LEN`]
-/// bytes (`federation-api.md` §4); never empty when `batch` is not, since one event of at most
-/// [`MAX_EVENT_LEN`](rendezvous_protocol::federation::event::MAX_EVENT_LEN) bytes always fits.
+/// bytes (`federation-api.md` §1.2, §4), counting the transaction's own fields at their
+/// longest and each event with its signature framing; never empty when `batch` is not, since
+/// one event of at most [`MAX_EVENT_LEN`](rendezvous_protocol::federation::event::MAX_EVENT_LEN)
+/// bytes always fits.
 pub(super) fn fit(mut batch: Vec<(u64, SignedBytes)>) -> Vec<(u64, SignedBytes)> {
-    let mut total = TRANSACTION_OVERHEAD;
+    let mut total = TRANSACTION_HEADER_LEN;
     let mut n = 0;
     for (_, e) in &batch {
-        total = total.saturating_add(e.0.len().saturating_add(SIGNED_EVENT_OVERHEAD));
+        total = total.saturating_add(e.0.len().saturating_add(SIGNED_EVENT_FRAMING));
         if total > MAX_TRANSACTION_LEN && n > 0 {
             break;
         }
