@@ -24,8 +24,9 @@ use rendezvous_protocol::wire::SignedBytes;
 /// Path of the topic queries (`federation-api.md` §5): `{topic}/entries?from&limit` and
 /// `{topic}/checkpoint`.
 pub const TOPICS_PATH: &str = "/_rdv/federation/v1/topics";
-/// Largest backfill answer accepted.
-const MAX_BACKFILL_LEN: usize = rendezvous_protocol::federation::event::MAX_EVENT_LEN;
+/// Largest backfill answer accepted: the largest `topic.entry` payload with its version
+/// (`federation-api.md` §1.2).
+const MAX_BACKFILL_LEN: usize = rendezvous_protocol::federation::limits::MAX_BACKFILL_LEN;
 /// Largest checkpoint answer accepted.
 const MAX_CHECKPOINT_LEN: usize = 64 * 1024;
 

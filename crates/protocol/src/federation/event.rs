@@ -24,8 +24,9 @@ use crate::ids::{ServerName, TopicId};
 use crate::wire::signed::SignedError;
 use crate::wire::{Signed, SignedPayload, VERSION, Verified, WireError, check_version, encode};
 
-/// Largest encoded event payload (a topic change of a large topic fits).
-pub const MAX_EVENT_LEN: usize = 4 * 1024 * 1024 + 1024;
+/// Largest encoded event: the largest payload of any kind with every other field at its
+/// longest ([`super::limits`], `federation-api.md` §1.2).
+pub use super::limits::MAX_EVENT_LEN;
 /// How far an event's time may be ahead of the receiver's clock, seconds.
 pub const MAX_FUTURE_SKEW: u64 = 300;
 

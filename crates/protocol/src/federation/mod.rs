@@ -3,6 +3,7 @@
 //! TLS or storage; the homeserver's federation listener and outbound queues build on it.
 
 pub mod event;
+pub mod limits;
 pub mod server_keys;
 pub mod topic_events;
 pub mod transaction;

@@ -13,7 +13,9 @@
 use serde_bytes::ByteBuf;
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
-use super::event::MAX_EVENT_LEN;
+use super::limits::{
+    MAX_BACKFILL_LEN, MAX_COSIGNATURE_PAYLOAD_LEN, MAX_ENTRY_PAYLOAD_LEN, MAX_SUBMIT_PAYLOAD_LEN,
+};
 use crate::ids::UserId;
 use crate::tlog::{CheckpointNote, LeafIndex, TreeSize};
 use crate::wire::{VERSION, WireError, check_version, decode, decode_versioned, encode};
@@ -41,9 +43,10 @@ impl EntryBatch {
         encode(self)
     }
 
-    /// Decodes a payload: 1 to [`MAX_ENTRIES_PER_EVENT`] entries.
+    /// Decodes a payload: at most [`MAX_ENTRY_PAYLOAD_LEN`] bytes, 1 to
+    /// [`MAX_ENTRIES_PER_EVENT`] entries.
     pub fn from_wire(bytes: &[u8]) -> Result<EntryBatch, WireError> {
-        decode::<EntryBatch>(bytes, MAX_EVENT_LEN)?.checked()
+        decode::<EntryBatch>(bytes, MAX_ENTRY_PAYLOAD_LEN)?.checked()
     }
 
     /// Encodes the answer to a backfill query (`topic-entries-response`, `federation-api.md`
@@ -57,11 +60,12 @@ impl EntryBatch {
         })
     }
 
-    /// Decodes the answer to a backfill query: size, version first, then as [`from_wire`].
+    /// Decodes the answer to a backfill query: size ([`MAX_BACKFILL_LEN`]), version first, then
+    /// as [`from_wire`].
     ///
     /// [`from_wire`]: EntryBatch::from_wire
     pub fn from_backfill_wire(bytes: &[u8]) -> Result<EntryBatch, WireError> {
-        let w: BackfillWire = decode_versioned(bytes, MAX_EVENT_LEN)?;
+        let w: BackfillWire = decode_versioned(bytes, MAX_BACKFILL_LEN)?;
         check_version(w.version)?;
         EntryBatch {
             first: w.first,
@@ -148,9 +152,9 @@ impl Submit {
         encode(self)
     }
 
-    /// Decodes a payload.
+    /// Decodes a payload of at most [`MAX_SUBMIT_PAYLOAD_LEN`] bytes.
     pub fn from_wire(bytes: &[u8]) -> Result<Submit, WireError> {
-        decode(bytes, MAX_EVENT_LEN)
+        decode(bytes, MAX_SUBMIT_PAYLOAD_LEN)
     }
 }
 
@@ -161,7 +165,7 @@ pub fn cosignature_to_wire(note: &str) -> Vec<u8> {
 
 /// Decodes a `topic.cosignature` payload: a well-formed note, signatures not yet checked.
 pub fn cosignature_from_wire(bytes: &[u8]) -> Result<CheckpointNote, WireError> {
-    decode(bytes, 64 * 1024)
+    decode(bytes, MAX_COSIGNATURE_PAYLOAD_LEN)
 }
 
 /// Evidence kept with a stopped mirror: why, and two checkpoint notes signed by the hosting

@@ -21,12 +21,7 @@ use crate::wire::{
     Signed, SignedBytes, VERSION, WireError, check_version, decode_versioned, encode, fixed_bytes,
 };
 
-/// Most events in one transaction.
-pub const MAX_EVENTS: usize = 100;
-/// Largest encoded transaction.
-pub const MAX_TRANSACTION_LEN: usize = 16 * 1024 * 1024;
-/// Longest transaction id.
-pub const MAX_TXN_ID_LEN: usize = 64;
+pub use super::limits::{MAX_EVENTS, MAX_TRANSACTION_LEN, MAX_TXN_ID_LEN};
 
 /// `[1, txn_id, origin, destination, [+ event]]`.
 #[derive(Debug, Clone)]

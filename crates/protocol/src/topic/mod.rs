@@ -30,8 +30,8 @@ pub use change::{
 pub use entry_evidence::{EntryEvidence, EntryEvidenceError, MAX_ENTRY_EVIDENCE_SIZE, committed};
 pub use keys::{EpochKeyring, KeyError};
 pub use log::{
-    Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, ParsedEntry, Replayer,
-    check_in_log, leaf_data, leaf_data_for_change, log_origin,
+    Applied, ENTRY_CHANGE, ENTRY_MESSAGE, EntryError, LogEntry, MAX_ENTRY_LEN, ParsedEntry,
+    Replayer, check_in_log, leaf_data, leaf_data_for_change, log_origin,
 };
 pub use state::{ChangeOutcome, Member, TagSet, TagsUnavailable, TopicState};
 
