@@ -438,6 +438,51 @@ mod tests {
         assert_eq!(s.port(), Some(8448));
     }
 
+    /// The longest name `protocol.md` §2.1 allows (a host of 253 and a port, 255 in all) is
+    /// parsed, and its topic logs' and directory's origins and its key name are valid in a
+    /// checkpoint note (`tag-log.md` §4.1, `MAX_NAME_LEN` = 255 + 7 + 26); one byte more is
+    /// refused at parse.
+    #[test]
+    fn the_longest_server_name_signs_its_logs() {
+        use crate::crypto::ServerKey;
+        use crate::tlog::{Checkpoint, SignedCheckpoint, TreeSize, empty_root};
+        let host = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
+        assert_eq!(host.len(), 253);
+        let name: ServerName = format!("{host}:9").parse().unwrap();
+        assert_eq!(name.as_str().len(), MAX_SERVER_NAME_LEN);
+        let key = ServerKey::from_seed(&[1; 32]);
+        let topic = TopicId::random(&name);
+        for origin in [
+            crate::topic::log_origin(&topic),
+            crate::directory::directory_origin(&name),
+        ] {
+            let checkpoint = Checkpoint::new(&origin, TreeSize(1), empty_root(), 1).unwrap();
+            let note = SignedCheckpoint::sign(&checkpoint, &key, name.as_str())
+                .unwrap()
+                .to_note();
+            let parsed = SignedCheckpoint::parse(note.as_str().as_bytes()).unwrap();
+            let back = parsed.verify(key.public(), name.as_str()).unwrap();
+            assert_eq!(back, &checkpoint, "{origin}");
+        }
+        assert_eq!(
+            crate::topic::log_origin(&topic).len(),
+            crate::tlog::checkpoint::MAX_NAME_LEN
+        );
+        for longer in [
+            format!("{host}:99"),
+            format!("{host}.e"),
+            format!("{host}e"),
+        ] {
+            assert!(longer.parse::<ServerName>().is_err(), "{longer}");
+        }
+    }
+
     #[test]
     fn user_ids() {
         let u: UserId = "@alice:a.example:8448".parse().unwrap();

@@ -35,9 +35,6 @@ fn long_name(c: char, len: usize) -> ServerName {
     name.parse().unwrap()
 }
 
-/// The longest host whose topics' log origin (`<host>/topic/<26>`) is a valid checkpoint origin.
-const LONGEST_HOST: usize = MAX_NAME_LEN - "/topic/".len() - TOPIC_ID_CHARS;
-
 /// The largest entry any server accepts: a change entry of [`MAX_ENTRY_LEN`] bytes.
 fn largest_entry() -> Vec<u8> {
     let entry = LogEntry(ENTRY_CHANGE, vec![0xa5; MAX_CHANGE_LEN + SIGNED_OVERHEAD]).to_wire();
@@ -95,13 +92,12 @@ fn cbor_heads_are_as_counted() {
     assert_eq!(topic.as_str().len(), MAX_TOPIC_ID_LEN);
 }
 
-/// The hosting server's `topic.entry` of the largest entry, under the largest note, to a
-/// participant of the longest name: within [`MAX_EVENT_LEN`] (short of it by exactly what the
-/// host's name, the longest a topic's log origin allows, lacks of 255 in origin and topic id),
-/// and decodes.
+/// The hosting server's `topic.entry` of the largest entry, under the largest note, both
+/// servers of the longest name (a topic log's origin allows it: `MAX_NAME_LEN`): exactly
+/// [`MAX_EVENT_LEN`], and decodes.
 #[test]
 fn the_largest_topic_entry_event_fits_and_decodes() {
-    let host = long_name('h', LONGEST_HOST);
+    let host = long_name('h', MAX_SERVER_NAME_LEN);
     let participant = long_name('p', MAX_SERVER_NAME_LEN);
     let key = ServerKey::from_seed(&[3; 32]);
     let topic = TopicId::random(&host);
@@ -128,12 +124,8 @@ fn the_largest_topic_entry_event_fits_and_decodes() {
         &key,
     );
     let event_len = event.signed_bytes().0.len();
-    let shorter = |longest: usize, got: usize| string_len(longest) - string_len(got);
-    assert_eq!(
-        MAX_EVENT_LEN - event_len,
-        shorter(MAX_SERVER_NAME_LEN, LONGEST_HOST)
-            + shorter(MAX_TOPIC_ID_LEN, topic.as_str().len())
-    );
+    assert_eq!(topic.as_str().len(), MAX_TOPIC_ID_LEN);
+    assert_eq!(event_len, MAX_EVENT_LEN, "every field at its longest");
     // The limit the previous text gave (4 MiB + 1 KiB) did not hold it.
     assert!(event_len > 4 * 1024 * 1024 + 1024);
     let wire = event.to_wire();
@@ -155,8 +147,7 @@ fn the_largest_topic_entry_event_fits_and_decodes() {
     assert!(txn_wire.len() <= MAX_TRANSACTION_LEN, "{}", txn_wire.len());
     assert_eq!(
         txn_wire.len(),
-        TRANSACTION_HEADER_LEN - 1 - (MAX_SERVER_NAME_LEN - LONGEST_HOST)
-            + 3 * (event_len + SIGNED_EVENT_FRAMING)
+        TRANSACTION_HEADER_LEN - 1 + 3 * (event_len + SIGNED_EVENT_FRAMING)
     );
     let (_, events) = Transaction::from_wire(&txn_wire).unwrap();
     assert_eq!(events.len(), 3);

@@ -37,13 +37,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{LogHash, TreeSize};
+use crate::ids::{MAX_SERVER_NAME_LEN, TOPIC_ID_CHARS};
 
 /// Largest signed note accepted, in bytes.
 pub const MAX_NOTE_SIZE: usize = 4096;
 /// Most signature lines accepted in one note (C2SP asks for at least 16).
 pub const MAX_SIGNATURES: usize = 32;
-/// Longest origin or key name accepted, in bytes.
-pub const MAX_NAME_LEN: usize = 256;
+/// Longest origin or key name accepted, in bytes: the longest origin of our logs, a topic
+/// log's `<server name>/topic/<26 characters>` (`tag-log.md` §4.1) under a server name of
+/// [`MAX_SERVER_NAME_LEN`]: 255 + 7 + 26 = 288. A directory's origin (`<server name>/directory`,
+/// 265 at most) and a key name (a server name, 255 at most) are shorter. C2SP sets no limit.
+pub const MAX_NAME_LEN: usize = MAX_SERVER_NAME_LEN + "/topic/".len() + TOPIC_ID_CHARS;
 
 /// Signature type of an Ed25519 note signature (c2sp.org/signed-note).
 pub(super) const SIG_TYPE_ED25519: u8 = 0x01;

@@ -173,3 +173,36 @@ fn strict_parsing() {
     assert!(Checkpoint::new("a b", TreeSize(0), leaf_hash(b""), 0).is_err());
     assert!(SignedCheckpoint::sign(&checkpoint(), &sk, "a+b").is_err());
 }
+
+/// Origins and key names are accepted up to [`MAX_NAME_LEN`] bytes (288: a topic log's origin
+/// under the longest server name) and refused one byte over, in a note parsed as when signed.
+#[test]
+fn names_up_to_the_limit() {
+    assert_eq!(MAX_NAME_LEN, 288);
+    let sk = ServerKey::generate();
+    let longest = "o".repeat(MAX_NAME_LEN);
+    let c = Checkpoint::new(&longest, TreeSize(1), leaf_hash(b""), 1).unwrap();
+    let note = SignedCheckpoint::sign(&c, &sk, &longest).unwrap().to_note();
+    let parsed = SignedCheckpoint::parse(note.as_str().as_bytes()).unwrap();
+    assert_eq!(parsed.verify(sk.public(), &longest).unwrap(), &c);
+
+    let over = "o".repeat(MAX_NAME_LEN + 1);
+    assert_eq!(
+        Checkpoint::new(&over, TreeSize(1), leaf_hash(b""), 1),
+        Err(CheckpointError::InvalidOrigin)
+    );
+    assert_eq!(
+        SignedCheckpoint::sign(&c, &sk, &over).err(),
+        Some(CheckpointError::InvalidKeyName)
+    );
+    let long_origin = note.as_str().replacen(&longest, &over, 1);
+    assert_eq!(
+        SignedCheckpoint::parse(long_origin.as_bytes()).err(),
+        Some(CheckpointError::InvalidOrigin)
+    );
+    let line = format!("\u{2014} {over} {}\n", STANDARD.encode([9u8; 68]));
+    assert!(matches!(
+        SignedCheckpoint::parse(format!("{note}{line}").as_bytes()),
+        Err(CheckpointError::BadSignatureLine { line: 1 })
+    ));
+}
