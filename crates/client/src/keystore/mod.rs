@@ -37,14 +37,17 @@
 //!                               one: inbox kind 1); only these are held to one topic
 //!   topic-keys/<key id>.topic   the id of the first topic this device saw a one-time key used
 //!                               in (it is refused in any other, `protocol.md` §7.2)
-//!   topics/<hex topic id>/state.json
+//!   topics/<id>/topic          the topic id (`<id>`: 16-byte hex of SHA-256(topic id), a
+//!                               fixed length whatever the host's name; older keystores' folders
+//!                               named by the topic id in hex are moved here when first used)
+//!   topics/<id>/state.json
 //!                               topic id, my member index, processed index (exclusive), last
 //!                               verified checkpoint note
-//!   topics/<hex topic id>/epoch-<n>.key
+//!   topics/<id>/epoch-<n>.key
 //!                               sealed; 32 bytes: the Message Key of epoch n
-//!   topics/<hex topic id>/log.cbor
+//!   topics/<id>/log.cbor
 //!                               the log snapshot a check resumes from (`LogSnapshot`)
-//!   topics/<hex topic id>/evidence-<n>.cbor
+//!   topics/<id>/evidence-<n>.cbor
 //!                               evidence against the hosting server (`tag-log.md` §8.2 CBOR),
 //!                               kept for good: the topic is refused (`log_forked`) from then on
 //!   directory/<server>/view     the checkpoint note of this device's view of the server's

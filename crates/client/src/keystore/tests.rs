@@ -195,6 +195,7 @@ fn evidence_survives_reopening_and_is_kept_once() {
 }
 
 mod at_rest_files;
+mod topic_dirs;
 
 /// `directory/<server>/…`: the view's note, evidence kept once, the record with its frontier,
 /// contacts by user, alarms by index; every file 0600 in a 0700 folder.
