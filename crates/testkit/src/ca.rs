@@ -99,9 +99,10 @@ impl Ca {
         ];
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, issuer).unwrap();
+        let stem = file_stem(name);
         let (c, k) = (
-            self.dir.join(format!("{name}.pem")),
-            self.dir.join(format!("{name}.key")),
+            self.dir.join(format!("{stem}.pem")),
+            self.dir.join(format!("{stem}.key")),
         );
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
@@ -130,6 +131,17 @@ impl Ca {
             ],
         );
         (out.join("cert.pem"), out.join("key.pem"))
+    }
+}
+
+/// The file name stem of `name`'s certificate and key: the name itself when `<name>.pem` fits a
+/// file name (255 bytes), else `sha256-` and 32 hex characters of its SHA-256 (a server name
+/// may be 255 characters, `protocol.md` §2.1).
+fn file_stem(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    match name.len() + ".pem".len() <= 255 {
+        true => name.to_owned(),
+        false => format!("sha256-{}", hex::encode(&Sha256::digest(name)[..16])),
     }
 }
 
@@ -186,4 +198,32 @@ pub fn peer_client(
         .connector(connector)
         .timeout(Duration::from_secs(10))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dir::TempDir;
+
+    /// The longest host a server name may have (253) gets its certificate and key, for that
+    /// name, beside short names' readable files.
+    #[test]
+    fn issues_for_the_longest_host() {
+        let dir = TempDir::new("ca-long");
+        let ca = Ca::new(dir.path(), "test ca");
+        let host = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
+        assert_eq!(host.len(), 253);
+        let (cert, key) = ca.issue(&host);
+        let der = CertificateDer::from_pem_file(&cert).unwrap();
+        assert!(der.windows(host.len()).any(|w| w == host.as_bytes()));
+        PrivateKeyDer::from_pem_file(&key).unwrap();
+        assert_eq!(ca.issue("a.example").0, ca.dir.join("a.example.pem"));
+        assert_ne!(file_stem(&host), file_stem(&format!("{}e", &host[..252])));
+    }
 }
