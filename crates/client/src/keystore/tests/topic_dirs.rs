@@ -53,6 +53,11 @@ fn the_longest_topic_id_round_trips() {
         fs::read(folder.join(TOPIC_ID)).unwrap(),
         topic.as_str().as_bytes()
     );
+    // Its server's directory folder is named by the server name itself: 255 bytes fit.
+    let server = topic.server();
+    ks.save_directory_note(&server, "note").unwrap();
+    assert_eq!(ks.directory_note(&server).unwrap().as_deref(), Some("note"));
+    assert_eq!(ks.directory_servers().unwrap(), vec![server]);
     let _ = fs::remove_dir_all(&dir);
 }
 
