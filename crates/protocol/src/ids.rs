@@ -12,8 +12,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Longest server name accepted (host and optional port).
+/// Longest server name accepted (host and optional port). Every place a name goes fits it,
+/// the tightest being a topic log's checkpoint origin (`protocol.md` §2.1,
+/// [`crate::tlog::checkpoint::MAX_NAME_LEN`]).
 pub const MAX_SERVER_NAME_LEN: usize = 255;
+/// Longest host accepted in a server name: a DNS name's limit.
+pub const MAX_HOST_LEN: usize = 253;
 /// Longest user localpart accepted.
 pub const MAX_LOCALPART_LEN: usize = 64;
 /// Number of base32 characters in a topic id's random part (130 bits).
@@ -95,7 +99,7 @@ impl FromStr for ServerName {
                 return Err(err());
             }
         }
-        if host.len() > 253 || !host.split('.').all(valid_dns_label) {
+        if host.len() > MAX_HOST_LEN || !host.split('.').all(valid_dns_label) {
             return Err(err());
         }
         Ok(ServerName(s.to_owned()))
@@ -453,7 +457,7 @@ mod tests {
             "d".repeat(61),
         ]
         .join(".");
-        assert_eq!(host.len(), 253);
+        assert_eq!(host.len(), MAX_HOST_LEN);
         let name: ServerName = format!("{host}:9").parse().unwrap();
         assert_eq!(name.as_str().len(), MAX_SERVER_NAME_LEN);
         let key = ServerKey::from_seed(&[1; 32]);
