@@ -12,13 +12,7 @@ use rendezvous_testkit::{TempDir, TestServer};
 
 #[actix_rt::test]
 async fn the_longest_server_name_hosts_a_conversation() {
-    let host = [
-        "a".repeat(63),
-        "b".repeat(63),
-        "c".repeat(63),
-        "d".repeat(61),
-    ]
-    .join(".");
+    let host = rendezvous_protocol::ids::longest_host();
     let name: ServerName = format!("{host}:9").parse().unwrap();
     assert_eq!(name.as_str().len(), 255);
     let dir = TempDir::new("long-names");

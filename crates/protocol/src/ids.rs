@@ -18,6 +18,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub const MAX_SERVER_NAME_LEN: usize = 255;
 /// Longest host accepted in a server name: a DNS name's limit.
 pub const MAX_HOST_LEN: usize = 253;
+
+/// A host of exactly [`MAX_HOST_LEN`] characters (four labels of at most 63): with a one-digit
+/// port, the longest server name; the tests of every use of a name start from it.
+pub fn longest_host() -> String {
+    [
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(61),
+    ]
+    .join(".")
+}
 /// Longest user localpart accepted.
 pub const MAX_LOCALPART_LEN: usize = 64;
 /// Number of base32 characters in a topic id's random part (130 bits).
@@ -450,13 +462,7 @@ mod tests {
     fn the_longest_server_name_signs_its_logs() {
         use crate::crypto::ServerKey;
         use crate::tlog::{Checkpoint, SignedCheckpoint, TreeSize, empty_root};
-        let host = [
-            "a".repeat(63),
-            "b".repeat(63),
-            "c".repeat(63),
-            "d".repeat(61),
-        ]
-        .join(".");
+        let host = longest_host();
         assert_eq!(host.len(), MAX_HOST_LEN);
         let name: ServerName = format!("{host}:9").parse().unwrap();
         assert_eq!(name.as_str().len(), MAX_SERVER_NAME_LEN);

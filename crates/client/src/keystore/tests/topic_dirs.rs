@@ -6,13 +6,7 @@ use crate::keystore::topics::TOPIC_ID;
 
 /// A topic hosted by the longest server name (a host of 253 and a port: 255).
 fn longest_topic() -> TopicId {
-    let host = [
-        "a".repeat(63),
-        "b".repeat(63),
-        "c".repeat(63),
-        "d".repeat(61),
-    ]
-    .join(".");
+    let host = rendezvous_protocol::ids::longest_host();
     let server: rendezvous_protocol::ids::ServerName = format!("{host}:9").parse().unwrap();
     assert_eq!(server.as_str().len(), 255);
     TopicId::random(&server)
