@@ -266,3 +266,74 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod line_tests {
+    use super::add_line_keeping_newest;
+    use rendezvous_protocol::crypto::ServerKey;
+    use rendezvous_protocol::directory::{MAX_WITNESS_LINES, directory_origin};
+    use rendezvous_protocol::ids::{ServerName, longest_host};
+    use rendezvous_protocol::tlog::checkpoint::MAX_NOTE_SIZE;
+    use rendezvous_protocol::tlog::{
+        Checkpoint, Cosignature, SignedCheckpoint, TreeSize, empty_root,
+    };
+
+    /// `own`'s signed directory checkpoint and `n` witnesses named by `name(i)` cosigning it in
+    /// turn; returns the note and the witnesses' names in the order they cosigned.
+    fn cosigned(
+        own: &ServerName,
+        n: usize,
+        name: impl Fn(usize) -> String,
+    ) -> (SignedCheckpoint, Vec<String>) {
+        let key = ServerKey::from_seed(&[1; 32]);
+        let checkpoint =
+            Checkpoint::new(&directory_origin(own), TreeSize(1), empty_root(), 1).unwrap();
+        let mut note = SignedCheckpoint::sign(&checkpoint, &key, own.as_str()).unwrap();
+        let mut names = Vec::new();
+        for i in 0..n {
+            let witness = name(i);
+            let seed = [u8::try_from(i % 250).unwrap() + 2; 32];
+            let co =
+                Cosignature::sign(&ServerKey::from_seed(&seed), &witness, &checkpoint, 2).unwrap();
+            add_line_keeping_newest(&mut note, &co, own.as_str()).unwrap();
+            names.push(witness);
+        }
+        (note, names)
+    }
+
+    fn witnesses(note: &SignedCheckpoint, own: &ServerName) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for n in note.signer_names() {
+            if n != own.as_str() && !out.iter().any(|m| m == n) {
+                out.push(n.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Short names: the count binds (`directory.md` §3): the newest 31 lines stay.
+    #[test]
+    fn the_newest_lines_stay_up_to_the_count() {
+        let own: ServerName = "a.example".parse().unwrap();
+        let (note, names) = cosigned(&own, MAX_WITNESS_LINES + 9, |i| format!("w{i}.example"));
+        assert_eq!(witnesses(&note, &own), names[9..].to_vec());
+        assert!(note.signer_names().contains(&own.as_str()));
+    }
+
+    /// The longest names: the note's 4,096 bytes bind before the count, and the note stays
+    /// within them with the server's own line and the newest witnesses' lines.
+    #[test]
+    fn the_newest_lines_stay_within_the_note_with_the_longest_names() {
+        let host = longest_host();
+        let own: ServerName = format!("{host}:9").parse().unwrap();
+        // Witness names as long as a server name may be, each distinct in its first label.
+        let name = |i: usize| format!("{:02}{}:9", i, &host[2..]);
+        let (note, names) = cosigned(&own, MAX_WITNESS_LINES, name);
+        let kept = witnesses(&note, &own);
+        assert!(note.to_note().as_str().len() <= MAX_NOTE_SIZE);
+        assert!(kept.len() < MAX_WITNESS_LINES, "{}", kept.len());
+        assert!(kept.len() >= 8, "{}", kept.len());
+        assert_eq!(kept, names[names.len() - kept.len()..].to_vec());
+        assert!(note.signer_names().contains(&own.as_str()));
+    }
+}
