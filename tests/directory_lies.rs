@@ -23,7 +23,7 @@ use rendezvous_protocol::certs::{Registration, TopicKeyCert};
 use rendezvous_protocol::crypto::{IdentityKey, IdentityPublicKey, Randomness};
 use rendezvous_protocol::directory::{DirectoryEntry, safety_code};
 use rendezvous_protocol::ids::{TopicId, UserId};
-use rendezvous_protocol::topic::{Action, ChangeBuilder, History, MemberIndex, MemberSpec, Role};
+use rendezvous_protocol::topic::{Action, ChangeBuilder, History, MemberSpec, Role};
 use rendezvous_protocol::wire::{Signed, SignedBytes};
 use rendezvous_testkit::TempDir;
 use rendezvous_testkit::federation::{Federation, witnessing_pair};
@@ -63,21 +63,11 @@ fn ghost_spec(user: &UserId, ik: &IdentityKey) -> MemberSpec {
 /// keystore) over the log as a serves it: what a lying admin's modified client posts.
 async fn add_as(fed: &Federation, admin: &Client, topic: &TopicId, spec: MemberSpec) -> Vec<u8> {
     let a = fed.server(A);
-    let state = raw::state(a, admin, topic).await;
-    let root = raw::root(a, admin, topic).await;
-    let (me, tk, _, _) = raw::keys(a, admin, topic).await;
-    let (_, current) = admin
-        .keystore()
-        .message_keys(topic)
-        .unwrap()
-        .into_iter()
-        .find(|(e, _)| *e == state.epoch().get())
+    let s = raw::signing(a, admin, topic).await;
+    let (outcome, _) = ChangeBuilder::new(&s.state, s.root, s.me, &s.tk, Action::Add(vec![spec]))
+        .current_key(Some(&s.current))
+        .build(rendezvous::state::now(), &mut Randomness::Os)
         .unwrap();
-    let (outcome, _) =
-        ChangeBuilder::new(&state, root, MemberIndex(me), &tk, Action::Add(vec![spec]))
-            .current_key(Some(&current))
-            .build(rendezvous::state::now(), &mut Randomness::Os)
-            .unwrap();
     outcome.change.to_wire()
 }
 

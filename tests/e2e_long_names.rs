@@ -30,14 +30,7 @@ async fn the_longest_server_name_hosts_a_conversation() {
     alice.send(&topic, b"hi bob").await.unwrap();
     bob.send(&topic, b"hi alice").await.unwrap();
     let report = bob.read(&topic).await.unwrap();
-    let texts: Vec<_> = report
-        .entries
-        .iter()
-        .filter_map(|e| match &e.content {
-            rendezvous_client::EntryContent::Message { text, .. } => text.clone(),
-            _ => None,
-        })
-        .collect();
+    let texts = rendezvous_testkit::raw::texts(&report);
     assert_eq!(texts, vec!["hi bob".to_owned(), "hi alice".to_owned()]);
     assert!(
         report.entries.iter().all(|e| e.verified()),

@@ -26,8 +26,7 @@ use rendezvous_protocol::certs::TopicKeyCert;
 use rendezvous_protocol::crypto::{IdentityKey, Randomness, TopicKey};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::topic::{
-    Action, ChangeBuilder, ChangeError, History, MAX_CHANGE_LEN, MAX_ENTRY_LEN, MemberIndex,
-    MemberSpec, Role,
+    Action, ChangeBuilder, ChangeError, History, MAX_CHANGE_LEN, MAX_ENTRY_LEN, MemberSpec, Role,
 };
 use rendezvous_protocol::wire::{Signed, WireError};
 use rendezvous_testkit::federation::Federation;
@@ -166,22 +165,19 @@ async fn largest_add(
     topic: &TopicId,
     nowhere: &str,
 ) -> Vec<u8> {
-    let state = raw::state(server, admin, topic).await;
-    let root = raw::root(server, admin, topic).await;
-    let (me, tk, _, _) = raw::keys(server, admin, topic).await;
-    let (_, current) = admin
-        .keystore()
-        .message_keys(topic)
-        .unwrap()
-        .into_iter()
-        .find(|(e, _)| *e == state.epoch().get())
-        .unwrap();
+    let raw::Signing {
+        state,
+        root,
+        me,
+        tk,
+        current,
+    } = raw::signing(server, admin, topic).await;
     // The signed change, or the length of its payload when over the limit (the builder checks
     // the change as everyone does, and a payload over it does not decode).
     let build = |specs: &[MemberSpec]| match ChangeBuilder::new(
         &state,
         root,
-        MemberIndex(me),
+        me,
         &tk,
         Action::Add(specs.to_vec()),
     )

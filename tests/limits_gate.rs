@@ -360,17 +360,7 @@ async fn topic_and_send_floods_get_429_and_other_users_go_on() {
         "{flood}"
     );
     // The refused message is not in the log.
-    let texts: Vec<_> = eve
-        .read(&t1)
-        .await
-        .unwrap()
-        .entries
-        .iter()
-        .filter_map(|e| match &e.content {
-            rendezvous_client::EntryContent::Message { text, .. } => text.clone(),
-            _ => None,
-        })
-        .collect();
+    let texts = rendezvous_testkit::raw::texts(&eve.read(&t1).await.unwrap());
     assert_eq!(texts, ["one", "two"]);
     // Bob has cells of his own.
     let tb = bob.create_topic(&[], History::Shared).await.unwrap();

@@ -97,14 +97,7 @@ async fn operator_lifecycle_with_a_real_process() {
     let server = start(&config);
     let mut bob = Client::open(&dir.join("bob"), &rendezvous_testkit::passphrase()).unwrap();
     let report = bob.read(&topic).await.unwrap();
-    let texts: Vec<String> = report
-        .entries
-        .iter()
-        .filter_map(|e| match &e.content {
-            rendezvous_client::EntryContent::Message { text, .. } => text.clone(),
-            _ => None,
-        })
-        .collect();
+    let texts = rendezvous_testkit::raw::texts(&report);
     assert_eq!(
         texts,
         (0..5)

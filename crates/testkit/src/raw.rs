@@ -5,7 +5,7 @@ use rendezvous_client::Client;
 use rendezvous_client::http::{Http, encode_segment};
 use rendezvous_client::tls::Trust;
 use rendezvous_protocol::api::EntriesResponse;
-use rendezvous_protocol::crypto::{EpochKeys, TopicKey};
+use rendezvous_protocol::crypto::{EpochKeys, MessageKey, TopicKey};
 use rendezvous_protocol::ids::TopicId;
 use rendezvous_protocol::message;
 use rendezvous_protocol::tlog::{LogHash, TreeSize};
@@ -101,29 +101,59 @@ async fn replayed(server: &impl Api, client: &Client, topic: &TopicId) -> Replay
     r
 }
 
-/// The device's Topic Key and current epoch keys for `topic`, straight from its keystore.
-pub async fn keys(
-    server: &impl Api,
-    client: &Client,
-    topic: &TopicId,
-) -> (u32, TopicKey, EpochKeys, u64) {
-    let s = state(server, client, topic).await;
-    let me = s.member_of(client.user()).expect("a member");
-    let member = s.member(me).unwrap();
+/// What `client`'s member signs a change of `topic` with, over the log as `server` serves it:
+/// the state, the root, its member index, its Topic Key and the current epoch's Message Key
+/// (straight from its keystore) — what a lying member's modified client starts from.
+pub struct Signing {
+    /// The topic's state after the served log.
+    pub state: TopicState,
+    /// The served log's root.
+    pub root: LogHash,
+    /// The member's index.
+    pub me: MemberIndex,
+    /// The member's Topic Key.
+    pub tk: TopicKey,
+    /// The current epoch's Message Key.
+    pub current: MessageKey,
+}
+
+/// [`Signing`] for `client` in `topic`.
+pub async fn signing(server: &impl Api, client: &Client, topic: &TopicId) -> Signing {
+    let replayer = replayed(server, client, topic).await;
+    let state = replayer.state().unwrap().clone();
+    let me = state.member_of(client.user()).expect("a member");
+    let member = state.member(me).unwrap();
     let ik = client.keystore().identity().unwrap();
     let (tk, _) = client
         .keystore()
         .topic_key(&member.topic_key.key_id(), ik.public())
         .unwrap()
         .expect("topic key in keystore");
-    let (_, mk) = client
+    let (_, current) = client
         .keystore()
         .message_keys(topic)
         .unwrap()
         .into_iter()
-        .find(|(e, _)| *e == s.epoch().get())
+        .find(|(e, _)| *e == state.epoch().get())
         .expect("current epoch key");
-    (me.0, tk, mk.epoch_keys(topic, s.epoch()), s.size().get())
+    Signing {
+        root: replayer.roots().root(),
+        state,
+        me,
+        tk,
+        current,
+    }
+}
+
+/// The device's Topic Key and current epoch keys for `topic`, straight from its keystore.
+pub async fn keys(
+    server: &impl Api,
+    client: &Client,
+    topic: &TopicId,
+) -> (u32, TopicKey, EpochKeys, u64) {
+    let s = signing(server, client, topic).await;
+    let epoch_keys = s.current.epoch_keys(topic, s.state.epoch());
+    (s.me.0, s.tk, epoch_keys, s.state.size().get())
 }
 
 /// A message encrypted and signed by `client` as its member, for the current epoch.
