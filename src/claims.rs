@@ -56,40 +56,45 @@ pub fn check_servers(users: &[UserId], this: &ServerName) -> Result<usize, Claim
     Ok(others.len())
 }
 
-/// The first of `users` (all of this server) that is unknown or disabled: a claim naming one is
-/// refused with `404 not_found` naming the user before anything is claimed (`client-api.md` §4
-/// step 4, `federation-api.md` §5), so that a claimer is told the user does not exist rather
-/// than that no key is left.
-pub fn unknown_user<'a>(
-    store: &Store,
-    users: impl IntoIterator<Item = &'a UserId>,
-) -> Result<Option<&'a UserId>, StoreError> {
-    for user in users {
-        if store.user(user)?.is_none_or(|r| r.disabled) {
-            return Ok(Some(user));
-        }
-    }
-    Ok(None)
+/// A user of this server a claim may name: known and not disabled, with its registration.
+pub struct Claimable {
+    user: UserId,
+    registration: rendezvous_protocol::wire::SignedBytes,
 }
 
-/// Claims one topic key for each of `users` (all of this server, each once) from the store. For
-/// each user, not unknown and not disabled: the oldest one-time key if one is left and
-/// `one_time_allowed(user)` says yes (the per-victim limit, asked only when a one-time key is
-/// left); otherwise the user's last-resort key, kept; otherwise the user is missing. The caller
-/// makes the claims durable (`store.sync()`) before answering.
-pub fn claim_local_topic_keys(
+/// Looks each of `users` (all of this server) up once: `Err(user)` for the first that is
+/// unknown or disabled — a claim naming one is refused with `404 not_found` naming the user
+/// before anything is claimed (`client-api.md` §4 step 4, `federation-api.md` §5), so that a
+/// claimer is told the user does not exist rather than that no key is left.
+pub fn claimable(
     store: &Store,
     users: impl IntoIterator<Item = UserId>,
+) -> Result<Result<Vec<Claimable>, UserId>, StoreError> {
+    let mut out = Vec::new();
+    for user in users {
+        match store.user(&user)? {
+            Some(record) if !record.disabled => out.push(Claimable {
+                user,
+                registration: record.registration,
+            }),
+            _ => return Ok(Err(user)),
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// Claims one topic key for each of `users` (checked by [`claimable`], each once) from the
+/// store: the oldest one-time key if one is left and `one_time_allowed(user)` says yes (the
+/// per-victim limit, asked only when a one-time key is left); otherwise the user's last-resort
+/// key, kept; otherwise the user is missing. The caller makes the claims durable
+/// (`store.sync()`) before answering.
+pub fn claim_local_topic_keys(
+    store: &Store,
+    users: Vec<Claimable>,
     mut one_time_allowed: impl FnMut(&UserId) -> bool,
 ) -> Result<Vec<ClaimedTopicKey>, StoreError> {
     let mut keys = Vec::new();
-    for user in users {
-        let Some(record) = store.user(&user)? else {
-            continue;
-        };
-        if record.disabled {
-            continue;
-        }
+    for Claimable { user, registration } in users {
         let one_time = if store.topic_key_count(&user)? > 0 && one_time_allowed(&user) {
             store.claim_topic_key(&user)?
         } else {
@@ -104,7 +109,7 @@ pub fn claim_local_topic_keys(
         if let Some((topic_key_cert, kind)) = claimed {
             keys.push(ClaimedTopicKey {
                 user,
-                registration: record.registration,
+                registration,
                 topic_key_cert,
                 kind,
             });

@@ -9,7 +9,7 @@ use serde_bytes::ByteBuf;
 
 use super::accounts::identity_key;
 use super::{cbor_body, cbor_response};
-use crate::claims::{check_distinct, check_servers, claim_local_topic_keys, unknown_user};
+use crate::claims::{check_distinct, check_servers, claim_local_topic_keys, claimable};
 use crate::error::{ApiError, ApiResult};
 use crate::federation::client::{FederationClient, MAX_FEDERATION_CLAIMS};
 use crate::state::{AppState, Caller};
@@ -401,9 +401,10 @@ async fn claim_topic_keys(
     }
     // An unknown or disabled user of this server fails the claim before any key is claimed
     // here or elsewhere (`client-api.md` §4 step 4).
-    if let Some(user) = unknown_user(state.store(), &local)? {
-        return Err(super::accounts::AccountError::NoSuchUser(user.clone()).into());
-    }
+    let local = match claimable(state.store(), local)? {
+        Ok(local) => local,
+        Err(user) => return Err(super::accounts::AccountError::NoSuchUser(user).into()),
+    };
     let mut keys = Vec::new();
     if !remote.is_empty() {
         let federation = federation_of(&state)?;

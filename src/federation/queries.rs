@@ -12,7 +12,7 @@ use super::client::{CLAIM_TOPIC_KEYS_PATH, MAX_FEDERATION_CLAIMS, ORIGIN_HEADER,
 use super::inbound::{EventSink, Inbound};
 use super::keys::PeerKeys;
 use super::peer::{self, PeerCertificate, PeerError, PeerPolicy};
-use crate::claims::{check_distinct, claim_local_topic_keys, unknown_user};
+use crate::claims::{check_distinct, claim_local_topic_keys, claimable};
 use crate::error::ApiResult;
 use crate::http::{RequestError, cbor_body, cbor_response, parse};
 use crate::state::AppState;
@@ -146,11 +146,12 @@ async fn claim_topic_keys<K: PeerKeys, S: EventSink>(
         }
         .into());
     }
-    if let Some(user) = unknown_user(state.store(), &r.users)? {
-        return Err(QueryRefusal::NoSuchUser(user.clone()).into());
-    }
+    let users = match claimable(state.store(), r.users)? {
+        Ok(users) => users,
+        Err(user) => return Err(QueryRefusal::NoSuchUser(user).into()),
+    };
     // The same per-victim limit as the client API's: peers and local claimers together.
-    let keys = claim_local_topic_keys(state.store(), r.users, |user| {
+    let keys = claim_local_topic_keys(state.store(), users, |user| {
         limits.claim_victim.check(user.as_str(), 1).is_ok()
     })?;
     state.store().sync().await?;
