@@ -464,21 +464,81 @@ impl Client {
 }
 
 /// A `404 not_found` answer to a lookup or claim naming `users` as [`ClientError::NoSuchUser`]
-/// for the one the server's message names (`client-api.md` §2, §4): the user does not exist, which
-/// is not a missing Topic Key. Any other error is passed on.
+/// (`client-api.md` §2, §4): the user does not exist, which is not a missing Topic Key. With one
+/// user that is the user asked about; with several, the one the server's message names as a
+/// whole word (so `@al:h` is not found inside `@val:h`). Any other error is passed on.
 fn no_such_user<'a>(
     error: ClientError,
     users: impl IntoIterator<Item = &'a UserId>,
 ) -> ClientError {
-    match &error {
+    let ClientError::Api {
+        code: ErrorCode::NotFound,
+        message,
+        ..
+    } = &error
+    else {
+        return error;
+    };
+    let users: Vec<&UserId> = users.into_iter().collect();
+    let named = |u: &&UserId| {
+        message
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c: char| ",;.()\"'`".contains(c)))
+            .any(|w| w == u.as_str())
+    };
+    let user = match users.as_slice() {
+        [only] => Some(*only),
+        many => many.iter().copied().find(|u| named(u)),
+    };
+    match user {
+        Some(user) => ClientError::NoSuchUser(user.to_string()),
+        None => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ClientError, ErrorCode, UserId, no_such_user};
+
+    fn not_found(message: &str) -> ClientError {
         ClientError::Api {
+            what: "claim".into(),
             code: ErrorCode::NotFound,
-            message,
-            ..
-        } => match users.into_iter().find(|u| message.contains(u.as_str())) {
-            Some(user) => ClientError::NoSuchUser(user.to_string()),
-            None => error,
-        },
-        _ => error,
+            status: 404,
+            message: message.into(),
+        }
+    }
+
+    fn blamed(e: ClientError) -> Option<String> {
+        match e {
+            ClientError::NoSuchUser(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_user_named_as_a_whole_word_is_blamed() {
+        let al: UserId = "@al:h.example".parse().unwrap();
+        let val: UserId = "@val:h.example".parse().unwrap();
+        let users = [al.clone(), val.clone()];
+        // `@al:h.example` is inside `@val:h.example`: only the whole word counts.
+        let e = not_found("no such user: @val:h.example.");
+        assert_eq!(blamed(no_such_user(e, &users)), Some(val.to_string()));
+        let e = not_found("no such user (@al:h.example)");
+        assert_eq!(blamed(no_such_user(e, &users)), Some(al.to_string()));
+        // Naming nobody listed: the error passes on unchanged.
+        let e = not_found("no such user @eve:h.example");
+        assert_eq!(blamed(no_such_user(e, &users)), None);
+        // One user asked about: that one, whatever the text.
+        let e = not_found("not found");
+        assert_eq!(blamed(no_such_user(e, [&al])), Some(al.to_string()));
+        // Another code is not a missing user.
+        let e = ClientError::Api {
+            what: "claim".into(),
+            code: ErrorCode::Invalid,
+            status: 400,
+            message: "@al:h.example".into(),
+        };
+        assert_eq!(blamed(no_such_user(e, [&al])), None);
     }
 }
