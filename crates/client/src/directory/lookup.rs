@@ -203,9 +203,11 @@ impl Client {
     /// The rotations followed since they were last shown (each shown once).
     pub fn take_rotations(&self) -> Result<Vec<Rotation>, ClientError> {
         let mut out = Vec::new();
-        // Only the contacts noted when their rotation was followed: not every contact file
-        // after every command.
-        for user in self.keystore.take_rotations_unshown()? {
+        // Only the contacts noted when their rotation was followed, not every contact file
+        // after every command. The list is cleared after the loop, so an error in it leaves
+        // the list; the notices already shown are not shown again (their records say so).
+        let listed = self.keystore.rotations_unshown()?;
+        for user in listed.iter().cloned() {
             let id: UserId = user
                 .parse()
                 .map_err(|e| ClientError::corrupt("rotations-unshown.json", format!("{e}")))?;
@@ -223,6 +225,7 @@ impl Client {
                 to: record.accepted.identity_key.clone(),
             });
         }
+        self.keystore.clear_rotations_unshown(&listed)?;
         Ok(out)
     }
 }

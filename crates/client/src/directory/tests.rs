@@ -357,6 +357,7 @@ async fn an_unverified_contacts_rotation_is_followed_and_shown_once() {
     assert_eq!(shown.len(), 1);
     assert_eq!(shown[0].from, hex_of(&w.bob_ik).0);
     assert!(w.alice.take_rotations().unwrap().is_empty());
+    assert!(w.alice.keystore().rotations_unshown().unwrap().is_empty());
     // A change made while the old key was the binding still names it (§6.4).
     let kept = w.alice.keystore().contact(&w.bob).unwrap().unwrap();
     assert!(kept.knows(w.bob_ik.public()) && kept.knows(new.public()));

@@ -139,16 +139,23 @@ impl Keystore {
         self.write_unshown(&users)
     }
 
-    /// The users whose followed rotation is still to be shown, and forgets them.
-    pub fn take_rotations_unshown(&self) -> Result<Vec<String>, ClientError> {
-        let users = self.rotations_unshown()?;
-        if !users.is_empty() {
-            self.write_unshown(&[])?;
+    /// Forgets `handled` of the users [`Self::rotations_unshown`] named, once each of their
+    /// contact records says the rotation was shown (so a failure in between loses no notice,
+    /// and a rotation noted meanwhile stays listed).
+    pub fn clear_rotations_unshown(&self, handled: &[String]) -> Result<(), ClientError> {
+        let listed = self.rotations_unshown()?;
+        if handled.is_empty() || listed.is_empty() {
+            return Ok(());
         }
-        Ok(users)
+        let left: Vec<String> = listed
+            .into_iter()
+            .filter(|u| !handled.contains(u))
+            .collect();
+        self.write_unshown(&left)
     }
 
-    fn rotations_unshown(&self) -> Result<Vec<String>, ClientError> {
+    /// The users whose followed rotation is still to be shown.
+    pub fn rotations_unshown(&self) -> Result<Vec<String>, ClientError> {
         let path = self.dir.join(UNSHOWN);
         match read_optional(&path)? {
             Some(bytes) => {
