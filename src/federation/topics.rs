@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::topics::{Relay, RelayError, TopicService};
 use rendezvous_protocol::api::{Body, CheckpointResponse, ErrorCode, encode_segment};
 use rendezvous_protocol::crypto::{IdentityPublicKey, ServerPublicKey};
+use rendezvous_protocol::federation::limits::MAX_BACKFILL_LEN;
 use rendezvous_protocol::federation::{EventKind, VerifiedEvent};
 use rendezvous_protocol::ids::{ServerName, TopicId, UserId};
 use rendezvous_protocol::tlog::{CheckpointNote, HostKeys};
@@ -24,9 +25,6 @@ use rendezvous_protocol::wire::SignedBytes;
 /// Path of the topic queries (`federation-api.md` §5): `{topic}/entries?from&limit` and
 /// `{topic}/checkpoint`.
 pub const TOPICS_PATH: &str = "/_rdv/federation/v1/topics";
-/// Largest backfill answer accepted: the largest `topic.entry` payload with its version
-/// (`federation-api.md` §1.2).
-const MAX_BACKFILL_LEN: usize = rendezvous_protocol::federation::limits::MAX_BACKFILL_LEN;
 /// Largest checkpoint answer accepted.
 const MAX_CHECKPOINT_LEN: usize = 64 * 1024;
 
